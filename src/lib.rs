@@ -1,0 +1,3 @@
+//! Servin's host side.
+
+pub mod project;

@@ -1,0 +1,4 @@
+//! Loading a project: find the file, read it, check it, normalise it.
+
+pub mod toml_source;
+pub mod tree;
