@@ -1,3 +1,4 @@
 //! Servin's host side.
 
+pub mod import;
 pub mod project;

@@ -1,4 +1,6 @@
 //! Loading a project: find the file, read it, check it, normalise it.
 
+pub mod kdl_source;
 pub mod toml_source;
 pub mod tree;
+pub mod values;

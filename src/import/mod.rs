@@ -1,0 +1,1 @@
+//! `servin import`: converts a Docker Compose file into a `servin.toml`.

@@ -1,0 +1,1 @@
+//! Reads `servin.kdl` into the document tree, keeping spans.
