@@ -2,15 +2,7 @@
 
 use toml::de::{DeTable, DeValue};
 
-use super::tree::{Entry, Node, Span, Value};
-
-/// A syntax error in the source, with where it is.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SyntaxError {
-    pub span: Span,
-    pub message: String,
-    pub help: Option<String>,
-}
+use super::tree::{Entry, Node, Span, SyntaxError, Value};
 
 /// Parses TOML text into a tree. All syntax errors are returned at once.
 pub fn parse(src: &str) -> Result<Node, Vec<SyntaxError>> {

@@ -43,6 +43,14 @@ impl From<Span> for miette::SourceSpan {
     }
 }
 
+/// A syntax error in the source, with where it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyntaxError {
+    pub span: Span,
+    pub message: String,
+    pub help: Option<String>,
+}
+
 /// A value in the document, with where it came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
