@@ -127,6 +127,21 @@ impl Node {
         Some(node)
     }
 
+    /// The node at `path` below this one, for changing it.
+    pub fn at_mut(&mut self, path: &[Seg]) -> Option<&mut Node> {
+        let mut node = self;
+        for seg in path {
+            node = match (seg, &mut node.value) {
+                (Seg::Key(k), Value::Table(entries)) => {
+                    &mut entries.iter_mut().find(|e| &e.key == k)?.node
+                }
+                (Seg::Index(i), Value::Array(items)) => items.get_mut(*i)?,
+                _ => return None,
+            };
+        }
+        Some(node)
+    }
+
     /// The span of the key that leads to `path` (the last segment must be a key),
     /// or of the node itself for array items.
     pub fn key_span_at(&self, path: &[Seg]) -> Option<Span> {
