@@ -111,9 +111,9 @@ pub fn format_duration(duration: Duration) -> String {
     if secs == 0 {
         return if sub == 0 {
             "0s".to_string()
-        } else if sub % 1_000_000 == 0 {
+        } else if sub.is_multiple_of(1_000_000) {
             format!("{}ms", sub / 1_000_000)
-        } else if sub % 1_000 == 0 {
+        } else if sub.is_multiple_of(1_000) {
             format!("{}us", sub / 1_000)
         } else {
             format!("{sub}ns")

@@ -93,7 +93,7 @@ pub fn format_size(bytes: u64) -> String {
         return "0".to_string();
     }
     for (unit, multiplier) in [("p", PIB), ("t", TIB), ("g", GIB), ("m", MIB), ("k", KIB)] {
-        if bytes % multiplier == 0 {
+        if bytes.is_multiple_of(multiplier) {
             return format!("{}{unit}", bytes / multiplier);
         }
     }
