@@ -1,7 +1,11 @@
 //! Parsers for the small string languages inside a project file (ports, mounts, durations, sizes, image references, interpolation).
 
 pub mod duration;
+pub mod mount;
+pub mod port;
 pub mod size;
 
 pub use duration::{format_duration, parse_duration};
+pub use mount::{MountSource, MountSpec, TmpfsSpec, parse_mount, parse_tmpfs};
+pub use port::{Port, PortRange, PortSpec, Protocol, parse_expose, parse_port};
 pub use size::{format_size, parse_size};
