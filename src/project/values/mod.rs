@@ -3,9 +3,11 @@
 pub mod duration;
 pub mod mount;
 pub mod port;
+pub mod reference;
 pub mod size;
 
 pub use duration::{format_duration, parse_duration};
 pub use mount::{MountSource, MountSpec, TmpfsSpec, parse_mount, parse_tmpfs};
 pub use port::{Port, PortRange, PortSpec, Protocol, parse_expose, parse_port};
+pub use reference::ImageRef;
 pub use size::{format_size, parse_size};
