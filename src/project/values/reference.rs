@@ -294,12 +294,15 @@ mod tests {
         "0123456789abcdef".repeat(16)[..n].to_string()
     }
 
+    /// registry, repository, tag, digest
+    type Parts<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>);
+
     #[test]
     fn parses_and_normalises() {
         let sha = format!("sha256:{}", hex(64));
         let sha512 = format!("sha512:{}", hex(128));
         let sha384 = format!("sha384:{}", hex(96));
-        let cases: Vec<(String, (&str, &str, Option<&str>, Option<&str>), String)> = vec![
+        let cases: Vec<(String, Parts<'_>, String)> = vec![
             (
                 "busybox".into(),
                 ("docker.io", "library/busybox", Some("latest"), None),
