@@ -1,0 +1,360 @@
+//! The `/images/...` calls.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bollard_stubs::models::{
+    ImageDeleteResponseItem, ImageInspect, ImageInspectRootFs, ImagePruneResponse, ImageSummary,
+};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use tokio::io::AsyncWriteExt;
+
+use super::routes::{Body, Query, empty, json, streaming, streaming_file};
+use crate::archive;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::pull::{self, Platform};
+use crate::reference::{ImageRef, familiar};
+use crate::store::{ImageRecord, Removal};
+
+fn summary(img: &ImageRecord, created: i64) -> ImageSummary {
+    ImageSummary {
+        id: img.id.clone(),
+        parent_id: String::new(),
+        repo_tags: img.repo_tags.iter().map(|t| familiar(t)).collect(),
+        repo_digests: img.repo_digests.iter().map(|t| familiar(t)).collect(),
+        created,
+        size: i64::try_from(img.size).unwrap_or(i64::MAX),
+        shared_size: -1,
+        labels: HashMap::new(),
+        containers: -1,
+        manifests: None,
+        descriptor: None,
+    }
+}
+
+fn config_of(engine: &Engine, img: &ImageRecord) -> Option<serde_json::Value> {
+    let bytes = engine.store.read_blob(&img.id).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn created_of(config: Option<&serde_json::Value>) -> (Option<String>, i64) {
+    let s = config
+        .and_then(|c| c.get("created"))
+        .and_then(|c| c.as_str())
+        .map(String::from);
+    let secs = s
+        .as_deref()
+        .and_then(crate::timefmt::parse_rfc3339)
+        .unwrap_or(0);
+    (s, secs)
+}
+
+/// `GET /images/json`.
+pub fn list(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
+    let filters: HashMap<String, serde_json::Value> = query
+        .get("filters")
+        .and_then(|f| serde_json::from_str(f).ok())
+        .unwrap_or_default();
+    let dangling = filters.get("dangling").map(filter_true);
+    let mut out = Vec::new();
+    for img in engine.store.images() {
+        if let Some(want) = dangling
+            && want != img.repo_tags.is_empty()
+        {
+            continue;
+        }
+        let config = config_of(engine, &img);
+        let (_, created) = created_of(config.as_ref());
+        out.push(summary(&img, created));
+    }
+    out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+    Ok(json(StatusCode::OK, &out))
+}
+
+/// Reads a Docker filter value (`{"true":true}` or `["true"]`) as a bool.
+fn filter_true(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Object(m) => m.keys().any(|k| k == "true" || k == "1"),
+        serde_json::Value::Array(a) => a.iter().any(|x| x == "true" || x == "1"),
+        _ => false,
+    }
+}
+
+/// `GET /images/{name}/json`.
+pub fn inspect(engine: &Arc<Engine>, name: &str) -> Result<Response<Body>> {
+    let img = engine.store.resolve(name)?;
+    let config = config_of(engine, &img);
+    let (created, _) = created_of(config.as_ref());
+    let field = |k: &str| {
+        config
+            .as_ref()
+            .and_then(|c| c.get(k))
+            .and_then(|v| v.as_str())
+            .map(String::from)
+    };
+    let image_config = config
+        .as_ref()
+        .and_then(|c| c.get("config"))
+        .and_then(|c| serde_json::from_value(c.clone()).ok());
+    let out = ImageInspect {
+        id: Some(img.id.clone()),
+        repo_tags: Some(img.repo_tags.iter().map(|t| familiar(t)).collect()),
+        repo_digests: Some(img.repo_digests.iter().map(|t| familiar(t)).collect()),
+        created,
+        author: field("author"),
+        comment: field("comment"),
+        architecture: field("architecture"),
+        variant: field("variant"),
+        os: field("os"),
+        size: i64::try_from(img.size).ok(),
+        config: image_config,
+        root_fs: Some(ImageInspectRootFs {
+            typ: "layers".to_string(),
+            layers: Some(img.layers.iter().map(|l| l.diff_id.clone()).collect()),
+        }),
+        ..Default::default()
+    };
+    Ok(json(StatusCode::OK, &out))
+}
+
+fn registry_auth_header(req: &Request<Incoming>) -> Option<String> {
+    req.headers()
+        .get("X-Registry-Auth")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+}
+
+/// `POST /images/create`: pulls `fromImage` (with `tag`, `platform`).
+pub async fn create(
+    engine: &Arc<Engine>,
+    query: &Query,
+    req: &Request<Incoming>,
+) -> Result<Response<Body>> {
+    if query.get("fromSrc").is_some() {
+        return Err(Error::NotImplemented(
+            "POST /images/create?fromSrc (import from a URL or stdin)".to_string(),
+        ));
+    }
+    let from = query
+        .get("fromImage")
+        .ok_or_else(|| Error::BadRequest("fromImage is required".to_string()))?;
+    let name = match query.get("tag") {
+        Some(t) if t.starts_with("sha256:") => format!("{from}@{t}"),
+        Some(t) => format!("{from}:{t}"),
+        None => from.to_string(),
+    };
+    let r = ImageRef::parse(&name)?;
+    let platform = match query.get("platform") {
+        Some(p) => Platform::parse(p)?,
+        None => Platform::host(),
+    };
+    let auth = engine
+        .registries
+        .auth(&r, registry_auth_header(req).as_deref());
+    let resolved = pull::resolve(engine, &r, &platform, &auth).await?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let progress = Progress::new(tx);
+    let engine = Arc::clone(engine);
+    tokio::spawn(async move {
+        if let Err(e) = pull::fetch(&engine, resolved, &progress).await {
+            tracing::warn!("{}", e.full_message());
+            progress.error(&e.full_message());
+        }
+    });
+    Ok(streaming("application/json", rx))
+}
+
+/// `POST /images/{name}/push`.
+pub async fn push(
+    engine: &Arc<Engine>,
+    name: &str,
+    query: &Query,
+    req: &Request<Incoming>,
+) -> Result<Response<Body>> {
+    let mut target = ImageRef::parse(name)?;
+    if let Some(t) = query.get("tag") {
+        target.tag = Some(t.to_string());
+        target.digest = None;
+    }
+    let tagged = target.tagged().unwrap_or_else(|| target.to_string());
+    let image = engine.store.resolve(&tagged).map_err(|_| {
+        Error::NoSuchImage(format!(
+            "{} (an image does not exist locally with this tag)",
+            familiar(&tagged)
+        ))
+    })?;
+    let auth = engine
+        .registries
+        .auth(&target, registry_auth_header(req).as_deref());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let progress = Progress::new(tx);
+    let engine = Arc::clone(engine);
+    tokio::spawn(async move {
+        match crate::push::push(&engine, &image, &target, &auth, &progress).await {
+            Ok(digest) => {
+                let repo_digest = format!("{}@{digest}", target.name());
+                if let Err(e) = engine.store.add_image(image, None, Some(&repo_digest)) {
+                    progress.error(&e.full_message());
+                }
+            }
+            Err(e) => {
+                tracing::warn!("{}", e.full_message());
+                progress.error(&e.full_message());
+            }
+        }
+    });
+    Ok(streaming("application/json", rx))
+}
+
+/// `POST /images/{name}/tag?repo=&tag=`.
+pub fn tag(engine: &Arc<Engine>, name: &str, query: &Query) -> Result<Response<Body>> {
+    let img = engine.store.resolve(name)?;
+    let repo = query
+        .get("repo")
+        .ok_or_else(|| Error::BadRequest("repo is required".to_string()))?;
+    let full = match query.get("tag") {
+        Some(t) => format!("{repo}:{t}"),
+        None => repo.to_string(),
+    };
+    let r = ImageRef::parse(&full)?;
+    if r.digest.is_some() {
+        return Err(Error::BadRequest(
+            "refusing to create a tag with a digest reference".to_string(),
+        ));
+    }
+    let t = r.tagged().unwrap_or_default();
+    engine.store.tag(&img.id, &t)?;
+    Ok(empty(StatusCode::CREATED))
+}
+
+fn removal_items(r: Removal) -> Vec<ImageDeleteResponseItem> {
+    r.untagged
+        .into_iter()
+        .map(|u| ImageDeleteResponseItem {
+            untagged: Some(familiar(&u)),
+            deleted: None,
+        })
+        .chain(r.deleted.into_iter().map(|d| ImageDeleteResponseItem {
+            untagged: None,
+            deleted: Some(d),
+        }))
+        .collect()
+}
+
+async fn collect_garbage(engine: &Arc<Engine>) -> Result<u64> {
+    let _gc = engine.store.gc_lock.write().await;
+    let engine = Arc::clone(engine);
+    tokio::task::spawn_blocking(move || engine.store.collect_garbage())
+        .await
+        .map_err(|e| Error::Conflict(format!("garbage collection failed: {e}")))?
+}
+
+/// `DELETE /images/{name}`.
+pub async fn remove(engine: &Arc<Engine>, name: &str, query: &Query) -> Result<Response<Body>> {
+    let removal = engine.store.remove(name, query.flag("force"))?;
+    let deleted = !removal.deleted.is_empty();
+    let items = removal_items(removal);
+    if deleted {
+        collect_garbage(engine).await?;
+    }
+    Ok(json(StatusCode::OK, &items))
+}
+
+/// `POST /images/prune`.
+pub async fn prune(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
+    let filters: HashMap<String, serde_json::Value> = query
+        .get("filters")
+        .and_then(|f| serde_json::from_str(f).ok())
+        .unwrap_or_default();
+    let all = filters.get("dangling").is_some_and(|v| !filter_true(v));
+    let removal = engine.store.prune(all)?;
+    let freed = collect_garbage(engine).await?;
+    let items = removal_items(removal);
+    let out = ImagePruneResponse {
+        images_deleted: (!items.is_empty()).then_some(items),
+        space_reclaimed: i64::try_from(freed).ok(),
+    };
+    Ok(json(StatusCode::OK, &out))
+}
+
+/// `GET /images/get?names=...` and `GET /images/{name}/get`.
+pub async fn save(engine: &Arc<Engine>, names: &[String]) -> Result<Response<Body>> {
+    if names.is_empty() {
+        return Err(Error::BadRequest("names is required".to_string()));
+    }
+    let mut chosen: Vec<(ImageRecord, Vec<String>)> = Vec::new();
+    for name in names {
+        let img = engine.store.resolve(name)?;
+        let tags: Vec<String> = match ImageRef::parse(name).ok().and_then(|r| r.tagged()) {
+            Some(t) if img.repo_tags.contains(&t) => vec![t],
+            _ => img.repo_tags.clone(),
+        };
+        match chosen.iter_mut().find(|(i, _)| i.id == img.id) {
+            Some((_, existing)) => {
+                for t in tags {
+                    if !existing.contains(&t) {
+                        existing.push(t);
+                    }
+                }
+            }
+            None => chosen.push((img, tags)),
+        }
+    }
+    let out = engine.store.temp_path("save");
+    let engine2 = Arc::clone(engine);
+    let out2 = out.clone();
+    let written =
+        tokio::task::spawn_blocking(move || archive::save(&engine2.store, &chosen, &out2))
+            .await
+            .map_err(|e| Error::Archive(format!("save task failed: {e}")))
+            .and_then(|r| r);
+    let file = match written {
+        Ok(()) => tokio::fs::File::open(&out)
+            .await
+            .map_err(Error::io("open", &out)),
+        Err(e) => Err(e),
+    };
+    // The open file keeps the data; the name can go now.
+    let _ = tokio::fs::remove_file(&out).await;
+    Ok(streaming_file("application/x-tar", file?))
+}
+
+/// `POST /images/load`.
+pub async fn load(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Response<Body>> {
+    let tmp = engine.store.temp_path("upload");
+    let mut file = tokio::fs::File::create(&tmp)
+        .await
+        .map_err(Error::io("create", &tmp))?;
+    let mut body = req.into_body();
+    let received: Result<()> = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| Error::BadRequest(format!("reading the upload: {e}")))?;
+            if let Some(data) = frame.data_ref() {
+                file.write_all(data)
+                    .await
+                    .map_err(Error::io("write", &tmp))?;
+            }
+        }
+        file.flush().await.map_err(Error::io("write", &tmp))
+    }
+    .await;
+    drop(file);
+    if let Err(e) = received {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(e);
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let progress = Progress::new(tx);
+    let engine = Arc::clone(engine);
+    tokio::spawn(async move {
+        if let Err(e) = archive::load(&engine, &tmp, &progress).await {
+            progress.error(&e.full_message());
+        }
+        let _ = tokio::fs::remove_file(&tmp).await;
+    });
+    Ok(streaming("application/json", rx))
+}

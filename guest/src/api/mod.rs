@@ -1,0 +1,17 @@
+//! The HTTP API: Docker Engine API calls where Docker has them, and
+//! `/servin/v1/...` for what it lacks.
+//!
+//! - [`server`]: the unix socket listener and connection loop.
+//! - [`routes`]: request dispatch, queries and response helpers.
+//! - [`system`]: `/_ping`, `/version`, `/info`, `/servin/v1/info`.
+//! - [`images`]: the `/images/...` calls.
+
+pub mod images;
+pub mod routes;
+pub mod server;
+pub mod system;
+
+/// The Docker API version this engine speaks.
+pub const API_VERSION: &str = "1.47";
+/// The oldest Docker API version it accepts.
+pub const MIN_API_VERSION: &str = "1.24";

@@ -1,0 +1,255 @@
+//! Request dispatch, query parsing and response helpers.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::engine::Engine;
+use crate::error::Error;
+
+use super::{images, system};
+
+/// The body of every response.
+pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// A parsed query string; keys may repeat.
+#[derive(Debug, Default)]
+pub struct Query(HashMap<String, Vec<String>>);
+
+impl Query {
+    /// Parses `a=b&c=d`, percent-decoding both sides.
+    pub fn parse(q: Option<&str>) -> Self {
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
+        for pair in q.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            map.entry(percent_decode(k))
+                .or_default()
+                .push(percent_decode(v));
+        }
+        Self(map)
+    }
+
+    /// The first value of `key`, if non-empty.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .get(key)
+            .and_then(|v| v.first())
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// Every value of `key`.
+    pub fn all(&self, key: &str) -> Vec<String> {
+        self.0.get(key).cloned().unwrap_or_default()
+    }
+
+    /// Whether `key` is `1` or `true`.
+    pub fn flag(&self, key: &str) -> bool {
+        matches!(self.get(key), Some("1" | "true" | "True"))
+    }
+}
+
+/// Decodes `%XX` escapes and `+`.
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A JSON response.
+pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => with_type(status, "application/json", Bytes::from(bytes)),
+        Err(e) => error_response(&Error::json("response")(e)),
+    }
+}
+
+/// A response with a fixed body.
+pub fn with_type(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(body)
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// An empty response.
+pub fn empty(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *r.status_mut() = status;
+    r
+}
+
+/// Docker's error shape: `{"message": "..."}`.
+pub fn error_response(e: &Error) -> Response<Body> {
+    let status = e.status();
+    let message = e.full_message();
+    if status.is_server_error() {
+        tracing::warn!(%status, "{message}");
+    }
+    let body = serde_json::json!({ "message": message });
+    with_type(
+        status,
+        "application/json",
+        Bytes::from(body.to_string().into_bytes()),
+    )
+}
+
+/// A streamed response fed by `rx` (closed when the sender goes).
+pub fn streaming(content_type: &'static str, rx: UnboundedReceiver<Bytes>) -> Response<Body> {
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::io::Error>(Frame::data(b)), rx))
+    });
+    let mut r = Response::new(BodyExt::boxed_unsync(StreamBody::new(stream)));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// A streamed response reading `file` to its end.
+pub fn streaming_file(content_type: &'static str, file: tokio::fs::File) -> Response<Body> {
+    let stream = futures_util::stream::unfold(Some(file), |file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut file = file?;
+        let mut buf = vec![0u8; 256 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Frame::data(Bytes::from(buf))), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    let mut r = Response::new(BodyExt::boxed_unsync(StreamBody::new(stream)));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// Strips a `/v1.NN` prefix.
+fn strip_version(path: &str) -> &str {
+    if let Some(rest) = path.strip_prefix("/v")
+        && let Some(i) = rest.find('/')
+        && rest[..i].bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && i > 0
+    {
+        return &rest[i..];
+    }
+    path
+}
+
+/// Serves one request.
+pub async fn route(
+    engine: Arc<Engine>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let method = req.method().clone();
+    let raw_path = percent_decode(req.uri().path());
+    let path = strip_version(&raw_path).to_string();
+    tracing::debug!(%method, %path, "request");
+    let result = dispatch(&engine, &method, &path, req).await;
+    Ok(result.unwrap_or_else(|e| error_response(&e)))
+}
+
+async fn dispatch(
+    engine: &Arc<Engine>,
+    method: &Method,
+    path: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Error> {
+    let query = Query::parse(req.uri().query());
+    match (method, path) {
+        (&Method::GET | &Method::HEAD, "/_ping") => return Ok(system::ping(method)),
+        (&Method::GET, "/version") => return Ok(system::version()),
+        (&Method::GET, "/info") => return Ok(system::info(engine)),
+        (&Method::GET, "/servin/v1/info") => return Ok(system::servin_info(engine)),
+        (&Method::GET, "/images/json") => return images::list(engine, &query),
+        (&Method::POST, "/images/create") => return images::create(engine, &query, &req).await,
+        (&Method::GET, "/images/get") => return images::save(engine, &query.all("names")).await,
+        (&Method::POST, "/images/load") => return images::load(engine, req).await,
+        (&Method::POST, "/images/prune") => return images::prune(engine, &query).await,
+        _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/images/") {
+        if let Some(name) = rest.strip_suffix("/json").filter(|_| method == Method::GET) {
+            return images::inspect(engine, name);
+        }
+        if let Some(name) = rest.strip_suffix("/tag").filter(|_| method == Method::POST) {
+            return images::tag(engine, name, &query);
+        }
+        if let Some(name) = rest
+            .strip_suffix("/push")
+            .filter(|_| method == Method::POST)
+        {
+            return images::push(engine, name, &query, &req).await;
+        }
+        if let Some(name) = rest.strip_suffix("/get").filter(|_| method == Method::GET) {
+            return images::save(engine, &[name.to_string()]).await;
+        }
+        if method == Method::DELETE && !rest.is_empty() {
+            return images::remove(engine, rest, &query).await;
+        }
+    }
+    Err(Error::NotImplemented(format!("{method} {path}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn strips_api_versions_only() {
+        assert_eq!(strip_version("/v1.47/images/json"), "/images/json");
+        assert_eq!(strip_version("/version"), "/version");
+        assert_eq!(strip_version("/volumes"), "/volumes");
+    }
+
+    #[test]
+    fn decodes_queries() {
+        let q = Query::parse(Some(
+            "fromImage=127.0.0.1%3A5000%2Fa&tag=v1&names=a&names=b&x=%zz",
+        ));
+        assert_eq!(q.get("fromImage"), Some("127.0.0.1:5000/a"));
+        assert_eq!(q.all("names"), vec!["a", "b"]);
+        assert_eq!(q.get("x"), Some("%zz"));
+    }
+}

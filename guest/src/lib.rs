@@ -1,0 +1,38 @@
+//! The servin engine.
+//!
+//! `servin-guest` is the only part of servin that owns images (and, later,
+//! containers, networks and volumes). It serves a subset of the Docker Engine
+//! API plus `/servin/v1/...` on a unix socket.
+//!
+//! A tour of the modules:
+//! - [`config`]: where the engine keeps its state and listens (`SERVIN_ROOT`,
+//!   `SERVIN_HOST`).
+//! - [`error`]: the engine's error type and its HTTP status.
+//! - [`digest`]: sha256 digests, validated before they name a file.
+//! - [`reference`]: image references in Docker's normalised form.
+//! - [`engine`]: the shared state every request sees.
+//! - [`store`]: the content-addressed blob store and the image records.
+//! - [`unpack`]: layer tars into overlayfs-ready snapshot directories.
+//! - [`registry`]: registry clients, credentials and insecure registries.
+//! - [`pull`], [`push`]: moving images between a registry and the store.
+//! - [`archive`]: `docker save` tars and OCI layouts, in and out.
+//! - [`progress`]: Docker-style JSON progress messages.
+//! - [`api`]: the HTTP server and its routes.
+
+pub mod api;
+pub mod archive;
+pub mod config;
+pub mod digest;
+pub mod engine;
+pub mod error;
+pub mod progress;
+pub mod pull;
+pub mod push;
+pub mod reference;
+pub mod registry;
+pub mod store;
+pub mod timefmt;
+pub mod unpack;
+
+/// The engine's version, reported by `/version` and `/info`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

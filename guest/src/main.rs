@@ -1,0 +1,82 @@
+//! `servin-guest`: the servin engine daemon.
+//!
+//! `servin-guest` or `servin-guest daemon` runs the engine on the socket
+//! named by `SERVIN_HOST` with state under `SERVIN_ROOT`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use servin_guest::config::Config;
+use servin_guest::engine::Engine;
+
+const USAGE: &str = "\
+servin-guest: the servin container engine
+
+usage: servin-guest [daemon]
+       servin-guest --version
+
+environment:
+  SERVIN_ROOT                 state folder (default /var/lib/servin)
+  SERVIN_HOST                 socket, unix:///path or a path (default /run/servin/engine.sock)
+  SERVIN_INSECURE_REGISTRIES  comma-separated registries reached over http (loopback ones always are)
+  SERVIN_LOG                  log level: error, warn, info (default), debug, trace";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None | Some("daemon") => {}
+        Some("--version" | "version") => {
+            println!("servin-guest {}", servin_guest::VERSION);
+            return ExitCode::SUCCESS;
+        }
+        Some("--help" | "-h" | "help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("error: unknown command {other:?}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    }
+    let level = match std::env::var("SERVIN_LOG").as_deref() {
+        Ok("error") => tracing::Level::ERROR,
+        Ok("warn") => tracing::Level::WARN,
+        Ok("debug") => tracing::Level::DEBUG,
+        Ok("trace") => tracing::Level::TRACE,
+        _ => tracing::Level::INFO,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    if rustls::crypto::ring::default_provider()
+        .install_default()
+        .is_err()
+    {
+        tracing::debug!("a TLS crypto provider was already installed");
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(4)
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = Config::from_env();
+    let result = runtime.block_on(async move {
+        let engine = Arc::new(Engine::open(config)?);
+        servin_guest::api::server::serve(engine).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.full_message());
+            ExitCode::FAILURE
+        }
+    }
+}
