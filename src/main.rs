@@ -1,1 +1,10 @@
-fn main() {}
+//! The `servin` command.
+
+mod cli;
+mod ui;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::main()
+}

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A Servin project: the images, volumes, networks, secrets and containers of
 /// one development environment.
@@ -377,7 +377,7 @@ pub struct MountTable {
 }
 
 /// The kind of a mount.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MountKind {
     Volume,
@@ -414,7 +414,9 @@ pub enum DependsOn {
 }
 
 /// What to wait for before starting a dependant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema, Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Condition {
     /// The dependency is running.
@@ -516,7 +518,7 @@ pub struct WorkspaceDef {
 }
 
 /// How a workspace reaches the container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkspaceMode {
     /// A bind mount of the host folder.
@@ -526,7 +528,7 @@ pub enum WorkspaceMode {
 }
 
 /// What follows a synced change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnChange {
     /// Nothing: the program picks the change up itself.
@@ -573,4 +575,12 @@ fn drop_null(v: &mut serde_json::Value) {
         J::Array(items) => items.iter_mut().for_each(drop_null),
         _ => {}
     }
+}
+
+/// The schema as committed in `schema/servin.schema.json` and written by
+/// `servin init`: pretty JSON with a final newline.
+pub fn schema_text() -> String {
+    let mut text = serde_json::to_string_pretty(&json_schema()).unwrap_or_default();
+    text.push('\n');
+    text
 }

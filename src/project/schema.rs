@@ -16,9 +16,15 @@ use super::tree::{Node, Path, Span, Value};
 const KNOWN_ALIASES: &[(&str, &str)] = &[
     ("environment", "servin calls it `env`"),
     ("working_dir", "servin calls it `workdir`"),
-    ("mem_limit", "servin sets memory in `resources = { memory = \"512m\" }`"),
+    (
+        "mem_limit",
+        "servin sets memory in `resources = { memory = \"512m\" }`",
+    ),
     ("cpus", "servin sets CPUs in `resources = { cpus = 1.5 }`"),
-    ("pids_limit", "servin sets it in `resources = { pids = 100 }`"),
+    (
+        "pids_limit",
+        "servin sets it in `resources = { pids = 100 }`",
+    ),
     ("stop_grace_period", "servin calls it `stop_timeout`"),
     (
         "container_name",
@@ -28,7 +34,10 @@ const KNOWN_ALIASES: &[(&str, &str)] = &[
         "deploy",
         "servin sets `replicas` and `resources` on the container itself",
     ),
-    ("services", "servin calls them `containers`; `servin import` converts a Compose file"),
+    (
+        "services",
+        "servin calls them `containers`; `servin import` converts a Compose file",
+    ),
     ("test", "servin calls the healthcheck command `cmd`"),
     ("develop", "servin calls it `workspace`"),
 ];
@@ -130,7 +139,10 @@ impl<'a> Checker<'a> {
             .and_then(J::as_array)
         {
             if alts.iter().all(|a| a.get("const").is_some()) {
-                let words: Vec<J> = alts.iter().filter_map(|a| a.get("const").cloned()).collect();
+                let words: Vec<J> = alts
+                    .iter()
+                    .filter_map(|a| a.get("const").cloned())
+                    .collect();
                 return self.enumeration(node, &words, path);
             }
             return self.alternatives(node, alts, path, key_span);
@@ -406,7 +418,15 @@ impl<'a> Checker<'a> {
             "array" => match schema.get("items") {
                 Some(items) => {
                     let inner = self.describe(items);
-                    format!("an array of {}", plural(&inner))
+                    if inner.starts_with("one of") {
+                        return format!("an array of {inner}");
+                    }
+                    let parts: Vec<String> = inner
+                        .split(", ")
+                        .flat_map(|p| p.split(" or "))
+                        .map(plural)
+                        .collect();
+                    format!("an array of {}", join_or(&parts))
                 }
                 None => "an array".to_string(),
             },
@@ -451,7 +471,8 @@ fn plural(desc: &str) -> String {
         "integer" => "integers".into(),
         "table" => "tables".into(),
         "number" => "numbers".into(),
-        _ => format!("({desc})"),
+        "boolean (true or false)" => "booleans".into(),
+        other => other.into(),
     }
 }
 
@@ -523,14 +544,15 @@ fn type_help(node: &Node, expected: &str, path: &Path) -> Option<String> {
 }
 
 /// The closest candidate to `word`, if one is close enough to be a typo.
-pub fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+pub fn did_you_mean<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
     let word_l = word.to_lowercase();
     candidates
         .into_iter()
         .map(|c| (c, strsim::jaro_winkler(&word_l, &c.to_lowercase())))
-        .filter(|(c, score)| {
-            *score >= 0.85 || strsim::levenshtein(&word_l, &c.to_lowercase()) <= 1
-        })
+        .filter(|(c, score)| *score >= 0.85 || strsim::levenshtein(&word_l, &c.to_lowercase()) <= 1)
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(c, _)| c)
 }
@@ -588,9 +610,17 @@ workspace = { source = ".", target = "/app", mode = "sync", on_change = "restart
         let (_, c) = run("[containers.web]\nports = \"80\"\ntty = \"true\"\nreplicas = 2000\n");
         assert_eq!(
             codes(&c),
-            ["servin::wrong_type", "servin::wrong_type", "servin::invalid_value"]
+            [
+                "servin::wrong_type",
+                "servin::wrong_type",
+                "servin::invalid_value"
+            ]
         );
-        assert!(c.problems[0].message.contains("an array of"), "{}", c.problems[0].message);
+        assert!(
+            c.problems[0].message.contains("an array of"),
+            "{}",
+            c.problems[0].message
+        );
         assert_eq!(
             c.failed,
             vec![
@@ -605,14 +635,20 @@ workspace = { source = ".", target = "/app", mode = "sync", on_change = "restart
     fn problems_inside_a_matching_alternative_are_reported_there() {
         let (_, c) = run("[containers.web]\nports = [{ target = 80, publish = 8080 }]\n");
         assert_eq!(codes(&c), ["servin::unknown_key"]);
-        assert_eq!(c.problems[0].help.as_deref(), Some("did you mean `published`?"));
+        assert_eq!(
+            c.problems[0].help.as_deref(),
+            Some("did you mean `published`?")
+        );
     }
 
     #[test]
     fn enum_words_are_checked() {
         let (_, c) = run("[containers.web]\ndepends_on = { db = \"healty\" }\n");
         assert_eq!(codes(&c), ["servin::invalid_value"]);
-        assert_eq!(c.problems[0].help.as_deref(), Some("did you mean `healthy`?"));
+        assert_eq!(
+            c.problems[0].help.as_deref(),
+            Some("did you mean `healthy`?")
+        );
     }
 
     #[test]

@@ -106,10 +106,7 @@ pub fn dns_label_error(label: &str) -> Option<String> {
         return Some("name must not be empty".to_string());
     }
     if label.chars().any(|c| c.is_ascii_uppercase()) {
-        return Some(format!(
-            "\"{label}\" must be lowercase; use \"{}\"",
-            label.to_ascii_lowercase()
-        ));
+        return Some(format!("\"{label}\" has uppercase letters"));
     }
     if let Some(bad) = label
         .chars()

@@ -1,0 +1,181 @@
+//! The command line: flags and subcommands. Each command lives in its own
+//! file and is a thin layer over the library.
+
+mod completions;
+mod config;
+mod import;
+mod init;
+mod validate;
+mod version;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::ui::{self, Failed};
+
+/// Declarative dev environments on real Linux containers.
+///
+/// A project folder holds `servin.toml` (or `servin.kdl`) naming images,
+/// volumes, networks and containers. Servin finds it in the current folder
+/// or the nearest folder above.
+#[derive(Debug, Parser)]
+#[command(
+    name = "servin",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// The project file, or a folder holding one [default: servin.toml or
+    /// servin.kdl in the current folder or the nearest above]
+    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// The project name [default: `[project] name`, else the folder's name]
+    #[arg(
+        short = 'p',
+        long = "project-name",
+        global = true,
+        value_name = "NAME",
+        env = "SERVIN_PROJECT_NAME"
+    )]
+    pub project_name: Option<String>,
+
+    /// Output format; each command lists the ones it takes
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub format: Option<Format>,
+
+    /// Say more about what is happening (repeat for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people
+    Text,
+    /// For programs
+    Json,
+    /// TOML (for `config`)
+    Toml,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented starter servin.toml in the current folder
+    Init(init::Args),
+    /// Check the project file and report every problem at once
+    Validate(validate::Args),
+    /// Print the project in canonical form: defaults filled, variables
+    /// interpolated, references resolved
+    Config(config::Args),
+    /// Convert a Docker Compose file into a servin.toml
+    Import(import::Args),
+    /// Show servin's version
+    Version(version::Args),
+    /// Print a shell completion script
+    Completions(completions::Args),
+}
+
+/// Runs the command line and returns the exit code: 0 success, 1 failure
+/// (an invalid project, a failed operation), 2 usage error.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = e.exit_code();
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(code).unwrap_or(2));
+        }
+    };
+    let result = match &cli.command {
+        Command::Init(args) => init::run(&cli, args),
+        Command::Validate(args) => validate::run(&cli, args),
+        Command::Config(args) => config::run(&cli, args),
+        Command::Import(args) => import::run(&cli, args),
+        Command::Version(args) => version::run(&cli, args),
+        Command::Completions(args) => completions::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failed::Reported) => ExitCode::from(1),
+        Err(Failed::Usage(msg)) => {
+            ui::error(&msg);
+            ExitCode::from(2)
+        }
+        Err(Failed::Error(e)) => {
+            ui::error_chain(e.as_ref());
+            ExitCode::from(1)
+        }
+    }
+}
+
+impl Cli {
+    /// The format, checked against those the command takes.
+    pub fn format(&self, allowed: &[Format], default: Format) -> Result<Format, Failed> {
+        match self.format {
+            None => Ok(default),
+            Some(f) if allowed.contains(&f) => Ok(f),
+            Some(f) => {
+                let names: Vec<String> = allowed
+                    .iter()
+                    .filter_map(|a| a.to_possible_value().map(|v| v.get_name().to_string()))
+                    .collect();
+                let name = f
+                    .to_possible_value()
+                    .map(|v| v.get_name().to_string())
+                    .unwrap_or_default();
+                Err(Failed::Usage(format!(
+                    "this command does not print `--format {name}`; it takes {}",
+                    names.join(", ")
+                )))
+            }
+        }
+    }
+
+    /// The load options from the flags and the environment.
+    pub fn load_options(&self) -> servin::project::LoadOptions {
+        servin::project::LoadOptions {
+            project_name: self.project_name.clone(),
+            env: std::env::vars().collect(),
+        }
+    }
+
+    /// Finds and loads the project, rendering every problem on failure.
+    pub fn load_project(&self) -> Result<servin::project::Loaded, Failed> {
+        let cwd = std::env::current_dir().map_err(|e| Failed::Error(Box::new(e)))?;
+        let path = servin::project::find(&cwd, self.file.as_deref())
+            .map_err(|e| Failed::Error(Box::new(e)))?;
+        if self.verbose > 0 {
+            ui::info(&format!("loading {}", path.display()));
+        }
+        if let Some(name) = &self.project_name
+            && !servin::project::values::is_dns_label(name)
+        {
+            let why = servin::project::values::dns_label_error(name).unwrap_or_default();
+            return Err(Failed::Usage(format!(
+                "project name `{name}` is not valid: {why}"
+            )));
+        }
+        match servin::project::load(&path, &self.load_options())
+            .map_err(|e| Failed::Error(Box::new(e)))?
+        {
+            Ok(loaded) => {
+                for w in &loaded.warnings {
+                    ui::problem(w);
+                }
+                Ok(loaded)
+            }
+            Err(failure) => {
+                ui::failure(&failure);
+                Err(Failed::Reported)
+            }
+        }
+    }
+}

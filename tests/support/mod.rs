@@ -1,0 +1,93 @@
+//! Running the real `servin` binary in a temporary project folder.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A temporary project folder.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+/// What a run of `servin` did.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Exit code, stdout and stderr, for a snapshot.
+    pub fn transcript(&self) -> String {
+        format!(
+            "exit: {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Project {
+    /// A folder named `demo` (so the default project name is stable)
+    /// holding `files` (path, contents); a path ending in `/` is a folder.
+    pub fn new(files: &[(&str, &str)]) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("servin-test")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir(dir.path().join("demo")).unwrap();
+        let p = Project { dir };
+        for (path, text) in files {
+            p.write(path, text);
+        }
+        p
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("demo")
+    }
+
+    pub fn write(&self, path: &str, text: &str) {
+        let full = self.root().join(path);
+        if path.ends_with('/') {
+            std::fs::create_dir_all(&full).unwrap();
+            return;
+        }
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(full, text).unwrap();
+    }
+
+    /// Runs servin in the project folder with a clean environment plus `env`.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        run_in(&self.root(), args, env)
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[])
+    }
+
+    /// Replaces the temporary folder's path with `[DIR]` in text.
+    pub fn filter(&self, text: &str) -> String {
+        text.replace(&self.root().display().to_string(), "[DIR]")
+    }
+}
+
+pub fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_servin"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "100")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
