@@ -231,11 +231,10 @@ impl Problem {
     /// Renders the problem as a miette report without colour, `width`
     /// columns wide (used by tests and when output is not a terminal).
     pub fn render_plain(&self, width: usize) -> String {
-        let handler = miette::GraphicalReportHandler::new_themed(
-            miette::GraphicalTheme::unicode_nocolor(),
-        )
-        .with_width(width)
-        .with_links(false);
+        let handler =
+            miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+                .with_width(width)
+                .with_links(false);
         let mut out = String::new();
         if handler.render_report(&mut out, self).is_err() {
             out = format!("{}: {}\n", self.code, self.message);

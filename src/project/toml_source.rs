@@ -73,7 +73,10 @@ mod tests {
         let web = root.entry("containers").and_then(|e| e.node.entry("web"));
         let image = web.and_then(|w| w.node.entry("image")).expect("image");
         assert_eq!(&src[image.key_span.start..image.key_span.end], "image");
-        assert_eq!(&src[image.node.span.start..image.node.span.end], "\"nginx\"");
+        assert_eq!(
+            &src[image.node.span.start..image.node.span.end],
+            "\"nginx\""
+        );
         let ports = web.and_then(|w| w.node.entry("ports")).expect("ports");
         let Value::Array(items) = &ports.node.value else {
             panic!("ports is an array")

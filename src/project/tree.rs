@@ -161,9 +161,10 @@ impl Node {
         let mut node = self;
         for seg in parent {
             let next = match (seg, &mut node.value) {
-                (Seg::Key(k), Value::Table(entries)) => {
-                    entries.iter_mut().find(|e| &e.key == k).map(|e| &mut e.node)
-                }
+                (Seg::Key(k), Value::Table(entries)) => entries
+                    .iter_mut()
+                    .find(|e| &e.key == k)
+                    .map(|e| &mut e.node),
                 (Seg::Index(i), Value::Array(items)) => items.get_mut(*i),
                 _ => None,
             };
