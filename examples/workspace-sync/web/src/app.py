@@ -1,0 +1,14 @@
+"""The web example: edit this file and the container restarts with it."""
+
+from flask import Flask
+
+app = Flask(__name__)
+
+
+@app.get("/")
+def index():
+    return "hello from a synced workspace\n"
+
+
+if __name__ == "__main__":
+    app.run(host="0.0.0.0", port=5000)
