@@ -311,7 +311,11 @@ impl Svc<'_> {
         let at = self.at("build");
         let m = match v {
             Y::Mapping(m) => m,
-            other => return self.string(at, other).map(|s| string(&s)),
+            other => {
+                let context = self.string(at, other)?;
+                self.remote_context(&context);
+                return Some(string(&context));
+            }
         };
         let mut context = None;
         let mut rest: Vec<(&str, Value)> = Vec::new();
@@ -342,12 +346,23 @@ impl Svc<'_> {
             }
         }
         let context = context.unwrap_or_else(|| ".".to_string());
+        self.remote_context(&context);
         if rest.is_empty() {
             return Some(string(&context));
         }
         let mut entries = vec![("context", string(&context))];
         entries.extend(rest);
         Some(table(entries))
+    }
+
+    /// Compose builds from Git URLs and tarballs too; servin from folders.
+    fn remote_context(&mut self, context: &str) {
+        if context.contains("://") || context.starts_with("git@") {
+            self.warn(
+                self.at("build"),
+                format!("servin builds from a local folder, not from `{context}`; kept as written (clone it and point `context` at the folder)"),
+            );
+        }
     }
 
     fn build_args(&mut self, at: &str, v: &Y) -> Option<Value> {
@@ -1584,7 +1599,7 @@ impl Svc<'_> {
                     }
                     "sync" | "sync+restart" | "sync+exec" => self.warn(
                         iat,
-                        "servin has one workspace a container, made from the first sync entry; dropped",
+                        "servin has one workspace per container, made from the first sync entry; dropped",
                     ),
                     "rebuild" => self.warn(
                         iat,
