@@ -411,7 +411,7 @@ mod tests {
         let long = "a".repeat(64);
         let cases: Vec<(&str, String)> = vec![
             ("", "name must not be empty".to_string()),
-            ("Web", "\"Web\" must be lowercase; use \"web\"".to_string()),
+            ("Web", "\"Web\" has uppercase letters".to_string()),
             (
                 "my_app",
                 "\"my_app\" contains an underscore; use only lowercase letters, digits and '-'"
