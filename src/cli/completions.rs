@@ -6,8 +6,9 @@ use clap_complete::Shell;
 use super::Cli;
 use crate::ui::Failed;
 
-/// Print a shell completion script, e.g. `servin completions bash >
-/// /etc/bash_completion.d/servin`.
+/// Print a shell completion script
+///
+/// For example: `servin completions bash > /etc/bash_completion.d/servin`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The shell: bash, elvish, fish, powershell or zsh

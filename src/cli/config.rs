@@ -3,10 +3,11 @@
 use super::{Cli, Format};
 use crate::ui::{self, Failed};
 
-/// Print the project in canonical form: every default filled in, variables
-/// interpolated, paths made absolute, shorthands expanded. The output is
-/// itself a valid servin.toml. Takes `--format toml` (the default) or
-/// `--format json`.
+/// Print the project in canonical form
+///
+/// Every default is filled in, variables interpolated, paths made absolute
+/// and shorthands expanded. The output is itself a valid servin.toml. Takes
+/// `--format toml` (the default) or `--format json`.
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 

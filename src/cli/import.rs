@@ -7,7 +7,7 @@ use servin::import::{COMPOSE_FILE_NAMES, import_compose};
 use super::Cli;
 use crate::ui::{self, Failed};
 
-/// Convert a Docker Compose file into a servin.toml.
+/// Convert a Docker Compose file into a servin.toml
 ///
 /// Every Compose key that servin cannot express is reported as a warning
 /// naming the key and the service; nothing is dropped silently. The written

@@ -9,9 +9,12 @@ use crate::ui::{self, Failed};
 /// `#:schema` line at the top of the starter file points editors at it.
 const SCHEMA_PATH: &str = ".servin/servin.schema.json";
 
-/// Write a commented starter servin.toml in the current folder (or at
-/// `-f FILE`), and the JSON Schema editors use for completion and hover
-/// help in `.servin/servin.schema.json`.
+/// Write a commented starter servin.toml
+///
+/// Writes it in the current folder (or at `-f FILE`), with the JSON Schema
+/// that editors use for completion and hover help in
+/// `.servin/servin.schema.json`. Refuses to replace a project file unless
+/// `--force` is given.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The project name [default: the folder's name, made DNS-safe]

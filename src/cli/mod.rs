@@ -66,20 +66,14 @@ pub enum Format {
     Toml,
 }
 
+/// The subcommands; each one's help comes from its `Args` doc comment.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write a commented starter servin.toml in the current folder
     Init(init::Args),
-    /// Check the project file and report every problem at once
     Validate(validate::Args),
-    /// Print the project in canonical form: defaults filled, variables
-    /// interpolated, references resolved
     Config(config::Args),
-    /// Convert a Docker Compose file into a servin.toml
     Import(import::Args),
-    /// Show servin's version
     Version(version::Args),
-    /// Print a shell completion script
     Completions(completions::Args),
 }
 

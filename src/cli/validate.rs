@@ -5,9 +5,12 @@ use serde::Serialize;
 use super::{Cli, Format};
 use crate::ui::{self, Failed};
 
-/// Check the project file and report every problem at once.
+/// Check the project file and report every problem at once
 ///
-/// Exit status: 0 when the project is valid, 1 when it is not.
+/// Exit status: 0 when the project is valid, 1 when it is not. With
+/// `--format json`, prints `{valid, file, problems}` for editors; each
+/// problem has file, line, column, end_line, end_column, severity, code,
+/// message, label and help.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Print nothing when the project is valid

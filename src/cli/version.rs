@@ -5,7 +5,9 @@ use serde::Serialize;
 use super::{Cli, Format};
 use crate::ui::{self, Failed};
 
-/// Show servin's version and the platform it was built for. Takes
+/// Show servin's version
+///
+/// Prints the version and the platform servin was built for. Takes
 /// `--format json`.
 #[derive(Debug, clap::Args)]
 pub struct Args {}
