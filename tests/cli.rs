@@ -40,3 +40,50 @@ fn completions_for_each_shell() {
     }
     assert_eq!(p.run(&["completions", "tcsh"]).code, 2);
 }
+
+#[test]
+fn commands_refuse_formats_they_do_not_print() {
+    let p = Project::new(&[]);
+    for args in [
+        &["--format", "json", "init"][..],
+        &["--format", "json", "completions", "bash"][..],
+        &["--format", "toml", "import", "compose.yaml"][..],
+        &["--format", "toml", "validate"][..],
+    ] {
+        let run = p.run(args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.transcript());
+        assert!(run.stderr.contains("does not print"), "{}", run.stderr);
+    }
+    assert!(
+        !p.root().join("servin.toml").exists(),
+        "a refused init writes nothing"
+    );
+}
+
+#[test]
+fn import_writes_where_asked_and_validates() {
+    let p = Project::new(&[(
+        "compose.yaml",
+        "services:\n  web:\n    image: nginx:1.27\n    ports: [\"8080:80\"]\n    logging:\n      driver: json-file\n",
+    )]);
+    let run = p.run(&["-f", "converted.toml", "import"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("services.web.logging"),
+        "{}",
+        run.stderr
+    );
+    let text = std::fs::read_to_string(p.root().join("converted.toml")).unwrap();
+    assert!(text.contains("[containers.web]"));
+    let again = p.run(&["-f", "converted.toml", "import"]);
+    assert_eq!(
+        again.code,
+        2,
+        "import must not overwrite: {}",
+        again.transcript()
+    );
+    let stdout = p.run(&["import", "-o", "-"]);
+    assert_eq!(stdout.code, 0);
+    assert_eq!(stdout.stdout, text);
+    assert!(!p.root().join("servin.toml").exists());
+}

@@ -241,3 +241,21 @@ fn no_project_file_is_a_clear_error() {
         run.stderr
     );
 }
+
+#[test]
+fn a_value_with_an_unset_variable_is_reported_once() {
+    let p = Project::new(&[(
+        "servin.toml",
+        "[containers.web]\nimage = \"nginx:${NGINX_TAG}\"\n\n[images.x]\nref = 3\n",
+    )]);
+    let run = p.run(&["validate", "--format", "json"]);
+    assert_eq!(run.code, 1);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let codes: Vec<&str> = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["code"].as_str())
+        .collect();
+    assert_eq!(codes, ["servin::undefined_variable", "servin::wrong_type"]);
+}

@@ -3,7 +3,7 @@
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use super::Cli;
+use super::{Cli, Format};
 use crate::ui::Failed;
 
 /// Print a shell completion script
@@ -15,7 +15,8 @@ pub struct Args {
     shell: Shell,
 }
 
-pub fn run(args: &Args) -> Result<(), Failed> {
+pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
+    cli.format(&[Format::Text], Format::Text)?;
     let mut cmd = Cli::command();
     clap_complete::generate(args.shell, &mut cmd, "servin", &mut std::io::stdout());
     Ok(())

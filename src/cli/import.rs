@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use servin::import::{COMPOSE_FILE_NAMES, import_compose};
 
-use super::Cli;
+use super::{Cli, Format};
 use crate::ui::{self, Failed};
 
 /// Convert a Docker Compose file into a servin.toml
@@ -18,8 +18,8 @@ pub struct Args {
     /// docker-compose.yml or docker-compose.yaml in the current folder]
     #[arg(value_name = "COMPOSE_FILE")]
     compose_file: Option<PathBuf>,
-    /// Where to write; `-` for stdout [default: servin.toml beside the
-    /// Compose file]
+    /// Where to write; `-` for stdout [default: the global `-f FILE`, else
+    /// servin.toml beside the Compose file]
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Replace an existing output file
@@ -28,6 +28,7 @@ pub struct Args {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
+    cli.format(&[Format::Text], Format::Text)?;
     let cwd = std::env::current_dir()?;
     let source = match &args.compose_file {
         Some(p) => cwd.join(p),
@@ -52,8 +53,12 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
 
     let dir = source.parent().map_or_else(|| cwd.clone(), PathBuf::from);
     let to_stdout = args.output.as_deref() == Some(std::path::Path::new("-"));
-    let out_path = match &args.output {
-        Some(p) if !to_stdout => cwd.join(p),
+    // `-o FILE`, else the global `-f FILE` (the project file to write),
+    // else servin.toml beside the Compose file.
+    let out_path = match (&args.output, &cli.file) {
+        (Some(p), _) if !to_stdout => cwd.join(p),
+        (None, Some(f)) if f.is_dir() => cwd.join(f).join("servin.toml"),
+        (None, Some(f)) => cwd.join(f),
         _ => dir.join("servin.toml"),
     };
 

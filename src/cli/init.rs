@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::Cli;
+use super::{Cli, Format};
 use crate::ui::{self, Failed};
 
 /// Where `init` puts the JSON Schema, relative to the project file. The
@@ -26,6 +26,7 @@ pub struct Args {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
+    cli.format(&[Format::Text], Format::Text)?;
     let cwd = std::env::current_dir()?;
     let path = match &cli.file {
         Some(f) if f.is_dir() => f.join("servin.toml"),

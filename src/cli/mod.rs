@@ -94,7 +94,7 @@ pub fn main() -> ExitCode {
         Command::Config(args) => config::run(&cli, args),
         Command::Import(args) => import::run(&cli, args),
         Command::Version(args) => version::run(&cli, args),
-        Command::Completions(args) => completions::run(args),
+        Command::Completions(args) => completions::run(&cli, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

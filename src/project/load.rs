@@ -5,7 +5,7 @@ use std::path::{Path as FsPath, PathBuf};
 
 use super::diagnostic::{Code, Problem, SourceFile};
 use super::normal::Project;
-use super::tree::{Node, Span, Value};
+use super::tree::{Node, Path, Span, Value};
 use super::{kdl_source, normalise, schema, toml_source, values};
 
 /// The names a project file may have, in the order they are looked for.
@@ -158,15 +158,25 @@ pub fn load_str(path: &FsPath, contents: &str, options: &LoadOptions) -> Result<
 
     let mut problems = Vec::new();
     let vars = variables(&dir, options, &mut problems);
-    interpolate(&mut root, &file, &vars, &mut problems);
+    let mut unresolved = Vec::new();
+    interpolate(
+        &mut root,
+        &Path::root(),
+        &file,
+        &vars,
+        &mut problems,
+        &mut unresolved,
+    );
 
     let checked = schema::check(&mut root, &file);
     problems.extend(checked.problems);
-    for failed in &checked.failed {
+    let mut pruned = Vec::new();
+    for failed in checked.failed.iter().chain(&unresolved) {
         // Take out the whole key under the entry (containers.web.ports), so
         // the entry still reads and its other keys are still checked.
-        let cut = failed.0.len().min(3);
-        root.remove(&failed.0[..cut]);
+        let cut = Path(failed.0[..failed.0.len().min(3)].to_vec());
+        root.remove(&cut.0);
+        pruned.push(cut);
     }
 
     let (project, found) = normalise::normalise(&normalise::Inputs {
@@ -175,6 +185,7 @@ pub fn load_str(path: &FsPath, contents: &str, options: &LoadOptions) -> Result<
         dir: &dir,
         vars: &vars,
         project_name: options.project_name.as_deref(),
+        pruned: &pruned,
     });
     problems.extend(found);
     problems.sort_by_key(|p| (p.file.name() != file.name(), p.span.map_or(0, |s| s.start)));
@@ -235,12 +246,16 @@ fn variables(
     vars
 }
 
-/// Interpolates `${VAR}` in every string value of the tree.
+/// Interpolates `${VAR}` in every string value of the tree. The paths of
+/// strings that could not be interpolated go to `unresolved`, so that later
+/// checks do not also complain about their raw text.
 fn interpolate(
     node: &mut Node,
+    path: &Path,
     file: &SourceFile,
     vars: &BTreeMap<String, String>,
     problems: &mut Vec<Problem>,
+    unresolved: &mut Vec<Path>,
 ) {
     match &mut node.value {
         Value::String(s) if s.contains('$') => {
@@ -248,6 +263,7 @@ fn interpolate(
             match values::interpolate(s, &lookup) {
                 Ok(out) => *s = out,
                 Err(e) => {
+                    unresolved.push(path.clone());
                     let span = inner_span(file.text(), node.span, s, e.start, e.end);
                     let (code, help) = match &e.kind {
                         values::InterpolationErrorKind::Unset { name } => (
@@ -274,13 +290,14 @@ fn interpolate(
             }
         }
         Value::Array(items) => {
-            for item in items {
-                interpolate(item, file, vars, problems);
+            for (i, item) in items.iter_mut().enumerate() {
+                interpolate(item, &path.index(i), file, vars, problems, unresolved);
             }
         }
         Value::Table(entries) => {
             for e in entries {
-                interpolate(&mut e.node, file, vars, problems);
+                let child = path.key(&e.key);
+                interpolate(&mut e.node, &child, file, vars, problems, unresolved);
             }
         }
         _ => {}

@@ -93,8 +93,8 @@ pub struct BuildTable {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VolumeDef {
-    /// The volume exists already (made by `servin volume create` or another
-    /// project): use it, never create or remove it. Default: false.
+    /// The volume exists already (made by another project, or by hand): use
+    /// it, never create or remove it. Default: false.
     pub external: Option<bool>,
     /// Labels on the volume, as a table or a list of `K=V`.
     pub labels: Option<KeyValues>,
@@ -506,8 +506,8 @@ pub struct WorkspaceDef {
     pub source: Option<String>,
     /// Where it appears in the container, an absolute path. Required.
     pub target: Option<String>,
-    /// `bind` mounts the folder (the default on Linux); `sync` copies it in
-    /// and keeps the copy up to date (the default in a VM).
+    /// `bind` mounts the folder; `sync` copies it in and keeps the copy up to
+    /// date. Default: `bind`.
     pub mode: Option<WorkspaceMode>,
     /// Paths not synced, as gitignore patterns, e.g. `node_modules`,
     /// `*.log`.

@@ -224,7 +224,7 @@ impl Cx<'_> {
         declared: &Declared,
     ) -> Option<String> {
         let Some(image) = image else {
-            if !self.has(&field(at, "image")) {
+            if !self.written(&field(at, "image")) {
                 let p = self
                     .error(Code::MissingKey, format!("container `{}` needs an `image`", last_key(at)))
                     .at(self.key_span(at), "no `image`")

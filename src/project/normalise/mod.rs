@@ -28,6 +28,9 @@ pub struct Inputs<'a> {
     pub vars: &'a BTreeMap<String, String>,
     /// The project name given on the command line or in the environment.
     pub project_name: Option<&'a str>,
+    /// Keys taken out of the tree because their values were already
+    /// reported as wrong; they were written, so they are not "missing".
+    pub pruned: &'a [Path],
 }
 
 /// Normalises, returning the project and every problem found (errors and
@@ -81,6 +84,11 @@ impl Cx<'_> {
 
     fn has(&self, path: &Path) -> bool {
         self.inputs.root.at(&path.0).is_some()
+    }
+
+    /// Whether the file sets `path`, even to a value reported as wrong.
+    fn written(&self, path: &Path) -> bool {
+        self.has(path) || self.inputs.pruned.contains(path)
     }
 
     /// The entries of a top-level section, in file order, read as `T`.
@@ -376,6 +384,7 @@ impl Cx<'_> {
                 self.push(p);
                 None
             }
+            (None, None) if self.written(&at.key("ref")) || self.written(&at.key("build")) => None,
             (None, None) => {
                 let p = self
                     .error(Code::MissingKey, format!("`{at}` needs `ref` or `build`"))
@@ -509,6 +518,11 @@ impl Cx<'_> {
                     .note(self.key_span(&at.key("file")), "`file` here")
                     .help("a secret comes from one place: keep one");
                 self.push(p);
+                None
+            }
+            (None, None)
+                if self.written(&at.key("file")) || self.written(&at.key("environment")) =>
+            {
                 None
             }
             (None, None) => {
