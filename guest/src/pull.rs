@@ -428,10 +428,7 @@ pub async fn fetch(
     let r = &resolved.reference;
     let m = &resolved.manifest;
     if let Some(t) = &r.tag {
-        progress.status(
-            Some(t),
-            &format!("Pulling from {}", familiar(&r.repository.clone())),
-        );
+        progress.status(Some(t), &format!("Pulling from {}", r.repository));
     }
     let config_digest = m.config().digest().to_string();
     download_blob(

@@ -1,0 +1,187 @@
+//! Bad input: unknown images, a registry that is down,
+//! corrupt and truncated blobs, malformed and oversized manifests, and layer
+//! entries that try to escape their snapshot. Each fails clearly, leaves no
+//! partial image and leaves the store usable.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use support::image::{self, Entry, Layer};
+use support::{EngineGuard, FakeRegistry, RegistryGuard};
+
+fn assert_clean(engine: &EngineGuard) {
+    assert_eq!(engine.image_count(), 0, "no partial image is visible");
+    assert_eq!(engine.tmp_entries(), 0, "no temporary files are left");
+}
+
+#[test]
+fn unknown_image_or_tag_is_a_clear_error() {
+    let registry = RegistryGuard::start();
+    let engine = EngineGuard::start();
+    let img = image::build(&[image::base_layer()], "amd64", false);
+    registry.push("test/known", "v1", &img);
+    let err = engine.docker_err(&["pull", &format!("{}/test/unknown:v1", registry.addr())]);
+    assert!(
+        err.contains("unknown") || err.contains("not found"),
+        "{err}"
+    );
+    let err = engine.docker_err(&["pull", &format!("{}/test/known:nope", registry.addr())]);
+    assert!(err.contains("manifest unknown"), "{err}");
+    assert_clean(&engine);
+    let r = engine.api(
+        "POST",
+        &format!(
+            "/images/create?fromImage={}/test/known&tag=nope",
+            registry.addr()
+        ),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
+    engine.docker_ok(&["pull", &format!("{}/test/known:v1", registry.addr())]);
+}
+
+#[test]
+fn registry_down_is_a_clear_error() {
+    let mut registry = RegistryGuard::start();
+    let addr = registry.addr();
+    registry.stop();
+    let engine = EngineGuard::start();
+    let err = engine.docker_err(&["pull", &format!("{addr}/test/any:v1")]);
+    assert!(err.contains("registry unreachable"), "{err}");
+    assert_clean(&engine);
+}
+
+#[test]
+fn corrupt_and_truncated_blobs_are_refused_and_the_store_stays_usable() {
+    let registry = RegistryGuard::start();
+    let engine = EngineGuard::start();
+    let img = image::layered_image(false);
+    registry.push("test/corrupt", "v1", &img);
+    let name = format!("{}/test/corrupt:v1", registry.addr());
+    let layer = &img.layers[0];
+    let data_path = registry.blob_data(&layer.digest);
+
+    // Same length, different bytes: the digest does not match.
+    let mut bad = layer.data.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0xff;
+    std::fs::write(&data_path, &bad).unwrap();
+    let err = engine.docker_err(&["pull", &name]);
+    assert!(err.contains(&layer.digest), "{err}");
+    assert!(err.contains("digest"), "{err}");
+    assert_clean(&engine);
+
+    // Truncated.
+    std::fs::write(&data_path, &layer.data[..layer.data.len() / 2]).unwrap();
+    let err = engine.docker_err(&["pull", &name]);
+    assert!(err.contains(&layer.digest), "{err}");
+    assert_clean(&engine);
+
+    // Repaired, the same store pulls it.
+    std::fs::write(&data_path, &layer.data).unwrap();
+    engine.docker_ok(&["pull", &name]);
+    assert_eq!(engine.image_count(), 1);
+}
+
+#[test]
+fn malformed_and_oversized_manifests_are_refused() {
+    let huge = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","annotations":{{"x":"{}"}}}}"#,
+        "a".repeat(5 * 1024 * 1024)
+    );
+    let fake = FakeRegistry::start(
+        "bad/img",
+        vec![
+            ("malformed".to_string(), br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":"oops","layers":7}"#.to_vec()),
+            ("notjson".to_string(), b"<html>hello</html>".to_vec()),
+            ("huge".to_string(), huge.into_bytes()),
+        ],
+    );
+    let engine = EngineGuard::start();
+    let err = engine.docker_err(&["pull", &format!("{}/bad/img:malformed", fake.addr())]);
+    assert!(err.contains("malformed manifest"), "{err}");
+    let err = engine.docker_err(&["pull", &format!("{}/bad/img:notjson", fake.addr())]);
+    assert!(err.to_lowercase().contains("manifest"), "{err}");
+    let err = engine.docker_err(&["pull", &format!("{}/bad/img:huge", fake.addr())]);
+    assert!(err.contains("byte limit"), "{err}");
+    assert_clean(&engine);
+}
+
+#[test]
+fn escaping_layer_entries_are_refused_without_writing_outside() {
+    let registry = RegistryGuard::start();
+    let engine = EngineGuard::start();
+    let outside = tempfile::Builder::new()
+        .prefix("servin-outside-")
+        .tempdir()
+        .unwrap();
+    let outside_path: &'static str = Box::leak(
+        outside
+            .path()
+            .to_str()
+            .unwrap()
+            .to_string()
+            .into_boxed_str(),
+    );
+    let abs_target: &'static str = Box::leak(format!("{outside_path}/abs-escape").into_boxed_str());
+    let cases: Vec<(&str, Vec<Entry>, &str)> = vec![
+        (
+            "dotdot",
+            vec![Entry::RawFile("../../../dotdot-escape", b"x".to_vec())],
+            "../../../dotdot-escape",
+        ),
+        (
+            "absolute",
+            vec![Entry::RawFile(abs_target, b"x".to_vec())],
+            abs_target,
+        ),
+        (
+            "symlink",
+            vec![
+                Entry::RawSymlink("link", outside_path),
+                Entry::RawFile("link/through-symlink", b"x".to_vec()),
+            ],
+            "link/through-symlink",
+        ),
+        (
+            "hardlink",
+            vec![
+                Entry::File("ok", b"x".to_vec(), 0o644),
+                Entry::RawHardlink("hl", "../../../../../../etc/passwd"),
+            ],
+            "hl",
+        ),
+        (
+            "hardlink-via-symlink",
+            vec![
+                Entry::RawSymlink("etc-link", "/etc"),
+                Entry::RawHardlink("hl2", "etc-link/passwd"),
+            ],
+            "hl2",
+        ),
+    ];
+    for (tag, entries, entry_name) in cases {
+        let img = image::build(&[image::base_layer(), Layer::gzip(entries)], "amd64", false);
+        registry.push("test/escape", tag, &img);
+        let err = engine.docker_err(&["pull", &format!("{}/test/escape:{tag}", registry.addr())]);
+        assert!(err.contains(&img.layers[1].digest), "{tag}: {err}");
+        assert!(err.contains(entry_name), "{tag}: {err}");
+        assert!(
+            err.contains("refus") || err.contains("symlink"),
+            "{tag}: {err}"
+        );
+        assert_clean(&engine);
+    }
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "nothing written outside"
+    );
+    assert!(support::find_named(engine.dir.path(), "dotdot-escape").is_empty());
+    assert!(support::find_named(std::path::Path::new("/tmp"), "dotdot-escape").is_empty());
+    // The store still pulls a good image afterwards.
+    let good = image::layered_image(false);
+    registry.push("test/escape", "good", &good);
+    engine.docker_ok(&["pull", &format!("{}/test/escape:good", registry.addr())]);
+}
