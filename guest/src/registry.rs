@@ -193,7 +193,8 @@ pub fn registry_error(context: &str, e: OciDistributionError) -> Error {
                 | OciErrorCode::NameUnknown
                 | OciErrorCode::BlobUnknown
                 | OciErrorCode::NotFound => 404,
-                OciErrorCode::Unauthorized | OciErrorCode::Denied => 401,
+                // 403, not 401: a 401 makes the docker CLI prompt for a login.
+                OciErrorCode::Unauthorized | OciErrorCode::Denied => 403,
                 _ => 502,
             });
             let status = status.min().unwrap_or(502);
@@ -211,17 +212,17 @@ pub fn registry_error(context: &str, e: OciDistributionError) -> Error {
             (status, text.join("; "))
         }
         OciDistributionError::AuthenticationFailure(m) => {
-            (401, format!("authentication failed: {m}"))
+            (403, format!("authentication failed: {m}"))
         }
         OciDistributionError::UnauthorizedError { .. } => {
-            (401, "unauthorized: authentication required".to_string())
+            (403, "unauthorized: authentication required".to_string())
         }
         OciDistributionError::ImageManifestNotFoundError(m) => {
             (404, format!("manifest unknown: {m}"))
         }
         OciDistributionError::ServerError { code, message, .. } => {
             let status = match code {
-                401 | 403 => 401,
+                401 | 403 => 403,
                 404 => 404,
                 _ => 502,
             };

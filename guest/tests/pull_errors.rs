@@ -1,4 +1,4 @@
-//! Bad input: unknown images, a registry that is down,
+//! Bad input: unknown images, wrong credentials, a registry that is down,
 //! corrupt and truncated blobs, malformed and oversized manifests, and layer
 //! entries that try to escape their snapshot. Each fails clearly, leaves no
 //! partial image and leaves the store usable.
@@ -50,6 +50,68 @@ fn registry_down_is_a_clear_error() {
     let err = engine.docker_err(&["pull", &format!("{addr}/test/any:v1")]);
     assert!(err.contains("registry unreachable"), "{err}");
     assert_clean(&engine);
+}
+
+#[test]
+fn wrong_credentials_fail_and_right_ones_pull() {
+    let registry = RegistryGuard::start_with_auth("alice", "s3cret");
+    let engine = EngineGuard::start();
+    let img = image::layered_image(true);
+    registry.push("private/img", "v1", &img);
+    let name = format!("{}/private/img:v1", registry.addr());
+
+    let err = engine.docker_err(&["pull", &name]);
+    assert!(err.contains("unauthorized"), "{err}");
+    assert_clean(&engine);
+
+    // The docker CLI sends what its config holds as X-Registry-Auth.
+    use base64::Engine as _;
+    let cfg = engine.dir.path().join("docker-config/config.json");
+    let write_cfg = |user: &str, pass: &str| {
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        support::write(
+            &cfg,
+            format!(
+                r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+                registry.addr()
+            )
+            .as_bytes(),
+        );
+    };
+    write_cfg("alice", "wrong");
+    let err = engine.docker_err(&["pull", &name]);
+    assert!(err.contains("unauthorized"), "{err}");
+    assert_clean(&engine);
+    write_cfg("alice", "s3cret");
+    engine.docker_ok(&["pull", &name]);
+    let pushed = format!("{}/private/copy:v1", registry.addr());
+    engine.docker_ok(&["tag", &name, &pushed]);
+    engine.docker_ok(&["push", &pushed]);
+    engine.docker_ok(&["rmi", &name, &pushed]);
+
+    // Without a header the engine reads ~/.servin/auth.json.
+    std::fs::remove_file(&cfg).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
+    let file = engine.home().join(".servin/auth.json");
+    support::write(
+        &file,
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+            registry.addr()
+        )
+        .as_bytes(),
+    );
+    let r = engine.api(
+        "POST",
+        &format!(
+            "/images/create?fromImage={}/private/img&tag=v1",
+            registry.addr()
+        ),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("Downloaded newer image"), "{}", r.text());
 }
 
 #[test]
