@@ -1,4 +1,5 @@
 //! Servin's host side.
 
+pub mod client;
 pub mod import;
 pub mod project;

@@ -3,8 +3,17 @@
 
 mod completions;
 mod config;
+mod image;
+mod images;
 mod import;
+mod info;
 mod init;
+mod login;
+mod progress;
+mod pull;
+mod push;
+mod rmi;
+mod tag;
 mod validate;
 mod version;
 
@@ -73,6 +82,15 @@ pub enum Command {
     Validate(validate::Args),
     Config(config::Args),
     Import(import::Args),
+    Info(info::Args),
+    Pull(pull::Args),
+    Push(push::Args),
+    Images(images::Args),
+    Rmi(rmi::Args),
+    Tag(tag::Args),
+    Image(image::Args),
+    Login(login::LoginArgs),
+    Logout(login::LogoutArgs),
     Version(version::Args),
     Completions(completions::Args),
 }
@@ -93,6 +111,15 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&cli, args),
         Command::Config(args) => config::run(&cli, args),
         Command::Import(args) => import::run(&cli, args),
+        Command::Info(args) => info::run(&cli, args),
+        Command::Pull(args) => pull::run(&cli, args),
+        Command::Push(args) => push::run(&cli, args),
+        Command::Images(args) => images::run(&cli, args),
+        Command::Rmi(args) => rmi::run(&cli, args),
+        Command::Tag(args) => tag::run(&cli, args),
+        Command::Image(args) => image::run(&cli, args),
+        Command::Login(args) => login::login(&cli, args),
+        Command::Logout(args) => login::logout(&cli, args),
         Command::Version(args) => version::run(&cli, args),
         Command::Completions(args) => completions::run(&cli, args),
     };

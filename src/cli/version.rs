@@ -7,8 +7,9 @@ use crate::ui::{self, Failed};
 
 /// Show servin's version
 ///
-/// Prints the version and the platform servin was built for. Takes
-/// `--format json`.
+/// Prints the version and the platform servin was built for, and the mode
+/// and version of the engine when one answers (it does not start one).
+/// Takes `--format json`.
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
@@ -17,6 +18,31 @@ struct Version {
     version: &'static str,
     os: &'static str,
     arch: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    engine: Option<EngineVersion>,
+}
+
+#[derive(Serialize)]
+struct EngineVersion {
+    address: String,
+    mode: String,
+    version: String,
+}
+
+fn engine() -> Option<EngineVersion> {
+    let engine = servin::client::Engine::running()?;
+    let info = engine.servin_info().ok()?;
+    let field = |k: &str| {
+        info.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("unknown")
+            .to_string()
+    };
+    Some(EngineVersion {
+        address: engine.address().to_string(),
+        mode: field("mode"),
+        version: field("version"),
+    })
 }
 
 pub fn run(cli: &Cli, _args: &Args) -> Result<(), Failed> {
@@ -25,9 +51,16 @@ pub fn run(cli: &Cli, _args: &Args) -> Result<(), Failed> {
         version: env!("CARGO_PKG_VERSION"),
         os: std::env::consts::OS,
         arch: std::env::consts::ARCH,
+        engine: engine(),
     };
     match format {
         Format::Json => ui::data(&serde_json::to_string_pretty(&v)?),
-        _ => ui::data(&format!("servin {} ({}/{})", v.version, v.os, v.arch)),
+        _ => {
+            ui::data(&format!("servin {} ({}/{})", v.version, v.os, v.arch))?;
+            match &v.engine {
+                Some(e) => ui::data(&format!("engine {} ({}, {})", e.version, e.mode, e.address)),
+                None => ui::data("engine not running"),
+            }
+        }
     }
 }

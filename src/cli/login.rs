@@ -1,0 +1,80 @@
+//! `servin login` and `servin logout`.
+
+use std::io::BufRead;
+
+use servin::client::auth::{self, Credentials};
+
+use super::Cli;
+use crate::ui::{self, Failed};
+
+/// Store credentials for a registry
+///
+/// Writes them to `~/.servin/auth.json` (mode 0600); `pull` and `push` send
+/// them to the engine for that registry. The engine has no call to check
+/// credentials, so they are stored as given and checked on the next pull or
+/// push.
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// The registry host, e.g. `registry.example:5000`
+    pub registry: String,
+    /// The user name
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Read the password from stdin (its first line)
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// Forget the credentials stored for a registry
+#[derive(Debug, clap::Args)]
+pub struct LogoutArgs {
+    /// The registry host
+    pub registry: String,
+}
+
+fn read_line(prompt: Option<&str>) -> Result<String, Failed> {
+    if let Some(p) = prompt {
+        eprint!("{p}");
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+pub fn login(_cli: &Cli, args: &LoginArgs) -> Result<(), Failed> {
+    let username = match &args.username {
+        Some(u) => u.clone(),
+        None if args.password_stdin => {
+            return Err(Failed::Usage(
+                "--password-stdin needs --username".to_string(),
+            ));
+        }
+        None => read_line(Some("Username: "))?,
+    };
+    let password = if args.password_stdin {
+        read_line(None)?
+    } else {
+        read_line(Some("Password: "))?
+    };
+    if username.is_empty() || password.is_empty() {
+        return Err(Failed::Usage(
+            "user name and password must not be empty".to_string(),
+        ));
+    }
+    let path = auth::store(&args.registry, &Credentials { username, password })?;
+    ui::info(&format!(
+        "credentials for {} stored in {} (not verified: they are checked on the next pull or push)",
+        args.registry,
+        path.display()
+    ));
+    Ok(())
+}
+
+pub fn logout(_cli: &Cli, args: &LogoutArgs) -> Result<(), Failed> {
+    if auth::remove(&args.registry)? {
+        ui::info(&format!("removed the credentials for {}", args.registry));
+    } else {
+        ui::info(&format!("no credentials stored for {}", args.registry));
+    }
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! `servin rmi`.
+
+use super::Cli;
+use crate::ui::{self, Failed};
+
+/// Remove images
+///
+/// Removes each name (untagging it; the image goes when its last name does).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Images, by name or id
+    #[arg(required = true)]
+    pub images: Vec<String>,
+    /// Remove even when the image has several names or is in use (`-f` is
+    /// the global project-file flag, so this one is long only)
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run(_cli: &Cli, args: &Args) -> Result<(), Failed> {
+    let engine = servin::client::Engine::connect()?;
+    let mut failed = false;
+    for image in &args.images {
+        match engine.remove(image, args.force) {
+            Ok(items) => {
+                for item in items {
+                    if let Some(t) = item.untagged {
+                        ui::data(&format!("Untagged: {t}"))?;
+                    }
+                    if let Some(d) = item.deleted {
+                        ui::data(&format!("Deleted: {d}"))?;
+                    }
+                }
+            }
+            Err(e) => {
+                ui::error_chain(&e);
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        Err(Failed::Reported)
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,302 @@
+//! The engine client: finds the engine's socket, starts a native engine when
+//! none answers, and speaks the Docker Engine API to it over HTTP/1.1 on a
+//! unix socket.
+//!
+//! - [`address`]: where the engine listens (`SERVIN_HOST`, else the default).
+//! - [`start`]: starting a native engine on demand.
+//! - [`auth`]: registry credentials (`~/.servin/auth.json`, `~/.docker/config.json`).
+//! - [`images`]: the image operations.
+
+pub mod address;
+pub mod auth;
+pub mod images;
+pub mod start;
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+
+pub use address::Address;
+
+/// What went wrong talking to the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot reach the engine at {addr}: {source}")]
+    Unreachable {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("{step} at {addr} failed")]
+    Http {
+        addr: String,
+        step: String,
+        #[source]
+        source: hyper::Error,
+    },
+    #[error("{step}: {message}")]
+    Engine {
+        step: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{step}: the engine's answer is not valid JSON")]
+    Decode {
+        step: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "no engine binary found: set SERVIN_ENGINE, or put servin-guest next to servin or on PATH"
+    )]
+    NoEngineBinary,
+    #[error("cannot start the engine {binary}")]
+    Spawn {
+        binary: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the engine exited ({status}) before answering at {addr}; its log:\n{log}")]
+    EngineExited {
+        addr: String,
+        status: String,
+        log: String,
+    },
+    #[error("engine did not start within {secs}s at {addr}; its log:\n{log}")]
+    StartTimeout {
+        addr: String,
+        secs: u64,
+        log: String,
+    },
+    #[error("{path}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A connection to a running engine.
+pub struct Engine {
+    addr: Address,
+    rt: tokio::runtime::Runtime,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)
+}
+
+impl Engine {
+    /// The engine at the configured address, started natively when none
+    /// answers.
+    pub fn connect() -> Result<Self, Error> {
+        let engine = Self {
+            addr: Address::from_env(),
+            rt: runtime()?,
+        };
+        if engine.ping().is_ok() {
+            return Ok(engine);
+        }
+        start::start(&engine)?;
+        Ok(engine)
+    }
+
+    /// The engine at the configured address if one answers; never starts one.
+    pub fn running() -> Option<Self> {
+        let engine = Self {
+            addr: Address::from_env(),
+            rt: runtime().ok()?,
+        };
+        engine.ping().ok().map(|()| engine)
+    }
+
+    /// Where the engine listens.
+    pub fn address(&self) -> &Address {
+        &self.addr
+    }
+
+    /// `GET /_ping`.
+    pub fn ping(&self) -> Result<(), Error> {
+        let resp = self.send(Method::GET, "/_ping", &[], Bytes::new(), "ping")?;
+        self.check(resp, "ping").map(|_| ())
+    }
+
+    /// Sends one request and returns the response, whatever its status.
+    pub fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+        step: &str,
+    ) -> Result<Response<Incoming>, Error> {
+        let socket = self.addr.socket.clone();
+        let addr = self.addr.to_string();
+        let http = |source| Error::Http {
+            addr: addr.clone(),
+            step: step.to_string(),
+            source,
+        };
+        self.rt.block_on(async {
+            let stream = tokio::net::UnixStream::connect(&socket)
+                .await
+                .map_err(|source| Error::Unreachable {
+                    addr: addr.clone(),
+                    source,
+                })?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(http)?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            let mut req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header("Host", "servin");
+            for (k, v) in headers {
+                req = req.header(*k, v.as_str());
+            }
+            let req = req
+                .body(Full::new(body))
+                .map_err(|e| Error::Invalid(format!("{step}: {e}")))?;
+            sender.send_request(req).await.map_err(http)
+        })
+    }
+
+    /// Reads a whole response body.
+    pub fn body(&self, resp: Response<Incoming>, step: &str) -> Result<Bytes, Error> {
+        self.rt.block_on(async {
+            resp.into_body()
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .map_err(|source| Error::Http {
+                    addr: self.addr.to_string(),
+                    step: step.to_string(),
+                    source,
+                })
+        })
+    }
+
+    /// Turns an error status into [`Error::Engine`] with the engine's message.
+    pub fn check(&self, resp: Response<Incoming>, step: &str) -> Result<Response<Incoming>, Error> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body = self.body(resp, step)?;
+        Err(engine_error(step, status, &body))
+    }
+
+    /// Sends a request and reads its JSON answer.
+    pub fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        step: &str,
+    ) -> Result<T, Error> {
+        let resp = self.send(method, path, &[], Bytes::new(), step)?;
+        let resp = self.check(resp, step)?;
+        let body = self.body(resp, step)?;
+        serde_json::from_slice(&body).map_err(|source| Error::Decode {
+            step: step.to_string(),
+            source,
+        })
+    }
+
+    /// Calls `each` with every chunk of a streamed body as it arrives.
+    pub fn stream(
+        &self,
+        resp: Response<Incoming>,
+        step: &str,
+        mut each: impl FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.rt.block_on(async {
+            let mut body = resp.into_body();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|source| Error::Http {
+                    addr: self.addr.to_string(),
+                    step: step.to_string(),
+                    source,
+                })?;
+                if let Ok(data) = frame.into_data() {
+                    each(&data)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Calls `each` with every JSON line of a streamed body.
+    pub fn json_lines(
+        &self,
+        resp: Response<Incoming>,
+        step: &str,
+        mut each: impl FnMut(serde_json::Value) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut buf: Vec<u8> = Vec::new();
+        self.stream(resp, step, |chunk| {
+            buf.extend_from_slice(chunk);
+            while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=i).collect();
+                let line = line.trim_ascii();
+                if line.is_empty() {
+                    continue;
+                }
+                let v = serde_json::from_slice(line).map_err(|source| Error::Decode {
+                    step: step.to_string(),
+                    source,
+                })?;
+                each(v)?;
+            }
+            Ok(())
+        })?;
+        let rest = buf.trim_ascii();
+        if !rest.is_empty() {
+            let v = serde_json::from_slice(rest).map_err(|source| Error::Decode {
+                step: step.to_string(),
+                source,
+            })?;
+            each(v)?;
+        }
+        Ok(())
+    }
+}
+
+fn engine_error(step: &str, status: StatusCode, body: &[u8]) -> Error {
+    let message = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(String::from))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
+    Error::Engine {
+        step: step.to_string(),
+        status: status.as_u16(),
+        message,
+    }
+}
+
+/// Percent-encodes a query or path component.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
