@@ -37,7 +37,8 @@ pub struct PruneArgs {
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
     /// The tar file
-    pub file: PathBuf,
+    #[arg(value_name = "FILE")]
+    pub archive: PathBuf,
 }
 
 /// Write images to a tar file
@@ -83,7 +84,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
         ImageCommand::Import(a) => {
             cli.format(&[Format::Text], Format::Text)?;
             let engine = servin::client::Engine::connect()?;
-            for line in engine.load(&a.file)? {
+            for line in engine.load(&a.archive)? {
                 ui::data(&line)?;
             }
             Ok(())

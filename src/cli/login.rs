@@ -4,7 +4,7 @@ use std::io::BufRead;
 
 use servin::client::auth::{self, Credentials};
 
-use super::Cli;
+use super::{Cli, Format};
 use crate::ui::{self, Failed};
 
 /// Store credentials for a registry
@@ -41,7 +41,8 @@ fn read_line(prompt: Option<&str>) -> Result<String, Failed> {
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
-pub fn login(_cli: &Cli, args: &LoginArgs) -> Result<(), Failed> {
+pub fn login(cli: &Cli, args: &LoginArgs) -> Result<(), Failed> {
+    cli.format(&[Format::Text], Format::Text)?;
     let username = match &args.username {
         Some(u) => u.clone(),
         None if args.password_stdin => {
@@ -70,7 +71,8 @@ pub fn login(_cli: &Cli, args: &LoginArgs) -> Result<(), Failed> {
     Ok(())
 }
 
-pub fn logout(_cli: &Cli, args: &LogoutArgs) -> Result<(), Failed> {
+pub fn logout(cli: &Cli, args: &LogoutArgs) -> Result<(), Failed> {
+    cli.format(&[Format::Text], Format::Text)?;
     if auth::remove(&args.registry)? {
         ui::info(&format!("removed the credentials for {}", args.registry));
     } else {

@@ -1,7 +1,7 @@
 //! `servin pull`.
 
-use super::Cli;
 use super::progress::Progress;
+use super::{Cli, Format};
 use crate::ui::Failed;
 
 /// Pull an image from a registry
@@ -21,7 +21,8 @@ pub struct Args {
     pub quiet: bool,
 }
 
-pub fn run(_cli: &Cli, args: &Args) -> Result<(), Failed> {
+pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
+    cli.format(&[Format::Text], Format::Text)?;
     let engine = servin::client::Engine::connect()?;
     let mut progress = Progress::new(args.quiet);
     let result = engine.pull(&args.image, args.platform.as_deref(), |e| progress.event(e));

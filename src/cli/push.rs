@@ -1,7 +1,7 @@
 //! `servin push`.
 
-use super::Cli;
 use super::progress::Progress;
+use super::{Cli, Format};
 use crate::ui::Failed;
 
 /// Push an image to a registry
@@ -17,7 +17,8 @@ pub struct Args {
     pub quiet: bool,
 }
 
-pub fn run(_cli: &Cli, args: &Args) -> Result<(), Failed> {
+pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
+    cli.format(&[Format::Text], Format::Text)?;
     let engine = servin::client::Engine::connect()?;
     let mut progress = Progress::new(args.quiet);
     let result = engine.push(&args.image, |e| progress.event(e));

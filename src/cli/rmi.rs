@@ -1,6 +1,6 @@
 //! `servin rmi`.
 
-use super::Cli;
+use super::{Cli, Format};
 use crate::ui::{self, Failed};
 
 /// Remove images
@@ -17,7 +17,8 @@ pub struct Args {
     pub force: bool,
 }
 
-pub fn run(_cli: &Cli, args: &Args) -> Result<(), Failed> {
+pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
+    cli.format(&[Format::Text], Format::Text)?;
     let engine = servin::client::Engine::connect()?;
     let mut failed = false;
     for image in &args.images {

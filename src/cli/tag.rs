@@ -1,6 +1,6 @@
 //! `servin tag`.
 
-use super::Cli;
+use super::{Cli, Format};
 use crate::ui::Failed;
 
 /// Give an image another name
@@ -12,7 +12,8 @@ pub struct Args {
     pub target: String,
 }
 
-pub fn run(_cli: &Cli, args: &Args) -> Result<(), Failed> {
+pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
+    cli.format(&[Format::Text], Format::Text)?;
     let engine = servin::client::Engine::connect()?;
     Ok(engine.tag(&args.source, &args.target)?)
 }
