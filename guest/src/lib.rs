@@ -17,19 +17,25 @@
 //! - [`pull`], [`push`]: moving images between a registry and the store.
 //! - [`archive`]: `docker save` tars and OCI layouts, in and out.
 //! - [`progress`]: Docker-style JSON progress messages.
+//! - [`runtime`]: runc/crun, OCI bundles and overlayfs root filesystems.
+//! - [`monitor`]: the per-container monitor process, logs and exec.
+//! - [`container`]: container records, lifecycle, restarts and health.
 //! - [`api`]: the HTTP server and its routes.
 
 pub mod api;
 pub mod archive;
 pub mod config;
+pub mod container;
 pub mod digest;
 pub mod engine;
 pub mod error;
+pub mod monitor;
 pub mod progress;
 pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod registry;
+pub mod runtime;
 pub mod store;
 pub mod timefmt;
 pub mod unpack;

@@ -1,0 +1,1 @@
+//! Containers: records, state, lifecycle, restart policies and health.
