@@ -22,6 +22,24 @@ pub enum Error {
     /// No image matches the name or ID.
     #[error("no such image: {0}")]
     NoSuchImage(String),
+    /// No container matches the name or ID.
+    #[error("no such container: {0}")]
+    NoSuchContainer(String),
+    /// No exec instance has this ID.
+    #[error("no such exec instance: {0}")]
+    NoSuchExec(String),
+    /// The OCI runtime (or the monitor driving it) failed a step.
+    #[error("{context}: {message}")]
+    Runtime {
+        /// The container and the step, e.g. "container web: start".
+        context: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The container's command cannot be run; the message is Docker's
+    /// (`exec: "x": executable file not found in $PATH`).
+    #[error("{0}")]
+    CommandNotFound(String),
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
@@ -96,16 +114,21 @@ impl Error {
     /// The HTTP status the API answers with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::NoSuchImage(_) => StatusCode::NOT_FOUND,
+            Self::NoSuchImage(_) | Self::NoSuchContainer(_) | Self::NoSuchExec(_) => {
+                StatusCode::NOT_FOUND
+            }
+            Self::CommandNotFound(_) => StatusCode::BAD_REQUEST,
             Self::BadRequest(_) | Self::Archive(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::Registry { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
-            Self::Io { .. } | Self::Content { .. } | Self::Unpack { .. } | Self::Json { .. } => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::Io { .. }
+            | Self::Content { .. }
+            | Self::Unpack { .. }
+            | Self::Json { .. }
+            | Self::Runtime { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
