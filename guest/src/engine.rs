@@ -1,8 +1,10 @@
 //! The engine: the state every API request shares.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::Config;
+use crate::container::Containers;
 use crate::error::Result;
 use crate::registry::Registries;
 use crate::store::Store;
@@ -12,7 +14,9 @@ pub struct Engine {
     /// Settings it was started with.
     pub config: Config,
     /// The image store.
-    pub store: Store,
+    pub store: Arc<Store>,
+    /// The containers.
+    pub containers: Arc<Containers>,
     /// Registry clients and credentials.
     pub registries: Registries,
     /// When it started.
@@ -20,13 +24,16 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens the engine's state under `config.root`.
+    /// Opens the engine's state under `config.root`, finding running
+    /// containers again. Must be called inside the tokio runtime.
     pub fn open(config: Config) -> Result<Self> {
-        let store = Store::open(&config.root)?;
+        let store = Arc::new(Store::open(&config.root)?);
+        let containers = Containers::open(&config.root, Arc::clone(&store))?;
         let registries = Registries::new(config.insecure_registries.clone(), config.home.clone());
         Ok(Self {
             config,
             store,
+            containers,
             registries,
             started: Instant::now(),
         })

@@ -333,8 +333,15 @@ impl Store {
     }
 
     /// Removes `name` the way `docker rmi` does: a tag of an image with other
-    /// tags is only untagged; otherwise the image goes.
-    pub fn remove(&self, name: &str, force: bool) -> Result<Removal> {
+    /// tags is only untagged; otherwise the image goes. `in_use` maps image
+    /// IDs to a container using each: such an image is refused, or with
+    /// `force` only untagged (its layers stay for the container).
+    pub fn remove(
+        &self,
+        name: &str,
+        force: bool,
+        in_use: &std::collections::HashMap<String, String>,
+    ) -> Result<Removal> {
         let image = self.resolve(name)?;
         let mut state = self.state();
         let mut out = Removal::default();
@@ -359,6 +366,20 @@ impl Store {
         } else {
             out.untagged.extend(image.repo_tags.iter().cloned());
         }
+        if let Some(container) = in_use.get(&image.id) {
+            if !force {
+                return Err(Error::Conflict(format!(
+                    "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
+                    short_id(container),
+                    short_id(&image.id)
+                )));
+            }
+            if let Some(img) = state.images.get_mut(&image.id) {
+                out.untagged = std::mem::take(&mut img.repo_tags);
+            }
+            self.save(&state)?;
+            return Ok(out);
+        }
         if let Some(img) = state.images.remove(&image.id) {
             out.untagged.extend(img.repo_digests);
         }
@@ -367,15 +388,19 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes images without tags, or (with `all`) every image, and returns
-    /// what went. Containers do not exist yet, so no image is in use.
-    pub fn prune(&self, all: bool) -> Result<Removal> {
+    /// Removes images without tags, or (with `all`) every image, except
+    /// those in `in_use` (image IDs), and returns what went.
+    pub fn prune(
+        &self,
+        all: bool,
+        in_use: &std::collections::HashMap<String, String>,
+    ) -> Result<Removal> {
         let mut state = self.state();
         let mut out = Removal::default();
         let gone: Vec<String> = state
             .images
             .values()
-            .filter(|i| all || i.repo_tags.is_empty())
+            .filter(|i| (all || i.repo_tags.is_empty()) && !in_use.contains_key(&i.id))
             .map(|i| i.id.clone())
             .collect();
         for id in gone {
@@ -520,12 +545,12 @@ mod tests {
         store.add_image(record(&b, &[]), Some(t1), None).unwrap();
         assert!(store.image(&a).unwrap().repo_tags.is_empty());
         store.tag(&b, t2).unwrap();
-        let r = store.remove("x:1", false).unwrap();
+        let r = store.remove("x:1", false, &Default::default()).unwrap();
         assert_eq!(r.untagged, vec![t1.to_string()]);
         assert!(r.deleted.is_empty());
         assert_eq!(store.resolve("x:2").unwrap().id, b);
         assert_eq!(store.resolve(&b[7..19]).unwrap().id, b);
-        let pruned = store.prune(false).unwrap();
+        let pruned = store.prune(false, &Default::default()).unwrap();
         assert_eq!(pruned.deleted, vec![a.clone()]);
         // The state survives a reopen.
         drop(store);

@@ -66,6 +66,36 @@ pub fn format_rfc3339(secs: i64) -> String {
     )
 }
 
+/// Formats a time as RFC 3339 in UTC with nanoseconds, as Docker writes
+/// container times (`2026-11-29T00:00:00.123456789Z`).
+pub fn format_nanos(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    let base = format_rfc3339(secs);
+    let stem = base.strip_suffix('Z').unwrap_or(&base);
+    format!("{stem}.{:09}Z", d.subsec_nanos())
+}
+
+/// Parses an RFC 3339 time with its fraction into a `SystemTime`.
+pub fn parse_nanos(s: &str) -> Option<std::time::SystemTime> {
+    let secs = u64::try_from(parse_rfc3339(s)?).ok()?;
+    let nanos = s
+        .split_once('.')
+        .map(|(_, rest)| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            let padded = format!("{digits:0<9}");
+            padded
+                .get(..9)
+                .and_then(|d| d.parse::<u32>().ok())
+                .unwrap_or(0)
+        })
+        .unwrap_or(0);
+    Some(std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos))
+}
+
+/// Docker's zero time, written for times that have not happened.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
 /// Now, in seconds since the epoch.
 pub fn now() -> i64 {
     std::time::SystemTime::now()
@@ -91,5 +121,12 @@ mod tests {
         );
         assert_eq!(format_rfc3339(1_709_209_815), "2024-02-29T12:30:15Z");
         assert_eq!(parse_rfc3339("garbage"), None);
+        let t = std::time::UNIX_EPOCH + std::time::Duration::new(1_709_209_815, 5);
+        assert_eq!(format_nanos(t), "2024-02-29T12:30:15.000000005Z");
+        assert_eq!(parse_nanos(&format_nanos(t)), Some(t));
+        assert_eq!(
+            parse_nanos("2024-02-29T12:30:15.5Z"),
+            Some(std::time::UNIX_EPOCH + std::time::Duration::new(1_709_209_815, 500_000_000))
+        );
     }
 }

@@ -21,12 +21,25 @@ pub fn run(cli: &Cli, _args: &Args) -> Result<(), Failed> {
     let s = |k: &str| servin.get(k).map(value).unwrap_or_default();
     let storage = servin.get("storage").cloned().unwrap_or_default();
     let st = |k: &str| storage.get(k).map(value).unwrap_or_default();
+    let rt = servin.get("runtime").cloned().unwrap_or_default();
+    let runtime = match (rt.get("name"), rt.get("error")) {
+        (Some(name), _) => {
+            let version = rt.get("version").map(value).unwrap_or_default();
+            format!("{} ({version})", value(name))
+        }
+        (None, Some(why)) => format!("none: {}", value(why)),
+        (None, None) => value(&rt),
+    };
+    let containers = servin.get("containers").cloned().unwrap_or_default();
+    let ct = |k: &str| containers.get(k).map(value).unwrap_or_default();
     let mut out = vec![
         format!("Engine:        {}", engine.address()),
         format!("Mode:          {}", s("mode")),
         format!("Version:       {} (API {})", s("version"), s("api_version")),
         format!("State root:    {}", s("root")),
-        format!("Runtime:       {}", s("runtime")),
+        format!("Runtime:       {runtime}"),
+        format!("Init:          {}", s("init")),
+        format!("Containers:    {} ({} running)", ct("total"), ct("running")),
         format!("Pid:           {}", s("pid")),
         format!("Uptime:        {}s", s("uptime_seconds")),
         format!("Storage:       {}", st("driver")),

@@ -265,7 +265,8 @@ async fn collect_garbage(engine: &Arc<Engine>) -> Result<u64> {
 
 /// `DELETE /images/{name}`.
 pub async fn remove(engine: &Arc<Engine>, name: &str, query: &Query) -> Result<Response<Body>> {
-    let removal = engine.store.remove(name, query.flag("force"))?;
+    let in_use = engine.containers.images_in_use();
+    let removal = engine.store.remove(name, query.flag("force"), &in_use)?;
     let deleted = !removal.deleted.is_empty();
     let items = removal_items(removal);
     if deleted {
@@ -281,7 +282,9 @@ pub async fn prune(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>
         .and_then(|f| serde_json::from_str(f).ok())
         .unwrap_or_default();
     let all = filters.get("dangling").is_some_and(|v| !filter_true(v));
-    let removal = engine.store.prune(all)?;
+    let removal = engine
+        .store
+        .prune(all, &engine.containers.images_in_use())?;
     let freed = collect_garbage(engine).await?;
     let items = removal_items(removal);
     let out = ImagePruneResponse {

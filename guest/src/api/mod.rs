@@ -5,10 +5,14 @@
 //! - [`routes`]: request dispatch, queries and response helpers.
 //! - [`system`]: `/_ping`, `/version`, `/info`, `/servin/v1/info`.
 //! - [`images`]: the `/images/...` calls.
+//! - [`containers`]: the `/containers/...`, `/exec/...` and `/events` calls.
+//! - [`stream`]: hijacked connections and Docker's stream framing.
 
+pub mod containers;
 pub mod images;
 pub mod routes;
 pub mod server;
+pub mod stream;
 pub mod system;
 
 /// The Docker API version this engine speaks.

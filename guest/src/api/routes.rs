@@ -15,7 +15,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use crate::engine::Engine;
 use crate::error::Error;
 
-use super::{images, system};
+use super::{containers, images, system};
 
 /// The body of every response.
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -206,7 +206,39 @@ async fn dispatch(
         (&Method::GET, "/images/get") => return images::save(engine, &query.all("names")).await,
         (&Method::POST, "/images/load") => return images::load(engine, req).await,
         (&Method::POST, "/images/prune") => return images::prune(engine, &query).await,
+        (&Method::POST, "/containers/create") => {
+            return containers::create(engine, &query, req).await;
+        }
+        (&Method::GET, "/containers/json") => return containers::list(engine, &query),
+        (&Method::POST, "/containers/prune") => return containers::prune(engine, &query).await,
+        (&Method::GET, "/events") => return containers::events(engine, &query),
         _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/containers/") {
+        let (key, action) = rest.split_once('/').unwrap_or((rest, ""));
+        return match (method, action) {
+            (&Method::GET, "json") => containers::inspect(engine, key),
+            (&Method::POST, "start") => containers::start(engine, key).await,
+            (&Method::POST, "stop") => containers::stop(engine, key, &query).await,
+            (&Method::POST, "restart") => containers::restart(engine, key, &query).await,
+            (&Method::POST, "kill") => containers::kill(engine, key, &query).await,
+            (&Method::POST, "wait") => containers::wait(engine, key, &query),
+            (&Method::DELETE, "") => containers::remove(engine, key, &query).await,
+            (&Method::GET, "logs") => containers::logs(engine, key, &query),
+            (&Method::POST, "attach") => containers::attach(engine, key, &query, req),
+            (&Method::POST, "resize") => containers::resize(engine, key, &query).await,
+            (&Method::POST, "exec") => containers::exec_create(engine, key, req).await,
+            _ => Err(Error::NotImplemented(format!("{method} {path}"))),
+        };
+    }
+    if let Some(rest) = path.strip_prefix("/exec/") {
+        let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
+        return match (method, action) {
+            (&Method::POST, "start") => containers::exec_start(engine, id, req).await,
+            (&Method::POST, "resize") => containers::exec_resize(engine, id, &query),
+            (&Method::GET, "json") => containers::exec_inspect(engine, id),
+            _ => Err(Error::NotImplemented(format!("{method} {path}"))),
+        };
     }
     if let Some(rest) = path.strip_prefix("/images/") {
         if let Some(name) = rest.strip_suffix("/json").filter(|_| method == Method::GET) {

@@ -73,6 +73,7 @@ pub async fn serve(engine: Arc<Engine>) -> Result<()> {
                     let service = service_fn(move |req| route(Arc::clone(&engine), req));
                     if let Err(e) = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
                         .await
                     {
                         tracing::debug!("connection: {e}");
@@ -84,6 +85,7 @@ pub async fn serve(engine: Arc<Engine>) -> Result<()> {
         }
     }
     let _ = std::fs::remove_file(&path);
-    tracing::info!("servin engine stopped");
+    engine.containers.shutdown();
+    tracing::info!("servin engine stopped; containers keep running under their monitors");
     Ok(())
 }

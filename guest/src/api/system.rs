@@ -84,24 +84,6 @@ pub fn version() -> Response<Body> {
     json(StatusCode::OK, &v)
 }
 
-/// Which OCI runtime would run containers: `crun` on pure cgroup v2 hosts,
-/// `runc` otherwise, when found on `PATH`.
-pub fn runtime() -> Option<String> {
-    let v2_only = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    let order: [&str; 2] = if v2_only {
-        ["crun", "runc"]
-    } else {
-        ["runc", "crun"]
-    };
-    let path = std::env::var_os("PATH")?;
-    order.into_iter().find_map(|name| {
-        std::env::split_paths(&path)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-            .map(|_| name.to_string())
-    })
-}
-
 fn mem_total() -> Option<i64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
@@ -121,12 +103,14 @@ pub fn rss_bytes() -> Option<u64> {
 pub fn info(engine: &Arc<Engine>) -> Response<Body> {
     let (blob_bytes, blobs) = engine.store.usage();
     let images = engine.store.images().len();
+    let (all, running, stopped) = engine.containers.counts();
+    let runtime = engine.containers.runtime_summary().ok().map(|r| r.0);
     let info = SystemInfo {
         id: Some(format!("servin-{}", std::process::id())),
-        containers: Some(0),
-        containers_running: Some(0),
+        containers: i64::try_from(all).ok(),
+        containers_running: i64::try_from(running).ok(),
         containers_paused: Some(0),
-        containers_stopped: Some(0),
+        containers_stopped: i64::try_from(stopped).ok(),
         images: i64::try_from(images).ok(),
         driver: Some("overlayfs".to_string()),
         driver_status: Some(vec![
@@ -144,7 +128,7 @@ pub fn info(engine: &Arc<Engine>) -> Response<Body> {
         mem_total: mem_total(),
         name: read_trimmed("/proc/sys/kernel/hostname"),
         server_version: Some(crate::VERSION.to_string()),
-        default_runtime: runtime(),
+        default_runtime: runtime,
         logging_driver: Some("json-file".to_string()),
         experimental_build: Some(false),
         debug: Some(false),
@@ -158,13 +142,20 @@ pub fn servin_info(engine: &Arc<Engine>) -> Response<Body> {
     let (blob_bytes, blobs) = engine.store.usage();
     let snapshots =
         std::fs::read_dir(engine.store.dir().join("snapshots")).map_or(0, Iterator::count);
+    let (containers, running, _) = engine.containers.counts();
+    let runtime = match engine.containers.runtime_summary() {
+        Ok((name, version)) => serde_json::json!({ "name": name, "version": version }),
+        Err(why) => serde_json::json!({ "error": why }),
+    };
     let body = serde_json::json!({
         "mode": "native",
         "version": crate::VERSION,
         "api_version": API_VERSION,
         "root": engine.config.root,
         "socket": engine.config.socket,
-        "runtime": runtime(),
+        "runtime": runtime,
+        "init": engine.containers.init_path(),
+        "containers": { "total": containers, "running": running },
         "storage": {
             "driver": "overlayfs",
             "images": engine.store.images().len(),

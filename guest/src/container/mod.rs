@@ -1,1 +1,331 @@
 //! Containers: records, state, lifecycle, restart policies and health.
+//!
+//! [`Containers`] owns every container of the engine. A container is a
+//! folder under `<root>/containers/<id>/` (see [`record`]) and, while it
+//! runs, a monitor process (see [`crate::monitor`]) that outlives the
+//! engine. Lifecycle operations on one container are serialised by its
+//! operation lock; the exit of its process is noticed by a watcher task
+//! (a pidfd on the monitor) that records it without that lock, so `stop` can
+//! wait for it.
+//!
+//! - [`record`]: what is kept on disk.
+//! - [`lifecycle`]: create, start, stop, kill, remove, wait, exits,
+//!   restart policies, recovery after an engine restart.
+//! - [`exec`]: exec instances.
+//! - [`health`]: health checks.
+//! - [`events`]: the event stream.
+//! - [`names`]: IDs and names.
+//! - [`reaper`]: noticing process exits with pidfds.
+
+pub mod events;
+pub mod exec;
+pub mod health;
+pub mod lifecycle;
+pub mod names;
+pub mod reaper;
+pub mod record;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
+
+use crate::error::{Error, Result};
+use crate::monitor::attach::{AttachReader, AttachWriter};
+use crate::runtime::Runtime;
+use crate::store::Store;
+
+pub use record::{Paths, Record, State, Status};
+
+/// What waiters watch: bumped on every change.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Signals {
+    /// How many times the container's process has exited.
+    pub exits: u64,
+    /// Whether the container is gone.
+    pub removed: bool,
+    /// Bumped on every state change.
+    pub generation: u64,
+}
+
+/// An attach client waiting for the container's monitor to come up.
+pub type AttachWaiter = oneshot::Sender<Result<(AttachReader, AttachWriter)>>;
+
+/// One container.
+pub struct Container {
+    /// As created.
+    pub record: Record,
+    /// Its folder.
+    pub paths: Paths,
+    state: Mutex<State>,
+    /// Serialises start, stop, restart and remove.
+    op: tokio::sync::Mutex<()>,
+    signals: watch::Sender<Signals>,
+    attach_waiters: Mutex<Vec<AttachWaiter>>,
+    health: Mutex<Option<tokio::task::AbortHandle>>,
+    backoff: Mutex<Duration>,
+}
+
+impl Container {
+    fn new(record: Record, dir: PathBuf, state: State) -> Self {
+        Self {
+            record,
+            paths: Paths::new(dir),
+            state: Mutex::new(state),
+            op: tokio::sync::Mutex::new(()),
+            signals: watch::channel(Signals::default()).0,
+            attach_waiters: Mutex::new(Vec::new()),
+            health: Mutex::new(None),
+            backoff: Mutex::new(Duration::ZERO),
+        }
+    }
+
+    /// The container's ID.
+    pub fn id(&self) -> &str {
+        &self.record.id
+    }
+
+    /// The container's name, without `/`.
+    pub fn name(&self) -> &str {
+        &self.record.name
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A copy of the current state.
+    pub fn state(&self) -> State {
+        self.lock_state().clone()
+    }
+
+    /// Changes the state, writes it to disk and wakes waiters.
+    pub fn update(&self, change: impl FnOnce(&mut State)) -> Result<()> {
+        let snapshot = {
+            let mut s = self.lock_state();
+            change(&mut s);
+            s.clone()
+        };
+        self.signals.send_modify(|s| s.generation += 1);
+        record::write_json(&self.paths.dir, record::STATE_FILE, &snapshot)
+    }
+
+    /// A receiver of this container's [`Signals`].
+    pub fn signals(&self) -> watch::Receiver<Signals> {
+        self.signals.subscribe()
+    }
+
+    /// Queues an attach client until the next start connects it.
+    pub fn add_attach_waiter(&self, waiter: AttachWaiter) {
+        if let Ok(mut w) = self.attach_waiters.lock() {
+            w.push(waiter);
+        }
+    }
+
+    fn take_attach_waiters(&self) -> Vec<AttachWaiter> {
+        self.attach_waiters
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default()
+    }
+
+    /// The event attributes Docker gives a container: name, image, labels.
+    pub fn attributes(&self) -> HashMap<String, String> {
+        let mut a = self.record.labels();
+        a.insert("name".to_string(), self.record.name.clone());
+        a.insert("image".to_string(), self.record.image_name.clone());
+        a
+    }
+
+    /// The log file settings: `max-size` and `max-file` from the log config.
+    pub fn log_config(&self) -> crate::monitor::LogConfig {
+        let opts = self
+            .record
+            .host_config()
+            .log_config
+            .and_then(|l| l.config)
+            .unwrap_or_default();
+        let max_size = opts
+            .get("max-size")
+            .and_then(|v| parse_size(v))
+            .unwrap_or(DEFAULT_LOG_SIZE);
+        let max_files = opts
+            .get("max-file")
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(DEFAULT_LOG_FILES);
+        crate::monitor::LogConfig {
+            path: self.paths.log(),
+            max_size,
+            max_files,
+        }
+    }
+}
+
+/// Default size at which a container's log file rotates.
+pub const DEFAULT_LOG_SIZE: u64 = 10 * 1024 * 1024;
+/// Default number of log files kept per container.
+pub const DEFAULT_LOG_FILES: u32 = 3;
+
+/// Parses Docker's log sizes: `10m`, `512k`, `1g`, bytes.
+pub fn parse_size(v: &str) -> Option<u64> {
+    let v = v.trim().to_ascii_lowercase();
+    let (num, mult) = match v.strip_suffix('b').unwrap_or(&v) {
+        s if s.ends_with('k') => (&s[..s.len() - 1], 1024),
+        s if s.ends_with('m') => (&s[..s.len() - 1], 1024 * 1024),
+        s if s.ends_with('g') => (&s[..s.len() - 1], 1024 * 1024 * 1024),
+        s => (s, 1),
+    };
+    num.parse::<u64>().ok().map(|n| n * mult).filter(|n| *n > 0)
+}
+
+/// Every container of the engine.
+pub struct Containers {
+    dir: PathBuf,
+    store: Arc<Store>,
+    runtime: std::result::Result<Runtime, String>,
+    init: Option<PathBuf>,
+    exe: PathBuf,
+    host_nofile: u64,
+    map: Mutex<HashMap<String, Arc<Container>>>,
+    execs: Mutex<HashMap<String, Arc<exec::ExecInstance>>>,
+    /// The event stream.
+    pub events: events::Events,
+}
+
+/// Where the static init is looked for, in order (`SERVIN_INIT` first).
+pub const INIT_CANDIDATES: &[&str] = &[
+    "/usr/bin/tini-static",
+    "/usr/local/bin/tini-static",
+    "/sbin/tini-static",
+];
+
+fn find_init() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SERVIN_INIT").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    INIT_CANDIDATES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+impl Containers {
+    /// Opens the containers under `root/containers`, finds the running ones
+    /// again and settles the ones whose process ended while the engine was
+    /// away. Must run inside the engine's tokio runtime.
+    pub fn open(root: &Path, store: Arc<Store>) -> Result<Arc<Self>> {
+        let dir = root.join("containers");
+        std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+        let runtime = Runtime::detect(root).map_err(|e| e.full_message());
+        if let Err(e) = &runtime {
+            tracing::warn!("containers cannot run: {e}");
+        }
+        let exe = std::env::var_os("SERVIN_MONITOR_EXE")
+            .map(PathBuf::from)
+            .or_else(|| std::env::current_exe().ok())
+            .unwrap_or_else(|| PathBuf::from("servin-guest"));
+        let host_nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .maximum
+            .unwrap_or(1_048_576);
+        let this = Arc::new(Self {
+            dir,
+            store,
+            runtime,
+            init: find_init(),
+            exe,
+            host_nofile,
+            map: Mutex::new(HashMap::new()),
+            execs: Mutex::new(HashMap::new()),
+            events: events::Events::default(),
+        });
+        this.load()?;
+        Ok(this)
+    }
+
+    fn lock_map(&self) -> MutexGuard<'_, HashMap<String, Arc<Container>>> {
+        self.map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The runtime, or why there is none.
+    pub fn runtime(&self) -> Result<&Runtime> {
+        self.runtime.as_ref().map_err(|e| Error::Runtime {
+            context: "the OCI runtime".to_string(),
+            message: e.clone(),
+        })
+    }
+
+    /// The runtime's name and version for `info`, or why there is none.
+    pub fn runtime_summary(&self) -> std::result::Result<(String, Option<String>), String> {
+        self.runtime
+            .as_ref()
+            .map(|r| (r.name.clone(), r.version()))
+            .map_err(Clone::clone)
+    }
+
+    /// The static init binary, when one was found.
+    pub fn init_path(&self) -> Option<&Path> {
+        self.init.as_deref()
+    }
+
+    /// Every container, oldest first.
+    pub fn list(&self) -> Vec<Arc<Container>> {
+        let mut all: Vec<Arc<Container>> = self.lock_map().values().cloned().collect();
+        all.sort_by(|a, b| a.record.created.cmp(&b.record.created));
+        all
+    }
+
+    /// Finds a container by full ID, name (with or without `/`) or a unique
+    /// ID prefix.
+    pub fn get(&self, key: &str) -> Result<Arc<Container>> {
+        let map = self.lock_map();
+        let bare = key.strip_prefix('/').unwrap_or(key);
+        if let Some(c) = map.get(bare) {
+            return Ok(Arc::clone(c));
+        }
+        if let Some(c) = map.values().find(|c| c.record.name == bare) {
+            return Ok(Arc::clone(c));
+        }
+        if !bare.is_empty() && bare.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hits: Vec<&Arc<Container>> = map
+                .values()
+                .filter(|c| c.record.id.starts_with(bare))
+                .collect();
+            match hits.as_slice() {
+                [one] => return Ok(Arc::clone(one)),
+                [] => {}
+                _ => {
+                    return Err(Error::BadRequest(format!(
+                        "multiple containers found with ID prefix {bare:?}"
+                    )));
+                }
+            }
+        }
+        Err(Error::NoSuchContainer(key.to_string()))
+    }
+
+    /// Image IDs used by containers, with one container using each.
+    pub fn images_in_use(&self) -> HashMap<String, String> {
+        self.lock_map()
+            .values()
+            .map(|c| (c.record.image_id.clone(), c.record.id.clone()))
+            .collect()
+    }
+
+    /// How many containers there are, and how many run, are paused (never)
+    /// and are stopped, for `/info`.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let map = self.lock_map();
+        let running = map
+            .values()
+            .filter(|c| c.state().status.is_running())
+            .count();
+        (map.len(), running, map.len() - running)
+    }
+}

@@ -269,6 +269,44 @@ pub fn base_layer() -> Layer {
     ])
 }
 
+/// Applets linked to busybox in the container test image.
+pub const APPLETS: &[&str] = &[
+    "sh", "echo", "cat", "sleep", "id", "ls", "true", "false", "mkdir", "touch", "grep", "head",
+    "wc", "tty", "stty", "env", "hostname", "ps", "kill", "printf", "pwd", "whoami", "yes", "dd",
+    "seq", "httpd", "wget", "nproc", "test", "rm", "date", "stat", "tail", "tr", "mount", "dd",
+];
+
+/// A busybox image for running containers: applets in /bin, users `root`,
+/// `app` (1000:1000, also in group `staff`) and `nobody`.
+pub fn container_layer() -> Layer {
+    let mut entries = vec![
+        Entry::Dir("bin", 0o755),
+        Entry::File("bin/busybox", busybox(), 0o755),
+        Entry::Dir("etc", 0o755),
+        Entry::File(
+            "etc/passwd",
+            b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n".to_vec(),
+            0o644,
+        ),
+        Entry::File(
+            "etc/group",
+            b"root:x:0:\nstaff:x:50:app\napp:x:1000:\nnogroup:x:65534:\n".to_vec(),
+            0o644,
+        ),
+        Entry::Dir("root", 0o700),
+        Entry::Dir("tmp", 0o1777),
+        Entry::Dir("home", 0o755),
+    ];
+    let mut seen = std::collections::HashSet::new();
+    for a in APPLETS {
+        if *a != "busybox" && seen.insert(*a) {
+            let name: &'static str = Box::leak(format!("bin/{a}").into_boxed_str());
+            entries.push(Entry::Symlink(name, "busybox"));
+        }
+    }
+    Layer::gzip(entries)
+}
+
 /// A three-layer image with a whiteout and an opaque folder.
 pub fn layered_image(docker: bool) -> Built {
     build(

@@ -1,0 +1,903 @@
+//! The `/containers/...` and `/exec/...` calls, and `/events`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bollard_stubs::models::{
+    ContainerConfig, ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse,
+    ContainerPruneResponse, ContainerState, ContainerSummary, ContainerSummaryHealth,
+    ContainerSummaryHostConfig, ContainerWaitResponse, DriverData, ExecConfig, ExecInspectResponse,
+    ExecStartConfig, HealthStatusEnum, ProcessConfig,
+};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::routes::{Body, Query, empty, json, streaming, with_type};
+use super::stream::{self, MULTIPLEXED, RAW, StreamKind, frame};
+use crate::container::lifecycle::{WaitCondition, connect_attach};
+use crate::container::{Container, Status, events};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::monitor::attach::Frame;
+use crate::monitor::logs::{LogEntry, LogQuery, LogStream, follow_logs, read_logs};
+use crate::timefmt;
+
+/// Largest create or exec body accepted.
+const MAX_BODY: usize = 4 * 1024 * 1024;
+
+async fn read_json<T: serde::de::DeserializeOwned + Default>(
+    req: Request<Incoming>,
+    what: &str,
+) -> Result<T> {
+    let body = http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| Error::BadRequest(format!("read the {what} body: {e}")))?
+        .to_bytes();
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&body)
+        .map_err(|e| Error::BadRequest(format!("invalid {what} body: {e}")))
+}
+
+/// Converts Docker's word to one of bollard's enums.
+fn word<T: serde::de::DeserializeOwned>(w: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(w.to_string())).ok()
+}
+
+fn seconds(q: &Query, key: &str) -> Result<Option<i64>> {
+    q.get(key)
+        .map(|v| {
+            v.parse::<i64>()
+                .map_err(|_| Error::BadRequest(format!("invalid {key} {v:?}: want whole seconds")))
+        })
+        .transpose()
+}
+
+/// Docker's `since`/`until`: unix seconds with an optional fraction.
+fn time_param(q: &Query, key: &str) -> Result<Option<SystemTime>> {
+    let Some(v) = q.get(key) else {
+        return Ok(None);
+    };
+    let bad = || Error::BadRequest(format!("invalid {key} {v:?}: want unix seconds"));
+    let (secs, frac) = v.split_once('.').unwrap_or((v, ""));
+    let secs: u64 = secs.parse().map_err(|_| bad())?;
+    let nanos = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}")
+            .get(..9)
+            .and_then(|d| d.parse::<u32>().ok())
+            .ok_or_else(bad)?
+    };
+    if secs == 0 && nanos == 0 {
+        return Ok(None);
+    }
+    Ok(Some(UNIX_EPOCH + Duration::new(secs, nanos)))
+}
+
+/// `POST /containers/create`.
+pub async fn create(
+    engine: &Arc<Engine>,
+    query: &Query,
+    req: Request<Incoming>,
+) -> Result<Response<Body>> {
+    let body: ContainerCreateBody = read_json(req, "container create").await?;
+    let (id, warnings) = engine.containers.create(query.get("name"), body)?;
+    Ok(json(
+        StatusCode::CREATED,
+        &ContainerCreateResponse { id, warnings },
+    ))
+}
+
+fn command_of(c: &Container) -> (String, Vec<String>) {
+    let argv = crate::runtime::spec::command_line(&c.record.body, c.record.image_config.as_ref())
+        .unwrap_or_default();
+    let mut it = argv.into_iter();
+    let path = it.next().unwrap_or_default();
+    (path, it.collect())
+}
+
+/// Docker's human status: `Up 5 minutes (healthy)`, `Exited (0) 3 seconds ago`.
+fn human_status(c: &Container) -> String {
+    let s = c.state();
+    let ago = |t: &str| {
+        timefmt::parse_nanos(t)
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .map(human_duration)
+            .unwrap_or_else(|| "a while".to_string())
+    };
+    match s.status {
+        Status::Created => "Created".to_string(),
+        Status::Running => {
+            let health = s
+                .health
+                .and_then(|h| h.status)
+                .map(|h| match h {
+                    HealthStatusEnum::STARTING => " (health: starting)".to_string(),
+                    other => format!(" ({other})"),
+                })
+                .unwrap_or_default();
+            format!("Up {}{health}", ago(&s.started_at))
+        }
+        Status::Restarting => format!("Restarting ({}) {} ago", s.exit_code, ago(&s.finished_at)),
+        Status::Exited => format!("Exited ({}) {} ago", s.exit_code, ago(&s.finished_at)),
+        Status::Dead => "Dead".to_string(),
+        Status::Removing => "Removal In Progress".to_string(),
+    }
+}
+
+/// `3 seconds`, `About a minute`, `2 hours`: Docker's wording.
+fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "Less than a second".to_string(),
+        1 => "1 second".to_string(),
+        2..60 => format!("{s} seconds"),
+        60..120 => "About a minute".to_string(),
+        120..3600 => format!("{} minutes", s / 60),
+        3600..7200 => "About an hour".to_string(),
+        7200..172_800 => format!("{} hours", s / 3600),
+        _ => format!("{} days", s / 86_400),
+    }
+}
+
+fn summary(c: &Container) -> ContainerSummary {
+    let state = c.state();
+    let (path, args) = command_of(c);
+    let command = std::iter::once(path)
+        .chain(args)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let created = timefmt::parse_rfc3339(&c.record.created);
+    ContainerSummary {
+        id: Some(c.id().to_string()),
+        names: Some(vec![format!("/{}", c.name())]),
+        image: Some(c.record.image_name.clone()),
+        image_id: Some(c.record.image_id.clone()),
+        command: Some(command),
+        created,
+        ports: Some(Vec::new()),
+        labels: Some(c.record.labels()),
+        state: word(state.status.as_str()),
+        status: Some(human_status(c)),
+        host_config: Some(ContainerSummaryHostConfig {
+            network_mode: Some(
+                c.record
+                    .host_config()
+                    .network_mode
+                    .unwrap_or_else(|| "bridge".to_string()),
+            ),
+            ..Default::default()
+        }),
+        health: state.health.map(|h| ContainerSummaryHealth {
+            status: h.status.and_then(|s| word(s.as_ref())),
+            failing_streak: h.failing_streak,
+        }),
+        ..Default::default()
+    }
+}
+
+/// Docker's container filters: `id`, `name`, `label`, `status`, `ancestor`.
+fn matches(c: &Container, filters: &HashMap<String, Vec<String>>) -> bool {
+    let labels = c.record.labels();
+    let status = c.state().status.as_str();
+    filters.iter().all(|(key, wanted)| {
+        wanted.is_empty()
+            || wanted.iter().any(|w| match key.as_str() {
+                "id" => c.id().starts_with(w.as_str()),
+                "name" => c.name().contains(w.trim_start_matches('/')),
+                "label" => match w.split_once('=') {
+                    Some((k, v)) => labels.get(k).map(String::as_str) == Some(v),
+                    None => labels.contains_key(w.as_str()),
+                },
+                "status" => status == w,
+                "ancestor" => c.record.image_name == *w || c.record.image_id == *w,
+                _ => true,
+            })
+    })
+}
+
+fn filters(q: &Query) -> Result<HashMap<String, Vec<String>>> {
+    let Some(raw) = q.get("filters") else {
+        return Ok(HashMap::new());
+    };
+    let v: serde_json::Value = serde_json::from_str(raw)
+        .map_err(|e| Error::BadRequest(format!("invalid filters {raw:?}: {e}")))?;
+    let mut out = HashMap::new();
+    if let serde_json::Value::Object(map) = v {
+        for (k, v) in map {
+            let values = match v {
+                serde_json::Value::Array(a) => a
+                    .into_iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect(),
+                serde_json::Value::Object(o) => o.keys().cloned().collect(),
+                serde_json::Value::String(s) => vec![s],
+                _ => Vec::new(),
+            };
+            out.insert(k, values);
+        }
+    }
+    Ok(out)
+}
+
+/// `GET /containers/json`.
+pub fn list(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
+    let all = query.flag("all");
+    let filters = filters(query)?;
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|n| *n > 0);
+    let mut out: Vec<ContainerSummary> = engine
+        .containers
+        .list()
+        .into_iter()
+        .rev()
+        .filter(|c| all || c.state().status.is_running() || c.state().status == Status::Restarting)
+        .filter(|c| matches(c, &filters))
+        .map(|c| summary(&c))
+        .collect();
+    if let Some(n) = limit {
+        out.truncate(n);
+    }
+    Ok(json(StatusCode::OK, &out))
+}
+
+/// `GET /containers/{id}/json`.
+pub fn inspect(engine: &Arc<Engine>, key: &str) -> Result<Response<Body>> {
+    let c = engine.containers.get(key)?;
+    let s = c.state();
+    let (path, args) = command_of(&c);
+    let body = &c.record.body;
+    let mut data = HashMap::new();
+    let lower: Vec<String> = c
+        .record
+        .layers
+        .iter()
+        .rev()
+        .filter_map(|l| engine.store.snapshot_path(l).ok())
+        .map(|p| p.display().to_string())
+        .collect();
+    data.insert("LowerDir".to_string(), lower.join(":"));
+    data.insert(
+        "UpperDir".to_string(),
+        c.paths.upper().display().to_string(),
+    );
+    data.insert("WorkDir".to_string(), c.paths.work().display().to_string());
+    data.insert(
+        "MergedDir".to_string(),
+        c.paths.rootfs().display().to_string(),
+    );
+    let mut env: Vec<String> = c
+        .record
+        .image_config
+        .as_ref()
+        .and_then(|i| i.env().clone())
+        .unwrap_or_default();
+    env.extend(body.env.clone().unwrap_or_default());
+    let config = ContainerConfig {
+        hostname: Some(
+            body.hostname
+                .clone()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| c.id().chars().take(12).collect()),
+        ),
+        domainname: body.domainname.clone(),
+        user: body.user.clone().or_else(|| {
+            c.record
+                .image_config
+                .as_ref()
+                .and_then(|i| i.user().clone())
+        }),
+        attach_stdin: body.attach_stdin,
+        attach_stdout: body.attach_stdout,
+        attach_stderr: body.attach_stderr,
+        tty: body.tty,
+        open_stdin: body.open_stdin,
+        stdin_once: body.stdin_once,
+        env: Some(env),
+        cmd: body
+            .cmd
+            .clone()
+            .or_else(|| c.record.image_config.as_ref().and_then(|i| i.cmd().clone())),
+        healthcheck: body.healthcheck.clone(),
+        image: Some(c.record.image_name.clone()),
+        working_dir: body.working_dir.clone().or_else(|| {
+            c.record
+                .image_config
+                .as_ref()
+                .and_then(|i| i.working_dir().clone())
+        }),
+        entrypoint: body.entrypoint.clone().or_else(|| {
+            c.record
+                .image_config
+                .as_ref()
+                .and_then(|i| i.entrypoint().clone())
+        }),
+        labels: Some(c.record.labels()),
+        stop_signal: body.stop_signal.clone(),
+        stop_timeout: body.stop_timeout,
+        ..Default::default()
+    };
+    let out = ContainerInspectResponse {
+        id: Some(c.id().to_string()),
+        created: Some(c.record.created.clone()),
+        path: Some(path),
+        args: Some(args),
+        state: Some(ContainerState {
+            status: word(s.status.as_str()),
+            running: Some(s.status == Status::Running),
+            paused: Some(false),
+            restarting: Some(s.status == Status::Restarting),
+            oom_killed: Some(s.oom_killed),
+            dead: Some(s.status == Status::Dead),
+            pid: Some(s.pid),
+            exit_code: Some(s.exit_code),
+            error: Some(s.error.clone()),
+            started_at: Some(s.started_at.clone()),
+            finished_at: Some(s.finished_at.clone()),
+            health: s.health.clone(),
+        }),
+        image: Some(c.record.image_id.clone()),
+        resolv_conf_path: Some(c.paths.resolv_conf().display().to_string()),
+        hostname_path: Some(c.paths.hostname().display().to_string()),
+        hosts_path: Some(c.paths.hosts().display().to_string()),
+        log_path: Some(c.paths.log().display().to_string()),
+        name: Some(format!("/{}", c.name())),
+        restart_count: Some(s.restart_count),
+        driver: Some("overlay".to_string()),
+        platform: Some("linux".to_string()),
+        mount_label: Some(String::new()),
+        process_label: Some(String::new()),
+        app_armor_profile: Some(String::new()),
+        exec_ids: Some(engine.containers.exec_ids(c.id())).filter(|v| !v.is_empty()),
+        host_config: Some(c.record.host_config()),
+        graph_driver: Some(DriverData {
+            name: "overlay".to_string(),
+            data,
+        }),
+        mounts: Some(Vec::new()),
+        config: Some(config),
+        ..Default::default()
+    };
+    Ok(json(StatusCode::OK, &out))
+}
+
+/// `POST /containers/{id}/start`.
+pub async fn start(engine: &Arc<Engine>, key: &str) -> Result<Response<Body>> {
+    let c = engine.containers.get(key)?;
+    let started = engine.containers.start(&c).await?;
+    Ok(empty(if started {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_MODIFIED
+    }))
+}
+
+/// `POST /containers/{id}/stop`.
+pub async fn stop(engine: &Arc<Engine>, key: &str, query: &Query) -> Result<Response<Body>> {
+    let c = engine.containers.get(key)?;
+    let t = seconds(query, "t")?;
+    let stopped = engine.containers.stop(&c, t, query.get("signal")).await?;
+    Ok(empty(if stopped {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_MODIFIED
+    }))
+}
+
+/// `POST /containers/{id}/restart`.
+pub async fn restart(engine: &Arc<Engine>, key: &str, query: &Query) -> Result<Response<Body>> {
+    let c = engine.containers.get(key)?;
+    let t = seconds(query, "t")?;
+    engine
+        .containers
+        .restart(&c, t, query.get("signal"))
+        .await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/kill`.
+pub async fn kill(engine: &Arc<Engine>, key: &str, query: &Query) -> Result<Response<Body>> {
+    let c = engine.containers.get(key)?;
+    let signal = query.get("signal").unwrap_or("KILL");
+    engine.containers.kill(&c, signal).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/wait`: the status line goes out at once, the
+/// body when the condition is met (the docker CLI waits for the headers
+/// before it starts the container).
+pub fn wait(engine: &Arc<Engine>, key: &str, query: &Query) -> Result<Response<Body>> {
+    let c = engine.containers.get(key)?;
+    let condition = WaitCondition::parse(query.get("condition"))?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let containers = Arc::clone(&engine.containers);
+    tokio::spawn(async move {
+        let code = containers.wait(&c, condition).await;
+        let body = ContainerWaitResponse {
+            status_code: code,
+            error: None,
+        };
+        if let Ok(mut bytes) = serde_json::to_vec(&body) {
+            bytes.push(b'\n');
+            let _ = tx.send(Bytes::from(bytes));
+        }
+    });
+    Ok(streaming("application/json", rx))
+}
+
+/// `DELETE /containers/{id}`.
+pub async fn remove(engine: &Arc<Engine>, key: &str, query: &Query) -> Result<Response<Body>> {
+    let c = engine.containers.get(key)?;
+    engine.containers.remove(&c, query.flag("force")).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/prune`: removes every stopped container.
+pub async fn prune(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
+    let filters = filters(query)?;
+    let mut deleted = Vec::new();
+    for c in engine.containers.list() {
+        let s = c.state().status;
+        if matches!(s, Status::Created | Status::Exited | Status::Dead) && matches(&c, &filters) {
+            engine.containers.remove(&c, false).await?;
+            deleted.push(c.id().to_string());
+        }
+    }
+    Ok(json(
+        StatusCode::OK,
+        &ContainerPruneResponse {
+            containers_deleted: Some(deleted),
+            space_reclaimed: Some(0),
+        },
+    ))
+}
+
+fn log_query(query: &Query) -> Result<LogQuery> {
+    let tail =
+        match query.get("tail") {
+            None | Some("all") => None,
+            Some(n) => Some(n.parse::<usize>().map_err(|_| {
+                Error::BadRequest(format!("invalid tail {n:?}: want a number or all"))
+            })?),
+        };
+    let (stdout, stderr) = (query.flag("stdout"), query.flag("stderr"));
+    if !stdout && !stderr {
+        return Err(Error::BadRequest(
+            "choose at least one stream: stdout=1 or stderr=1".to_string(),
+        ));
+    }
+    Ok(LogQuery {
+        stdout,
+        stderr,
+        since: time_param(query, "since")?,
+        until: time_param(query, "until")?,
+        tail,
+    })
+}
+
+fn entry_bytes(e: &LogEntry, tty: bool, timestamps: bool) -> Bytes {
+    let kind = match e.stream {
+        LogStream::Stdout => StreamKind::Stdout,
+        LogStream::Stderr => StreamKind::Stderr,
+    };
+    if timestamps {
+        let mut line = Vec::with_capacity(e.time.len() + 1 + e.line.len());
+        line.extend_from_slice(e.time.as_bytes());
+        line.push(b' ');
+        line.extend_from_slice(&e.line);
+        frame(kind, &line, tty)
+    } else {
+        frame(kind, &e.line, tty)
+    }
+}
+
+/// Resolves when `c` is not running (at once if it is not).
+async fn until_stopped(c: Arc<Container>) {
+    let mut signals = c.signals();
+    loop {
+        let removed = signals.borrow_and_update().removed;
+        if removed || !matches!(c.state().status, Status::Running | Status::Restarting) {
+            return;
+        }
+        if signals.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// `GET /containers/{id}/logs`.
+pub fn logs(engine: &Arc<Engine>, key: &str, query: &Query) -> Result<Response<Body>> {
+    let c = engine.containers.get(key)?;
+    let q = log_query(query)?;
+    let tty = c.record.tty();
+    let timestamps = query.flag("timestamps");
+    let log = c.log_config();
+    let content_type = if tty { RAW } else { MULTIPLEXED };
+    if !query.flag("follow") {
+        let mut out = Vec::new();
+        for e in read_logs(&log, &q)? {
+            out.extend_from_slice(&entry_bytes(&e, tty, timestamps));
+        }
+        return Ok(with_type(StatusCode::OK, content_type, Bytes::from(out)));
+    }
+    let (tx, mut rx) = mpsc::channel::<LogEntry>(256);
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    tokio::spawn(follow_logs(log, q, tx, until_stopped(Arc::clone(&c))));
+    tokio::spawn(async move {
+        while let Some(e) = rx.recv().await {
+            if out_tx.send(entry_bytes(&e, tty, timestamps)).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(streaming(content_type, out_rx))
+}
+
+/// `POST /containers/{id}/attach`: output (and input) of the container,
+/// from now on; before a start, from the start on.
+pub fn attach(
+    engine: &Arc<Engine>,
+    key: &str,
+    query: &Query,
+    req: Request<Incoming>,
+) -> Result<Response<Body>> {
+    let c = engine.containers.get(key)?;
+    let tty = c.record.tty();
+    let want_stdin = query.flag("stdin");
+    let want_stdout = query.flag("stdout") || !query.flag("stderr");
+    let want_stderr = query.flag("stderr") || !query.flag("stdout");
+    let stdin_once = c.record.body.stdin_once.unwrap_or(false);
+    // Queue before answering, so a start that follows the answer connects us.
+    let (waiter_tx, waiter_rx) = tokio::sync::oneshot::channel();
+    let running = c.state().status == Status::Running;
+    if !running {
+        c.add_attach_waiter(waiter_tx);
+    }
+    let dir = c.paths.dir.clone();
+    engine
+        .containers
+        .events
+        .container("attach", c.id(), c.attributes());
+    let connect = async move {
+        if running {
+            connect_attach(&dir).await
+        } else {
+            waiter_rx.await.map_err(|_| Error::Runtime {
+                context: "attach".to_string(),
+                message: "the container was removed before it started".to_string(),
+            })?
+        }
+    };
+    if !stream::wants_upgrade(&req) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let Ok((mut reader, _writer)) = connect.await else {
+                return;
+            };
+            while let Ok(Some(f)) = reader.next().await {
+                let bytes = match f {
+                    Frame::Stdout(b) if want_stdout => frame(StreamKind::Stdout, &b, tty),
+                    Frame::Stderr(b) if want_stderr => frame(StreamKind::Stderr, &b, tty),
+                    Frame::Exit(_) => break,
+                    _ => continue,
+                };
+                if tx.send(bytes).is_err() {
+                    break;
+                }
+            }
+        });
+        return Ok(streaming(if tty { RAW } else { MULTIPLEXED }, rx));
+    }
+    Ok(stream::hijack(
+        hyper::upgrade::on(req),
+        tty,
+        move |io| async move {
+            let (mut rd, mut wr) = tokio::io::split(io);
+            let (mut reader, mut writer) = match connect.await {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = wr
+                        .write_all(&frame(
+                            StreamKind::Stderr,
+                            format!("{}\n", e.full_message()).as_bytes(),
+                            tty,
+                        ))
+                        .await;
+                    let _ = wr.shutdown().await;
+                    return;
+                }
+            };
+            let input = tokio::spawn(async move {
+                if !want_stdin {
+                    return;
+                }
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match rd.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if writer.stdin(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                if stdin_once {
+                    let _ = writer.close_stdin().await;
+                }
+            });
+            while let Ok(Some(f)) = reader.next().await {
+                let bytes = match f {
+                    Frame::Stdout(b) if want_stdout => frame(StreamKind::Stdout, &b, tty),
+                    Frame::Stderr(b) if want_stderr => frame(StreamKind::Stderr, &b, tty),
+                    Frame::Exit(_) => break,
+                    _ => continue,
+                };
+                if wr.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+            let _ = wr.flush().await;
+            let _ = wr.shutdown().await;
+            input.abort();
+        },
+    ))
+}
+
+fn size_params(query: &Query) -> Result<(u16, u16)> {
+    let get = |k: &str| -> Result<u16> {
+        query
+            .get(k)
+            .and_then(|v| v.parse::<u16>().ok())
+            .ok_or_else(|| {
+                Error::BadRequest(format!("invalid or missing {k}: want a number 0-65535"))
+            })
+    };
+    Ok((get("h")?, get("w")?))
+}
+
+/// `POST /containers/{id}/resize`.
+pub async fn resize(engine: &Arc<Engine>, key: &str, query: &Query) -> Result<Response<Body>> {
+    let c = engine.containers.get(key)?;
+    let (rows, cols) = size_params(query)?;
+    if c.state().status != Status::Running {
+        return Err(Error::Conflict(format!(
+            "container {} is not running",
+            c.id()
+        )));
+    }
+    if c.record.tty() {
+        let (_r, mut w) = connect_attach(&c.paths.dir).await?;
+        w.resize(rows, cols).await?;
+    }
+    Ok(empty(StatusCode::OK))
+}
+
+/// `POST /containers/{id}/exec`.
+pub async fn exec_create(
+    engine: &Arc<Engine>,
+    key: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>> {
+    let c = engine.containers.get(key)?;
+    let config: ExecConfig = read_json(req, "exec create").await?;
+    let id = engine.containers.exec_create(&c, config)?;
+    Ok(json(StatusCode::CREATED, &serde_json::json!({ "Id": id })))
+}
+
+/// `POST /exec/{id}/start`.
+pub async fn exec_start(
+    engine: &Arc<Engine>,
+    id: &str,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>> {
+    let e = engine.containers.exec_get(id)?;
+    let upgrade = stream::wants_upgrade(&req);
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let start: ExecStartConfig = read_json(req, "exec start").await?;
+    let tty = start.tty.or(e.config.tty).unwrap_or(false);
+    let mut process = engine.containers.exec_start(&e, Some(tty)).await?;
+    let containers = Arc::clone(&engine.containers);
+    let want_stdin = e.config.attach_stdin.unwrap_or(false);
+    let finish = move |code: i32| {
+        e.exited(i64::from(code));
+        if let Ok(c) = containers.get(&e.container) {
+            let mut attrs = c.attributes();
+            attrs.insert("execID".to_string(), e.id.clone());
+            attrs.insert("exitCode".to_string(), code.to_string());
+            containers.events.container("exec_die", c.id(), attrs);
+        }
+    };
+    if start.detach.unwrap_or(false) {
+        tokio::spawn(async move {
+            let io = process.take_io();
+            drop(io.stdin);
+            let drain = |r: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>| async move {
+                if let Some(mut r) = r {
+                    let _ = tokio::io::copy(&mut r, &mut tokio::io::sink()).await;
+                }
+            };
+            tokio::join!(drain(Some(io.stdout)), drain(io.stderr));
+            let code = process.wait().await.unwrap_or(-1);
+            finish(code);
+        });
+        return Ok(empty(StatusCode::OK));
+    }
+    let pump = move |mut out: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
+                     input: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>| async move {
+        let io = process.take_io();
+        let stdin_task = match (io.stdin, input) {
+            (Some(mut stdin), Some(mut input)) if want_stdin => Some(tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut input, &mut stdin).await;
+                let _ = stdin.shutdown().await;
+            })),
+            _ => None,
+        };
+        let (otx, mut orx) = mpsc::channel::<Bytes>(64);
+        let read_into = |mut r: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+                         kind: StreamKind,
+                         tx: mpsc::Sender<Bytes>| async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match r.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx.send(frame(kind, &buf[..n], tty)).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        };
+        let out_task = tokio::spawn(read_into(io.stdout, StreamKind::Stdout, otx.clone()));
+        let err_task = io
+            .stderr
+            .map(|e| tokio::spawn(read_into(e, StreamKind::Stderr, otx.clone())));
+        drop(otx);
+        while let Some(b) = orx.recv().await {
+            if out.write_all(&b).await.is_err() {
+                break;
+            }
+        }
+        let _ = out_task.await;
+        if let Some(t) = err_task {
+            let _ = t.await;
+        }
+        let code = process.wait().await.unwrap_or(-1);
+        finish(code);
+        let _ = out.flush().await;
+        let _ = out.shutdown().await;
+        if let Some(t) = stdin_task {
+            t.abort();
+        }
+    };
+    if upgrade {
+        return Ok(stream::hijack(on_upgrade, tty, move |io| async move {
+            let (rd, wr) = tokio::io::split(io);
+            pump(Box::new(wr), Some(Box::new(rd))).await;
+        }));
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let forward = async move {
+            let mut client = client;
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match client.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx.send(Bytes::copy_from_slice(&buf[..n])).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        };
+        tokio::join!(pump(Box::new(server), None), forward);
+    });
+    Ok(streaming(if tty { RAW } else { MULTIPLEXED }, rx))
+}
+
+/// `POST /exec/{id}/resize`.
+pub fn exec_resize(engine: &Arc<Engine>, id: &str, query: &Query) -> Result<Response<Body>> {
+    let e = engine.containers.exec_get(id)?;
+    let (rows, cols) = size_params(query)?;
+    e.resize(rows, cols)?;
+    Ok(empty(StatusCode::OK))
+}
+
+/// `GET /exec/{id}/json`.
+pub fn exec_inspect(engine: &Arc<Engine>, id: &str) -> Result<Response<Body>> {
+    let e = engine.containers.exec_get(id)?;
+    let s = e.state();
+    let cmd = e.config.cmd.clone().unwrap_or_default();
+    let out = ExecInspectResponse {
+        can_remove: Some(false),
+        id: Some(e.id.clone()),
+        running: Some(s.running),
+        exit_code: s.exit_code,
+        process_config: Some(ProcessConfig {
+            privileged: e.config.privileged,
+            user: e.config.user.clone(),
+            tty: e.config.tty,
+            entrypoint: cmd.first().cloned(),
+            arguments: Some(cmd.iter().skip(1).cloned().collect()),
+        }),
+        open_stdin: e.config.attach_stdin,
+        open_stderr: e.config.attach_stderr,
+        open_stdout: e.config.attach_stdout,
+        container_id: Some(e.container.clone()),
+        pid: s.pid,
+        ..Default::default()
+    };
+    Ok(json(StatusCode::OK, &out))
+}
+
+/// `GET /events`.
+pub fn events(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
+    let filter = events::Filter::parse(query.get("filters")).map_err(Error::BadRequest)?;
+    let nanos = |t: Option<SystemTime>| {
+        t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_nanos()).ok())
+    };
+    let since = nanos(time_param(query, "since")?);
+    let until = nanos(time_param(query, "until")?);
+    let (past, mut rx) = engine.containers.events.subscribe(since);
+    let (tx, out) = mpsc::unbounded_channel();
+    let send = move |e: &bollard_stubs::models::EventMessage| -> bool {
+        match serde_json::to_vec(e) {
+            Ok(mut b) => {
+                b.push(b'\n');
+                tx.send(Bytes::from(b)).is_ok()
+            }
+            Err(_) => true,
+        }
+    };
+    tokio::spawn(async move {
+        let before_until = |e: &bollard_stubs::models::EventMessage| {
+            until.is_none_or(|u| e.time_nano.unwrap_or(0) <= u)
+        };
+        for e in past.iter().filter(|e| filter.matches(e) && before_until(e)) {
+            if !send(e) {
+                return;
+            }
+        }
+        let deadline = until.and_then(|u| {
+            let now = nanos(Some(SystemTime::now()))?;
+            Some(Duration::from_nanos(
+                u64::try_from(u.saturating_sub(now)).unwrap_or(0),
+            ))
+        });
+        let live = async {
+            loop {
+                match rx.recv().await {
+                    Ok(e) => {
+                        if filter.matches(&e) && !send(&e) {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                }
+            }
+        };
+        match deadline {
+            Some(d) => {
+                let _ = tokio::time::timeout(d, live).await;
+            }
+            None => live.await,
+        }
+    });
+    Ok(streaming("application/json", out))
+}

@@ -1,0 +1,228 @@
+//! Exec instances: extra processes in a running container (`docker exec`).
+//!
+//! An instance is created (`POST /containers/{id}/exec`), started once
+//! (`POST /exec/{id}/start`) and inspected for its exit code. The engine
+//! runs `runc exec` itself (see [`crate::monitor::exec`]); an exec does not
+//! outlive the engine.
+
+use std::sync::{Arc, Mutex};
+
+use bollard_stubs::models::ExecConfig;
+
+use super::record::Status;
+use super::{Container, Containers, names};
+use crate::error::{Error, Result};
+use crate::monitor::exec::{ExecProcess, ExecRequest, Resizer};
+use crate::runtime::spec;
+
+/// What an exec instance is doing.
+#[derive(Debug, Clone, Default)]
+pub struct ExecState {
+    /// Whether its process runs.
+    pub running: bool,
+    /// Whether it has been started (an instance starts once).
+    pub started: bool,
+    /// Its exit code, once it has exited.
+    pub exit_code: Option<i64>,
+    /// The PID of `runc exec`, while it runs.
+    pub pid: Option<i64>,
+}
+
+/// One exec instance.
+pub struct ExecInstance {
+    /// Its ID.
+    pub id: String,
+    /// The container's ID.
+    pub container: String,
+    /// What to run.
+    pub config: ExecConfig,
+    state: Mutex<ExecState>,
+    resizer: Mutex<Option<Resizer>>,
+}
+
+impl ExecInstance {
+    /// A copy of its state.
+    pub fn state(&self) -> ExecState {
+        self.state.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Records the exit of its process.
+    pub fn exited(&self, code: i64) {
+        if let Ok(mut s) = self.state.lock() {
+            s.running = false;
+            s.exit_code = Some(code);
+            s.pid = None;
+        }
+        if let Ok(mut r) = self.resizer.lock() {
+            *r = None;
+        }
+    }
+
+    /// Resizes its terminal.
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<()> {
+        let resizer = self.resizer.lock().ok().and_then(|r| r.clone());
+        match resizer {
+            Some(r) => r.resize(rows, cols),
+            None => Err(Error::Conflict(format!(
+                "exec {} has no running terminal to resize",
+                self.id
+            ))),
+        }
+    }
+}
+
+impl Containers {
+    /// Creates an exec instance in a running container.
+    pub fn exec_create(&self, c: &Arc<Container>, config: ExecConfig) -> Result<String> {
+        if c.state().status != Status::Running {
+            return Err(Error::Conflict(format!(
+                "container {} is not running",
+                c.id()
+            )));
+        }
+        if config.cmd.as_ref().is_none_or(Vec::is_empty) {
+            return Err(Error::BadRequest("no exec command specified".to_string()));
+        }
+        let id = names::new_id()?;
+        let instance = Arc::new(ExecInstance {
+            id: id.clone(),
+            container: c.id().to_string(),
+            config,
+            state: Mutex::new(ExecState::default()),
+            resizer: Mutex::new(None),
+        });
+        if let Ok(mut m) = self.execs.lock() {
+            m.insert(id.clone(), instance);
+        }
+        let mut attrs = c.attributes();
+        attrs.insert("execID".to_string(), id.clone());
+        self.events.container("exec_create", c.id(), attrs);
+        Ok(id)
+    }
+
+    /// Finds an exec instance.
+    pub fn exec_get(&self, id: &str) -> Result<Arc<ExecInstance>> {
+        self.execs
+            .lock()
+            .ok()
+            .and_then(|m| m.get(id).cloned())
+            .ok_or_else(|| Error::NoSuchExec(id.to_string()))
+    }
+
+    /// The IDs of a container's exec instances.
+    pub fn exec_ids(&self, container: &str) -> Vec<String> {
+        self.execs
+            .lock()
+            .map(|m| {
+                m.values()
+                    .filter(|e| e.container == container)
+                    .map(|e| e.id.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub(super) fn forget_execs(&self, container: &str) {
+        if let Ok(mut m) = self.execs.lock() {
+            m.retain(|_, e| e.container != container);
+        }
+    }
+
+    /// Starts an exec instance's process; `tty` overrides its config's.
+    pub async fn exec_start(
+        &self,
+        e: &Arc<ExecInstance>,
+        tty: Option<bool>,
+    ) -> Result<ExecProcess> {
+        {
+            let mut s = e
+                .state
+                .lock()
+                .map_err(|_| Error::Conflict(format!("exec {} is unusable", e.id)))?;
+            if s.started {
+                return Err(Error::Conflict(format!(
+                    "exec {} has already been started",
+                    e.id
+                )));
+            }
+            s.started = true;
+        }
+        let c = self.get(&e.container)?;
+        let mut config = e.config.clone();
+        if let Some(t) = tty {
+            config.tty = Some(t);
+        }
+        let process = self.run_in(&c, &config, &e.id).await;
+        let process = match process {
+            Ok(p) => p,
+            Err(err) => {
+                e.exited(126);
+                return Err(err);
+            }
+        };
+        if let Ok(mut s) = e.state.lock() {
+            s.running = true;
+            s.pid = process.pid().map(i64::from);
+        }
+        if let Ok(mut r) = e.resizer.lock() {
+            *r = process.resizer();
+        }
+        let mut attrs = c.attributes();
+        attrs.insert("execID".to_string(), e.id.clone());
+        self.events.container("exec_start", c.id(), attrs);
+        Ok(process)
+    }
+
+    /// Runs `config` in the running container `c` (exec and health checks).
+    pub async fn run_in(
+        &self,
+        c: &Arc<Container>,
+        config: &ExecConfig,
+        tag: &str,
+    ) -> Result<ExecProcess> {
+        if c.state().status != Status::Running {
+            return Err(Error::Conflict(format!(
+                "container {} is not running",
+                c.id()
+            )));
+        }
+        let runtime = self.runtime()?;
+        let etc = spec::EtcFiles {
+            hosts: c.paths.hosts(),
+            hostname: c.paths.hostname(),
+            resolv_conf: c.paths.resolv_conf(),
+        };
+        let no_volumes = |name: &str| -> Result<std::path::PathBuf> {
+            Err(Error::BadRequest(format!("no such volume: {name}")))
+        };
+        let rootfs = c.paths.rootfs();
+        let process = {
+            let input = spec::SpecInput {
+                id: c.id(),
+                name: c.name(),
+                config: &c.record.body,
+                image: c.record.image_config.as_ref(),
+                rootfs: &rootfs,
+                etc: &etc,
+                init: None,
+                netns: None,
+                volume_path: &no_volumes,
+                host_nofile: self.host_nofile,
+            };
+            spec::exec_process(&input, config)?
+        };
+        let dir = c.paths.execs();
+        std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+        let file = format!("{tag}.json");
+        super::record::write_json(&dir, &file, &process)?;
+        let req = ExecRequest {
+            runtime: runtime.binary.clone(),
+            runtime_root: runtime.root.clone(),
+            id: c.id().to_string(),
+            process_json: dir.join(&file),
+            tty: config.tty.unwrap_or(false),
+            stdin: config.attach_stdin.unwrap_or(false),
+        };
+        crate::monitor::exec::exec(&req).await
+    }
+}
