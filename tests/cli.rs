@@ -87,3 +87,56 @@ fn import_writes_where_asked_and_validates() {
     assert_eq!(stdout.stdout, text);
     assert!(!p.root().join("servin.toml").exists());
 }
+
+#[test]
+fn doctor_names_each_missing_piece_and_its_fix() {
+    let p = Project::new(&[]);
+    let run = p.run_env(
+        &["doctor", "--format", "json"],
+        &[
+            ("PATH", "/nonexistent"),
+            ("SERVIN_ENGINE", ""),
+            ("SERVIN_INIT", "/no/such/init"),
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let checks: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let get = |name: &str| {
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(get("runtime")["outcome"], "fail");
+    assert!(
+        get("runtime")["fix"]
+            .as_str()
+            .unwrap()
+            .contains("apt-get install runc")
+    );
+    assert_eq!(get("init")["outcome"], "fail");
+    assert!(get("init")["fix"].as_str().unwrap().contains("tini"));
+    assert_eq!(get("overlayfs")["outcome"], "ok");
+
+    let runc = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|d| d.join("runc"))
+        .find(|p| p.is_file())
+        .expect("runc is installed");
+    let run = p.run_env(
+        &["doctor"],
+        &[
+            ("SERVIN_RUNTIME", runc.to_str().unwrap()),
+            ("SERVIN_INIT", "/no/such/init"),
+        ],
+    );
+    assert!(run.stdout.contains("runc version"), "{}", run.stdout);
+    assert!(run.stdout.contains("FAIL  init"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("fix: install it: apt-get install tini"),
+        "{}",
+        run.stdout
+    );
+}

@@ -3,6 +3,7 @@
 
 mod completions;
 mod config;
+mod doctor;
 mod image;
 mod images;
 mod import;
@@ -83,6 +84,7 @@ pub enum Command {
     Config(config::Args),
     Import(import::Args),
     Info(info::Args),
+    Doctor(doctor::Args),
     Pull(pull::Args),
     Push(push::Args),
     Images(images::Args),
@@ -112,6 +114,7 @@ pub fn main() -> ExitCode {
         Command::Config(args) => config::run(&cli, args),
         Command::Import(args) => import::run(&cli, args),
         Command::Info(args) => info::run(&cli, args),
+        Command::Doctor(args) => doctor::run(&cli, args),
         Command::Pull(args) => pull::run(&cli, args),
         Command::Push(args) => push::run(&cli, args),
         Command::Images(args) => images::run(&cli, args),
