@@ -1,3 +1,226 @@
 //! The OCI runtime side of a container: the runtime binary (runc or crun),
 //! the bundle's `config.json` built with `oci-spec`, and the overlayfs root
 //! filesystem.
+//!
+//! - [`Runtime`]: which binary runs containers and the calls the engine
+//!   makes on it (`kill`, `delete`, `state`); the monitor runs `create` and
+//!   `start` (see [`crate::monitor`]).
+//! - [`spec`]: Docker's create body and the image config, turned into an
+//!   OCI runtime spec.
+//! - [`rootfs`]: overlay mounts and safe lookups inside a root.
+//! - [`user`]: users and groups from the image's `/etc/passwd` and
+//!   `/etc/group`.
+
+pub mod rootfs;
+pub mod spec;
+pub mod user;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use crate::error::{Error, Result};
+
+/// The OCI runtime the engine drives.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    /// `runc` or `crun` (or the file name of `SERVIN_RUNTIME`).
+    pub name: String,
+    /// The binary.
+    pub binary: PathBuf,
+    /// The runtime's state folder (`--root`), under the engine's root.
+    pub root: PathBuf,
+}
+
+/// What the runtime says about one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeState {
+    /// `created`, `running`, `stopped` or `paused`.
+    pub status: String,
+    /// The container's init process, when it has one.
+    pub pid: Option<i32>,
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Whether the host has only the unified cgroup v2 hierarchy.
+pub fn cgroup_v2_only() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+impl Runtime {
+    /// Picks the runtime: `SERVIN_RUNTIME` (a name on `PATH` or a path)
+    /// when set; else `crun` on a pure cgroup v2 host when installed; else
+    /// `runc`; else `crun`. Its state goes to `<state_root>/runtime`.
+    pub fn detect(state_root: &Path) -> Result<Self> {
+        let root = state_root.join("runtime");
+        let wanted = std::env::var("SERVIN_RUNTIME")
+            .ok()
+            .filter(|v| !v.is_empty());
+        let binary = match &wanted {
+            Some(w) if w.contains('/') => Some(PathBuf::from(w)).filter(|p| p.is_file()),
+            Some(w) => on_path(w),
+            None if cgroup_v2_only() => on_path("crun").or_else(|| on_path("runc")),
+            None => on_path("runc").or_else(|| on_path("crun")),
+        };
+        let binary = binary.ok_or_else(|| Error::Runtime {
+            context: "the OCI runtime".to_string(),
+            message: match &wanted {
+                Some(w) => format!("SERVIN_RUNTIME={w} is not found"),
+                None => "neither runc nor crun is on PATH: install one (apt-get install runc)"
+                    .to_string(),
+            },
+        })?;
+        let name = binary
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "runc".to_string());
+        Ok(Self { name, binary, root })
+    }
+
+    /// The binary with `--root` set; callers add the rest.
+    pub fn command(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(&self.binary);
+        c.arg("--root").arg(&self.root);
+        c
+    }
+
+    async fn run(&self, args: &[&str], step: &str, id: &str) -> Result<std::process::Output> {
+        let mut c = tokio::process::Command::from(self.command());
+        c.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c.output().await.map_err(|e| Error::Runtime {
+            context: format!("container {id}: {step}"),
+            message: format!("run {}: {e}", self.binary.display()),
+        })
+    }
+
+    fn failure(&self, out: &std::process::Output, step: &str, id: &str) -> Error {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        Error::Runtime {
+            context: format!("container {id}: {step}"),
+            message: format!("{} {step}: {}", self.name, clean_message(&stderr)),
+        }
+    }
+
+    /// Sends `signal` to the container's init (or, with `all`, to every
+    /// process in it).
+    pub async fn kill(&self, id: &str, signal: &str, all: bool) -> Result<()> {
+        let signal = signal.trim_start_matches("SIG");
+        let mut args = vec!["kill"];
+        if all {
+            args.push("--all");
+        }
+        args.extend([id, signal]);
+        let out = self.run(&args, "kill", id).await?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(self.failure(&out, "kill", id))
+        }
+    }
+
+    /// Deletes the runtime's container; fine when it does not exist.
+    pub async fn delete(&self, id: &str, force: bool) -> Result<()> {
+        if !self.root.join(id).exists() {
+            return Ok(());
+        }
+        let mut args = vec!["delete"];
+        if force {
+            args.push("--force");
+        }
+        args.push(id);
+        let out = self.run(&args, "delete", id).await?;
+        let text = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() || text.contains("does not exist") || text.contains("not found") {
+            Ok(())
+        } else {
+            Err(self.failure(&out, "delete", id))
+        }
+    }
+
+    /// The runtime's view of a container, `None` when it has none.
+    pub async fn state(&self, id: &str) -> Result<Option<RuntimeState>> {
+        if !self.root.join(id).exists() {
+            return Ok(None);
+        }
+        let out = self.run(&["state", id], "state", id).await?;
+        if !out.status.success() {
+            let text = String::from_utf8_lossy(&out.stderr);
+            if text.contains("does not exist") || text.contains("not found") {
+                return Ok(None);
+            }
+            return Err(self.failure(&out, "state", id));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(Error::json(format!("{} state of {id}", self.name)))?;
+        Ok(Some(RuntimeState {
+            status: v["status"].as_str().unwrap_or_default().to_string(),
+            pid: v["pid"]
+                .as_i64()
+                .and_then(|p| i32::try_from(p).ok())
+                .filter(|p| *p > 0),
+        }))
+    }
+
+    /// The first line of `<binary> --version`.
+    pub fn version(&self) -> Option<String> {
+        let out = std::process::Command::new(&self.binary)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .map(str::to_string)
+    }
+}
+
+/// runc writes `time="..." level=error msg="..."`; keep the message.
+pub fn clean_message(text: &str) -> String {
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    let msg = line
+        .split_once("msg=\"")
+        .map_or(line, |(_, rest)| rest.strip_suffix('"').unwrap_or(rest));
+    msg.replace("\\\"", "\"").trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn keeps_runc_messages() {
+        assert_eq!(
+            clean_message("time=\"x\" level=error msg=\"container \\\"a\\\" does not exist\"\n"),
+            "container \"a\" does not exist"
+        );
+        assert_eq!(clean_message("plain failure\n"), "plain failure");
+    }
+
+    #[test]
+    fn finds_a_runtime_or_says_how_to_install_one() {
+        let dir = tempfile::tempdir().unwrap();
+        match Runtime::detect(dir.path()) {
+            Ok(rt) => {
+                assert!(rt.binary.is_file());
+                assert_eq!(rt.root, dir.path().join("runtime"));
+                assert!(rt.version().is_some());
+            }
+            Err(e) => assert!(e.to_string().contains("apt-get install runc")),
+        }
+    }
+}

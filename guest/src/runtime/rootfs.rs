@@ -1,0 +1,316 @@
+//! Root filesystems: overlay mounts over image snapshots, and lookups that
+//! stay inside a root even when the image holds symlinks pointing out of
+//! it (`openat2` with `RESOLVE_IN_ROOT`).
+
+use std::ffi::CString;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::mount::{MountFlags, UnmountFlags};
+
+use crate::error::{Error, Result};
+
+/// The kernel takes mount options of at most a page.
+const MAX_OPTIONS: usize = 4000;
+
+/// Mounts an overlay at `target`: `lower` (top layer first) under `upper`,
+/// with `work` as overlayfs's work folder. An image without layers gets an
+/// empty lower folder next to `upper`.
+pub fn mount_overlay(lower: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+    let mut lower = lower.to_vec();
+    if lower.is_empty() {
+        let empty = upper.with_file_name("empty");
+        std::fs::create_dir_all(&empty).map_err(Error::io("create", &empty))?;
+        lower.push(empty);
+    }
+    for dir in [upper, work, target] {
+        std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+    }
+    let joined: Vec<String> = lower.iter().map(|p| p.display().to_string()).collect();
+    if let Some(bad) = joined
+        .iter()
+        .chain([upper.display().to_string(), work.display().to_string()].iter())
+        .find(|p| p.contains([',', ':']))
+    {
+        return Err(Error::Runtime {
+            context: format!("mount the root at {}", target.display()),
+            message: format!(
+                "the path {bad} holds a ',' or ':', which overlayfs options cannot carry"
+            ),
+        });
+    }
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        joined.join(":"),
+        upper.display(),
+        work.display()
+    );
+    if options.len() > MAX_OPTIONS {
+        return Err(Error::Runtime {
+            context: format!("mount the root at {}", target.display()),
+            message: format!(
+                "the image has too many layers ({}) for one overlay mount",
+                lower.len()
+            ),
+        });
+    }
+    let data = CString::new(options).map_err(|_| Error::Runtime {
+        context: format!("mount the root at {}", target.display()),
+        message: "a layer path holds a NUL byte".to_string(),
+    })?;
+    rustix::mount::mount(
+        "overlay",
+        target,
+        "overlay",
+        MountFlags::empty(),
+        data.as_c_str(),
+    )
+    .map_err(|e| Error::Runtime {
+        context: format!("mount the root at {}", target.display()),
+        message: format!("overlay mount: {e}"),
+    })
+}
+
+/// Unmounts `target` (lazily, so a busy mount goes once unused); fine when
+/// nothing is mounted there.
+pub fn unmount(target: &Path) -> Result<()> {
+    while is_mounted(target) {
+        rustix::mount::unmount(target, UnmountFlags::DETACH).map_err(|e| Error::Runtime {
+            context: format!("unmount {}", target.display()),
+            message: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+/// Whether something is mounted at `target`.
+pub fn is_mounted(target: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = target.display().to_string();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|m| unescape(m) == want)
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len() + 1
+            && let Some(v) = s
+                .get(i + 1..i + 4)
+                .and_then(|o| u8::from_str_radix(o, 8).ok())
+        {
+            out.push(v);
+            i += 4;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn open_root(rootfs: &Path) -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+fn open_in(root: &OwnedFd, path: &str, flags: OFlags) -> std::io::Result<OwnedFd> {
+    let rel = path.trim_start_matches('/');
+    let rel = if rel.is_empty() { "." } else { rel };
+    Ok(rustix::fs::openat2(
+        root,
+        rel,
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )?)
+}
+
+/// Reads `path` inside `rootfs`, resolving symlinks as if `rootfs` were
+/// `/`; `None` when it is missing or unreadable.
+pub fn read_in_root(rootfs: &Path, path: &str) -> Option<Vec<u8>> {
+    let root = open_root(rootfs).ok()?;
+    let fd = open_in(&root, path, OFlags::RDONLY).ok()?;
+    let mut f = std::fs::File::from(fd);
+    let mut out = Vec::new();
+    f.read_to_end(&mut out).ok()?;
+    Some(out)
+}
+
+/// Creates `path` (and its parents) inside `rootfs`, never outside it, and
+/// gives new folders to `uid:gid`.
+pub fn ensure_dir_in_root(rootfs: &Path, path: &str, uid: u32, gid: u32) -> Result<()> {
+    let fail = |e: std::io::Error| Error::Runtime {
+        context: format!("create the working folder {path}"),
+        message: e.to_string(),
+    };
+    let root = open_root(rootfs).map_err(fail)?;
+    let mut prefix = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        let parent = if prefix.is_empty() {
+            "/".to_string()
+        } else {
+            prefix.clone()
+        };
+        prefix.push('/');
+        prefix.push_str(part);
+        if open_in(&root, &prefix, OFlags::PATH | OFlags::DIRECTORY).is_ok() {
+            continue;
+        }
+        let parent_fd = open_in(&root, &parent, OFlags::PATH | OFlags::DIRECTORY).map_err(fail)?;
+        let dir_fd = open_in(&root, &parent, OFlags::RDONLY | OFlags::DIRECTORY).map_err(fail)?;
+        drop(parent_fd);
+        match rustix::fs::mkdirat(&dir_fd, part, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(fail(e.into())),
+        }
+        let made = open_in(&root, &prefix, OFlags::PATH | OFlags::DIRECTORY).map_err(fail)?;
+        rustix::fs::chownat(
+            &dir_fd,
+            part,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| fail(e.into()))?;
+        drop(made);
+    }
+    Ok(())
+}
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn is_executable_file(root: &OwnedFd, path: &str) -> bool {
+    open_in(root, path, OFlags::PATH)
+        .ok()
+        .and_then(|fd| rustix::fs::fstat(&fd).ok())
+        .is_some_and(|st| {
+            let mode = st.st_mode;
+            (mode & 0o170_000) == 0o100_000 && (mode & 0o111) != 0
+        })
+}
+
+/// Docker's check before a start: the command must exist in the image.
+/// A name with a `/` must be there; a bare name is searched in `PATH` (from
+/// `env`, else the default). Missing gives Docker's message.
+pub fn lookup_command(rootfs: &Path, argv0: &str, env: &[String]) -> Result<()> {
+    let root = open_root(rootfs).map_err(Error::io("open", rootfs))?;
+    if argv0.contains('/') {
+        if !argv0.starts_with('/') || is_executable_file(&root, argv0) {
+            return Ok(());
+        }
+        let exists = open_in(&root, argv0, OFlags::PATH).is_ok();
+        return Err(Error::CommandNotFound(if exists {
+            format!("exec: \"{argv0}\": permission denied")
+        } else {
+            format!("exec: \"{argv0}\": stat {argv0}: no such file or directory")
+        }));
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    let found = path
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .any(|dir| is_executable_file(&root, &format!("{}/{argv0}", dir.trim_end_matches('/'))));
+    if found {
+        Ok(())
+    } else {
+        Err(Error::CommandNotFound(format!(
+            "exec: \"{argv0}\": executable file not found in $PATH"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn fake_root() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        std::fs::create_dir_all(r.join("usr/bin")).unwrap();
+        std::os::unix::fs::symlink("usr/bin", r.join("bin")).unwrap();
+        std::fs::write(r.join("usr/bin/tool"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(
+            r.join("usr/bin/tool"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        std::fs::write(r.join("usr/bin/data"), "x").unwrap();
+        std::fs::create_dir_all(r.join("etc")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", r.join("etc/escape")).unwrap();
+        std::fs::write(r.join("etc/hostname"), "inside\n").unwrap();
+        d
+    }
+
+    #[test]
+    fn finds_commands_like_docker() {
+        let d = fake_root();
+        let env = vec!["PATH=/bin".to_string()];
+        lookup_command(d.path(), "tool", &env).unwrap();
+        lookup_command(d.path(), "/bin/tool", &env).unwrap();
+        lookup_command(d.path(), "./relative", &env).unwrap();
+        let e = lookup_command(d.path(), "nosuch", &env).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "exec: \"nosuch\": executable file not found in $PATH"
+        );
+        let e = lookup_command(d.path(), "/nosuch", &env).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "exec: \"/nosuch\": stat /nosuch: no such file or directory"
+        );
+        assert!(
+            lookup_command(d.path(), "data", &env).is_err(),
+            "not executable"
+        );
+    }
+
+    #[test]
+    fn reads_stay_inside_the_root() {
+        let d = fake_root();
+        // /etc/escape -> /etc/hostname resolves to the root's own file.
+        assert_eq!(read_in_root(d.path(), "/etc/escape").unwrap(), b"inside\n");
+        assert!(
+            read_in_root(d.path(), "/../../etc/passwd")
+                .is_none_or(|b| b.is_empty() || b != std::fs::read("/etc/passwd").unwrap())
+        );
+    }
+
+    #[test]
+    fn creates_working_folders_inside_the_root() {
+        let d = fake_root();
+        std::os::unix::fs::symlink("/", d.path().join("up")).unwrap();
+        ensure_dir_in_root(d.path(), "/up/work/dir", 1000, 1000).unwrap();
+        assert!(
+            d.path().join("work/dir").is_dir(),
+            "created under the root, not the host's /"
+        );
+        let meta = std::fs::metadata(d.path().join("work/dir")).unwrap();
+        assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 1000);
+        ensure_dir_in_root(d.path(), "/usr/bin", 0, 0).unwrap();
+    }
+
+    #[test]
+    fn unescapes_mountinfo() {
+        assert_eq!(unescape("/a\\040b"), "/a b");
+        assert_eq!(unescape("/plain"), "/plain");
+    }
+}
