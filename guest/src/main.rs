@@ -2,6 +2,8 @@
 //!
 //! `servin-guest` or `servin-guest daemon` runs the engine on the socket
 //! named by `SERVIN_HOST` with state under `SERVIN_ROOT`.
+//! `servin-guest monitor DIR` is a container's monitor, started by the
+//! engine (see `servin_guest::monitor`).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ const USAGE: &str = "\
 servin-guest: the servin container engine
 
 usage: servin-guest [daemon]
+       servin-guest monitor DIR    (started by the engine, one per container)
        servin-guest --version
 
 environment:
@@ -25,6 +28,13 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         None | Some("daemon") => {}
+        Some("monitor") => {
+            let [_, dir] = args.as_slice() else {
+                eprintln!("error: usage: servin-guest monitor DIR");
+                return ExitCode::from(2);
+            };
+            return servin_guest::monitor::run(std::path::Path::new(dir));
+        }
         Some("--version" | "version") => {
             println!("servin-guest {}", servin_guest::VERSION);
             return ExitCode::SUCCESS;
