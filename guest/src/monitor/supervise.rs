@@ -671,7 +671,7 @@ async fn serve(s: Serve<'_>) -> Result<ExitRecord, String> {
 async fn wait_init(init: Pid, child_signal: &mut Signal) -> i32 {
     loop {
         loop {
-            match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+            match rustix::process::wait(WaitOptions::NOHANG) {
                 Ok(Some((pid, status))) => {
                     if pid == init {
                         return status
@@ -710,7 +710,7 @@ async fn wait_foreign(init: Pid) -> i32 {
 
 /// Reaps children that exited and nobody waits for.
 fn reap_others() {
-    while let Ok(Some(_)) = rustix::process::waitpid(None, WaitOptions::NOHANG) {}
+    while let Ok(Some(_)) = rustix::process::wait(WaitOptions::NOHANG) {}
 }
 
 /// Whether the memory cgroup counted an OOM kill (v1 `memory.oom_control`,
