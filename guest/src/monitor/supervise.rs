@@ -25,7 +25,9 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::attach::{self, KIND_CLOSE, KIND_EXIT, KIND_RESIZE, KIND_STDERR, KIND_STDIN, KIND_STDOUT};
+use super::attach::{
+    self, KIND_CLOSE, KIND_EXIT, KIND_RESIZE, KIND_STDERR, KIND_STDIN, KIND_STDOUT,
+};
 use super::logs::{LogStream, LogWriter, format_time};
 use super::pty::{self, PtyMaster};
 use super::runc::{CreateStdio, Runtime};
@@ -154,7 +156,9 @@ pub fn run(dir: &Path) -> ExitCode {
     if let Err(e) = control.reply(&Reply::Created {
         pid: prepared.init.as_raw_nonzero().get(),
     }) {
-        note(&format!("report creation to the engine: {e}; deleting the container"));
+        note(&format!(
+            "report creation to the engine: {e}; deleting the container"
+        ));
         abandon(&prepared);
         return ExitCode::FAILURE;
     }
@@ -221,14 +225,17 @@ fn serve_blocking(prepared: Prepared) -> ExitCode {
 /// Everything up to a created container: config, subreaper, stdio, the
 /// runtime's `create`, the attach socket.
 fn prepare(dir: &Path) -> Result<Prepared, String> {
-    write_atomic(&dir.join(PID_FILE), std::process::id().to_string().as_bytes())
-        .map_err(|e| e.full_message())?;
+    write_atomic(
+        &dir.join(PID_FILE),
+        std::process::id().to_string().as_bytes(),
+    )
+    .map_err(|e| e.full_message())?;
     for stale in [EXIT_FILE, CONTAINER_PID_FILE, ATTACH_SOCKET, CONSOLE_SOCKET] {
         let _ = std::fs::remove_file(dir.join(stale));
     }
     let config_path = dir.join(CONFIG_FILE);
-    let text = std::fs::read(&config_path)
-        .map_err(|e| format!("read {}: {e}", config_path.display()))?;
+    let text =
+        std::fs::read(&config_path).map_err(|e| format!("read {}: {e}", config_path.display()))?;
     let config: MonitorConfig = serde_json::from_slice(&text)
         .map_err(|e| format!("monitor config {}: {e}", config_path.display()))?;
     rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
@@ -237,9 +244,8 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("start the async runtime: {e}"))?;
-    let (hangup, child_signal) = rt.block_on(async {
-        (signal(SignalKind::hangup()), signal(SignalKind::child()))
-    });
+    let (hangup, child_signal) =
+        rt.block_on(async { (signal(SignalKind::hangup()), signal(SignalKind::child())) });
     let hangup = hangup.map_err(|e| format!("catch SIGHUP: {e}"))?;
     let child_signal = child_signal.map_err(|e| format!("catch SIGCHLD: {e}"))?;
     let log = LogWriter::open(config.log.clone()).map_err(|e| e.full_message())?;
@@ -248,6 +254,14 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
         root: config.runtime_root.clone(),
         log: dir.join(RUNTIME_LOG),
     };
+    // A failed create is cleaned up with `delete -f`: that must never hit
+    // a container this monitor did not make.
+    if runtime.exists(&config.id) {
+        return Err(format!(
+            "container {} already exists in the runtime",
+            config.id
+        ));
+    }
     let pid_file = dir.join(CONTAINER_PID_FILE);
     let io = if config.tty {
         let socket = SocketPath::new(dir, CONSOLE_SOCKET).map_err(|e| e.full_message())?;
@@ -258,7 +272,13 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
             stdout: Stdio::null(),
             stderr: Stdio::null(),
         };
-        let created = runtime.create(&config.id, &config.bundle, &pid_file, Some(socket.path()), null());
+        let created = runtime.create(
+            &config.id,
+            &config.bundle,
+            &pid_file,
+            Some(socket.path()),
+            null(),
+        );
         let master = created.and_then(|()| {
             receive_console(&console).map_err(|e| format!("receive the terminal: {e}"))
         });
@@ -304,7 +324,10 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
         .and_then(Pid::from_raw);
     let Some(init) = init else {
         runtime.delete(&config.id);
-        return Err(format!("the runtime wrote no pid to {}", pid_file.display()));
+        return Err(format!(
+            "the runtime wrote no pid to {}",
+            pid_file.display()
+        ));
     };
     let listener = SocketPath::new(dir, ATTACH_SOCKET)
         .map_err(|e| e.full_message())
@@ -369,7 +392,9 @@ impl Hub {
             }
             Err(e) => {
                 if !self.log_failing.swap(true, Ordering::Relaxed) {
-                    note(&format!("write the log: {e}; output is lost until it works again"));
+                    note(&format!(
+                        "write the log: {e}; output is lost until it works again"
+                    ));
                 }
             }
         }
@@ -568,47 +593,47 @@ async fn serve(s: Serve<'_>) -> Result<ExitRecord, String> {
     let listener = tokio::net::UnixListener::from_std(s.listener)
         .map_err(|e| format!("set up the attach socket: {e}"))?;
     let open_stdin = s.config.open_stdin;
-    let (readers, sink, pty): (Vec<(LogStream, Box<dyn AsyncRead + Send + Unpin>)>, _, _) =
-        match s.io {
-            Io::Pipes {
-                stdin,
-                stdout,
-                stderr,
-            } => {
-                let receiver = |fd| {
-                    tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
-                        .map_err(|e| format!("set up the container's output: {e}"))
-                };
-                let stdout: Box<dyn AsyncRead + Send + Unpin> = Box::new(receiver(stdout)?);
-                let stderr: Box<dyn AsyncRead + Send + Unpin> = Box::new(receiver(stderr)?);
-                let sink: Option<Box<dyn AsyncWrite + Send + Unpin>> = match stdin {
-                    Some(fd) => Some(Box::new(
-                        tokio::net::unix::pipe::Sender::from_owned_fd(fd)
-                            .map_err(|e| format!("set up the container's stdin: {e}"))?,
-                    )),
-                    None => None,
-                };
-                (
-                    vec![(LogStream::Stdout, stdout), (LogStream::Stderr, stderr)],
-                    sink,
-                    None,
-                )
-            }
-            Io::Tty { master } => {
-                let master =
-                    PtyMaster::new(master).map_err(|e| format!("set up the terminal: {e}"))?;
-                let sink: Option<Box<dyn AsyncWrite + Send + Unpin>> = if open_stdin {
-                    Some(Box::new(master.clone()))
-                } else {
-                    None
-                };
-                (
-                    vec![(LogStream::Stdout, Box::new(master.clone()) as Box<_>)],
-                    sink,
-                    Some(master),
-                )
-            }
-        };
+    let (readers, sink, pty): (Vec<(LogStream, Box<dyn AsyncRead + Send + Unpin>)>, _, _) = match s
+        .io
+    {
+        Io::Pipes {
+            stdin,
+            stdout,
+            stderr,
+        } => {
+            let receiver = |fd| {
+                tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
+                    .map_err(|e| format!("set up the container's output: {e}"))
+            };
+            let stdout: Box<dyn AsyncRead + Send + Unpin> = Box::new(receiver(stdout)?);
+            let stderr: Box<dyn AsyncRead + Send + Unpin> = Box::new(receiver(stderr)?);
+            let sink: Option<Box<dyn AsyncWrite + Send + Unpin>> = match stdin {
+                Some(fd) => Some(Box::new(
+                    tokio::net::unix::pipe::Sender::from_owned_fd(fd)
+                        .map_err(|e| format!("set up the container's stdin: {e}"))?,
+                )),
+                None => None,
+            };
+            (
+                vec![(LogStream::Stdout, stdout), (LogStream::Stderr, stderr)],
+                sink,
+                None,
+            )
+        }
+        Io::Tty { master } => {
+            let master = PtyMaster::new(master).map_err(|e| format!("set up the terminal: {e}"))?;
+            let sink: Option<Box<dyn AsyncWrite + Send + Unpin>> = if open_stdin {
+                Some(Box::new(master.clone()))
+            } else {
+                None
+            };
+            (
+                vec![(LogStream::Stdout, Box::new(master.clone()) as Box<_>)],
+                sink,
+                Some(master),
+            )
+        }
+    };
     tokio::spawn(stdin_writer(stdin_rx, sink, pty));
     let mut pumps: Vec<JoinHandle<()>> = readers
         .into_iter()
@@ -655,9 +680,7 @@ async fn serve(s: Serve<'_>) -> Result<ExitRecord, String> {
     };
     let written = serde_json::to_vec(&record)
         .map_err(|e| format!("exit record: {e}"))
-        .and_then(|json| {
-            write_atomic(&s.dir.join(EXIT_FILE), &json).map_err(|e| e.full_message())
-        });
+        .and_then(|json| write_atomic(&s.dir.join(EXIT_FILE), &json).map_err(|e| e.full_message()));
     // Clients accepted until now get the exit frame; later ones find the
     // socket gone, or closed, and exit.json written.
     acceptor.abort();
@@ -671,7 +694,7 @@ async fn serve(s: Serve<'_>) -> Result<ExitRecord, String> {
 async fn wait_init(init: Pid, child_signal: &mut Signal) -> i32 {
     loop {
         loop {
-            match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+            match rustix::process::wait(WaitOptions::NOHANG) {
                 Ok(Some((pid, status))) => {
                     if pid == init {
                         return status
@@ -702,15 +725,26 @@ async fn wait_foreign(init: Pid) -> i32 {
         "the container's init {} is not a child of the monitor; its exit status will be unknown",
         init.as_raw_nonzero()
     ));
-    while rustix::process::test_kill_process(init).is_ok() {
+    while rustix::process::test_kill_process(init).is_ok() && !zombie(init) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     255
 }
 
+/// Whether `pid` has exited and waits to be reaped (by someone else).
+fn zombie(pid: Pid) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero()))
+        .ok()
+        .and_then(|stat| {
+            let (_, after_name) = stat.rsplit_once(") ")?;
+            after_name.chars().next()
+        })
+        .is_some_and(|state| state == 'Z')
+}
+
 /// Reaps children that exited and nobody waits for.
 fn reap_others() {
-    while let Ok(Some(_)) = rustix::process::waitpid(None, WaitOptions::NOHANG) {}
+    while let Ok(Some(_)) = rustix::process::wait(WaitOptions::NOHANG) {}
 }
 
 /// Whether the memory cgroup counted an OOM kill (v1 `memory.oom_control`,
@@ -739,7 +773,10 @@ mod tests {
     #[test]
     fn replies_are_one_json_object_each() {
         let json = |r: &Reply| serde_json::to_string(r).unwrap();
-        assert_eq!(json(&Reply::Created { pid: 42 }), r#"{"created":{"pid":42}}"#);
+        assert_eq!(
+            json(&Reply::Created { pid: 42 }),
+            r#"{"created":{"pid":42}}"#
+        );
         assert_eq!(json(&Reply::Started(true)), r#"{"started":true}"#);
         assert_eq!(json(&Reply::Error("no".into())), r#"{"error":"no"}"#);
     }
@@ -761,7 +798,11 @@ mod tests {
         .unwrap();
         assert!(oom_killed(dir.path()));
         let v2 = tempfile::tempdir().unwrap();
-        std::fs::write(v2.path().join("memory.events"), "low 0\noom 1\noom_kill 1\n").unwrap();
+        std::fs::write(
+            v2.path().join("memory.events"),
+            "low 0\noom 1\noom_kill 1\n",
+        )
+        .unwrap();
         assert!(oom_killed(v2.path()));
     }
 }
