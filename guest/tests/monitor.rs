@@ -255,6 +255,25 @@ async fn output_lands_in_the_log_with_its_stream_and_time() {
 }
 
 #[tokio::test]
+async fn a_restart_in_the_same_folder_starts_clean_and_appends_to_the_log() {
+    let fx = Fixture::new("restart", &["sh", "-c", "echo run; exit 1"], false);
+    let config = fx.config();
+    fx.spawn(&config).await.start().await.unwrap();
+    assert_eq!(fx.wait().await.code, 1);
+    assert!(fx.runc(&["delete", &fx.id]).status.success());
+
+    let created = fx.spawn(&config).await;
+    // The previous run's exit record is gone until this one exits.
+    assert_eq!(monitor::read_exit(&fx.dir).unwrap(), None);
+    created.start().await.unwrap();
+    assert_eq!(fx.wait().await.code, 1);
+    assert_eq!(
+        text(&fx.logs(&config), LogStream::Stdout),
+        ["run\n", "run\n"]
+    );
+}
+
+#[tokio::test]
 async fn a_killed_container_exits_with_128_plus_the_signal() {
     let fx = Fixture::new("kill", &["sleep", "1000"], false);
     let created = fx.spawn(&fx.config()).await;
