@@ -34,6 +34,7 @@
 pub mod attach;
 mod control;
 pub mod exec;
+mod hub;
 pub mod logs;
 mod pty;
 mod runc;
