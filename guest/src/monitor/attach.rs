@@ -51,7 +51,11 @@ pub enum Frame {
 pub(crate) fn encode(kind: u8, payload: &[u8]) -> Bytes {
     let mut frame = Vec::with_capacity(8 + payload.len());
     frame.extend_from_slice(&[kind, 0, 0, 0]);
-    frame.extend_from_slice(&u32::try_from(payload.len()).unwrap_or(u32::MAX).to_be_bytes());
+    frame.extend_from_slice(
+        &u32::try_from(payload.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
     frame.extend_from_slice(payload);
     Bytes::from(frame)
 }
@@ -122,9 +126,9 @@ impl AttachReader {
             return Ok(Some(match kind {
                 KIND_STDOUT => Frame::Stdout(payload),
                 KIND_STDERR => Frame::Stderr(payload),
-                KIND_EXIT => Frame::Exit(serde_json::from_slice(&payload).map_err(
-                    Error::json(format!("exit frame from {}", self.socket.display())),
-                )?),
+                KIND_EXIT => Frame::Exit(serde_json::from_slice(&payload).map_err(Error::json(
+                    format!("exit frame from {}", self.socket.display()),
+                ))?),
                 // Kinds this engine does not know are skipped.
                 _ => continue,
             }));

@@ -43,10 +43,13 @@ pub async fn spawn(exe: &Path, dir: &Path, config: &MonitorConfig) -> Result<Cre
     config.log.path =
         std::path::absolute(&config.log.path).map_err(Error::io("resolve", &config.log.path))?;
     if let Some(cgroup) = &config.memory_cgroup {
-        config.memory_cgroup = Some(std::path::absolute(cgroup).map_err(Error::io("resolve", cgroup))?);
+        config.memory_cgroup =
+            Some(std::path::absolute(cgroup).map_err(Error::io("resolve", cgroup))?);
     }
-    let json = serde_json::to_vec_pretty(&config)
-        .map_err(Error::json(format!("monitor config of container {}", config.id)))?;
+    let json = serde_json::to_vec_pretty(&config).map_err(Error::json(format!(
+        "monitor config of container {}",
+        config.id
+    )))?;
     write_atomic(&dir.join(CONFIG_FILE), &json)?;
     let log_path = dir.join(MONITOR_LOG);
     let log = std::fs::File::options()
@@ -114,7 +117,9 @@ impl Channel {
     }
 
     async fn send(&mut self, command: &str) -> std::io::Result<()> {
-        self.stdin.write_all(format!("{command}\n").as_bytes()).await?;
+        self.stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .await?;
         self.stdin.flush().await
     }
 
@@ -161,7 +166,9 @@ impl Created {
     /// output. When it fails the monitor deletes the container and exits.
     pub async fn start(mut self) -> Result<()> {
         if let Err(e) = self.channel.send("start").await {
-            return Err(self.channel.error("start", format!("tell the monitor: {e}")));
+            return Err(self
+                .channel
+                .error("start", format!("tell the monitor: {e}")));
         }
         match self.channel.reply("start").await? {
             Reply::Started(_) => Ok(()),
@@ -179,12 +186,10 @@ impl Created {
     pub async fn abort(mut self) -> Result<()> {
         // A monitor that is already gone has nothing left to abort.
         let _ = self.channel.send("abort").await;
-        let status = self
-            .channel
-            .child
-            .wait()
-            .await
-            .map_err(|e| self.channel.error("abort", format!("wait for the monitor: {e}")))?;
+        let status = self.channel.child.wait().await.map_err(|e| {
+            self.channel
+                .error("abort", format!("wait for the monitor: {e}"))
+        })?;
         if status.success() {
             Ok(())
         } else {

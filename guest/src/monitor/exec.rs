@@ -1,25 +1,24 @@
 //! `runc exec`, run by the engine itself (short-lived, not through the
-//! monitor): `runc exec --process FILE [--tty --console-socket SOCK] ID`
-//! without `--detach` waits for the process and exits with its status.
+//! monitor): `runc exec --process FILE ID` without `--detach` waits for the
+//! process and exits with its status.
 //!
-//! Without a tty the process's stdio are pipes; with one, the runtime sends
-//! the pty master over a console socket made next to the process file, and
-//! the master is both stdout and stdin.
+//! Without a tty the process's stdio are pipes. With one (`terminal` in the
+//! process file), runc makes the container's terminal and relays it to its
+//! own stdio, which is then a terminal made here: its master is both stdout
+//! and stdin, and resizing it (plus SIGWINCH to runc) resizes the
+//! container's. (`--console-socket` is refused without `--detach`, and with
+//! `--detach` the process would not be the engine's to wait for.)
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::io::{AsyncRead, AsyncWrite, Interest};
+use rustix::process::{Pid, Signal};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::process::Child;
 
-use super::SocketPath;
 use super::pty::{self, PtyMaster};
 use super::runc::last_error;
 use crate::error::{Error, Result};
-
-/// Numbers console sockets made by this process.
-static CONSOLE_SERIAL: AtomicU64 = AtomicU64::new(0);
 
 /// What to run in which container.
 #[derive(Debug, Clone)]
@@ -30,9 +29,8 @@ pub struct ExecRequest {
     pub runtime_root: PathBuf,
     /// The container ID.
     pub id: String,
-    /// The OCI process (`config.json`'s `process`) as a file; its folder
-    /// also gets the runtime's log (`<file>.runc.log`) and, with a tty, the
-    /// console socket for a moment.
+    /// The OCI process (`config.json`'s `process`) as a file; the
+    /// runtime's log goes next to it (`<file>.runc.log`).
     pub process_json: PathBuf,
     /// Whether the process gets a pseudo-terminal (the process file's
     /// `terminal` must agree).
@@ -55,16 +53,24 @@ pub struct ExecIo {
 #[derive(Clone)]
 pub struct Resizer {
     master: PtyMaster,
+    runtime: Option<Pid>,
     id: String,
 }
 
 impl Resizer {
-    /// Sets the terminal's size.
+    /// Sets the terminal's size (the runtime passes it on to the
+    /// container's terminal).
     pub fn resize(&self, rows: u16, cols: u16) -> Result<()> {
         self.master.resize(rows, cols).map_err(|e| Error::Runtime {
             context: format!("container {}: exec: resize the terminal", self.id),
             message: e.to_string(),
-        })
+        })?;
+        // The terminal is not the runtime's controlling one: tell it. Gone
+        // already is fine.
+        if let Some(pid) = self.runtime {
+            let _ = rustix::process::kill_process(pid, Signal::WINCH);
+        }
+        Ok(())
     }
 }
 
@@ -72,11 +78,20 @@ impl Resizer {
 pub struct ExecProcess {
     child: Child,
     io: Option<ExecIo>,
-    master: Option<PtyMaster>,
+    terminal: Option<Terminal>,
     runtime_log: PathBuf,
     log_from: u64,
     id: String,
 }
+
+/// An exec's terminal: the master, and the runtime to signal on resizes.
+struct Terminal {
+    master: PtyMaster,
+    runtime: Option<Pid>,
+}
+
+/// A started runtime, its stdio and its terminal.
+type Spawned = (Child, ExecIo, Option<Terminal>);
 
 fn runtime_log(process_json: &Path) -> PathBuf {
     let mut name = process_json.as_os_str().to_owned();
@@ -84,13 +99,10 @@ fn runtime_log(process_json: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Starts `runc exec`. With a tty it returns once the runtime has sent the
-/// terminal (an error carries the runtime's message when it fails first);
-/// without one it returns once the runtime is running: a failure to start
-/// the process shows in [`ExecProcess::wait`]'s status and
+/// Starts `runc exec`; returns once the runtime runs. A failure to start
+/// the process shows in [`ExecProcess::wait`]'s status (runc's 255) and
 /// [`ExecProcess::runtime_error`].
 pub async fn exec(req: &ExecRequest) -> Result<ExecProcess> {
-    let context = || format!("container {}: exec", req.id);
     let log = runtime_log(&req.process_json);
     let log_from = std::fs::metadata(&log).map_or(0, |m| m.len());
     let mut command = tokio::process::Command::new(&req.runtime);
@@ -103,133 +115,94 @@ pub async fn exec(req: &ExecRequest) -> Result<ExecProcess> {
         .arg("json")
         .arg("exec")
         .arg("--process")
-        .arg(&req.process_json);
-    if !req.tty {
-        command
-            .arg(&req.id)
-            .stdin(if req.stdin {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().map_err(Error::io("run", &req.runtime))?;
-        let stdin = child
-            .stdin
-            .take()
-            .map(|s| Box::new(s) as Box<dyn AsyncWrite + Send + Unpin>);
-        let stdout: Box<dyn AsyncRead + Send + Unpin> = match child.stdout.take() {
-            Some(stdout) => Box::new(stdout),
-            None => Box::new(tokio::io::empty()),
-        };
-        let stderr = child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn AsyncRead + Send + Unpin>);
-        return Ok(ExecProcess {
-            child,
-            io: Some(ExecIo {
-                stdin,
-                stdout,
-                stderr,
-            }),
-            master: None,
-            runtime_log: log,
-            log_from,
-            id: req.id.clone(),
-        });
-    }
-
-    let folder = req
-        .process_json
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let name = format!(
-        ".console-{}-{}.sock",
-        std::process::id(),
-        CONSOLE_SERIAL.fetch_add(1, Ordering::Relaxed)
-    );
-    let socket_file = folder.join(&name);
-    let _ = std::fs::remove_file(&socket_file);
-    let socket = SocketPath::new(&folder, &name)?;
-    let listener =
-        tokio::net::UnixListener::bind(socket.path()).map_err(Error::io("bind", &socket_file))?;
-    command
-        .arg("--tty")
-        .arg("--console-socket")
-        .arg(socket.path())
+        .arg(&req.process_json)
         .arg(&req.id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let spawned = command.spawn();
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(e) => {
-            let _ = std::fs::remove_file(&socket_file);
-            return Err(Error::io("run", &req.runtime)(e));
-        }
+        // Signals for the engine's process group are not the exec's.
+        .process_group(0);
+    let (child, io, terminal) = if req.tty {
+        spawn_with_tty(req, command)?
+    } else {
+        spawn_with_pipes(req, command)?
     };
-    let received = async {
-        let (stream, _) = listener.accept().await?;
-        loop {
-            stream.readable().await?;
-            let got = stream.try_io(Interest::READABLE, || {
-                pty::receive_master(&stream)?
-                    .ok_or_else(|| std::io::ErrorKind::WouldBlock.into())
-            });
-            match got {
-                Ok(fd) => return Ok::<_, std::io::Error>(fd),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
-    };
-    let outcome = tokio::select! {
-        master = received => Ok(master),
-        status = child.wait() => Err(status),
-    };
-    let _ = std::fs::remove_file(&socket_file);
-    drop(listener);
-    let master = match outcome {
-        Ok(Ok(fd)) => PtyMaster::new(fd).map_err(|e| Error::Runtime {
-            context: context(),
-            message: format!("set up the terminal: {e}"),
-        })?,
-        Ok(Err(e)) => {
-            let _ = child.start_kill();
-            return Err(Error::Runtime {
-                context: context(),
-                message: format!("receive the terminal: {e}"),
-            });
-        }
-        Err(status) => {
-            let message = last_error(&log, log_from).unwrap_or_else(|| match status {
-                Ok(status) => format!("the runtime exited ({status}) before sending the terminal"),
-                Err(e) => format!("wait for the runtime: {e}"),
-            });
-            return Err(Error::Runtime {
-                context: context(),
-                message,
-            });
-        }
-    };
-    let stdin = req
-        .stdin
-        .then(|| Box::new(master.clone()) as Box<dyn AsyncWrite + Send + Unpin>);
     Ok(ExecProcess {
         child,
-        io: Some(ExecIo {
-            stdin,
-            stdout: Box::new(master.clone()),
-            stderr: None,
-        }),
-        master: Some(master),
+        io: Some(io),
+        terminal,
         runtime_log: log,
         log_from,
         id: req.id.clone(),
     })
+}
+
+fn spawn_with_pipes(req: &ExecRequest, mut command: tokio::process::Command) -> Result<Spawned> {
+    command
+        .stdin(if req.stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().map_err(Error::io("run", &req.runtime))?;
+    let stdin = child
+        .stdin
+        .take()
+        .map(|s| Box::new(s) as Box<dyn AsyncWrite + Send + Unpin>);
+    let stdout: Box<dyn AsyncRead + Send + Unpin> = match child.stdout.take() {
+        Some(stdout) => Box::new(stdout),
+        None => Box::new(tokio::io::empty()),
+    };
+    let stderr = child
+        .stderr
+        .take()
+        .map(|s| Box::new(s) as Box<dyn AsyncRead + Send + Unpin>);
+    Ok((
+        child,
+        ExecIo {
+            stdin,
+            stdout,
+            stderr,
+        },
+        None,
+    ))
+}
+
+/// `runc exec` without `--detach` refuses a console socket: it makes the
+/// container's terminal itself and relays it to its own stdio, which must
+/// be a terminal. So its stdio is a terminal made here; the runtime copies
+/// its size on SIGWINCH.
+fn spawn_with_tty(req: &ExecRequest, mut command: tokio::process::Command) -> Result<Spawned> {
+    let failed = |step: &str, e: std::io::Error| Error::Runtime {
+        context: format!("container {}: exec", req.id),
+        message: format!("{step}: {e}"),
+    };
+    let (master, slave) = pty::open_pair().map_err(|e| failed("open a terminal", e))?;
+    let stdio = || {
+        slave
+            .try_clone()
+            .map(Stdio::from)
+            .map_err(|e| failed("open a terminal", e))
+    };
+    command.stdin(stdio()?).stdout(stdio()?).stderr(stdio()?);
+    let spawned = command.spawn();
+    // Only the runtime may hold the slave: its exit ends the output.
+    drop(command);
+    drop(slave);
+    let child = spawned.map_err(Error::io("run", &req.runtime))?;
+    let master = PtyMaster::new(master).map_err(|e| failed("set up the terminal", e))?;
+    let stdin = req
+        .stdin
+        .then(|| Box::new(master.clone()) as Box<dyn AsyncWrite + Send + Unpin>);
+    let runtime = child
+        .id()
+        .and_then(|pid| i32::try_from(pid).ok())
+        .and_then(Pid::from_raw);
+    let io = ExecIo {
+        stdin,
+        stdout: Box::new(master.clone()),
+        stderr: None,
+    };
+    Ok((child, io, Some(Terminal { master, runtime })))
 }
 
 impl ExecProcess {
@@ -251,8 +224,9 @@ impl ExecProcess {
 
     /// A handle that resizes the terminal; `None` without a tty.
     pub fn resizer(&self) -> Option<Resizer> {
-        self.master.as_ref().map(|master| Resizer {
-            master: master.clone(),
+        self.terminal.as_ref().map(|terminal| Resizer {
+            master: terminal.master.clone(),
+            runtime: terminal.runtime,
             id: self.id.clone(),
         })
     }

@@ -34,6 +34,7 @@
 pub mod attach;
 mod control;
 pub mod exec;
+mod hub;
 pub mod logs;
 mod pty;
 mod runc;
@@ -143,9 +144,8 @@ pub fn alive(dir: &Path) -> bool {
         return false;
     };
     let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-    args.windows(2).any(|pair| {
-        pair[0] == b"monitor" && Path::new(std::ffi::OsStr::from_bytes(pair[1])) == dir
-    })
+    args.windows(2)
+        .any(|pair| pair[0] == b"monitor" && Path::new(std::ffi::OsStr::from_bytes(pair[1])) == dir)
 }
 
 /// Writes `bytes` to `path` crash-safely: a temporary file, fsync, rename,

@@ -42,6 +42,22 @@ pub(crate) fn receive_master(socket: impl AsFd) -> std::io::Result<Option<OwnedF
     })
 }
 
+/// Opens a new pseudo-terminal: (master, slave), the slave in raw mode
+/// (bytes pass through unchanged, nothing echoes) and not a controlling
+/// terminal of this process.
+pub(crate) fn open_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    use rustix::pty::OpenptFlags;
+    let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC;
+    let master = rustix::pty::openpt(flags)?;
+    rustix::pty::grantpt(&master)?;
+    rustix::pty::unlockpt(&master)?;
+    let slave = rustix::pty::ioctl_tiocgptpeer(&master, flags)?;
+    let mut termios = rustix::termios::tcgetattr(&slave)?;
+    termios.make_raw();
+    rustix::termios::tcsetattr(&slave, rustix::termios::OptionalActions::Now, &termios)?;
+    Ok((master, slave))
+}
+
 /// Sets a terminal's size (which signals SIGWINCH to its foreground
 /// process group).
 pub(crate) fn set_size(master: impl AsFd, rows: u16, cols: u16) -> std::io::Result<()> {
@@ -89,7 +105,9 @@ impl AsyncRead for PtyMaster {
         loop {
             let mut guard = ready!(self.fd.poll_read_ready(cx))?;
             let unfilled = buf.initialize_unfilled();
-            match guard.try_io(|fd| rustix::io::read(fd.get_ref(), &mut *unfilled).map_err(Into::into)) {
+            match guard
+                .try_io(|fd| rustix::io::read(fd.get_ref(), &mut *unfilled).map_err(Into::into))
+            {
                 Ok(Ok(n)) => {
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
@@ -138,27 +156,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_pty_reads_writes_resizes_and_ends_with_its_slave() {
-        let master = rustix::pty::openpt(
-            rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY,
-        )
-        .unwrap();
-        rustix::pty::grantpt(&master).unwrap();
-        rustix::pty::unlockpt(&master).unwrap();
-        let name = rustix::pty::ptsname(&master, Vec::new()).unwrap();
-        let slave = std::fs::File::options()
-            .read(true)
-            .write(true)
-            .open(name.to_str().unwrap())
-            .unwrap();
+        let (master, slave) = open_pair().unwrap();
+        let slave = std::fs::File::from(slave);
         let mut pty = PtyMaster::new(master).unwrap();
         pty.resize(33, 101).unwrap();
         let size = rustix::termios::tcgetwinsize(&slave).unwrap();
         assert_eq!((size.ws_row, size.ws_col), (33, 101));
-        // Raw mode on the slave: no echo, no newline translation.
-        let mut termios = rustix::termios::tcgetattr(&slave).unwrap();
-        termios.make_raw();
-        rustix::termios::tcsetattr(&slave, rustix::termios::OptionalActions::Now, &termios)
-            .unwrap();
         pty.write_all(b"in").await.unwrap();
         let mut got = [0u8; 2];
         std::io::Read::read_exact(&mut &slave, &mut got).unwrap();

@@ -79,6 +79,17 @@ impl Runtime {
         }
     }
 
+    /// Whether the runtime has a container `id` (`state ID` succeeds).
+    pub(crate) fn exists(&self, id: &str) -> bool {
+        self.command()
+            .args(["state", id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+
     /// `start ID`. Err: the runtime's message.
     pub(crate) fn start(&self, id: &str) -> Result<(), String> {
         self.run_simple("start", &["start", id])
@@ -161,7 +172,10 @@ mod tests {
             ),
         )
         .unwrap();
-        assert_eq!(last_error(&log, 0).as_deref(), Some("exec: \"x\": not found"));
+        assert_eq!(
+            last_error(&log, 0).as_deref(),
+            Some("exec: \"x\": not found")
+        );
         let all = std::fs::metadata(&log).unwrap().len();
         assert_eq!(last_error(&log, all), None);
         std::fs::write(&log, old).unwrap();

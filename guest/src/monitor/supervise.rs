@@ -12,20 +12,18 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use rustix::process::{Pid, WaitOptions};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::UnixStream;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::attach::{self, KIND_CLOSE, KIND_EXIT, KIND_RESIZE, KIND_STDERR, KIND_STDIN, KIND_STDOUT};
+use super::hub::{Hub, pump, stdin_writer};
 use super::logs::{LogStream, LogWriter, format_time};
 use super::pty::{self, PtyMaster};
 use super::runc::{CreateStdio, Runtime};
@@ -37,15 +35,8 @@ use super::{
 /// How long output may stay open after the init process exits (processes
 /// outside its pid namespace may hold it) before the monitor stops reading.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long attach clients get to take their last frames.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the runtime gets to send the pty master once `create` is done.
 const CONSOLE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Frames queued for one attach client; one that falls further behind is
-/// disconnected rather than stalling the container's output.
-const CLIENT_QUEUE: usize = 256;
-/// The read size for the container's output.
-const READ_SIZE: usize = 16 * 1024;
 
 /// Writes a timestamped line to the monitor's stderr (`DIR/monitor.log`).
 pub(crate) fn note(message: &str) {
@@ -154,7 +145,9 @@ pub fn run(dir: &Path) -> ExitCode {
     if let Err(e) = control.reply(&Reply::Created {
         pid: prepared.init.as_raw_nonzero().get(),
     }) {
-        note(&format!("report creation to the engine: {e}; deleting the container"));
+        note(&format!(
+            "report creation to the engine: {e}; deleting the container"
+        ));
         abandon(&prepared);
         return ExitCode::FAILURE;
     }
@@ -221,14 +214,17 @@ fn serve_blocking(prepared: Prepared) -> ExitCode {
 /// Everything up to a created container: config, subreaper, stdio, the
 /// runtime's `create`, the attach socket.
 fn prepare(dir: &Path) -> Result<Prepared, String> {
-    write_atomic(&dir.join(PID_FILE), std::process::id().to_string().as_bytes())
-        .map_err(|e| e.full_message())?;
+    write_atomic(
+        &dir.join(PID_FILE),
+        std::process::id().to_string().as_bytes(),
+    )
+    .map_err(|e| e.full_message())?;
     for stale in [EXIT_FILE, CONTAINER_PID_FILE, ATTACH_SOCKET, CONSOLE_SOCKET] {
         let _ = std::fs::remove_file(dir.join(stale));
     }
     let config_path = dir.join(CONFIG_FILE);
-    let text = std::fs::read(&config_path)
-        .map_err(|e| format!("read {}: {e}", config_path.display()))?;
+    let text =
+        std::fs::read(&config_path).map_err(|e| format!("read {}: {e}", config_path.display()))?;
     let config: MonitorConfig = serde_json::from_slice(&text)
         .map_err(|e| format!("monitor config {}: {e}", config_path.display()))?;
     rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
@@ -237,9 +233,8 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("start the async runtime: {e}"))?;
-    let (hangup, child_signal) = rt.block_on(async {
-        (signal(SignalKind::hangup()), signal(SignalKind::child()))
-    });
+    let (hangup, child_signal) =
+        rt.block_on(async { (signal(SignalKind::hangup()), signal(SignalKind::child())) });
     let hangup = hangup.map_err(|e| format!("catch SIGHUP: {e}"))?;
     let child_signal = child_signal.map_err(|e| format!("catch SIGCHLD: {e}"))?;
     let log = LogWriter::open(config.log.clone()).map_err(|e| e.full_message())?;
@@ -248,6 +243,14 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
         root: config.runtime_root.clone(),
         log: dir.join(RUNTIME_LOG),
     };
+    // A failed create is cleaned up with `delete -f`: that must never hit
+    // a container this monitor did not make.
+    if runtime.exists(&config.id) {
+        return Err(format!(
+            "container {} already exists in the runtime",
+            config.id
+        ));
+    }
     let pid_file = dir.join(CONTAINER_PID_FILE);
     let io = if config.tty {
         let socket = SocketPath::new(dir, CONSOLE_SOCKET).map_err(|e| e.full_message())?;
@@ -258,7 +261,13 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
             stdout: Stdio::null(),
             stderr: Stdio::null(),
         };
-        let created = runtime.create(&config.id, &config.bundle, &pid_file, Some(socket.path()), null());
+        let created = runtime.create(
+            &config.id,
+            &config.bundle,
+            &pid_file,
+            Some(socket.path()),
+            null(),
+        );
         let master = created.and_then(|()| {
             receive_console(&console).map_err(|e| format!("receive the terminal: {e}"))
         });
@@ -304,7 +313,10 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
         .and_then(Pid::from_raw);
     let Some(init) = init else {
         runtime.delete(&config.id);
-        return Err(format!("the runtime wrote no pid to {}", pid_file.display()));
+        return Err(format!(
+            "the runtime wrote no pid to {}",
+            pid_file.display()
+        ));
     };
     let listener = SocketPath::new(dir, ATTACH_SOCKET)
         .map_err(|e| e.full_message())
@@ -347,186 +359,6 @@ fn receive_console(console: &UnixListener) -> std::io::Result<OwnedFd> {
     })
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The container's output on its way to the log and the attach clients.
-struct Hub {
-    log: Mutex<LogWriter>,
-    log_failing: AtomicBool,
-    clients: Mutex<Vec<mpsc::Sender<Bytes>>>,
-    writers: Mutex<Vec<JoinHandle<()>>>,
-}
-
-impl Hub {
-    fn log_result(&self, result: std::io::Result<()>) {
-        match result {
-            Ok(()) => {
-                if self.log_failing.swap(false, Ordering::Relaxed) {
-                    note("writing the log works again");
-                }
-            }
-            Err(e) => {
-                if !self.log_failing.swap(true, Ordering::Relaxed) {
-                    note(&format!("write the log: {e}; output is lost until it works again"));
-                }
-            }
-        }
-    }
-
-    fn output(&self, stream: LogStream, data: &[u8]) {
-        let result = lock(&self.log).append(stream, data);
-        self.log_result(result);
-        let kind = match stream {
-            LogStream::Stdout => KIND_STDOUT,
-            LogStream::Stderr => KIND_STDERR,
-        };
-        let frame = attach::encode(kind, data);
-        lock(&self.clients).retain(|client| match client.try_send(frame.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                note("an attach client fell too far behind; disconnecting it");
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        });
-    }
-
-    fn end(&self, stream: LogStream) {
-        let result = lock(&self.log).flush(stream);
-        self.log_result(result);
-    }
-
-    fn add_client(&self, stream: UnixStream, stdin: mpsc::Sender<StdinMessage>, stdin_once: bool) {
-        let (read, write) = stream.into_split();
-        let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
-        lock(&self.clients).push(tx);
-        let writer = tokio::spawn(client_writer(write, rx));
-        let mut writers = lock(&self.writers);
-        writers.retain(|w| !w.is_finished());
-        writers.push(writer);
-        tokio::spawn(client_reader(read, stdin, stdin_once));
-    }
-
-    /// Sends the exit frame to every client and lets them take it.
-    async fn finish(&self, record: &ExitRecord) {
-        let payload = serde_json::to_vec(record).unwrap_or_default();
-        let frame = attach::encode(KIND_EXIT, &payload);
-        let clients = std::mem::take(&mut *lock(&self.clients));
-        let writers = std::mem::take(&mut *lock(&self.writers));
-        let delivered = tokio::time::timeout(FLUSH_TIMEOUT, async {
-            for client in clients {
-                let _ = client.send(frame.clone()).await;
-            }
-            for writer in writers {
-                let _ = writer.await;
-            }
-        })
-        .await;
-        if delivered.is_err() {
-            note("some attach clients did not take the exit frame in time");
-        }
-    }
-}
-
-async fn client_writer(mut write: tokio::net::unix::OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) {
-    while let Some(frame) = rx.recv().await {
-        if write.write_all(&frame).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// What attach clients ask of the container's stdin, in order.
-enum StdinMessage {
-    Data(Bytes),
-    Close,
-    Resize(u16, u16),
-}
-
-async fn client_reader(
-    mut read: tokio::net::unix::OwnedReadHalf,
-    stdin: mpsc::Sender<StdinMessage>,
-    stdin_once: bool,
-) {
-    let mut wrote = false;
-    let mut closed = false;
-    loop {
-        let message = match attach::read_frame(&mut read).await {
-            Ok(Some((KIND_STDIN, data))) => {
-                wrote = true;
-                StdinMessage::Data(data)
-            }
-            Ok(Some((KIND_CLOSE, _))) => {
-                closed = true;
-                StdinMessage::Close
-            }
-            Ok(Some((KIND_RESIZE, size))) if size.len() == 4 => StdinMessage::Resize(
-                u16::from_be_bytes([size[0], size[1]]),
-                u16::from_be_bytes([size[2], size[3]]),
-            ),
-            Ok(Some(_)) => continue,
-            Ok(None) => break,
-            Err(e) => {
-                note(&format!("read from an attach client: {e}"));
-                break;
-            }
-        };
-        if stdin.send(message).await.is_err() {
-            return;
-        }
-    }
-    if stdin_once && wrote && !closed {
-        let _ = stdin.send(StdinMessage::Close).await;
-    }
-}
-
-async fn stdin_writer(
-    mut rx: mpsc::Receiver<StdinMessage>,
-    mut sink: Option<Box<dyn AsyncWrite + Send + Unpin>>,
-    pty: Option<PtyMaster>,
-) {
-    while let Some(message) = rx.recv().await {
-        match message {
-            StdinMessage::Data(data) => {
-                if let Some(writer) = sink.as_mut()
-                    && let Err(e) = writer.write_all(&data).await
-                {
-                    note(&format!("write to the container's stdin: {e}; closing it"));
-                    sink = None;
-                }
-            }
-            // A terminal cannot be half-closed: only pipes are.
-            StdinMessage::Close if pty.is_none() => sink = None,
-            StdinMessage::Close => {}
-            StdinMessage::Resize(rows, cols) => {
-                if let Some(pty) = &pty
-                    && let Err(e) = pty.resize(rows, cols)
-                {
-                    note(&format!("resize the terminal to {rows}x{cols}: {e}"));
-                }
-            }
-        }
-    }
-}
-
-async fn pump(mut reader: Box<dyn AsyncRead + Send + Unpin>, stream: LogStream, hub: Arc<Hub>) {
-    let mut buf = vec![0u8; READ_SIZE];
-    loop {
-        match reader.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(n) => hub.output(stream, &buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                note(&format!("read the container's {}: {e}", stream.as_str()));
-                break;
-            }
-        }
-    }
-    hub.end(stream);
-}
-
 struct Serve<'a> {
     dir: PathBuf,
     config: MonitorConfig,
@@ -538,12 +370,7 @@ struct Serve<'a> {
 }
 
 async fn serve(s: Serve<'_>) -> Result<ExitRecord, String> {
-    let hub = Arc::new(Hub {
-        log: Mutex::new(s.log),
-        log_failing: AtomicBool::new(false),
-        clients: Mutex::new(Vec::new()),
-        writers: Mutex::new(Vec::new()),
-    });
+    let hub = Arc::new(Hub::new(s.log));
     let (stdin_tx, stdin_rx) = mpsc::channel(64);
     // Clients that connected before the start get all of the output.
     s.listener
@@ -568,47 +395,47 @@ async fn serve(s: Serve<'_>) -> Result<ExitRecord, String> {
     let listener = tokio::net::UnixListener::from_std(s.listener)
         .map_err(|e| format!("set up the attach socket: {e}"))?;
     let open_stdin = s.config.open_stdin;
-    let (readers, sink, pty): (Vec<(LogStream, Box<dyn AsyncRead + Send + Unpin>)>, _, _) =
-        match s.io {
-            Io::Pipes {
-                stdin,
-                stdout,
-                stderr,
-            } => {
-                let receiver = |fd| {
-                    tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
-                        .map_err(|e| format!("set up the container's output: {e}"))
-                };
-                let stdout: Box<dyn AsyncRead + Send + Unpin> = Box::new(receiver(stdout)?);
-                let stderr: Box<dyn AsyncRead + Send + Unpin> = Box::new(receiver(stderr)?);
-                let sink: Option<Box<dyn AsyncWrite + Send + Unpin>> = match stdin {
-                    Some(fd) => Some(Box::new(
-                        tokio::net::unix::pipe::Sender::from_owned_fd(fd)
-                            .map_err(|e| format!("set up the container's stdin: {e}"))?,
-                    )),
-                    None => None,
-                };
-                (
-                    vec![(LogStream::Stdout, stdout), (LogStream::Stderr, stderr)],
-                    sink,
-                    None,
-                )
-            }
-            Io::Tty { master } => {
-                let master =
-                    PtyMaster::new(master).map_err(|e| format!("set up the terminal: {e}"))?;
-                let sink: Option<Box<dyn AsyncWrite + Send + Unpin>> = if open_stdin {
-                    Some(Box::new(master.clone()))
-                } else {
-                    None
-                };
-                (
-                    vec![(LogStream::Stdout, Box::new(master.clone()) as Box<_>)],
-                    sink,
-                    Some(master),
-                )
-            }
-        };
+    let (readers, sink, pty): (Vec<(LogStream, Box<dyn AsyncRead + Send + Unpin>)>, _, _) = match s
+        .io
+    {
+        Io::Pipes {
+            stdin,
+            stdout,
+            stderr,
+        } => {
+            let receiver = |fd| {
+                tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
+                    .map_err(|e| format!("set up the container's output: {e}"))
+            };
+            let stdout: Box<dyn AsyncRead + Send + Unpin> = Box::new(receiver(stdout)?);
+            let stderr: Box<dyn AsyncRead + Send + Unpin> = Box::new(receiver(stderr)?);
+            let sink: Option<Box<dyn AsyncWrite + Send + Unpin>> = match stdin {
+                Some(fd) => Some(Box::new(
+                    tokio::net::unix::pipe::Sender::from_owned_fd(fd)
+                        .map_err(|e| format!("set up the container's stdin: {e}"))?,
+                )),
+                None => None,
+            };
+            (
+                vec![(LogStream::Stdout, stdout), (LogStream::Stderr, stderr)],
+                sink,
+                None,
+            )
+        }
+        Io::Tty { master } => {
+            let master = PtyMaster::new(master).map_err(|e| format!("set up the terminal: {e}"))?;
+            let sink: Option<Box<dyn AsyncWrite + Send + Unpin>> = if open_stdin {
+                Some(Box::new(master.clone()))
+            } else {
+                None
+            };
+            (
+                vec![(LogStream::Stdout, Box::new(master.clone()) as Box<_>)],
+                sink,
+                Some(master),
+            )
+        }
+    };
     tokio::spawn(stdin_writer(stdin_rx, sink, pty));
     let mut pumps: Vec<JoinHandle<()>> = readers
         .into_iter()
@@ -655,9 +482,7 @@ async fn serve(s: Serve<'_>) -> Result<ExitRecord, String> {
     };
     let written = serde_json::to_vec(&record)
         .map_err(|e| format!("exit record: {e}"))
-        .and_then(|json| {
-            write_atomic(&s.dir.join(EXIT_FILE), &json).map_err(|e| e.full_message())
-        });
+        .and_then(|json| write_atomic(&s.dir.join(EXIT_FILE), &json).map_err(|e| e.full_message()));
     // Clients accepted until now get the exit frame; later ones find the
     // socket gone, or closed, and exit.json written.
     acceptor.abort();
@@ -702,10 +527,21 @@ async fn wait_foreign(init: Pid) -> i32 {
         "the container's init {} is not a child of the monitor; its exit status will be unknown",
         init.as_raw_nonzero()
     ));
-    while rustix::process::test_kill_process(init).is_ok() {
+    while rustix::process::test_kill_process(init).is_ok() && !zombie(init) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     255
+}
+
+/// Whether `pid` has exited and waits to be reaped (by someone else).
+fn zombie(pid: Pid) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero()))
+        .ok()
+        .and_then(|stat| {
+            let (_, after_name) = stat.rsplit_once(") ")?;
+            after_name.chars().next()
+        })
+        .is_some_and(|state| state == 'Z')
 }
 
 /// Reaps children that exited and nobody waits for.
@@ -739,7 +575,10 @@ mod tests {
     #[test]
     fn replies_are_one_json_object_each() {
         let json = |r: &Reply| serde_json::to_string(r).unwrap();
-        assert_eq!(json(&Reply::Created { pid: 42 }), r#"{"created":{"pid":42}}"#);
+        assert_eq!(
+            json(&Reply::Created { pid: 42 }),
+            r#"{"created":{"pid":42}}"#
+        );
         assert_eq!(json(&Reply::Started(true)), r#"{"started":true}"#);
         assert_eq!(json(&Reply::Error("no".into())), r#"{"error":"no"}"#);
     }
@@ -761,7 +600,11 @@ mod tests {
         .unwrap();
         assert!(oom_killed(dir.path()));
         let v2 = tempfile::tempdir().unwrap();
-        std::fs::write(v2.path().join("memory.events"), "low 0\noom 1\noom_kill 1\n").unwrap();
+        std::fs::write(
+            v2.path().join("memory.events"),
+            "low 0\noom 1\noom_kill 1\n",
+        )
+        .unwrap();
         assert!(oom_killed(v2.path()));
     }
 }
