@@ -246,6 +246,8 @@ fn capabilities(hc: &HostConfig, privileged: bool) -> Result<LinuxCapabilities> 
         .bounding(set.clone())
         .effective(set.clone())
         .permitted(set)
+        .inheritable(HashSet::new())
+        .ambient(HashSet::new())
         .build()
         .map_err(oci::<(), _>("capabilities"))
 }
