@@ -69,7 +69,7 @@ fn bad(msg: impl Into<String>) -> Error {
     Error::BadRequest(msg.into())
 }
 
-fn oci<T, E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Error + '_ {
+fn oci<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Error + '_ {
     move |e| bad(format!("{what}: {e}"))
 }
 
@@ -249,7 +249,7 @@ fn capabilities(hc: &HostConfig, privileged: bool) -> Result<LinuxCapabilities> 
         .inheritable(HashSet::new())
         .ambient(HashSet::new())
         .build()
-        .map_err(oci::<(), _>("capabilities"))
+        .map_err(oci("capabilities"))
 }
 
 fn rlimit_type(name: &str) -> Result<PosixRlimitType> {
@@ -280,7 +280,7 @@ fn rlimit(typ: PosixRlimitType, soft: u64, hard: u64) -> Result<PosixRlimit> {
         .soft(soft)
         .hard(hard)
         .build()
-        .map_err(oci::<(), _>("ulimit"))
+        .map_err(oci("ulimit"))
 }
 
 /// The rlimits: the default open-files limit, then `ulimits`, never above
@@ -323,7 +323,7 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount>
         .source(PathBuf::from(source))
         .options(options.iter().map(|o| (*o).to_string()).collect::<Vec<_>>())
         .build()
-        .map_err(oci::<(), _>("mount"))
+        .map_err(oci("mount"))
 }
 
 fn bind(source: &Path, dest: &str, read_only: bool) -> Result<Mount> {
@@ -522,7 +522,7 @@ fn device(
     if let Some(m) = minor {
         b = b.minor(m);
     }
-    b.build().map_err(oci::<(), _>("device rule"))
+    b.build().map_err(oci("device rule"))
 }
 
 /// Docker's device cgroup rules: deny everything, then allow the standard
@@ -594,7 +594,7 @@ fn namespace(typ: LinuxNamespaceType, path: Option<&Path>) -> Result<LinuxNamesp
     if let Some(p) = path {
         b = b.path(p.to_path_buf());
     }
-    b.build().map_err(oci::<(), _>("namespace"))
+    b.build().map_err(oci("namespace"))
 }
 
 fn no_new_privileges(hc: &HostConfig) -> bool {
@@ -703,7 +703,7 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
             })?;
         process = process.oom_score_adj(adj);
     }
-    let mut process = process.build().map_err(oci::<(), _>("process"))?;
+    let mut process = process.build().map_err(oci("process"))?;
     process.set_console_size(None);
 
     let own_netns = input.netns.is_none() && hc.network_mode.as_deref() != Some("host");
@@ -772,20 +772,20 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
     }
     let mut resources = LinuxResourcesBuilder::default()
         .devices(device_rules(privileged)?)
-        .memory(memory.build().map_err(oci::<(), _>("memory"))?)
-        .cpu(cpu.build().map_err(oci::<(), _>("cpu"))?);
+        .memory(memory.build().map_err(oci("memory"))?)
+        .cpu(cpu.build().map_err(oci("cpu"))?);
     if let Some(p) = hc.pids_limit.filter(|p| *p > 0) {
-        resources = resources.pids(LinuxPidsBuilder::default().limit(p).build().map_err(oci::<
-            (),
-            _,
-        >(
-            "pids",
-        ))?);
+        resources = resources.pids(
+            LinuxPidsBuilder::default()
+                .limit(p)
+                .build()
+                .map_err(oci("pids"))?,
+        );
     }
 
     let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
-        .resources(resources.build().map_err(oci::<(), _>("resources"))?)
+        .resources(resources.build().map_err(oci("resources"))?)
         .cgroups_path(PathBuf::from(format!("/servin/{}", input.id)))
         .sysctl(sysctl);
     let (masked, readonly): (&[&str], &[&str]) = if privileged {
@@ -810,13 +810,13 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
                 .path(input.rootfs.to_path_buf())
                 .readonly(hc.readonly_rootfs.unwrap_or(false))
                 .build()
-                .map_err(oci::<(), _>("root"))?,
+                .map_err(oci("root"))?,
         )
         .process(process)
         .mounts(mounts(input, &hc)?)
-        .linux(linux.build().map_err(oci::<(), _>("linux"))?)
+        .linux(linux.build().map_err(oci("linux"))?)
         .build()
-        .map_err(oci::<(), _>("spec"))
+        .map_err(oci("spec"))
 }
 
 /// The process of an exec in a running container.
@@ -859,7 +859,7 @@ pub fn exec_process(input: &SpecInput<'_>, exec: &ExecConfig) -> Result<Process>
         .rlimits(rlimits(&hc, input.host_nofile)?)
         .no_new_privileges(no_new_privileges(&hc))
         .build()
-        .map_err(oci::<(), _>("exec process"))?;
+        .map_err(oci("exec process"))?;
     process.set_console_size(None);
     Ok(process)
 }
