@@ -7,9 +7,13 @@ use servin::project::Failure;
 use servin::project::diagnostic::Problem;
 
 /// How a command failed.
+#[derive(Debug)]
 pub enum Failed {
     /// The problems were printed already.
     Reported,
+    /// Exit with this code; what happened was printed already (a
+    /// container's exit code, Docker's 125/126/127).
+    Code(u8),
     /// The command line asked for something that cannot be (exit code 2).
     Usage(String),
     /// An error to print with its causes.

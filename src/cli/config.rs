@@ -9,7 +9,10 @@ use crate::ui::{self, Failed};
 /// and shorthands expanded. The output is itself a valid servin.toml. Takes
 /// `--format toml` (the default) or `--format json`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    pub project: super::ProjectArgs,
+}
 
 pub fn run(cli: &Cli, _args: &Args) -> Result<(), Failed> {
     let format = cli.format(&[Format::Toml, Format::Json], Format::Toml)?;

@@ -75,7 +75,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
 }
 
 /// `5 minutes ago`-style age.
-fn ago(now: u64, then: u64) -> String {
+pub fn ago(now: u64, then: u64) -> String {
     if then == 0 {
         return "N/A".to_string();
     }

@@ -14,6 +14,9 @@ use crate::ui::{self, Failed};
 /// file is validated.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub project: super::ProjectArgs,
+
     /// The Compose file [default: compose.yaml, compose.yml,
     /// docker-compose.yml or docker-compose.yaml in the current folder]
     #[arg(value_name = "COMPOSE_FILE")]

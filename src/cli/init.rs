@@ -17,6 +17,9 @@ const SCHEMA_PATH: &str = ".servin/servin.schema.json";
 /// `--force` is given.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub project: super::ProjectArgs,
+
     /// The project name [default: the folder's name, made DNS-safe]
     #[arg(long, value_name = "NAME")]
     name: Option<String>,

@@ -4,16 +4,23 @@
 mod completions;
 mod config;
 mod doctor;
+mod exec;
 mod image;
 mod images;
 mod import;
 mod info;
 mod init;
+mod inspect;
+mod lifecycle;
 mod login;
+mod logs;
 mod progress;
+mod ps;
 mod pull;
 mod push;
 mod rmi;
+mod run;
+mod stream;
 mod tag;
 mod validate;
 mod version;
@@ -40,14 +47,13 @@ use crate::ui::{self, Failed};
 pub struct Cli {
     /// The project file, or a folder holding one [default: servin.toml or
     /// servin.kdl in the current folder or the nearest above]
-    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
 
     /// The project name [default: `[project] name`, else the folder's name]
     #[arg(
         short = 'p',
         long = "project-name",
-        global = true,
         value_name = "NAME",
         env = "SERVIN_PROJECT_NAME"
     )]
@@ -58,11 +64,27 @@ pub struct Cli {
     pub format: Option<Format>,
 
     /// Say more about what is happening (repeat for more)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `-f` and `-p` as the commands that read a project file take them after
+/// their name too (`servin validate -f x.toml`); they win over the same
+/// flags given before the command.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ProjectArgs {
+    /// The project file, or a folder holding one [default: servin.toml or
+    /// servin.kdl in the current folder or the nearest above]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// The project name [default: `[project] name`, else the folder's name;
+    /// also SERVIN_PROJECT_NAME]
+    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
+    pub project_name: Option<String>,
 }
 
 /// Output formats.
@@ -85,6 +107,18 @@ pub enum Command {
     Import(import::Args),
     Info(info::Args),
     Doctor(doctor::Args),
+    Run(run::RunArgs),
+    Create(run::CreateArgs),
+    Start(lifecycle::StartArgs),
+    Stop(lifecycle::StopArgs),
+    Restart(lifecycle::RestartArgs),
+    Kill(lifecycle::KillArgs),
+    Rm(lifecycle::RmArgs),
+    Ps(ps::Args),
+    Logs(logs::Args),
+    Exec(exec::Args),
+    Inspect(inspect::Args),
+    Wait(lifecycle::WaitArgs),
     Pull(pull::Args),
     Push(push::Args),
     Images(images::Args),
@@ -100,7 +134,7 @@ pub enum Command {
 /// Runs the command line and returns the exit code: 0 success, 1 failure
 /// (an invalid project, a failed operation), 2 usage error.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let code = e.exit_code();
@@ -108,6 +142,14 @@ pub fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(code).unwrap_or(2));
         }
     };
+    if let Some(p) = cli.command.project_args().cloned() {
+        if p.file.is_some() {
+            cli.file = p.file;
+        }
+        if p.project_name.is_some() {
+            cli.project_name = p.project_name;
+        }
+    }
     let result = match &cli.command {
         Command::Init(args) => init::run(&cli, args),
         Command::Validate(args) => validate::run(&cli, args),
@@ -115,6 +157,18 @@ pub fn main() -> ExitCode {
         Command::Import(args) => import::run(&cli, args),
         Command::Info(args) => info::run(&cli, args),
         Command::Doctor(args) => doctor::run(&cli, args),
+        Command::Run(args) => run::run(&cli, args),
+        Command::Create(args) => run::create_cmd(&cli, args),
+        Command::Start(args) => lifecycle::start(&cli, args),
+        Command::Stop(args) => lifecycle::stop(&cli, args),
+        Command::Restart(args) => lifecycle::restart(&cli, args),
+        Command::Kill(args) => lifecycle::kill(&cli, args),
+        Command::Rm(args) => lifecycle::rm(&cli, args),
+        Command::Ps(args) => ps::run(&cli, args),
+        Command::Logs(args) => logs::run(&cli, args),
+        Command::Exec(args) => exec::run(&cli, args),
+        Command::Inspect(args) => inspect::run(&cli, args),
+        Command::Wait(args) => lifecycle::wait(&cli, args),
         Command::Pull(args) => pull::run(&cli, args),
         Command::Push(args) => push::run(&cli, args),
         Command::Images(args) => images::run(&cli, args),
@@ -129,6 +183,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failed::Reported) => ExitCode::from(1),
+        Err(Failed::Code(code)) => ExitCode::from(code),
         Err(Failed::Usage(msg)) => {
             ui::error(&msg);
             ExitCode::from(2)
@@ -136,6 +191,19 @@ pub fn main() -> ExitCode {
         Err(Failed::Error(e)) => {
             ui::error_chain(e.as_ref());
             ExitCode::from(1)
+        }
+    }
+}
+
+impl Command {
+    /// The project flags given after the command, for commands that take them.
+    fn project_args(&self) -> Option<&ProjectArgs> {
+        match self {
+            Command::Init(a) => Some(&a.project),
+            Command::Validate(a) => Some(&a.project),
+            Command::Config(a) => Some(&a.project),
+            Command::Import(a) => Some(&a.project),
+            _ => None,
         }
     }
 }

@@ -11,9 +11,9 @@ pub struct Args {
     /// Images, by name or id
     #[arg(required = true)]
     pub images: Vec<String>,
-    /// Remove even when the image has several names or is in use (`-f` is
-    /// the global project-file flag, so this one is long only)
-    #[arg(long)]
+    /// Remove even when the image has several names; an image a container
+    /// uses is only untagged
+    #[arg(short, long)]
     pub force: bool,
 }
 

@@ -13,6 +13,9 @@ use crate::ui::{self, Failed};
 /// message, label and help.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub project: super::ProjectArgs,
+
     /// Print nothing when the project is valid
     #[arg(short, long)]
     quiet: bool,

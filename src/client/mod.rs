@@ -6,9 +6,11 @@
 //! - [`start`]: starting a native engine on demand.
 //! - [`auth`]: registry credentials (`~/.servin/auth.json`, `~/.docker/config.json`).
 //! - [`images`]: the image operations.
+//! - [`containers`]: the container operations and attached streams.
 
 pub mod address;
 pub mod auth;
+pub mod containers;
 pub mod images;
 pub mod start;
 

@@ -101,7 +101,11 @@ pub fn seed_image(dir: &Path, name: &str) -> PathBuf {
     let rootfs = dir.join("rootfs");
     std::fs::create_dir_all(rootfs.join("bin")).unwrap();
     std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
+    for applet in [
+        "sh", "echo", "cat", "sleep", "tty", "id", "true", "ls", "hostname",
+    ] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
     let layout = dir.join("layout");
     let blobs = layout.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
@@ -129,7 +133,7 @@ pub fn seed_image(dir: &Path, name: &str) -> PathBuf {
         "architecture": "amd64",
         "os": "linux",
         "created": "2024-01-01T00:00:00Z",
-        "config": { "Cmd": ["/bin/sh"] },
+        "config": { "Cmd": ["/bin/sh"], "Env": ["PATH=/bin"] },
         "rootfs": { "type": "layers", "diff_ids": [format!("sha256:{diff_id}")] },
     });
     let (config_digest, config_size) = blob(serde_json::to_vec(&config).unwrap());
@@ -291,8 +295,43 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        // The engine and the containers' monitors (they share its
+        // environment), then the containers and their mounts.
         for pid in self.engine_pids() {
             let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
         }
+        let runtime = self.root().join("runtime");
+        if let Ok(out) = Command::new("runc")
+            .arg("--root")
+            .arg(&runtime)
+            .args(["list", "-q"])
+            .output()
+        {
+            for id in String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| !l.is_empty())
+            {
+                let _ = Command::new("runc")
+                    .arg("--root")
+                    .arg(&runtime)
+                    .args(["delete", "-f", id])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+        for m in mounts_below(&self.root()).into_iter().rev() {
+            let _ = Command::new("umount").arg("-l").arg(&m).status();
+        }
     }
+}
+
+/// Mount points at or below `dir`.
+pub fn mounts_below(dir: &Path) -> Vec<String> {
+    let prefix = dir.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(String::from))
+        .filter(|m| m.starts_with(&prefix))
+        .collect()
 }

@@ -1,0 +1,108 @@
+//! `servin ps`.
+
+use super::images::ago;
+use super::{Cli, Format};
+use crate::ui::{self, Failed};
+
+/// List containers
+///
+/// A table of running containers (all with `-a`): ID, image, command,
+/// creation time, status (with the health: `Up 2 minutes (healthy)`),
+/// ports and name, like `docker ps`. Takes `--format json` (the Docker API's
+/// container summaries).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Show stopped containers too
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Print only the IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+fn shorten(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let cut: String = s.chars().take(n.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}
+
+pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
+    let format = cli.format(&[Format::Text, Format::Json], Format::Text)?;
+    let engine = servin::client::Engine::connect()?;
+    let list = engine.containers(args.all)?;
+    if format == Format::Json {
+        return ui::data(&serde_json::to_string_pretty(&list)?);
+    }
+    if args.quiet {
+        let ids: Vec<String> = list
+            .iter()
+            .filter_map(|c| c.id.as_ref().map(|i| i.chars().take(12).collect()))
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        return ui::data(&ids.join("\n"));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut rows = vec![
+        [
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES",
+        ]
+        .map(String::from),
+    ];
+    for c in &list {
+        let id: String = c.id.clone().unwrap_or_default().chars().take(12).collect();
+        let name = c
+            .names
+            .as_ref()
+            .and_then(|n| n.first())
+            .map(|n| n.trim_start_matches('/').to_string())
+            .unwrap_or_default();
+        let created = ago(
+            now,
+            c.created.and_then(|t| u64::try_from(t).ok()).unwrap_or(0),
+        );
+        rows.push([
+            id,
+            c.image.clone().unwrap_or_default(),
+            format!(
+                "\"{}\"",
+                shorten(&c.command.clone().unwrap_or_default(), 20)
+            ),
+            created,
+            c.status.clone().unwrap_or_default(),
+            String::new(),
+            name,
+        ]);
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let mut line = String::new();
+            for (c, cell) in r.iter().enumerate() {
+                if c + 1 == r.len() {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:<w$}   ", w = widths[c]));
+                }
+            }
+            line
+        })
+        .collect();
+    ui::data(&lines.join("\n"))
+}

@@ -1,0 +1,612 @@
+//! `servin run` and `servin create`: the container flags, their mapping to
+//! Docker's create body, and running attached.
+
+use std::collections::HashMap;
+
+use bollard_stubs::models::{
+    ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, ResourcesUlimits,
+    RestartPolicy, RestartPolicyNameEnum,
+};
+use servin::project::values::{duration, misc, signal, size};
+
+use super::stream;
+use super::{Cli, Format};
+use crate::ui::{self, Failed};
+
+/// How a container is made; shared by `run` and `create`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ContainerArgs {
+    /// Name the container [default: a random `adjective_noun`]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Set an environment variable (`KEY=VALUE`, or `KEY` to pass this
+    /// shell's value); repeat for more
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file of `KEY=VALUE` lines
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<std::path::PathBuf>,
+    /// Bind-mount a host folder or file: `/host/path:/path[:ro]`
+    #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:ro]")]
+    pub volume: Vec<String>,
+    /// Mount a tmpfs at a path (`/path[:options]`, e.g. `/tmp:size=64m`)
+    #[arg(long, value_name = "PATH[:OPTIONS]")]
+    pub tmpfs: Vec<String>,
+    /// The working folder of the command (created when missing)
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Run as this user: `name`, `uid`, `name:group` or `uid:gid`
+    #[arg(short = 'u', long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Replace the image's entrypoint (`""` clears it)
+    #[arg(long, value_name = "CMD")]
+    pub entrypoint: Option<String>,
+    /// Run the init as PID 1, forwarding signals and reaping zombies (the
+    /// default)
+    #[arg(long, overrides_with = "no_init")]
+    pub init: bool,
+    /// Run the command itself as PID 1
+    #[arg(long = "no-init", overrides_with = "init")]
+    pub no_init: bool,
+    /// Memory limit, e.g. `256m`, `1g` (at least 6m)
+    #[arg(short = 'm', long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Memory plus swap limit (`-1` for no limit) [default: twice --memory]
+    #[arg(long = "memory-swap", value_name = "SIZE", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// CPU limit, e.g. `0.5` or `2`
+    #[arg(long, value_name = "CPUS")]
+    pub cpus: Option<String>,
+    /// Most processes the container may have
+    #[arg(long = "pids-limit", value_name = "N")]
+    pub pids_limit: Option<i64>,
+    /// Give the container a terminal
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Keep standard input open and send this terminal's input to it
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// The container's hostname [default: the first 12 digits of its ID]
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+    /// Set a label (`KEY=VALUE`); repeat for more
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+    /// Restart policy: `no`, `on-failure[:N]`, `always`, `unless-stopped`
+    #[arg(long, value_name = "POLICY")]
+    pub restart: Option<String>,
+    /// Add a capability (`NET_ADMIN`, `ALL`, ...)
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (`NET_RAW`, `ALL`, ...)
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Give every capability and access to all devices
+    #[arg(long)]
+    pub privileged: bool,
+    /// Mount the root filesystem read-only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Add a line to /etc/hosts: `NAME:IP`
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_host: Vec<String>,
+    /// Set a namespaced sysctl (`net.ipv4.ip_forward=1`)
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub sysctl: Vec<String>,
+    /// Set a resource limit: `NAME=SOFT[:HARD]` (e.g. `nofile=1024:2048`)
+    #[arg(long, value_name = "NAME=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
+    /// Size of /dev/shm, e.g. `128m` [default: 64m]
+    #[arg(long = "shm-size", value_name = "SIZE")]
+    pub shm_size: Option<String>,
+    /// Security options: `no-new-privileges`
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// The signal that stops the container [default: SIGTERM]
+    #[arg(long = "stop-signal", value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL [default: 10]
+    #[arg(long = "stop-timeout", value_name = "SECS")]
+    pub stop_timeout: Option<i64>,
+    /// Health check command, run by a shell
+    #[arg(long = "health-cmd", value_name = "CMD")]
+    pub health_cmd: Option<String>,
+    /// Time between health checks, e.g. `30s`
+    #[arg(long = "health-interval", value_name = "DURATION")]
+    pub health_interval: Option<String>,
+    /// Time a health check may take, e.g. `30s`
+    #[arg(long = "health-timeout", value_name = "DURATION")]
+    pub health_timeout: Option<String>,
+    /// Failures in a row that make the container unhealthy [default: 3]
+    #[arg(long = "health-retries", value_name = "N")]
+    pub health_retries: Option<i64>,
+    /// Time after the start when failures do not count, e.g. `10s`
+    #[arg(long = "health-start-period", value_name = "DURATION")]
+    pub health_start_period: Option<String>,
+    /// Turn off the image's health check
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
+    /// Network mode: `bridge` (its own network namespace, the default),
+    /// `none`, or `host`
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<String>,
+    /// Log options: `max-size=SIZE`, `max-file=N`
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opt: Vec<String>,
+    /// The image, e.g. `busybox:1.36`
+    pub image: String,
+    /// The command and its arguments [default: the image's]
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+fn usage(msg: String) -> Failed {
+    Failed::Usage(msg)
+}
+
+fn key_value(flag: &str, v: &str) -> Result<(String, String), Failed> {
+    v.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| usage(format!("invalid {flag} {v:?}: want KEY=VALUE")))
+}
+
+fn size_of(flag: &str, v: &str) -> Result<i64, Failed> {
+    let n = size::parse_size(v).map_err(|e| usage(format!("invalid {flag} {v:?}: {e}")))?;
+    i64::try_from(n).map_err(|_| usage(format!("invalid {flag} {v:?}: too large")))
+}
+
+fn nanos_of(flag: &str, v: &str) -> Result<i64, Failed> {
+    let d = duration::parse_duration(v).map_err(|e| usage(format!("invalid {flag} {v:?}: {e}")))?;
+    i64::try_from(d.as_nanos()).map_err(|_| usage(format!("invalid {flag} {v:?}: too long")))
+}
+
+fn env_file_lines(path: &std::path::Path) -> Result<Vec<String>, Failed> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| usage(format!("cannot read the env file {}: {e}", path.display())))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect())
+}
+
+impl ContainerArgs {
+    /// Docker's create body for these flags; bad values are usage errors.
+    pub fn body(&self) -> Result<ContainerCreateBody, Failed> {
+        let mut env = Vec::new();
+        for f in &self.env_file {
+            env.extend(env_file_lines(f)?);
+        }
+        env.extend(self.env.iter().cloned());
+        let env: Vec<String> = env
+            .into_iter()
+            .filter_map(|e| {
+                if e.contains('=') {
+                    Some(e)
+                } else {
+                    std::env::var(&e).ok().map(|v| format!("{e}={v}"))
+                }
+            })
+            .collect();
+        let mut labels = HashMap::new();
+        for l in &self.label {
+            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+            labels.insert(k.to_string(), v.to_string());
+        }
+        let memory = self
+            .memory
+            .as_deref()
+            .map(|m| size_of("--memory", m))
+            .transpose()?;
+        let memory_swap = match self.memory_swap.as_deref() {
+            Some("-1") => Some(-1),
+            Some(s) => Some(size_of("--memory-swap", s)?),
+            None => None,
+        };
+        let nano_cpus = match self.cpus.as_deref() {
+            Some(c) => {
+                let n: f64 = c.parse().map_err(|_| {
+                    usage(format!("invalid --cpus {c:?}: want a number like 0.5 or 2"))
+                })?;
+                let n = misc::parse_cpus(n).map_err(|e| usage(format!("invalid --cpus: {e}")))?;
+                Some((n * 1e9).round() as i64)
+            }
+            None => None,
+        };
+        let restart_policy = match self.restart.as_deref() {
+            Some(r) => {
+                let p =
+                    misc::parse_restart(r).map_err(|e| usage(format!("invalid --restart: {e}")))?;
+                let (name, max) = match p {
+                    misc::RestartPolicy::No => (RestartPolicyNameEnum::NO, None),
+                    misc::RestartPolicy::Always => (RestartPolicyNameEnum::ALWAYS, None),
+                    misc::RestartPolicy::UnlessStopped => {
+                        (RestartPolicyNameEnum::UNLESS_STOPPED, None)
+                    }
+                    misc::RestartPolicy::OnFailure { max_retries } => (
+                        RestartPolicyNameEnum::ON_FAILURE,
+                        max_retries.map(i64::from),
+                    ),
+                };
+                Some(RestartPolicy {
+                    name: Some(name),
+                    maximum_retry_count: max,
+                })
+            }
+            None => None,
+        };
+        let mut sysctls = HashMap::new();
+        for s in &self.sysctl {
+            let (k, v) = key_value("--sysctl", s)?;
+            sysctls.insert(k, v);
+        }
+        let mut ulimits = Vec::new();
+        for u in &self.ulimit {
+            let (name, limits) = key_value("--ulimit", u)?;
+            let (soft, hard) = limits.split_once(':').unwrap_or((&limits, &limits));
+            let parse = |v: &str| {
+                v.parse::<i64>()
+                    .map_err(|_| usage(format!("invalid --ulimit {u:?}: limits are whole numbers")))
+            };
+            ulimits.push(ResourcesUlimits {
+                name: Some(name),
+                soft: Some(parse(soft)?),
+                hard: Some(parse(hard)?),
+            });
+        }
+        let mut tmpfs = HashMap::new();
+        for t in &self.tmpfs {
+            let (path, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
+            tmpfs.insert(path.to_string(), opts.to_string());
+        }
+        let mut log_opts = HashMap::new();
+        for o in &self.log_opt {
+            let (k, v) = key_value("--log-opt", o)?;
+            match k.as_str() {
+                "max-size" => {
+                    size_of("--log-opt max-size", &v)?;
+                }
+                "max-file" => {
+                    v.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        usage(format!(
+                            "invalid --log-opt max-file={v}: want a whole number above 0"
+                        ))
+                    })?;
+                }
+                other => {
+                    return Err(usage(format!(
+                        "unknown --log-opt {other:?}: servin takes max-size and max-file"
+                    )));
+                }
+            }
+            log_opts.insert(k, v);
+        }
+        let healthcheck = if self.no_healthcheck {
+            Some(HealthConfig {
+                test: Some(vec!["NONE".to_string()]),
+                ..Default::default()
+            })
+        } else if self.health_cmd.is_some()
+            || self.health_interval.is_some()
+            || self.health_timeout.is_some()
+            || self.health_retries.is_some()
+            || self.health_start_period.is_some()
+        {
+            Some(HealthConfig {
+                test: self
+                    .health_cmd
+                    .as_ref()
+                    .map(|c| vec!["CMD-SHELL".to_string(), c.clone()]),
+                interval: self
+                    .health_interval
+                    .as_deref()
+                    .map(|v| nanos_of("--health-interval", v))
+                    .transpose()?,
+                timeout: self
+                    .health_timeout
+                    .as_deref()
+                    .map(|v| nanos_of("--health-timeout", v))
+                    .transpose()?,
+                retries: self.health_retries,
+                start_period: self
+                    .health_start_period
+                    .as_deref()
+                    .map(|v| nanos_of("--health-start-period", v))
+                    .transpose()?,
+                start_interval: None,
+            })
+        } else {
+            None
+        };
+        if let Some(s) = &self.stop_signal {
+            signal::parse_signal(s).map_err(|e| usage(format!("invalid --stop-signal: {e}")))?;
+        }
+        if let Some(n) = &self.network
+            && !matches!(n.as_str(), "bridge" | "none" | "host" | "default")
+        {
+            return Err(usage(format!(
+                "invalid --network {n:?}: use bridge, none or host (networks between containers are not there yet)"
+            )));
+        }
+        let entrypoint = self.entrypoint.as_ref().map(|e| {
+            if e.is_empty() {
+                vec![String::new()]
+            } else {
+                shell_words::split(e).unwrap_or_else(|_| vec![e.clone()])
+            }
+        });
+        let host_config = HostConfig {
+            binds: (!self.volume.is_empty()).then(|| self.volume.clone()),
+            tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+            memory,
+            memory_swap,
+            nano_cpus,
+            pids_limit: self.pids_limit,
+            init: Some(!self.no_init),
+            restart_policy,
+            cap_add: (!self.cap_add.is_empty()).then(|| self.cap_add.clone()),
+            cap_drop: (!self.cap_drop.is_empty()).then(|| self.cap_drop.clone()),
+            privileged: Some(self.privileged),
+            readonly_rootfs: Some(self.read_only),
+            extra_hosts: (!self.add_host.is_empty()).then(|| self.add_host.clone()),
+            sysctls: (!sysctls.is_empty()).then_some(sysctls),
+            ulimits: (!ulimits.is_empty()).then_some(ulimits),
+            shm_size: self
+                .shm_size
+                .as_deref()
+                .map(|s| size_of("--shm-size", s))
+                .transpose()?,
+            security_opt: (!self.security_opt.is_empty()).then(|| self.security_opt.clone()),
+            network_mode: self.network.clone(),
+            log_config: (!log_opts.is_empty()).then(|| HostConfigLogConfig {
+                typ: Some("json-file".to_string()),
+                config: Some(log_opts),
+            }),
+            ..Default::default()
+        };
+        Ok(ContainerCreateBody {
+            hostname: self.hostname.clone(),
+            user: self.user.clone(),
+            attach_stdin: Some(self.interactive),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(self.tty),
+            open_stdin: Some(self.interactive),
+            stdin_once: Some(self.interactive),
+            env: (!env.is_empty()).then_some(env),
+            cmd: (!self.command.is_empty()).then(|| self.command.clone()),
+            healthcheck,
+            image: Some(self.image.clone()),
+            working_dir: self.workdir.clone(),
+            entrypoint,
+            labels: (!labels.is_empty()).then_some(labels),
+            stop_signal: self.stop_signal.clone(),
+            stop_timeout: self.stop_timeout,
+            host_config: Some(host_config),
+            ..Default::default()
+        })
+    }
+}
+
+/// Run a command in a new container
+///
+/// Creates the container (pulling the image when it is missing), starts it,
+/// and, unless `-d`, prints its output until it exits and exits with its
+/// exit code. With `-t` the container gets a terminal; with `-i` this
+/// terminal's input goes to it. Exit codes of servin itself: 125 when the
+/// engine refuses, 126 when the command cannot be run, 127 when it is not
+/// found in the image.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Run in the background and print the container's ID
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    #[command(flatten)]
+    pub container: ContainerArgs,
+}
+
+/// Create a container without starting it
+///
+/// Takes the same flags as `run` (but `-d` and `--rm`), pulls the image when
+/// it is missing, and prints the new container's ID.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub container: ContainerArgs,
+}
+
+/// Creates the container, pulling the image when the engine does not have
+/// it; returns the ID.
+fn create(
+    engine: &servin::client::Engine,
+    args: &ContainerArgs,
+    auto_remove: bool,
+) -> Result<String, Failed> {
+    let mut body = args.body()?;
+    if auto_remove && let Some(hc) = body.host_config.as_mut() {
+        hc.auto_remove = Some(true);
+    }
+    let first = engine.create_container(args.name.as_deref(), &body);
+    let created = match first {
+        Err(servin::client::Error::Engine {
+            status: 404,
+            ref message,
+            ..
+        }) if message.contains("no such image") => {
+            ui::info(&format!("Unable to find image '{}' locally", args.image));
+            let mut progress = super::progress::Progress::new(false);
+            let pulled = engine.pull(&args.image, None, |e| progress.event(e));
+            progress.finish();
+            pulled?;
+            engine.create_container(args.name.as_deref(), &body)?
+        }
+        other => other?,
+    };
+    for w in &created.warnings {
+        ui::warning(w);
+    }
+    Ok(created.id)
+}
+
+/// Docker's exit codes for a failed start: 127 not found, 126 cannot run,
+/// 125 anything else.
+fn start_failure(e: &servin::client::Error) -> Failed {
+    ui::error_chain(e);
+    let text = e.to_string();
+    let code = if text.contains("executable file not found")
+        || text.contains("no such file or directory")
+    {
+        127
+    } else if text.contains("permission denied") {
+        126
+    } else {
+        125
+    };
+    Failed::Code(code)
+}
+
+pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failed> {
+    cli.format(&[Format::Text], Format::Text)?;
+    let engine = servin::client::Engine::connect()?;
+    let id = match create(&engine, &args.container, args.rm) {
+        Ok(id) => id,
+        Err(Failed::Error(e)) => {
+            ui::error_chain(e.as_ref());
+            return Err(Failed::Code(125));
+        }
+        Err(other) => return Err(other),
+    };
+    if args.detach {
+        if let Err(e) = engine.start_container(&id) {
+            return Err(start_failure(&e));
+        }
+        return ui::data(&id);
+    }
+    let condition = if args.rm { "removed" } else { "next-exit" };
+    let opts = stream::Attach {
+        id: id.clone(),
+        tty: args.container.tty,
+        stdin: args.container.interactive,
+        start: true,
+        wait_condition: Some(condition),
+    };
+    match stream::attach(&engine, &opts) {
+        Ok(code) => exit_with(code),
+        Err(stream::AttachError::Start(e)) => Err(start_failure(&e)),
+        Err(stream::AttachError::Other(e)) => Err(e.into()),
+    }
+}
+
+/// Returns the container's exit code as servin's.
+pub fn exit_with(code: i64) -> Result<(), Failed> {
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(Failed::Code(
+            u8::try_from(code.rem_euclid(256)).unwrap_or(1),
+        ))
+    }
+}
+
+pub fn create_cmd(cli: &Cli, args: &CreateArgs) -> Result<(), Failed> {
+    cli.format(&[Format::Text], Format::Text)?;
+    let engine = servin::client::Engine::connect()?;
+    let id = create(&engine, &args.container, false)?;
+    ui::data(&id)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        c: ContainerArgs,
+    }
+
+    fn body(args: &[&str]) -> Result<ContainerCreateBody, Failed> {
+        let mut all = vec!["t"];
+        all.extend_from_slice(args);
+        T::try_parse_from(all).unwrap().c.body()
+    }
+
+    #[test]
+    fn maps_flags_to_the_create_body() {
+        let b = body(&[
+            "-e",
+            "A=1",
+            "-v",
+            "/tmp:/x:ro",
+            "-w",
+            "/w",
+            "-u",
+            "app",
+            "-m",
+            "64m",
+            "--cpus",
+            "0.5",
+            "--pids-limit",
+            "20",
+            "-t",
+            "-i",
+            "--restart",
+            "on-failure:3",
+            "--cap-drop",
+            "ALL",
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "2s",
+            "--no-init",
+            "busybox",
+            "sh",
+            "-c",
+            "echo -n hi",
+        ])
+        .unwrap();
+        let hc = b.host_config.clone().unwrap();
+        assert_eq!(b.env.unwrap(), ["A=1"]);
+        assert_eq!(hc.binds.unwrap(), ["/tmp:/x:ro"]);
+        assert_eq!(b.working_dir.as_deref(), Some("/w"));
+        assert_eq!(hc.memory, Some(64 * 1024 * 1024));
+        assert_eq!(hc.nano_cpus, Some(500_000_000));
+        assert_eq!(hc.pids_limit, Some(20));
+        assert_eq!(hc.init, Some(false));
+        assert_eq!(b.tty, Some(true));
+        assert_eq!(b.open_stdin, Some(true));
+        let rp = hc.restart_policy.unwrap();
+        assert_eq!(rp.name, Some(RestartPolicyNameEnum::ON_FAILURE));
+        assert_eq!(rp.maximum_retry_count, Some(3));
+        assert_eq!(b.healthcheck.unwrap().interval, Some(2_000_000_000));
+        assert_eq!(b.cmd.unwrap(), ["sh", "-c", "echo -n hi"]);
+        assert_eq!(b.image.as_deref(), Some("busybox"));
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [
+            &["-m", "lots", "busybox"][..],
+            &["--cpus", "many", "busybox"],
+            &["--cpus", "-1", "busybox"],
+            &["--restart", "sometimes", "busybox"],
+            &["--ulimit", "nofile", "busybox"],
+            &["--network", "mynet", "busybox"],
+        ] {
+            assert!(matches!(body(args), Err(Failed::Usage(_))), "{args:?}");
+        }
+        let b = body(&["busybox"]).unwrap();
+        assert_eq!(
+            b.host_config.unwrap().init,
+            Some(true),
+            "init is the default"
+        );
+    }
+}

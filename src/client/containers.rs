@@ -1,0 +1,389 @@
+//! The container operations, and the hijacked streams of `attach` and
+//! `exec start`.
+
+use bollard_stubs::models::{
+    ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerSummary,
+    ContainerWaitResponse, ExecConfig, ExecInspectResponse,
+};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+
+use super::{Engine, Error, encode, engine_error};
+
+/// The connection after `101 UPGRADED`.
+pub type Hijacked = TokioIo<hyper::upgrade::Upgraded>;
+
+/// What `logs` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    /// Keep streaming new lines until the container stops.
+    pub follow: bool,
+    /// Only the last N lines.
+    pub tail: Option<String>,
+    /// Only lines at or after this time (unix seconds, with a fraction).
+    pub since: Option<String>,
+    /// Only lines before this time (unix seconds, with a fraction).
+    pub until: Option<String>,
+    /// Prefix each line with its time.
+    pub timestamps: bool,
+}
+
+/// Splits Docker's multiplexed stream: 8-byte headers (stream, 0, 0, 0,
+/// big-endian length) before each chunk.
+#[derive(Debug, Default)]
+pub struct Demux {
+    buf: Vec<u8>,
+}
+
+impl Demux {
+    /// Feeds bytes; calls `each(stream, data)` for every complete frame
+    /// (stream 1 is stdout, 2 stderr).
+    pub fn feed(&mut self, data: &[u8], mut each: impl FnMut(u8, &[u8])) {
+        self.buf.extend_from_slice(data);
+        loop {
+            if self.buf.len() < 8 {
+                return;
+            }
+            let len = u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]);
+            let len = usize::try_from(len).unwrap_or(usize::MAX);
+            if self.buf.len() < 8 + len {
+                return;
+            }
+            let stream = self.buf[0];
+            each(stream, &self.buf[8..8 + len]);
+            self.buf.drain(..8 + len);
+        }
+    }
+}
+
+impl Engine {
+    /// Runs a future on the client's runtime.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    fn empty_ok(&self, method: Method, path: &str, step: &str) -> Result<StatusCode, Error> {
+        let resp = self.send(method, path, &[], Bytes::new(), step)?;
+        let resp = self.check(resp, step)?;
+        let status = resp.status();
+        self.body(resp, step)?;
+        Ok(status)
+    }
+
+    fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+        step: &str,
+    ) -> Result<T, Error> {
+        let body = serde_json::to_vec(body).map_err(|source| Error::Decode {
+            step: step.to_string(),
+            source,
+        })?;
+        let resp = self.send(
+            Method::POST,
+            path,
+            &[("Content-Type", "application/json".to_string())],
+            Bytes::from(body),
+            step,
+        )?;
+        let resp = self.check(resp, step)?;
+        let bytes = self.body(resp, step)?;
+        serde_json::from_slice(&bytes).map_err(|source| Error::Decode {
+            step: step.to_string(),
+            source,
+        })
+    }
+
+    /// `POST /containers/create`.
+    pub fn create_container(
+        &self,
+        name: Option<&str>,
+        body: &ContainerCreateBody,
+    ) -> Result<ContainerCreateResponse, Error> {
+        let path = match name {
+            Some(n) => format!("/containers/create?name={}", encode(n)),
+            None => "/containers/create".to_string(),
+        };
+        self.post_json(&path, body, "create the container")
+    }
+
+    /// `POST /containers/{id}/start`; false when it already ran.
+    pub fn start_container(&self, id: &str) -> Result<bool, Error> {
+        let step = format!("start {id}");
+        let s = self.empty_ok(
+            Method::POST,
+            &format!("/containers/{}/start", encode(id)),
+            &step,
+        )?;
+        Ok(s != StatusCode::NOT_MODIFIED)
+    }
+
+    /// `POST /containers/{id}/stop`; false when it was not running.
+    pub fn stop_container(
+        &self,
+        id: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<bool, Error> {
+        let mut q = Vec::new();
+        if let Some(t) = timeout {
+            q.push(format!("t={t}"));
+        }
+        if let Some(s) = signal {
+            q.push(format!("signal={}", encode(s)));
+        }
+        let path = format!("/containers/{}/stop?{}", encode(id), q.join("&"));
+        let s = self.empty_ok(Method::POST, &path, &format!("stop {id}"))?;
+        Ok(s != StatusCode::NOT_MODIFIED)
+    }
+
+    /// `POST /containers/{id}/restart`.
+    pub fn restart_container(&self, id: &str, timeout: Option<i64>) -> Result<(), Error> {
+        let q = timeout.map(|t| format!("?t={t}")).unwrap_or_default();
+        let path = format!("/containers/{}/restart{q}", encode(id));
+        self.empty_ok(Method::POST, &path, &format!("restart {id}"))
+            .map(|_| ())
+    }
+
+    /// `POST /containers/{id}/kill`.
+    pub fn kill_container(&self, id: &str, signal: &str) -> Result<(), Error> {
+        let path = format!("/containers/{}/kill?signal={}", encode(id), encode(signal));
+        self.empty_ok(Method::POST, &path, &format!("kill {id}"))
+            .map(|_| ())
+    }
+
+    /// `DELETE /containers/{id}`.
+    pub fn remove_container(&self, id: &str, force: bool) -> Result<(), Error> {
+        let path = format!("/containers/{}?force={force}", encode(id));
+        self.empty_ok(Method::DELETE, &path, &format!("remove {id}"))
+            .map(|_| ())
+    }
+
+    /// `GET /containers/json`.
+    pub fn containers(&self, all: bool) -> Result<Vec<ContainerSummary>, Error> {
+        self.json(
+            Method::GET,
+            &format!("/containers/json?all={all}"),
+            "list containers",
+        )
+    }
+
+    /// `GET /containers/{id}/json`.
+    pub fn inspect_container(&self, id: &str) -> Result<ContainerInspectResponse, Error> {
+        self.json(
+            Method::GET,
+            &format!("/containers/{}/json", encode(id)),
+            &format!("inspect {id}"),
+        )
+    }
+
+    /// `POST /containers/{id}/wait`; the exit code.
+    pub fn wait_container(&self, id: &str, condition: &str) -> Result<i64, Error> {
+        let path = format!("/containers/{}/wait?condition={condition}", encode(id));
+        let r: ContainerWaitResponse = self.json(Method::POST, &path, &format!("wait for {id}"))?;
+        Ok(r.status_code)
+    }
+
+    /// `POST /containers/{id}/resize`.
+    pub fn resize_container(&self, id: &str, rows: u16, cols: u16) -> Result<(), Error> {
+        let path = format!("/containers/{}/resize?h={rows}&w={cols}", encode(id));
+        self.empty_ok(Method::POST, &path, "resize").map(|_| ())
+    }
+
+    /// `GET /containers/{id}/logs`, calling `each` with every chunk.
+    pub fn logs(
+        &self,
+        id: &str,
+        opts: &LogOptions,
+        each: impl FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut q = vec![
+            "stdout=1".to_string(),
+            "stderr=1".to_string(),
+            format!("follow={}", opts.follow),
+            format!("timestamps={}", opts.timestamps),
+        ];
+        if let Some(t) = &opts.tail {
+            q.push(format!("tail={}", encode(t)));
+        }
+        if let Some(s) = &opts.since {
+            q.push(format!("since={}", encode(s)));
+        }
+        if let Some(u) = &opts.until {
+            q.push(format!("until={}", encode(u)));
+        }
+        let step = format!("logs of {id}");
+        let path = format!("/containers/{}/logs?{}", encode(id), q.join("&"));
+        let resp = self.send(Method::GET, &path, &[], Bytes::new(), &step)?;
+        let resp = self.check(resp, &step)?;
+        self.stream(resp, &step, each)
+    }
+
+    /// `POST /containers/{id}/exec`; the exec's ID.
+    pub fn exec_create(&self, id: &str, config: &ExecConfig) -> Result<String, Error> {
+        let v: serde_json::Value = self.post_json(
+            &format!("/containers/{}/exec", encode(id)),
+            config,
+            &format!("exec in {id}"),
+        )?;
+        v.get("Id")
+            .and_then(|i| i.as_str())
+            .map(String::from)
+            .ok_or_else(|| Error::Invalid(format!("exec in {id}: the engine gave no exec ID")))
+    }
+
+    /// `GET /exec/{id}/json`.
+    pub fn exec_inspect(&self, id: &str) -> Result<ExecInspectResponse, Error> {
+        self.json(
+            Method::GET,
+            &format!("/exec/{}/json", encode(id)),
+            "inspect the exec",
+        )
+    }
+
+    /// `POST /exec/{id}/resize`.
+    pub fn exec_resize(&self, id: &str, rows: u16, cols: u16) -> Result<(), Error> {
+        let path = format!("/exec/{}/resize?h={rows}&w={cols}", encode(id));
+        self.empty_ok(Method::POST, &path, "resize").map(|_| ())
+    }
+
+    /// Sends a request that takes over the connection (`Upgrade: tcp`) and
+    /// returns the raw connection.
+    pub async fn hijack(&self, path: &str, body: Bytes, step: &str) -> Result<Hijacked, Error> {
+        let addr = self.addr.to_string();
+        let http = |source| Error::Http {
+            addr: addr.clone(),
+            step: step.to_string(),
+            source,
+        };
+        let stream = tokio::net::UnixStream::connect(&self.addr.socket)
+            .await
+            .map_err(|source| Error::Unreachable {
+                addr: addr.clone(),
+                source,
+            })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(http)?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("Host", "servin")
+            .header("Connection", "Upgrade")
+            .header("Upgrade", "tcp")
+            .header("Content-Type", "application/json")
+            .body(Full::new(body))
+            .map_err(|e| Error::Invalid(format!("{step}: {e}")))?;
+        let resp = sender.send_request(req).await.map_err(http)?;
+        let status = resp.status();
+        if status != StatusCode::SWITCHING_PROTOCOLS {
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            return Err(engine_error(step, status, &body));
+        }
+        let upgraded = hyper::upgrade::on(resp).await.map_err(http)?;
+        Ok(TokioIo::new(upgraded))
+    }
+
+    /// Sends a request whose answer may take long (wait), returning the
+    /// response once its headers arrive; the body follows later.
+    pub async fn post_later(
+        &self,
+        path: &str,
+        step: &str,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, Error> {
+        let addr = self.addr.to_string();
+        let http = |source| Error::Http {
+            addr: addr.clone(),
+            step: step.to_string(),
+            source,
+        };
+        let stream = tokio::net::UnixStream::connect(&self.addr.socket)
+            .await
+            .map_err(|source| Error::Unreachable {
+                addr: addr.clone(),
+                source,
+            })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(http)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("Host", "servin")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| Error::Invalid(format!("{step}: {e}")))?;
+        let resp = sender.send_request(req).await.map_err(http)?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            return Err(engine_error(step, status, &body));
+        }
+        Ok(resp)
+    }
+
+    /// `POST /containers/{id}/start`, from async code.
+    pub async fn start_async(&self, id: &str) -> Result<(), Error> {
+        let step = format!("start {id}");
+        let resp = self
+            .post_later(&format!("/containers/{}/start", encode(id)), &step)
+            .await?;
+        let _ = resp.into_body().collect().await;
+        Ok(())
+    }
+}
+
+/// Reads the wait answer's exit code.
+pub async fn wait_code(
+    resp: hyper::Response<hyper::body::Incoming>,
+    step: &str,
+) -> Result<i64, Error> {
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|source| Error::Invalid(format!("{step}: {source}")))?
+        .to_bytes();
+    let r: ContainerWaitResponse =
+        serde_json::from_slice(&body).map_err(|source| Error::Decode {
+            step: step.to_string(),
+            source,
+        })?;
+    Ok(r.status_code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demultiplexes_split_frames() {
+        let mut d = Demux::default();
+        let mut got: Vec<(u8, Vec<u8>)> = Vec::new();
+        let data = [
+            1u8, 0, 0, 0, 0, 0, 0, 2, b'h', b'i', 2, 0, 0, 0, 0, 0, 0, 1, b'!',
+        ];
+        d.feed(&data[..5], |s, b| got.push((s, b.to_vec())));
+        assert!(got.is_empty());
+        d.feed(&data[5..], |s, b| got.push((s, b.to_vec())));
+        assert_eq!(got, vec![(1, b"hi".to_vec()), (2, b"!".to_vec())]);
+    }
+}
