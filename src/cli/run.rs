@@ -595,7 +595,7 @@ mod tests {
         for args in [
             &["-m", "lots", "busybox"][..],
             &["--cpus", "many", "busybox"],
-            &["--cpus", "-1", "busybox"],
+            &["--cpus=-1", "busybox"],
             &["--restart", "sometimes", "busybox"],
             &["--ulimit", "nofile", "busybox"],
             &["--network", "mynet", "busybox"],
