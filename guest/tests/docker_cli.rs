@@ -40,9 +40,13 @@ fn docker_version_and_info_talk_to_the_engine() {
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["mode"], "native");
     assert!(v["rss_bytes"].as_u64().unwrap() > 0);
-    let r = engine.api("GET", "/v1.47/containers/json", &[], b"");
+    assert_eq!(v["runtime"]["name"], "runc", "{v}");
+    let r = engine.api("GET", "/v1.47/volumes", &[], b"");
     assert_eq!(r.status, 501);
-    assert!(r.text().contains("GET /containers/json"), "{}", r.text());
+    assert!(r.text().contains("GET /volumes"), "{}", r.text());
+    let r = engine.api("GET", "/v1.47/containers/x/top", &[], b"");
+    assert_eq!(r.status, 501);
+    assert!(r.text().contains("GET /containers/x/top"), "{}", r.text());
 }
 
 #[test]
