@@ -196,6 +196,7 @@ fn login_stores_credentials_privately_and_logout_forgets_them() {
             "-u",
             "alice",
             "--password-stdin",
+            "--no-verify",
             "registry.test:5000",
         ])
         .stdin(std::process::Stdio::piped())
@@ -224,6 +225,35 @@ fn login_stores_credentials_privately_and_logout_forgets_them() {
     assert!(v["auths"].as_object().unwrap().is_empty());
     assert!(
         s.engine_pids().is_empty(),
-        "login and logout need no engine"
+        "login --no-verify and logout need no engine"
     );
+}
+
+#[test]
+fn login_checks_credentials_with_the_registry() {
+    let s = Sandbox::new();
+    let registry = Registry::start();
+    let login = |host: &str| {
+        let mut child = s
+            .command(&["login", "-u", "alice", "--password-stdin", host])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+        }
+        Sandbox::output(child.wait_with_output().unwrap())
+    };
+    let r = login(&registry.addr());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("Login Succeeded"), "{}", r.stderr);
+    // An unreachable registry: an error, and nothing stored for it.
+    let r = login("127.0.0.1:1");
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("log in to 127.0.0.1:1"), "{}", r.stderr);
+    let stored = std::fs::read_to_string(s.home().join(".servin/auth.json")).unwrap();
+    assert!(!stored.contains("127.0.0.1:1"), "{stored}");
 }

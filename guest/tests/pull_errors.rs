@@ -247,3 +247,100 @@ fn escaping_layer_entries_are_refused_without_writing_outside() {
     registry.push("test/escape", "good", &good);
     engine.docker_ok(&["pull", &format!("{}/test/escape:good", registry.addr())]);
 }
+
+#[test]
+fn bearer_token_auth_with_servin_and_docker_credentials() {
+    let registry = RegistryGuard::start_with_token("bob", "t0ken");
+    let engine = EngineGuard::start();
+    let img = image::layered_image(false);
+    registry.push("private/tok", "v1", &img);
+    let name = format!("{}/private/tok:v1", registry.addr());
+
+    // Anonymous: the token server refuses, the pull fails cleanly.
+    let err = engine.docker_err(&["pull", &name]);
+    assert!(
+        err.contains("unauthorized") || err.contains("denied"),
+        "{err}"
+    );
+    assert_clean(&engine);
+
+    use base64::Engine as _;
+    let cfg = engine.dir.path().join("docker-config/config.json");
+    let write_cfg = |user: &str, pass: &str| {
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        support::write(
+            &cfg,
+            format!(
+                r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+                registry.addr()
+            )
+            .as_bytes(),
+        );
+    };
+    write_cfg("bob", "wrong");
+    let err = engine.docker_err(&["pull", &name]);
+    assert!(
+        err.contains("unauthorized") || err.contains("denied"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&registry.addr()),
+        "the error names the registry: {err}"
+    );
+    assert_clean(&engine);
+
+    // The docker CLI's credentials (~/.docker/config.json, sent as
+    // X-Registry-Auth): pull, then push a copy.
+    write_cfg("bob", "t0ken");
+    engine.docker_ok(&["pull", &name]);
+    let copy = format!("{}/private/tok-copy:v1", registry.addr());
+    engine.docker_ok(&["tag", &name, &copy]);
+    engine.docker_ok(&["push", &copy]);
+    engine.docker_ok(&["rmi", &name, &copy]);
+
+    // `servin login`'s file, read by the engine when no header comes.
+    std::fs::remove_file(&cfg).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode("bob:t0ken");
+    support::write(
+        &engine.home().join(".servin/auth.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+            registry.addr()
+        )
+        .as_bytes(),
+    );
+    let r = engine.api(
+        "POST",
+        &format!(
+            "/images/create?fromImage={}/private/tok-copy&tag=v1",
+            registry.addr()
+        ),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert!(!r.text().contains("errorDetail"), "{}", r.text());
+    assert_eq!(engine.image_count(), 1);
+}
+
+#[test]
+fn docker_login_checks_credentials_with_basic_and_token_registries() {
+    let engine = EngineGuard::start();
+    let basic = RegistryGuard::start_with_auth("alice", "s3cret");
+    let token = RegistryGuard::start_with_token("bob", "t0ken");
+    for (registry, user, good) in [(&basic, "alice", "s3cret"), (&token, "bob", "t0ken")] {
+        let out = engine.docker_ok(&["login", &registry.addr(), "-u", user, "-p", good]);
+        assert!(out.contains("Login Succeeded"), "{out}");
+        let err = engine.docker_err(&["login", &registry.addr(), "-u", user, "-p", "nope"]);
+        assert!(err.contains("unauthorized"), "{err}");
+        assert!(err.contains(&registry.addr()), "{err}");
+    }
+    let r = engine.api(
+        "POST",
+        "/auth",
+        &[("Content-Type", "application/json")],
+        b"{}",
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("username"), "{}", r.text());
+}

@@ -121,6 +121,47 @@ fn concurrent_pulls_of_one_image_both_succeed_and_share_layers() {
         .unwrap()
         .count();
     assert_eq!(blobs, 4, "config, manifest and two layers");
+    // ... and fetched from the registry once.
+    for layer in &img.layers {
+        assert_eq!(registry.blob_gets(&layer.digest), 1, "{}", registry.log());
+    }
+}
+
+#[test]
+fn concurrent_pulls_of_two_images_fetch_their_shared_layer_once() {
+    let registry = RegistryGuard::start();
+    let engine = EngineGuard::start();
+    let shared = || Layer {
+        entries: vec![Entry::File("big", support::noise(16 << 20, 7), 0o644)],
+        comp: Comp::None,
+    };
+    let own =
+        |name: &'static str| Layer::gzip(vec![Entry::File(name, name.as_bytes().to_vec(), 0o644)]);
+    let one = image::build(&[shared(), own("one")], "amd64", false);
+    let two = image::build(&[shared(), own("two")], "amd64", false);
+    assert_eq!(one.layers[0].digest, two.layers[0].digest);
+    registry.push("test/one", "v1", &one);
+    registry.push("test/two", "v1", &two);
+    let pulls: Vec<_> = ["test/one:v1", "test/two:v1"]
+        .iter()
+        .map(|n| {
+            engine
+                .docker_cmd(&["pull", &format!("{}/{n}", registry.addr())])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut p in pulls {
+        assert!(p.wait().unwrap().success());
+    }
+    assert_eq!(engine.image_count(), 2);
+    assert_eq!(
+        registry.blob_gets(&one.layers[0].digest),
+        1,
+        "the shared layer was downloaded more than once\n{}",
+        registry.log()
+    );
 }
 
 #[test]

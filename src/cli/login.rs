@@ -9,10 +9,10 @@ use crate::ui::{self, Failed};
 
 /// Store credentials for a registry
 ///
-/// Writes them to `~/.servin/auth.json` (mode 0600); `pull` and `push` send
-/// them to the engine for that registry. The engine has no call to check
-/// credentials, so they are stored as given and checked on the next pull or
-/// push.
+/// Checks them with the registry (through the engine, which it starts when
+/// none answers), then writes them to `~/.servin/auth.json` (mode 0600);
+/// `pull` and `push` send them to the engine for that registry. Credentials
+/// the registry refuses are not stored.
 #[derive(Debug, clap::Args)]
 pub struct LoginArgs {
     /// The registry host, e.g. `registry.example:5000`
@@ -23,6 +23,10 @@ pub struct LoginArgs {
     /// Read the password from stdin (its first line)
     #[arg(long)]
     pub password_stdin: bool,
+    /// Store the credentials without checking them (for a registry that
+    /// cannot be reached now)
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 /// Forget the credentials stored for a registry
@@ -62,12 +66,25 @@ pub fn login(cli: &Cli, args: &LoginArgs) -> Result<(), Failed> {
             "user name and password must not be empty".to_string(),
         ));
     }
-    let path = auth::store(&args.registry, &Credentials { username, password })?;
-    ui::info(&format!(
-        "credentials for {} stored in {} (not verified: they are checked on the next pull or push)",
-        args.registry,
-        path.display()
-    ));
+    let credentials = Credentials { username, password };
+    if !args.no_verify {
+        let engine = servin::client::Engine::connect()?;
+        engine.login(&args.registry, &credentials)?;
+    }
+    let path = auth::store(&args.registry, &credentials)?;
+    if args.no_verify {
+        ui::info(&format!(
+            "credentials for {} stored in {} (not verified: they are checked on the next pull or push)",
+            args.registry,
+            path.display()
+        ));
+    } else {
+        ui::info(&format!(
+            "Login Succeeded: credentials for {} stored in {}",
+            args.registry,
+            path.display()
+        ));
+    }
     Ok(())
 }
 

@@ -33,6 +33,25 @@ impl Engine {
         )
     }
 
+    /// `POST /auth`: checks credentials with the registry.
+    pub fn login(&self, registry: &str, c: &super::auth::Credentials) -> Result<(), Error> {
+        let body = serde_json::json!({
+            "username": c.username,
+            "password": c.password,
+            "serveraddress": registry,
+        });
+        let step = format!("log in to {registry}");
+        let resp = self.send(
+            hyper::Method::POST,
+            "/auth",
+            &[("Content-Type", "application/json".to_string())],
+            bytes::Bytes::from(body.to_string()),
+            &step,
+        )?;
+        let resp = self.check(resp, &step)?;
+        self.body(resp, &step).map(|_| ())
+    }
+
     /// `GET /images/json`.
     pub fn images(&self, all: bool) -> Result<Vec<ImageSummary>, Error> {
         let path = if all {

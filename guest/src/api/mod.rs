@@ -4,10 +4,12 @@
 //! - [`server`]: the unix socket listener and connection loop.
 //! - [`routes`]: request dispatch, queries and response helpers.
 //! - [`system`]: `/_ping`, `/version`, `/info`, `/servin/v1/info`.
+//! - [`auth`]: `POST /auth`, checking registry credentials.
 //! - [`images`]: the `/images/...` calls.
 //! - [`containers`]: the `/containers/...`, `/exec/...` and `/events` calls.
 //! - [`stream`]: hijacked connections and Docker's stream framing.
 
+pub mod auth;
 pub mod containers;
 pub mod images;
 pub mod routes;

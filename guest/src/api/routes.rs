@@ -15,7 +15,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use crate::engine::Engine;
 use crate::error::Error;
 
-use super::{containers, images, system};
+use super::{auth, containers, images, system};
 
 /// The body of every response.
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -212,6 +212,7 @@ async fn dispatch(
         (&Method::GET, "/containers/json") => return containers::list(engine, &query),
         (&Method::POST, "/containers/prune") => return containers::prune(engine, &query).await,
         (&Method::GET, "/events") => return containers::events(engine, &query),
+        (&Method::POST, "/auth") => return auth::auth(engine, req).await,
         _ => {}
     }
     if let Some(rest) = path.strip_prefix("/containers/") {

@@ -6,6 +6,7 @@
 
 pub mod http;
 pub mod image;
+pub mod token;
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -253,6 +254,8 @@ pub struct RegistryGuard {
     pub child: Option<Child>,
     pub port: u16,
     pub auth: Option<(String, String)>,
+    /// The bearer-token server, for a registry with token authentication.
+    pub token: Option<token::TokenServer>,
 }
 
 fn free_port() -> u16 {
@@ -268,12 +271,28 @@ impl RegistryGuard {
         Self::start_with(None)
     }
 
+    /// A registry with bearer-token authentication: a token server (see
+    /// [`token`]) hands out tokens to `user`/`password`.
+    pub fn start_with_token(user: &str, password: &str) -> Self {
+        let server = token::TokenServer::start(user, password);
+        let mut g = Self::start_with_config(None, Some(&server));
+        g.token = Some(server);
+        g
+    }
+
     /// A registry requiring `user`/`password` (htpasswd with bcrypt).
     pub fn start_with_auth(user: &str, password: &str) -> Self {
         Self::start_with(Some((user.to_string(), password.to_string())))
     }
 
     fn start_with(auth: Option<(String, String)>) -> Self {
+        Self::start_with_config(auth, None)
+    }
+
+    fn start_with_config(
+        auth: Option<(String, String)>,
+        token: Option<&token::TokenServer>,
+    ) -> Self {
         let mut last_err = String::new();
         // A free port can be taken between probing and binding: retry.
         for _ in 0..5 {
@@ -299,6 +318,17 @@ impl RegistryGuard {
                     htpasswd.display()
                 ));
             }
+            if let Some(t) = token {
+                let bundle = dir.path().join("token.pem");
+                std::fs::write(&bundle, &t.cert_pem).unwrap();
+                config.push_str(&format!(
+                    "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                    t.realm(),
+                    token::SERVICE,
+                    token::ISSUER,
+                    bundle.display()
+                ));
+            }
             let config_path = dir.path().join("config.yml");
             std::fs::write(&config_path, config).unwrap();
             let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
@@ -315,6 +345,7 @@ impl RegistryGuard {
                 child: Some(child),
                 port,
                 auth: auth.clone(),
+                token: None,
             };
             let deadline = Instant::now() + Duration::from_secs(15);
             while Instant::now() < deadline {
@@ -378,7 +409,16 @@ impl RegistryGuard {
         self.put_manifest(repo, tag, &img.manifest, &img.manifest_media_type);
     }
 
-    fn auth_headers(&self) -> Vec<(String, String)> {
+    fn auth_headers(&self, path: &str) -> Vec<(String, String)> {
+        if let Some(t) = &self.token {
+            let repo = path
+                .strip_prefix("/v2/")
+                .and_then(|p| p.split("/blobs/").next())
+                .and_then(|p| p.split("/manifests/").next())
+                .unwrap_or_default();
+            let token = t.token(&[format!("repository:{repo}:pull,push")]);
+            return vec![("Authorization".to_string(), format!("Bearer {token}"))];
+        }
         match &self.auth {
             Some((u, p)) => {
                 use base64::Engine as _;
@@ -397,7 +437,7 @@ impl RegistryGuard {
         body: &[u8],
     ) -> http::Response {
         let stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let auth = self.auth_headers();
+        let auth = self.auth_headers(path);
         let mut headers: Vec<(&str, &str)> =
             auth.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         headers.extend_from_slice(extra);
