@@ -531,7 +531,7 @@ async fn a_create_failure_reports_the_runtime_message_and_cleans_up() {
     .await
     .unwrap();
     // The runtime runs the container on start: that is where it fails.
-    let error = created.start().await.err().expect("the start fails");
+    let error = created.start().await.expect_err("the start fails");
     let message = error.full_message();
     assert!(message.contains(&fx.id), "{message}");
     assert!(message.contains("/no/such/command"), "{message}");
