@@ -312,9 +312,11 @@ impl Containers {
     /// the monitor's PID and the container's.
     async fn launch(self: &Arc<Self>, c: &Arc<Container>) -> Result<(i32, i32)> {
         let runtime = self.runtime()?;
+        let t0 = Instant::now();
         // Leftovers of an earlier run.
         runtime.delete(c.id(), true).await?;
         self.prepare_bundle(c)?;
+        tracing::debug!(id = %c.id(), elapsed = ?t0.elapsed(), "bundle written");
         let paths = &c.paths;
         let _ = std::fs::remove_file(paths.dir.join(monitor::EXIT_FILE));
         let memory_cgroup = std::path::Path::new("/sys/fs/cgroup/memory")
@@ -332,12 +334,14 @@ impl Containers {
             memory_cgroup,
         };
         let created = monitor::spawn(&self.exe, &paths.dir, &config).await?;
+        tracing::debug!(id = %c.id(), elapsed = ?t0.elapsed(), "monitor ready");
         let monitor_pid = created.monitor_pid;
         for waiter in c.take_attach_waiters() {
             let conn = connect_attach(&paths.dir).await;
             let _ = waiter.send(conn);
         }
         created.start().await?;
+        tracing::debug!(id = %c.id(), elapsed = ?t0.elapsed(), "container running");
         // The monitor runs the container on "start"; the runtime wrote its
         // init's pid.
         let pid_file = paths.dir.join(monitor::CONTAINER_PID_FILE);
@@ -500,6 +504,10 @@ impl Containers {
             |e| e.finished_at.clone(),
         );
         let oom = exit.as_ref().is_some_and(|e| e.oom_killed);
+        if let Some(at) = timefmt::parse_nanos(&finished) {
+            let noticed = SystemTime::now().duration_since(at).unwrap_or_default();
+            tracing::debug!(id = %c.id(), after = ?noticed, "exit noticed");
+        }
         let res = c.update(|s| {
             s.status = if dead { Status::Dead } else { Status::Exited };
             s.exit_code = code;
