@@ -70,6 +70,9 @@ pub struct RmArgs {
     /// Kill running containers and remove them
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Remove the containers' anonymous volumes too
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
     /// Remove every container
     #[arg(long, conflicts_with = "containers")]
     pub all: bool,
@@ -183,7 +186,7 @@ pub fn rm(cli: &Cli, args: &RmArgs) -> Result<(), Failed> {
         args.containers.clone()
     };
     each(&targets, |c| {
-        engine.remove_container(c, args.force)?;
+        engine.remove_container(c, args.force, args.volumes)?;
         println!("{c}");
         Ok(())
     })

@@ -155,9 +155,10 @@ impl Engine {
             .map(|_| ())
     }
 
-    /// `DELETE /containers/{id}`.
-    pub fn remove_container(&self, id: &str, force: bool) -> Result<(), Error> {
-        let path = format!("/containers/{}?force={force}", encode(id));
+    /// `DELETE /containers/{id}`; `volumes` asks for its anonymous volumes
+    /// to go too (`v`).
+    pub fn remove_container(&self, id: &str, force: bool, volumes: bool) -> Result<(), Error> {
+        let path = format!("/containers/{}?force={force}&v={volumes}", encode(id));
         self.empty_ok(Method::DELETE, &path, &format!("remove {id}"))
             .map(|_| ())
     }
