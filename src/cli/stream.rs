@@ -4,6 +4,7 @@
 
 use std::io::{IsTerminal, Read, Write};
 
+use bollard_stubs::models::ExecStartConfig;
 use bytes::Bytes;
 use servin::client::containers::{Demux, Hijacked, wait_code};
 use servin::client::{Engine, Error, encode};
@@ -64,7 +65,7 @@ impl Drop for RawMode {
 }
 
 /// This terminal's size (rows, columns), when stdout is one.
-fn size() -> Option<(u16, u16)> {
+pub fn size() -> Option<(u16, u16)> {
     let ws = rustix::termios::tcgetwinsize(std::io::stdout()).ok()?;
     (ws.ws_row > 0 && ws.ws_col > 0).then_some((ws.ws_row, ws.ws_col))
 }
@@ -150,19 +151,36 @@ enum Ended {
     Signal(i32),
 }
 
+/// The signals an attachment catches: those it forwards (`forward`), else
+/// those that end a raw terminal's session (`raw`), else none. Called on
+/// the runtime before the terminal goes raw, so no signal finds it raw and
+/// uncaught.
+fn signals_for(
+    forward: bool,
+    raw: bool,
+) -> Option<tokio::sync::mpsc::UnboundedReceiver<(i32, &'static str)>> {
+    if forward {
+        Some(catch(&FORWARDED))
+    } else if raw {
+        Some(catch(&ENDING))
+    } else {
+        None
+    }
+}
+
 /// What [`pump`] does besides copying.
 struct Pump {
     /// Whether the stream is a terminal's (raw bytes, not frames).
     tty: bool,
     /// Whether to send this process's input.
     stdin: bool,
-    /// Whether this terminal is in raw mode (signals then end the copy).
-    raw: bool,
+    /// The caught signals (from [`signals_for`]).
+    signals: Option<tokio::sync::mpsc::UnboundedReceiver<(i32, &'static str)>>,
     /// The API path prefix for resizes (`h`/`w` are appended).
     resize: Option<String>,
-    /// The API path prefix for forwarded signals (the name is appended);
-    /// used only without a terminal.
-    kill: Option<String>,
+    /// The API path prefix for forwarding the caught signals (the name is
+    /// appended); without it a caught signal ends the copy.
+    forward: Option<String>,
 }
 
 /// Copies between the hijacked connection and this terminal until the
@@ -171,22 +189,14 @@ async fn pump(engine: &Engine, conn: Hijacked, how: Pump) -> Result<Ended, Error
     let Pump {
         tty,
         stdin,
-        raw,
+        mut signals,
         resize,
-        kill,
+        forward,
     } = how;
     let (mut rd, mut wr) = tokio::io::split(conn);
     let mut input = stdin.then(stdin_reader);
     let mut winch = if tty {
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok()
-    } else {
-        None
-    };
-    let forward = kill.filter(|_| !tty);
-    let mut signals = if forward.is_some() {
-        Some(catch(&FORWARDED))
-    } else if raw {
-        Some(catch(&ENDING))
     } else {
         None
     };
@@ -274,8 +284,9 @@ fn killed_by(num: i32) -> i64 {
 pub fn attach(engine: &Engine, opts: &Attach) -> Result<i64, AttachError> {
     let id = encode(&opts.id);
     let raw = opts.tty && opts.stdin && std::io::stdin().is_terminal();
-    let _raw = raw.then(RawMode::enter);
     let result = engine.block_on(async {
+        let signals = signals_for(!opts.tty, raw);
+        let _raw = raw.then(RawMode::enter);
         let wait = match opts.wait_condition {
             Some(c) => Some(
                 engine
@@ -303,9 +314,9 @@ pub fn attach(engine: &Engine, opts: &Attach) -> Result<i64, AttachError> {
         let how = Pump {
             tty: opts.tty,
             stdin: opts.stdin,
-            raw,
+            signals,
             resize: Some(format!("/containers/{id}/resize?")),
-            kill: Some(format!("/containers/{id}/kill?signal=")),
+            forward: (!opts.tty).then(|| format!("/containers/{id}/kill?signal=")),
         };
         if let Ended::Signal(num) = pump(engine, conn, how).await.map_err(AttachError::Other)? {
             return Ok(Some(killed_by(num)));
@@ -332,9 +343,21 @@ pub fn attach(engine: &Engine, opts: &Attach) -> Result<i64, AttachError> {
 pub fn exec(engine: &Engine, exec_id: &str, tty: bool, stdin: bool) -> Result<i64, Error> {
     let id = encode(exec_id);
     let raw = tty && stdin && std::io::stdin().is_terminal();
-    let guard = raw.then(RawMode::enter);
-    let body = serde_json::json!({ "Detach": false, "Tty": tty }).to_string();
+    let start = ExecStartConfig {
+        detach: Some(false),
+        tty: Some(tty),
+        console_size: tty
+            .then(size)
+            .flatten()
+            .map(|(rows, cols)| vec![usize::from(rows), usize::from(cols)]),
+    };
+    let body = serde_json::to_vec(&start).map_err(|source| Error::Decode {
+        step: "start the exec".to_string(),
+        source,
+    })?;
     let ended = engine.block_on(async {
+        let signals = signals_for(false, raw);
+        let _raw = raw.then(RawMode::enter);
         let conn = engine
             .hijack(
                 &format!("/exec/{id}/start"),
@@ -345,13 +368,12 @@ pub fn exec(engine: &Engine, exec_id: &str, tty: bool, stdin: bool) -> Result<i6
         let how = Pump {
             tty,
             stdin,
-            raw,
+            signals,
             resize: Some(format!("/exec/{id}/resize?")),
-            kill: None,
+            forward: None,
         };
         pump(engine, conn, how).await
     })?;
-    drop(guard);
     if let Ended::Signal(num) = ended {
         return Ok(killed_by(num));
     }
