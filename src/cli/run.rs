@@ -518,10 +518,18 @@ fn create(
     engine: &servin::client::Engine,
     args: &ContainerArgs,
     auto_remove: bool,
+    attached: bool,
 ) -> Result<String, Failed> {
     let mut body = args.body()?;
-    if auto_remove && let Some(hc) = body.host_config.as_mut() {
-        hc.auto_remove = Some(true);
+    if let Some(hc) = body.host_config.as_mut() {
+        if auto_remove {
+            hc.auto_remove = Some(true);
+        }
+        // As Docker does, a terminal attached here starts at this one's size.
+        if attached && args.tty {
+            hc.console_size =
+                stream::size().map(|(rows, cols)| vec![usize::from(rows), usize::from(cols)]);
+        }
     }
     let first = engine.create_container(args.name.as_deref(), &body);
     let created = match first {
@@ -568,7 +576,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failed> {
         stream::check_tty(args.container.tty, args.container.interactive)?;
     }
     let engine = servin::client::Engine::connect()?;
-    let id = match create(&engine, &args.container, args.rm) {
+    let id = match create(&engine, &args.container, args.rm, !args.detach) {
         Ok(id) => id,
         Err(Failed::Error(e)) => {
             ui::error_chain(e.as_ref());
@@ -611,7 +619,7 @@ pub fn exit_with(code: i64) -> Result<(), Failed> {
 pub fn create_cmd(cli: &Cli, args: &CreateArgs) -> Result<(), Failed> {
     cli.format(&[Format::Text], Format::Text)?;
     let engine = servin::client::Engine::connect()?;
-    let id = create(&engine, &args.container, false)?;
+    let id = create(&engine, &args.container, false, false)?;
     ui::data(&id)
 }
 
