@@ -20,7 +20,8 @@ pub struct ContainerArgs {
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
     /// Set an environment variable (`KEY=VALUE`, or `KEY` to pass this
-    /// shell's value); repeat for more
+    /// shell's value, unsetting the image's when this shell has none);
+    /// repeat for more
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
     /// Read environment variables from a file of `KEY=VALUE` lines
