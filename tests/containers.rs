@@ -202,6 +202,28 @@ fn create_start_attach_and_rm_force() {
     assert_eq!(id.trim().len(), 64);
     let r = s.run(&["start", "-a", "later"]);
     assert_eq!((r.code, r.stdout.as_str()), (4, "from later\n"));
+    // `start -a -i` attaches to a container that already runs, as Docker's.
+    s.ok(&[
+        "create",
+        "-i",
+        "--name",
+        "reader",
+        IMAGE,
+        "sh",
+        "-c",
+        "read line; echo got $line; exit 5",
+    ]);
+    s.ok(&["start", "reader"]);
+    let mut child = s
+        .command(&["start", "-a", "-i", "reader"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = wait_bounded(child, "start -a -i");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got hello\n");
+    assert_eq!(out.status.code(), Some(5));
     s.ok(&["run", "-d", "--name", "busy", IMAGE, "sleep", "3600"]);
     let r = s.run(&["rm", "busy"]);
     assert_eq!(r.code, 1);

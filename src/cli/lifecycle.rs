@@ -180,6 +180,8 @@ pub fn rm(cli: &Cli, args: &RmArgs) -> Result<(), Failed> {
             .filter_map(|c| {
                 c.names
                     .and_then(|n| n.first().map(|n| n.trim_start_matches('/').to_string()))
+                    .filter(|n| !n.is_empty())
+                    .or(c.id)
             })
             .collect()
     } else {
