@@ -267,6 +267,27 @@ fn a_terminal_under_a_pty() {
     let (code, text) = shell("$servin exec -it sh1 sh -c 'tty; exit 9'");
     assert!(text.contains("/dev/pts/"), "{text}");
     assert_eq!(code, Some(9));
+    // A resize of this terminal (SIGWINCH) reaches the container's: the
+    // container says (through a bind mount) when it has seen the first
+    // size, then waits for the second.
+    let marks = tempfile::tempdir().unwrap();
+    let (code, text) = shell(&format!(
+        r#"stty rows 33 cols 101
+$servin run --rm -it -v {marks}:/marks {IMAGE} sh -c '
+  n=0; while [ "$(stty size 2>/dev/null)" != "33 101" ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n+1)); done
+  echo > /marks/first
+  n=0; while [ "$(stty size 2>/dev/null)" != "40 120" ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n+1)); done
+  echo "size $(stty size)"' </dev/tty &
+pid=$!
+n=0
+while [ ! -e {marks}/first ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n+1)); done
+stty rows 40 cols 120
+wait $pid
+"#,
+        marks = marks.path().display()
+    ));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("size 40 120"), "{text}");
     // Raw mode is undone when the container exits, and when a signal ends
     // servin while the terminal is raw (the container goes on).
     let (code, text) = shell(&format!(
@@ -286,9 +307,16 @@ echo "code=$?"
 "#
     ));
     assert_eq!(code, Some(0), "{text}");
-    let lines: Vec<&str> = text
+    // `script` may type an end-of-input byte into the terminal when its own
+    // input ends, which the terminal echoes as `^@` or `^D`.
+    let lines: Vec<String> = text
         .lines()
-        .map(|l| l.trim_matches(|c: char| c.is_control()))
+        .map(|l| {
+            l.replace("^@", "")
+                .replace("^D", "")
+                .trim_matches(|c: char| c.is_control())
+                .to_string()
+        })
         .collect();
     assert_eq!(
         lines,
