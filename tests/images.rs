@@ -257,3 +257,43 @@ fn login_checks_credentials_with_the_registry() {
     let stored = std::fs::read_to_string(s.home().join(".servin/auth.json")).unwrap();
     assert!(!stored.contains("127.0.0.1:1"), "{stored}");
 }
+
+#[test]
+fn pull_on_a_terminal_draws_bars_and_a_summary() {
+    let s = Sandbox::new();
+    let reg = Registry::start();
+    let seed = seed_image(s.dir.path(), "docker.io/library/seed:1");
+    s.ok(&["image", "import", seed.to_str().unwrap()]);
+    let remote = format!("{}/team/tty:1", reg.addr());
+    s.ok(&["tag", "seed:1", &remote]);
+    s.ok(&["push", &remote]);
+    s.ok(&["rmi", &remote, "seed:1"]);
+    // script(1) gives the pull a pseudo-terminal.
+    let line = format!(
+        "SERVIN_ROOT={} SERVIN_HOST=unix://{} SERVIN_ENGINE={} HOME={} {} pull {remote}",
+        s.root().display(),
+        s.dir.path().join("engine.sock").display(),
+        registry::engine_binary().display(),
+        s.home().display(),
+        env!("CARGO_BIN_EXE_servin"),
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    // A bar: the layer's short ID, `[`, `=` fill, byte counts; then the
+    // summary lines.
+    assert!(text.contains("[=") && text.contains("B/"), "{text}");
+    assert!(
+        text.contains("\u{1b}["),
+        "drawn with terminal escapes: {text}"
+    );
+    assert!(text.contains("Digest: sha256:"), "{text}");
+    assert!(
+        text.contains(&format!("Status: Downloaded newer image for {remote}")),
+        "{text}"
+    );
+}

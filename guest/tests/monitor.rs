@@ -229,8 +229,14 @@ async fn output_lands_in_the_log_with_its_stream_and_time() {
     let config = fx.config();
     let before = SystemTime::now();
     let created = fx.spawn(&config).await;
-    assert!(created.pid > 0 && created.monitor_pid > 0);
+    assert!(created.monitor_pid > 0);
     created.start().await.unwrap();
+    let pid: i32 = std::fs::read_to_string(fx.dir.join(monitor::CONTAINER_PID_FILE))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pid > 0, "the runtime wrote the init's pid");
     let record = fx.wait().await;
     let after = SystemTime::now();
     assert_eq!(record.code, 3);
@@ -517,14 +523,15 @@ async fn follow_logs_delivers_new_lines_until_the_container_exits() {
 #[tokio::test]
 async fn a_create_failure_reports_the_runtime_message_and_cleans_up() {
     let fx = Fixture::new("nocmd", &["/no/such/command"], false);
-    let error = monitor::spawn(
+    let created = monitor::spawn(
         Path::new(env!("CARGO_BIN_EXE_servin-guest")),
         &fx.dir,
         &fx.config(),
     )
     .await
-    .err()
-    .expect("create fails");
+    .unwrap();
+    // The runtime runs the container on start: that is where it fails.
+    let error = created.start().await.expect_err("the start fails");
     let message = error.full_message();
     assert!(message.contains(&fx.id), "{message}");
     assert!(message.contains("/no/such/command"), "{message}");
@@ -536,9 +543,11 @@ async fn a_create_failure_reports_the_runtime_message_and_cleans_up() {
 async fn abort_deletes_the_created_container() {
     let fx = Fixture::new("abort", &["sleep", "1000"], false);
     let created = fx.spawn(&fx.config()).await;
-    assert!(fx.exists());
+    // Nothing runs before the start.
+    assert!(!fx.exists());
     created.abort().await.unwrap();
     assert!(!fx.exists());
+    assert!(!monitor::alive(&fx.dir));
     assert_eq!(monitor::read_exit(&fx.dir).unwrap(), None);
 }
 

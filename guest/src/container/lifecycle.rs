@@ -125,6 +125,10 @@ impl Containers {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') {
                 // A create or remove cut short by a crash.
+                if let (Some(id), Ok(rt)) = (name.strip_prefix(".removing-"), self.runtime()) {
+                    let (rt, id) = (rt.clone(), id.to_string());
+                    tokio::spawn(async move { rt.delete(&id, true).await });
+                }
                 let _ = rootfs::unmount(&path.join("rootfs"));
                 if let Err(e) = std::fs::remove_dir_all(&path) {
                     tracing::warn!("remove leftover {}: {e}", path.display());
@@ -328,12 +332,19 @@ impl Containers {
             memory_cgroup,
         };
         let created = monitor::spawn(&self.exe, &paths.dir, &config).await?;
-        let (monitor_pid, pid) = (created.monitor_pid, created.pid);
+        let monitor_pid = created.monitor_pid;
         for waiter in c.take_attach_waiters() {
             let conn = connect_attach(&paths.dir).await;
             let _ = waiter.send(conn);
         }
         created.start().await?;
+        // The monitor runs the container on "start"; the runtime wrote its
+        // init's pid.
+        let pid_file = paths.dir.join(monitor::CONTAINER_PID_FILE);
+        let pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+            .unwrap_or(0);
         Ok((monitor_pid, pid))
     }
 
@@ -480,7 +491,6 @@ impl Containers {
             // of the container is left running.
             let _ = rt.kill(c.id(), "KILL", true).await;
         }
-        self.clean_runtime(c).await;
         let (code, dead) = match &exit {
             Some(e) => (i64::from(e.code), false),
             None => (255, true),
@@ -514,18 +524,22 @@ impl Containers {
         if oom {
             self.events.container("oom", c.id(), c.attributes());
         }
+        // Waiters were woken first; the runtime's state and the mount go
+        // now, under the operation lock so a start that follows waits for
+        // them (and a start that came first, as in a restart, is not undone).
+        let _op = c.op.lock().await;
         let hc = c.record.host_config();
         if hc.auto_remove.unwrap_or(false) {
-            let this = Arc::clone(self);
-            let c = Arc::clone(c);
-            tokio::spawn(async move {
-                let _op = c.op.lock().await;
-                if let Err(e) = this.remove_now(&c).await {
-                    tracing::warn!("auto-remove {}: {}", c.name(), e.full_message());
-                }
-            });
+            if let Err(e) = self.remove_now(c).await {
+                tracing::warn!("auto-remove {}: {}", c.name(), e.full_message());
+            }
             return;
         }
+        let still_down = matches!(c.state().status, Status::Exited | Status::Dead);
+        if still_down && self.get(c.id()).is_ok() {
+            self.clean_runtime(c).await;
+        }
+        drop(_op);
         self.maybe_restart(c, ran);
     }
 
@@ -701,20 +715,29 @@ impl Containers {
             return Ok(());
         }
         c.update(|s| s.status = Status::Removing)?;
-        self.clean_runtime(c).await;
         self.forget_execs(c.id());
+        // Out of sight first (a crash from here on is finished by `load`),
+        // then the waiters, then the runtime's state, the mount and files.
         let aside = self.dir.join(format!(".removing-{}", c.id()));
         std::fs::rename(&c.paths.dir, &aside).map_err(Error::io("rename", &c.paths.dir))?;
         crate::store::sync_dir(&self.dir);
         self.lock_map().remove(c.id());
-        if let Err(e) = std::fs::remove_dir_all(&aside) {
-            tracing::warn!("remove {}: {e}", aside.display());
-        }
         c.signals.send_modify(|s| {
             s.removed = true;
             s.generation += 1;
         });
         self.events.container("destroy", c.id(), c.attributes());
+        if let Ok(rt) = self.runtime()
+            && let Err(e) = rt.delete(c.id(), true).await
+        {
+            tracing::warn!("delete {} from the runtime: {}", c.name(), e.full_message());
+        }
+        if let Err(e) = rootfs::unmount(&aside.join("rootfs")) {
+            tracing::warn!("unmount the root of {}: {}", c.name(), e.full_message());
+        }
+        if let Err(e) = std::fs::remove_dir_all(&aside) {
+            tracing::warn!("remove {}: {e}", aside.display());
+        }
         Ok(())
     }
 

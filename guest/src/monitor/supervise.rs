@@ -105,14 +105,80 @@ enum Io {
     },
 }
 
-/// A created container, not yet started.
+/// The container's stdio before the runtime runs it.
+enum Launch {
+    /// A terminal: the runtime sends its master over this socket.
+    Tty {
+        console: UnixListener,
+        socket: SocketPath,
+    },
+    /// Pipes: the monitor's ends and the container's.
+    Pipes {
+        stdin: Option<OwnedFd>,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+        child: CreateStdio,
+    },
+}
+
+/// Runs the container (`run --detach`) with its stdio; its init's pid and
+/// the monitor's side of the stdio.
+fn launch(
+    dir: &Path,
+    config: &MonitorConfig,
+    runtime: &Runtime,
+    launch: Launch,
+) -> Result<(Pid, Io), String> {
+    let pid_file = dir.join(CONTAINER_PID_FILE);
+    let io = match launch {
+        Launch::Tty { console, socket } => {
+            let null = || CreateStdio {
+                stdin: Stdio::null(),
+                stdout: Stdio::null(),
+                stderr: Stdio::null(),
+            };
+            let ran = runtime.run_detached(
+                &config.id,
+                &config.bundle,
+                &pid_file,
+                Some(socket.path()),
+                null(),
+            );
+            let master = ran.and_then(|()| {
+                receive_console(&console).map_err(|e| format!("receive the terminal: {e}"))
+            });
+            let _ = std::fs::remove_file(dir.join(CONSOLE_SOCKET));
+            Io::Tty { master: master? }
+        }
+        Launch::Pipes {
+            stdin,
+            stdout,
+            stderr,
+            child,
+        } => {
+            runtime.run_detached(&config.id, &config.bundle, &pid_file, None, child)?;
+            Io::Pipes {
+                stdin,
+                stdout,
+                stderr,
+            }
+        }
+    };
+    let init = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| format!("the runtime wrote no pid to {}", pid_file.display()))?;
+    Ok((init, io))
+}
+
+/// A prepared container, not yet run.
 struct Prepared {
     dir: PathBuf,
     config: MonitorConfig,
     runtime: Runtime,
     rt: tokio::runtime::Runtime,
-    init: Pid,
-    io: Io,
+    launch: Launch,
     log: LogWriter,
     listener: UnixListener,
     child_signal: Signal,
@@ -142,9 +208,9 @@ pub fn run(dir: &Path) -> ExitCode {
         prepared.runtime.delete(&id);
         let _ = std::fs::remove_file(prepared.dir.join(ATTACH_SOCKET));
     };
-    if let Err(e) = control.reply(&Reply::Created {
-        pid: prepared.init.as_raw_nonzero().get(),
-    }) {
+    // "created": the attach socket is bound and the stdio is ready; the pid
+    // is known once the container runs (the engine reads container.pid).
+    if let Err(e) = control.reply(&Reply::Created { pid: 0 }) {
         note(&format!(
             "report creation to the engine: {e}; deleting the container"
         ));
@@ -164,32 +230,46 @@ pub fn run(dir: &Path) -> ExitCode {
             }
         }
     }
-    if let Err(message) = prepared.runtime.start(&id) {
-        note(&format!("start: {message}"));
-        let _ = control.reply(&Reply::Error(message));
-        abandon(&prepared);
-        return ExitCode::FAILURE;
-    }
-    if let Err(e) = control.reply(&Reply::Started(true)) {
-        note(&format!("report the start to the engine: {e}; carrying on"));
-    }
-    drop(control);
-    serve_blocking(prepared)
-}
-
-fn serve_blocking(prepared: Prepared) -> ExitCode {
     let Prepared {
         dir,
         config,
+        runtime,
         rt,
-        init,
-        io,
+        launch: pending,
         log,
         listener,
         mut child_signal,
         _hangup,
-        ..
     } = prepared;
+    let (init, io) = match launch(&dir, &config, &runtime, pending) {
+        Ok(ran) => ran,
+        Err(message) => {
+            note(&format!("start: {message}"));
+            let _ = control.reply(&Reply::Error(message));
+            runtime.delete(&id);
+            let _ = std::fs::remove_file(dir.join(ATTACH_SOCKET));
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = control.reply(&Reply::Started(true)) {
+        note(&format!("report the start to the engine: {e}; carrying on"));
+    }
+    drop(control);
+    drop(runtime);
+    serve_blocking(dir, config, rt, init, io, log, listener, &mut child_signal)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn serve_blocking(
+    dir: PathBuf,
+    config: MonitorConfig,
+    rt: tokio::runtime::Runtime,
+    init: Pid,
+    io: Io,
+    log: LogWriter,
+    listener: UnixListener,
+    child_signal: &mut Signal,
+) -> ExitCode {
     let result = rt.block_on(serve(Serve {
         dir,
         config,
@@ -197,7 +277,7 @@ fn serve_blocking(prepared: Prepared) -> ExitCode {
         io,
         log,
         listener,
-        child_signal: &mut child_signal,
+        child_signal,
     }));
     match result {
         Ok(record) => {
@@ -251,34 +331,12 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
             config.id
         ));
     }
-    let pid_file = dir.join(CONTAINER_PID_FILE);
-    let io = if config.tty {
+    // The container's stdio, ready for the runtime; it runs on "start".
+    let launch = if config.tty {
         let socket = SocketPath::new(dir, CONSOLE_SOCKET).map_err(|e| e.full_message())?;
         let console = UnixListener::bind(socket.path())
             .map_err(|e| format!("bind {}: {e}", dir.join(CONSOLE_SOCKET).display()))?;
-        let null = || CreateStdio {
-            stdin: Stdio::null(),
-            stdout: Stdio::null(),
-            stderr: Stdio::null(),
-        };
-        let created = runtime.create(
-            &config.id,
-            &config.bundle,
-            &pid_file,
-            Some(socket.path()),
-            null(),
-        );
-        let master = created.and_then(|()| {
-            receive_console(&console).map_err(|e| format!("receive the terminal: {e}"))
-        });
-        let _ = std::fs::remove_file(dir.join(CONSOLE_SOCKET));
-        match master {
-            Ok(master) => Io::Tty { master },
-            Err(message) => {
-                runtime.delete(&config.id);
-                return Err(message);
-            }
-        }
+        Launch::Tty { console, socket }
     } else {
         let pipe = || {
             rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
@@ -292,31 +350,16 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
         } else {
             (None, Stdio::null())
         };
-        let stdio = CreateStdio {
-            stdin: stdin_child,
-            stdout: Stdio::from(stdout_child),
-            stderr: Stdio::from(stderr_child),
-        };
-        if let Err(message) = runtime.create(&config.id, &config.bundle, &pid_file, None, stdio) {
-            runtime.delete(&config.id);
-            return Err(message);
-        }
-        Io::Pipes {
+        Launch::Pipes {
             stdin,
             stdout,
             stderr,
+            child: CreateStdio {
+                stdin: stdin_child,
+                stdout: Stdio::from(stdout_child),
+                stderr: Stdio::from(stderr_child),
+            },
         }
-    };
-    let init = std::fs::read_to_string(&pid_file)
-        .ok()
-        .and_then(|text| text.trim().parse().ok())
-        .and_then(Pid::from_raw);
-    let Some(init) = init else {
-        runtime.delete(&config.id);
-        return Err(format!(
-            "the runtime wrote no pid to {}",
-            pid_file.display()
-        ));
     };
     let listener = SocketPath::new(dir, ATTACH_SOCKET)
         .map_err(|e| e.full_message())
@@ -336,8 +379,7 @@ fn prepare(dir: &Path) -> Result<Prepared, String> {
         config,
         runtime,
         rt,
-        init,
-        io,
+        launch,
         log,
         listener,
         child_signal,
