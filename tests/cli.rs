@@ -140,3 +140,37 @@ fn doctor_names_each_missing_piece_and_its_fix() {
         run.stdout
     );
 }
+
+#[test]
+fn project_flags_before_or_after_the_command() {
+    let p = Project::new(&[
+        ("a.toml", "[containers.alpha]\nimage = \"nginx:1.27\"\n"),
+        ("b.toml", "[containers.beta]\nimage = \"nginx:1.27\"\n"),
+    ]);
+    let before = p.run(&["-f", "a.toml", "-p", "first", "config", "--format", "json"]);
+    assert_eq!(before.code, 0, "{}", before.transcript());
+    assert!(before.stdout.contains("\"alpha\""), "{}", before.stdout);
+    assert!(before.stdout.contains("\"name\": \"first\""));
+    let after = p.run(&[
+        "-f", "a.toml", "-p", "first", "config", "-f", "b.toml", "-p", "second", "--format", "json",
+    ]);
+    assert_eq!(after.code, 0, "{}", after.transcript());
+    assert!(
+        after.stdout.contains("\"beta\"") && !after.stdout.contains("\"alpha\""),
+        "the flags after the command win: {}",
+        after.stdout
+    );
+    assert!(after.stdout.contains("\"name\": \"second\""));
+    let valid = p.run(&["validate", "--file", "b.toml", "--verbose"]);
+    assert_eq!(valid.code, 0, "{}", valid.transcript());
+    assert!(valid.stderr.contains("loading") && valid.stderr.contains("b.toml"));
+    let short_v = p.run(&["-v", "validate"]);
+    assert_eq!(
+        short_v.code,
+        2,
+        "-v is no global flag: {}",
+        short_v.transcript()
+    );
+    let bad_name = p.run(&["config", "-f", "a.toml", "-p", "Not_A_Label"]);
+    assert_eq!(bad_name.code, 2, "{}", bad_name.transcript());
+}

@@ -14,18 +14,76 @@ use registry::{Sandbox, seed_image};
 
 const IMAGE: &str = "test/cli:1";
 
-fn sandbox() -> Sandbox {
-    let s = Sandbox::new();
+/// A sandbox whose containers are removed (`rm -f --all`) when it goes,
+/// pass or fail, before the sandbox kills its engine and unmounts what is
+/// left.
+struct Env(Option<Sandbox>);
+
+impl std::ops::Deref for Env {
+    type Target = Sandbox;
+    fn deref(&self) -> &Sandbox {
+        self.0.as_ref().unwrap()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take()
+            && s.dir.path().join("engine.sock").exists()
+        {
+            let _ = s.run(&["rm", "-f", "--all"]);
+        }
+    }
+}
+
+fn sandbox() -> Env {
+    let s = Env(Some(Sandbox::new()));
     let tar = seed_image(s.dir.path(), IMAGE);
     s.ok(&["image", "import", tar.to_str().unwrap()]);
     s
 }
 
-fn finish(s: Sandbox) {
+fn finish(s: Env) {
     let root = s.root();
     drop(s);
     let left = registry::mounts_below(&root);
     assert!(left.is_empty(), "mounts left behind: {left:?}");
+}
+
+/// Waits for a child with a bound, killing it (and failing) past it.
+fn wait_bounded(mut child: std::process::Child, what: &str) -> std::process::Output {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("{what} did not end");
+}
+
+/// Reads the child's stdout up to a line equal to `line`.
+fn read_until(child: &mut std::process::Child, line: &str) -> String {
+    use std::io::BufRead;
+    let mut out = std::io::BufReader::new(child.stdout.as_mut().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut l = String::new();
+        if out.read_line(&mut l).unwrap() == 0 {
+            panic!("output ended before {line:?}: {seen}");
+        }
+        seen.push_str(&l);
+        if l.trim_end() == line {
+            return seen;
+        }
+    }
+}
+
+fn signal(child: &std::process::Child, sig: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_child(child);
+    rustix::process::kill_process(pid, sig).unwrap();
 }
 
 fn eventually(what: &str, mut f: impl FnMut() -> bool) {
@@ -144,6 +202,28 @@ fn create_start_attach_and_rm_force() {
     assert_eq!(id.trim().len(), 64);
     let r = s.run(&["start", "-a", "later"]);
     assert_eq!((r.code, r.stdout.as_str()), (4, "from later\n"));
+    // `start -a -i` attaches to a container that already runs, as Docker's.
+    s.ok(&[
+        "create",
+        "-i",
+        "--name",
+        "reader",
+        IMAGE,
+        "sh",
+        "-c",
+        "read line; echo got $line; exit 5",
+    ]);
+    s.ok(&["start", "reader"]);
+    let mut child = s
+        .command(&["start", "-a", "-i", "reader"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = wait_bounded(child, "start -a -i");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got hello\n");
+    assert_eq!(out.status.code(), Some(5));
     s.ok(&["run", "-d", "--name", "busy", IMAGE, "sleep", "3600"]);
     let r = s.run(&["rm", "busy"]);
     assert_eq!(r.code, 1);
@@ -157,33 +237,95 @@ fn create_start_attach_and_rm_force() {
 #[test]
 fn a_terminal_under_a_pty() {
     let s = sandbox();
-    let servin = env!("CARGO_BIN_EXE_servin");
-    let run = |args: &str| {
-        let line = format!(
-            "SERVIN_ROOT={} SERVIN_HOST=unix://{} SERVIN_ENGINE={} {servin} {args}",
-            s.root().display(),
-            s.dir.path().join("engine.sock").display(),
-            registry::engine_binary().display(),
-        );
-        std::process::Command::new("script")
-            .args(["-qec", &line, "/dev/null"])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+    // A shell line run on a terminal of its own (`script`), with `servin`
+    // meaning this sandbox's.
+    let shell = |line: &str| {
+        let plain = s.command(&[]);
+        let mut cmd = std::process::Command::new("timeout");
+        cmd.args(["120", "script", "-qec", line, "/dev/null"])
+            .env("servin", env!("CARGO_BIN_EXE_servin"))
+            .stdin(Stdio::null());
+        for (k, v) in plain.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+        (out.status.code(), text)
     };
-    let out = run(&format!("run --rm -t {IMAGE} tty"));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("/dev/pts/"),
-        "{out:?}"
-    );
+    let (_, text) = shell(&format!("$servin run --rm -t {IMAGE} tty"));
+    assert!(text.contains("/dev/pts/"), "{text}");
+    // The container's terminal takes this one's size (sent once it runs,
+    // so the command waits for it, up to 30 s).
+    let (_, text) = shell(&format!(
+        "stty rows 33 cols 101; $servin run --rm -it {IMAGE} sh -c 'n=0; while [ \"$(stty size 2>/dev/null)\" != \"33 101\" ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n+1)); done; stty size'"
+    ));
+    assert!(text.contains("33 101"), "{text}");
     s.ok(&["run", "-d", "--name", "sh1", IMAGE, "sleep", "3600"]);
-    let out = run("exec -it sh1 sh -c 'tty; exit 9'");
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("/dev/pts/"),
-        "{out:?}"
+    let (code, text) = shell("$servin exec -it sh1 sh -c 'tty; exit 9'");
+    assert!(text.contains("/dev/pts/"), "{text}");
+    assert_eq!(code, Some(9));
+    // A resize of this terminal (SIGWINCH) reaches the container's: the
+    // container says (through a bind mount) when it has seen the first
+    // size, then waits for the second.
+    let marks = tempfile::tempdir().unwrap();
+    let (code, text) = shell(&format!(
+        r#"stty rows 33 cols 101
+$servin run --rm -it -v {marks}:/marks {IMAGE} sh -c '
+  n=0; while [ "$(stty size 2>/dev/null)" != "33 101" ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n+1)); done
+  echo > /marks/first
+  n=0; while [ "$(stty size 2>/dev/null)" != "40 120" ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n+1)); done
+  echo "size $(stty size)"' </dev/tty &
+pid=$!
+n=0
+while [ ! -e {marks}/first ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n+1)); done
+stty rows 40 cols 120
+wait $pid
+"#,
+        marks = marks.path().display()
+    ));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("size 40 120"), "{text}");
+    // Raw mode is undone when the container exits, and when a signal ends
+    // servin while the terminal is raw (the container goes on).
+    let (code, text) = shell(&format!(
+        r#"before=$(stty -g)
+$servin run --rm -it {IMAGE} sh -c 'exit 3'
+echo "code=$?"
+[ "$(stty -g)" = "$before" ] && echo restored
+$servin run -it --name raw {IMAGE} sleep 3600 </dev/tty &
+pid=$!
+n=0
+while [ "$(stty -g)" = "$before" ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n+1)); done
+[ $n -lt 600 ] && echo raw
+kill -TERM $pid
+wait $pid
+echo "code=$?"
+[ "$(stty -g)" = "$before" ] && echo restored again
+"#
+    ));
+    assert_eq!(code, Some(0), "{text}");
+    // `script` may type an end-of-input byte into the terminal when its own
+    // input ends, which the terminal echoes as `^@` or `^D`.
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            l.replace("^@", "")
+                .replace("^D", "")
+                .trim_matches(|c: char| c.is_control())
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        ["code=3", "restored", "raw", "code=143", "restored again"],
+        "{text}"
     );
-    assert_eq!(out.status.code(), Some(9));
-    s.ok(&["rm", "-f", "sh1"]);
+    let info: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "raw"])).unwrap();
+    assert_eq!(info[0]["State"]["Status"], "running");
+    s.ok(&["rm", "-f", "sh1", "raw"]);
     finish(s);
 }
 
@@ -241,5 +383,164 @@ fn bad_input() {
         "only the first create remains"
     );
     s.ok(&["rm", "taken"]);
+    finish(s);
+}
+
+#[test]
+fn flags_reach_the_container() {
+    let s = sandbox();
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("f"), "from the host\n").unwrap();
+    let env_file = s.dir.path().join("vars.env");
+    std::fs::write(&env_file, "# a comment\nFROM_FILE=yes\n\n").unwrap();
+    let bind = format!(
+        "type=bind,source={},target=/data,readonly",
+        host.path().display()
+    );
+    let out = s
+        .command(&[
+            "run",
+            "--rm",
+            "--mount",
+            &bind,
+            "--mount",
+            "type=tmpfs,target=/cache,tmpfs-size=1m",
+            "-e",
+            "FROM_SHELL",
+            "--env-file",
+            env_file.to_str().unwrap(),
+            "-w",
+            "/work",
+            "-u",
+            "1000:1000",
+            "--hostname",
+            "box",
+            "--entrypoint",
+            "sh",
+            IMAGE,
+            "-c",
+            "cat /data/f; echo $FROM_SHELL $FROM_FILE; pwd; id -u; hostname; cat /proc/mounts; touch /data/g || echo read-only",
+        ])
+        .env("FROM_SHELL", "passed")
+        .output()
+        .unwrap();
+    let r = Sandbox::output(out);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(
+        lines[..5],
+        ["from the host", "passed yes", "/work", "1000", "box"],
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("tmpfs /cache tmpfs") && l.contains("size=1024k")),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(lines.last(), Some(&"read-only"), "{}", r.stdout);
+    assert!(!host.path().join("g").exists());
+
+    let r = s.run(&["run", "--rm", "--read-only", IMAGE, "sh", "-c", "touch /x"]);
+    assert_ne!(r.code, 0, "a read-only root refuses writes");
+    s.ok(&[
+        "create",
+        "--name",
+        "limited",
+        "-m",
+        "64m",
+        "--cpus",
+        "0.5",
+        "-l",
+        "tier=test",
+        IMAGE,
+    ]);
+    let info: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "limited"])).unwrap();
+    assert_eq!(info[0]["HostConfig"]["Memory"], 64 * 1024 * 1024);
+    assert_eq!(info[0]["HostConfig"]["NanoCpus"], 500_000_000);
+    assert_eq!(info[0]["HostConfig"]["Init"], true);
+    assert_eq!(info[0]["Config"]["Labels"]["tier"], "test");
+    s.ok(&["rm", "-v", "limited"]);
+    finish(s);
+}
+
+#[test]
+fn health_shows_in_ps_and_logs_take_times() {
+    let s = sandbox();
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "checked",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "1s",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo one; echo two >&2; sleep 3600",
+    ]);
+    eventually("healthy", || s.ok(&["ps"]).contains("(healthy)"));
+    eventually("output", || s.ok(&["logs", "checked"]) == "one\n");
+    let r = s.run(&["logs", "checked"]);
+    assert_eq!(r.stderr, "two\n");
+    let r = s.run(&["logs", "--since", "1h", "checked"]);
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("one\n", "two\n"));
+    let r = s.run(&["logs", "--until", "2000-01-01T00:00:00Z", "checked"]);
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("", ""));
+    let stamped = s.ok(&["logs", "-t", "checked"]);
+    let (time, line) = stamped.trim_end().split_once(' ').unwrap();
+    assert_eq!(line, "one");
+    assert!(time.ends_with('Z') && time.contains('T'), "{stamped}");
+    let r = s.run(&["logs", "--since", "yesterday", "checked"]);
+    assert_eq!(r.code, 2);
+    s.ok(&["rm", "-f", "checked"]);
+    finish(s);
+}
+
+#[test]
+fn signals_go_to_the_container_and_exec_can_be_interrupted() {
+    let s = sandbox();
+    let mut run = s
+        .command(&[
+            "run",
+            "--rm",
+            IMAGE,
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    read_until(&mut run, "ready");
+    signal(&run, rustix::process::Signal::TERM);
+    let out = wait_bounded(run, "run after SIGTERM");
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got TERM\n");
+
+    s.ok(&["run", "-d", "--name", "idle", IMAGE, "sleep", "3600"]);
+    let mut exec = s
+        .command(&["exec", "idle", "sh", "-c", "echo ready; sleep 3600"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    read_until(&mut exec, "ready");
+    signal(&exec, rustix::process::Signal::INT);
+    let out = wait_bounded(exec, "exec after SIGINT");
+    assert!(!out.status.success());
+    let r = s.run(&["run", "--rm", "-it", IMAGE, "true"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("not a TTY"), "{}", r.stderr);
+    s.ok(&["rm", "-f", "idle"]);
     finish(s);
 }

@@ -55,6 +55,10 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
         privileged: Some(args.privileged),
         user: args.user.clone(),
         working_dir: args.workdir.clone(),
+        console_size: (args.tty && !args.detach)
+            .then(stream::size)
+            .flatten()
+            .map(|(rows, cols)| vec![usize::from(rows), usize::from(cols)]),
         ..Default::default()
     };
     let id = engine.exec_create(&args.container, &config)?;

@@ -70,6 +70,9 @@ pub struct RmArgs {
     /// Kill running containers and remove them
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Remove the containers' anonymous volumes too
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
     /// Remove every container
     #[arg(long, conflicts_with = "containers")]
     pub all: bool,
@@ -177,13 +180,15 @@ pub fn rm(cli: &Cli, args: &RmArgs) -> Result<(), Failed> {
             .filter_map(|c| {
                 c.names
                     .and_then(|n| n.first().map(|n| n.trim_start_matches('/').to_string()))
+                    .filter(|n| !n.is_empty())
+                    .or(c.id)
             })
             .collect()
     } else {
         args.containers.clone()
     };
     each(&targets, |c| {
-        engine.remove_container(c, args.force)?;
+        engine.remove_container(c, args.force, args.volumes)?;
         println!("{c}");
         Ok(())
     })

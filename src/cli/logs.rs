@@ -48,10 +48,17 @@ pub fn parse_time(flag: &str, v: &str) -> Result<String, Failed> {
         return Ok(v.to_string());
     }
     if v.contains('T') || v.contains('-') && v.len() >= 10 {
-        let secs = parse_rfc3339(v).ok_or_else(|| {
+        let (secs, nanos) = parse_rfc3339(v).ok_or_else(|| {
             bad("want RFC 3339 (2026-11-29T10:00:00Z), unix seconds or a duration like 10m")
         })?;
-        return Ok(secs.to_string());
+        if secs < 0 {
+            return Err(bad("times before 1970 are not taken"));
+        }
+        return Ok(if nanos == 0 {
+            secs.to_string()
+        } else {
+            format!("{secs}.{nanos:09}")
+        });
     }
     let d = servin::project::values::duration::parse_duration(v)
         .map_err(|e| bad(&format!("{e}; or give RFC 3339 or unix seconds")))?;
@@ -62,8 +69,9 @@ pub fn parse_time(flag: &str, v: &str) -> Result<String, Failed> {
     Ok(format!("{}.{:09}", then.as_secs(), then.subsec_nanos()))
 }
 
-/// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` as seconds since the epoch.
-fn parse_rfc3339(s: &str) -> Option<i64> {
+/// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` as seconds since the epoch and
+/// nanoseconds.
+fn parse_rfc3339(s: &str) -> Option<(i64, u32)> {
     let num = |from: usize, len: usize| -> Option<i64> {
         let part = s.get(from..from + len)?;
         part.bytes()
@@ -79,11 +87,21 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     }
     let (y, m, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
     let (hh, mm, ss) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    if m == 0 || m > 12 || d == 0 || d > 31 || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
     let mut i = 19;
+    let mut nanos: u32 = 0;
     if b.get(i) == Some(&b'.') {
         i += 1;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
+        let mut scale = 100_000_000;
+        while let Some(digit) = b.get(i).filter(|c| c.is_ascii_digit()) {
+            nanos += u32::from(digit - b'0') * scale;
+            scale /= 10;
             i += 1;
+        }
+        if i == 20 {
+            return None;
         }
     }
     let offset = match b.get(i) {
@@ -94,12 +112,19 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
         }
         _ => return None,
     };
+    let end = match b.get(i) {
+        Some(b'Z' | b'z') => i + 1,
+        _ => i + 6,
+    };
+    if s.len() != end {
+        return None;
+    }
     let yy = if m <= 2 { y - 1 } else { y };
     let era = yy.div_euclid(400);
     let yoe = yy - era * 400;
     let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
     let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    Some(days * 86_400 + hh * 3600 + mm * 60 + ss - offset)
+    Some((days * 86_400 + hh * 3600 + mm * 60 + ss - offset, nanos))
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
@@ -155,6 +180,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -171,7 +197,33 @@ mod tests {
             parse_time("--since", "2023-11-14T22:13:20Z").as_deref(),
             Ok("1700000000")
         ));
-        assert!(parse_time("--since", "10m").is_ok());
+        assert!(matches!(
+            parse_time("--since", "2023-11-14T23:13:20.25+01:00").as_deref(),
+            Ok("1700000000.250000000")
+        ));
+        assert!(matches!(
+            parse_time("--until", "2026-11-29T10:00:00.000000001Z").as_deref(),
+            Ok("1795946400.000000001")
+        ));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let ten_minutes_ago: f64 = parse_time("--since", "10m").unwrap().parse().unwrap();
+        assert!((now - 600.0 - ten_minutes_ago).abs() < 60.0);
+        for bad in [
+            "2026-13-01T00:00:00Z",
+            "2026-11-29T10:00:00",
+            "2026-11-29T10:00:00Zjunk",
+            "2026-11-29T10:00:00.Z",
+            "1969-12-31T23:59:59Z",
+            "-5m",
+        ] {
+            assert!(
+                matches!(parse_time("--since", bad), Err(Failed::Usage(_))),
+                "{bad}"
+            );
+        }
         assert!(matches!(
             parse_time("--since", "yesterday"),
             Err(Failed::Usage(_))

@@ -271,3 +271,46 @@ impl Cli {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("servin").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn short_flags_belong_to_the_commands() {
+        let cli = parse(&["logs", "-f", "web"]).unwrap();
+        assert!(matches!(&cli.command, Command::Logs(a) if a.follow && a.container == "web"));
+        assert!(cli.file.is_none());
+        let cli = parse(&["rm", "-f", "-v", "web"]).unwrap();
+        assert!(matches!(&cli.command, Command::Rm(a) if a.force && a.volumes));
+        let cli = parse(&["rmi", "-f", "busybox"]).unwrap();
+        assert!(matches!(&cli.command, Command::Rmi(a) if a.force));
+        let cli = parse(&["run", "-v", "/a:/b", "busybox"]).unwrap();
+        assert!(matches!(&cli.command, Command::Run(a) if a.container.volume == ["/a:/b"]));
+        assert_eq!(parse(&["--verbose", "--verbose", "ps"]).unwrap().verbose, 2);
+        assert_eq!(parse(&["ps", "--verbose"]).unwrap().verbose, 1);
+        assert!(parse(&["-v", "ps"]).is_err(), "-v is no global flag");
+        assert!(
+            parse(&["ps", "-p", "x"]).is_err(),
+            "-p is not taken after commands that read no project"
+        );
+    }
+
+    #[test]
+    fn project_flags_go_before_or_after_the_command() {
+        let cli = parse(&["-f", "a.toml", "-p", "one", "config"]).unwrap();
+        assert_eq!(cli.file.as_deref(), Some(std::path::Path::new("a.toml")));
+        assert_eq!(cli.project_name.as_deref(), Some("one"));
+        for cmd in ["validate", "config", "import", "init"] {
+            let cli = parse(&["-f", "a.toml", cmd, "-f", "b.toml", "-p", "two"]).unwrap();
+            let p = cli.command.project_args().unwrap();
+            assert_eq!(p.file.as_deref(), Some(std::path::Path::new("b.toml")));
+            assert_eq!(p.project_name.as_deref(), Some("two"));
+        }
+    }
+}

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use bollard_stubs::models::{
-    ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, ResourcesUlimits,
-    RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, Mount, MountTmpfsOptions,
+    MountType, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
 };
 use servin::project::values::{duration, misc, signal, size};
 
@@ -20,7 +20,8 @@ pub struct ContainerArgs {
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
     /// Set an environment variable (`KEY=VALUE`, or `KEY` to pass this
-    /// shell's value); repeat for more
+    /// shell's value, unsetting the image's when this shell has none);
+    /// repeat for more
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
     /// Read environment variables from a file of `KEY=VALUE` lines
@@ -29,6 +30,11 @@ pub struct ContainerArgs {
     /// Bind-mount a host folder or file: `/host/path:/path[:ro]`
     #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:ro]")]
     pub volume: Vec<String>,
+    /// Mount in Docker's long form, e.g.
+    /// `type=bind,source=/src,target=/app,readonly` or
+    /// `type=tmpfs,target=/cache,tmpfs-size=64m`; repeat for more
+    #[arg(long, value_name = "KEY=VALUE,...")]
+    pub mount: Vec<String>,
     /// Mount a tmpfs at a path (`/path[:options]`, e.g. `/tmp:size=64m`)
     #[arg(long, value_name = "PATH[:OPTIONS]")]
     pub tmpfs: Vec<String>,
@@ -38,7 +44,8 @@ pub struct ContainerArgs {
     /// Run as this user: `name`, `uid`, `name:group` or `uid:gid`
     #[arg(short = 'u', long, value_name = "USER")]
     pub user: Option<String>,
-    /// Replace the image's entrypoint (`""` clears it)
+    /// Replace the image's entrypoint with this program (one word: give
+    /// its arguments as the command; `""` clears it)
     #[arg(long, value_name = "CMD")]
     pub entrypoint: Option<String>,
     /// Run the init as PID 1, forwarding signals and reaping zombies (the
@@ -57,8 +64,8 @@ pub struct ContainerArgs {
     /// CPU limit, e.g. `0.5` or `2`
     #[arg(long, value_name = "CPUS")]
     pub cpus: Option<String>,
-    /// Most processes the container may have
-    #[arg(long = "pids-limit", value_name = "N")]
+    /// Most processes the container may have (`-1` for no limit)
+    #[arg(long = "pids-limit", value_name = "N", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
     /// Give the container a terminal
     #[arg(short = 't', long)]
@@ -161,6 +168,92 @@ fn nanos_of(flag: &str, v: &str) -> Result<i64, Failed> {
     i64::try_from(d.as_nanos()).map_err(|_| usage(format!("invalid {flag} {v:?}: too long")))
 }
 
+/// Docker's `--mount` value: comma-separated `KEY=VALUE` fields.
+pub fn parse_mount(v: &str) -> Result<Mount, Failed> {
+    let bad = |why: String| usage(format!("invalid --mount {v:?}: {why}"));
+    let mut typ = MountType::VOLUME;
+    let mut source = None;
+    let mut target = None;
+    let mut read_only = None;
+    let mut tmpfs = MountTmpfsOptions::default();
+    for field in v.split(',').filter(|f| !f.is_empty()) {
+        let (key, value) = match field.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (field, None),
+        };
+        let need = || value.ok_or_else(|| bad(format!("`{key}` wants a value (`{key}=...`)")));
+        match key {
+            "type" => {
+                typ = match need()? {
+                    "bind" => MountType::BIND,
+                    "volume" => MountType::VOLUME,
+                    "tmpfs" => MountType::TMPFS,
+                    other => {
+                        return Err(bad(format!(
+                            "type {other:?} is not one servin mounts: use bind, volume or tmpfs"
+                        )));
+                    }
+                }
+            }
+            "source" | "src" => source = Some(need()?.to_string()),
+            "target" | "destination" | "dst" => target = Some(need()?.to_string()),
+            "readonly" | "ro" => {
+                read_only = Some(match value {
+                    None | Some("true" | "1") => true,
+                    Some("false" | "0") => false,
+                    Some(other) => {
+                        return Err(bad(format!("`{key}` is true or false, not {other:?}")));
+                    }
+                })
+            }
+            "tmpfs-size" => tmpfs.size_bytes = Some(size_of("--mount tmpfs-size", need()?)?),
+            "tmpfs-mode" => {
+                let m = need()?;
+                tmpfs.mode = Some(
+                    i64::from_str_radix(m, 8)
+                        .ok()
+                        .filter(|n| (0..=0o7777).contains(n))
+                        .ok_or_else(|| {
+                            bad(format!("tmpfs-mode {m:?} is not an octal mode like 1777"))
+                        })?,
+                );
+            }
+            other => {
+                return Err(bad(format!(
+                    "unknown field {other:?}: servin takes type, source, target, readonly, tmpfs-size and tmpfs-mode"
+                )));
+            }
+        }
+    }
+    let target = target.ok_or_else(|| bad("it needs a target (`target=/path`)".to_string()))?;
+    let why = match typ {
+        MountType::TMPFS if source.is_some() => Some("a tmpfs has no source"),
+        MountType::TMPFS => None,
+        _ if tmpfs != MountTmpfsOptions::default() => {
+            Some("tmpfs-size and tmpfs-mode are for type=tmpfs")
+        }
+        MountType::BIND if source.is_none() => {
+            Some("a bind mount needs a source (`source=/host/path`)")
+        }
+        MountType::VOLUME if source.is_none() => {
+            Some("a volume mount needs a source (`source=NAME`): servin makes no anonymous volumes")
+        }
+        _ => None,
+    };
+    if let Some(why) = why {
+        return Err(bad(why.to_string()));
+    }
+    let is_tmpfs = typ == MountType::TMPFS;
+    Ok(Mount {
+        target: Some(target),
+        source,
+        typ: Some(typ),
+        read_only,
+        tmpfs_options: is_tmpfs.then_some(tmpfs),
+        ..Default::default()
+    })
+}
+
 fn env_file_lines(path: &std::path::Path) -> Result<Vec<String>, Failed> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| usage(format!("cannot read the env file {}: {e}", path.display())))?;
@@ -180,14 +273,13 @@ impl ContainerArgs {
             env.extend(env_file_lines(f)?);
         }
         env.extend(self.env.iter().cloned());
+        // `KEY` alone takes this shell's value; when the shell has none it
+        // goes as `KEY`, which unsets the image's variable, as with Docker.
         let env: Vec<String> = env
             .into_iter()
-            .filter_map(|e| {
-                if e.contains('=') {
-                    Some(e)
-                } else {
-                    std::env::var(&e).ok().map(|v| format!("{e}={v}"))
-                }
+            .map(|e| match std::env::var(&e) {
+                Ok(v) if !e.contains('=') => format!("{e}={v}"),
+                _ => e,
             })
             .collect();
         let mut labels = HashMap::new();
@@ -261,6 +353,11 @@ impl ContainerArgs {
             let (path, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
             tmpfs.insert(path.to_string(), opts.to_string());
         }
+        let mounts = self
+            .mount
+            .iter()
+            .map(|m| parse_mount(m))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut log_opts = HashMap::new();
         for o in &self.log_opt {
             let (k, v) = key_value("--log-opt", o)?;
@@ -330,16 +427,12 @@ impl ContainerArgs {
                 "invalid --network {n:?}: use bridge, none or host (networks between containers are not there yet)"
             )));
         }
-        let entrypoint = self.entrypoint.as_ref().map(|e| {
-            if e.is_empty() {
-                vec![String::new()]
-            } else {
-                shell_words::split(e).unwrap_or_else(|_| vec![e.clone()])
-            }
-        });
+        // One program, as Docker takes it; `""` (one empty word) clears it.
+        let entrypoint = self.entrypoint.as_ref().map(|e| vec![e.clone()]);
         let host_config = HostConfig {
             binds: (!self.volume.is_empty()).then(|| self.volume.clone()),
             tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+            mounts: (!mounts.is_empty()).then_some(mounts),
             memory,
             memory_swap,
             nano_cpus,
@@ -426,10 +519,18 @@ fn create(
     engine: &servin::client::Engine,
     args: &ContainerArgs,
     auto_remove: bool,
+    attached: bool,
 ) -> Result<String, Failed> {
     let mut body = args.body()?;
-    if auto_remove && let Some(hc) = body.host_config.as_mut() {
-        hc.auto_remove = Some(true);
+    if let Some(hc) = body.host_config.as_mut() {
+        if auto_remove {
+            hc.auto_remove = Some(true);
+        }
+        // As Docker does, a terminal attached here starts at this one's size.
+        if attached && args.tty {
+            hc.console_size =
+                stream::size().map(|(rows, cols)| vec![usize::from(rows), usize::from(cols)]);
+        }
     }
     let first = engine.create_container(args.name.as_deref(), &body);
     let created = match first {
@@ -437,7 +538,7 @@ fn create(
             status: 404,
             ref message,
             ..
-        }) if message.contains("no such image") => {
+        }) if message.to_ascii_lowercase().contains("no such image") => {
             ui::info(&format!("Unable to find image '{}' locally", args.image));
             let mut progress = super::progress::Progress::new(false);
             let pulled = engine.pull(&args.image, None, |e| progress.event(e));
@@ -472,8 +573,11 @@ fn start_failure(e: &servin::client::Error) -> Failed {
 
 pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failed> {
     cli.format(&[Format::Text], Format::Text)?;
+    if !args.detach {
+        stream::check_tty(args.container.tty, args.container.interactive)?;
+    }
     let engine = servin::client::Engine::connect()?;
-    let id = match create(&engine, &args.container, args.rm) {
+    let id = match create(&engine, &args.container, args.rm, !args.detach) {
         Ok(id) => id,
         Err(Failed::Error(e)) => {
             ui::error_chain(e.as_ref());
@@ -516,7 +620,7 @@ pub fn exit_with(code: i64) -> Result<(), Failed> {
 pub fn create_cmd(cli: &Cli, args: &CreateArgs) -> Result<(), Failed> {
     cli.format(&[Format::Text], Format::Text)?;
     let engine = servin::client::Engine::connect()?;
-    let id = create(&engine, &args.container, false)?;
+    let id = create(&engine, &args.container, false, false)?;
     ui::data(&id)
 }
 
@@ -591,6 +695,90 @@ mod tests {
     }
 
     #[test]
+    fn mounts_in_the_long_form() {
+        let b = body(&[
+            "--mount",
+            "type=bind,src=/tmp,dst=/data,readonly",
+            "--mount",
+            "type=tmpfs,target=/cache,tmpfs-size=1m,tmpfs-mode=1770",
+            "--mount",
+            "source=cache,target=/v,ro=false",
+            "busybox",
+        ])
+        .unwrap();
+        let mounts = b.host_config.unwrap().mounts.unwrap();
+        assert_eq!(mounts[0].typ, Some(MountType::BIND));
+        assert_eq!(mounts[0].source.as_deref(), Some("/tmp"));
+        assert_eq!(mounts[0].target.as_deref(), Some("/data"));
+        assert_eq!(mounts[0].read_only, Some(true));
+        assert_eq!(mounts[0].tmpfs_options, None);
+        assert_eq!(mounts[1].typ, Some(MountType::TMPFS));
+        let t = mounts[1].tmpfs_options.clone().unwrap();
+        assert_eq!(t.size_bytes, Some(1024 * 1024));
+        assert_eq!(t.mode, Some(0o1770));
+        assert_eq!(mounts[2].typ, Some(MountType::VOLUME), "Docker's default");
+        assert_eq!(mounts[2].read_only, Some(false));
+        for bad in [
+            "type=bind,target=/x",
+            "type=bind,source=/tmp",
+            "type=nfs,source=/tmp,target=/x",
+            "type=tmpfs,source=/tmp,target=/x",
+            "type=tmpfs,target=/x,tmpfs-mode=999",
+            "type=bind,source=/tmp,target=/x,tmpfs-size=1m",
+            "type=bind,source=/tmp,target=/x,readonly=maybe",
+            "type=bind,source=/tmp,target=/x,bind-propagation=shared",
+            "target=/x",
+            "type,target=/x",
+        ] {
+            assert!(
+                matches!(body(&["--mount", bad, "busybox"]), Err(Failed::Usage(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn entrypoint_env_and_limits_as_docker_takes_them() {
+        let b = body(&[
+            "--entrypoint",
+            "/bin/my prog",
+            "-e",
+            "SERVIN_TEST_SURELY_UNSET_VARIABLE",
+            "-e",
+            "PATH",
+            "--pids-limit",
+            "-1",
+            "--memory-swap",
+            "-1",
+            "busybox",
+        ])
+        .unwrap();
+        assert_eq!(b.entrypoint.unwrap(), ["/bin/my prog"]);
+        let env = b.env.unwrap();
+        assert_eq!(env[0], "SERVIN_TEST_SURELY_UNSET_VARIABLE");
+        assert_eq!(env[1], format!("PATH={}", std::env::var("PATH").unwrap()));
+        let hc = b.host_config.unwrap();
+        assert_eq!(hc.pids_limit, Some(-1));
+        assert_eq!(hc.memory_swap, Some(-1));
+        assert_eq!(
+            body(&["--entrypoint", "", "busybox"])
+                .unwrap()
+                .entrypoint
+                .unwrap(),
+            [""],
+            "an empty entrypoint clears the image's"
+        );
+        assert!(body(&["busybox"]).unwrap().entrypoint.is_none());
+    }
+
+    #[test]
+    fn the_command_takes_everything_after_the_image() {
+        let b = body(&["busybox", "ls", "-l", "--name", "x", "-e"]).unwrap();
+        assert_eq!(b.cmd.unwrap(), ["ls", "-l", "--name", "x", "-e"]);
+        assert!(b.env.is_none());
+    }
+
+    #[test]
     fn bad_values_are_usage_errors() {
         for args in [
             &["-m", "lots", "busybox"][..],
@@ -599,6 +787,14 @@ mod tests {
             &["--restart", "sometimes", "busybox"],
             &["--ulimit", "nofile", "busybox"],
             &["--network", "mynet", "busybox"],
+            &["--memory-swap", "lots", "busybox"],
+            &["--shm-size", "big", "busybox"],
+            &["--health-interval", "often", "busybox"],
+            &["--stop-signal", "SIGNOPE", "busybox"],
+            &["--sysctl", "novalue", "busybox"],
+            &["--ulimit", "nofile=a:b", "busybox"],
+            &["--log-opt", "max-file=0", "busybox"],
+            &["--log-opt", "color=blue", "busybox"],
         ] {
             assert!(matches!(body(args), Err(Failed::Usage(_))), "{args:?}");
         }

@@ -4,6 +4,7 @@
 
 use std::io::{IsTerminal, Read, Write};
 
+use bollard_stubs::models::ExecStartConfig;
 use bytes::Bytes;
 use servin::client::containers::{Demux, Hijacked, wait_code};
 use servin::client::{Engine, Error, encode};
@@ -64,7 +65,7 @@ impl Drop for RawMode {
 }
 
 /// This terminal's size (rows, columns), when stdout is one.
-fn size() -> Option<(u16, u16)> {
+pub fn size() -> Option<(u16, u16)> {
     let ws = rustix::termios::tcgetwinsize(std::io::stdout()).ok()?;
     (ws.ws_row > 0 && ws.ws_col > 0).then_some((ws.ws_row, ws.ws_col))
 }
@@ -103,24 +104,102 @@ fn stdin_reader() -> tokio::sync::mpsc::UnboundedReceiver<Option<Vec<u8>>> {
     rx
 }
 
-/// Copies between the hijacked connection and this terminal until the
-/// output ends. `resize` is the API path prefix for resizes (`h`/`w` are
-/// appended); `kill` the one for forwarded signals.
-async fn pump(
-    engine: &Engine,
-    conn: Hijacked,
+/// The signals `run` and `start -a` pass on to a container without a
+/// terminal, as Docker's signal proxy does.
+const FORWARDED: [(i32, &str); 6] = [
+    (2, "INT"),
+    (15, "TERM"),
+    (1, "HUP"),
+    (3, "QUIT"),
+    (10, "USR1"),
+    (12, "USR2"),
+];
+
+/// The signals that end an attachment whose terminal is in raw mode, so the
+/// terminal is restored before servin exits.
+const ENDING: [(i32, &str); 3] = [(2, "INT"), (15, "TERM"), (1, "HUP")];
+
+/// Listens for `signals`, sending each one's number and name as it comes.
+/// Only the listed signals are caught; the others keep their default
+/// action.
+fn catch(
+    signals: &[(i32, &'static str)],
+) -> tokio::sync::mpsc::UnboundedReceiver<(i32, &'static str)> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    for &(num, name) in signals {
+        let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(num))
+        else {
+            continue;
+        };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while s.recv().await.is_some() {
+                if tx.send((num, name)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    rx
+}
+
+/// How the copying ended.
+enum Ended {
+    /// The output ended (the process exited or the stream closed).
+    Output,
+    /// A signal arrived while the terminal was raw; its number.
+    Signal(i32),
+}
+
+/// The signals an attachment catches: those it forwards (`forward`), else
+/// those that end a raw terminal's session (`raw`), else none. Called on
+/// the runtime before the terminal goes raw, so no signal finds it raw and
+/// uncaught.
+fn signals_for(
+    forward: bool,
+    raw: bool,
+) -> Option<tokio::sync::mpsc::UnboundedReceiver<(i32, &'static str)>> {
+    if forward {
+        Some(catch(&FORWARDED))
+    } else if raw {
+        Some(catch(&ENDING))
+    } else {
+        None
+    }
+}
+
+/// What [`pump`] does besides copying.
+struct Pump {
+    /// Whether the stream is a terminal's (raw bytes, not frames).
     tty: bool,
+    /// Whether to send this process's input.
     stdin: bool,
+    /// The caught signals (from [`signals_for`]).
+    signals: Option<tokio::sync::mpsc::UnboundedReceiver<(i32, &'static str)>>,
+    /// The API path prefix for resizes (`h`/`w` are appended).
     resize: Option<String>,
-    kill: Option<String>,
-) -> Result<(), Error> {
+    /// The API path prefix for forwarding the caught signals (the name is
+    /// appended); without it a caught signal ends the copy.
+    forward: Option<String>,
+}
+
+/// Copies between the hijacked connection and this terminal until the
+/// output ends, or a signal ends a raw terminal's session.
+async fn pump(engine: &Engine, conn: Hijacked, how: Pump) -> Result<Ended, Error> {
+    let Pump {
+        tty,
+        stdin,
+        mut signals,
+        resize,
+        forward,
+    } = how;
     let (mut rd, mut wr) = tokio::io::split(conn);
     let mut input = stdin.then(stdin_reader);
-    let mut winch =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok();
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
-    let mut sigterm =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut winch = if tty {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok()
+    } else {
+        None
+    };
     let send_resize = |path: &Option<String>| {
         let call = path
             .as_ref()
@@ -174,30 +253,40 @@ async fn pump(
                     }
                 }
             }
-            _ = async { match winch.as_mut() { Some(s) if tty => s.recv().await, _ => std::future::pending().await } } => {
+            _ = async { match winch.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => {
                 send_resize(&resize).await;
             }
-            _ = async { match sigint.as_mut() { Some(s) if !tty => s.recv().await, _ => std::future::pending().await } } => {
-                if let Some(k) = &kill {
-                    let _ = engine.post_later(&format!("{k}INT"), "forward SIGINT").await;
-                }
-            }
-            _ = async { match sigterm.as_mut() { Some(s) if !tty => s.recv().await, _ => std::future::pending().await } } => {
-                if let Some(k) = &kill {
-                    let _ = engine.post_later(&format!("{k}TERM"), "forward SIGTERM").await;
+            sig = async { match signals.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                let Some((num, name)) = sig else {
+                    signals = None;
+                    continue;
+                };
+                match &forward {
+                    Some(k) => {
+                        let _ = engine.post_later(&format!("{k}{name}"), "forward a signal").await;
+                    }
+                    None => return Ok(Ended::Signal(num)),
                 }
             }
         }
     }
-    Ok(())
+    Ok(Ended::Output)
+}
+
+/// The exit status of a process killed by signal `num`, as shells report it.
+fn killed_by(num: i32) -> i64 {
+    128 + i64::from(num)
 }
 
 /// Attaches to a container (starting it when asked) until its output ends;
-/// returns its exit code.
+/// returns its exit code. A signal that ends a raw terminal's session
+/// returns `128 + signal` at once, leaving the container running.
 pub fn attach(engine: &Engine, opts: &Attach) -> Result<i64, AttachError> {
     let id = encode(&opts.id);
-    let _raw = (opts.tty && opts.stdin && std::io::stdin().is_terminal()).then(RawMode::enter);
+    let raw = opts.tty && opts.stdin && std::io::stdin().is_terminal();
     let result = engine.block_on(async {
+        let signals = signals_for(!opts.tty, raw);
+        let _raw = raw.then(RawMode::enter);
         let wait = match opts.wait_condition {
             Some(c) => Some(
                 engine
@@ -222,16 +311,16 @@ pub fn attach(engine: &Engine, opts: &Attach) -> Result<i64, AttachError> {
                 .await
                 .map_err(AttachError::Start)?;
         }
-        pump(
-            engine,
-            conn,
-            opts.tty,
-            opts.stdin,
-            Some(format!("/containers/{id}/resize?")),
-            Some(format!("/containers/{id}/kill?signal=")),
-        )
-        .await
-        .map_err(AttachError::Other)?;
+        let how = Pump {
+            tty: opts.tty,
+            stdin: opts.stdin,
+            signals,
+            resize: Some(format!("/containers/{id}/resize?")),
+            forward: (!opts.tty).then(|| format!("/containers/{id}/kill?signal=")),
+        };
+        if let Ended::Signal(num) = pump(engine, conn, how).await.map_err(AttachError::Other)? {
+            return Ok(Some(killed_by(num)));
+        }
         match wait {
             Some(resp) => wait_code(resp, "wait")
                 .await
@@ -249,12 +338,26 @@ pub fn attach(engine: &Engine, opts: &Attach) -> Result<i64, AttachError> {
     }
 }
 
-/// Starts an exec instance attached to this terminal; returns its exit code.
+/// Starts an exec instance attached to this terminal; returns its exit code
+/// (or `128 + signal` when a signal ended a raw terminal's session).
 pub fn exec(engine: &Engine, exec_id: &str, tty: bool, stdin: bool) -> Result<i64, Error> {
     let id = encode(exec_id);
-    let _raw = (tty && stdin && std::io::stdin().is_terminal()).then(RawMode::enter);
-    let body = serde_json::json!({ "Detach": false, "Tty": tty }).to_string();
-    engine.block_on(async {
+    let raw = tty && stdin && std::io::stdin().is_terminal();
+    let start = ExecStartConfig {
+        detach: Some(false),
+        tty: Some(tty),
+        console_size: tty
+            .then(size)
+            .flatten()
+            .map(|(rows, cols)| vec![usize::from(rows), usize::from(cols)]),
+    };
+    let body = serde_json::to_vec(&start).map_err(|source| Error::Decode {
+        step: "start the exec".to_string(),
+        source,
+    })?;
+    let ended = engine.block_on(async {
+        let signals = signals_for(false, raw);
+        let _raw = raw.then(RawMode::enter);
         let conn = engine
             .hijack(
                 &format!("/exec/{id}/start"),
@@ -262,17 +365,18 @@ pub fn exec(engine: &Engine, exec_id: &str, tty: bool, stdin: bool) -> Result<i6
                 "start the exec",
             )
             .await?;
-        pump(
-            engine,
-            conn,
+        let how = Pump {
             tty,
             stdin,
-            Some(format!("/exec/{id}/resize?")),
-            None,
-        )
-        .await
+            signals,
+            resize: Some(format!("/exec/{id}/resize?")),
+            forward: None,
+        };
+        pump(engine, conn, how).await
     })?;
-    drop(_raw);
+    if let Ended::Signal(num) = ended {
+        return Ok(killed_by(num));
+    }
     let info = engine.exec_inspect(exec_id)?;
     Ok(info.exit_code.unwrap_or(0))
 }

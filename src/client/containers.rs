@@ -42,19 +42,20 @@ impl Demux {
     /// (stream 1 is stdout, 2 stderr).
     pub fn feed(&mut self, data: &[u8], mut each: impl FnMut(u8, &[u8])) {
         self.buf.extend_from_slice(data);
-        loop {
-            if self.buf.len() < 8 {
-                return;
-            }
-            let len = u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]);
-            let len = usize::try_from(len).unwrap_or(usize::MAX);
-            if self.buf.len() < 8 + len {
-                return;
-            }
-            let stream = self.buf[0];
-            each(stream, &self.buf[8..8 + len]);
-            self.buf.drain(..8 + len);
+        let mut at = 0;
+        while let Some(header) = self.buf.get(at..at + 8) {
+            let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+            let Some(end) = usize::try_from(len)
+                .ok()
+                .and_then(|len| (at + 8).checked_add(len))
+                .filter(|end| *end <= self.buf.len())
+            else {
+                break;
+            };
+            each(header[0], &self.buf[at + 8..end]);
+            at = end;
         }
+        self.buf.drain(..at);
     }
 }
 
@@ -155,9 +156,10 @@ impl Engine {
             .map(|_| ())
     }
 
-    /// `DELETE /containers/{id}`.
-    pub fn remove_container(&self, id: &str, force: bool) -> Result<(), Error> {
-        let path = format!("/containers/{}?force={force}", encode(id));
+    /// `DELETE /containers/{id}`; `volumes` asks for its anonymous volumes
+    /// to go too (`v`).
+    pub fn remove_container(&self, id: &str, force: bool, volumes: bool) -> Result<(), Error> {
+        let path = format!("/containers/{}?force={force}&v={volumes}", encode(id));
         self.empty_ok(Method::DELETE, &path, &format!("remove {id}"))
             .map(|_| ())
     }
@@ -296,7 +298,8 @@ impl Engine {
     }
 
     /// Sends a request whose answer may take long (wait), returning the
-    /// response once its headers arrive; the body follows later.
+    /// response once its headers arrive; the body follows later. `304 Not
+    /// Modified` (a start of a running container) counts as success.
     pub async fn post_later(
         &self,
         path: &str,
@@ -327,7 +330,7 @@ impl Engine {
             .body(Full::new(Bytes::new()))
             .map_err(|e| Error::Invalid(format!("{step}: {e}")))?;
         let resp = sender.send_request(req).await.map_err(http)?;
-        if !resp.status().is_success() {
+        if !resp.status().is_success() && resp.status() != StatusCode::NOT_MODIFIED {
             let status = resp.status();
             let body = resp
                 .into_body()

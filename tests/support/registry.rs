@@ -102,7 +102,7 @@ pub fn seed_image(dir: &Path, name: &str) -> PathBuf {
     std::fs::create_dir_all(rootfs.join("bin")).unwrap();
     std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
     for applet in [
-        "sh", "echo", "cat", "sleep", "tty", "id", "true", "ls", "hostname",
+        "sh", "echo", "cat", "sleep", "tty", "id", "true", "ls", "hostname", "stty",
     ] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
     }
