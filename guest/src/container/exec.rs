@@ -214,7 +214,7 @@ impl Containers {
         let dir = c.paths.execs();
         std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
         let file = format!("{tag}.json");
-        super::record::write_json(&dir, &file, &process)?;
+        super::record::write_json_atomic(&dir, &file, &process)?;
         let req = ExecRequest {
             runtime: runtime.binary.clone(),
             runtime_root: runtime.root.clone(),

@@ -418,7 +418,7 @@ impl Containers {
         if let Some(argv0) = argv.first() {
             rootfs::lookup_command(&rootfs_path, argv0, &env)?;
         }
-        record::write_json(&paths.bundle(), "config.json", &oci)
+        record::write_json_atomic(&paths.bundle(), "config.json", &oci)
     }
 
     fn write_etc_files(&self, c: &Container) -> Result<spec::EtcFiles> {

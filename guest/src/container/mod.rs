@@ -111,7 +111,7 @@ impl Container {
             s.clone()
         };
         self.signals.send_modify(|s| s.generation += 1);
-        record::write_json(&self.paths.dir, record::STATE_FILE, &snapshot)
+        record::write_json_atomic(&self.paths.dir, record::STATE_FILE, &snapshot)
     }
 
     /// A receiver of this container's [`Signals`].

@@ -164,6 +164,19 @@ pub fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> Result<()> 
     Ok(())
 }
 
+/// Writes `value` as JSON to `dir/name` atomically (temp file, rename) but
+/// without waiting for the disk: for files rewritten on every start and
+/// exit (the state, the bundle's spec, exec specs), where the rename is what
+/// keeps a killed engine from leaving half a file, and an fsync on the start
+/// path costs milliseconds on a busy disk.
+pub fn write_json_atomic(dir: &Path, name: &str, value: &impl Serialize) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(Error::json(name.to_string()))?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    fs::write(&tmp, &bytes).map_err(Error::io("write", &tmp))?;
+    let path = dir.join(name);
+    fs::rename(&tmp, &path).map_err(Error::io("rename", &path))
+}
+
 /// Reads `dir/name` as JSON.
 pub fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Result<T> {
     let path = dir.join(name);

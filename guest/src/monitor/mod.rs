@@ -148,8 +148,7 @@ pub fn alive(dir: &Path) -> bool {
         .any(|pair| pair[0] == b"monitor" && Path::new(std::ffi::OsStr::from_bytes(pair[1])) == dir)
 }
 
-/// Writes `bytes` to `path` crash-safely: a temporary file, fsync, rename,
-/// fsync of the folder.
+/// Writes `bytes` to `path` atomically: a temporary file, then a rename.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
@@ -157,9 +156,11 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     let write = || -> std::io::Result<()> {
+        // No fsync: the rename is what keeps a killed process from leaving
+        // half a file, and these files (config, pid, exit record) mean
+        // nothing after a power loss, which ends every container too.
         let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()
+        file.write_all(bytes)
     };
     if let Err(e) = write() {
         let _ = std::fs::remove_file(&tmp);

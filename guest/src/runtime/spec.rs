@@ -661,6 +661,23 @@ fn workdir_of(input: &SpecInput<'_>) -> Result<String> {
     Ok(wd)
 }
 
+/// The terminal's first size from Docker's `ConsoleSize` (`[height,
+/// width]`), so a program that reads it at once does not see 0x0 before
+/// the client's first resize. None without a terminal or a size.
+fn console_size(tty: bool, size: Option<&[usize]>) -> Option<oci_spec::runtime::Box> {
+    let [h, w] = size? else {
+        return None;
+    };
+    if !tty || *h == 0 || *w == 0 {
+        return None;
+    }
+    oci_spec::runtime::BoxBuilder::default()
+        .height(u64::try_from(*h).ok()?)
+        .width(u64::try_from(*w).ok()?)
+        .build()
+        .ok()
+}
+
 /// The hostname: the container's, else the first 12 digits of its ID.
 pub fn hostname_of(config: &ContainerCreateBody, id: &str) -> String {
     config
@@ -704,7 +721,10 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
         process = process.oom_score_adj(adj);
     }
     let mut process = process.build().map_err(oci("process"))?;
-    process.set_console_size(None);
+    process.set_console_size(console_size(
+        input.config.tty.unwrap_or(false),
+        hc.console_size.as_deref(),
+    ));
 
     let own_netns = input.netns.is_none() && hc.network_mode.as_deref() != Some("host");
     let mut sysctl = HashMap::new();
@@ -860,7 +880,10 @@ pub fn exec_process(input: &SpecInput<'_>, exec: &ExecConfig) -> Result<Process>
         .no_new_privileges(no_new_privileges(&hc))
         .build()
         .map_err(oci("exec process"))?;
-    process.set_console_size(None);
+    process.set_console_size(console_size(
+        exec.tty.unwrap_or(false),
+        exec.console_size.as_deref(),
+    ));
     Ok(process)
 }
 
@@ -1209,6 +1232,30 @@ mod tests {
         let v = serde_json::to_value(&priv_spec).unwrap();
         assert_eq!(v["linux"]["maskedPaths"], serde_json::json!([]));
         assert_eq!(v["linux"]["resources"]["devices"][0]["allow"], true);
+    }
+
+    #[test]
+    fn a_terminal_starts_at_the_client_size() {
+        let (d, etc) = fixture();
+        let config = ContainerCreateBody {
+            tty: Some(true),
+            host_config: Some(HostConfig {
+                console_size: Some(vec![40, 100]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(spec_of(&d, &etc, &config).unwrap()).unwrap();
+        assert_eq!(
+            v["process"]["consoleSize"],
+            serde_json::json!({"height": 40, "width": 100})
+        );
+        let no_tty = ContainerCreateBody {
+            host_config: config.host_config.clone(),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(spec_of(&d, &etc, &no_tty).unwrap()).unwrap();
+        assert!(v["process"]["consoleSize"].is_null());
     }
 
     #[test]
