@@ -275,7 +275,17 @@ pub async fn download_blob(
     show: bool,
 ) -> Result<bool> {
     let lock = store.lock_for(digest);
-    let _guard = lock.lock().await;
+    // Another pull downloading the same blob holds the lock: wait for it
+    // (and then find the blob present) rather than fetching it again.
+    let _guard = match lock.try_lock() {
+        Ok(guard) => guard,
+        Err(_) => {
+            if show {
+                progress.status(Some(&short_id(digest)), "Waiting");
+            }
+            lock.lock().await
+        }
+    };
     if store.has_blob(digest) {
         return Ok(false);
     }
