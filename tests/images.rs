@@ -229,33 +229,136 @@ fn login_stores_credentials_privately_and_logout_forgets_them() {
     );
 }
 
+/// Runs `servin login ARGS --password-stdin` with `password` on stdin.
+fn login(s: &Sandbox, args: &[&str], password: &str) -> registry::Run {
+    let mut all = vec!["login", "--password-stdin"];
+    all.extend_from_slice(args);
+    let mut child = s
+        .command(&all)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(password.as_bytes()).unwrap();
+        stdin.write_all(b"\n").unwrap();
+    }
+    Sandbox::output(child.wait_with_output().unwrap())
+}
+
+/// What `~/.servin/auth.json` holds (empty when it does not exist).
+fn stored(s: &Sandbox) -> String {
+    std::fs::read_to_string(s.home().join(".servin/auth.json")).unwrap_or_default()
+}
+
 #[test]
 fn login_checks_credentials_with_the_registry() {
     let s = Sandbox::new();
     let registry = Registry::start();
-    let login = |host: &str| {
-        let mut child = s
-            .command(&["login", "-u", "alice", "--password-stdin", host])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
-        }
-        Sandbox::output(child.wait_with_output().unwrap())
-    };
-    let r = login(&registry.addr());
+    let r = login(&s, &["-u", "alice", &registry.addr()], "s3cret");
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("Login Succeeded"), "{}", r.stderr);
-    // An unreachable registry: an error, and nothing stored for it.
-    let r = login("127.0.0.1:1");
+    // An unreachable registry: an error, a way out, and nothing stored.
+    let r = login(&s, &["-u", "alice", "127.0.0.1:1"], "s3cret");
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("log in to 127.0.0.1:1"), "{}", r.stderr);
-    let stored = std::fs::read_to_string(s.home().join(".servin/auth.json")).unwrap();
-    assert!(!stored.contains("127.0.0.1:1"), "{stored}");
+    assert!(r.stderr.contains("unreachable"), "{}", r.stderr);
+    assert!(r.stderr.contains("--no-verify"), "{}", r.stderr);
+    assert!(!stored(&s).contains("127.0.0.1:1"), "{}", stored(&s));
+}
+
+#[test]
+fn token_registry_with_login_or_docker_credentials() {
+    let s = Sandbox::new();
+    let reg = Registry::start_with_token("bob", "t0ken");
+    let seed = seed_image(s.dir.path(), "docker.io/library/seed:1");
+    s.ok(&["image", "import", seed.to_str().unwrap()]);
+    let remote = format!("{}/private/seed:1", reg.addr());
+    s.ok(&["tag", "seed:1", &remote]);
+
+    // No credentials: the push is refused.
+    let r = s.run(&["push", &remote]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("unauthorized: authentication required"),
+        "{}",
+        r.stderr
+    );
+
+    // A wrong password is refused and not stored.
+    let r = login(&s, &["-u", "bob", &reg.addr()], "wrong");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("unauthorized: incorrect username or password"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains(&reg.addr()), "{}", r.stderr);
+    assert!(!r.stderr.contains("--no-verify"), "{}", r.stderr);
+    assert!(!stored(&s).contains(&reg.addr()), "{}", stored(&s));
+
+    // `servin login`'s credentials: push, remove, pull back.
+    let r = login(&s, &["-u", "bob", &reg.addr()], "t0ken");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("Login Succeeded"), "{}", r.stderr);
+    assert!(stored(&s).contains(&reg.addr()), "{}", stored(&s));
+    s.ok(&["push", &remote]);
+    s.ok(&["rmi", &remote, "seed:1"]);
+    s.ok(&["pull", &remote]);
+    assert!(s.ok(&["images"]).contains("private/seed"));
+
+    // `~/.docker/config.json`'s credentials, when servin has none.
+    s.ok(&["logout", &reg.addr()]);
+    s.ok(&["rmi", &remote]);
+    let docker_config = |password: &str| {
+        use base64::Engine as _;
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("bob:{password}"));
+        let dir = s.home().join(".docker");
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = serde_json::json!({ "auths": { reg.addr(): { "auth": auth } } });
+        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    };
+    docker_config("t0ken");
+    s.ok(&["pull", &remote]);
+    s.ok(&["rmi", &remote]);
+
+    // Wrong credentials there: the pull fails naming the registry and
+    // leaves no image behind.
+    docker_config("wrong");
+    let r = s.run(&["pull", &remote]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("unauthorized: incorrect username or password"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains(&reg.addr()), "{}", r.stderr);
+    assert_eq!(s.ok(&["images", "--format", "json"]).trim(), "[]");
+}
+
+/// `text` without its terminal escape sequences (`ESC [ ... letter`).
+fn without_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.next() == Some('[') {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        }
+    }
+    out
 }
 
 #[test]
@@ -284,16 +387,37 @@ fn pull_on_a_terminal_draws_bars_and_a_summary() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    // A bar: the layer's short ID, `[`, `=` fill, byte counts; then the
-    // summary lines.
-    assert!(text.contains("[=") && text.contains("B/"), "{text}");
+    // The layer's short ID, from the image's manifest.
+    let layout = s.dir.path().join("layout");
+    let blob = |d: &str| -> serde_json::Value {
+        let hex = d.strip_prefix("sha256:").unwrap();
+        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap())
+            .unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let manifest = blob(index["manifests"][0]["digest"].as_str().unwrap());
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let short = &layer[7..19];
+    // Drawn with terminal escapes: the tag's line, then the layer's line
+    // with a bar of bytes while it downloads, left as `Pull complete`.
+    assert!(text.contains("\u{1b}["), "{text}");
+    let text = without_escapes(&text);
+    assert!(text.contains("1: Pulling from team/tty"), "{text}");
+    let bar = format!("{short}: Downloading");
+    let downloading = text.find(&bar).unwrap_or_else(|| panic!("{bar}: {text}"));
+    let after = &text[downloading..];
+    assert!(after.contains(" [=") && after.contains("KiB/"), "{text}");
+    assert!(text.contains(&format!("{short}: Pull complete")), "{text}");
+    // Then the summary, below the bars (none drawn after it).
+    let digest = text
+        .find("Digest: sha256:")
+        .unwrap_or_else(|| panic!("{text}"));
+    let summary = &text[digest..];
     assert!(
-        text.contains("\u{1b}["),
-        "drawn with terminal escapes: {text}"
-    );
-    assert!(text.contains("Digest: sha256:"), "{text}");
-    assert!(
-        text.contains(&format!("Status: Downloaded newer image for {remote}")),
+        summary.contains(&format!("Status: Downloaded newer image for {remote}")),
         "{text}"
     );
+    assert!(!summary.contains(" [="), "{text}");
+    assert!(!summary.contains(&format!("{short}:")), "{text}");
 }

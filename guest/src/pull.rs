@@ -9,8 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use futures_util::{StreamExt, TryStreamExt};
-use oci_client::Client;
 use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, RegistryOperation};
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 use tokio::io::AsyncWriteExt;
 
@@ -19,7 +19,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::reference::{ImageRef, familiar};
-use crate::registry::registry_error;
+use crate::registry::{auth_error, registry_error};
 use crate::store::{ImageRecord, LayerRecord, Store, short_id};
 use crate::unpack;
 
@@ -219,7 +219,18 @@ pub async fn resolve(
     auth: &RegistryAuth,
 ) -> Result<Resolved> {
     let client = engine.registries.client(r, auth);
-    let (mut bytes, mut digest, mut media_type) = fetch_manifest(&client, r, auth).await?;
+    let first = fetch_manifest(&client, r, auth).await;
+    if let Err(Error::Registry { status: 403, .. }) = &first
+        && matches!(auth, RegistryAuth::Basic(..))
+        && let Err(e) = client
+            .auth(&r.to_oci(), auth, RegistryOperation::Pull)
+            .await
+    {
+        // oci-client goes on anonymously when a token server refuses the
+        // credentials; asking again tells that apart from missing access.
+        return Err(auth_error(&format!("pull {r}"), auth, e));
+    }
+    let (mut bytes, mut digest, mut media_type) = first?;
     let repo_digest = digest.clone();
     if media_type == OCI_INDEX || media_type == DOCKER_LIST {
         let chosen = choose_from_index(&bytes, platform, &format!("pull {r}"))?;
@@ -264,7 +275,17 @@ pub async fn download_blob(
     show: bool,
 ) -> Result<bool> {
     let lock = store.lock_for(digest);
-    let _guard = lock.lock().await;
+    // Another pull downloading the same blob holds the lock: wait for it
+    // (and then find the blob present) rather than fetching it again.
+    let _guard = match lock.try_lock() {
+        Ok(guard) => guard,
+        Err(_) => {
+            if show {
+                progress.status(Some(&short_id(digest)), "Waiting");
+            }
+            lock.lock().await
+        }
+    };
     if store.has_blob(digest) {
         return Ok(false);
     }

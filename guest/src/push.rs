@@ -11,7 +11,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::reference::ImageRef;
-use crate::registry::registry_error;
+use crate::registry::{auth_error, registry_error};
 use crate::store::{ImageRecord, short_id};
 
 const CHUNK: usize = 4 * 1024 * 1024;
@@ -37,7 +37,7 @@ pub async fn push(
     client
         .auth(&oci_ref, auth, RegistryOperation::Push)
         .await
-        .map_err(|e| registry_error(&context, e))?;
+        .map_err(|e| auth_error(&context, auth, e))?;
     for layer in &image.layers {
         progress.status(Some(&short_id(&layer.digest)), "Preparing");
     }

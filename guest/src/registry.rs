@@ -70,15 +70,29 @@ impl Registries {
                 .any(|i| i == &r.registry || i == host_of(&r.registry))
     }
 
-    /// A client for `r`'s registry carrying `auth`.
-    pub fn client(&self, r: &ImageRef, auth: &RegistryAuth) -> Arc<Client> {
+    fn key(&self, r: &ImageRef, auth: &RegistryAuth) -> (String, bool) {
         let plain = self.is_plain_http(r);
         let who = match auth {
             RegistryAuth::Anonymous => String::new(),
             RegistryAuth::Basic(u, p) => crate::digest::of(format!("{u}:{p}").as_bytes()),
             RegistryAuth::Bearer(t) => crate::digest::of(t.as_bytes()),
         };
-        let key = format!("{}|{plain}|{who}", r.registry);
+        (format!("{}|{plain}|{who}", r.registry), plain)
+    }
+
+    /// Drops the client kept for `r`'s registry and `auth` (after the
+    /// registry refused them).
+    pub fn forget(&self, r: &ImageRef, auth: &RegistryAuth) {
+        let (key, _) = self.key(r, auth);
+        self.clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&key);
+    }
+
+    /// A client for `r`'s registry carrying `auth`.
+    pub fn client(&self, r: &ImageRef, auth: &RegistryAuth) -> Arc<Client> {
+        let (key, plain) = self.key(r, auth);
         let mut clients = self
             .clients
             .lock()
@@ -184,6 +198,63 @@ fn from_file(path: &Path, registry: &str) -> Option<RegistryAuth> {
     })
 }
 
+/// Longest part of a registry's refusal quoted in an error.
+const MAX_REASON: usize = 200;
+
+/// The words for credentials a registry or its token server refused, with
+/// what it said (cut short).
+pub fn refused(detail: &str) -> String {
+    let mut detail: String = detail.trim().chars().take(MAX_REASON).collect();
+    if detail.is_empty() {
+        detail = "refused".to_string();
+    }
+    format!("unauthorized: incorrect username or password ({detail})")
+}
+
+/// What a token server's refusal says: the messages of a registry-style
+/// `errors` list, Docker Hub's `details`, or the body itself.
+fn token_reason(body: &str) -> String {
+    #[derive(Deserialize)]
+    struct Refusal {
+        #[serde(default)]
+        errors: Vec<RefusalError>,
+        #[serde(default)]
+        details: String,
+    }
+    #[derive(Deserialize)]
+    struct RefusalError {
+        #[serde(default)]
+        message: String,
+    }
+    match serde_json::from_str::<Refusal>(body) {
+        Ok(r) if !r.details.is_empty() => r.details,
+        Ok(r) if r.errors.iter().any(|e| !e.message.is_empty()) => r
+            .errors
+            .iter()
+            .map(|e| e.message.as_str())
+            .filter(|m| !m.is_empty())
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => body.trim().to_string(),
+    }
+}
+
+/// Like [`registry_error`] for an error of authenticating with `auth`: a
+/// token server refusing credentials that were given is reported as wrong
+/// credentials.
+pub fn auth_error(context: &str, auth: &RegistryAuth, e: OciDistributionError) -> Error {
+    match (&e, auth) {
+        (OciDistributionError::AuthenticationFailure(m), RegistryAuth::Basic(..)) => {
+            Error::Registry {
+                context: context.to_string(),
+                message: refused(&format!("token server: {}", token_reason(m))),
+                status: 403,
+            }
+        }
+        _ => registry_error(context, e),
+    }
+}
+
 /// Turns an oci-client error into an engine error about `context`.
 pub fn registry_error(context: &str, e: OciDistributionError) -> Error {
     let (status, message) = match &e {
@@ -211,9 +282,13 @@ pub fn registry_error(context: &str, e: OciDistributionError) -> Error {
                 .collect();
             (status, text.join("; "))
         }
-        OciDistributionError::AuthenticationFailure(m) => {
-            (403, format!("authentication failed: {m}"))
-        }
+        OciDistributionError::AuthenticationFailure(m) => (
+            403,
+            format!(
+                "unauthorized: authentication required (token server: {})",
+                token_reason(m)
+            ),
+        ),
         OciDistributionError::UnauthorizedError { .. } => {
             (403, "unauthorized: authentication required".to_string())
         }
@@ -271,5 +346,21 @@ mod tests {
             matches!(from_file(&file, "127.0.0.1:5000"), Some(RegistryAuth::Basic(u, _)) if u == "me")
         );
         assert!(from_file(&file, "other:1").is_none());
+    }
+
+    #[test]
+    fn token_server_refusals_are_quoted_briefly() {
+        assert_eq!(
+            token_reason(r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}"#),
+            "bad credentials"
+        );
+        assert_eq!(
+            token_reason(r#"{"details":"incorrect username or password"}"#),
+            "incorrect username or password"
+        );
+        assert_eq!(token_reason(" nope \n"), "nope");
+        let long = refused(&"x".repeat(1000));
+        assert!(long.len() < 300, "{long}");
+        assert!(refused("").ends_with("(refused)"));
     }
 }

@@ -280,7 +280,7 @@ fn bearer_token_auth_with_servin_and_docker_credentials() {
     write_cfg("bob", "wrong");
     let err = engine.docker_err(&["pull", &name]);
     assert!(
-        err.contains("unauthorized") || err.contains("denied"),
+        err.contains("unauthorized: incorrect username or password"),
         "{err}"
     );
     assert!(
@@ -296,6 +296,14 @@ fn bearer_token_auth_with_servin_and_docker_credentials() {
     let copy = format!("{}/private/tok-copy:v1", registry.addr());
     engine.docker_ok(&["tag", &name, &copy]);
     engine.docker_ok(&["push", &copy]);
+    // Wrong credentials refuse a push too, naming the registry.
+    write_cfg("bob", "wrong");
+    let err = engine.docker_err(&["push", &copy]);
+    assert!(
+        err.contains("unauthorized: incorrect username or password"),
+        "{err}"
+    );
+    assert!(err.contains(&registry.addr()), "{err}");
     engine.docker_ok(&["rmi", &name, &copy]);
 
     // `servin login`'s file, read by the engine when no header comes.
@@ -327,12 +335,17 @@ fn bearer_token_auth_with_servin_and_docker_credentials() {
 fn docker_login_checks_credentials_with_basic_and_token_registries() {
     let engine = EngineGuard::start();
     let basic = RegistryGuard::start_with_auth("alice", "s3cret");
+    // Its token server grants nothing outside `private/`, as Docker Hub's
+    // does: good credentials are still good.
     let token = RegistryGuard::start_with_token("bob", "t0ken");
     for (registry, user, good) in [(&basic, "alice", "s3cret"), (&token, "bob", "t0ken")] {
         let out = engine.docker_ok(&["login", &registry.addr(), "-u", user, "-p", good]);
         assert!(out.contains("Login Succeeded"), "{out}");
         let err = engine.docker_err(&["login", &registry.addr(), "-u", user, "-p", "nope"]);
-        assert!(err.contains("unauthorized"), "{err}");
+        assert!(
+            err.contains("unauthorized: incorrect username or password"),
+            "{err}"
+        );
         assert!(err.contains(&registry.addr()), "{err}");
     }
     let r = engine.api(
@@ -343,4 +356,29 @@ fn docker_login_checks_credentials_with_basic_and_token_registries() {
     );
     assert_eq!(r.status, 400);
     assert!(r.text().contains("username"), "{}", r.text());
+
+    // The call itself: 200 and Docker's status, 401 for wrong credentials,
+    // a 5xx naming an unreachable registry.
+    let login = |server: &str, password: &str| {
+        let body = serde_json::json!({
+            "username": "bob", "password": password, "serveraddress": server,
+        });
+        engine.api(
+            "POST",
+            "/auth",
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+    };
+    let r = login(&format!("http://{}/v2/", token.addr()), "t0ken");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["Status"], "Login Succeeded");
+    let r = login(&token.addr(), "nope");
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.text().contains("bad credentials"), "{}", r.text());
+    let r = login("127.0.0.1:1", "t0ken");
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("log in to 127.0.0.1:1"), "{}", r.text());
+    assert!(r.text().contains("unreachable"), "{}", r.text());
 }

@@ -6,6 +6,7 @@ mod support;
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
+use support::gate::Gate;
 use support::image::{self, Comp, Entry, Layer};
 use support::{EngineGuard, RegistryGuard};
 
@@ -127,41 +128,85 @@ fn concurrent_pulls_of_one_image_both_succeed_and_share_layers() {
     }
 }
 
+/// Waits (up to a minute) for `cond`, failing with `what` and the engine's
+/// log.
+fn wait_for(engine: &EngineGuard, what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}\n{}",
+            engine.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn concurrent_pulls_of_two_images_fetch_their_shared_layer_once() {
     let registry = RegistryGuard::start();
     let engine = EngineGuard::start();
     let shared = || Layer {
-        entries: vec![Entry::File("big", support::noise(16 << 20, 7), 0o644)],
+        entries: vec![Entry::File("big", support::noise(4 << 20, 7), 0o644)],
         comp: Comp::None,
     };
     let own =
         |name: &'static str| Layer::gzip(vec![Entry::File(name, name.as_bytes().to_vec(), 0o644)]);
     let one = image::build(&[shared(), own("one")], "amd64", false);
     let two = image::build(&[shared(), own("two")], "amd64", false);
-    assert_eq!(one.layers[0].digest, two.layers[0].digest);
+    let big = one.layers[0].digest.clone();
+    assert_eq!(big, two.layers[0].digest);
     registry.push("test/one", "v1", &one);
     registry.push("test/two", "v1", &two);
-    let pulls: Vec<_> = ["test/one:v1", "test/two:v1"]
-        .iter()
-        .map(|n| {
-            engine
-                .docker_cmd(&["pull", &format!("{}/{n}", registry.addr())])
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut p in pulls {
-        assert!(p.wait().unwrap().success());
-    }
+    // The gate holds every GET of the shared layer until it is opened, so
+    // the two pulls overlap for certain.
+    let gate = Gate::start(registry.port, &format!("/blobs/{big} "));
+    let pull = |repo: &str| {
+        let r = engine.api(
+            "POST",
+            &format!("/images/create?fromImage={}/{repo}&tag=v1", gate.addr()),
+            &[],
+            b"",
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(!r.text().contains("errorDetail"), "{}", r.text());
+        r.text()
+    };
+    let own_two = engine
+        .root()
+        .join("images/blobs/sha256")
+        .join(&two.layers[1].digest[7..]);
+    let second = std::thread::scope(|scope| {
+        let first = scope.spawn(|| pull("test/one"));
+        wait_for(&engine, "the first pull asks for the shared layer", || {
+            gate.seen() == 1
+        });
+        let second = scope.spawn(|| pull("test/two"));
+        // The second pull fetches its own layer while the shared one is held:
+        // by then it has either asked for the shared layer too, or is waiting
+        // for the first pull's download of it.
+        wait_for(&engine, "the second pull stores its own layer", || {
+            own_two.is_file()
+        });
+        gate.open();
+        first.join().unwrap();
+        second.join().unwrap()
+    });
     assert_eq!(engine.image_count(), 2);
+    assert_eq!(gate.seen(), 1, "the shared layer was asked for twice");
     assert_eq!(
-        registry.blob_gets(&one.layers[0].digest),
+        registry.blob_gets(&big),
         1,
         "the shared layer was downloaded more than once\n{}",
         registry.log()
     );
+    // The second pull told its client it waited for the shared layer.
+    let short = &big[7..19];
+    let waited = second
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .any(|v| v["id"] == short && v["status"] == "Waiting");
+    assert!(waited, "{second}");
 }
 
 #[test]

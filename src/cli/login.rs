@@ -69,7 +69,16 @@ pub fn login(cli: &Cli, args: &LoginArgs) -> Result<(), Failed> {
     let credentials = Credentials { username, password };
     if !args.no_verify {
         let engine = servin::client::Engine::connect()?;
-        engine.login(&args.registry, &credentials)?;
+        if let Err(e) = engine.login(&args.registry, &credentials) {
+            ui::error_chain(&e);
+            if matches!(e, servin::client::Error::Engine { status, .. } if status >= 500) {
+                ui::info(&format!(
+                    "the credentials were not stored; to store them without checking while {} cannot be reached, use `servin login --no-verify`",
+                    args.registry
+                ));
+            }
+            return Err(Failed::Reported);
+        }
     }
     let path = auth::store(&args.registry, &credentials)?;
     if args.no_verify {

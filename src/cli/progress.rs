@@ -9,6 +9,21 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::ui;
 
+/// A line with a status and no bar: `ID: Waiting`, `TAG: Pulling from X`.
+fn status_style() -> ProgressStyle {
+    ProgressStyle::with_template("{prefix:.bold}: {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+/// A line with a status and a bar of bytes.
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{prefix:.bold}: {msg:<18} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ")
+}
+
 /// Draws progress for one pull or push.
 pub struct Progress {
     quiet: bool,
@@ -49,21 +64,23 @@ impl Progress {
         if let Some(multi) = &self.multi {
             let bar = self.bars.entry(id.clone()).or_insert_with(|| {
                 let bar = multi.add(ProgressBar::new(0));
-                let style = ProgressStyle::with_template(
-                    "{prefix:.bold} {msg:<18} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> ");
-                bar.set_style(style);
+                bar.set_style(status_style());
                 bar.set_prefix(id.clone());
                 bar
             });
-            if total > 0 {
+            let done =
+                status == "Pull complete" || status.ends_with("exists") || status == "Pushed";
+            if total > 0 && !done {
+                if bar.length() == Some(0) {
+                    bar.set_style(bar_style());
+                }
                 bar.set_length(u64::try_from(total).unwrap_or(0));
                 bar.set_position(u64::try_from(current).unwrap_or(0));
             }
             bar.set_message(status.clone());
-            if status.contains("complete") || status.contains("exists") || status == "Pushed" {
+            if done {
+                // As `docker pull` leaves it: `ID: Pull complete`.
+                bar.set_style(status_style());
                 bar.finish();
             }
         } else if self.last.get(&id) != Some(&status) {
@@ -72,10 +89,19 @@ impl Progress {
         }
     }
 
-    fn line(&self, text: &str) {
+    /// A line without an ID. Before any bar it goes above them; after bars
+    /// (the summary: `Digest:`, `Status:`) the bars are left as they are
+    /// and it goes below them, with what follows.
+    fn line(&mut self, text: &str) {
         match &self.multi {
-            Some(m) => {
+            Some(m) if self.bars.is_empty() => {
                 let _ = m.println(text);
+            }
+            Some(_) => {
+                self.finish();
+                self.multi = None;
+                self.bars.clear();
+                ui::info(text);
             }
             None => ui::info(text),
         }

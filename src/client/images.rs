@@ -40,16 +40,17 @@ impl Engine {
             "password": c.password,
             "serveraddress": registry,
         });
-        let step = format!("log in to {registry}");
+        // The engine's message names the registry.
+        let step = "check the credentials";
         let resp = self.send(
             hyper::Method::POST,
             "/auth",
             &[("Content-Type", "application/json".to_string())],
             bytes::Bytes::from(body.to_string()),
-            &step,
+            step,
         )?;
-        let resp = self.check(resp, &step)?;
-        self.body(resp, &step).map(|_| ())
+        let resp = self.check(resp, step)?;
+        self.body(resp, step).map(|_| ())
     }
 
     /// `GET /images/json`.

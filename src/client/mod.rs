@@ -43,7 +43,9 @@ pub enum Error {
         #[source]
         source: hyper::Error,
     },
-    #[error("{step}: {message}")]
+    /// The engine refused or failed a request; its message often names the
+    /// step itself, which is then not repeated.
+    #[error("{}", step_and(.step, .message))]
     Engine {
         step: String,
         status: u16,
@@ -85,6 +87,14 @@ pub enum Error {
     },
     #[error("{0}")]
     Invalid(String),
+}
+
+/// `step: message`, or the message alone when it starts with the step.
+fn step_and(step: &str, message: &str) -> String {
+    match message.strip_prefix(step) {
+        Some(rest) if rest.starts_with(':') => message.to_string(),
+        _ => format!("{step}: {message}"),
+    }
 }
 
 /// A connection to a running engine.
@@ -301,4 +311,27 @@ pub fn encode(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_errors_name_the_step_once() {
+        let e = |step: &str, message: &str| {
+            Error::Engine {
+                step: step.to_string(),
+                status: 500,
+                message: message.to_string(),
+            }
+            .to_string()
+        };
+        assert_eq!(e("pull a:1", "pull a:1: denied"), "pull a:1: denied");
+        assert_eq!(
+            e("pull a", "pull docker.io/a: x"),
+            "pull a: pull docker.io/a: x"
+        );
+        assert_eq!(e("pull a:1", "pull a:10: x"), "pull a:1: pull a:10: x");
+    }
 }

@@ -13,15 +13,32 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+/// The bearer-token server the engine's tests use.
+#[path = "../../guest/tests/support/token.rs"]
+pub mod token;
+
 /// A running `docker-registry serve`.
 pub struct Registry {
     child: Child,
     port: u16,
     _dir: TempDir,
+    /// The token server of a registry with bearer-token authentication.
+    _token: Option<token::TokenServer>,
 }
 
 impl Registry {
+    /// A registry anyone may pull from and push to.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A registry with bearer-token authentication: a token server hands
+    /// out tokens for repositories under `private/` to `user`/`password`.
+    pub fn start_with_token(user: &str, password: &str) -> Self {
+        Self::start_with(Some(token::TokenServer::start(user, password)))
+    }
+
+    fn start_with(token: Option<token::TokenServer>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         for _ in 0..5 {
             let port = TcpListener::bind("127.0.0.1:0")
@@ -29,10 +46,21 @@ impl Registry {
                 .local_addr()
                 .unwrap()
                 .port();
-            let config = format!(
+            let mut config = format!(
                 "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
                 dir.path().join("storage").display()
             );
+            if let Some(t) = &token {
+                let bundle = dir.path().join("token.pem");
+                std::fs::write(&bundle, &t.cert_pem).unwrap();
+                config.push_str(&format!(
+                    "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                    t.realm(),
+                    token::SERVICE,
+                    token::ISSUER,
+                    bundle.display()
+                ));
+            }
             let path = dir.path().join("config.yml");
             std::fs::write(&path, config).unwrap();
             let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
@@ -54,6 +82,7 @@ impl Registry {
                         child,
                         port,
                         _dir: dir,
+                        _token: token,
                     };
                 }
                 std::thread::sleep(Duration::from_millis(30));

@@ -7,12 +7,13 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, RegistryOperation};
 
 use super::routes::{Body, json};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::reference::ImageRef;
-use crate::registry::registry_error;
+use crate::registry::{auth_error, refused, registry_error};
 
 /// The registry host of a login's server address: `https://x/v1/` is `x`;
 /// none, `index.docker.io` and `registry-1.docker.io` are `docker.io`.
@@ -29,9 +30,9 @@ pub fn login_host(server: &str) -> String {
     }
 }
 
-/// Checks the credentials by reading the tags of a repository with them:
-/// the registry answers "unknown name" to good credentials and "unauthorized"
-/// to bad ones, whether it takes basic or bearer-token authentication.
+/// `POST /auth`: checks the credentials of an `AuthConfig` body with its
+/// registry, as `docker login` does. Answers 200 `Login Succeeded`, or 401
+/// naming the registry when it refuses them.
 pub async fn auth(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Response<Body>> {
     let body = http_body_util::Limited::new(req.into_body(), 64 * 1024)
         .collect()
@@ -52,30 +53,63 @@ pub async fn auth(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Respon
         .map_err(|e| Error::BadRequest(format!("invalid registry {host:?}: {e}")))?;
     let registry_auth = RegistryAuth::Basic(user, password);
     let client = engine.registries.client(&r, &registry_auth);
-    let context = format!("login to {host}");
-    let outcome = client
-        .list_tags(&r.to_oci(), &registry_auth, Some(1), None)
-        .await;
-    match outcome.map_err(|e| registry_error(&context, e)) {
-        Ok(_) => {}
-        Err(Error::Registry { status: 404, .. }) => {}
-        Err(Error::Registry {
-            status: 403,
-            message,
-            ..
-        }) => {
-            return Err(Error::Registry {
-                context,
-                message: format!("unauthorized: incorrect username or password ({message})"),
-                status: 401,
-            });
-        }
-        Err(other) => return Err(other),
+    let context = format!("log in to {host}");
+    let checked = check(&client, &r, &registry_auth, &context).await;
+    if checked.is_err() {
+        // No point keeping a client (and its connections) for credentials
+        // that do not work.
+        engine.registries.forget(&r, &registry_auth);
     }
+    checked?;
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "Status": "Login Succeeded", "IdentityToken": "" }),
     ))
+}
+
+/// A refusal answered with 401, as Docker's `POST /auth` does.
+fn unauthorized(context: &str, message: String) -> Error {
+    Error::Registry {
+        context: context.to_string(),
+        message,
+        status: 401,
+    }
+}
+
+/// Pings the registry and authenticates. A registry handing out bearer
+/// tokens accepts the credentials when its token server issues a token for
+/// them (as `docker login` judges; the token may grant nothing on the probe
+/// repository). A registry taking basic authentication, or none, is asked
+/// for the tags of a probe repository with the credentials: "unknown name"
+/// means they were accepted, "unauthorized" that they were not.
+async fn check(client: &Client, r: &ImageRef, auth: &RegistryAuth, context: &str) -> Result<()> {
+    let oci = r.to_oci();
+    match client.auth(&oci, auth, RegistryOperation::Pull).await {
+        Ok(Some(_bearer_token)) => return Ok(()),
+        Ok(None) => {}
+        Err(e) => {
+            return Err(match auth_error(context, auth, e) {
+                Error::Registry {
+                    status: 403,
+                    message,
+                    ..
+                } => unauthorized(context, message),
+                other => other,
+            });
+        }
+    }
+    match client.list_tags(&oci, auth, Some(1), None).await {
+        Ok(_) => Ok(()),
+        Err(e) => match registry_error(context, e) {
+            Error::Registry { status: 404, .. } => Ok(()),
+            Error::Registry {
+                status: 403,
+                message,
+                ..
+            } => Err(unauthorized(context, refused(&message))),
+            other => Err(other),
+        },
+    }
 }
 
 #[cfg(test)]

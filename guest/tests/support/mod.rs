@@ -4,6 +4,7 @@
 //! drop, so a failing test leaves nothing behind.
 #![allow(clippy::unwrap_used, dead_code)]
 
+pub mod gate;
 pub mod http;
 pub mod image;
 pub mod token;

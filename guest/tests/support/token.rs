@@ -1,7 +1,8 @@
 //! A bearer-token server for the registry (Docker's token authentication):
 //! it checks HTTP basic credentials and issues ES256-signed JWTs with the
 //! `access` claim the registry verifies, signed by a key and self-signed
-//! certificate made at run time.
+//! certificate made at run time. Only repositories under [`GRANTED`] are
+//! granted.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -15,6 +16,10 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 
 pub const SERVICE: &str = "servin-test-registry";
 pub const ISSUER: &str = "servin-test-issuer";
+/// The repositories the account may use: like Docker Hub's token server,
+/// this one answers a request for any other repository with a token that
+/// grants nothing there (and the registry then refuses the request).
+pub const GRANTED: &str = "private/";
 
 pub struct TokenServer {
     pub port: u16,
@@ -191,6 +196,7 @@ fn serve(
                     .map(String::from)
                     .collect::<Vec<_>>()
             })
+            .filter(|s| s.starts_with(&format!("repository:{GRANTED}")))
             .collect();
         let token = sign(pkcs8, cert_der, user, &scopes);
         (
