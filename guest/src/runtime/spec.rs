@@ -79,9 +79,11 @@ fn oci<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Error + '_ {
     move |e| bad(format!("{what}: {e}"))
 }
 
-/// Docker's merge of entrypoint and command: the container's entrypoint
-/// replaces the image's and drops the image's command (`[""]` clears it);
-/// the container's command replaces the image's.
+/// Docker's merge of entrypoint and command: a container entrypoint
+/// replaces the image's and drops the image's command (`[""]` clears the
+/// entrypoint that way too); without one (or with `[]`, which still clears
+/// the image's entrypoint) an empty or missing container command takes the
+/// image's.
 pub fn command_line(
     config: &ContainerCreateBody,
     image: Option<&oci_spec::image::Config>,
@@ -90,16 +92,19 @@ pub fn command_line(
         .and_then(|i| i.entrypoint().clone())
         .unwrap_or_default();
     let image_cmd = image.and_then(|i| i.cmd().clone()).unwrap_or_default();
-    let (ep, cmd) = match &config.entrypoint {
-        Some(ep) => {
-            let ep = if ep.len() == 1 && ep[0].is_empty() {
-                Vec::new()
+    let own_cmd = config.cmd.clone().unwrap_or_default();
+    let (ep, cmd) = match config.entrypoint.as_deref() {
+        Some([only]) if only.is_empty() => (Vec::new(), own_cmd),
+        Some(ep) if !ep.is_empty() => (ep.to_vec(), own_cmd),
+        own => {
+            let ep = if own.is_some() { Vec::new() } else { image_ep };
+            let cmd = if own_cmd.is_empty() {
+                image_cmd
             } else {
-                ep.clone()
+                own_cmd
             };
-            (ep, config.cmd.clone().unwrap_or_default())
+            (ep, cmd)
         }
-        None => (image_ep, config.cmd.clone().unwrap_or(image_cmd)),
     };
     let argv: Vec<String> = ep.into_iter().chain(cmd).collect();
     if argv.is_empty() {
@@ -1293,9 +1298,18 @@ mod tests {
             "no command specified"
         );
         assert_eq!(
-            line(body(None, Some(vec![])), Some(&cmd_only)).unwrap_err(),
-            "no command specified",
-            "an empty command replaces the image's"
+            line(body(None, Some(vec![])), Some(&cmd_only)).unwrap(),
+            ["sh", "-c", "x"],
+            "an empty command is no command: the image's"
+        );
+        assert_eq!(
+            line(body(Some(vec![]), None), Some(&img)).unwrap(),
+            ["default"],
+            "[] clears the image's entrypoint but keeps its command"
+        );
+        assert_eq!(
+            line(body(Some(vec![]), Some(vec!["y"])), Some(&img)).unwrap(),
+            ["y"]
         );
     }
 
