@@ -10,7 +10,11 @@
 //! - [`rootfs`]: overlay mounts and safe lookups inside a root.
 //! - [`user`]: users and groups from the image's `/etc/passwd` and
 //!   `/etc/group`.
+//! - [`resources`] and [`devices`]: limits and device rules, checked as
+//!   Docker checks them.
 
+pub mod devices;
+pub mod resources;
 pub mod rootfs;
 pub mod spec;
 pub mod user;
@@ -52,34 +56,59 @@ pub fn cgroup_v2_only() -> bool {
     Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
+/// The runtime binary: `wanted` (a path, or a name found by `find`); else
+/// `crun` then `runc` on a pure cgroup v2 host, `runc` then `crun` on
+/// others.
+fn pick(
+    wanted: Option<&str>,
+    v2_only: bool,
+    find: &dyn Fn(&str) -> Option<PathBuf>,
+) -> Result<PathBuf> {
+    let order: &[&str] = if v2_only {
+        &["crun", "runc"]
+    } else {
+        &["runc", "crun"]
+    };
+    let found = match wanted {
+        Some(w) if w.contains('/') => Some(PathBuf::from(w)).filter(|p| p.is_file()),
+        Some(w) => find(w),
+        None => order.iter().find_map(|n| find(n)),
+    };
+    found.ok_or_else(|| Error::Runtime {
+        context: "find the OCI runtime".to_string(),
+        message: match wanted {
+            Some(w) if w.contains('/') => format!(
+                "SERVIN_RUNTIME={w}: no such file; point it at a runc or crun binary, or unset it (apt-get install runc)"
+            ),
+            Some(w) => format!(
+                "SERVIN_RUNTIME={w}: {w} is not on PATH; install it (apt-get install {w}), give its full path, or unset SERVIN_RUNTIME"
+            ),
+            None => format!(
+                "neither runc nor crun is on PATH: install one (apt-get install runc{})",
+                if v2_only { ", or crun" } else { "" }
+            ),
+        },
+    })
+}
+
 impl Runtime {
     /// Picks the runtime: `SERVIN_RUNTIME` (a name on `PATH` or a path)
     /// when set; else `crun` on a pure cgroup v2 host when installed; else
     /// `runc`; else `crun`. Its state goes to `<state_root>/runtime`.
     pub fn detect(state_root: &Path) -> Result<Self> {
-        let root = state_root.join("runtime");
         let wanted = std::env::var("SERVIN_RUNTIME")
             .ok()
             .filter(|v| !v.is_empty());
-        let binary = match &wanted {
-            Some(w) if w.contains('/') => Some(PathBuf::from(w)).filter(|p| p.is_file()),
-            Some(w) => on_path(w),
-            None if cgroup_v2_only() => on_path("crun").or_else(|| on_path("runc")),
-            None => on_path("runc").or_else(|| on_path("crun")),
-        };
-        let binary = binary.ok_or_else(|| Error::Runtime {
-            context: "the OCI runtime".to_string(),
-            message: match &wanted {
-                Some(w) => format!("SERVIN_RUNTIME={w} is not found"),
-                None => "neither runc nor crun is on PATH: install one (apt-get install runc)"
-                    .to_string(),
-            },
-        })?;
+        let binary = pick(wanted.as_deref(), cgroup_v2_only(), &on_path)?;
         let name = binary
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "runc".to_string());
-        Ok(Self { name, binary, root })
+        Ok(Self {
+            name,
+            binary,
+            root: state_root.join("runtime"),
+        })
     }
 
     /// The binary with `--root` set; callers add the rest.
@@ -209,6 +238,44 @@ mod tests {
             "container \"a\" does not exist"
         );
         assert_eq!(clean_message("plain failure\n"), "plain failure");
+    }
+
+    #[test]
+    fn picks_by_cgroup_version_and_override() {
+        let both = |n: &str| Some(PathBuf::from(format!("/x/{n}")));
+        let only_runc = |n: &str| (n == "runc").then(|| PathBuf::from("/x/runc"));
+        let none = |_: &str| None;
+        assert_eq!(pick(None, false, &both).unwrap(), Path::new("/x/runc"));
+        assert_eq!(pick(None, true, &both).unwrap(), Path::new("/x/crun"));
+        assert_eq!(pick(None, true, &only_runc).unwrap(), Path::new("/x/runc"));
+        assert_eq!(
+            pick(Some("crun"), false, &both).unwrap(),
+            Path::new("/x/crun")
+        );
+        assert_eq!(
+            pick(Some("/usr/bin/runc"), true, &none).unwrap(),
+            Path::new("/usr/bin/runc"),
+            "a path is taken as it is"
+        );
+        let e = pick(None, false, &none).unwrap_err().to_string();
+        assert!(
+            e.contains("neither runc nor crun") && e.contains("apt-get install runc"),
+            "{e}"
+        );
+        let e = pick(Some("youki"), false, &only_runc)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("SERVIN_RUNTIME=youki") && e.contains("not on PATH"),
+            "{e}"
+        );
+        let e = pick(Some("/no/such/runc"), false, &both)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/no/such/runc") && e.contains("no such file"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -103,7 +103,6 @@ fn unescape(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\'
-            && i + 3 < b.len() + 1
             && let Some(v) = s
                 .get(i + 1..i + 4)
                 .and_then(|o| u8::from_str_radix(o, 8).ok())
@@ -149,43 +148,36 @@ pub fn read_in_root(rootfs: &Path, path: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Creates `path` (and its parents) inside `rootfs`, never outside it, and
-/// gives new folders to `uid:gid`.
+/// Creates `path` (and its parents) inside `rootfs`, never outside it (a
+/// symlink on the way resolves as if `rootfs` were `/`), and gives the
+/// folders it makes to `uid:gid`. Existing folders are left as they are.
 pub fn ensure_dir_in_root(rootfs: &Path, path: &str, uid: u32, gid: u32) -> Result<()> {
     let fail = |e: std::io::Error| Error::Runtime {
-        context: format!("create the working folder {path}"),
+        context: format!("create the folder {path} in {}", rootfs.display()),
         message: e.to_string(),
     };
     let root = open_root(rootfs).map_err(fail)?;
-    let mut prefix = String::new();
+    let mut parent = String::from("/");
     for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
-        let parent = if prefix.is_empty() {
-            "/".to_string()
-        } else {
-            prefix.clone()
-        };
-        prefix.push('/');
-        prefix.push_str(part);
-        if open_in(&root, &prefix, OFlags::PATH | OFlags::DIRECTORY).is_ok() {
-            continue;
+        let here = format!("{}/{part}", parent.trim_end_matches('/'));
+        if open_in(&root, &here, OFlags::PATH | OFlags::DIRECTORY).is_err() {
+            let dir = open_in(&root, &parent, OFlags::RDONLY | OFlags::DIRECTORY).map_err(fail)?;
+            match rustix::fs::mkdirat(&dir, part, Mode::from_raw_mode(0o755)) {
+                Ok(()) => rustix::fs::chownat(
+                    &dir,
+                    part,
+                    Some(rustix::fs::Uid::from_raw(uid)),
+                    Some(rustix::fs::Gid::from_raw(gid)),
+                    rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .map_err(|e| fail(e.into()))?,
+                Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(fail(e.into())),
+            }
+            // What is there now must be a folder (or a link to one inside).
+            open_in(&root, &here, OFlags::PATH | OFlags::DIRECTORY).map_err(fail)?;
         }
-        let parent_fd = open_in(&root, &parent, OFlags::PATH | OFlags::DIRECTORY).map_err(fail)?;
-        let dir_fd = open_in(&root, &parent, OFlags::RDONLY | OFlags::DIRECTORY).map_err(fail)?;
-        drop(parent_fd);
-        match rustix::fs::mkdirat(&dir_fd, part, Mode::from_raw_mode(0o755)) {
-            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-            Err(e) => return Err(fail(e.into())),
-        }
-        let made = open_in(&root, &prefix, OFlags::PATH | OFlags::DIRECTORY).map_err(fail)?;
-        rustix::fs::chownat(
-            &dir_fd,
-            part,
-            Some(rustix::fs::Uid::from_raw(uid)),
-            Some(rustix::fs::Gid::from_raw(gid)),
-            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| fail(e.into()))?;
-        drop(made);
+        parent = here;
     }
     Ok(())
 }
@@ -211,11 +203,15 @@ pub fn lookup_command(rootfs: &Path, argv0: &str, env: &[String]) -> Result<()> 
         if !argv0.starts_with('/') || is_executable_file(&root, argv0) {
             return Ok(());
         }
-        let exists = open_in(&root, argv0, OFlags::PATH).is_ok();
-        return Err(Error::CommandNotFound(if exists {
-            format!("exec: \"{argv0}\": permission denied")
-        } else {
-            format!("exec: \"{argv0}\": stat {argv0}: no such file or directory")
+        let found = open_in(&root, argv0, OFlags::PATH)
+            .ok()
+            .and_then(|fd| rustix::fs::fstat(&fd).ok());
+        return Err(Error::CommandNotFound(match found {
+            Some(st) if (st.st_mode & 0o170_000) == 0o040_000 => {
+                format!("exec: \"{argv0}\": is a directory")
+            }
+            Some(_) => format!("exec: \"{argv0}\": permission denied"),
+            None => format!("exec: \"{argv0}\": stat {argv0}: no such file or directory"),
         }));
     }
     let path = env
@@ -281,6 +277,30 @@ mod tests {
             lookup_command(d.path(), "data", &env).is_err(),
             "not executable"
         );
+        assert_eq!(
+            lookup_command(d.path(), "/usr/bin/data", &env)
+                .unwrap_err()
+                .to_string(),
+            "exec: \"/usr/bin/data\": permission denied"
+        );
+        assert_eq!(
+            lookup_command(d.path(), "/usr/bin", &env)
+                .unwrap_err()
+                .to_string(),
+            "exec: \"/usr/bin\": is a directory"
+        );
+        // No PATH in the environment: the default one, through the /bin link.
+        lookup_command(d.path(), "tool", &[]).unwrap();
+        let e = lookup_command(d.path(), "tool", &["PATH=/nowhere".to_string()]).unwrap_err();
+        assert!(matches!(e, Error::CommandNotFound(_)));
+        // A link pointing out of the root is resolved inside it.
+        std::os::unix::fs::symlink("/usr/bin/tool", d.path().join("usr/bin/via-abs")).unwrap();
+        lookup_command(d.path(), "via-abs", &env).unwrap();
+        std::os::unix::fs::symlink("/bin/sh", d.path().join("usr/bin/host-sh")).unwrap();
+        assert!(
+            lookup_command(d.path(), "host-sh", &env).is_err(),
+            "the host's /bin/sh does not count"
+        );
     }
 
     #[test]
@@ -306,6 +326,82 @@ mod tests {
         let meta = std::fs::metadata(d.path().join("work/dir")).unwrap();
         assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 1000);
         ensure_dir_in_root(d.path(), "/usr/bin", 0, 0).unwrap();
+        let meta = std::fs::metadata(d.path().join("usr/bin")).unwrap();
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(d.path()).unwrap()),
+            "existing folders keep their owner"
+        );
+        let e = ensure_dir_in_root(d.path(), "/usr/bin/data/x", 0, 0).unwrap_err();
+        assert!(e.to_string().contains("/usr/bin/data/x"), "{e}");
+        ensure_dir_in_root(d.path(), "/bin/made", 0, 0).unwrap();
+        assert!(
+            d.path().join("usr/bin/made").is_dir(),
+            "through the /bin link"
+        );
+    }
+
+    #[test]
+    fn overlay_mounts_and_unmounts() {
+        let d = tempfile::tempdir().unwrap();
+        let (low1, low2) = (d.path().join("l1"), d.path().join("l2"));
+        for (dir, file, text) in [
+            (&low1, "a", "top"),
+            (&low2, "a", "bottom"),
+            (&low2, "b", "b"),
+        ] {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(dir.join(file), text).unwrap();
+        }
+        let target = d.path().join("merged");
+        struct Unmount(PathBuf);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = unmount(&self.0);
+            }
+        }
+        let _guard = Unmount(target.clone());
+        assert!(!is_mounted(&target));
+        mount_overlay(
+            &[low1.clone(), low2.clone()],
+            &d.path().join("upper"),
+            &d.path().join("work"),
+            &target,
+        )
+        .unwrap();
+        assert!(is_mounted(&target));
+        assert_eq!(std::fs::read_to_string(target.join("a")).unwrap(), "top");
+        assert_eq!(std::fs::read_to_string(target.join("b")).unwrap(), "b");
+        std::fs::write(target.join("new"), "x").unwrap();
+        assert!(
+            d.path().join("upper/new").is_file(),
+            "writes go to the upper folder"
+        );
+        unmount(&target).unwrap();
+        assert!(!is_mounted(&target));
+        unmount(&target).unwrap();
+
+        let empty = d.path().join("e");
+        mount_overlay(
+            &[],
+            &empty.join("upper"),
+            &empty.join("work"),
+            &empty.join("root"),
+        )
+        .unwrap();
+        let _guard2 = Unmount(empty.join("root"));
+        assert!(is_mounted(&empty.join("root")));
+        unmount(&empty.join("root")).unwrap();
+        let bad = d.path().join("with,comma");
+        assert!(
+            mount_overlay(
+                &[bad],
+                &d.path().join("u2"),
+                &d.path().join("w2"),
+                &d.path().join("t2")
+            )
+            .is_err()
+        );
     }
 
     #[test]

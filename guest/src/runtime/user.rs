@@ -135,6 +135,31 @@ pub fn resolve(rootfs: &Path, user: &str) -> Result<Resolved> {
     })
 }
 
+/// Docker's `group_add`: each a group number, or a name from the root's
+/// `/etc/group`.
+pub fn group_ids(rootfs: &Path, names: &[String]) -> Result<Vec<u32>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let all_groups = groups(rootfs);
+    names
+        .iter()
+        .map(|g| {
+            g.parse::<u32>().or_else(|_| {
+                all_groups
+                    .iter()
+                    .find(|(n, _, _)| n == g)
+                    .map(|(_, id, _)| *id)
+                    .ok_or_else(|| {
+                        Error::BadRequest(format!(
+                            "unable to find group {g}: no matching entries in group file"
+                        ))
+                    })
+            })
+        })
+        .collect()
+}
+
 /// The OCI user of `resolved`.
 pub fn oci_user(resolved: &Resolved) -> Result<User> {
     let mut b = UserBuilder::default().uid(resolved.uid).gid(resolved.gid);
@@ -186,6 +211,48 @@ mod tests {
         let e = resolve(d.path(), "ghost").unwrap_err();
         assert!(e.to_string().contains("unable to find user ghost"));
         assert!(resolve(d.path(), "app:nogroup").is_err());
+        let r = resolve(d.path(), "1000").unwrap();
+        assert_eq!(
+            (r.uid, r.gid, r.additional),
+            (1000, 1000, vec![50]),
+            "a number with an entry takes its group and memberships"
+        );
+        let r = resolve(d.path(), "4242").unwrap();
+        assert_eq!(
+            (r.uid, r.gid, r.home),
+            (4242, 0, None),
+            "a number needs no entry"
+        );
+        let r = resolve(d.path(), "app:7").unwrap();
+        assert_eq!(
+            (r.gid, r.additional),
+            (7, vec![]),
+            "an explicit group drops memberships"
+        );
+    }
+
+    #[test]
+    fn added_groups() {
+        let d = root();
+        assert_eq!(
+            group_ids(d.path(), &["staff".to_string(), "99".to_string()]).unwrap(),
+            [50, 99]
+        );
+        let e = group_ids(d.path(), &["wheel".to_string()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unable to find group wheel: no matching entries in group file"
+        );
+    }
+
+    #[test]
+    fn oci_user_carries_the_groups() {
+        let d = root();
+        let u = serde_json::to_value(resolve_user(d.path(), "app").unwrap()).unwrap();
+        assert_eq!(
+            u,
+            serde_json::json!({"uid": 1000, "gid": 1000, "additionalGids": [50]})
+        );
     }
 
     #[test]
@@ -195,5 +262,19 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", d.path().join("etc/passwd")).unwrap();
         // Resolved inside the root, the link points at itself: no entries.
         assert!(resolve(d.path(), "root").is_err());
+        // A relative link climbing out stops at the root.
+        std::fs::remove_file(d.path().join("etc/passwd")).unwrap();
+        std::fs::create_dir_all(d.path().join("inner")).unwrap();
+        std::fs::write(d.path().join("inner/passwd"), "inside:x:7:7::/in:/bin/sh\n").unwrap();
+        std::os::unix::fs::symlink(
+            "../../../../../../../../inner/passwd",
+            d.path().join("etc/passwd"),
+        )
+        .unwrap();
+        assert_eq!(resolve(d.path(), "inside").unwrap().uid, 7);
+        assert!(
+            resolve(d.path(), "root").is_err(),
+            "the host's passwd is not read"
+        );
     }
 }
