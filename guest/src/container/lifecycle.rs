@@ -430,7 +430,7 @@ impl Containers {
             .clone()
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| c.id().chars().take(12).collect());
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let host_resolv = spec::host_resolv_conf();
         let hosts = spec::hosts_file(&hostname, &hc.extra_hosts.clone().unwrap_or_default(), &[])?;
         let resolv = spec::resolv_conf(
             &host_resolv,
