@@ -315,8 +315,6 @@ impl Containers {
         let t0 = Instant::now();
         // Leftovers of an earlier run.
         runtime.delete(c.id(), true).await?;
-        self.prepare_bundle(c)?;
-        tracing::debug!(id = %c.id(), elapsed = ?t0.elapsed(), "bundle written");
         let paths = &c.paths;
         let _ = std::fs::remove_file(paths.dir.join(monitor::EXIT_FILE));
         let memory_cgroup = std::path::Path::new("/sys/fs/cgroup/memory")
@@ -333,7 +331,21 @@ impl Containers {
             log: c.log_config(),
             memory_cgroup,
         };
-        let created = monitor::spawn(&self.exe, &paths.dir, &config).await?;
+        // The monitor starts (a process of its own, on the other core) while
+        // the bundle is written: it needs the bundle only on "start".
+        let (created, prepared) =
+            tokio::join!(monitor::spawn(&self.exe, &paths.dir, &config), async {
+                let prepared = self.prepare_bundle(c);
+                tracing::debug!(id = %c.id(), elapsed = ?t0.elapsed(), "bundle written");
+                prepared
+            });
+        let created = created?;
+        if let Err(e) = prepared {
+            if let Err(abort) = created.abort().await {
+                tracing::warn!("stop the monitor of {}: {}", c.name(), abort.full_message());
+            }
+            return Err(e);
+        }
         tracing::debug!(id = %c.id(), elapsed = ?t0.elapsed(), "monitor ready");
         let monitor_pid = created.monitor_pid;
         for waiter in c.take_attach_waiters() {
