@@ -231,10 +231,12 @@ impl Containers {
         let dir = self.dir.join(&id);
         let made = (|| -> Result<()> {
             std::fs::create_dir_all(&tmp).map_err(Error::io("create", &tmp))?;
-            record::write_json(&tmp, record::RECORD_FILE, &record)?;
-            record::write_json(&tmp, record::STATE_FILE, &State::default())?;
+            // Atomic (a dot folder renamed into place) but not fsynced: a
+            // killed engine never leaves half a container, and the start
+            // path does not wait for the disk.
+            record::write_json_atomic(&tmp, record::RECORD_FILE, &record)?;
+            record::write_json_atomic(&tmp, record::STATE_FILE, &State::default())?;
             std::fs::rename(&tmp, &dir).map_err(Error::io("rename", &tmp))?;
-            crate::store::sync_dir(&self.dir);
             Ok(())
         })();
         if let Err(e) = made {
@@ -740,7 +742,6 @@ impl Containers {
         // then the waiters, then the runtime's state, the mount and files.
         let aside = self.dir.join(format!(".removing-{}", c.id()));
         std::fs::rename(&c.paths.dir, &aside).map_err(Error::io("rename", &c.paths.dir))?;
-        crate::store::sync_dir(&self.dir);
         self.lock_map().remove(c.id());
         c.signals.send_modify(|s| {
             s.removed = true;

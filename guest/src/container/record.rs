@@ -3,8 +3,8 @@
 //! Each container has a folder `<root>/containers/<id>/` holding:
 //! - `config.json`: the [`Record`], written once when the container is
 //!   created (Docker's create body, the image it was made from);
-//! - `state.json`: the [`State`], rewritten (temp file, fsync, rename) on
-//!   every change;
+//! - `state.json`: the [`State`], rewritten (temp file, rename) on every
+//!   change;
 //! - `bundle/config.json`: the OCI runtime spec of the last start;
 //! - `rootfs/` (the overlay mount point), `upper/`, `work/`;
 //! - `hosts`, `hostname`, `resolv.conf`: the generated files;
