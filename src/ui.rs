@@ -111,6 +111,29 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) {
     }
 }
 
+/// Writes rows as a table to stdout: columns padded to their widest cell
+/// and three spaces apart, like docker's tables.
+pub fn table<const N: usize>(rows: &[[String; N]]) -> Result<(), Failed> {
+    let widths: Vec<usize> = (0..N)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let mut line = String::new();
+            for (c, cell) in r.iter().enumerate() {
+                if c + 1 == N {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:<w$}   ", w = widths[c]));
+                }
+            }
+            line
+        })
+        .collect();
+    data(&lines.join("\n"))
+}
+
 /// Writes data to stdout.
 pub fn data(text: &str) -> Result<(), Failed> {
     let mut out = std::io::stdout().lock();

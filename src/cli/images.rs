@@ -54,24 +54,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
             rows.push([repo, tag, id.clone(), created.clone(), size.clone()]);
         }
     }
-    let widths: Vec<usize> = (0..5)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let lines: Vec<String> = rows
-        .iter()
-        .map(|r| {
-            let mut line = String::new();
-            for (c, cell) in r.iter().enumerate() {
-                if c + 1 == r.len() {
-                    line.push_str(cell);
-                } else {
-                    line.push_str(&format!("{cell:<w$}   ", w = widths[c]));
-                }
-            }
-            line
-        })
-        .collect();
-    ui::data(&lines.join("\n"))
+    ui::table(&rows)
 }
 
 /// `5 minutes ago`-style age.

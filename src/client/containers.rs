@@ -6,8 +6,8 @@ use bollard_stubs::models::{
     ContainerWaitResponse, ExecConfig, ExecInspectResponse,
 };
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
 
 use super::{Engine, Error, encode, engine_error};
@@ -255,45 +255,24 @@ impl Engine {
     /// Sends a request that takes over the connection (`Upgrade: tcp`) and
     /// returns the raw connection.
     pub async fn hijack(&self, path: &str, body: Bytes, step: &str) -> Result<Hijacked, Error> {
-        let addr = self.addr.to_string();
-        let http = |source| Error::Http {
-            addr: addr.clone(),
-            step: step.to_string(),
-            source,
-        };
-        let stream = tokio::net::UnixStream::connect(&self.addr.socket)
+        let headers = [
+            ("Connection", "Upgrade".to_string()),
+            ("Upgrade", "tcp".to_string()),
+            ("Content-Type", "application/json".to_string()),
+        ];
+        let resp = self
+            .send_async(Method::POST, path, &headers, body, step)
+            .await?;
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            return Err(error_of(resp, step).await);
+        }
+        let upgraded = hyper::upgrade::on(resp)
             .await
-            .map_err(|source| Error::Unreachable {
-                addr: addr.clone(),
+            .map_err(|source| Error::Http {
+                addr: self.addr.to_string(),
+                step: step.to_string(),
                 source,
             })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(http)?;
-        tokio::spawn(async move {
-            let _ = conn.with_upgrades().await;
-        });
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri(path)
-            .header("Host", "servin")
-            .header("Connection", "Upgrade")
-            .header("Upgrade", "tcp")
-            .header("Content-Type", "application/json")
-            .body(Full::new(body))
-            .map_err(|e| Error::Invalid(format!("{step}: {e}")))?;
-        let resp = sender.send_request(req).await.map_err(http)?;
-        let status = resp.status();
-        if status != StatusCode::SWITCHING_PROTOCOLS {
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map(|c| c.to_bytes())
-                .unwrap_or_default();
-            return Err(engine_error(step, status, &body));
-        }
-        let upgraded = hyper::upgrade::on(resp).await.map_err(http)?;
         Ok(TokioIo::new(upgraded))
     }
 
@@ -305,40 +284,11 @@ impl Engine {
         path: &str,
         step: &str,
     ) -> Result<hyper::Response<hyper::body::Incoming>, Error> {
-        let addr = self.addr.to_string();
-        let http = |source| Error::Http {
-            addr: addr.clone(),
-            step: step.to_string(),
-            source,
-        };
-        let stream = tokio::net::UnixStream::connect(&self.addr.socket)
-            .await
-            .map_err(|source| Error::Unreachable {
-                addr: addr.clone(),
-                source,
-            })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(http)?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri(path)
-            .header("Host", "servin")
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| Error::Invalid(format!("{step}: {e}")))?;
-        let resp = sender.send_request(req).await.map_err(http)?;
+        let resp = self
+            .send_async(Method::POST, path, &[], Bytes::new(), step)
+            .await?;
         if !resp.status().is_success() && resp.status() != StatusCode::NOT_MODIFIED {
-            let status = resp.status();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map(|c| c.to_bytes())
-                .unwrap_or_default();
-            return Err(engine_error(step, status, &body));
+            return Err(error_of(resp, step).await);
         }
         Ok(resp)
     }
@@ -352,6 +302,18 @@ impl Engine {
         let _ = resp.into_body().collect().await;
         Ok(())
     }
+}
+
+/// The engine's error in a failed response.
+async fn error_of(resp: hyper::Response<hyper::body::Incoming>, step: &str) -> Error {
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    engine_error(step, status, &body)
 }
 
 /// Reads the wait answer's exit code.

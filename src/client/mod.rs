@@ -154,38 +154,50 @@ impl Engine {
         body: Bytes,
         step: &str,
     ) -> Result<Response<Incoming>, Error> {
-        let socket = self.addr.socket.clone();
+        self.rt
+            .block_on(self.send_async(method, path, headers, body, step))
+    }
+
+    /// Sends one request on a connection of its own, from async code, and
+    /// returns the response once its headers arrive (the body may follow
+    /// later). The connection can be taken over (`Upgrade`) afterwards.
+    pub async fn send_async(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+        step: &str,
+    ) -> Result<Response<Incoming>, Error> {
         let addr = self.addr.to_string();
+        let stream = tokio::net::UnixStream::connect(&self.addr.socket)
+            .await
+            .map_err(|source| Error::Unreachable {
+                addr: addr.clone(),
+                source,
+            })?;
         let http = |source| Error::Http {
             addr: addr.clone(),
             step: step.to_string(),
             source,
         };
-        self.rt.block_on(async {
-            let stream = tokio::net::UnixStream::connect(&socket)
-                .await
-                .map_err(|source| Error::Unreachable {
-                    addr: addr.clone(),
-                    source,
-                })?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(http)?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            let mut req = Request::builder()
-                .method(method)
-                .uri(path)
-                .header("Host", "servin");
-            for (k, v) in headers {
-                req = req.header(*k, v.as_str());
-            }
-            let req = req
-                .body(Full::new(body))
-                .map_err(|e| Error::Invalid(format!("{step}: {e}")))?;
-            sender.send_request(req).await.map_err(http)
-        })
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(http)?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("Host", "servin");
+        for (k, v) in headers {
+            req = req.header(*k, v.as_str());
+        }
+        let req = req
+            .body(Full::new(body))
+            .map_err(|e| Error::Invalid(format!("{step}: {e}")))?;
+        sender.send_request(req).await.map_err(http)
     }
 
     /// Reads a whole response body.

@@ -205,27 +205,7 @@ fn matches(c: &Container, filters: &HashMap<String, Vec<String>>) -> bool {
 }
 
 fn filters(q: &Query) -> Result<HashMap<String, Vec<String>>> {
-    let Some(raw) = q.get("filters") else {
-        return Ok(HashMap::new());
-    };
-    let v: serde_json::Value = serde_json::from_str(raw)
-        .map_err(|e| Error::BadRequest(format!("invalid filters {raw:?}: {e}")))?;
-    let mut out = HashMap::new();
-    if let serde_json::Value::Object(map) = v {
-        for (k, v) in map {
-            let values = match v {
-                serde_json::Value::Array(a) => a
-                    .into_iter()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect(),
-                serde_json::Value::Object(o) => o.keys().cloned().collect(),
-                serde_json::Value::String(s) => vec![s],
-                _ => Vec::new(),
-            };
-            out.insert(k, values);
-        }
-    }
-    Ok(out)
+    events::parse_filters(q.get("filters")).map_err(Error::BadRequest)
 }
 
 /// `GET /containers/json`.

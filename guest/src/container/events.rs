@@ -85,27 +85,9 @@ impl Filter {
     /// Parses the `filters` query value (`{"type":["container"]}`; Docker's
     /// older `{"type":{"container":true}}` form too).
     pub fn parse(raw: Option<&str>) -> Result<Self, String> {
-        let Some(raw) = raw else {
-            return Ok(Self::default());
-        };
-        let value: serde_json::Value =
-            serde_json::from_str(raw).map_err(|e| format!("invalid filters {raw:?}: {e}"))?;
-        let mut filters = HashMap::new();
-        if let serde_json::Value::Object(map) = value {
-            for (k, v) in map {
-                let values = match v {
-                    serde_json::Value::Array(a) => a
-                        .into_iter()
-                        .filter_map(|x| x.as_str().map(String::from))
-                        .collect(),
-                    serde_json::Value::Object(o) => o.keys().cloned().collect(),
-                    serde_json::Value::String(s) => vec![s],
-                    _ => Vec::new(),
-                };
-                filters.insert(k, values);
-            }
-        }
-        Ok(Self { filters })
+        Ok(Self {
+            filters: parse_filters(raw)?,
+        })
     }
 
     /// Whether `event` passes every filter.
@@ -134,6 +116,32 @@ impl Filter {
                 })
         })
     }
+}
+
+/// Docker's `filters` query value as name to wanted values: the current
+/// `{"key":["v"]}` form, the older `{"key":{"v":true}}` one, or a string.
+pub fn parse_filters(raw: Option<&str>) -> Result<HashMap<String, Vec<String>>, String> {
+    let Some(raw) = raw else {
+        return Ok(HashMap::new());
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(raw).map_err(|e| format!("invalid filters {raw:?}: {e}"))?;
+    let mut filters = HashMap::new();
+    if let serde_json::Value::Object(map) = value {
+        for (k, v) in map {
+            let values = match v {
+                serde_json::Value::Array(a) => a
+                    .into_iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect(),
+                serde_json::Value::Object(o) => o.keys().cloned().collect(),
+                serde_json::Value::String(s) => vec![s],
+                _ => Vec::new(),
+            };
+            filters.insert(k, values);
+        }
+    }
+    Ok(filters)
 }
 
 #[cfg(test)]

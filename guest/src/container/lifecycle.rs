@@ -390,7 +390,6 @@ impl Containers {
                 .collect::<Result<_>>()?;
             rootfs::mount_overlay(&lower, &paths.upper(), &paths.work(), &paths.rootfs())?;
         }
-        let hc = c.record.host_config();
         let etc = self.write_etc_files(c)?;
         let init = if c.record.init() {
             Some(self.init.as_deref().ok_or_else(|| Error::Runtime {
@@ -416,13 +415,8 @@ impl Containers {
             volume_path: &no_volumes,
             host_nofile: self.host_nofile,
         };
-        let mut oci = spec::build(&input)?;
-        if hc.network_mode.as_deref() == Some("host")
-            && let Some(linux) = oci.linux_mut()
-            && let Some(ns) = linux.namespaces_mut()
-        {
-            ns.retain(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::Network);
-        }
+        // `spec::build` leaves out the network namespace for `host`.
+        let oci = spec::build(&input)?;
         let argv = spec::command_line(&c.record.body, c.record.image_config.as_ref())?;
         let env: Vec<String> = oci
             .process()
