@@ -225,10 +225,8 @@ impl Containers {
         if let Err(e) = &runtime {
             tracing::warn!("containers cannot run: {e}");
         }
-        let exe = std::env::var_os("SERVIN_MONITOR_EXE")
-            .map(PathBuf::from)
-            .or_else(|| std::env::current_exe().ok())
-            .unwrap_or_else(|| PathBuf::from("servin-guest"));
+        // The monitor is this binary in monitor mode.
+        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("servin-guest"));
         let host_nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile)
             .maximum
             .unwrap_or(1_048_576);
