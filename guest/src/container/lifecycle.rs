@@ -335,12 +335,14 @@ impl Containers {
         };
         // The monitor starts (a process of its own, on the other core) while
         // the bundle is written: it needs the bundle only on "start".
-        let (created, prepared) =
-            tokio::join!(monitor::spawn(&self.exe, &paths.dir, &config), async {
+        let (created, prepared) = tokio::join!(
+            monitor::spawn_with(&self.exe, &paths.dir, &config, self.take_standby()),
+            async {
                 let prepared = self.prepare_bundle(c);
                 tracing::debug!(id = %c.id(), elapsed = ?t0.elapsed(), "bundle written");
                 prepared
-            });
+            }
+        );
         let created = created?;
         if let Err(e) = prepared {
             if let Err(abort) = created.abort().await {
@@ -356,6 +358,7 @@ impl Containers {
         }
         created.start().await?;
         tracing::debug!(id = %c.id(), elapsed = ?t0.elapsed(), "container running");
+        self.replenish_standby();
         // The monitor runs the container on "start"; the runtime wrote its
         // init's pid.
         let pid_file = paths.dir.join(monitor::CONTAINER_PID_FILE);

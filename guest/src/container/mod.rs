@@ -33,6 +33,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
 use crate::error::{Error, Result};
+use crate::monitor;
 use crate::monitor::attach::{AttachReader, AttachWriter};
 use crate::runtime::Runtime;
 use crate::store::Store;
@@ -193,6 +194,8 @@ pub struct Containers {
     host_nofile: u64,
     map: Mutex<HashMap<String, Arc<Container>>>,
     execs: Mutex<HashMap<String, Arc<exec::ExecInstance>>>,
+    /// A monitor started ahead of the next container start.
+    standby: Mutex<Option<monitor::Standby>>,
     /// The event stream.
     pub events: events::Events,
 }
@@ -239,6 +242,7 @@ impl Containers {
             host_nofile,
             map: Mutex::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
+            standby: Mutex::new(None),
             events: events::Events::default(),
         });
         this.load()?;
@@ -249,6 +253,33 @@ impl Containers {
         self.map
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The standby monitor, if one is waiting.
+    fn take_standby(&self) -> Option<monitor::Standby> {
+        self.standby
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// Starts a standby monitor for the next container start unless one
+    /// waits already. A failure is only logged: starts then spawn their own.
+    fn replenish_standby(&self) {
+        let mut slot = self
+            .standby
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_some() {
+            return;
+        }
+        match std::path::absolute(&self.dir)
+            .map_err(Error::io("resolve", &self.dir))
+            .and_then(|root| monitor::Standby::start(&self.exe, &root))
+        {
+            Ok(standby) => *slot = Some(standby),
+            Err(e) => tracing::warn!("start a standby monitor: {}", e.full_message()),
+        }
     }
 
     /// The runtime, or why there is none.
