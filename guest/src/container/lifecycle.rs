@@ -200,6 +200,7 @@ impl Containers {
             .ok()
             .and_then(|b| serde_json::from_slice::<oci_spec::image::ImageConfiguration>(&b).ok())
             .and_then(|c| c.config().clone());
+        let wanted = super::volumes::wanted(&body, image_config.as_ref())?;
         let id = names::new_id()?;
         let mut map = self.lock_map();
         let name = match name.filter(|n| !n.is_empty()) {
@@ -215,6 +216,7 @@ impl Containers {
             }
             None => names::random_name(|n| map.values().any(|c| c.record.name == n))?,
         };
+        let (volumes, made_volumes) = self.make_volumes(&wanted)?;
         let record = Record {
             id: id.clone(),
             name,
@@ -224,6 +226,7 @@ impl Containers {
             layers: image.chain_ids(),
             image_config,
             body,
+            volumes,
         };
         // Written under a dot name and renamed, so a crash never leaves a
         // half-made container.
@@ -241,6 +244,7 @@ impl Containers {
         })();
         if let Err(e) = made {
             let _ = std::fs::remove_dir_all(&tmp);
+            self.drop_volumes(&made_volumes);
             return Err(e);
         }
         let c = Arc::new(Container::new(record, dir, State::default()));
@@ -302,8 +306,10 @@ impl Containers {
                     s.error = message.clone();
                     s.exit_code = code;
                 });
-                if c.record.host_config().auto_remove.unwrap_or(false) {
-                    let _ = self.remove_now(c).await;
+                if c.record.host_config().auto_remove.unwrap_or(false)
+                    && self.remove_now(c).await.is_ok()
+                {
+                    self.remove_anonymous_volumes(c);
                 }
                 Err(e)
             }
@@ -399,9 +405,8 @@ impl Containers {
         } else {
             None
         };
-        let no_volumes = |name: &str| -> Result<std::path::PathBuf> {
-            Err(Error::BadRequest(format!("no such volume: {name}")))
-        };
+        let anonymous_volumes = self.prepare_volumes(c)?;
+        let volume_path = |name: &str| self.volume_path(name);
         let rootfs_path = paths.rootfs();
         let input = spec::SpecInput {
             id: c.id(),
@@ -412,7 +417,8 @@ impl Containers {
             etc: &etc,
             init,
             netns: None,
-            volume_path: &no_volumes,
+            volume_path: &volume_path,
+            anonymous_volumes: &anonymous_volumes,
             host_nofile: self.host_nofile,
         };
         // `spec::build` leaves out the network namespace for `host`.
@@ -546,8 +552,9 @@ impl Containers {
         let _op = c.op.lock().await;
         let hc = c.record.host_config();
         if hc.auto_remove.unwrap_or(false) {
-            if let Err(e) = self.remove_now(c).await {
-                tracing::warn!("auto-remove {}: {}", c.name(), e.full_message());
+            match self.remove_now(c).await {
+                Ok(()) => self.remove_anonymous_volumes(c),
+                Err(e) => tracing::warn!("auto-remove {}: {}", c.name(), e.full_message()),
             }
             return;
         }
