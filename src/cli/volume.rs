@@ -112,7 +112,7 @@ pub struct PruneArgs {
 
 fn key_value(flag: &str, v: &str) -> Result<(String, String), Failed> {
     match v.split_once('=') {
-        Some((k, _)) if k.is_empty() => Err(Failed::Usage(format!(
+        Some(("", _)) => Err(Failed::Usage(format!(
             "invalid {flag} {v:?}: want KEY=VALUE"
         ))),
         Some((k, val)) => Ok((k.to_string(), val.to_string())),
