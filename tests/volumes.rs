@@ -42,8 +42,13 @@ fn sandbox() -> Env {
     s
 }
 
+/// Checks the engine itself unmounted everything once the containers are
+/// gone, then drops the sandbox and checks again.
 fn finish(s: Env) {
     let root = s.root();
+    eventually("the engine to unmount everything", || {
+        registry::mounts_below(&root).is_empty()
+    });
     drop(s);
     let left = registry::mounts_below(&root);
     assert!(left.is_empty(), "mounts left behind: {left:?}");

@@ -19,9 +19,14 @@ fn engine() -> EngineGuard {
     e
 }
 
-/// Drops the engine and checks nothing it mounted is left.
+/// Checks the engine itself unmounted everything (container roots, volume
+/// devices) once its containers are gone, then drops it and checks again
+/// after the guard's cleanup.
 fn finish(e: EngineGuard) {
     let root = e.root();
+    eventually("the engine to unmount everything", || {
+        support::mounts_below(&root).is_empty()
+    });
     drop(e);
     let left = support::mounts_below(&root);
     assert!(left.is_empty(), "mounts left behind: {left:?}");
