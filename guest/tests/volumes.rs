@@ -230,6 +230,105 @@ fn load_seeded(e: &EngineGuard) {
     e.docker_ok(&["load", "-i", file.to_str().unwrap()]);
 }
 
+/// Loads an image whose config declares `Volumes` (`/cache` holding a
+/// file, and `/empty`), as a `docker save` tar.
+fn load_with_volumes(e: &EngineGuard, tag: &str) {
+    let cache = Layer {
+        entries: vec![
+            Entry::Dir("cache", 0o755),
+            Entry::File("cache/seed", b"seed\n".to_vec(), 0o644),
+        ],
+        comp: image::Comp::None,
+    };
+    let base = Layer {
+        entries: image::container_layer().entries,
+        comp: image::Comp::None,
+    };
+    let built = image::build(&[base, cache], "amd64", true);
+    let mut config: serde_json::Value = serde_json::from_slice(&built.config).unwrap();
+    config["config"]["Volumes"] = serde_json::json!({"/cache": {}, "/empty": {}});
+    let config = serde_json::to_vec(&config).unwrap();
+    let config_name = format!("{}.json", &servin_guest::digest::of(&config)[7..]);
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    add(&config_name, &config);
+    let mut layers = Vec::new();
+    for l in &built.layers {
+        let name = format!("{}/layer.tar", &l.diff_id[7..]);
+        add(&name, &l.data);
+        layers.push(name);
+    }
+    let manifest =
+        serde_json::json!([{"Config": config_name, "RepoTags": [tag], "Layers": layers}]);
+    add("manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("volumes.tar");
+    std::fs::write(&file, b.into_inner().unwrap()).unwrap();
+    e.docker_ok(&["load", "-i", file.to_str().unwrap()]);
+}
+
+#[test]
+fn the_image_volumes_are_anonymous_volumes() {
+    let e = engine();
+    load_with_volumes(&e, "test/vols:1");
+    e.docker_ok(&[
+        "run",
+        "--name",
+        "imgvol",
+        "test/vols:1",
+        "sh",
+        "-c",
+        "cat /cache/seed && touch /empty/x",
+    ]);
+    let v = inspect_container(&e, "imgvol");
+    let mut dests: Vec<&str> = v["Mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Destination"].as_str().unwrap())
+        .collect();
+    dests.sort_unstable();
+    assert_eq!(dests, ["/cache", "/empty"], "{v}");
+    let names = volume_names(&e, &[]);
+    assert_eq!(names.len(), 2);
+    let cache = v["Mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["Destination"] == "/cache")
+        .unwrap();
+    let source = std::path::PathBuf::from(cache["Source"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(source.join("seed")).unwrap(),
+        "seed\n",
+        "copied from the image"
+    );
+    e.docker_ok(&["rm", "-v", "imgvol"]);
+    assert!(volume_names(&e, &[]).is_empty());
+    // A named volume at the same place replaces the image's.
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "mine:/cache",
+        "test/vols:1",
+        "cat",
+        "/cache/seed",
+    ]);
+    assert_eq!(out, "seed\n");
+    eventually("the anonymous /empty volume to go", || {
+        volume_names(&e, &[]) == ["mine"]
+    });
+    e.docker_ok(&["volume", "rm", "mine"]);
+    finish(e);
+}
+
 #[test]
 fn an_empty_volume_gets_the_image_content_once() {
     let e = engine();

@@ -325,6 +325,20 @@ impl Containers {
         runtime.delete(c.id(), true).await?;
         let paths = &c.paths;
         let _ = std::fs::remove_file(paths.dir.join(monitor::EXIT_FILE));
+        if self.needs_copy_up(c) {
+            // Copying an image's folder into a volume may take a while: not
+            // on the engine's thread.
+            let (this, c2) = (Arc::clone(self), Arc::clone(c));
+            tokio::task::spawn_blocking(move || {
+                this.mount_root(&c2)?;
+                this.prepare_volumes(&c2).map(|_| ())
+            })
+            .await
+            .map_err(|e| Error::Runtime {
+                context: format!("container {}: copy into its volumes", c.name()),
+                message: e.to_string(),
+            })??;
+        }
         let memory_cgroup = std::path::Path::new("/sys/fs/cgroup/memory")
             .is_dir()
             .then(|| std::path::PathBuf::from(format!("/sys/fs/cgroup/memory/servin/{}", c.id())));
@@ -377,25 +391,7 @@ impl Containers {
     fn prepare_bundle(&self, c: &Container) -> Result<()> {
         let step = |what: &str| format!("container {}: {what}", c.name());
         let paths = &c.paths;
-        for d in [
-            paths.bundle(),
-            paths.rootfs(),
-            paths.upper(),
-            paths.work(),
-            paths.execs(),
-        ] {
-            std::fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
-        }
-        if !rootfs::is_mounted(&paths.rootfs()) {
-            let lower: Vec<std::path::PathBuf> = c
-                .record
-                .layers
-                .iter()
-                .rev()
-                .map(|chain| self.store.snapshot_path(chain))
-                .collect::<Result<_>>()?;
-            rootfs::mount_overlay(&lower, &paths.upper(), &paths.work(), &paths.rootfs())?;
-        }
+        self.mount_root(c)?;
         let etc = self.write_etc_files(c)?;
         let init = if c.record.init() {
             Some(self.init.as_deref().ok_or_else(|| Error::Runtime {
@@ -433,6 +429,32 @@ impl Containers {
             rootfs::lookup_command(&rootfs_path, argv0, &env)?;
         }
         record::write_json_atomic(&paths.bundle(), "config.json", &oci)
+    }
+
+    /// Makes the container's folders and mounts its overlay root, unless
+    /// it is mounted already.
+    fn mount_root(&self, c: &Container) -> Result<()> {
+        let paths = &c.paths;
+        for d in [
+            paths.bundle(),
+            paths.rootfs(),
+            paths.upper(),
+            paths.work(),
+            paths.execs(),
+        ] {
+            std::fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
+        }
+        if !rootfs::is_mounted(&paths.rootfs()) {
+            let lower: Vec<std::path::PathBuf> = c
+                .record
+                .layers
+                .iter()
+                .rev()
+                .map(|chain| self.store.snapshot_path(chain))
+                .collect::<Result<_>>()?;
+            rootfs::mount_overlay(&lower, &paths.upper(), &paths.work(), &paths.rootfs())?;
+        }
+        Ok(())
     }
 
     fn write_etc_files(&self, c: &Container) -> Result<spec::EtcFiles> {

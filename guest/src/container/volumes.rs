@@ -181,6 +181,19 @@ impl Containers {
         }
     }
 
+    /// Whether a volume of the container may get a copy of the image's
+    /// content at this start (it is empty and `nocopy` is not set): then the
+    /// copy is done off the engine's thread first.
+    pub(super) fn needs_copy_up(&self, c: &Container) -> bool {
+        c.record.volumes.iter().any(|v| {
+            !v.no_copy
+                && self
+                    .volumes
+                    .get(&v.name)
+                    .map_or(true, |vol| copy::is_empty(&vol.mountpoint).unwrap_or(false))
+        })
+    }
+
     /// Mounts a container's volumes' devices, copies the image's content
     /// into the empty ones, and returns the anonymous volumes as
     /// (destination, host folder) for the spec. The root must be mounted.
