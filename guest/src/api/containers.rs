@@ -420,8 +420,7 @@ pub async fn remove(engine: &Arc<Engine>, key: &str, query: &Query) -> Result<Re
     let c = engine.containers.get(key)?;
     engine.containers.remove(&c, query.flag("force")).await?;
     if query.flag("v") {
-        let containers = Arc::clone(&engine.containers);
-        let _ = tokio::task::spawn_blocking(move || containers.remove_anonymous_volumes(&c)).await;
+        engine.containers.drop_anonymous_volumes(&c).await;
     }
     Ok(empty(StatusCode::NO_CONTENT))
 }

@@ -309,7 +309,7 @@ impl Containers {
                 if c.record.host_config().auto_remove.unwrap_or(false)
                     && self.remove_now(c).await.is_ok()
                 {
-                    self.remove_anonymous_volumes(c);
+                    self.drop_anonymous_volumes(c).await;
                 }
                 Err(e)
             }
@@ -575,7 +575,7 @@ impl Containers {
         let hc = c.record.host_config();
         if hc.auto_remove.unwrap_or(false) {
             match self.remove_now(c).await {
-                Ok(()) => self.remove_anonymous_volumes(c),
+                Ok(()) => self.drop_anonymous_volumes(c).await,
                 Err(e) => tracing::warn!("auto-remove {}: {}", c.name(), e.full_message()),
             }
             return;

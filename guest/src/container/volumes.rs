@@ -291,21 +291,33 @@ impl Containers {
                 {
                     continue;
                 }
-                let size = self.volumes.size(&v.meta.name);
                 match self.volumes.take(&v.meta.name) {
-                    Ok(aside) => taken.push((v.meta.name, size, aside)),
+                    Ok(aside) => taken.push((v.meta.name, aside)),
                     Err(e) => tracing::warn!("prune volume {}: {}", v.meta.name, e.full_message()),
                 }
             }
         }
         let mut names = Vec::new();
         let mut freed = 0;
-        for (name, size, aside) in taken {
+        for (name, aside) in taken {
+            freed += volume::dir_size(&aside);
             volume::delete_aside(&aside)?;
             names.push(name);
-            freed += size;
         }
         Ok((names, freed))
+    }
+
+    /// [`Containers::remove_anonymous_volumes`] off the engine's thread
+    /// (deleting a big volume takes a while).
+    pub async fn drop_anonymous_volumes(self: &Arc<Self>, c: &Arc<Container>) {
+        if !c.record.volumes.iter().any(|v| v.anonymous) {
+            return;
+        }
+        let (this, c) = (Arc::clone(self), Arc::clone(c));
+        if let Err(e) = tokio::task::spawn_blocking(move || this.remove_anonymous_volumes(&c)).await
+        {
+            tracing::warn!("remove anonymous volumes: {e}");
+        }
     }
 
     /// Removes the anonymous volumes of a removed container that no other

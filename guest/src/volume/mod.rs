@@ -464,7 +464,8 @@ pub fn delete_aside(aside: &Path) -> Result<()> {
     std::fs::remove_dir_all(aside).map_err(Error::io("remove", aside))
 }
 
-fn dir_size(dir: &Path) -> u64 {
+/// Bytes of the regular files below `dir`.
+pub fn dir_size(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
