@@ -469,5 +469,11 @@ fn anonymous_volumes_go_with_their_container() {
     let out = e.docker_ok(&["volume", "prune", "-af"]);
     assert!(out.contains("named"), "{out}");
     assert!(volume_names(&e, &[]).is_empty());
+    // Clients of API versions before 1.42 prune named volumes too.
+    e.docker_ok(&["volume", "create", "old-style"]);
+    let r = e.api("POST", "/v1.41/volumes/prune", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["VolumesDeleted"], serde_json::json!(["old-style"]));
     finish(e);
 }

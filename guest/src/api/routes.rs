@@ -215,7 +215,9 @@ async fn dispatch(
         (&Method::POST, "/auth") => return auth::auth(engine, req).await,
         (&Method::GET, "/volumes") => return volumes::list(engine, &query),
         (&Method::POST, "/volumes/create") => return volumes::create(engine, req).await,
-        (&Method::POST, "/volumes/prune") => return volumes::prune(engine, &query).await,
+        (&Method::POST, "/volumes/prune") => {
+            return volumes::prune(engine, &query, req.uri().path()).await;
+        }
         _ => {}
     }
     if let Some(rest) = path.strip_prefix("/containers/") {

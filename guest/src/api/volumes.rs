@@ -123,10 +123,30 @@ pub async fn remove(engine: &Arc<Engine>, name: &str, query: &Query) -> Result<R
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
+/// Whether a request path (`/v1.41/volumes/prune`) names an API version
+/// older than 1.42, where prune removed named volumes too.
+fn before_1_42(raw_path: &str) -> bool {
+    let Some(v) = raw_path
+        .strip_prefix("/v")
+        .and_then(|rest| rest.split('/').next())
+    else {
+        return false;
+    };
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) < (1, 42),
+        _ => false,
+    }
+}
+
 /// `POST /volumes/prune`: unused anonymous volumes, or every unused volume
-/// with the `all=true` filter; `label` and `label!` filters too.
-pub async fn prune(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
-    let f = filters(query, &["label", "label!", "all"])?;
+/// with the `all=true` filter (and for clients of API versions before
+/// 1.42, as Docker does); `label` and `label!` filters too.
+pub async fn prune(engine: &Arc<Engine>, query: &Query, raw_path: &str) -> Result<Response<Body>> {
+    let mut f = filters(query, &["label", "label!", "all"])?;
+    if before_1_42(raw_path) && !query.get("filters").is_some_and(|q| q.contains("\"all\"")) {
+        f.all = true;
+    }
     let containers = Arc::clone(&engine.containers);
     let (deleted, freed) = blocking(move || containers.prune_volumes(&f)).await?;
     Ok(json(
@@ -136,4 +156,19 @@ pub async fn prune(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>
             space_reclaimed: freed,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_clients_prune_named_volumes_too() {
+        assert!(before_1_42("/v1.41/volumes/prune"));
+        assert!(before_1_42("/v1.24/volumes/prune"));
+        assert!(!before_1_42("/v1.42/volumes/prune"));
+        assert!(!before_1_42("/v1.47/volumes/prune"));
+        assert!(!before_1_42("/volumes/prune"));
+        assert!(!before_1_42("/vx/volumes/prune"));
+    }
 }
