@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{AtFlags, CWD, FileType, Mode, Timespec, Timestamps};
+use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, Timespec, Timestamps};
 
 use crate::error::{Error, Result};
 
@@ -86,7 +86,7 @@ pub fn copy_up(rootfs: &Path, dest: &str, data: &Path) -> Result<bool> {
     }
     let mut links = HashMap::new();
     copy_dir(&src, data, &mut links)?;
-    set_attrs(data, &md)?;
+    set_dir_attrs(data, &md)?;
     Ok(true)
 }
 
@@ -102,7 +102,7 @@ fn copy_dir(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>) ->
         if ft.is_dir() {
             std::fs::create_dir(&to).map_err(Error::io("create", &to))?;
             copy_dir(&from, &to, links)?;
-            set_attrs(&to, &md)?;
+            set_dir_attrs(&to, &md)?;
             continue;
         }
         if md.nlink() > 1 && !ft.is_symlink() {
@@ -121,7 +121,8 @@ fn copy_dir(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>) ->
             continue;
         }
         if ft.is_file() {
-            std::fs::copy(&from, &to).map_err(Error::io("copy", &from))?;
+            copy_file(&from, &to, &md)?;
+            continue;
         } else {
             use std::os::unix::fs::FileTypeExt;
             let kind = if ft.is_fifo() {
@@ -148,7 +149,51 @@ fn copy_dir(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>) ->
     Ok(())
 }
 
-/// Owner, mode and times of `md` onto `path` (not a symlink).
+/// Copies a regular file into a new file (never through a symlink that
+/// appeared at `to`), with the owner, mode and times of `md`.
+fn copy_file(from: &Path, to: &Path, md: &std::fs::Metadata) -> Result<()> {
+    let mut src = std::fs::File::open(from).map_err(Error::io("open", from))?;
+    let mut dst = std::fs::File::create_new(to).map_err(Error::io("create", to))?;
+    std::io::copy(&mut src, &mut dst).map_err(Error::io("copy", from))?;
+    fd_attrs(&dst, to, md)
+}
+
+/// Owner, mode and times of `md` onto the folder `path`, opened without
+/// following a symlink.
+fn set_dir_attrs(path: &Path, md: &std::fs::Metadata) -> Result<()> {
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io("open", path)(e.into()))?;
+    fd_attrs(&fd, path, md)
+}
+
+/// Owner, then mode (chown clears set-id bits), then times, through `fd`.
+fn fd_attrs(fd: impl std::os::fd::AsFd, path: &Path, md: &std::fs::Metadata) -> Result<()> {
+    std::os::unix::fs::fchown(&fd, Some(md.uid()), Some(md.gid()))
+        .map_err(Error::io("chown", path))?;
+    rustix::fs::fchmod(&fd, Mode::from_raw_mode(md.mode() & 0o7777))
+        .map_err(|e| Error::io("chmod", path)(e.into()))?;
+    rustix::fs::futimens(&fd, &timestamps(md))
+        .map_err(|e| Error::io("set times of", path)(e.into()))
+}
+
+fn timestamps(md: &std::fs::Metadata) -> Timestamps {
+    Timestamps {
+        last_access: Timespec {
+            tv_sec: md.atime(),
+            tv_nsec: md.atime_nsec(),
+        },
+        last_modification: Timespec {
+            tv_sec: md.mtime(),
+            tv_nsec: md.mtime_nsec(),
+        },
+    }
+}
+
+/// Owner, mode and times of `md` onto the special file `path`.
 fn set_attrs(path: &Path, md: &std::fs::Metadata) -> Result<()> {
     std::os::unix::fs::lchown(path, Some(md.uid()), Some(md.gid()))
         .map_err(Error::io("chown", path))?;
@@ -159,17 +204,7 @@ fn set_attrs(path: &Path, md: &std::fs::Metadata) -> Result<()> {
 }
 
 fn set_times(path: &Path, md: &std::fs::Metadata) -> Result<()> {
-    let times = Timestamps {
-        last_access: Timespec {
-            tv_sec: md.atime(),
-            tv_nsec: md.atime_nsec(),
-        },
-        last_modification: Timespec {
-            tv_sec: md.mtime(),
-            tv_nsec: md.mtime_nsec(),
-        },
-    };
-    rustix::fs::utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW)
+    rustix::fs::utimensat(CWD, path, &timestamps(md), AtFlags::SYMLINK_NOFOLLOW)
         .map_err(|e| Error::io("set times of", path)(e.into()))
 }
 
@@ -203,6 +238,21 @@ mod tests {
         std::fs::set_permissions(src.join("sub/f"), std::fs::Permissions::from_mode(0o640))
             .unwrap();
         std::os::unix::fs::lchown(src.join("sub/f"), Some(1234), Some(5678)).unwrap();
+        std::fs::write(src.join("suid"), "s").unwrap();
+        std::os::unix::fs::lchown(src.join("suid"), Some(1000), Some(1000)).unwrap();
+        std::fs::set_permissions(src.join("suid"), std::fs::Permissions::from_mode(0o4750))
+            .unwrap();
+        let old = Timestamps {
+            last_access: Timespec {
+                tv_sec: 1_000_000_000,
+                tv_nsec: 0,
+            },
+            last_modification: Timespec {
+                tv_sec: 1_000_000_000,
+                tv_nsec: 5,
+            },
+        };
+        rustix::fs::utimensat(CWD, src.join("sub/f"), &old, AtFlags::empty()).unwrap();
         std::fs::hard_link(src.join("sub/f"), src.join("hard")).unwrap();
         std::os::unix::fs::symlink("sub/f", src.join("link")).unwrap();
         rustix::fs::mknodat(
@@ -226,6 +276,13 @@ mod tests {
         assert_eq!(
             (md.uid(), md.gid(), md.mode() & 0o7777),
             (1234, 5678, 0o640)
+        );
+        assert_eq!((md.mtime(), md.mtime_nsec()), (1_000_000_000, 5));
+        let suid = std::fs::metadata(data.join("suid")).unwrap();
+        assert_eq!(
+            (suid.uid(), suid.mode() & 0o7777),
+            (1000, 0o4750),
+            "set-id bits survive the chown"
         );
         let hard = std::fs::metadata(data.join("hard")).unwrap();
         assert_eq!(hard.ino(), md.ino(), "hard links stay linked");
