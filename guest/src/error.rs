@@ -25,6 +25,9 @@ pub enum Error {
     /// No container matches the name or ID.
     #[error("no such container: {0}")]
     NoSuchContainer(String),
+    /// No volume has this name.
+    #[error("no such volume: {0}")]
+    NoSuchVolume(String),
     /// No exec instance has this ID.
     #[error("no such exec instance: {0}")]
     NoSuchExec(String),
@@ -114,9 +117,10 @@ impl Error {
     /// The HTTP status the API answers with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::NoSuchImage(_) | Self::NoSuchContainer(_) | Self::NoSuchExec(_) => {
-                StatusCode::NOT_FOUND
-            }
+            Self::NoSuchImage(_)
+            | Self::NoSuchContainer(_)
+            | Self::NoSuchExec(_)
+            | Self::NoSuchVolume(_) => StatusCode::NOT_FOUND,
             Self::CommandNotFound(_) => StatusCode::BAD_REQUEST,
             Self::BadRequest(_) | Self::Archive(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,

@@ -20,6 +20,7 @@
 //! - [`runtime`]: runc/crun, OCI bundles and overlayfs root filesystems.
 //! - [`monitor`]: the per-container monitor process, logs and exec.
 //! - [`container`]: container records, lifecycle, restarts and health.
+//! - [`volume`]: named volumes and copying image content into them.
 //! - [`api`]: the HTTP server and its routes.
 
 pub mod api;
@@ -39,6 +40,7 @@ pub mod runtime;
 pub mod store;
 pub mod timefmt;
 pub mod unpack;
+pub mod volume;
 
 /// The engine's version, reported by `/version` and `/info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -24,6 +24,7 @@ mod stream;
 mod tag;
 mod validate;
 mod version;
+mod volume;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -125,6 +126,7 @@ pub enum Command {
     Rmi(rmi::Args),
     Tag(tag::Args),
     Image(image::Args),
+    Volume(volume::Args),
     Login(login::LoginArgs),
     Logout(login::LogoutArgs),
     Version(version::Args),
@@ -175,6 +177,7 @@ pub fn main() -> ExitCode {
         Command::Rmi(args) => rmi::run(&cli, args),
         Command::Tag(args) => tag::run(&cli, args),
         Command::Image(args) => image::run(&cli, args),
+        Command::Volume(args) => volume::run(&cli, args),
         Command::Login(args) => login::login(&cli, args),
         Command::Logout(args) => login::logout(&cli, args),
         Command::Version(args) => version::run(&cli, args),
@@ -290,6 +293,8 @@ mod tests {
         assert!(matches!(&cli.command, Command::Rm(a) if a.force && a.volumes));
         let cli = parse(&["rmi", "-f", "busybox"]).unwrap();
         assert!(matches!(&cli.command, Command::Rmi(a) if a.force));
+        let cli = parse(&["volume", "rm", "-f", "a", "b"]).unwrap();
+        assert!(matches!(&cli.command, Command::Volume(_)));
         let cli = parse(&["run", "-v", "/a:/b", "busybox"]).unwrap();
         assert!(matches!(&cli.command, Command::Run(a) if a.container.volume == ["/a:/b"]));
         assert_eq!(parse(&["--verbose", "--verbose", "ps"]).unwrap().verbose, 2);

@@ -7,12 +7,14 @@
 //! - [`auth`]: registry credentials (`~/.servin/auth.json`, `~/.docker/config.json`).
 //! - [`images`]: the image operations.
 //! - [`containers`]: the container operations and attached streams.
+//! - [`volumes`]: the volume operations.
 
 pub mod address;
 pub mod auth;
 pub mod containers;
 pub mod images;
 pub mod start;
+pub mod volumes;
 
 use std::path::PathBuf;
 

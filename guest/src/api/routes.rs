@@ -15,7 +15,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use crate::engine::Engine;
 use crate::error::Error;
 
-use super::{auth, containers, images, system};
+use super::{auth, containers, images, system, volumes};
 
 /// The body of every response.
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -213,6 +213,11 @@ async fn dispatch(
         (&Method::POST, "/containers/prune") => return containers::prune(engine, &query).await,
         (&Method::GET, "/events") => return containers::events(engine, &query),
         (&Method::POST, "/auth") => return auth::auth(engine, req).await,
+        (&Method::GET, "/volumes") => return volumes::list(engine, &query),
+        (&Method::POST, "/volumes/create") => return volumes::create(engine, req).await,
+        (&Method::POST, "/volumes/prune") => {
+            return volumes::prune(engine, &query, req.uri().path()).await;
+        }
         _ => {}
     }
     if let Some(rest) = path.strip_prefix("/containers/") {
@@ -229,6 +234,13 @@ async fn dispatch(
             (&Method::POST, "attach") => containers::attach(engine, key, &query, req),
             (&Method::POST, "resize") => containers::resize(engine, key, &query).await,
             (&Method::POST, "exec") => containers::exec_create(engine, key, req).await,
+            _ => Err(Error::NotImplemented(format!("{method} {path}"))),
+        };
+    }
+    if let Some(name) = path.strip_prefix("/volumes/") {
+        return match *method {
+            Method::GET => volumes::inspect(engine, name),
+            Method::DELETE => volumes::remove(engine, name, &query).await,
             _ => Err(Error::NotImplemented(format!("{method} {path}"))),
         };
     }

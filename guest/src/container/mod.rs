@@ -16,6 +16,7 @@
 //! - [`events`]: the event stream.
 //! - [`names`]: IDs and names.
 //! - [`reaper`]: noticing process exits with pidfds.
+//! - [`volumes`]: the volumes containers mount.
 
 pub mod events;
 pub mod exec;
@@ -24,6 +25,7 @@ pub mod lifecycle;
 pub mod names;
 pub mod reaper;
 pub mod record;
+pub mod volumes;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -37,6 +39,7 @@ use crate::monitor;
 use crate::monitor::attach::{AttachReader, AttachWriter};
 use crate::runtime::Runtime;
 use crate::store::Store;
+use crate::volume::Volumes;
 
 pub use record::{Paths, Record, State, Status};
 
@@ -188,6 +191,7 @@ pub fn parse_size(v: &str) -> Option<u64> {
 pub struct Containers {
     dir: PathBuf,
     store: Arc<Store>,
+    volumes: Arc<Volumes>,
     runtime: std::result::Result<Runtime, String>,
     init: Option<PathBuf>,
     exe: PathBuf,
@@ -221,7 +225,7 @@ impl Containers {
     /// Opens the containers under `root/containers`, finds the running ones
     /// again and settles the ones whose process ended while the engine was
     /// away. Must run inside the engine's tokio runtime.
-    pub fn open(root: &Path, store: Arc<Store>) -> Result<Arc<Self>> {
+    pub fn open(root: &Path, store: Arc<Store>, volumes: Arc<Volumes>) -> Result<Arc<Self>> {
         let dir = root.join("containers");
         std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
         let runtime = Runtime::detect(root).map_err(|e| e.full_message());
@@ -236,6 +240,7 @@ impl Containers {
         let this = Arc::new(Self {
             dir,
             store,
+            volumes,
             runtime,
             init: find_init(),
             exe,
