@@ -20,6 +20,7 @@
 //! - [`runtime`]: runc/crun, OCI bundles and overlayfs root filesystems.
 //! - [`monitor`]: the per-container monitor process, logs and exec.
 //! - [`container`]: container records, lifecycle, restarts and health.
+//! - [`project`]: the reconciler: plans a project's desired state.
 //! - [`api`]: the HTTP server and its routes.
 
 pub mod api;
@@ -31,6 +32,7 @@ pub mod engine;
 pub mod error;
 pub mod monitor;
 pub mod progress;
+pub mod project;
 pub mod pull;
 pub mod push;
 pub mod reference;
