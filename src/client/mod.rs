@@ -7,11 +7,13 @@
 //! - [`auth`]: registry credentials (`~/.servin/auth.json`, `~/.docker/config.json`).
 //! - [`images`]: the image operations.
 //! - [`containers`]: the container operations and attached streams.
+//! - [`projects`]: planning a project.
 
 pub mod address;
 pub mod auth;
 pub mod containers;
 pub mod images;
+pub mod projects;
 pub mod start;
 
 use std::path::PathBuf;
