@@ -98,3 +98,53 @@ impl ObjectKind {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_wire_shape_of_an_action() {
+        let recreate = Action {
+            kind: ActionKind::Recreate,
+            object: ObjectKind::Container,
+            name: "shop-web-1".into(),
+            service: Some("web".into()),
+            replica: Some(1),
+            id: Some("abc".into()),
+            reason: "config changed: env".into(),
+            changed: vec!["env".into()],
+        };
+        assert_eq!(
+            serde_json::to_value(&recreate).unwrap(),
+            serde_json::json!({
+                "kind": "recreate", "object": "container", "name": "shop-web-1",
+                "service": "web", "replica": 1, "id": "abc",
+                "reason": "config changed: env", "changed": ["env"]
+            })
+        );
+        let create: Action = serde_json::from_value(serde_json::json!({
+            "kind": "create", "object": "container", "name": "shop-db-1", "reason": "missing"
+        }))
+        .unwrap();
+        assert_eq!(create.kind.as_str(), "create");
+        assert!(create.id.is_none() && create.changed.is_empty());
+        let plan = Plan {
+            project: "shop".into(),
+            actions: vec![create.clone()],
+        };
+        assert!(!plan.is_noop());
+        let keep = Action {
+            kind: ActionKind::Keep,
+            ..create
+        };
+        assert!(
+            Plan {
+                project: "shop".into(),
+                actions: vec![keep]
+            }
+            .is_noop()
+        );
+    }
+}

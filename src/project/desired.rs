@@ -794,6 +794,18 @@ replicas = 2
     }
 
     #[test]
+    fn the_desired_state_survives_the_wire() {
+        let p = load(SHOP);
+        let d = desired(&p, &DesiredOptions::default()).unwrap();
+        let back: DesiredProject =
+            serde_json::from_slice(&serde_json::to_vec(&d).unwrap()).unwrap();
+        assert_eq!(back, d);
+        for c in &back.containers {
+            assert_eq!(c.projection.hash(), c.config_hash, "{}", c.name);
+        }
+    }
+
+    #[test]
     fn containers_of_inactive_profiles_are_left_out() {
         let mut p = load(SHOP);
         p.containers.get_mut("web").unwrap().profiles = vec!["front".into()];

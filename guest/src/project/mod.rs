@@ -111,6 +111,14 @@ pub fn desired_graph(desired: &DesiredProject) -> BTreeMap<String, Vec<String>> 
     g
 }
 
+/// The order to take down what exists: the levels of [`observed_graph`]
+/// reversed, so dependants go before what they depend on.
+pub fn down_levels(observed: &[Observed]) -> Result<Vec<Vec<String>>, graph::GraphError> {
+    let mut levels = graph::levels(&observed_graph(observed))?;
+    levels.reverse();
+    Ok(levels)
+}
+
 /// The dependency graph of what exists, from the containers' labels (what
 /// `down` needs without the project file). Edges to services that have no
 /// container any more, and unreadable labels, are left out: they cannot
@@ -229,16 +237,21 @@ mod tests {
                 running: true,
             }
         };
-        let g = observed_graph(&[
+        let observed = [
             seen("web", "db:healthy,gone:started"),
             seen("db", ""),
             seen("odd", "not a label"),
-        ]);
+        ];
+        let g = observed_graph(&observed);
         assert_eq!(g["web"], vec!["db"]);
         assert!(g["db"].is_empty() && g["odd"].is_empty());
         assert_eq!(
             graph::levels(&g).unwrap(),
             vec![vec!["db", "odd"], vec!["web"]]
+        );
+        assert_eq!(
+            down_levels(&observed).unwrap(),
+            vec![vec!["web"], vec!["db", "odd"]]
         );
     }
 }
