@@ -21,6 +21,7 @@
 //! - [`monitor`]: the per-container monitor process, logs and exec.
 //! - [`container`]: container records, lifecycle, restarts and health.
 //! - [`volume`]: named volumes and copying image content into them.
+//! - [`project`]: the reconciler: plans a project's desired state.
 //! - [`api`]: the HTTP server and its routes.
 
 pub mod api;
@@ -32,6 +33,7 @@ pub mod engine;
 pub mod error;
 pub mod monitor;
 pub mod progress;
+pub mod project;
 pub mod pull;
 pub mod push;
 pub mod reference;

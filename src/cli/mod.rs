@@ -14,6 +14,7 @@ mod inspect;
 mod lifecycle;
 mod login;
 mod logs;
+mod plan;
 mod progress;
 mod ps;
 mod pull;
@@ -105,6 +106,7 @@ pub enum Command {
     Init(init::Args),
     Validate(validate::Args),
     Config(config::Args),
+    Plan(plan::Args),
     Import(import::Args),
     Info(info::Args),
     Doctor(doctor::Args),
@@ -156,6 +158,7 @@ pub fn main() -> ExitCode {
         Command::Init(args) => init::run(&cli, args),
         Command::Validate(args) => validate::run(&cli, args),
         Command::Config(args) => config::run(&cli, args),
+        Command::Plan(args) => plan::run(&cli, args),
         Command::Import(args) => import::run(&cli, args),
         Command::Info(args) => info::run(&cli, args),
         Command::Doctor(args) => doctor::run(&cli, args),
@@ -205,6 +208,7 @@ impl Command {
             Command::Init(a) => Some(&a.project),
             Command::Validate(a) => Some(&a.project),
             Command::Config(a) => Some(&a.project),
+            Command::Plan(a) => Some(&a.project),
             Command::Import(a) => Some(&a.project),
             _ => None,
         }
@@ -311,7 +315,7 @@ mod tests {
         let cli = parse(&["-f", "a.toml", "-p", "one", "config"]).unwrap();
         assert_eq!(cli.file.as_deref(), Some(std::path::Path::new("a.toml")));
         assert_eq!(cli.project_name.as_deref(), Some("one"));
-        for cmd in ["validate", "config", "import", "init"] {
+        for cmd in ["validate", "config", "plan", "import", "init"] {
             let cli = parse(&["-f", "a.toml", cmd, "-f", "b.toml", "-p", "two"]).unwrap();
             let p = cli.command.project_args().unwrap();
             assert_eq!(p.file.as_deref(), Some(std::path::Path::new("b.toml")));

@@ -73,7 +73,8 @@ impl Engine {
         Ok(status)
     }
 
-    fn post_json<T: serde::de::DeserializeOwned>(
+    /// Posts `body` as JSON and reads the JSON answer.
+    pub(super) fn post_json<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
         body: &impl serde::Serialize,

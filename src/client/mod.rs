@@ -8,11 +8,13 @@
 //! - [`images`]: the image operations.
 //! - [`containers`]: the container operations and attached streams.
 //! - [`volumes`]: the volume operations.
+//! - [`projects`]: planning a project.
 
 pub mod address;
 pub mod auth;
 pub mod containers;
 pub mod images;
+pub mod projects;
 pub mod start;
 pub mod volumes;
 

@@ -9,7 +9,10 @@
 //!   [`normal::Project`].
 //! - [`diagnostic`]: problems as miette diagnostics and as JSON.
 //! - [`load`]: the pipeline that ties them together.
+//! - [`desired`]: the normalised project as the desired state the engine
+//!   plans and applies.
 
+pub mod desired;
 pub mod diagnostic;
 pub mod kdl_source;
 pub mod load;

@@ -8,11 +8,13 @@
 //! - [`images`]: the `/images/...` calls.
 //! - [`containers`]: the `/containers/...`, `/exec/...` and `/events` calls.
 //! - [`volumes`]: the `/volumes/...` calls.
+//! - [`projects`]: `/servin/v1/projects/...`, the reconciler.
 //! - [`stream`]: hijacked connections and Docker's stream framing.
 
 pub mod auth;
 pub mod containers;
 pub mod images;
+pub mod projects;
 pub mod routes;
 pub mod server;
 pub mod stream;

@@ -15,7 +15,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use crate::engine::Engine;
 use crate::error::Error;
 
-use super::{auth, containers, images, system, volumes};
+use super::{auth, containers, images, projects, system, volumes};
 
 /// The body of every response.
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -243,6 +243,12 @@ async fn dispatch(
             Method::DELETE => volumes::remove(engine, name, &query).await,
             _ => Err(Error::NotImplemented(format!("{method} {path}"))),
         };
+    }
+    if let Some(rest) = path.strip_prefix("/servin/v1/projects/")
+        && let Some((name, "plan")) = rest.split_once('/')
+        && method == Method::POST
+    {
+        return projects::plan(engine, name, req).await;
     }
     if let Some(rest) = path.strip_prefix("/exec/") {
         let (id, action) = rest.split_once('/').unwrap_or((rest, ""));

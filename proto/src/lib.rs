@@ -1,0 +1,34 @@
+//! The wire contract between the servin CLI and its engine for projects.
+//!
+//! The CLI normalises a project file into a [`DesiredProject`] and sends it
+//! as JSON to `POST /servin/v1/projects/{name}/plan` (which answers with a
+//! [`Plan`] and changes nothing) or `/apply`. The engine finds what exists by
+//! the [`labels`] every project object carries.
+//!
+//! - [`labels`]: the label names, container names, and the compact label
+//!   forms of dependency edges.
+//! - [`projection`]: the canonical, versioned projection of a container's
+//!   spec and the config hash computed over it.
+//! - [`desired`]: the desired state of a project.
+//! - [`plan`]: the actions that take the engine from what exists to it.
+
+pub mod desired;
+pub mod labels;
+pub mod plan;
+pub mod projection;
+
+pub use desired::{
+    Condition, Dependency, DesiredContainer, DesiredNetwork, DesiredProject, DesiredVolume,
+};
+pub use plan::{Action, ActionKind, ObjectKind, Plan};
+pub use projection::{FieldDigests, Projection};
+
+/// The servin API path that plans project `name`.
+pub fn plan_path(name: &str) -> String {
+    format!("/servin/v1/projects/{name}/plan")
+}
+
+/// The servin API path that applies project `name`.
+pub fn apply_path(name: &str) -> String {
+    format!("/servin/v1/projects/{name}/apply")
+}

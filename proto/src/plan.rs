@@ -1,0 +1,150 @@
+//! A plan: the actions that take what exists to what a project wants, each
+//! with its reason. Planning changes nothing; a plan is data.
+
+use serde::{Deserialize, Serialize};
+
+/// The plan of one project.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The project's name.
+    pub project: String,
+    /// Every action, wanted objects first (in service then replica order),
+    /// then removals.
+    pub actions: Vec<Action>,
+}
+
+impl Plan {
+    /// Whether applying the plan would change nothing.
+    pub fn is_noop(&self) -> bool {
+        self.actions.iter().all(|a| a.kind == ActionKind::Keep)
+    }
+}
+
+/// One action on one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    /// What to do.
+    pub kind: ActionKind,
+    /// What kind of object.
+    pub object: ObjectKind,
+    /// The object's engine name.
+    pub name: String,
+    /// The service (containers) or logical name (networks, volumes), when
+    /// known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The replica index of a container, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<u32>,
+    /// The ID of the existing object the action concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Why, in a few words.
+    pub reason: String,
+    /// For a recreate: the projection fields that changed (`image-digest`
+    /// when only the image's digest did).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<String>,
+}
+
+/// What an action does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionKind {
+    /// Make the missing object.
+    Create,
+    /// Replace the object: its configuration changed.
+    Recreate,
+    /// Start the stopped object.
+    Start,
+    /// Leave it as it is.
+    Keep,
+    /// Remove the object: the project no longer wants it.
+    Remove,
+}
+
+impl ActionKind {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Recreate => "recreate",
+            Self::Start => "start",
+            Self::Keep => "keep",
+            Self::Remove => "remove",
+        }
+    }
+}
+
+/// The kind of object an action concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectKind {
+    /// A container.
+    Container,
+    /// A network.
+    Network,
+    /// A named volume.
+    Volume,
+}
+
+impl ObjectKind {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Container => "container",
+            Self::Network => "network",
+            Self::Volume => "volume",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_wire_shape_of_an_action() {
+        let recreate = Action {
+            kind: ActionKind::Recreate,
+            object: ObjectKind::Container,
+            name: "shop-web-1".into(),
+            service: Some("web".into()),
+            replica: Some(1),
+            id: Some("abc".into()),
+            reason: "config changed: env".into(),
+            changed: vec!["env".into()],
+        };
+        assert_eq!(
+            serde_json::to_value(&recreate).unwrap(),
+            serde_json::json!({
+                "kind": "recreate", "object": "container", "name": "shop-web-1",
+                "service": "web", "replica": 1, "id": "abc",
+                "reason": "config changed: env", "changed": ["env"]
+            })
+        );
+        let create: Action = serde_json::from_value(serde_json::json!({
+            "kind": "create", "object": "container", "name": "shop-db-1", "reason": "missing"
+        }))
+        .unwrap();
+        assert_eq!(create.kind.as_str(), "create");
+        assert!(create.id.is_none() && create.changed.is_empty());
+        let plan = Plan {
+            project: "shop".into(),
+            actions: vec![create.clone()],
+        };
+        assert!(!plan.is_noop());
+        let keep = Action {
+            kind: ActionKind::Keep,
+            ..create
+        };
+        assert!(
+            Plan {
+                project: "shop".into(),
+                actions: vec![keep]
+            }
+            .is_noop()
+        );
+    }
+}

@@ -1,0 +1,145 @@
+//! `servin plan` against a real engine: containers carrying the project
+//! labels, then the plan after the file changed.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/registry.rs"]
+mod registry;
+
+use registry::{Sandbox, seed_image};
+use servin::project::desired::{DesiredOptions, desired};
+use servin::project::{LoadOptions, load};
+use servin_proto::{ActionKind, DesiredContainer, Plan};
+
+const IMAGE: &str = "test/cli:1";
+
+/// Removes the sandbox's containers when it goes, pass or fail.
+struct Env(Option<Sandbox>);
+
+impl std::ops::Deref for Env {
+    type Target = Sandbox;
+    fn deref(&self) -> &Sandbox {
+        self.0.as_ref().unwrap()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take()
+            && s.dir.path().join("engine.sock").exists()
+        {
+            let _ = s.run(&["rm", "-f", "--all"]);
+        }
+    }
+}
+
+fn project_file(app_level: &str) -> String {
+    format!(
+        r#"[project]
+name = "demo"
+
+[containers.app]
+image = "{IMAGE}"
+command = ["sleep", "300"]
+env = {{ LEVEL = "{app_level}" }}
+
+[containers.worker]
+image = "{IMAGE}"
+command = ["sleep", "300"]
+depends_on = ["app"]
+"#
+    )
+}
+
+/// `servin create` with the labels the desired state gives `c`.
+fn create_labelled(s: &Sandbox, c: &DesiredContainer) -> String {
+    let mut args = vec!["create".to_string(), "--name".into(), c.name.clone()];
+    let mut labels: Vec<_> = c.body.labels.clone().unwrap().into_iter().collect();
+    labels.sort();
+    for (k, v) in labels {
+        args.push("--label".into());
+        args.push(format!("{k}={v}"));
+    }
+    args.extend([IMAGE.to_string(), "sleep".into(), "300".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    s.ok(&args).trim().to_string()
+}
+
+#[test]
+fn plan_shows_each_action_and_changes_nothing() {
+    let s = Env(Some(Sandbox::new()));
+    let tar = seed_image(s.dir.path(), IMAGE);
+    s.ok(&["image", "import", tar.to_str().unwrap()]);
+    let dir = s.dir.path().join("demo");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("servin.toml");
+    let file_arg = file.to_str().unwrap().to_string();
+
+    // Nothing exists yet: everything is created.
+    std::fs::write(&file, project_file("info")).unwrap();
+    let out = s.ok(&["plan", "-f", &file_arg, "--format", "json"]);
+    let plan: Plan = serde_json::from_str(&out).unwrap();
+    let kinds: Vec<_> = plan
+        .actions
+        .iter()
+        .map(|a| (a.kind, a.name.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (ActionKind::Create, "demo-app-1"),
+            (ActionKind::Create, "demo-worker-1")
+        ]
+    );
+
+    // Containers as the file of now would make them; an orphan beside.
+    let loaded = load(&file, &LoadOptions::default()).unwrap().unwrap();
+    let d = desired(&loaded.project, &DesiredOptions::default()).unwrap();
+    let app = create_labelled(&s, &d.containers[0]);
+    s.ok(&["start", &app]);
+    create_labelled(&s, &d.containers[1]);
+    let mut old = d.containers[1].clone();
+    old.name = "demo-old-1".into();
+    let labels = old.body.labels.as_mut().unwrap();
+    labels.insert(servin_proto::labels::NAME.into(), "old".into());
+    create_labelled(&s, &old);
+
+    // The app's env changes in the file.
+    std::fs::write(&file, project_file("debug")).unwrap();
+    let before = s.ok(&["ps", "-a", "--format", "json"]);
+    let out = s.ok(&["plan", "-f", &file_arg]);
+    insta::assert_snapshot!(out, @r"
+    ACTION     CONTAINER       SERVICE   REASON
+    recreate   demo-app-1      app       config changed: env
+    start      demo-worker-1   worker    stopped
+    remove     demo-old-1      old       orphan: service old is no longer in the project
+    ");
+    let plan: Plan =
+        serde_json::from_str(&s.ok(&["plan", "-f", &file_arg, "--format", "json"])).unwrap();
+    assert_eq!(plan.actions[0].changed, vec!["env"]);
+    assert_eq!(plan.actions[0].id.as_deref(), Some(app.as_str()));
+
+    // Planning changed nothing.
+    let after = s.ok(&["ps", "-a", "--format", "json"]);
+    let states = |json: &str| {
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        let mut states: Vec<(String, String)> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["Id"].to_string(), c["State"].to_string()))
+            .collect();
+        states.sort();
+        states
+    };
+    assert_eq!(states(&before), states(&after));
+}
+
+#[test]
+fn plan_help_says_what_it_does() {
+    let s = Sandbox::new();
+    let out = s.ok(&["plan", "--help"]);
+    assert!(out.contains("changing nothing"), "{out}");
+    assert!(out.contains("--format json"), "{out}");
+    assert!(out.contains("--profile"), "{out}");
+}
