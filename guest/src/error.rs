@@ -25,6 +25,12 @@ pub enum Error {
     /// No container matches the name or ID.
     #[error("no such container: {0}")]
     NoSuchContainer(String),
+    /// No network matches the name or ID.
+    #[error("network {0} not found")]
+    NoSuchNetwork(String),
+    /// The operation is not allowed on this object (Docker answers 403).
+    #[error("{0}")]
+    Forbidden(String),
     /// No exec instance has this ID.
     #[error("no such exec instance: {0}")]
     NoSuchExec(String),
@@ -114,7 +120,11 @@ impl Error {
     /// The HTTP status the API answers with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::NoSuchImage(_) | Self::NoSuchContainer(_) | Self::NoSuchExec(_) => {
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NoSuchImage(_)
+            | Self::NoSuchContainer(_)
+            | Self::NoSuchExec(_)
+            | Self::NoSuchNetwork(_) => {
                 StatusCode::NOT_FOUND
             }
             Self::CommandNotFound(_) => StatusCode::BAD_REQUEST,

@@ -20,6 +20,7 @@
 //! - [`runtime`]: runc/crun, OCI bundles and overlayfs root filesystems.
 //! - [`monitor`]: the per-container monitor process, logs and exec.
 //! - [`container`]: container records, lifecycle, restarts and health.
+//! - [`network`]: bridges, address management, namespaces and firewall rules.
 //! - [`api`]: the HTTP server and its routes.
 
 pub mod api;
@@ -30,6 +31,7 @@ pub mod digest;
 pub mod engine;
 pub mod error;
 pub mod monitor;
+pub mod network;
 pub mod progress;
 pub mod pull;
 pub mod push;

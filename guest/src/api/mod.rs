@@ -7,11 +7,13 @@
 //! - [`auth`]: `POST /auth`, checking registry credentials.
 //! - [`images`]: the `/images/...` calls.
 //! - [`containers`]: the `/containers/...`, `/exec/...` and `/events` calls.
+//! - [`networks`]: the `/networks/...` calls.
 //! - [`stream`]: hijacked connections and Docker's stream framing.
 
 pub mod auth;
 pub mod containers;
 pub mod images;
+pub mod networks;
 pub mod routes;
 pub mod server;
 pub mod stream;
