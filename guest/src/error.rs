@@ -124,9 +124,7 @@ impl Error {
             Self::NoSuchImage(_)
             | Self::NoSuchContainer(_)
             | Self::NoSuchExec(_)
-            | Self::NoSuchNetwork(_) => {
-                StatusCode::NOT_FOUND
-            }
+            | Self::NoSuchNetwork(_) => StatusCode::NOT_FOUND,
             Self::CommandNotFound(_) => StatusCode::BAD_REQUEST,
             Self::BadRequest(_) | Self::Archive(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,

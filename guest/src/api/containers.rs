@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bollard_stubs::models::{
     ContainerConfig, ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse,
     ContainerPruneResponse, ContainerState, ContainerSummary, ContainerSummaryHealth,
-    ContainerSummaryHostConfig, ContainerSummaryNetworkSettings, ContainerWaitResponse, DriverData, ExecConfig, ExecInspectResponse,
-    ExecStartConfig, HealthStatusEnum, ProcessConfig,
+    ContainerSummaryHostConfig, ContainerSummaryNetworkSettings, ContainerWaitResponse, DriverData,
+    ExecConfig, ExecInspectResponse, ExecStartConfig, HealthStatusEnum, ProcessConfig,
 };
 use bytes::Bytes;
 use http_body_util::BodyExt;

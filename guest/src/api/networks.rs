@@ -23,13 +23,17 @@ use crate::network::{CreateOptions, DEFAULT_NETWORK, NetworkRecord, ipam::Subnet
 /// Largest request body accepted.
 const MAX_BODY: usize = 1024 * 1024;
 
-async fn read_body<T: serde::de::DeserializeOwned>(req: Request<Incoming>, what: &str) -> Result<T> {
+async fn read_body<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+    what: &str,
+) -> Result<T> {
     let body = http_body_util::Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
         .map_err(|e| Error::BadRequest(format!("read the {what} body: {e}")))?
         .to_bytes();
-    serde_json::from_slice(&body).map_err(|e| Error::BadRequest(format!("invalid {what} body: {e}")))
+    serde_json::from_slice(&body)
+        .map_err(|e| Error::BadRequest(format!("invalid {what} body: {e}")))
 }
 
 /// Docker's network object, with the containers on it.
@@ -243,7 +247,9 @@ pub fn container_networks(engine: &Engine, c: &Container) -> HashMap<String, End
     }
     for a in c.attachments() {
         let rec = nets.get(&a.network).ok();
-        let name = rec.as_ref().map_or_else(|| a.network.clone(), |r| r.name.clone());
+        let name = rec
+            .as_ref()
+            .map_or_else(|| a.network.clone(), |r| r.name.clone());
         let ep = rec.as_ref().and_then(|r| nets.endpoint(&r.id, c.id()));
         let prefix = rec
             .as_ref()
@@ -258,7 +264,11 @@ pub fn container_networks(engine: &Engine, c: &Container) -> HashMap<String, End
             }),
             aliases: Some(a.aliases.clone()),
             network_id: rec.as_ref().map(|r| r.id.clone()),
-            endpoint_id: Some(ep.as_ref().map(|e| e.endpoint_id.clone()).unwrap_or_default()),
+            endpoint_id: Some(
+                ep.as_ref()
+                    .map(|e| e.endpoint_id.clone())
+                    .unwrap_or_default(),
+            ),
             gateway: Some(
                 ep.as_ref()
                     .and(rec.as_ref())

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bollard_stubs::models::{ContainerCreateBody, Health, HealthStatusEnum, RestartPolicyNameEnum};
 
-use super::record::{self, Record, State, Status};
 use super::networking::NetSetup;
+use super::record::{self, Record, State, Status};
 use super::{Container, Containers, names};
 use crate::error::{Error, Result};
 use crate::monitor::{self, ExitRecord, MonitorConfig};

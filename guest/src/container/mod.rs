@@ -90,10 +90,7 @@ impl Container {
 
     /// The networks it joins, first one first.
     pub fn attachments(&self) -> Vec<network::Attachment> {
-        self.networks
-            .lock()
-            .map(|n| n.clone())
-            .unwrap_or_default()
+        self.networks.lock().map(|n| n.clone()).unwrap_or_default()
     }
 
     fn set_attachments_in_memory(&self, attachments: Vec<network::Attachment>) {
@@ -103,7 +100,10 @@ impl Container {
     }
 
     /// Changes the networks it joins and writes them to its folder.
-    pub fn set_attachments(&self, change: impl FnOnce(&mut Vec<network::Attachment>)) -> Result<()> {
+    pub fn set_attachments(
+        &self,
+        change: impl FnOnce(&mut Vec<network::Attachment>),
+    ) -> Result<()> {
         let snapshot = {
             let mut n = self
                 .networks

@@ -88,6 +88,11 @@ impl Containers {
             Err(Error::NoSuchNetwork(_)) if name == DEFAULT_NETWORK => {
                 Ok((DEFAULT_NETWORK.to_string(), true))
             }
+            // Not a 404: the docker CLI takes a 404 on create for a
+            // missing image and tries to pull it.
+            Err(Error::NoSuchNetwork(n)) => {
+                Err(Error::BadRequest(format!("network {n} not found")))
+            }
             Err(e) => Err(e),
         }
     }
@@ -215,7 +220,11 @@ impl Containers {
     pub(super) async fn teardown_network(&self, c: &Container) {
         self.networks.detach_all(c.id()).await;
         if let Err(e) = link::remove_netns(&c.paths.netns()) {
-            tracing::warn!("remove the network namespace of {}: {}", c.name(), e.full_message());
+            tracing::warn!(
+                "remove the network namespace of {}: {}",
+                c.name(),
+                e.full_message()
+            );
         }
     }
 
@@ -259,7 +268,9 @@ impl Containers {
         let (aliases, ipv4) = endpoint_wish(settings)?;
         check_default_wish(rec.is_default(), &aliases, ipv4)?;
         let attachments = c.attachments();
-        let same = |a: &Attachment| a.network == rec.id || (rec.is_default() && a.network == DEFAULT_NETWORK);
+        let same = |a: &Attachment| {
+            a.network == rec.id || (rec.is_default() && a.network == DEFAULT_NETWORK)
+        };
         if attachments.iter().any(same) {
             return Err(Error::Forbidden(format!(
                 "endpoint with name {} already exists in network {}",
@@ -292,7 +303,14 @@ impl Containers {
                 .iter()
                 .any(|v| !v.internal && v.endpoints.iter().any(|e| e.container_id == c.id()));
             self.networks
-                .attach(&ns, &rec.id, (c.id(), c.name()), &want, &ifname, !routed && !rec.internal)
+                .attach(
+                    &ns,
+                    &rec.id,
+                    (c.id(), c.name()),
+                    &want,
+                    &ifname,
+                    !routed && !rec.internal,
+                )
                 .await?;
         }
         c.set_attachments(|a| a.push(want))?;
@@ -309,7 +327,9 @@ impl Containers {
         let _op = c.op.lock().await;
         let rec = self.networks.get(network_key)?;
         let attachments = c.attachments();
-        let same = |a: &Attachment| a.network == rec.id || (rec.is_default() && a.network == DEFAULT_NETWORK);
+        let same = |a: &Attachment| {
+            a.network == rec.id || (rec.is_default() && a.network == DEFAULT_NETWORK)
+        };
         if !attachments.iter().any(same) {
             return Err(Error::Forbidden(format!(
                 "container {} is not connected to network {}",
@@ -332,9 +352,9 @@ impl Containers {
         self.list()
             .into_iter()
             .filter(|c| {
-                c.attachments()
-                    .iter()
-                    .any(|a| a.network == rec.id || (rec.is_default() && a.network == DEFAULT_NETWORK))
+                c.attachments().iter().any(|a| {
+                    a.network == rec.id || (rec.is_default() && a.network == DEFAULT_NETWORK)
+                })
             })
             .map(|c| (c.id().to_string(), c.name().to_string()))
             .collect()
@@ -414,10 +434,16 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(mode_of(&body(None)), Mode::Network("bridge".into()));
-        assert_eq!(mode_of(&body(Some("default"))), Mode::Network("bridge".into()));
+        assert_eq!(
+            mode_of(&body(Some("default"))),
+            Mode::Network("bridge".into())
+        );
         assert_eq!(mode_of(&body(Some("host"))), Mode::Host);
         assert_eq!(mode_of(&body(Some("none"))), Mode::None);
-        assert_eq!(mode_of(&body(Some("backend"))), Mode::Network("backend".into()));
+        assert_eq!(
+            mode_of(&body(Some("backend"))),
+            Mode::Network("backend".into())
+        );
     }
 
     #[test]

@@ -164,7 +164,10 @@ pub fn iptables_remove_lines(saved: &str, tag: &str) -> (Vec<String>, Vec<String
             "nat" => (&mut nat, &mut nat_chains),
             _ => continue,
         };
-        if let Some(name) = line.strip_prefix(':').and_then(|l| l.split_whitespace().next()) {
+        if let Some(name) = line
+            .strip_prefix(':')
+            .and_then(|l| l.split_whitespace().next())
+        {
             if chains.iter().any(|c| c == name) {
                 out.1.push(name.to_string());
             }
@@ -368,11 +371,17 @@ mod tests {
             ]
         );
         let script = iptables_script(&rules(false));
-        assert!(script.contains("-A SERVIN-0123456789-NAT -s 10.89.4.0/24 ! -o sv-0123456789 -j MASQUERADE"));
+        assert!(
+            script.contains(
+                "-A SERVIN-0123456789-NAT -s 10.89.4.0/24 ! -o sv-0123456789 -j MASQUERADE"
+            )
+        );
         assert!(script.contains("-I FORWARD 1 -j SERVIN-0123456789-FWD"));
         assert!(script.starts_with("*filter\n:SERVIN-0123456789-FWD - [0:0]\n"));
         let internal = iptables_script(&rules(true));
         assert!(!internal.contains("MASQUERADE"));
-        assert!(internal.contains("-A SERVIN-0123456789-IN -i sv-0123456789 ! -d 10.89.4.1/32 -j DROP"));
+        assert!(
+            internal.contains("-A SERVIN-0123456789-IN -i sv-0123456789 ! -d 10.89.4.1/32 -j DROP")
+        );
     }
 }

@@ -156,7 +156,8 @@ pub fn parse_proc_routes(text: &str) -> Vec<Subnet> {
             let mask = u32::from_str_radix(cols.get(7)?, 16).ok()?;
             // The kernel prints the network-order words as host-order hex.
             let dest = Ipv4Addr::from(dest.to_le_bytes());
-            let prefix = u8::try_from(u32::from_be_bytes(mask.to_le_bytes()).leading_ones()).ok()?;
+            let prefix =
+                u8::try_from(u32::from_be_bytes(mask.to_le_bytes()).leading_ones()).ok()?;
             (prefix > 0).then(|| Subnet::new(dest, prefix))
         })
         .collect()

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
-use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
 
 use crate::error::{Error, Result};
 
@@ -97,26 +99,31 @@ async fn on_thread<T: Send + 'static>(
 pub async fn create_netns(path: &Path) -> Result<NsLink> {
     let rt = tokio::runtime::Handle::current();
     let path = path.to_path_buf();
-    on_thread(format!("create the network namespace {}", path.display()), move || {
-        // `unshare` is deprecated in rustix for the hazards of
-        // CLONE_FILES; CLONE_NEWNET alone changes only this thread's
-        // network namespace, and the thread ends right after.
-        #[allow(deprecated)]
-        rustix::thread::unshare(rustix::thread::UnshareFlags::NEWNET)
-            .map_err(|e| Error::io("unshare the network namespace for", &path)(e.into()))?;
-        File::create(&path).map_err(Error::io("create", &path))?;
-        if let Err(e) = rustix::mount::mount_bind("/proc/thread-self/ns/net", &path) {
-            let _ = std::fs::remove_file(&path);
-            return Err(Error::io("bind-mount the network namespace on", &path)(e.into()));
-        }
-        let fd = File::open("/proc/thread-self/ns/net")
-            .map_err(Error::io("open", Path::new("/proc/thread-self/ns/net")))?;
-        let handle = connect(&rt)?;
-        Ok(NsLink {
-            handle,
-            fd: fd.into(),
-        })
-    })
+    on_thread(
+        format!("create the network namespace {}", path.display()),
+        move || {
+            // `unshare` is deprecated in rustix for the hazards of
+            // CLONE_FILES; CLONE_NEWNET alone changes only this thread's
+            // network namespace, and the thread ends right after.
+            #[allow(deprecated)]
+            rustix::thread::unshare(rustix::thread::UnshareFlags::NEWNET)
+                .map_err(|e| Error::io("unshare the network namespace for", &path)(e.into()))?;
+            File::create(&path).map_err(Error::io("create", &path))?;
+            if let Err(e) = rustix::mount::mount_bind("/proc/thread-self/ns/net", &path) {
+                let _ = std::fs::remove_file(&path);
+                return Err(Error::io("bind-mount the network namespace on", &path)(
+                    e.into(),
+                ));
+            }
+            let fd = File::open("/proc/thread-self/ns/net")
+                .map_err(Error::io("open", Path::new("/proc/thread-self/ns/net")))?;
+            let handle = connect(&rt)?;
+            Ok(NsLink {
+                handle,
+                fd: fd.into(),
+            })
+        },
+    )
     .await
 }
 
@@ -124,19 +131,22 @@ pub async fn create_netns(path: &Path) -> Result<NsLink> {
 pub async fn enter_netns(path: &Path) -> Result<NsLink> {
     let rt = tokio::runtime::Handle::current();
     let path = path.to_path_buf();
-    on_thread(format!("enter the network namespace {}", path.display()), move || {
-        let ns = File::open(&path).map_err(Error::io("open", &path))?;
-        rustix::thread::move_into_link_name_space(
-            ns.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .map_err(|e| Error::io("enter the network namespace", &path)(e.into()))?;
-        let handle = connect(&rt)?;
-        Ok(NsLink {
-            handle,
-            fd: ns.into(),
-        })
-    })
+    on_thread(
+        format!("enter the network namespace {}", path.display()),
+        move || {
+            let ns = File::open(&path).map_err(Error::io("open", &path))?;
+            rustix::thread::move_into_link_name_space(
+                ns.as_fd(),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .map_err(|e| Error::io("enter the network namespace", &path)(e.into()))?;
+            let handle = connect(&rt)?;
+            Ok(NsLink {
+                handle,
+                fd: ns.into(),
+            })
+        },
+    )
     .await
 }
 
@@ -209,7 +219,11 @@ pub async fn ensure_bridge(h: &Handle, name: &str, gateway: Ipv4Addr, prefix: u8
     {
         Ok(()) => {}
         Err(e) if errno(&e) == Some(EEXIST) => {}
-        Err(e) => return Err(failed(format!("give the bridge {name} the address {gateway}/{prefix}"))(e)),
+        Err(e) => {
+            return Err(failed(format!(
+                "give the bridge {name} the address {gateway}/{prefix}"
+            ))(e));
+        }
     }
     set_up(h, index, name).await?;
     Ok(index)
@@ -273,7 +287,10 @@ pub async fn add_veth(host: &Handle, ns: &NsLink, v: &Veth<'_>) -> Result<()> {
             .add(index, v.address.into(), v.prefix)
             .execute()
             .await
-            .map_err(failed(format!("give {} the address {}", v.ifname, v.address)))?;
+            .map_err(failed(format!(
+                "give {} the address {}",
+                v.ifname, v.address
+            )))?;
         set_up(&ns.handle, index, v.ifname).await?;
         if let Some(gw) = v.default_gateway {
             let route = RouteMessageBuilder::<Ipv4Addr>::new()

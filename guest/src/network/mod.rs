@@ -251,7 +251,11 @@ impl Networks {
                 Ok(r) => {
                     map.insert(r.id.clone(), r);
                 }
-                Err(e) => tracing::warn!("skipping network folder {}: {}", path.display(), e.full_message()),
+                Err(e) => tracing::warn!(
+                    "skipping network folder {}: {}",
+                    path.display(),
+                    e.full_message()
+                ),
             }
         }
         Ok(Arc::new(Self {
@@ -267,7 +271,9 @@ impl Networks {
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, NetworkRecord>> {
-        self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     async fn netlink(&self) -> Result<&rtnetlink::Handle> {
@@ -298,7 +304,8 @@ impl Networks {
             return Ok(n.clone());
         }
         if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let hits: Vec<&NetworkRecord> = map.values().filter(|n| n.id.starts_with(key)).collect();
+            let hits: Vec<&NetworkRecord> =
+                map.values().filter(|n| n.id.starts_with(key)).collect();
             match hits.as_slice() {
                 [one] => return Ok((*one).clone()),
                 [] => {}
@@ -490,7 +497,11 @@ impl Networks {
         let _changes = self.changes.lock().await;
         let rec = self.get(key)?;
         if !rec.endpoints.is_empty() {
-            let names: Vec<&str> = rec.endpoints.values().map(|e| e.container_name.as_str()).collect();
+            let names: Vec<&str> = rec
+                .endpoints
+                .values()
+                .map(|e| e.container_name.as_str())
+                .collect();
             return Err(Error::Forbidden(format!(
                 "error while removing network: network {} has active endpoints ({})",
                 rec.name,
@@ -576,7 +587,8 @@ impl Networks {
                 ifname: ifname.to_string(),
                 host_veth: host_veth.clone(),
             };
-            rec.endpoints.insert(container_id.to_string(), endpoint.clone());
+            rec.endpoints
+                .insert(container_id.to_string(), endpoint.clone());
             let snapshot = rec.clone();
             drop(map);
             self.save(&snapshot)?;
@@ -591,10 +603,13 @@ impl Networks {
         );
         let made = async {
             let h = self.netlink().await?.clone();
-            let bridge = link::link_index(&h, &rec.bridge).await?.ok_or_else(|| Error::Runtime {
-                context: format!("network {}", rec.name),
-                message: format!("its bridge {} is missing", rec.bridge),
-            })?;
+            let bridge =
+                link::link_index(&h, &rec.bridge)
+                    .await?
+                    .ok_or_else(|| Error::Runtime {
+                        context: format!("network {}", rec.name),
+                        message: format!("its bridge {} is missing", rec.bridge),
+                    })?;
             link::add_veth(
                 &h,
                 ns,
@@ -632,7 +647,12 @@ impl Networks {
             (endpoint, rec.clone())
         };
         if let Err(e) = self.save(&snapshot) {
-            tracing::warn!("release {} on network {}: {}", endpoint.ipv4, snapshot.name, e.full_message());
+            tracing::warn!(
+                "release {} on network {}: {}",
+                endpoint.ipv4,
+                snapshot.name,
+                e.full_message()
+            );
         }
         let _ = self.events.send(EndpointEvent::Removed {
             network: snapshot.id.clone(),
@@ -662,7 +682,10 @@ impl Networks {
             .collect();
         for id in ids {
             if let Err(e) = self.detach(&id, container_id).await {
-                tracing::warn!("detach {container_id} from network {id}: {}", e.full_message());
+                tracing::warn!(
+                    "detach {container_id} from network {id}: {}",
+                    e.full_message()
+                );
             }
         }
     }

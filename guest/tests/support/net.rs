@@ -16,12 +16,14 @@ pub struct NetObjects {
 }
 
 fn hex(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    s.bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 impl NetObjects {
     /// Every bridge and veth named in `text` (an engine log or a record).
     pub fn scan(&mut self, text: &str) {
+        let text = strip_ansi(text);
         for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
             if let Some(tag) = word.strip_prefix("sv-") {
                 if tag.len() == 10 && hex(tag) {
@@ -84,7 +86,10 @@ impl NetObjects {
             }
         }
         for tag in self.tags() {
-            quiet("nft", &["delete", "table", "inet", &format!("servin-{tag}")]);
+            quiet(
+                "nft",
+                &["delete", "table", "inet", &format!("servin-{tag}")],
+            );
             let saved = output("iptables-save", &[]);
             let mut table = String::new();
             let mut deletes = Vec::new();
@@ -116,6 +121,24 @@ impl NetObjects {
             }
         }
     }
+}
+
+/// `text` without terminal colour sequences (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn output(tool: &str, args: &[&str]) -> String {
