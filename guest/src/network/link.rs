@@ -11,21 +11,18 @@
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use futures_util::TryStreamExt;
-use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkMessage};
 use rtnetlink::{
     Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
 };
 
 use crate::error::{Error, Result};
 
-const ENOENT: i32 = 2;
-const ESRCH: i32 = 3;
 const EEXIST: i32 = 17;
 const ENODEV: i32 = 19;
-const EADDRNOTAVAIL: i32 = 99;
 
 /// The errno of a netlink error, when the kernel sent one.
 pub fn errno(e: &rtnetlink::Error) -> Option<i32> {
@@ -163,13 +160,6 @@ pub fn remove_netns(path: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io("remove", path)(e)),
     }
-}
-
-/// Whether `path` is a namespace bind mount (a file on the `nsfs`).
-pub fn is_netns_mount(path: &Path) -> bool {
-    rustix::fs::statfs(path)
-        .map(|s| s.f_type as i64 == 0x6e73_6673)
-        .unwrap_or(false)
 }
 
 /// The index of the link named `name`, if there is one.
@@ -317,22 +307,4 @@ pub async fn add_veth(host: &Handle, ns: &NsLink, v: &Veth<'_>) -> Result<()> {
 pub async fn loopback_up(ns: &NsLink) -> Result<()> {
     // The loopback device is index 1 in every network namespace.
     set_up(&ns.handle, 1, "lo").await
-}
-
-/// Whether a netlink error means the object was already gone.
-pub fn is_gone(e: &rtnetlink::Error) -> bool {
-    matches!(errno(e), Some(ENOENT | ESRCH | ENODEV | EADDRNOTAVAIL))
-}
-
-/// The file of a container's network namespace in its folder `dir`.
-pub fn netns_path(dir: &Path) -> PathBuf {
-    dir.join("netns")
-}
-
-/// The attributes of `m` naming its interface, for logs.
-pub fn link_name(m: &LinkMessage) -> Option<String> {
-    m.attributes.iter().find_map(|a| match a {
-        LinkAttribute::IfName(n) => Some(n.clone()),
-        _ => None,
-    })
 }

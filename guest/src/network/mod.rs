@@ -758,7 +758,7 @@ impl Networks {
                     .map(|e| (n.name.clone(), e.ipv4, e.ifname.clone()))
             })
             .collect();
-        out.sort_by(|a, b| iface_order(&a.2).cmp(&iface_order(&b.2)));
+        out.sort_by_key(|a| iface_order(&a.2));
         out.into_iter().map(|(n, ip, _)| (n, ip)).collect()
     }
 

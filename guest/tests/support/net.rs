@@ -29,10 +29,11 @@ impl NetObjects {
                 if tag.len() == 10 && hex(tag) {
                     self.bridges.insert(word.to_string());
                 }
-            } else if let Some(tag) = word.strip_prefix("sv") {
-                if tag.len() == 12 && hex(tag) {
-                    self.veths.insert(word.to_string());
-                }
+            } else if let Some(tag) = word.strip_prefix("sv")
+                && tag.len() == 12
+                && hex(tag)
+            {
+                self.veths.insert(word.to_string());
             }
         }
     }
