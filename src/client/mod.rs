@@ -12,6 +12,7 @@ pub mod address;
 pub mod auth;
 pub mod containers;
 pub mod images;
+pub mod networks;
 pub mod start;
 
 use std::path::PathBuf;
