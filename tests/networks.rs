@@ -129,7 +129,7 @@ fn network_commands_and_traffic() {
         "{pruned}"
     );
     assert!(s.net_objects().bridges.is_empty());
-    let left = made.leftovers();
+    let left = made.leftovers_settled();
     assert!(left.is_empty(), "left on the host: {left:?}");
     let root = s.root();
     drop(s);

@@ -28,7 +28,7 @@ fn finish(mut e: EngineGuard) {
     e.kill();
     let objects = e.net_objects();
     assert!(!objects.bridges.is_empty(), "the test made no bridge");
-    let left = objects.leftovers();
+    let left = objects.leftovers_settled();
     let mounts = support::mounts_below(&root);
     drop(e);
     assert!(left.is_empty(), "network objects left behind: {left:?}");
@@ -330,7 +330,7 @@ fn network_commands_connect_and_bad_input() {
     e.kill();
     let root = e.root();
     drop(e);
-    let left = objects.leftovers();
+    let left = objects.leftovers_settled();
     assert!(left.is_empty(), "left behind: {left:?}");
     assert!(support::mounts_below(&root).is_empty());
 }

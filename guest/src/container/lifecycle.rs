@@ -538,6 +538,10 @@ impl Containers {
             let noticed = SystemTime::now().duration_since(at).unwrap_or_default();
             tracing::debug!(id = %c.id(), after = ?noticed, "exit noticed");
         }
+        // Its addresses are free once the exit is known (before waiters
+        // wake: a `stop` that returns has released them); the namespace's
+        // mount goes with the runtime's state below.
+        self.networks.release_all(c.id());
         let res = c.update(|s| {
             s.status = if dead { Status::Dead } else { Status::Exited };
             s.exit_code = code;

@@ -216,9 +216,10 @@ impl Containers {
         }
     }
 
-    /// Removes a container's endpoints and its namespace's bind mount.
+    /// Frees a container's addresses and removes its namespace's bind
+    /// mount (its veths go with the namespace).
     pub(super) async fn teardown_network(&self, c: &Container) {
-        self.networks.detach_all(c.id()).await;
+        self.networks.release_all(c.id());
         if let Err(e) = link::remove_netns(&c.paths.netns()) {
             tracing::warn!(
                 "remove the network namespace of {}: {}",

@@ -214,8 +214,8 @@ pub struct Networks {
     backend: Backend,
     map: Mutex<BTreeMap<String, NetworkRecord>>,
     /// Networks whose bridge and rules were checked since the engine
-    /// started.
-    up: Mutex<HashSet<String>>,
+    /// started, with their bridge's index.
+    up: Mutex<HashMap<String, u32>>,
     netlink: tokio::sync::OnceCell<rtnetlink::Handle>,
     /// Serialises creating, removing and bringing up networks.
     changes: tokio::sync::Mutex<()>,
@@ -263,7 +263,7 @@ impl Networks {
             pool,
             backend: Backend::detect(),
             map: Mutex::new(map),
-            up: Mutex::new(HashSet::new()),
+            up: Mutex::new(HashMap::new()),
             netlink: tokio::sync::OnceCell::new(),
             changes: tokio::sync::Mutex::new(()),
             events: broadcast::channel(256).0,
@@ -433,21 +433,25 @@ impl Networks {
             // naming what to clean.
             write_json(&tmp, NETWORK_FILE, &rec)?;
             std::fs::rename(&tmp, &dir).map_err(Error::io("rename", &tmp))?;
-            link::ensure_bridge(&h, &bridge, gateway, subnet.prefix).await?;
+            let index = link::ensure_bridge(&h, &bridge, gateway, subnet.prefix).await?;
             drop(lock);
             firewall::ensure_ip_forward()?;
-            firewall::apply(self.backend, &rec.rules()?).await
+            firewall::apply(self.backend, &rec.rules()?).await?;
+            Ok::<_, Error>(index)
         };
-        if let Err(e) = made.await {
-            let _ = link::delete_link(&h, &bridge).await;
-            let _ = firewall::remove(self.backend, &tag).await;
-            let _ = std::fs::remove_dir_all(&tmp);
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(e);
-        }
+        let index = match made.await {
+            Ok(i) => i,
+            Err(e) => {
+                let _ = link::delete_link(&h, &bridge).await;
+                let _ = firewall::remove(self.backend, &tag).await;
+                let _ = std::fs::remove_dir_all(&tmp);
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
         self.lock().insert(id.clone(), rec.clone());
         if let Ok(mut up) = self.up.lock() {
-            up.insert(id);
+            up.insert(id, index);
         }
         tracing::info!(name = %rec.name, subnet = %rec.subnet, bridge = %rec.bridge, "network created");
         Ok(rec)
@@ -470,25 +474,26 @@ impl Networks {
     }
 
     /// Makes sure a network's bridge and rules exist (once per engine run:
-    /// after a host reboot they are gone while the record stays).
-    pub async fn ensure_up(&self, rec: &NetworkRecord) -> Result<()> {
-        let is_up = |this: &Self| this.up.lock().map(|u| u.contains(&rec.id)).unwrap_or(false);
-        if is_up(self) {
-            return Ok(());
+    /// after a host reboot they are gone while the record stays); returns
+    /// the bridge's index.
+    pub async fn ensure_up(&self, rec: &NetworkRecord) -> Result<u32> {
+        let known = |this: &Self| this.up.lock().ok().and_then(|u| u.get(&rec.id).copied());
+        if let Some(i) = known(self) {
+            return Ok(i);
         }
         let _changes = self.changes.lock().await;
-        if is_up(self) {
-            return Ok(());
+        if let Some(i) = known(self) {
+            return Ok(i);
         }
         let h = self.netlink().await?.clone();
         let subnet = rec.subnet()?;
-        link::ensure_bridge(&h, &rec.bridge, rec.gateway, subnet.prefix).await?;
+        let index = link::ensure_bridge(&h, &rec.bridge, rec.gateway, subnet.prefix).await?;
         firewall::ensure_ip_forward()?;
         firewall::apply(rec.firewall, &rec.rules()?).await?;
         if let Ok(mut up) = self.up.lock() {
-            up.insert(rec.id.clone());
+            up.insert(rec.id.clone(), index);
         }
-        Ok(())
+        Ok(index)
     }
 
     /// Removes a network: its rules, its bridge, its folder. Refused while
@@ -540,7 +545,7 @@ impl Networks {
     ) -> Result<Endpoint> {
         let (container_id, container_name) = container;
         let rec = self.get(network_id)?;
-        self.ensure_up(&rec).await?;
+        let bridge = self.ensure_up(&rec).await?;
         let subnet = rec.subnet()?;
         let host_veth = format!("sv{}", names::new_id()?.get(..12).unwrap_or("000000000000"));
         let endpoint = {
@@ -603,13 +608,6 @@ impl Networks {
         );
         let made = async {
             let h = self.netlink().await?.clone();
-            let bridge =
-                link::link_index(&h, &rec.bridge)
-                    .await?
-                    .ok_or_else(|| Error::Runtime {
-                        context: format!("network {}", rec.name),
-                        message: format!("its bridge {} is missing", rec.bridge),
-                    })?;
             link::add_veth(
                 &h,
                 ns,
@@ -627,6 +625,11 @@ impl Networks {
         };
         if let Err(e) = made.await {
             self.release(network_id, container_id);
+            // The bridge may have been deleted behind the engine's back:
+            // look again next time.
+            if let Ok(mut up) = self.up.lock() {
+                up.remove(network_id);
+            }
             return Err(e);
         }
         let _ = self.events.send(EndpointEvent::Added {
@@ -672,8 +675,11 @@ impl Networks {
         Ok(())
     }
 
-    /// Takes a container off every network (at its stop or removal).
-    pub async fn detach_all(&self, container_id: &str) {
+    /// Frees a stopped container's addresses on every network. Its veth
+    /// pairs go with its network namespace (when the namespace's bind
+    /// mount and last process are gone, the kernel deletes them): deleting
+    /// them here would make every stop wait for the kernel.
+    pub fn release_all(&self, container_id: &str) {
         let ids: Vec<String> = self
             .lock()
             .values()
@@ -681,12 +687,7 @@ impl Networks {
             .map(|n| n.id.clone())
             .collect();
         for id in ids {
-            if let Err(e) = self.detach(&id, container_id).await {
-                tracing::warn!(
-                    "detach {container_id} from network {id}: {}",
-                    e.full_message()
-                );
-            }
+            self.release(&id, container_id);
         }
     }
 

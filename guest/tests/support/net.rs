@@ -79,6 +79,19 @@ impl NetObjects {
         out
     }
 
+    /// What of it still exists once the kernel had up to 10 seconds to
+    /// finish (a container's veths go with its namespace, asynchronously).
+    pub fn leftovers_settled(&self) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let left = self.leftovers();
+            if left.is_empty() || std::time::Instant::now() > deadline {
+                return left;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// Removes all of it (best effort).
     pub fn cleanup(&self) {
         for name in self.veths.iter().chain(&self.bridges) {
