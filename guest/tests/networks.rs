@@ -124,6 +124,8 @@ fn traffic(firewall: &str) {
         "front",
         "--network-alias",
         "www",
+        "--add-host",
+        "hostside:host-gateway",
         IMAGE,
         "sh",
         "-c",
@@ -177,6 +179,10 @@ fn traffic(firewall: &str) {
     let hosts = e.docker_ok(&["exec", "web", "cat", "/etc/hosts"]);
     assert!(hosts.contains(&ip), "/etc/hosts: {hosts}");
     let gw = net["Gateway"].as_str().unwrap().to_string();
+    assert!(
+        hosts.contains(&format!("{gw}\thostside")),
+        "/etc/hosts: {hosts}"
+    );
     let resolv = e.docker_ok(&["exec", "web", "cat", "/etc/resolv.conf"]);
     assert!(resolv.contains(&format!("nameserver {gw}")), "{resolv}");
     e.docker_ok(&["rm", "-f", "web"]);

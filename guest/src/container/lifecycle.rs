@@ -456,10 +456,11 @@ impl Containers {
             Some(gw) => super::networking::resolv_base(gw),
             None => spec::host_resolv_conf(),
         };
-        let hosts = spec::hosts_file(
+        let hosts = spec::hosts_file_with_gateway(
             &hostname,
             &hc.extra_hosts.clone().unwrap_or_default(),
             &net.addresses,
+            net.gateway,
         )?;
         let resolv = spec::resolv_conf(
             &host_resolv,

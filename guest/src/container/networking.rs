@@ -28,6 +28,9 @@ pub struct NetSetup {
     pub addresses: Vec<IpAddr>,
     /// The DNS server of its first network, when that is user-defined.
     pub dns: Option<Ipv4Addr>,
+    /// The gateway of its default route: the host, for `host-gateway` in
+    /// `--add-host`.
+    pub gateway: Option<IpAddr>,
 }
 
 /// How a container's `network_mode` reads.
@@ -178,9 +181,13 @@ impl Containers {
             link::loopback_up(&ns).await?;
             let mut addresses = Vec::new();
             let mut routed = false;
+            let mut gateway = None;
             for (i, (a, rec)) in attachments.iter().zip(&networks).enumerate() {
                 let default_route = !routed && !rec.internal;
                 routed |= default_route;
+                if default_route {
+                    gateway = Some(IpAddr::V4(rec.gateway));
+                }
                 let ep = self
                     .networks
                     .attach(
@@ -194,10 +201,10 @@ impl Containers {
                     .await?;
                 addresses.push(IpAddr::V4(ep.ipv4));
             }
-            Ok::<_, Error>(addresses)
+            Ok::<_, Error>((addresses, gateway))
         };
         match made.await {
-            Ok(addresses) => {
+            Ok((addresses, gateway)) => {
                 tracing::debug!(id = %c.id(), elapsed = ?t0.elapsed(), "network ready");
                 let dns = networks
                     .first()
@@ -207,6 +214,7 @@ impl Containers {
                     netns: Some(path),
                     addresses,
                     dns,
+                    gateway,
                 })
             }
             Err(e) => {
