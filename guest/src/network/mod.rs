@@ -17,7 +17,8 @@
 //! - [`Networks::by_gateway`]: the network answering on a gateway address,
 //!   with its containers' names, aliases and addresses;
 //! - [`Networks::subscribe`]: an [`EndpointEvent`] whenever an endpoint is
-//!   added or removed;
+//!   added or removed, and when a network's bridge comes up (its gateway
+//!   address exists: bind to it then) or the network is removed;
 //! - [`Networks::addresses_of`]: a running container's addresses;
 //! - [`Networks::dns_gateways`]: where user-defined networks expect their
 //!   DNS server (port 53 on each gateway).
@@ -165,9 +166,25 @@ pub struct NetworkView {
     pub endpoints: Vec<Endpoint>,
 }
 
-/// An endpoint came or went.
+/// An endpoint came or went, or a network's bridge came up or went.
 #[derive(Debug, Clone)]
 pub enum EndpointEvent {
+    /// A network's bridge exists with its gateway address (at its
+    /// creation, and the first time the engine uses it after starting):
+    /// a server may bind to the gateway now.
+    NetworkUp {
+        /// The network's ID.
+        network: String,
+        /// Its gateway.
+        gateway: Ipv4Addr,
+    },
+    /// A network and its bridge were removed.
+    NetworkRemoved {
+        /// The network's ID.
+        network: String,
+        /// Its gateway (an address the host no longer has).
+        gateway: Ipv4Addr,
+    },
     /// A container joined `network` (at its start or a connect).
     Added {
         /// The network's ID.
@@ -451,8 +468,12 @@ impl Networks {
         };
         self.lock().insert(id.clone(), rec.clone());
         if let Ok(mut up) = self.up.lock() {
-            up.insert(id, index);
+            up.insert(id.clone(), index);
         }
+        let _ = self.events.send(EndpointEvent::NetworkUp {
+            network: id,
+            gateway,
+        });
         tracing::info!(name = %rec.name, subnet = %rec.subnet, bridge = %rec.bridge, "network created");
         Ok(rec)
     }
@@ -493,6 +514,10 @@ impl Networks {
         if let Ok(mut up) = self.up.lock() {
             up.insert(rec.id.clone(), index);
         }
+        let _ = self.events.send(EndpointEvent::NetworkUp {
+            network: rec.id.clone(),
+            gateway: rec.gateway,
+        });
         Ok(index)
     }
 
@@ -526,6 +551,10 @@ impl Networks {
         if let Err(e) = std::fs::remove_dir_all(&aside) {
             tracing::warn!("remove {}: {e}", aside.display());
         }
+        let _ = self.events.send(EndpointEvent::NetworkRemoved {
+            network: rec.id.clone(),
+            gateway: rec.gateway,
+        });
         tracing::info!(name = %rec.name, "network removed");
         Ok(rec)
     }
@@ -832,7 +861,105 @@ async fn lock_subnets() -> Result<SubnetLock> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn record(id: &str, name: &str, subnet: &str, gateway: [u8; 4]) -> NetworkRecord {
+        NetworkRecord {
+            id: id.to_string(),
+            name: name.to_string(),
+            driver: "bridge".to_string(),
+            created: "2026-01-01T00:00:00Z".to_string(),
+            subnet: subnet.to_string(),
+            gateway: Ipv4Addr::from(gateway),
+            internal: false,
+            labels: HashMap::new(),
+            options: HashMap::new(),
+            bridge: format!("sv-{}", &id[..10]),
+            firewall: Backend::Nft,
+            endpoints: BTreeMap::new(),
+        }
+    }
+
+    fn endpoint(container: &str, name: &str, ip: [u8; 4], ifname: &str) -> Endpoint {
+        Endpoint {
+            endpoint_id: "e".repeat(64),
+            container_id: container.to_string(),
+            container_name: name.to_string(),
+            aliases: vec![format!("{name}-alias")],
+            ipv4: Ipv4Addr::from(ip),
+            mac: ipam::mac_text(ipam::mac_for(Ipv4Addr::from(ip))),
+            ifname: ifname.to_string(),
+            host_veth: "sv000000000001".to_string(),
+        }
+    }
+
+    #[test]
+    fn state_on_disk_answers_the_dns_and_port_questions() {
+        let root = tempfile::tempdir().unwrap();
+        let mut front = record(&"a".repeat(64), "front", "10.200.1.0/24", [10, 200, 1, 1]);
+        front.endpoints.insert(
+            "c1".to_string(),
+            endpoint("c1", "web", [10, 200, 1, 2], "eth0"),
+        );
+        let mut back = record(&"b".repeat(64), "back", "10.200.2.0/24", [10, 200, 2, 1]);
+        back.endpoints.insert(
+            "c1".to_string(),
+            endpoint("c1", "web", [10, 200, 2, 5], "eth1"),
+        );
+        back.endpoints.insert(
+            "c2".to_string(),
+            endpoint("c2", "db", [10, 200, 2, 6], "eth0"),
+        );
+        for r in [&front, &back] {
+            let dir = root.path().join("networks").join(&r.id);
+            std::fs::create_dir_all(&dir).unwrap();
+            write_json(&dir, NETWORK_FILE, r).unwrap();
+        }
+        let nets = Networks::open(root.path()).unwrap();
+        let mut events = nets.subscribe();
+        let view = nets.by_gateway("10.200.2.1".parse().unwrap()).unwrap();
+        assert_eq!(view.name, "back");
+        let mut names: Vec<&str> = view
+            .endpoints
+            .iter()
+            .map(|e| e.container_name.as_str())
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["db", "web"]);
+        assert!(nets.by_gateway("10.200.9.1".parse().unwrap()).is_none());
+        assert_eq!(
+            nets.addresses_of("c1"),
+            vec![
+                ("front".to_string(), Ipv4Addr::new(10, 200, 1, 2)),
+                ("back".to_string(), Ipv4Addr::new(10, 200, 2, 5)),
+            ]
+        );
+        assert_eq!(
+            nets.get("fro").err().map(|e| e.to_string()),
+            Some("network fro not found".to_string())
+        );
+        assert_eq!(nets.get("bbbb").unwrap().name, "back");
+        // c2 is not running any more: its address goes, on disk too.
+        let running: HashSet<String> = ["c1".to_string()].into();
+        let gone = nets.forget_endpoints_except(&running);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].container_name, "db");
+        match events.try_recv().unwrap() {
+            EndpointEvent::Removed {
+                endpoint, gateway, ..
+            } => {
+                assert_eq!(endpoint.container_id, "c2");
+                assert_eq!(gateway, Ipv4Addr::new(10, 200, 2, 1));
+            }
+            other => panic!("unexpected event {other:?}"),
+        }
+        let reopened = Networks::open(root.path()).unwrap();
+        assert!(reopened.endpoint(&back.id, "c2").is_none());
+        assert!(reopened.endpoint(&back.id, "c1").is_some());
+        nets.release_all("c1");
+        assert!(nets.addresses_of("c1").is_empty());
+    }
 
     #[test]
     fn network_names_follow_docker() {
