@@ -8,6 +8,7 @@ use crate::container::Containers;
 use crate::error::Result;
 use crate::registry::Registries;
 use crate::store::Store;
+use crate::volume::Volumes;
 
 /// The running engine.
 pub struct Engine {
@@ -17,6 +18,8 @@ pub struct Engine {
     pub store: Arc<Store>,
     /// The containers.
     pub containers: Arc<Containers>,
+    /// The named volumes.
+    pub volumes: Arc<Volumes>,
     /// Registry clients and credentials.
     pub registries: Registries,
     /// When it started.
@@ -28,12 +31,14 @@ impl Engine {
     /// containers again. Must be called inside the tokio runtime.
     pub fn open(config: Config) -> Result<Self> {
         let store = Arc::new(Store::open(&config.root)?);
-        let containers = Containers::open(&config.root, Arc::clone(&store))?;
+        let volumes = Arc::new(Volumes::open(&config.root)?);
+        let containers = Containers::open(&config.root, Arc::clone(&store), Arc::clone(&volumes))?;
         let registries = Registries::new(config.insecure_registries.clone(), config.home.clone());
         Ok(Self {
             config,
             store,
             containers,
+            volumes,
             registries,
             started: Instant::now(),
         })

@@ -31,6 +31,9 @@ pub enum Error {
     /// The operation is not allowed on this object (Docker answers 403).
     #[error("{0}")]
     Forbidden(String),
+    /// No volume has this name.
+    #[error("no such volume: {0}")]
+    NoSuchVolume(String),
     /// No exec instance has this ID.
     #[error("no such exec instance: {0}")]
     NoSuchExec(String),
@@ -124,7 +127,8 @@ impl Error {
             Self::NoSuchImage(_)
             | Self::NoSuchContainer(_)
             | Self::NoSuchExec(_)
-            | Self::NoSuchNetwork(_) => StatusCode::NOT_FOUND,
+            | Self::NoSuchNetwork(_)
+            | Self::NoSuchVolume(_) => StatusCode::NOT_FOUND,
             Self::CommandNotFound(_) => StatusCode::BAD_REQUEST,
             Self::BadRequest(_) | Self::Archive(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,

@@ -21,6 +21,7 @@
 //! - [`monitor`]: the per-container monitor process, logs and exec.
 //! - [`container`]: container records, lifecycle, restarts and health.
 //! - [`network`]: bridges, address management, namespaces and firewall rules.
+//! - [`volume`]: named volumes and copying image content into them.
 //! - [`api`]: the HTTP server and its routes.
 
 pub mod api;
@@ -41,6 +42,7 @@ pub mod runtime;
 pub mod store;
 pub mod timefmt;
 pub mod unpack;
+pub mod volume;
 
 /// The engine's version, reported by `/version` and `/info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -29,11 +29,16 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         None | Some("daemon") => {}
         Some("monitor") => {
-            let [_, dir] = args.as_slice() else {
-                eprintln!("error: usage: servin-guest monitor DIR");
-                return ExitCode::from(2);
+            return match args.as_slice() {
+                [_, dir] => servin_guest::monitor::run(std::path::Path::new(dir)),
+                [_, flag, root] if flag == servin_guest::monitor::STANDBY_FLAG => {
+                    servin_guest::monitor::standby(std::path::Path::new(root))
+                }
+                _ => {
+                    eprintln!("error: usage: servin-guest monitor DIR");
+                    ExitCode::from(2)
+                }
             };
-            return servin_guest::monitor::run(std::path::Path::new(dir));
         }
         Some("--version" | "version") => {
             println!("servin-guest {}", servin_guest::VERSION);

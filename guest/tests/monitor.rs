@@ -663,3 +663,36 @@ fn handles_can_move_between_tasks() {
     send::<servin_guest::monitor::exec::Resizer>();
     send::<servin_guest::monitor::exec::ExecIo>();
 }
+
+#[tokio::test]
+async fn a_standby_monitor_runs_the_container_it_is_handed() {
+    let exe = Path::new(env!("CARGO_BIN_EXE_servin-guest"));
+    let fx = Fixture::new("standby", &["sh", "-c", "echo from-standby"], false);
+    let config = fx.config();
+    let root = fx.dir.parent().unwrap();
+    let standby = monitor::Standby::start(exe, root).unwrap();
+    let created = monitor::spawn_with(exe, &fx.dir, &config, Some(standby))
+        .await
+        .unwrap();
+    created.start().await.unwrap();
+    let record = fx.wait().await;
+    assert_eq!(record.code, 0);
+    assert_eq!(
+        text(&fx.logs(&config), LogStream::Stdout),
+        ["from-standby\n"]
+    );
+    // Its diagnostics went to the folder's monitor log once it had one.
+    assert!(fx.dir.join(monitor::MONITOR_LOG).exists());
+
+    // A folder outside the standby's root is refused, and nothing runs.
+    let other = Fixture::new("standby-out", &["true"], false);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let standby = monitor::Standby::start(exe, elsewhere.path()).unwrap();
+    let refused = monitor::spawn_with(exe, &other.dir, &other.config(), Some(standby)).await;
+    let message = refused.err().unwrap().full_message();
+    assert!(
+        message.contains("is not a container folder under"),
+        "{message}"
+    );
+    assert!(!other.exists());
+}

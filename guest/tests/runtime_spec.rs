@@ -144,6 +144,7 @@ impl Fixture {
             init: init.then_some(Path::new(TINI)),
             netns: None,
             volume_path: volumes,
+            anonymous_volumes: &[],
             host_nofile: 20_000,
         }
     }

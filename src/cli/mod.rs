@@ -25,6 +25,7 @@ mod stream;
 mod tag;
 mod validate;
 mod version;
+mod volume;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -127,6 +128,7 @@ pub enum Command {
     Tag(tag::Args),
     Image(image::Args),
     Network(network::Args),
+    Volume(volume::Args),
     Login(login::LoginArgs),
     Logout(login::LogoutArgs),
     Version(version::Args),
@@ -178,6 +180,7 @@ pub fn main() -> ExitCode {
         Command::Tag(args) => tag::run(&cli, args),
         Command::Image(args) => image::run(&cli, args),
         Command::Network(args) => network::run(&cli, args),
+        Command::Volume(args) => volume::run(&cli, args),
         Command::Login(args) => login::login(&cli, args),
         Command::Logout(args) => login::logout(&cli, args),
         Command::Version(args) => version::run(&cli, args),
@@ -293,6 +296,8 @@ mod tests {
         assert!(matches!(&cli.command, Command::Rm(a) if a.force && a.volumes));
         let cli = parse(&["rmi", "-f", "busybox"]).unwrap();
         assert!(matches!(&cli.command, Command::Rmi(a) if a.force));
+        let cli = parse(&["volume", "rm", "-f", "a", "b"]).unwrap();
+        assert!(matches!(&cli.command, Command::Volume(_)));
         let cli = parse(&["run", "-v", "/a:/b", "busybox"]).unwrap();
         assert!(matches!(&cli.command, Command::Run(a) if a.container.volume == ["/a:/b"]));
         assert_eq!(parse(&["--verbose", "--verbose", "ps"]).unwrap().verbose, 2);

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use bollard_stubs::models::{
     ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig,
-    HostConfigLogConfig, Mount, MountTmpfsOptions, MountType, NetworkingConfig, ResourcesUlimits,
-    RestartPolicy, RestartPolicyNameEnum,
+    HostConfigLogConfig, Mount, MountTmpfsOptions, MountType, MountVolumeOptions, NetworkingConfig,
+    ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
 };
 use servin::project::values::{duration, misc, signal, size};
 
@@ -28,12 +28,17 @@ pub struct ContainerArgs {
     /// Read environment variables from a file of `KEY=VALUE` lines
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_file: Vec<std::path::PathBuf>,
-    /// Bind-mount a host folder or file: `/host/path:/path[:ro]`
-    #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:ro]")]
+    /// Mount a named volume (`NAME:/path[:ro]`, made when missing), a host
+    /// folder or file (`/host/path:/path[:ro]`), or a new anonymous volume
+    /// (`/path`, removed with the container by `rm -v` and `--rm`); repeat
+    /// for more
+    #[arg(short = 'v', long = "volume", value_name = "[SRC:]DST[:OPTS]")]
     pub volume: Vec<String>,
     /// Mount in Docker's long form, e.g.
-    /// `type=bind,source=/src,target=/app,readonly` or
-    /// `type=tmpfs,target=/cache,tmpfs-size=64m`; repeat for more
+    /// `type=bind,source=/src,target=/app,readonly`,
+    /// `type=volume,source=data,target=/data,volume-nocopy` (no source: an
+    /// anonymous volume) or `type=tmpfs,target=/cache,tmpfs-size=64m`;
+    /// repeat for more
     #[arg(long, value_name = "KEY=VALUE,...")]
     pub mount: Vec<String>,
     /// Mount a tmpfs at a path (`/path[:options]`, e.g. `/tmp:size=64m`)
@@ -185,6 +190,7 @@ pub fn parse_mount(v: &str) -> Result<Mount, Failed> {
     let mut target = None;
     let mut read_only = None;
     let mut tmpfs = MountTmpfsOptions::default();
+    let mut no_copy = None;
     for field in v.split(',').filter(|f| !f.is_empty()) {
         let (key, value) = match field.split_once('=') {
             Some((k, v)) => (k, Some(v)),
@@ -215,6 +221,15 @@ pub fn parse_mount(v: &str) -> Result<Mount, Failed> {
                     }
                 })
             }
+            "volume-nocopy" => {
+                no_copy = Some(match value {
+                    None | Some("true" | "1") => true,
+                    Some("false" | "0") => false,
+                    Some(other) => {
+                        return Err(bad(format!("`{key}` is true or false, not {other:?}")));
+                    }
+                })
+            }
             "tmpfs-size" => tmpfs.size_bytes = Some(size_of("--mount tmpfs-size", need()?)?),
             "tmpfs-mode" => {
                 let m = need()?;
@@ -229,7 +244,7 @@ pub fn parse_mount(v: &str) -> Result<Mount, Failed> {
             }
             other => {
                 return Err(bad(format!(
-                    "unknown field {other:?}: servin takes type, source, target, readonly, tmpfs-size and tmpfs-mode"
+                    "unknown field {other:?}: servin takes type, source, target, readonly, volume-nocopy, tmpfs-size and tmpfs-mode"
                 )));
             }
         }
@@ -244,8 +259,8 @@ pub fn parse_mount(v: &str) -> Result<Mount, Failed> {
         MountType::BIND if source.is_none() => {
             Some("a bind mount needs a source (`source=/host/path`)")
         }
-        MountType::VOLUME if source.is_none() => {
-            Some("a volume mount needs a source (`source=NAME`): servin makes no anonymous volumes")
+        _ if no_copy.is_some() && typ != MountType::VOLUME => {
+            Some("volume-nocopy is for type=volume")
         }
         _ => None,
     };
@@ -259,8 +274,42 @@ pub fn parse_mount(v: &str) -> Result<Mount, Failed> {
         typ: Some(typ),
         read_only,
         tmpfs_options: is_tmpfs.then_some(tmpfs),
+        volume_options: no_copy.map(|n| MountVolumeOptions {
+            no_copy: Some(n),
+            ..Default::default()
+        }),
         ..Default::default()
     })
+}
+
+/// Splits `-v` values into binds (`SRC:DST[:OPTS]`) and anonymous volumes
+/// (`/path`), as Docker's CLI does.
+fn split_volumes(values: &[String]) -> Result<(Vec<String>, Vec<String>), Failed> {
+    let mut binds = Vec::new();
+    let mut anonymous = Vec::new();
+    for v in values {
+        let parts: Vec<&str> = v.split(':').collect();
+        match parts.as_slice() {
+            [dst] if dst.starts_with('/') => anonymous.push((*dst).to_string()),
+            [_] => {
+                return Err(usage(format!(
+                    "invalid -v {v:?}: an anonymous volume needs an absolute path (`/data`); a named one is `NAME:/path`"
+                )));
+            }
+            [src, dst, ..] if src.is_empty() || !dst.starts_with('/') => {
+                return Err(usage(format!(
+                    "invalid -v {v:?}: want [SRC:]DST[:OPTS] with an absolute DST"
+                )));
+            }
+            [_, _] | [_, _, _] => binds.push(v.clone()),
+            _ => {
+                return Err(usage(format!(
+                    "invalid -v {v:?}: too many `:`; want [SRC:]DST[:OPTS]"
+                )));
+            }
+        }
+    }
+    Ok((binds, anonymous))
 }
 
 fn env_file_lines(path: &std::path::Path) -> Result<Vec<String>, Failed> {
@@ -455,10 +504,11 @@ impl ContainerArgs {
                 endpoints_config: Some(HashMap::from([(network.to_string(), endpoint)])),
             }
         });
+        let (binds, anonymous) = split_volumes(&self.volume)?;
         // One program, as Docker takes it; `""` (one empty word) clears it.
         let entrypoint = self.entrypoint.as_ref().map(|e| vec![e.clone()]);
         let host_config = HostConfig {
-            binds: (!self.volume.is_empty()).then(|| self.volume.clone()),
+            binds: (!binds.is_empty()).then_some(binds),
             tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
             mounts: (!mounts.is_empty()).then_some(mounts),
             memory,
@@ -505,6 +555,7 @@ impl ContainerArgs {
             labels: (!labels.is_empty()).then_some(labels),
             stop_signal: self.stop_signal.clone(),
             stop_timeout: self.stop_timeout,
+            volumes: (!anonymous.is_empty()).then_some(anonymous),
             host_config: Some(host_config),
             networking_config,
             ..Default::default()
@@ -724,6 +775,31 @@ mod tests {
     }
 
     #[test]
+    fn volume_flags_split_into_binds_and_anonymous_volumes() {
+        let b = body(&[
+            "-v",
+            "/tmp:/host:ro",
+            "-v",
+            "data:/data",
+            "-v",
+            "/scratch",
+            "busybox",
+        ])
+        .unwrap();
+        assert_eq!(
+            b.host_config.unwrap().binds.unwrap(),
+            ["/tmp:/host:ro", "data:/data"]
+        );
+        assert_eq!(b.volumes.unwrap(), ["/scratch"]);
+        for bad in ["relative", ":/x", "data:rel", "a:/b:ro:x"] {
+            assert!(
+                matches!(body(&["-v", bad, "busybox"]), Err(Failed::Usage(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn mounts_in_the_long_form() {
         let b = body(&[
             "--mount",
@@ -747,6 +823,19 @@ mod tests {
         assert_eq!(t.mode, Some(0o1770));
         assert_eq!(mounts[2].typ, Some(MountType::VOLUME), "Docker's default");
         assert_eq!(mounts[2].read_only, Some(false));
+        let b = body(&[
+            "--mount",
+            "target=/anon",
+            "--mount",
+            "type=volume,src=data,target=/d,volume-nocopy",
+            "busybox",
+        ])
+        .unwrap();
+        let mounts = b.host_config.unwrap().mounts.unwrap();
+        assert_eq!(mounts[0].source, None, "an anonymous volume");
+        assert_eq!(mounts[0].volume_options, None);
+        let nocopy = mounts[1].volume_options.clone().unwrap();
+        assert_eq!(nocopy.no_copy, Some(true));
         for bad in [
             "type=bind,target=/x",
             "type=bind,source=/tmp",
@@ -756,7 +845,8 @@ mod tests {
             "type=bind,source=/tmp,target=/x,tmpfs-size=1m",
             "type=bind,source=/tmp,target=/x,readonly=maybe",
             "type=bind,source=/tmp,target=/x,bind-propagation=shared",
-            "target=/x",
+            "type=bind,source=/tmp,target=/x,volume-nocopy",
+            "type=volume,target=/x,volume-nocopy=maybe",
             "type,target=/x",
         ] {
             assert!(

@@ -7,6 +7,7 @@
 //! - [`auth`]: registry credentials (`~/.servin/auth.json`, `~/.docker/config.json`).
 //! - [`images`]: the image operations.
 //! - [`containers`]: the container operations and attached streams.
+//! - [`volumes`]: the volume operations.
 
 pub mod address;
 pub mod auth;
@@ -14,6 +15,7 @@ pub mod containers;
 pub mod images;
 pub mod networks;
 pub mod start;
+pub mod volumes;
 
 use std::path::PathBuf;
 

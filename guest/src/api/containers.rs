@@ -347,7 +347,7 @@ pub fn inspect(engine: &Arc<Engine>, key: &str) -> Result<Response<Body>> {
             name: "overlay".to_string(),
             data,
         }),
-        mounts: Some(Vec::new()),
+        mounts: Some(crate::container::volumes::mount_points(&c, &engine.volumes)),
         config: Some(config),
         ..Default::default()
     };
@@ -431,6 +431,9 @@ pub fn wait(engine: &Arc<Engine>, key: &str, query: &Query) -> Result<Response<B
 pub async fn remove(engine: &Arc<Engine>, key: &str, query: &Query) -> Result<Response<Body>> {
     let c = engine.containers.get(key)?;
     engine.containers.remove(&c, query.flag("force")).await?;
+    if query.flag("v") {
+        engine.containers.drop_anonymous_volumes(&c).await;
+    }
     Ok(empty(StatusCode::NO_CONTENT))
 }
 

@@ -8,6 +8,7 @@
 //! - [`images`]: the `/images/...` calls.
 //! - [`containers`]: the `/containers/...`, `/exec/...` and `/events` calls.
 //! - [`networks`]: the `/networks/...` calls.
+//! - [`volumes`]: the `/volumes/...` calls.
 //! - [`stream`]: hijacked connections and Docker's stream framing.
 
 pub mod auth;
@@ -18,6 +19,7 @@ pub mod routes;
 pub mod server;
 pub mod stream;
 pub mod system;
+pub mod volumes;
 
 /// The Docker API version this engine speaks.
 pub const API_VERSION: &str = "1.47";

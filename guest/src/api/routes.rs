@@ -15,7 +15,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use crate::engine::Engine;
 use crate::error::Error;
 
-use super::{auth, containers, images, networks, system};
+use super::{auth, containers, images, networks, system, volumes};
 
 /// The body of every response.
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -216,6 +216,11 @@ async fn dispatch(
         (&Method::GET, "/networks") => return networks::list(engine, &query),
         (&Method::POST, "/networks/create") => return networks::create(engine, req).await,
         (&Method::POST, "/networks/prune") => return networks::prune(engine, &query).await,
+        (&Method::GET, "/volumes") => return volumes::list(engine, &query),
+        (&Method::POST, "/volumes/create") => return volumes::create(engine, req).await,
+        (&Method::POST, "/volumes/prune") => {
+            return volumes::prune(engine, &query, req.uri().path()).await;
+        }
         _ => {}
     }
     if let Some(rest) = path.strip_prefix("/containers/") {
@@ -242,6 +247,13 @@ async fn dispatch(
             (&Method::DELETE, "") => networks::remove(engine, key).await,
             (&Method::POST, "connect") => networks::connect(engine, key, req).await,
             (&Method::POST, "disconnect") => networks::disconnect(engine, key, req).await,
+            _ => Err(Error::NotImplemented(format!("{method} {path}"))),
+        };
+    }
+    if let Some(name) = path.strip_prefix("/volumes/") {
+        return match *method {
+            Method::GET => volumes::inspect(engine, name),
+            Method::DELETE => volumes::remove(engine, name, &query).await,
             _ => Err(Error::NotImplemented(format!("{method} {path}"))),
         };
     }

@@ -207,6 +207,7 @@ impl Containers {
                 init: None,
                 netns: None,
                 volume_path: &no_volumes,
+                anonymous_volumes: &[],
                 host_nofile: self.host_nofile,
             };
             spec::exec_process(&input, config)?

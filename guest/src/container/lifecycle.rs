@@ -207,6 +207,7 @@ impl Containers {
             .ok()
             .and_then(|b| serde_json::from_slice::<oci_spec::image::ImageConfiguration>(&b).ok())
             .and_then(|c| c.config().clone());
+        let wanted = super::volumes::wanted(&body, image_config.as_ref())?;
         let id = names::new_id()?;
         let mut map = self.lock_map();
         let name = match name.filter(|n| !n.is_empty()) {
@@ -222,6 +223,7 @@ impl Containers {
             }
             None => names::random_name(|n| map.values().any(|c| c.record.name == n))?,
         };
+        let (volumes, made_volumes) = self.make_volumes(&wanted)?;
         let record = Record {
             id: id.clone(),
             name,
@@ -231,6 +233,7 @@ impl Containers {
             layers: image.chain_ids(),
             image_config,
             body,
+            volumes,
         };
         // Written under a dot name and renamed, so a crash never leaves a
         // half-made container.
@@ -249,6 +252,7 @@ impl Containers {
         })();
         if let Err(e) = made {
             let _ = std::fs::remove_dir_all(&tmp);
+            self.drop_volumes(&made_volumes);
             return Err(e);
         }
         let c = Arc::new(Container::new(record, dir, State::default()));
@@ -311,8 +315,10 @@ impl Containers {
                     s.error = message.clone();
                     s.exit_code = code;
                 });
-                if c.record.host_config().auto_remove.unwrap_or(false) {
-                    let _ = self.remove_now(c).await;
+                if c.record.host_config().auto_remove.unwrap_or(false)
+                    && self.remove_now(c).await.is_ok()
+                {
+                    self.drop_anonymous_volumes(c).await;
                 }
                 Err(e)
             }
@@ -328,6 +334,20 @@ impl Containers {
         runtime.delete(c.id(), true).await?;
         let paths = &c.paths;
         let _ = std::fs::remove_file(paths.dir.join(monitor::EXIT_FILE));
+        if self.needs_copy_up(c) {
+            // Copying an image's folder into a volume may take a while: not
+            // on the engine's thread.
+            let (this, c2) = (Arc::clone(self), Arc::clone(c));
+            tokio::task::spawn_blocking(move || {
+                this.mount_root(&c2)?;
+                this.prepare_volumes(&c2).map(|_| ())
+            })
+            .await
+            .map_err(|e| Error::Runtime {
+                context: format!("container {}: copy into its volumes", c.name()),
+                message: e.to_string(),
+            })??;
+        }
         let memory_cgroup = std::path::Path::new("/sys/fs/cgroup/memory")
             .is_dir()
             .then(|| std::path::PathBuf::from(format!("/sys/fs/cgroup/memory/servin/{}", c.id())));
@@ -344,15 +364,17 @@ impl Containers {
         };
         // The monitor starts (a process of its own, on the other core) while
         // the bundle is written: it needs the bundle only on "start".
-        let (created, prepared) =
-            tokio::join!(monitor::spawn(&self.exe, &paths.dir, &config), async {
+        let (created, prepared) = tokio::join!(
+            monitor::spawn_with(&self.exe, &paths.dir, &config, self.take_standby()),
+            async {
                 let prepared = match self.setup_network(c).await {
                     Ok(net) => self.prepare_bundle(c, &net),
                     Err(e) => Err(e),
                 };
                 tracing::debug!(id = %c.id(), elapsed = ?t0.elapsed(), "bundle written");
                 prepared
-            });
+            }
+        );
         let created = created?;
         if let Err(e) = prepared {
             if let Err(abort) = created.abort().await {
@@ -368,6 +390,7 @@ impl Containers {
         }
         created.start().await?;
         tracing::debug!(id = %c.id(), elapsed = ?t0.elapsed(), "container running");
+        self.replenish_standby();
         // The monitor runs the container on "start"; the runtime wrote its
         // init's pid.
         let pid_file = paths.dir.join(monitor::CONTAINER_PID_FILE);
@@ -382,6 +405,50 @@ impl Containers {
     /// spec, and checks the command exists in the image.
     fn prepare_bundle(&self, c: &Container, net: &NetSetup) -> Result<()> {
         let step = |what: &str| format!("container {}: {what}", c.name());
+        let paths = &c.paths;
+        self.mount_root(c)?;
+        let etc = self.write_etc_files(c, net)?;
+        let init = if c.record.init() {
+            Some(self.init.as_deref().ok_or_else(|| Error::Runtime {
+                context: step("start"),
+                message: "no init binary found (looked for SERVIN_INIT and tini-static): install tini (apt-get install tini) or run with --no-init / init = false".to_string(),
+            })?)
+        } else {
+            None
+        };
+        let anonymous_volumes = self.prepare_volumes(c)?;
+        let volume_path = |name: &str| self.volume_path(name);
+        let rootfs_path = paths.rootfs();
+        let input = spec::SpecInput {
+            id: c.id(),
+            name: c.name(),
+            config: &c.record.body,
+            image: c.record.image_config.as_ref(),
+            rootfs: &rootfs_path,
+            etc: &etc,
+            init,
+            netns: net.netns.as_deref(),
+            volume_path: &volume_path,
+            anonymous_volumes: &anonymous_volumes,
+            host_nofile: self.host_nofile,
+        };
+        // `spec::build` leaves out the network namespace for `host`.
+        let oci = spec::build(&input)?;
+        let argv = spec::command_line(&c.record.body, c.record.image_config.as_ref())?;
+        let env: Vec<String> = oci
+            .process()
+            .as_ref()
+            .and_then(|p| p.env().clone())
+            .unwrap_or_default();
+        if let Some(argv0) = argv.first() {
+            rootfs::lookup_command(&rootfs_path, argv0, &env)?;
+        }
+        record::write_json_atomic(&paths.bundle(), "config.json", &oci)
+    }
+
+    /// Makes the container's folders and mounts its overlay root, unless
+    /// it is mounted already.
+    fn mount_root(&self, c: &Container) -> Result<()> {
         let paths = &c.paths;
         for d in [
             paths.bundle(),
@@ -402,43 +469,7 @@ impl Containers {
                 .collect::<Result<_>>()?;
             rootfs::mount_overlay(&lower, &paths.upper(), &paths.work(), &paths.rootfs())?;
         }
-        let etc = self.write_etc_files(c, net)?;
-        let init = if c.record.init() {
-            Some(self.init.as_deref().ok_or_else(|| Error::Runtime {
-                context: step("start"),
-                message: "no init binary found (looked for SERVIN_INIT and tini-static): install tini (apt-get install tini) or run with --no-init / init = false".to_string(),
-            })?)
-        } else {
-            None
-        };
-        let no_volumes = |name: &str| -> Result<std::path::PathBuf> {
-            Err(Error::BadRequest(format!("no such volume: {name}")))
-        };
-        let rootfs_path = paths.rootfs();
-        let input = spec::SpecInput {
-            id: c.id(),
-            name: c.name(),
-            config: &c.record.body,
-            image: c.record.image_config.as_ref(),
-            rootfs: &rootfs_path,
-            etc: &etc,
-            init,
-            netns: net.netns.as_deref(),
-            volume_path: &no_volumes,
-            host_nofile: self.host_nofile,
-        };
-        // `spec::build` leaves out the network namespace for `host`.
-        let oci = spec::build(&input)?;
-        let argv = spec::command_line(&c.record.body, c.record.image_config.as_ref())?;
-        let env: Vec<String> = oci
-            .process()
-            .as_ref()
-            .and_then(|p| p.env().clone())
-            .unwrap_or_default();
-        if let Some(argv0) = argv.first() {
-            rootfs::lookup_command(&rootfs_path, argv0, &env)?;
-        }
-        record::write_json_atomic(&paths.bundle(), "config.json", &oci)
+        Ok(())
     }
 
     fn write_etc_files(&self, c: &Container, net: &NetSetup) -> Result<spec::EtcFiles> {
@@ -573,8 +604,9 @@ impl Containers {
         let _op = c.op.lock().await;
         let hc = c.record.host_config();
         if hc.auto_remove.unwrap_or(false) {
-            if let Err(e) = self.remove_now(c).await {
-                tracing::warn!("auto-remove {}: {}", c.name(), e.full_message());
+            match self.remove_now(c).await {
+                Ok(()) => self.drop_anonymous_volumes(c).await,
+                Err(e) => tracing::warn!("auto-remove {}: {}", c.name(), e.full_message()),
             }
             return;
         }

@@ -17,6 +17,7 @@
 //! - [`names`]: IDs and names.
 //! - [`networking`]: networks joined, namespaces, connect and disconnect.
 //! - [`reaper`]: noticing process exits with pidfds.
+//! - [`volumes`]: the volumes containers mount.
 
 pub mod events;
 pub mod exec;
@@ -26,6 +27,7 @@ pub mod names;
 pub mod networking;
 pub mod reaper;
 pub mod record;
+pub mod volumes;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -35,10 +37,12 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
 use crate::error::{Error, Result};
+use crate::monitor;
 use crate::monitor::attach::{AttachReader, AttachWriter};
 use crate::network::{self, Networks};
 use crate::runtime::Runtime;
 use crate::store::Store;
+use crate::volume::Volumes;
 
 pub use record::{Paths, Record, State, Status};
 
@@ -220,12 +224,15 @@ pub fn parse_size(v: &str) -> Option<u64> {
 pub struct Containers {
     dir: PathBuf,
     store: Arc<Store>,
+    volumes: Arc<Volumes>,
     runtime: std::result::Result<Runtime, String>,
     init: Option<PathBuf>,
     exe: PathBuf,
     host_nofile: u64,
     map: Mutex<HashMap<String, Arc<Container>>>,
     execs: Mutex<HashMap<String, Arc<exec::ExecInstance>>>,
+    /// A monitor started ahead of the next container start.
+    standby: Mutex<Option<monitor::Standby>>,
     /// The event stream.
     pub events: events::Events,
     /// The networks containers join.
@@ -253,7 +260,7 @@ impl Containers {
     /// Opens the containers under `root/containers`, finds the running ones
     /// again and settles the ones whose process ended while the engine was
     /// away. Must run inside the engine's tokio runtime.
-    pub fn open(root: &Path, store: Arc<Store>) -> Result<Arc<Self>> {
+    pub fn open(root: &Path, store: Arc<Store>, volumes: Arc<Volumes>) -> Result<Arc<Self>> {
         let dir = root.join("containers");
         std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
         let runtime = Runtime::detect(root).map_err(|e| e.full_message());
@@ -268,12 +275,14 @@ impl Containers {
         let this = Arc::new(Self {
             dir,
             store,
+            volumes,
             runtime,
             init: find_init(),
             exe,
             host_nofile,
             map: Mutex::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
+            standby: Mutex::new(None),
             events: events::Events::default(),
             networks: Networks::open(root)?,
         });
@@ -285,6 +294,33 @@ impl Containers {
         self.map
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The standby monitor, if one is waiting.
+    fn take_standby(&self) -> Option<monitor::Standby> {
+        self.standby
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// Starts a standby monitor for the next container start unless one
+    /// waits already. A failure is only logged: starts then spawn their own.
+    fn replenish_standby(&self) {
+        let mut slot = self
+            .standby
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_some() {
+            return;
+        }
+        match std::path::absolute(&self.dir)
+            .map_err(Error::io("resolve", &self.dir))
+            .and_then(|root| monitor::Standby::start(&self.exe, &root))
+        {
+            Ok(standby) => *slot = Some(standby),
+            Err(e) => tracing::warn!("start a standby monitor: {}", e.full_message()),
+        }
     }
 
     /// The runtime, or why there is none.

@@ -50,6 +50,9 @@ pub struct Record {
     pub image_config: Option<oci_spec::image::Config>,
     /// Docker's create body, host config included.
     pub body: ContainerCreateBody,
+    /// The volumes it mounts, named and anonymous.
+    #[serde(default)]
+    pub volumes: Vec<crate::volume::VolumeMount>,
 }
 
 impl Record {

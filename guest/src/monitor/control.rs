@@ -33,6 +33,63 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 /// An error names the container and the step; its message is the
 /// runtime's (e.g. runc's `exec: "x": executable file not found in $PATH`).
 pub async fn spawn(exe: &Path, dir: &Path, config: &MonitorConfig) -> Result<Created> {
+    spawn_with(exe, dir, config, None).await
+}
+
+/// A monitor started ahead of need (`exe monitor --standby ROOT`), waiting
+/// on its stdin for the folder of the container it is to run. Handing one
+/// to [`spawn_with`] saves starting a process on the container's start.
+/// Dropping it closes its stdin, and it exits.
+pub struct Standby {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+}
+
+impl Standby {
+    /// Starts a standby monitor for containers under `root` (its stderr
+    /// goes nowhere until it is given a folder, then to the folder's
+    /// `monitor.log`).
+    pub fn start(exe: &Path, root: &Path) -> Result<Self> {
+        let mut child = tokio::process::Command::new(exe)
+            .arg("monitor")
+            .arg(super::STANDBY_FLAG)
+            .arg(root)
+            .current_dir("/")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(false)
+            .spawn()
+            .map_err(Error::io("run", exe))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(Error::Runtime {
+                context: "standby monitor".into(),
+                message: "its control pipes are missing".into(),
+            });
+        };
+        Ok(Self {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    /// Whether the process still waits.
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// [`spawn`], handing the container to `standby` when one is given and
+/// still alive (a fresh monitor is started otherwise).
+pub async fn spawn_with(
+    exe: &Path,
+    dir: &Path,
+    config: &MonitorConfig,
+    standby: Option<Standby>,
+) -> Result<Created> {
     let dir = std::path::absolute(dir).map_err(Error::io("resolve", dir))?;
     let mut config = config.clone();
     config.runtime = absolute(&config.runtime)?;
@@ -51,6 +108,29 @@ pub async fn spawn(exe: &Path, dir: &Path, config: &MonitorConfig) -> Result<Cre
         config.id
     )))?;
     write_atomic(&dir.join(CONFIG_FILE), &json)?;
+    if let Some(mut standby) = standby.filter(|_| dir.to_str().is_some_and(|d| !d.contains('\n')))
+        && standby.alive()
+        && standby
+            .stdin
+            .write_all(format!("{}\n", dir.display()).as_bytes())
+            .await
+            .is_ok()
+        && standby.stdin.flush().await.is_ok()
+    {
+        let monitor_pid = standby
+            .child
+            .id()
+            .and_then(|pid| i32::try_from(pid).ok())
+            .unwrap_or_default();
+        let channel = Channel {
+            id: config.id.clone(),
+            dir,
+            child: standby.child,
+            stdin: standby.stdin,
+            stdout: BufReader::new(standby.stdout),
+        };
+        return created(channel, monitor_pid).await;
+    }
     let log_path = dir.join(MONITOR_LOG);
     let log = std::fs::File::options()
         .create(true)
@@ -78,13 +158,18 @@ pub async fn spawn(exe: &Path, dir: &Path, config: &MonitorConfig) -> Result<Cre
             message: "the monitor's control pipes are missing".into(),
         });
     };
-    let mut channel = Channel {
+    let channel = Channel {
         id: config.id.clone(),
         dir,
         child,
         stdin,
         stdout: BufReader::new(stdout),
     };
+    created(channel, monitor_pid).await
+}
+
+/// Waits for the monitor's "created".
+async fn created(mut channel: Channel, monitor_pid: i32) -> Result<Created> {
     match channel.reply("create").await? {
         Reply::Created { pid } => Ok(Created {
             monitor_pid,

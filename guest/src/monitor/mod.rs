@@ -25,6 +25,11 @@
 //! runs `runc delete` afterwards. `runc exec` is run by the engine itself
 //! ([`exec`]).
 //!
+//! The engine keeps one monitor started ahead of need ([`Standby`]: `monitor
+//! --standby ROOT`, which reads the container's folder from stdin first and
+//! then behaves as `monitor DIR`), so a container's start does not wait for
+//! a process to be started.
+//!
 //! The control channel between [`spawn`] and the monitor is the monitor's
 //! stdin and stdout, one JSON line per reply: `{"created":{"pid":N}}` (or
 //! `{"error":"..."}`), then, after the engine writes `start`,
@@ -47,8 +52,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use self::control::{Created, spawn, wait};
-pub use self::supervise::run;
+pub use self::control::{Created, Standby, spawn, spawn_with, wait};
+pub use self::supervise::{run, standby};
 use crate::error::{Error, Result};
 
 /// The monitor's configuration, `DIR/monitor.json`.
@@ -100,6 +105,8 @@ pub struct ExitRecord {
 
 /// The monitor's configuration file in DIR.
 pub const CONFIG_FILE: &str = "monitor.json";
+/// The argument that starts a monitor on standby ([`Standby`]).
+pub const STANDBY_FLAG: &str = "--standby";
 /// The attach socket in DIR.
 pub const ATTACH_SOCKET: &str = "attach.sock";
 /// The exit record in DIR.

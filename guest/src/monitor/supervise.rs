@@ -185,6 +185,49 @@ struct Prepared {
     _hangup: Signal,
 }
 
+/// The main of a monitor on standby (`servin-guest monitor --standby
+/// ROOT`): waits for the engine to write the folder of a container under
+/// `ROOT` on stdin, sends its stderr to that folder's `monitor.log`, then
+/// carries on as [`run`]. Exits quietly when stdin closes first.
+pub fn standby(root: &Path) -> ExitCode {
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        Ok(n) if n > 0 => {}
+        _ => return ExitCode::SUCCESS,
+    }
+    let dir = PathBuf::from(line.trim_end_matches('\n'));
+    if !dir.starts_with(root) || dir == root {
+        let message = format!(
+            "{} is not a container folder under {}",
+            dir.display(),
+            root.display()
+        );
+        let _ = Control::new().reply(&Reply::Error(message));
+        return ExitCode::FAILURE;
+    }
+    let log = dir.join(super::MONITOR_LOG);
+    match std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(&log)
+    {
+        Ok(file) => {
+            if let Err(e) = rustix::stdio::dup2_stderr(&file) {
+                let _ = Control::new().reply(&Reply::Error(format!(
+                    "send the monitor's diagnostics to {}: {e}",
+                    log.display()
+                )));
+                return ExitCode::FAILURE;
+            }
+        }
+        Err(e) => {
+            let _ = Control::new().reply(&Reply::Error(format!("open {}: {e}", log.display())));
+            return ExitCode::FAILURE;
+        }
+    }
+    run(&dir)
+}
+
 /// The monitor process's main: `servin-guest monitor DIR`.
 pub fn run(dir: &Path) -> ExitCode {
     let dir = match std::path::absolute(dir) {

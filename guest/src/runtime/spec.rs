@@ -67,6 +67,11 @@ pub struct SpecInput<'a> {
     pub netns: Option<&'a Path>,
     /// Named volume to host folder.
     pub volume_path: &'a dyn Fn(&str) -> Result<PathBuf>,
+    /// Anonymous volumes as (destination, host folder): the ones of
+    /// `--mount type=volume` without a source, of the container's and of the
+    /// image's `Volumes`. Those not otherwise mounted are mounted
+    /// read-write at their destination.
+    pub anonymous_volumes: &'a [(String, PathBuf)],
     /// The engine's hard open-files limit.
     pub host_nofile: u64,
 }
@@ -474,7 +479,19 @@ fn tmpfs(dest: &str, extra: &str) -> Result<Mount> {
     mount(dest, "tmpfs", "tmpfs", &opts)
 }
 
-/// The mounts the user asked for: `binds`, `mounts`, then `tmpfs`.
+/// The host folder of the anonymous volume at `dest`.
+fn anonymous_at(input: &SpecInput<'_>, dest: &str) -> Result<PathBuf> {
+    let key = dest.trim_end_matches('/');
+    input
+        .anonymous_volumes
+        .iter()
+        .find(|(d, _)| d.trim_end_matches('/') == key)
+        .map(|(_, p)| p.clone())
+        .ok_or_else(|| bad(format!("no anonymous volume was made for {dest}")))
+}
+
+/// The mounts the user asked for: `binds`, `mounts`, then `tmpfs`, then
+/// the anonymous volumes of `Volumes`.
 fn user_mounts(input: &SpecInput<'_>, hc: &HostConfig) -> Result<Vec<Mount>> {
     let mut out = Vec::new();
     for b in hc.binds.iter().flatten() {
@@ -500,6 +517,10 @@ fn user_mounts(input: &SpecInput<'_>, hc: &HostConfig) -> Result<Vec<Mount>> {
                     &propagation,
                     recursive,
                 )?);
+            }
+            Some(MountType::VOLUME) if src.is_empty() => {
+                let host = anonymous_at(input, &target)?;
+                out.push(bind(&host, &target, ro)?);
             }
             Some(MountType::VOLUME) => {
                 out.push(bind(&(input.volume_path)(&src)?, &target, ro)?);
@@ -553,6 +574,14 @@ fn user_mounts(input: &SpecInput<'_>, hc: &HostConfig) -> Result<Vec<Mount>> {
         let dest = dest.trim_end_matches('/').to_string();
         if !seen.insert(dest.clone()) {
             return Err(bad(format!("duplicate mount point: {dest}")));
+        }
+    }
+    // The container's and the image's `Volumes` give way to the user's
+    // mounts at the same place.
+    for (dest, host) in input.anonymous_volumes {
+        let key = dest.trim_end_matches('/').to_string();
+        if check_dest(dest).is_ok() && seen.insert(key) {
+            out.push(bind(host, dest, false)?);
         }
     }
     // Parents before children, as Docker sorts them.
@@ -1348,6 +1377,7 @@ mod tests {
     struct Fixture {
         dir: tempfile::TempDir,
         etc: EtcFiles,
+        anon: Vec<(String, PathBuf)>,
     }
 
     impl Fixture {
@@ -1371,7 +1401,11 @@ mod tests {
                 hostname: dir.path().join("hostname"),
                 resolv_conf: dir.path().join("resolv.conf"),
             };
-            Self { dir, etc }
+            Self {
+                dir,
+                etc,
+                anon: Vec::new(),
+            }
         }
 
         fn root(&self) -> PathBuf {
@@ -1400,6 +1434,7 @@ mod tests {
                 init: Some(Path::new("/usr/bin/tini-static")),
                 netns,
                 volume_path: vol,
+                anonymous_volumes: &self.anon,
                 host_nofile: 20_000,
             }
         }
@@ -1623,6 +1658,56 @@ mod tests {
             })
             .contains("-1")
         );
+    }
+
+    #[test]
+    fn anonymous_volumes_give_way_to_user_mounts() {
+        let mut f = Fixture::new();
+        let vols = f.dir.path().join("volumes");
+        f.anon = vec![
+            ("/anon".to_string(), vols.join("a1/_data")),
+            ("/m/anon".to_string(), vols.join("a2/_data")),
+            ("/cache/".to_string(), vols.join("a3/_data")),
+        ];
+        let v = f
+            .host(HostConfig {
+                binds: Some(vec!["cache:/cache:ro".into()]),
+                mounts: Some(vec![bollard_stubs::models::Mount {
+                    typ: Some(MountType::VOLUME),
+                    target: Some("/m/anon".into()),
+                    read_only: Some(true),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(
+            mount_at(&v, "/anon").unwrap()["source"],
+            json!(vols.join("a1/_data"))
+        );
+        assert_eq!(options(&v, "/anon"), ["rbind", "rprivate"]);
+        assert_eq!(
+            mount_at(&v, "/m/anon").unwrap()["source"],
+            json!(vols.join("a2/_data"))
+        );
+        assert_eq!(options(&v, "/m/anon"), ["rbind", "rprivate", "ro"]);
+        assert_eq!(
+            mount_at(&v, "/cache").unwrap()["source"],
+            json!(vols.join("cache")),
+            "the user's volume wins over the image's"
+        );
+        assert!(mount_at(&v, "/cache/").is_none());
+        let err = f
+            .host(HostConfig {
+                mounts: Some(vec![bollard_stubs::models::Mount {
+                    typ: Some(MountType::VOLUME),
+                    target: Some("/elsewhere".into()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("/elsewhere"), "{err}");
     }
 
     #[test]
