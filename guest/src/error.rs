@@ -25,6 +25,12 @@ pub enum Error {
     /// No container matches the name or ID.
     #[error("no such container: {0}")]
     NoSuchContainer(String),
+    /// No network matches the name or ID.
+    #[error("network {0} not found")]
+    NoSuchNetwork(String),
+    /// The operation is not allowed on this object (Docker answers 403).
+    #[error("{0}")]
+    Forbidden(String),
     /// No volume has this name.
     #[error("no such volume: {0}")]
     NoSuchVolume(String),
@@ -117,9 +123,11 @@ impl Error {
     /// The HTTP status the API answers with.
     pub fn status(&self) -> StatusCode {
         match self {
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NoSuchImage(_)
             | Self::NoSuchContainer(_)
             | Self::NoSuchExec(_)
+            | Self::NoSuchNetwork(_)
             | Self::NoSuchVolume(_) => StatusCode::NOT_FOUND,
             Self::CommandNotFound(_) => StatusCode::BAD_REQUEST,
             Self::BadRequest(_) | Self::Archive(_) => StatusCode::BAD_REQUEST,

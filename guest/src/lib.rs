@@ -20,6 +20,7 @@
 //! - [`runtime`]: runc/crun, OCI bundles and overlayfs root filesystems.
 //! - [`monitor`]: the per-container monitor process, logs and exec.
 //! - [`container`]: container records, lifecycle, restarts and health.
+//! - [`network`]: bridges, address management, namespaces and firewall rules.
 //! - [`volume`]: named volumes and copying image content into them.
 //! - [`project`]: the reconciler: plans a project's desired state.
 //! - [`api`]: the HTTP server and its routes.
@@ -32,6 +33,7 @@ pub mod digest;
 pub mod engine;
 pub mod error;
 pub mod monitor;
+pub mod network;
 pub mod progress;
 pub mod project;
 pub mod pull;

@@ -14,6 +14,7 @@ mod inspect;
 mod lifecycle;
 mod login;
 mod logs;
+mod network;
 mod plan;
 mod progress;
 mod ps;
@@ -128,6 +129,7 @@ pub enum Command {
     Rmi(rmi::Args),
     Tag(tag::Args),
     Image(image::Args),
+    Network(network::Args),
     Volume(volume::Args),
     Login(login::LoginArgs),
     Logout(login::LogoutArgs),
@@ -180,6 +182,7 @@ pub fn main() -> ExitCode {
         Command::Rmi(args) => rmi::run(&cli, args),
         Command::Tag(args) => tag::run(&cli, args),
         Command::Image(args) => image::run(&cli, args),
+        Command::Network(args) => network::run(&cli, args),
         Command::Volume(args) => volume::run(&cli, args),
         Command::Login(args) => login::login(&cli, args),
         Command::Logout(args) => login::logout(&cli, args),

@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 
 use bollard_stubs::models::{
-    ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, Mount, MountTmpfsOptions,
-    MountType, MountVolumeOptions, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig,
+    HostConfigLogConfig, Mount, MountTmpfsOptions, MountType, MountVolumeOptions, NetworkingConfig,
+    ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
 };
 use servin::project::values::{duration, misc, signal, size};
 
@@ -138,10 +139,18 @@ pub struct ContainerArgs {
     /// Turn off the image's health check
     #[arg(long = "no-healthcheck")]
     pub no_healthcheck: bool,
-    /// Network mode: `bridge` (its own network namespace, the default),
-    /// `none`, or `host`
-    #[arg(long, value_name = "MODE")]
+    /// The network to join: a network's name or ID, `bridge` (the default
+    /// network), `none` (loopback only) or `host` (the host's network)
+    #[arg(long, value_name = "NETWORK")]
     pub network: Option<String>,
+    /// Another name for the container on its network (not on the default
+    /// `bridge` network); repeat for more
+    #[arg(long = "network-alias", value_name = "NAME")]
+    pub network_alias: Vec<String>,
+    /// A fixed IPv4 address on its network (not on the default `bridge`
+    /// network)
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<String>,
     /// Log options: `max-size=SIZE`, `max-file=N`
     #[arg(long = "log-opt", value_name = "KEY=VALUE")]
     pub log_opt: Vec<String>,
@@ -469,13 +478,32 @@ impl ContainerArgs {
         if let Some(s) = &self.stop_signal {
             signal::parse_signal(s).map_err(|e| usage(format!("invalid --stop-signal: {e}")))?;
         }
-        if let Some(n) = &self.network
-            && !matches!(n.as_str(), "bridge" | "none" | "host" | "default")
-        {
+        let network = self.network.as_deref().unwrap_or("bridge");
+        if network.is_empty() {
+            return Err(usage(
+                "invalid --network \"\": give a network's name".to_string(),
+            ));
+        }
+        let on_default = matches!(network, "bridge" | "default");
+        let special = matches!(network, "none" | "host");
+        if (on_default || special) && (!self.network_alias.is_empty() || self.ip.is_some()) {
             return Err(usage(format!(
-                "invalid --network {n:?}: use bridge, none or host (networks between containers are not there yet)"
+                "--network-alias and --ip need a user-defined network, not {network}: create one with `servin network create NAME`"
             )));
         }
+        let networking_config = (!on_default && !special).then(|| {
+            let endpoint = EndpointSettings {
+                aliases: (!self.network_alias.is_empty()).then(|| self.network_alias.clone()),
+                ipam_config: self.ip.as_ref().map(|ip| EndpointIpamConfig {
+                    ipv4_address: Some(ip.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(network.to_string(), endpoint)])),
+            }
+        });
         let (binds, anonymous) = split_volumes(&self.volume)?;
         // One program, as Docker takes it; `""` (one empty word) clears it.
         let entrypoint = self.entrypoint.as_ref().map(|e| vec![e.clone()]);
@@ -529,6 +557,7 @@ impl ContainerArgs {
             stop_timeout: self.stop_timeout,
             volumes: (!anonymous.is_empty()).then_some(anonymous),
             host_config: Some(host_config),
+            networking_config,
             ..Default::default()
         })
     }
@@ -869,6 +898,36 @@ mod tests {
     }
 
     #[test]
+    fn a_named_network_carries_aliases_and_an_address() {
+        let b = body(&[
+            "--network",
+            "back",
+            "--network-alias",
+            "db",
+            "--ip",
+            "10.90.0.9",
+            "busybox",
+        ])
+        .unwrap();
+        assert_eq!(b.host_config.unwrap().network_mode.as_deref(), Some("back"));
+        let eps = b.networking_config.unwrap().endpoints_config.unwrap();
+        assert_eq!(
+            eps["back"].aliases.as_deref(),
+            Some(&["db".to_string()][..])
+        );
+        assert_eq!(
+            eps["back"]
+                .ipam_config
+                .as_ref()
+                .unwrap()
+                .ipv4_address
+                .as_deref(),
+            Some("10.90.0.9")
+        );
+        assert!(body(&["busybox"]).unwrap().networking_config.is_none());
+    }
+
+    #[test]
     fn bad_values_are_usage_errors() {
         for args in [
             &["-m", "lots", "busybox"][..],
@@ -876,7 +935,8 @@ mod tests {
             &["--cpus=-1", "busybox"],
             &["--restart", "sometimes", "busybox"],
             &["--ulimit", "nofile", "busybox"],
-            &["--network", "mynet", "busybox"],
+            &["--network", "bridge", "--network-alias", "x", "busybox"],
+            &["--network", "host", "--ip", "10.1.1.1", "busybox"],
             &["--memory-swap", "lots", "busybox"],
             &["--shm-size", "big", "busybox"],
             &["--health-interval", "often", "busybox"],

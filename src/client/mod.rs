@@ -14,6 +14,7 @@ pub mod address;
 pub mod auth;
 pub mod containers;
 pub mod images;
+pub mod networks;
 pub mod projects;
 pub mod start;
 pub mod volumes;

@@ -11,6 +11,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// The engine's bridges, veths, tables and chains, shared with the engine's
+/// own tests.
+#[path = "../../guest/tests/support/net.rs"]
+pub mod net;
+
 use tempfile::TempDir;
 
 /// The bearer-token server the engine's tests use.
@@ -351,6 +356,15 @@ impl Drop for Sandbox {
         for m in mounts_below(&self.root()).into_iter().rev() {
             let _ = Command::new("umount").arg("-l").arg(&m).status();
         }
+        // Last: the network devices and rules its networks' state names.
+        self.net_objects().cleanup();
+    }
+}
+
+impl Sandbox {
+    /// The host network objects named in the engine's network state.
+    pub fn net_objects(&self) -> net::NetObjects {
+        net::NetObjects::of_engine("", &self.root())
     }
 }
 

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bollard_stubs::models::{
     ContainerConfig, ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse,
     ContainerPruneResponse, ContainerState, ContainerSummary, ContainerSummaryHealth,
-    ContainerSummaryHostConfig, ContainerWaitResponse, DriverData, ExecConfig, ExecInspectResponse,
-    ExecStartConfig, HealthStatusEnum, ProcessConfig,
+    ContainerSummaryHostConfig, ContainerSummaryNetworkSettings, ContainerWaitResponse, DriverData,
+    ExecConfig, ExecInspectResponse, ExecStartConfig, HealthStatusEnum, ProcessConfig,
 };
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -148,7 +148,7 @@ fn human_duration(d: Duration) -> String {
     }
 }
 
-fn summary(c: &Container) -> ContainerSummary {
+fn summary(engine: &Engine, c: &Container) -> ContainerSummary {
     let state = c.state();
     let (path, args) = command_of(c);
     let command = std::iter::once(path)
@@ -175,6 +175,9 @@ fn summary(c: &Container) -> ContainerSummary {
                     .unwrap_or_else(|| "bridge".to_string()),
             ),
             ..Default::default()
+        }),
+        network_settings: Some(ContainerSummaryNetworkSettings {
+            networks: Some(super::networks::container_networks(engine, c)),
         }),
         health: state.health.map(|h| ContainerSummaryHealth {
             status: h.status.and_then(|s| word(s.as_ref())),
@@ -223,7 +226,7 @@ pub fn list(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
         .rev()
         .filter(|c| all || c.state().status.is_running() || c.state().status == Status::Restarting)
         .filter(|c| matches(c, &filters))
-        .map(|c| summary(&c))
+        .map(|c| summary(engine, &c))
         .collect();
     if let Some(n) = limit {
         out.truncate(n);
@@ -348,6 +351,15 @@ pub fn inspect(engine: &Arc<Engine>, key: &str) -> Result<Response<Body>> {
         config: Some(config),
         ..Default::default()
     };
+    // Docker still reports the first network's address at the top of
+    // NetworkSettings, which the API model no longer has.
+    let mut out = serde_json::to_value(&out).map_err(Error::json("container inspect"))?;
+    if let Some(map) = out.as_object_mut() {
+        map.insert(
+            "NetworkSettings".to_string(),
+            super::networks::network_settings(engine, &c),
+        );
+    }
     Ok(json(StatusCode::OK, &out))
 }
 

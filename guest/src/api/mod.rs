@@ -7,6 +7,7 @@
 //! - [`auth`]: `POST /auth`, checking registry credentials.
 //! - [`images`]: the `/images/...` calls.
 //! - [`containers`]: the `/containers/...`, `/exec/...` and `/events` calls.
+//! - [`networks`]: the `/networks/...` calls.
 //! - [`volumes`]: the `/volumes/...` calls.
 //! - [`projects`]: `/servin/v1/projects/...`, the reconciler.
 //! - [`stream`]: hijacked connections and Docker's stream framing.
@@ -14,6 +15,7 @@
 pub mod auth;
 pub mod containers;
 pub mod images;
+pub mod networks;
 pub mod projects;
 pub mod routes;
 pub mod server;

@@ -15,7 +15,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use crate::engine::Engine;
 use crate::error::Error;
 
-use super::{auth, containers, images, projects, system, volumes};
+use super::{auth, containers, images, networks, projects, system, volumes};
 
 /// The body of every response.
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -213,6 +213,9 @@ async fn dispatch(
         (&Method::POST, "/containers/prune") => return containers::prune(engine, &query).await,
         (&Method::GET, "/events") => return containers::events(engine, &query),
         (&Method::POST, "/auth") => return auth::auth(engine, req).await,
+        (&Method::GET, "/networks") => return networks::list(engine, &query),
+        (&Method::POST, "/networks/create") => return networks::create(engine, req).await,
+        (&Method::POST, "/networks/prune") => return networks::prune(engine, &query).await,
         (&Method::GET, "/volumes") => return volumes::list(engine, &query),
         (&Method::POST, "/volumes/create") => return volumes::create(engine, req).await,
         (&Method::POST, "/volumes/prune") => {
@@ -234,6 +237,16 @@ async fn dispatch(
             (&Method::POST, "attach") => containers::attach(engine, key, &query, req),
             (&Method::POST, "resize") => containers::resize(engine, key, &query).await,
             (&Method::POST, "exec") => containers::exec_create(engine, key, req).await,
+            _ => Err(Error::NotImplemented(format!("{method} {path}"))),
+        };
+    }
+    if let Some(rest) = path.strip_prefix("/networks/") {
+        let (key, action) = rest.split_once('/').unwrap_or((rest, ""));
+        return match (method, action) {
+            (&Method::GET, "") => networks::inspect(engine, key),
+            (&Method::DELETE, "") => networks::remove(engine, key).await,
+            (&Method::POST, "connect") => networks::connect(engine, key, req).await,
+            (&Method::POST, "disconnect") => networks::disconnect(engine, key, req).await,
             _ => Err(Error::NotImplemented(format!("{method} {path}"))),
         };
     }

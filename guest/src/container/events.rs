@@ -32,11 +32,27 @@ impl Default for Events {
 impl Events {
     /// Publishes a container event.
     pub fn container(&self, action: &str, id: &str, attributes: HashMap<String, String>) {
+        self.publish(EventMessageTypeEnum::CONTAINER, action, id, attributes);
+    }
+
+    /// Publishes a network event (`create`, `connect`, `disconnect`,
+    /// `destroy`).
+    pub fn network(&self, action: &str, id: &str, attributes: HashMap<String, String>) {
+        self.publish(EventMessageTypeEnum::NETWORK, action, id, attributes);
+    }
+
+    fn publish(
+        &self,
+        typ: EventMessageTypeEnum,
+        action: &str,
+        id: &str,
+        attributes: HashMap<String, String>,
+    ) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let event = EventMessage {
-            typ: Some(EventMessageTypeEnum::CONTAINER),
+            typ: Some(typ),
             action: Some(action.to_string()),
             actor: Some(EventActor {
                 id: Some(id.to_string()),

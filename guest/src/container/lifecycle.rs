@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bollard_stubs::models::{ContainerCreateBody, Health, HealthStatusEnum, RestartPolicyNameEnum};
 
+use super::networking::NetSetup;
 use super::record::{self, Record, State, Status};
 use super::{Container, Containers, names};
 use crate::error::{Error, Result};
@@ -104,14 +105,6 @@ fn validate(body: &ContainerCreateBody) -> Result<()> {
             )));
         }
     }
-    match hc.network_mode.as_deref() {
-        None | Some("" | "default" | "bridge" | "none" | "host") => {}
-        Some(other) => {
-            return Err(Error::BadRequest(format!(
-                "network {other} not found: containers use their own network namespace (`none`, `bridge`) or the host's (`host`)"
-            )));
-        }
-    }
     Ok(())
 }
 
@@ -147,10 +140,22 @@ impl Containers {
                 }
             };
             let state: State = record::read_json(&path, record::STATE_FILE).unwrap_or_default();
+            let attachments = record::read_json(&path, record::NETWORKS_FILE)
+                .unwrap_or_else(|_| self.attachments_for(&rec.body).unwrap_or_default());
             let c = Arc::new(Container::new(rec, path, state));
+            c.set_attachments_in_memory(attachments);
             self.lock_map().insert(c.record.id.clone(), Arc::clone(&c));
             loaded.push(c);
         }
+        let running: std::collections::HashSet<String> = loaded
+            .iter()
+            .filter(|c| {
+                let s = c.state();
+                s.status == Status::Running && monitor::alive(&c.paths.dir) && s.monitor_pid > 0
+            })
+            .map(|c| c.id().to_string())
+            .collect();
+        self.recover_networks(&running);
         for c in loaded {
             let state = c.state();
             match state.status {
@@ -174,6 +179,7 @@ impl Containers {
                 }
                 Status::Created | Status::Exited | Status::Dead => {
                     let _ = rootfs::unmount(&c.paths.rootfs());
+                    let _ = crate::network::link::remove_netns(&c.paths.netns());
                 }
             }
         }
@@ -194,6 +200,7 @@ impl Containers {
             .ok_or_else(|| Error::BadRequest("no image given for the container".to_string()))?;
         let image = self.store.resolve(&image_name)?;
         validate(&body)?;
+        let attachments = self.attachments_for(&body)?;
         let image_config = self
             .store
             .read_blob(&image.id)
@@ -239,6 +246,7 @@ impl Containers {
             // path does not wait for the disk.
             record::write_json_atomic(&tmp, record::RECORD_FILE, &record)?;
             record::write_json_atomic(&tmp, record::STATE_FILE, &State::default())?;
+            record::write_json_atomic(&tmp, record::NETWORKS_FILE, &attachments)?;
             std::fs::rename(&tmp, &dir).map_err(Error::io("rename", &tmp))?;
             Ok(())
         })();
@@ -248,6 +256,7 @@ impl Containers {
             return Err(e);
         }
         let c = Arc::new(Container::new(record, dir, State::default()));
+        c.set_attachments_in_memory(attachments);
         map.insert(id.clone(), Arc::clone(&c));
         drop(map);
         self.events.container("create", &id, c.attributes());
@@ -358,7 +367,10 @@ impl Containers {
         let (created, prepared) = tokio::join!(
             monitor::spawn_with(&self.exe, &paths.dir, &config, self.take_standby()),
             async {
-                let prepared = self.prepare_bundle(c);
+                let prepared = match self.setup_network(c).await {
+                    Ok(net) => self.prepare_bundle(c, &net),
+                    Err(e) => Err(e),
+                };
                 tracing::debug!(id = %c.id(), elapsed = ?t0.elapsed(), "bundle written");
                 prepared
             }
@@ -391,11 +403,11 @@ impl Containers {
 
     /// Mounts the overlay root, writes the generated files and the OCI
     /// spec, and checks the command exists in the image.
-    fn prepare_bundle(&self, c: &Container) -> Result<()> {
+    fn prepare_bundle(&self, c: &Container, net: &NetSetup) -> Result<()> {
         let step = |what: &str| format!("container {}: {what}", c.name());
         let paths = &c.paths;
         self.mount_root(c)?;
-        let etc = self.write_etc_files(c)?;
+        let etc = self.write_etc_files(c, net)?;
         let init = if c.record.init() {
             Some(self.init.as_deref().ok_or_else(|| Error::Runtime {
                 context: step("start"),
@@ -415,7 +427,7 @@ impl Containers {
             rootfs: &rootfs_path,
             etc: &etc,
             init,
-            netns: None,
+            netns: net.netns.as_deref(),
             volume_path: &volume_path,
             anonymous_volumes: &anonymous_volumes,
             host_nofile: self.host_nofile,
@@ -460,7 +472,7 @@ impl Containers {
         Ok(())
     }
 
-    fn write_etc_files(&self, c: &Container) -> Result<spec::EtcFiles> {
+    fn write_etc_files(&self, c: &Container, net: &NetSetup) -> Result<spec::EtcFiles> {
         let paths = &c.paths;
         let body = &c.record.body;
         let hc = c.record.host_config();
@@ -469,8 +481,18 @@ impl Containers {
             .clone()
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| c.id().chars().take(12).collect());
-        let host_resolv = spec::host_resolv_conf();
-        let hosts = spec::hosts_file(&hostname, &hc.extra_hosts.clone().unwrap_or_default(), &[])?;
+        // A user-defined network answers names on its gateway; the default
+        // network keeps the host's resolvers, as in Docker.
+        let host_resolv = match net.dns {
+            Some(gw) => super::networking::resolv_base(gw),
+            None => spec::host_resolv_conf(),
+        };
+        let hosts = spec::hosts_file_with_gateway(
+            &hostname,
+            &hc.extra_hosts.clone().unwrap_or_default(),
+            &net.addresses,
+            net.gateway,
+        )?;
         let resolv = spec::resolv_conf(
             &host_resolv,
             &hc.dns.clone().unwrap_or_default(),
@@ -502,6 +524,7 @@ impl Containers {
         if let Err(e) = rootfs::unmount(&c.paths.rootfs()) {
             tracing::warn!("unmount the root of {}: {}", c.name(), e.full_message());
         }
+        self.teardown_network(c).await;
     }
 
     /// Watches the monitor `monitor_pid` and records the exit when it goes.
@@ -547,6 +570,10 @@ impl Containers {
             let noticed = SystemTime::now().duration_since(at).unwrap_or_default();
             tracing::debug!(id = %c.id(), after = ?noticed, "exit noticed");
         }
+        // Its addresses are free once the exit is known (before waiters
+        // wake: a `stop` that returns has released them); the namespace's
+        // mount goes with the runtime's state below.
+        self.networks.release_all(c.id());
         let res = c.update(|s| {
             s.status = if dead { Status::Dead } else { Status::Exited };
             s.exit_code = code;
@@ -764,6 +791,7 @@ impl Containers {
         }
         c.update(|s| s.status = Status::Removing)?;
         self.forget_execs(c.id());
+        self.teardown_network(c).await;
         // Out of sight first (a crash from here on is finished by `load`),
         // then the waiters, then the runtime's state, the mount and files.
         let aside = self.dir.join(format!(".removing-{}", c.id()));

@@ -15,6 +15,7 @@
 //! - [`health`]: health checks.
 //! - [`events`]: the event stream.
 //! - [`names`]: IDs and names.
+//! - [`networking`]: networks joined, namespaces, connect and disconnect.
 //! - [`reaper`]: noticing process exits with pidfds.
 //! - [`volumes`]: the volumes containers mount.
 
@@ -23,6 +24,7 @@ pub mod exec;
 pub mod health;
 pub mod lifecycle;
 pub mod names;
+pub mod networking;
 pub mod reaper;
 pub mod record;
 pub mod volumes;
@@ -37,6 +39,7 @@ use tokio::sync::{oneshot, watch};
 use crate::error::{Error, Result};
 use crate::monitor;
 use crate::monitor::attach::{AttachReader, AttachWriter};
+use crate::network::{self, Networks};
 use crate::runtime::Runtime;
 use crate::store::Store;
 use crate::volume::Volumes;
@@ -70,6 +73,8 @@ pub struct Container {
     attach_waiters: Mutex<Vec<AttachWaiter>>,
     health: Mutex<Option<tokio::task::AbortHandle>>,
     backoff: Mutex<Duration>,
+    /// The networks it joins, first one first (see [`network::Attachment`]).
+    networks: Mutex<Vec<network::Attachment>>,
 }
 
 impl Container {
@@ -83,7 +88,35 @@ impl Container {
             attach_waiters: Mutex::new(Vec::new()),
             health: Mutex::new(None),
             backoff: Mutex::new(Duration::ZERO),
+            networks: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The networks it joins, first one first.
+    pub fn attachments(&self) -> Vec<network::Attachment> {
+        self.networks.lock().map(|n| n.clone()).unwrap_or_default()
+    }
+
+    fn set_attachments_in_memory(&self, attachments: Vec<network::Attachment>) {
+        if let Ok(mut n) = self.networks.lock() {
+            *n = attachments;
+        }
+    }
+
+    /// Changes the networks it joins and writes them to its folder.
+    pub fn set_attachments(
+        &self,
+        change: impl FnOnce(&mut Vec<network::Attachment>),
+    ) -> Result<()> {
+        let snapshot = {
+            let mut n = self
+                .networks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            change(&mut n);
+            n.clone()
+        };
+        record::write_json_atomic(&self.paths.dir, record::NETWORKS_FILE, &snapshot)
     }
 
     /// The container's ID.
@@ -202,6 +235,8 @@ pub struct Containers {
     standby: Mutex<Option<monitor::Standby>>,
     /// The event stream.
     pub events: events::Events,
+    /// The networks containers join.
+    pub networks: Arc<Networks>,
 }
 
 /// Where the static init is looked for, in order (`SERVIN_INIT` first).
@@ -249,6 +284,7 @@ impl Containers {
             execs: Mutex::new(HashMap::new()),
             standby: Mutex::new(None),
             events: events::Events::default(),
+            networks: Networks::open(root)?,
         });
         this.load()?;
         Ok(this)

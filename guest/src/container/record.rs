@@ -8,6 +8,8 @@
 //! - `bundle/config.json`: the OCI runtime spec of the last start;
 //! - `rootfs/` (the overlay mount point), `upper/`, `work/`;
 //! - `hosts`, `hostname`, `resolv.conf`: the generated files;
+//! - `networks.json`: the networks it joins; `netns`: its network
+//!   namespace (a bind mount) while it runs;
 //! - `container.log*`, and the monitor's files (see [`crate::monitor`]).
 
 use std::fs;
@@ -24,6 +26,9 @@ use crate::timefmt;
 pub const RECORD_FILE: &str = "config.json";
 /// The file holding a container's [`State`].
 pub const STATE_FILE: &str = "state.json";
+/// The file holding the networks a container joins
+/// ([`crate::network::Attachment`]s).
+pub const NETWORKS_FILE: &str = "networks.json";
 
 /// A container as created: never changes afterwards.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -226,6 +231,10 @@ impl Paths {
     /// The generated `/etc/resolv.conf`.
     pub fn resolv_conf(&self) -> PathBuf {
         self.dir.join("resolv.conf")
+    }
+    /// The network namespace's bind mount, while it runs.
+    pub fn netns(&self) -> PathBuf {
+        self.dir.join("netns")
     }
     /// The log file.
     pub fn log(&self) -> PathBuf {

@@ -7,6 +7,7 @@
 pub mod gate;
 pub mod http;
 pub mod image;
+pub mod net;
 pub mod token;
 
 use std::io::Write;
@@ -21,17 +22,37 @@ use tempfile::TempDir;
 pub struct EngineGuard {
     pub dir: TempDir,
     pub child: Option<Child>,
+    /// Extra environment for the engine.
+    pub env: Vec<(String, String)>,
 }
 
 impl EngineGuard {
     pub fn start() -> Self {
+        Self::start_with_env(&[])
+    }
+
+    /// Starts an engine with extra environment variables.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("servin-engine-")
             .tempdir()
             .unwrap();
-        let mut g = Self { dir, child: None };
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut g = Self {
+            dir,
+            child: None,
+            env,
+        };
         g.spawn();
         g
+    }
+
+    /// The host network objects this engine made so far.
+    pub fn net_objects(&self) -> net::NetObjects {
+        net::NetObjects::of_engine(&self.log(), &self.root())
     }
 
     /// Starts the engine (again) on the same root.
@@ -46,6 +67,7 @@ impl EngineGuard {
             .env("SERVIN_HOST", format!("unix://{}", self.socket().display()))
             .env("HOME", self.home())
             .env("SERVIN_LOG", "debug")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -245,7 +267,9 @@ pub fn mounts_below(dir: &Path) -> Vec<String> {
 impl Drop for EngineGuard {
     fn drop(&mut self) {
         self.kill();
+        let objects = self.net_objects();
         cleanup_containers(&self.root());
+        objects.cleanup();
     }
 }
 

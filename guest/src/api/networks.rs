@@ -1,0 +1,317 @@
+//! The `/networks/...` calls, and the network part of container inspect
+//! and list.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bollard_stubs::models::{
+    EndpointSettings, NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse,
+    NetworkDisconnectRequest, NetworkPruneResponse,
+};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::routes::{Body, Query, empty, json as json_response};
+use crate::container::networking::{Mode, mode_of};
+use crate::container::{Container, events};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::network::{CreateOptions, DEFAULT_NETWORK, NetworkRecord, ipam::Subnet};
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 1024 * 1024;
+
+async fn read_body<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+    what: &str,
+) -> Result<T> {
+    let body = http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| Error::BadRequest(format!("read the {what} body: {e}")))?
+        .to_bytes();
+    serde_json::from_slice(&body)
+        .map_err(|e| Error::BadRequest(format!("invalid {what} body: {e}")))
+}
+
+/// Docker's network object, with the containers on it.
+pub fn network_json(engine: &Engine, n: &NetworkRecord) -> Value {
+    let prefix = n.subnet().map(|s| s.prefix).unwrap_or(24);
+    let containers: serde_json::Map<String, Value> = n
+        .endpoints
+        .values()
+        .map(|e| {
+            (
+                e.container_id.clone(),
+                json!({
+                    "Name": e.container_name,
+                    "EndpointID": e.endpoint_id,
+                    "MacAddress": e.mac,
+                    "IPv4Address": format!("{}/{prefix}", e.ipv4),
+                    "IPv6Address": "",
+                }),
+            )
+        })
+        .collect();
+    let _ = engine;
+    json!({
+        "Name": n.name,
+        "Id": n.id,
+        "Created": n.created,
+        "Scope": "local",
+        "Driver": n.driver,
+        "EnableIPv4": true,
+        "EnableIPv6": false,
+        "IPAM": {
+            "Driver": "default",
+            "Options": {},
+            "Config": [{"Subnet": n.subnet, "Gateway": n.gateway.to_string()}],
+        },
+        "Internal": n.internal,
+        "Attachable": false,
+        "Ingress": false,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": false,
+        "Containers": containers,
+        "Options": n.options,
+        "Labels": n.labels,
+    })
+}
+
+fn matches(n: &NetworkRecord, filters: &HashMap<String, Vec<String>>) -> bool {
+    filters.iter().all(|(key, wanted)| {
+        wanted.is_empty()
+            || wanted.iter().any(|w| match key.as_str() {
+                "id" => n.id.starts_with(w.as_str()),
+                "name" => n.name.contains(w.as_str()),
+                "driver" => n.driver == *w,
+                "scope" => w == "local",
+                "type" => (w == "builtin") == n.is_default(),
+                "label" => match w.split_once('=') {
+                    Some((k, v)) => n.labels.get(k).map(String::as_str) == Some(v),
+                    None => n.labels.contains_key(w.as_str()),
+                },
+                _ => true,
+            })
+    })
+}
+
+fn filters(q: &Query) -> Result<HashMap<String, Vec<String>>> {
+    events::parse_filters(q.get("filters")).map_err(Error::BadRequest)
+}
+
+/// `GET /networks`.
+pub fn list(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
+    let filters = filters(query)?;
+    let out: Vec<Value> = engine
+        .containers
+        .networks
+        .list()
+        .iter()
+        .filter(|n| matches(n, &filters))
+        .map(|n| network_json(engine, n))
+        .collect();
+    Ok(json_response(StatusCode::OK, &out))
+}
+
+/// `GET /networks/{id}`.
+pub fn inspect(engine: &Arc<Engine>, key: &str) -> Result<Response<Body>> {
+    let n = engine.containers.networks.get(key)?;
+    Ok(json_response(StatusCode::OK, &network_json(engine, &n)))
+}
+
+/// `POST /networks/create`.
+pub async fn create(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Response<Body>> {
+    let body: NetworkCreateRequest = read_body(req, "network create").await?;
+    if body.enable_ipv6 == Some(true) {
+        return Err(Error::BadRequest(
+            "IPv6 networks are not supported yet".to_string(),
+        ));
+    }
+    let configs = body
+        .ipam
+        .as_ref()
+        .and_then(|i| i.config.clone())
+        .unwrap_or_default();
+    if configs.len() > 1 {
+        return Err(Error::BadRequest(
+            "only one IPAM config (one IPv4 subnet) per network is supported".to_string(),
+        ));
+    }
+    let config = configs.into_iter().next().unwrap_or_default();
+    let rec = engine
+        .containers
+        .networks
+        .create(CreateOptions {
+            name: body.name,
+            driver: body.driver,
+            subnet: config.subnet,
+            gateway: config.gateway,
+            internal: body.internal.unwrap_or(false),
+            labels: body.labels.unwrap_or_default(),
+            options: body.options.unwrap_or_default(),
+        })
+        .await?;
+    let mut attrs = HashMap::new();
+    attrs.insert("name".to_string(), rec.name.clone());
+    attrs.insert("type".to_string(), "bridge".to_string());
+    engine.containers.events.network("create", &rec.id, attrs);
+    Ok(json_response(
+        StatusCode::CREATED,
+        &NetworkCreateResponse {
+            id: rec.id,
+            warning: String::new(),
+        },
+    ))
+}
+
+/// `DELETE /networks/{id}`.
+pub async fn remove(engine: &Arc<Engine>, key: &str) -> Result<Response<Body>> {
+    let rec = engine.containers.networks.get(key)?;
+    if rec.is_default() {
+        return Err(Error::Forbidden(format!(
+            "{DEFAULT_NETWORK} is a pre-defined network and cannot be removed"
+        )));
+    }
+    engine.containers.remove_network(&rec.id).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /networks/{id}/connect`.
+pub async fn connect(
+    engine: &Arc<Engine>,
+    key: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>> {
+    let body: NetworkConnectRequest = read_body(req, "network connect").await?;
+    let c = engine.containers.get(&body.container)?;
+    engine
+        .containers
+        .connect(&c, key, body.endpoint_config.as_ref())
+        .await?;
+    Ok(empty(StatusCode::OK))
+}
+
+/// `POST /networks/{id}/disconnect`.
+pub async fn disconnect(
+    engine: &Arc<Engine>,
+    key: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>> {
+    let body: NetworkDisconnectRequest = read_body(req, "network disconnect").await?;
+    let c = engine.containers.get(&body.container)?;
+    engine.containers.disconnect(&c, key).await?;
+    Ok(empty(StatusCode::OK))
+}
+
+/// `POST /networks/prune`: `label` and `label!` filters.
+pub async fn prune(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
+    let filters = filters(query)?;
+    let label_has = |n: &NetworkRecord, w: &str| match w.split_once('=') {
+        Some((k, v)) => n.labels.get(k).map(String::as_str) == Some(v),
+        None => n.labels.contains_key(w),
+    };
+    let want = filters.get("label").cloned().unwrap_or_default();
+    let not = filters.get("label!").cloned().unwrap_or_default();
+    let deleted = engine
+        .containers
+        .prune_networks(|n| {
+            !want.iter().all(|w| label_has(n, w)) || not.iter().any(|w| label_has(n, w))
+        })
+        .await;
+    Ok(json_response(
+        StatusCode::OK,
+        &NetworkPruneResponse {
+            networks_deleted: Some(deleted),
+        },
+    ))
+}
+
+/// A container's endpoint settings on each network it joins, by network
+/// name: the address while it runs, the wishes otherwise.
+pub fn container_networks(engine: &Engine, c: &Container) -> HashMap<String, EndpointSettings> {
+    let nets = &engine.containers.networks;
+    let mut out = HashMap::new();
+    match mode_of(&c.record.body) {
+        Mode::Host => {
+            out.insert("host".to_string(), EndpointSettings::default());
+            return out;
+        }
+        Mode::None => {
+            out.insert("none".to_string(), EndpointSettings::default());
+            return out;
+        }
+        Mode::Container(_) | Mode::Network(_) => {}
+    }
+    for a in c.attachments() {
+        let rec = nets.get(&a.network).ok();
+        let name = rec
+            .as_ref()
+            .map_or_else(|| a.network.clone(), |r| r.name.clone());
+        let ep = rec.as_ref().and_then(|r| nets.endpoint(&r.id, c.id()));
+        let prefix = rec
+            .as_ref()
+            .and_then(|r| Subnet::parse(&r.subnet).ok())
+            .map(|s| i64::from(s.prefix));
+        let mut dns_names = vec![c.name().to_string(), c.id().chars().take(12).collect()];
+        dns_names.extend(a.aliases.iter().cloned());
+        let settings = EndpointSettings {
+            ipam_config: a.ipv4.map(|ip| bollard_stubs::models::EndpointIpamConfig {
+                ipv4_address: Some(ip.to_string()),
+                ..Default::default()
+            }),
+            aliases: Some(a.aliases.clone()),
+            network_id: rec.as_ref().map(|r| r.id.clone()),
+            endpoint_id: Some(
+                ep.as_ref()
+                    .map(|e| e.endpoint_id.clone())
+                    .unwrap_or_default(),
+            ),
+            gateway: Some(
+                ep.as_ref()
+                    .and(rec.as_ref())
+                    .map(|r| r.gateway.to_string())
+                    .unwrap_or_default(),
+            ),
+            ip_address: Some(ep.as_ref().map(|e| e.ipv4.to_string()).unwrap_or_default()),
+            ip_prefix_len: Some(ep.as_ref().and(prefix).unwrap_or(0)),
+            mac_address: Some(ep.as_ref().map(|e| e.mac.clone()).unwrap_or_default()),
+            ipv6_gateway: Some(String::new()),
+            global_ipv6_address: Some(String::new()),
+            global_ipv6_prefix_len: Some(0),
+            dns_names: rec.as_ref().filter(|r| !r.is_default()).map(|_| dns_names),
+            ..Default::default()
+        };
+        out.insert(name, settings);
+    }
+    out
+}
+
+/// Docker's `NetworkSettings` for container inspect: the first network's
+/// address at the top (as Docker still reports it) and every network.
+pub fn network_settings(engine: &Engine, c: &Container) -> Value {
+    let networks = container_networks(engine, c);
+    let first = c
+        .attachments()
+        .first()
+        .and_then(|a| engine.containers.networks.get(&a.network).ok())
+        .and_then(|r| networks.get(&r.name).cloned())
+        .unwrap_or_default();
+    let netns = c.paths.netns();
+    json!({
+        "SandboxID": if netns.exists() { c.id().to_string() } else { String::new() },
+        "SandboxKey": if netns.exists() { netns.display().to_string() } else { String::new() },
+        "Ports": {},
+        "Gateway": first.gateway.unwrap_or_default(),
+        "IPAddress": first.ip_address.unwrap_or_default(),
+        "IPPrefixLen": first.ip_prefix_len.unwrap_or(0),
+        "MacAddress": first.mac_address.unwrap_or_default(),
+        "EndpointID": first.endpoint_id.unwrap_or_default(),
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPv6Gateway": "",
+        "Networks": networks,
+    })
+}

@@ -1,0 +1,474 @@
+//! Containers on networks: which networks a container joins, its network
+//! namespace and endpoints at start, their removal at stop, connect and
+//! disconnect, and removing networks no container uses.
+//!
+//! `network_mode` decides: `host` shares the engine's namespace, `none`
+//! gets a namespace with loopback only (made by the runtime), anything
+//! else joins networks: the default `bridge` network when empty, else the
+//! named one, plus every other network of `NetworkingConfig`.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bollard_stubs::models::{ContainerCreateBody, EndpointSettings};
+
+use super::{Container, Containers, Status};
+use crate::error::{Error, Result};
+use crate::network::{Attachment, DEFAULT_NETWORK, NetworkRecord, link};
+
+/// What a started container's networking gave it.
+#[derive(Debug, Default, Clone)]
+pub struct NetSetup {
+    /// The namespace the runtime joins (`None`: host or a fresh one).
+    pub netns: Option<PathBuf>,
+    /// Its addresses, first network first (for `/etc/hosts`).
+    pub addresses: Vec<IpAddr>,
+    /// The DNS server of its first network, when that is user-defined.
+    pub dns: Option<Ipv4Addr>,
+    /// The gateway of its default route: the host, for `host-gateway` in
+    /// `--add-host`.
+    pub gateway: Option<IpAddr>,
+}
+
+/// How a container's `network_mode` reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// The engine's network namespace.
+    Host,
+    /// Loopback only.
+    None,
+    /// Another container's namespace (refused by the spec builder).
+    Container(String),
+    /// Networks: the named one (`bridge` for the default).
+    Network(String),
+}
+
+/// Reads `network_mode`.
+pub fn mode_of(body: &ContainerCreateBody) -> Mode {
+    let hc = body.host_config.clone().unwrap_or_default();
+    match hc.network_mode.as_deref().unwrap_or_default() {
+        "host" => Mode::Host,
+        "none" => Mode::None,
+        "" | "default" | "bridge" => Mode::Network(DEFAULT_NETWORK.to_string()),
+        m if m.starts_with("container:") => Mode::Container(m.to_string()),
+        m => Mode::Network(m.to_string()),
+    }
+}
+
+fn endpoint_wish(settings: Option<&EndpointSettings>) -> Result<(Vec<String>, Option<Ipv4Addr>)> {
+    let Some(s) = settings else {
+        return Ok((Vec::new(), None));
+    };
+    let aliases: Vec<String> = s
+        .aliases
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| !a.is_empty())
+        .collect();
+    let ip = s
+        .ipam_config
+        .as_ref()
+        .and_then(|c| c.ipv4_address.clone())
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            a.parse::<Ipv4Addr>()
+                .map_err(|_| Error::BadRequest(format!("invalid IPv4 address {a:?}")))
+        })
+        .transpose()?;
+    Ok((aliases, ip))
+}
+
+impl Containers {
+    /// The key an attachment keeps for `name`: the network's ID, or
+    /// `bridge` while the default network does not exist yet.
+    fn network_key(&self, name: &str) -> Result<(String, bool)> {
+        match self.networks.get(name) {
+            Ok(n) => Ok((n.id.clone(), n.is_default())),
+            Err(Error::NoSuchNetwork(_)) if name == DEFAULT_NETWORK => {
+                Ok((DEFAULT_NETWORK.to_string(), true))
+            }
+            // Not a 404: the docker CLI takes a 404 on create for a
+            // missing image and tries to pull it.
+            Err(Error::NoSuchNetwork(n)) => {
+                Err(Error::BadRequest(format!("network {n} not found")))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The networks a create body joins, checked against the existing
+    /// networks.
+    pub(super) fn attachments_for(&self, body: &ContainerCreateBody) -> Result<Vec<Attachment>> {
+        let primary = match mode_of(body) {
+            Mode::Network(n) => n,
+            Mode::Host | Mode::None | Mode::Container(_) => return Ok(Vec::new()),
+        };
+        let endpoints = body
+            .networking_config
+            .as_ref()
+            .and_then(|n| n.endpoints_config.clone())
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        let (key, default) = self.network_key(&primary)?;
+        // Docker names the primary network in EndpointsConfig by the name
+        // given; `bridge` is also sent as `default`.
+        let primary_settings = endpoints.get(&primary).or_else(|| {
+            (primary == DEFAULT_NETWORK)
+                .then(|| endpoints.get("default"))
+                .flatten()
+        });
+        let (aliases, ipv4) = endpoint_wish(primary_settings)?;
+        check_default_wish(default, &aliases, ipv4)?;
+        out.push(Attachment {
+            network: key,
+            aliases,
+            ipv4,
+        });
+        let mut others: Vec<(&String, &EndpointSettings)> = endpoints
+            .iter()
+            .filter(|(n, _)| **n != primary && !(primary == DEFAULT_NETWORK && *n == "default"))
+            .collect();
+        others.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, settings) in others {
+            let (key, default) = self.network_key(name)?;
+            if out.iter().any(|a| a.network == key) {
+                continue;
+            }
+            let (aliases, ipv4) = endpoint_wish(Some(settings))?;
+            check_default_wish(default, &aliases, ipv4)?;
+            out.push(Attachment {
+                network: key,
+                aliases,
+                ipv4,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn resolve(&self, key: &str) -> Result<NetworkRecord> {
+        match self.networks.get(key) {
+            Ok(n) => Ok(n),
+            Err(Error::NoSuchNetwork(_)) if key == DEFAULT_NETWORK => {
+                self.networks.ensure_default().await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes a started container's network namespace and endpoints.
+    pub(super) async fn setup_network(&self, c: &Container) -> Result<NetSetup> {
+        let attachments = c.attachments();
+        if attachments.is_empty() {
+            return Ok(NetSetup::default());
+        }
+        let t0 = Instant::now();
+        let mut networks = Vec::with_capacity(attachments.len());
+        for a in &attachments {
+            let rec = self.resolve(&a.network).await?;
+            self.networks.ensure_up(&rec).await?;
+            networks.push(rec);
+        }
+        // Leftovers of an earlier run that was not cleaned up.
+        self.teardown_network(c).await;
+        let path = c.paths.netns();
+        let ns = link::create_netns(&path).await?;
+        tracing::debug!(id = %c.id(), elapsed = ?t0.elapsed(), "network namespace made");
+        let made = async {
+            link::loopback_up(&ns).await?;
+            let mut addresses = Vec::new();
+            let mut routed = false;
+            let mut gateway = None;
+            for (i, (a, rec)) in attachments.iter().zip(&networks).enumerate() {
+                let default_route = !routed && !rec.internal;
+                routed |= default_route;
+                if default_route {
+                    gateway = Some(IpAddr::V4(rec.gateway));
+                }
+                let ep = self
+                    .networks
+                    .attach(
+                        &ns,
+                        &rec.id,
+                        (c.id(), c.name()),
+                        a,
+                        &format!("eth{i}"),
+                        default_route,
+                    )
+                    .await?;
+                addresses.push(IpAddr::V4(ep.ipv4));
+            }
+            Ok::<_, Error>((addresses, gateway))
+        };
+        match made.await {
+            Ok((addresses, gateway)) => {
+                tracing::debug!(id = %c.id(), elapsed = ?t0.elapsed(), "network ready");
+                let dns = networks
+                    .first()
+                    .filter(|n| !n.is_default())
+                    .map(|n| n.gateway);
+                Ok(NetSetup {
+                    netns: Some(path),
+                    addresses,
+                    dns,
+                    gateway,
+                })
+            }
+            Err(e) => {
+                self.teardown_network(c).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Frees a container's addresses and removes its namespace's bind
+    /// mount (its veths go with the namespace).
+    pub(super) async fn teardown_network(&self, c: &Container) {
+        self.networks.release_all(c.id());
+        if let Err(e) = link::remove_netns(&c.paths.netns()) {
+            tracing::warn!(
+                "remove the network namespace of {}: {}",
+                c.name(),
+                e.full_message()
+            );
+        }
+    }
+
+    /// After an engine restart: frees the endpoints of containers that no
+    /// longer run, and their devices.
+    pub(super) fn recover_networks(&self, running: &HashSet<String>) {
+        let stale = self.networks.forget_endpoints_except(running);
+        if stale.is_empty() {
+            return;
+        }
+        let networks = Arc::clone(&self.networks);
+        tokio::spawn(async move {
+            for e in stale {
+                if let Err(err) = networks.delete_veth(&e.host_veth).await {
+                    tracing::warn!("delete {}: {}", e.host_veth, err.full_message());
+                }
+            }
+        });
+    }
+
+    /// Connects a container to a network; a running one gets its new
+    /// interface at once.
+    pub async fn connect(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        network_key: &str,
+        settings: Option<&EndpointSettings>,
+    ) -> Result<()> {
+        let _op = c.op.lock().await;
+        match mode_of(&c.record.body) {
+            Mode::Network(_) => {}
+            Mode::Host | Mode::None | Mode::Container(_) => {
+                return Err(Error::Forbidden(format!(
+                    "container {} cannot be connected to networks: it uses network mode {:?}",
+                    c.name(),
+                    c.record.host_config().network_mode.unwrap_or_default()
+                )));
+            }
+        }
+        let rec = self.resolve(network_key).await?;
+        let (aliases, ipv4) = endpoint_wish(settings)?;
+        check_default_wish(rec.is_default(), &aliases, ipv4)?;
+        let attachments = c.attachments();
+        let same = |a: &Attachment| {
+            a.network == rec.id || (rec.is_default() && a.network == DEFAULT_NETWORK)
+        };
+        if attachments.iter().any(same) {
+            return Err(Error::Forbidden(format!(
+                "endpoint with name {} already exists in network {}",
+                c.name(),
+                rec.name
+            )));
+        }
+        let want = Attachment {
+            network: rec.id.clone(),
+            aliases,
+            ipv4,
+        };
+        if c.state().status == Status::Running {
+            let ns = link::enter_netns(&c.paths.netns()).await?;
+            let used: HashSet<String> = self
+                .networks
+                .views()
+                .into_iter()
+                .flat_map(|v| v.endpoints)
+                .filter(|e| e.container_id == c.id())
+                .map(|e| e.ifname)
+                .collect();
+            let ifname = (0..)
+                .map(|i| format!("eth{i}"))
+                .find(|n| !used.contains(n))
+                .unwrap_or_else(|| "eth9".to_string());
+            let routed = self
+                .networks
+                .views()
+                .iter()
+                .any(|v| !v.internal && v.endpoints.iter().any(|e| e.container_id == c.id()));
+            self.networks
+                .attach(
+                    &ns,
+                    &rec.id,
+                    (c.id(), c.name()),
+                    &want,
+                    &ifname,
+                    !routed && !rec.internal,
+                )
+                .await?;
+        }
+        c.set_attachments(|a| a.push(want))?;
+        let mut attrs = std::collections::HashMap::new();
+        attrs.insert("container".to_string(), c.id().to_string());
+        attrs.insert("name".to_string(), rec.name.clone());
+        attrs.insert("type".to_string(), "bridge".to_string());
+        self.events.network("connect", &rec.id, attrs);
+        Ok(())
+    }
+
+    /// Disconnects a container from a network.
+    pub async fn disconnect(self: &Arc<Self>, c: &Arc<Container>, network_key: &str) -> Result<()> {
+        let _op = c.op.lock().await;
+        let rec = self.networks.get(network_key)?;
+        let attachments = c.attachments();
+        let same = |a: &Attachment| {
+            a.network == rec.id || (rec.is_default() && a.network == DEFAULT_NETWORK)
+        };
+        if !attachments.iter().any(same) {
+            return Err(Error::Forbidden(format!(
+                "container {} is not connected to network {}",
+                c.name(),
+                rec.name
+            )));
+        }
+        self.networks.detach(&rec.id, c.id()).await?;
+        c.set_attachments(|a| a.retain(|x| !same(x)))?;
+        let mut attrs = std::collections::HashMap::new();
+        attrs.insert("container".to_string(), c.id().to_string());
+        attrs.insert("name".to_string(), rec.name.clone());
+        attrs.insert("type".to_string(), "bridge".to_string());
+        self.events.network("disconnect", &rec.id, attrs);
+        Ok(())
+    }
+
+    /// The containers (ID, name) that join a network, running or not.
+    pub fn network_users(&self, rec: &NetworkRecord) -> Vec<(String, String)> {
+        self.list()
+            .into_iter()
+            .filter(|c| {
+                c.attachments().iter().any(|a| {
+                    a.network == rec.id || (rec.is_default() && a.network == DEFAULT_NETWORK)
+                })
+            })
+            .map(|c| (c.id().to_string(), c.name().to_string()))
+            .collect()
+    }
+
+    /// Removes a network no container joins.
+    pub async fn remove_network(&self, key: &str) -> Result<NetworkRecord> {
+        let rec = self.networks.get(key)?;
+        let users = self.network_users(&rec);
+        if !users.is_empty() {
+            let names: Vec<&str> = users.iter().map(|(_, n)| n.as_str()).collect();
+            return Err(Error::Forbidden(format!(
+                "error while removing network: network {} is in use by container(s) {}: remove or disconnect them first",
+                rec.name,
+                names.join(", ")
+            )));
+        }
+        let rec = self.networks.remove(&rec.id).await?;
+        let mut attrs = std::collections::HashMap::new();
+        attrs.insert("name".to_string(), rec.name.clone());
+        attrs.insert("type".to_string(), "bridge".to_string());
+        self.events.network("destroy", &rec.id, attrs);
+        Ok(rec)
+    }
+
+    /// Removes every network no container joins (but the default one);
+    /// `keep` may spare more. Returns the removed networks' names.
+    pub async fn prune_networks(&self, keep: impl Fn(&NetworkRecord) -> bool) -> Vec<String> {
+        let mut out = Vec::new();
+        for rec in self.networks.list() {
+            if rec.is_default() || keep(&rec) || !self.network_users(&rec).is_empty() {
+                continue;
+            }
+            match self.remove_network(&rec.id).await {
+                Ok(r) => out.push(r.name),
+                Err(e) => tracing::warn!("prune network {}: {}", rec.name, e.full_message()),
+            }
+        }
+        out
+    }
+}
+
+fn check_default_wish(default: bool, aliases: &[String], ipv4: Option<Ipv4Addr>) -> Result<()> {
+    if default && !aliases.is_empty() {
+        return Err(Error::BadRequest(
+            "network-scoped aliases are supported only for containers in user-defined networks"
+                .to_string(),
+        ));
+    }
+    if default && ipv4.is_some() {
+        return Err(Error::BadRequest(
+            "user-specified IP addresses are supported only on user-defined networks".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// The `/etc/resolv.conf` base for a container whose first network serves
+/// DNS on `gateway`: that server only (it forwards other names).
+pub fn resolv_base(gateway: Ipv4Addr) -> String {
+    format!("nameserver {gateway}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use bollard_stubs::models::{EndpointIpamConfig, HostConfig};
+
+    #[test]
+    fn network_modes_read_like_docker() {
+        let body = |m: Option<&str>| ContainerCreateBody {
+            host_config: Some(HostConfig {
+                network_mode: m.map(String::from),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(mode_of(&body(None)), Mode::Network("bridge".into()));
+        assert_eq!(
+            mode_of(&body(Some("default"))),
+            Mode::Network("bridge".into())
+        );
+        assert_eq!(mode_of(&body(Some("host"))), Mode::Host);
+        assert_eq!(mode_of(&body(Some("none"))), Mode::None);
+        assert_eq!(
+            mode_of(&body(Some("backend"))),
+            Mode::Network("backend".into())
+        );
+    }
+
+    #[test]
+    fn endpoint_wishes_parse() {
+        let s = EndpointSettings {
+            aliases: Some(vec!["db".into(), String::new()]),
+            ipam_config: Some(EndpointIpamConfig {
+                ipv4_address: Some("10.89.3.7".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let (aliases, ip) = endpoint_wish(Some(&s)).unwrap();
+        assert_eq!(aliases, vec!["db"]);
+        assert_eq!(ip, Some(Ipv4Addr::new(10, 89, 3, 7)));
+        assert!(check_default_wish(true, &aliases, None).is_err());
+        assert!(check_default_wish(false, &aliases, ip).is_ok());
+    }
+}

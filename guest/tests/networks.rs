@@ -1,0 +1,342 @@
+//! Networks for real: bridges, veths, namespaces and firewall rules on the
+//! host, traffic between containers and out to the host, with the docker
+//! CLI against the engine's socket. Both firewall backends.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use support::EngineGuard;
+
+const IMAGE: &str = "test/box:1";
+
+fn engine(firewall: &str) -> EngineGuard {
+    let e = EngineGuard::start_with_env(&[("SERVIN_FIREWALL", firewall)]);
+    e.load_container_image(IMAGE);
+    e
+}
+
+/// Stops the engine and checks that nothing it made on the host is left:
+/// mounts (namespaces included), bridges, veths, tables and chains. The
+/// test removed its containers and networks before.
+fn finish(mut e: EngineGuard) {
+    let root = e.root();
+    e.kill();
+    let objects = e.net_objects();
+    assert!(!objects.bridges.is_empty(), "the test made no bridge");
+    let left = objects.leftovers_settled();
+    let mounts = support::mounts_below(&root);
+    drop(e);
+    assert!(left.is_empty(), "network objects left behind: {left:?}");
+    assert!(mounts.is_empty(), "mounts left behind: {mounts:?}");
+}
+
+/// The host's own non-loopback address (the one its default route uses).
+fn host_address() -> Ipv4Addr {
+    let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+    s.connect("192.0.2.200:9").unwrap();
+    match s.local_addr().unwrap().ip() {
+        std::net::IpAddr::V4(a) if !a.is_loopback() => a,
+        other => panic!("no usable host address: {other}"),
+    }
+}
+
+/// A tiny HTTP server on the host's address; stops on drop.
+struct HostServer {
+    addr: String,
+    stop: Arc<AtomicBool>,
+}
+
+impl HostServer {
+    fn start() -> Self {
+        let l = TcpListener::bind((host_address(), 0)).unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        l.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((mut s, _)) => {
+                        let _ = s.set_nonblocking(false);
+                        let mut buf = [0u8; 1024];
+                        let _ = s.read(&mut buf);
+                        let _ = s
+                            .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 10\r\n\r\negress-ok\n");
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                }
+            }
+        });
+        Self { addr, stop }
+    }
+}
+
+impl Drop for HostServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn ip_on(e: &EngineGuard, container: &str, network: &str) -> String {
+    let f = format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}");
+    e.docker_ok(&["inspect", "-f", &f, container])
+        .trim()
+        .to_string()
+}
+
+/// An HTTP GET from a fresh container on `network` to `host:port`
+/// (busybox `nc`: its `wget` crashes when built static); the response, or
+/// `None` when nothing answered.
+fn fetch(e: &EngineGuard, network: &str, addr: &str) -> Option<String> {
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 {host} {port}");
+    let out = e.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        network,
+        IMAGE,
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.success() && !text.is_empty()).then_some(text)
+}
+
+fn traffic(firewall: &str) {
+    let e = engine(firewall);
+    let server = HostServer::start();
+    e.docker_ok(&["network", "create", "front"]);
+    e.docker_ok(&["network", "create", "other"]);
+    e.docker_ok(&["network", "create", "--internal", "sealed"]);
+    e.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "front",
+        "--network-alias",
+        "www",
+        "--add-host",
+        "hostside:host-gateway",
+        IMAGE,
+        "sh",
+        "-c",
+        "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    let ip = ip_on(&e, "web", "front");
+    assert!(ip.parse::<Ipv4Addr>().is_ok(), "web's address: {ip:?}");
+    let url = format!("{ip}:80");
+    // The server may need a moment to listen.
+    let mut got = None;
+    for _ in 0..20 {
+        got = fetch(&e, "front", &url);
+        if got.is_some() {
+            break;
+        }
+    }
+    assert!(
+        got.as_deref()
+            .is_some_and(|t| t.ends_with("\r\n\r\nhello\n")),
+        "same network, by address: {got:?}; engine log:\n{}",
+        e.log()
+    );
+    assert_eq!(
+        fetch(&e, "other", &url),
+        None,
+        "another network reached web"
+    );
+    assert_eq!(
+        fetch(&e, "sealed", &url),
+        None,
+        "an internal network reached web"
+    );
+    let host_url = server.addr.clone();
+    let got = fetch(&e, "front", &host_url);
+    assert!(
+        got.as_deref().is_some_and(|t| t.ends_with("egress-ok\n")),
+        "egress from a normal network: {got:?}"
+    );
+    assert_eq!(
+        fetch(&e, "sealed", &host_url),
+        None,
+        "egress from an internal network"
+    );
+    // Aliases and addresses are reported like Docker's.
+    let inspect = e.docker_ok(&["inspect", "web"]);
+    let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    let net = &v[0]["NetworkSettings"]["Networks"]["front"];
+    assert_eq!(net["Aliases"], serde_json::json!(["www"]));
+    assert_eq!(net["IPAddress"], ip.as_str());
+    assert_eq!(v[0]["NetworkSettings"]["IPAddress"], ip.as_str());
+    let hosts = e.docker_ok(&["exec", "web", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&ip), "/etc/hosts: {hosts}");
+    let gw = net["Gateway"].as_str().unwrap().to_string();
+    assert!(
+        hosts.contains(&format!("{gw}\thostside")),
+        "/etc/hosts: {hosts}"
+    );
+    let resolv = e.docker_ok(&["exec", "web", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains(&format!("nameserver {gw}")), "{resolv}");
+    e.docker_ok(&["rm", "-f", "web"]);
+    e.docker_ok(&["network", "rm", "front", "other", "sealed"]);
+    finish(e);
+}
+
+#[test]
+fn traffic_and_isolation_with_nftables() {
+    traffic("nft");
+}
+
+#[test]
+fn traffic_and_isolation_with_iptables() {
+    traffic("iptables");
+}
+
+#[test]
+fn addresses_survive_an_engine_restart_and_are_released() {
+    let mut e = engine("nft");
+    e.docker_ok(&["network", "create", "--subnet", "10.231.7.0/24", "keep"]);
+    e.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ka",
+        "--network",
+        "keep",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    let a = ip_on(&e, "ka", "keep");
+    assert_eq!(a, "10.231.7.2");
+    e.kill();
+    e.spawn();
+    e.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "kb",
+        "--network",
+        "keep",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(
+        ip_on(&e, "kb", "keep"),
+        "10.231.7.3",
+        "a's address was handed out again"
+    );
+    assert_eq!(ip_on(&e, "ka", "keep"), a);
+    let ifs = e.docker_ok(&["exec", "ka", "ls", "/sys/class/net"]);
+    assert!(ifs.contains("eth0"), "a lost its interface: {ifs}");
+    e.docker_ok(&["rm", "-f", "ka"]);
+    e.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "kc",
+        "--network",
+        "keep",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(
+        ip_on(&e, "kc", "keep"),
+        "10.231.7.2",
+        "a's address was not released"
+    );
+    // Stopping releases too.
+    e.docker_ok(&["stop", "-t", "0", "kc"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&e.docker_ok(&["network", "inspect", "keep"])).unwrap();
+    let containers = v[0]["Containers"].as_object().unwrap();
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    e.docker_ok(&["rm", "-f", "kb", "kc"]);
+    e.docker_ok(&["network", "rm", "keep"]);
+    finish(e);
+}
+
+#[test]
+fn network_commands_connect_and_bad_input() {
+    let e = engine("nft");
+    let id = e.docker_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.232.9.0/24",
+        "--gateway",
+        "10.232.9.254",
+        "--label",
+        "team=a",
+        "back",
+    ]);
+    let ls = e.docker_ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    assert!(ls.contains("back bridge"), "{ls}");
+    let v: serde_json::Value =
+        serde_json::from_str(&e.docker_ok(&["network", "inspect", "back"])).unwrap();
+    assert_eq!(v[0]["Id"], id.trim());
+    assert_eq!(v[0]["IPAM"]["Config"][0]["Subnet"], "10.232.9.0/24");
+    assert_eq!(v[0]["IPAM"]["Config"][0]["Gateway"], "10.232.9.254");
+    assert_eq!(v[0]["Labels"]["team"], "a");
+    let err = e.docker_err(&["network", "create", "back"]);
+    assert!(err.contains("already exists"), "{err}");
+    let err = e.docker_err(&["network", "create", "--subnet", "10.232.9.128/25", "clash"]);
+    assert!(err.contains("overlaps"), "{err}");
+    let err = e.docker_err(&["run", "--rm", "--network", "nowhere", IMAGE, "true"]);
+    assert!(err.contains("nowhere not found"), "{err}");
+    // The default network: made on first use, host resolvers kept.
+    e.docker_ok(&["run", "-d", "--name", "box", IMAGE, "sleep", "600"]);
+    let ifs = e.docker_ok(&["exec", "box", "ls", "/sys/class/net"]);
+    assert!(ifs.contains("eth0") && !ifs.contains("eth1"), "{ifs}");
+    e.docker_ok(&["network", "connect", "--alias", "db", "back", "box"]);
+    let ifs = e.docker_ok(&["exec", "box", "ls", "/sys/class/net"]);
+    assert!(ifs.contains("eth1"), "connect did not add eth1: {ifs}");
+    assert_eq!(ip_on(&e, "box", "back"), "10.232.9.1");
+    let err = e.docker_err(&["network", "rm", "back"]);
+    assert!(
+        err.contains("box"),
+        "the error should name the container: {err}"
+    );
+    e.docker_ok(&["network", "disconnect", "back", "box"]);
+    let ifs = e.docker_ok(&["exec", "box", "ls", "/sys/class/net"]);
+    assert!(!ifs.contains("eth1"), "disconnect left eth1: {ifs}");
+    // `none` keeps loopback only.
+    let ifs = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        IMAGE,
+        "ls",
+        "/sys/class/net",
+    ]);
+    assert_eq!(ifs.trim(), "lo");
+    e.docker_ok(&["rm", "-f", "box"]);
+    let pruned = e.docker_ok(&["network", "prune", "-f"]);
+    assert!(pruned.contains("back"), "{pruned}");
+    let ls = e.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(ls.trim(), "bridge");
+    let err = e.docker_err(&["network", "rm", "bridge"]);
+    assert!(err.contains("pre-defined"), "{err}");
+    // The default network stays with its engine; its state says what to
+    // clean.
+    let objects = e.net_objects();
+    assert_eq!(objects.bridges.len(), 2, "{objects:?}");
+    let mut e = e;
+    e.kill();
+    let root = e.root();
+    drop(e);
+    let left = objects.leftovers_settled();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(support::mounts_below(&root).is_empty());
+}

@@ -1,0 +1,137 @@
+//! `servin network ...` and `servin run --network` against a real engine
+//! started by servin itself: bridges, veths and firewall rules on the host.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/registry.rs"]
+mod registry;
+
+use registry::{Sandbox, seed_image};
+
+const IMAGE: &str = "test/cli-net:1";
+
+/// A sandbox whose containers are removed when it goes, pass or fail.
+struct Env(Option<Sandbox>);
+
+impl std::ops::Deref for Env {
+    type Target = Sandbox;
+    fn deref(&self) -> &Sandbox {
+        self.0.as_ref().unwrap()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take()
+            && s.dir.path().join("engine.sock").exists()
+        {
+            let _ = s.run(&["rm", "-f", "--all"]);
+        }
+    }
+}
+
+/// An HTTP GET from a fresh container on `network`; the response, if any.
+fn fetch(s: &Sandbox, network: &str, host: &str) -> Option<String> {
+    let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 {host} 80");
+    let r = s.run(&[
+        "run",
+        "--rm",
+        "--network",
+        network,
+        IMAGE,
+        "sh",
+        "-c",
+        &script,
+    ]);
+    (r.code == 0 && !r.stdout.is_empty()).then_some(r.stdout)
+}
+
+#[test]
+fn network_commands_and_traffic() {
+    let s = Env(Some(Sandbox::new()));
+    let tar = seed_image(s.dir.path(), IMAGE);
+    s.ok(&["image", "import", tar.to_str().unwrap()]);
+    s.ok(&["network", "create", "--label", "tier=web", "apps"]);
+    s.ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.233.4.0/24",
+        "quiet",
+    ]);
+    let ls = s.ok(&["network", "ls"]);
+    assert!(ls.contains("apps") && ls.contains("10.233.4.0/24"), "{ls}");
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "site",
+        "--network",
+        "apps",
+        "--network-alias",
+        "www",
+        IMAGE,
+        "sh",
+        "-c",
+        "busybox mkdir -p /www && echo hi > /www/index.html && exec busybox httpd -f -p 80 -h /www",
+    ]);
+    let inspect = s.ok(&["network", "inspect", "apps"]);
+    let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(v[0]["Labels"]["tier"], "web");
+    let site = v[0]["Containers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    assert_eq!(site["Name"], "site");
+    let ip = site["IPv4Address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut got = None;
+    for _ in 0..20 {
+        got = fetch(&s, "apps", &ip);
+        if got.is_some() {
+            break;
+        }
+    }
+    assert!(
+        got.as_deref().is_some_and(|t| t.ends_with("hi\n")),
+        "{got:?}"
+    );
+    assert_eq!(
+        fetch(&s, "quiet", &ip),
+        None,
+        "another network reached site"
+    );
+    let r = s.run(&["network", "rm", "apps"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("site"), "{}", r.stderr);
+    let r = s.run(&["run", "--rm", "--network", "nowhere", IMAGE, "true"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("nowhere not found"), "{}", r.stderr);
+    s.ok(&["network", "connect", "--alias", "q", "quiet", "site"]);
+    let ifs = s.ok(&["exec", "site", "ls", "/sys/class/net"]);
+    assert!(ifs.contains("eth1"), "{ifs}");
+    s.ok(&["network", "disconnect", "quiet", "site"]);
+    s.ok(&["rm", "-f", "site"]);
+    let made = s.net_objects();
+    assert_eq!(made.bridges.len(), 2, "{made:?}");
+    let pruned = s.ok(&["network", "prune"]);
+    assert!(
+        pruned.contains("apps") && pruned.contains("quiet"),
+        "{pruned}"
+    );
+    assert!(s.net_objects().bridges.is_empty());
+    let left = made.leftovers_settled();
+    assert!(left.is_empty(), "left on the host: {left:?}");
+    let root = s.root();
+    drop(s);
+    assert!(registry::mounts_below(&root).is_empty());
+}
