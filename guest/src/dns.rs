@@ -169,10 +169,10 @@ impl DnsServer {
     /// are closed and can be bound again. Unknown addresses are a no-op.
     pub async fn stop_listening(&self, addr: Ipv4Addr) {
         let listening = self.lock().remove(&addr);
-        if let Some(mut listening) = listening {
-            if let Err(error) = listening.server.shutdown_gracefully().await {
-                tracing::debug!(%addr, %error, "dns server stopped");
-            }
+        if let Some(mut listening) = listening
+            && let Err(error) = listening.server.shutdown_gracefully().await
+        {
+            tracing::debug!(%addr, %error, "dns server stopped");
         }
     }
 

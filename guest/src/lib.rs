@@ -20,6 +20,8 @@
 //! - [`runtime`]: runc/crun, OCI bundles and overlayfs root filesystems.
 //! - [`monitor`]: the per-container monitor process, logs and exec.
 //! - [`container`]: container records, lifecycle, restarts and health.
+//! - [`dns`]: the embedded DNS server that resolves container names.
+//! - [`ports`]: published ports, forwarded from the host in userland.
 //! - [`api`]: the HTTP server and its routes.
 
 pub mod api;
@@ -27,9 +29,11 @@ pub mod archive;
 pub mod config;
 pub mod container;
 pub mod digest;
+pub mod dns;
 pub mod engine;
 pub mod error;
 pub mod monitor;
+pub mod ports;
 pub mod progress;
 pub mod pull;
 pub mod push;

@@ -14,9 +14,12 @@ use servin_guest::dns::{DnsConfig, DnsServer, NameSource, name_matches};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
+/// A name and its addresses.
+type Entry = (String, Vec<Ipv4Addr>);
+
 /// Names per server address, changeable while the server runs.
 #[derive(Default)]
-struct Names(Mutex<HashMap<Ipv4Addr, Vec<(String, Vec<Ipv4Addr>)>>>);
+struct Names(Mutex<HashMap<Ipv4Addr, Vec<Entry>>>);
 
 impl Names {
     fn set(&self, server: Ipv4Addr, name: &str, addrs: &[Ipv4Addr]) {
