@@ -33,6 +33,8 @@ use std::time::Duration;
 
 use bollard_stubs::models::{PortBinding as DockerPortBinding, PortMap};
 use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
+use rustix::pipe::{PipeFlags, SpliceFlags};
+use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::runtime::Handle;
 use tokio::task::{JoinHandle, JoinSet};
@@ -44,6 +46,9 @@ pub const UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The copy buffer of each direction of a TCP connection.
 const TCP_BUFFER: usize = 256 * 1024;
+
+/// The pipe between the two sockets of a TCP connection's direction.
+const PIPE_SIZE: usize = 1024 * 1024;
 
 /// How long connecting to the container may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -619,18 +624,70 @@ async fn serve_tcp(guard: Guard<TcpListener>, target: SocketAddr) {
                 };
             let _ = client.set_nodelay(true);
             let _ = upstream.set_nodelay(true);
-            if let Err(error) = tokio::io::copy_bidirectional_with_sizes(
-                &mut client,
-                &mut upstream,
-                TCP_BUFFER,
-                TCP_BUFFER,
-            )
-            .await
-            {
+            let result = if std::env::var_os("SERVIN_PORTS_COPY").is_some() {
+                tokio::io::copy_bidirectional_with_sizes(
+                    &mut client,
+                    &mut upstream,
+                    TCP_BUFFER,
+                    TCP_BUFFER,
+                )
+                .await
+                .map(|_| ())
+            } else {
+                tokio::try_join!(
+                    splice_one_way(&client, &upstream),
+                    splice_one_way(&upstream, &client)
+                )
+                .map(|_| ())
+            };
+            if let Err(error) = result {
                 tracing::debug!(%target, %error, "publish: connection ended");
             }
         });
     }
+}
+
+/// Moves bytes from `from` to `to` through a pipe with splice(2), so they
+/// never pass through user space; passes the end of the stream on as a
+/// write shutdown. Returns the bytes moved.
+async fn splice_one_way(from: &TcpStream, to: &TcpStream) -> io::Result<u64> {
+    let (pipe_out, pipe_in) = rustix::pipe::pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC)?;
+    let size = rustix::pipe::fcntl_setpipe_size(&pipe_in, PIPE_SIZE).unwrap_or(64 * 1024);
+    let flags = SpliceFlags::NONBLOCK | SpliceFlags::MOVE;
+    let mut total = 0u64;
+    loop {
+        // The pipe is empty here: all of it is free for the socket's data.
+        let read = from.try_io(Interest::READABLE, || {
+            Ok(rustix::pipe::splice(
+                from, None, &pipe_in, None, size, flags,
+            )?)
+        });
+        let n = match read {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                from.readable().await?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let mut left = n;
+        while left > 0 {
+            let written = to.try_io(Interest::WRITABLE, || {
+                Ok(rustix::pipe::splice(
+                    &pipe_out, None, to, None, left, flags,
+                )?)
+            });
+            match written {
+                Ok(m) => left -= m,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => to.writable().await?,
+                Err(e) => return Err(e),
+            }
+        }
+        total += n as u64;
+    }
+    rustix::net::shutdown(to, rustix::net::Shutdown::Write)?;
+    Ok(total)
 }
 
 /// One UDP client's session: the connected socket towards the target and
