@@ -22,7 +22,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use hickory_proto::op::{Message, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
 use hickory_server::Server;
@@ -392,7 +392,14 @@ impl RequestHandler for Handler {
         let answer = self.answer(request).await;
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.recursion_available = true;
-        let builder = MessageResponseBuilder::new(&request.queries, None);
+        // A client that speaks EDNS gets an OPT record back, and answers up
+        // to the size it can take over UDP.
+        let edns = request.edns.as_ref().map(|client| {
+            let mut edns = Edns::new();
+            edns.set_max_payload(client.max_payload().max(512));
+            edns
+        });
+        let builder = MessageResponseBuilder::new(&request.queries, edns.as_ref());
         let result = match &answer {
             Answer::Local(records) => {
                 metadata.authoritative = true;
@@ -402,10 +409,6 @@ impl RequestHandler for Handler {
             Answer::Forwarded(message) => {
                 let mut metadata = message.metadata;
                 metadata.id = request.metadata.id;
-                let mut builder = builder;
-                if let Some(edns) = &message.edns {
-                    builder.edns(edns);
-                }
                 let response = builder.build(
                     metadata,
                     message.answers.iter(),

@@ -258,3 +258,23 @@ async fn stop_listening_frees_the_port() {
     );
     again.shutdown().await;
 }
+
+#[tokio::test]
+async fn large_answers_truncate_over_udp_and_fit_over_tcp() {
+    let names = Arc::new(Names::default());
+    let at = ip("127.0.15.1");
+    let many: Vec<Ipv4Addr> = (1..=100).map(|i| Ipv4Addr::new(10, 89, 5, i)).collect();
+    names.set(at, "replicas", &many);
+    let server = DnsServer::new(names, config(vec![]));
+    let addr = server.listen(at).await.unwrap();
+    let answer = ask_udp(addr, "replicas", RecordType::A).await;
+    assert!(
+        answer.metadata.truncation,
+        "100 addresses do not fit 512 bytes"
+    );
+    assert!(answer.answers.len() < 100);
+    let answer = ask_tcp(addr, "replicas", RecordType::A).await;
+    assert!(!answer.metadata.truncation);
+    assert_eq!(addresses(&answer), many);
+    server.shutdown().await;
+}
