@@ -6,8 +6,11 @@
 //! [`publish`] binds every host socket first (all or nothing: on a failure
 //! the ones already bound are released) and then forwards in userland, the
 //! same way on a bare host and in a VM:
-//! - TCP: accept, connect to `target:port`, copy both ways with large
-//!   buffers; a half-close is passed on.
+//! - TCP: accept, connect to `target:port`, and move the bytes both ways
+//!   with splice(2) through a pipe, so they are never copied into user
+//!   space (measured against a copy through 256 KiB buffers: the same or
+//!   better throughput, and half the cost of a fresh connection, which no
+//!   longer allocates buffers); a half-close is passed on.
 //! - UDP: one connected session socket per client address, closed after
 //!   [`UDP_IDLE_TIMEOUT`] without traffic.
 //!
@@ -43,9 +46,6 @@ use crate::error::{Error, Result};
 
 /// How long a UDP session without traffic either way is kept.
 pub const UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// The copy buffer of each direction of a TCP connection.
-const TCP_BUFFER: usize = 256 * 1024;
 
 /// The pipe between the two sockets of a TCP connection's direction.
 const PIPE_SIZE: usize = 1024 * 1024;
@@ -600,7 +600,7 @@ async fn serve_tcp(guard: Guard<TcpListener>, target: SocketAddr) {
     loop {
         let accepted = guard.socket.accept().await;
         while connections.try_join_next().is_some() {}
-        let mut client = match accepted {
+        let client = match accepted {
             Ok((client, _)) => client,
             Err(error) => {
                 // Out of descriptors and the like: back off instead of spinning.
@@ -610,7 +610,7 @@ async fn serve_tcp(guard: Guard<TcpListener>, target: SocketAddr) {
             }
         };
         connections.spawn(async move {
-            let mut upstream =
+            let upstream =
                 match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await {
                     Ok(Ok(upstream)) => upstream,
                     Ok(Err(error)) => {
@@ -624,22 +624,10 @@ async fn serve_tcp(guard: Guard<TcpListener>, target: SocketAddr) {
                 };
             let _ = client.set_nodelay(true);
             let _ = upstream.set_nodelay(true);
-            let result = if std::env::var_os("SERVIN_PORTS_COPY").is_some() {
-                tokio::io::copy_bidirectional_with_sizes(
-                    &mut client,
-                    &mut upstream,
-                    TCP_BUFFER,
-                    TCP_BUFFER,
-                )
-                .await
-                .map(|_| ())
-            } else {
-                tokio::try_join!(
-                    splice_one_way(&client, &upstream),
-                    splice_one_way(&upstream, &client)
-                )
-                .map(|_| ())
-            };
+            let result = tokio::try_join!(
+                splice_one_way(&client, &upstream),
+                splice_one_way(&upstream, &client)
+            );
             if let Err(error) = result {
                 tracing::debug!(%target, %error, "publish: connection ended");
             }
