@@ -176,17 +176,28 @@ async fn consecutive_echoes(addr: Ipv4Addr) -> u16 {
 async fn port_ranges() {
     let target = ip("127.0.21.1");
     let c = consecutive_echoes(target).await;
-    // Host range one to one with the container range.
-    let holder = std::net::TcpListener::bind("127.0.21.2:0").unwrap();
-    let taken = holder.local_addr().unwrap().port();
-    drop(holder);
-    let h = taken;
-    let spec = format!("127.0.21.2:{h}-{}:{c}-{}", h + 1, c + 1);
-    let bindings = parse_port_spec(&spec).unwrap();
-    let Ok(published) = publish(&bindings, target) else {
-        // Someone took h+1 meanwhile; the range case below still runs.
-        return;
-    };
+    // Host range one to one with the container range (retrying when
+    // another process takes the second host port between probe and publish).
+    let mut found = None;
+    for _ in 0..20 {
+        let probe = std::net::TcpListener::bind("127.0.21.2:0").unwrap();
+        let h = probe.local_addr().unwrap().port();
+        drop(probe);
+        if h == u16::MAX {
+            continue;
+        }
+        let spec = format!("127.0.21.2:{h}-{}:{c}-{}", h + 1, c + 1);
+        let bindings = parse_port_spec(&spec).unwrap();
+        match publish(&bindings, target) {
+            Ok(published) => {
+                found = Some((h, published));
+                break;
+            }
+            Err(Error::Conflict(_)) => continue,
+            Err(other) => panic!("publish {spec}: {other}"),
+        }
+    }
+    let (h, published) = found.expect("no two consecutive free host ports");
     let hosts: Vec<u16> = published.ports().iter().map(|p| p.host.port()).collect();
     assert_eq!(hosts, vec![h, h + 1]);
     for p in published.ports() {
