@@ -3,8 +3,14 @@
 //! both in the same run.
 //!
 //! ```text
-//! cargo run --release -p servin-guest --example ports_bench -- [MIB] [ROUND_TRIPS]
+//! cargo run --release -p servin-guest --example ports_bench -- [MIB] [ROUND_TRIPS] [NETNS TARGET_IP]
 //! ```
+//!
+//! With NETNS (a path such as `/run/netns/NAME`) and TARGET_IP, the servers
+//! run inside that network namespace on TARGET_IP, as a container's would
+//! (reached over a veth), and "direct" means connecting to TARGET_IP from
+//! the host; the forwarder still listens on 127.0.77.2. `bench/ports.sh`
+//! sets such a namespace up.
 //!
 //! Prints, for a direct connection and through the forwarder:
 //! - throughput of a one-way bulk transfer of MIB MiB (default 2048), best of
@@ -38,9 +44,34 @@ fn main() -> Result<(), Failure> {
         .transpose()?
         .unwrap_or(20_000);
 
-    let sink = serve(TARGET, sink_connection)?;
-    let echo = serve(TARGET, echo_connection)?;
-    let published = publish(&[binding(sink.port()), binding(echo.port())], TARGET)?;
+    let (target, sink, echo) = match (args.next(), args.next()) {
+        (Some(netns), Some(ip)) => {
+            let ip: Ipv4Addr = ip.parse()?;
+            let file = std::fs::File::open(&netns)?;
+            // The listeners are created in a thread that entered the
+            // namespace; they stay there whichever thread serves them.
+            let (sink, echo) = std::thread::spawn(move || -> Result<_, String> {
+                rustix::thread::move_into_link_name_space(
+                    std::os::fd::AsFd::as_fd(&file),
+                    Some(rustix::thread::LinkNameSpaceType::Network),
+                )
+                .map_err(|e| format!("enter {netns}: {e}"))?;
+                let sink = serve(ip, sink_connection).map_err(|e| e.to_string())?;
+                let echo = serve(ip, echo_connection).map_err(|e| e.to_string())?;
+                Ok((sink, echo))
+            })
+            .join()
+            .map_err(|_| "the namespace thread panicked")??;
+            println!("servers on {ip} in a network namespace, over a veth");
+            (ip, sink, echo)
+        }
+        _ => (
+            TARGET,
+            serve(TARGET, sink_connection)?,
+            serve(TARGET, echo_connection)?,
+        ),
+    };
+    let published = publish(&[binding(sink.port()), binding(echo.port())], target)?;
     let sink_fwd = published.ports()[0].host;
     let echo_fwd = published.ports()[1].host;
 
