@@ -1,18 +1,18 @@
 //! Benchmark of name resolution against the engine's DNS server.
 //!
 //! ```text
-//! cargo run --release -p servin-guest --example dns_bench -- [QUERIES] [SERVER NAME]
+//! cargo run --release -p servin-guest --example dns_bench -- [QUERIES] [OPTIONS]
+//!   --listen IP          run a DnsServer in this process on IP (default 127.0.78.1)
+//!   --server IP:PORT     ask that server instead (no server in this process)
+//!   --name NAME          the name asked (default `web`, the in-process server's one name)
+//!   --client-netns PATH  ask from inside that network namespace (/run/netns/NAME,
+//!                        /proc/PID/ns/net), as a container does
 //! ```
 //!
-//! Without SERVER, runs a [`DnsServer`] in this process on 127.0.78.1
-//! (a name source with one name, `web`) on a current_thread runtime as in
-//! the engine, and asks it from another thread. With `SERVER` (`IP:PORT`)
-//! and `NAME`, asks that server instead, e.g. from inside a container's
-//! network namespace: `nsenter -t PID -n dns_bench 5000 10.89.0.1:53 web`.
-//!
-//! Each query is one UDP `A` question and its answer, one at a time;
-//! prints the median and p99 round trip and checks every answer has an
-//! address.
+//! The in-process server answers `web` with 10.89.0.2 and runs on a
+//! current_thread runtime as in the engine; the client is another thread.
+//! Each query is one UDP `A` question and its answer, one at a time; prints
+//! the median and p99 round trip and fails if an answer has no address.
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -34,17 +34,25 @@ impl NameSource for OneName {
 }
 
 fn main() -> Result<(), Failure> {
+    let mut queries = 10_000usize;
+    let mut listen = Ipv4Addr::new(127, 0, 78, 1);
+    let mut target: Option<SocketAddr> = None;
+    let mut name = "web".to_string();
+    let mut netns: Option<String> = None;
     let mut args = std::env::args().skip(1);
-    let queries: usize = args
-        .next()
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(10_000);
-    let target = args.next();
-    let name = args.next().unwrap_or_else(|| "web".into());
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--listen" => listen = value()?.parse()?,
+            "--server" => target = Some(value()?.parse()?),
+            "--name" => name = value()?,
+            "--client-netns" => netns = Some(value()?),
+            other => queries = other.parse()?,
+        }
+    }
 
-    let (server, _runtime) = match target {
-        Some(server) => (server.parse::<SocketAddr>()?, None),
+    let (server, _thread) = match target {
+        Some(server) => (server, None),
         None => {
             let (tx, rx) = std::sync::mpsc::channel();
             let thread = std::thread::spawn(move || -> Result<(), String> {
@@ -60,10 +68,7 @@ fn main() -> Result<(), Failure> {
                             ..DnsConfig::default()
                         },
                     );
-                    let addr = server
-                        .listen(Ipv4Addr::new(127, 0, 78, 1))
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let addr = server.listen(listen).await.map_err(|e| e.to_string())?;
                     let _ = tx.send(addr);
                     std::future::pending::<()>().await;
                     Ok(())
@@ -72,7 +77,34 @@ fn main() -> Result<(), Failure> {
             (rx.recv_timeout(Duration::from_secs(10))?, Some(thread))
         }
     };
+    let client = std::thread::spawn(move || -> Result<Vec<Duration>, String> {
+        if let Some(netns) = &netns {
+            let file = std::fs::File::open(netns).map_err(|e| format!("open {netns}: {e}"))?;
+            rustix::thread::move_into_link_name_space(
+                std::os::fd::AsFd::as_fd(&file),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .map_err(|e| format!("enter {netns}: {e}"))?;
+        }
+        ask(server, &name, queries).map_err(|e| e.to_string())
+    });
+    let mut samples = client.join().map_err(|_| "the client thread panicked")??;
+    samples.sort();
+    if samples.is_empty() {
+        return Err("no queries measured: give QUERIES of 1 or more".into());
+    }
+    let at = |p: f64| {
+        let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
+        samples.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    };
+    println!("name resolution at {server} ({queries} UDP A queries, one at a time)");
+    println!("  median {:6.1} µs  p99 {:6.1} µs", at(0.5), at(0.99));
+    Ok(())
+}
 
+/// Asks `name` `queries` times (after a tenth more as warm-up); the round
+/// trips.
+fn ask(server: SocketAddr, name: &str, queries: usize) -> Result<Vec<Duration>, Failure> {
     let socket = UdpSocket::bind(if server.is_ipv4() {
         "0.0.0.0:0"
     } else {
@@ -82,7 +114,7 @@ fn main() -> Result<(), Failure> {
     socket.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut query = Message::new(0, MessageType::Query, OpCode::Query);
     query.metadata.recursion_desired = true;
-    query.add_query(Query::query(Name::from_ascii(&name)?, RecordType::A));
+    query.add_query(Query::query(Name::from_ascii(name)?, RecordType::A));
     let mut buf = vec![0u8; 4096];
     let mut samples = Vec::with_capacity(queries);
     for i in 0..queries + queries / 10 {
@@ -110,15 +142,5 @@ fn main() -> Result<(), Failure> {
             samples.push(elapsed);
         }
     }
-    samples.sort();
-    if samples.is_empty() {
-        return Err("no queries measured: give QUERIES of 1 or more".into());
-    }
-    let at = |p: f64| {
-        let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
-        samples.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e6)
-    };
-    println!("name resolution of {name} at {server} ({queries} UDP A queries, one at a time)");
-    println!("  median {:6.1} µs  p99 {:6.1} µs", at(0.5), at(0.99));
-    Ok(())
+    Ok(samples)
 }
