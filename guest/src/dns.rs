@@ -247,10 +247,23 @@ async fn bind_pair(addr: Ipv4Addr, port: u16) -> Result<(UdpSocket, TcpListener)
 }
 
 /// An error about a socket at `addr`, naming the subject and the step.
+/// A port in use names its holder when it can be found.
 fn socket_error(subject: &str, addr: impl Into<SocketAddr>, step: &str, error: io::Error) -> Error {
+    let addr = addr.into();
+    let mut message = error.to_string();
+    if error.kind() == io::ErrorKind::AddrInUse {
+        let protocol = if step.contains("udp") {
+            crate::ports::Protocol::Udp
+        } else {
+            crate::ports::Protocol::Tcp
+        };
+        if let Some(holder) = crate::ports::port_holder(addr, protocol) {
+            message = format!("{message} (held by {holder})");
+        }
+    }
     Error::Runtime {
-        context: format!("{subject} {}: {step}", addr.into()),
-        message: error.to_string(),
+        context: format!("{subject} {addr}: {step}"),
+        message,
     }
 }
 

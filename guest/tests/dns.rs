@@ -278,3 +278,27 @@ async fn large_answers_truncate_over_udp_and_fit_over_tcp() {
     assert_eq!(addresses(&answer), many);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_taken_port_names_its_holder() {
+    let taken = std::net::UdpSocket::bind("127.0.16.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let server = DnsServer::new(
+        Arc::new(Names::default()),
+        DnsConfig {
+            port,
+            ..config(vec![])
+        },
+    );
+    let message = server
+        .listen(ip("127.0.16.1"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains(&format!("127.0.16.1:{port}")), "{message}");
+    assert!(
+        message.contains(&format!("pid {}", std::process::id())),
+        "{message}"
+    );
+    assert!(server.listening().is_empty());
+}
