@@ -526,11 +526,35 @@ fn bind_binding(binding: &PortBinding, out: &mut Vec<Bound>) -> Result<()> {
     Err(bind_error(addr, binding.protocol, error))
 }
 
+/// How published ports forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishOptions {
+    /// How long a UDP client's session is kept without traffic either way.
+    pub udp_idle: Duration,
+}
+
+impl Default for PublishOptions {
+    fn default() -> Self {
+        Self {
+            udp_idle: UDP_IDLE_TIMEOUT,
+        }
+    }
+}
+
 /// Publishes `bindings`, forwarding to `target` (the container's address).
 /// Every host socket is bound before anything is forwarded; if one fails,
 /// those already bound are closed and the error names the address, port
 /// and, for a port in use, its holder.
 pub fn publish(bindings: &[PortBinding], target: Ipv4Addr) -> Result<Published> {
+    publish_with(bindings, target, PublishOptions::default())
+}
+
+/// [`publish`] with other [`PublishOptions`].
+pub fn publish_with(
+    bindings: &[PortBinding],
+    target: Ipv4Addr,
+    options: PublishOptions,
+) -> Result<Published> {
     let mut bound = Vec::new();
     for binding in bindings {
         // On error `bound` drops here, closing the sockets bound so far.
@@ -574,7 +598,7 @@ pub fn publish(bindings: &[PortBinding], target: Ipv4Addr) -> Result<Published> 
                     _closed: closed_tx.clone(),
                 },
                 to,
-                UDP_IDLE_TIMEOUT,
+                options.udp_idle,
             )),
         };
         tasks.push(task);

@@ -6,7 +6,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use servin_guest::error::Error;
-use servin_guest::ports::{HostPort, PortBinding, Protocol, parse_port_spec, publish};
+use servin_guest::ports::{
+    HostPort, PortBinding, Protocol, PublishOptions, parse_port_spec, port_holder, publish,
+    publish_with,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
@@ -345,4 +348,58 @@ async fn dropping_frees_the_port_and_closes_connections() {
         .await
         .expect("the live connection stayed open");
     assert!(end.is_err() || rest.is_empty());
+}
+
+/// A UDP server that answers each datagram with the sender's port.
+async fn udp_port_echo(addr: SocketAddr) -> SocketAddr {
+    let socket = UdpSocket::bind(addr).await.unwrap();
+    let local = socket.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        while let Ok((_, from)) = socket.recv_from(&mut buf).await {
+            let _ = socket.send_to(&from.port().to_be_bytes(), from).await;
+        }
+    });
+    local
+}
+
+#[tokio::test]
+async fn udp_sessions_per_client_end_when_idle() {
+    let echo = udp_port_echo("127.0.27.1:0".parse().unwrap()).await;
+    let published = publish_with(
+        &[binding(
+            "127.0.27.2",
+            HostPort::Random,
+            echo.port(),
+            Protocol::Udp,
+        )],
+        ip("127.0.27.1"),
+        PublishOptions {
+            udp_idle: Duration::from_millis(200),
+        },
+    )
+    .unwrap();
+    let host = published.ports()[0].host;
+    let one = UdpSocket::bind("127.0.27.3:0").await.unwrap();
+    let two = UdpSocket::bind("127.0.27.4:0").await.unwrap();
+    let first = udp_round_trip(&one, host, b"a").await;
+    // The same client keeps its session while it talks...
+    assert_eq!(udp_round_trip(&one, host, b"b").await, first);
+    // ...another client gets its own...
+    assert_ne!(udp_round_trip(&two, host, b"c").await, first);
+    // ...and after the idle time the session socket is closed (no socket
+    // of this process holds its port any more) and a new one serves.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let old = SocketAddr::from((
+        Ipv4Addr::UNSPECIFIED,
+        u16::from_be_bytes([first[0], first[1]]),
+    ));
+    if let Some(holder) = port_holder(old, Protocol::Udp) {
+        assert_ne!(
+            holder.pid,
+            std::process::id(),
+            "the idle session is still open"
+        );
+    }
+    assert_eq!(udp_round_trip(&one, host, b"d").await.len(), 2);
 }
