@@ -517,6 +517,17 @@ fn bind_binding(binding: &PortBinding, out: &mut Vec<Bound>) -> Result<()> {
             Err(error) => last = Some((addr, error)),
         }
     }
+    if let (HostPort::Range(a, b), Some((_, error))) = (binding.host_port, &last)
+        && a != b
+        && error.kind() == io::ErrorKind::AddrInUse
+    {
+        let ip = SocketAddr::new(primary, 0).to_string();
+        let ip = ip.strip_suffix(":0").unwrap_or(&ip);
+        return Err(Error::Conflict(format!(
+            "publish {ip}:{a}-{b}/{}: every host port of the range is in use",
+            binding.protocol
+        )));
+    }
     let (addr, error) = last.unwrap_or_else(|| {
         (
             SocketAddr::new(primary, 0),

@@ -231,6 +231,40 @@ async fn port_ranges() {
         tcp_round_trip(published.ports()[0].host, b"first free").await,
         b"first free"
     );
+    // A range with no free port says so.
+    let message = publish(
+        &[binding(
+            "127.0.21.3",
+            HostPort::Range(first, first),
+            c,
+            Protocol::Tcp,
+        )],
+        target,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        message.contains(&format!("127.0.21.3:{first}/tcp")),
+        "{message}"
+    );
+    if chosen == first + 1 {
+        // Both ports are held now: by `busy` and by `published`.
+        let message = publish(
+            &[binding(
+                "127.0.21.3",
+                HostPort::Range(first, chosen),
+                c,
+                Protocol::Tcp,
+            )],
+            target,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            message.contains(&format!("127.0.21.3:{first}-{chosen}/tcp: every host port")),
+            "{message}"
+        );
+    }
 }
 
 #[tokio::test]
