@@ -708,6 +708,9 @@ async fn splice_one_way(from: &TcpStream, to: &TcpStream) -> io::Result<u64> {
             }
         }
         total += n as u64;
+        // A busy connection must not starve the others on this thread (the
+        // socket calls above bypass tokio's cooperative budget).
+        tokio::task::yield_now().await;
     }
     rustix::net::shutdown(to, rustix::net::Shutdown::Write)?;
     Ok(total)
