@@ -23,6 +23,8 @@
 //! - [`network`]: bridges, address management, namespaces and firewall rules.
 //! - [`volume`]: named volumes and copying image content into them.
 //! - [`project`]: the reconciler: plans a project's desired state.
+//! - [`dns`]: the embedded DNS server that resolves container names.
+//! - [`ports`]: published ports, forwarded from the host in userland.
 //! - [`api`]: the HTTP server and its routes.
 
 pub mod api;
@@ -30,10 +32,12 @@ pub mod archive;
 pub mod config;
 pub mod container;
 pub mod digest;
+pub mod dns;
 pub mod engine;
 pub mod error;
 pub mod monitor;
 pub mod network;
+pub mod ports;
 pub mod progress;
 pub mod project;
 pub mod pull;
