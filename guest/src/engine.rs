@@ -24,6 +24,8 @@ pub struct Engine {
     pub registries: Registries,
     /// When it started.
     pub started: Instant,
+    /// One apply or down per project at a time.
+    pub projects: crate::project::apply::Locks,
 }
 
 impl Engine {
@@ -41,6 +43,7 @@ impl Engine {
             volumes,
             registries,
             started: Instant::now(),
+            projects: Default::default(),
         })
     }
 }

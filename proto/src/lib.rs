@@ -11,7 +11,9 @@
 //!   spec and the config hash computed over it.
 //! - [`desired`]: the desired state of a project.
 //! - [`plan`]: the actions that take the engine from what exists to it.
+//! - [`apply`]: the progress lines streamed while applying or taking down.
 
+pub mod apply;
 pub mod desired;
 pub mod labels;
 pub mod plan;
@@ -32,3 +34,14 @@ pub fn plan_path(name: &str) -> String {
 pub fn apply_path(name: &str) -> String {
     format!("/servin/v1/projects/{name}/apply")
 }
+
+/// The servin API path that takes project `name` down.
+pub fn down_path(name: &str) -> String {
+    format!("/servin/v1/projects/{name}/down")
+}
+
+/// The suffix of the temporary name a recreate gives the new container
+/// until the old one is gone (`shop-web-1-servin-new`). A container of a
+/// project whose name is not the one its labels call for was left by an
+/// interrupted apply; the next apply removes it.
+pub const TEMPORARY_SUFFIX: &str = "-servin-new";

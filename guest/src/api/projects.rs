@@ -9,9 +9,10 @@ use servin_proto::DesiredProject;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 use crate::project;
 
-use super::routes::{Body, json};
+use super::routes::{Body, Query, json, streaming};
 
 /// The largest desired state accepted.
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -30,6 +31,56 @@ pub async fn plan(
         StatusCode::OK,
         &project::plan::plan(&desired, &observed),
     ))
+}
+
+/// `POST /servin/v1/projects/{name}/apply[?services=S...]`: makes what
+/// exists match the desired state in the body, streaming one JSON line per
+/// step and a summary last (see [`servin_proto::apply::Event`]). The apply
+/// goes on if the client leaves.
+pub async fn apply(
+    engine: &Arc<Engine>,
+    name: &str,
+    query: &Query,
+    req: Request<Incoming>,
+) -> Result<Response<Body>> {
+    let desired = read_desired(name, req).await?;
+    project::validate(name, &desired)?;
+    let options = project::apply::Options {
+        services: query
+            .all("services")
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect(),
+    };
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let report = Arc::new(project::apply::Report::new(name, Progress::new(tx)));
+    let engine = Arc::clone(engine);
+    tokio::spawn(async move {
+        project::apply::apply(engine, desired, options, Arc::clone(&report)).await;
+        report.finish();
+    });
+    Ok(streaming("application/json", rx))
+}
+
+/// `POST /servin/v1/projects/{name}/down[?volumes=1]`: removes the
+/// project's containers (dependants first), networks and, when asked,
+/// volumes, found by label; streams as `apply` does.
+pub fn down(engine: &Arc<Engine>, name: &str, query: &Query) -> Result<Response<Body>> {
+    if name.is_empty() {
+        return Err(Error::BadRequest("down: no project name given".to_string()));
+    }
+    let options = project::apply::DownOptions {
+        volumes: query.flag("volumes"),
+    };
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let report = Arc::new(project::apply::Report::new(name, Progress::new(tx)));
+    let engine = Arc::clone(engine);
+    let name = name.to_string();
+    tokio::spawn(async move {
+        project::apply::down(engine, name, options, Arc::clone(&report)).await;
+        report.finish();
+    });
+    Ok(streaming("application/json", rx))
 }
 
 async fn read_desired(name: &str, req: Request<Incoming>) -> Result<DesiredProject> {

@@ -258,10 +258,15 @@ async fn dispatch(
         };
     }
     if let Some(rest) = path.strip_prefix("/servin/v1/projects/")
-        && let Some((name, "plan")) = rest.split_once('/')
+        && let Some((name, action)) = rest.split_once('/')
         && method == Method::POST
     {
-        return projects::plan(engine, name, req).await;
+        return match action {
+            "plan" => projects::plan(engine, name, req).await,
+            "apply" => projects::apply(engine, name, &query, req).await,
+            "down" => projects::down(engine, name, &query),
+            _ => Err(Error::NotImplemented(format!("{method} {path}"))),
+        };
     }
     if let Some(rest) = path.strip_prefix("/exec/") {
         let (id, action) = rest.split_once('/').unwrap_or((rest, ""));

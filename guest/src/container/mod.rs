@@ -17,6 +17,7 @@
 //! - [`names`]: IDs and names.
 //! - [`networking`]: networks joined, namespaces, connect and disconnect.
 //! - [`reaper`]: noticing process exits with pidfds.
+//! - [`rename`]: renaming a container that has not run yet.
 //! - [`volumes`]: the volumes containers mount.
 
 pub mod events;
@@ -27,6 +28,7 @@ pub mod names;
 pub mod networking;
 pub mod reaper;
 pub mod record;
+pub mod rename;
 pub mod volumes;
 
 use std::collections::HashMap;

@@ -30,7 +30,8 @@ pub const STATE_FILE: &str = "state.json";
 /// ([`crate::network::Attachment`]s).
 pub const NETWORKS_FILE: &str = "networks.json";
 
-/// A container as created: never changes afterwards.
+/// A container as created: never changes afterwards, but for the name of
+/// one that has not run yet (see [`super::rename`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
     /// 64 hex digits.

@@ -9,7 +9,10 @@
 //! - [`plan`]: desired state and observed containers to a plan of actions.
 //! - [`graph`]: the `depends_on` graph in topological levels, for apply and
 //!   down.
+//! - [`apply`]: applying a plan as a dependency graph, and taking a project
+//!   down.
 
+pub mod apply;
 pub mod graph;
 pub mod plan;
 
