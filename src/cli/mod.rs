@@ -24,6 +24,7 @@ mod rmi;
 mod run;
 mod stream;
 mod tag;
+mod up;
 mod validate;
 mod version;
 mod volume;
@@ -108,6 +109,8 @@ pub enum Command {
     Validate(validate::Args),
     Config(config::Args),
     Plan(plan::Args),
+    Up(up::UpArgs),
+    Down(up::DownArgs),
     Import(import::Args),
     Info(info::Args),
     Doctor(doctor::Args),
@@ -161,6 +164,8 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&cli, args),
         Command::Config(args) => config::run(&cli, args),
         Command::Plan(args) => plan::run(&cli, args),
+        Command::Up(args) => up::up(&cli, args),
+        Command::Down(args) => up::down(&cli, args),
         Command::Import(args) => import::run(&cli, args),
         Command::Info(args) => info::run(&cli, args),
         Command::Doctor(args) => doctor::run(&cli, args),
@@ -212,6 +217,8 @@ impl Command {
             Command::Validate(a) => Some(&a.project),
             Command::Config(a) => Some(&a.project),
             Command::Plan(a) => Some(&a.project),
+            Command::Up(a) => Some(&a.project),
+            Command::Down(a) => Some(&a.project),
             Command::Import(a) => Some(&a.project),
             _ => None,
         }

@@ -33,8 +33,13 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
     let desired = desired(&loaded.project, &options).map_err(|e| Failed::Error(Box::new(e)))?;
     let engine = servin::client::Engine::connect()?;
     let plan = engine.plan_project(&desired)?;
+    print(&plan, format)
+}
+
+/// Prints a plan as a table, or as JSON.
+pub fn print(plan: &servin_proto::Plan, format: Format) -> Result<(), Failed> {
     if format == Format::Json {
-        return ui::data(&serde_json::to_string_pretty(&plan)?);
+        return ui::data(&serde_json::to_string_pretty(plan)?);
     }
     if plan.actions.is_empty() {
         ui::info(&format!("project {} has no containers", plan.project));

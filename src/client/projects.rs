@@ -1,8 +1,11 @@
 //! The project operations of the servin API (`/servin/v1/projects/...`).
 
+use bytes::Bytes;
+use hyper::Method;
+use servin_proto::apply::{Event, Summary};
 use servin_proto::{DesiredProject, Plan};
 
-use super::{Engine, Error};
+use super::{Engine, Error, encode};
 
 impl Engine {
     /// `POST /servin/v1/projects/{name}/plan`: what applying `desired`
@@ -10,5 +13,82 @@ impl Engine {
     pub fn plan_project(&self, desired: &DesiredProject) -> Result<Plan, Error> {
         let step = format!("plan project {}", desired.name);
         self.post_json(&servin_proto::plan_path(&desired.name), desired, &step)
+    }
+
+    /// `POST /servin/v1/projects/{name}/apply`: makes what exists match
+    /// `desired` (only `services` and what they depend on, when given),
+    /// calling `each` with every event as it streams in; returns the
+    /// summary.
+    pub fn apply_project(
+        &self,
+        desired: &DesiredProject,
+        services: &[String],
+        each: impl FnMut(&Event),
+    ) -> Result<Summary, Error> {
+        let step = format!("apply project {}", desired.name);
+        let body = serde_json::to_vec(desired).map_err(|source| Error::Decode {
+            step: step.clone(),
+            source,
+        })?;
+        let query: Vec<String> = services
+            .iter()
+            .map(|s| format!("services={}", encode(s)))
+            .collect();
+        let mut path = servin_proto::apply_path(&desired.name);
+        if !query.is_empty() {
+            path = format!("{path}?{}", query.join("&"));
+        }
+        let resp = self.send(
+            Method::POST,
+            &path,
+            &[("Content-Type", "application/json".to_string())],
+            Bytes::from(body),
+            &step,
+        )?;
+        self.events(resp, &step, each)
+    }
+
+    /// `POST /servin/v1/projects/{name}/down`: removes project `name`'s
+    /// containers and networks (and volumes with `volumes`), calling `each`
+    /// with every event; returns the summary.
+    pub fn down_project(
+        &self,
+        name: &str,
+        volumes: bool,
+        each: impl FnMut(&Event),
+    ) -> Result<Summary, Error> {
+        let step = format!("take project {name} down");
+        let mut path = servin_proto::down_path(&encode(name));
+        if volumes {
+            path.push_str("?volumes=1");
+        }
+        let resp = self.send(Method::POST, &path, &[], Bytes::new(), &step)?;
+        self.events(resp, &step, each)
+    }
+
+    fn events(
+        &self,
+        resp: hyper::Response<hyper::body::Incoming>,
+        step: &str,
+        mut each: impl FnMut(&Event),
+    ) -> Result<Summary, Error> {
+        let resp = self.check(resp, step)?;
+        let mut summary = None;
+        self.json_lines(resp, step, |v| {
+            // Lines this client does not know are skipped: a newer engine
+            // may say more.
+            if let Ok(event) = serde_json::from_value::<Event>(v) {
+                if let Event::Summary(s) = &event {
+                    summary = Some(s.clone());
+                }
+                each(&event);
+            }
+            Ok(())
+        })?;
+        summary.ok_or_else(|| Error::Engine {
+            step: step.to_string(),
+            status: 500,
+            message: "the engine ended the stream without a summary (did it stop?)".to_string(),
+        })
     }
 }

@@ -1,0 +1,212 @@
+//! `servin up` and `servin down`: apply the project, take it away.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use servin::project::desired::{DesiredOptions, desired};
+use servin_proto::ActionKind;
+use servin_proto::apply::{Event, StepStatus, Summary};
+
+use super::{Cli, Format};
+use crate::ui::{self, Failed};
+
+/// Create and start the project's containers, making what runs match the file
+///
+/// Loads the project, sends its desired state to the engine and applies the
+/// plan (`servin plan` shows it): pulls missing images, makes the project's
+/// networks and volumes, creates, recreates (when a container's
+/// configuration changed) and starts containers, and removes the ones the
+/// file no longer names. Containers start in `depends_on` order, in
+/// parallel where the order allows; a container waits until its
+/// dependencies run (`started`), pass their health check (`healthy`) or
+/// exit with status 0 (`completed`). Unchanged containers are left alone.
+/// Prints one line per step and a summary; exits non-zero when any step
+/// failed. The containers run in the background (as with `-d`): follow them
+/// with `servin logs`.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub project: super::ProjectArgs,
+    /// Only these services and the ones they depend on (orphans are then
+    /// left alone)
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// Run in the background (the only mode for now: `up` returns once the
+    /// containers are started)
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Print the plan (as `servin plan` does) and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Include the containers of this profile (repeat for more)
+    #[arg(long = "profile", value_name = "PROFILE")]
+    pub profiles: Vec<String>,
+}
+
+/// Stop and remove the project's containers and networks
+///
+/// Finds the project's objects by their labels, so the project file is not
+/// needed with `-p NAME`. Containers are stopped and removed in reverse
+/// `depends_on` order (dependants first), then the project's networks; its
+/// named volumes only with `--volumes` (their data is lost). Other projects
+/// are untouched. Exits non-zero when anything could not be removed.
+#[derive(Debug, clap::Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub project: super::ProjectArgs,
+    /// Remove the project's named volumes too
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+/// `servin up`.
+pub fn up(cli: &Cli, args: &UpArgs) -> Result<(), Failed> {
+    let format = if args.dry_run {
+        cli.format(&[Format::Text, Format::Json], Format::Text)?
+    } else {
+        cli.format(&[Format::Text], Format::Text)?
+    };
+    let loaded = cli.load_project()?;
+    let options = DesiredOptions {
+        profiles: args.profiles.clone(),
+        ..Default::default()
+    };
+    let desired = desired(&loaded.project, &options).map_err(|e| Failed::Error(Box::new(e)))?;
+    if let Some(s) = args
+        .services
+        .iter()
+        .find(|s| !desired.containers.iter().any(|c| &c.service == *s))
+    {
+        return Err(Failed::Usage(format!(
+            "no service {s} in project {} (or its profile is not active)",
+            desired.name
+        )));
+    }
+    let engine = servin::client::Engine::connect()?;
+    if args.dry_run {
+        let plan = engine.plan_project(&desired)?;
+        return super::plan::print(&plan, format);
+    }
+    let mut view = View::new();
+    let summary = engine.apply_project(&desired, &args.services, |e| view.event(e))?;
+    view.finish();
+    report(&summary, "up")
+}
+
+/// `servin down`.
+pub fn down(cli: &Cli, args: &DownArgs) -> Result<(), Failed> {
+    cli.format(&[Format::Text], Format::Text)?;
+    let name = match &cli.project_name {
+        Some(n) => n.clone(),
+        None => cli.load_project()?.project.project.name,
+    };
+    let engine = servin::client::Engine::connect()?;
+    let mut view = View::new();
+    let summary = engine.down_project(&name, args.volumes, |e| view.event(e))?;
+    view.finish();
+    report(&summary, "down")
+}
+
+/// Prints the summary; `Err` when anything failed.
+fn report(summary: &Summary, command: &str) -> Result<(), Failed> {
+    let mut parts: Vec<String> = [
+        (ActionKind::Create, "created"),
+        (ActionKind::Recreate, "recreated"),
+        (ActionKind::Start, "started"),
+        (ActionKind::Keep, "unchanged"),
+        (ActionKind::Remove, "removed"),
+    ]
+    .iter()
+    .filter_map(|(k, word)| {
+        let n = summary.done_of(*k);
+        (n > 0).then(|| format!("{n} {word}"))
+    })
+    .collect();
+    if !summary.others.is_empty() {
+        parts.push(format!("{} other objects changed", summary.others.len()));
+    }
+    if parts.is_empty() {
+        parts.push("nothing to do".to_string());
+    }
+    if summary.failed.is_empty() {
+        ui::info(&format!(
+            "project {}: {}",
+            summary.project,
+            parts.join(", ")
+        ));
+        return Ok(());
+    }
+    ui::error(&format!(
+        "project {}: {command} failed for {} object(s) ({})",
+        summary.project,
+        summary.failed.len(),
+        parts.join(", ")
+    ));
+    for f in &summary.failed {
+        eprintln!("  {} {}: {}", f.object.as_str(), f.name, f.error);
+    }
+    Err(Failed::Reported)
+}
+
+/// Shows the steps: a spinner per object on a terminal, a plain line per
+/// step otherwise.
+struct View {
+    multi: Option<MultiProgress>,
+    bars: HashMap<String, ProgressBar>,
+}
+
+impl View {
+    fn new() -> Self {
+        let multi = std::io::stderr()
+            .is_terminal()
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Self {
+            multi,
+            bars: HashMap::new(),
+        }
+    }
+
+    fn event(&mut self, e: &Event) {
+        let Event::Step(step) = e else { return };
+        let key = format!("{} {}", step.object.as_str(), step.name);
+        let mark = match step.status {
+            StepStatus::Working => "…",
+            StepStatus::Done => "✔",
+            StepStatus::Failed => "✘",
+        };
+        let Some(multi) = &self.multi else {
+            eprintln!("{mark} {key}: {}", step.message);
+            return;
+        };
+        let bar = self.bars.entry(key.clone()).or_insert_with(|| {
+            let bar = multi.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix:.bold}: {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(key);
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        });
+        match step.status {
+            StepStatus::Working => bar.set_message(step.message.clone()),
+            _ => {
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix:.bold}: {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.finish_with_message(format!("{mark} {}", step.message));
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        for bar in self.bars.values() {
+            if !bar.is_finished() {
+                bar.finish();
+            }
+        }
+    }
+}
