@@ -531,8 +531,11 @@ async fn run_graph(
         }
     }
     let mut senders: HashMap<String, watch::Sender<Ready>> = HashMap::new();
+    let mut receivers: HashMap<String, watch::Receiver<Ready>> = HashMap::new();
     for s in per_service.keys() {
-        senders.insert(s.clone(), watch::channel(Ready::Pending).0);
+        let (tx, rx) = watch::channel(Ready::Pending);
+        senders.insert(s.clone(), tx);
+        receivers.insert(s.clone(), rx);
     }
     let replica_names: HashMap<String, Vec<String>> =
         per_service.iter().fold(HashMap::new(), |mut m, (s, list)| {
@@ -550,7 +553,7 @@ async fn run_graph(
             .unwrap_or_default()
             .into_iter()
             .filter_map(|d| {
-                let rx = senders.get(&d.service)?.subscribe();
+                let rx = receivers.get(&d.service)?.clone();
                 let names = replica_names.get(&d.service).cloned().unwrap_or_default();
                 Some((d.service, d.condition, rx, names))
             })

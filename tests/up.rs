@@ -1,0 +1,289 @@
+//! `servin up` and `servin down` against a real engine: a project of a
+//! test-built busybox image comes up, converges, changes, and goes away.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/registry.rs"]
+mod registry;
+
+use registry::{Run, Sandbox, mounts_below, seed_image};
+use serde_json::Value;
+
+const IMAGE: &str = "test/up:1";
+
+/// Takes the sandbox's containers away when it goes, pass or fail.
+struct Env(Option<Sandbox>);
+
+impl std::ops::Deref for Env {
+    type Target = Sandbox;
+    fn deref(&self) -> &Sandbox {
+        self.0.as_ref().unwrap()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take()
+            && s.dir.path().join("engine.sock").exists()
+        {
+            let _ = s.run(&["rm", "-f", "--all"]);
+        }
+    }
+}
+
+fn sandbox() -> Env {
+    let s = Env(Some(Sandbox::new()));
+    let tar = seed_image(s.dir.path(), IMAGE);
+    s.ok(&["image", "import", tar.to_str().unwrap()]);
+    s
+}
+
+/// A project: `db` becomes healthy once it wrote its marker; `web`
+/// depends on it being healthy; `db` keeps its data in volume `data`.
+fn project(web_level: Option<&str>) -> String {
+    let mut f = format!(
+        r#"[project]
+name = "demo"
+
+[volumes.data]
+
+[containers.db]
+image = "{IMAGE}"
+command = ["sh", "-c", "sleep 1; echo ok > /data/ready; sleep 300"]
+volumes = ["data:/data"]
+stop_timeout = "1s"
+healthcheck = {{ cmd = "cat /data/ready", interval = "1s", retries = 60 }}
+"#
+    );
+    if let Some(level) = web_level {
+        f.push_str(&format!(
+            r#"
+[containers.web]
+image = "{IMAGE}"
+command = ["sleep", "300"]
+env = {{ LEVEL = "{level}" }}
+stop_timeout = "1s"
+depends_on = {{ db = "healthy" }}
+"#
+        ));
+    }
+    f
+}
+
+fn write_project(s: &Sandbox, text: &str) -> String {
+    let dir = s.dir.path().join("demo");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("servin.toml");
+    std::fs::write(&file, text).unwrap();
+    file.to_str().unwrap().to_string()
+}
+
+/// The project's containers: name to (ID, state).
+fn containers(s: &Sandbox, project: &str) -> Vec<(String, String, String)> {
+    let out = s.ok(&["ps", "-a", "--format", "json"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let mut list: Vec<(String, String, String)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["Labels"]["servin.project"] == project)
+        .map(|c| {
+            let name = c["Names"][0].as_str().unwrap().trim_start_matches('/');
+            (
+                name.to_string(),
+                c["Id"].as_str().unwrap().to_string(),
+                c["State"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    list.sort();
+    list
+}
+
+fn inspect(s: &Sandbox, name: &str) -> Value {
+    let v: Value = serde_json::from_str(&s.ok(&["inspect", name])).unwrap();
+    v.as_array().map_or(v.clone(), |a| a[0].clone())
+}
+
+fn up(s: &Sandbox, file: &str) -> Run {
+    s.run(&["up", "-d", "-f", file])
+}
+
+fn up_ok(s: &Sandbox, file: &str) -> String {
+    let r = up(s, file);
+    assert_eq!(
+        r.code, 0,
+        "up failed\nstdout: {}\nstderr: {}",
+        r.stdout, r.stderr
+    );
+    r.stderr
+}
+
+#[test]
+fn up_converges_changes_exactly_what_changed_and_down_leaves_nothing() {
+    let s = sandbox();
+    let file = write_project(&s, &project(Some("info")));
+
+    // Cold: everything is made; web starts after db is healthy.
+    let out = up_ok(&s, &file);
+    assert!(out.contains("2 created"), "{out}");
+    let first = containers(&s, "demo");
+    let names: Vec<&str> = first.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(names, vec!["demo-db-1", "demo-web-1"]);
+    assert!(first.iter().all(|c| c.2 == "running"), "{first:?}");
+    let db = inspect(&s, "demo-db-1");
+    let web = inspect(&s, "demo-web-1");
+    let healthy_at = db["State"]["Health"]["Log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["ExitCode"] == 0)
+        .map(|l| l["End"].as_str().unwrap().to_string())
+        .expect("db passed a health check");
+    let web_started = web["State"]["StartedAt"].as_str().unwrap().to_string();
+    assert_eq!(
+        healthy_at.len(),
+        web_started.len(),
+        "{healthy_at} {web_started}"
+    );
+    assert!(
+        web_started > healthy_at,
+        "web started at {web_started}, before db was healthy at {healthy_at}"
+    );
+    let networks = s.ok(&["network", "ls", "--format", "json"]);
+    assert!(networks.contains("demo_default"), "{networks}");
+    let volumes = s.ok(&["volume", "ls", "--format", "json"]);
+    assert!(volumes.contains("demo_data"), "{volumes}");
+
+    // Again: nothing changes.
+    let out = up_ok(&s, &file);
+    assert!(out.contains("2 unchanged"), "{out}");
+    assert!(
+        !out.contains("created") && !out.contains("recreated"),
+        "{out}"
+    );
+    assert_eq!(containers(&s, "demo"), first);
+
+    // web's env changes: exactly web is recreated, db is kept.
+    let file = write_project(&s, &project(Some("debug")));
+    let out = up_ok(&s, &file);
+    assert!(out.contains("1 recreated, 1 unchanged"), "{out}");
+    let second = containers(&s, "demo");
+    assert_eq!(second[0], first[0], "db untouched");
+    assert_eq!(second[1].0, "demo-web-1");
+    assert_ne!(second[1].1, first[1].1, "web is a new container");
+    assert_eq!(second[1].2, "running");
+    let env = inspect(&s, "demo-web-1")["Config"]["Env"].to_string();
+    assert!(env.contains("LEVEL=debug"), "{env}");
+    assert_eq!(second.len(), 2, "no temporary container left: {second:?}");
+
+    // web leaves the file: the next up removes it.
+    let file = write_project(&s, &project(None));
+    let out = up_ok(&s, &file);
+    assert!(out.contains("1 unchanged, 1 removed"), "{out}");
+    let third = containers(&s, "demo");
+    assert_eq!(third, vec![first[0].clone()]);
+
+    // down by name, without the file: nothing of the project is left.
+    let out = s.ok(&["down", "-p", "demo", "--volumes"]);
+    let _ = out;
+    assert!(containers(&s, "demo").is_empty());
+    let networks = s.ok(&["network", "ls", "--format", "json"]);
+    assert!(!networks.contains("demo_"), "{networks}");
+    let volumes = s.ok(&["volume", "ls", "--format", "json"]);
+    assert!(!volumes.contains("demo_data"), "{volumes}");
+    let mounts = mounts_below(&s.root().join("containers"));
+    assert!(mounts.is_empty(), "{mounts:?}");
+}
+
+#[test]
+fn a_failed_dependency_fails_its_chain_and_other_branches_go_on() {
+    let s = sandbox();
+    let text = format!(
+        r#"[project]
+name = "chain"
+
+[containers.job]
+image = "{IMAGE}"
+command = ["sh", "-c", "exit 3"]
+
+[containers.after]
+image = "{IMAGE}"
+command = ["sleep", "300"]
+depends_on = {{ job = "completed" }}
+
+[containers.last]
+image = "{IMAGE}"
+command = ["sleep", "300"]
+depends_on = ["after"]
+
+[containers.solo]
+image = "{IMAGE}"
+command = ["sleep", "300"]
+stop_timeout = "1s"
+"#
+    );
+    let file = write_project(&s, &text);
+    let r = up(&s, &file);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("job did not become completed: chain-job-1 exited with status 3"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("dependency chain last -> after -> job failed"),
+        "{}",
+        r.stderr
+    );
+    let list = containers(&s, "chain");
+    let state = |n: &str| list.iter().find(|c| c.0 == n).map(|c| c.2.clone());
+    assert_eq!(state("chain-solo-1").as_deref(), Some("running"));
+    assert_eq!(state("chain-after-1"), None, "after was never created");
+    assert_eq!(state("chain-last-1"), None);
+    s.ok(&["down", "-f", &file]);
+    assert!(containers(&s, "chain").is_empty());
+}
+
+#[test]
+fn a_leftover_of_an_interrupted_recreate_is_cleaned_and_up_converges() {
+    let s = sandbox();
+    let file = write_project(&s, &project(Some("info")));
+    up_ok(&s, &file);
+    let before = containers(&s, "demo");
+    // As a recreate killed between making the new container and renaming
+    // it leaves things: a stopped copy under the temporary name.
+    let web = inspect(&s, "demo-web-1");
+    let mut args = vec![
+        "create".to_string(),
+        "--name".into(),
+        format!("demo-web-1{}", servin_proto::TEMPORARY_SUFFIX),
+    ];
+    for (k, v) in web["Config"]["Labels"].as_object().unwrap() {
+        args.push("--label".into());
+        args.push(format!("{k}={}", v.as_str().unwrap()));
+    }
+    args.extend([IMAGE.to_string(), "sleep".into(), "300".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    s.ok(&args);
+    assert_eq!(containers(&s, "demo").len(), 3);
+
+    let out = up_ok(&s, &file);
+    assert!(out.contains("left by an interrupted apply"), "{out}");
+    assert_eq!(containers(&s, "demo"), before);
+    s.ok(&["down", "-p", "demo", "--volumes"]);
+}
+
+#[test]
+fn up_and_down_help_say_what_they_do() {
+    let s = Sandbox::new();
+    let out = s.ok(&["up", "--help"]);
+    assert!(
+        out.contains("--dry-run") && out.contains("depends_on"),
+        "{out}"
+    );
+    let out = s.ok(&["down", "--help"]);
+    assert!(out.contains("--volumes") && out.contains("labels"), "{out}");
+}
