@@ -287,3 +287,143 @@ fn up_and_down_help_say_what_they_do() {
     let out = s.ok(&["down", "--help"]);
     assert!(out.contains("--volumes") && out.contains("labels"), "{out}");
 }
+
+#[test]
+fn an_external_volume_must_exist() {
+    let s = sandbox();
+    let text = format!(
+        r#"[project]
+name = "ext"
+
+[volumes.shared]
+external = true
+
+[containers.app]
+image = "{IMAGE}"
+command = ["sleep", "300"]
+volumes = ["shared:/data"]
+"#
+    );
+    let file = write_project(&s, &text);
+    let r = up(&s, &file);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("is external (made outside the project) but does not exist"),
+        "{}",
+        r.stderr
+    );
+    assert!(containers(&s, "ext").is_empty());
+
+    // Once it exists, it is used as it is, and down leaves it.
+    s.ok(&["volume", "create", "shared"]);
+    up_ok(&s, &file);
+    assert_eq!(containers(&s, "ext")[0].2, "running");
+    s.ok(&["down", "-p", "ext", "--volumes"]);
+    assert!(containers(&s, "ext").is_empty());
+    let volumes = s.ok(&["volume", "ls", "--format", "json"]);
+    assert!(volumes.contains("\"shared\""), "{volumes}");
+}
+
+/// Reads `child`'s stderr until a line contains `needle`; returns what was
+/// read.
+fn read_until(stderr: &mut impl std::io::BufRead, needle: &str) -> String {
+    let mut seen = String::new();
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if line.contains(needle) {
+            break;
+        }
+        line.clear();
+    }
+    assert!(seen.contains(needle), "no {needle:?} in:\n{seen}");
+    seen
+}
+
+#[test]
+fn a_second_up_of_the_project_waits_for_the_first() {
+    use std::io::BufReader;
+    use std::process::Stdio;
+    let s = sandbox();
+    // db is healthy only once the test says so.
+    let text = project(Some("info")).replace("sleep 1; echo ok > /data/ready; ", "");
+    let file = write_project(&s, &text);
+    s.ok(&["ps"]);
+    let spawn = || {
+        s.command(&["up", "-d", "-f", &file])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = spawn();
+    let mut first_err = BufReader::new(first.stderr.take().unwrap());
+    read_until(&mut first_err, "waiting for db to become healthy");
+    let mut second = spawn();
+    let mut second_err = BufReader::new(second.stderr.take().unwrap());
+    read_until(&mut second_err, "waiting for another apply or down");
+    // The first still holds the project: nothing of the second happened.
+    assert_eq!(containers(&s, "demo").len(), 1);
+
+    s.ok(&["exec", "demo-db-1", "sh", "-c", "echo ok > /data/ready"]);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut first_err, &mut rest).unwrap();
+    assert!(first.wait().unwrap().success(), "{rest}");
+    assert!(rest.contains("2 created"), "{rest}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut second_err, &mut rest).unwrap();
+    assert!(second.wait().unwrap().success(), "{rest}");
+    assert!(rest.contains("2 unchanged"), "{rest}");
+    let list = containers(&s, "demo");
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert!(list.iter().all(|c| c.2 == "running"), "{list:?}");
+    s.ok(&["down", "-p", "demo", "--volumes"]);
+}
+
+#[test]
+fn up_converges_after_the_engine_is_killed_in_the_middle() {
+    use std::io::BufRead;
+    let s = sandbox();
+    let file = write_project(&s, &project(Some("info")));
+    s.ok(&["ps"]);
+    let mut child = s
+        .command(&["up", "-d", "-f", &file])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // db is made and started; web waits for it to become healthy.
+    let stderr = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("waiting for db to become healthy") {
+            break;
+        }
+    }
+    assert!(seen.contains("waiting for db"), "{seen}");
+    let pids = s.engine_pids();
+    assert!(!pids.is_empty());
+    for pid in pids {
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+    }
+    let r = Sandbox::output(child.wait_with_output().unwrap());
+    assert_ne!(r.code, 0, "the interrupted up fails: {}", r.stderr);
+
+    // Run again (the engine starts anew): it converges, nothing doubled.
+    up_ok(&s, &file);
+    let list = containers(&s, "demo");
+    let names: Vec<&str> = list.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(names, vec!["demo-db-1", "demo-web-1"], "{list:?}");
+    assert!(list.iter().all(|c| c.2 == "running"), "{list:?}");
+    let out = up_ok(&s, &file);
+    assert!(out.contains("2 unchanged"), "{out}");
+    s.ok(&["down", "-p", "demo", "--volumes"]);
+    assert!(containers(&s, "demo").is_empty());
+}

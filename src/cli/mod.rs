@@ -325,7 +325,7 @@ mod tests {
         let cli = parse(&["-f", "a.toml", "-p", "one", "config"]).unwrap();
         assert_eq!(cli.file.as_deref(), Some(std::path::Path::new("a.toml")));
         assert_eq!(cli.project_name.as_deref(), Some("one"));
-        for cmd in ["validate", "config", "plan", "import", "init"] {
+        for cmd in ["validate", "config", "plan", "up", "down", "import", "init"] {
             let cli = parse(&["-f", "a.toml", cmd, "-f", "b.toml", "-p", "two"]).unwrap();
             let p = cli.command.project_args().unwrap();
             assert_eq!(p.file.as_deref(), Some(std::path::Path::new("b.toml")));

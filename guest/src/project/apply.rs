@@ -599,13 +599,25 @@ async fn run_service(
                 chain.insert(0, service.to_string());
                 Some((chain, error))
             }
-            _ => match reach(engine, &names, condition).await {
-                Ok(()) => None,
-                Err(e) => Some((
-                    vec![service.to_string(), dep.clone()],
-                    format!("{dep} did not become {}: {e}", condition.as_str()),
-                )),
-            },
+            _ if condition == Condition::Started => None,
+            _ => {
+                let waiting = format!("waiting for {dep} to become {}", condition.as_str());
+                for (_, c) in &list {
+                    report.step(
+                        StepObject::Container,
+                        &c.name,
+                        StepStatus::Working,
+                        &waiting,
+                    );
+                }
+                match reach(engine, &names, condition).await {
+                    Ok(()) => None,
+                    Err(e) => Some((
+                        vec![service.to_string(), dep.clone()],
+                        format!("{dep} did not become {}: {e}", condition.as_str()),
+                    )),
+                }
+            }
         };
         if let Some((chain, error)) = failure {
             let message = format!(
