@@ -427,3 +427,62 @@ fn up_converges_after_the_engine_is_killed_in_the_middle() {
     s.ok(&["down", "-p", "demo", "--volumes"]);
     assert!(containers(&s, "demo").is_empty());
 }
+
+#[test]
+fn up_without_detach_prints_the_output_until_ctrl_c_stops_the_containers() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let s = sandbox();
+    let text = format!(
+        r#"[project]
+name = "att"
+
+[containers.alpha]
+image = "{IMAGE}"
+command = ["sh", "-c", "echo hello from alpha; echo oops >&2; sleep 300"]
+stop_timeout = "1s"
+
+[containers.beta]
+image = "{IMAGE}"
+command = ["sh", "-c", "echo hello from beta; sleep 300"]
+stop_timeout = "1s"
+"#
+    );
+    let file = write_project(&s, &text);
+    let mut child = s
+        .command(&["up", "-f", &file])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    let mut line = String::new();
+    while seen.len() < 3 && out.read_line(&mut line).unwrap() > 0 {
+        seen.push(line.trim_end().to_string());
+        line.clear();
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            "att-alpha-1 | hello from alpha",
+            "att-alpha-1 | oops",
+            "att-beta-1  | hello from beta",
+        ]
+    );
+    let running = containers(&s, "att");
+    assert!(running.iter().all(|c| c.2 == "running"), "{running:?}");
+
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let r = Sandbox::output(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("stopping the containers"), "{}", r.stderr);
+    let stopped = containers(&s, "att");
+    assert_eq!(stopped.len(), 2);
+    assert!(stopped.iter().all(|c| c.2 == "exited"), "{stopped:?}");
+    s.ok(&["down", "-p", "att"]);
+}

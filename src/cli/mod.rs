@@ -1,6 +1,7 @@
 //! The command line: flags and subcommands. Each command lives in its own
 //! file and is a thin layer over the library.
 
+mod attach;
 mod completions;
 mod config;
 mod doctor;

@@ -23,8 +23,8 @@ use crate::ui::{self, Failed};
 /// dependencies run (`started`), pass their health check (`healthy`) or
 /// exit with status 0 (`completed`). Unchanged containers are left alone.
 /// Prints one line per step and a summary; exits non-zero when any step
-/// failed. The containers run in the background (as with `-d`): follow them
-/// with `servin logs`.
+/// failed. Then, without `-d`, prints the containers' output, each line
+/// prefixed with the container's name, until Ctrl-C, which stops them.
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
     #[command(flatten)]
@@ -33,8 +33,7 @@ pub struct UpArgs {
     /// left alone)
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
-    /// Run in the background (the only mode for now: `up` returns once the
-    /// containers are started)
+    /// Run in the background: return once the containers are started
     #[arg(short = 'd', long)]
     pub detach: bool,
     /// Print the plan (as `servin plan` does) and change nothing
@@ -89,10 +88,54 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<(), Failed> {
         let plan = engine.plan_project(&desired)?;
         return super::plan::print(&plan, format);
     }
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let since = format!("{}.{:09}", since.as_secs(), since.subsec_nanos());
     let mut view = View::new();
     let summary = engine.apply_project(&desired, &args.services, |e| view.event(e))?;
     view.finish();
-    report(&summary, "up")
+    report(&summary, "up")?;
+    if args.detach {
+        return Ok(());
+    }
+    let selected = selected_services(&desired, &args.services);
+    let followed: Vec<super::attach::Followed> = desired
+        .containers
+        .iter()
+        .filter(|c| selected.contains(&c.service))
+        .map(|c| super::attach::Followed {
+            name: c.name.clone(),
+            tty: c.body.tty.unwrap_or(false),
+        })
+        .collect();
+    drop(engine);
+    super::attach::follow(&followed, &since)
+}
+
+/// `wanted` and the services they depend on, or every service.
+fn selected_services(
+    desired: &servin_proto::DesiredProject,
+    wanted: &[String],
+) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut todo: Vec<String> = if wanted.is_empty() {
+        desired
+            .containers
+            .iter()
+            .map(|c| c.service.clone())
+            .collect()
+    } else {
+        wanted.to_vec()
+    };
+    while let Some(s) = todo.pop() {
+        if out.insert(s.clone()) {
+            for c in desired.containers.iter().filter(|c| c.service == s) {
+                todo.extend(c.depends_on.iter().map(|d| d.service.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// `servin down`.
