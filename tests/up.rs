@@ -486,3 +486,49 @@ stop_timeout = "1s"
     assert!(stopped.iter().all(|c| c.2 == "exited"), "{stopped:?}");
     s.ok(&["down", "-p", "att"]);
 }
+
+#[test]
+fn up_of_some_services_and_a_failed_recreate_keeps_the_old_container() {
+    let s = sandbox();
+    let mut text = project(Some("info"));
+    text.push_str(&format!(
+        r#"
+[containers.tool]
+image = "{IMAGE}"
+command = ["sleep", "300"]
+stop_timeout = "1s"
+"#
+    ));
+    let file = write_project(&s, &text);
+
+    // Only web, and db because web depends on it.
+    let r = s.run(&["up", "-d", "-f", &file, "web"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let names: Vec<String> = containers(&s, "demo").into_iter().map(|c| c.0).collect();
+    assert_eq!(names, vec!["demo-db-1", "demo-web-1"]);
+    let r = s.run(&["up", "-d", "-f", &file, "nosuch"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("no service nosuch"), "{}", r.stderr);
+
+    // web's image cannot be had: the old web keeps running.
+    let before = containers(&s, "demo");
+    let broken = text.replacen(
+        &format!("image = \"{IMAGE}\"\ncommand = [\"sleep\", \"300\"]\nenv"),
+        "image = \"127.0.0.1:1/none:1\"\ncommand = [\"sleep\", \"300\"]\nenv",
+        1,
+    );
+    assert_ne!(broken, text);
+    let file = write_project(&s, &broken);
+    let r = up(&s, &file);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("127.0.0.1:1/none:1"), "{}", r.stderr);
+    let after = containers(&s, "demo");
+    let web = |l: &[(String, String, String)]| l.iter().find(|c| c.0 == "demo-web-1").cloned();
+    assert_eq!(web(&after), web(&before), "the old web still runs");
+    assert_eq!(
+        after.iter().find(|c| c.0 == "demo-tool-1").map(|c| c.2.as_str()),
+        Some("running"),
+        "an independent service went on"
+    );
+    s.ok(&["down", "-p", "demo", "--volumes"]);
+}
