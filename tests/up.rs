@@ -526,7 +526,10 @@ stop_timeout = "1s"
     let web = |l: &[(String, String, String)]| l.iter().find(|c| c.0 == "demo-web-1").cloned();
     assert_eq!(web(&after), web(&before), "the old web still runs");
     assert_eq!(
-        after.iter().find(|c| c.0 == "demo-tool-1").map(|c| c.2.as_str()),
+        after
+            .iter()
+            .find(|c| c.0 == "demo-tool-1")
+            .map(|c| c.2.as_str()),
         Some("running"),
         "an independent service went on"
     );
