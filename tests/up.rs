@@ -319,10 +319,12 @@ volumes = ["shared:/data"]
     s.ok(&["volume", "create", "shared"]);
     up_ok(&s, &file);
     assert_eq!(containers(&s, "ext")[0].2, "running");
-    s.ok(&["down", "-p", "ext", "--volumes"]);
+    s.ok(&["down", "-p", "ext", "--volumes", "--rmi", "all"]);
     assert!(containers(&s, "ext").is_empty());
     let volumes = s.ok(&["volume", "ls", "--format", "json"]);
     assert!(volumes.contains("\"shared\""), "{volumes}");
+    let images = s.ok(&["images"]);
+    assert!(!images.contains("test/up"), "{images}");
 }
 
 /// Reads `child`'s stderr until a line contains `needle`; returns what was

@@ -58,6 +58,10 @@ pub struct DownArgs {
     /// Remove the project's named volumes too
     #[arg(long)]
     pub volumes: bool,
+    /// Remove images too: `all`, every image the project's containers ran
+    /// (an image another container uses is kept)
+    #[arg(long, value_name = "TYPE", value_parser = ["all"])]
+    pub rmi: Option<String>,
 }
 
 /// `servin up`.
@@ -147,7 +151,8 @@ pub fn down(cli: &Cli, args: &DownArgs) -> Result<(), Failed> {
     };
     let engine = servin::client::Engine::connect()?;
     let mut view = View::new();
-    let summary = engine.down_project(&name, args.volumes, |e| view.event(e))?;
+    let summary =
+        engine.down_project(&name, args.volumes, args.rmi.is_some(), |e| view.event(e))?;
     view.finish();
     report(&summary, "down")
 }

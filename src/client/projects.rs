@@ -49,19 +49,22 @@ impl Engine {
     }
 
     /// `POST /servin/v1/projects/{name}/down`: removes project `name`'s
-    /// containers and networks (and volumes with `volumes`), calling `each`
+    /// containers and networks (and volumes with `volumes`, the images its
+    /// containers ran with `images`), calling `each`
     /// with every event; returns the summary.
     pub fn down_project(
         &self,
         name: &str,
         volumes: bool,
+        images: bool,
         each: impl FnMut(&Event),
     ) -> Result<Summary, Error> {
         let step = format!("take project {name} down");
-        let mut path = servin_proto::down_path(&encode(name));
-        if volumes {
-            path.push_str("?volumes=1");
-        }
+        let path = format!(
+            "{}?volumes={volumes}{}",
+            servin_proto::down_path(&encode(name)),
+            if images { "&rmi=all" } else { "" }
+        );
         let resp = self.send(Method::POST, &path, &[], Bytes::new(), &step)?;
         self.events(resp, &step, each)
     }

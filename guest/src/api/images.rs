@@ -255,7 +255,8 @@ fn removal_items(r: Removal) -> Vec<ImageDeleteResponseItem> {
         .collect()
 }
 
-async fn collect_garbage(engine: &Arc<Engine>) -> Result<u64> {
+/// Deletes the blobs and snapshots no image needs any more; the bytes freed.
+pub(crate) async fn collect_garbage(engine: &Arc<Engine>) -> Result<u64> {
     let _gc = engine.store.gc_lock.write().await;
     let engine = Arc::clone(engine);
     tokio::task::spawn_blocking(move || engine.store.collect_garbage())

@@ -62,15 +62,26 @@ pub async fn apply(
     Ok(streaming("application/json", rx))
 }
 
-/// `POST /servin/v1/projects/{name}/down[?volumes=1]`: removes the
-/// project's containers (dependants first), networks and, when asked,
-/// volumes, found by label; streams as `apply` does.
+/// `POST /servin/v1/projects/{name}/down[?volumes=1][&rmi=all]`: removes
+/// the project's containers (dependants first), networks and, when asked,
+/// volumes and the images its containers ran, found by label; streams as
+/// `apply` does.
 pub fn down(engine: &Arc<Engine>, name: &str, query: &Query) -> Result<Response<Body>> {
     if name.is_empty() {
         return Err(Error::BadRequest("down: no project name given".to_string()));
     }
+    let images = match query.get("rmi") {
+        None => false,
+        Some("all") => true,
+        Some(other) => {
+            return Err(Error::BadRequest(format!(
+                "down: rmi={other:?}: only rmi=all (every image the project's containers ran) is taken"
+            )));
+        }
+    };
     let options = project::apply::DownOptions {
         volumes: query.flag("volumes"),
+        images,
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let report = Arc::new(project::apply::Report::new(name, Progress::new(tx)));

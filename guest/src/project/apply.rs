@@ -853,6 +853,9 @@ async fn remove_orphan_networks(engine: &Arc<Engine>, desired: &DesiredProject, 
 pub struct DownOptions {
     /// The project's named volumes too.
     pub volumes: bool,
+    /// The images the project's containers ran too (those no other
+    /// container uses).
+    pub images: bool,
 }
 
 /// Takes project `name` down from its labels alone: its containers in
@@ -865,6 +868,12 @@ pub async fn down(engine: Arc<Engine>, name: String, options: DownOptions, repor
         tracing::warn!("project {name}: down order: {e}; taking everything down at once");
         Vec::new()
     });
+    let images: BTreeSet<String> = observed
+        .iter()
+        .filter(|_| options.images)
+        .filter_map(|o| engine.containers.get(&o.id).ok())
+        .map(|c| c.record.image_name.clone())
+        .collect();
     let mut batches: Vec<Vec<&Observed>> = Vec::new();
     let placed: BTreeSet<&str> = levels.iter().flatten().map(String::as_str).collect();
     batches.push(
@@ -907,6 +916,9 @@ pub async fn down(engine: Arc<Engine>, name: String, options: DownOptions, repor
         }))
         .await;
     }
+    if options.images {
+        remove_images(&engine, images, &report).await;
+    }
     for rec in engine.containers.networks.list() {
         if rec.labels.get(labels::PROJECT).map(String::as_str) != Some(name.as_str()) {
             continue;
@@ -944,5 +956,35 @@ pub async fn down(engine: Arc<Engine>, name: String, options: DownOptions, repor
                 ),
             }
         }
+    }
+}
+
+/// Removes `images` (those the project's removed containers ran), leaving
+/// those another container still uses.
+async fn remove_images(engine: &Arc<Engine>, images: BTreeSet<String>, report: &Report) {
+    let mut deleted = false;
+    for image in images {
+        let in_use = engine.containers.images_in_use();
+        match engine.store.remove(&image, false, &in_use) {
+            Ok(r) => {
+                deleted |= !r.deleted.is_empty();
+                report.other(StepObject::Image, &image, "removed");
+            }
+            Err(Error::Conflict(m)) => report.step(
+                StepObject::Image,
+                &image,
+                StepStatus::Done,
+                &format!("kept: {m}"),
+            ),
+            Err(Error::NoSuchImage(_)) => {}
+            Err(e) => report.fail(
+                StepObject::Image,
+                &image,
+                &format!("remove: {}", e.full_message()),
+            ),
+        }
+    }
+    if deleted && let Err(e) = crate::api::images::collect_garbage(engine).await {
+        tracing::warn!("garbage collection after down: {}", e.full_message());
     }
 }
