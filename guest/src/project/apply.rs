@@ -988,3 +988,71 @@ async fn remove_images(engine: &Arc<Engine>, images: BTreeSet<String>, report: &
         tracing::warn!("garbage collection after down: {}", e.full_message());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use servin_proto::{Dependency, Projection};
+
+    use super::*;
+
+    fn container(service: &str, deps: &[&str]) -> DesiredContainer {
+        let p = Projection::new(1);
+        DesiredContainer {
+            service: service.into(),
+            replica: 1,
+            name: labels::container_name("shop", service, 1),
+            image: "busybox".into(),
+            image_digest: None,
+            depends_on: deps
+                .iter()
+                .map(|d| Dependency {
+                    service: d.to_string(),
+                    condition: Condition::Started,
+                })
+                .collect(),
+            config_hash: p.hash(),
+            projection: p,
+            body: Default::default(),
+        }
+    }
+
+    #[test]
+    fn selecting_services_takes_what_they_depend_on() {
+        let d = DesiredProject {
+            name: "shop".into(),
+            containers: vec![
+                container("web", &["api"]),
+                container("api", &["db"]),
+                container("db", &[]),
+                container("tool", &[]),
+            ],
+            ..Default::default()
+        };
+        let all: Vec<String> = select(&d, &[]).unwrap().into_iter().collect();
+        assert_eq!(all, vec!["api", "db", "tool", "web"]);
+        let web: Vec<String> = select(&d, &["web".into()]).unwrap().into_iter().collect();
+        assert_eq!(web, vec!["api", "db", "web"]);
+        assert_eq!(
+            select(&d, &["nope".into()]).unwrap_err(),
+            "no service nope in project shop"
+        );
+    }
+
+    #[test]
+    fn the_summary_counts_and_lists_failures() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let r = Report::new("shop", Progress::new(tx));
+        r.done(ActionKind::Create, "shop-web-1", "created and started");
+        r.fail(StepObject::Container, "shop-db-1", "start: boom");
+        let s = r.finish();
+        assert_eq!(s.done_of(ActionKind::Create), 1);
+        assert_eq!(s.failed[0].name, "shop-db-1");
+        let mut lines = Vec::new();
+        while let Ok(b) = rx.try_recv() {
+            lines.push(serde_json::from_slice::<Event>(&b).unwrap());
+        }
+        assert_eq!(lines.len(), 3);
+        assert!(matches!(&lines[2], Event::Summary(x) if !x.ok()));
+    }
+}
