@@ -177,6 +177,21 @@ fn up_converges_changes_exactly_what_changed_and_down_leaves_nothing() {
     assert!(env.contains("LEVEL=debug"), "{env}");
     assert_eq!(second.len(), 2, "no temporary container left: {second:?}");
 
+    // A changed volume definition is refused, never applied silently.
+    let relabelled = project(Some("debug")).replace(
+        "[volumes.data]",
+        "[volumes.data]\nlabels = { tier = \"db\" }",
+    );
+    let file = write_project(&s, &relabelled);
+    let r = up(&s, &file);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("up never replaces a volume"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(containers(&s, "demo"), second);
+
     // web leaves the file: the next up removes it.
     let file = write_project(&s, &project(None));
     let out = up_ok(&s, &file);

@@ -303,6 +303,13 @@ async fn ensure_networks(engine: &Arc<Engine>, desired: &DesiredProject, report:
                         desired.name
                     ),
                 );
+            } else if changed(&rec.labels, n.create.labels.as_ref()) {
+                ok = false;
+                report.fail(
+                    StepObject::Network,
+                    &engine_name,
+                    "its definition changed (subnet, gateway, internal or labels); a network is not replaced under its containers: run `servin down`, then `servin up`",
+                );
             }
             continue;
         }
@@ -374,7 +381,17 @@ fn ensure_volumes(engine: &Arc<Engine>, desired: &DesiredProject, report: &Repor
             }
             continue;
         }
-        if exists {
+        if let Ok(existing) = engine.volumes.get(&engine_name) {
+            if changed(&existing.labels(), v.create.labels.as_ref()) {
+                ok = false;
+                report.fail(
+                    StepObject::Volume,
+                    &engine_name,
+                    &format!(
+                        "its definition changed; up never replaces a volume, whose data would be lost: to start it afresh, run `servin down`, `servin volume rm {engine_name}`, then `servin up`"
+                    ),
+                );
+            }
             continue;
         }
         let made = engine.volumes.create(
@@ -396,6 +413,18 @@ fn ensure_volumes(engine: &Arc<Engine>, desired: &DesiredProject, report: &Repor
         }
     }
     ok
+}
+
+/// Whether an existing network's or volume's config hash label differs
+/// from the wanted one (both present: objects made by hand have none).
+fn changed(existing: &HashMap<String, String>, wanted: Option<&HashMap<String, String>>) -> bool {
+    match (
+        existing.get(labels::CONFIG_HASH),
+        wanted.and_then(|w| w.get(labels::CONFIG_HASH)),
+    ) {
+        (Some(a), Some(b)) => a != b,
+        _ => false,
+    }
 }
 
 /// Pulls the images that containers to make need and the store lacks;
