@@ -258,7 +258,7 @@ stop_timeout = "1s"
     assert_eq!(state("chain-solo-1").as_deref(), Some("running"));
     assert_eq!(state("chain-after-1"), None, "after was never created");
     assert_eq!(state("chain-last-1"), None);
-    s.ok(&["down", "-f", &file]);
+    s.ok(&["down", "-f", &file, "-t", "0"]);
     assert!(containers(&s, "chain").is_empty());
 }
 

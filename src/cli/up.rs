@@ -62,6 +62,10 @@ pub struct DownArgs {
     /// (an image another container uses is kept)
     #[arg(long, value_name = "TYPE", value_parser = ["all"])]
     pub rmi: Option<String>,
+    /// Seconds each container gets to stop before it is killed [default:
+    /// its own `stop_timeout`, else 10]
+    #[arg(short = 't', long, value_name = "SECONDS")]
+    pub timeout: Option<u32>,
 }
 
 /// `servin up`.
@@ -151,8 +155,13 @@ pub fn down(cli: &Cli, args: &DownArgs) -> Result<(), Failed> {
     };
     let engine = servin::client::Engine::connect()?;
     let mut view = View::new();
-    let summary =
-        engine.down_project(&name, args.volumes, args.rmi.is_some(), |e| view.event(e))?;
+    let summary = engine.down_project(
+        &name,
+        args.volumes,
+        args.rmi.is_some(),
+        args.timeout.map(i64::from),
+        |e| view.event(e),
+    )?;
     view.finish();
     report(&summary, "down")
 }

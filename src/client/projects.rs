@@ -50,21 +50,26 @@ impl Engine {
 
     /// `POST /servin/v1/projects/{name}/down`: removes project `name`'s
     /// containers and networks (and volumes with `volumes`, the images its
-    /// containers ran with `images`), calling `each`
+    /// containers ran with `images`; each container given `timeout` seconds
+    /// to stop, default its own), calling `each`
     /// with every event; returns the summary.
     pub fn down_project(
         &self,
         name: &str,
         volumes: bool,
         images: bool,
+        timeout: Option<i64>,
         each: impl FnMut(&Event),
     ) -> Result<Summary, Error> {
         let step = format!("take project {name} down");
-        let path = format!(
+        let mut path = format!(
             "{}?volumes={volumes}{}",
             servin_proto::down_path(&encode(name)),
             if images { "&rmi=all" } else { "" }
         );
+        if let Some(t) = timeout {
+            path.push_str(&format!("&t={t}"));
+        }
         let resp = self.send(Method::POST, &path, &[], Bytes::new(), &step)?;
         self.events(resp, &step, each)
     }

@@ -62,7 +62,7 @@ pub async fn apply(
     Ok(streaming("application/json", rx))
 }
 
-/// `POST /servin/v1/projects/{name}/down[?volumes=1][&rmi=all]`: removes
+/// `POST /servin/v1/projects/{name}/down[?volumes=1][&rmi=all][&t=SECONDS]`: removes
 /// the project's containers (dependants first), networks and, when asked,
 /// volumes and the images its containers ran, found by label; streams as
 /// `apply` does.
@@ -82,6 +82,14 @@ pub fn down(engine: &Arc<Engine>, name: &str, query: &Query) -> Result<Response<
     let options = project::apply::DownOptions {
         volumes: query.flag("volumes"),
         images,
+        timeout: query
+            .get("t")
+            .map(|t| {
+                t.parse::<i64>().map_err(|_| {
+                    Error::BadRequest(format!("down: t={t:?} is not a number of seconds"))
+                })
+            })
+            .transpose()?,
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let report = Arc::new(project::apply::Report::new(name, Progress::new(tx)));

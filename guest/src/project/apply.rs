@@ -201,7 +201,7 @@ pub async fn apply(
     join_all(
         removals
             .iter()
-            .map(|a| remove_container(&engine, a, &report)),
+            .map(|a| remove_container(&engine, a, None, &report)),
     )
     .await;
 
@@ -491,7 +491,7 @@ async fn pull_one(engine: &Arc<Engine>, image: &str) -> Result<()> {
 }
 
 /// Stops and removes the container of a `remove` action.
-async fn remove_container(engine: &Arc<Engine>, a: &Action, report: &Report) {
+async fn remove_container(engine: &Arc<Engine>, a: &Action, timeout: Option<i64>, report: &Report) {
     let Some(id) = &a.id else { return };
     report.step(
         StepObject::Container,
@@ -501,7 +501,7 @@ async fn remove_container(engine: &Arc<Engine>, a: &Action, report: &Report) {
     );
     let result = async {
         let c = engine.containers.get(id)?;
-        stop_and_remove(engine, &c).await
+        stop_and_remove(engine, &c, timeout).await
     }
     .await;
     match result {
@@ -518,9 +518,14 @@ async fn remove_container(engine: &Arc<Engine>, a: &Action, report: &Report) {
     }
 }
 
-/// Stops `c` with its stop signal and timeout, then removes it.
-pub async fn stop_and_remove(engine: &Arc<Engine>, c: &Arc<Container>) -> Result<()> {
-    engine.containers.stop(c, None, None).await?;
+/// Stops `c` with its stop signal and `timeout` (default: its own), then
+/// removes it.
+pub async fn stop_and_remove(
+    engine: &Arc<Engine>,
+    c: &Arc<Container>,
+    timeout: Option<i64>,
+) -> Result<()> {
+    engine.containers.stop(c, timeout, None).await?;
     engine.containers.remove(c, true).await
 }
 
@@ -821,7 +826,7 @@ async fn recreate(
         a.id.as_deref()
             .and_then(|id| engine.containers.get(id).ok())
     {
-        stop_and_remove(engine, &old)
+        stop_and_remove(engine, &old, None)
             .await
             .map_err(|e| format!("remove the old container: {}", e.full_message()))?;
     }
@@ -885,6 +890,9 @@ pub struct DownOptions {
     /// The images the project's containers ran too (those no other
     /// container uses).
     pub images: bool,
+    /// Seconds to wait for each container to stop before killing it;
+    /// `None`: its own `stop_timeout`.
+    pub timeout: Option<i64>,
 }
 
 /// Takes project `name` down from its labels alone: its containers in
@@ -941,7 +949,7 @@ pub async fn down(engine: Arc<Engine>, name: String, options: DownOptions, repor
             };
             let engine = &engine;
             let report = &report;
-            async move { remove_container(engine, &a, report).await }
+            async move { remove_container(engine, &a, options.timeout, report).await }
         }))
         .await;
     }
