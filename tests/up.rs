@@ -552,3 +552,34 @@ stop_timeout = "1s"
     );
     s.ok(&["down", "-p", "demo", "--volumes"]);
 }
+
+#[test]
+fn replicas_come_and_go_with_the_count() {
+    let s = sandbox();
+    let text = |n: u32| {
+        format!(
+            r#"[project]
+name = "rep"
+
+[containers.worker]
+image = "{IMAGE}"
+command = ["sleep", "300"]
+stop_timeout = "1s"
+replicas = {n}
+"#
+        )
+    };
+    let file = write_project(&s, &text(3));
+    let out = up_ok(&s, &file);
+    assert!(out.contains("3 created"), "{out}");
+    let names: Vec<String> = containers(&s, "rep").into_iter().map(|c| c.0).collect();
+    assert_eq!(names, vec!["rep-worker-1", "rep-worker-2", "rep-worker-3"]);
+
+    let file = write_project(&s, &text(1));
+    let out = up_ok(&s, &file);
+    assert!(out.contains("1 unchanged, 2 removed"), "{out}");
+    let names: Vec<String> = containers(&s, "rep").into_iter().map(|c| c.0).collect();
+    assert_eq!(names, vec!["rep-worker-1"]);
+    s.ok(&["down", "-p", "rep", "-t", "0"]);
+    assert!(containers(&s, "rep").is_empty());
+}
