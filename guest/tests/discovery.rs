@@ -269,6 +269,12 @@ fn published_ports_answer_from_the_host_and_are_released() {
         err.contains(&port.to_string()) && err.contains("by container pub"),
         "port in use: {err}"
     );
+    let v: serde_json::Value =
+        serde_json::from_str(&e.docker_ok(&["network", "inspect", "pubnet"])).unwrap();
+    let on = v[0]["Containers"].as_object().unwrap();
+    assert_eq!(on.len(), 1, "the failed start kept its address: {on:?}");
+    let state = e.docker_ok(&["inspect", "-f", "{{.State.Status}}", "clash"]);
+    assert_eq!(state.trim(), "created");
     e.docker_ok(&["rm", "-f", "clash"]);
     // A port held by another process: its holder is named.
     let holder = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -305,6 +311,21 @@ fn published_ports_answer_from_the_host_and_are_released() {
         "true",
     ]);
     assert!(err.contains("none"), "{err}");
+    // `host` shares the host's ports: published ports are ignored, with
+    // Docker's warning.
+    let out = e.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "-p",
+        "1:80",
+        IMAGE,
+        "true",
+    ]);
+    assert!(out.status.success());
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(warned.contains("discarded"), "{warned}");
     // After an engine restart the running container's port is published
     // again.
     e.kill();
