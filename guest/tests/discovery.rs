@@ -115,6 +115,11 @@ fn discovery(firewall: &str, third: u8) {
         looked.as_deref().is_some_and(|t| t.contains(&ip)),
         "nslookup web: {looked:?} (web is {ip})"
     );
+    // The DNS server's per-query logs are filtered out.
+    assert!(
+        !e.log().contains("qflags:"),
+        "per-query DNS logs in the engine log"
+    );
     // Another network neither resolves nor reaches it.
     assert_eq!(
         fetch(&e, "other", "web"),
