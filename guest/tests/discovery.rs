@@ -130,6 +130,56 @@ fn discovery(firewall: &str, third: u8) {
         run_on(&e, "other", "nslookup web >/dev/null && echo found"),
         None
     );
+    // A container on both networks finds names on either (its resolver is
+    // its first network's gateway).
+    e.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--network",
+        "other",
+        IMAGE,
+        "sh",
+        "-c",
+        &httpd("db"),
+    ]);
+    e.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "both",
+        "--network",
+        "front",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    e.docker_ok(&["network", "connect", "other", "both"]);
+    let mut got = None;
+    for _ in 0..10 {
+        let out = e.docker(&[
+            "exec",
+            "both",
+            "sh",
+            "-c",
+            "printf 'GET / HTTP/1.0\r\n\r\n' | busybox nc -w 3 db 80",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() && !text.is_empty() {
+            got = Some(text);
+            break;
+        }
+    }
+    assert!(
+        got.as_deref().is_some_and(|t| t.ends_with("\r\n\r\ndb\n")),
+        "db from a container on both networks: {got:?}"
+    );
+    assert_eq!(
+        run_on(&e, "front", "nslookup db >/dev/null && echo found"),
+        None
+    );
+    e.docker_ok(&["rm", "-f", "db", "both"]);
     // A recreated container's new address is served at once.
     e.docker_ok(&["rm", "-f", "web"]);
     e.docker_ok(&[

@@ -6,7 +6,8 @@
 //! project's container, its service name (the `servin.name` label next to
 //! `servin.project`; replicas share it, so it answers every replica's
 //! address). The answers come from the live endpoints of the network the
-//! query arrived on ([`crate::network::Networks::by_gateway`]), so a
+//! query arrived on ([`crate::network::Networks::by_gateway`]), then of the
+//! asking container's other networks (as Docker's server answers), so a
 //! recreated container's new address is served at once; any other name is
 //! forwarded to the host's resolvers.
 //!
@@ -23,7 +24,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::Containers;
 use crate::dns::{DnsServer, NameSource, name_matches};
-use crate::network::{Endpoint, EndpointEvent, Networks};
+use crate::network::{DEFAULT_NETWORK, Endpoint, EndpointEvent, Networks};
 
 /// The engine's names: a [`NameSource`] over its containers, held weakly
 /// so the DNS server does not keep the engine's state alive.
@@ -48,25 +49,55 @@ fn answers(name: &str, e: &Endpoint, service: Option<&str>) -> bool {
         || service.is_some_and(|s| name_matches(name, s))
 }
 
+/// The addresses of the endpoints of `endpoints` that `name` names.
+fn find(containers: &Containers, endpoints: &[Endpoint], name: &str) -> Option<Vec<Ipv4Addr>> {
+    let found: Vec<Ipv4Addr> = endpoints
+        .iter()
+        .filter(|e| {
+            let service = containers.get(&e.container_id).ok().and_then(|c| {
+                let l = c.record.labels();
+                l.contains_key(labels::PROJECT)
+                    .then(|| l.get(labels::NAME).cloned())
+                    .flatten()
+            });
+            answers(name, e, service.as_deref())
+        })
+        .map(|e| e.ipv4)
+        .collect();
+    (!found.is_empty()).then_some(found)
+}
+
 impl NameSource for ContainerNames {
     fn lookup(&self, server: Ipv4Addr, name: &str) -> Option<Vec<Ipv4Addr>> {
         let containers = self.containers.upgrade()?;
         let view = containers.networks.by_gateway(IpAddr::V4(server))?;
-        let found: Vec<Ipv4Addr> = view
+        find(&containers, &view.endpoints, name)
+    }
+
+    /// The names of the network the query came on first, then those of
+    /// the client's other networks.
+    fn lookup_from(&self, server: Ipv4Addr, client: IpAddr, name: &str) -> Option<Vec<Ipv4Addr>> {
+        let containers = self.containers.upgrade()?;
+        let view = containers.networks.by_gateway(IpAddr::V4(server))?;
+        if let Some(found) = find(&containers, &view.endpoints, name) {
+            return Some(found);
+        }
+        let asker = view
             .endpoints
             .iter()
-            .filter(|e| {
-                let service = containers.get(&e.container_id).ok().and_then(|c| {
-                    let l = c.record.labels();
-                    l.contains_key(labels::PROJECT)
-                        .then(|| l.get(labels::NAME).cloned())
-                        .flatten()
-                });
-                answers(name, e, service.as_deref())
+            .find(|e| IpAddr::V4(e.ipv4) == client)?
+            .container_id
+            .clone();
+        containers
+            .networks
+            .views()
+            .into_iter()
+            .filter(|v| {
+                v.id != view.id
+                    && v.name != DEFAULT_NETWORK
+                    && v.endpoints.iter().any(|e| e.container_id == asker)
             })
-            .map(|e| e.ipv4)
-            .collect();
-        (!found.is_empty()).then_some(found)
+            .find_map(|v| find(&containers, &v.endpoints, name))
     }
 }
 
