@@ -354,8 +354,25 @@ fn published_ports_answer_from_the_host_and_are_released() {
     drop(holder);
     e.docker_ok(&["rm", "-f", "held"]);
     // Bad specifications and `none` are refused at create.
-    let err = e.docker_err(&["create", "-p", "127.0.0.1:70000:80", IMAGE, "true"]);
-    assert!(err.to_lowercase().contains("port"), "{err}");
+    let bad = format!(
+        r#"{{"Image":"{IMAGE}","HostConfig":{{"PortBindings":{{"80/tcp":[{{"HostPort":"99999"}}]}}}}}}"#
+    );
+    let r = e.api(
+        "POST",
+        "/containers/create",
+        &[("Content-Type", "application/json")],
+        bad.as_bytes(),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("99999"), "{}", r.text());
+    let bad = format!(r#"{{"Image":"{IMAGE}","ExposedPorts":{{"eighty/tcp":{{}}}}}}"#);
+    let r = e.api(
+        "POST",
+        "/containers/create",
+        &[("Content-Type", "application/json")],
+        bad.as_bytes(),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
     let err = e.docker_err(&[
         "create",
         "--network",
