@@ -408,6 +408,13 @@ fn published_ports_answer_from_the_host_and_are_released() {
         "after a restart; engine log:\n{}",
         e.log()
     );
+    // Names are served again too.
+    let got = fetch(&e, "pubnet", "pub");
+    assert!(
+        got.as_deref()
+            .is_some_and(|t| t.ends_with("\r\n\r\npublished\n")),
+        "by name after a restart: {got:?}"
+    );
     // Stopped: the port is free at once.
     e.docker_ok(&["stop", "-t", "1", "pub"]);
     let rebound = TcpListener::bind(("127.0.0.1", port));
