@@ -459,3 +459,51 @@ fn published_ports_answer_from_the_host_and_are_released() {
     e.docker_ok(&["network", "rm", "pubnet"]);
     finish(e);
 }
+
+#[test]
+fn ports_publish_on_the_default_network() {
+    let mut e = engine("iptables");
+    let port = free_port();
+    e.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "plain",
+        "-p",
+        &format!("127.0.0.1:{port}:80/tcp"),
+        IMAGE,
+        "sh",
+        "-c",
+        &httpd("plain"),
+    ]);
+    assert_eq!(
+        curl(&format!("http://127.0.0.1:{port}/")).as_deref(),
+        Some("plain\n"),
+        "engine log:\n{}",
+        e.log()
+    );
+    // The default network has no name service: the host's resolvers stay.
+    let gw = e.docker_ok(&["inspect", "-f", "{{.NetworkSettings.Gateway}}", "plain"]);
+    let resolv = e.docker_ok(&["exec", "plain", "cat", "/etc/resolv.conf"]);
+    assert!(
+        !resolv.contains(&format!("nameserver {}", gw.trim())),
+        "{resolv}"
+    );
+    let gw: std::net::Ipv4Addr = gw.trim().parse().unwrap();
+    assert!(
+        std::net::TcpStream::connect((gw, 53)).is_err(),
+        "a DNS server listens on the default network's gateway"
+    );
+    e.docker_ok(&["rm", "-f", "plain"]);
+    assert!(TcpListener::bind(("127.0.0.1", port)).is_ok());
+    // The default network stays with its engine; its state says what to
+    // clean.
+    let objects = e.net_objects();
+    assert_eq!(objects.bridges.len(), 1, "{objects:?}");
+    e.kill();
+    let root = e.root();
+    drop(e);
+    let left = objects.leftovers_settled();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(support::mounts_below(&root).is_empty());
+}
