@@ -8,7 +8,9 @@
 # command), and times in the same run with hyperfine:
 #   1. `runc run` of the bundle (the floor: no image, no monitor, no init);
 #   2. `servin run --rm IMAGE true` (overlay mount, spec, monitor, init, wait,
-#      removal), the engine already running;
+#      removal, and a veth on the default `bridge` network), the engine
+#      already running; and the same with `--network none` (a namespace with
+#      loopback only, like the bare bundle's);
 #   3. `podman --runtime runc run --rm IMAGE true` (the peer);
 #   4. `servin stop` of a container whose main process ignores SIGTERM
 #      (`sleep 3600`), with the default init;
@@ -56,6 +58,7 @@ PODMAN="podman --runtime runc run --rm --ulimit nofile=20000:20000 --ulimit npro
 hyperfine -N --warmup 3 --runs 30 \
   -n "runc run (bare bundle)" "runc --root $WORK/runc run --bundle $WORK/bundle benchrunc" \
   -n "servin run --rm" "$SERVIN run --rm $IMAGE true" \
+  -n "servin run --rm --network none" "$SERVIN run --rm --network none $IMAGE true" \
   -n "podman run --rm" "$PODMAN"
 
 hyperfine -N --runs 15 \

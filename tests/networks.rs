@@ -135,3 +135,106 @@ fn network_commands_and_traffic() {
     drop(s);
     assert!(registry::mounts_below(&root).is_empty());
 }
+
+/// `curl` from the host, retried while the server starts; the body.
+fn curl(url: &str) -> Option<String> {
+    for _ in 0..20 {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-m", "3", url])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return Some(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    None
+}
+
+#[test]
+fn names_and_published_ports_from_the_cli() {
+    let s = Env(Some(Sandbox::new()));
+    let tar = seed_image(s.dir.path(), IMAGE);
+    s.ok(&["image", "import", tar.to_str().unwrap()]);
+    s.ok(&["network", "create", "shop"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let spec = format!("127.0.0.1:{port}:80");
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "store",
+        "--network",
+        "shop",
+        "--network-alias",
+        "www",
+        "-p",
+        &spec,
+        "--expose",
+        "9000/udp",
+        IMAGE,
+        "sh",
+        "-c",
+        "busybox mkdir -p /www && echo hi > /www/index.html && exec busybox httpd -f -p 80 -h /www",
+    ]);
+    for name in ["store", "www"] {
+        let mut got = None;
+        for _ in 0..10 {
+            got = fetch(&s, "shop", name);
+            if got.is_some() {
+                break;
+            }
+        }
+        assert!(
+            got.as_deref().is_some_and(|t| t.ends_with("hi\n")),
+            "by {name}: {got:?}"
+        );
+    }
+    assert_eq!(
+        curl(&format!("http://127.0.0.1:{port}/")).as_deref(),
+        Some("hi\n")
+    );
+    let shown = s.ok(&["port", "store"]);
+    assert_eq!(shown.trim(), format!("80/tcp -> 127.0.0.1:{port}"));
+    let shown = s.ok(&["port", "store", "80"]);
+    assert_eq!(shown.trim(), format!("80/tcp -> 127.0.0.1:{port}"));
+    let r = s.run(&["port", "store", "81"]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    let ps = s.ok(&["ps"]);
+    assert!(
+        ps.contains(&format!("127.0.0.1:{port}->80/tcp, 9000/udp")),
+        "{ps}"
+    );
+    let r = s.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-p",
+        "8080:80",
+        IMAGE,
+        "true",
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("\"none\""), "{}", r.stderr);
+    let r = s.run(&["create", "-p", "80:80:80:80", IMAGE, "true"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--publish"), "{}", r.stderr);
+    s.ok(&["stop", "-t", "1", "store"]);
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        "the port is still held after stop"
+    );
+    s.ok(&["rm", "store"]);
+    let made = s.net_objects();
+    s.ok(&["network", "rm", "shop"]);
+    let left = made.leftovers_settled();
+    assert!(left.is_empty(), "left on the host: {left:?}");
+    let root = s.root();
+    drop(s);
+    assert!(registry::mounts_below(&root).is_empty());
+}

@@ -20,6 +20,12 @@
 //! - the median of connect + one exchange + close (a request on a fresh
 //!   connection), 2000 times.
 //!
+//! With two more arguments SINK_FWD and ECHO_FWD (host:port), the servers
+//! listen on TARGET_IP ports 5001 (sink) and 5002 (echo) in NETNS and the
+//! forwarded runs go through those addresses instead of a forwarder of the
+//! bench's own: `bench/net.sh` points them at a real container's namespace
+//! and the ports the engine published for it (`-p 5001 -p 5002`).
+//!
 //! The servers and clients are plain blocking threads; the forwarder runs
 //! on its own thread as in the engine.
 
@@ -44,7 +50,17 @@ fn main() -> Result<(), Failure> {
         .transpose()?
         .unwrap_or(20_000);
 
-    let (target, sink, echo) = match (args.next(), args.next()) {
+    let (netns_arg, ip_arg) = (args.next(), args.next());
+    let external: Option<(SocketAddr, SocketAddr)> = match (args.next(), args.next()) {
+        (Some(sink), Some(echo)) => Some((sink.parse()?, echo.parse()?)),
+        _ => None,
+    };
+    let (sink_port, echo_port) = if external.is_some() {
+        (5001, 5002)
+    } else {
+        (0, 0)
+    };
+    let (target, sink, echo) = match (netns_arg, ip_arg) {
         (Some(netns), Some(ip)) => {
             let ip: Ipv4Addr = ip.parse()?;
             let file = std::fs::File::open(&netns)?;
@@ -56,8 +72,8 @@ fn main() -> Result<(), Failure> {
                     Some(rustix::thread::LinkNameSpaceType::Network),
                 )
                 .map_err(|e| format!("enter {netns}: {e}"))?;
-                let sink = serve(ip, sink_connection).map_err(|e| e.to_string())?;
-                let echo = serve(ip, echo_connection).map_err(|e| e.to_string())?;
+                let sink = serve(ip, sink_port, sink_connection).map_err(|e| e.to_string())?;
+                let echo = serve(ip, echo_port, echo_connection).map_err(|e| e.to_string())?;
                 Ok((sink, echo))
             })
             .join()
@@ -67,13 +83,21 @@ fn main() -> Result<(), Failure> {
         }
         _ => (
             TARGET,
-            serve(TARGET, sink_connection)?,
-            serve(TARGET, echo_connection)?,
+            serve(TARGET, 0, sink_connection)?,
+            serve(TARGET, 0, echo_connection)?,
         ),
     };
-    let published = publish(&[binding(sink.port()), binding(echo.port())], target)?;
-    let sink_fwd = published.ports()[0].host;
-    let echo_fwd = published.ports()[1].host;
+    let (published, sink_fwd, echo_fwd) = match external {
+        Some((sink_fwd, echo_fwd)) => {
+            println!("forwarded through {sink_fwd} and {echo_fwd} (published by the engine)");
+            (None, sink_fwd, echo_fwd)
+        }
+        None => {
+            let published = publish(&[binding(sink.port()), binding(echo.port())], target)?;
+            let (s, e) = (published.ports()[0].host, published.ports()[1].host);
+            (Some(published), s, e)
+        }
+    };
 
     // Warm up both paths.
     bulk(sink, 64)?;
@@ -118,9 +142,9 @@ fn binding(container_port: u16) -> PortBinding {
     }
 }
 
-/// A server on `addr` handling each connection on its own thread.
-fn serve(addr: Ipv4Addr, handle: fn(TcpStream)) -> Result<SocketAddr, Failure> {
-    let listener = TcpListener::bind((addr, 0))?;
+/// A server on `addr` (`port` 0: any) handling each connection on its own thread.
+fn serve(addr: Ipv4Addr, port: u16, handle: fn(TcpStream)) -> Result<SocketAddr, Failure> {
+    let listener = TcpListener::bind((addr, port))?;
     let local = listener.local_addr()?;
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {

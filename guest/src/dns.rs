@@ -58,6 +58,14 @@ pub trait NameSource: Send + Sync + 'static {
     /// [`name_matches`] (case-insensitive, trailing dot optional). Called
     /// for every query on the engine's runtime: it must not block.
     fn lookup(&self, server: Ipv4Addr, name: &str) -> Option<Vec<Ipv4Addr>>;
+
+    /// [`NameSource::lookup`] for a query sent by `client`: a source may
+    /// also answer for the other networks the client is on (as Docker's
+    /// server does). By default, `lookup`.
+    fn lookup_from(&self, server: Ipv4Addr, client: IpAddr, name: &str) -> Option<Vec<Ipv4Addr>> {
+        let _ = client;
+        self.lookup(server, name)
+    }
 }
 
 /// Whether a queried name and a registered name are the same DNS name:
@@ -296,7 +304,11 @@ impl Handler {
         if query.query_class() == DNSClass::IN {
             let name = query.name().to_string();
             let name = name.strip_suffix('.').unwrap_or(&name);
-            if let Some(addresses) = self.shared.source.lookup(self.local, name) {
+            if let Some(addresses) = self
+                .shared
+                .source
+                .lookup_from(self.local, info.src.ip(), name)
+            {
                 let records = match query.query_type() {
                     RecordType::A | RecordType::ANY => addresses
                         .into_iter()

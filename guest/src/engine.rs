@@ -5,6 +5,8 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::container::Containers;
+use crate::container::discovery::{self, ContainerNames};
+use crate::dns::{self, DnsConfig, DnsServer};
 use crate::error::Result;
 use crate::registry::Registries;
 use crate::store::Store;
@@ -22,6 +24,8 @@ pub struct Engine {
     pub volumes: Arc<Volumes>,
     /// Registry clients and credentials.
     pub registries: Registries,
+    /// The DNS server of the user-defined networks.
+    pub dns: Arc<DnsServer>,
     /// When it started.
     pub started: Instant,
     /// One apply or down per project at a time.
@@ -30,20 +34,58 @@ pub struct Engine {
 
 impl Engine {
     /// Opens the engine's state under `config.root`, finding running
-    /// containers again. Must be called inside the tokio runtime.
+    /// containers again, and starts the networks' DNS server (forwarding to
+    /// the host's resolvers). Must be called inside the tokio runtime.
     pub fn open(config: Config) -> Result<Self> {
         let store = Arc::new(Store::open(&config.root)?);
         let volumes = Arc::new(Volumes::open(&config.root)?);
         let containers = Containers::open(&config.root, Arc::clone(&store), Arc::clone(&volumes))?;
         let registries = Registries::new(config.insecure_registries.clone(), config.home.clone());
+        let upstreams = host_resolvers();
+        let dns = Arc::new(DnsServer::new(
+            Arc::new(ContainerNames::new(Arc::downgrade(&containers))),
+            DnsConfig {
+                upstreams,
+                ..DnsConfig::default()
+            },
+        ));
+        discovery::serve(Arc::clone(&dns), Arc::clone(&containers.networks));
         Ok(Self {
             config,
             store,
             containers,
             volumes,
             registries,
+            dns,
             started: Instant::now(),
             projects: Default::default(),
         })
     }
+}
+
+/// The host's resolvers, from `/etc/resolv.conf`, or, when that names only
+/// a local stub resolver, from systemd-resolved's list of the real ones.
+fn host_resolvers() -> Vec<std::net::SocketAddr> {
+    let mut last = None;
+    for file in ["/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"] {
+        let path = std::path::Path::new(file);
+        if file != "/etc/resolv.conf" && !path.exists() {
+            continue;
+        }
+        match dns::upstreams_from_resolv_conf(path) {
+            Ok(found) if !found.is_empty() => return found,
+            Ok(_) => {}
+            Err(e) => last = Some(e),
+        }
+    }
+    match last {
+        Some(e) => tracing::warn!(
+            "names outside the networks will not resolve in containers: {}",
+            e.full_message()
+        ),
+        None => tracing::warn!(
+            "names outside the networks will not resolve in containers: the host's resolv.conf names no usable resolver"
+        ),
+    }
+    Vec::new()
 }

@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use servin_guest::config::Config;
 use servin_guest::engine::Engine;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 const USAGE: &str = "\
 servin-guest: the servin container engine
@@ -60,10 +62,22 @@ fn main() -> ExitCode {
         Ok("trace") => tracing::Level::TRACE,
         _ => tracing::Level::INFO,
     };
+    // The DNS server logs every query at INFO: only its warnings.
+    let dns_level = if level == tracing::Level::ERROR {
+        tracing::Level::ERROR
+    } else {
+        tracing::Level::WARN
+    };
+    let targets = tracing_subscriber::filter::Targets::new()
+        .with_default(level)
+        .with_target("hickory_server", dns_level)
+        .with_target("hickory_proto", dns_level);
     tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .finish()
+        .with(targets)
         .init();
     if rustls::crypto::ring::default_provider()
         .install_default()

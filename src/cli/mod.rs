@@ -17,6 +17,7 @@ mod login;
 mod logs;
 mod network;
 mod plan;
+mod port;
 mod progress;
 mod ps;
 mod pull;
@@ -123,6 +124,7 @@ pub enum Command {
     Kill(lifecycle::KillArgs),
     Rm(lifecycle::RmArgs),
     Ps(ps::Args),
+    Port(port::Args),
     Logs(logs::Args),
     Exec(exec::Args),
     Inspect(inspect::Args),
@@ -178,6 +180,7 @@ pub fn main() -> ExitCode {
         Command::Kill(args) => lifecycle::kill(&cli, args),
         Command::Rm(args) => lifecycle::rm(&cli, args),
         Command::Ps(args) => ps::run(&cli, args),
+        Command::Port(args) => port::run(&cli, args),
         Command::Logs(args) => logs::run(&cli, args),
         Command::Exec(args) => exec::run(&cli, args),
         Command::Inspect(args) => inspect::run(&cli, args),

@@ -1,5 +1,7 @@
 //! `servin ps`.
 
+use bollard_stubs::models::PortSummary;
+
 use super::images::ago;
 use super::{Cli, Format};
 use crate::ui::{self, Failed};
@@ -27,6 +29,36 @@ fn shorten(s: &str, n: usize) -> String {
         let cut: String = s.chars().take(n.saturating_sub(1)).collect();
         format!("{cut}…")
     }
+}
+
+/// The PORTS column, as `docker ps` writes it: `127.0.0.1:8080->80/tcp`
+/// for a published port, `9000/udp` for one only exposed.
+pub fn ports_text(ports: &[PortSummary]) -> String {
+    let mut items: Vec<(u16, String, String)> = ports
+        .iter()
+        .map(|p| {
+            let proto = p.typ.map(|t| t.to_string()).unwrap_or_default();
+            let text = match (&p.ip, p.public_port) {
+                (Some(ip), Some(public)) => {
+                    let ip = if ip.contains(':') {
+                        format!("[{ip}]")
+                    } else {
+                        ip.clone()
+                    };
+                    format!("{ip}:{public}->{}/{proto}", p.private_port)
+                }
+                _ => format!("{}/{proto}", p.private_port),
+            };
+            (p.private_port, proto, text)
+        })
+        .collect();
+    items.sort();
+    items.dedup();
+    items
+        .into_iter()
+        .map(|(_, _, t)| t)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
@@ -83,7 +115,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
             ),
             created,
             c.status.clone().unwrap_or_default(),
-            String::new(),
+            ports_text(c.ports.as_deref().unwrap_or_default()),
             name,
         ]);
     }

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use bollard_stubs::models::{
     ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig,
     HostConfigLogConfig, Mount, MountTmpfsOptions, MountType, MountVolumeOptions, NetworkingConfig,
-    ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
+    PortBinding, PortMap, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
 };
-use servin::project::values::{duration, misc, signal, size};
+use servin::project::values::{duration, misc, port, signal, size};
 
 use super::stream;
 use super::{Cli, Format};
@@ -151,6 +151,24 @@ pub struct ContainerArgs {
     /// network)
     #[arg(long, value_name = "IP")]
     pub ip: Option<String>,
+    /// Publish a container port on the host:
+    /// `[IP:][HOST[-HOST]:]CONTAINER[-CONTAINER][/tcp|udp]`, e.g. `8080:80`,
+    /// `127.0.0.1:5353:53/udp`, `8000-8010:80` (the first free host port of
+    /// the range) or `80` (a random host port); repeat for more
+    #[arg(
+        short = 'p',
+        long = "publish",
+        value_name = "[IP:][HOST:]CONTAINER[/PROTO]"
+    )]
+    pub publish: Vec<String>,
+    /// Publish every exposed port (the image's and `--expose`) on a random
+    /// host port
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a container port or range without publishing it (`80`,
+    /// `9000-9002/udp`); with `-P` it is published
+    #[arg(long, value_name = "PORT[/PROTO]")]
+    pub expose: Vec<String>,
     /// Log options: `max-size=SIZE`, `max-file=N`
     #[arg(long = "log-opt", value_name = "KEY=VALUE")]
     pub log_opt: Vec<String>,
@@ -159,6 +177,40 @@ pub struct ContainerArgs {
     /// The command and its arguments [default: the image's]
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+/// Parses a `--publish` value. Besides the project syntax
+/// ([`port::parse_port`]) it takes Docker's host range for one container
+/// port (`8000-8010:80`: the first free host port of the range), returned
+/// as the range's text.
+fn parse_publish(spec: &str) -> Result<(port::PortSpec, Option<String>), String> {
+    let first = match port::parse_port(spec) {
+        Ok(p) => return Ok((p, None)),
+        Err(e) => e,
+    };
+    let (ports, proto) = match spec.rsplit_once('/') {
+        Some((ports, proto)) => (ports, format!("/{proto}")),
+        None => (spec, String::new()),
+    };
+    let Some((front, target)) = ports.rsplit_once(':') else {
+        return Err(first);
+    };
+    let (ip, host) = match front.rsplit_once(':') {
+        Some((ip, host)) => (format!("{ip}:"), host),
+        None => (String::new(), front),
+    };
+    let Some((low, high)) = host.split_once('-') else {
+        return Err(first);
+    };
+    let (Ok(low), Ok(high)) = (low.parse::<u16>(), high.parse::<u16>()) else {
+        return Err(first);
+    };
+    match port::parse_port(&format!("{ip}{low}:{target}{proto}")) {
+        Ok(p) if p.target.len() == 1 && low > 0 && low <= high => {
+            Ok((p, Some(format!("{low}-{high}"))))
+        }
+        _ => Err(first),
+    }
 }
 
 fn usage(msg: String) -> Failed {
@@ -325,6 +377,56 @@ fn env_file_lines(path: &std::path::Path) -> Result<Vec<String>, Failed> {
 
 impl ContainerArgs {
     /// Docker's create body for these flags; bad values are usage errors.
+    /// `-p` and `--expose` as Docker's `PortBindings` and `ExposedPorts`
+    /// (every published container port is exposed too).
+    fn ports(&self) -> Result<(PortMap, Vec<String>), Failed> {
+        let mut map = PortMap::new();
+        let mut exposed = Vec::new();
+        for spec in &self.publish {
+            let (parsed, host_range) = parse_publish(spec)
+                .map_err(|e| usage(format!("invalid --publish {spec:?}: {e}")))?;
+            let host_ip = parsed.host_ip.map(|ip| ip.to_string()).unwrap_or_default();
+            let proto = parsed.protocol.as_str();
+            let pairs: Vec<(u16, String)> = match host_range {
+                Some(range) => vec![(parsed.target.start, range)],
+                None => parsed
+                    .expand()
+                    .into_iter()
+                    .map(|p| {
+                        (
+                            p.target,
+                            p.published.map(|h| h.to_string()).unwrap_or_default(),
+                        )
+                    })
+                    .collect(),
+            };
+            for (target, host_port) in pairs {
+                let key = format!("{target}/{proto}");
+                if !exposed.contains(&key) {
+                    exposed.push(key.clone());
+                }
+                map.entry(key)
+                    .or_insert(None)
+                    .get_or_insert_with(Vec::new)
+                    .push(PortBinding {
+                        host_ip: Some(host_ip.clone()),
+                        host_port: Some(host_port),
+                    });
+            }
+        }
+        for spec in &self.expose {
+            let (range, proto) = port::parse_expose(spec)
+                .map_err(|e| usage(format!("invalid --expose {spec:?}: {e}")))?;
+            for p in range.ports() {
+                let key = format!("{p}/{}", proto.as_str());
+                if !exposed.contains(&key) {
+                    exposed.push(key);
+                }
+            }
+        }
+        Ok((map, exposed))
+    }
+
     pub fn body(&self) -> Result<ContainerCreateBody, Failed> {
         let mut env = Vec::new();
         for f in &self.env_file {
@@ -504,6 +606,7 @@ impl ContainerArgs {
                 endpoints_config: Some(HashMap::from([(network.to_string(), endpoint)])),
             }
         });
+        let (port_bindings, exposed) = self.ports()?;
         let (binds, anonymous) = split_volumes(&self.volume)?;
         // One program, as Docker takes it; `""` (one empty word) clears it.
         let entrypoint = self.entrypoint.as_ref().map(|e| vec![e.clone()]);
@@ -531,6 +634,8 @@ impl ContainerArgs {
                 .transpose()?,
             security_opt: (!self.security_opt.is_empty()).then(|| self.security_opt.clone()),
             network_mode: self.network.clone(),
+            port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+            publish_all_ports: Some(self.publish_all),
             log_config: (!log_opts.is_empty()).then(|| HostConfigLogConfig {
                 typ: Some("json-file".to_string()),
                 config: Some(log_opts),
@@ -556,6 +661,7 @@ impl ContainerArgs {
             stop_signal: self.stop_signal.clone(),
             stop_timeout: self.stop_timeout,
             volumes: (!anonymous.is_empty()).then_some(anonymous),
+            exposed_ports: (!exposed.is_empty()).then_some(exposed),
             host_config: Some(host_config),
             networking_config,
             ..Default::default()
@@ -925,6 +1031,53 @@ mod tests {
             Some("10.90.0.9")
         );
         assert!(body(&["busybox"]).unwrap().networking_config.is_none());
+    }
+
+    #[test]
+    fn published_and_exposed_ports_map_like_docker() {
+        let b = body(&[
+            "-p",
+            "127.0.0.1:8080:80",
+            "-p",
+            "5353:53/udp",
+            "-p",
+            "9000-9001:90-91",
+            "-p",
+            "7000-7010:70",
+            "-p",
+            "443",
+            "--expose",
+            "6000-6001/udp",
+            "-P",
+            "busybox",
+        ])
+        .unwrap();
+        let hc = b.host_config.unwrap();
+        assert_eq!(hc.publish_all_ports, Some(true));
+        let map = hc.port_bindings.unwrap();
+        let one = |key: &str| {
+            let list = map.get(key).unwrap().as_ref().unwrap();
+            assert_eq!(list.len(), 1, "{key}");
+            (
+                list[0].host_ip.clone().unwrap(),
+                list[0].host_port.clone().unwrap(),
+            )
+        };
+        assert_eq!(one("80/tcp"), ("127.0.0.1".into(), "8080".into()));
+        assert_eq!(one("53/udp"), (String::new(), "5353".into()));
+        assert_eq!(one("90/tcp"), (String::new(), "9000".into()));
+        assert_eq!(one("91/tcp"), (String::new(), "9001".into()));
+        assert_eq!(one("70/tcp"), (String::new(), "7000-7010".into()));
+        assert_eq!(one("443/tcp"), (String::new(), String::new()));
+        let exposed = b.exposed_ports.unwrap();
+        for key in [
+            "80/tcp", "53/udp", "90/tcp", "70/tcp", "443/tcp", "6000/udp", "6001/udp",
+        ] {
+            assert!(exposed.contains(&key.to_string()), "{key}: {exposed:?}");
+        }
+        assert!(body(&["-p", "9000-9002:90-91", "busybox"]).is_err());
+        assert!(body(&["-p", "x:80", "busybox"]).is_err());
+        assert!(body(&["--expose", "http", "busybox"]).is_err());
     }
 
     #[test]

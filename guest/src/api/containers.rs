@@ -163,7 +163,7 @@ fn summary(engine: &Engine, c: &Container) -> ContainerSummary {
         image_id: Some(c.record.image_id.clone()),
         command: Some(command),
         created,
-        ports: Some(Vec::new()),
+        ports: Some(crate::container::publish::summaries(c)),
         labels: Some(c.record.labels()),
         state: word(state.status.as_str()),
         status: Some(human_status(c)),

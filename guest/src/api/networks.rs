@@ -303,7 +303,7 @@ pub fn network_settings(engine: &Engine, c: &Container) -> Value {
     json!({
         "SandboxID": if netns.exists() { c.id().to_string() } else { String::new() },
         "SandboxKey": if netns.exists() { netns.display().to_string() } else { String::new() },
-        "Ports": {},
+        "Ports": crate::container::publish::port_map(c),
         "Gateway": first.gateway.unwrap_or_default(),
         "IPAddress": first.ip_address.unwrap_or_default(),
         "IPPrefixLen": first.ip_prefix_len.unwrap_or(0),

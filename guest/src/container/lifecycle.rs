@@ -163,6 +163,13 @@ impl Containers {
                     tracing::info!(id = %c.id(), name = %c.name(), "found running container");
                     self.watch(&c, state.monitor_pid);
                     self.start_health(&c);
+                    if let Err(e) = self.publish_ports(&c) {
+                        tracing::warn!(
+                            "publish the ports of {} again: {}",
+                            c.name(),
+                            e.full_message()
+                        );
+                    }
                 }
                 Status::Running | Status::Restarting => {
                     let exit = monitor::read_exit(&c.paths.dir).ok().flatten();
@@ -208,6 +215,7 @@ impl Containers {
             .and_then(|b| serde_json::from_slice::<oci_spec::image::ImageConfiguration>(&b).ok())
             .and_then(|c| c.config().clone());
         let wanted = super::volumes::wanted(&body, image_config.as_ref())?;
+        let warnings = super::publish::check(&body, image_config.as_ref())?;
         let id = names::new_id()?;
         let mut map = self.lock_map();
         let name = match name.filter(|n| !n.is_empty()) {
@@ -260,7 +268,7 @@ impl Containers {
         map.insert(id.clone(), Arc::clone(&c));
         drop(map);
         self.events.container("create", &id, c.attributes());
-        Ok((id, Vec::new()))
+        Ok((id, warnings))
     }
 
     /// Starts a container; `Ok(false)` when it already runs.
@@ -368,7 +376,9 @@ impl Containers {
             monitor::spawn_with(&self.exe, &paths.dir, &config, self.take_standby()),
             async {
                 let prepared = match self.setup_network(c).await {
-                    Ok(net) => self.prepare_bundle(c, &net),
+                    Ok(net) => self
+                        .publish_ports(c)
+                        .and_then(|()| self.prepare_bundle(c, &net)),
                     Err(e) => Err(e),
                 };
                 tracing::debug!(id = %c.id(), elapsed = ?t0.elapsed(), "bundle written");
@@ -574,6 +584,7 @@ impl Containers {
         // wake: a `stop` that returns has released them); the namespace's
         // mount goes with the runtime's state below.
         self.networks.release_all(c.id());
+        self.unpublish_ports(c);
         let res = c.update(|s| {
             s.status = if dead { Status::Dead } else { Status::Exited };
             s.exit_code = code;

@@ -16,16 +16,20 @@
 //! - [`events`]: the event stream.
 //! - [`names`]: IDs and names.
 //! - [`networking`]: networks joined, namespaces, connect and disconnect.
+//! - [`publish`]: published ports.
+//! - [`discovery`]: the names the DNS server answers for.
 //! - [`reaper`]: noticing process exits with pidfds.
 //! - [`rename`]: renaming a container that has not run yet.
 //! - [`volumes`]: the volumes containers mount.
 
+pub mod discovery;
 pub mod events;
 pub mod exec;
 pub mod health;
 pub mod lifecycle;
 pub mod names;
 pub mod networking;
+pub mod publish;
 pub mod reaper;
 pub mod record;
 pub mod rename;
@@ -77,6 +81,8 @@ pub struct Container {
     backoff: Mutex<Duration>,
     /// The networks it joins, first one first (see [`network::Attachment`]).
     networks: Mutex<Vec<network::Attachment>>,
+    /// Its published ports while it runs (see [`publish`]).
+    published: Mutex<Option<crate::ports::Published>>,
 }
 
 impl Container {
@@ -91,6 +97,7 @@ impl Container {
             health: Mutex::new(None),
             backoff: Mutex::new(Duration::ZERO),
             networks: Mutex::new(Vec::new()),
+            published: Mutex::new(None),
         }
     }
 

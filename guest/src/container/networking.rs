@@ -224,9 +224,10 @@ impl Containers {
         }
     }
 
-    /// Frees a container's addresses and removes its namespace's bind
+    /// Closes its published ports, frees a container's addresses and removes its namespace's bind
     /// mount (its veths go with the namespace).
     pub(super) async fn teardown_network(&self, c: &Container) {
+        self.unpublish_ports(c);
         self.networks.release_all(c.id());
         if let Err(e) = link::remove_netns(&c.paths.netns()) {
             tracing::warn!(

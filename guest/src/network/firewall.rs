@@ -18,7 +18,9 @@
 //!   accepted and masqueraded behind the host's address;
 //! - an internal network's traffic leaving `B` is dropped, and so is its
 //!   traffic to the host's own addresses other than its gateway (where the
-//!   engine's DNS server answers).
+//!   engine's DNS server answers);
+//! - every network's containers may reach the engine's DNS server on its
+//!   gateway (53/udp and 53/tcp), accepted in an input chain of its own.
 
 use std::net::Ipv4Addr;
 use std::process::Stdio;
@@ -114,12 +116,14 @@ pub fn nft_script(r: &Rules) -> String {
     let mut s = format!(
         "table inet {t} {{}}\ndelete table inet {t}\ntable inet {t} {{\n  chain forward {{\n    type filter hook forward priority filter; policy accept;\n    iifname \"{b}\" oifname \"{b}\" accept\n    iifname \"{b}\" oifname \"sv-*\" drop\n    oifname \"{b}\" ct state established,related accept\n    oifname \"{b}\" drop\n"
     );
+    let gw = r.gateway;
+    // The engine's DNS server on the gateway: let containers reach it.
+    let mut input = format!(
+        "  chain input {{\n    type filter hook input priority filter; policy accept;\n    iifname \"{b}\" ip daddr {gw} udp dport 53 accept\n    iifname \"{b}\" ip daddr {gw} tcp dport 53 accept\n"
+    );
     if r.internal {
         s.push_str(&format!("    iifname \"{b}\" drop\n  }}\n"));
-        s.push_str(&format!(
-            "  chain input {{\n    type filter hook input priority filter; policy accept;\n    iifname \"{b}\" ip daddr != {} drop\n  }}\n",
-            r.gateway
-        ));
+        input.push_str(&format!("    iifname \"{b}\" ip daddr != {gw} drop\n"));
     } else {
         s.push_str(&format!("    iifname \"{b}\" accept\n  }}\n"));
         s.push_str(&format!(
@@ -127,6 +131,8 @@ pub fn nft_script(r: &Rules) -> String {
             r.subnet
         ));
     }
+    input.push_str("  }\n");
+    s.push_str(&input);
     s.push_str("}\n");
     s
 }
@@ -197,12 +203,18 @@ pub fn iptables_remove_lines(saved: &str, tag: &str) -> (Vec<String>, Vec<String
 pub fn iptables_script(r: &Rules) -> String {
     let [fwd, input, natc] = chain_names(&r.tag);
     let b = &r.bridge;
-    let mut filter = vec![format!(":{fwd} - [0:0]")];
+    let mut filter = vec![format!(":{fwd} - [0:0]"), format!(":{input} - [0:0]")];
     let mut nat = Vec::new();
-    if r.internal {
-        filter.push(format!(":{input} - [0:0]"));
-    } else {
+    if !r.internal {
         nat.push(format!(":{natc} - [0:0]"));
+    }
+    // The engine's DNS server on the gateway: let containers reach it,
+    // before any rule of the host's INPUT chain.
+    for proto in ["udp", "tcp"] {
+        filter.push(format!(
+            "-A {input} -i {b} -d {}/32 -p {proto} -m {proto} --dport 53 -j ACCEPT",
+            r.gateway
+        ));
     }
     filter.push(format!("-A {fwd} -i {b} -o {b} -j ACCEPT"));
     filter.push(format!("-A {fwd} -i {b} -o sv-+ -j DROP"));
@@ -213,12 +225,12 @@ pub fn iptables_script(r: &Rules) -> String {
     if r.internal {
         filter.push(format!("-A {fwd} -i {b} -j DROP"));
         filter.push(format!("-A {input} -i {b} ! -d {}/32 -j DROP", r.gateway));
-        filter.push(format!("-I INPUT 1 -j {input}"));
     } else {
         filter.push(format!("-A {fwd} -i {b} -j ACCEPT"));
         nat.push(format!("-A {natc} -s {} ! -o {b} -j MASQUERADE", r.subnet));
         nat.push(format!("-I POSTROUTING 1 -j {natc}"));
     }
+    filter.push(format!("-I INPUT 1 -j {input}"));
     filter.push(format!("-I FORWARD 1 -j {fwd}"));
     restore_input(&filter, &nat)
 }
@@ -343,7 +355,13 @@ mod tests {
         assert!(normal.starts_with("table inet servin-0123456789 {}\ndelete table"));
         assert!(normal.contains("ip saddr 10.89.4.0/24 oifname != \"sv-0123456789\" masquerade"));
         assert!(normal.contains("iifname \"sv-0123456789\" oifname \"sv-*\" drop"));
-        assert!(!normal.contains("hook input"));
+        assert!(
+            normal.contains("iifname \"sv-0123456789\" ip daddr 10.89.4.1 udp dport 53 accept")
+        );
+        assert!(
+            normal.contains("iifname \"sv-0123456789\" ip daddr 10.89.4.1 tcp dport 53 accept")
+        );
+        assert!(!normal.contains("ip daddr != 10.89.4.1 drop"));
         let internal = nft_script(&rules(true));
         assert!(!internal.contains("masquerade"));
         assert!(internal.contains("iifname \"sv-0123456789\" drop"));
@@ -377,6 +395,10 @@ mod tests {
             )
         );
         assert!(script.contains("-I FORWARD 1 -j SERVIN-0123456789-FWD"));
+        assert!(script.contains(
+            "-A SERVIN-0123456789-IN -i sv-0123456789 -d 10.89.4.1/32 -p udp -m udp --dport 53 -j ACCEPT"
+        ));
+        assert!(script.contains("-I INPUT 1 -j SERVIN-0123456789-IN"));
         assert!(script.starts_with("*filter\n:SERVIN-0123456789-FWD - [0:0]\n"));
         let internal = iptables_script(&rules(true));
         assert!(!internal.contains("MASQUERADE"));
