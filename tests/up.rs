@@ -583,3 +583,76 @@ replicas = {n}
     s.ok(&["down", "-p", "rep", "-t", "0"]);
     assert!(containers(&s, "rep").is_empty());
 }
+
+#[test]
+fn a_project_serves_http_on_a_published_port_and_reaches_services_by_name() {
+    use std::io::{Read, Write};
+    let s = sandbox();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = format!(
+        r#"[project]
+name = "site"
+
+[volumes.www]
+
+[containers.files]
+image = "{IMAGE}"
+command = ["sh", "-c", "mkdir -p /www && echo hello from the volume > /www/index.html && exec busybox httpd -f -p 80 -h /www"]
+volumes = ["www:/www"]
+stop_timeout = "1s"
+
+[containers.front]
+image = "{IMAGE}"
+command = ["busybox", "httpd", "-f", "-p", "80", "-h", "/www"]
+volumes = ["www:/www:ro"]
+ports = ["127.0.0.1:{port}:80"]
+stop_timeout = "1s"
+depends_on = ["files"]
+"#
+    );
+    let file = write_project(&s, &text);
+    up_ok(&s, &file);
+
+    // One service reaches another by its name.
+    let mut fetched = String::new();
+    for _ in 0..50 {
+        let r = s.run(&[
+            "exec",
+            "site-front-1",
+            "busybox",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            "http://files/",
+        ]);
+        if r.code == 0 {
+            fetched = r.stdout;
+            break;
+        }
+        // httpd may not listen yet: "started" means its process runs.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(fetched.trim(), "hello from the volume");
+
+    // The host reaches the published port.
+    let mut body = String::new();
+    for _ in 0..50 {
+        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+            body.clear();
+            let _ = c.read_to_string(&mut body);
+            if body.contains("hello") {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(body.contains("hello from the volume"), "{body}");
+    s.ok(&["down", "-p", "site", "--volumes", "-t", "0"]);
+    assert!(containers(&s, "site").is_empty());
+}
