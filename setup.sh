@@ -20,4 +20,7 @@ trap 'rm -rf "$work"' EXIT
 python3 bench/make-box.py "$work/box.tar" "$work/rootfs" servin/hello:1
 servin image import "$work/box.tar"
 servin run --rm servin/hello:1 echo "hello from a servin container"
-echo "setup done: try \`servin run --rm -it servin/hello:1 sh\` or \`cd examples/web-db-cache && servin config\`"
+(cd examples/hello && servin up -d)
+curl -fsS --retry 20 --retry-delay 1 --retry-all-errors http://127.0.0.1:8080/
+echo "setup done: the project in examples/hello is up (http://127.0.0.1:8080/; \`cd examples/hello && servin down --volumes\` removes it)"
+echo "try \`servin run --rm -it servin/hello:1 sh\` or \`cd examples/web-db-cache && servin config\`"
