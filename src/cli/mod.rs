@@ -25,6 +25,7 @@ mod pull;
 mod push;
 mod rmi;
 mod run;
+mod services;
 mod stream;
 mod tag;
 mod up;
