@@ -89,6 +89,35 @@ stop_timeout = "1s"
     .unwrap();
     ok_in(&s, &dir, &["up", "-d"]);
 
+    // ps in the folder: only the project's containers, by service.
+    s.ok(&["run", "-d", "--name", "other", IMAGE, "sleep", "300"]);
+    let table = ok_in(&s, &dir, &["ps"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].contains("SERVICE"), "{table}");
+    let names: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split_whitespace().last().unwrap())
+        .collect();
+    assert_eq!(names, ["svc-db-1", "svc-web-1", "svc-web-2"], "{table}");
+    let json: Value = serde_json::from_str(&ok_in(&s, &dir, &["ps", "--format", "json"])).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 3, "{json}");
+    let global = ok_in(&s, &dir, &["ps", "--global"]);
+    assert!(
+        global.contains("other") && !global.contains("SERVICE"),
+        "{global}"
+    );
+    let outside = s.ok(&["ps"]);
+    assert!(
+        outside.contains("other") && outside.contains("svc-web-1"),
+        "{outside}"
+    );
+    let by_name = s.ok(&["-p", "svc", "ps"]);
+    assert!(
+        !by_name.contains("other") && by_name.contains("svc-db-1"),
+        "{by_name}"
+    );
+    s.ok(&["rm", "-f", "other"]);
+
     // exec SERVICE: runs in the service's first replica.
     let out = ok_in(&s, &dir, &["exec", "db", "cat", "/role"]);
     assert_eq!(out.trim(), "database");

@@ -18,7 +18,7 @@ use crate::ui::Failed;
 /// The project in context: its name and the services its file names
 /// (empty when only `-p` names it). `None` outside a project, or when the
 /// project file does not load (the arguments are then containers).
-fn context(cli: &Cli) -> Option<(String, BTreeSet<String>)> {
+pub fn context(cli: &Cli) -> Option<(String, BTreeSet<String>)> {
     let cwd = std::env::current_dir().ok();
     let found = cwd.and_then(|cwd| servin::project::find(&cwd, cli.file.as_deref()).ok());
     let loaded = found.and_then(|path| {
