@@ -173,3 +173,83 @@ stop_timeout = "1s"
 
     ok_in(&s, &dir, &["down"]);
 }
+
+#[test]
+fn project_logs_interleave_the_services_in_time_order() {
+    let s = Env(Some(Sandbox::new()));
+    let tar = seed_image(s.dir.path(), IMAGE);
+    s.ok(&["image", "import", tar.to_str().unwrap()]);
+    let dir = s.dir.path().join("logs");
+    std::fs::create_dir_all(&dir).unwrap();
+    // zeta writes first; alpha only starts once zeta completed, so time
+    // order is not name order.
+    std::fs::write(
+        dir.join("servin.toml"),
+        format!(
+            r#"[project]
+name = "lg"
+
+[containers.zeta]
+image = "{IMAGE}"
+command = ["sh", "-c", "echo z-one; echo z-err >&2"]
+
+[containers.alpha]
+image = "{IMAGE}"
+command = ["sh", "-c", "echo a-two"]
+depends_on = {{ zeta = "completed" }}
+
+[containers.multi]
+image = "{IMAGE}"
+command = ["sh", "-c", "echo m-$$HOSTNAME"]
+replicas = 2
+profiles = ["extra"]
+"#
+        ),
+    )
+    .unwrap();
+    ok_in(&s, &dir, &["up", "-d"]);
+    s.ok(&["wait", "lg-alpha-1"]);
+
+    let r = run_in(&s, &dir, &["logs"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines, ["zeta  | z-one", "alpha | a-two"], "{}", r.stdout);
+    assert_eq!(r.stderr.trim(), "zeta  | z-err");
+
+    // -f ends once every container stopped, with each line once.
+    let r = run_in(&s, &dir, &["logs", "-f"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.lines().count(), 2, "{}", r.stdout);
+
+    // Named services only; -t keeps each line's time.
+    let r = run_in(&s, &dir, &["logs", "-t", "alpha"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let line = r.stdout.trim();
+    assert!(
+        line.starts_with("alpha | 20") && line.ends_with(" a-two"),
+        "{line}"
+    );
+
+    // A container name still gives that container's log alone, unprefixed.
+    assert_eq!(
+        run_in(&s, &dir, &["logs", "lg-zeta-1"]).stdout.trim(),
+        "z-one"
+    );
+
+    // Replicas are told apart by their number.
+    ok_in(&s, &dir, &["up", "-d", "--profile", "extra"]);
+    s.ok(&["wait", "lg-multi-1", "lg-multi-2"]);
+    let r = run_in(&s, &dir, &["logs", "multi"]);
+    let mut lines: Vec<&str> = r
+        .stdout
+        .lines()
+        .map(|l| &l[..l.find('|').unwrap() + 1])
+        .collect();
+    lines.sort();
+    assert_eq!(lines, ["multi-1 |", "multi-2 |"], "{}", r.stdout);
+
+    // Outside a project, logs wants one container.
+    let r = s.run(&["logs"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    ok_in(&s, &dir, &["down"]);
+}

@@ -310,7 +310,7 @@ mod tests {
     #[test]
     fn short_flags_belong_to_the_commands() {
         let cli = parse(&["logs", "-f", "web"]).unwrap();
-        assert!(matches!(&cli.command, Command::Logs(a) if a.follow && a.container == "web"));
+        assert!(matches!(&cli.command, Command::Logs(a) if a.follow && a.containers == ["web"]));
         assert!(cli.file.is_none());
         let cli = parse(&["rm", "-f", "-v", "web"]).unwrap();
         assert!(matches!(&cli.command, Command::Rm(a) if a.force && a.volumes));

@@ -50,29 +50,7 @@ pub fn containers(
     let Some((project, mut services)) = context(cli) else {
         return Ok(None);
     };
-    let all = engine.containers(true)?;
-    let mut of_project: Vec<(String, u32, String)> = all
-        .iter()
-        .filter_map(|c| {
-            let l = c.labels.as_ref()?;
-            if l.get(labels::PROJECT) != Some(&project) {
-                return None;
-            }
-            let service = l.get(labels::NAME)?.clone();
-            let replica = l
-                .get(labels::REPLICA)
-                .and_then(|r| r.parse().ok())
-                .unwrap_or(0);
-            let name = c
-                .names
-                .as_ref()?
-                .first()?
-                .trim_start_matches('/')
-                .to_string();
-            Some((service, replica, name))
-        })
-        .collect();
-    of_project.sort();
+    let of_project = of_project(engine, &project)?;
     services.extend(of_project.iter().map(|c| c.0.clone()));
     if !services.contains(first) {
         return Ok(None);
@@ -94,6 +72,34 @@ pub fn containers(
         }
     }
     Ok(Some(out))
+}
+
+/// The containers of `project`: (service, replica, name), sorted.
+pub fn of_project(engine: &Engine, project: &str) -> Result<Vec<(String, u32, String)>, Failed> {
+    let all = engine.containers(true)?;
+    let mut of_project: Vec<(String, u32, String)> = all
+        .iter()
+        .filter_map(|c| {
+            let l = c.labels.as_ref()?;
+            if l.get(labels::PROJECT).map(String::as_str) != Some(project) {
+                return None;
+            }
+            let service = l.get(labels::NAME)?.clone();
+            let replica = l
+                .get(labels::REPLICA)
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0);
+            let name = c
+                .names
+                .as_ref()?
+                .first()?
+                .trim_start_matches('/')
+                .to_string();
+            Some((service, replica, name))
+        })
+        .collect();
+    of_project.sort();
+    Ok(of_project)
 }
 
 /// `names` with each service replaced by its containers (see
