@@ -106,6 +106,13 @@ pub async fn push(
         .push_manifest_raw(&oci_ref, manifest.clone(), content_type)
         .await
         .map_err(|e| registry_error(&format!("{context}: manifest"), e))?;
+    // As a pull would, the image now knows its digest in this repository
+    // (what `servin.lock` records).
+    store.add_image(
+        image.clone(),
+        None,
+        Some(&format!("{}@{}", target.name(), image.manifest_digest)),
+    )?;
     let tag = target.tag.clone().unwrap_or_else(|| "latest".to_string());
     progress.status(
         None,

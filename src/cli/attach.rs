@@ -19,7 +19,7 @@ pub struct Followed {
 }
 
 /// The ANSI colours given to containers in turn.
-const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
+pub(super) const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
 
 /// Prints the output the containers write from `since` (unix seconds) on,
 /// until Ctrl-C, which stops them, or until all have stopped.

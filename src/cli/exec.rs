@@ -11,6 +11,10 @@ use crate::ui::{self, Failed};
 /// The command gets the container's environment, user and working folder
 /// unless `-e`, `-u` or `-w` say otherwise. Its exit code becomes this
 /// command's. With `-t` it gets a terminal; with `-i` this terminal's input.
+///
+/// In a project folder (or with `-f` / `-p` before the command), CONTAINER
+/// may be a service of the project: the command runs in its first replica.
+/// A service wins over a container of the same name.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Start the command and return at once
@@ -34,7 +38,7 @@ pub struct Args {
     /// Run with every capability
     #[arg(long)]
     pub privileged: bool,
-    /// The container, by name or ID
+    /// The container, by name or ID, or a service of the project
     pub container: String,
     /// The command and its arguments
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
@@ -61,7 +65,15 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
             .map(|(rows, cols)| vec![usize::from(rows), usize::from(cols)]),
         ..Default::default()
     };
-    let id = engine.exec_create(&args.container, &config)?;
+    let container =
+        match super::services::containers(cli, &engine, std::slice::from_ref(&args.container))? {
+            Some(list) => list
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| args.container.clone()),
+            None => args.container.clone(),
+        };
+    let id = engine.exec_create(&container, &config)?;
     if args.detach {
         let body = serde_json::json!({ "Detach": true, "Tty": args.tty }).to_string();
         let resp = engine.send(

@@ -8,6 +8,10 @@ use crate::ui::{self, Failed};
 ///
 /// With `-a`, attaches to the (single) container's output until it exits
 /// and exits with its exit code; with `-i` too, sends this terminal's input.
+///
+/// In a project folder (or with `-f` / `-p` before the command), services
+/// are taken too: when the first argument is a service of the project, the
+/// arguments are services and stand for all their containers.
 #[derive(Debug, clap::Args)]
 pub struct StartArgs {
     /// Attach to the output and exit with the container's exit code
@@ -16,7 +20,7 @@ pub struct StartArgs {
     /// Send this terminal's input to the container (with `-a`)
     #[arg(short = 'i', long)]
     pub interactive: bool,
-    /// Containers, by name or ID
+    /// Containers, by name or ID (or services, see above)
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -25,6 +29,10 @@ pub struct StartArgs {
 ///
 /// Sends the stop signal (the container's, else SIGTERM), waits for the
 /// process to exit, and sends SIGKILL after the timeout.
+///
+/// In a project folder (or with `-f` / `-p` before the command), services
+/// are taken too: when the first argument is a service of the project, the
+/// arguments are services and stand for all their containers.
 #[derive(Debug, clap::Args)]
 pub struct StopArgs {
     /// Seconds to wait before SIGKILL [default: the container's stop
@@ -41,6 +49,10 @@ pub struct StopArgs {
 }
 
 /// Restart containers: stop (when running), then start
+///
+/// In a project folder (or with `-f` / `-p` before the command), services
+/// are taken too: when the first argument is a service of the project, the
+/// arguments are services and stand for all their containers.
 #[derive(Debug, clap::Args)]
 pub struct RestartArgs {
     /// Seconds to wait for the stop before SIGKILL
@@ -131,7 +143,8 @@ pub fn start(cli: &Cli, args: &StartArgs) -> Result<(), Failed> {
             Err(stream::AttachError::Start(e) | stream::AttachError::Other(e)) => Err(e.into()),
         };
     }
-    each(&args.containers, |c| {
+    let containers = super::services::expand(cli, &engine, &args.containers)?;
+    each(&containers, |c| {
         engine.start_container(c)?;
         println!("{c}");
         Ok(())
@@ -141,7 +154,8 @@ pub fn start(cli: &Cli, args: &StartArgs) -> Result<(), Failed> {
 pub fn stop(cli: &Cli, args: &StopArgs) -> Result<(), Failed> {
     cli.format(&[Format::Text], Format::Text)?;
     let engine = servin::client::Engine::connect()?;
-    each(&args.containers, |c| {
+    let containers = super::services::expand(cli, &engine, &args.containers)?;
+    each(&containers, |c| {
         engine.stop_container(c, args.time, args.signal.as_deref())?;
         println!("{c}");
         Ok(())
@@ -151,7 +165,8 @@ pub fn stop(cli: &Cli, args: &StopArgs) -> Result<(), Failed> {
 pub fn restart(cli: &Cli, args: &RestartArgs) -> Result<(), Failed> {
     cli.format(&[Format::Text], Format::Text)?;
     let engine = servin::client::Engine::connect()?;
-    each(&args.containers, |c| {
+    let containers = super::services::expand(cli, &engine, &args.containers)?;
+    each(&containers, |c| {
         engine.restart_container(c, args.time)?;
         println!("{c}");
         Ok(())

@@ -5,13 +5,21 @@ use std::io::Write;
 use servin::client::containers::{Demux, LogOptions};
 
 use super::{Cli, Format};
-use crate::ui::Failed;
+use std::io::IsTerminal;
+
+use crate::ui::{self, Failed};
 
 /// Print a container's output
 ///
 /// Standard output and standard error go to this command's own, line by
 /// line as the container wrote them. The log is kept by the container's
 /// monitor, rotated by size (see the book's "Running containers").
+///
+/// In a project folder (or with `-f` / `-p` before the command), takes
+/// services instead: `servin logs [-f] [SERVICE]...` prints the output of
+/// the services' containers (all the project's without SERVICE),
+/// interleaved in time order, each line prefixed with its service (and
+/// replica number when there are several) in its own colour.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Keep printing new output until the container stops
@@ -30,8 +38,10 @@ pub struct Args {
     /// Prefix each line with the time it was written
     #[arg(short = 't', long)]
     pub timestamps: bool,
-    /// The container, by name or ID
-    pub container: String,
+    /// The container, by name or ID; in a project folder, services of the
+    /// project (none: all of them)
+    #[arg(value_name = "CONTAINER")]
+    pub containers: Vec<String>,
 }
 
 /// `--since`/`--until` as unix seconds with nanoseconds.
@@ -153,12 +163,40 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
         )));
     }
     let engine = servin::client::Engine::connect()?;
-    let info = engine.inspect_container(&args.container)?;
+    let project = if args.containers.is_empty() {
+        match super::services::context(cli) {
+            Some((name, _)) => Some(super::services::of_project(&engine, &name)?),
+            None => {
+                return Err(Failed::Usage(
+                    "logs takes a container (or, in a project folder, services)".to_string(),
+                ));
+            }
+        }
+    } else if super::services::containers(cli, &engine, &args.containers)?.is_some() {
+        let (name, _) = super::services::context(cli).unwrap_or_default();
+        let all = super::services::of_project(&engine, &name)?;
+        Some(
+            all.into_iter()
+                .filter(|c| args.containers.contains(&c.0))
+                .collect(),
+        )
+    } else {
+        None
+    };
+    if let Some(list) = project {
+        return many(&list, &opts);
+    }
+    let [container] = args.containers.as_slice() else {
+        return Err(Failed::Usage(
+            "logs takes one container (several only as services, in a project folder)".to_string(),
+        ));
+    };
+    let info = engine.inspect_container(container)?;
     let tty = info.config.as_ref().and_then(|c| c.tty).unwrap_or(false);
     let mut demux = Demux::default();
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
-    engine.logs(&args.container, &opts, |chunk| {
+    engine.logs(container, &opts, |chunk| {
         if tty {
             let _ = out.write_all(chunk);
             let _ = out.flush();
@@ -176,6 +214,197 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
         Ok(())
     })?;
     Ok(())
+}
+
+/// One line of a container's log.
+struct Line {
+    /// Unix seconds and nanoseconds, for the order.
+    time: (i64, u32),
+    /// The time as written, for `-t`.
+    stamp: String,
+    /// 2 for standard error.
+    stream: u8,
+    text: Vec<u8>,
+}
+
+/// Splits a `timestamps=1` log line into its time and text.
+fn line_of(stream: u8, data: &[u8]) -> Line {
+    let (stamp, text) = match data.iter().position(|b| *b == b' ') {
+        Some(i) => (
+            String::from_utf8_lossy(&data[..i]).to_string(),
+            &data[i + 1..],
+        ),
+        None => (String::new(), data),
+    };
+    let time = parse_rfc3339(&stamp).unwrap_or((0, 0));
+    Line {
+        time,
+        stamp,
+        stream,
+        text: text.to_vec(),
+    }
+}
+
+/// The lines of one container's log chunks (a frame per line, or raw bytes
+/// with a terminal).
+fn lines_of(tty: bool, demux: &mut Demux, pending: &mut Vec<u8>, chunk: &[u8]) -> Vec<Line> {
+    let mut out = Vec::new();
+    if tty {
+        pending.extend_from_slice(chunk);
+        while let Some(i) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=i).collect();
+            out.push(line_of(1, &line));
+        }
+    } else {
+        demux.feed(chunk, |stream, data| out.push(line_of(stream, data)));
+    }
+    out
+}
+
+/// Prints one line with its prefix.
+fn print_line(prefix: &str, line: &Line, timestamps: bool) {
+    let mut text = Vec::with_capacity(prefix.len() + line.text.len() + 40);
+    text.extend_from_slice(prefix.as_bytes());
+    text.push(b' ');
+    if timestamps {
+        text.extend_from_slice(line.stamp.as_bytes());
+        text.push(b' ');
+    }
+    text.extend_from_slice(&line.text);
+    if !text.ends_with(b"\n") {
+        text.push(b'\n');
+    }
+    if line.stream == 2 {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(&text);
+        let _ = err.flush();
+    } else {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(&text);
+        let _ = out.flush();
+    }
+}
+
+/// The prefixes of a project's containers: `service |`, or `service-N |`
+/// for a service with several, padded and coloured in turn.
+fn prefixes(list: &[(String, u32, String)]) -> Vec<String> {
+    let labels: Vec<String> = list
+        .iter()
+        .map(|(service, replica, _)| {
+            if list.iter().filter(|c| &c.0 == service).count() > 1 {
+                format!("{service}-{replica}")
+            } else {
+                service.clone()
+            }
+        })
+        .collect();
+    let width = labels.iter().map(String::len).max().unwrap_or(0);
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let p = format!("{l:<width$} |");
+            if colour {
+                format!(
+                    "\x1b[{}m{p}\x1b[0m",
+                    super::attach::COLOURS[i % super::attach::COLOURS.len()]
+                )
+            } else {
+                p
+            }
+        })
+        .collect()
+}
+
+/// The logs of several containers (service, replica, name): what is
+/// written so far, merged in time order, then with `-f` new lines as they
+/// come until every container stopped (or Ctrl-C).
+fn many(list: &[(String, u32, String)], opts: &LogOptions) -> Result<(), Failed> {
+    let prefixes = prefixes(list);
+    let history = LogOptions {
+        follow: false,
+        timestamps: true,
+        ..opts.clone()
+    };
+    let engine = servin::client::Engine::connect()?;
+    let mut lines: Vec<(usize, Line)> = Vec::new();
+    let mut ttys = Vec::new();
+    let mut last: Vec<Option<(i64, u32)>> = Vec::new();
+    for (i, (_, _, name)) in list.iter().enumerate() {
+        let info = engine.inspect_container(name)?;
+        let tty = info.config.as_ref().and_then(|c| c.tty).unwrap_or(false);
+        ttys.push(tty);
+        let mut demux = Demux::default();
+        let mut pending = Vec::new();
+        let mut mine = Vec::new();
+        engine.logs(name, &history, |chunk| {
+            mine.extend(lines_of(tty, &mut demux, &mut pending, chunk));
+            Ok(())
+        })?;
+        last.push(mine.last().map(|l| l.time));
+        lines.extend(mine.into_iter().map(|l| (i, l)));
+    }
+    lines.sort_by_key(|(i, l)| (l.time, *i));
+    for (i, l) in &lines {
+        print_line(&prefixes[*i], l, opts.timestamps);
+    }
+    if !opts.follow {
+        return Ok(());
+    }
+    // Follow each container from just after the last line shown.
+    let want_stamps = opts.timestamps;
+    let threads: Vec<_> = list
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, name))| {
+            let name = name.clone();
+            let prefix = prefixes[i].clone();
+            let tty = ttys[i];
+            let since = last[i].map(|(s, n)| {
+                let (s, n) = if n >= 999_999_999 {
+                    (s + 1, 0)
+                } else {
+                    (s, n + 1)
+                };
+                format!("{s}.{n:09}")
+            });
+            let opts = LogOptions {
+                follow: true,
+                timestamps: true,
+                tail: None,
+                since: since.or_else(|| opts.since.clone()),
+                until: opts.until.clone(),
+            };
+            std::thread::spawn(move || -> Result<(), servin::client::Error> {
+                let engine = servin::client::Engine::connect()?;
+                let mut demux = Demux::default();
+                let mut pending = Vec::new();
+                engine.logs(&name, &opts, |chunk| {
+                    for l in lines_of(tty, &mut demux, &mut pending, chunk) {
+                        print_line(&prefix, &l, want_stamps);
+                    }
+                    Ok(())
+                })
+            })
+        })
+        .collect();
+    let mut failed = false;
+    for t in threads {
+        match t.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                ui::error_chain(&e);
+                failed = true;
+            }
+            Err(_) => failed = true,
+        }
+    }
+    if failed {
+        Err(Failed::Reported)
+    } else {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod info;
 mod init;
 mod inspect;
 mod lifecycle;
+mod lock;
 mod login;
 mod logs;
 mod network;
@@ -24,6 +25,7 @@ mod pull;
 mod push;
 mod rmi;
 mod run;
+mod services;
 mod stream;
 mod tag;
 mod up;
@@ -113,6 +115,7 @@ pub enum Command {
     Plan(plan::Args),
     Up(up::UpArgs),
     Down(up::DownArgs),
+    Lock(lock::Args),
     Import(import::Args),
     Info(info::Args),
     Doctor(doctor::Args),
@@ -169,6 +172,7 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => plan::run(&cli, args),
         Command::Up(args) => up::up(&cli, args),
         Command::Down(args) => up::down(&cli, args),
+        Command::Lock(args) => lock::run(&cli, args),
         Command::Import(args) => import::run(&cli, args),
         Command::Info(args) => info::run(&cli, args),
         Command::Doctor(args) => doctor::run(&cli, args),
@@ -223,6 +227,7 @@ impl Command {
             Command::Plan(a) => Some(&a.project),
             Command::Up(a) => Some(&a.project),
             Command::Down(a) => Some(&a.project),
+            Command::Lock(a) => Some(&a.project),
             Command::Import(a) => Some(&a.project),
             _ => None,
         }
@@ -305,7 +310,7 @@ mod tests {
     #[test]
     fn short_flags_belong_to_the_commands() {
         let cli = parse(&["logs", "-f", "web"]).unwrap();
-        assert!(matches!(&cli.command, Command::Logs(a) if a.follow && a.container == "web"));
+        assert!(matches!(&cli.command, Command::Logs(a) if a.follow && a.containers == ["web"]));
         assert!(cli.file.is_none());
         let cli = parse(&["rm", "-f", "-v", "web"]).unwrap();
         assert!(matches!(&cli.command, Command::Rm(a) if a.force && a.volumes));
@@ -329,7 +334,9 @@ mod tests {
         let cli = parse(&["-f", "a.toml", "-p", "one", "config"]).unwrap();
         assert_eq!(cli.file.as_deref(), Some(std::path::Path::new("a.toml")));
         assert_eq!(cli.project_name.as_deref(), Some("one"));
-        for cmd in ["validate", "config", "plan", "up", "down", "import", "init"] {
+        for cmd in [
+            "validate", "config", "plan", "up", "down", "lock", "import", "init",
+        ] {
             let cli = parse(&["-f", "a.toml", cmd, "-f", "b.toml", "-p", "two"]).unwrap();
             let p = cli.command.project_args().unwrap();
             assert_eq!(p.file.as_deref(), Some(std::path::Path::new("b.toml")));

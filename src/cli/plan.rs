@@ -28,7 +28,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
     let loaded = cli.load_project()?;
     let options = DesiredOptions {
         profiles: args.profiles.clone(),
-        ..Default::default()
+        image_digests: super::lock::read(&loaded)?,
     };
     let desired = desired(&loaded.project, &options).map_err(|e| Failed::Error(Box::new(e)))?;
     let engine = servin::client::Engine::connect()?;

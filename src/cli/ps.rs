@@ -1,6 +1,7 @@
 //! `servin ps`.
 
 use bollard_stubs::models::PortSummary;
+use servin_proto::labels;
 
 use super::images::ago;
 use super::{Cli, Format};
@@ -12,8 +13,15 @@ use crate::ui::{self, Failed};
 /// creation time, status (with the health: `Up 2 minutes (healthy)`),
 /// ports and name, like `docker ps`. Takes `--format json` (the Docker API's
 /// container summaries).
+///
+/// In a project folder (or with `-f` / `-p` before the command), lists only
+/// the project's containers, in service and replica order, with a SERVICE
+/// column; `--global` lists every container there too.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// List every container, not only the project's, in a project folder
+    #[arg(long)]
+    pub global: bool,
     /// Show stopped containers too
     #[arg(short = 'a', long)]
     pub all: bool,
@@ -64,7 +72,28 @@ pub fn ports_text(ports: &[PortSummary]) -> String {
 pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
     let format = cli.format(&[Format::Text, Format::Json], Format::Text)?;
     let engine = servin::client::Engine::connect()?;
-    let list = engine.containers(args.all)?;
+    let mut list = engine.containers(args.all)?;
+    let project = if args.global {
+        None
+    } else {
+        super::services::context(cli).map(|(name, _)| name)
+    };
+    let label = |c: &bollard_stubs::models::ContainerSummary, key: &str| {
+        c.labels
+            .as_ref()
+            .and_then(|l| l.get(key))
+            .cloned()
+            .unwrap_or_default()
+    };
+    if let Some(p) = &project {
+        list.retain(|c| label(c, labels::PROJECT) == *p);
+        list.sort_by_key(|c| {
+            (
+                label(c, labels::NAME),
+                label(c, labels::REPLICA).parse::<u32>().unwrap_or(0),
+            )
+        });
+    }
     if format == Format::Json {
         return ui::data(&serde_json::to_string_pretty(&list)?);
     }
@@ -85,6 +114,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
     let mut rows = vec![
         [
             "CONTAINER ID",
+            "SERVICE",
             "IMAGE",
             "COMMAND",
             "CREATED",
@@ -108,6 +138,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
         );
         rows.push([
             id,
+            label(c, labels::NAME),
             c.image.clone().unwrap_or_default(),
             format!(
                 "\"{}\"",
@@ -118,6 +149,16 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
             ports_text(c.ports.as_deref().unwrap_or_default()),
             name,
         ]);
+    }
+    if project.is_none() {
+        // Outside a project the SERVICE column is left out.
+        let rows: Vec<[String; 7]> = rows
+            .into_iter()
+            .map(|[id, _, image, command, created, status, ports, name]| {
+                [id, image, command, created, status, ports, name]
+            })
+            .collect();
+        return ui::table(&rows);
     }
     ui::table(&rows)
 }

@@ -25,6 +25,10 @@ use crate::ui::{self, Failed};
 /// Prints one line per step and a summary; exits non-zero when any step
 /// failed. Then, without `-d`, prints the containers' output, each line
 /// prefixed with the container's name, until Ctrl-C, which stops them.
+///
+/// Images run at the digests in `servin.lock` beside the project file; `up`
+/// adds the images the lock lacks (see `servin lock`), so a tag moved in the
+/// registry changes nothing until `servin lock --update`.
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
     #[command(flatten)]
@@ -76,9 +80,15 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<(), Failed> {
         cli.format(&[Format::Text], Format::Text)?
     };
     let loaded = cli.load_project()?;
+    let engine = servin::client::Engine::connect()?;
+    let image_digests = if args.dry_run {
+        super::lock::read(&loaded)?
+    } else {
+        super::lock::refresh(&engine, &loaded, &[], false)?.0
+    };
     let options = DesiredOptions {
         profiles: args.profiles.clone(),
-        ..Default::default()
+        image_digests,
     };
     let desired = desired(&loaded.project, &options).map_err(|e| Failed::Error(Box::new(e)))?;
     if let Some(s) = args
@@ -91,7 +101,6 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<(), Failed> {
             desired.name
         )));
     }
-    let engine = servin::client::Engine::connect()?;
     if args.dry_run {
         let plan = engine.plan_project(&desired)?;
         return super::plan::print(&plan, format);

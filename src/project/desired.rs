@@ -92,6 +92,10 @@ pub fn desired(
             .collect();
         for replica in 1..=c.replicas {
             let mut body = create_body(project, service, c, &image)?;
+            if let Some(d) = &digest {
+                // A locked image runs by digest, whatever its tag names now.
+                body.image = Some(super::lock::pinned(&image, d));
+            }
             let mut l: HashMap<String, String> = c.labels.clone().into_iter().collect();
             l.insert(labels::PROJECT.into(), name.clone());
             l.insert(labels::NAME.into(), service.clone());
@@ -697,6 +701,10 @@ replicas = 2
         assert_eq!(web2.config_hash, d.containers[1].config_hash);
         assert_eq!(web2.config_hash, web2.projection.hash());
         assert_eq!(web2.image_digest.as_deref(), Some("sha256:abcd"));
+        assert_eq!(
+            web2.body.image.as_deref(),
+            Some("docker.io/library/nginx@sha256:abcd")
+        );
         let l = web2.body.labels.as_ref().unwrap();
         assert_eq!(l[labels::PROJECT], "shop");
         assert_eq!(l[labels::NAME], "web");

@@ -11,11 +11,13 @@
 //! - [`load`]: the pipeline that ties them together.
 //! - [`desired`]: the normalised project as the desired state the engine
 //!   plans and applies.
+//! - [`lock`]: `servin.lock`, the image digests the project runs.
 
 pub mod desired;
 pub mod diagnostic;
 pub mod kdl_source;
 pub mod load;
+pub mod lock;
 pub mod model;
 pub mod normal;
 pub mod normalise;

@@ -132,6 +132,12 @@ fn run(cmd: &mut Command) {
 /// Writes an OCI layout tar holding one image named `name` (busybox-static
 /// as `/bin/busybox` and `/bin/sh`) into `dir`; returns the tar's path.
 pub fn seed_image(dir: &Path, name: &str) -> PathBuf {
+    seed_image_marked(dir, name, None)
+}
+
+/// As [`seed_image`], with `SEED=marker` in the image's environment when
+/// given, which makes a different image (another ID and digest).
+pub fn seed_image_marked(dir: &Path, name: &str, marker: Option<&str>) -> PathBuf {
     let rootfs = dir.join("rootfs");
     std::fs::create_dir_all(rootfs.join("bin")).unwrap();
     std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
@@ -163,11 +169,15 @@ pub fn seed_image(dir: &Path, name: &str) -> PathBuf {
         std::fs::rename(&tmp, blobs.join(&d)).unwrap();
         (d, bytes.len())
     };
+    let mut env = vec!["PATH=/bin".to_string()];
+    if let Some(m) = marker {
+        env.push(format!("SEED={m}"));
+    }
     let config = serde_json::json!({
         "architecture": "amd64",
         "os": "linux",
         "created": "2024-01-01T00:00:00Z",
-        "config": { "Cmd": ["/bin/sh"], "Env": ["PATH=/bin"] },
+        "config": { "Cmd": ["/bin/sh"], "Env": env },
         "rootfs": { "type": "layers", "diff_ids": [format!("sha256:{diff_id}")] },
     });
     let (config_digest, config_size) = blob(serde_json::to_vec(&config).unwrap());

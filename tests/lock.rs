@@ -1,0 +1,190 @@
+//! `servin.lock` against a real engine and a real registry: a tag moved in
+//! the registry changes nothing that `up` runs until `servin lock --update`.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/registry.rs"]
+mod registry;
+
+use registry::{Registry, Run, Sandbox, seed_image_marked};
+use serde_json::Value;
+
+/// Takes the sandbox's containers away when it goes, pass or fail.
+struct Env(Option<Sandbox>);
+
+impl std::ops::Deref for Env {
+    type Target = Sandbox;
+    fn deref(&self) -> &Sandbox {
+        self.0.as_ref().unwrap()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take()
+            && s.dir.path().join("engine.sock").exists()
+        {
+            let _ = s.run(&["rm", "-f", "--all"]);
+        }
+    }
+}
+
+/// Imports a seed image marked `marker` as `name`, pushes it; its image ID.
+fn push_seed(s: &Sandbox, name: &str, marker: &str) -> String {
+    let dir = s.dir.path().join(format!("seed-{marker}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tar = seed_image_marked(&dir, name, Some(marker));
+    s.ok(&["image", "import", tar.to_str().unwrap()]);
+    let push = s.run(&["push", name]);
+    assert_eq!(push.code, 0, "{}", push.stderr);
+    image_id(s, name)
+}
+
+fn image_id(s: &Sandbox, name: &str) -> String {
+    let v: Value = serde_json::from_str(&s.ok(&["image", "inspect", name])).unwrap();
+    v[0]["Id"].as_str().unwrap().to_string()
+}
+
+/// The image ID container `name` runs.
+fn running_image(s: &Sandbox, name: &str) -> String {
+    let v: Value = serde_json::from_str(&s.ok(&["inspect", name])).unwrap();
+    let c = v.as_array().map_or(v.clone(), |a| a[0].clone());
+    assert_eq!(c["State"]["Status"], "running", "{c}");
+    c["Image"].as_str().unwrap().to_string()
+}
+
+fn servin(s: &Sandbox, args: &[&str]) -> Run {
+    let r = s.run(args);
+    assert_eq!(
+        r.code, 0,
+        "servin {args:?} failed\nstdout: {}\nstderr: {}",
+        r.stdout, r.stderr
+    );
+    r
+}
+
+fn locked(lock: &std::path::Path) -> BTreeMapOf {
+    let text = std::fs::read_to_string(lock).unwrap();
+    let v: toml::Value = toml::from_str(&text).unwrap();
+    v["images"]
+        .as_table()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect()
+}
+
+type BTreeMapOf = std::collections::BTreeMap<String, String>;
+
+#[test]
+fn a_retagged_image_changes_nothing_until_lock_update() {
+    let s = Env(Some(Sandbox::new()));
+    let reg = Registry::start();
+    let image = format!("{}/team/app:v1", reg.addr());
+    let first = push_seed(&s, &image, "one");
+
+    let dir = s.dir.path().join("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("servin.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[project]\nname = \"locked\"\n\n[containers.app]\nimage = \"{image}\"\ncommand = [\"sleep\", \"300\"]\nstop_timeout = \"1s\"\n"
+        ),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let lock = dir.join("servin.lock");
+
+    // The first `up` locks the image at its registry digest.
+    servin(&s, &["up", "-d", "-f", file]);
+    let text = std::fs::read_to_string(&lock).unwrap();
+    assert!(text.starts_with("# servin.lock"), "{text}");
+    assert!(text.contains("Commit it"), "{text}");
+    let entries = locked(&lock);
+    assert_eq!(entries.len(), 1, "{text}");
+    let digest_one = entries[&image].clone();
+    assert!(digest_one.starts_with("sha256:"), "{text}");
+    assert_eq!(running_image(&s, "locked-app-1"), first);
+    let v: Value = serde_json::from_str(&s.ok(&["inspect", "locked-app-1"])).unwrap();
+    assert_eq!(
+        v[0]["Config"]["Labels"]["servin.image-digest"],
+        digest_one.as_str()
+    );
+
+    // The registry's tag moves to another image.
+    let second = push_seed(&s, &image, "two");
+    assert_ne!(first, second);
+
+    // `plan` and `up` keep the locked image; the lock file is unchanged.
+    let plan = servin(&s, &["plan", "-f", file, "--format", "json"]);
+    let plan: Value = serde_json::from_str(&plan.stdout).unwrap();
+    assert_eq!(plan["actions"][0]["kind"], "keep", "{plan}");
+    let up = servin(&s, &["up", "-d", "-f", file]);
+    assert!(up.stderr.contains("1 unchanged"), "{}", up.stderr);
+    assert_eq!(running_image(&s, "locked-app-1"), first);
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), text);
+
+    // A fresh machine with the lock file: nothing local, `up` pulls by
+    // digest and runs the locked image, not what the tag names now.
+    servin(&s, &["down", "-f", file]);
+    servin(&s, &["rmi", "-f", &first, &second]);
+    servin(&s, &["up", "-d", "-f", file]);
+    assert_eq!(running_image(&s, "locked-app-1"), first);
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), text);
+
+    // `lock --update` moves the lock to what the tag names now; the next
+    // `up` recreates the container with it.
+    let update = servin(&s, &["lock", "--update", "-f", file]);
+    assert!(update.stderr.contains(&digest_one), "{}", update.stderr);
+    let digest_two = locked(&lock)[&image].clone();
+    assert_ne!(digest_two, digest_one);
+    let plan = servin(&s, &["plan", "-f", file]);
+    assert!(
+        plan.stdout.contains("image digest changed"),
+        "{}",
+        plan.stdout
+    );
+    let up = servin(&s, &["up", "-d", "-f", file]);
+    assert!(up.stderr.contains("1 recreated"), "{}", up.stderr);
+    assert_eq!(running_image(&s, "locked-app-1"), second);
+
+    // Naming an image the project does not use is a usage error.
+    let bad = s.run(&["lock", "--update", "-f", file, "nope:1"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("no image nope:1"), "{}", bad.stderr);
+    servin(&s, &["down", "-f", file]);
+}
+
+#[test]
+fn images_imported_here_are_not_locked() {
+    let s = Env(Some(Sandbox::new()));
+    let tar = seed_image_marked(s.dir.path(), "test/local:1", None);
+    s.ok(&["image", "import", tar.to_str().unwrap()]);
+    let dir = s.dir.path().join("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("servin.toml");
+    std::fs::write(
+        &file,
+        "[project]\nname = \"local\"\n\n[containers.app]\nimage = \"test/local:1\"\ncommand = [\"sleep\", \"300\"]\nstop_timeout = \"1s\"\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let r = servin(&s, &["lock", "-f", file]);
+    assert!(r.stderr.contains("not locked"), "{}", r.stderr);
+    assert!(locked(&dir.join("servin.lock")).is_empty());
+    servin(&s, &["up", "-d", "-f", file]);
+    running_image(&s, "local-app-1");
+    servin(&s, &["down", "-f", file]);
+}
+
+#[test]
+fn lock_help_says_what_it_does() {
+    let s = Sandbox::new();
+    let help = s.ok(&["lock", "--help"]);
+    for needle in ["servin.lock", "--update", "[IMAGE]...", "Commit", "digest"] {
+        assert!(help.contains(needle), "{needle}: {help}");
+    }
+    let up = s.ok(&["up", "--help"]);
+    assert!(up.contains("servin.lock"), "{up}");
+}
