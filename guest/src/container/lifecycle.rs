@@ -527,7 +527,7 @@ impl Containers {
     /// Deletes the runtime's container and unmounts the root.
     async fn clean_runtime(&self, c: &Container) {
         if let Ok(rt) = self.runtime()
-            && let Err(e) = rt.delete(c.id(), true).await
+            && let Err(e) = rt.delete_stopped(c.id()).await
         {
             tracing::warn!("delete {} from the runtime: {}", c.name(), e.full_message());
         }
@@ -814,15 +814,24 @@ impl Containers {
         });
         self.events.container("destroy", c.id(), c.attributes());
         if let Ok(rt) = self.runtime()
-            && let Err(e) = rt.delete(c.id(), true).await
+            && let Err(e) = rt.delete_stopped(c.id()).await
         {
             tracing::warn!("delete {} from the runtime: {}", c.name(), e.full_message());
         }
-        if let Err(e) = rootfs::unmount(&aside.join("rootfs")) {
-            tracing::warn!("unmount the root of {}: {}", c.name(), e.full_message());
-        }
-        if let Err(e) = std::fs::remove_dir_all(&aside) {
-            tracing::warn!("remove {}: {e}", aside.display());
+        // Unmounting and deleting files block: on a thread of their own,
+        // so the waiters woken above answer meanwhile.
+        let name = c.name().to_string();
+        let cleaned = tokio::task::spawn_blocking(move || {
+            if let Err(e) = rootfs::unmount(&aside.join("rootfs")) {
+                tracing::warn!("unmount the root of {name}: {}", e.full_message());
+            }
+            if let Err(e) = std::fs::remove_dir_all(&aside) {
+                tracing::warn!("remove {}: {e}", aside.display());
+            }
+        })
+        .await;
+        if let Err(e) = cleaned {
+            tracing::warn!("remove the files of {}: {e}", c.name());
         }
         Ok(())
     }
