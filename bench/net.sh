@@ -35,6 +35,7 @@ cleanup() {
   "$SERVIN" network rm benchnet >/dev/null 2>&1 || true
   if [ -f "$WORK/engine.pid" ]; then kill "$(cat "$WORK/engine.pid")" 2>/dev/null || true; fi
   sleep 0.5
+  bench/remove-networks.sh "$WORK/servin"
   grep -o " $WORK[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$WORK"
 }

@@ -30,6 +30,7 @@ cleanup() {
   podman rmi -f "$IMAGE" >/dev/null 2>&1 || true
   runc --root "$WORK/runc" delete -f benchrunc >/dev/null 2>&1 || true
   wait 2>/dev/null || true
+  bench/remove-networks.sh "$WORK/servin"
   grep -o " $WORK[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$WORK"
 }
