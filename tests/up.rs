@@ -296,7 +296,9 @@ fn up_and_down_help_say_what_they_do() {
     let s = Sandbox::new();
     let out = s.ok(&["up", "--help"]);
     assert!(
-        out.contains("--dry-run") && out.contains("depends_on"),
+        out.contains("--dry-run")
+            && out.contains("depends_on")
+            && out.contains("--recreate-volumes"),
         "{out}"
     );
     let out = s.ok(&["down", "--help"]);
@@ -655,4 +657,40 @@ depends_on = ["files"]
     assert!(body.contains("hello from the volume"), "{body}");
     s.ok(&["down", "-p", "site", "--volumes", "-t", "0"]);
     assert!(containers(&s, "site").is_empty());
+}
+
+#[test]
+fn a_changed_volume_is_refused_unless_recreate_volumes_is_given() {
+    let s = sandbox();
+    let file = write_project(&s, &project(Some("info")));
+    up_ok(&s, &file);
+    s.ok(&["exec", "demo-db-1", "sh", "-c", "echo old > /data/kept"]);
+    let before = containers(&s, "demo");
+
+    let changed = project(Some("info")).replace(
+        "[volumes.data]\n",
+        "[volumes.data]\nlabels = { tier = \"gold\" }\n",
+    );
+    assert_ne!(changed, project(Some("info")));
+    let file = write_project(&s, &changed);
+    let r = up(&s, &file);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("--recreate-volumes"), "{}", r.stderr);
+    // Nothing changed: same containers, the data is still there.
+    assert_eq!(containers(&s, "demo"), before);
+    s.ok(&["exec", "demo-db-1", "cat", "/data/kept"]);
+
+    let r = s.run(&["up", "-d", "--recreate-volumes", "-f", &file]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let after = containers(&s, "demo");
+    let names: Vec<&str> = after.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(names, vec!["demo-db-1", "demo-web-1"], "{after:?}");
+    assert!(after.iter().all(|c| c.2 == "running"), "{after:?}");
+    assert_ne!(after[0].1, before[0].1, "db was recreated");
+    // The volume is new: the old data is gone.
+    let r = s.run(&["exec", "demo-db-1", "cat", "/data/kept"]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    let out = up_ok(&s, &file);
+    assert!(out.contains("2 unchanged"), "{out}");
+    s.ok(&["down", "-p", "demo", "--volumes"]);
 }

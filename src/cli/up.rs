@@ -43,6 +43,11 @@ pub struct UpArgs {
     /// Print the plan (as `servin plan` does) and change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Replace a volume or network whose definition changed in the file,
+    /// removing the containers using it first (they are recreated); the
+    /// volume's data is lost. Without it, `up` refuses such a change
+    #[arg(long)]
+    pub recreate_volumes: bool,
     /// Include the containers of this profile (repeat for more)
     #[arg(long = "profile", value_name = "PROFILE")]
     pub profiles: Vec<String>,
@@ -110,7 +115,9 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<(), Failed> {
         .unwrap_or_default();
     let since = format!("{}.{:09}", since.as_secs(), since.subsec_nanos());
     let mut view = View::new();
-    let summary = engine.apply_project(&desired, &args.services, |e| view.event(e))?;
+    let summary = engine.apply_project(&desired, &args.services, args.recreate_volumes, |e| {
+        view.event(e)
+    })?;
     view.finish();
     report(&summary, "up")?;
     if args.detach {

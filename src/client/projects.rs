@@ -23,6 +23,7 @@ impl Engine {
         &self,
         desired: &DesiredProject,
         services: &[String],
+        recreate_volumes: bool,
         each: impl FnMut(&Event),
     ) -> Result<Summary, Error> {
         let step = format!("apply project {}", desired.name);
@@ -30,10 +31,13 @@ impl Engine {
             step: step.clone(),
             source,
         })?;
-        let query: Vec<String> = services
+        let mut query: Vec<String> = services
             .iter()
             .map(|s| format!("services={}", encode(s)))
             .collect();
+        if recreate_volumes {
+            query.push("recreate_volumes=1".to_string());
+        }
         let mut path = servin_proto::apply_path(&desired.name);
         if !query.is_empty() {
             path = format!("{path}?{}", query.join("&"));

@@ -33,10 +33,12 @@ pub async fn plan(
     ))
 }
 
-/// `POST /servin/v1/projects/{name}/apply[?services=S...]`: makes what
+/// `POST /servin/v1/projects/{name}/apply[?services=S...][&recreate_volumes=1]`: makes what
 /// exists match the desired state in the body, streaming one JSON line per
 /// step and a summary last (see [`servin_proto::apply::Event`]). The apply
-/// goes on if the client leaves.
+/// goes on if the client leaves. With `recreate_volumes`, a project volume
+/// or network whose definition changed is replaced (with the containers
+/// using it) instead of refused.
 pub async fn apply(
     engine: &Arc<Engine>,
     name: &str,
@@ -51,6 +53,7 @@ pub async fn apply(
             .into_iter()
             .filter(|s| !s.is_empty())
             .collect(),
+        recreate_volumes: query.flag("recreate_volumes"),
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let report = Arc::new(project::apply::Report::new(name, Progress::new(tx)));

@@ -152,6 +152,10 @@ pub struct Options {
     /// Only these services and what they depend on; orphans are then left
     /// alone. Empty: the whole project.
     pub services: Vec<String>,
+    /// Replace a project volume or network whose definition changed (with
+    /// the containers using it) instead of refusing; a volume's data is
+    /// lost.
+    pub recreate_volumes: bool,
 }
 
 /// Applies `desired` (already validated), streaming to `report`.
@@ -171,8 +175,9 @@ pub async fn apply(
         }
     };
     remove_leftovers(&engine, &name, &report).await;
-    if !ensure_networks(&engine, &desired, &report).await
-        | !ensure_volumes(&engine, &desired, &report)
+    let recreate = options.recreate_volumes;
+    if !ensure_networks(&engine, &desired, recreate, &report).await
+        | !ensure_volumes(&engine, &desired, recreate, &report).await
     {
         for c in desired
             .containers
@@ -273,11 +278,50 @@ async fn remove_leftovers(engine: &Arc<Engine>, project: &str, report: &Report) 
 }
 
 /// Makes the missing networks; `false` when one could not be had.
-async fn ensure_networks(engine: &Arc<Engine>, desired: &DesiredProject, report: &Report) -> bool {
+/// A network whose definition changed is removed, with the containers
+/// joining it, and made again when `recreate`; refused otherwise.
+async fn ensure_networks(
+    engine: &Arc<Engine>,
+    desired: &DesiredProject,
+    recreate: bool,
+    report: &Report,
+) -> bool {
     let mut ok = true;
     for n in &desired.networks {
         let engine_name = n.create.name.clone();
-        let existing = engine.containers.networks.get(&engine_name).ok();
+        let mut existing = engine.containers.networks.get(&engine_name).ok();
+        if recreate
+            && !n.external
+            && let Some(rec) = existing.as_ref().filter(|rec| {
+                rec.labels.get(labels::PROJECT).map(String::as_str) == Some(desired.name.as_str())
+                    && changed(&rec.labels, n.create.labels.as_ref())
+            })
+        {
+            let users = engine.containers.network_users(rec);
+            if !remove_users(engine, users, &engine_name, report).await {
+                ok = false;
+                continue;
+            }
+            match engine.containers.remove_network(&rec.id).await {
+                Ok(_) => {
+                    report.other(
+                        StepObject::Network,
+                        &engine_name,
+                        "removed: definition changed",
+                    );
+                    existing = None;
+                }
+                Err(e) => {
+                    ok = false;
+                    report.fail(
+                        StepObject::Network,
+                        &engine_name,
+                        &format!("remove to recreate: {}", e.full_message()),
+                    );
+                    continue;
+                }
+            }
+        }
         if n.external {
             if existing.is_none() {
                 ok = false;
@@ -308,7 +352,7 @@ async fn ensure_networks(engine: &Arc<Engine>, desired: &DesiredProject, report:
                 report.fail(
                     StepObject::Network,
                     &engine_name,
-                    "its definition changed (subnet, gateway, internal or labels); a network is not replaced under its containers: run `servin down`, then `servin up`",
+                    "its definition changed (subnet, gateway, internal or labels); a network is not replaced under its containers: run `servin up --recreate-volumes` to replace it (its containers are recreated), or `servin down`, then `servin up`",
                 );
             }
             continue;
@@ -362,8 +406,15 @@ async fn ensure_networks(engine: &Arc<Engine>, desired: &DesiredProject, report:
     ok
 }
 
-/// Makes the missing volumes; `false` when one could not be had.
-fn ensure_volumes(engine: &Arc<Engine>, desired: &DesiredProject, report: &Report) -> bool {
+/// Makes the missing volumes; `false` when one could not be had. A volume
+/// whose definition changed is removed, with the containers using it, and
+/// made again when `recreate`; refused otherwise.
+async fn ensure_volumes(
+    engine: &Arc<Engine>,
+    desired: &DesiredProject,
+    recreate: bool,
+    report: &Report,
+) -> bool {
     let mut ok = true;
     for v in &desired.volumes {
         let engine_name = v.create.name.clone().unwrap_or_else(|| v.name.clone());
@@ -382,17 +433,23 @@ fn ensure_volumes(engine: &Arc<Engine>, desired: &DesiredProject, report: &Repor
             continue;
         }
         if let Ok(existing) = engine.volumes.get(&engine_name) {
-            if changed(&existing.labels(), v.create.labels.as_ref()) {
+            let differs = changed(&existing.labels(), v.create.labels.as_ref());
+            if differs && recreate {
+                if !replace_volume(engine, &engine_name, report).await {
+                    ok = false;
+                    continue;
+                }
+            } else if differs {
                 ok = false;
                 report.fail(
                     StepObject::Volume,
                     &engine_name,
-                    &format!(
-                        "its definition changed; up never replaces a volume, whose data would be lost: to start it afresh, run `servin down`, `servin volume rm {engine_name}`, then `servin up`"
-                    ),
+                    "its definition changed; up never replaces a volume silently, as its data would be lost: run `servin up --recreate-volumes` to start it afresh (its containers are recreated)",
                 );
+                continue;
+            } else {
+                continue;
             }
-            continue;
         }
         let made = engine.volumes.create(
             Some(&engine_name),
@@ -408,6 +465,79 @@ fn ensure_volumes(engine: &Arc<Engine>, desired: &DesiredProject, report: &Repor
                     StepObject::Volume,
                     &engine_name,
                     &format!("create: {}", e.full_message()),
+                );
+            }
+        }
+    }
+    ok
+}
+
+/// Removes the containers using volume `name`, then the volume; `false`
+/// (reported) when that failed.
+async fn replace_volume(engine: &Arc<Engine>, name: &str, report: &Report) -> bool {
+    let users: Vec<(String, String)> = engine
+        .containers
+        .list()
+        .into_iter()
+        .filter(|c| c.record.volumes.iter().any(|v| v.name == name))
+        .map(|c| (c.record.id.clone(), c.record.name.clone()))
+        .collect();
+    if !remove_users(engine, users, name, report).await {
+        return false;
+    }
+    let containers = Arc::clone(&engine.containers);
+    let n = name.to_string();
+    let removed = tokio::task::spawn_blocking(move || containers.remove_volume(&n, false))
+        .await
+        .map_err(|e| Error::Runtime {
+            context: format!("volume {name}: remove"),
+            message: e.to_string(),
+        })
+        .and_then(|r| r);
+    match removed {
+        Ok(()) => {
+            report.other(StepObject::Volume, name, "removed: definition changed");
+            true
+        }
+        Err(e) => {
+            report.fail(
+                StepObject::Volume,
+                name,
+                &format!("remove to recreate: {}", e.full_message()),
+            );
+            false
+        }
+    }
+}
+
+/// Stops and removes `users` (ID, name), the containers of network or
+/// volume `object` about to be replaced (the plan makes them again);
+/// `false` (reported) when one could not be removed.
+async fn remove_users(
+    engine: &Arc<Engine>,
+    users: Vec<(String, String)>,
+    object: &str,
+    report: &Report,
+) -> bool {
+    let mut ok = true;
+    for (id, name) in users {
+        let result = async {
+            let c = engine.containers.get(&id)?;
+            stop_and_remove(engine, &c, None).await
+        }
+        .await;
+        match result {
+            Ok(()) => report.other(
+                StepObject::Container,
+                &name,
+                &format!("removed: {object} is recreated"),
+            ),
+            Err(e) => {
+                ok = false;
+                report.fail(
+                    StepObject::Container,
+                    &name,
+                    &format!("remove to recreate {object}: {}", e.full_message()),
                 );
             }
         }
