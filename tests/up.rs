@@ -694,3 +694,97 @@ fn a_changed_volume_is_refused_unless_recreate_volumes_is_given() {
     assert!(out.contains("2 unchanged"), "{out}");
     s.ok(&["down", "-p", "demo", "--volumes"]);
 }
+
+/// After `up` converged: one running container per service with the
+/// right names, no leftover of a recreate, every network's addresses
+/// held by existing containers only, no mount of a container gone.
+fn assert_converged(s: &Sandbox, seen: &str) {
+    let list = containers(s, "demo");
+    let names: Vec<&str> = list.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(names, vec!["demo-db-1", "demo-web-1"], "{list:?}\n{seen}");
+    assert!(list.iter().all(|c| c.2 == "running"), "{list:?}\n{seen}");
+    let all: Value = serde_json::from_str(&s.ok(&["ps", "-a", "--format", "json"])).unwrap();
+    let ids: Vec<String> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["Id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 2, "no other container: {all}");
+    let running: Vec<&str> = list.iter().map(|c| c.1.as_str()).collect();
+    let mut project_addresses = 0;
+    for entry in std::fs::read_dir(s.root().join("networks")).unwrap() {
+        let path = entry.unwrap().path().join("network.json");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let net: Value = serde_json::from_str(&text).unwrap();
+        let endpoints = net["endpoints"].as_object().cloned().unwrap_or_default();
+        let mut addresses: Vec<&str> = Vec::new();
+        for (id, e) in &endpoints {
+            assert!(
+                running.contains(&id.as_str()),
+                "{}: address {} of container {id}, which does not run\n{seen}",
+                path.display(),
+                e["ipv4"]
+            );
+            addresses.push(e["ipv4"].as_str().unwrap());
+        }
+        let count = addresses.len();
+        addresses.sort();
+        addresses.dedup();
+        assert_eq!(addresses.len(), count, "{}: {text}", path.display());
+        if net["labels"]["servin.project"] == "demo" {
+            project_addresses += count;
+        }
+    }
+    assert_eq!(project_addresses, 2, "one address per running container");
+    for m in mounts_below(&s.root()) {
+        assert!(
+            ids.iter().any(|id| m.contains(id.as_str())) || !m.contains("/containers/"),
+            "stray mount {m}\n{seen}"
+        );
+    }
+}
+
+#[test]
+fn up_converges_after_the_engine_is_killed_at_several_points() {
+    use std::io::BufReader;
+    use std::process::Stdio;
+    for needle in [
+        "network demo_default: created",
+        "container demo-db-1: created and started",
+        "waiting for db to become healthy",
+    ] {
+        let s = sandbox();
+        let file = write_project(&s, &project(Some("info")));
+        s.ok(&["ps"]);
+        let mut child = s
+            .command(&["up", "-d", "-f", &file])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let seen = read_until(&mut stderr, needle);
+        for pid in s.engine_pids() {
+            std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status()
+                .unwrap();
+        }
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+        let _ = child.wait().unwrap();
+        let seen = format!("killed after {needle:?}:\n{seen}{rest}");
+
+        let again = s.run(&["up", "-d", "-f", &file]);
+        assert_eq!(again.code, 0, "{seen}\nup again: {}", again.stderr);
+        let seen = format!("{seen}\nup again:\n{}", again.stderr);
+        assert_converged(&s, &seen);
+        let out = up_ok(&s, &file);
+        assert!(out.contains("2 unchanged"), "{out}\n{seen}");
+        s.ok(&["down", "-p", "demo", "--volumes"]);
+        assert!(containers(&s, "demo").is_empty());
+    }
+}
