@@ -790,3 +790,50 @@ fn up_converges_after_the_engine_is_killed_at_several_points() {
         assert!(containers(&s, "demo").is_empty());
     }
 }
+
+#[test]
+fn a_changed_network_is_replaced_with_its_containers_only_with_recreate_volumes() {
+    let s = sandbox();
+    let text = |tier: &str| {
+        format!(
+            r#"[project]
+name = "nets"
+
+[networks.back]
+labels = {{ tier = "{tier}" }}
+
+[containers.app]
+image = "{IMAGE}"
+command = ["sleep", "300"]
+networks = ["back"]
+stop_timeout = "1s"
+"#
+        )
+    };
+    let file = write_project(&s, &text("one"));
+    up_ok(&s, &file);
+    let before = containers(&s, "nets");
+    let net = |s: &Sandbox| -> Value {
+        let v: Value = serde_json::from_str(&s.ok(&["network", "inspect", "nets_back"])).unwrap();
+        v[0].clone()
+    };
+    let net_before = net(&s);
+
+    let file = write_project(&s, &text("two"));
+    let r = up(&s, &file);
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("--recreate-volumes"), "{}", r.stderr);
+    assert_eq!(containers(&s, "nets"), before);
+
+    let r = s.run(&["up", "-d", "--recreate-volumes", "-f", &file]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let after = containers(&s, "nets");
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0].0, "nets-app-1");
+    assert_eq!(after[0].2, "running");
+    assert_ne!(after[0].1, before[0].1, "app was recreated");
+    let net_after = net(&s);
+    assert_ne!(net_after["Id"], net_before["Id"], "{net_after}");
+    assert_eq!(net_after["Labels"]["tier"], "two", "{net_after}");
+    s.ok(&["down", "-p", "nets"]);
+}
