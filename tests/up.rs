@@ -837,3 +837,65 @@ stop_timeout = "1s"
     assert_eq!(net_after["Labels"]["tier"], "two", "{net_after}");
     s.ok(&["down", "-p", "nets"]);
 }
+
+/// `examples/hello` as shipped (its image is the test image under the name
+/// the example uses; its host port moved to a free one, so the test never
+/// fights another program for 8080): it comes up, answers over HTTP from
+/// the data in its volume, one service reaches the other by name, a second
+/// `up` changes nothing and `down --volumes` leaves nothing.
+#[test]
+fn the_hello_example_comes_up_serves_its_page_and_goes_away() {
+    use std::io::{Read as _, Write as _};
+    let s = sandbox();
+    s.ok(&["tag", IMAGE, "servin/hello:1"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/hello/servin.toml"
+    ))
+    .unwrap();
+    assert!(shipped.contains("127.0.0.1:8080:80"), "{shipped}");
+    let file = write_project(
+        &s,
+        &shipped.replace("127.0.0.1:8080:80", &format!("127.0.0.1:{port}:80")),
+    );
+    up_ok(&s, &file);
+    let names: Vec<String> = containers(&s, "hello").into_iter().map(|c| c.0).collect();
+    assert_eq!(names, ["hello-files-1", "hello-front-1"]);
+
+    let mut body = String::new();
+    for _ in 0..50 {
+        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+            body.clear();
+            let _ = c.read_to_string(&mut body);
+            if body.contains("hello from servin") {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(body.contains("hello from servin"), "{body}");
+    let fetched = s.ok(&[
+        "exec",
+        "hello-front-1",
+        "busybox",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        "http://files/",
+    ]);
+    assert_eq!(fetched.trim(), "hello from servin");
+
+    let again = up_ok(&s, &file);
+    assert!(again.contains("2 unchanged"), "{again}");
+    s.ok(&["down", "-p", "hello", "--volumes", "-t", "0"]);
+    assert!(containers(&s, "hello").is_empty());
+    let volumes = s.ok(&["volume", "ls", "-q"]);
+    assert!(!volumes.contains("hello_www"), "{volumes}");
+}
