@@ -485,16 +485,7 @@ async fn replace_volume(engine: &Arc<Engine>, name: &str, report: &Report) -> bo
     if !remove_users(engine, users, name, report).await {
         return false;
     }
-    let containers = Arc::clone(&engine.containers);
-    let n = name.to_string();
-    let removed = tokio::task::spawn_blocking(move || containers.remove_volume(&n, false))
-        .await
-        .map_err(|e| Error::Runtime {
-            context: format!("volume {name}: remove"),
-            message: e.to_string(),
-        })
-        .and_then(|r| r);
-    match removed {
+    match remove_volume(engine, name).await {
         Ok(()) => {
             report.other(StepObject::Volume, name, "removed: definition changed");
             true
@@ -1105,16 +1096,7 @@ pub async fn down(engine: Arc<Engine>, name: String, options: DownOptions, repor
                 continue;
             }
             let vname = v.info().name.clone();
-            let containers = Arc::clone(&engine.containers);
-            let n = vname.clone();
-            let removed = tokio::task::spawn_blocking(move || containers.remove_volume(&n, false))
-                .await
-                .map_err(|e| Error::Runtime {
-                    context: format!("volume {vname}: remove"),
-                    message: e.to_string(),
-                })
-                .and_then(|r| r);
-            match removed {
+            match remove_volume(&engine, &vname).await {
                 Ok(()) => report.other(StepObject::Volume, &vname, "removed"),
                 Err(e) => report.fail(
                     StepObject::Volume,
@@ -1156,33 +1138,27 @@ async fn remove_images(engine: &Arc<Engine>, images: BTreeSet<String>, report: &
     }
 }
 
+/// Removes the volume `name` off the engine thread (deleting its files may
+/// take a while).
+async fn remove_volume(engine: &Engine, name: &str) -> Result<()> {
+    let containers = Arc::clone(&engine.containers);
+    let n = name.to_string();
+    tokio::task::spawn_blocking(move || containers.remove_volume(&n, false))
+        .await
+        .map_err(|e| Error::Runtime {
+            context: format!("volume {name}: remove"),
+            message: e.to_string(),
+        })
+        .and_then(|r| r)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use servin_proto::{Dependency, Projection};
 
     use super::*;
 
-    fn container(service: &str, deps: &[&str]) -> DesiredContainer {
-        let p = Projection::new(1);
-        DesiredContainer {
-            service: service.into(),
-            replica: 1,
-            name: labels::container_name("shop", service, 1),
-            image: "busybox".into(),
-            image_digest: None,
-            depends_on: deps
-                .iter()
-                .map(|d| Dependency {
-                    service: d.to_string(),
-                    condition: Condition::Started,
-                })
-                .collect(),
-            config_hash: p.hash(),
-            projection: p,
-            body: Default::default(),
-        }
-    }
+    use crate::project::tests::container;
 
     #[test]
     fn selecting_services_takes_what_they_depend_on() {

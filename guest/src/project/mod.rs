@@ -165,7 +165,8 @@ mod tests {
 
     use super::*;
 
-    fn container(service: &str, deps: &[&str]) -> DesiredContainer {
+    /// A desired container of project `shop` depending (`started`) on `deps`.
+    pub(crate) fn container(service: &str, deps: &[&str]) -> DesiredContainer {
         let p = Projection::new(1);
         DesiredContainer {
             service: service.into(),
