@@ -375,14 +375,24 @@ impl Containers {
         let (created, prepared) = tokio::join!(
             monitor::spawn_with(&self.exe, &paths.dir, &config, self.take_standby()),
             async {
-                let prepared = match self.setup_network(c).await {
-                    Ok(net) => self
-                        .publish_ports(c)
-                        .and_then(|()| self.prepare_bundle(c, &net)),
-                    Err(e) => Err(e),
-                };
+                let (net, plan) = self.reserve_network(c).await?;
+                // The devices are made (netlink, on this thread) while the
+                // root is mounted and the files written (blocking, on
+                // another).
+                let (this, c2) = (Arc::clone(self), Arc::clone(c));
+                let written = tokio::task::spawn_blocking(move || {
+                    this.publish_ports(&c2)
+                        .and_then(|()| this.prepare_bundle(&c2, &net))
+                });
+                let (plumbed, written) = tokio::join!(self.plumb_network(c, plan), written);
+                let written = written.unwrap_or_else(|e| {
+                    Err(Error::Runtime {
+                        context: format!("container {}: write its bundle", c.name()),
+                        message: e.to_string(),
+                    })
+                });
                 tracing::debug!(id = %c.id(), elapsed = ?t0.elapsed(), "bundle written");
-                prepared
+                plumbed.and(written)
             }
         );
         let created = created?;
@@ -460,13 +470,7 @@ impl Containers {
     /// it is mounted already.
     fn mount_root(&self, c: &Container) -> Result<()> {
         let paths = &c.paths;
-        for d in [
-            paths.bundle(),
-            paths.rootfs(),
-            paths.upper(),
-            paths.work(),
-            paths.execs(),
-        ] {
+        for d in [paths.bundle(), paths.rootfs(), paths.upper(), paths.work()] {
             std::fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
         }
         if !rootfs::is_mounted(&paths.rootfs()) {

@@ -33,6 +33,13 @@ pub struct NetSetup {
     pub gateway: Option<IpAddr>,
 }
 
+/// The addresses [`Containers::reserve_network`] reserved, for
+/// [`Containers::plumb_network`].
+#[derive(Debug, Default)]
+pub struct NetPlan {
+    reserved: Vec<crate::network::Reservation>,
+}
+
 /// How a container's `network_mode` reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
@@ -159,13 +166,16 @@ impl Containers {
         }
     }
 
-    /// Makes a started container's network namespace and endpoints.
-    pub(super) async fn setup_network(&self, c: &Container) -> Result<NetSetup> {
+    /// The first half of a start's networking: the networks brought up
+    /// and the container's addresses reserved and recorded, enough to write
+    /// its `/etc/hosts` and spec. The devices come with
+    /// [`Containers::plumb_network`], which may run meanwhile. Nothing to
+    /// do without networks (`host`, `none`).
+    pub(super) async fn reserve_network(&self, c: &Container) -> Result<(NetSetup, NetPlan)> {
         let attachments = c.attachments();
         if attachments.is_empty() {
-            return Ok(NetSetup::default());
+            return Ok((NetSetup::default(), NetPlan::default()));
         }
-        let t0 = Instant::now();
         let mut networks = Vec::with_capacity(attachments.len());
         for a in &attachments {
             let rec = self.resolve(&a.network).await?;
@@ -174,48 +184,74 @@ impl Containers {
         }
         // Leftovers of an earlier run that was not cleaned up.
         self.teardown_network(c).await;
-        let path = c.paths.netns();
-        let ns = link::create_netns(&path).await?;
-        tracing::debug!(id = %c.id(), elapsed = ?t0.elapsed(), "network namespace made");
-        let made = async {
-            link::loopback_up(&ns).await?;
-            let mut addresses = Vec::new();
+        let reserved = async {
+            let mut reserved = Vec::with_capacity(attachments.len());
             let mut routed = false;
-            let mut gateway = None;
             for (i, (a, rec)) in attachments.iter().zip(&networks).enumerate() {
                 let default_route = !routed && !rec.internal;
                 routed |= default_route;
-                if default_route {
-                    gateway = Some(IpAddr::V4(rec.gateway));
-                }
-                let ep = self
-                    .networks
-                    .attach(
-                        &ns,
-                        &rec.id,
-                        (c.id(), c.name()),
-                        a,
-                        &format!("eth{i}"),
-                        default_route,
-                    )
-                    .await?;
-                addresses.push(IpAddr::V4(ep.ipv4));
+                reserved.push(
+                    self.networks
+                        .reserve(
+                            &rec.id,
+                            (c.id(), c.name()),
+                            a,
+                            &format!("eth{i}"),
+                            default_route,
+                        )
+                        .await?,
+                );
             }
-            Ok::<_, Error>((addresses, gateway))
+            Ok::<_, Error>(reserved)
+        };
+        let reserved = match reserved.await {
+            Ok(reserved) => reserved,
+            Err(e) => {
+                self.teardown_network(c).await;
+                return Err(e);
+            }
+        };
+        let gateway = attachments
+            .iter()
+            .zip(&networks)
+            .find(|(_, rec)| !rec.internal)
+            .map(|(_, rec)| IpAddr::V4(rec.gateway));
+        let dns = networks
+            .first()
+            .filter(|n| !n.is_default())
+            .map(|n| n.gateway);
+        let setup = NetSetup {
+            netns: Some(c.paths.netns()),
+            addresses: reserved
+                .iter()
+                .map(|r| IpAddr::V4(r.endpoint.ipv4))
+                .collect(),
+            dns,
+            gateway,
+        };
+        Ok((setup, NetPlan { reserved }))
+    }
+
+    /// The second half: the container's network namespace, loopback up,
+    /// and a veth pair per reserved address. On a failure everything of
+    /// its networking is undone.
+    pub(super) async fn plumb_network(&self, c: &Container, plan: NetPlan) -> Result<()> {
+        if plan.reserved.is_empty() {
+            return Ok(());
+        }
+        let t0 = Instant::now();
+        let made = async {
+            let ns = link::create_netns(&c.paths.netns()).await?;
+            link::loopback_up(&ns).await?;
+            for r in &plan.reserved {
+                self.networks.plumb(&ns, r).await?;
+            }
+            Ok::<_, Error>(())
         };
         match made.await {
-            Ok((addresses, gateway)) => {
+            Ok(()) => {
                 tracing::debug!(id = %c.id(), elapsed = ?t0.elapsed(), "network ready");
-                let dns = networks
-                    .first()
-                    .filter(|n| !n.is_default())
-                    .map(|n| n.gateway);
-                Ok(NetSetup {
-                    netns: Some(path),
-                    addresses,
-                    dns,
-                    gateway,
-                })
+                Ok(())
             }
             Err(e) => {
                 self.teardown_network(c).await;

@@ -173,15 +173,9 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         return Err(Error::io("write", &tmp)(e));
     }
-    std::fs::rename(&tmp, path).map_err(Error::io("rename into place", path))?;
-    if let Some(parent) = path.parent()
-        && let Ok(folder) = std::fs::File::open(parent)
-    {
-        // The rename is durable once the folder is; failing to sync it only
-        // weakens crash safety.
-        let _ = folder.sync_all();
-    }
-    Ok(())
+    // Nor the folder: syncing it costs a disk write on the start and exit
+    // paths of every container, for the same nothing.
+    std::fs::rename(&tmp, path).map_err(Error::io("rename into place", path))
 }
 
 /// `sun_path` holds 108 bytes, the terminating NUL included.

@@ -224,6 +224,19 @@ pub struct CreateOptions {
     pub options: HashMap<String, String>,
 }
 
+/// A container's address reserved on a network, its devices not made yet
+/// ([`Networks::reserve`], [`Networks::plumb`]).
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    network_id: String,
+    gateway: Ipv4Addr,
+    bridge: u32,
+    prefix: u8,
+    default_route: bool,
+    /// The endpoint as recorded.
+    pub endpoint: Endpoint,
+}
+
 /// Every network of the engine.
 pub struct Networks {
     dir: PathBuf,
@@ -559,10 +572,8 @@ impl Networks {
         Ok(rec)
     }
 
-    /// Joins a container's namespace to a network: an address (the asked
-    /// one, else the lowest free one), a veth pair, and the default route
-    /// when `default_route`. The endpoint is recorded before the devices
-    /// are made, so a crash never hands its address to another container.
+    /// Joins a container's namespace to a network: [`Networks::reserve`]
+    /// then [`Networks::plumb`].
     pub async fn attach(
         &self,
         ns: &link::NsLink,
@@ -572,6 +583,26 @@ impl Networks {
         ifname: &str,
         default_route: bool,
     ) -> Result<Endpoint> {
+        let reserved = self
+            .reserve(network_id, container, want, ifname, default_route)
+            .await?;
+        self.plumb(ns, &reserved).await?;
+        Ok(reserved.endpoint)
+    }
+
+    /// Reserves a container's address on a network (the asked one, else
+    /// the lowest free one) and records its endpoint, before any device is
+    /// made, so a crash never hands the address to another container; the
+    /// bridge is brought up. The devices come with [`Networks::plumb`]
+    /// (which may run while the container's other files are written).
+    pub async fn reserve(
+        &self,
+        network_id: &str,
+        container: (&str, &str),
+        want: &Attachment,
+        ifname: &str,
+        default_route: bool,
+    ) -> Result<Reservation> {
         let (container_id, container_name) = container;
         let rec = self.get(network_id)?;
         let bridge = self.ensure_up(&rec).await?;
@@ -635,38 +666,53 @@ impl Networks {
             ip = %endpoint.ipv4,
             "endpoint"
         );
+        Ok(Reservation {
+            network_id: rec.id.clone(),
+            gateway: rec.gateway,
+            bridge,
+            prefix: subnet.prefix,
+            default_route,
+            endpoint,
+        })
+    }
+
+    /// Makes a reserved endpoint's veth pair, addressed and up inside the
+    /// container's namespace, and announces it (to the DNS server); on a
+    /// failure the address is freed.
+    pub async fn plumb(&self, ns: &link::NsLink, r: &Reservation) -> Result<()> {
+        let e = &r.endpoint;
         let made = async {
             let h = self.netlink().await?.clone();
             link::add_veth(
                 &h,
                 ns,
                 &link::Veth {
-                    host_name: &host_veth,
-                    bridge,
-                    ifname,
-                    mac: ipam::mac_for(endpoint.ipv4),
-                    address: endpoint.ipv4,
-                    prefix: subnet.prefix,
-                    default_gateway: default_route.then_some(rec.gateway),
+                    host_name: &e.host_veth,
+                    bridge: r.bridge,
+                    ifname: &e.ifname,
+                    mac: ipam::mac_for(e.ipv4),
+                    address: e.ipv4,
+                    prefix: r.prefix,
+                    default_gateway: r.default_route.then_some(r.gateway),
                 },
             )
             .await
         };
-        if let Err(e) = made.await {
-            self.release(network_id, container_id);
+        if let Err(err) = made.await {
+            self.release(&r.network_id, &e.container_id);
             // The bridge may have been deleted behind the engine's back:
             // look again next time.
             if let Ok(mut up) = self.up.lock() {
-                up.remove(network_id);
+                up.remove(&r.network_id);
             }
-            return Err(e);
+            return Err(err);
         }
         let _ = self.events.send(EndpointEvent::Added {
-            network: rec.id.clone(),
-            gateway: rec.gateway,
-            endpoint: endpoint.clone(),
+            network: r.network_id.clone(),
+            gateway: r.gateway,
+            endpoint: e.clone(),
         });
-        Ok(endpoint)
+        Ok(())
     }
 
     /// Forgets a container's endpoint on a network and frees its address;

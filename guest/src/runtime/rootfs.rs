@@ -85,8 +85,29 @@ pub fn unmount(target: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Whether something is mounted at `target`.
+/// Whether something is mounted at `target`: `statx`'s mount-root
+/// attribute where the kernel reports it (5.8 and later), else a search of
+/// `/proc/self/mountinfo` (which grows with every mount on the host).
 pub fn is_mounted(target: &Path) -> bool {
+    use rustix::fs::{AtFlags, StatxAttributes, StatxFlags};
+    match rustix::fs::statx(
+        rustix::fs::CWD,
+        target,
+        AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::BASIC_STATS,
+    ) {
+        Ok(st) if st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) => {
+            return st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT);
+        }
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => return false,
+        // No attribute, or a mount that cannot be looked at (stale): ask
+        // the mount table.
+        _ => {}
+    }
+    mounted_per_mountinfo(target)
+}
+
+fn mounted_per_mountinfo(target: &Path) -> bool {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return false;
     };
@@ -370,6 +391,9 @@ mod tests {
         )
         .unwrap();
         assert!(is_mounted(&target));
+        assert!(mounted_per_mountinfo(&target), "both ways agree");
+        assert!(!is_mounted(&target.join("a")), "a file in the mount");
+        assert!(!is_mounted(&d.path().join("none")), "a missing path");
         assert_eq!(std::fs::read_to_string(target.join("a")).unwrap(), "top");
         assert_eq!(std::fs::read_to_string(target.join("b")).unwrap(), "b");
         std::fs::write(target.join("new"), "x").unwrap();
@@ -379,6 +403,7 @@ mod tests {
         );
         unmount(&target).unwrap();
         assert!(!is_mounted(&target));
+        assert!(!mounted_per_mountinfo(&target));
         unmount(&target).unwrap();
 
         let empty = d.path().join("e");
