@@ -156,6 +156,15 @@ impl Containers {
             .map(|c| c.id().to_string())
             .collect();
         self.recover_networks(&running);
+        // Ports of containers that died while the engine was away must not
+        // stay forwarded: the kernel's forwarding starts empty, and the
+        // ports of those still running are added again below.
+        if let Err(e) = self.networks.flush_kernel_ports() {
+            tracing::warn!(
+                "empty the kernel's forwarding of published ports: {}",
+                e.full_message()
+            );
+        }
         for c in loaded {
             let state = c.state();
             match state.status {
@@ -163,12 +172,20 @@ impl Containers {
                     tracing::info!(id = %c.id(), name = %c.name(), "found running container");
                     self.watch(&c, state.monitor_pid);
                     self.start_health(&c);
-                    if let Err(e) = self.publish_ports(&c) {
-                        tracing::warn!(
+                    match self.publish_userland(&c) {
+                        Ok(Some((network_id, ports))) => {
+                            let this = Arc::clone(self);
+                            let c = Arc::clone(&c);
+                            tokio::spawn(async move {
+                                this.publish_kernel(&c, &network_id, ports).await;
+                            });
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(
                             "publish the ports of {} again: {}",
                             c.name(),
                             e.full_message()
-                        );
+                        ),
                     }
                 }
                 Status::Running | Status::Restarting => {
@@ -378,11 +395,12 @@ impl Containers {
                 let (net, plan) = self.reserve_network(c).await?;
                 // The devices are made (netlink, on this thread) while the
                 // root is mounted and the files written (blocking, on
-                // another).
+                // another); the host ports are bound there too, and the
+                // kernel forwards them once the devices exist.
                 let (this, c2) = (Arc::clone(self), Arc::clone(c));
                 let written = tokio::task::spawn_blocking(move || {
-                    this.publish_ports(&c2)
-                        .and_then(|()| this.prepare_bundle(&c2, &net))
+                    let kernel = this.publish_userland(&c2)?;
+                    this.prepare_bundle(&c2, &net).map(|()| kernel)
                 });
                 let (plumbed, written) = tokio::join!(self.plumb_network(c, plan), written);
                 let written = written.unwrap_or_else(|e| {
@@ -392,7 +410,15 @@ impl Containers {
                     })
                 });
                 tracing::debug!(id = %c.id(), elapsed = ?t0.elapsed(), "bundle written");
-                plumbed.and(written)
+                match (plumbed, written) {
+                    (Ok(()), Ok(kernel)) => {
+                        if let Some((network_id, ports)) = kernel {
+                            self.publish_kernel(c, &network_id, ports).await;
+                        }
+                        Ok(())
+                    }
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                }
             }
         );
         let created = created?;
@@ -588,7 +614,7 @@ impl Containers {
         // wake: a `stop` that returns has released them); the namespace's
         // mount goes with the runtime's state below.
         self.networks.release_all(c.id());
-        self.unpublish_ports(c);
+        self.unpublish_ports(c).await;
         let res = c.update(|s| {
             s.status = if dead { Status::Dead } else { Status::Exited };
             s.exit_code = code;

@@ -263,7 +263,7 @@ impl Containers {
     /// Closes its published ports, frees a container's addresses and removes its namespace's bind
     /// mount (its veths go with the namespace).
     pub(super) async fn teardown_network(&self, c: &Container) {
-        self.unpublish_ports(c);
+        self.unpublish_ports(c).await;
         self.networks.release_all(c.id());
         if let Err(e) = link::remove_netns(&c.paths.netns()) {
             tracing::warn!(

@@ -5,13 +5,16 @@
 //! the host port is free again when `stop` returns), and published again
 //! after an engine restart for containers that still run.
 //!
-//! The forwarding itself is [`crate::ports`]'s.
+//! The forwarding itself is [`crate::ports`]'s (userland: it holds every
+//! host port) and, unless `SERVIN_PORT_FORWARD=userland`, the kernel's
+//! ([`crate::network::Networks::publish_kernel`]: the fast path, for IPv4).
 
 use bollard_stubs::models::{ContainerCreateBody, PortMap, PortSummary, PortSummaryTypeEnum};
 
 use super::networking::{Mode, mode_of};
 use super::{Container, Containers};
 use crate::error::{Error, Result};
+use crate::network::firewall::Dnat;
 use crate::ports::{self, HostPort, PortBinding, Protocol, PublishedPort};
 
 /// The container ports exposed by the image and by the create body
@@ -137,18 +140,21 @@ impl Container {
 
 impl Containers {
     /// Publishes a started container's ports on the host, forwarding to
-    /// its address on its first network (which must be up). All or
-    /// nothing: on a failure no port stays bound. Nothing to do for `host`
-    /// network mode (Docker ignores the ports there).
-    pub(super) fn publish_ports(&self, c: &Container) -> Result<()> {
+    /// its address on its first network (its address must be reserved):
+    /// the userland forwarder binds them all, all or nothing (on a failure
+    /// none stays bound). Returns the network and the ports for the kernel
+    /// path ([`Containers::publish_kernel`], once the container's devices
+    /// exist), when there are any. Nothing to do for `host` network mode
+    /// (Docker ignores the ports there).
+    pub(super) fn publish_userland(&self, c: &Container) -> Result<Option<(String, Vec<Dnat>)>> {
         if !matches!(mode_of(&c.record.body), Mode::Network(_)) {
-            return Ok(());
+            return Ok(None);
         }
         let wanted = bindings(&c.record.body, c.record.image_config.as_ref())?;
         if wanted.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        let Some((network, target)) = self.networks.addresses_of(c.id()).into_iter().next() else {
+        let Some((network_id, network, target)) = self.networks.first_address(c.id()) else {
             return Err(Error::Runtime {
                 context: format!("container {}: publish its ports", c.name()),
                 message: "it has no address on a network".to_string(),
@@ -162,10 +168,33 @@ impl Containers {
             ports = ?published.ports(),
             "ports published"
         );
+        let kernel = kernel_ports(published.ports(), target);
         if let Ok(mut slot) = c.published.lock() {
             *slot = Some(published);
         }
-        Ok(())
+        Ok(Some((network_id, kernel)))
+    }
+
+    /// Forwards `ports` in the kernel while the container's userland ports
+    /// stay published. A failure is only logged: the userland forwarder
+    /// serves them.
+    pub(super) async fn publish_kernel(&self, c: &Container, network_id: &str, ports: Vec<Dnat>) {
+        if !self.networks.kernel_ports() || ports.is_empty() {
+            return;
+        }
+        let still_published = || c.published.lock().is_ok_and(|p| p.is_some());
+        match self
+            .networks
+            .publish_kernel(network_id, c.id(), ports, still_published)
+            .await
+        {
+            Ok(()) => tracing::debug!(name = %c.name(), "ports forwarded by the kernel"),
+            Err(e) => tracing::warn!(
+                "container {}: its published ports are forwarded in userland only: {}",
+                c.name(),
+                e.full_message()
+            ),
+        }
     }
 
     /// Refuses a fixed host port another container of this engine
@@ -199,15 +228,40 @@ impl Containers {
         Ok(())
     }
 
-    /// Closes a container's published ports; the host ports are free when
-    /// this returns.
-    pub(super) fn unpublish_ports(&self, c: &Container) {
+    /// Closes a container's published ports; the host ports are free, and
+    /// the kernel forwards them no more, when this returns.
+    pub(super) async fn unpublish_ports(&self, c: &Container) {
         let published = c.published.lock().ok().and_then(|mut p| p.take());
         if let Some(p) = published {
+            if let Err(e) = self.networks.unpublish_kernel(c.id()).await {
+                tracing::warn!(
+                    "container {}: stop forwarding its ports in the kernel: {}",
+                    c.name(),
+                    e.full_message()
+                );
+            }
             tracing::debug!(name = %c.name(), ports = ?p.ports(), "ports released");
             drop(p);
         }
     }
+}
+
+/// The kernel's share of published ports forwarding to `target`: the IPv4
+/// ones (IPv6 stays with the userland forwarder).
+fn kernel_ports(published: &[ports::PublishedPort], target: std::net::Ipv4Addr) -> Vec<Dnat> {
+    published
+        .iter()
+        .filter_map(|p| match p.host.ip() {
+            std::net::IpAddr::V4(ip) => Some(Dnat {
+                protocol: p.protocol,
+                host_ip: (!ip.is_unspecified()).then_some(ip),
+                host_port: p.host.port(),
+                target,
+                target_port: p.container_port,
+            }),
+            std::net::IpAddr::V6(_) => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]

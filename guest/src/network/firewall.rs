@@ -21,6 +21,29 @@
 //!   engine's DNS server answers);
 //! - every network's containers may reach the engine's DNS server on its
 //!   gateway (53/udp and 53/tcp), accepted in an input chain of its own.
+//!
+//! Published ports also have a kernel fast path ([`Dnat`]), unless
+//! `SERVIN_PORT_FORWARD=userland`: the userland forwarder still holds every
+//! host port (so conflicts are found and named), while the kernel rewrites
+//! the destination of connections to the host's own addresses before they
+//! reach it. For the network whose containers a port forwards to:
+//! - nftables: maps `dnat_ports` (protocol . host address . port, for
+//!   bindings on one address) and `dnat_any` (protocol . port, for bindings
+//!   on `0.0.0.0`), looked up by nat chains at prerouting and output for
+//!   packets to a local address (`fib daddr type local`); iptables: DNAT
+//!   rules in `SERVIN-<tag>-DNAT` of the `nat` table, jumped to from
+//!   `PREROUTING` and `OUTPUT` with `-m addrtype --dst-type LOCAL`;
+//! - connections so rewritten into `B` are masqueraded behind its gateway
+//!   (the container sees the gateway as its peer, as with the userland
+//!   forwarder, and a container reaching its own port through the host's
+//!   address gets the replies back), and accepted by the forward rules
+//!   from other networks and from outside, as the forwarder accepts them;
+//!   an internal network's containers reach them only on their gateway;
+//! - 127.0.0.1 works because the bridge routes loopback addresses
+//!   (`route_localnet`, set by [`set_route_localnet`]), so packets to
+//!   `127.0.0.0/8` arriving on `B` are dropped before anything else sees
+//!   them (a raw-priority chain, or `SERVIN-<tag>-RAW` in iptables' `raw`
+//!   table).
 
 use std::net::Ipv4Addr;
 use std::process::Stdio;
@@ -29,6 +52,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::ipam::Subnet;
 use crate::error::{Error, Result};
+use crate::ports::Protocol;
 
 /// Which tool writes the rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -86,7 +110,70 @@ pub struct Rules {
     pub gateway: Ipv4Addr,
     /// No egress.
     pub internal: bool,
+    /// The kernel fast path of published ports is on: the maps or chain
+    /// for it exist.
+    pub kernel_ports: bool,
+    /// The published ports forwarded to the network's containers.
+    pub dnat: Vec<Dnat>,
 }
+
+/// One published host port forwarded by the kernel to a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Dnat {
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// The host address bound, or `None` for every address (`0.0.0.0`).
+    pub host_ip: Option<Ipv4Addr>,
+    /// The host port.
+    pub host_port: u16,
+    /// The container's address.
+    pub target: Ipv4Addr,
+    /// The container's port.
+    pub target_port: u16,
+}
+
+impl Dnat {
+    /// The nftables map holding it and its key.
+    fn nft_key(&self) -> (&'static str, String) {
+        match self.host_ip {
+            Some(ip) => (
+                MAP_PORTS,
+                format!("{} . {ip} . {}", self.protocol, self.host_port),
+            ),
+            None => (MAP_ANY, format!("{} . {}", self.protocol, self.host_port)),
+        }
+    }
+
+    /// Its nftables map element: `key : address . port`.
+    fn nft_element(&self) -> (&'static str, String) {
+        let (map, key) = self.nft_key();
+        (
+            map,
+            format!("{key} : {} . {}", self.target, self.target_port),
+        )
+    }
+
+    /// Its iptables rule in `chain`, without the `-A`/`-D`.
+    fn iptables_rule(&self, chain: &str) -> String {
+        let p = self.protocol;
+        let dest = self
+            .host_ip
+            .map(|ip| format!(" -d {ip}/32"))
+            .unwrap_or_default();
+        format!(
+            "{chain}{dest} -p {p} -m {p} --dport {} -j DNAT --to-destination {}:{}",
+            self.host_port, self.target, self.target_port
+        )
+    }
+}
+
+/// The nftables map of ports bound on one host address.
+pub const MAP_PORTS: &str = "dnat_ports";
+/// The nftables map of ports bound on every host address.
+pub const MAP_ANY: &str = "dnat_any";
+
+const MAP_PORTS_TYPE: &str = "inet_proto . ipv4_addr . inet_service : ipv4_addr . inet_service";
+const MAP_ANY_TYPE: &str = "inet_proto . inet_service : ipv4_addr . inet_service";
 
 impl Rules {
     /// The nftables table's name.
@@ -100,40 +187,146 @@ pub fn table_name(tag: &str) -> String {
     format!("servin-{tag}")
 }
 
-/// The iptables chains of the network tagged `tag`: forward, input, nat.
-pub fn chain_names(tag: &str) -> [String; 3] {
+/// The iptables chains of the network tagged `tag`: forward and input
+/// (`filter` table), nat and published ports (`nat` table), loopback guard
+/// (`raw` table).
+pub fn chain_names(tag: &str) -> [String; 5] {
     [
         format!("SERVIN-{tag}-FWD"),
         format!("SERVIN-{tag}-IN"),
         format!("SERVIN-{tag}-NAT"),
+        format!("SERVIN-{tag}-DNAT"),
+        format!("SERVIN-{tag}-RAW"),
     ]
 }
+
+/// The iptables tables servin's chains live in, in the order they are
+/// written.
+const IPTABLES_TABLES: [&str; 3] = ["filter", "nat", "raw"];
 
 /// The `nft -f -` script that replaces the network's table.
 pub fn nft_script(r: &Rules) -> String {
     let t = r.table();
     let b = &r.bridge;
-    let mut s = format!(
-        "table inet {t} {{}}\ndelete table inet {t}\ntable inet {t} {{\n  chain forward {{\n    type filter hook forward priority filter; policy accept;\n    iifname \"{b}\" oifname \"{b}\" accept\n    iifname \"{b}\" oifname \"sv-*\" drop\n    oifname \"{b}\" ct state established,related accept\n    oifname \"{b}\" drop\n"
-    );
     let gw = r.gateway;
+    let mut s = format!("table inet {t} {{}}\ndelete table inet {t}\ntable inet {t} {{\n");
+    // Loopback addresses are routed on the bridge for the kernel path
+    // (route_localnet): nothing from a container may reach them.
+    s.push_str(&format!(
+        "  chain raw_prerouting {{\n    type filter hook prerouting priority raw; policy accept;\n    iifname \"{b}\" ip daddr 127.0.0.0/8 drop\n  }}\n"
+    ));
+    if r.kernel_ports {
+        for (map, ty) in [(MAP_PORTS, MAP_PORTS_TYPE), (MAP_ANY, MAP_ANY_TYPE)] {
+            let elements: Vec<String> = r
+                .dnat
+                .iter()
+                .map(Dnat::nft_element)
+                .filter(|(m, _)| *m == map)
+                .map(|(_, e)| e)
+                .collect();
+            s.push_str(&format!("  map {map} {{\n    type {ty}\n"));
+            if !elements.is_empty() {
+                s.push_str(&format!("    elements = {{ {} }}\n", elements.join(", ")));
+            }
+            s.push_str("  }\n");
+        }
+        for (chain, hook, priority) in [
+            ("dnat_prerouting", "prerouting", "dstnat"),
+            ("dnat_output", "output", "-100"),
+        ] {
+            s.push_str(&format!(
+                "  chain {chain} {{\n    type nat hook {hook} priority {priority}; policy accept;\n    fib daddr type local dnat ip to meta l4proto . ip daddr . th dport map @{MAP_PORTS}\n    fib daddr type local dnat ip to meta l4proto . th dport map @{MAP_ANY}\n  }}\n"
+            ));
+        }
+    }
+    s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
+    if r.internal {
+        // Published ports are reached from an internal network only on its
+        // gateway (the input rules keep it off the host's other addresses).
+        s.push_str(&format!(
+            "    iifname \"{b}\" ct direction original ct status dnat ct original ip daddr != {gw} drop\n"
+        ));
+    }
+    // Connections to published ports, from anywhere, as through the
+    // userland forwarder.
+    s.push_str(&format!(
+        "    oifname \"{b}\" ct status dnat accept\n    iifname \"{b}\" ct direction reply ct status dnat accept\n    iifname \"{b}\" oifname \"sv-*\" ct status dnat accept\n"
+    ));
+    s.push_str(&format!(
+        "    iifname \"{b}\" oifname \"{b}\" accept\n    iifname \"{b}\" oifname \"sv-*\" drop\n    oifname \"{b}\" ct state established,related accept\n    oifname \"{b}\" drop\n"
+    ));
     // The engine's DNS server on the gateway: let containers reach it.
     let mut input = format!(
         "  chain input {{\n    type filter hook input priority filter; policy accept;\n    iifname \"{b}\" ip daddr {gw} udp dport 53 accept\n    iifname \"{b}\" ip daddr {gw} tcp dport 53 accept\n"
+    );
+    let mut postrouting = format!(
+        "  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname \"{b}\" ct status dnat masquerade\n"
     );
     if r.internal {
         s.push_str(&format!("    iifname \"{b}\" drop\n  }}\n"));
         input.push_str(&format!("    iifname \"{b}\" ip daddr != {gw} drop\n"));
     } else {
         s.push_str(&format!("    iifname \"{b}\" accept\n  }}\n"));
-        s.push_str(&format!(
-            "  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    ip saddr {} oifname != \"{b}\" masquerade\n  }}\n",
+        postrouting.push_str(&format!(
+            "    ip saddr {} oifname != \"{b}\" masquerade\n",
             r.subnet
         ));
     }
+    postrouting.push_str("  }\n");
     input.push_str("  }\n");
+    s.push_str(&postrouting);
     s.push_str(&input);
     s.push_str("}\n");
+    s
+}
+
+/// The `nft -f -` script that adds `add` to the maps of the table tagged
+/// `tag` and deletes `delete` from them, in one transaction.
+pub fn nft_dnat_script(tag: &str, add: &[Dnat], delete: &[Dnat]) -> String {
+    let t = table_name(tag);
+    let mut s = String::new();
+    for map in [MAP_PORTS, MAP_ANY] {
+        let keys: Vec<String> = delete
+            .iter()
+            .map(Dnat::nft_key)
+            .filter(|(m, _)| *m == map)
+            .map(|(_, k)| k)
+            .collect();
+        if !keys.is_empty() {
+            s.push_str(&format!(
+                "delete element inet {t} {map} {{ {} }}\n",
+                keys.join(", ")
+            ));
+        }
+    }
+    for map in [MAP_PORTS, MAP_ANY] {
+        let elements: Vec<String> = add
+            .iter()
+            .map(Dnat::nft_element)
+            .filter(|(m, _)| *m == map)
+            .map(|(_, e)| e)
+            .collect();
+        if !elements.is_empty() {
+            s.push_str(&format!(
+                "add element inet {t} {map} {{ {} }}\n",
+                elements.join(", ")
+            ));
+        }
+    }
+    s
+}
+
+/// The `nft -f -` script that empties the port maps of the tables tagged
+/// `tags` (which must exist; the maps are declared first, so a table
+/// written without them is not an error).
+pub fn nft_flush_script(tags: &[String]) -> String {
+    let mut s = String::new();
+    for tag in tags {
+        let t = table_name(tag);
+        s.push_str(&format!(
+            "table inet {t} {{\n  map {MAP_PORTS} {{\n    type {MAP_PORTS_TYPE}\n  }}\n  map {MAP_ANY} {{\n    type {MAP_ANY_TYPE}\n  }}\n}}\nflush map inet {t} {MAP_PORTS}\nflush map inet {t} {MAP_ANY}\n"
+        ));
+    }
     s
 }
 
@@ -144,38 +337,28 @@ pub fn nft_remove_script(tag: &str) -> String {
     format!("table inet {t} {{}}\ndelete table inet {t}\n")
 }
 
-/// The `iptables-restore --noflush` input removing what `saved`
+/// The `iptables-restore --noflush` lines removing what `saved`
 /// (`iptables-save` output) holds of the network tagged `tag`: its jumps,
-/// then its chains.
-pub fn iptables_remove_lines(saved: &str, tag: &str) -> (Vec<String>, Vec<String>) {
+/// then its chains, per table (`filter`, `nat`, `raw`).
+pub fn iptables_remove_lines(saved: &str, tag: &str) -> [Vec<String>; 3] {
     let chains = chain_names(tag);
-    let mut filter = Vec::new();
-    let mut nat = Vec::new();
-    let mut table = "";
-    let mut filter_chains = Vec::new();
-    let mut nat_chains = Vec::new();
+    let mut rules: [Vec<String>; 3] = Default::default();
+    let mut ours: [Vec<String>; 3] = Default::default();
+    let mut table = None;
     for line in saved.lines() {
         if let Some(t) = line.strip_prefix('*') {
-            table = if t == "filter" {
-                "filter"
-            } else if t == "nat" {
-                "nat"
-            } else {
-                ""
-            };
+            table = IPTABLES_TABLES.iter().position(|n| *n == t);
             continue;
         }
-        let out = match table {
-            "filter" => (&mut filter, &mut filter_chains),
-            "nat" => (&mut nat, &mut nat_chains),
-            _ => continue,
+        let Some(i) = table else {
+            continue;
         };
         if let Some(name) = line
             .strip_prefix(':')
             .and_then(|l| l.split_whitespace().next())
         {
             if chains.iter().any(|c| c == name) {
-                out.1.push(name.to_string());
+                ours[i].push(name.to_string());
             }
             continue;
         }
@@ -183,61 +366,125 @@ pub fn iptables_remove_lines(saved: &str, tag: &str) -> (Vec<String>, Vec<String
             let (chain, rest) = rule.split_once(' ').unwrap_or((rule, ""));
             let jumps_to_ours = chains.iter().any(|c| rest.ends_with(&format!("-j {c}")));
             if jumps_to_ours && !chains.iter().any(|c| c == chain) {
-                out.0.push(format!("-D {chain} {rest}"));
+                rules[i].push(format!("-D {chain} {rest}"));
             }
         }
     }
-    for c in filter_chains {
-        filter.push(format!("-F {c}"));
-        filter.push(format!("-X {c}"));
+    for (lines, chains) in rules.iter_mut().zip(ours) {
+        for c in chains {
+            lines.push(format!("-F {c}"));
+            lines.push(format!("-X {c}"));
+        }
     }
-    for c in nat_chains {
-        nat.push(format!("-F {c}"));
-        nat.push(format!("-X {c}"));
-    }
-    (filter, nat)
+    rules
 }
 
 /// The `iptables-restore --noflush` input that writes the network's
 /// chains and jumps (after [`remove`] took away any earlier ones).
 pub fn iptables_script(r: &Rules) -> String {
-    let [fwd, input, natc] = chain_names(&r.tag);
+    let [fwd, input, natc, dnatc, rawc] = chain_names(&r.tag);
     let b = &r.bridge;
+    let gw = r.gateway;
     let mut filter = vec![format!(":{fwd} - [0:0]"), format!(":{input} - [0:0]")];
-    let mut nat = Vec::new();
-    if !r.internal {
-        nat.push(format!(":{natc} - [0:0]"));
-    }
+    let mut nat = vec![format!(":{natc} - [0:0]")];
+    // Loopback addresses are routed on the bridge for the kernel path
+    // (route_localnet): nothing from a container may reach them.
+    let raw = vec![
+        format!(":{rawc} - [0:0]"),
+        format!("-A {rawc} -i {b} -d 127.0.0.0/8 -j DROP"),
+        format!("-I PREROUTING 1 -j {rawc}"),
+    ];
     // The engine's DNS server on the gateway: let containers reach it,
     // before any rule of the host's INPUT chain.
     for proto in ["udp", "tcp"] {
         filter.push(format!(
-            "-A {input} -i {b} -d {}/32 -p {proto} -m {proto} --dport 53 -j ACCEPT",
-            r.gateway
+            "-A {input} -i {b} -d {gw}/32 -p {proto} -m {proto} --dport 53 -j ACCEPT"
         ));
     }
+    if r.internal {
+        filter.push(format!(
+            "-A {fwd} -i {b} -m conntrack --ctstate DNAT --ctdir ORIGINAL ! --ctorigdst {gw}/32 -j DROP"
+        ));
+    }
+    filter.push(format!(
+        "-A {fwd} -o {b} -m conntrack --ctstate DNAT -j ACCEPT"
+    ));
+    filter.push(format!(
+        "-A {fwd} -i {b} -m conntrack --ctstate DNAT --ctdir REPLY -j ACCEPT"
+    ));
+    filter.push(format!(
+        "-A {fwd} -i {b} -o sv-+ -m conntrack --ctstate DNAT -j ACCEPT"
+    ));
     filter.push(format!("-A {fwd} -i {b} -o {b} -j ACCEPT"));
     filter.push(format!("-A {fwd} -i {b} -o sv-+ -j DROP"));
     filter.push(format!(
         "-A {fwd} -o {b} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
     ));
     filter.push(format!("-A {fwd} -o {b} -j DROP"));
+    nat.push(format!(
+        "-A {natc} -o {b} -m conntrack --ctstate DNAT -j MASQUERADE"
+    ));
     if r.internal {
         filter.push(format!("-A {fwd} -i {b} -j DROP"));
-        filter.push(format!("-A {input} -i {b} ! -d {}/32 -j DROP", r.gateway));
+        filter.push(format!("-A {input} -i {b} ! -d {gw}/32 -j DROP"));
     } else {
         filter.push(format!("-A {fwd} -i {b} -j ACCEPT"));
         nat.push(format!("-A {natc} -s {} ! -o {b} -j MASQUERADE", r.subnet));
-        nat.push(format!("-I POSTROUTING 1 -j {natc}"));
+    }
+    nat.push(format!("-I POSTROUTING 1 -j {natc}"));
+    if r.kernel_ports {
+        nat.push(format!(":{dnatc} - [0:0]"));
+        for d in &r.dnat {
+            nat.push(format!("-A {}", d.iptables_rule(&dnatc)));
+        }
+        for hook in ["PREROUTING", "OUTPUT"] {
+            nat.push(format!(
+                "-I {hook} 1 -m addrtype --dst-type LOCAL -j {dnatc}"
+            ));
+        }
     }
     filter.push(format!("-I INPUT 1 -j {input}"));
     filter.push(format!("-I FORWARD 1 -j {fwd}"));
-    restore_input(&filter, &nat)
+    restore_input(&[filter, nat, raw])
 }
 
-fn restore_input(filter: &[String], nat: &[String]) -> String {
+/// The `iptables-restore --noflush` input that adds `add` to the port
+/// chain of the network tagged `tag` and deletes `delete` from it.
+pub fn iptables_dnat_input(tag: &str, add: &[Dnat], delete: &[Dnat]) -> String {
+    let [_, _, _, dnatc, _] = chain_names(tag);
+    let nat: Vec<String> = delete
+        .iter()
+        .map(|d| format!("-D {}", d.iptables_rule(&dnatc)))
+        .chain(
+            add.iter()
+                .map(|d| format!("-A {}", d.iptables_rule(&dnatc))),
+        )
+        .collect();
+    restore_input(&[Vec::new(), nat, Vec::new()])
+}
+
+/// The `iptables-restore --noflush` lines emptying the port chains that
+/// `saved` (`iptables-save -t nat` output) holds of the networks tagged
+/// `tags`.
+pub fn iptables_flush_lines(saved: &str, tags: &[String]) -> Vec<String> {
+    tags.iter()
+        .map(|tag| chain_names(tag)[3].clone())
+        .filter(|c| {
+            saved.lines().any(|l| {
+                l.strip_prefix(':')
+                    .and_then(|l| l.split_whitespace().next())
+                    == Some(c.as_str())
+            })
+        })
+        .map(|c| format!("-F {c}"))
+        .collect()
+}
+
+/// `iptables-restore` input of `filter`, `nat` and `raw` lines (tables
+/// without lines left out).
+fn restore_input(tables: &[Vec<String>; 3]) -> String {
     let mut s = String::new();
-    for (name, lines) in [("filter", filter), ("nat", nat)] {
+    for (name, lines) in IPTABLES_TABLES.iter().zip(tables) {
         if lines.is_empty() {
             continue;
         }
@@ -309,18 +556,134 @@ pub async fn remove(backend: Backend, tag: &str) -> Result<()> {
             .map(drop),
         Backend::Iptables => {
             let saved = run("iptables-save", &[], "").await?;
-            let (filter, nat) = iptables_remove_lines(&saved, tag);
-            if filter.is_empty() && nat.is_empty() {
+            let lines = iptables_remove_lines(&saved, tag);
+            if lines.iter().all(Vec::is_empty) {
                 return Ok(());
             }
             run(
                 "iptables-restore",
                 &["--noflush", "-w", "5"],
-                &restore_input(&filter, &nat),
+                &restore_input(&lines),
             )
             .await
             .map(drop)
         }
+    }
+}
+
+/// Adds `add` to the kernel's forwarding of published ports to the network
+/// tagged `tag` and takes `delete` out of it, in one transaction.
+pub async fn update_dnat(backend: Backend, tag: &str, add: &[Dnat], delete: &[Dnat]) -> Result<()> {
+    if add.is_empty() && delete.is_empty() {
+        return Ok(());
+    }
+    match backend {
+        Backend::Nft => run("nft", &["-f", "-"], &nft_dnat_script(tag, add, delete))
+            .await
+            .map(drop),
+        Backend::Iptables => run(
+            "iptables-restore",
+            &["--noflush", "-w", "5"],
+            &iptables_dnat_input(tag, add, delete),
+        )
+        .await
+        .map(drop),
+    }
+}
+
+/// Empties the kernel's forwarding of published ports of the networks
+/// tagged `tags` whose table or chain exists (the others have nothing to
+/// empty). Blocking: the engine calls it while it loads, before it
+/// publishes anything.
+pub fn flush_dnat(backend: Backend, tags: &[String]) -> Result<()> {
+    match backend {
+        Backend::Nft => {
+            let listed = run_blocking("nft", &["list", "tables"], "")?;
+            let existing: Vec<String> = tags
+                .iter()
+                .filter(|tag| {
+                    let want = format!("table inet {}", table_name(tag));
+                    listed.lines().any(|l| l.trim() == want)
+                })
+                .cloned()
+                .collect();
+            if existing.is_empty() {
+                return Ok(());
+            }
+            run_blocking("nft", &["-f", "-"], &nft_flush_script(&existing)).map(drop)
+        }
+        Backend::Iptables => {
+            let saved = run_blocking("iptables-save", &["-t", "nat"], "")?;
+            let lines = iptables_flush_lines(&saved, tags);
+            if lines.is_empty() {
+                return Ok(());
+            }
+            run_blocking(
+                "iptables-restore",
+                &["--noflush", "-w", "5"],
+                &restore_input(&[Vec::new(), lines, Vec::new()]),
+            )
+            .map(drop)
+        }
+    }
+}
+
+/// [`run`] for callers outside the async runtime.
+fn run_blocking(tool: &str, args: &[&str], input: &str) -> Result<String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(tool)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Runtime {
+            context: format!("firewall: run {tool}"),
+            message: e.to_string(),
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let out = child.wait_with_output().map_err(|e| Error::Runtime {
+        context: format!("firewall: wait for {tool}"),
+        message: e.to_string(),
+    })?;
+    if !out.status.success() {
+        return Err(Error::Runtime {
+            context: format!("firewall: {tool} {}", args.join(" ")),
+            message: format!(
+                "{}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Whether published ports get the kernel fast path: yes unless
+/// `SERVIN_PORT_FORWARD=userland`.
+pub fn kernel_ports_wanted() -> bool {
+    match std::env::var("SERVIN_PORT_FORWARD").as_deref() {
+        Ok("userland") => false,
+        Ok("" | "kernel") | Err(_) => true,
+        Ok(other) => {
+            tracing::warn!(
+                "SERVIN_PORT_FORWARD={other:?} is not known (kernel or userland): using kernel"
+            );
+            true
+        }
+    }
+}
+
+/// Lets `bridge` route loopback addresses (its `route_localnet`), so that
+/// connections to a published port on 127.0.0.1, rewritten to a container,
+/// may leave through it (and their replies come back).
+pub fn set_route_localnet(bridge: &str) -> Result<()> {
+    let path = std::path::PathBuf::from(format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet"));
+    match std::fs::read_to_string(&path) {
+        Ok(v) if v.trim() == "1" => Ok(()),
+        _ => std::fs::write(&path, "1\n").map_err(Error::io("write", &path)),
     }
 }
 
@@ -346,7 +709,28 @@ mod tests {
             subnet: Subnet::parse("10.89.4.0/24").unwrap(),
             gateway: Ipv4Addr::new(10, 89, 4, 1),
             internal,
+            kernel_ports: false,
+            dnat: Vec::new(),
         }
+    }
+
+    fn ports() -> Vec<Dnat> {
+        vec![
+            Dnat {
+                protocol: Protocol::Tcp,
+                host_ip: Some(Ipv4Addr::LOCALHOST),
+                host_port: 8080,
+                target: Ipv4Addr::new(10, 89, 4, 2),
+                target_port: 80,
+            },
+            Dnat {
+                protocol: Protocol::Udp,
+                host_ip: None,
+                host_port: 5353,
+                target: Ipv4Addr::new(10, 89, 4, 2),
+                target_port: 53,
+            },
+        ]
     }
 
     #[test]
@@ -363,7 +747,7 @@ mod tests {
         );
         assert!(!normal.contains("ip daddr != 10.89.4.1 drop"));
         let internal = nft_script(&rules(true));
-        assert!(!internal.contains("masquerade"));
+        assert!(!internal.contains("ip saddr 10.89.4.0/24"));
         assert!(internal.contains("iifname \"sv-0123456789\" drop"));
         assert!(internal.contains("ip daddr != 10.89.4.1 drop"));
     }
@@ -371,7 +755,8 @@ mod tests {
     #[test]
     fn iptables_rules_replace_the_old_ones() {
         let saved = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:SERVIN-0123456789-FWD - [0:0]\n:SERVIN-9999999999-FWD - [0:0]\n-A FORWARD -j SERVIN-9999999999-FWD\n-A FORWARD -j SERVIN-0123456789-FWD\n-A SERVIN-0123456789-FWD -i sv-0123456789 -j ACCEPT\nCOMMIT\n*nat\n:SERVIN-0123456789-NAT - [0:0]\n-A POSTROUTING -j SERVIN-0123456789-NAT\nCOMMIT\n";
-        let (filter, nat) = iptables_remove_lines(saved, "0123456789");
+        let [filter, nat, raw] = iptables_remove_lines(saved, "0123456789");
+        assert!(raw.is_empty());
         assert_eq!(
             filter,
             vec![
@@ -401,9 +786,137 @@ mod tests {
         assert!(script.contains("-I INPUT 1 -j SERVIN-0123456789-IN"));
         assert!(script.starts_with("*filter\n:SERVIN-0123456789-FWD - [0:0]\n"));
         let internal = iptables_script(&rules(true));
-        assert!(!internal.contains("MASQUERADE"));
+        assert!(!internal.contains("-s 10.89.4.0/24"));
         assert!(
             internal.contains("-A SERVIN-0123456789-IN -i sv-0123456789 ! -d 10.89.4.1/32 -j DROP")
+        );
+    }
+
+    #[test]
+    fn nft_kernel_ports_live_in_maps_with_their_nat_rules() {
+        let off = nft_script(&rules(false));
+        assert!(!off.contains("map dnat_ports"), "{off}");
+        // Always: loopback from the bridge dropped, forwarded ports let
+        // through and masqueraded behind the gateway.
+        assert!(off.contains(
+            "type filter hook prerouting priority raw; policy accept;\n    iifname \"sv-0123456789\" ip daddr 127.0.0.0/8 drop"
+        ));
+        assert!(off.contains("oifname \"sv-0123456789\" ct status dnat masquerade"));
+        let mut r = rules(false);
+        r.kernel_ports = true;
+        r.dnat = ports();
+        let on = nft_script(&r);
+        assert!(on.contains(
+            "map dnat_ports {\n    type inet_proto . ipv4_addr . inet_service : ipv4_addr . inet_service\n    elements = { tcp . 127.0.0.1 . 8080 : 10.89.4.2 . 80 }\n  }"
+        ), "{on}");
+        assert!(
+            on.contains("elements = { udp . 5353 : 10.89.4.2 . 53 }"),
+            "{on}"
+        );
+        assert!(on.contains("type nat hook prerouting priority dstnat;"));
+        assert!(on.contains("type nat hook output priority -100;"));
+        assert!(on.contains(
+            "fib daddr type local dnat ip to meta l4proto . ip daddr . th dport map @dnat_ports"
+        ));
+        assert!(
+            on.contains("fib daddr type local dnat ip to meta l4proto . th dport map @dnat_any")
+        );
+        // The accepts come before the drops of the forward chain.
+        let accept = on
+            .find("oifname \"sv-0123456789\" ct status dnat accept")
+            .unwrap();
+        let from_other = on
+            .find("iifname \"sv-0123456789\" oifname \"sv-*\" ct status dnat accept")
+            .unwrap();
+        let drop = on.find("oifname \"sv-0123456789\" drop").unwrap();
+        let isolation = on
+            .find("iifname \"sv-0123456789\" oifname \"sv-*\" drop")
+            .unwrap();
+        assert!(accept < drop && from_other < isolation);
+        let mut internal = rules(true);
+        internal.kernel_ports = true;
+        let internal = nft_script(&internal);
+        assert!(internal.contains(
+            "iifname \"sv-0123456789\" ct direction original ct status dnat ct original ip daddr != 10.89.4.1 drop"
+        ));
+        assert!(internal.contains("ct status dnat masquerade"));
+        assert!(!internal.contains("ip saddr 10.89.4.0/24"));
+        // Per container: one transaction, deletions first.
+        let p = ports();
+        assert_eq!(
+            nft_dnat_script("0123456789", &p[..1], &p[1..]),
+            "delete element inet servin-0123456789 dnat_any { udp . 5353 }\nadd element inet servin-0123456789 dnat_ports { tcp . 127.0.0.1 . 8080 : 10.89.4.2 . 80 }\n"
+        );
+        assert_eq!(nft_dnat_script("0123456789", &[], &[]), "");
+        let flush = nft_flush_script(&["0123456789".to_string()]);
+        assert!(flush.ends_with(
+            "flush map inet servin-0123456789 dnat_ports\nflush map inet servin-0123456789 dnat_any\n"
+        ));
+    }
+
+    #[test]
+    fn iptables_kernel_ports_have_chains_of_their_own() {
+        let mut r = rules(false);
+        r.kernel_ports = true;
+        r.dnat = ports();
+        let script = iptables_script(&r);
+        for line in [
+            ":SERVIN-0123456789-DNAT - [0:0]",
+            "-A SERVIN-0123456789-DNAT -d 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.89.4.2:80",
+            "-A SERVIN-0123456789-DNAT -p udp -m udp --dport 5353 -j DNAT --to-destination 10.89.4.2:53",
+            "-I PREROUTING 1 -m addrtype --dst-type LOCAL -j SERVIN-0123456789-DNAT",
+            "-I OUTPUT 1 -m addrtype --dst-type LOCAL -j SERVIN-0123456789-DNAT",
+            "-A SERVIN-0123456789-NAT -o sv-0123456789 -m conntrack --ctstate DNAT -j MASQUERADE",
+            "-A SERVIN-0123456789-FWD -o sv-0123456789 -m conntrack --ctstate DNAT -j ACCEPT",
+            "*raw\n:SERVIN-0123456789-RAW - [0:0]\n-A SERVIN-0123456789-RAW -i sv-0123456789 -d 127.0.0.0/8 -j DROP\n-I PREROUTING 1 -j SERVIN-0123456789-RAW\nCOMMIT\n",
+        ] {
+            assert!(script.contains(line), "{line} missing from:\n{script}");
+        }
+        let accept = script
+            .find("-A SERVIN-0123456789-FWD -i sv-0123456789 -o sv-+ -m conntrack --ctstate DNAT -j ACCEPT")
+            .unwrap();
+        assert!(
+            accept
+                < script
+                    .find("-A SERVIN-0123456789-FWD -i sv-0123456789 -o sv-+ -j DROP")
+                    .unwrap()
+        );
+        assert!(!iptables_script(&rules(false)).contains("-j DNAT"));
+        let internal = iptables_script(&rules(true));
+        assert!(internal.contains(
+            "-A SERVIN-0123456789-FWD -i sv-0123456789 -m conntrack --ctstate DNAT --ctdir ORIGINAL ! --ctorigdst 10.89.4.1/32 -j DROP"
+        ));
+        let p = ports();
+        assert_eq!(
+            iptables_dnat_input("0123456789", &p[1..], &p[..1]),
+            "*nat\n-D SERVIN-0123456789-DNAT -d 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.89.4.2:80\n-A SERVIN-0123456789-DNAT -p udp -m udp --dport 5353 -j DNAT --to-destination 10.89.4.2:53\nCOMMIT\n"
+        );
+        // Removal and flushing find the new chains, in every table.
+        let saved = "*raw\n:PREROUTING ACCEPT [0:0]\n:SERVIN-0123456789-RAW - [0:0]\n-A PREROUTING -j SERVIN-0123456789-RAW\nCOMMIT\n*nat\n:SERVIN-0123456789-DNAT - [0:0]\n:SERVIN-0123456789-NAT - [0:0]\n-A PREROUTING -m addrtype --dst-type LOCAL -j SERVIN-0123456789-DNAT\n-A OUTPUT -m addrtype --dst-type LOCAL -j SERVIN-0123456789-DNAT\nCOMMIT\n";
+        let [filter, nat, raw] = iptables_remove_lines(saved, "0123456789");
+        assert!(filter.is_empty());
+        assert_eq!(
+            nat,
+            vec![
+                "-D PREROUTING -m addrtype --dst-type LOCAL -j SERVIN-0123456789-DNAT",
+                "-D OUTPUT -m addrtype --dst-type LOCAL -j SERVIN-0123456789-DNAT",
+                "-F SERVIN-0123456789-DNAT",
+                "-X SERVIN-0123456789-DNAT",
+                "-F SERVIN-0123456789-NAT",
+                "-X SERVIN-0123456789-NAT",
+            ]
+        );
+        assert_eq!(
+            raw,
+            vec![
+                "-D PREROUTING -j SERVIN-0123456789-RAW",
+                "-F SERVIN-0123456789-RAW",
+                "-X SERVIN-0123456789-RAW"
+            ]
+        );
+        assert_eq!(
+            iptables_flush_lines(saved, &["0123456789".to_string(), "9999999999".to_string()]),
+            vec!["-F SERVIN-0123456789-DNAT"]
         );
     }
 }

@@ -21,7 +21,11 @@
 //!   address exists: bind to it then) or the network is removed;
 //! - [`Networks::addresses_of`]: a running container's addresses;
 //! - [`Networks::dns_gateways`]: where user-defined networks expect their
-//!   DNS server (port 53 on each gateway).
+//!   DNS server (port 53 on each gateway);
+//! - [`Networks::publish_kernel`] and [`Networks::unpublish_kernel`]: the
+//!   kernel fast path of a container's published ports (see [`firewall`]),
+//!   kept in memory per network so that rewriting a network's rules keeps
+//!   them, and emptied at engine start ([`Networks::flush_kernel_ports`]).
 //!
 //! - [`ipam`]: subnets, the pool, address allocation.
 //! - [`link`]: netlink: bridges, veths, namespaces.
@@ -44,7 +48,7 @@ use crate::container::names;
 use crate::container::record::{read_json, write_json, write_json_atomic};
 use crate::error::{Error, Result};
 use crate::timefmt;
-use firewall::Backend;
+use firewall::{Backend, Dnat};
 use ipam::Subnet;
 
 /// The file holding a network's [`NetworkRecord`].
@@ -104,13 +108,15 @@ impl NetworkRecord {
         self.name == DEFAULT_NETWORK
     }
 
-    fn rules(&self) -> Result<firewall::Rules> {
+    fn rules(&self, kernel_ports: bool, dnat: Vec<Dnat>) -> Result<firewall::Rules> {
         Ok(firewall::Rules {
             tag: self.tag().to_string(),
             bridge: self.bridge.clone(),
             subnet: self.subnet()?,
             gateway: self.gateway,
             internal: self.internal,
+            kernel_ports,
+            dnat,
         })
     }
 }
@@ -250,6 +256,13 @@ pub struct Networks {
     /// Serialises creating, removing and bringing up networks.
     changes: tokio::sync::Mutex<()>,
     events: broadcast::Sender<EndpointEvent>,
+    /// Published ports get the kernel fast path.
+    kernel_ports: bool,
+    /// The kernel-forwarded ports, by network ID, then container ID.
+    dnat: Mutex<BTreeMap<String, BTreeMap<String, Vec<Dnat>>>>,
+    /// Serialises writing a network's rules with changing its ports (taken
+    /// after `changes` when both are).
+    ports_lock: tokio::sync::Mutex<()>,
 }
 
 fn is_valid_name(name: &str) -> bool {
@@ -297,6 +310,9 @@ impl Networks {
             netlink: tokio::sync::OnceCell::new(),
             changes: tokio::sync::Mutex::new(()),
             events: broadcast::channel(256).0,
+            kernel_ports: firewall::kernel_ports_wanted(),
+            dnat: Mutex::new(BTreeMap::new()),
+            ports_lock: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -315,6 +331,39 @@ impl Networks {
     /// The firewall in use.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Whether published ports get the kernel fast path
+    /// (`SERVIN_PORT_FORWARD` is not `userland`).
+    pub fn kernel_ports(&self) -> bool {
+        self.kernel_ports
+    }
+
+    fn dnat_lock(&self) -> MutexGuard<'_, BTreeMap<String, BTreeMap<String, Vec<Dnat>>>> {
+        self.dnat
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A network's rules with its kernel-forwarded ports as they are now
+    /// (call with `ports_lock` held).
+    fn rules_of(&self, rec: &NetworkRecord) -> Result<firewall::Rules> {
+        let dnat = self
+            .dnat_lock()
+            .get(&rec.id)
+            .map(|by_container| by_container.values().flatten().copied().collect())
+            .unwrap_or_default();
+        rec.rules(self.kernel_ports, dnat)
+    }
+
+    /// Writes a network's rules with its ports, and lets its bridge route
+    /// loopback addresses when the kernel path is on.
+    async fn write_rules(&self, rec: &NetworkRecord, backend: Backend) -> Result<()> {
+        if self.kernel_ports {
+            firewall::set_route_localnet(&rec.bridge)?;
+        }
+        let _ports = self.ports_lock.lock().await;
+        firewall::apply(backend, &self.rules_of(rec)?).await
     }
 
     /// Every network, by name.
@@ -466,7 +515,7 @@ impl Networks {
             let index = link::ensure_bridge(&h, &bridge, gateway, subnet.prefix).await?;
             drop(lock);
             firewall::ensure_ip_forward()?;
-            firewall::apply(self.backend, &rec.rules()?).await?;
+            self.write_rules(&rec, self.backend).await?;
             Ok::<_, Error>(index)
         };
         let index = match made.await {
@@ -523,7 +572,7 @@ impl Networks {
         let subnet = rec.subnet()?;
         let index = link::ensure_bridge(&h, &rec.bridge, rec.gateway, subnet.prefix).await?;
         firewall::ensure_ip_forward()?;
-        firewall::apply(rec.firewall, &rec.rules()?).await?;
+        self.write_rules(rec, rec.firewall).await?;
         if let Ok(mut up) = self.up.lock() {
             up.insert(rec.id.clone(), index);
         }
@@ -552,15 +601,21 @@ impl Networks {
             )));
         }
         let h = self.netlink().await?.clone();
-        firewall::remove(rec.firewall, rec.tag()).await?;
+        {
+            // No port of a container that just stopped may write the rules
+            // again once they are gone.
+            let _ports = self.ports_lock.lock().await;
+            if let Ok(mut up) = self.up.lock() {
+                up.remove(&rec.id);
+            }
+            self.dnat_lock().remove(&rec.id);
+            firewall::remove(rec.firewall, rec.tag()).await?;
+        }
         link::delete_link(&h, &rec.bridge).await?;
         let dir = self.dir.join(&rec.id);
         let aside = self.dir.join(format!(".removing-{}", rec.id));
         std::fs::rename(&dir, &aside).map_err(Error::io("rename", &dir))?;
         self.lock().remove(&rec.id);
-        if let Ok(mut up) = self.up.lock() {
-            up.remove(&rec.id);
-        }
         if let Err(e) = std::fs::remove_dir_all(&aside) {
             tracing::warn!("remove {}: {e}", aside.display());
         }
@@ -845,9 +900,154 @@ impl Networks {
             .and_then(|n| n.endpoints.get(container_id).cloned())
     }
 
+    /// The network and address a container's published ports forward to:
+    /// its first network's (by interface).
+    pub fn first_address(&self, container_id: &str) -> Option<(String, String, Ipv4Addr)> {
+        let mut all: Vec<(String, String, Ipv4Addr, String)> = self
+            .lock()
+            .values()
+            .filter_map(|n| {
+                n.endpoints
+                    .get(container_id)
+                    .map(|e| (n.id.clone(), n.name.clone(), e.ipv4, e.ifname.clone()))
+            })
+            .collect();
+        all.sort_by_key(|a| iface_order(&a.3));
+        all.into_iter()
+            .next()
+            .map(|(id, name, ip, _)| (id, name, ip))
+    }
+
+    /// Forwards a container's published `ports` in the kernel, to its
+    /// address on `network_id` (replacing what it had there). Nothing to
+    /// do when the kernel path is off. On a failure nothing of `ports` is
+    /// kept (the userland forwarder still serves them).
+    /// `still_wanted` is asked with the store locked: when it says no (the
+    /// container stopped meanwhile, and [`Networks::unpublish_kernel`] ran
+    /// already), nothing is added.
+    pub async fn publish_kernel(
+        &self,
+        network_id: &str,
+        container_id: &str,
+        ports: Vec<Dnat>,
+        still_wanted: impl Fn() -> bool,
+    ) -> Result<()> {
+        if !self.kernel_ports || ports.is_empty() {
+            return Ok(());
+        }
+        let rec = self.get(network_id)?;
+        self.ensure_up(&rec).await?;
+        let _ports = self.ports_lock.lock().await;
+        if !still_wanted() {
+            return Ok(());
+        }
+        let old = self
+            .dnat_lock()
+            .entry(rec.id.clone())
+            .or_default()
+            .insert(container_id.to_string(), ports.clone())
+            .unwrap_or_default();
+        let Err(e) = firewall::update_dnat(rec.firewall, rec.tag(), &ports, &old).await else {
+            return Ok(());
+        };
+        // The maps did not hold what the store says (rewritten behind the
+        // engine's back): write the network's rules again from the store.
+        tracing::debug!(
+            network = %rec.name,
+            "add published ports to the kernel: {}; rewriting the rules",
+            e.full_message()
+        );
+        let rewritten = async { firewall::apply(rec.firewall, &self.rules_of(&rec)?).await };
+        if let Err(again) = rewritten.await {
+            if let Some(by_container) = self.dnat_lock().get_mut(&rec.id) {
+                by_container.remove(container_id);
+            }
+            return Err(Error::Runtime {
+                context: format!(
+                    "network {}: forward published ports in the kernel",
+                    rec.name
+                ),
+                message: format!("{}; then: {}", e.full_message(), again.full_message()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Stops forwarding a container's published ports in the kernel; done
+    /// when this returns.
+    pub async fn unpublish_kernel(&self, container_id: &str) -> Result<()> {
+        let _ports = self.ports_lock.lock().await;
+        let taken: Vec<(String, Vec<Dnat>)> = self
+            .dnat_lock()
+            .iter_mut()
+            .filter_map(|(n, by_container)| {
+                by_container.remove(container_id).map(|p| (n.clone(), p))
+            })
+            .collect();
+        for (network_id, ports) in taken {
+            let Ok(rec) = self.get(&network_id) else {
+                continue;
+            };
+            let Err(e) = firewall::update_dnat(rec.firewall, rec.tag(), &[], &ports).await else {
+                continue;
+            };
+            let up = self
+                .up
+                .lock()
+                .ok()
+                .is_some_and(|u| u.contains_key(&network_id));
+            if !up {
+                continue;
+            }
+            tracing::debug!(
+                network = %rec.name,
+                "remove published ports from the kernel: {}; rewriting the rules",
+                e.full_message()
+            );
+            firewall::apply(rec.firewall, &self.rules_of(&rec)?)
+                .await
+                .map_err(|again| Error::Runtime {
+                    context: format!(
+                        "network {}: stop forwarding published ports in the kernel",
+                        rec.name
+                    ),
+                    message: format!("{}; then: {}", e.full_message(), again.full_message()),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Empties the kernel's forwarding of published ports on every network
+    /// (at engine start, before the ports of containers that still run are
+    /// published again: those of containers that died meanwhile must go).
+    /// Blocking.
+    pub fn flush_kernel_ports(&self) -> Result<()> {
+        self.dnat_lock().clear();
+        let mut by_backend: BTreeMap<&'static str, (Backend, Vec<String>)> = BTreeMap::new();
+        for n in self.lock().values() {
+            by_backend
+                .entry(n.firewall.as_str())
+                .or_insert_with(|| (n.firewall, Vec::new()))
+                .1
+                .push(n.tag().to_string());
+        }
+        for (backend, tags) in by_backend.into_values() {
+            firewall::flush_dnat(backend, &tags)?;
+        }
+        Ok(())
+    }
+
+    /// The kernel-forwarded ports of a network, as the store has them.
+    pub fn kernel_ports_of(&self, network_id: &str) -> Vec<Dnat> {
+        self.dnat_lock()
+            .get(network_id)
+            .map(|by_container| by_container.values().flatten().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// The networks whose record names `bridge`, table or chains, for test
     /// cleanup: (bridge, nftables table, iptables chains).
-    pub fn host_objects(&self) -> Vec<(String, String, [String; 3])> {
+    pub fn host_objects(&self) -> Vec<(String, String, [String; 5])> {
         self.lock()
             .values()
             .map(|n| {
