@@ -303,6 +303,17 @@ pub async fn add_veth(host: &Handle, ns: &NsLink, v: &Veth<'_>) -> Result<()> {
     done
 }
 
+/// Lets a bridge port send frames back out where they came from (its
+/// `hairpin_mode`): a container reaching its own published port through
+/// the host's address gets the rewritten packets back on the same port.
+pub fn set_hairpin(port: &str) -> Result<()> {
+    let path = std::path::PathBuf::from(format!("/sys/class/net/{port}/brport/hairpin_mode"));
+    match std::fs::read_to_string(&path) {
+        Ok(v) if v.trim() == "1" => Ok(()),
+        _ => std::fs::write(&path, "1\n").map_err(Error::io("write", &path)),
+    }
+}
+
 /// Brings up the loopback device of a fresh namespace.
 pub async fn loopback_up(ns: &NsLink) -> Result<()> {
     // The loopback device is index 1 in every network namespace.

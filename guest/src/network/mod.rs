@@ -941,6 +941,15 @@ impl Networks {
         if !still_wanted() {
             return Ok(());
         }
+        if let Some(ep) = rec.endpoints.get(container_id)
+            && let Err(e) = link::set_hairpin(&ep.host_veth)
+        {
+            tracing::warn!(
+                "container {}: its own published ports through the host's address: {}",
+                ep.container_name,
+                e.full_message()
+            );
+        }
         let old = self
             .dnat_lock()
             .entry(rec.id.clone())
