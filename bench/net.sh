@@ -13,6 +13,9 @@
 #      2048) and its ratio, the median of ROUND_TRIPS (default 20000)
 #      64-byte round trips on one connection and the added median, and a
 #      request on a fresh connection;
+#      Published ports take the kernel's DNAT path unless the engine runs
+#      with SERVIN_PORT_FORWARD=userland (pass it in the environment); the
+#      path in use is printed.
 #   2. guest/examples/dns_bench.rs asks the engine's DNS server, from srv's
 #      network namespace (as a process in srv does, at the address in its
 #      resolv.conf), for `web` QUERIES times (default 10000): median and p99.
@@ -58,6 +61,17 @@ host = lambda k: "%s:%s" % (p[k][0]["HostIp"], p[k][0]["HostPort"])
 print(c["State"]["Pid"], n["IPAddress"], n["Gateway"], host("5001/tcp"), host("5002/tcp"))
 ')
 echo "srv: pid $PID, address $IP, published 5001 at $SINK and 5002 at $ECHO"
+TAG=$("$SERVIN" network inspect benchnet | python3 -c '
+import json, sys
+n = json.load(sys.stdin)
+print((n[0] if isinstance(n, list) else n)["Id"][:10])
+')
+if nft list table inet "servin-$TAG" 2>/dev/null | grep -q "elements = " ||
+   iptables-save -t nat 2>/dev/null | grep -q -- "-A SERVIN-$TAG-DNAT "; then
+  echo "published ports: kernel DNAT (the userland forwarder holds the host ports)"
+else
+  echo "published ports: userland forwarder (SERVIN_PORT_FORWARD=${SERVIN_PORT_FORWARD:-kernel})"
+fi
 
 echo "== published port against the container's address"
 "$T/examples/ports_bench" "$MIB" "$TRIPS" "/proc/$PID/ns/net" "$IP" "$SINK" "$ECHO"

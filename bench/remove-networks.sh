@@ -11,8 +11,8 @@ for f in "$root"/networks/*/network.json; do
   read -r bridge tag < <(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["bridge"], d["id"][:10])' "$f")
   ip link del "$bridge" 2>/dev/null
   nft delete table inet "servin-$tag" 2>/dev/null
-  for chain in FWD IN NAT; do
-    for table in filter nat; do
+  for chain in FWD IN NAT DNAT RAW; do
+    for table in filter nat raw; do
       iptables-save -t "$table" 2>/dev/null | grep -- "-j SERVIN-$tag-$chain" | sed 's/^-A/-D/' |
         while read -r rule; do eval "iptables -t $table $rule" 2>/dev/null; done
       iptables -t "$table" -F "SERVIN-$tag-$chain" 2>/dev/null

@@ -19,6 +19,12 @@
 //! runtime. Dropping the [`Published`] closes the listeners and the live
 //! connections; when the drop returns the host ports can be bound again.
 //!
+//! The engine also forwards IPv4 published ports in the kernel (see
+//! [`crate::network::firewall`]): connections then never reach these
+//! sockets, which still hold the host ports and serve what the kernel does
+//! not catch (IPv6, and every port with `SERVIN_PORT_FORWARD=userland` or
+//! in a VM).
+//!
 //! A host port already taken gives an error naming the address, the port
 //! and, when it can be found, the process holding it ([`port_holder`], from
 //! `/proc/net/{tcp,udp}{,6}` and the processes' descriptors).
