@@ -341,6 +341,60 @@ fn kernel_path(firewall: &str, third: u8) {
     // And through its own gateway, as the userland forwarder allowed.
     let got = get_in(&e, "web", &gw, any);
     assert!(got.starts_with("web "), "through the gateway: {got:?}");
+    // An internal network: its published port answers the host and other
+    // networks; its containers reach published ports only on their
+    // gateway, as with the userland forwarder.
+    e.docker_ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        &format!("10.234.{}.0/24", third + 2),
+        "intnet",
+    ]);
+    let internal = free_port();
+    e.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "int",
+        "--network",
+        "intnet",
+        "-p",
+        &format!("{internal}:80"),
+        IMAGE,
+        "sh",
+        "-c",
+        &peer_server("int"),
+    ]);
+    let int_gw = gateway_of(&e, "int", "intnet");
+    let from = client_port();
+    assert_eq!(
+        curl(
+            &format!("http://127.0.0.1:{internal}/cgi-bin/peer"),
+            Some(from)
+        ),
+        Some(format!("int {int_gw} {from}\n"))
+    );
+    let got = get_in(&e, "other", &host_text, internal);
+    assert!(
+        got.starts_with("int "),
+        "internal from another network: {got:?}"
+    );
+    let got = get_in(&e, "int", &int_gw, any);
+    assert!(
+        got.starts_with("web "),
+        "from internal through its gateway: {got:?}"
+    );
+    let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {host} {any}");
+    let out = e.docker(&["exec", "int", "sh", "-c", &script]);
+    assert!(
+        out.stdout.is_empty(),
+        "an internal container reached the host's address: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    e.docker_ok(&["rm", "-f", "int"]);
+    e.docker_ok(&["network", "rm", "intnet"]);
     // The bridge routes loopback addresses now; still, a container
     // sending to 127.0.0.0/8 through its gateway reaches nothing of the
     // host's.
@@ -433,18 +487,18 @@ fn kernel_path(firewall: &str, third: u8) {
 
 #[test]
 fn published_ports_take_the_kernel_path_with_nftables() {
-    kernel_path("nft", 10);
+    kernel_path("nft", 20);
 }
 
 #[test]
 fn published_ports_take_the_kernel_path_with_iptables() {
-    kernel_path("iptables", 12);
+    kernel_path("iptables", 30);
 }
 
 #[test]
 fn userland_forwarding_stays_when_asked_for() {
     let e = engine("nft", "userland");
-    e.docker_ok(&["network", "create", "--subnet", "10.234.14.0/24", "usernet"]);
+    e.docker_ok(&["network", "create", "--subnet", "10.234.40.0/24", "usernet"]);
     let port = free_port();
     e.docker_ok(&[
         "run",

@@ -255,9 +255,11 @@ pub fn nft_script(r: &Rules) -> String {
     s.push_str(&format!(
         "    iifname \"{b}\" oifname \"{b}\" accept\n    iifname \"{b}\" oifname \"sv-*\" drop\n    oifname \"{b}\" ct state established,related accept\n    oifname \"{b}\" drop\n"
     ));
-    // The engine's DNS server on the gateway: let containers reach it.
+    // The engine's DNS server on the gateway: let containers reach it; and
+    // the replies to the host's connections to published ports (sent to
+    // the client's address, 127.0.0.1 included).
     let mut input = format!(
-        "  chain input {{\n    type filter hook input priority filter; policy accept;\n    iifname \"{b}\" ip daddr {gw} udp dport 53 accept\n    iifname \"{b}\" ip daddr {gw} tcp dport 53 accept\n"
+        "  chain input {{\n    type filter hook input priority filter; policy accept;\n    iifname \"{b}\" ip daddr {gw} udp dport 53 accept\n    iifname \"{b}\" ip daddr {gw} tcp dport 53 accept\n    iifname \"{b}\" ct direction reply ct status dnat accept\n"
     );
     let mut postrouting = format!(
         "  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname \"{b}\" ct status dnat masquerade\n"
@@ -401,6 +403,9 @@ pub fn iptables_script(r: &Rules) -> String {
             "-A {input} -i {b} -d {gw}/32 -p {proto} -m {proto} --dport 53 -j ACCEPT"
         ));
     }
+    filter.push(format!(
+        "-A {input} -i {b} -m conntrack --ctstate DNAT --ctdir REPLY -j ACCEPT"
+    ));
     if r.internal {
         filter.push(format!(
             "-A {fwd} -i {b} -m conntrack --ctstate DNAT --ctdir ORIGINAL ! --ctorigdst {gw}/32 -j DROP"
@@ -836,6 +841,11 @@ mod tests {
         let mut internal = rules(true);
         internal.kernel_ports = true;
         let internal = nft_script(&internal);
+        // Replies to the host's own connections to published ports come
+        // in before the internal network's drop.
+        assert!(internal.contains(
+            "iifname \"sv-0123456789\" ct direction reply ct status dnat accept\n    iifname \"sv-0123456789\" ip daddr != 10.89.4.1 drop"
+        ), "{internal}");
         assert!(internal.contains(
             "iifname \"sv-0123456789\" ct direction original ct status dnat ct original ip daddr != 10.89.4.1 drop"
         ));
