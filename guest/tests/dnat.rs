@@ -525,6 +525,14 @@ fn userland_forwarding_stays_when_asked_for() {
     }
     let rules = kernel_rules(&e, "nft");
     assert!(rules.is_empty(), "the kernel forwards: {rules:?}");
+    for bridge in e.net_objects().bridges {
+        let table = output(
+            "nft",
+            &["list", "table", "inet", &bridge.replace("sv-", "servin-")],
+        );
+        assert!(table.contains("chain forward"), "{table}");
+        assert!(!table.contains("dnat ip to"), "{table}");
+    }
     e.docker_ok(&["rm", "-f", "web"]);
     assert!(TcpListener::bind(("0.0.0.0", port)).is_ok());
     e.docker_ok(&["network", "rm", "usernet"]);
