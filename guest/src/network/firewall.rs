@@ -3,7 +3,8 @@
 //!
 //! Every rule sits in the network's own nftables table (`servin-<10 hex>`,
 //! family `inet`) or its own iptables chains (`SERVIN-<10 hex>-FWD`, `-IN`,
-//! `-NAT`, jumped to from `FORWARD`, `INPUT` and `POSTROUTING`), so
+//! `-NAT`, `-DNAT`, `-RAW`, jumped to from `FORWARD`, `INPUT`,
+//! `POSTROUTING`, `PREROUTING` and `OUTPUT`), so
 //! removing a network removes exactly its rules and nothing of anyone
 //! else's. nftables is used when `nft` is installed, iptables otherwise;
 //! `SERVIN_FIREWALL=nft|iptables` chooses. Rules are written in one
@@ -20,7 +21,8 @@
 //!   traffic to the host's own addresses other than its gateway (where the
 //!   engine's DNS server answers);
 //! - every network's containers may reach the engine's DNS server on its
-//!   gateway (53/udp and 53/tcp), accepted in an input chain of its own.
+//!   gateway (53/udp and 53/tcp), accepted in an input chain of its own;
+//! - packets to `127.0.0.0/8` arriving on `B` are dropped.
 //!
 //! Published ports also have a kernel fast path ([`Dnat`]), unless
 //! `SERVIN_PORT_FORWARD=userland`: the userland forwarder still holds every
@@ -44,6 +46,12 @@
 //!   `127.0.0.0/8` arriving on `B` are dropped before anything else sees
 //!   them (a raw-priority chain, or `SERVIN-<tag>-RAW` in iptables' `raw`
 //!   table).
+//!
+//! A container publishing ports also has its bridge port in hairpin mode
+//! ([`super::link::set_hairpin`]), for its own connections to them. The
+//! connections already tracked when a port's rule goes keep their
+//! rewriting until the kernel forgets them (a UDP client that keeps
+//! sending, above all): the engine does not delete conntrack entries.
 
 use std::net::Ipv4Addr;
 use std::process::Stdio;
