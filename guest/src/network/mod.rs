@@ -1046,14 +1046,6 @@ impl Networks {
         Ok(())
     }
 
-    /// The kernel-forwarded ports of a network, as the store has them.
-    pub fn kernel_ports_of(&self, network_id: &str) -> Vec<Dnat> {
-        self.dnat_lock()
-            .get(network_id)
-            .map(|by_container| by_container.values().flatten().copied().collect())
-            .unwrap_or_default()
-    }
-
     /// The networks whose record names `bridge`, table or chains, for test
     /// cleanup: (bridge, nftables table, iptables chains).
     pub fn host_objects(&self) -> Vec<(String, String, [String; 5])> {
