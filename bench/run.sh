@@ -12,6 +12,7 @@
 #      already running; and the same with `--network none` (a namespace with
 #      loopback only, like the bare bundle's);
 #   3. `podman --runtime runc run --rm IMAGE true` (the peer);
+#   then 1 and 2 again, interleaved (bench/interleave.py);
 #   4. `servin stop` of a container whose main process ignores SIGTERM
 #      (`sleep 3600`), with the default init;
 # then starts 50 idle containers and reads the engine's resident memory.
@@ -61,6 +62,15 @@ hyperfine -N --warmup 3 --runs 30 \
   -n "servin run --rm" "$SERVIN run --rm $IMAGE true" \
   -n "servin run --rm --network none" "$SERVIN run --rm --network none $IMAGE true" \
   -n "podman run --rm" "$PODMAN"
+
+# The same commands interleaved (each round runs each once, with a rest
+# after each), so drift in this machine's speed and the kernel's deferred
+# work of the previous command fall on all of them alike: the like-for-like
+# figure of one `run --rm` as a user meets it.
+python3 bench/interleave.py --rounds 40 \
+  "runc run (bare bundle)=runc --root $WORK/runc run --bundle $WORK/bundle benchrunc" \
+  "servin run --rm=$SERVIN run --rm $IMAGE true" \
+  "servin run --rm --network none=$SERVIN run --rm --network none $IMAGE true"
 
 hyperfine -N --runs 15 \
   --prepare "bash -c '$SERVIN rm -f stopme >/dev/null 2>&1; $SERVIN run -d --name stopme $IMAGE sleep 3600 >/dev/null'" \
