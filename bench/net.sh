@@ -66,8 +66,9 @@ import json, sys
 n = json.load(sys.stdin)
 print((n[0] if isinstance(n, list) else n)["Id"][:10])
 ')
-if nft list table inet "servin-$TAG" 2>/dev/null | grep -q "elements = " ||
-   iptables-save -t nat 2>/dev/null | grep -q -- "-A SERVIN-$TAG-DNAT "; then
+# (Read whole first: with pipefail, `grep -q` quitting early fails the pipe.)
+RULES="$(nft list table inet "servin-$TAG" 2>/dev/null || true)$(iptables-save -t nat 2>/dev/null || true)"
+if grep -q "elements = " <<<"$RULES" || grep -q -- "-A SERVIN-$TAG-DNAT " <<<"$RULES"; then
   echo "published ports: kernel DNAT (the userland forwarder holds the host ports)"
 else
   echo "published ports: userland forwarder (SERVIN_PORT_FORWARD=${SERVIN_PORT_FORWARD:-kernel})"
