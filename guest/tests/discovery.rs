@@ -24,20 +24,6 @@ fn engine(firewall: &str) -> EngineGuard {
     e
 }
 
-/// Stops the engine and checks nothing it made on the host is left:
-/// mounts (namespaces included), bridges, veths, tables and chains.
-fn finish(mut e: EngineGuard) {
-    let root = e.root();
-    e.kill();
-    let objects = e.net_objects();
-    assert!(!objects.bridges.is_empty(), "the test made no bridge");
-    let left = objects.leftovers_settled();
-    let mounts = support::mounts_below(&root);
-    drop(e);
-    assert!(left.is_empty(), "network objects left behind: {left:?}");
-    assert!(mounts.is_empty(), "mounts left behind: {mounts:?}");
-}
-
 /// Runs `script` in a fresh container on `network`; its stdout when it
 /// succeeded with some output.
 fn run_on(e: &EngineGuard, network: &str, script: &str) -> Option<String> {
@@ -214,7 +200,7 @@ fn discovery(firewall: &str, third: u8) {
     );
     e.docker_ok(&["rm", "-f", "web"]);
     e.docker_ok(&["network", "rm", "front", "other"]);
-    finish(e);
+    support::finish_network_test(e);
 }
 
 #[test]
@@ -457,7 +443,7 @@ fn published_ports_answer_from_the_host_and_are_released() {
     e.docker_ok(&["rm", "-f", "pub", "all"]);
     assert!(TcpListener::bind(("127.0.0.1", port)).is_ok());
     e.docker_ok(&["network", "rm", "pubnet"]);
-    finish(e);
+    support::finish_network_test(e);
 }
 
 #[test]

@@ -26,19 +26,6 @@ fn engine(firewall: &str, forward: &str) -> EngineGuard {
     e
 }
 
-/// Stops the engine and checks nothing it made on the host is left.
-fn finish(mut e: EngineGuard) {
-    let root = e.root();
-    e.kill();
-    let objects = e.net_objects();
-    assert!(!objects.bridges.is_empty(), "the test made no bridge");
-    let left = objects.leftovers_settled();
-    let mounts = support::mounts_below(&root);
-    drop(e);
-    assert!(left.is_empty(), "network objects left behind: {left:?}");
-    assert!(mounts.is_empty(), "mounts left behind: {mounts:?}");
-}
-
 /// A busybox httpd on port 80 whose `/cgi-bin/peer` answers `NAME` and
 /// the client's address (IPv4, without httpd's `[::ffff:...]`) and port as
 /// it sees them.
@@ -482,7 +469,7 @@ fn kernel_path(firewall: &str, third: u8) {
     assert!(UdpSocket::bind(("0.0.0.0", udp)).is_ok());
     e.docker_ok(&["rm", "-f", "web", "other", "gone"]);
     e.docker_ok(&["network", "rm", "pubnet", "othernet"]);
-    finish(e);
+    support::finish_network_test(e);
 }
 
 #[test]
@@ -536,5 +523,5 @@ fn userland_forwarding_stays_when_asked_for() {
     e.docker_ok(&["rm", "-f", "web"]);
     assert!(TcpListener::bind(("0.0.0.0", port)).is_ok());
     e.docker_ok(&["network", "rm", "usernet"]);
-    finish(e);
+    support::finish_network_test(e);
 }

@@ -20,21 +20,6 @@ fn engine(firewall: &str) -> EngineGuard {
     e
 }
 
-/// Stops the engine and checks that nothing it made on the host is left:
-/// mounts (namespaces included), bridges, veths, tables and chains. The
-/// test removed its containers and networks before.
-fn finish(mut e: EngineGuard) {
-    let root = e.root();
-    e.kill();
-    let objects = e.net_objects();
-    assert!(!objects.bridges.is_empty(), "the test made no bridge");
-    let left = objects.leftovers_settled();
-    let mounts = support::mounts_below(&root);
-    drop(e);
-    assert!(left.is_empty(), "network objects left behind: {left:?}");
-    assert!(mounts.is_empty(), "mounts left behind: {mounts:?}");
-}
-
 /// The host's own non-loopback address (the one its default route uses).
 fn host_address() -> Ipv4Addr {
     let s = UdpSocket::bind("0.0.0.0:0").unwrap();
@@ -187,7 +172,7 @@ fn traffic(firewall: &str) {
     assert!(resolv.contains(&format!("nameserver {gw}")), "{resolv}");
     e.docker_ok(&["rm", "-f", "web"]);
     e.docker_ok(&["network", "rm", "front", "other", "sealed"]);
-    finish(e);
+    support::finish_network_test(e);
 }
 
 #[test]
@@ -263,7 +248,7 @@ fn addresses_survive_an_engine_restart_and_are_released() {
     assert_eq!(containers.len(), 1, "{containers:?}");
     e.docker_ok(&["rm", "-f", "kb", "kc"]);
     e.docker_ok(&["network", "rm", "keep"]);
-    finish(e);
+    support::finish_network_test(e);
 }
 
 #[test]

@@ -225,13 +225,7 @@ pub fn nft_script(r: &Rules) -> String {
     ));
     if r.kernel_ports {
         for (map, ty) in [(MAP_PORTS, MAP_PORTS_TYPE), (MAP_ANY, MAP_ANY_TYPE)] {
-            let elements: Vec<String> = r
-                .dnat
-                .iter()
-                .map(Dnat::nft_element)
-                .filter(|(m, _)| *m == map)
-                .map(|(_, e)| e)
-                .collect();
+            let elements = in_map(&r.dnat, map, Dnat::nft_element);
             s.push_str(&format!("  map {map} {{\n    type {ty}\n"));
             if !elements.is_empty() {
                 s.push_str(&format!("    elements = {{ {} }}\n", elements.join(", ")));
@@ -290,18 +284,22 @@ pub fn nft_script(r: &Rules) -> String {
     s
 }
 
+/// The keys or elements (`text`) of the ports of `dnat` that go in `map`.
+fn in_map(dnat: &[Dnat], map: &str, text: impl Fn(&Dnat) -> (&'static str, String)) -> Vec<String> {
+    dnat.iter()
+        .map(text)
+        .filter(|(m, _)| *m == map)
+        .map(|(_, t)| t)
+        .collect()
+}
+
 /// The `nft -f -` script that adds `add` to the maps of the table tagged
 /// `tag` and deletes `delete` from them, in one transaction.
 pub fn nft_dnat_script(tag: &str, add: &[Dnat], delete: &[Dnat]) -> String {
     let t = table_name(tag);
     let mut s = String::new();
     for map in [MAP_PORTS, MAP_ANY] {
-        let keys: Vec<String> = delete
-            .iter()
-            .map(Dnat::nft_key)
-            .filter(|(m, _)| *m == map)
-            .map(|(_, k)| k)
-            .collect();
+        let keys = in_map(delete, map, Dnat::nft_key);
         if !keys.is_empty() {
             s.push_str(&format!(
                 "delete element inet {t} {map} {{ {} }}\n",
@@ -310,12 +308,7 @@ pub fn nft_dnat_script(tag: &str, add: &[Dnat], delete: &[Dnat]) -> String {
         }
     }
     for map in [MAP_PORTS, MAP_ANY] {
-        let elements: Vec<String> = add
-            .iter()
-            .map(Dnat::nft_element)
-            .filter(|(m, _)| *m == map)
-            .map(|(_, e)| e)
-            .collect();
+        let elements = in_map(add, map, Dnat::nft_element);
         if !elements.is_empty() {
             s.push_str(&format!(
                 "add element inet {t} {map} {{ {} }}\n",
@@ -519,14 +512,28 @@ async fn run(tool: &str, args: &[&str], input: &str) -> Result<String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::Runtime {
-            context: format!("firewall: run {tool}"),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| spawn_failed(tool, e))?;
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(input.as_bytes()).await;
     }
-    let out = child.wait_with_output().await.map_err(|e| Error::Runtime {
+    checked(tool, args, child.wait_with_output().await)
+}
+
+fn spawn_failed(tool: &str, e: std::io::Error) -> Error {
+    Error::Runtime {
+        context: format!("firewall: run {tool}"),
+        message: e.to_string(),
+    }
+}
+
+/// The stdout of a finished `tool args`; its stderr as the error when it
+/// failed.
+fn checked(
+    tool: &str,
+    args: &[&str],
+    out: std::io::Result<std::process::Output>,
+) -> Result<String> {
+    let out = out.map_err(|e| Error::Runtime {
         context: format!("firewall: wait for {tool}"),
         message: e.to_string(),
     })?;
@@ -650,28 +657,11 @@ fn run_blocking(tool: &str, args: &[&str], input: &str) -> Result<String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::Runtime {
-            context: format!("firewall: run {tool}"),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| spawn_failed(tool, e))?;
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(input.as_bytes());
     }
-    let out = child.wait_with_output().map_err(|e| Error::Runtime {
-        context: format!("firewall: wait for {tool}"),
-        message: e.to_string(),
-    })?;
-    if !out.status.success() {
-        return Err(Error::Runtime {
-            context: format!("firewall: {tool} {}", args.join(" ")),
-            message: format!(
-                "{}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    checked(tool, args, child.wait_with_output())
 }
 
 /// Whether published ports get the kernel fast path: yes unless

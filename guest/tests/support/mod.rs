@@ -264,6 +264,21 @@ pub fn mounts_below(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Ends a network test: stops the engine and checks that nothing it made on
+/// the host is left: mounts (namespaces included), bridges, veths, tables
+/// and chains. The test removed its containers and networks before.
+pub fn finish_network_test(mut e: EngineGuard) {
+    let root = e.root();
+    e.kill();
+    let objects = e.net_objects();
+    assert!(!objects.bridges.is_empty(), "the test made no bridge");
+    let left = objects.leftovers_settled();
+    let mounts = mounts_below(&root);
+    drop(e);
+    assert!(left.is_empty(), "network objects left behind: {left:?}");
+    assert!(mounts.is_empty(), "mounts left behind: {mounts:?}");
+}
+
 impl Drop for EngineGuard {
     fn drop(&mut self) {
         self.kill();
