@@ -6,28 +6,8 @@
 #[path = "support/registry.rs"]
 mod registry;
 
-use registry::{Registry, Run, Sandbox, seed_image_marked};
+use registry::{Env, Registry, Run, Sandbox, seed_image_marked};
 use serde_json::Value;
-
-/// Takes the sandbox's containers away when it goes, pass or fail.
-struct Env(Option<Sandbox>);
-
-impl std::ops::Deref for Env {
-    type Target = Sandbox;
-    fn deref(&self) -> &Sandbox {
-        self.0.as_ref().unwrap()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Some(s) = self.0.take()
-            && s.dir.path().join("engine.sock").exists()
-        {
-            let _ = s.run(&["rm", "-f", "--all"]);
-        }
-    }
-}
 
 /// Imports a seed image marked `marker` as `name`, pushes it; its image ID.
 fn push_seed(s: &Sandbox, name: &str, marker: &str) -> String {
@@ -78,7 +58,7 @@ type BTreeMapOf = std::collections::BTreeMap<String, String>;
 
 #[test]
 fn a_retagged_image_changes_nothing_until_lock_update() {
-    let s = Env(Some(Sandbox::new()));
+    let s = Env::new();
     let reg = Registry::start();
     let image = format!("{}/team/app:v1", reg.addr());
     let first = push_seed(&s, &image, "one");
@@ -158,7 +138,7 @@ fn a_retagged_image_changes_nothing_until_lock_update() {
 
 #[test]
 fn images_imported_here_are_not_locked() {
-    let s = Env(Some(Sandbox::new()));
+    let s = Env::new();
     let tar = seed_image_marked(s.dir.path(), "test/local:1", None);
     s.ok(&["image", "import", tar.to_str().unwrap()]);
     let dir = s.dir.path().join("proj");

@@ -6,29 +6,9 @@
 #[path = "support/registry.rs"]
 mod registry;
 
-use registry::{Sandbox, seed_image};
+use registry::{Env, Sandbox};
 
 const IMAGE: &str = "test/cli-net:1";
-
-/// A sandbox whose containers are removed when it goes, pass or fail.
-struct Env(Option<Sandbox>);
-
-impl std::ops::Deref for Env {
-    type Target = Sandbox;
-    fn deref(&self) -> &Sandbox {
-        self.0.as_ref().unwrap()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Some(s) = self.0.take()
-            && s.dir.path().join("engine.sock").exists()
-        {
-            let _ = s.run(&["rm", "-f", "--all"]);
-        }
-    }
-}
 
 /// An HTTP GET from a fresh container on `network`; the response, if any.
 fn fetch(s: &Sandbox, network: &str, host: &str) -> Option<String> {
@@ -48,9 +28,7 @@ fn fetch(s: &Sandbox, network: &str, host: &str) -> Option<String> {
 
 #[test]
 fn network_commands_and_traffic() {
-    let s = Env(Some(Sandbox::new()));
-    let tar = seed_image(s.dir.path(), IMAGE);
-    s.ok(&["image", "import", tar.to_str().unwrap()]);
+    let s = Env::with_image(IMAGE);
     s.ok(&["network", "create", "--label", "tier=web", "apps"]);
     s.ok(&[
         "network",
@@ -153,9 +131,7 @@ fn curl(url: &str) -> Option<String> {
 
 #[test]
 fn names_and_published_ports_from_the_cli() {
-    let s = Env(Some(Sandbox::new()));
-    let tar = seed_image(s.dir.path(), IMAGE);
-    s.ok(&["image", "import", tar.to_str().unwrap()]);
+    let s = Env::with_image(IMAGE);
     s.ok(&["network", "create", "shop"]);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -6,32 +6,12 @@
 #[path = "support/registry.rs"]
 mod registry;
 
-use registry::{Sandbox, seed_image};
+use registry::{Env, Sandbox};
 use servin::project::desired::{DesiredOptions, desired};
 use servin::project::{LoadOptions, load};
 use servin_proto::{ActionKind, DesiredContainer, Plan};
 
 const IMAGE: &str = "test/cli:1";
-
-/// Removes the sandbox's containers when it goes, pass or fail.
-struct Env(Option<Sandbox>);
-
-impl std::ops::Deref for Env {
-    type Target = Sandbox;
-    fn deref(&self) -> &Sandbox {
-        self.0.as_ref().unwrap()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Some(s) = self.0.take()
-            && s.dir.path().join("engine.sock").exists()
-        {
-            let _ = s.run(&["rm", "-f", "--all"]);
-        }
-    }
-}
 
 fn project_file(app_level: &str) -> String {
     format!(
@@ -67,9 +47,7 @@ fn create_labelled(s: &Sandbox, c: &DesiredContainer) -> String {
 
 #[test]
 fn plan_shows_each_action_and_changes_nothing() {
-    let s = Env(Some(Sandbox::new()));
-    let tar = seed_image(s.dir.path(), IMAGE);
-    s.ok(&["image", "import", tar.to_str().unwrap()]);
+    let s = Env::with_image(IMAGE);
     let dir = s.dir.path().join("demo");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("servin.toml");

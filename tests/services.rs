@@ -7,30 +7,10 @@
 #[path = "support/registry.rs"]
 mod registry;
 
-use registry::{Run, Sandbox, seed_image};
+use registry::{Env, Run, Sandbox};
 use serde_json::Value;
 
 const IMAGE: &str = "test/services:1";
-
-/// Takes the sandbox's containers away when it goes, pass or fail.
-struct Env(Option<Sandbox>);
-
-impl std::ops::Deref for Env {
-    type Target = Sandbox;
-    fn deref(&self) -> &Sandbox {
-        self.0.as_ref().unwrap()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Some(s) = self.0.take()
-            && s.dir.path().join("engine.sock").exists()
-        {
-            let _ = s.run(&["rm", "-f", "--all"]);
-        }
-    }
-}
 
 /// Runs servin in folder `dir`.
 fn run_in(s: &Sandbox, dir: &std::path::Path, args: &[&str]) -> Run {
@@ -61,9 +41,7 @@ fn started_at(s: &Sandbox, name: &str) -> String {
 
 #[test]
 fn services_stand_for_their_containers_in_a_project_folder() {
-    let s = Env(Some(Sandbox::new()));
-    let tar = seed_image(s.dir.path(), IMAGE);
-    s.ok(&["image", "import", tar.to_str().unwrap()]);
+    let s = Env::with_image(IMAGE);
     let dir = s.dir.path().join("svc");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -176,9 +154,7 @@ stop_timeout = "1s"
 
 #[test]
 fn project_logs_interleave_the_services_in_time_order() {
-    let s = Env(Some(Sandbox::new()));
-    let tar = seed_image(s.dir.path(), IMAGE);
-    s.ok(&["image", "import", tar.to_str().unwrap()]);
+    let s = Env::with_image(IMAGE);
     let dir = s.dir.path().join("logs");
     std::fs::create_dir_all(&dir).unwrap();
     // zeta writes first; alpha only starts once zeta completed, so time

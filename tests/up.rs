@@ -6,36 +6,13 @@
 #[path = "support/registry.rs"]
 mod registry;
 
-use registry::{Run, Sandbox, mounts_below, seed_image};
+use registry::{Env, Run, Sandbox, mounts_below};
 use serde_json::Value;
 
 const IMAGE: &str = "test/up:1";
 
-/// Takes the sandbox's containers away when it goes, pass or fail.
-struct Env(Option<Sandbox>);
-
-impl std::ops::Deref for Env {
-    type Target = Sandbox;
-    fn deref(&self) -> &Sandbox {
-        self.0.as_ref().unwrap()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Some(s) = self.0.take()
-            && s.dir.path().join("engine.sock").exists()
-        {
-            let _ = s.run(&["rm", "-f", "--all"]);
-        }
-    }
-}
-
 fn sandbox() -> Env {
-    let s = Env(Some(Sandbox::new()));
-    let tar = seed_image(s.dir.path(), IMAGE);
-    s.ok(&["image", "import", tar.to_str().unwrap()]);
-    s
+    Env::with_image(IMAGE)
 }
 
 /// A project: `db` becomes healthy once it wrote its marker; `web`

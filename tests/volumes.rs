@@ -8,38 +8,12 @@ mod registry;
 
 use std::time::{Duration, Instant};
 
-use registry::{Sandbox, seed_image};
+use registry::{Env, Sandbox};
 
 const IMAGE: &str = "test/cli:1";
 
-/// A sandbox whose containers are removed (`rm -f --all`) when it goes,
-/// pass or fail, before the sandbox kills its engine and unmounts what is
-/// left.
-struct Env(Option<Sandbox>);
-
-impl std::ops::Deref for Env {
-    type Target = Sandbox;
-    fn deref(&self) -> &Sandbox {
-        self.0.as_ref().unwrap()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Some(s) = self.0.take()
-            && s.dir.path().join("engine.sock").exists()
-        {
-            let _ = s.run(&["rm", "-f", "--all"]);
-            let _ = s.run(&["volume", "prune", "-af"]);
-        }
-    }
-}
-
 fn sandbox() -> Env {
-    let s = Env(Some(Sandbox::new()));
-    let tar = seed_image(s.dir.path(), IMAGE);
-    s.ok(&["image", "import", tar.to_str().unwrap()]);
-    s
+    Env::with_image(IMAGE)
 }
 
 /// Checks the engine itself unmounted everything once the containers are

@@ -378,6 +378,44 @@ impl Sandbox {
     }
 }
 
+/// A sandbox whose containers and volumes are removed (`rm -f --all`,
+/// `volume prune -af`) when it goes, pass or fail, before the sandbox kills
+/// its engine and unmounts what is left.
+pub struct Env(Option<Sandbox>);
+
+impl Env {
+    /// A fresh sandbox.
+    pub fn new() -> Self {
+        Self(Some(Sandbox::new()))
+    }
+
+    /// A fresh sandbox with the seed image imported as `image`.
+    pub fn with_image(image: &str) -> Self {
+        let s = Self::new();
+        let tar = seed_image(s.dir.path(), image);
+        s.ok(&["image", "import", tar.to_str().unwrap()]);
+        s
+    }
+}
+
+impl std::ops::Deref for Env {
+    type Target = Sandbox;
+    fn deref(&self) -> &Sandbox {
+        self.0.as_ref().unwrap()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take()
+            && s.dir.path().join("engine.sock").exists()
+        {
+            let _ = s.run(&["rm", "-f", "--all"]);
+            let _ = s.run(&["volume", "prune", "-af"]);
+        }
+    }
+}
+
 /// Mount points at or below `dir`.
 pub fn mounts_below(dir: &Path) -> Vec<String> {
     let prefix = dir.display().to_string();
