@@ -507,7 +507,15 @@ impl Containers {
                 .rev()
                 .map(|chain| self.store.snapshot_path(chain))
                 .collect::<Result<_>>()?;
-            rootfs::mount_overlay(&lower, &paths.upper(), &paths.work(), &paths.rootfs())?;
+            // A root removed with its container needs no writeback.
+            let volatile = c.record.host_config().auto_remove.unwrap_or(false);
+            rootfs::mount_overlay_with(
+                &lower,
+                &paths.upper(),
+                &paths.work(),
+                &paths.rootfs(),
+                volatile,
+            )?;
         }
         Ok(())
     }

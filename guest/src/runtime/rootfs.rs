@@ -19,6 +19,21 @@ const MAX_OPTIONS: usize = 4000;
 /// with `work` as overlayfs's work folder. An image without layers gets an
 /// empty lower folder next to `upper`.
 pub fn mount_overlay(lower: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+    mount_overlay_with(lower, upper, work, target, false)
+}
+
+/// [`mount_overlay`], `volatile` when asked: overlayfs then never syncs the
+/// upper folder's filesystem, not even when unmounted (which otherwise
+/// writes back the whole filesystem the state root is on). Only for a root
+/// nobody keeps: a container removed when it exits (`--rm`). Kernels
+/// without the option (before 5.10) get a normal mount.
+pub fn mount_overlay_with(
+    lower: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    volatile: bool,
+) -> Result<()> {
     let mut lower = lower.to_vec();
     if lower.is_empty() {
         let empty = upper.with_file_name("empty");
@@ -41,12 +56,15 @@ pub fn mount_overlay(lower: &[PathBuf], upper: &Path, work: &Path, target: &Path
             ),
         });
     }
-    let options = format!(
+    let mut options = format!(
         "lowerdir={},upperdir={},workdir={}",
         joined.join(":"),
         upper.display(),
         work.display()
     );
+    if volatile {
+        options.push_str(",volatile");
+    }
     if options.len() > MAX_OPTIONS {
         return Err(Error::Runtime {
             context: format!("mount the root at {}", target.display()),
@@ -60,17 +78,35 @@ pub fn mount_overlay(lower: &[PathBuf], upper: &Path, work: &Path, target: &Path
         context: format!("mount the root at {}", target.display()),
         message: "a layer path holds a NUL byte".to_string(),
     })?;
-    rustix::mount::mount(
-        "overlay",
-        target,
-        "overlay",
-        MountFlags::empty(),
-        data.as_c_str(),
-    )
-    .map_err(|e| Error::Runtime {
+    let mount = || {
+        rustix::mount::mount(
+            "overlay",
+            target,
+            "overlay",
+            MountFlags::empty(),
+            data.as_c_str(),
+        )
+    };
+    let failed = |e: rustix::io::Errno| Error::Runtime {
         context: format!("mount the root at {}", target.display()),
         message: format!("overlay mount: {e}"),
-    })
+    };
+    match mount() {
+        Err(rustix::io::Errno::INVAL) if volatile => {
+            // The work folder of an earlier volatile mount (overlayfs
+            // refuses it until it is emptied), or no `volatile` in this
+            // kernel: a fresh work folder, then a normal mount if need be.
+            let _ = std::fs::remove_dir_all(work);
+            std::fs::create_dir_all(work).map_err(Error::io("create", work))?;
+            match mount() {
+                Err(rustix::io::Errno::INVAL) => {
+                    mount_overlay_with(&lower, upper, work, target, false)
+                }
+                other => other.map_err(failed),
+            }
+        }
+        other => other.map_err(failed),
+    }
 }
 
 /// Unmounts `target` (lazily, so a busy mount goes once unused); fine when
@@ -360,6 +396,36 @@ mod tests {
             d.path().join("usr/bin/made").is_dir(),
             "through the /bin link"
         );
+    }
+
+    #[test]
+    fn volatile_overlay_mounts_again_after_unmount() {
+        let d = tempfile::tempdir().unwrap();
+        let low = d.path().join("low");
+        std::fs::create_dir_all(&low).unwrap();
+        std::fs::write(low.join("a"), "a").unwrap();
+        let target = d.path().join("merged");
+        struct Unmount(PathBuf);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = unmount(&self.0);
+            }
+        }
+        let _guard = Unmount(target.clone());
+        let (upper, work) = (d.path().join("upper"), d.path().join("work"));
+        for round in 0..2 {
+            mount_overlay_with(std::slice::from_ref(&low), &upper, &work, &target, true).unwrap();
+            assert!(is_mounted(&target), "round {round}");
+            let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+            let line = info
+                .lines()
+                .find(|l| l.contains(&*target.to_string_lossy()))
+                .unwrap();
+            assert!(line.contains("volatile"), "{line}");
+            std::fs::write(target.join("b"), round.to_string()).unwrap();
+            unmount(&target).unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(upper.join("b")).unwrap(), "1");
     }
 
     #[test]
