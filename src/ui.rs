@@ -100,6 +100,29 @@ pub fn info(msg: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{msg}");
 }
 
+/// Runs `f` on every item (container, image, network, volume), reporting
+/// each failure with its causes and going on; `Failed::Reported` at the end
+/// when any failed.
+pub fn each(items: &[String], mut f: impl FnMut(&str) -> Result<(), Failed>) -> Result<(), Failed> {
+    let mut failed = false;
+    for item in items {
+        match f(item) {
+            Ok(()) => {}
+            Err(Failed::Error(e)) => {
+                error_chain(&*e);
+                failed = true;
+            }
+            Err(Failed::Reported) => failed = true,
+            Err(other) => return Err(other),
+        }
+    }
+    if failed {
+        Err(Failed::Reported)
+    } else {
+        Ok(())
+    }
+}
+
 /// Prints an error and its causes, each once.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) {
     error(&e.to_string());

@@ -19,20 +19,10 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
     cli.format(&[Format::Json], Format::Json)?;
     let engine = servin::client::Engine::connect()?;
     let mut out = Vec::new();
-    let mut failed = false;
-    for c in &args.containers {
-        match engine.inspect_container(c) {
-            Ok(info) => out.push(info),
-            Err(e) => {
-                ui::error_chain(&e);
-                failed = true;
-            }
-        }
-    }
-    ui::data(&serde_json::to_string_pretty(&out)?)?;
-    if failed {
-        Err(Failed::Reported)
-    } else {
+    let found = ui::each(&args.containers, |c| {
+        out.push(engine.inspect_container(c)?);
         Ok(())
-    }
+    });
+    ui::data(&serde_json::to_string_pretty(&out)?)?;
+    found
 }

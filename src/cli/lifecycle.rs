@@ -101,26 +101,6 @@ pub struct WaitArgs {
     pub containers: Vec<String>,
 }
 
-/// Runs `each` on every container, reporting failures and going on; exit 1
-/// when any failed.
-fn each(
-    containers: &[String],
-    mut f: impl FnMut(&str) -> Result<(), servin::client::Error>,
-) -> Result<(), Failed> {
-    let mut failed = false;
-    for c in containers {
-        if let Err(e) = f(c) {
-            ui::error_chain(&e);
-            failed = true;
-        }
-    }
-    if failed {
-        Err(Failed::Reported)
-    } else {
-        Ok(())
-    }
-}
-
 pub fn start(cli: &Cli, args: &StartArgs) -> Result<(), Failed> {
     cli.format(&[Format::Text], Format::Text)?;
     let engine = servin::client::Engine::connect()?;
@@ -144,7 +124,7 @@ pub fn start(cli: &Cli, args: &StartArgs) -> Result<(), Failed> {
         };
     }
     let containers = super::services::expand(cli, &engine, &args.containers)?;
-    each(&containers, |c| {
+    ui::each(&containers, |c| {
         engine.start_container(c)?;
         println!("{c}");
         Ok(())
@@ -155,7 +135,7 @@ pub fn stop(cli: &Cli, args: &StopArgs) -> Result<(), Failed> {
     cli.format(&[Format::Text], Format::Text)?;
     let engine = servin::client::Engine::connect()?;
     let containers = super::services::expand(cli, &engine, &args.containers)?;
-    each(&containers, |c| {
+    ui::each(&containers, |c| {
         engine.stop_container(c, args.time, args.signal.as_deref())?;
         println!("{c}");
         Ok(())
@@ -166,7 +146,7 @@ pub fn restart(cli: &Cli, args: &RestartArgs) -> Result<(), Failed> {
     cli.format(&[Format::Text], Format::Text)?;
     let engine = servin::client::Engine::connect()?;
     let containers = super::services::expand(cli, &engine, &args.containers)?;
-    each(&containers, |c| {
+    ui::each(&containers, |c| {
         engine.restart_container(c, args.time)?;
         println!("{c}");
         Ok(())
@@ -178,7 +158,7 @@ pub fn kill(cli: &Cli, args: &KillArgs) -> Result<(), Failed> {
     let signal = servin::project::values::signal::parse_signal(&args.signal)
         .map_err(|e| Failed::Usage(format!("invalid --signal: {e}")))?;
     let engine = servin::client::Engine::connect()?;
-    each(&args.containers, |c| {
+    ui::each(&args.containers, |c| {
         engine.kill_container(c, &signal)?;
         println!("{c}");
         Ok(())
@@ -202,7 +182,7 @@ pub fn rm(cli: &Cli, args: &RmArgs) -> Result<(), Failed> {
     } else {
         args.containers.clone()
     };
-    each(&targets, |c| {
+    ui::each(&targets, |c| {
         engine.remove_container(c, args.force, args.volumes)?;
         println!("{c}");
         Ok(())
@@ -212,7 +192,7 @@ pub fn rm(cli: &Cli, args: &RmArgs) -> Result<(), Failed> {
 pub fn wait(cli: &Cli, args: &WaitArgs) -> Result<(), Failed> {
     cli.format(&[Format::Text], Format::Text)?;
     let engine = servin::client::Engine::connect()?;
-    each(&args.containers, |c| {
+    ui::each(&args.containers, |c| {
         let code = engine.wait_container(c, "not-running")?;
         println!("{code}");
         Ok(())

@@ -202,21 +202,10 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
         NetworkCommand::Rm(a) => {
             cli.format(&[Format::Text], Format::Text)?;
             let engine = servin::client::Engine::connect()?;
-            let mut failed = false;
-            for n in &a.networks {
-                match engine.remove_network(n) {
-                    Ok(()) => ui::data(n)?,
-                    Err(e) => {
-                        ui::error_chain(&e);
-                        failed = true;
-                    }
-                }
-            }
-            if failed {
-                Err(Failed::Reported)
-            } else {
-                Ok(())
-            }
+            ui::each(&a.networks, |n| {
+                engine.remove_network(n)?;
+                ui::data(n)
+            })
         }
         NetworkCommand::Inspect(a) => {
             cli.format(&[Format::Json], Format::Json)?;

@@ -20,28 +20,15 @@ pub struct Args {
 pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
     cli.format(&[Format::Text], Format::Text)?;
     let engine = servin::client::Engine::connect()?;
-    let mut failed = false;
-    for image in &args.images {
-        match engine.remove(image, args.force) {
-            Ok(items) => {
-                for item in items {
-                    if let Some(t) = item.untagged {
-                        ui::data(&format!("Untagged: {t}"))?;
-                    }
-                    if let Some(d) = item.deleted {
-                        ui::data(&format!("Deleted: {d}"))?;
-                    }
-                }
+    ui::each(&args.images, |image| {
+        for item in engine.remove(image, args.force)? {
+            if let Some(t) = item.untagged {
+                ui::data(&format!("Untagged: {t}"))?;
             }
-            Err(e) => {
-                ui::error_chain(&e);
-                failed = true;
+            if let Some(d) = item.deleted {
+                ui::data(&format!("Deleted: {d}"))?;
             }
         }
-    }
-    if failed {
-        Err(Failed::Reported)
-    } else {
         Ok(())
-    }
+    })
 }

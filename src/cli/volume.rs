@@ -201,42 +201,21 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
         VolumeCommand::Rm(a) => {
             cli.format(&[Format::Text], Format::Text)?;
             let engine = servin::client::Engine::connect()?;
-            let mut failed = false;
-            for name in &a.volumes {
-                match engine.remove_volume(name, a.force) {
-                    Ok(()) => ui::data(name)?,
-                    Err(e) => {
-                        ui::error_chain(&e);
-                        failed = true;
-                    }
-                }
-            }
-            if failed {
-                Err(Failed::Reported)
-            } else {
-                Ok(())
-            }
+            ui::each(&a.volumes, |name| {
+                engine.remove_volume(name, a.force)?;
+                ui::data(name)
+            })
         }
         VolumeCommand::Inspect(a) => {
             cli.format(&[Format::Json], Format::Json)?;
             let engine = servin::client::Engine::connect()?;
             let mut out = Vec::new();
-            let mut failed = false;
-            for name in &a.volumes {
-                match engine.inspect_volume(name) {
-                    Ok(v) => out.push(v),
-                    Err(e) => {
-                        ui::error_chain(&e);
-                        failed = true;
-                    }
-                }
-            }
-            ui::data(&serde_json::to_string_pretty(&out)?)?;
-            if failed {
-                Err(Failed::Reported)
-            } else {
+            let found = ui::each(&a.volumes, |name| {
+                out.push(engine.inspect_volume(name)?);
                 Ok(())
-            }
+            });
+            ui::data(&serde_json::to_string_pretty(&out)?)?;
+            found
         }
         VolumeCommand::Prune(a) => {
             cli.format(&[Format::Text], Format::Text)?;
