@@ -211,8 +211,34 @@ pub fn parse_manifest(bytes: &[u8], subject: &str) -> Result<ImageManifest> {
     Ok(m)
 }
 
-/// Fetches and checks the manifest of `r` for `platform`.
+/// How long a registry may take to hand over a manifest.
+const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Fetches and checks the manifest of `r` for `platform`, within
+/// [`RESOLVE_TIMEOUT`] (oci-client can wait forever on some registry
+/// answers).
 pub async fn resolve(
+    engine: &Engine,
+    r: &ImageRef,
+    platform: &Platform,
+    auth: &RegistryAuth,
+) -> Result<Resolved> {
+    tokio::time::timeout(
+        RESOLVE_TIMEOUT,
+        resolve_unbounded(engine, r, platform, auth),
+    )
+    .await
+    .map_err(|_| Error::Registry {
+        context: format!("pull {r}"),
+        message: format!(
+            "the registry did not answer within {} seconds",
+            RESOLVE_TIMEOUT.as_secs()
+        ),
+        status: 504,
+    })?
+}
+
+async fn resolve_unbounded(
     engine: &Engine,
     r: &ImageRef,
     platform: &Platform,

@@ -155,17 +155,7 @@ pub async fn create(
     let auth = engine
         .registries
         .auth(&r, registry_auth_header(req).as_deref());
-    // oci-client can wait forever on some registry answers; bound it.
-    let resolved = tokio::time::timeout(
-        std::time::Duration::from_secs(20),
-        pull::resolve(engine, &r, &platform, &auth),
-    )
-    .await
-    .map_err(|_| Error::Registry {
-        context: format!("pull {r}"),
-        message: "the registry did not answer within 20 seconds".to_string(),
-        status: 504,
-    })??;
+    let resolved = pull::resolve(engine, &r, &platform, &auth).await?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let progress = Progress::new(tx);
     let engine = Arc::clone(engine);

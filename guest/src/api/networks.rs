@@ -125,6 +125,22 @@ pub fn inspect(engine: &Arc<Engine>, key: &str) -> Result<Response<Body>> {
 /// `POST /networks/create`.
 pub async fn create(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Response<Body>> {
     let body: NetworkCreateRequest = read_body(req, "network create").await?;
+    let rec = create_network(engine, body).await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &NetworkCreateResponse {
+            id: rec.id,
+            warning: String::new(),
+        },
+    ))
+}
+
+/// Makes a network from a Docker create body (one IPv4 subnet at most) and
+/// announces it; for the API and for projects.
+pub async fn create_network(
+    engine: &Arc<Engine>,
+    body: NetworkCreateRequest,
+) -> Result<NetworkRecord> {
     if body.enable_ipv6 == Some(true) {
         return Err(Error::BadRequest(
             "IPv6 networks are not supported yet".to_string(),
@@ -158,13 +174,7 @@ pub async fn create(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Resp
     attrs.insert("name".to_string(), rec.name.clone());
     attrs.insert("type".to_string(), "bridge".to_string());
     engine.containers.events.network("create", &rec.id, attrs);
-    Ok(json_response(
-        StatusCode::CREATED,
-        &NetworkCreateResponse {
-            id: rec.id,
-            warning: String::new(),
-        },
-    ))
+    Ok(rec)
 }
 
 /// `DELETE /networks/{id}`.

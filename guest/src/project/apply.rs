@@ -21,7 +21,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bollard_stubs::models::HealthStatusEnum;
 use futures_util::future::join_all;
@@ -35,7 +34,6 @@ use tokio::sync::watch;
 use crate::container::{Container, Status};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::network::CreateOptions;
 use crate::progress::Progress;
 use crate::pull::{self, Platform};
 use crate::reference::ImageRef;
@@ -363,36 +361,9 @@ async fn ensure_networks(
             StepStatus::Working,
             "creating",
         );
-        let body = n.create.clone();
-        let config = body
-            .ipam
-            .as_ref()
-            .and_then(|i| i.config.clone())
-            .unwrap_or_default()
-            .into_iter()
-            .next()
-            .unwrap_or_default();
-        let made = engine
-            .containers
-            .networks
-            .create(CreateOptions {
-                name: body.name,
-                driver: body.driver,
-                subnet: config.subnet,
-                gateway: config.gateway,
-                internal: body.internal.unwrap_or(false),
-                labels: body.labels.unwrap_or_default(),
-                options: body.options.unwrap_or_default(),
-            })
-            .await;
+        let made = crate::api::networks::create_network(engine, n.create.clone()).await;
         match made {
-            Ok(rec) => {
-                let mut attrs = HashMap::new();
-                attrs.insert("name".to_string(), rec.name.clone());
-                attrs.insert("type".to_string(), "bridge".to_string());
-                engine.containers.events.network("create", &rec.id, attrs);
-                report.other(StepObject::Network, &engine_name, "created");
-            }
+            Ok(_) => report.other(StepObject::Network, &engine_name, "created"),
             Err(e) => {
                 ok = false;
                 report.fail(
@@ -597,16 +568,7 @@ fn image_of(c: &DesiredContainer) -> String {
 async fn pull_one(engine: &Arc<Engine>, image: &str) -> Result<()> {
     let r = ImageRef::parse(image)?;
     let auth = engine.registries.auth(&r, None);
-    let resolved = tokio::time::timeout(
-        Duration::from_secs(20),
-        pull::resolve(engine, &r, &Platform::host(), &auth),
-    )
-    .await
-    .map_err(|_| Error::Registry {
-        context: format!("pull {r}"),
-        message: "the registry did not answer within 20 seconds".to_string(),
-        status: 504,
-    })??;
+    let resolved = pull::resolve(engine, &r, &Platform::host(), &auth).await?;
     pull::fetch(engine, resolved, &Progress::silent()).await?;
     Ok(())
 }

@@ -398,6 +398,15 @@ mod tests {
         );
     }
 
+    /// Unmounts its path when dropped, pass or fail.
+    struct Unmount(PathBuf);
+
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = unmount(&self.0);
+        }
+    }
+
     #[test]
     fn volatile_overlay_mounts_again_after_unmount() {
         let d = tempfile::tempdir().unwrap();
@@ -405,12 +414,6 @@ mod tests {
         std::fs::create_dir_all(&low).unwrap();
         std::fs::write(low.join("a"), "a").unwrap();
         let target = d.path().join("merged");
-        struct Unmount(PathBuf);
-        impl Drop for Unmount {
-            fn drop(&mut self) {
-                let _ = unmount(&self.0);
-            }
-        }
         let _guard = Unmount(target.clone());
         let (upper, work) = (d.path().join("upper"), d.path().join("work"));
         for round in 0..2 {
@@ -441,12 +444,6 @@ mod tests {
             std::fs::write(dir.join(file), text).unwrap();
         }
         let target = d.path().join("merged");
-        struct Unmount(PathBuf);
-        impl Drop for Unmount {
-            fn drop(&mut self) {
-                let _ = unmount(&self.0);
-            }
-        }
         let _guard = Unmount(target.clone());
         assert!(!is_mounted(&target));
         mount_overlay(
