@@ -565,7 +565,6 @@ replicas = {n}
 
 #[test]
 fn a_project_serves_http_on_a_published_port_and_reaches_services_by_name() {
-    use std::io::{Read, Write};
     let s = sandbox();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -619,21 +618,29 @@ depends_on = ["files"]
     assert_eq!(fetched.trim(), "hello from the volume");
 
     // The host reaches the published port.
+    let body = http_get_until(port, "hello");
+    assert!(body.contains("hello from the volume"), "{body}");
+    s.ok(&["down", "-p", "site", "--volumes", "-t", "0"]);
+    assert!(containers(&s, "site").is_empty());
+}
+
+/// `GET /` on 127.0.0.1:`port` until the answer holds `want` (5 s at
+/// most: a server just started may not listen yet); the last answer.
+fn http_get_until(port: u16, want: &str) -> String {
+    use std::io::{Read as _, Write as _};
     let mut body = String::new();
     for _ in 0..50 {
         if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
             c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
             body.clear();
             let _ = c.read_to_string(&mut body);
-            if body.contains("hello") {
+            if body.contains(want) {
                 break;
             }
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert!(body.contains("hello from the volume"), "{body}");
-    s.ok(&["down", "-p", "site", "--volumes", "-t", "0"]);
-    assert!(containers(&s, "site").is_empty());
+    body
 }
 
 #[test]
@@ -822,7 +829,6 @@ stop_timeout = "1s"
 /// `up` changes nothing and `down --volumes` leaves nothing.
 #[test]
 fn the_hello_example_comes_up_serves_its_page_and_goes_away() {
-    use std::io::{Read as _, Write as _};
     let s = sandbox();
     s.ok(&["tag", IMAGE, "servin/hello:1"]);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -844,18 +850,7 @@ fn the_hello_example_comes_up_serves_its_page_and_goes_away() {
     let names: Vec<String> = containers(&s, "hello").into_iter().map(|c| c.0).collect();
     assert_eq!(names, ["hello-files-1", "hello-front-1"]);
 
-    let mut body = String::new();
-    for _ in 0..50 {
-        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
-            body.clear();
-            let _ = c.read_to_string(&mut body);
-            if body.contains("hello from servin") {
-                break;
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let body = http_get_until(port, "hello from servin");
     assert!(body.contains("hello from servin"), "{body}");
     let fetched = s.ok(&[
         "exec",
