@@ -10,6 +10,7 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use registry::wait::eventually;
 use registry::{Env, Sandbox};
 
 const IMAGE: &str = "test/cli:1";
@@ -59,17 +60,6 @@ fn read_until(child: &mut std::process::Child, line: &str) -> String {
 fn signal(child: &std::process::Child, sig: rustix::process::Signal) {
     let pid = rustix::process::Pid::from_child(child);
     rustix::process::kill_process(pid, sig).unwrap();
-}
-
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[test]

@@ -6,8 +6,7 @@
 #[path = "support/registry.rs"]
 mod registry;
 
-use std::time::{Duration, Instant};
-
+use registry::wait::eventually;
 use registry::{Env, Sandbox};
 
 const IMAGE: &str = "test/cli:1";
@@ -26,17 +25,6 @@ fn finish(s: Env) {
     drop(s);
     let left = registry::mounts_below(&root);
     assert!(left.is_empty(), "mounts left behind: {left:?}");
-}
-
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn names(s: &Sandbox, extra: &[&str]) -> Vec<String> {

@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::EngineGuard;
+use support::wait::eventually;
 
 const IMAGE: &str = "test/box:1";
 
@@ -30,18 +31,6 @@ fn inspect(e: &EngineGuard, name: &str) -> serde_json::Value {
     let out = e.docker_ok(&["inspect", "--type", "container", name]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     v[0].clone()
-}
-
-/// Polls `f` until it returns true (up to 30 s).
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn code(out: &std::process::Output) -> i32 {

@@ -5,10 +5,10 @@
 mod support;
 
 use std::os::unix::fs::MetadataExt;
-use std::time::{Duration, Instant};
 
 use support::EngineGuard;
 use support::image::{self, Entry, Layer};
+use support::wait::eventually;
 
 const IMAGE: &str = "test/box:1";
 const SEEDED: &str = "test/seeded:1";
@@ -30,18 +30,6 @@ fn finish(e: EngineGuard) {
     drop(e);
     let left = support::mounts_below(&root);
     assert!(left.is_empty(), "mounts left behind: {left:?}");
-}
-
-/// Polls `f` until it returns true (up to 30 s).
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn volume_names(e: &EngineGuard, args: &[&str]) -> Vec<String> {

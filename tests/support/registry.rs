@@ -22,6 +22,10 @@ use tempfile::TempDir;
 #[path = "../../guest/tests/support/token.rs"]
 pub mod token;
 
+/// Waiting for what the engine does in the background.
+#[path = "../../guest/tests/support/wait.rs"]
+pub mod wait;
+
 /// A running `docker-registry serve`.
 pub struct Registry {
     child: Child,

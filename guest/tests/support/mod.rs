@@ -9,6 +9,7 @@ pub mod http;
 pub mod image;
 pub mod net;
 pub mod token;
+pub mod wait;
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
