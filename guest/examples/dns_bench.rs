@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
-use servin_guest::dns::{DnsConfig, DnsServer, NameSource, name_matches};
+use servin_guest::network::dns::{DnsConfig, DnsServer, NameSource, name_matches};
 
 type Failure = Box<dyn std::error::Error>;
 

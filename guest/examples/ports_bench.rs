@@ -33,7 +33,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use servin_guest::ports::{HostPort, PortBinding, Protocol, publish};
+use servin_guest::network::ports::{HostPort, PortBinding, Protocol, publish};
 
 const TARGET: Ipv4Addr = Ipv4Addr::new(127, 0, 77, 1);
 const HOST: Ipv4Addr = Ipv4Addr::new(127, 0, 77, 2);

@@ -6,10 +6,10 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::container::Containers;
 use crate::container::discovery::{self, ContainerNames};
-use crate::dns::{self, DnsConfig, DnsServer};
 use crate::error::Result;
-use crate::registry::Registries;
-use crate::store::Store;
+use crate::image::registry::Registries;
+use crate::image::store::Store;
+use crate::network::dns::{self, DnsConfig, DnsServer};
 use crate::volume::Volumes;
 
 /// The running engine.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
-use servin_guest::dns::{DnsConfig, DnsServer, NameSource, name_matches};
+use servin_guest::network::dns::{DnsConfig, DnsServer, NameSource, name_matches};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 

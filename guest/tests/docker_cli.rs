@@ -11,7 +11,7 @@ use support::{EngineGuard, RegistryGuard};
 
 fn snapshot(engine: &EngineGuard, img: &image::Built, layer: usize) -> std::path::PathBuf {
     let diffs: Vec<String> = img.layers.iter().map(|l| l.diff_id.clone()).collect();
-    let chain = servin_guest::digest::chain_ids(&diffs);
+    let chain = servin_guest::image::digest::chain_ids(&diffs);
     engine
         .root()
         .join("images/snapshots")

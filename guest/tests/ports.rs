@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use servin_guest::error::Error;
-use servin_guest::ports::{
+use servin_guest::network::ports::{
     HostPort, PortBinding, Protocol, PublishOptions, parse_port_spec, port_holder, publish,
     publish_with,
 };

@@ -65,7 +65,7 @@ fn index_resolves_to_the_host_or_asked_platform_with_zstd_hardlinks_and_devices(
     ]);
     assert_eq!(arch.trim(), format!("{} amd64", amd64.config_digest));
     let diffs: Vec<String> = amd64.layers.iter().map(|l| l.diff_id.clone()).collect();
-    let chain = servin_guest::digest::chain_ids(&diffs);
+    let chain = servin_guest::image::digest::chain_ids(&diffs);
     let snap = engine.root().join("images/snapshots").join(&chain[1][7..]);
     let dev = std::fs::symlink_metadata(snap.join("dev/null")).unwrap();
     assert!(dev.file_type().is_char_device());

@@ -236,7 +236,7 @@ fn load_with_volumes(e: &EngineGuard, tag: &str) {
     let mut config: serde_json::Value = serde_json::from_slice(&built.config).unwrap();
     config["config"]["Volumes"] = serde_json::json!({"/cache": {}, "/empty": {}});
     let config = serde_json::to_vec(&config).unwrap();
-    let config_name = format!("{}.json", &servin_guest::digest::of(&config)[7..]);
+    let config_name = format!("{}.json", &servin_guest::image::digest::of(&config)[7..]);
     let mut b = tar::Builder::new(Vec::new());
     let mut add = |name: &str, data: &[u8]| {
         let mut h = tar::Header::new_gnu();

@@ -12,8 +12,8 @@ use oci_client::{Client, RegistryOperation};
 use super::routes::{Body, json};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::reference::ImageRef;
-use crate::registry::{auth_error, refused, registry_error};
+use crate::image::reference::ImageRef;
+use crate::image::registry::{auth_error, refused, registry_error};
 
 /// The registry host of a login's server address: `https://x/v1/` is `x`;
 /// none, `index.docker.io` and `registry-1.docker.io` are `docker.io`.

@@ -12,13 +12,13 @@ use hyper::{Request, Response, StatusCode};
 use tokio::io::AsyncWriteExt;
 
 use super::routes::{Body, Query, empty, json, streaming, streaming_file};
-use crate::archive;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::progress::Progress;
-use crate::pull::{self, Platform};
-use crate::reference::{ImageRef, familiar};
-use crate::store::{ImageRecord, Removal};
+use crate::image::archive;
+use crate::image::progress::Progress;
+use crate::image::pull::{self, Platform};
+use crate::image::reference::{ImageRef, familiar};
+use crate::image::store::{ImageRecord, Removal};
 
 fn summary(img: &ImageRecord, created: i64) -> ImageSummary {
     ImageSummary {
@@ -194,7 +194,7 @@ pub async fn push(
     let progress = Progress::new(tx);
     let engine = Arc::clone(engine);
     tokio::spawn(async move {
-        match crate::push::push(&engine, &image, &target, &auth, &progress).await {
+        match crate::image::push::push(&engine, &image, &target, &auth, &progress).await {
             Ok(digest) => {
                 let repo_digest = format!("{}@{digest}", target.name());
                 if let Err(e) = engine.store.add_image(image, None, Some(&repo_digest)) {

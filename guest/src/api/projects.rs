@@ -9,7 +9,7 @@ use servin_proto::DesiredProject;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::progress::Progress;
+use crate::image::progress::Progress;
 use crate::project;
 
 use super::routes::{Body, Query, json, streaming};

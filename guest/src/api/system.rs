@@ -44,7 +44,7 @@ fn kernel() -> String {
 }
 
 fn arch() -> String {
-    crate::pull::Platform::host().architecture
+    crate::image::pull::Platform::host().architecture
 }
 
 /// `GET /version`.

@@ -23,7 +23,7 @@ use servin_proto::labels;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::Containers;
-use crate::dns::{DnsServer, NameSource, name_matches};
+use crate::network::dns::{DnsServer, NameSource, name_matches};
 use crate::network::{DEFAULT_NETWORK, Endpoint, EndpointEvent, Networks};
 
 /// The engine's names: a [`NameSource`] over its containers, held weakly

@@ -43,11 +43,11 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
 use crate::error::{Error, Result};
+use crate::image::store::Store;
 use crate::monitor;
 use crate::monitor::attach::{AttachReader, AttachWriter};
 use crate::network::{self, Networks};
 use crate::runtime::Runtime;
-use crate::store::Store;
 use crate::volume::Volumes;
 
 pub use record::{Paths, Record, State, Status};
@@ -82,7 +82,7 @@ pub struct Container {
     /// The networks it joins, first one first (see [`network::Attachment`]).
     networks: Mutex<Vec<network::Attachment>>,
     /// Its published ports while it runs (see [`publish`]).
-    published: Mutex<Option<crate::ports::Published>>,
+    published: Mutex<Option<crate::network::ports::Published>>,
 }
 
 impl Container {

@@ -5,7 +5,7 @@
 //! the host port is free again when `stop` returns), and published again
 //! after an engine restart for containers that still run.
 //!
-//! The forwarding itself is [`crate::ports`]'s (userland: it holds every
+//! The forwarding itself is [`crate::network::ports`]'s (userland: it holds every
 //! host port) and, unless `SERVIN_PORT_FORWARD=userland`, the kernel's
 //! ([`crate::network::Networks::publish_kernel`]: the fast path, for IPv4).
 
@@ -15,7 +15,7 @@ use super::networking::{Mode, mode_of};
 use super::{Container, Containers};
 use crate::error::{Error, Result};
 use crate::network::firewall::Dnat;
-use crate::ports::{self, HostPort, PortBinding, Protocol, PublishedPort};
+use crate::network::ports::{self, HostPort, PortBinding, Protocol, PublishedPort};
 
 /// The container ports exposed by the image and by the create body
 /// (`ExposedPorts`, `--expose`), sorted, without duplicates.

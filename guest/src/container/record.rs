@@ -19,7 +19,7 @@ use bollard_stubs::models::{ContainerCreateBody, Health, HostConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::store::{sync_dir, write_synced};
+use crate::image::store::{sync_dir, write_synced};
 use crate::timefmt;
 
 /// The file holding a container's [`Record`].

@@ -60,7 +60,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::ipam::Subnet;
 use crate::error::{Error, Result};
-use crate::ports::Protocol;
+use crate::network::ports::Protocol;
 
 /// Which tool writes the rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -1,4 +1,5 @@
-//! Container networks: bridges, address management, namespaces, firewall.
+//! Container networks: bridges, address management, namespaces, firewall,
+//! name resolution and published ports.
 //!
 //! [`Networks`] owns every network of the engine. A network is a Linux
 //! bridge (`sv-<10 hex of its ID>`) with a subnet of its own, its state in
@@ -30,10 +31,14 @@
 //! - [`ipam`]: subnets, the pool, address allocation.
 //! - [`link`]: netlink: bridges, veths, namespaces.
 //! - [`firewall`]: nftables or iptables rules per network.
+//! - [`dns`]: the embedded DNS server that resolves container names.
+//! - [`ports`]: published ports, forwarded from the host in userland.
 
+pub mod dns;
 pub mod firewall;
 pub mod ipam;
 pub mod link;
+pub mod ports;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};

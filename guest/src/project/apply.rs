@@ -34,9 +34,9 @@ use tokio::sync::watch;
 use crate::container::{Container, Status};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::progress::Progress;
-use crate::pull::{self, Platform};
-use crate::reference::ImageRef;
+use crate::image::progress::Progress;
+use crate::image::pull::{self, Platform};
+use crate::image::reference::ImageRef;
 
 use super::{Observed, observe};
 

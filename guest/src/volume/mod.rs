@@ -373,7 +373,7 @@ impl Volumes {
             std::fs::create_dir_all(&data).map_err(Error::io("create", &data))?;
             record::write_json(&tmp, META_FILE, &meta)?;
             std::fs::rename(&tmp, &dir).map_err(Error::io("rename", &tmp))?;
-            crate::store::sync_dir(&self.dir);
+            crate::image::store::sync_dir(&self.dir);
             Ok(())
         })();
         if let Err(e) = made {
@@ -409,7 +409,7 @@ impl Volumes {
         let suffix: String = names::new_id()?.chars().take(8).collect();
         let aside = self.dir.join(format!(".removing-{name}-{suffix}"));
         std::fs::rename(&dir, &aside).map_err(Error::io("rename", &dir))?;
-        crate::store::sync_dir(&self.dir);
+        crate::image::store::sync_dir(&self.dir);
         Ok(aside)
     }
 

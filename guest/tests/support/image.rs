@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use servin_guest::digest;
+use servin_guest::image::digest;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";

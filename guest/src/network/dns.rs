@@ -261,11 +261,11 @@ fn socket_error(subject: &str, addr: impl Into<SocketAddr>, step: &str, error: i
     let mut message = error.to_string();
     if error.kind() == io::ErrorKind::AddrInUse {
         let protocol = if step.contains("udp") {
-            crate::ports::Protocol::Udp
+            crate::network::ports::Protocol::Udp
         } else {
-            crate::ports::Protocol::Tcp
+            crate::network::ports::Protocol::Tcp
         };
-        if let Some(holder) = crate::ports::port_holder(addr, protocol) {
+        if let Some(holder) = crate::network::ports::port_holder(addr, protocol) {
             message = format!("{message} (held by {holder})");
         }
     }

@@ -14,14 +14,14 @@ use oci_client::{Client, RegistryOperation};
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 use tokio::io::AsyncWriteExt;
 
-use crate::digest::{self, Hasher};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::progress::Progress;
-use crate::reference::{ImageRef, familiar};
-use crate::registry::{auth_error, registry_error};
-use crate::store::{ImageRecord, LayerRecord, Store, short_id};
-use crate::unpack;
+use crate::image::digest::{self, Hasher};
+use crate::image::progress::Progress;
+use crate::image::reference::{ImageRef, familiar};
+use crate::image::registry::{auth_error, registry_error};
+use crate::image::store::{ImageRecord, LayerRecord, Store, short_id};
+use crate::image::unpack;
 
 /// Largest manifest or index accepted.
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
@@ -418,10 +418,10 @@ pub async fn ensure_snapshot(
     let result = tokio::task::spawn_blocking(move || -> Result<()> {
         std::fs::create_dir(&tmp2).map_err(Error::io("create", &tmp2))?;
         unpack::unpack_layer(&blob, &layer_s, Some(&diff_s), &tmp2)?;
-        crate::store::sync_dir(&tmp2);
+        crate::image::store::sync_dir(&tmp2);
         std::fs::rename(&tmp2, &dest).map_err(Error::io("rename", &dest))?;
         if let Some(parent) = dest.parent() {
-            crate::store::sync_dir(parent);
+            crate::image::store::sync_dir(parent);
         }
         Ok(())
     })

@@ -31,7 +31,7 @@ impl ImageRef {
         }
         let (rest, digest) = match name.split_once('@') {
             Some((r, d)) => {
-                crate::digest::hex_of(d).map_err(|_| bad("bad digest"))?;
+                crate::image::digest::hex_of(d).map_err(|_| bad("bad digest"))?;
                 (r, Some(d.to_string()))
             }
             None => (name, None),

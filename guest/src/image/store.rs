@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest;
 use crate::error::{Error, Result};
-use crate::reference::ImageRef;
+use crate::image::digest;
+use crate::image::reference::ImageRef;
 
 /// One layer of an image.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

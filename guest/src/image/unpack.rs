@@ -13,8 +13,8 @@ use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{CWD, FileType, Mode, XattrFlags};
 
-use crate::digest::HashingReader;
 use crate::error::{Error, Result};
+use crate::image::digest::HashingReader;
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_MARKER: &str = ".wh..wh..opq";

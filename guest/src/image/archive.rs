@@ -14,14 +14,14 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::digest::{self, Hasher};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::progress::Progress;
-use crate::pull::{self, OCI_INDEX, OCI_MANIFEST, Platform};
-use crate::reference::{ImageRef, familiar};
-use crate::store::{ImageRecord, LayerRecord, Store};
-use crate::unpack::Compression;
+use crate::image::digest::{self, Hasher};
+use crate::image::progress::Progress;
+use crate::image::pull::{self, OCI_INDEX, OCI_MANIFEST, Platform};
+use crate::image::reference::{ImageRef, familiar};
+use crate::image::store::{ImageRecord, LayerRecord, Store};
+use crate::image::unpack::Compression;
 
 /// Writes `images` (each with the full tagged names to record) as one tar at `out`.
 pub fn save(store: &Store, images: &[(ImageRecord, Vec<String>)], out: &Path) -> Result<()> {
@@ -132,7 +132,7 @@ fn extract(tar_path: &Path, dir: &Path) -> Result<()> {
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         let path = entry.path().map_err(bad)?.into_owned();
-        let rel = crate::unpack::safe_relative(&path)
+        let rel = crate::image::unpack::safe_relative(&path)
             .map_err(|m| Error::Archive(format!("entry {:?}: {m}", path.display().to_string())))?;
         if rel.as_os_str().is_empty() {
             continue;
@@ -226,13 +226,16 @@ fn read_layout(store: &Store, dir: &Path) -> Result<Vec<Pending>> {
         let entries: Vec<DockerEntry> = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Archive(format!("malformed manifest.json: {e}")))?;
         for e in entries {
-            let config_path = dir
-                .join(crate::unpack::safe_relative(Path::new(&e.config)).map_err(Error::Archive)?);
+            let config_path = dir.join(
+                crate::image::unpack::safe_relative(Path::new(&e.config))
+                    .map_err(Error::Archive)?,
+            );
             let config_digest = adopt(store, &config_path, None)?;
             let mut layers = Vec::new();
             for l in &e.layers {
-                let p =
-                    dir.join(crate::unpack::safe_relative(Path::new(l)).map_err(Error::Archive)?);
+                let p = dir.join(
+                    crate::image::unpack::safe_relative(Path::new(l)).map_err(Error::Archive)?,
+                );
                 let d = adopt(store, &p, None)?;
                 layers.push(d);
             }

@@ -13,7 +13,7 @@ use oci_client::secrets::RegistryAuth;
 use serde::Deserialize;
 
 use crate::error::Error;
-use crate::reference::{ImageRef, host_of};
+use crate::image::reference::{ImageRef, host_of};
 
 /// Makes and keeps registry clients (one per registry and credentials, so
 /// tokens are reused between pulls).
@@ -74,8 +74,8 @@ impl Registries {
         let plain = self.is_plain_http(r);
         let who = match auth {
             RegistryAuth::Anonymous => String::new(),
-            RegistryAuth::Basic(u, p) => crate::digest::of(format!("{u}:{p}").as_bytes()),
-            RegistryAuth::Bearer(t) => crate::digest::of(t.as_bytes()),
+            RegistryAuth::Basic(u, p) => crate::image::digest::of(format!("{u}:{p}").as_bytes()),
+            RegistryAuth::Bearer(t) => crate::image::digest::of(t.as_bytes()),
         };
         (format!("{}|{plain}|{who}", r.registry), plain)
     }
@@ -172,7 +172,7 @@ fn basic_from_auth(auth: &str) -> Option<RegistryAuth> {
 fn from_file(path: &Path, registry: &str) -> Option<RegistryAuth> {
     let bytes = std::fs::read(path).ok()?;
     let file: AuthFile = serde_json::from_slice(&bytes).ok()?;
-    let wanted = if registry == crate::reference::DOCKER_HUB {
+    let wanted = if registry == crate::image::reference::DOCKER_HUB {
         "index.docker.io"
     } else {
         registry

@@ -9,10 +9,10 @@ use tokio::io::AsyncReadExt;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::progress::Progress;
-use crate::reference::ImageRef;
-use crate::registry::{auth_error, registry_error};
-use crate::store::{ImageRecord, short_id};
+use crate::image::progress::Progress;
+use crate::image::reference::ImageRef;
+use crate::image::registry::{auth_error, registry_error};
+use crate::image::store::{ImageRecord, short_id};
 
 const CHUNK: usize = 4 * 1024 * 1024;
 

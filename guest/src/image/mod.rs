@@ -1,0 +1,20 @@
+//! Images: everything between a registry and an unpacked root filesystem.
+//!
+//! - [`reference`]: image references in Docker's normalised form.
+//! - [`digest`]: sha256 digests, validated before they name a file.
+//! - [`store`]: the content-addressed blob store and the image records.
+//! - [`unpack`]: layer tars into overlayfs-ready snapshot directories.
+//! - [`registry`]: registry clients, credentials and insecure registries.
+//! - [`pull`], [`push`]: moving images between a registry and the store.
+//! - [`archive`]: `docker save` tars and OCI layouts, in and out.
+//! - [`progress`]: Docker-style JSON progress messages.
+
+pub mod archive;
+pub mod digest;
+pub mod progress;
+pub mod pull;
+pub mod push;
+pub mod reference;
+pub mod registry;
+pub mod store;
+pub mod unpack;
