@@ -8,6 +8,7 @@
 //! - [`config`]: where the engine keeps its state and listens (`SERVIN_ROOT`,
 //!   `SERVIN_HOST`).
 //! - [`error`]: the engine's error type and its HTTP status.
+//! - [`state`]: crash-safe JSON records and random IDs, beneath everything.
 //! - [`engine`]: the shared state every request sees.
 //! - [`image`]: references, digests, the blob store, registries, pull and
 //!   push, unpacking layers, archives and progress messages.
@@ -30,6 +31,7 @@ pub mod monitor;
 pub mod network;
 pub mod project;
 pub mod runtime;
+pub mod state;
 pub mod timefmt;
 pub mod volume;
 

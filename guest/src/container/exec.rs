@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use bollard_stubs::models::ExecConfig;
 
 use super::record::Status;
-use super::{Container, Containers, names};
+use super::{Container, Containers};
 use crate::error::{Error, Result};
 use crate::monitor::exec::{ExecProcess, ExecRequest, Resizer};
 use crate::runtime::spec;
@@ -83,7 +83,7 @@ impl Containers {
         if config.cmd.as_ref().is_none_or(Vec::is_empty) {
             return Err(Error::BadRequest("no exec command specified".to_string()));
         }
-        let id = names::new_id()?;
+        let id = crate::state::new_id()?;
         let instance = Arc::new(ExecInstance {
             id: id.clone(),
             container: c.id().to_string(),
@@ -215,7 +215,7 @@ impl Containers {
         let dir = c.paths.execs();
         std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
         let file = format!("{tag}.json");
-        super::record::write_json_atomic(&dir, &file, &process)?;
+        crate::state::write_json_atomic(&dir, &file, &process)?;
         let req = ExecRequest {
             runtime: runtime.binary.clone(),
             runtime_root: runtime.root.clone(),

@@ -128,7 +128,7 @@ impl Containers {
                 }
                 continue;
             }
-            let rec: Record = match record::read_json(&path, record::RECORD_FILE) {
+            let rec: Record = match crate::state::read_json(&path, record::RECORD_FILE) {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(
@@ -139,8 +139,9 @@ impl Containers {
                     continue;
                 }
             };
-            let state: State = record::read_json(&path, record::STATE_FILE).unwrap_or_default();
-            let attachments = record::read_json(&path, record::NETWORKS_FILE)
+            let state: State =
+                crate::state::read_json(&path, record::STATE_FILE).unwrap_or_default();
+            let attachments = crate::state::read_json(&path, record::NETWORKS_FILE)
                 .unwrap_or_else(|_| self.attachments_for(&rec.body).unwrap_or_default());
             let c = Arc::new(Container::new(rec, path, state));
             c.set_attachments_in_memory(attachments);
@@ -233,7 +234,7 @@ impl Containers {
             .and_then(|c| c.config().clone());
         let wanted = super::volumes::wanted(&body, image_config.as_ref())?;
         let warnings = super::publish::check(&body, image_config.as_ref())?;
-        let id = names::new_id()?;
+        let id = crate::state::new_id()?;
         let mut map = self.lock_map();
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
@@ -269,9 +270,9 @@ impl Containers {
             // Atomic (a dot folder renamed into place) but not fsynced: a
             // killed engine never leaves half a container, and the start
             // path does not wait for the disk.
-            record::write_json_atomic(&tmp, record::RECORD_FILE, &record)?;
-            record::write_json_atomic(&tmp, record::STATE_FILE, &State::default())?;
-            record::write_json_atomic(&tmp, record::NETWORKS_FILE, &attachments)?;
+            crate::state::write_json_atomic(&tmp, record::RECORD_FILE, &record)?;
+            crate::state::write_json_atomic(&tmp, record::STATE_FILE, &State::default())?;
+            crate::state::write_json_atomic(&tmp, record::NETWORKS_FILE, &attachments)?;
             std::fs::rename(&tmp, &dir).map_err(Error::io("rename", &tmp))?;
             Ok(())
         })();
@@ -489,7 +490,7 @@ impl Containers {
         if let Some(argv0) = argv.first() {
             rootfs::lookup_command(&rootfs_path, argv0, &env)?;
         }
-        record::write_json_atomic(&paths.bundle(), "config.json", &oci)
+        crate::state::write_json_atomic(&paths.bundle(), "config.json", &oci)
     }
 
     /// Makes the container's folders and mounts its overlay root, unless

@@ -125,7 +125,7 @@ impl Container {
             change(&mut n);
             n.clone()
         };
-        record::write_json_atomic(&self.paths.dir, record::NETWORKS_FILE, &snapshot)
+        crate::state::write_json_atomic(&self.paths.dir, record::NETWORKS_FILE, &snapshot)
     }
 
     /// The container's ID.
@@ -157,7 +157,7 @@ impl Container {
             s.clone()
         };
         self.signals.send_modify(|s| s.generation += 1);
-        record::write_json_atomic(&self.paths.dir, record::STATE_FILE, &snapshot)
+        crate::state::write_json_atomic(&self.paths.dir, record::STATE_FILE, &snapshot)
     }
 
     /// A receiver of this container's [`Signals`].

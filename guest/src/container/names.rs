@@ -1,8 +1,7 @@
 //! Container IDs and names.
 
-use std::io::Read;
-
 use crate::error::{Error, Result};
+use crate::state;
 
 const ADJECTIVES: &[&str] = &[
     "amber", "brave", "calm", "clever", "cosmic", "crisp", "daring", "eager", "fancy", "gentle",
@@ -19,27 +18,10 @@ const NOUNS: &[&str] = &[
     "zephyr",
 ];
 
-/// Random bytes from the kernel.
-fn random_bytes(n: usize) -> Result<Vec<u8>> {
-    let path = std::path::Path::new("/dev/urandom");
-    let mut f = std::fs::File::open(path).map_err(Error::io("open", path))?;
-    let mut buf = vec![0u8; n];
-    f.read_exact(&mut buf).map_err(Error::io("read", path))?;
-    Ok(buf)
-}
-
-/// A new 64-hex-digit container or exec ID.
-pub fn new_id() -> Result<String> {
-    Ok(random_bytes(32)?
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
-
 /// A new `adjective_noun` name; `taken` says which names are in use.
 pub fn random_name(taken: impl Fn(&str) -> bool) -> Result<String> {
     for _ in 0..64 {
-        let r = random_bytes(3)?;
+        let r = state::random_bytes(3)?;
         let a = ADJECTIVES[usize::from(r[0]) % ADJECTIVES.len()];
         let n = NOUNS[usize::from(r[1]) % NOUNS.len()];
         let name = format!("{a}_{n}");
@@ -80,7 +62,7 @@ mod tests {
 
     #[test]
     fn ids_and_names() {
-        let id = new_id().unwrap();
+        let id = state::new_id().unwrap();
         assert_eq!(id.len(), 64);
         assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
         let name = random_name(|_| false).unwrap();

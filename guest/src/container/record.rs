@@ -12,14 +12,11 @@
 //!   namespace (a bind mount) while it runs;
 //! - `container.log*`, and the monitor's files (see [`crate::monitor`]).
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bollard_stubs::models::{ContainerCreateBody, Health, HostConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::image::store::{sync_dir, write_synced};
 use crate::timefmt;
 
 /// The file holding a container's [`Record`].
@@ -162,37 +159,6 @@ impl Default for State {
     }
 }
 
-/// Writes `value` as JSON to `dir/name` crash-safely.
-pub fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(Error::json(name.to_string()))?;
-    let tmp = dir.join(format!(".{name}.tmp"));
-    write_synced(&tmp, &bytes)?;
-    let path = dir.join(name);
-    fs::rename(&tmp, &path).map_err(Error::io("rename", &path))?;
-    sync_dir(dir);
-    Ok(())
-}
-
-/// Writes `value` as JSON to `dir/name` atomically (temp file, rename) but
-/// without waiting for the disk: for files rewritten on every start and
-/// exit (the state, the bundle's spec, exec specs), where the rename is what
-/// keeps a killed engine from leaving half a file, and an fsync on the start
-/// path costs milliseconds on a busy disk.
-pub fn write_json_atomic(dir: &Path, name: &str, value: &impl Serialize) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(Error::json(name.to_string()))?;
-    let tmp = dir.join(format!(".{name}.tmp"));
-    fs::write(&tmp, &bytes).map_err(Error::io("write", &tmp))?;
-    let path = dir.join(name);
-    fs::rename(&tmp, &path).map_err(Error::io("rename", &path))
-}
-
-/// Reads `dir/name` as JSON.
-pub fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Result<T> {
-    let path = dir.join(name);
-    let bytes = fs::read(&path).map_err(Error::io("read", &path))?;
-    serde_json::from_slice(&bytes).map_err(Error::json(path.display().to_string()))
-}
-
 /// The paths inside a container's folder.
 #[derive(Debug, Clone)]
 pub struct Paths {
@@ -260,8 +226,8 @@ mod tests {
             exit_code: 3,
             ..State::default()
         };
-        write_json(dir.path(), STATE_FILE, &state).unwrap();
-        let back: State = read_json(dir.path(), STATE_FILE).unwrap();
+        crate::state::write_json(dir.path(), STATE_FILE, &state).unwrap();
+        let back: State = crate::state::read_json(dir.path(), STATE_FILE).unwrap();
         assert_eq!(back.status, Status::Exited);
         assert_eq!(back.exit_code, 3);
         assert!(!dir.path().join(".state.json.tmp").exists());

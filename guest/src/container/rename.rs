@@ -47,7 +47,7 @@ impl Containers {
             name: new_name,
             ..c.record.clone()
         };
-        record::write_json_atomic(&c.paths.dir, record::RECORD_FILE, &record)?;
+        crate::state::write_json_atomic(&c.paths.dir, record::RECORD_FILE, &record)?;
         let renamed = Arc::new(Container::new(record, c.paths.dir.clone(), state));
         renamed.set_attachments_in_memory(c.attachments());
         map.insert(c.id().to_string(), Arc::clone(&renamed));

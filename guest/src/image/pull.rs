@@ -418,10 +418,10 @@ pub async fn ensure_snapshot(
     let result = tokio::task::spawn_blocking(move || -> Result<()> {
         std::fs::create_dir(&tmp2).map_err(Error::io("create", &tmp2))?;
         unpack::unpack_layer(&blob, &layer_s, Some(&diff_s), &tmp2)?;
-        crate::image::store::sync_dir(&tmp2);
+        crate::state::sync_dir(&tmp2);
         std::fs::rename(&tmp2, &dest).map_err(Error::io("rename", &dest))?;
         if let Some(parent) = dest.parent() {
-            crate::image::store::sync_dir(parent);
+            crate::state::sync_dir(parent);
         }
         Ok(())
     })

@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::image::digest;
 use crate::image::reference::ImageRef;
+use crate::state::{sync_dir, write_synced};
 
 /// One layer of an image.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -498,21 +498,6 @@ pub fn short_id(id: &str) -> String {
         .chars()
         .take(12)
         .collect()
-}
-
-/// Writes `data` to `path` and fsyncs it.
-pub fn write_synced(path: &Path, data: &[u8]) -> Result<()> {
-    let mut f = fs::File::create(path).map_err(Error::io("create", path))?;
-    f.write_all(data).map_err(Error::io("write", path))?;
-    f.sync_all().map_err(Error::io("sync", path))
-}
-
-/// Fsyncs a folder so a rename inside it survives a crash. Best effort: some
-/// filesystems refuse to sync folders.
-pub fn sync_dir(dir: &Path) {
-    if let Ok(f) = fs::File::open(dir) {
-        let _ = f.sync_all();
-    }
 }
 
 #[cfg(test)]

@@ -49,9 +49,8 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::container::names;
-use crate::container::record::{read_json, write_json, write_json_atomic};
 use crate::error::{Error, Result};
+use crate::state::{read_json, write_json, write_json_atomic};
 use crate::timefmt;
 use firewall::{Backend, Dnat};
 use ipam::Subnet;
@@ -453,7 +452,7 @@ impl Networks {
                 "a gateway needs a subnet: give --subnet too".to_string(),
             ));
         }
-        let id = names::new_id()?;
+        let id = crate::state::new_id()?;
         let tag = id.get(..10).unwrap_or(&id).to_string();
         let bridge = format!("sv-{tag}");
         let h = self.netlink().await?.clone();
@@ -667,7 +666,10 @@ impl Networks {
         let rec = self.get(network_id)?;
         let bridge = self.ensure_up(&rec).await?;
         let subnet = rec.subnet()?;
-        let host_veth = format!("sv{}", names::new_id()?.get(..12).unwrap_or("000000000000"));
+        let host_veth = format!(
+            "sv{}",
+            crate::state::new_id()?.get(..12).unwrap_or("000000000000")
+        );
         let endpoint = {
             let mut map = self.lock();
             let rec = map
@@ -703,7 +705,7 @@ impl Networks {
                 })?,
             };
             let endpoint = Endpoint {
-                endpoint_id: names::new_id()?,
+                endpoint_id: crate::state::new_id()?,
                 container_id: container_id.to_string(),
                 container_name: container_name.to_string(),
                 aliases: want.aliases.clone(),

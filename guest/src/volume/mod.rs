@@ -25,8 +25,6 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
-use crate::container::names;
-use crate::container::record;
 use crate::error::{Error, Result};
 use crate::runtime::rootfs;
 use crate::timefmt;
@@ -245,7 +243,7 @@ impl Volumes {
 
     fn read(&self, name: &str) -> Result<Volume> {
         let dir = self.dir.join(name);
-        let meta: Meta = match record::read_json(&dir, META_FILE) {
+        let meta: Meta = match crate::state::read_json(&dir, META_FILE) {
             Ok(m) => m,
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::NoSuchVolume(name.to_string()));
@@ -304,7 +302,7 @@ impl Volumes {
         let driver = driver.filter(|d| !d.is_empty()).unwrap_or(LOCAL_DRIVER);
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => n.to_string(),
-            None => names::new_id()?,
+            None => crate::state::new_id()?,
         };
         check_name(&name)?;
         if driver != LOCAL_DRIVER {
@@ -339,7 +337,7 @@ impl Volumes {
 
     /// Makes an anonymous volume with a random name, for a container.
     pub fn create_anonymous(&self) -> Result<Volume> {
-        let name = names::new_id()?;
+        let name = crate::state::new_id()?;
         let _guard = self.locked();
         self.write_new(Meta {
             name,
@@ -365,15 +363,15 @@ impl Volumes {
 
     /// Writes a new volume in a dot folder and renames it into place.
     fn write_new(&self, meta: Meta) -> Result<Volume> {
-        let suffix: String = names::new_id()?.chars().take(8).collect();
+        let suffix: String = crate::state::new_id()?.chars().take(8).collect();
         let tmp = self.dir.join(format!(".creating-{}-{suffix}", meta.name));
         let dir = self.dir.join(&meta.name);
         let made = (|| -> Result<()> {
             let data = tmp.join(DATA_DIR);
             std::fs::create_dir_all(&data).map_err(Error::io("create", &data))?;
-            record::write_json(&tmp, META_FILE, &meta)?;
+            crate::state::write_json(&tmp, META_FILE, &meta)?;
             std::fs::rename(&tmp, &dir).map_err(Error::io("rename", &tmp))?;
-            crate::image::store::sync_dir(&self.dir);
+            crate::state::sync_dir(&self.dir);
             Ok(())
         })();
         if let Err(e) = made {
@@ -406,10 +404,10 @@ impl Volumes {
                 message: e.full_message(),
             });
         }
-        let suffix: String = names::new_id()?.chars().take(8).collect();
+        let suffix: String = crate::state::new_id()?.chars().take(8).collect();
         let aside = self.dir.join(format!(".removing-{name}-{suffix}"));
         std::fs::rename(&dir, &aside).map_err(Error::io("rename", &dir))?;
-        crate::image::store::sync_dir(&self.dir);
+        crate::state::sync_dir(&self.dir);
         Ok(aside)
     }
 
