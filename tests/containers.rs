@@ -3,15 +3,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/registry.rs"]
-mod registry;
+mod support;
 
 use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use registry::wait::eventually;
-use registry::{Env, Sandbox};
+use servin_testkit::cleanup::mounts_below;
+use servin_testkit::wait::eventually;
+use support::sandbox::{Env, Sandbox};
 
 const IMAGE: &str = "test/cli:1";
 
@@ -22,7 +22,7 @@ fn sandbox() -> Env {
 fn finish(s: Env) {
     let root = s.root();
     drop(s);
-    let left = registry::mounts_below(&root);
+    let left = mounts_below(&root);
     assert!(left.is_empty(), "mounts left behind: {left:?}");
 }
 

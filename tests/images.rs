@@ -3,12 +3,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/registry.rs"]
-mod registry;
+mod support;
 
 use std::os::unix::fs::PermissionsExt;
 
-use registry::{Registry, Sandbox, seed_image};
+use servin_testkit::image::seed_image;
+use servin_testkit::registry::RegistryGuard;
+use support::sandbox::Sandbox;
 
 fn engine_pid(s: &Sandbox) -> u64 {
     let out = s.ok(&["info", "--format", "json"]);
@@ -60,7 +61,7 @@ fn two_clis_racing_end_with_one_engine() {
 #[test]
 fn images_go_through_tag_push_pull_export_import_and_prune() {
     let s = Sandbox::new();
-    let reg = Registry::start();
+    let reg = RegistryGuard::start();
     let seed = seed_image(s.dir.path(), "docker.io/library/seed:1");
 
     // Import an OCI layout tar.
@@ -230,7 +231,7 @@ fn login_stores_credentials_privately_and_logout_forgets_them() {
 }
 
 /// Runs `servin login ARGS --password-stdin` with `password` on stdin.
-fn login(s: &Sandbox, args: &[&str], password: &str) -> registry::Run {
+fn login(s: &Sandbox, args: &[&str], password: &str) -> support::Run {
     let mut all = vec!["login", "--password-stdin"];
     all.extend_from_slice(args);
     let mut child = s
@@ -257,7 +258,7 @@ fn stored(s: &Sandbox) -> String {
 #[test]
 fn login_checks_credentials_with_the_registry() {
     let s = Sandbox::new();
-    let registry = Registry::start();
+    let registry = RegistryGuard::start();
     let r = login(&s, &["-u", "alice", &registry.addr()], "s3cret");
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("Login Succeeded"), "{}", r.stderr);
@@ -273,7 +274,7 @@ fn login_checks_credentials_with_the_registry() {
 #[test]
 fn token_registry_with_login_or_docker_credentials() {
     let s = Sandbox::new();
-    let reg = Registry::start_with_token("bob", "t0ken");
+    let reg = RegistryGuard::start_with_token("bob", "t0ken");
     let seed = seed_image(s.dir.path(), "docker.io/library/seed:1");
     s.ok(&["image", "import", seed.to_str().unwrap()]);
     let remote = format!("{}/private/seed:1", reg.addr());
@@ -364,7 +365,7 @@ fn without_escapes(text: &str) -> String {
 #[test]
 fn pull_on_a_terminal_draws_bars_and_a_summary() {
     let s = Sandbox::new();
-    let reg = Registry::start();
+    let reg = RegistryGuard::start();
     let seed = seed_image(s.dir.path(), "docker.io/library/seed:1");
     s.ok(&["image", "import", seed.to_str().unwrap()]);
     let remote = format!("{}/team/tty:1", reg.addr());
@@ -376,7 +377,7 @@ fn pull_on_a_terminal_draws_bars_and_a_summary() {
         "SERVIN_ROOT={} SERVIN_HOST=unix://{} SERVIN_ENGINE={} HOME={} {} pull {remote}",
         s.root().display(),
         s.dir.path().join("engine.sock").display(),
-        registry::engine_binary().display(),
+        support::sandbox::engine_binary().display(),
         s.home().display(),
         env!("CARGO_BIN_EXE_servin"),
     );

@@ -3,11 +3,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/registry.rs"]
-mod registry;
+mod support;
 
-use registry::{Env, Registry, Run, Sandbox, seed_image_marked};
 use serde_json::Value;
+use servin_testkit::image::seed_image_marked;
+use servin_testkit::registry::RegistryGuard;
+use support::Run;
+use support::sandbox::{Env, Sandbox};
 
 /// Imports a seed image marked `marker` as `name`, pushes it; its image ID.
 fn push_seed(s: &Sandbox, name: &str, marker: &str) -> String {
@@ -59,7 +61,7 @@ type BTreeMapOf = std::collections::BTreeMap<String, String>;
 #[test]
 fn a_retagged_image_changes_nothing_until_lock_update() {
     let s = Env::new();
-    let reg = Registry::start();
+    let reg = RegistryGuard::start();
     let image = format!("{}/team/app:v1", reg.addr());
     let first = push_seed(&s, &image, "one");
 

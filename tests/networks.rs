@@ -3,10 +3,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/registry.rs"]
-mod registry;
+mod support;
 
-use registry::{Env, Sandbox};
+use servin_testkit::cleanup::mounts_below;
+use support::sandbox::{Env, Sandbox};
 
 const IMAGE: &str = "test/cli-net:1";
 
@@ -111,7 +111,7 @@ fn network_commands_and_traffic() {
     assert!(left.is_empty(), "left on the host: {left:?}");
     let root = s.root();
     drop(s);
-    assert!(registry::mounts_below(&root).is_empty());
+    assert!(mounts_below(&root).is_empty());
 }
 
 /// `curl` from the host, retried while the server starts; the body.
@@ -212,5 +212,5 @@ fn names_and_published_ports_from_the_cli() {
     assert!(left.is_empty(), "left on the host: {left:?}");
     let root = s.root();
     drop(s);
-    assert!(registry::mounts_below(&root).is_empty());
+    assert!(mounts_below(&root).is_empty());
 }

@@ -3,13 +3,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/registry.rs"]
-mod registry;
+mod support;
 
-use registry::{Env, Sandbox};
 use servin::project::desired::{DesiredOptions, desired};
 use servin::project::{LoadOptions, load};
 use servin_proto::{ActionKind, DesiredContainer, Plan};
+use support::sandbox::{Env, Sandbox};
 
 const IMAGE: &str = "test/cli:1";
 

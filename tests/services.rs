@@ -4,11 +4,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/registry.rs"]
-mod registry;
+mod support;
 
-use registry::{Env, Run, Sandbox};
 use serde_json::Value;
+use support::Run;
+use support::sandbox::{Env, Sandbox};
 
 const IMAGE: &str = "test/services:1";
 

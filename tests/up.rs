@@ -3,11 +3,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/registry.rs"]
-mod registry;
+mod support;
 
-use registry::{Env, Run, Sandbox, mounts_below};
 use serde_json::Value;
+use servin_testkit::cleanup::mounts_below;
+use support::Run;
+use support::sandbox::{Env, Sandbox};
 
 const IMAGE: &str = "test/up:1";
 

@@ -3,11 +3,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/registry.rs"]
-mod registry;
+mod support;
 
-use registry::wait::eventually;
-use registry::{Env, Sandbox};
+use servin_testkit::cleanup::mounts_below;
+use servin_testkit::wait::eventually;
+use support::sandbox::{Env, Sandbox};
 
 const IMAGE: &str = "test/cli:1";
 
@@ -20,10 +20,10 @@ fn sandbox() -> Env {
 fn finish(s: Env) {
     let root = s.root();
     eventually("the engine to unmount everything", || {
-        registry::mounts_below(&root).is_empty()
+        mounts_below(&root).is_empty()
     });
     drop(s);
-    let left = registry::mounts_below(&root);
+    let left = mounts_below(&root);
     assert!(left.is_empty(), "mounts left behind: {left:?}");
 }
 
@@ -185,7 +185,7 @@ fn run_with_named_anonymous_and_device_volumes() {
     assert_eq!(out, "quick\n");
     let data = s.root().join("volumes/fast/_data");
     assert!(
-        registry::mounts_below(&data).contains(&data.display().to_string()),
+        mounts_below(&data).contains(&data.display().to_string()),
         "the tmpfs stays mounted while the volume exists"
     );
     let r = s.run(&["volume", "create", "--opt", "size=1m", "odd"]);
@@ -193,6 +193,6 @@ fn run_with_named_anonymous_and_device_volumes() {
     assert!(r.stderr.contains("invalid option"), "{}", r.stderr);
     eventually("auto-removal", || s.ok(&["ps", "-aq"]).trim().is_empty());
     s.ok(&["volume", "rm", "fast", "data"]);
-    assert!(registry::mounts_below(&data).is_empty());
+    assert!(mounts_below(&data).is_empty());
     finish(s);
 }

@@ -8,8 +8,9 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use servin_testkit::cleanup::mounts_below;
+use servin_testkit::wait::eventually;
 use support::EngineGuard;
-use support::wait::eventually;
 
 const IMAGE: &str = "test/box:1";
 
@@ -23,7 +24,7 @@ fn engine() -> EngineGuard {
 fn finish(e: EngineGuard) {
     let root = e.root();
     drop(e);
-    let left = support::mounts_below(&root);
+    let left = mounts_below(&root);
     assert!(left.is_empty(), "mounts left behind: {left:?}");
 }
 

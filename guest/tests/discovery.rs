@@ -9,6 +9,7 @@ mod support;
 use std::net::TcpListener;
 use std::process::Command;
 
+use servin_testkit::cleanup::mounts_below;
 use support::EngineGuard;
 
 const IMAGE: &str = "test/box:1";
@@ -491,5 +492,5 @@ fn ports_publish_on_the_default_network() {
     drop(e);
     let left = objects.leftovers_settled();
     assert!(left.is_empty(), "left behind: {left:?}");
-    assert!(support::mounts_below(&root).is_empty());
+    assert!(mounts_below(&root).is_empty());
 }

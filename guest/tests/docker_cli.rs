@@ -6,8 +6,9 @@ mod support;
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
-use support::image::{self, Entry, Layer};
-use support::{EngineGuard, RegistryGuard};
+use servin_testkit::image::{self, Entry, Layer};
+use servin_testkit::registry::RegistryGuard;
+use support::EngineGuard;
 
 fn snapshot(engine: &EngineGuard, img: &image::Built, layer: usize) -> std::path::PathBuf {
     let diffs: Vec<String> = img.layers.iter().map(|l| l.diff_id.clone()).collect();
@@ -152,7 +153,7 @@ fn docker_push_then_pull_back() {
     );
     // The registry holds the same manifest.
     let stream = std::net::TcpStream::connect(("127.0.0.1", registry.port)).unwrap();
-    let r = support::http::request(
+    let r = servin_testkit::http::request(
         stream,
         &registry.addr(),
         "GET",

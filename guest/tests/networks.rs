@@ -10,6 +10,7 @@ use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use servin_testkit::cleanup::mounts_below;
 use support::EngineGuard;
 
 const IMAGE: &str = "test/box:1";
@@ -323,5 +324,5 @@ fn network_commands_connect_and_bad_input() {
     drop(e);
     let left = objects.leftovers_settled();
     assert!(left.is_empty(), "left behind: {left:?}");
-    assert!(support::mounts_below(&root).is_empty());
+    assert!(mounts_below(&root).is_empty());
 }

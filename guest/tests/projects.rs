@@ -78,7 +78,7 @@ fn make(
     id
 }
 
-fn post_plan(e: &EngineGuard, name: &str, d: &DesiredProject) -> support::http::Response {
+fn post_plan(e: &EngineGuard, name: &str, d: &DesiredProject) -> servin_testkit::http::Response {
     let body = serde_json::to_vec(d).unwrap();
     e.api(
         "POST",

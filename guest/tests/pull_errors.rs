@@ -6,8 +6,10 @@
 
 mod support;
 
-use support::image::{self, Entry, Layer};
-use support::{EngineGuard, FakeRegistry, RegistryGuard};
+use servin_testkit::files::{find_named, write};
+use servin_testkit::image::{self, Entry, Layer};
+use servin_testkit::registry::{FakeRegistry, RegistryGuard};
+use support::EngineGuard;
 
 fn assert_clean(engine: &EngineGuard) {
     assert_eq!(engine.image_count(), 0, "no partial image is visible");
@@ -69,7 +71,7 @@ fn wrong_credentials_fail_and_right_ones_pull() {
     let cfg = engine.dir.path().join("docker-config/config.json");
     let write_cfg = |user: &str, pass: &str| {
         let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-        support::write(
+        write(
             &cfg,
             format!(
                 r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
@@ -93,7 +95,7 @@ fn wrong_credentials_fail_and_right_ones_pull() {
     std::fs::remove_file(&cfg).unwrap();
     let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
     let file = engine.home().join(".servin/auth.json");
-    support::write(
+    write(
         &file,
         format!(
             r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
@@ -240,8 +242,8 @@ fn escaping_layer_entries_are_refused_without_writing_outside() {
         0,
         "nothing written outside"
     );
-    assert!(support::find_named(engine.dir.path(), "dotdot-escape").is_empty());
-    assert!(support::find_named(std::path::Path::new("/tmp"), "dotdot-escape").is_empty());
+    assert!(find_named(engine.dir.path(), "dotdot-escape").is_empty());
+    assert!(find_named(std::path::Path::new("/tmp"), "dotdot-escape").is_empty());
     // The store still pulls a good image afterwards.
     let good = image::layered_image(false);
     registry.push("test/escape", "good", &good);
@@ -268,7 +270,7 @@ fn bearer_token_auth_with_servin_and_docker_credentials() {
     let cfg = engine.dir.path().join("docker-config/config.json");
     let write_cfg = |user: &str, pass: &str| {
         let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-        support::write(
+        write(
             &cfg,
             format!(
                 r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
@@ -309,7 +311,7 @@ fn bearer_token_auth_with_servin_and_docker_credentials() {
     // `servin login`'s file, read by the engine when no header comes.
     std::fs::remove_file(&cfg).unwrap();
     let auth = base64::engine::general_purpose::STANDARD.encode("bob:t0ken");
-    support::write(
+    write(
         &engine.home().join(".servin/auth.json"),
         format!(
             r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,

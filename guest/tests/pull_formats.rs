@@ -6,9 +6,11 @@ mod support;
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
-use support::gate::Gate;
-use support::image::{self, Comp, Entry, Layer};
-use support::{EngineGuard, RegistryGuard};
+use servin_testkit::files::noise;
+use servin_testkit::gate::Gate;
+use servin_testkit::image::{self, Comp, Entry, Layer};
+use servin_testkit::registry::RegistryGuard;
+use support::EngineGuard;
 
 #[test]
 fn index_resolves_to_the_host_or_asked_platform_with_zstd_hardlinks_and_devices() {
@@ -91,11 +93,11 @@ fn concurrent_pulls_of_one_image_both_succeed_and_share_layers() {
     let img = image::build(
         &[
             Layer {
-                entries: vec![Entry::File("a", support::noise(4 << 20, 1), 0o644)],
+                entries: vec![Entry::File("a", noise(4 << 20, 1), 0o644)],
                 comp: Comp::None,
             },
             Layer {
-                entries: vec![Entry::File("b", support::noise(4 << 20, 2), 0o644)],
+                entries: vec![Entry::File("b", noise(4 << 20, 2), 0o644)],
                 comp: Comp::None,
             },
         ],
@@ -147,7 +149,7 @@ fn concurrent_pulls_of_two_images_fetch_their_shared_layer_once() {
     let registry = RegistryGuard::start();
     let engine = EngineGuard::start();
     let shared = || Layer {
-        entries: vec![Entry::File("big", support::noise(4 << 20, 7), 0o644)],
+        entries: vec![Entry::File("big", noise(4 << 20, 7), 0o644)],
         comp: Comp::None,
     };
     let own =
@@ -219,7 +221,7 @@ fn killed_mid_pull_resumes_without_refetching_finished_blobs() {
     }];
     for i in 0..4 {
         layers.push(Layer {
-            entries: vec![Entry::File("big", support::noise(24 << 20, 10 + i), 0o644)],
+            entries: vec![Entry::File("big", noise(24 << 20, 10 + i), 0o644)],
             comp: Comp::None,
         });
     }

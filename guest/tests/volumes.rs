@@ -6,9 +6,10 @@ mod support;
 
 use std::os::unix::fs::MetadataExt;
 
+use servin_testkit::cleanup::mounts_below;
+use servin_testkit::image::{self, Entry, Layer};
+use servin_testkit::wait::eventually;
 use support::EngineGuard;
-use support::image::{self, Entry, Layer};
-use support::wait::eventually;
 
 const IMAGE: &str = "test/box:1";
 const SEEDED: &str = "test/seeded:1";
@@ -25,10 +26,10 @@ fn engine() -> EngineGuard {
 fn finish(e: EngineGuard) {
     let root = e.root();
     eventually("the engine to unmount everything", || {
-        support::mounts_below(&root).is_empty()
+        mounts_below(&root).is_empty()
     });
     drop(e);
-    let left = support::mounts_below(&root);
+    let left = mounts_below(&root);
     assert!(left.is_empty(), "mounts left behind: {left:?}");
 }
 
@@ -236,28 +237,13 @@ fn load_with_volumes(e: &EngineGuard, tag: &str) {
     let mut config: serde_json::Value = serde_json::from_slice(&built.config).unwrap();
     config["config"]["Volumes"] = serde_json::json!({"/cache": {}, "/empty": {}});
     let config = serde_json::to_vec(&config).unwrap();
-    let config_name = format!("{}.json", &servin_guest::image::digest::of(&config)[7..]);
-    let mut b = tar::Builder::new(Vec::new());
-    let mut add = |name: &str, data: &[u8]| {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, name, data).unwrap();
-    };
-    add(&config_name, &config);
-    let mut layers = Vec::new();
-    for l in &built.layers {
-        let name = format!("{}/layer.tar", &l.diff_id[7..]);
-        add(&name, &l.data);
-        layers.push(name);
-    }
-    let manifest =
-        serde_json::json!([{"Config": config_name, "RepoTags": [tag], "Layers": layers}]);
-    add("manifest.json", &serde_json::to_vec(&manifest).unwrap());
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("volumes.tar");
-    std::fs::write(&file, b.into_inner().unwrap()).unwrap();
+    std::fs::write(
+        &file,
+        image::docker_save_archive(&config, &built.layers, tag),
+    )
+    .unwrap();
     e.docker_ok(&["load", "-i", file.to_str().unwrap()]);
 }
 

@@ -1,15 +1,20 @@
-//! Running the real `servin` binary in a temporary project folder.
+//! The host CLI's own test support: running the real `servin` binary in a
+//! temporary project folder ([`Project`]) or in a sandbox with its own
+//! engine ([`Sandbox`], [`Env`]). What the engine's tests share
+//! (registries, images, clean-up, network objects) is in `servin-testkit`.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod sandbox;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// A temporary project folder.
 pub struct Project {
     pub dir: tempfile::TempDir,
 }
 
-/// What a run of `servin` did.
+/// What a run of `servin` (or another command) did.
 pub struct Run {
     pub code: i32,
     pub stdout: String,
@@ -17,6 +22,15 @@ pub struct Run {
 }
 
 impl Run {
+    /// What a finished command did.
+    pub fn of(out: Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// Exit code, stdout and stderr, for a snapshot.
     pub fn transcript(&self) -> String {
         format!(
@@ -85,9 +99,5 @@ pub fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         .envs(env.iter().copied())
         .output()
         .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::of(out)
 }

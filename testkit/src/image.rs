@@ -1,14 +1,31 @@
 //! Builds OCI images (layer tars, configs, manifests, indexes, archives) in
-//! memory for the tests, from `busybox-static`.
+//! memory for the tests, from `busybox-static`: the engine's tests push them
+//! to a registry or load them, the host's tests import [`seed_image`].
+//!
+//! Everything is built here rather than pulled so that the tests need no
+//! network and every byte of an image is known to the test.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
-use servin_guest::image::digest;
+use sha2::{Digest as _, Sha256};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
+/// The `sha256:<hex>` digest of `data`, as registries and image stores name blobs.
+pub fn digest(data: &[u8]) -> String {
+    let hash = Sha256::digest(data);
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in hash.iter() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// One entry of a layer tar.
 #[derive(Clone)]
 pub enum Entry {
     Dir(&'static str, u32),
@@ -25,6 +42,7 @@ pub enum Entry {
     RawSymlink(&'static str, &'static str),
 }
 
+/// How a layer is compressed.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Comp {
     None,
@@ -32,12 +50,14 @@ pub enum Comp {
     Zstd,
 }
 
+/// A layer to build: its entries and its compression.
 pub struct Layer {
     pub entries: Vec<Entry>,
     pub comp: Comp,
 }
 
 impl Layer {
+    /// A gzip-compressed layer of `entries`.
     pub fn gzip(entries: Vec<Entry>) -> Self {
         Self {
             entries,
@@ -134,6 +154,7 @@ pub fn tar_of(entries: &[Entry]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
+/// `data` compressed as `comp` says.
 pub fn compress(data: &[u8], comp: Comp) -> Vec<u8> {
     match comp {
         Comp::None => data.to_vec(),
@@ -146,6 +167,8 @@ pub fn compress(data: &[u8], comp: Comp) -> Vec<u8> {
     }
 }
 
+/// A built layer: its blob, the blob's digest and media type, and the
+/// digest of the uncompressed tar (the config's `diff_id`).
 pub struct BuiltLayer {
     pub digest: String,
     pub data: Vec<u8>,
@@ -153,6 +176,7 @@ pub struct BuiltLayer {
     pub diff_id: String,
 }
 
+/// A built image: config, layers and manifest, each with its digest.
 pub struct Built {
     pub config: Vec<u8>,
     pub config_digest: String,
@@ -178,6 +202,22 @@ impl Built {
 /// Builds an image of `layers` for `arch`; `docker` picks the Docker v2
 /// schema 2 media types instead of OCI ones.
 pub fn build(layers: &[Layer], arch: &str, docker: bool) -> Built {
+    build_with_config(
+        layers,
+        docker,
+        serde_json::json!({
+            "created": "2024-01-02T03:04:05Z",
+            "architecture": arch,
+            "os": "linux",
+            "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"], "Labels": {"test": arch}},
+            "history": [],
+        }),
+    )
+}
+
+/// Builds an image of `layers` whose config is `config` (an object) with
+/// its `rootfs` filled in from the layers.
+pub fn build_with_config(layers: &[Layer], docker: bool, mut config: serde_json::Value) -> Built {
     let mut built = Vec::new();
     for l in layers {
         let tar = tar_of(&l.entries);
@@ -190,22 +230,18 @@ pub fn build(layers: &[Layer], arch: &str, docker: bool) -> Built {
             (false, Comp::None) => "application/vnd.oci.image.layer.v1.tar",
         };
         built.push(BuiltLayer {
-            digest: digest::of(&data),
-            diff_id: digest::of(&tar),
+            digest: digest(&data),
+            diff_id: digest(&tar),
             data,
             media_type: media_type.to_string(),
         });
     }
-    let config = serde_json::to_vec(&serde_json::json!({
-        "created": "2024-01-02T03:04:05Z",
-        "architecture": arch,
-        "os": "linux",
-        "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"], "Labels": {"test": arch}},
-        "rootfs": {"type": "layers", "diff_ids": built.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>()},
-        "history": [],
-    }))
-    .unwrap();
-    let config_digest = digest::of(&config);
+    config["rootfs"] = serde_json::json!({
+        "type": "layers",
+        "diff_ids": built.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>(),
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let config_digest = digest(&config);
     let (manifest_media_type, config_type) = if docker {
         (
             DOCKER_MANIFEST,
@@ -224,7 +260,7 @@ pub fn build(layers: &[Layer], arch: &str, docker: bool) -> Built {
     }))
     .unwrap();
     Built {
-        manifest_digest: digest::of(&manifest),
+        manifest_digest: digest(&manifest),
         manifest,
         manifest_media_type: manifest_media_type.to_string(),
         config,
@@ -246,10 +282,11 @@ pub fn index(images: &[(&Built, &str)]) -> (Vec<u8>, String) {
         })).collect::<Vec<_>>(),
     }))
     .unwrap();
-    let d = digest::of(&bytes);
+    let d = digest(&bytes);
     (bytes, d)
 }
 
+/// The bytes of the host's static busybox.
 pub fn busybox() -> Vec<u8> {
     std::fs::read("/bin/busybox").expect("busybox-static is installed")
 }
@@ -332,6 +369,19 @@ pub fn layered_image(docker: bool) -> Built {
     )
 }
 
+/// A tar of regular files (path, contents), as image archives hold them.
+pub fn files_tar(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, path, data.as_slice()).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
 /// A `docker save` tar in the classic form: `<hex>/layer.tar`, `<config>.json`,
 /// `manifest.json` (uncompressed layers).
 pub fn docker_save_tar(layers: &[Layer], tag: &str) -> (Vec<u8>, String) {
@@ -343,56 +393,113 @@ pub fn docker_save_tar(layers: &[Layer], tag: &str) -> (Vec<u8>, String) {
         })
         .collect();
     let img = build(&raw, "amd64", true);
-    let mut b = tar::Builder::new(Vec::new());
-    let mut add = |name: &str, data: &[u8]| {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, name, data).unwrap();
-    };
-    let config_name = format!("{}.json", &img.config_digest[7..]);
-    add(&config_name, &img.config);
+    (
+        docker_save_archive(&img.config, &img.layers, tag),
+        img.config_digest,
+    )
+}
+
+/// A `docker save` tar of `config` (the bytes its name is the digest of)
+/// and `layers` (uncompressed), tagged `tag`.
+pub fn docker_save_archive(config: &[u8], layers: &[BuiltLayer], tag: &str) -> Vec<u8> {
+    let config_name = format!("{}.json", &digest(config)[7..]);
+    let mut files = vec![(config_name.clone(), config.to_vec())];
     let mut layer_names = Vec::new();
-    for l in &img.layers {
+    for l in layers {
         let name = format!("{}/layer.tar", &l.diff_id[7..]);
-        add(&name, &l.data);
+        files.push((name.clone(), l.data.clone()));
         layer_names.push(name);
     }
     let manifest = serde_json::to_vec(&serde_json::json!([{
         "Config": config_name, "RepoTags": [tag], "Layers": layer_names,
     }]))
     .unwrap();
-    add("manifest.json", &manifest);
-    (b.into_inner().unwrap(), img.config_digest)
+    files.push(("manifest.json".to_string(), manifest));
+    files_tar(&files)
 }
 
-/// An OCI image layout tar holding `img`, named `name` (a full reference).
-pub fn oci_layout_tar(img: &Built, name: &str) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut add = |path: &str, data: &[u8]| {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, path, data).unwrap();
-    };
-    add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+/// The files of an OCI image layout holding `img`, named `name` (a full
+/// reference; its tag is the layout's `ref.name`).
+pub fn oci_layout_files(img: &Built, name: &str) -> Vec<(String, Vec<u8>)> {
+    let mut files = vec![(
+        "oci-layout".to_string(),
+        br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+    )];
     for (d, data) in img.blobs() {
-        add(&format!("blobs/sha256/{}", &d[7..]), &data);
+        files.push((format!("blobs/sha256/{}", &d[7..]), data));
     }
-    add(
-        &format!("blobs/sha256/{}", &img.manifest_digest[7..]),
-        &img.manifest,
-    );
+    files.push((
+        format!("blobs/sha256/{}", &img.manifest_digest[7..]),
+        img.manifest.clone(),
+    ));
+    let tag = name.rsplit_once(':').map_or("latest", |(_, t)| t);
     let index = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "manifests": [{
             "mediaType": img.manifest_media_type, "digest": img.manifest_digest, "size": img.manifest.len(),
-            "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": "latest"},
+            "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": tag},
         }],
     }))
     .unwrap();
-    add("index.json", &index);
-    b.into_inner().unwrap()
+    files.push(("index.json".to_string(), index));
+    files
+}
+
+/// An OCI image layout tar holding `img`, named `name` (a full reference).
+pub fn oci_layout_tar(img: &Built, name: &str) -> Vec<u8> {
+    files_tar(&oci_layout_files(img, name))
+}
+
+/// The busybox applets of the host tests' seed image, as its layer names them.
+const SEED_APPLETS: &[&str] = &[
+    "bin/sh",
+    "bin/echo",
+    "bin/cat",
+    "bin/sleep",
+    "bin/tty",
+    "bin/id",
+    "bin/true",
+    "bin/ls",
+    "bin/hostname",
+    "bin/stty",
+];
+
+/// Writes an OCI layout holding one image named `name` (busybox-static as
+/// `/bin/busybox` and a few applets) into `dir`: the layout as a folder
+/// (`dir/layout`, for tests that read its blobs) and as a tar, whose path
+/// it returns (`dir/seed.tar`, for `servin image import`).
+pub fn seed_image(dir: &Path, name: &str) -> PathBuf {
+    seed_image_marked(dir, name, None)
+}
+
+/// As [`seed_image`], with `SEED=marker` in the image's environment when
+/// given, which makes a different image (another ID and digest).
+pub fn seed_image_marked(dir: &Path, name: &str, marker: Option<&str>) -> PathBuf {
+    let mut entries = vec![
+        Entry::Dir("bin", 0o755),
+        Entry::File("bin/busybox", busybox(), 0o755),
+    ];
+    entries.extend(SEED_APPLETS.iter().map(|a| Entry::Symlink(a, "busybox")));
+    let mut env = vec!["PATH=/bin".to_string()];
+    if let Some(m) = marker {
+        env.push(format!("SEED={m}"));
+    }
+    let img = build_with_config(
+        &[Layer::gzip(entries)],
+        false,
+        serde_json::json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "created": "2024-01-01T00:00:00Z",
+            "config": { "Cmd": ["/bin/sh"], "Env": env },
+        }),
+    );
+    let files = oci_layout_files(&img, name);
+    let layout = dir.join("layout");
+    for (path, data) in &files {
+        crate::files::write(&layout.join(path), data);
+    }
+    let tar = dir.join("seed.tar");
+    std::fs::write(&tar, files_tar(&files)).unwrap();
+    tar
 }

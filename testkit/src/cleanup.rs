@@ -1,0 +1,70 @@
+//! Removing what an engine leaves under its state root: the containers'
+//! monitors, the runtime's containers and every mount below the root. The
+//! guards of both packages' tests call it when dropped, so a failing test
+//! leaves nothing mounted and nothing running.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Kills and removes every container under `root` (their monitors, the
+/// runtime's containers) and unmounts everything mounted below it.
+pub fn cleanup_containers(root: &Path) {
+    let root_s = root.display().to_string();
+    // Monitors: `servin-guest monitor <root>/containers/<id>`.
+    if let Ok(procs) = std::fs::read_dir("/proc") {
+        for p in procs.flatten() {
+            let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            if args.iter().any(|a| a == "monitor") && args.iter().any(|a| a.starts_with(&root_s)) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+    }
+    let runtime_root = root.join("runtime");
+    if runtime_root.exists() {
+        let out = Command::new("runc")
+            .arg("--root")
+            .arg(&runtime_root)
+            .args(["list", "-q"])
+            .output();
+        if let Ok(out) = out {
+            for id in String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| !l.is_empty())
+            {
+                let _ = Command::new("runc")
+                    .arg("--root")
+                    .arg(&runtime_root)
+                    .args(["kill", "--all", id, "KILL"])
+                    .stderr(Stdio::null())
+                    .status();
+                let _ = Command::new("runc")
+                    .arg("--root")
+                    .arg(&runtime_root)
+                    .args(["delete", "-f", id])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+    for m in mounts_below(root).into_iter().rev() {
+        let _ = Command::new("umount").arg("-l").arg(&m).status();
+    }
+}
+
+/// Mount points at or below `dir`, in mount order.
+pub fn mounts_below(dir: &Path) -> Vec<String> {
+    let prefix = dir.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(String::from))
+        .filter(|m| m.starts_with(&prefix))
+        .collect()
+}
