@@ -9,7 +9,8 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use servin_testkit::cleanup::mounts_below;
+use servin_testkit::cleanup::assert_no_mounts_below;
+use servin_testkit::terminal::on_a_terminal;
 use servin_testkit::wait::eventually;
 use support::sandbox::{Env, Sandbox};
 
@@ -22,8 +23,7 @@ fn sandbox() -> Env {
 fn finish(s: Env) {
     let root = s.root();
     drop(s);
-    let left = mounts_below(&root);
-    assert!(left.is_empty(), "mounts left behind: {left:?}");
+    assert_no_mounts_below(&root);
 }
 
 /// Waits for a child with a bound, killing it (and failing) past it.
@@ -206,10 +206,8 @@ fn a_terminal_under_a_pty() {
     // meaning this sandbox's.
     let shell = |line: &str| {
         let plain = s.command(&[]);
-        let mut cmd = std::process::Command::new("timeout");
-        cmd.args(["120", "script", "-qec", line, "/dev/null"])
-            .env("servin", env!("CARGO_BIN_EXE_servin"))
-            .stdin(Stdio::null());
+        let mut cmd = on_a_terminal(line);
+        cmd.env("servin", env!("CARGO_BIN_EXE_servin"));
         for (k, v) in plain.get_envs() {
             match v {
                 Some(v) => cmd.env(k, v),

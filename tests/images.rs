@@ -8,7 +8,8 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 
 use servin_testkit::image::seed_image;
-use servin_testkit::registry::RegistryGuard;
+use servin_testkit::registry::{RegistryGuard, write_auths};
+use servin_testkit::terminal::on_a_terminal;
 use support::sandbox::Sandbox;
 
 fn engine_pid(s: &Sandbox) -> u64 {
@@ -316,12 +317,12 @@ fn token_registry_with_login_or_docker_credentials() {
     s.ok(&["logout", &reg.addr()]);
     s.ok(&["rmi", &remote]);
     let docker_config = |password: &str| {
-        use base64::Engine as _;
-        let auth = base64::engine::general_purpose::STANDARD.encode(format!("bob:{password}"));
-        let dir = s.home().join(".docker");
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = serde_json::json!({ "auths": { reg.addr(): { "auth": auth } } });
-        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+        write_auths(
+            &s.home().join(".docker/config.json"),
+            &reg.addr(),
+            "bob",
+            password,
+        );
     };
     docker_config("t0ken");
     s.ok(&["pull", &remote]);
@@ -381,11 +382,7 @@ fn pull_on_a_terminal_draws_bars_and_a_summary() {
         s.home().display(),
         env!("CARGO_BIN_EXE_servin"),
     );
-    let out = std::process::Command::new("script")
-        .args(["-qec", &line, "/dev/null"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    let out = on_a_terminal(&line).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     // The layer's short ID, from the image's manifest.

@@ -6,13 +6,13 @@
 mod support;
 
 use servin_testkit::cleanup::mounts_below;
+use servin_testkit::probe::{curl, get_with_nc};
 use support::sandbox::{Env, Sandbox};
 
 const IMAGE: &str = "test/cli-net:1";
 
 /// An HTTP GET from a fresh container on `network`; the response, if any.
 fn fetch(s: &Sandbox, network: &str, host: &str) -> Option<String> {
-    let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 {host} 80");
     let r = s.run(&[
         "run",
         "--rm",
@@ -21,7 +21,7 @@ fn fetch(s: &Sandbox, network: &str, host: &str) -> Option<String> {
         IMAGE,
         "sh",
         "-c",
-        &script,
+        &get_with_nc(host, 80),
     ]);
     (r.code == 0 && !r.stdout.is_empty()).then_some(r.stdout)
 }
@@ -112,21 +112,6 @@ fn network_commands_and_traffic() {
     let root = s.root();
     drop(s);
     assert!(mounts_below(&root).is_empty());
-}
-
-/// `curl` from the host, retried while the server starts; the body.
-fn curl(url: &str) -> Option<String> {
-    for _ in 0..20 {
-        let out = std::process::Command::new("curl")
-            .args(["-s", "-m", "3", url])
-            .output()
-            .unwrap();
-        if out.status.success() {
-            return Some(String::from_utf8_lossy(&out.stdout).into_owned());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    None
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 mod support;
 
-use servin_testkit::cleanup::mounts_below;
+use servin_testkit::cleanup::{assert_no_mounts_below, await_no_mounts_below, mounts_below};
 use servin_testkit::wait::eventually;
 use support::sandbox::{Env, Sandbox};
 
@@ -19,12 +19,9 @@ fn sandbox() -> Env {
 /// gone, then drops the sandbox and checks again.
 fn finish(s: Env) {
     let root = s.root();
-    eventually("the engine to unmount everything", || {
-        mounts_below(&root).is_empty()
-    });
+    await_no_mounts_below(&root);
     drop(s);
-    let left = mounts_below(&root);
-    assert!(left.is_empty(), "mounts left behind: {left:?}");
+    assert_no_mounts_below(&root);
 }
 
 fn names(s: &Sandbox, extra: &[&str]) -> Vec<String> {

@@ -8,30 +8,22 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use servin_testkit::cleanup::mounts_below;
+use servin_testkit::cleanup::assert_no_mounts_below;
+use servin_testkit::terminal::on_a_terminal;
 use servin_testkit::wait::eventually;
 use support::EngineGuard;
 
 const IMAGE: &str = "test/box:1";
 
 fn engine() -> EngineGuard {
-    let e = EngineGuard::start();
-    e.load_container_image(IMAGE);
-    e
+    EngineGuard::with_image(IMAGE, &[])
 }
 
 /// Drops the engine and checks nothing it mounted is left.
 fn finish(e: EngineGuard) {
     let root = e.root();
     drop(e);
-    let left = mounts_below(&root);
-    assert!(left.is_empty(), "mounts left behind: {left:?}");
-}
-
-fn inspect(e: &EngineGuard, name: &str) -> serde_json::Value {
-    let out = e.docker_ok(&["inspect", "--type", "container", name]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v[0].clone()
+    assert_no_mounts_below(&root);
 }
 
 fn code(out: &std::process::Output) -> i32 {
@@ -84,12 +76,12 @@ fn detached_container_lifecycle() {
     assert_eq!(code(&out), 5);
     let host = e.docker_ok(&["exec", "web", "cat", "/etc/hostname"]);
     assert_eq!(host.trim(), &id[..12]);
-    let v = inspect(&e, "web");
+    let v = e.inspect_container("web");
     assert_eq!(v["State"]["Running"], true);
     assert_eq!(v["Name"], "/web");
     assert_eq!(v["Path"], "sh");
     e.docker_ok(&["stop", "web"]);
-    let v = inspect(&e, "web");
+    let v = e.inspect_container("web");
     assert_eq!(v["State"]["Status"], "exited");
     assert_eq!(
         v["State"]["ExitCode"], 143,
@@ -139,7 +131,7 @@ fn stop_reaches_a_process_that_ignores_sigterm_through_the_init() {
     // With the init, `sleep` is not PID 1 and SIGTERM ends it.
     e.docker_ok(&["run", "-d", "--name", "with-init", IMAGE, "sleep", "3600"]);
     e.docker_ok(&["stop", "-t", "20", "with-init"]);
-    assert_eq!(inspect(&e, "with-init")["State"]["ExitCode"], 143);
+    assert_eq!(e.inspect_container("with-init")["State"]["ExitCode"], 143);
     // Without it, `sleep` is PID 1, ignores SIGTERM, and is killed.
     e.docker_ok(&[
         "run",
@@ -152,7 +144,7 @@ fn stop_reaches_a_process_that_ignores_sigterm_through_the_init() {
         "3600",
     ]);
     e.docker_ok(&["stop", "-t", "1", "no-init"]);
-    assert_eq!(inspect(&e, "no-init")["State"]["ExitCode"], 137);
+    assert_eq!(e.inspect_container("no-init")["State"]["ExitCode"], 137);
     let top = e.docker_ok(&["run", "--rm", IMAGE, "cat", "/proc/1/cmdline"]);
     assert!(top.starts_with("/sbin/servin-init"), "{top:?}");
     finish(e);
@@ -297,7 +289,7 @@ fn limits_are_enforced_inside_the_container() {
         "dd if=/dev/zero of=/dev/null bs=64M count=1",
     ]);
     assert_eq!(code(&out), 137, "{}", String::from_utf8_lossy(&out.stderr));
-    let v = inspect(&e, "oom");
+    let v = e.inspect_container("oom");
     assert_eq!(v["State"]["OOMKilled"], true, "{v}");
     let limit = e.docker_ok(&[
         "run",
@@ -373,13 +365,7 @@ fn stdin_and_terminals() {
             e.dir.path().join("docker-config").display()
         )
     };
-    let out = std::process::Command::new("script")
-        .args([
-            "-qec",
-            &docker(&format!("run --rm -t {IMAGE} tty")),
-            "/dev/null",
-        ])
-        .stdin(Stdio::null())
+    let out = on_a_terminal(&docker(&format!("run --rm -t {IMAGE} tty")))
         .output()
         .unwrap();
     assert!(
@@ -387,13 +373,7 @@ fn stdin_and_terminals() {
         "{out:?}"
     );
     e.docker_ok(&["run", "-d", "--name", "sleeper", IMAGE, "sleep", "3600"]);
-    let out = std::process::Command::new("script")
-        .args([
-            "-qec",
-            &docker("exec -it sleeper sh -c 'tty; exit 4'"),
-            "/dev/null",
-        ])
-        .stdin(Stdio::null())
+    let out = on_a_terminal(&docker("exec -it sleeper sh -c 'tty; exit 4'"))
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -431,7 +411,7 @@ fn state_survives_an_engine_crash() {
     e.spawn();
     let ps = e.docker_ok(&["ps"]);
     assert!(ps.contains("ticker"), "{ps}");
-    let short = inspect(&e, "short");
+    let short = e.inspect_container("short");
     assert_eq!(short["State"]["Status"], "exited", "{short}");
     assert_eq!(short["State"]["ExitCode"], 7);
     let before = e.docker_ok(&["logs", "ticker"]).lines().count();
@@ -463,7 +443,7 @@ fn restart_policy_and_health_checks() {
         "exit 1",
     ]);
     eventually("two restarts", || {
-        let v = inspect(&e, "flaky");
+        let v = e.inspect_container("flaky");
         v["RestartCount"] == 2 && v["State"]["Status"] == "exited"
     });
     e.docker_ok(&[
@@ -482,15 +462,15 @@ fn restart_policy_and_health_checks() {
         "-c",
         "sleep 1; touch /tmp/ok; sleep 3600",
     ]);
-    let first = inspect(&e, "checked");
+    let first = e.inspect_container("checked");
     assert_eq!(first["State"]["Health"]["Status"], "starting", "{first}");
     eventually("healthy", || {
-        inspect(&e, "checked")["State"]["Health"]["Status"] == "healthy"
+        e.inspect_container("checked")["State"]["Health"]["Status"] == "healthy"
     });
     assert!(e.docker_ok(&["ps"]).contains("(healthy)"));
     e.docker_ok(&["exec", "checked", "rm", "/tmp/ok"]);
     eventually("unhealthy", || {
-        inspect(&e, "checked")["State"]["Health"]["Status"] == "unhealthy"
+        e.inspect_container("checked")["State"]["Health"]["Status"] == "unhealthy"
     });
     e.docker_ok(&["rm", "-f", "checked", "flaky"]);
     finish(e);

@@ -7,9 +7,9 @@
 mod support;
 
 use std::net::TcpListener;
-use std::process::Command;
 
 use servin_testkit::cleanup::mounts_below;
+use servin_testkit::probe::{curl, free_port, get_with_nc};
 use support::EngineGuard;
 
 const IMAGE: &str = "test/box:1";
@@ -20,46 +20,20 @@ fn httpd(text: &str) -> String {
 }
 
 fn engine(firewall: &str) -> EngineGuard {
-    let e = EngineGuard::start_with_env(&[("SERVIN_FIREWALL", firewall)]);
-    e.load_container_image(IMAGE);
-    e
-}
-
-/// Runs `script` in a fresh container on `network`; its stdout when it
-/// succeeded with some output.
-fn run_on(e: &EngineGuard, network: &str, script: &str) -> Option<String> {
-    let out = e.docker(&[
-        "run",
-        "--rm",
-        "--network",
-        network,
-        IMAGE,
-        "sh",
-        "-c",
-        script,
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    (out.status.success() && !text.is_empty()).then_some(text)
+    EngineGuard::with_image(IMAGE, &[("SERVIN_FIREWALL", firewall)])
 }
 
 /// An HTTP GET to `host` port 80 from a fresh container on `network`, the
 /// name resolved through the container's resolv.conf; retried a few times
 /// while the server starts.
 fn fetch(e: &EngineGuard, network: &str, host: &str) -> Option<String> {
-    let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 {host} 80");
+    let script = get_with_nc(host, 80);
     for _ in 0..10 {
-        if let Some(got) = run_on(e, network, &script) {
+        if let Some(got) = e.run_on(network, IMAGE, &script) {
             return Some(got);
         }
     }
     None
-}
-
-fn ip_on(e: &EngineGuard, container: &str, network: &str) -> String {
-    let f = format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}");
-    e.docker_ok(&["inspect", "-f", &f, container])
-        .trim()
-        .to_string()
 }
 
 fn discovery(firewall: &str, third: u8) {
@@ -96,8 +70,8 @@ fn discovery(firewall: &str, third: u8) {
             e.log()
         );
     }
-    let ip = ip_on(&e, "web", "front");
-    let looked = run_on(&e, "front", "nslookup web");
+    let ip = e.ip_on("web", "front");
+    let looked = e.run_on("front", IMAGE, "nslookup web");
     assert!(
         looked.as_deref().is_some_and(|t| t.contains(&ip)),
         "nslookup web: {looked:?} (web is {ip})"
@@ -114,7 +88,7 @@ fn discovery(firewall: &str, third: u8) {
         "another network reached web"
     );
     assert_eq!(
-        run_on(&e, "other", "nslookup web >/dev/null && echo found"),
+        e.run_on("other", IMAGE, "nslookup web >/dev/null && echo found"),
         None
     );
     // A container on both networks finds names on either (its resolver is
@@ -163,7 +137,7 @@ fn discovery(firewall: &str, third: u8) {
         "db from a container on both networks: {got:?}"
     );
     assert_eq!(
-        run_on(&e, "front", "nslookup db >/dev/null && echo found"),
+        e.run_on("front", IMAGE, "nslookup db >/dev/null && echo found"),
         None
     );
     e.docker_ok(&["rm", "-f", "db", "both"]);
@@ -189,14 +163,14 @@ fn discovery(firewall: &str, third: u8) {
             .is_some_and(|t| t.ends_with("\r\n\r\nsecond\n")),
         "the recreated web: {got:?}"
     );
-    let looked = run_on(&e, "front", "nslookup web");
+    let looked = e.run_on("front", IMAGE, "nslookup web");
     assert!(
         looked.as_deref().is_some_and(|t| t.contains(&fixed)),
         "nslookup of the recreated web: {looked:?}"
     );
     // The old alias went with the old container.
     assert_eq!(
-        run_on(&e, "front", "nslookup www >/dev/null && echo found"),
+        e.run_on("front", IMAGE, "nslookup www >/dev/null && echo found"),
         None
     );
     e.docker_ok(&["rm", "-f", "web"]);
@@ -212,30 +186,6 @@ fn names_resolve_within_a_network_with_nftables() {
 #[test]
 fn names_resolve_within_a_network_with_iptables() {
     discovery("iptables", 42);
-}
-
-/// A host port free right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `curl` from the host: the body, or `None` when nothing answered.
-fn curl(url: &str) -> Option<String> {
-    for _ in 0..20 {
-        let out = Command::new("curl")
-            .args(["-s", "-m", "3", url])
-            .output()
-            .unwrap();
-        if out.status.success() {
-            return Some(String::from_utf8_lossy(&out.stdout).into_owned());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    None
 }
 
 #[test]

@@ -13,17 +13,19 @@ use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use servin_testkit::probe::curl_retried;
 use support::EngineGuard;
 
 const IMAGE: &str = "test/box:1";
 
 fn engine(firewall: &str, forward: &str) -> EngineGuard {
-    let e = EngineGuard::start_with_env(&[
-        ("SERVIN_FIREWALL", firewall),
-        ("SERVIN_PORT_FORWARD", forward),
-    ]);
-    e.load_container_image(IMAGE);
-    e
+    EngineGuard::with_image(
+        IMAGE,
+        &[
+            ("SERVIN_FIREWALL", firewall),
+            ("SERVIN_PORT_FORWARD", forward),
+        ],
+    )
 }
 
 /// A busybox httpd on port 80 whose `/cgi-bin/peer` answers `NAME` and
@@ -71,21 +73,14 @@ fn free_port() -> u16 {
 }
 
 /// `curl` from the host, from `local_port` when given: the body, or
-/// `None` when nothing answered.
+/// `None` when nothing answered (or only with an HTTP error).
 fn curl(url: &str, local_port: Option<u16>) -> Option<String> {
-    for _ in 0..30 {
-        let mut cmd = Command::new("curl");
-        cmd.args(["-s", "-f", "-m", "3"]);
-        if let Some(p) = local_port {
-            cmd.args(["--local-port", &p.to_string()]);
-        }
-        let out = cmd.arg(url).output().unwrap();
-        if out.status.success() {
-            return Some(String::from_utf8_lossy(&out.stdout).into_owned());
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let port = local_port.map(|p| p.to_string());
+    let mut args = vec!["-s", "-f", "-m", "3"];
+    if let Some(p) = &port {
+        args.extend(["--local-port", p]);
     }
-    None
+    curl_retried(&args, url, 30)
 }
 
 /// `GET /cgi-bin/peer` from inside `container` to `host:port` (busybox

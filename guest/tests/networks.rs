@@ -11,14 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use servin_testkit::cleanup::mounts_below;
+use servin_testkit::probe::get_with_nc;
 use support::EngineGuard;
 
 const IMAGE: &str = "test/box:1";
 
 fn engine(firewall: &str) -> EngineGuard {
-    let e = EngineGuard::start_with_env(&[("SERVIN_FIREWALL", firewall)]);
-    e.load_container_image(IMAGE);
-    e
+    EngineGuard::with_image(IMAGE, &[("SERVIN_FIREWALL", firewall)])
 }
 
 /// The host's own non-loopback address (the one its default route uses).
@@ -68,31 +67,11 @@ impl Drop for HostServer {
     }
 }
 
-fn ip_on(e: &EngineGuard, container: &str, network: &str) -> String {
-    let f = format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}");
-    e.docker_ok(&["inspect", "-f", &f, container])
-        .trim()
-        .to_string()
-}
-
-/// An HTTP GET from a fresh container on `network` to `host:port`
-/// (busybox `nc`: its `wget` crashes when built static); the response, or
-/// `None` when nothing answered.
+/// An HTTP GET from a fresh container on `network` to `host:port`; the
+/// response, or `None` when nothing answered.
 fn fetch(e: &EngineGuard, network: &str, addr: &str) -> Option<String> {
     let (host, port) = addr.rsplit_once(':').unwrap();
-    let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 {host} {port}");
-    let out = e.docker(&[
-        "run",
-        "--rm",
-        "--network",
-        network,
-        IMAGE,
-        "sh",
-        "-c",
-        &script,
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    (out.status.success() && !text.is_empty()).then_some(text)
+    e.run_on(network, IMAGE, &get_with_nc(host, port))
 }
 
 fn traffic(firewall: &str) {
@@ -117,7 +96,7 @@ fn traffic(firewall: &str) {
         "-c",
         "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www",
     ]);
-    let ip = ip_on(&e, "web", "front");
+    let ip = e.ip_on("web", "front");
     assert!(ip.parse::<Ipv4Addr>().is_ok(), "web's address: {ip:?}");
     let url = format!("{ip}:80");
     // The server may need a moment to listen.
@@ -201,7 +180,7 @@ fn addresses_survive_an_engine_restart_and_are_released() {
         "sleep",
         "600",
     ]);
-    let a = ip_on(&e, "ka", "keep");
+    let a = e.ip_on("ka", "keep");
     assert_eq!(a, "10.231.7.2");
     e.kill();
     e.spawn();
@@ -217,11 +196,11 @@ fn addresses_survive_an_engine_restart_and_are_released() {
         "600",
     ]);
     assert_eq!(
-        ip_on(&e, "kb", "keep"),
+        e.ip_on("kb", "keep"),
         "10.231.7.3",
         "a's address was handed out again"
     );
-    assert_eq!(ip_on(&e, "ka", "keep"), a);
+    assert_eq!(e.ip_on("ka", "keep"), a);
     let ifs = e.docker_ok(&["exec", "ka", "ls", "/sys/class/net"]);
     assert!(ifs.contains("eth0"), "a lost its interface: {ifs}");
     e.docker_ok(&["rm", "-f", "ka"]);
@@ -237,7 +216,7 @@ fn addresses_survive_an_engine_restart_and_are_released() {
         "600",
     ]);
     assert_eq!(
-        ip_on(&e, "kc", "keep"),
+        e.ip_on("kc", "keep"),
         "10.231.7.2",
         "a's address was not released"
     );
@@ -287,7 +266,7 @@ fn network_commands_connect_and_bad_input() {
     e.docker_ok(&["network", "connect", "--alias", "db", "back", "box"]);
     let ifs = e.docker_ok(&["exec", "box", "ls", "/sys/class/net"]);
     assert!(ifs.contains("eth1"), "connect did not add eth1: {ifs}");
-    assert_eq!(ip_on(&e, "box", "back"), "10.232.9.1");
+    assert_eq!(e.ip_on("box", "back"), "10.232.9.1");
     let err = e.docker_err(&["network", "rm", "back"]);
     assert!(
         err.contains("box"),

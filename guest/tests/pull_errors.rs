@@ -6,9 +6,9 @@
 
 mod support;
 
-use servin_testkit::files::{find_named, write};
+use servin_testkit::files::find_named;
 use servin_testkit::image::{self, Entry, Layer};
-use servin_testkit::registry::{FakeRegistry, RegistryGuard};
+use servin_testkit::registry::{FakeRegistry, RegistryGuard, write_auths};
 use support::EngineGuard;
 
 fn assert_clean(engine: &EngineGuard) {
@@ -67,19 +67,8 @@ fn wrong_credentials_fail_and_right_ones_pull() {
     assert_clean(&engine);
 
     // The docker CLI sends what its config holds as X-Registry-Auth.
-    use base64::Engine as _;
     let cfg = engine.dir.path().join("docker-config/config.json");
-    let write_cfg = |user: &str, pass: &str| {
-        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-        write(
-            &cfg,
-            format!(
-                r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
-                registry.addr()
-            )
-            .as_bytes(),
-        );
-    };
+    let write_cfg = |user: &str, pass: &str| write_auths(&cfg, &registry.addr(), user, pass);
     write_cfg("alice", "wrong");
     let err = engine.docker_err(&["pull", &name]);
     assert!(err.contains("unauthorized"), "{err}");
@@ -93,16 +82,8 @@ fn wrong_credentials_fail_and_right_ones_pull() {
 
     // Without a header the engine reads ~/.servin/auth.json.
     std::fs::remove_file(&cfg).unwrap();
-    let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
     let file = engine.home().join(".servin/auth.json");
-    write(
-        &file,
-        format!(
-            r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
-            registry.addr()
-        )
-        .as_bytes(),
-    );
+    write_auths(&file, &registry.addr(), "alice", "s3cret");
     let r = engine.api(
         "POST",
         &format!(
@@ -266,19 +247,8 @@ fn bearer_token_auth_with_servin_and_docker_credentials() {
     );
     assert_clean(&engine);
 
-    use base64::Engine as _;
     let cfg = engine.dir.path().join("docker-config/config.json");
-    let write_cfg = |user: &str, pass: &str| {
-        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-        write(
-            &cfg,
-            format!(
-                r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
-                registry.addr()
-            )
-            .as_bytes(),
-        );
-    };
+    let write_cfg = |user: &str, pass: &str| write_auths(&cfg, &registry.addr(), user, pass);
     write_cfg("bob", "wrong");
     let err = engine.docker_err(&["pull", &name]);
     assert!(
@@ -310,14 +280,11 @@ fn bearer_token_auth_with_servin_and_docker_credentials() {
 
     // `servin login`'s file, read by the engine when no header comes.
     std::fs::remove_file(&cfg).unwrap();
-    let auth = base64::engine::general_purpose::STANDARD.encode("bob:t0ken");
-    write(
+    write_auths(
         &engine.home().join(".servin/auth.json"),
-        format!(
-            r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
-            registry.addr()
-        )
-        .as_bytes(),
+        &registry.addr(),
+        "bob",
+        "t0ken",
     );
     let r = engine.api(
         "POST",

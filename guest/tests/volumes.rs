@@ -6,7 +6,7 @@ mod support;
 
 use std::os::unix::fs::MetadataExt;
 
-use servin_testkit::cleanup::mounts_below;
+use servin_testkit::cleanup::{assert_no_mounts_below, await_no_mounts_below};
 use servin_testkit::image::{self, Entry, Layer};
 use servin_testkit::wait::eventually;
 use support::EngineGuard;
@@ -15,9 +15,7 @@ const IMAGE: &str = "test/box:1";
 const SEEDED: &str = "test/seeded:1";
 
 fn engine() -> EngineGuard {
-    let e = EngineGuard::start();
-    e.load_container_image(IMAGE);
-    e
+    EngineGuard::with_image(IMAGE, &[])
 }
 
 /// Checks the engine itself unmounted everything (container roots, volume
@@ -25,12 +23,9 @@ fn engine() -> EngineGuard {
 /// after the guard's cleanup.
 fn finish(e: EngineGuard) {
     let root = e.root();
-    eventually("the engine to unmount everything", || {
-        mounts_below(&root).is_empty()
-    });
+    await_no_mounts_below(&root);
     drop(e);
-    let left = mounts_below(&root);
-    assert!(left.is_empty(), "mounts left behind: {left:?}");
+    assert_no_mounts_below(&root);
 }
 
 fn volume_names(e: &EngineGuard, args: &[&str]) -> Vec<String> {
@@ -44,12 +39,6 @@ fn volume_names(e: &EngineGuard, args: &[&str]) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-fn inspect_container(e: &EngineGuard, name: &str) -> serde_json::Value {
-    let out = e.docker_ok(&["inspect", "--type", "container", name]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v[0].clone()
 }
 
 #[test]
@@ -127,7 +116,7 @@ fn volume_data_survives_recreation_and_a_used_volume_stays() {
         std::fs::read_to_string(e.root().join("volumes/keep/_data/f")).unwrap(),
         "hello\n"
     );
-    let v = inspect_container(&e, "writer");
+    let v = e.inspect_container("writer");
     let m = &v["Mounts"][0];
     assert_eq!(m["Type"], "volume", "{v}");
     assert_eq!(m["Name"], "keep");
@@ -260,7 +249,7 @@ fn the_image_volumes_are_anonymous_volumes() {
         "-c",
         "cat /cache/seed && touch /empty/x",
     ]);
-    let v = inspect_container(&e, "imgvol");
+    let v = e.inspect_container("imgvol");
     let mut dests: Vec<&str> = v["Mounts"]
         .as_array()
         .unwrap()
@@ -410,7 +399,7 @@ fn anonymous_volumes_go_with_their_container() {
     let names = volume_names(&e, &[]);
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(names.iter().all(|n| n.len() == 64), "{names:?}");
-    let v = inspect_container(&e, "anon1");
+    let v = e.inspect_container("anon1");
     let mut mounted: Vec<String> = v["Mounts"]
         .as_array()
         .unwrap()

@@ -68,3 +68,19 @@ pub fn mounts_below(dir: &Path) -> Vec<String> {
         .filter(|m| m.starts_with(&prefix))
         .collect()
 }
+
+/// Fails the test unless nothing is mounted at or below `root`, naming
+/// what is.
+pub fn assert_no_mounts_below(root: &Path) {
+    let left = mounts_below(root);
+    assert!(left.is_empty(), "mounts left behind: {left:?}");
+}
+
+/// Waits (as [`eventually`](crate::wait::eventually) does) until nothing is
+/// mounted at or below `root`: the engine unmounts a container's root and
+/// volumes once the container is gone, in the background.
+pub fn await_no_mounts_below(root: &Path) {
+    crate::wait::eventually("the engine to unmount everything", || {
+        mounts_below(root).is_empty()
+    });
+}

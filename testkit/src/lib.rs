@@ -16,6 +16,7 @@
 //!   and unmounting everything below it.
 //! - [`net`]: the bridges, veths, nftables tables and iptables chains an
 //!   engine made, found from its log and state, checked and removed.
+//! - [`probe`]: a free port, `curl` from the host, a GET from a container.
 //! - [`terminal`]: a shell line on a pseudo-terminal of its own (`script`).
 //! - [`wait`]: polling for what an engine does in the background.
 //! - [`files`]: small file helpers (write with parents, noise, find by name).
@@ -32,6 +33,7 @@ pub mod gate;
 pub mod http;
 pub mod image;
 pub mod net;
+pub mod probe;
 pub mod registry;
 pub mod terminal;
 pub mod token;

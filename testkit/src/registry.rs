@@ -6,12 +6,14 @@
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use crate::probe::free_port;
 use crate::{http, image, token};
 
 /// A running `docker-registry serve` on a free loopback port.
@@ -22,14 +24,6 @@ pub struct RegistryGuard {
     pub auth: Option<(String, String)>,
     /// The bearer-token server, for a registry with token authentication.
     pub token: Option<token::TokenServer>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl RegistryGuard {
@@ -343,4 +337,14 @@ impl Drop for FakeRegistry {
             let _ = t.join();
         }
     }
+}
+
+/// Writes a credentials file in the docker CLI's form (`~/.docker/config.json`,
+/// also what `servin login` keeps): `user`/`password` for `registry`, base64
+/// as Docker stores them.
+pub fn write_auths(path: &Path, registry: &str, user: &str, password: &str) {
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let config = serde_json::json!({ "auths": { registry: { "auth": auth } } });
+    crate::files::write(path, config.to_string().as_bytes());
 }

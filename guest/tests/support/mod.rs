@@ -186,6 +186,46 @@ impl EngineGuard {
         self.docker_ok(&["load", "-i", file.to_str().unwrap()]);
     }
 
+    /// Starts an engine with extra environment variables and the busybox
+    /// container image loaded as `image`.
+    pub fn with_image(image: &str, env: &[(&str, &str)]) -> Self {
+        let e = Self::start_with_env(env);
+        e.load_container_image(image);
+        e
+    }
+
+    /// `docker inspect` of container `name`.
+    pub fn inspect_container(&self, name: &str) -> serde_json::Value {
+        let out = self.docker_ok(&["inspect", "--type", "container", name]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v[0].clone()
+    }
+
+    /// Runs `script` under `sh` in a fresh container of `image` on
+    /// `network`; its stdout when it succeeded with some output.
+    pub fn run_on(&self, network: &str, image: &str, script: &str) -> Option<String> {
+        let out = self.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            network,
+            image,
+            "sh",
+            "-c",
+            script,
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success() && !text.is_empty()).then_some(text)
+    }
+
+    /// The address of `container` on `network`.
+    pub fn ip_on(&self, container: &str, network: &str) -> String {
+        let f = format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}");
+        self.docker_ok(&["inspect", "-f", &f, container])
+            .trim()
+            .to_string()
+    }
+
     /// The engine's `SERVIN_ROOT` for the host CLI.
     pub fn envs(&self) -> Vec<(String, String)> {
         vec![
