@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use servin_testkit::cleanup::assert_no_mounts_below;
+use servin_testkit::process::with_stdin;
 use servin_testkit::terminal::on_a_terminal;
 use servin_testkit::wait::eventually;
 use support::sandbox::{Env, Sandbox};
@@ -18,12 +18,6 @@ const IMAGE: &str = "test/cli:1";
 
 fn sandbox() -> Env {
     Env::with_image(IMAGE)
-}
-
-fn finish(s: Env) {
-    let root = s.root();
-    drop(s);
-    assert_no_mounts_below(&root);
 }
 
 /// Waits for a child with a bound, killing it (and failing) past it.
@@ -77,22 +71,13 @@ fn run_prints_output_and_returns_the_exit_code() {
         "{}",
         r.stderr
     );
-    let mut child = s
-        .command(&["run", "--rm", "-i", IMAGE, "cat"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"piped in\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = with_stdin(
+        &mut s.command(&["run", "--rm", "-i", IMAGE, "cat"]),
+        b"piped in\n",
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "piped in\n");
     eventually("auto-removal", || s.ok(&["ps", "-aq"]).trim().is_empty());
-    finish(s);
+    s.finish();
 }
 
 #[test]
@@ -149,7 +134,7 @@ fn a_background_container_through_its_life() {
     eventually("the kill", || s.ok(&["wait", "ticker"]).trim() == "137");
     s.ok(&["rm", "ticker"]);
     assert!(s.ok(&["ps", "-aq"]).trim().is_empty());
-    finish(s);
+    s.finish();
 }
 
 #[test]
@@ -196,7 +181,7 @@ fn create_start_attach_and_rm_force() {
     s.ok(&["rm", "-f", "busy"]);
     s.ok(&["rm", "--all"]);
     assert!(s.ok(&["ps", "-aq"]).trim().is_empty());
-    finish(s);
+    s.finish();
 }
 
 #[test]
@@ -289,7 +274,7 @@ echo "code=$?"
     let info: serde_json::Value = serde_json::from_str(&s.ok(&["inspect", "raw"])).unwrap();
     assert_eq!(info[0]["State"]["Status"], "running");
     s.ok(&["rm", "-f", "sh1", "raw"]);
-    finish(s);
+    s.finish();
 }
 
 #[test]
@@ -346,7 +331,7 @@ fn bad_input() {
         "only the first create remains"
     );
     s.ok(&["rm", "taken"]);
-    finish(s);
+    s.finish();
 }
 
 #[test]
@@ -426,7 +411,7 @@ fn flags_reach_the_container() {
     assert_eq!(info[0]["HostConfig"]["Init"], true);
     assert_eq!(info[0]["Config"]["Labels"]["tier"], "test");
     s.ok(&["rm", "-v", "limited"]);
-    finish(s);
+    s.finish();
 }
 
 #[test]
@@ -461,7 +446,7 @@ fn health_shows_in_ps_and_logs_take_times() {
     let r = s.run(&["logs", "--since", "yesterday", "checked"]);
     assert_eq!(r.code, 2);
     s.ok(&["rm", "-f", "checked"]);
-    finish(s);
+    s.finish();
 }
 
 #[test]
@@ -505,5 +490,5 @@ fn signals_go_to_the_container_and_exec_can_be_interrupted() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("not a TTY"), "{}", r.stderr);
     s.ok(&["rm", "-f", "idle"]);
-    finish(s);
+    s.finish();
 }

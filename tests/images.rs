@@ -8,6 +8,7 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 
 use servin_testkit::image::seed_image;
+use servin_testkit::process::with_stdin;
 use servin_testkit::registry::{RegistryGuard, write_auths};
 use servin_testkit::terminal::on_a_terminal;
 use support::sandbox::Sandbox;
@@ -235,20 +236,8 @@ fn login_stores_credentials_privately_and_logout_forgets_them() {
 fn login(s: &Sandbox, args: &[&str], password: &str) -> support::Run {
     let mut all = vec!["login", "--password-stdin"];
     all.extend_from_slice(args);
-    let mut child = s
-        .command(&all)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(password.as_bytes()).unwrap();
-        stdin.write_all(b"\n").unwrap();
-    }
-    Sandbox::output(child.wait_with_output().unwrap())
+    let input = format!("{password}\n");
+    Sandbox::output(with_stdin(&mut s.command(&all), input.as_bytes()))
 }
 
 /// What `~/.servin/auth.json` holds (empty when it does not exist).

@@ -5,7 +5,7 @@
 
 mod support;
 
-use servin_testkit::cleanup::{assert_no_mounts_below, await_no_mounts_below, mounts_below};
+use servin_testkit::cleanup::mounts_below;
 use servin_testkit::wait::eventually;
 use support::sandbox::{Env, Sandbox};
 
@@ -13,15 +13,6 @@ const IMAGE: &str = "test/cli:1";
 
 fn sandbox() -> Env {
     Env::with_image(IMAGE)
-}
-
-/// Checks the engine itself unmounted everything once the containers are
-/// gone, then drops the sandbox and checks again.
-fn finish(s: Env) {
-    let root = s.root();
-    await_no_mounts_below(&root);
-    drop(s);
-    assert_no_mounts_below(&root);
 }
 
 fn names(s: &Sandbox, extra: &[&str]) -> Vec<String> {
@@ -92,7 +83,7 @@ fn volume_create_ls_inspect_rm_prune() {
     let out = s.ok(&["volume", "prune", "-af"]);
     assert!(out.contains(random.trim()), "{out}");
     assert!(names(&s, &[]).is_empty());
-    finish(s);
+    s.finish_once_unmounted();
 }
 
 #[test]
@@ -191,5 +182,5 @@ fn run_with_named_anonymous_and_device_volumes() {
     eventually("auto-removal", || s.ok(&["ps", "-aq"]).trim().is_empty());
     s.ok(&["volume", "rm", "fast", "data"]);
     assert!(mounts_below(&data).is_empty());
-    finish(s);
+    s.finish_once_unmounted();
 }

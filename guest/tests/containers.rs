@@ -4,11 +4,10 @@
 
 mod support;
 
-use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use servin_testkit::cleanup::assert_no_mounts_below;
+use servin_testkit::process::with_stdin;
 use servin_testkit::terminal::on_a_terminal;
 use servin_testkit::wait::eventually;
 use support::EngineGuard;
@@ -17,13 +16,6 @@ const IMAGE: &str = "test/box:1";
 
 fn engine() -> EngineGuard {
     EngineGuard::with_image(IMAGE, &[])
-}
-
-/// Drops the engine and checks nothing it mounted is left.
-fn finish(e: EngineGuard) {
-    let root = e.root();
-    drop(e);
-    assert_no_mounts_below(&root);
 }
 
 fn code(out: &std::process::Output) -> i32 {
@@ -49,7 +41,7 @@ fn run_rm_prints_and_propagates_the_exit_code() {
     eventually("auto-removal", || {
         e.docker_ok(&["ps", "-aq"]).trim().is_empty()
     });
-    finish(e);
+    e.finish();
 }
 
 #[test]
@@ -92,7 +84,7 @@ fn detached_container_lifecycle() {
     assert!(err.contains("is not running"), "{err}");
     e.docker_ok(&["rm", "web"]);
     assert!(e.docker_ok(&["ps", "-aq"]).trim().is_empty());
-    finish(e);
+    e.finish();
 }
 
 #[test]
@@ -122,7 +114,7 @@ fn logs_follow_ends_when_the_container_exits() {
             .all(|l| l.starts_with("20") && l.contains("Z line")),
         "{ts}"
     );
-    finish(e);
+    e.finish();
 }
 
 #[test]
@@ -147,7 +139,7 @@ fn stop_reaches_a_process_that_ignores_sigterm_through_the_init() {
     assert_eq!(e.inspect_container("no-init")["State"]["ExitCode"], 137);
     let top = e.docker_ok(&["run", "--rm", IMAGE, "cat", "/proc/1/cmdline"]);
     assert!(top.starts_with("/sbin/servin-init"), "{top:?}");
-    finish(e);
+    e.finish();
 }
 
 #[test]
@@ -178,7 +170,7 @@ fn user_workdir_env_and_hostname() {
     let err = e.docker(&["run", "--rm", "-u", "nosuchuser", IMAGE, "id"]);
     assert!(!err.status.success());
     assert!(String::from_utf8_lossy(&err.stderr).contains("nosuchuser"));
-    finish(e);
+    e.finish();
 }
 
 #[test]
@@ -268,7 +260,7 @@ fn mounts_and_security_settings() {
         "/proc/self/status",
     ]);
     assert!(nnp.contains('1'), "{nnp}");
-    finish(e);
+    e.finish();
 }
 
 #[test]
@@ -337,25 +329,16 @@ fn limits_are_enforced_inside_the_container() {
         .and_then(|l| l.split_whitespace().nth(4).map(String::from))
         .unwrap();
     assert!(nofile.trim().parse::<u64>().unwrap() <= host_hard.parse::<u64>().unwrap_or(u64::MAX));
-    finish(e);
+    e.finish();
 }
 
 #[test]
 fn stdin_and_terminals() {
     let e = engine();
-    let mut child = e
-        .docker_cmd(&["run", "--rm", "-i", IMAGE, "cat"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"through stdin\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = with_stdin(
+        &mut e.docker_cmd(&["run", "--rm", "-i", IMAGE, "cat"]),
+        b"through stdin\n",
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
     // A terminal: run -t and exec -it under a pseudo-terminal from script(1).
     let docker = |args: &str| {
@@ -379,7 +362,7 @@ fn stdin_and_terminals() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("/dev/pts/"), "{text}");
     assert_eq!(code(&out), 4, "{text}");
-    finish(e);
+    e.finish();
 }
 
 #[test]
@@ -424,7 +407,7 @@ fn state_survives_an_engine_crash() {
     );
     e.docker_ok(&["stop", "-t", "5", "ticker"]);
     e.docker_ok(&["rm", "ticker", "short"]);
-    finish(e);
+    e.finish();
 }
 
 #[test]
@@ -473,7 +456,7 @@ fn restart_policy_and_health_checks() {
         e.inspect_container("checked")["State"]["Health"]["Status"] == "unhealthy"
     });
     e.docker_ok(&["rm", "-f", "checked", "flaky"]);
-    finish(e);
+    e.finish();
 }
 
 #[test]
@@ -513,7 +496,7 @@ fn bad_input_gets_clear_errors_and_leaves_nothing() {
             == 1
     );
     e.docker_ok(&["rm", "dup"]);
-    finish(e);
+    e.finish();
 }
 
 #[test]
@@ -561,5 +544,5 @@ fn events_report_the_lifecycle() {
             "{action} missing from {seen}"
         );
     }
-    finish(e);
+    e.finish();
 }

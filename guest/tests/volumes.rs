@@ -6,7 +6,6 @@ mod support;
 
 use std::os::unix::fs::MetadataExt;
 
-use servin_testkit::cleanup::{assert_no_mounts_below, await_no_mounts_below};
 use servin_testkit::image::{self, Entry, Layer};
 use servin_testkit::wait::eventually;
 use support::EngineGuard;
@@ -16,16 +15,6 @@ const SEEDED: &str = "test/seeded:1";
 
 fn engine() -> EngineGuard {
     EngineGuard::with_image(IMAGE, &[])
-}
-
-/// Checks the engine itself unmounted everything (container roots, volume
-/// devices) once its containers are gone, then drops it and checks again
-/// after the guard's cleanup.
-fn finish(e: EngineGuard) {
-    let root = e.root();
-    await_no_mounts_below(&root);
-    drop(e);
-    assert_no_mounts_below(&root);
 }
 
 fn volume_names(e: &EngineGuard, args: &[&str]) -> Vec<String> {
@@ -93,7 +82,7 @@ fn docker_volume_create_ls_inspect_rm() {
     );
     assert!(volume_names(&e, &[]).is_empty());
     assert!(!e.root().join("volumes/data1").exists());
-    finish(e);
+    e.finish_once_unmounted();
 }
 
 #[test]
@@ -183,7 +172,7 @@ fn volume_data_survives_recreation_and_a_used_volume_stays() {
     });
     e.docker_ok(&["volume", "rm", "keep"]);
     assert!(volume_names(&e, &[]).is_empty());
-    finish(e);
+    e.finish_once_unmounted();
 }
 
 fn load_seeded(e: &EngineGuard) {
@@ -289,7 +278,7 @@ fn the_image_volumes_are_anonymous_volumes() {
         volume_names(&e, &[]) == ["mine"]
     });
     e.docker_ok(&["volume", "rm", "mine"]);
-    finish(e);
+    e.finish_once_unmounted();
 }
 
 #[test]
@@ -360,7 +349,7 @@ fn an_empty_volume_gets_the_image_content_once() {
         e.docker_ok(&["ps", "-aq"]).trim().is_empty()
     });
     e.docker_ok(&["volume", "rm", "seeded", "bare", "bare2"]);
-    finish(e);
+    e.finish_once_unmounted();
 }
 
 #[test]
@@ -438,5 +427,5 @@ fn anonymous_volumes_go_with_their_container() {
     assert_eq!(r.status, 200, "{}", r.text());
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["VolumesDeleted"], serde_json::json!(["old-style"]));
-    finish(e);
+    e.finish_once_unmounted();
 }

@@ -17,6 +17,7 @@
 //! - [`net`]: the bridges, veths, nftables tables and iptables chains an
 //!   engine made, found from its log and state, checked and removed.
 //! - [`probe`]: a free port, `curl` from the host, a GET from a container.
+//! - [`process`]: a command run with something on its stdin.
 //! - [`terminal`]: a shell line on a pseudo-terminal of its own (`script`).
 //! - [`wait`]: polling for what an engine does in the background.
 //! - [`files`]: small file helpers (write with parents, noise, find by name).
@@ -34,6 +35,7 @@ pub mod http;
 pub mod image;
 pub mod net;
 pub mod probe;
+pub mod process;
 pub mod registry;
 pub mod terminal;
 pub mod token;

@@ -6,8 +6,7 @@
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,6 +26,7 @@ pub struct RegistryGuard {
 }
 
 impl RegistryGuard {
+    /// A registry anyone may pull from and push to.
     pub fn start() -> Self {
         Self::start_with(None)
     }

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use servin_testkit::cleanup::{cleanup_containers, mounts_below};
+use servin_testkit::cleanup::{
+    assert_no_mounts_below, await_no_mounts_below, cleanup_containers, mounts_below,
+};
 use servin_testkit::{http, image, net};
 use tempfile::TempDir;
 
@@ -224,6 +226,22 @@ impl EngineGuard {
         self.docker_ok(&["inspect", "-f", &f, container])
             .trim()
             .to_string()
+    }
+
+    /// Ends a test: drops the engine (its clean-up runs) and fails the test
+    /// if anything is still mounted below its root.
+    pub fn finish(self) {
+        let root = self.root();
+        drop(self);
+        assert_no_mounts_below(&root);
+    }
+
+    /// As [`Self::finish`], after waiting for the engine itself to have
+    /// unmounted everything (container roots, volume devices) once the
+    /// test's containers are gone: the clean-up must not be what unmounts.
+    pub fn finish_once_unmounted(self) {
+        await_no_mounts_below(&self.root());
+        self.finish();
     }
 
     /// The engine's `SERVIN_ROOT` for the host CLI.
