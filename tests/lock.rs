@@ -29,8 +29,7 @@ fn image_id(s: &Sandbox, name: &str) -> String {
 
 /// The image ID container `name` runs.
 fn running_image(s: &Sandbox, name: &str) -> String {
-    let v: Value = serde_json::from_str(&s.ok(&["inspect", name])).unwrap();
-    let c = v.as_array().map_or(v.clone(), |a| a[0].clone());
+    let c = s.inspect(name);
     assert_eq!(c["State"]["Status"], "running", "{c}");
     c["Image"].as_str().unwrap().to_string()
 }
@@ -65,16 +64,13 @@ fn a_retagged_image_changes_nothing_until_lock_update() {
     let image = format!("{}/team/app:v1", reg.addr());
     let first = push_seed(&s, &image, "one");
 
-    let dir = s.dir.path().join("proj");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("servin.toml");
-    std::fs::write(
-        &file,
-        format!(
+    let file = s.write_project(
+        "proj",
+        &format!(
             "[project]\nname = \"locked\"\n\n[containers.app]\nimage = \"{image}\"\ncommand = [\"sleep\", \"300\"]\nstop_timeout = \"1s\"\n"
         ),
-    )
-    .unwrap();
+    );
+    let dir = file.parent().unwrap().to_path_buf();
     let file = file.to_str().unwrap();
     let lock = dir.join("servin.lock");
 
@@ -143,14 +139,11 @@ fn images_imported_here_are_not_locked() {
     let s = Env::new();
     let tar = seed_image_marked(s.dir.path(), "test/local:1", None);
     s.ok(&["image", "import", tar.to_str().unwrap()]);
-    let dir = s.dir.path().join("proj");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("servin.toml");
-    std::fs::write(
-        &file,
+    let file = s.write_project(
+        "proj",
         "[project]\nname = \"local\"\n\n[containers.app]\nimage = \"test/local:1\"\ncommand = [\"sleep\", \"300\"]\nstop_timeout = \"1s\"\n",
-    )
-    .unwrap();
+    );
+    let dir = file.parent().unwrap().to_path_buf();
     let file = file.to_str().unwrap();
     let r = servin(&s, &["lock", "-f", file]);
     assert!(r.stderr.contains("not locked"), "{}", r.stderr);

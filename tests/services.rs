@@ -28,25 +28,25 @@ fn ok_in(s: &Sandbox, dir: &std::path::Path, args: &[&str]) -> String {
 }
 
 fn state(s: &Sandbox, name: &str) -> String {
-    let v: Value = serde_json::from_str(&s.ok(&["inspect", name])).unwrap();
-    let c = v.as_array().map_or(v.clone(), |a| a[0].clone());
-    c["State"]["Status"].as_str().unwrap().to_string()
+    s.inspect(name)["State"]["Status"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn started_at(s: &Sandbox, name: &str) -> String {
-    let v: Value = serde_json::from_str(&s.ok(&["inspect", name])).unwrap();
-    let c = v.as_array().map_or(v.clone(), |a| a[0].clone());
-    c["State"]["StartedAt"].as_str().unwrap().to_string()
+    s.inspect(name)["State"]["StartedAt"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
 fn services_stand_for_their_containers_in_a_project_folder() {
     let s = Env::with_image(IMAGE);
-    let dir = s.dir.path().join("svc");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("servin.toml"),
-        format!(
+    let file = s.write_project(
+        "svc",
+        &format!(
             r#"[project]
 name = "svc"
 
@@ -63,8 +63,8 @@ env = {{ ROLE = "database" }}
 stop_timeout = "1s"
 "#
         ),
-    )
-    .unwrap();
+    );
+    let dir = file.parent().unwrap().to_path_buf();
     ok_in(&s, &dir, &["up", "-d"]);
 
     // ps in the folder: only the project's containers, by service.
@@ -155,13 +155,11 @@ stop_timeout = "1s"
 #[test]
 fn project_logs_interleave_the_services_in_time_order() {
     let s = Env::with_image(IMAGE);
-    let dir = s.dir.path().join("logs");
-    std::fs::create_dir_all(&dir).unwrap();
     // zeta writes first; alpha only starts once zeta completed, so time
     // order is not name order.
-    std::fs::write(
-        dir.join("servin.toml"),
-        format!(
+    let file = s.write_project(
+        "logs",
+        &format!(
             r#"[project]
 name = "lg"
 
@@ -181,8 +179,8 @@ replicas = 2
 profiles = ["extra"]
 "#
         ),
-    )
-    .unwrap();
+    );
+    let dir = file.parent().unwrap().to_path_buf();
     ok_in(&s, &dir, &["up", "-d"]);
     s.ok(&["wait", "lg-alpha-1"]);
 

@@ -49,11 +49,7 @@ depends_on = {{ db = "healthy" }}
 }
 
 fn write_project(s: &Sandbox, text: &str) -> String {
-    let dir = s.dir.path().join("demo");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("servin.toml");
-    std::fs::write(&file, text).unwrap();
-    file.to_str().unwrap().to_string()
+    s.write_project("demo", text).to_str().unwrap().to_string()
 }
 
 /// The project's containers: name to (ID, state).
@@ -76,11 +72,6 @@ fn containers(s: &Sandbox, project: &str) -> Vec<(String, String, String)> {
         .collect();
     list.sort();
     list
-}
-
-fn inspect(s: &Sandbox, name: &str) -> Value {
-    let v: Value = serde_json::from_str(&s.ok(&["inspect", name])).unwrap();
-    v.as_array().map_or(v.clone(), |a| a[0].clone())
 }
 
 fn up(s: &Sandbox, file: &str) -> Run {
@@ -109,8 +100,8 @@ fn up_converges_changes_exactly_what_changed_and_down_leaves_nothing() {
     let names: Vec<&str> = first.iter().map(|c| c.0.as_str()).collect();
     assert_eq!(names, vec!["demo-db-1", "demo-web-1"]);
     assert!(first.iter().all(|c| c.2 == "running"), "{first:?}");
-    let db = inspect(&s, "demo-db-1");
-    let web = inspect(&s, "demo-web-1");
+    let db = s.inspect("demo-db-1");
+    let web = s.inspect("demo-web-1");
     let healthy_at = db["State"]["Health"]["Log"]
         .as_array()
         .unwrap()
@@ -151,7 +142,7 @@ fn up_converges_changes_exactly_what_changed_and_down_leaves_nothing() {
     assert_eq!(second[1].0, "demo-web-1");
     assert_ne!(second[1].1, first[1].1, "web is a new container");
     assert_eq!(second[1].2, "running");
-    let env = inspect(&s, "demo-web-1")["Config"]["Env"].to_string();
+    let env = s.inspect("demo-web-1")["Config"]["Env"].to_string();
     assert!(env.contains("LEVEL=debug"), "{env}");
     assert_eq!(second.len(), 2, "no temporary container left: {second:?}");
 
@@ -248,7 +239,7 @@ fn a_leftover_of_an_interrupted_recreate_is_cleaned_and_up_converges() {
     let before = containers(&s, "demo");
     // As a recreate killed between making the new container and renaming
     // it leaves things: a stopped copy under the temporary name.
-    let web = inspect(&s, "demo-web-1");
+    let web = s.inspect("demo-web-1");
     let mut args = vec![
         "create".to_string(),
         "--name".into(),

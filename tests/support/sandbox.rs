@@ -91,6 +91,23 @@ impl Sandbox {
         r.stdout
     }
 
+    /// Writes `text` as the project file `servin.toml` of folder `folder`
+    /// inside the sandbox (made when missing); returns the file's path.
+    pub fn write_project(&self, folder: &str, text: &str) -> PathBuf {
+        let dir = self.dir.path().join(folder);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("servin.toml");
+        std::fs::write(&file, text).unwrap();
+        file
+    }
+
+    /// `servin inspect name`: the container's object (the first, when the
+    /// answer is a list).
+    pub fn inspect(&self, name: &str) -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(&self.ok(&["inspect", name])).unwrap();
+        v.as_array().map_or(v.clone(), |a| a[0].clone())
+    }
+
     /// Engines whose environment names this sandbox's root.
     pub fn engine_pids(&self) -> Vec<i32> {
         let needle = format!("SERVIN_ROOT={}", self.root().display());
