@@ -5,7 +5,7 @@
 
 mod support;
 
-use servin_testkit::cleanup::mounts_below;
+use servin_testkit::cleanup::{OwnsRoot, mounts_below};
 use servin_testkit::wait::eventually;
 use support::sandbox::{Env, Sandbox};
 

@@ -7,6 +7,7 @@ mod support;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use servin_testkit::cleanup::OwnsRoot;
 use servin_testkit::process::with_stdin;
 use servin_testkit::terminal::on_a_terminal;
 use servin_testkit::wait::eventually;

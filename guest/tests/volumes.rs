@@ -6,6 +6,7 @@ mod support;
 
 use std::os::unix::fs::MetadataExt;
 
+use servin_testkit::cleanup::OwnsRoot;
 use servin_testkit::image::{self, Entry, Layer};
 use servin_testkit::wait::eventually;
 use support::EngineGuard;

@@ -3,7 +3,7 @@
 //! guards of both packages' tests call it when dropped, so a failing test
 //! leaves nothing mounted and nothing running.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Kills and removes every container under `root` (their monitors, the
@@ -83,4 +83,28 @@ pub fn await_no_mounts_below(root: &Path) {
     crate::wait::eventually("the engine to unmount everything", || {
         mounts_below(root).is_empty()
     });
+}
+
+/// A guard that owns an engine's state root and cleans it up when dropped
+/// (the engine's own tests' engine, the host tests' sandbox). Ending a test
+/// through it checks that the clean-up left nothing mounted.
+pub trait OwnsRoot: Sized {
+    /// The engine's state root (`SERVIN_ROOT`).
+    fn state_root(&self) -> PathBuf;
+
+    /// Ends a test: drops the guard (its clean-up runs) and fails the test
+    /// if anything is still mounted below its root.
+    fn finish(self) {
+        let root = self.state_root();
+        drop(self);
+        assert_no_mounts_below(&root);
+    }
+
+    /// As [`Self::finish`], after waiting for the engine itself to have
+    /// unmounted everything (container roots, volume devices) once the
+    /// test's containers are gone: the clean-up must not be what unmounts.
+    fn finish_once_unmounted(self) {
+        await_no_mounts_below(&self.state_root());
+        self.finish();
+    }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-use servin_testkit::cleanup::{assert_no_mounts_below, await_no_mounts_below, cleanup_containers};
+use servin_testkit::cleanup::{OwnsRoot, cleanup_containers};
 use servin_testkit::{image, net};
 use tempfile::TempDir;
 
@@ -172,21 +172,9 @@ impl Env {
     }
 }
 
-impl Env {
-    /// Ends a test: drops the sandbox (its clean-up runs) and fails the test
-    /// if anything is still mounted below its root.
-    pub fn finish(self) {
-        let root = self.root();
-        drop(self);
-        assert_no_mounts_below(&root);
-    }
-
-    /// As [`Self::finish`], after waiting for the engine itself to have
-    /// unmounted everything (container roots, volume devices) once the
-    /// test's containers are gone: the clean-up must not be what unmounts.
-    pub fn finish_once_unmounted(self) {
-        await_no_mounts_below(&self.root());
-        self.finish();
+impl OwnsRoot for Env {
+    fn state_root(&self) -> PathBuf {
+        self.root()
     }
 }
 

@@ -11,9 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use servin_testkit::cleanup::{
-    assert_no_mounts_below, await_no_mounts_below, cleanup_containers, mounts_below,
-};
+use servin_testkit::cleanup::{OwnsRoot, cleanup_containers, mounts_below};
 use servin_testkit::{http, image, net};
 use tempfile::TempDir;
 
@@ -228,22 +226,6 @@ impl EngineGuard {
             .to_string()
     }
 
-    /// Ends a test: drops the engine (its clean-up runs) and fails the test
-    /// if anything is still mounted below its root.
-    pub fn finish(self) {
-        let root = self.root();
-        drop(self);
-        assert_no_mounts_below(&root);
-    }
-
-    /// As [`Self::finish`], after waiting for the engine itself to have
-    /// unmounted everything (container roots, volume devices) once the
-    /// test's containers are gone: the clean-up must not be what unmounts.
-    pub fn finish_once_unmounted(self) {
-        await_no_mounts_below(&self.root());
-        self.finish();
-    }
-
     /// The engine's `SERVIN_ROOT` for the host CLI.
     pub fn envs(&self) -> Vec<(String, String)> {
         vec![
@@ -269,6 +251,12 @@ pub fn finish_network_test(mut e: EngineGuard) {
     drop(e);
     assert!(left.is_empty(), "network objects left behind: {left:?}");
     assert!(mounts.is_empty(), "mounts left behind: {mounts:?}");
+}
+
+impl OwnsRoot for EngineGuard {
+    fn state_root(&self) -> PathBuf {
+        self.root()
+    }
 }
 
 impl Drop for EngineGuard {
