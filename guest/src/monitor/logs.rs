@@ -10,14 +10,13 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read as _, Seek as _, SeekFrom, Write as _};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::LogConfig;
 use crate::error::{Error, Result};
-use crate::timefmt;
 
 /// Output lines longer than this are logged in pieces of this size.
 pub const MAX_LINE: usize = 16 * 1024;
@@ -105,38 +104,9 @@ impl LogQuery {
     }
 }
 
-/// Formats `time` as RFC 3339 in UTC with nanoseconds,
-/// `2026-11-29T00:00:00.123456789Z`.
-pub fn format_time(time: SystemTime) -> String {
-    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
-    let whole = timefmt::format_rfc3339(secs);
-    let whole = whole.strip_suffix('Z').unwrap_or(&whole);
-    format!("{whole}.{:09}Z", since_epoch.subsec_nanos())
-}
-
-/// Parses an RFC 3339 time with optional fractional seconds (any number of
-/// digits, nanoseconds kept).
-pub fn parse_time(text: &str) -> Option<SystemTime> {
-    let secs = timefmt::parse_rfc3339(text)?;
-    let mut nanos = 0u32;
-    if let Some(fraction) = text.get(19..).and_then(|rest| rest.strip_prefix('.')) {
-        let digits: Vec<u32> = fraction
-            .bytes()
-            .take_while(u8::is_ascii_digit)
-            .map(|d| u32::from(d - b'0'))
-            .collect();
-        for place in 0..9 {
-            nanos = nanos * 10 + digits.get(place).copied().unwrap_or(0);
-        }
-    }
-    let base = if secs >= 0 {
-        UNIX_EPOCH.checked_add(Duration::from_secs(secs.unsigned_abs()))?
-    } else {
-        UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs()))?
-    };
-    base.checked_add(Duration::from_nanos(u64::from(nanos)))
-}
+/// Log stamps are the engine's nanosecond RFC 3339 times, nine fraction
+/// digits always (read back with any number).
+pub use crate::timefmt::{format_nanos as format_time, parse_nanos as parse_time};
 
 #[derive(Serialize)]
 struct RecordOut<'a> {
@@ -530,6 +500,8 @@ pub async fn follow_logs(
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use std::time::UNIX_EPOCH;
+
     use super::*;
 
     fn config(dir: &Path, max_size: u64, max_files: u32) -> LogConfig {
