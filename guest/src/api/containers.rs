@@ -11,12 +11,12 @@ use bollard_stubs::models::{
     ExecConfig, ExecInspectResponse, ExecStartConfig, HealthStatusEnum, ProcessConfig,
 };
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use super::body;
 use super::routes::{Body, Query, empty, json, streaming, with_type};
 use super::stream::{self, MULTIPLEXED, RAW, StreamKind, frame};
 use crate::container::lifecycle::{WaitCondition, connect_attach};
@@ -26,25 +26,6 @@ use crate::error::{Error, Result};
 use crate::monitor::attach::Frame;
 use crate::monitor::logs::{LogEntry, LogQuery, LogStream, follow_logs, read_logs};
 use crate::timefmt;
-
-/// Largest create or exec body accepted.
-const MAX_BODY: usize = 4 * 1024 * 1024;
-
-async fn read_json<T: serde::de::DeserializeOwned + Default>(
-    req: Request<Incoming>,
-    what: &str,
-) -> Result<T> {
-    let body = http_body_util::Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| Error::BadRequest(format!("read the {what} body: {e}")))?
-        .to_bytes();
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(&body)
-        .map_err(|e| Error::BadRequest(format!("invalid {what} body: {e}")))
-}
 
 /// Converts Docker's word to one of bollard's enums.
 fn word<T: serde::de::DeserializeOwned>(w: &str) -> Option<T> {
@@ -88,7 +69,8 @@ pub async fn create(
     query: &Query,
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
-    let body: ContainerCreateBody = read_json(req, "container create").await?;
+    let body: ContainerCreateBody =
+        body::json_or_default(req.into_body(), "container create").await?;
     let (id, warnings) = engine.containers.create(query.get("name"), body)?;
     Ok(json(
         StatusCode::CREATED,
@@ -685,7 +667,7 @@ pub async fn exec_create(
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
     let c = engine.containers.get(key)?;
-    let config: ExecConfig = read_json(req, "exec create").await?;
+    let config: ExecConfig = body::json_or_default(req.into_body(), "exec create").await?;
     let id = engine.containers.exec_create(&c, config)?;
     Ok(json(StatusCode::CREATED, &serde_json::json!({ "Id": id })))
 }
@@ -699,7 +681,7 @@ pub async fn exec_start(
     let e = engine.containers.exec_get(id)?;
     let upgrade = stream::wants_upgrade(&req);
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let start: ExecStartConfig = read_json(req, "exec start").await?;
+    let start: ExecStartConfig = body::json_or_default(req.into_body(), "exec start").await?;
     let tty = start.tty.or(e.config.tty).unwrap_or(false);
     let mut process = engine.containers.exec_start(&e, Some(tty)).await?;
     let containers = Arc::clone(&engine.containers);
