@@ -87,12 +87,19 @@ where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(Error::TooLarge(format!(
+    let too_large = || {
+        Error::TooLarge(format!(
             "the {what} body is over the engine's limit of {} for a request body",
             size_text(u64::try_from(limit).unwrap_or(u64::MAX))
-        ))),
+        ))
+    };
+    // A declared length over the limit is refused before any is read.
+    if body.size_hint().lower() > u64::try_from(limit).unwrap_or(u64::MAX) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
         Err(e) => Err(Error::BadRequest(format!("read the {what} body: {e}"))),
     }
 }
