@@ -24,6 +24,12 @@ pub const MAX_LINE: usize = 16 * 1024;
 /// How often [`follow_logs`] looks for new lines.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
+/// The most [`follow_logs`] reads of the file at a time. It reads the next
+/// piece only once the previous one's entries are sent, so a follower whose
+/// reader is slow holds at most this (and its channel) in memory, whatever
+/// the container writes meanwhile: the rest waits in the file.
+const FOLLOW_CHUNK: u64 = 256 * 1024;
+
 /// Which output stream a log line came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogStream {
@@ -362,14 +368,16 @@ pub fn read_logs(log: &LogConfig, query: &LogQuery) -> Result<Vec<LogEntry>> {
     read_initial(log, query).map(|(entries, _)| entries)
 }
 
-/// The entries appended since the cursor last read, following the current
-/// file through rotation (one rotation per call is seen; a writer rotating
-/// twice between calls loses the reader the file in between).
+/// The entries appended since the cursor last read, at most
+/// [`FOLLOW_CHUNK`] bytes of the file, and whether more is there already;
+/// follows the current file through rotation (one rotation per call is
+/// seen; a writer rotating twice between calls loses the reader the file
+/// in between).
 fn read_new(
     log: &LogConfig,
     cursor: &mut Option<Cursor>,
     query: &LogQuery,
-) -> Result<Vec<LogEntry>> {
+) -> Result<(Vec<LogEntry>, bool)> {
     let mut out = Vec::new();
     loop {
         let Some(current) = cursor.as_mut() else {
@@ -386,7 +394,7 @@ fn read_new(
                     });
                     continue;
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((out, false)),
                 Err(e) => return Err(Error::io("open", &log.path)(e)),
             }
         };
@@ -408,12 +416,16 @@ fn read_new(
             current.partial.clear();
         }
         let mut data = std::mem::take(&mut current.partial);
-        current
-            .file
+        let read = (&current.file)
+            .take(FOLLOW_CHUNK)
             .read_to_end(&mut data)
             .map_err(Error::io("read", &log.path))?;
         current.partial = read_entries(&mut data.as_slice(), query, &mut |e| out.push(e))
             .map_err(Error::io("read", &log.path))?;
+        if read as u64 == FOLLOW_CHUNK {
+            // Not at the end: a rotation, if any, is seen at the end.
+            return Ok((out, true));
+        }
         let now_ino = match std::fs::metadata(&log.path) {
             Ok(meta) => Some(meta.ino()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -429,7 +441,7 @@ fn read_new(
                 }
                 *cursor = None;
             }
-            _ => return Ok(out),
+            _ => return Ok((out, false)),
         }
     }
 }
@@ -474,11 +486,15 @@ pub async fn follow_logs(
     loop {
         // Small reads of a local file: done inline.
         match read_new(&log, &mut cursor, &query) {
-            Ok(entries) => {
+            Ok((entries, more)) => {
+                // Sent at the reader's pace: a full channel waits here.
                 for entry in entries {
                     if tx.send(entry).await.is_err() {
                         return;
                     }
+                }
+                if more {
+                    continue;
                 }
             }
             Err(e) => {
@@ -713,6 +729,61 @@ mod tests {
         writer.append(LogStream::Stdout, b"last\n").unwrap();
         stop_tx.send(()).unwrap();
         assert_eq!(&rx.recv().await.unwrap().line[..], b"last\n");
+        assert!(rx.recv().await.is_none());
+        follower.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_slow_follower_reads_in_pieces_and_sees_every_line_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = config(dir.path(), 0, 1);
+        let mut writer = LogWriter::open(log.clone()).unwrap();
+        writer.append(LogStream::Stdout, b"start\n").unwrap();
+        // A reader that takes its time, one entry in the channel at most.
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let follower = tokio::spawn(follow_logs(log.clone(), both(), tx, async {
+            let _ = stop_rx.await;
+        }));
+        assert_eq!(&rx.recv().await.unwrap().line[..], b"start\n");
+        // Much more than one piece arrives while the reader is busy.
+        let count = 20_000;
+        for i in 0..count {
+            let line = format!("line {i:05} {}\n", "x".repeat(64));
+            writer.append(LogStream::Stdout, line.as_bytes()).unwrap();
+        }
+        let size = std::fs::metadata(&log.path).unwrap().len();
+        assert!(size > 4 * FOLLOW_CHUNK, "{size}");
+        // What one read holds is a piece of the file, not all that is new.
+        let mut cursor = Some(Cursor {
+            file: File::open(&log.path).unwrap(),
+            ino: std::fs::metadata(&log.path).unwrap().ino(),
+            partial: Vec::new(),
+        });
+        let (first, more) = read_new(&log, &mut cursor, &both()).unwrap();
+        assert!(more);
+        let held: usize = first.iter().map(|e| e.line.len() + e.time.len()).sum();
+        assert!(held as u64 <= FOLLOW_CHUNK, "{held}");
+        assert!(!first.is_empty() && first.len() < count);
+        let mut stop_tx = Some(stop_tx);
+        for i in 0..count + 1 {
+            if i % 5_000 == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if i == count {
+                writer.append(LogStream::Stderr, b"after\n").unwrap();
+                if let Some(stop) = stop_tx.take() {
+                    stop.send(()).unwrap();
+                }
+                assert_eq!(&rx.recv().await.unwrap().line[..], b"after\n");
+                break;
+            }
+            let got = rx.recv().await.unwrap();
+            assert!(
+                got.line.starts_with(format!("line {i:05} ").as_bytes()),
+                "{i}"
+            );
+        }
         assert!(rx.recv().await.is_none());
         follower.await.unwrap();
     }
