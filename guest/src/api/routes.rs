@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::{Receiver, UnboundedReceiver};
 
 use super::{auth, containers, images, networks, projects, system, volumes};
 use crate::engine::Engine;
@@ -112,12 +112,28 @@ pub fn error_response(e: &Error) -> Response<Body> {
 
 /// A streamed response fed by `rx` (closed when the sender goes).
 pub fn streaming(content_type: &'static str, rx: UnboundedReceiver<Bytes>) -> Response<Body> {
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, std::io::Error>(Frame::data(b)), rx))
-    });
-    let mut r = Response::new(BodyExt::boxed_unsync(StreamBody::new(stream)));
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+    streaming_from(content_type, stream)
+}
+
+/// A streamed response fed by the bounded `rx`: hyper takes a piece only
+/// once the previous one is written to the socket, so while the client
+/// reads slowly the sender waits and the engine holds at most the
+/// channel's capacity (for `logs -f` and `/events`).
+pub fn streaming_bounded(content_type: &'static str, rx: Receiver<Bytes>) -> Response<Body> {
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+    streaming_from(content_type, stream)
+}
+
+fn streaming_from(
+    content_type: &'static str,
+    stream: impl futures_util::Stream<Item = Bytes> + Send + 'static,
+) -> Response<Body> {
+    use futures_util::StreamExt as _;
+    let frames = stream.map(|b| Ok::<_, std::io::Error>(Frame::data(b)));
+    let mut r = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
