@@ -52,6 +52,9 @@ pub enum Error {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// The request body is over its limit (see `api::body`).
+    #[error("{0}")]
+    TooLarge(String),
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
@@ -131,6 +134,7 @@ impl Error {
             | Self::NoSuchVolume(_) => StatusCode::NOT_FOUND,
             Self::CommandNotFound(_) => StatusCode::BAD_REQUEST,
             Self::BadRequest(_) | Self::Archive(_) => StatusCode::BAD_REQUEST,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::Registry { status, .. } => {

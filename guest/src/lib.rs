@@ -20,6 +20,7 @@
 //! - [`volume`]: named volumes and copying image content into them.
 //! - [`project`]: the reconciler: plans a project's desired state.
 //! - [`api`]: the HTTP server and its routes.
+//! - [`timefmt`]: times in Docker's RFC 3339 forms (chrono underneath).
 
 pub mod api;
 pub mod config;

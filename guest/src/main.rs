@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use servin_guest::config::Config;
 use servin_guest::engine::Engine;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -24,7 +25,18 @@ environment:
   SERVIN_ROOT                 state folder (default /var/lib/servin)
   SERVIN_HOST                 socket, unix:///path or a path (default /run/servin/engine.sock)
   SERVIN_INSECURE_REGISTRIES  comma-separated registries reached over http (loopback ones always are)
-  SERVIN_LOG                  log level: error, warn, info (default), debug, trace";
+  SERVIN_LOG                  log level: off, error, warn, info (default), debug, trace";
+
+/// The level `SERVIN_LOG` names, by tracing's own names (any case, or
+/// 0 for off to 5 for trace); unset or empty is `info`.
+fn log_level(value: Option<&str>) -> Result<LevelFilter, String> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(LevelFilter::INFO),
+        Some(v) => v.parse().map_err(|_| {
+            format!("invalid SERVIN_LOG {v:?}: want off, error, warn, info, debug or trace")
+        }),
+    }
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -55,19 +67,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let level = match std::env::var("SERVIN_LOG").as_deref() {
-        Ok("error") => tracing::Level::ERROR,
-        Ok("warn") => tracing::Level::WARN,
-        Ok("debug") => tracing::Level::DEBUG,
-        Ok("trace") => tracing::Level::TRACE,
-        _ => tracing::Level::INFO,
+    let level = match log_level(std::env::var("SERVIN_LOG").ok().as_deref()) {
+        Ok(level) => level,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
     };
     // The DNS server logs every query at INFO: only its warnings.
-    let dns_level = if level == tracing::Level::ERROR {
-        tracing::Level::ERROR
-    } else {
-        tracing::Level::WARN
-    };
+    let dns_level = level.min(LevelFilter::WARN);
     let targets = tracing_subscriber::filter::Targets::new()
         .with_default(level)
         .with_target("hickory_server", dns_level)
@@ -107,5 +115,28 @@ fn main() -> ExitCode {
             eprintln!("error: {}", e.full_message());
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_levels_by_tracing_names() {
+        assert_eq!(log_level(None), Ok(LevelFilter::INFO));
+        assert_eq!(log_level(Some("")), Ok(LevelFilter::INFO));
+        assert_eq!(log_level(Some("debug")), Ok(LevelFilter::DEBUG));
+        assert_eq!(log_level(Some("WARN")), Ok(LevelFilter::WARN));
+        assert_eq!(log_level(Some("off")), Ok(LevelFilter::OFF));
+        assert_eq!(
+            log_level(Some("loud")),
+            Err(
+                "invalid SERVIN_LOG \"loud\": want off, error, warn, info, debug or trace"
+                    .to_string()
+            )
+        );
+        assert_eq!(LevelFilter::OFF.min(LevelFilter::WARN), LevelFilter::OFF);
+        assert_eq!(LevelFilter::TRACE.min(LevelFilter::WARN), LevelFilter::WARN);
     }
 }

@@ -430,3 +430,33 @@ fn anonymous_volumes_go_with_their_container() {
     assert_eq!(v["VolumesDeleted"], serde_json::json!(["old-style"]));
     e.finish_once_unmounted();
 }
+
+/// A volume create body over the one JSON limit is refused with 413 before
+/// it is read (its declared length says so), and the message names the
+/// limit; a `+` in a path is a plus, not a space.
+#[test]
+fn an_oversized_body_is_413_and_paths_keep_their_plus() {
+    use std::io::{Read, Write};
+
+    let e = EngineGuard::start();
+    let mut s = std::os::unix::net::UnixStream::connect(e.socket()).unwrap();
+    let over = servin_guest::api::body::MAX_JSON_BODY + 1;
+    write!(
+        s,
+        "POST /volumes/create HTTP/1.1\r\nHost: engine\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {over}\r\n\r\n{{"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer.contains("the volume create body is over the engine's limit of 16 MiB"),
+        "{answer}"
+    );
+    assert!(volume_names(&e, &[]).is_empty());
+
+    let r = e.api("GET", "/volumes/a+b%2Bc", &[], b"");
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("no such volume: a+b+c"), "{}", r.text());
+}

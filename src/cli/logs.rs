@@ -1,12 +1,10 @@
 //! `servin logs`.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use servin::client::containers::{Demux, LogOptions};
 
 use super::{Cli, Format};
-use std::io::IsTerminal;
-
 use crate::ui::{self, Failed};
 
 /// Print a container's output
@@ -79,62 +77,12 @@ pub fn parse_time(flag: &str, v: &str) -> Result<String, Failed> {
     Ok(format!("{}.{:09}", then.as_secs(), then.subsec_nanos()))
 }
 
-/// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` as seconds since the epoch and
-/// nanoseconds.
+/// An RFC 3339 time (any offset, any number of fraction digits) as
+/// seconds since the epoch and nanoseconds; chrono's parser, as the
+/// engine's.
 fn parse_rfc3339(s: &str) -> Option<(i64, u32)> {
-    let num = |from: usize, len: usize| -> Option<i64> {
-        let part = s.get(from..from + len)?;
-        part.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| part.parse().ok())?
-    };
-    let b = s.as_bytes();
-    if b.get(4) != Some(&b'-')
-        || b.get(7) != Some(&b'-')
-        || !matches!(b.get(10), Some(b'T' | b't' | b' '))
-    {
-        return None;
-    }
-    let (y, m, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-    let (hh, mm, ss) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
-    if m == 0 || m > 12 || d == 0 || d > 31 || hh > 23 || mm > 59 || ss > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut nanos: u32 = 0;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let mut scale = 100_000_000;
-        while let Some(digit) = b.get(i).filter(|c| c.is_ascii_digit()) {
-            nanos += u32::from(digit - b'0') * scale;
-            scale /= 10;
-            i += 1;
-        }
-        if i == 20 {
-            return None;
-        }
-    }
-    let offset = match b.get(i) {
-        Some(b'Z' | b'z') => 0,
-        Some(sign @ (b'+' | b'-')) => {
-            let v = num(i + 1, 2)? * 3600 + num(i + 4, 2)? * 60;
-            if *sign == b'+' { v } else { -v }
-        }
-        _ => return None,
-    };
-    let end = match b.get(i) {
-        Some(b'Z' | b'z') => i + 1,
-        _ => i + 6,
-    };
-    if s.len() != end {
-        return None;
-    }
-    let yy = if m <= 2 { y - 1 } else { y };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    Some((days * 86_400 + hh * 3600 + mm * 60 + ss - offset, nanos))
+    let t = chrono::DateTime::parse_from_rfc3339(s).ok()?;
+    Some((t.timestamp(), t.timestamp_subsec_nanos()))
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {

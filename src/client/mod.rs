@@ -28,7 +28,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 
-pub use address::Address;
+pub use self::address::Address;
 
 /// What went wrong talking to the engine.
 #[derive(Debug, thiserror::Error)]

@@ -3,11 +3,10 @@
 //! for it to answer. When two CLIs race, the second engine fails to bind the
 //! socket and exits; both CLIs then see the first one answer.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-use std::os::unix::process::CommandExt;
 
 use super::{Engine, Error};
 

@@ -25,7 +25,7 @@ use std::fmt;
 use serde_yaml_ng::Value as Y;
 use toml_edit::{DocumentMut, Item, Table};
 
-use names::Names;
+use self::names::Names;
 
 /// The file names `servin import` looks for, in order.
 pub const COMPOSE_FILE_NAMES: [&str; 4] = [

@@ -520,9 +520,10 @@ fn is_item(n: &KdlNode) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
     use crate::project::toml_source;
-    use proptest::prelude::*;
 
     fn ok(src: &str) -> Node {
         match parse(src) {

@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use bollard_stubs::models::AuthConfig;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
 
+use super::body;
 use super::routes::{Body, json};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -34,13 +34,7 @@ pub fn login_host(server: &str) -> String {
 /// registry, as `docker login` does. Answers 200 `Login Succeeded`, or 401
 /// naming the registry when it refuses them.
 pub async fn auth(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Response<Body>> {
-    let body = http_body_util::Limited::new(req.into_body(), 64 * 1024)
-        .collect()
-        .await
-        .map_err(|e| Error::BadRequest(format!("read the login body: {e}")))?
-        .to_bytes();
-    let cfg: AuthConfig = serde_json::from_slice(&body)
-        .map_err(|e| Error::BadRequest(format!("invalid login body: {e}")))?;
+    let cfg: AuthConfig = body::json(req.into_body(), "login").await?;
     let user = cfg.username.clone().unwrap_or_default();
     let password = cfg.password.clone().unwrap_or_default();
     if user.is_empty() {

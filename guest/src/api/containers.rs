@@ -8,16 +8,17 @@ use bollard_stubs::models::{
     ContainerConfig, ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse,
     ContainerPruneResponse, ContainerState, ContainerSummary, ContainerSummaryHealth,
     ContainerSummaryHostConfig, ContainerSummaryNetworkSettings, ContainerWaitResponse, DriverData,
-    ExecConfig, ExecInspectResponse, ExecStartConfig, HealthStatusEnum, ProcessConfig,
+    EventMessage, ExecConfig, ExecInspectResponse, ExecStartConfig, HealthStatusEnum,
+    ProcessConfig,
 };
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::routes::{Body, Query, empty, json, streaming, with_type};
+use super::body;
+use super::routes::{Body, Query, empty, json, streaming, streaming_bounded, with_type};
 use super::stream::{self, MULTIPLEXED, RAW, StreamKind, frame};
 use crate::container::lifecycle::{WaitCondition, connect_attach};
 use crate::container::{Container, Status, events};
@@ -27,24 +28,9 @@ use crate::monitor::attach::Frame;
 use crate::monitor::logs::{LogEntry, LogQuery, LogStream, follow_logs, read_logs};
 use crate::timefmt;
 
-/// Largest create or exec body accepted.
-const MAX_BODY: usize = 4 * 1024 * 1024;
-
-async fn read_json<T: serde::de::DeserializeOwned + Default>(
-    req: Request<Incoming>,
-    what: &str,
-) -> Result<T> {
-    let body = http_body_util::Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| Error::BadRequest(format!("read the {what} body: {e}")))?
-        .to_bytes();
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(&body)
-        .map_err(|e| Error::BadRequest(format!("invalid {what} body: {e}")))
-}
+/// How many pieces a streamed answer (`logs -f`, `/events`) holds while the
+/// client has not read them; then what feeds it waits.
+const STREAM_BUFFER: usize = 64;
 
 /// Converts Docker's word to one of bollard's enums.
 fn word<T: serde::de::DeserializeOwned>(w: &str) -> Option<T> {
@@ -88,7 +74,8 @@ pub async fn create(
     query: &Query,
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
-    let body: ContainerCreateBody = read_json(req, "container create").await?;
+    let body: ContainerCreateBody =
+        body::json_or_default(req.into_body(), "container create").await?;
     let (id, warnings) = engine.containers.create(query.get("name"), body)?;
     Ok(json(
         StatusCode::CREATED,
@@ -525,17 +512,19 @@ pub fn logs(engine: &Arc<Engine>, key: &str, query: &Query) -> Result<Response<B
         }
         return Ok(with_type(StatusCode::OK, content_type, Bytes::from(out)));
     }
+    // Bounded both ways: a client that reads slowly stops the follower,
+    // which leaves the rest in the log file until there is room.
     let (tx, mut rx) = mpsc::channel::<LogEntry>(256);
-    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let (out_tx, out_rx) = mpsc::channel(STREAM_BUFFER);
     tokio::spawn(follow_logs(log, q, tx, until_stopped(Arc::clone(&c))));
     tokio::spawn(async move {
         while let Some(e) = rx.recv().await {
-            if out_tx.send(entry_bytes(&e, tty, timestamps)).is_err() {
+            if out_tx.send(entry_bytes(&e, tty, timestamps)).await.is_err() {
                 return;
             }
         }
     });
-    Ok(streaming(content_type, out_rx))
+    Ok(streaming_bounded(content_type, out_rx))
 }
 
 /// `POST /containers/{id}/attach`: output (and input) of the container,
@@ -685,7 +674,7 @@ pub async fn exec_create(
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
     let c = engine.containers.get(key)?;
-    let config: ExecConfig = read_json(req, "exec create").await?;
+    let config: ExecConfig = body::json_or_default(req.into_body(), "exec create").await?;
     let id = engine.containers.exec_create(&c, config)?;
     Ok(json(StatusCode::CREATED, &serde_json::json!({ "Id": id })))
 }
@@ -699,7 +688,7 @@ pub async fn exec_start(
     let e = engine.containers.exec_get(id)?;
     let upgrade = stream::wants_upgrade(&req);
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let start: ExecStartConfig = read_json(req, "exec start").await?;
+    let start: ExecStartConfig = body::json_or_default(req.into_body(), "exec start").await?;
     let tty = start.tty.or(e.config.tty).unwrap_or(false);
     let mut process = engine.containers.exec_start(&e, Some(tty)).await?;
     let containers = Arc::clone(&engine.containers);
@@ -842,57 +831,110 @@ pub fn exec_inspect(engine: &Arc<Engine>, id: &str) -> Result<Response<Body>> {
 /// `GET /events`.
 pub fn events(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
     let filter = events::Filter::parse(query.get("filters")).map_err(Error::BadRequest)?;
-    let nanos = |t: Option<SystemTime>| {
-        t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .and_then(|d| i64::try_from(d.as_nanos()).ok())
-    };
     let since = nanos(time_param(query, "since")?);
     let until = nanos(time_param(query, "until")?);
-    let (past, mut rx) = engine.containers.events.subscribe(since);
-    let (tx, out) = mpsc::unbounded_channel();
-    let send = move |e: &bollard_stubs::models::EventMessage| -> bool {
-        match serde_json::to_vec(e) {
-            Ok(mut b) => {
-                b.push(b'\n');
-                tx.send(Bytes::from(b)).is_ok()
+    let (past, rx) = engine.containers.events.subscribe(since);
+    let (tx, out) = mpsc::channel(STREAM_BUFFER);
+    tokio::spawn(send_events(past, rx, filter, until, tx));
+    Ok(streaming_bounded("application/json", out))
+}
+
+/// Nanoseconds since the epoch, as events carry their time.
+fn nanos(t: Option<SystemTime>) -> Option<i64> {
+    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_nanos()).ok())
+}
+
+/// Sends the kept events `past`, then new ones from `rx`, that `filter`
+/// selects, as JSON lines, until `until` (nanoseconds) or the client goes.
+/// `tx` is bounded: while the client reads slowly this waits, and new
+/// events queue in the broadcast channel, whose fixed capacity drops the
+/// oldest for a reader that far behind (as Docker's event queue does), so
+/// a slow reader costs the engine bounded memory.
+async fn send_events(
+    past: Vec<EventMessage>,
+    mut rx: tokio::sync::broadcast::Receiver<EventMessage>,
+    filter: events::Filter,
+    until: Option<i64>,
+    tx: mpsc::Sender<Bytes>,
+) {
+    let line = |e: &EventMessage| {
+        serde_json::to_vec(e).ok().map(|mut b| {
+            b.push(b'\n');
+            Bytes::from(b)
+        })
+    };
+    let before_until = |e: &EventMessage| until.is_none_or(|u| e.time_nano.unwrap_or(0) <= u);
+    for e in past.iter().filter(|e| filter.matches(e) && before_until(e)) {
+        if let Some(b) = line(e)
+            && tx.send(b).await.is_err()
+        {
+            return;
+        }
+    }
+    let deadline = until.and_then(|u| {
+        let now = nanos(Some(SystemTime::now()))?;
+        Some(Duration::from_nanos(
+            u64::try_from(u.saturating_sub(now)).unwrap_or(0),
+        ))
+    });
+    let live = async {
+        loop {
+            match rx.recv().await {
+                Ok(e) => {
+                    if filter.matches(&e)
+                        && let Some(b) = line(&e)
+                        && tx.send(b).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
             }
-            Err(_) => true,
         }
     };
-    tokio::spawn(async move {
-        let before_until = |e: &bollard_stubs::models::EventMessage| {
-            until.is_none_or(|u| e.time_nano.unwrap_or(0) <= u)
-        };
-        for e in past.iter().filter(|e| filter.matches(e) && before_until(e)) {
-            if !send(e) {
-                return;
+    match deadline {
+        Some(d) => {
+            let _ = tokio::time::timeout(d, live).await;
+        }
+        None => live.await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn a_slow_events_reader_holds_the_engine_to_bounded_buffers() {
+        let events = events::Events::default();
+        let (past, rx) = events.subscribe(None);
+        let (tx, mut out) = mpsc::channel(STREAM_BUFFER);
+        let pump = tokio::spawn(send_events(past, rx, events::Filter::default(), None, tx));
+        let published = 10_000;
+        for i in 0..published {
+            events.container("start", &format!("{i:05}"), HashMap::new());
+            if i % 100 == 0 {
+                tokio::task::yield_now().await;
             }
         }
-        let deadline = until.and_then(|u| {
-            let now = nanos(Some(SystemTime::now()))?;
-            Some(Duration::from_nanos(
-                u64::try_from(u.saturating_sub(now)).unwrap_or(0),
-            ))
-        });
-        let live = async {
-            loop {
-                match rx.recv().await {
-                    Ok(e) => {
-                        if filter.matches(&e) && !send(&e) {
-                            return;
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return,
-                }
-            }
-        };
-        match deadline {
-            Some(d) => {
-                let _ = tokio::time::timeout(d, live).await;
-            }
-            None => live.await,
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
         }
-    });
-    Ok(streaming("application/json", out))
+        // Nobody read: the pump waits on a full channel, it does not queue.
+        assert_eq!(out.len(), STREAM_BUFFER);
+        assert!(!pump.is_finished());
+        let mut seen = Vec::new();
+        while let Ok(Some(b)) = tokio::time::timeout(Duration::from_millis(200), out.recv()).await {
+            let e: EventMessage = serde_json::from_slice(&b).unwrap();
+            seen.push(e.actor.and_then(|a| a.id).unwrap());
+        }
+        // A reader that far behind loses the oldest, never the order.
+        assert!(!seen.is_empty() && seen.len() < published);
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+        assert_eq!(seen.last().map(String::as_str), Some("09999"));
+        pump.abort();
+    }
 }

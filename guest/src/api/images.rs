@@ -6,11 +6,10 @@ use std::sync::Arc;
 use bollard_stubs::models::{
     ImageDeleteResponseItem, ImageInspect, ImageInspectRootFs, ImagePruneResponse, ImageSummary,
 };
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use tokio::io::AsyncWriteExt;
 
+use super::body;
 use super::routes::{Body, Query, empty, json, streaming, streaming_file};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -333,19 +332,7 @@ pub async fn load(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Respon
     let mut file = tokio::fs::File::create(&tmp)
         .await
         .map_err(Error::io("create", &tmp))?;
-    let mut body = req.into_body();
-    let received: Result<()> = async {
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| Error::BadRequest(format!("reading the upload: {e}")))?;
-            if let Some(data) = frame.data_ref() {
-                file.write_all(data)
-                    .await
-                    .map_err(Error::io("write", &tmp))?;
-            }
-        }
-        file.flush().await.map_err(Error::io("write", &tmp))
-    }
-    .await;
+    let received = body::upload(req.into_body(), &mut file, &tmp).await;
     drop(file);
     if let Err(e) = received {
         let _ = tokio::fs::remove_file(&tmp).await;

@@ -3,6 +3,8 @@
 //!
 //! - [`server`]: the unix socket listener and connection loop.
 //! - [`routes`]: request dispatch, queries and response helpers.
+//! - [`body`]: request bodies, with the one limit for JSON bodies and the
+//!   one for uploads.
 //! - [`system`]: `/_ping`, `/version`, `/info`, `/servin/v1/info`.
 //! - [`auth`]: `POST /auth`, checking registry credentials.
 //! - [`images`]: the `/images/...` calls.
@@ -13,6 +15,7 @@
 //! - [`stream`]: hijacked connections and Docker's stream framing.
 
 pub mod auth;
+pub mod body;
 pub mod containers;
 pub mod images;
 pub mod networks;

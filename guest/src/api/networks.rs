@@ -8,33 +8,17 @@ use bollard_stubs::models::{
     EndpointSettings, NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse,
     NetworkDisconnectRequest, NetworkPruneResponse,
 };
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 
+use super::body;
 use super::routes::{Body, Query, empty, json as json_response};
 use crate::container::networking::{Mode, mode_of};
 use crate::container::{Container, events};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::network::{CreateOptions, DEFAULT_NETWORK, NetworkRecord, ipam::Subnet};
-
-/// Largest request body accepted.
-const MAX_BODY: usize = 1024 * 1024;
-
-async fn read_body<T: serde::de::DeserializeOwned>(
-    req: Request<Incoming>,
-    what: &str,
-) -> Result<T> {
-    let body = http_body_util::Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| Error::BadRequest(format!("read the {what} body: {e}")))?
-        .to_bytes();
-    serde_json::from_slice(&body)
-        .map_err(|e| Error::BadRequest(format!("invalid {what} body: {e}")))
-}
 
 /// Docker's network object, with the containers on it.
 pub fn network_json(engine: &Engine, n: &NetworkRecord) -> Value {
@@ -124,7 +108,7 @@ pub fn inspect(engine: &Arc<Engine>, key: &str) -> Result<Response<Body>> {
 
 /// `POST /networks/create`.
 pub async fn create(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Response<Body>> {
-    let body: NetworkCreateRequest = read_body(req, "network create").await?;
+    let body: NetworkCreateRequest = body::json(req.into_body(), "network create").await?;
     let rec = create_network(engine, body).await?;
     Ok(json_response(
         StatusCode::CREATED,
@@ -195,7 +179,7 @@ pub async fn connect(
     key: &str,
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
-    let body: NetworkConnectRequest = read_body(req, "network connect").await?;
+    let body: NetworkConnectRequest = body::json(req.into_body(), "network connect").await?;
     let c = engine.containers.get(&body.container)?;
     engine
         .containers
@@ -210,7 +194,7 @@ pub async fn disconnect(
     key: &str,
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
-    let body: NetworkDisconnectRequest = read_body(req, "network disconnect").await?;
+    let body: NetworkDisconnectRequest = body::json(req.into_body(), "network disconnect").await?;
     let c = engine.containers.get(&body.container)?;
     engine.containers.disconnect(&c, key).await?;
     Ok(empty(StatusCode::OK))

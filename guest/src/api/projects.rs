@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use servin_proto::DesiredProject;
@@ -12,10 +11,8 @@ use crate::error::{Error, Result};
 use crate::image::progress::Progress;
 use crate::project;
 
+use super::body;
 use super::routes::{Body, Query, json, streaming};
-
-/// The largest desired state accepted.
-const MAX_BODY: usize = 16 * 1024 * 1024;
 
 /// `POST /servin/v1/projects/{name}/plan`: the plan that would take the
 /// project's containers to the desired state in the body. Changes nothing.
@@ -106,11 +103,7 @@ pub fn down(engine: &Arc<Engine>, name: &str, query: &Query) -> Result<Response<
 }
 
 async fn read_desired(name: &str, req: Request<Incoming>) -> Result<DesiredProject> {
-    let body = http_body_util::Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| Error::BadRequest(format!("project {name}: read the desired state: {e}")))?
-        .to_bytes();
+    let body = body::read(req.into_body(), &format!("project {name} desired state")).await?;
     serde_json::from_slice(&body)
         .map_err(|e| Error::BadRequest(format!("project {name}: invalid desired state: {e}")))
 }

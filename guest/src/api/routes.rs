@@ -10,12 +10,11 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use tokio::sync::mpsc::UnboundedReceiver;
-
-use crate::engine::Engine;
-use crate::error::Error;
+use tokio::sync::mpsc::{Receiver, UnboundedReceiver};
 
 use super::{auth, containers, images, networks, projects, system, volumes};
+use crate::engine::Engine;
+use crate::error::Error;
 
 /// The body of every response.
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -25,14 +24,13 @@ pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 pub struct Query(HashMap<String, Vec<String>>);
 
 impl Query {
-    /// Parses `a=b&c=d`, percent-decoding both sides.
+    /// Parses `a=b&c=d` as a form (`application/x-www-form-urlencoded`, as
+    /// Go's `url.ParseQuery` does for Docker): `%XX` escapes and `+` for a
+    /// space, on both sides.
     pub fn parse(q: Option<&str>) -> Self {
         let mut map: HashMap<String, Vec<String>> = HashMap::new();
-        for pair in q.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            map.entry(percent_decode(k))
-                .or_default()
-                .push(percent_decode(v));
+        for (k, v) in form_urlencoded::parse(q.unwrap_or_default().as_bytes()) {
+            map.entry(k.into_owned()).or_default().push(v.into_owned());
         }
         Self(map)
     }
@@ -57,30 +55,12 @@ impl Query {
     }
 }
 
-/// Decodes `%XX` escapes and `+`.
-pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) => {
-                        out.push(v);
-                        i += 3;
-                        continue;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// Decodes a request path: `%XX` escapes only. A `+` in a path is a
+/// plus (only a query string spells a space that way).
+fn decode_path(path: &str) -> String {
+    percent_encoding::percent_decode_str(path)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// A JSON response.
@@ -132,12 +112,28 @@ pub fn error_response(e: &Error) -> Response<Body> {
 
 /// A streamed response fed by `rx` (closed when the sender goes).
 pub fn streaming(content_type: &'static str, rx: UnboundedReceiver<Bytes>) -> Response<Body> {
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, std::io::Error>(Frame::data(b)), rx))
-    });
-    let mut r = Response::new(BodyExt::boxed_unsync(StreamBody::new(stream)));
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+    streaming_from(content_type, stream)
+}
+
+/// A streamed response fed by the bounded `rx`: hyper takes a piece only
+/// once the previous one is written to the socket, so while the client
+/// reads slowly the sender waits and the engine holds at most the
+/// channel's capacity (for `logs -f` and `/events`).
+pub fn streaming_bounded(content_type: &'static str, rx: Receiver<Bytes>) -> Response<Body> {
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+    streaming_from(content_type, stream)
+}
+
+fn streaming_from(
+    content_type: &'static str,
+    stream: impl futures_util::Stream<Item = Bytes> + Send + 'static,
+) -> Response<Body> {
+    use futures_util::StreamExt as _;
+    let frames = stream.map(|b| Ok::<_, std::io::Error>(Frame::data(b)));
+    let mut r = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
@@ -182,7 +178,7 @@ pub async fn route(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let method = req.method().clone();
-    let raw_path = percent_decode(req.uri().path());
+    let raw_path = decode_path(req.uri().path());
     let path = strip_version(&raw_path).to_string();
     tracing::debug!(%method, %path, "request");
     let result = dispatch(&engine, &method, &path, req).await;
@@ -320,5 +316,16 @@ mod tests {
         assert_eq!(q.get("fromImage"), Some("127.0.0.1:5000/a"));
         assert_eq!(q.all("names"), vec!["a", "b"]);
         assert_eq!(q.get("x"), Some("%zz"));
+        let q = Query::parse(Some("filters=%7B%22name%22%3A%5B%22a+b%22%5D%7D&t=a%2Bb"));
+        assert_eq!(q.get("filters"), Some(r#"{"name":["a b"]}"#));
+        assert_eq!(q.get("t"), Some("a+b"));
+    }
+
+    #[test]
+    fn decodes_paths_without_the_form_plus() {
+        let path = decode_path("/v1.47/images/my+app%2Fweb%20x/json");
+        assert_eq!(strip_version(&path), "/images/my+app/web x/json");
+        assert_eq!(decode_path("/volumes/a%2Bb"), "/volumes/a+b");
+        assert_eq!(decode_path("/volumes/100%"), "/volumes/100%");
     }
 }

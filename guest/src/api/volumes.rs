@@ -3,12 +3,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::Buf;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use super::body;
 use super::routes::{Body, Query, empty, json};
 use crate::container::events;
 use crate::engine::Engine;
@@ -86,18 +85,7 @@ pub fn list(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
 
 /// `POST /volumes/create`.
 pub async fn create(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Response<Body>> {
-    let bytes = req
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| Error::BadRequest(format!("read the volume create body: {e}")))?
-        .aggregate();
-    let body: CreateBody = if bytes.remaining() == 0 {
-        CreateBody::default()
-    } else {
-        serde_json::from_reader(bytes.reader())
-            .map_err(|e| Error::BadRequest(format!("invalid volume create body: {e}")))?
-    };
+    let body: CreateBody = body::json_or_default(req.into_body(), "volume create").await?;
     let v = engine.volumes.create(
         body.name.as_deref(),
         body.driver.as_deref(),

@@ -42,6 +42,7 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 
+pub use self::record::{Paths, Record, State, Status};
 use crate::error::{Error, Result};
 use crate::image::store::Store;
 use crate::monitor;
@@ -49,8 +50,6 @@ use crate::monitor::attach::{AttachReader, AttachWriter};
 use crate::network::{self, Networks};
 use crate::runtime::Runtime;
 use crate::volume::Volumes;
-
-pub use record::{Paths, Record, State, Status};
 
 /// What waiters watch: bumped on every change.
 #[derive(Debug, Clone, Copy, Default)]

@@ -467,8 +467,9 @@ pub fn resolv_base(gateway: Ipv4Addr) -> String {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::*;
     use bollard_stubs::models::{EndpointIpamConfig, HostConfig};
+
+    use super::*;
 
     #[test]
     fn network_modes_read_like_docker() {

@@ -267,8 +267,9 @@ fn kernel_ports(published: &[ports::PublishedPort], target: std::net::Ipv4Addr) 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::*;
     use bollard_stubs::models::{HostConfig, PortBinding as DockerBinding};
+
+    use super::*;
 
     fn body(
         mode: &str,

@@ -8,10 +8,9 @@
 
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
-
 use super::record::{self, Record};
 use super::{Container, Containers, Status, names};
+use crate::error::{Error, Result};
 
 impl Containers {
     /// Renames `c`, which must be created and never started; returns the

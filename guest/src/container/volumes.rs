@@ -400,8 +400,9 @@ pub fn mount_points(c: &Arc<Container>, volumes: &volume::Volumes) -> Vec<MountP
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::*;
     use bollard_stubs::models::{HostConfig, Mount, MountVolumeOptions};
+
+    use super::*;
 
     #[test]
     fn wanted_volumes_follow_docker() {

@@ -10,20 +10,25 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read as _, Seek as _, SeekFrom, Write as _};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::LogConfig;
 use crate::error::{Error, Result};
-use crate::timefmt;
 
 /// Output lines longer than this are logged in pieces of this size.
 pub const MAX_LINE: usize = 16 * 1024;
 
 /// How often [`follow_logs`] looks for new lines.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
+
+/// The most [`follow_logs`] reads of the file at a time. It reads the next
+/// piece only once the previous one's entries are sent, so a follower whose
+/// reader is slow holds at most this (and its channel) in memory, whatever
+/// the container writes meanwhile: the rest waits in the file.
+const FOLLOW_CHUNK: u64 = 256 * 1024;
 
 /// Which output stream a log line came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,38 +110,9 @@ impl LogQuery {
     }
 }
 
-/// Formats `time` as RFC 3339 in UTC with nanoseconds,
-/// `2026-11-29T00:00:00.123456789Z`.
-pub fn format_time(time: SystemTime) -> String {
-    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
-    let whole = timefmt::format_rfc3339(secs);
-    let whole = whole.strip_suffix('Z').unwrap_or(&whole);
-    format!("{whole}.{:09}Z", since_epoch.subsec_nanos())
-}
-
-/// Parses an RFC 3339 time with optional fractional seconds (any number of
-/// digits, nanoseconds kept).
-pub fn parse_time(text: &str) -> Option<SystemTime> {
-    let secs = timefmt::parse_rfc3339(text)?;
-    let mut nanos = 0u32;
-    if let Some(fraction) = text.get(19..).and_then(|rest| rest.strip_prefix('.')) {
-        let digits: Vec<u32> = fraction
-            .bytes()
-            .take_while(u8::is_ascii_digit)
-            .map(|d| u32::from(d - b'0'))
-            .collect();
-        for place in 0..9 {
-            nanos = nanos * 10 + digits.get(place).copied().unwrap_or(0);
-        }
-    }
-    let base = if secs >= 0 {
-        UNIX_EPOCH.checked_add(Duration::from_secs(secs.unsigned_abs()))?
-    } else {
-        UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs()))?
-    };
-    base.checked_add(Duration::from_nanos(u64::from(nanos)))
-}
+/// Log stamps are the engine's nanosecond RFC 3339 times, nine fraction
+/// digits always (read back with any number).
+pub use crate::timefmt::{format_nanos as format_time, parse_nanos as parse_time};
 
 #[derive(Serialize)]
 struct RecordOut<'a> {
@@ -392,14 +368,16 @@ pub fn read_logs(log: &LogConfig, query: &LogQuery) -> Result<Vec<LogEntry>> {
     read_initial(log, query).map(|(entries, _)| entries)
 }
 
-/// The entries appended since the cursor last read, following the current
-/// file through rotation (one rotation per call is seen; a writer rotating
-/// twice between calls loses the reader the file in between).
+/// The entries appended since the cursor last read, at most
+/// [`FOLLOW_CHUNK`] bytes of the file, and whether more is there already;
+/// follows the current file through rotation (one rotation per call is
+/// seen; a writer rotating twice between calls loses the reader the file
+/// in between).
 fn read_new(
     log: &LogConfig,
     cursor: &mut Option<Cursor>,
     query: &LogQuery,
-) -> Result<Vec<LogEntry>> {
+) -> Result<(Vec<LogEntry>, bool)> {
     let mut out = Vec::new();
     loop {
         let Some(current) = cursor.as_mut() else {
@@ -416,7 +394,7 @@ fn read_new(
                     });
                     continue;
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((out, false)),
                 Err(e) => return Err(Error::io("open", &log.path)(e)),
             }
         };
@@ -438,12 +416,16 @@ fn read_new(
             current.partial.clear();
         }
         let mut data = std::mem::take(&mut current.partial);
-        current
-            .file
+        let read = (&current.file)
+            .take(FOLLOW_CHUNK)
             .read_to_end(&mut data)
             .map_err(Error::io("read", &log.path))?;
         current.partial = read_entries(&mut data.as_slice(), query, &mut |e| out.push(e))
             .map_err(Error::io("read", &log.path))?;
+        if read as u64 == FOLLOW_CHUNK {
+            // Not at the end: a rotation, if any, is seen at the end.
+            return Ok((out, true));
+        }
         let now_ino = match std::fs::metadata(&log.path) {
             Ok(meta) => Some(meta.ino()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -459,7 +441,7 @@ fn read_new(
                 }
                 *cursor = None;
             }
-            _ => return Ok(out),
+            _ => return Ok((out, false)),
         }
     }
 }
@@ -504,11 +486,15 @@ pub async fn follow_logs(
     loop {
         // Small reads of a local file: done inline.
         match read_new(&log, &mut cursor, &query) {
-            Ok(entries) => {
+            Ok((entries, more)) => {
+                // Sent at the reader's pace: a full channel waits here.
                 for entry in entries {
                     if tx.send(entry).await.is_err() {
                         return;
                     }
+                }
+                if more {
+                    continue;
                 }
             }
             Err(e) => {
@@ -530,6 +516,8 @@ pub async fn follow_logs(
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use std::time::UNIX_EPOCH;
+
     use super::*;
 
     fn config(dir: &Path, max_size: u64, max_files: u32) -> LogConfig {
@@ -741,6 +729,61 @@ mod tests {
         writer.append(LogStream::Stdout, b"last\n").unwrap();
         stop_tx.send(()).unwrap();
         assert_eq!(&rx.recv().await.unwrap().line[..], b"last\n");
+        assert!(rx.recv().await.is_none());
+        follower.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_slow_follower_reads_in_pieces_and_sees_every_line_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = config(dir.path(), 0, 1);
+        let mut writer = LogWriter::open(log.clone()).unwrap();
+        writer.append(LogStream::Stdout, b"start\n").unwrap();
+        // A reader that takes its time, one entry in the channel at most.
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let follower = tokio::spawn(follow_logs(log.clone(), both(), tx, async {
+            let _ = stop_rx.await;
+        }));
+        assert_eq!(&rx.recv().await.unwrap().line[..], b"start\n");
+        // Much more than one piece arrives while the reader is busy.
+        let count = 20_000;
+        for i in 0..count {
+            let line = format!("line {i:05} {}\n", "x".repeat(64));
+            writer.append(LogStream::Stdout, line.as_bytes()).unwrap();
+        }
+        let size = std::fs::metadata(&log.path).unwrap().len();
+        assert!(size > 4 * FOLLOW_CHUNK, "{size}");
+        // What one read holds is a piece of the file, not all that is new.
+        let mut cursor = Some(Cursor {
+            file: File::open(&log.path).unwrap(),
+            ino: std::fs::metadata(&log.path).unwrap().ino(),
+            partial: Vec::new(),
+        });
+        let (first, more) = read_new(&log, &mut cursor, &both()).unwrap();
+        assert!(more);
+        let held: usize = first.iter().map(|e| e.line.len() + e.time.len()).sum();
+        assert!(held as u64 <= FOLLOW_CHUNK, "{held}");
+        assert!(!first.is_empty() && first.len() < count);
+        let mut stop_tx = Some(stop_tx);
+        for i in 0..count + 1 {
+            if i % 5_000 == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if i == count {
+                writer.append(LogStream::Stderr, b"after\n").unwrap();
+                if let Some(stop) = stop_tx.take() {
+                    stop.send(()).unwrap();
+                }
+                assert_eq!(&rx.recv().await.unwrap().line[..], b"after\n");
+                break;
+            }
+            let got = rx.recv().await.unwrap();
+            assert!(
+                got.line.starts_with(format!("line {i:05} ").as_bytes()),
+                "{i}"
+            );
+        }
         assert!(rx.recv().await.is_none());
         follower.await.unwrap();
     }

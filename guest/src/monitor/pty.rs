@@ -151,8 +151,9 @@ impl AsyncWrite for PtyMaster {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::*;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
 
     #[tokio::test]
     async fn a_pty_reads_writes_resizes_and_ends_with_its_slave() {
