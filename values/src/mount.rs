@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::size::parse_size;
+use crate::size::parse_size;
 
 /// Where a mount comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
