@@ -15,10 +15,12 @@
 //!   `"512m"`, with checked arithmetic.
 //! - [`port`]: [`parse_port`] for published ports
 //!   (`"127.0.0.1:8080:80/udp"`) giving a [`PortSpec`] that
-//!   [`PortSpec::expand`]s to [`Port`]s, and [`parse_expose`] for exposed
-//!   ones.
+//!   [`PortSpec::expand`]s to [`Port`]s, [`parse_publish`] for `-p` (which
+//!   also takes a host range for one port), and [`parse_expose`] for
+//!   exposed ones.
 //! - [`mount`]: [`parse_mount`] for the short volume syntax
-//!   (`"data:/var/lib:ro"`) and [`parse_tmpfs`] (`"/run:size=64m,mode=1777"`).
+//!   (`"data:/var/lib:ro"`), [`parse_tmpfs`] (`"/run:size=64m,mode=1777"`)
+//!   and [`BindSpec::split`] for Docker's `-v SRC:DST[:OPTS]` binds.
 //! - [`stream`]: the 8-byte framing of multiplexed stdout/stderr streams,
 //!   [`stream::frame`] and [`stream::Demux`].
 
@@ -28,7 +30,7 @@ pub mod reference;
 pub mod size;
 pub mod stream;
 
-pub use mount::{MountSource, MountSpec, TmpfsSpec, parse_mount, parse_tmpfs};
-pub use port::{Port, PortRange, PortSpec, Protocol, parse_expose, parse_port};
+pub use mount::{BindSpec, MountSource, MountSpec, TmpfsSpec, parse_mount, parse_tmpfs};
+pub use port::{Port, PortRange, PortSpec, Protocol, parse_expose, parse_port, parse_publish};
 pub use reference::ImageRef;
 pub use size::{format_size, parse_size};
