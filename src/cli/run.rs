@@ -357,7 +357,7 @@ impl ContainerArgs {
             let host_ip = parsed.host_ip.map(|ip| ip.to_string()).unwrap_or_default();
             let proto = parsed.protocol.as_str();
             let pairs: Vec<(u16, String)> = match host_range {
-                Some(range) => vec![(parsed.target.start, range)],
+                Some(range) => vec![(parsed.target.start, range.to_string())],
                 None => parsed
                     .expand()
                     .into_iter()

@@ -297,7 +297,7 @@ fn parse_number(text: &str, input: &str, role: &str) -> Result<u16, String> {
 /// ([`parse_port`]) it takes Docker's host range for one container
 /// port (`8000-8010:80`: the first free host port of the range), returned
 /// as the range's text.
-pub fn parse_publish(spec: &str) -> Result<(PortSpec, Option<String>), String> {
+pub fn parse_publish(spec: &str) -> Result<(PortSpec, Option<PortRange>), String> {
     let first = match parse_port(spec) {
         Ok(p) => return Ok((p, None)),
         Err(e) => e,
@@ -320,9 +320,13 @@ pub fn parse_publish(spec: &str) -> Result<(PortSpec, Option<String>), String> {
         return Err(first);
     };
     match parse_port(&format!("{ip}{low}:{target}{proto}")) {
-        Ok(p) if p.target.len() == 1 && low > 0 && low <= high => {
-            Ok((p, Some(format!("{low}-{high}"))))
-        }
+        Ok(p) if p.target.len() == 1 && low > 0 && low <= high => Ok((
+            p,
+            Some(PortRange {
+                start: low,
+                end: high,
+            }),
+        )),
         _ => Err(first),
     }
 }
@@ -336,7 +340,13 @@ mod tests {
     #[test]
     fn publish_takes_a_host_range_for_one_port() {
         let (spec, range) = parse_publish("127.0.0.1:7000-7010:70/udp").unwrap();
-        assert_eq!(range.as_deref(), Some("7000-7010"));
+        assert_eq!(
+            range,
+            Some(PortRange {
+                start: 7000,
+                end: 7010
+            })
+        );
         assert_eq!(spec.target, PortRange::single(70));
         assert_eq!(spec.published, Some(PortRange::single(7000)));
         assert_eq!(spec.protocol, Protocol::Udp);
