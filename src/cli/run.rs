@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use bollard_stubs::models::{
     ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig,
     HostConfigLogConfig, Mount, MountTmpfsOptions, MountType, MountVolumeOptions, NetworkingConfig,
-    PortBinding, PortMap, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
+    PortBinding, PortMap, ResourcesUlimits,
 };
-use servin::project::values::{duration, misc, port, signal, size};
+use servin::project::desired;
+use servin::project::values::{duration, misc, mount, port, signal, size};
 
 use super::stream;
 use super::{Cli, Format};
@@ -179,40 +180,6 @@ pub struct ContainerArgs {
     pub command: Vec<String>,
 }
 
-/// Parses a `--publish` value. Besides the project syntax
-/// ([`port::parse_port`]) it takes Docker's host range for one container
-/// port (`8000-8010:80`: the first free host port of the range), returned
-/// as the range's text.
-fn parse_publish(spec: &str) -> Result<(port::PortSpec, Option<String>), String> {
-    let first = match port::parse_port(spec) {
-        Ok(p) => return Ok((p, None)),
-        Err(e) => e,
-    };
-    let (ports, proto) = match spec.rsplit_once('/') {
-        Some((ports, proto)) => (ports, format!("/{proto}")),
-        None => (spec, String::new()),
-    };
-    let Some((front, target)) = ports.rsplit_once(':') else {
-        return Err(first);
-    };
-    let (ip, host) = match front.rsplit_once(':') {
-        Some((ip, host)) => (format!("{ip}:"), host),
-        None => (String::new(), front),
-    };
-    let Some((low, high)) = host.split_once('-') else {
-        return Err(first);
-    };
-    let (Ok(low), Ok(high)) = (low.parse::<u16>(), high.parse::<u16>()) else {
-        return Err(first);
-    };
-    match port::parse_port(&format!("{ip}{low}:{target}{proto}")) {
-        Ok(p) if p.target.len() == 1 && low > 0 && low <= high => {
-            Ok((p, Some(format!("{low}-{high}"))))
-        }
-        _ => Err(first),
-    }
-}
-
 fn usage(msg: String) -> Failed {
     Failed::Usage(msg)
 }
@@ -340,21 +307,23 @@ fn split_volumes(values: &[String]) -> Result<(Vec<String>, Vec<String>), Failed
     let mut binds = Vec::new();
     let mut anonymous = Vec::new();
     for v in values {
-        let parts: Vec<&str> = v.split(':').collect();
-        match parts.as_slice() {
-            [dst] if dst.starts_with('/') => anonymous.push((*dst).to_string()),
-            [_] => {
+        if !v.contains(':') {
+            if !v.starts_with('/') {
                 return Err(usage(format!(
                     "invalid -v {v:?}: an anonymous volume needs an absolute path (`/data`); a named one is `NAME:/path`"
                 )));
             }
-            [src, dst, ..] if src.is_empty() || !dst.starts_with('/') => {
+            anonymous.push(v.clone());
+            continue;
+        }
+        match mount::BindSpec::split(v) {
+            Some(b) if b.source.is_empty() || !b.target.starts_with('/') => {
                 return Err(usage(format!(
                     "invalid -v {v:?}: want [SRC:]DST[:OPTS] with an absolute DST"
                 )));
             }
-            [_, _] | [_, _, _] => binds.push(v.clone()),
-            _ => {
+            Some(_) => binds.push(v.clone()),
+            None => {
                 return Err(usage(format!(
                     "invalid -v {v:?}: too many `:`; want [SRC:]DST[:OPTS]"
                 )));
@@ -383,12 +352,12 @@ impl ContainerArgs {
         let mut map = PortMap::new();
         let mut exposed = Vec::new();
         for spec in &self.publish {
-            let (parsed, host_range) = parse_publish(spec)
+            let (parsed, host_range) = port::parse_publish(spec)
                 .map_err(|e| usage(format!("invalid --publish {spec:?}: {e}")))?;
             let host_ip = parsed.host_ip.map(|ip| ip.to_string()).unwrap_or_default();
             let proto = parsed.protocol.as_str();
             let pairs: Vec<(u16, String)> = match host_range {
-                Some(range) => vec![(parsed.target.start, range)],
+                Some(range) => vec![(parsed.target.start, range.to_string())],
                 None => parsed
                     .expand()
                     .into_iter()
@@ -467,28 +436,15 @@ impl ContainerArgs {
             }
             None => None,
         };
-        let restart_policy = match self.restart.as_deref() {
-            Some(r) => {
-                let p =
-                    misc::parse_restart(r).map_err(|e| usage(format!("invalid --restart: {e}")))?;
-                let (name, max) = match p {
-                    misc::RestartPolicy::No => (RestartPolicyNameEnum::NO, None),
-                    misc::RestartPolicy::Always => (RestartPolicyNameEnum::ALWAYS, None),
-                    misc::RestartPolicy::UnlessStopped => {
-                        (RestartPolicyNameEnum::UNLESS_STOPPED, None)
-                    }
-                    misc::RestartPolicy::OnFailure { max_retries } => (
-                        RestartPolicyNameEnum::ON_FAILURE,
-                        max_retries.map(i64::from),
-                    ),
-                };
-                Some(RestartPolicy {
-                    name: Some(name),
-                    maximum_retry_count: max,
-                })
-            }
-            None => None,
-        };
+        let restart_policy = self
+            .restart
+            .as_deref()
+            .map(|r| {
+                misc::parse_restart(r)
+                    .map(desired::restart_policy)
+                    .map_err(|e| usage(format!("invalid --restart: {e}")))
+            })
+            .transpose()?;
         let mut sysctls = HashMap::new();
         for s in &self.sysctl {
             let (k, v) = key_value("--sysctl", s)?;
@@ -813,8 +769,10 @@ pub fn create_cmd(cli: &Cli, args: &CreateArgs) -> Result<(), Failed> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::*;
+    use bollard_stubs::models::RestartPolicyNameEnum;
     use clap::Parser;
+
+    use super::*;
 
     #[derive(Parser)]
     struct T {

@@ -30,34 +30,8 @@ pub struct LogOptions {
     pub timestamps: bool,
 }
 
-/// Splits Docker's multiplexed stream: 8-byte headers (stream, 0, 0, 0,
-/// big-endian length) before each chunk.
-#[derive(Debug, Default)]
-pub struct Demux {
-    buf: Vec<u8>,
-}
-
-impl Demux {
-    /// Feeds bytes; calls `each(stream, data)` for every complete frame
-    /// (stream 1 is stdout, 2 stderr).
-    pub fn feed(&mut self, data: &[u8], mut each: impl FnMut(u8, &[u8])) {
-        self.buf.extend_from_slice(data);
-        let mut at = 0;
-        while let Some(header) = self.buf.get(at..at + 8) {
-            let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
-            let Some(end) = usize::try_from(len)
-                .ok()
-                .and_then(|len| (at + 8).checked_add(len))
-                .filter(|end| *end <= self.buf.len())
-            else {
-                break;
-            };
-            each(header[0], &self.buf[at + 8..end]);
-            at = end;
-        }
-        self.buf.drain(..at);
-    }
-}
+/// Splits Docker's multiplexed stream (the framing the engine writes with).
+pub use servin_values::stream::Demux;
 
 impl Engine {
     /// Runs a future on the client's runtime.
@@ -334,22 +308,4 @@ pub async fn wait_code(
             source,
         })?;
     Ok(r.status_code)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn demultiplexes_split_frames() {
-        let mut d = Demux::default();
-        let mut got: Vec<(u8, Vec<u8>)> = Vec::new();
-        let data = [
-            1u8, 0, 0, 0, 0, 0, 0, 2, b'h', b'i', 2, 0, 0, 0, 0, 0, 0, 1, b'!',
-        ];
-        d.feed(&data[..5], |s, b| got.push((s, b.to_vec())));
-        assert!(got.is_empty());
-        d.feed(&data[5..], |s, b| got.push((s, b.to_vec())));
-        assert_eq!(got, vec![(1, b"hi".to_vec()), (2, b"!".to_vec())]);
-    }
 }

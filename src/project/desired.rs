@@ -372,6 +372,24 @@ fn port_key(target: u16, protocol: &str) -> String {
     format!("{target}/{protocol}")
 }
 
+/// Docker's restart policy for a parsed one; `servin run --restart` and a
+/// project's `restart` both go through here.
+pub fn restart_policy(policy: misc::RestartPolicy) -> RestartPolicy {
+    let (name, retries) = match policy {
+        misc::RestartPolicy::No => (RestartPolicyNameEnum::NO, None),
+        misc::RestartPolicy::Always => (RestartPolicyNameEnum::ALWAYS, None),
+        misc::RestartPolicy::UnlessStopped => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
+        misc::RestartPolicy::OnFailure { max_retries } => (
+            RestartPolicyNameEnum::ON_FAILURE,
+            max_retries.map(i64::from),
+        ),
+    };
+    RestartPolicy {
+        name: Some(name),
+        maximum_retry_count: retries,
+    }
+}
+
 /// Docker's create body for container `name` (without the servin labels,
 /// which [`desired`] adds).
 fn create_body(
@@ -462,15 +480,6 @@ fn create_body(
         });
     }
     let restart = misc::parse_restart(&c.restart).map_err(|e| fail("restart", e))?;
-    let (policy, retries) = match restart {
-        misc::RestartPolicy::No => (RestartPolicyNameEnum::NO, None),
-        misc::RestartPolicy::Always => (RestartPolicyNameEnum::ALWAYS, None),
-        misc::RestartPolicy::UnlessStopped => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
-        misc::RestartPolicy::OnFailure { max_retries } => (
-            RestartPolicyNameEnum::ON_FAILURE,
-            max_retries.map(i64::from),
-        ),
-    };
     let healthcheck = match &c.healthcheck {
         Some(h) => Some(HealthConfig {
             test: Some(h.cmd.clone()),
@@ -522,10 +531,7 @@ fn create_body(
         nano_cpus: c.resources.cpus.map(|n| (n * 1e9).round() as i64),
         pids_limit: c.resources.pids,
         init: Some(c.init),
-        restart_policy: Some(RestartPolicy {
-            name: Some(policy),
-            maximum_retry_count: retries,
-        }),
+        restart_policy: Some(restart_policy(restart)),
         cap_add: (!c.cap_add.is_empty()).then(|| c.cap_add.clone()),
         cap_drop: (!c.cap_drop.is_empty()).then(|| c.cap_drop.clone()),
         privileged: Some(c.privileged),

@@ -4,9 +4,10 @@
 //! answered `101 UPGRADED`) and then carry raw bytes: the container's
 //! output, and its input in the other direction. Without a TTY, output is
 //! multiplexed: each chunk is preceded by 8 bytes, the stream (1 stdout,
-//! 2 stderr), three zeros and the length as a big-endian u32.
+//! 2 stderr), three zeros and the length as a big-endian u32, written by
+//! the framing the CLI reads with ([`servin_values::stream`]).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue, UPGRADE};
 use hyper::{Request, Response, StatusCode};
@@ -33,15 +34,11 @@ pub fn frame(kind: StreamKind, data: &[u8], tty: bool) -> Bytes {
     if tty {
         return Bytes::copy_from_slice(data);
     }
-    let mut b = BytesMut::with_capacity(8 + data.len());
-    b.put_u8(match kind {
-        StreamKind::Stdout => 1,
-        StreamKind::Stderr => 2,
-    });
-    b.put_bytes(0, 3);
-    b.put_u32(u32::try_from(data.len()).unwrap_or(u32::MAX));
-    b.put_slice(data);
-    b.freeze()
+    let stream = match kind {
+        StreamKind::Stdout => servin_values::stream::STDOUT,
+        StreamKind::Stderr => servin_values::stream::STDERR,
+    };
+    Bytes::from(servin_values::stream::frame(stream, data))
 }
 
 /// Whether the client asked to take over the connection.

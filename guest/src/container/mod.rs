@@ -216,16 +216,11 @@ pub const DEFAULT_LOG_SIZE: u64 = 10 * 1024 * 1024;
 /// Default number of log files kept per container.
 pub const DEFAULT_LOG_FILES: u32 = 3;
 
-/// Parses Docker's log sizes: `10m`, `512k`, `1g`, bytes.
+/// Parses Docker's log sizes (`10m`, `512k`, `1g`, bytes) with the shared
+/// size parser; a size of zero, a bad one or one past `u64::MAX` is `None`
+/// (the default applies) rather than a wrapped, tiny rotation size.
 pub fn parse_size(v: &str) -> Option<u64> {
-    let v = v.trim().to_ascii_lowercase();
-    let (num, mult) = match v.strip_suffix('b').unwrap_or(&v) {
-        s if s.ends_with('k') => (&s[..s.len() - 1], 1024),
-        s if s.ends_with('m') => (&s[..s.len() - 1], 1024 * 1024),
-        s if s.ends_with('g') => (&s[..s.len() - 1], 1024 * 1024 * 1024),
-        s => (s, 1),
-    };
-    num.parse::<u64>().ok().map(|n| n * mult).filter(|n| *n > 0)
+    servin_values::parse_size(v).ok().filter(|n| *n > 0)
 }
 
 /// Every container of the engine.
@@ -405,5 +400,26 @@ impl Containers {
             .filter(|c| c.state().status.is_running())
             .count();
         (map.len(), running, map.len() - running)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_sizes_are_checked_not_wrapped() {
+        assert_eq!(parse_size("10m"), Some(10 * 1024 * 1024));
+        assert_eq!(parse_size("512k"), Some(512 * 1024));
+        assert_eq!(parse_size("1g"), Some(1024 * 1024 * 1024));
+        assert_eq!(parse_size("2kb"), Some(2048));
+        assert_eq!(parse_size("100"), Some(100));
+        // 2^64 / 2^30 rounds down to 17179869184: one more gigabyte
+        // overflows, and used to wrap to a rotation size of a few bytes.
+        assert_eq!(parse_size("17179869183g"), Some(17_179_869_183 << 30));
+        assert_eq!(parse_size("17179869184g"), None);
+        assert_eq!(parse_size("99999999999999999999"), None);
+        assert_eq!(parse_size("0"), None);
+        assert_eq!(parse_size("ten"), None);
     }
 }

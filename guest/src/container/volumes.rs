@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bollard_stubs::models::{ContainerCreateBody, MountPoint, MountType};
+use servin_values::BindSpec;
 
 use super::{Container, Containers};
 use crate::error::{Error, Result};
@@ -53,25 +54,21 @@ pub fn wanted(
     let mut out = Vec::new();
     let mut taken = HashSet::new();
     for b in hc.binds.iter().flatten() {
-        let parts: Vec<&str> = b.split(':').collect();
-        let (src, dst, opts) = match parts.as_slice() {
-            [s, d] => (*s, *d, ""),
-            [s, d, o] => (*s, *d, *o),
-            // The spec builder names what is wrong with it.
-            _ => continue,
+        // The spec builder names what is wrong with a bind that does not split.
+        let Some(bind) = BindSpec::split(b) else {
+            continue;
         };
-        taken.insert(trimmed(dst));
-        if src.is_empty() || src.starts_with('/') {
+        taken.insert(trimmed(bind.target));
+        if bind.source.is_empty() || bind.is_host_path() {
             continue;
         }
-        volume::check_name(src).map_err(|_| invalid_name(src))?;
-        let opts: Vec<&str> = opts.split(',').collect();
+        volume::check_name(bind.source).map_err(|_| invalid_name(bind.source))?;
         out.push(Wanted {
-            name: Some(src.to_string()),
+            name: Some(bind.source.to_string()),
             labels: HashMap::new(),
-            destination: dst.to_string(),
-            read_only: opts.contains(&"ro"),
-            no_copy: opts.contains(&"nocopy"),
+            destination: bind.target.to_string(),
+            read_only: bind.read_only(),
+            no_copy: bind.options.split(',').any(|o| o == "nocopy"),
         });
     }
     for m in hc.mounts.iter().flatten() {
@@ -363,19 +360,17 @@ pub fn mount_points(c: &Arc<Container>, volumes: &volume::Volumes) -> Vec<MountP
         .collect();
     let hc = c.record.host_config();
     for b in hc.binds.iter().flatten() {
-        let parts: Vec<&str> = b.split(':').collect();
-        if let [src, dst, rest @ ..] = parts.as_slice()
-            && src.starts_with('/')
+        if let Some(bind) = BindSpec::split(b)
+            && bind.is_host_path()
         {
-            let opts = rest.first().copied().unwrap_or_default();
             out.push(MountPoint {
                 typ: Some("bind".to_string()),
                 name: None,
-                source: Some((*src).to_string()),
-                destination: Some((*dst).to_string()),
+                source: Some(bind.source.to_string()),
+                destination: Some(bind.target.to_string()),
                 driver: None,
-                mode: Some(opts.to_string()),
-                rw: Some(!opts.split(',').any(|o| o == "ro")),
+                mode: Some(bind.options.to_string()),
+                rw: Some(!bind.read_only()),
                 propagation: Some("rprivate".to_string()),
             });
         }

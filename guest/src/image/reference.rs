@@ -1,102 +1,44 @@
-//! Image references, normalised as Docker does: `busybox` is
-//! `docker.io/library/busybox:latest`.
+//! Image references as the engine uses them: the shared parser of
+//! `servin-values` (the CLI's too, so both sides normalise alike: `busybox`
+//! and `docker.io/busybox` are `docker.io/library/busybox:latest`), wrapped
+//! with what only the engine needs (its API error, oci-client's type, the
+//! loopback check of plain-HTTP registries).
 
 use std::fmt;
+use std::ops::{Deref, DerefMut};
 
 use crate::error::{Error, Result};
 
 /// The default registry of unqualified names.
-pub const DOCKER_HUB: &str = "docker.io";
+pub const DOCKER_HUB: &str = servin_values::reference::DEFAULT_REGISTRY;
 
-/// A normalised image reference.
+/// A normalised image reference; its parts are those of the shared
+/// [`servin_values::ImageRef`] it derefs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageRef {
-    /// Registry host, with its port if any.
-    pub registry: String,
-    /// Repository path inside the registry.
-    pub repository: String,
-    /// Tag, if given (defaults to `latest` when neither tag nor digest is).
-    pub tag: Option<String>,
-    /// Digest, if given.
-    pub digest: Option<String>,
+pub struct ImageRef(servin_values::ImageRef);
+
+impl Deref for ImageRef {
+    type Target = servin_values::ImageRef;
+
+    fn deref(&self) -> &servin_values::ImageRef {
+        &self.0
+    }
+}
+
+impl DerefMut for ImageRef {
+    fn deref_mut(&mut self) -> &mut servin_values::ImageRef {
+        &mut self.0
+    }
 }
 
 impl ImageRef {
-    /// Parses and normalises `name`.
+    /// Parses and normalises `name`; a bad one is the client's error, in
+    /// Docker's words ("invalid reference format") with the shared parser's
+    /// reason.
     pub fn parse(name: &str) -> Result<Self> {
-        let bad =
-            |why: &str| Error::BadRequest(format!("invalid reference format {name:?}: {why}"));
-        if name.is_empty() || name.len() > 4096 {
-            return Err(bad("empty or too long"));
-        }
-        let (rest, digest) = match name.split_once('@') {
-            Some((r, d)) => {
-                crate::image::digest::hex_of(d).map_err(|_| bad("bad digest"))?;
-                (r, Some(d.to_string()))
-            }
-            None => (name, None),
-        };
-        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
-        let (path, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => {
-                let at = last_slash + i;
-                (&rest[..at], Some(rest[at + 1..].to_string()))
-            }
-            None => (rest, None),
-        };
-        if let Some(t) = &tag {
-            let ok = !t.is_empty()
-                && t.len() <= 128
-                && t.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-                && !t.starts_with(['.', '-']);
-            if !ok {
-                return Err(bad("bad tag"));
-            }
-        }
-        let (registry, repository) = match path.split_once('/') {
-            Some((first, rest))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
-                (first.to_string(), rest.to_string())
-            }
-            Some(_) => (DOCKER_HUB.to_string(), path.to_string()),
-            None => (DOCKER_HUB.to_string(), format!("library/{path}")),
-        };
-        let registry = if registry == "index.docker.io" || registry == "registry-1.docker.io" {
-            DOCKER_HUB.to_string()
-        } else {
-            registry
-        };
-        let repo_ok = !repository.is_empty()
-            && repository.split('/').all(|part| {
-                !part.is_empty()
-                    && part.bytes().all(|b| {
-                        b.is_ascii_lowercase()
-                            || b.is_ascii_digit()
-                            || matches!(b, b'.' | b'_' | b'-')
-                    })
-                    && !part.starts_with(['.', '_', '-'])
-            });
-        if !repo_ok {
-            return Err(bad("repository names must be lowercase"));
-        }
-        let tag = if tag.is_none() && digest.is_none() {
-            Some("latest".to_string())
-        } else {
-            tag
-        };
-        Ok(Self {
-            registry,
-            repository,
-            tag,
-            digest,
-        })
-    }
-
-    /// `registry/repository`.
-    pub fn name(&self) -> String {
-        format!("{}/{}", self.registry, self.repository)
+        servin_values::ImageRef::parse(name)
+            .map(Self)
+            .map_err(|why| Error::BadRequest(format!("invalid reference format: {why}")))
     }
 
     /// `registry/repository:tag`, when a tag is present.
@@ -106,12 +48,12 @@ impl ImageRef {
 
     /// A copy that carries `digest` and no tag.
     pub fn with_digest(&self, digest: &str) -> Self {
-        Self {
+        Self(servin_values::ImageRef {
             registry: self.registry.clone(),
             repository: self.repository.clone(),
             tag: None,
             digest: Some(digest.to_string()),
-        }
+        })
     }
 
     /// The reference in oci-client's type.
@@ -147,14 +89,7 @@ pub fn host_of(registry: &str) -> &str {
 
 impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.name())?;
-        if let Some(t) = &self.tag {
-            write!(f, ":{t}")?;
-        }
-        if let Some(d) = &self.digest {
-            write!(f, "@{d}")?;
-        }
-        Ok(())
+        self.0.fmt(f)
     }
 }
 
@@ -193,6 +128,20 @@ mod tests {
         assert_eq!(familiar("docker.io/me/app:1"), "me/app:1");
     }
 
+    /// The engine once stored `docker.io/busybox` as an image of its own,
+    /// next to `busybox`; both spellings name one image now.
+    #[test]
+    fn docker_io_busybox_is_busybox() {
+        let short = ImageRef::parse("busybox").unwrap();
+        let long = ImageRef::parse("docker.io/busybox").unwrap();
+        assert_eq!(short, long);
+        assert_eq!(
+            long.tagged().as_deref(),
+            Some("docker.io/library/busybox:latest")
+        );
+        assert_eq!(short.to_oci(), long.to_oci());
+    }
+
     #[test]
     fn refuses_bad_names() {
         assert!(ImageRef::parse("").is_err());
@@ -200,5 +149,8 @@ mod tests {
         assert!(ImageRef::parse("a/../b").is_err());
         assert!(ImageRef::parse("a@sha256:zz").is_err());
         assert!(ImageRef::parse("a:").is_err());
+        assert!(ImageRef::parse("a..b").is_err());
+        let err = ImageRef::parse("Upper/case").unwrap_err().to_string();
+        assert!(err.starts_with("invalid reference format: "), "{err}");
     }
 }

@@ -543,4 +543,38 @@ mod tests {
         assert_eq!(store.images().len(), 1);
         assert!(matches!(store.resolve("nope"), Err(Error::NoSuchImage(_))));
     }
+
+    /// The engine once read `docker.io/busybox` as `docker.io/busybox:latest`,
+    /// an image apart from `busybox`: every spelling finds, tags and
+    /// untags the one image.
+    #[test]
+    fn docker_io_busybox_and_busybox_name_one_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = digest::of(b"busybox");
+        store
+            .add_image(
+                record(&a, &[]),
+                Some("docker.io/library/busybox:latest"),
+                None,
+            )
+            .unwrap();
+        for name in [
+            "busybox",
+            "busybox:latest",
+            "docker.io/busybox",
+            "docker.io/library/busybox",
+            "index.docker.io/busybox:latest",
+        ] {
+            assert_eq!(store.resolve(name).unwrap().id, a, "{name}");
+        }
+        let r = store
+            .remove("docker.io/busybox", false, &Default::default())
+            .unwrap();
+        assert_eq!(r.deleted, vec![a.clone()]);
+        assert!(matches!(
+            store.resolve("busybox"),
+            Err(Error::NoSuchImage(_))
+        ));
+    }
 }

@@ -1,6 +1,7 @@
 //! Attaching to a container through its monitor's `DIR/attach.sock`.
 //!
-//! Both directions carry frames: `[kind u8][0, 0, 0][len u32 big-endian][payload]`.
+//! Both directions carry frames: `[kind u8][0, 0, 0][len u32 big-endian][payload]`,
+//! the header of Docker's multiplexed streams ([`servin_values::stream`]).
 //! The monitor sends kind 1 (stdout bytes), 2 (stderr bytes) and 3 (exit:
 //! the [`ExitRecord`] as JSON, the last frame). A client sends kind 0 (stdin
 //! bytes), 4 (close stdin) and 5 (resize: rows then columns, u16
@@ -49,15 +50,7 @@ pub enum Frame {
 
 /// Encodes one frame.
 pub(crate) fn encode(kind: u8, payload: &[u8]) -> Bytes {
-    let mut frame = Vec::with_capacity(8 + payload.len());
-    frame.extend_from_slice(&[kind, 0, 0, 0]);
-    frame.extend_from_slice(
-        &u32::try_from(payload.len())
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    );
-    frame.extend_from_slice(payload);
-    Bytes::from(frame)
+    Bytes::from(servin_values::stream::frame(kind, payload))
 }
 
 /// Reads one frame; `None` at a clean end of stream (or one cut inside a
@@ -65,13 +58,13 @@ pub(crate) fn encode(kind: u8, payload: &[u8]) -> Bytes {
 pub(crate) async fn read_frame(
     reader: &mut (impl AsyncRead + Unpin),
 ) -> std::io::Result<Option<(u8, Bytes)>> {
-    let mut header = [0u8; 8];
+    let mut header = [0u8; servin_values::stream::HEADER_LEN];
     match reader.read_exact(&mut header).await {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
     }
-    let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    let len = servin_values::stream::payload_len(&header);
     if len > MAX_PAYLOAD {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,

@@ -156,75 +156,31 @@ fn split_protocol<'a>(spec: &str, text: &'a str) -> Result<(&'a str, Protocol)> 
 
 /// Parses one CLI port specification,
 /// `[IP:][HOST[-HOST]:]CONTAINER[-CONTAINER][/tcp|udp]`, into one binding
-/// per container port. An IPv6 host address is written in brackets
-/// (`[::1]:8080:80`). With a container range, a host range of the same
-/// length maps one to one; with one container port, a host range means
+/// per container port, with the parser `servin run -p` uses
+/// ([`servin_values::parse_publish`]). An IPv6 host address is written in
+/// brackets (`[::1]:8080:80`). With a container range, a host range of the
+/// same length maps one to one; with one container port, a host range means
 /// "the first free port of it"; no host port means a random one.
 pub fn parse_port_spec(spec: &str) -> Result<Vec<PortBinding>> {
-    let (rest, protocol) = split_protocol(spec, spec.trim())?;
-    let (host_ip, rest) = if let Some(after) = rest.strip_prefix('[') {
-        let (ip, after) = after
-            .split_once(']')
-            .ok_or_else(|| bad(spec, "unclosed '[' in the host address"))?;
-        let after = after
-            .strip_prefix(':')
-            .ok_or_else(|| bad(spec, "expected ':' after the host address"))?;
-        let ip: Ipv6Addr = ip
-            .parse()
-            .map_err(|_| bad(spec, &format!("{ip:?} is not an IPv6 address")))?;
-        (Some(IpAddr::V6(ip)), after)
-    } else {
-        match rest.matches(':').count() {
-            0 | 1 => (None, rest),
-            2 => {
-                let (ip, after) = rest.split_once(':').unwrap_or(("", rest));
-                let ip = if ip.is_empty() {
-                    None
-                } else {
-                    Some(
-                        ip.parse::<IpAddr>()
-                            .map_err(|_| bad(spec, &format!("{ip:?} is not an IP address")))?,
-                    )
-                };
-                (ip, after)
-            }
-            _ => return Err(bad(spec, "too many ':' (write IPv6 addresses in brackets)")),
-        }
+    let (parsed, host_range) =
+        servin_values::parse_publish(spec.trim()).map_err(|why| bad(spec, &why))?;
+    let protocol = match parsed.protocol {
+        servin_values::Protocol::Tcp => Protocol::Tcp,
+        servin_values::Protocol::Udp => Protocol::Udp,
+        servin_values::Protocol::Sctp => return Err(bad(spec, "protocol must be tcp or udp")),
     };
-    let (host, container) = match rest.rsplit_once(':') {
-        Some((host, container)) => (host, container),
-        None => ("", rest),
+    let host_port = |port: Option<u16>| match (host_range, port) {
+        (Some(range), _) => HostPort::Range(range.start, range.end),
+        (None, Some(port)) => HostPort::Port(port),
+        (None, None) => HostPort::Random,
     };
-    if container.is_empty() {
-        return Err(bad(spec, "no container port"));
-    }
-    let (c_start, c_end) = parse_range(spec, container)?;
-    let count = c_end - c_start;
-    let host_ports: Vec<HostPort> = if host.is_empty() {
-        vec![HostPort::Random; usize::from(count) + 1]
-    } else {
-        let (h_start, h_end) = parse_range(spec, host)?;
-        if count == 0 {
-            vec![if h_start == h_end {
-                HostPort::Port(h_start)
-            } else {
-                HostPort::Range(h_start, h_end)
-            }]
-        } else if h_end - h_start == count {
-            (h_start..=h_end).map(HostPort::Port).collect()
-        } else {
-            return Err(bad(
-                spec,
-                "the host and container port ranges differ in length",
-            ));
-        }
-    };
-    Ok((c_start..=c_end)
-        .zip(host_ports)
-        .map(|(container_port, host_port)| PortBinding {
-            host_ip,
-            host_port,
-            container_port,
+    Ok(parsed
+        .expand()
+        .into_iter()
+        .map(|port| PortBinding {
+            host_ip: port.host_ip,
+            host_port: host_port(port.published),
+            container_port: port.target,
             protocol,
         })
         .collect())

@@ -1,7 +1,10 @@
 //! Parsers for the small string languages inside a project file (ports, mounts, durations, sizes, image references, interpolation).
 //!
 //! Each parser is a pure function; errors are short lowercase messages that
-//! name what is wrong and, where it helps, what is accepted.
+//! name what is wrong and, where it helps, what is accepted. The languages
+//! the engine reads too (sizes, ports, mounts, image references) live in the
+//! `servin-values` crate both sides share, and are re-exported here so the
+//! project code names every small language from one place.
 //!
 //! - [`duration`]: [`parse_duration`] / [`format_duration`], Go and Compose
 //!   durations such as `"1m30s"`.
@@ -28,11 +31,9 @@ pub mod dotenv;
 pub mod duration;
 pub mod interpolate;
 pub mod misc;
-pub mod mount;
-pub mod port;
-pub mod reference;
 pub mod signal;
-pub mod size;
+
+pub use servin_values::{mount, port, reference, size};
 
 pub use capability::{CAPABILITIES, normalize_capability};
 pub use dotenv::{DotenvError, parse_dotenv};

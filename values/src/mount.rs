@@ -1,9 +1,12 @@
 //! Volumes in Compose's short syntax (`"data:/var/lib/data:ro"`,
-//! `"./src:/app"`, `"/cache"`) and tmpfs entries (`"/run:size=64m"`).
+//! `"./src:/app"`, `"/cache"`), tmpfs entries (`"/run:size=64m"`), and
+//! Docker's `-v` / `HostConfig.Binds` entries (`"SRC:DST[:OPTS]"`, split by
+//! [`BindSpec::split`] for the CLI's flags and the engine's create bodies
+//! alike).
 
 use serde::{Deserialize, Serialize};
 
-use super::size::parse_size;
+use crate::size::parse_size;
 
 /// Where a mount comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -240,11 +243,80 @@ pub fn parse_tmpfs(input: &str) -> Result<TmpfsSpec, String> {
     Ok(spec)
 }
 
+/// One entry of Docker's `HostConfig.Binds` (what `-v SRC:DST[:OPTS]`
+/// sends): a host path or volume name, the path inside the container, and
+/// the comma-separated options (`ro`, `rw`, propagation, SELinux labels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BindSpec<'a> {
+    /// The host path (absolute) or the volume name; may be empty, which
+    /// callers refuse in their own words.
+    pub source: &'a str,
+    /// The path inside the container, as written.
+    pub target: &'a str,
+    /// The options, `""` when none are given.
+    pub options: &'a str,
+}
+
+impl<'a> BindSpec<'a> {
+    /// Splits `SRC:DST` or `SRC:DST:OPTS`; `None` for any other number of
+    /// `:`-separated parts (one part is an anonymous volume in `-v`, not a
+    /// bind).
+    pub fn split(spec: &'a str) -> Option<BindSpec<'a>> {
+        let mut parts = spec.split(':');
+        let source = parts.next()?;
+        let target = parts.next()?;
+        let options = parts.next().unwrap_or("");
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(BindSpec {
+            source,
+            target,
+            options,
+        })
+    }
+
+    /// Whether the source is a host path rather than a volume name.
+    pub fn is_host_path(&self) -> bool {
+        self.source.starts_with('/')
+    }
+
+    /// Whether the options make the mount read-only.
+    pub fn read_only(&self) -> bool {
+        self.options.split(',').any(|o| o == "ro")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn splits_docker_binds() {
+        assert_eq!(
+            BindSpec::split("/tmp:/x:ro,rshared"),
+            Some(BindSpec {
+                source: "/tmp",
+                target: "/x",
+                options: "ro,rshared"
+            })
+        );
+        let named = BindSpec::split("data:/data").unwrap();
+        assert_eq!(
+            (named.source, named.target, named.options),
+            ("data", "/data", "")
+        );
+        assert!(!named.is_host_path());
+        assert!(!named.read_only());
+        assert!(BindSpec::split("/h:/c:rw,ro").unwrap().read_only());
+        assert!(BindSpec::split("/h:/c:ro").unwrap().is_host_path());
+        assert_eq!(BindSpec::split(":/x").map(|b| b.source), Some(""));
+        for bad in ["/scratch", "a:/b:ro:x", ""] {
+            assert_eq!(BindSpec::split(bad), None, "{bad}");
+        }
+    }
 
     fn mount(source: MountSource, target: &str, read_only: bool) -> MountSpec {
         MountSpec {

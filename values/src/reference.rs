@@ -1,5 +1,7 @@
 //! Image references with Docker's grammar:
-//! `[registry[:port]/]path[:tag][@digest]`.
+//! `[registry[:port]/]path[:tag][@digest]`, normalised as Docker does, so
+//! that every spelling of one image (`busybox`, `docker.io/busybox`,
+//! `docker.io/library/busybox:latest`) is one [`ImageRef`] on both sides.
 
 use std::fmt;
 use std::str::FromStr;
@@ -29,8 +31,10 @@ pub struct ImageRef {
 impl ImageRef {
     /// Parses and normalises a reference: the first path component is the
     /// registry when there are several and it contains `.` or `:` or is
-    /// `localhost`; Docker Hub names of one component get `library/`; the tag
-    /// defaults to `latest` only when there is no digest.
+    /// `localhost`; Docker Hub (also written `index.docker.io` or
+    /// `registry-1.docker.io`) names of one component get `library/`, with or
+    /// without the registry written out; the tag defaults to `latest` only
+    /// when there is no digest.
     pub fn parse(input: &str) -> Result<ImageRef, String> {
         if input.is_empty() {
             return Err("empty image reference".to_string());
@@ -90,7 +94,9 @@ impl ImageRef {
                 "invalid image reference \"{input}\": repository name is longer than {MAX_NAME_LEN} characters"
             ));
         }
-        let registry = if registry == "index.docker.io" {
+        // Docker Hub's other names (its index, its registry host) are one
+        // registry, so images pulled by either are the same image.
+        let registry = if registry == "index.docker.io" || registry == "registry-1.docker.io" {
             DEFAULT_REGISTRY
         } else {
             registry
@@ -552,6 +558,101 @@ mod tests {
         ];
         for (input, message) in cases {
             assert_eq!(ImageRef::parse(&input), Err(message), "{input}");
+        }
+    }
+
+    /// The spellings the CLI and the engine once read differently: the
+    /// engine took `docker.io/busybox` for `docker.io/busybox:latest`,
+    /// accepted `a..b` and refused sha512 digests.
+    #[test]
+    fn docker_io_names_get_library() {
+        let short = ImageRef::parse("busybox").unwrap();
+        for spelling in [
+            "docker.io/busybox",
+            "docker.io/library/busybox",
+            "docker.io/library/busybox:latest",
+            "index.docker.io/busybox",
+            "registry-1.docker.io/library/busybox",
+        ] {
+            assert_eq!(ImageRef::parse(spelling), Ok(short.clone()), "{spelling}");
+        }
+        assert_eq!(short.to_string(), "docker.io/library/busybox:latest");
+    }
+
+    #[test]
+    fn refuses_double_dots() {
+        for input in ["a..b", "docker.io/a..b", "ghcr.io/x/a..b:1"] {
+            let err = ImageRef::parse(input).unwrap_err();
+            assert!(
+                err.starts_with("invalid path component \"a..b\""),
+                "{input}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn accepts_sha512_digests() {
+        let digest = format!("sha512:{}", hex(128));
+        let image = ImageRef::parse(&format!("ghcr.io/x/app@{digest}")).unwrap();
+        assert_eq!(image.digest.as_deref(), Some(digest.as_str()));
+        assert_eq!(image.tag, None);
+        assert_eq!(image.to_string(), format!("ghcr.io/x/app@{digest}"));
+    }
+
+    /// References as the CLI writes them into a project and as Docker
+    /// clients send them to the engine, with the one normal form both
+    /// sides must agree on (the engine pulls, stores and lists by it).
+    #[test]
+    fn cli_and_engine_agree_on_a_table() {
+        let sha = format!("sha256:{}", hex(64));
+        let cases: Vec<(String, String)> = vec![
+            ("busybox".into(), "docker.io/library/busybox:latest".into()),
+            (
+                "busybox:1.36".into(),
+                "docker.io/library/busybox:1.36".into(),
+            ),
+            (
+                "docker.io/busybox".into(),
+                "docker.io/library/busybox:latest".into(),
+            ),
+            (
+                "docker.io/library/busybox".into(),
+                "docker.io/library/busybox:latest".into(),
+            ),
+            (
+                "library/busybox".into(),
+                "docker.io/library/busybox:latest".into(),
+            ),
+            ("me/app".into(), "docker.io/me/app:latest".into()),
+            ("docker.io/me/app:2".into(), "docker.io/me/app:2".into()),
+            (
+                "index.docker.io/redis".into(),
+                "docker.io/library/redis:latest".into(),
+            ),
+            (
+                "registry-1.docker.io/redis".into(),
+                "docker.io/library/redis:latest".into(),
+            ),
+            (
+                "127.0.0.1:5000/a/b:v1".into(),
+                "127.0.0.1:5000/a/b:v1".into(),
+            ),
+            ("localhost:5000/x".into(), "localhost:5000/x:latest".into()),
+            ("localhost/x".into(), "localhost/x:latest".into()),
+            ("ghcr.io/o/app".into(), "ghcr.io/o/app:latest".into()),
+            (
+                format!("busybox@{sha}"),
+                format!("docker.io/library/busybox@{sha}"),
+            ),
+            (
+                format!("busybox:1@{sha}"),
+                format!("docker.io/library/busybox:1@{sha}"),
+            ),
+        ];
+        for (input, normal) in cases {
+            let parsed = ImageRef::parse(&input).unwrap();
+            assert_eq!(parsed.to_string(), normal, "{input}");
+            assert_eq!(ImageRef::parse(&normal), Ok(parsed), "{normal}");
         }
     }
 

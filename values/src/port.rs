@@ -293,11 +293,84 @@ fn parse_number(text: &str, input: &str, role: &str) -> Result<u16, String> {
     }
 }
 
+/// Parses a `--publish` value. Besides the project syntax
+/// ([`parse_port`]) it takes Docker's host range for one container
+/// port (`8000-8010:80`: the first free host port of the range), returned
+/// as the range's text.
+pub fn parse_publish(spec: &str) -> Result<(PortSpec, Option<PortRange>), String> {
+    let first = match parse_port(spec) {
+        Ok(p) => return Ok((p, None)),
+        Err(e) => e,
+    };
+    let (ports, proto) = match spec.rsplit_once('/') {
+        Some((ports, proto)) => (ports, format!("/{proto}")),
+        None => (spec, String::new()),
+    };
+    let Some((front, target)) = ports.rsplit_once(':') else {
+        return Err(first);
+    };
+    let (ip, host) = match front.rsplit_once(':') {
+        Some((ip, host)) => (format!("{ip}:"), host),
+        None => (String::new(), front),
+    };
+    let Some((low, high)) = host.split_once('-') else {
+        return Err(first);
+    };
+    let (Ok(low), Ok(high)) = (low.parse::<u16>(), high.parse::<u16>()) else {
+        return Err(first);
+    };
+    match parse_port(&format!("{ip}{low}:{target}{proto}")) {
+        Ok(p) if p.target.len() == 1 && low > 0 && low <= high => Ok((
+            p,
+            Some(PortRange {
+                start: low,
+                end: high,
+            }),
+        )),
+        _ => Err(first),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn publish_takes_a_host_range_for_one_port() {
+        let (spec, range) = parse_publish("127.0.0.1:7000-7010:70/udp").unwrap();
+        assert_eq!(
+            range,
+            Some(PortRange {
+                start: 7000,
+                end: 7010
+            })
+        );
+        assert_eq!(spec.target, PortRange::single(70));
+        assert_eq!(spec.published, Some(PortRange::single(7000)));
+        assert_eq!(spec.protocol, Protocol::Udp);
+        assert_eq!(spec.host_ip, Some(IpAddr::from([127, 0, 0, 1])));
+        let (spec, range) = parse_publish("9000-9001:90-91").unwrap();
+        assert_eq!(
+            (spec.published, range),
+            (
+                Some(PortRange {
+                    start: 9000,
+                    end: 9001
+                }),
+                None
+            )
+        );
+        assert_eq!(parse_publish("443").unwrap().0, parse_port("443").unwrap());
+        for bad in ["9000-9002:90-91", "x:80", "7010-7000:70", "0-5:70", ""] {
+            assert!(parse_publish(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_publish("x:80").unwrap_err(),
+            parse_port("x:80").unwrap_err()
+        );
+    }
 
     fn range(start: u16, end: u16) -> PortRange {
         PortRange { start, end }
