@@ -361,7 +361,7 @@ async fn ensure_networks(
             StepStatus::Working,
             "creating",
         );
-        let made = crate::api::networks::create_network(engine, n.create.clone()).await;
+        let made = crate::network::create::create_network(engine, n.create.clone()).await;
         match made {
             Ok(_) => report.other(StepObject::Network, &engine_name, "created"),
             Err(e) => {
@@ -1095,7 +1095,7 @@ async fn remove_images(engine: &Arc<Engine>, images: BTreeSet<String>, report: &
             ),
         }
     }
-    if deleted && let Err(e) = crate::api::images::collect_garbage(engine).await {
+    if deleted && let Err(e) = crate::image::gc::collect_garbage(engine).await {
         tracing::warn!("garbage collection after down: {}", e.full_message());
     }
 }
