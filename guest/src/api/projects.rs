@@ -10,7 +10,7 @@ use servin_proto::DesiredProject;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::image::progress::Progress;
-use crate::project;
+use crate::reconcile;
 
 use super::routes::{Body, Query, json, streaming};
 
@@ -25,11 +25,11 @@ pub async fn plan(
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
     let desired = read_desired(name, req).await?;
-    project::validate(name, &desired)?;
-    let observed = project::observe(&engine.containers, name);
+    reconcile::validate(name, &desired)?;
+    let observed = reconcile::observe(&engine.containers, name);
     Ok(json(
         StatusCode::OK,
-        &project::plan::plan(&desired, &observed),
+        &reconcile::plan::plan(&desired, &observed),
     ))
 }
 
@@ -46,8 +46,8 @@ pub async fn apply(
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
     let desired = read_desired(name, req).await?;
-    project::validate(name, &desired)?;
-    let options = project::apply::Options {
+    reconcile::validate(name, &desired)?;
+    let options = reconcile::apply::Options {
         services: query
             .all("services")
             .into_iter()
@@ -56,10 +56,10 @@ pub async fn apply(
         recreate_volumes: query.flag("recreate_volumes"),
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let report = Arc::new(project::apply::Report::new(name, Progress::new(tx)));
+    let report = Arc::new(reconcile::apply::Report::new(name, Progress::new(tx)));
     let engine = Arc::clone(engine);
     tokio::spawn(async move {
-        project::apply::apply(engine, desired, options, Arc::clone(&report)).await;
+        reconcile::apply::apply(engine, desired, options, Arc::clone(&report)).await;
         report.finish();
     });
     Ok(streaming("application/json", rx))
@@ -82,7 +82,7 @@ pub fn down(engine: &Arc<Engine>, name: &str, query: &Query) -> Result<Response<
             )));
         }
     };
-    let options = project::apply::DownOptions {
+    let options = reconcile::down::DownOptions {
         volumes: query.flag("volumes"),
         images,
         timeout: query
@@ -95,11 +95,11 @@ pub fn down(engine: &Arc<Engine>, name: &str, query: &Query) -> Result<Response<
             .transpose()?,
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let report = Arc::new(project::apply::Report::new(name, Progress::new(tx)));
+    let report = Arc::new(reconcile::apply::Report::new(name, Progress::new(tx)));
     let engine = Arc::clone(engine);
     let name = name.to_string();
     tokio::spawn(async move {
-        project::apply::down(engine, name, options, Arc::clone(&report)).await;
+        reconcile::down::down(engine, name, options, Arc::clone(&report)).await;
         report.finish();
     });
     Ok(streaming("application/json", rx))

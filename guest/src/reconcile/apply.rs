@@ -1,13 +1,14 @@
 //! Applying a project: making what exists match the desired state.
 //!
-//! One apply (or down) per project at a time: a second waits on the
+//! One apply (or [`super::down`]) per project at a time: a second waits on the
 //! project's lock ([`Locks`]). An apply
 //! 1. removes containers an interrupted apply left under a temporary name
 //!    (found by the project label, their name not the one their labels
 //!    call for);
 //! 2. makes the missing networks and volumes with the project labels (an
 //!    `external` one must exist);
-//! 3. plans ([`super::plan::plan`]), removes the containers the project no
+//! 3. plans ([`super::plan::plan`]) within the selected services
+//!    ([`super::plan::select`]), removes the containers the project no
 //!    longer wants, pulls the missing images;
 //! 4. runs the container actions as a dependency graph: one task per
 //!    service, which waits for what it depends on (`started`, `healthy`,
@@ -26,8 +27,7 @@ use bollard_stubs::models::HealthStatusEnum;
 use futures_util::future::join_all;
 use servin_proto::apply::{Event, Failure, Step, StepObject, StepStatus, Summary};
 use servin_proto::{
-    Action, ActionKind, Condition, DesiredContainer, DesiredProject, ObjectKind, TEMPORARY_SUFFIX,
-    labels,
+    Action, ActionKind, Condition, DesiredContainer, DesiredProject, TEMPORARY_SUFFIX, labels,
 };
 use tokio::sync::watch;
 
@@ -38,7 +38,7 @@ use crate::image::progress::Progress;
 use crate::image::pull::{self, Platform};
 use crate::image::reference::ImageRef;
 
-use super::{Observed, observe};
+use super::observe;
 
 /// The per-project locks that keep applies and downs of one project from
 /// interleaving.
@@ -165,7 +165,7 @@ pub async fn apply(
 ) {
     let name = desired.name.clone();
     let _guard = engine.projects.acquire(&name, &report).await;
-    let selected = match select(&desired, &options.services) {
+    let selected = match super::plan::select(&desired, &options.services) {
         Ok(s) => s,
         Err(e) => {
             report.fail(StepObject::Project, &name, &e);
@@ -213,29 +213,6 @@ pub async fn apply(
     if whole {
         remove_orphan_networks(&engine, &desired, &report).await;
     }
-}
-
-/// The services to act on: `wanted` and everything they depend on, or
-/// every service when `wanted` is empty.
-fn select(
-    desired: &DesiredProject,
-    wanted: &[String],
-) -> std::result::Result<BTreeSet<String>, String> {
-    let graph = super::desired_graph(desired);
-    if wanted.is_empty() {
-        return Ok(graph.keys().cloned().collect());
-    }
-    let mut out = BTreeSet::new();
-    let mut todo: Vec<String> = wanted.to_vec();
-    while let Some(s) = todo.pop() {
-        let Some(deps) = graph.get(&s) else {
-            return Err(format!("no service {s} in project {}", desired.name));
-        };
-        if out.insert(s.clone()) {
-            todo.extend(deps.iter().cloned());
-        }
-    }
-    Ok(out)
 }
 
 /// Removes the project's stopped containers whose name is not the one
@@ -574,7 +551,12 @@ async fn pull_one(engine: &Arc<Engine>, image: &str) -> Result<()> {
 }
 
 /// Stops and removes the container of a `remove` action.
-async fn remove_container(engine: &Arc<Engine>, a: &Action, timeout: Option<i64>, report: &Report) {
+pub(super) async fn remove_container(
+    engine: &Arc<Engine>,
+    a: &Action,
+    timeout: Option<i64>,
+    report: &Report,
+) {
     let Some(id) = &a.id else { return };
     report.step(
         StepObject::Container,
@@ -965,144 +947,9 @@ async fn remove_orphan_networks(engine: &Arc<Engine>, desired: &DesiredProject, 
     }
 }
 
-/// What `down` removes besides containers and networks.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DownOptions {
-    /// The project's named volumes too.
-    pub volumes: bool,
-    /// The images the project's containers ran too (those no other
-    /// container uses).
-    pub images: bool,
-    /// Seconds to wait for each container to stop before killing it;
-    /// `None`: its own `stop_timeout`.
-    pub timeout: Option<i64>,
-}
-
-/// Takes project `name` down from its labels alone: its containers in
-/// reverse dependency order (each level in parallel), then its networks,
-/// and its volumes when asked. Other projects are untouched.
-pub async fn down(engine: Arc<Engine>, name: String, options: DownOptions, report: Arc<Report>) {
-    let _guard = engine.projects.acquire(&name, &report).await;
-    let observed = observe(&engine.containers, &name);
-    let levels = super::down_levels(&observed).unwrap_or_else(|e| {
-        tracing::warn!("project {name}: down order: {e}; taking everything down at once");
-        Vec::new()
-    });
-    let images: BTreeSet<String> = observed
-        .iter()
-        .filter(|_| options.images)
-        .filter_map(|o| engine.containers.get(&o.id).ok())
-        .map(|c| c.record.image_name.clone())
-        .collect();
-    let mut batches: Vec<Vec<&Observed>> = Vec::new();
-    let placed: BTreeSet<&str> = levels.iter().flatten().map(String::as_str).collect();
-    batches.push(
-        observed
-            .iter()
-            .filter(|o| {
-                o.labels
-                    .get(labels::NAME)
-                    .is_none_or(|s| !placed.contains(s.as_str()))
-            })
-            .collect(),
-    );
-    for level in &levels {
-        batches.push(
-            observed
-                .iter()
-                .filter(|o| {
-                    o.labels
-                        .get(labels::NAME)
-                        .is_some_and(|s| level.contains(s))
-                })
-                .collect(),
-        );
-    }
-    for batch in batches {
-        join_all(batch.into_iter().map(|o| {
-            let a = Action {
-                kind: ActionKind::Remove,
-                object: ObjectKind::Container,
-                name: o.name.clone(),
-                service: o.labels.get(labels::NAME).cloned(),
-                replica: None,
-                id: Some(o.id.clone()),
-                reason: "down".to_string(),
-                changed: Vec::new(),
-            };
-            let engine = &engine;
-            let report = &report;
-            async move { remove_container(engine, &a, options.timeout, report).await }
-        }))
-        .await;
-    }
-    if options.images {
-        remove_images(&engine, images, &report).await;
-    }
-    for rec in engine.containers.networks.list() {
-        if rec.labels.get(labels::PROJECT).map(String::as_str) != Some(name.as_str()) {
-            continue;
-        }
-        match engine.containers.remove_network(&rec.id).await {
-            Ok(_) => report.other(StepObject::Network, &rec.name, "removed"),
-            Err(e) => report.fail(
-                StepObject::Network,
-                &rec.name,
-                &format!("remove: {}", e.full_message()),
-            ),
-        }
-    }
-    if options.volumes {
-        for v in engine.volumes.list() {
-            if v.labels().get(labels::PROJECT).map(String::as_str) != Some(name.as_str()) {
-                continue;
-            }
-            let vname = v.info().name.clone();
-            match remove_volume(&engine, &vname).await {
-                Ok(()) => report.other(StepObject::Volume, &vname, "removed"),
-                Err(e) => report.fail(
-                    StepObject::Volume,
-                    &vname,
-                    &format!("remove: {}", e.full_message()),
-                ),
-            }
-        }
-    }
-}
-
-/// Removes `images` (those the project's removed containers ran), leaving
-/// those another container still uses.
-async fn remove_images(engine: &Arc<Engine>, images: BTreeSet<String>, report: &Report) {
-    let mut deleted = false;
-    for image in images {
-        let in_use = engine.containers.images_in_use();
-        match engine.store.remove(&image, false, &in_use) {
-            Ok(r) => {
-                deleted |= !r.deleted.is_empty();
-                report.other(StepObject::Image, &image, "removed");
-            }
-            Err(Error::Conflict(m)) => report.step(
-                StepObject::Image,
-                &image,
-                StepStatus::Done,
-                &format!("kept: {m}"),
-            ),
-            Err(Error::NoSuchImage(_)) => {}
-            Err(e) => report.fail(
-                StepObject::Image,
-                &image,
-                &format!("remove: {}", e.full_message()),
-            ),
-        }
-    }
-    if deleted && let Err(e) = crate::image::gc::collect_garbage(engine).await {
-        tracing::warn!("garbage collection after down: {}", e.full_message());
-    }
-}
-
 /// Removes the volume `name` off the engine thread (deleting its files may
 /// take a while).
-async fn remove_volume(engine: &Engine, name: &str) -> Result<()> {
+pub(super) async fn remove_volume(engine: &Engine, name: &str) -> Result<()> {
     let containers = Arc::clone(&engine.containers);
     let n = name.to_string();
     tokio::task::spawn_blocking(move || containers.remove_volume(&n, false))
@@ -1119,30 +966,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-
-    use crate::project::tests::container;
-
-    #[test]
-    fn selecting_services_takes_what_they_depend_on() {
-        let d = DesiredProject {
-            name: "shop".into(),
-            containers: vec![
-                container("web", &["api"]),
-                container("api", &["db"]),
-                container("db", &[]),
-                container("tool", &[]),
-            ],
-            ..Default::default()
-        };
-        let all: Vec<String> = select(&d, &[]).unwrap().into_iter().collect();
-        assert_eq!(all, vec!["api", "db", "tool", "web"]);
-        let web: Vec<String> = select(&d, &["web".into()]).unwrap().into_iter().collect();
-        assert_eq!(web, vec!["api", "db", "web"]);
-        assert_eq!(
-            select(&d, &["nope".into()]).unwrap_err(),
-            "no service nope in project shop"
-        );
-    }
 
     #[test]
     fn the_summary_counts_and_lists_failures() {

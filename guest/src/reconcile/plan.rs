@@ -14,7 +14,7 @@
 //! replica (left by an interrupted apply), or one whose labels do not say
 //! which service and replica it is.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use servin_proto::projection::FieldDigests;
 use servin_proto::{
@@ -83,6 +83,29 @@ pub fn plan(desired: &DesiredProject, observed: &[Observed]) -> Plan {
         project: desired.name.clone(),
         actions,
     }
+}
+
+/// The services to act on: `wanted` and everything they depend on, or
+/// every service when `wanted` is empty.
+pub fn select(
+    desired: &DesiredProject,
+    wanted: &[String],
+) -> std::result::Result<BTreeSet<String>, String> {
+    let graph = super::graph::desired_graph(desired);
+    if wanted.is_empty() {
+        return Ok(graph.keys().cloned().collect());
+    }
+    let mut out = BTreeSet::new();
+    let mut todo: Vec<String> = wanted.to_vec();
+    while let Some(s) = todo.pop() {
+        let Some(deps) = graph.get(&s) else {
+            return Err(format!("no service {s} in project {}", desired.name));
+        };
+        if out.insert(s.clone()) {
+            todo.extend(deps.iter().cloned());
+        }
+    }
+    Ok(out)
 }
 
 /// The service and replica an observed container says it is.
@@ -238,6 +261,7 @@ mod tests {
     use servin_proto::Projection;
 
     use super::*;
+    use crate::reconcile::fixtures::container;
 
     fn projection(env: &str, tty: bool) -> Projection {
         let mut p = Projection::new(1);
@@ -508,5 +532,27 @@ mod tests {
         ]);
         let o = [made("1", "a", 1, &p, true), made("2", "z", 1, &p, true)];
         assert_eq!(plan(&d, &o), plan(&d, &o));
+    }
+
+    #[test]
+    fn selecting_services_takes_what_they_depend_on() {
+        let d = DesiredProject {
+            name: "shop".into(),
+            containers: vec![
+                container("web", &["api"]),
+                container("api", &["db"]),
+                container("db", &[]),
+                container("tool", &[]),
+            ],
+            ..Default::default()
+        };
+        let all: Vec<String> = select(&d, &[]).unwrap().into_iter().collect();
+        assert_eq!(all, vec!["api", "db", "tool", "web"]);
+        let web: Vec<String> = select(&d, &["web".into()]).unwrap().into_iter().collect();
+        assert_eq!(web, vec!["api", "db", "web"]);
+        assert_eq!(
+            select(&d, &["nope".into()]).unwrap_err(),
+            "no service nope in project shop"
+        );
     }
 }
