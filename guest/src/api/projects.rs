@@ -17,20 +17,33 @@ use super::routes::{Body, Query, json, streaming};
 /// The largest desired state accepted.
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
-/// `POST /servin/v1/projects/{name}/plan`: the plan that would take the
-/// project's containers to the desired state in the body. Changes nothing.
+/// `POST /servin/v1/projects/{name}/plan[?services=S...][&recreate_volumes=1]`:
+/// the plan that would take the project to the desired state in the body,
+/// as `apply` with the same query would run it. Changes nothing.
 pub async fn plan(
     engine: &Arc<Engine>,
     name: &str,
+    query: &Query,
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
     let desired = read_desired(name, req).await?;
     reconcile::validate(name, &desired)?;
-    let observed = reconcile::observe(&engine.containers, name);
-    Ok(json(
-        StatusCode::OK,
-        &reconcile::plan::plan(&desired, &observed),
-    ))
+    let observed = reconcile::observe::observe_all(engine, &desired);
+    let plan = reconcile::plan::plan(&desired, &observed, &options(query))
+        .map_err(|e| Error::BadRequest(format!("project {name}: {e}")))?;
+    Ok(json(StatusCode::OK, &plan))
+}
+
+/// The plan's limits from `services` and `recreate_volumes`.
+fn options(query: &Query) -> reconcile::plan::Options {
+    reconcile::plan::Options {
+        services: query
+            .all("services")
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect(),
+        recreate_volumes: query.flag("recreate_volumes"),
+    }
 }
 
 /// `POST /servin/v1/projects/{name}/apply[?services=S...][&recreate_volumes=1]`: makes what
@@ -47,14 +60,7 @@ pub async fn apply(
 ) -> Result<Response<Body>> {
     let desired = read_desired(name, req).await?;
     reconcile::validate(name, &desired)?;
-    let options = reconcile::apply::Options {
-        services: query
-            .all("services")
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect(),
-        recreate_volumes: query.flag("recreate_volumes"),
-    };
+    let options = options(query);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let report = Arc::new(reconcile::apply::Report::new(name, Progress::new(tx)));
     let engine = Arc::clone(engine);

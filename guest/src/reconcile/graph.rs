@@ -254,6 +254,8 @@ mod tests {
                 name: service.into(),
                 labels,
                 running: true,
+                networks: Vec::new(),
+                volumes: Vec::new(),
             }
         };
         let observed = [
