@@ -849,15 +849,15 @@ mod tests {
     }
 
     /// Project `shop` wanting network `shop_back` and volume `data` (both
-    /// with config hash `want`) and `web` using them.
-    fn with_resources(want: &str, p: &Projection) -> DesiredProject {
+    /// with config hash `hash`) and `web` using them.
+    fn with_resources(hash: &str, p: &Projection) -> DesiredProject {
         let mut d = project(vec![want("web", 1, p.clone())]);
         d.networks.push(servin_proto::DesiredNetwork {
             name: "back".into(),
             external: false,
             create: bollard_stubs::models::NetworkCreateRequest {
                 name: "shop_back".into(),
-                labels: Some(hashed(want)),
+                labels: Some(hashed(hash)),
                 ..Default::default()
             },
         });
@@ -866,7 +866,7 @@ mod tests {
             external: false,
             create: bollard_stubs::models::VolumeCreateRequest {
                 name: Some("shop_data".into()),
-                labels: Some(hashed(want)),
+                labels: Some(hashed(hash)),
                 ..Default::default()
             },
         });
