@@ -15,7 +15,9 @@
 #      3 and 20 services;
 #   2. no-op `up -d` (everything already up), 3 and 20 services;
 #   3. `down` of the 3 services (main processes ignore SIGTERM), with each
-#      tool's default stop timeout.
+#      tool's default stop timeout;
+#   4. `down -t 0` of 20 independent services (no `depends_on`: one level,
+#      every container removed at once).
 # Every command is checked once before it is timed (20 containers running
 # after `up`, the same containers after a no-op `up`, nothing left after
 # `down`).
@@ -49,7 +51,7 @@ pc_down() { # project dir
 }
 cleanup() {
   set +e
-  for p in p3 p20; do
+  for p in p3 p20 f20; do
     "$SERVIN" down -p "$p" -t 0 >/dev/null 2>&1
     [ -n "${PC:-}" ] && pc_down "$WORK/$p"
     podman ps -aq --filter "label=io.podman.compose.project=$p" | xargs -r podman rm -f -t 0 >/dev/null 2>&1
@@ -83,16 +85,17 @@ else
 fi
 
 # The projects: N services, chains of five (s_i depends on s_{i-1} unless
-# i is a multiple of 5), `sleep 3600` each, the implicit default network.
-gen() { # name n
-  python3 - "$WORK/$1" "$1" "$2" "$IMAGE" <<'PY'
+# i is a multiple of 5, or at all with a third argument `flat`), `sleep
+# 3600` each, the implicit default network.
+gen() { # name n [flat]
+  python3 - "$WORK/$1" "$1" "$2" "$IMAGE" "${3:-chains}" <<'PY'
 import os, sys
-out, name, n, image = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+out, name, n, image, shape = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 os.makedirs(out, exist_ok=True)
 toml = [f'[project]\nname = "{name}"\n']
 yaml = ["services:"]
 for i in range(n):
-    dep = i % 5 != 0
+    dep = shape != "flat" and i % 5 != 0
     toml.append(f'[containers.s{i}]\nimage = "{image}"\ncommand = ["sleep", "3600"]')
     if dep:
         toml.append(f'depends_on = ["s{i - 1}"]')
@@ -113,9 +116,10 @@ python3 -c "import json; print(json.load(open('$WORK/info.json'))['servin']['pid
 podman load -q -i "$WORK/box.tar" > /dev/null
 gen p3 3
 gen p20 20
+gen f20 20 flat
 
 # Helper scripts for hyperfine (run without a shell).
-for p in p3 p20; do
+for p in p3 p20 f20; do
   d=$WORK/$p
   printf '#!/bin/sh\nexec %s down -p %s -t 0 >/dev/null 2>&1\n' "$SERVIN" "$p" > "$d/s-gone"
   printf '#!/bin/sh\nexec %s up -d -f %s/servin.toml >/dev/null 2>&1\n' "$SERVIN" "$d" > "$d/s-up"
@@ -194,5 +198,10 @@ printf '#!/bin/sh\nexec %s -f %s/compose.yaml down >/dev/null 2>&1\n' "$PC" "$d"
 chmod +x "$d/s-down" "$d/p-down"
 $H --runs 10 --prepare "$d/s-up" -n "servin down (p3, sleep ignores SIGTERM)" "$d/s-down"
 $H --runs 3 --prepare "$d/p-up" -n "podman-compose down (p3, sleep ignores SIGTERM)" "$d/p-down"
+
+# 4. Down of 20 independent services, no stop timeout.
+d=$WORK/f20
+$H --runs 10 --prepare "$d/s-up" -n "servin down -t 0 (f20, 20 independent services)" "$d/s-gone"
+$H --runs 3 --prepare "$d/p-up" -n "podman-compose down -t 0 (f20, 20 independent services)" "$d/p-gone"
 echo "load after timing: $(cat /proc/loadavg)"
 echo "versions: $("$SERVIN" --version 2>/dev/null | head -1); $("$PC" --version 2>/dev/null | tr '\n' ' ')"

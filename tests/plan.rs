@@ -1,5 +1,6 @@
 //! `servin plan` against a real engine: containers carrying the project
-//! labels, then the plan after the file changed.
+//! labels, then the plan after the file changed; a changed network,
+//! refused, or replaced with its containers under `--recreate-volumes`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -7,7 +8,7 @@ mod support;
 
 use servin::project::desired::{DesiredOptions, desired};
 use servin::project::{LoadOptions, load};
-use servin_proto::{ActionKind, DesiredContainer, Plan};
+use servin_proto::{ActionKind, DesiredContainer, ObjectKind, Plan};
 use support::sandbox::{Env, Sandbox};
 
 const IMAGE: &str = "test/cli:1";
@@ -90,6 +91,9 @@ fn plan_shows_each_action_and_changes_nothing() {
     recreate   demo-app-1      app       config changed: env
     start      demo-worker-1   worker    stopped
     remove     demo-old-1      old       orphan: service old is no longer in the project
+
+    ACTION   OBJECT    NAME           REASON
+    create   network   demo_default   missing
     ");
     let plan: Plan =
         serde_json::from_str(&s.ok(&["plan", "-f", &file_arg, "--format", "json"])).unwrap();
@@ -113,10 +117,104 @@ fn plan_shows_each_action_and_changes_nothing() {
 }
 
 #[test]
+fn a_changed_network_is_refused_or_replaced_with_its_containers() {
+    let s = Env::with_image(IMAGE);
+    let dir = s.dir.path().join("nets");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("servin.toml");
+    let file_arg = file.to_str().unwrap().to_string();
+    let text = |tier: &str| {
+        format!(
+            r#"[project]
+name = "nets"
+
+[networks.back]
+labels = {{ tier = "{tier}" }}
+
+[containers.app]
+image = "{IMAGE}"
+command = ["sleep", "300"]
+networks = ["back"]
+stop_timeout = "1s"
+"#
+        )
+    };
+    std::fs::write(&file, text("one")).unwrap();
+    s.ok(&["up", "-d", "-f", &file_arg]);
+    let plan: Plan =
+        serde_json::from_str(&s.ok(&["plan", "-f", &file_arg, "--format", "json"])).unwrap();
+    assert!(plan.is_noop(), "{plan:?}");
+
+    std::fs::write(&file, text("two")).unwrap();
+    // Without the flag: the refusal `up` would fail with, the container kept.
+    let out = s.ok(&["plan", "-f", &file_arg]);
+    assert!(
+        out.contains("keep     nets-app-1   app       up to date"),
+        "{out}"
+    );
+    assert!(
+        out.contains("refuse   network   nets_back   its definition changed")
+            && out.contains("--recreate-volumes"),
+        "{out}"
+    );
+    // With it: the network replaced, its container recreated with it.
+    let plan: Plan = serde_json::from_str(&s.ok(&[
+        "plan",
+        "-f",
+        &file_arg,
+        "--recreate-volumes",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    let resources: Vec<_> = plan
+        .resources
+        .iter()
+        .map(|a| (a.kind, a.object, a.name.as_str(), a.reason.as_str()))
+        .collect();
+    assert_eq!(
+        resources,
+        vec![(
+            ActionKind::Recreate,
+            ObjectKind::Network,
+            "nets_back",
+            "definition changed"
+        )]
+    );
+    let actions: Vec<_> = plan
+        .actions
+        .iter()
+        .map(|a| (a.kind, a.name.as_str(), a.reason.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![(
+            ActionKind::Recreate,
+            "nets-app-1",
+            "network nets_back is replaced"
+        )]
+    );
+    // `up --dry-run` plans the same.
+    let dry: Plan = serde_json::from_str(&s.ok(&[
+        "up",
+        "--dry-run",
+        "--recreate-volumes",
+        "-f",
+        &file_arg,
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(dry, plan);
+    s.ok(&["down", "-p", "nets"]);
+}
+
+#[test]
 fn plan_help_says_what_it_does() {
     let s = Sandbox::new();
     let out = s.ok(&["plan", "--help"]);
     assert!(out.contains("changing nothing"), "{out}");
     assert!(out.contains("--format json"), "{out}");
     assert!(out.contains("--profile"), "{out}");
+    assert!(out.contains("--recreate-volumes"), "{out}");
 }

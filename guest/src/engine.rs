@@ -29,7 +29,7 @@ pub struct Engine {
     /// When it started.
     pub started: Instant,
     /// One apply or down per project at a time.
-    pub projects: crate::project::apply::Locks,
+    pub projects: crate::reconcile::apply::Locks,
 }
 
 impl Engine {

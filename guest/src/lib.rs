@@ -18,7 +18,9 @@
 //! - [`network`]: bridges, address management, namespaces, firewall rules,
 //!   the embedded DNS server and published ports.
 //! - [`volume`]: named volumes and copying image content into them.
-//! - [`project`]: the reconciler: plans a project's desired state.
+//! - [`reconcile`]: the reconciler: observes a project, plans (purely) what
+//!   takes it to its desired state, applies the plan in dependency order,
+//!   takes it down.
 //! - [`api`]: the HTTP server and its routes.
 //! - [`timefmt`]: times in Docker's RFC 3339 forms (chrono underneath).
 
@@ -30,7 +32,7 @@ pub mod error;
 pub mod image;
 pub mod monitor;
 pub mod network;
-pub mod project;
+pub mod reconcile;
 pub mod runtime;
 pub mod state;
 pub mod timefmt;

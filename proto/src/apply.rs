@@ -52,6 +52,7 @@ impl From<ObjectKind> for StepObject {
             ObjectKind::Container => Self::Container,
             ObjectKind::Network => Self::Network,
             ObjectKind::Volume => Self::Volume,
+            ObjectKind::Image => Self::Image,
         }
     }
 }

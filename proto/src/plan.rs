@@ -1,5 +1,11 @@
 //! A plan: the actions that take what exists to what a project wants, each
 //! with its reason. Planning changes nothing; a plan is data.
+//!
+//! Container actions are in [`Plan::actions`]; the project's networks,
+//! volumes and images in [`Plan::resources`], in the order apply takes
+//! them (networks and volumes, then pulls, then the removal of networks the
+//! project no longer names). What cannot be had is a [`ActionKind::Refuse`]
+//! whose reason is the error, so a plan shows why `up` would fail.
 
 use serde::{Deserialize, Serialize};
 
@@ -8,15 +14,30 @@ use serde::{Deserialize, Serialize};
 pub struct Plan {
     /// The project's name.
     pub project: String,
-    /// Every action, wanted objects first (in service then replica order),
-    /// then removals.
+    /// Every container action, wanted containers first (in service then
+    /// replica order), then removals.
     pub actions: Vec<Action>,
+    /// The actions on the project's networks, volumes and images, in the
+    /// order apply runs them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<Action>,
 }
 
 impl Plan {
     /// Whether applying the plan would change nothing.
     pub fn is_noop(&self) -> bool {
-        self.actions.iter().all(|a| a.kind == ActionKind::Keep)
+        self.actions
+            .iter()
+            .chain(&self.resources)
+            .all(|a| a.kind == ActionKind::Keep)
+    }
+
+    /// The refusals: what `up` cannot have, with the reason.
+    pub fn refusals(&self) -> impl Iterator<Item = &Action> {
+        self.resources
+            .iter()
+            .chain(&self.actions)
+            .filter(|a| a.kind == ActionKind::Refuse)
     }
 }
 
@@ -61,6 +82,11 @@ pub enum ActionKind {
     Keep,
     /// Remove the object: the project no longer wants it.
     Remove,
+    /// Pull the missing image.
+    Pull,
+    /// The object cannot be had as the project wants it; the reason is the
+    /// error (`up` fails on it, changing nothing that depends on it).
+    Refuse,
 }
 
 impl ActionKind {
@@ -72,6 +98,8 @@ impl ActionKind {
             Self::Start => "start",
             Self::Keep => "keep",
             Self::Remove => "remove",
+            Self::Pull => "pull",
+            Self::Refuse => "refuse",
         }
     }
 }
@@ -86,6 +114,8 @@ pub enum ObjectKind {
     Network,
     /// A named volume.
     Volume,
+    /// An image, named by its reference.
+    Image,
 }
 
 impl ObjectKind {
@@ -95,6 +125,7 @@ impl ObjectKind {
             Self::Container => "container",
             Self::Network => "network",
             Self::Volume => "volume",
+            Self::Image => "image",
         }
     }
 }
@@ -133,6 +164,7 @@ mod tests {
         let plan = Plan {
             project: "shop".into(),
             actions: vec![create.clone()],
+            ..Default::default()
         };
         assert!(!plan.is_noop());
         let keep = Action {
@@ -142,9 +174,58 @@ mod tests {
         assert!(
             Plan {
                 project: "shop".into(),
-                actions: vec![keep]
+                actions: vec![keep],
+                ..Default::default()
             }
             .is_noop()
         );
+    }
+
+    #[test]
+    fn the_wire_shape_of_resources_pulls_and_refusals() {
+        // A plan without resources keeps the old shape.
+        let bare = Plan {
+            project: "shop".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&bare).unwrap(),
+            serde_json::json!({"project": "shop", "actions": []})
+        );
+        let pull = Action {
+            kind: ActionKind::Pull,
+            object: ObjectKind::Image,
+            name: "busybox:1".into(),
+            service: None,
+            replica: None,
+            id: None,
+            reason: "missing, needed by shop-web-1".into(),
+            changed: Vec::new(),
+        };
+        let refuse = Action {
+            kind: ActionKind::Refuse,
+            object: ObjectKind::Network,
+            name: "shop_back".into(),
+            reason: "its definition changed".into(),
+            ..pull.clone()
+        };
+        let plan = Plan {
+            project: "shop".into(),
+            actions: Vec::new(),
+            resources: vec![pull.clone(), refuse.clone()],
+        };
+        let v = serde_json::to_value(&plan).unwrap();
+        assert_eq!(
+            v["resources"],
+            serde_json::json!([
+                {"kind": "pull", "object": "image", "name": "busybox:1",
+                 "reason": "missing, needed by shop-web-1"},
+                {"kind": "refuse", "object": "network", "name": "shop_back",
+                 "reason": "its definition changed"}
+            ])
+        );
+        assert_eq!(serde_json::from_value::<Plan>(v).unwrap(), plan);
+        assert!(!plan.is_noop());
+        assert_eq!(plan.refusals().collect::<Vec<_>>(), vec![&refuse]);
     }
 }

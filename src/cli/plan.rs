@@ -10,10 +10,14 @@ use crate::ui::{self, Failed};
 /// Loads the project, sends its desired state to the engine and prints the
 /// plan: one row per container with its action and the reason. `create`:
 /// the container is missing; `recreate`: its configuration changed (the
-/// changed fields are named); `start`: it is stopped; `keep`: it is up to
-/// date; `remove`: the project no longer wants it (a service gone from the
-/// file, a replica beyond `replicas`). Takes `--format json` (the plan as
-/// the engine returns it).
+/// changed fields are named) or a network or volume it uses is replaced;
+/// `start`: it is stopped; `keep`: it is up to date; `remove`: the project
+/// no longer wants it (a service gone from the file, a replica beyond
+/// `replicas`, a leftover of an interrupted `up`). Then one row per
+/// network, volume and image that `up` would change: `create`, `recreate`
+/// (with `--recreate-volumes`), `pull`, `remove` (a network the file no
+/// longer names), or `refuse` with the reason `up` would fail. Takes
+/// `--format json` (the plan as the engine returns it).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -21,6 +25,10 @@ pub struct Args {
     /// Include the containers of this profile (repeat for more)
     #[arg(long = "profile", value_name = "PROFILE")]
     pub profiles: Vec<String>,
+    /// Plan as `up --recreate-volumes` would: replace a volume or network
+    /// whose definition changed, with the containers using it
+    #[arg(long)]
+    pub recreate_volumes: bool,
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
@@ -32,7 +40,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
     };
     let desired = desired(&loaded.project, &options).map_err(|e| Failed::Error(Box::new(e)))?;
     let engine = servin::client::Engine::connect()?;
-    let plan = engine.plan_project(&desired)?;
+    let plan = engine.plan_project(&desired, &[], args.recreate_volumes)?;
     print(&plan, format)
 }
 
@@ -43,16 +51,39 @@ pub fn print(plan: &servin_proto::Plan, format: Format) -> Result<(), Failed> {
     }
     if plan.actions.is_empty() {
         ui::info(&format!("project {} has no containers", plan.project));
+    } else {
+        let mut rows = vec![["ACTION", "CONTAINER", "SERVICE", "REASON"].map(String::from)];
+        for a in &plan.actions {
+            rows.push([
+                a.kind.as_str().to_string(),
+                a.name.clone(),
+                a.service.clone().unwrap_or_else(|| "-".to_string()),
+                a.reason.clone(),
+            ]);
+        }
+        ui::table(&rows)?;
+    }
+    // Networks, volumes and images: only what `up` would change (or
+    // refuse), as kept ones say nothing.
+    let changes: Vec<&servin_proto::Action> = plan
+        .resources
+        .iter()
+        .filter(|a| a.kind != servin_proto::ActionKind::Keep)
+        .collect();
+    if changes.is_empty() {
         return Ok(());
     }
-    let mut rows = vec![["ACTION", "CONTAINER", "SERVICE", "REASON"].map(String::from)];
-    for a in &plan.actions {
+    let mut rows = vec![["ACTION", "OBJECT", "NAME", "REASON"].map(String::from)];
+    for a in changes {
         rows.push([
             a.kind.as_str().to_string(),
+            a.object.as_str().to_string(),
             a.name.clone(),
-            a.service.clone().unwrap_or_else(|| "-".to_string()),
             a.reason.clone(),
         ]);
+    }
+    if !plan.actions.is_empty() {
+        ui::data("")?;
     }
     ui::table(&rows)
 }

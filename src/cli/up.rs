@@ -40,7 +40,8 @@ pub struct UpArgs {
     /// Run in the background: return once the containers are started
     #[arg(short = 'd', long)]
     pub detach: bool,
-    /// Print the plan (as `servin plan` does) and change nothing
+    /// Print the plan (as `servin plan` does, with the same services and
+    /// `--recreate-volumes`) and change nothing
     #[arg(long)]
     pub dry_run: bool,
     /// Replace a volume or network whose definition changed in the file,
@@ -107,7 +108,7 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<(), Failed> {
         )));
     }
     if args.dry_run {
-        let plan = engine.plan_project(&desired)?;
+        let plan = engine.plan_project(&desired, &args.services, args.recreate_volumes)?;
         return super::plan::print(&plan, format);
     }
     let since = std::time::SystemTime::now()

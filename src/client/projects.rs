@@ -9,10 +9,21 @@ use super::{Engine, Error, encode};
 
 impl Engine {
     /// `POST /servin/v1/projects/{name}/plan`: what applying `desired`
-    /// would do. Changes nothing.
-    pub fn plan_project(&self, desired: &DesiredProject) -> Result<Plan, Error> {
+    /// with the same `services` and `recreate_volumes` would do. Changes
+    /// nothing.
+    pub fn plan_project(
+        &self,
+        desired: &DesiredProject,
+        services: &[String],
+        recreate_volumes: bool,
+    ) -> Result<Plan, Error> {
         let step = format!("plan project {}", desired.name);
-        self.post_json(&servin_proto::plan_path(&desired.name), desired, &step)
+        let path = with_query(
+            servin_proto::plan_path(&desired.name),
+            services,
+            recreate_volumes,
+        );
+        self.post_json(&path, desired, &step)
     }
 
     /// `POST /servin/v1/projects/{name}/apply`: makes what exists match
@@ -31,17 +42,11 @@ impl Engine {
             step: step.clone(),
             source,
         })?;
-        let mut query: Vec<String> = services
-            .iter()
-            .map(|s| format!("services={}", encode(s)))
-            .collect();
-        if recreate_volumes {
-            query.push("recreate_volumes=1".to_string());
-        }
-        let mut path = servin_proto::apply_path(&desired.name);
-        if !query.is_empty() {
-            path = format!("{path}?{}", query.join("&"));
-        }
+        let path = with_query(
+            servin_proto::apply_path(&desired.name),
+            services,
+            recreate_volumes,
+        );
         let resp = self.send(
             Method::POST,
             &path,
@@ -102,5 +107,22 @@ impl Engine {
             status: 500,
             message: "the engine ended the stream without a summary (did it stop?)".to_string(),
         })
+    }
+}
+
+/// `path` with the `services` and `recreate_volumes` query of plan and
+/// apply.
+fn with_query(path: String, services: &[String], recreate_volumes: bool) -> String {
+    let mut query: Vec<String> = services
+        .iter()
+        .map(|s| format!("services={}", encode(s)))
+        .collect();
+    if recreate_volumes {
+        query.push("recreate_volumes=1".to_string());
+    }
+    if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{}", query.join("&"))
     }
 }

@@ -244,15 +244,6 @@ fn removal_items(r: Removal) -> Vec<ImageDeleteResponseItem> {
         .collect()
 }
 
-/// Deletes the blobs and snapshots no image needs any more; the bytes freed.
-pub(crate) async fn collect_garbage(engine: &Arc<Engine>) -> Result<u64> {
-    let _gc = engine.store.gc_lock.write().await;
-    let engine = Arc::clone(engine);
-    tokio::task::spawn_blocking(move || engine.store.collect_garbage())
-        .await
-        .map_err(|e| Error::Conflict(format!("garbage collection failed: {e}")))?
-}
-
 /// `DELETE /images/{name}`.
 pub async fn remove(engine: &Arc<Engine>, name: &str, query: &Query) -> Result<Response<Body>> {
     let in_use = engine.containers.images_in_use();
@@ -260,7 +251,7 @@ pub async fn remove(engine: &Arc<Engine>, name: &str, query: &Query) -> Result<R
     let deleted = !removal.deleted.is_empty();
     let items = removal_items(removal);
     if deleted {
-        collect_garbage(engine).await?;
+        crate::image::gc::collect_garbage(engine).await?;
     }
     Ok(json(StatusCode::OK, &items))
 }
@@ -275,7 +266,7 @@ pub async fn prune(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>
     let removal = engine
         .store
         .prune(all, &engine.containers.images_in_use())?;
-    let freed = collect_garbage(engine).await?;
+    let freed = crate::image::gc::collect_garbage(engine).await?;
     let items = removal_items(removal);
     let out = ImagePruneResponse {
         images_deleted: (!items.is_empty()).then_some(items),

@@ -18,7 +18,7 @@ use crate::container::networking::{Mode, mode_of};
 use crate::container::{Container, events};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::network::{CreateOptions, DEFAULT_NETWORK, NetworkRecord, ipam::Subnet};
+use crate::network::{DEFAULT_NETWORK, NetworkRecord, ipam::Subnet};
 
 /// Docker's network object, with the containers on it.
 pub fn network_json(engine: &Engine, n: &NetworkRecord) -> Value {
@@ -109,7 +109,7 @@ pub fn inspect(engine: &Arc<Engine>, key: &str) -> Result<Response<Body>> {
 /// `POST /networks/create`.
 pub async fn create(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Response<Body>> {
     let body: NetworkCreateRequest = body::json(req.into_body(), "network create").await?;
-    let rec = create_network(engine, body).await?;
+    let rec = crate::network::create::create_network(engine, body).await?;
     Ok(json_response(
         StatusCode::CREATED,
         &NetworkCreateResponse {
@@ -117,48 +117,6 @@ pub async fn create(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Resp
             warning: String::new(),
         },
     ))
-}
-
-/// Makes a network from a Docker create body (one IPv4 subnet at most) and
-/// announces it; for the API and for projects.
-pub async fn create_network(
-    engine: &Arc<Engine>,
-    body: NetworkCreateRequest,
-) -> Result<NetworkRecord> {
-    if body.enable_ipv6 == Some(true) {
-        return Err(Error::BadRequest(
-            "IPv6 networks are not supported yet".to_string(),
-        ));
-    }
-    let configs = body
-        .ipam
-        .as_ref()
-        .and_then(|i| i.config.clone())
-        .unwrap_or_default();
-    if configs.len() > 1 {
-        return Err(Error::BadRequest(
-            "only one IPAM config (one IPv4 subnet) per network is supported".to_string(),
-        ));
-    }
-    let config = configs.into_iter().next().unwrap_or_default();
-    let rec = engine
-        .containers
-        .networks
-        .create(CreateOptions {
-            name: body.name,
-            driver: body.driver,
-            subnet: config.subnet,
-            gateway: config.gateway,
-            internal: body.internal.unwrap_or(false),
-            labels: body.labels.unwrap_or_default(),
-            options: body.options.unwrap_or_default(),
-        })
-        .await?;
-    let mut attrs = HashMap::new();
-    attrs.insert("name".to_string(), rec.name.clone());
-    attrs.insert("type".to_string(), "bridge".to_string());
-    engine.containers.events.network("create", &rec.id, attrs);
-    Ok(rec)
 }
 
 /// `DELETE /networks/{id}`.

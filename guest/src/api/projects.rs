@@ -9,25 +9,38 @@ use servin_proto::DesiredProject;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::image::progress::Progress;
-use crate::project;
+use crate::reconcile;
 
 use super::body;
 use super::routes::{Body, Query, json, streaming};
 
-/// `POST /servin/v1/projects/{name}/plan`: the plan that would take the
-/// project's containers to the desired state in the body. Changes nothing.
+/// `POST /servin/v1/projects/{name}/plan[?services=S...][&recreate_volumes=1]`:
+/// the plan that would take the project to the desired state in the body,
+/// as `apply` with the same query would run it. Changes nothing.
 pub async fn plan(
     engine: &Arc<Engine>,
     name: &str,
+    query: &Query,
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
     let desired = read_desired(name, req).await?;
-    project::validate(name, &desired)?;
-    let observed = project::observe(&engine.containers, name);
-    Ok(json(
-        StatusCode::OK,
-        &project::plan::plan(&desired, &observed),
-    ))
+    reconcile::validate(name, &desired)?;
+    let observed = reconcile::observe::observe_all(engine, &desired);
+    let plan = reconcile::plan::plan(&desired, &observed, &options(query))
+        .map_err(|e| Error::BadRequest(format!("project {name}: {e}")))?;
+    Ok(json(StatusCode::OK, &plan))
+}
+
+/// The plan's limits from `services` and `recreate_volumes`.
+fn options(query: &Query) -> reconcile::plan::Options {
+    reconcile::plan::Options {
+        services: query
+            .all("services")
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect(),
+        recreate_volumes: query.flag("recreate_volumes"),
+    }
 }
 
 /// `POST /servin/v1/projects/{name}/apply[?services=S...][&recreate_volumes=1]`: makes what
@@ -43,20 +56,13 @@ pub async fn apply(
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
     let desired = read_desired(name, req).await?;
-    project::validate(name, &desired)?;
-    let options = project::apply::Options {
-        services: query
-            .all("services")
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect(),
-        recreate_volumes: query.flag("recreate_volumes"),
-    };
+    reconcile::validate(name, &desired)?;
+    let options = options(query);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let report = Arc::new(project::apply::Report::new(name, Progress::new(tx)));
+    let report = Arc::new(reconcile::apply::Report::new(name, Progress::new(tx)));
     let engine = Arc::clone(engine);
     tokio::spawn(async move {
-        project::apply::apply(engine, desired, options, Arc::clone(&report)).await;
+        reconcile::apply::apply(engine, desired, options, Arc::clone(&report)).await;
         report.finish();
     });
     Ok(streaming("application/json", rx))
@@ -79,7 +85,7 @@ pub fn down(engine: &Arc<Engine>, name: &str, query: &Query) -> Result<Response<
             )));
         }
     };
-    let options = project::apply::DownOptions {
+    let options = reconcile::down::DownOptions {
         volumes: query.flag("volumes"),
         images,
         timeout: query
@@ -92,11 +98,11 @@ pub fn down(engine: &Arc<Engine>, name: &str, query: &Query) -> Result<Response<
             .transpose()?,
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let report = Arc::new(project::apply::Report::new(name, Progress::new(tx)));
+    let report = Arc::new(reconcile::apply::Report::new(name, Progress::new(tx)));
     let engine = Arc::clone(engine);
     let name = name.to_string();
     tokio::spawn(async move {
-        project::apply::down(engine, name, options, Arc::clone(&report)).await;
+        reconcile::down::down(engine, name, options, Arc::clone(&report)).await;
         report.finish();
     });
     Ok(streaming("application/json", rx))

@@ -258,7 +258,7 @@ async fn dispatch(
         && method == Method::POST
     {
         return match action {
-            "plan" => projects::plan(engine, name, req).await,
+            "plan" => projects::plan(engine, name, &query, req).await,
             "apply" => projects::apply(engine, name, &query, req).await,
             "down" => projects::down(engine, name, &query),
             _ => Err(Error::NotImplemented(format!("{method} {path}"))),

@@ -563,15 +563,22 @@ impl Containers {
         Ok(etc)
     }
 
-    /// Deletes the runtime's container and unmounts the root.
+    /// Deletes the runtime's container and unmounts the root (on a blocking
+    /// thread: the exits of a `down` are cleaned up together, not one
+    /// unmount after another on the async thread).
     async fn clean_runtime(&self, c: &Container) {
         if let Ok(rt) = self.runtime()
             && let Err(e) = rt.delete_stopped(c.id()).await
         {
             tracing::warn!("delete {} from the runtime: {}", c.name(), e.full_message());
         }
-        if let Err(e) = rootfs::unmount(&c.paths.rootfs()) {
-            tracing::warn!("unmount the root of {}: {}", c.name(), e.full_message());
+        let root = c.paths.rootfs();
+        let unmounted = tokio::task::spawn_blocking(move || rootfs::unmount(&root))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.full_message()));
+        if let Err(e) = unmounted {
+            tracing::warn!("unmount the root of {}: {e}", c.name());
         }
         self.teardown_network(c).await;
     }

@@ -262,15 +262,20 @@ impl Containers {
 
     /// Closes its published ports, frees a container's addresses and removes its namespace's bind
     /// mount (its veths go with the namespace).
+    ///
+    /// The unmount blocks (milliseconds, more when the kernel syncs its
+    /// mount tables), so it runs on a blocking thread: on the engine's one
+    /// async thread the teardowns of a `down` would wait for each other.
     pub(super) async fn teardown_network(&self, c: &Container) {
         self.unpublish_ports(c).await;
         self.networks.release_all(c.id());
-        if let Err(e) = link::remove_netns(&c.paths.netns()) {
-            tracing::warn!(
-                "remove the network namespace of {}: {}",
-                c.name(),
-                e.full_message()
-            );
+        let netns = c.paths.netns();
+        let removed = tokio::task::spawn_blocking(move || link::remove_netns(&netns))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.full_message()));
+        if let Err(e) = removed {
+            tracing::warn!("remove the network namespace of {}: {e}", c.name());
         }
     }
 

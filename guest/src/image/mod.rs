@@ -3,6 +3,7 @@
 //! - [`reference`]: image references in Docker's normalised form.
 //! - [`digest`]: sha256 digests, validated before they name a file.
 //! - [`store`]: the content-addressed blob store and the image records.
+//! - [`gc`]: deleting the blobs and snapshots no image needs.
 //! - [`unpack`]: layer tars into overlayfs-ready snapshot directories.
 //! - [`registry`]: registry clients, credentials and insecure registries.
 //! - [`pull`], [`push`]: moving images between a registry and the store.
@@ -11,6 +12,7 @@
 
 pub mod archive;
 pub mod digest;
+pub mod gc;
 pub mod progress;
 pub mod pull;
 pub mod push;

@@ -28,12 +28,15 @@
 //!   kept in memory per network so that rewriting a network's rules keeps
 //!   them, and emptied at engine start ([`Networks::flush_kernel_ports`]).
 //!
+//! - [`create`]: a network from a Docker create body, for the API and
+//!   projects.
 //! - [`ipam`]: subnets, the pool, address allocation.
 //! - [`link`]: netlink: bridges, veths, namespaces.
 //! - [`firewall`]: nftables or iptables rules per network.
 //! - [`dns`]: the embedded DNS server that resolves container names.
 //! - [`ports`]: published ports, forwarded from the host in userland.
 
+pub mod create;
 pub mod dns;
 pub mod firewall;
 pub mod ipam;

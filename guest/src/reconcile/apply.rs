@@ -1,33 +1,37 @@
-//! Applying a project: making what exists match the desired state.
+//! Applying a project: running the plan of [`super::plan::plan`], made
+//! from what exists when the apply takes the project's lock. Apply decides
+//! nothing the plan does not say; it only reports what each step did.
 //!
-//! One apply (or down) per project at a time: a second waits on the
-//! project's lock ([`Locks`]). An apply
-//! 1. removes containers an interrupted apply left under a temporary name
-//!    (found by the project label, their name not the one their labels
-//!    call for);
-//! 2. makes the missing networks and volumes with the project labels (an
-//!    `external` one must exist);
-//! 3. plans ([`super::plan::plan`]), removes the containers the project no
-//!    longer wants, pulls the missing images;
-//! 4. runs the container actions as a dependency graph: one task per
-//!    service, which waits for what it depends on (`started`, `healthy`,
+//! One apply (or [`super::down`]) per project at a time: a second waits on the
+//! project's lock ([`Locks`]). An apply runs, in this order:
+//! 1. the removal of leftovers of interrupted recreates;
+//! 2. the network and volume actions: a refusal fails the apply before any
+//!    container is touched; a replacement removes the containers using the
+//!    object first (the plan recreates them);
+//! 3. the removal of the containers the project no longer wants;
+//! 4. the planned image pulls, in parallel;
+//! 5. the container actions as a dependency graph: one task per service,
+//!    which waits for what it depends on (`started`, `healthy`,
 //!    `completed`), then acts on its replicas. A failed dependency fails its
-//!    dependants with an error naming the chain; other branches go on.
+//!    dependants with an error naming the chain; other branches go on;
+//! 6. the removal of the networks the project no longer names.
 //!
+//! Each step leaves labelled objects, so an apply interrupted anywhere is
+//! finished by the next one: it observes again and plans what is left.
 //! A recreate makes the new container under a temporary name, stops and
 //! removes the old one, renames the new one and starts it: a failed create
 //! leaves the old container running. Every step streams a line
 //! ([`servin_proto::apply::Event`]); the last line is the summary.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use bollard_stubs::models::HealthStatusEnum;
 use futures_util::future::join_all;
 use servin_proto::apply::{Event, Failure, Step, StepObject, StepStatus, Summary};
 use servin_proto::{
-    Action, ActionKind, Condition, DesiredContainer, DesiredProject, ObjectKind, TEMPORARY_SUFFIX,
-    labels,
+    Action, ActionKind, Condition, DesiredContainer, DesiredNetwork, DesiredProject, DesiredVolume,
+    ObjectKind, TEMPORARY_SUFFIX,
 };
 use tokio::sync::watch;
 
@@ -38,7 +42,9 @@ use crate::image::progress::Progress;
 use crate::image::pull::{self, Platform};
 use crate::image::reference::ImageRef;
 
-use super::{Observed, observe};
+use super::observe::{image_of, observe_all};
+use super::plan::{LEFTOVER, Options};
+use crate::network::create::create_network;
 
 /// The per-project locks that keep applies and downs of one project from
 /// interleaving.
@@ -144,19 +150,8 @@ impl Report {
     }
 }
 
-/// What an apply is limited to.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    /// Only these services and what they depend on; orphans are then left
-    /// alone. Empty: the whole project.
-    pub services: Vec<String>,
-    /// Replace a project volume or network whose definition changed (with
-    /// the containers using it) instead of refusing; a volume's data is
-    /// lost.
-    pub recreate_volumes: bool,
-}
-
-/// Applies `desired` (already validated), streaming to `report`.
+/// Applies `desired` (already validated) as [`super::plan::plan`] plans it
+/// against what exists now, streaming to `report`.
 pub async fn apply(
     engine: Arc<Engine>,
     desired: DesiredProject,
@@ -165,41 +160,53 @@ pub async fn apply(
 ) {
     let name = desired.name.clone();
     let _guard = engine.projects.acquire(&name, &report).await;
-    let selected = match select(&desired, &options.services) {
-        Ok(s) => s,
+    let observed = observe_all(&engine, &desired);
+    let plan = match super::plan::plan(&desired, &observed, &options) {
+        Ok(p) => p,
         Err(e) => {
             report.fail(StepObject::Project, &name, &e);
             return;
         }
     };
-    remove_leftovers(&engine, &name, &report).await;
-    let recreate = options.recreate_volumes;
-    if !ensure_networks(&engine, &desired, recreate, &report).await
-        | !ensure_volumes(&engine, &desired, recreate, &report).await
-    {
-        for c in desired
-            .containers
-            .iter()
-            .filter(|c| selected.contains(&c.service))
-        {
+    let (leftovers, actions): (Vec<Action>, Vec<Action>) = plan
+        .actions
+        .into_iter()
+        .partition(|a| a.kind == ActionKind::Remove && a.reason == LEFTOVER);
+    for a in &leftovers {
+        remove_leftover(&engine, a, &report).await;
+    }
+    let mut ok = true;
+    for a in &plan.resources {
+        ok &= match a.object {
+            ObjectKind::Network if a.kind != ActionKind::Remove => {
+                match desired.networks.iter().find(|n| n.create.name == a.name) {
+                    Some(n) => run_network(&engine, a, n, &report).await,
+                    None => true,
+                }
+            }
+            ObjectKind::Volume => match desired
+                .volumes
+                .iter()
+                .find(|v| v.create.name.as_ref().unwrap_or(&v.name) == &a.name)
+            {
+                Some(v) => run_volume(&engine, a, v, &report).await,
+                None => true,
+            },
+            _ => true,
+        };
+    }
+    if !ok {
+        for a in actions.iter().filter(|a| a.kind != ActionKind::Remove) {
             report.fail(
                 StepObject::Container,
-                &c.name,
+                &a.name,
                 "not applied: the project's networks or volumes could not be made",
             );
         }
         return;
     }
-    let observed = observe(&engine.containers, &name);
-    let plan = super::plan::plan(&desired, &observed);
-    let whole = options.services.is_empty();
-    let (removals, actions): (Vec<Action>, Vec<Action>) = plan
-        .actions
+    let (removals, actions): (Vec<Action>, Vec<Action>) = actions
         .into_iter()
-        .filter(|a| match &a.service {
-            Some(s) if a.kind != ActionKind::Remove || !whole => selected.contains(s),
-            _ => whole,
-        })
         .partition(|a| a.kind == ActionKind::Remove);
     join_all(
         removals
@@ -208,239 +215,141 @@ pub async fn apply(
     )
     .await;
 
-    let images = pull_missing(&engine, &desired, &actions, &report).await;
+    let pulls: Vec<&Action> = plan
+        .resources
+        .iter()
+        .filter(|a| a.kind == ActionKind::Pull)
+        .collect();
+    let images = pull_all(&engine, &pulls, &report).await;
     run_graph(&engine, &desired, actions, &images, &report).await;
-    if whole {
-        remove_orphan_networks(&engine, &desired, &report).await;
+    for a in plan
+        .resources
+        .iter()
+        .filter(|a| a.object == ObjectKind::Network && a.kind == ActionKind::Remove)
+    {
+        remove_orphan_network(&engine, a, &report).await;
     }
 }
 
-/// The services to act on: `wanted` and everything they depend on, or
-/// every service when `wanted` is empty.
-fn select(
-    desired: &DesiredProject,
-    wanted: &[String],
-) -> std::result::Result<BTreeSet<String>, String> {
-    let graph = super::desired_graph(desired);
-    if wanted.is_empty() {
-        return Ok(graph.keys().cloned().collect());
-    }
-    let mut out = BTreeSet::new();
-    let mut todo: Vec<String> = wanted.to_vec();
-    while let Some(s) = todo.pop() {
-        let Some(deps) = graph.get(&s) else {
-            return Err(format!("no service {s} in project {}", desired.name));
-        };
-        if out.insert(s.clone()) {
-            todo.extend(deps.iter().cloned());
-        }
-    }
-    Ok(out)
-}
-
-/// Removes the project's stopped containers whose name is not the one
-/// their labels call for: new containers of a recreate that an
-/// interrupted apply never renamed.
-async fn remove_leftovers(engine: &Arc<Engine>, project: &str, report: &Report) {
-    for o in observe(&engine.containers, project) {
-        let canonical = o
-            .labels
-            .get(labels::NAME)
-            .zip(o.labels.get(labels::REPLICA))
-            .map(|(s, r)| format!("{project}-{s}-{r}"));
-        if o.running || canonical.as_deref() == Some(o.name.as_str()) {
-            continue;
-        }
-        if !o.name.ends_with(TEMPORARY_SUFFIX) {
-            continue;
-        }
-        let Ok(c) = engine.containers.get(&o.id) else {
-            continue;
-        };
-        match engine.containers.remove(&c, true).await {
-            Ok(()) => report.other(
-                StepObject::Container,
-                &o.name,
-                "removed: left by an interrupted apply",
+/// Removes a leftover of an interrupted recreate.
+async fn remove_leftover(engine: &Arc<Engine>, a: &Action, report: &Report) {
+    let Some(c) =
+        a.id.as_deref()
+            .and_then(|id| engine.containers.get(id).ok())
+    else {
+        return;
+    };
+    match engine.containers.remove(&c, true).await {
+        Ok(()) => report.other(
+            StepObject::Container,
+            &a.name,
+            &format!("removed: {LEFTOVER}"),
+        ),
+        Err(e) => report.fail(
+            StepObject::Container,
+            &a.name,
+            &format!(
+                "remove the leftover of an interrupted apply: {}",
+                e.full_message()
             ),
-            Err(e) => report.fail(
-                StepObject::Container,
-                &o.name,
-                &format!(
-                    "remove the leftover of an interrupted apply: {}",
-                    e.full_message()
-                ),
-            ),
-        }
+        ),
     }
 }
 
-/// Makes the missing networks; `false` when one could not be had.
-/// A network whose definition changed is removed, with the containers
-/// joining it, and made again when `recreate`; refused otherwise.
-async fn ensure_networks(
+/// Runs a network's action; `false` (reported) when the network cannot be
+/// had. A recreate removes the containers joining it first (the plan
+/// recreates them).
+async fn run_network(
     engine: &Arc<Engine>,
-    desired: &DesiredProject,
-    recreate: bool,
+    a: &Action,
+    n: &DesiredNetwork,
     report: &Report,
 ) -> bool {
-    let mut ok = true;
-    for n in &desired.networks {
-        let engine_name = n.create.name.clone();
-        let mut existing = engine.containers.networks.get(&engine_name).ok();
-        if recreate
-            && !n.external
-            && let Some(rec) = existing.as_ref().filter(|rec| {
-                rec.labels.get(labels::PROJECT).map(String::as_str) == Some(desired.name.as_str())
-                    && changed(&rec.labels, n.create.labels.as_ref())
-            })
-        {
-            let users = engine.containers.network_users(rec);
-            if !remove_users(engine, users, &engine_name, report).await {
-                ok = false;
-                continue;
-            }
-            match engine.containers.remove_network(&rec.id).await {
-                Ok(_) => {
-                    report.other(
-                        StepObject::Network,
-                        &engine_name,
-                        "removed: definition changed",
-                    );
-                    existing = None;
+    let name = a.name.as_str();
+    match a.kind {
+        ActionKind::Refuse => {
+            report.fail(StepObject::Network, name, &a.reason);
+            return false;
+        }
+        ActionKind::Recreate => {
+            if let Ok(rec) = engine
+                .containers
+                .networks
+                .get(a.id.as_deref().unwrap_or(name))
+            {
+                let users = engine.containers.network_users(&rec);
+                if !remove_users(engine, users, name, report).await {
+                    return false;
                 }
-                Err(e) => {
-                    ok = false;
+                if let Err(e) = engine.containers.remove_network(&rec.id).await {
                     report.fail(
                         StepObject::Network,
-                        &engine_name,
+                        name,
                         &format!("remove to recreate: {}", e.full_message()),
                     );
-                    continue;
+                    return false;
                 }
+                report.other(StepObject::Network, name, "removed: definition changed");
             }
         }
-        if n.external {
-            if existing.is_none() {
-                ok = false;
-                report.fail(
-                    StepObject::Network,
-                    &engine_name,
-                    &format!(
-                        "network {} is external (made outside the project) but does not exist: create it first",
-                        engine_name
-                    ),
-                );
-            }
-            continue;
+        ActionKind::Create => {}
+        _ => return true,
+    }
+    report.step(StepObject::Network, name, StepStatus::Working, "creating");
+    match create_network(engine, n.create.clone()).await {
+        Ok(_) => {
+            report.other(StepObject::Network, name, "created");
+            true
         }
-        if let Some(rec) = existing {
-            if rec.labels.get(labels::PROJECT).map(String::as_str) != Some(desired.name.as_str()) {
-                ok = false;
-                report.fail(
-                    StepObject::Network,
-                    &engine_name,
-                    &format!(
-                        "a network named {engine_name} exists but does not belong to project {}",
-                        desired.name
-                    ),
-                );
-            } else if changed(&rec.labels, n.create.labels.as_ref()) {
-                ok = false;
-                report.fail(
-                    StepObject::Network,
-                    &engine_name,
-                    "its definition changed (subnet, gateway, internal or labels); a network is not replaced under its containers: run `servin up --recreate-volumes` to replace it (its containers are recreated), or `servin down`, then `servin up`",
-                );
-            }
-            continue;
-        }
-        report.step(
-            StepObject::Network,
-            &engine_name,
-            StepStatus::Working,
-            "creating",
-        );
-        let made = crate::api::networks::create_network(engine, n.create.clone()).await;
-        match made {
-            Ok(_) => report.other(StepObject::Network, &engine_name, "created"),
-            Err(e) => {
-                ok = false;
-                report.fail(
-                    StepObject::Network,
-                    &engine_name,
-                    &format!("create: {}", e.full_message()),
-                );
-            }
+        Err(e) => {
+            report.fail(
+                StepObject::Network,
+                name,
+                &format!("create: {}", e.full_message()),
+            );
+            false
         }
     }
-    ok
 }
 
-/// Makes the missing volumes; `false` when one could not be had. A volume
-/// whose definition changed is removed, with the containers using it, and
-/// made again when `recreate`; refused otherwise.
-async fn ensure_volumes(
-    engine: &Arc<Engine>,
-    desired: &DesiredProject,
-    recreate: bool,
-    report: &Report,
-) -> bool {
-    let mut ok = true;
-    for v in &desired.volumes {
-        let engine_name = v.create.name.clone().unwrap_or_else(|| v.name.clone());
-        let exists = engine.volumes.get(&engine_name).is_ok();
-        if v.external {
-            if !exists {
-                ok = false;
-                report.fail(
-                    StepObject::Volume,
-                    &engine_name,
-                    &format!(
-                        "volume {engine_name} is external (made outside the project) but does not exist: create it first"
-                    ),
-                );
-            }
-            continue;
+/// Runs a volume's action; `false` (reported) when the volume cannot be
+/// had. A recreate removes the containers using it first (the plan
+/// recreates them); its data is lost.
+async fn run_volume(engine: &Arc<Engine>, a: &Action, v: &DesiredVolume, report: &Report) -> bool {
+    let name = a.name.as_str();
+    match a.kind {
+        ActionKind::Refuse => {
+            report.fail(StepObject::Volume, name, &a.reason);
+            return false;
         }
-        if let Ok(existing) = engine.volumes.get(&engine_name) {
-            let differs = changed(&existing.labels(), v.create.labels.as_ref());
-            if differs && recreate {
-                if !replace_volume(engine, &engine_name, report).await {
-                    ok = false;
-                    continue;
-                }
-            } else if differs {
-                ok = false;
-                report.fail(
-                    StepObject::Volume,
-                    &engine_name,
-                    "its definition changed; up never replaces a volume silently, as its data would be lost: run `servin up --recreate-volumes` to start it afresh (its containers are recreated)",
-                );
-                continue;
-            } else {
-                continue;
+        ActionKind::Recreate => {
+            if !replace_volume(engine, name, report).await {
+                return false;
             }
         }
-        let made = engine.volumes.create(
-            Some(&engine_name),
-            v.create.driver.as_deref(),
-            v.create.labels.clone().unwrap_or_default(),
-            v.create.driver_opts.clone().unwrap_or_default(),
-        );
-        match made {
-            Ok(_) => report.other(StepObject::Volume, &engine_name, "created"),
-            Err(e) => {
-                ok = false;
-                report.fail(
-                    StepObject::Volume,
-                    &engine_name,
-                    &format!("create: {}", e.full_message()),
-                );
-            }
+        ActionKind::Create => {}
+        _ => return true,
+    }
+    let made = engine.volumes.create(
+        Some(name),
+        v.create.driver.as_deref(),
+        v.create.labels.clone().unwrap_or_default(),
+        v.create.driver_opts.clone().unwrap_or_default(),
+    );
+    match made {
+        Ok(_) => {
+            report.other(StepObject::Volume, name, "created");
+            true
+        }
+        Err(e) => {
+            report.fail(
+                StepObject::Volume,
+                name,
+                &format!("create: {}", e.full_message()),
+            );
+            false
         }
     }
-    ok
 }
 
 /// Removes the containers using volume `name`, then the volume; `false`
@@ -507,39 +416,15 @@ async fn remove_users(
     ok
 }
 
-/// Whether an existing network's or volume's config hash label differs
-/// from the wanted one (both present: objects made by hand have none).
-fn changed(existing: &HashMap<String, String>, wanted: Option<&HashMap<String, String>>) -> bool {
-    match (
-        existing.get(labels::CONFIG_HASH),
-        wanted.and_then(|w| w.get(labels::CONFIG_HASH)),
-    ) {
-        (Some(a), Some(b)) => a != b,
-        _ => false,
-    }
-}
-
-/// Pulls the images that containers to make need and the store lacks;
-/// the error of each image that could not be had.
-async fn pull_missing(
+/// Pulls the planned images; the error of each image that could not be
+/// had.
+async fn pull_all(
     engine: &Arc<Engine>,
-    desired: &DesiredProject,
-    actions: &[Action],
+    pulls: &[&Action],
     report: &Report,
 ) -> HashMap<String, String> {
-    let making: BTreeSet<&str> = actions
-        .iter()
-        .filter(|a| matches!(a.kind, ActionKind::Create | ActionKind::Recreate))
-        .map(|a| a.name.as_str())
-        .collect();
-    let images: BTreeSet<String> = desired
-        .containers
-        .iter()
-        .filter(|c| making.contains(c.name.as_str()))
-        .map(image_of)
-        .filter(|i| engine.store.resolve(i).is_err())
-        .collect();
-    let results = join_all(images.into_iter().map(|image| async move {
+    let results = join_all(pulls.iter().map(|a| async move {
+        let image = a.name.clone();
         report.step(StepObject::Image, &image, StepStatus::Working, "pulling");
         match pull_one(engine, &image).await {
             Ok(()) => {
@@ -557,14 +442,6 @@ async fn pull_missing(
     results.into_iter().flatten().collect()
 }
 
-fn image_of(c: &DesiredContainer) -> String {
-    c.body
-        .image
-        .clone()
-        .filter(|i| !i.is_empty())
-        .unwrap_or_else(|| c.image.clone())
-}
-
 async fn pull_one(engine: &Arc<Engine>, image: &str) -> Result<()> {
     let r = ImageRef::parse(image)?;
     let auth = engine.registries.auth(&r, None);
@@ -574,7 +451,12 @@ async fn pull_one(engine: &Arc<Engine>, image: &str) -> Result<()> {
 }
 
 /// Stops and removes the container of a `remove` action.
-async fn remove_container(engine: &Arc<Engine>, a: &Action, timeout: Option<i64>, report: &Report) {
+pub(super) async fn remove_container(
+    engine: &Arc<Engine>,
+    a: &Action,
+    timeout: Option<i64>,
+    report: &Report,
+) {
     let Some(id) = &a.id else { return };
     report.step(
         StepObject::Container,
@@ -853,7 +735,7 @@ async fn act(
             );
             start_existing(engine, a).await.map(|()| "started")
         }
-        ActionKind::Remove => return Ok(()),
+        ActionKind::Remove | ActionKind::Pull | ActionKind::Refuse => return Ok(()),
     };
     match result {
         Ok(message) => {
@@ -936,173 +818,29 @@ async fn start_existing(engine: &Arc<Engine>, a: &Action) -> std::result::Result
         .map_err(|e| e.full_message())
 }
 
-/// Removes the project's networks the desired state no longer names (and
-/// no container uses).
-async fn remove_orphan_networks(engine: &Arc<Engine>, desired: &DesiredProject, report: &Report) {
-    let wanted: BTreeSet<&str> = desired
-        .networks
-        .iter()
-        .map(|n| n.create.name.as_str())
-        .collect();
-    for rec in engine.containers.networks.list() {
-        if rec.labels.get(labels::PROJECT).map(String::as_str) != Some(desired.name.as_str())
-            || wanted.contains(rec.name.as_str())
-        {
-            continue;
-        }
-        match engine.containers.remove_network(&rec.id).await {
-            Ok(_) => report.other(
-                StepObject::Network,
-                &rec.name,
-                "removed (no longer in the project)",
-            ),
-            Err(e) => report.fail(
-                StepObject::Network,
-                &rec.name,
-                &format!("remove: {}", e.full_message()),
-            ),
-        }
-    }
-}
-
-/// What `down` removes besides containers and networks.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DownOptions {
-    /// The project's named volumes too.
-    pub volumes: bool,
-    /// The images the project's containers ran too (those no other
-    /// container uses).
-    pub images: bool,
-    /// Seconds to wait for each container to stop before killing it;
-    /// `None`: its own `stop_timeout`.
-    pub timeout: Option<i64>,
-}
-
-/// Takes project `name` down from its labels alone: its containers in
-/// reverse dependency order (each level in parallel), then its networks,
-/// and its volumes when asked. Other projects are untouched.
-pub async fn down(engine: Arc<Engine>, name: String, options: DownOptions, report: Arc<Report>) {
-    let _guard = engine.projects.acquire(&name, &report).await;
-    let observed = observe(&engine.containers, &name);
-    let levels = super::down_levels(&observed).unwrap_or_else(|e| {
-        tracing::warn!("project {name}: down order: {e}; taking everything down at once");
-        Vec::new()
-    });
-    let images: BTreeSet<String> = observed
-        .iter()
-        .filter(|_| options.images)
-        .filter_map(|o| engine.containers.get(&o.id).ok())
-        .map(|c| c.record.image_name.clone())
-        .collect();
-    let mut batches: Vec<Vec<&Observed>> = Vec::new();
-    let placed: BTreeSet<&str> = levels.iter().flatten().map(String::as_str).collect();
-    batches.push(
-        observed
-            .iter()
-            .filter(|o| {
-                o.labels
-                    .get(labels::NAME)
-                    .is_none_or(|s| !placed.contains(s.as_str()))
-            })
-            .collect(),
-    );
-    for level in &levels {
-        batches.push(
-            observed
-                .iter()
-                .filter(|o| {
-                    o.labels
-                        .get(labels::NAME)
-                        .is_some_and(|s| level.contains(s))
-                })
-                .collect(),
-        );
-    }
-    for batch in batches {
-        join_all(batch.into_iter().map(|o| {
-            let a = Action {
-                kind: ActionKind::Remove,
-                object: ObjectKind::Container,
-                name: o.name.clone(),
-                service: o.labels.get(labels::NAME).cloned(),
-                replica: None,
-                id: Some(o.id.clone()),
-                reason: "down".to_string(),
-                changed: Vec::new(),
-            };
-            let engine = &engine;
-            let report = &report;
-            async move { remove_container(engine, &a, options.timeout, report).await }
-        }))
-        .await;
-    }
-    if options.images {
-        remove_images(&engine, images, &report).await;
-    }
-    for rec in engine.containers.networks.list() {
-        if rec.labels.get(labels::PROJECT).map(String::as_str) != Some(name.as_str()) {
-            continue;
-        }
-        match engine.containers.remove_network(&rec.id).await {
-            Ok(_) => report.other(StepObject::Network, &rec.name, "removed"),
-            Err(e) => report.fail(
-                StepObject::Network,
-                &rec.name,
-                &format!("remove: {}", e.full_message()),
-            ),
-        }
-    }
-    if options.volumes {
-        for v in engine.volumes.list() {
-            if v.labels().get(labels::PROJECT).map(String::as_str) != Some(name.as_str()) {
-                continue;
-            }
-            let vname = v.info().name.clone();
-            match remove_volume(&engine, &vname).await {
-                Ok(()) => report.other(StepObject::Volume, &vname, "removed"),
-                Err(e) => report.fail(
-                    StepObject::Volume,
-                    &vname,
-                    &format!("remove: {}", e.full_message()),
-                ),
-            }
-        }
-    }
-}
-
-/// Removes `images` (those the project's removed containers ran), leaving
-/// those another container still uses.
-async fn remove_images(engine: &Arc<Engine>, images: BTreeSet<String>, report: &Report) {
-    let mut deleted = false;
-    for image in images {
-        let in_use = engine.containers.images_in_use();
-        match engine.store.remove(&image, false, &in_use) {
-            Ok(r) => {
-                deleted |= !r.deleted.is_empty();
-                report.other(StepObject::Image, &image, "removed");
-            }
-            Err(Error::Conflict(m)) => report.step(
-                StepObject::Image,
-                &image,
-                StepStatus::Done,
-                &format!("kept: {m}"),
-            ),
-            Err(Error::NoSuchImage(_)) => {}
-            Err(e) => report.fail(
-                StepObject::Image,
-                &image,
-                &format!("remove: {}", e.full_message()),
-            ),
-        }
-    }
-    if deleted && let Err(e) = crate::api::images::collect_garbage(engine).await {
-        tracing::warn!("garbage collection after down: {}", e.full_message());
+/// Removes a network the project no longer names.
+async fn remove_orphan_network(engine: &Arc<Engine>, a: &Action, report: &Report) {
+    match engine
+        .containers
+        .remove_network(a.id.as_deref().unwrap_or(&a.name))
+        .await
+    {
+        Ok(_) => report.other(
+            StepObject::Network,
+            &a.name,
+            "removed (no longer in the project)",
+        ),
+        Err(e) => report.fail(
+            StepObject::Network,
+            &a.name,
+            &format!("remove: {}", e.full_message()),
+        ),
     }
 }
 
 /// Removes the volume `name` off the engine thread (deleting its files may
 /// take a while).
-async fn remove_volume(engine: &Engine, name: &str) -> Result<()> {
+pub(super) async fn remove_volume(engine: &Engine, name: &str) -> Result<()> {
     let containers = Arc::clone(&engine.containers);
     let n = name.to_string();
     tokio::task::spawn_blocking(move || containers.remove_volume(&n, false))
@@ -1119,30 +857,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-
-    use crate::project::tests::container;
-
-    #[test]
-    fn selecting_services_takes_what_they_depend_on() {
-        let d = DesiredProject {
-            name: "shop".into(),
-            containers: vec![
-                container("web", &["api"]),
-                container("api", &["db"]),
-                container("db", &[]),
-                container("tool", &[]),
-            ],
-            ..Default::default()
-        };
-        let all: Vec<String> = select(&d, &[]).unwrap().into_iter().collect();
-        assert_eq!(all, vec!["api", "db", "tool", "web"]);
-        let web: Vec<String> = select(&d, &["web".into()]).unwrap().into_iter().collect();
-        assert_eq!(web, vec!["api", "db", "web"]);
-        assert_eq!(
-            select(&d, &["nope".into()]).unwrap_err(),
-            "no service nope in project shop"
-        );
-    }
 
     #[test]
     fn the_summary_counts_and_lists_failures() {

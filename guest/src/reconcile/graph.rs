@@ -3,8 +3,15 @@
 //! Level 0 holds the services that depend on nothing; level n the services
 //! whose dependencies all sit in lower levels. Apply runs the levels in
 //! order (each level's services in parallel); down runs them in reverse.
+//! The graph comes from the desired state ([`desired_graph`]) for apply,
+//! and from the containers' labels ([`observed_graph`]) for down, which
+//! needs no project file.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use servin_proto::{DesiredProject, labels};
+
+use super::observe::Observed;
 
 /// Why a dependency graph has no order.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,9 +97,70 @@ fn find_cycle(graph: &BTreeMap<String, Vec<String>>, placed: &BTreeSet<&str>) ->
     }
 }
 
+/// The dependency graph of a desired state: service to the services it
+/// depends on.
+pub fn desired_graph(desired: &DesiredProject) -> BTreeMap<String, Vec<String>> {
+    let mut g: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in &desired.containers {
+        let deps = g.entry(c.service.clone()).or_default();
+        for d in &c.depends_on {
+            if !deps.contains(&d.service) {
+                deps.push(d.service.clone());
+            }
+        }
+    }
+    g
+}
+
+/// The order to take down what exists: the levels of [`observed_graph`]
+/// reversed, so dependants go before what they depend on.
+pub fn down_levels(observed: &[Observed]) -> Result<Vec<Vec<String>>, GraphError> {
+    let mut levels = levels(&observed_graph(observed))?;
+    levels.reverse();
+    Ok(levels)
+}
+
+/// The dependency graph of what exists, from the containers' labels (what
+/// `down` needs without the project file). Edges to services that have no
+/// container any more, and unreadable labels, are left out: they cannot
+/// order anything.
+pub fn observed_graph(observed: &[Observed]) -> BTreeMap<String, Vec<String>> {
+    let mut g: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for o in observed {
+        if let Some(service) = o.labels.get(labels::NAME) {
+            g.entry(service.clone()).or_default();
+        }
+    }
+    for o in observed {
+        let (Some(service), Some(label)) =
+            (o.labels.get(labels::NAME), o.labels.get(labels::DEPENDS_ON))
+        else {
+            continue;
+        };
+        let Ok(deps) = labels::parse_dependencies(label) else {
+            continue;
+        };
+        let present: Vec<String> = deps
+            .into_iter()
+            .map(|d| d.service)
+            .filter(|s| g.contains_key(s) && s != service)
+            .collect();
+        if let Some(edges) = g.get_mut(service) {
+            for s in present {
+                if !edges.contains(&s) {
+                    edges.push(s);
+                }
+            }
+        }
+    }
+    g
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use std::collections::HashMap;
+
     use super::*;
 
     fn graph(edges: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
@@ -172,6 +240,36 @@ mod tests {
         assert_eq!(
             levels(&g).unwrap_err().to_string(),
             "service web depends on db, which is not a service of the project"
+        );
+    }
+
+    #[test]
+    fn the_observed_graph_comes_from_labels() {
+        let seen = |service: &str, deps: &str| {
+            let mut labels = HashMap::new();
+            labels.insert(labels::NAME.to_string(), service.to_string());
+            labels.insert(labels::DEPENDS_ON.to_string(), deps.to_string());
+            Observed {
+                id: service.into(),
+                name: service.into(),
+                labels,
+                running: true,
+                networks: Vec::new(),
+                volumes: Vec::new(),
+            }
+        };
+        let observed = [
+            seen("web", "db:healthy,gone:started"),
+            seen("db", ""),
+            seen("odd", "not a label"),
+        ];
+        let g = observed_graph(&observed);
+        assert_eq!(g["web"], vec!["db"]);
+        assert!(g["db"].is_empty() && g["odd"].is_empty());
+        assert_eq!(levels(&g).unwrap(), vec![vec!["db", "odd"], vec!["web"]]);
+        assert_eq!(
+            down_levels(&observed).unwrap(),
+            vec![vec!["web"], vec!["db", "odd"]]
         );
     }
 }
