@@ -568,8 +568,8 @@ fn image_of(c: &DesiredContainer) -> String {
 async fn pull_one(engine: &Arc<Engine>, image: &str) -> Result<()> {
     let r = ImageRef::parse(image)?;
     let auth = engine.registries.auth(&r, None);
-    let resolved = pull::resolve(engine, &r, &Platform::host(), &auth).await?;
-    pull::fetch(engine, resolved, &Progress::silent()).await?;
+    let resolved = pull::resolve(&engine.registries, &r, &Platform::host(), &auth).await?;
+    pull::fetch(&engine.store, resolved, &Progress::silent()).await?;
     Ok(())
 }
 
