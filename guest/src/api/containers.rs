@@ -1,4 +1,6 @@
-//! The `/containers/...` and `/exec/...` calls, and `/events`.
+//! The `/containers/...` and `/exec/...` calls, and `/events`. The handlers
+//! check and answer; carrying an attach's or an exec's stdio over the
+//! connection is [`super::attach`]'s and [`super::exec`]'s job.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,17 +16,17 @@ use bollard_stubs::models::{
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use super::attach::Attach;
 use super::body;
+use super::exec::Exec;
 use super::routes::{Body, Query, empty, json, streaming, streaming_bounded, with_type};
 use super::stream::{self, MULTIPLEXED, RAW, StreamKind, frame};
 use crate::container::lifecycle::{WaitCondition, connect_attach};
 use crate::container::{Container, Status, events};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::monitor::attach::Frame;
 use crate::monitor::logs::{LogEntry, LogQuery, LogStream, follow_logs, read_logs};
 use crate::timefmt;
 
@@ -562,80 +564,15 @@ pub fn attach(
             })?
         }
     };
-    if !stream::wants_upgrade(&req) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let Ok((mut reader, _writer)) = connect.await else {
-                return;
-            };
-            while let Ok(Some(f)) = reader.next().await {
-                let bytes = match f {
-                    Frame::Stdout(b) if want_stdout => frame(StreamKind::Stdout, &b, tty),
-                    Frame::Stderr(b) if want_stderr => frame(StreamKind::Stderr, &b, tty),
-                    Frame::Exit(_) => break,
-                    _ => continue,
-                };
-                if tx.send(bytes).is_err() {
-                    break;
-                }
-            }
-        });
-        return Ok(streaming(if tty { RAW } else { MULTIPLEXED }, rx));
-    }
-    Ok(stream::hijack(
-        hyper::upgrade::on(req),
+    let upgrade = stream::wants_upgrade(&req).then(|| hyper::upgrade::on(req));
+    Ok(Attach {
         tty,
-        move |io| async move {
-            let (mut rd, mut wr) = tokio::io::split(io);
-            let (mut reader, mut writer) = match connect.await {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = wr
-                        .write_all(&frame(
-                            StreamKind::Stderr,
-                            format!("{}\n", e.full_message()).as_bytes(),
-                            tty,
-                        ))
-                        .await;
-                    let _ = wr.shutdown().await;
-                    return;
-                }
-            };
-            let input = tokio::spawn(async move {
-                if !want_stdin {
-                    return;
-                }
-                let mut buf = vec![0u8; 32 * 1024];
-                loop {
-                    match rd.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if writer.stdin(&buf[..n]).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-                if stdin_once {
-                    let _ = writer.close_stdin().await;
-                }
-            });
-            while let Ok(Some(f)) = reader.next().await {
-                let bytes = match f {
-                    Frame::Stdout(b) if want_stdout => frame(StreamKind::Stdout, &b, tty),
-                    Frame::Stderr(b) if want_stderr => frame(StreamKind::Stderr, &b, tty),
-                    Frame::Exit(_) => break,
-                    _ => continue,
-                };
-                if wr.write_all(&bytes).await.is_err() {
-                    break;
-                }
-            }
-            let _ = wr.flush().await;
-            let _ = wr.shutdown().await;
-            input.abort();
-        },
-    ))
+        stdin: want_stdin,
+        stdout: want_stdout,
+        stderr: want_stderr,
+        stdin_once,
+    }
+    .serve(connect, upgrade))
 }
 
 fn size_params(query: &Query) -> Result<(u16, u16)> {
@@ -690,7 +627,7 @@ pub async fn exec_start(
     let on_upgrade = hyper::upgrade::on(&mut req);
     let start: ExecStartConfig = body::json_or_default(req.into_body(), "exec start").await?;
     let tty = start.tty.or(e.config.tty).unwrap_or(false);
-    let mut process = engine.containers.exec_start(&e, Some(tty)).await?;
+    let process = engine.containers.exec_start(&e, Some(tty)).await?;
     let containers = Arc::clone(&engine.containers);
     let want_stdin = e.config.attach_stdin.unwrap_or(false);
     let finish = move |code: i32| {
@@ -702,95 +639,17 @@ pub async fn exec_start(
             containers.events.container("exec_die", c.id(), attrs);
         }
     };
+    let exec = Exec {
+        process,
+        tty,
+        stdin: want_stdin,
+        finish,
+    };
     if start.detach.unwrap_or(false) {
-        tokio::spawn(async move {
-            let io = process.take_io();
-            drop(io.stdin);
-            let drain = |r: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>| async move {
-                if let Some(mut r) = r {
-                    let _ = tokio::io::copy(&mut r, &mut tokio::io::sink()).await;
-                }
-            };
-            tokio::join!(drain(Some(io.stdout)), drain(io.stderr));
-            let code = process.wait().await.unwrap_or(-1);
-            finish(code);
-        });
+        exec.detach();
         return Ok(empty(StatusCode::OK));
     }
-    let pump = move |mut out: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
-                     input: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>| async move {
-        let io = process.take_io();
-        let stdin_task = match (io.stdin, input) {
-            (Some(mut stdin), Some(mut input)) if want_stdin => Some(tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut input, &mut stdin).await;
-                let _ = stdin.shutdown().await;
-            })),
-            _ => None,
-        };
-        let (otx, mut orx) = mpsc::channel::<Bytes>(64);
-        let read_into = |mut r: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
-                         kind: StreamKind,
-                         tx: mpsc::Sender<Bytes>| async move {
-            let mut buf = vec![0u8; 32 * 1024];
-            loop {
-                match r.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if tx.send(frame(kind, &buf[..n], tty)).await.is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        };
-        let out_task = tokio::spawn(read_into(io.stdout, StreamKind::Stdout, otx.clone()));
-        let err_task = io
-            .stderr
-            .map(|e| tokio::spawn(read_into(e, StreamKind::Stderr, otx.clone())));
-        drop(otx);
-        while let Some(b) = orx.recv().await {
-            if out.write_all(&b).await.is_err() {
-                break;
-            }
-        }
-        let _ = out_task.await;
-        if let Some(t) = err_task {
-            let _ = t.await;
-        }
-        let code = process.wait().await.unwrap_or(-1);
-        finish(code);
-        let _ = out.flush().await;
-        let _ = out.shutdown().await;
-        if let Some(t) = stdin_task {
-            t.abort();
-        }
-    };
-    if upgrade {
-        return Ok(stream::hijack(on_upgrade, tty, move |io| async move {
-            let (rd, wr) = tokio::io::split(io);
-            pump(Box::new(wr), Some(Box::new(rd))).await;
-        }));
-    }
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let (client, server) = tokio::io::duplex(64 * 1024);
-        let forward = async move {
-            let mut client = client;
-            let mut buf = vec![0u8; 32 * 1024];
-            loop {
-                match client.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if tx.send(Bytes::copy_from_slice(&buf[..n])).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        };
-        tokio::join!(pump(Box::new(server), None), forward);
-    });
-    Ok(streaming(if tty { RAW } else { MULTIPLEXED }, rx))
+    Ok(exec.serve(upgrade.then_some(on_upgrade)))
 }
 
 /// `POST /exec/{id}/resize`.

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::image::archive;
 use crate::image::progress::Progress;
 use crate::image::pull::{self, Platform};
+use crate::image::push;
 use crate::image::reference::{ImageRef, familiar};
 use crate::image::store::{ImageRecord, Removal};
 
@@ -154,12 +155,12 @@ pub async fn create(
     let auth = engine
         .registries
         .auth(&r, registry_auth_header(req).as_deref());
-    let resolved = pull::resolve(engine, &r, &platform, &auth).await?;
+    let resolved = pull::resolve(&engine.registries, &r, &platform, &auth).await?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let progress = Progress::new(tx);
-    let engine = Arc::clone(engine);
+    let store = Arc::clone(&engine.store);
     tokio::spawn(async move {
-        if let Err(e) = pull::fetch(&engine, resolved, &progress).await {
+        if let Err(e) = pull::fetch(&store, resolved, &progress).await {
             tracing::warn!("{}", e.full_message());
             progress.error(&e.full_message());
         }
@@ -193,7 +194,16 @@ pub async fn push(
     let progress = Progress::new(tx);
     let engine = Arc::clone(engine);
     tokio::spawn(async move {
-        match crate::image::push::push(&engine, &image, &target, &auth, &progress).await {
+        match push::push(
+            &engine.store,
+            &engine.registries,
+            &image,
+            &target,
+            &auth,
+            &progress,
+        )
+        .await
+        {
             Ok(digest) => {
                 let repo_digest = format!("{}@{digest}", target.name());
                 if let Err(e) = engine.store.add_image(image, None, Some(&repo_digest)) {
@@ -299,13 +309,12 @@ pub async fn save(engine: &Arc<Engine>, names: &[String]) -> Result<Response<Bod
         }
     }
     let out = engine.store.temp_path("save");
-    let engine2 = Arc::clone(engine);
+    let store = Arc::clone(&engine.store);
     let out2 = out.clone();
-    let written =
-        tokio::task::spawn_blocking(move || archive::save(&engine2.store, &chosen, &out2))
-            .await
-            .map_err(|e| Error::Archive(format!("save task failed: {e}")))
-            .and_then(|r| r);
+    let written = tokio::task::spawn_blocking(move || archive::save(&store, &chosen, &out2))
+        .await
+        .map_err(|e| Error::Archive(format!("save task failed: {e}")))
+        .and_then(|r| r);
     let file = match written {
         Ok(()) => tokio::fs::File::open(&out)
             .await
@@ -331,9 +340,9 @@ pub async fn load(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Respon
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let progress = Progress::new(tx);
-    let engine = Arc::clone(engine);
+    let store = Arc::clone(&engine.store);
     tokio::spawn(async move {
-        if let Err(e) = archive::load(&engine, &tmp, &progress).await {
+        if let Err(e) = archive::load(&store, &tmp, &progress).await {
             progress.error(&e.full_message());
         }
         let _ = tokio::fs::remove_file(&tmp).await;

@@ -9,14 +9,18 @@
 //! - [`auth`]: `POST /auth`, checking registry credentials.
 //! - [`images`]: the `/images/...` calls.
 //! - [`containers`]: the `/containers/...`, `/exec/...` and `/events` calls.
+//! - [`attach`], [`exec`]: the stream pumps of attach and exec, carrying a
+//!   container's or an exec process's stdio over the connection.
 //! - [`networks`]: the `/networks/...` calls.
 //! - [`volumes`]: the `/volumes/...` calls.
 //! - [`projects`]: `/servin/v1/projects/...`, the reconciler.
 //! - [`stream`]: hijacked connections and Docker's stream framing.
 
+pub mod attach;
 pub mod auth;
 pub mod body;
 pub mod containers;
+pub mod exec;
 pub mod images;
 pub mod networks;
 pub mod projects;

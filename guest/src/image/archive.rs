@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::image::digest::{self, Hasher};
 use crate::image::progress::Progress;
@@ -440,19 +439,15 @@ fn finish(
 
 /// Loads the archive at `tar_path` into the store, unpacking its layers, and
 /// reports `Loaded image: NAME` lines. Returns the names (or IDs) loaded.
-pub async fn load(
-    engine: &Arc<Engine>,
-    tar_path: &Path,
-    progress: &Progress,
-) -> Result<Vec<String>> {
-    let _gc = engine.store.gc_lock.read().await;
-    let dir = engine.store.temp_path("load");
-    let engine2 = Arc::clone(engine);
+pub async fn load(store: &Arc<Store>, tar_path: &Path, progress: &Progress) -> Result<Vec<String>> {
+    let _gc = store.gc_lock.read().await;
+    let dir = store.temp_path("load");
+    let store2 = Arc::clone(store);
     let (tar2, dir2) = (tar_path.to_path_buf(), dir.clone());
     let pending = tokio::task::spawn_blocking(move || -> Result<Vec<Pending>> {
         fs::create_dir(&dir2).map_err(Error::io("create", &dir2))?;
         extract(&tar2, &dir2)?;
-        read_layout(&engine2.store, &dir2)
+        read_layout(&store2, &dir2)
     })
     .await
     .map_err(|e| Error::Archive(format!("load task failed: {e}")))
@@ -464,15 +459,15 @@ pub async fn load(
     for p in pending {
         let chains = p.record.chain_ids();
         for (layer, chain) in p.record.layers.iter().zip(chains) {
-            pull::ensure_snapshot(engine, &layer.digest, &chain, &layer.diff_id).await?;
+            pull::ensure_snapshot(store, &layer.digest, &chain, &layer.diff_id).await?;
         }
         if p.tags.is_empty() {
-            engine.store.add_image(p.record.clone(), None, None)?;
+            store.add_image(p.record.clone(), None, None)?;
             progress.stream(&format!("Loaded image ID: {}\n", p.record.id));
             loaded.push(p.record.id.clone());
         }
         for t in &p.tags {
-            engine.store.add_image(p.record.clone(), Some(t), None)?;
+            store.add_image(p.record.clone(), Some(t), None)?;
             progress.stream(&format!("Loaded image: {}\n", familiar(t)));
             loaded.push(t.clone());
         }

@@ -9,6 +9,12 @@
 //! - [`pull`], [`push`]: moving images between a registry and the store.
 //! - [`archive`]: `docker save` tars and OCI layouts, in and out.
 //! - [`progress`]: Docker-style JSON progress messages.
+//!
+//! Nothing here knows the engine, the API or the containers: a function
+//! takes what it works on (the [`store::Store`], the
+//! [`registry::Registries`], a platform, a [`progress::Progress`]), so the
+//! API, the reconciler and a future builder call the same code, and the
+//! folder can be tested on its own.
 
 pub mod archive;
 pub mod digest;

@@ -14,12 +14,11 @@ use oci_client::{Client, RegistryOperation};
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 use tokio::io::AsyncWriteExt;
 
-use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::image::digest::{self, Hasher};
 use crate::image::progress::Progress;
 use crate::image::reference::{ImageRef, familiar};
-use crate::image::registry::{auth_error, registry_error};
+use crate::image::registry::{Registries, auth_error, registry_error};
 use crate::image::store::{ImageRecord, LayerRecord, Store, short_id};
 use crate::image::unpack;
 
@@ -218,14 +217,14 @@ const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 /// [`RESOLVE_TIMEOUT`] (oci-client can wait forever on some registry
 /// answers).
 pub async fn resolve(
-    engine: &Engine,
+    registries: &Registries,
     r: &ImageRef,
     platform: &Platform,
     auth: &RegistryAuth,
 ) -> Result<Resolved> {
     tokio::time::timeout(
         RESOLVE_TIMEOUT,
-        resolve_unbounded(engine, r, platform, auth),
+        resolve_unbounded(registries, r, platform, auth),
     )
     .await
     .map_err(|_| Error::Registry {
@@ -239,12 +238,12 @@ pub async fn resolve(
 }
 
 async fn resolve_unbounded(
-    engine: &Engine,
+    registries: &Registries,
     r: &ImageRef,
     platform: &Platform,
     auth: &RegistryAuth,
 ) -> Result<Resolved> {
-    let client = engine.registries.client(r, auth);
+    let client = registries.client(r, auth);
     let first = fetch_manifest(&client, r, auth).await;
     if let Err(Error::Registry { status: 403, .. }) = &first
         && matches!(auth, RegistryAuth::Basic(..))
@@ -399,12 +398,11 @@ async fn stream_to(
 /// Unpacks layer `layer` into the snapshot of `chain_id` unless present.
 /// Returns whether it unpacked anything.
 pub async fn ensure_snapshot(
-    engine: &Arc<Engine>,
+    store: &Store,
     layer: &str,
     chain_id: &str,
     diff_id: &str,
 ) -> Result<bool> {
-    let store = &engine.store;
     let lock = store.lock_for(chain_id);
     let _guard = lock.lock().await;
     if store.has_snapshot(chain_id) {
@@ -465,12 +463,7 @@ pub fn read_config(
 }
 
 /// Downloads and unpacks what `resolved` needs, then records the image.
-pub async fn fetch(
-    engine: &Arc<Engine>,
-    resolved: Resolved,
-    progress: &Progress,
-) -> Result<ImageRecord> {
-    let store = &engine.store;
+pub async fn fetch(store: &Store, resolved: Resolved, progress: &Progress) -> Result<ImageRecord> {
     let _gc = store.gc_lock.read().await;
     let r = &resolved.reference;
     let m = &resolved.manifest;
@@ -505,18 +498,17 @@ pub async fn fetch(
         }
     }
     let pulled = futures_util::stream::iter(work.into_iter().map(|(d, size, chain, diff)| {
-        let engine = Arc::clone(engine);
         let client = Arc::clone(&resolved.client);
         let progress = progress.clone();
         let r = r.clone();
         async move {
             let id = short_id(&d);
-            if download_blob(&engine.store, &client, &r, &d, size, None, &progress, true).await? {
+            if download_blob(store, &client, &r, &d, size, None, &progress, true).await? {
                 progress.status(Some(&id), "Verifying Checksum");
                 progress.status(Some(&id), "Download complete");
             }
             progress.bytes(&id, "Extracting", size, size);
-            ensure_snapshot(&engine, &d, &chain, &diff).await?;
+            ensure_snapshot(store, &d, &chain, &diff).await?;
             progress.status(Some(&id), "Pull complete");
             Ok::<(), Error>(())
         }

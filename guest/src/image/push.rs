@@ -1,33 +1,30 @@
 //! Pushing images from the store to a registry.
 
-use std::sync::Arc;
-
 use futures_util::StreamExt;
 use oci_client::RegistryOperation;
 use oci_client::secrets::RegistryAuth;
 use tokio::io::AsyncReadExt;
 
-use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::image::progress::Progress;
 use crate::image::reference::ImageRef;
-use crate::image::registry::{auth_error, registry_error};
-use crate::image::store::{ImageRecord, short_id};
+use crate::image::registry::{Registries, auth_error, registry_error};
+use crate::image::store::{ImageRecord, Store, short_id};
 
 const CHUNK: usize = 4 * 1024 * 1024;
 
 /// Pushes `image` as `target` (a tagged reference); returns the manifest
 /// digest the registry now holds.
 pub async fn push(
-    engine: &Arc<Engine>,
+    store: &Store,
+    registries: &Registries,
     image: &ImageRecord,
     target: &ImageRef,
     auth: &RegistryAuth,
     progress: &Progress,
 ) -> Result<String> {
-    let store = &engine.store;
     let _gc = store.gc_lock.read().await;
-    let client = engine.registries.client(target, auth);
+    let client = registries.client(target, auth);
     let oci_ref = target.to_oci();
     let context = format!("push {target}");
     progress.status(

@@ -445,8 +445,8 @@ async fn pull_all(
 async fn pull_one(engine: &Arc<Engine>, image: &str) -> Result<()> {
     let r = ImageRef::parse(image)?;
     let auth = engine.registries.auth(&r, None);
-    let resolved = pull::resolve(engine, &r, &Platform::host(), &auth).await?;
-    pull::fetch(engine, resolved, &Progress::silent()).await?;
+    let resolved = pull::resolve(&engine.registries, &r, &Platform::host(), &auth).await?;
+    pull::fetch(&engine.store, resolved, &Progress::silent()).await?;
     Ok(())
 }
 

@@ -1,0 +1,308 @@
+//! Making, bringing up and removing a network: its subnet, its bridge and
+//! its firewall rules.
+//!
+//! Other engines on the host choose subnets too, so the choice and the
+//! bridge that claims it are made under a host-wide lock
+//! ([`SUBNET_LOCK`]). A network's record is written before its bridge
+//! exists, so a crash leaves a record naming what to clean; after a host
+//! reboot the bridge and rules are gone while the record stays, so they
+//! are made again the first time the engine uses the network
+//! ([`Networks::ensure_up`]).
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use super::events::EndpointEvent;
+use super::firewall;
+use super::ipam::{self, Subnet};
+use super::record::{NETWORK_FILE, NetworkRecord};
+use super::{Networks, link};
+use crate::error::{Error, Result};
+use crate::state::write_json;
+use crate::timefmt;
+
+/// The lock every servin engine on the host holds while choosing a subnet
+/// and making its bridge.
+pub const SUBNET_LOCK: &str = "/run/lock/servin-subnets.lock";
+
+/// What `network create` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// The name.
+    pub name: String,
+    /// The driver (only `bridge`).
+    pub driver: Option<String>,
+    /// A subnet instead of one from the pool.
+    pub subnet: Option<String>,
+    /// A gateway inside the subnet instead of its first address.
+    pub gateway: Option<String>,
+    /// No egress.
+    pub internal: bool,
+    /// Labels.
+    pub labels: HashMap<String, String>,
+    /// Driver options (kept).
+    pub options: HashMap<String, String>,
+}
+
+fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+impl Networks {
+    /// Creates a network: its subnet (given, or the first free one of the
+    /// pool), its bridge and its firewall rules. Nothing is left behind
+    /// when it fails.
+    pub async fn create(&self, opts: CreateOptions) -> Result<NetworkRecord> {
+        let _changes = self.changes.lock().await;
+        self.create_locked(opts).await
+    }
+
+    pub(super) async fn create_locked(&self, opts: CreateOptions) -> Result<NetworkRecord> {
+        let name = opts.name.trim().to_string();
+        if !is_valid_name(&name) {
+            return Err(Error::BadRequest(format!(
+                "invalid network name {name:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit"
+            )));
+        }
+        if matches!(name.as_str(), "host" | "none") {
+            return Err(Error::Forbidden(format!(
+                "{name} is a pre-defined network and cannot be created"
+            )));
+        }
+        match opts.driver.as_deref() {
+            None | Some("" | "bridge") => {}
+            Some(d) => {
+                return Err(Error::BadRequest(format!(
+                    "network driver {d:?} is not supported: servin networks use the bridge driver"
+                )));
+            }
+        }
+        if let Some(other) = self.lock().values().find(|n| n.name == name) {
+            return Err(Error::Conflict(format!(
+                "network with name {name} already exists (ID {})",
+                other.id
+            )));
+        }
+        let given = opts
+            .subnet
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(Subnet::parse)
+            .transpose()?;
+        if given.is_none() && opts.gateway.as_deref().is_some_and(|g| !g.is_empty()) {
+            return Err(Error::BadRequest(
+                "a gateway needs a subnet: give --subnet too".to_string(),
+            ));
+        }
+        let id = crate::state::new_id()?;
+        let tag = id.get(..10).unwrap_or(&id).to_string();
+        let bridge = format!("sv-{tag}");
+        let h = self.netlink().await?.clone();
+        // Other engines on the host choose subnets too: one at a time,
+        // from the routes as they are while the lock is held, until this
+        // network's bridge (and so its route) exists.
+        let lock = lock_subnets().await?;
+        let taken: Vec<Subnet> = ipam::host_routes()
+            .into_iter()
+            .chain(self.lock().values().filter_map(|n| n.subnet().ok()))
+            .collect();
+        let subnet = match given {
+            Some(s) => {
+                if let Some(t) = taken.iter().find(|t| t.overlaps(&s)) {
+                    return Err(Error::Conflict(format!(
+                        "invalid subnet {s}: it overlaps {t}, which is already in use on this host"
+                    )));
+                }
+                s
+            }
+            None => ipam::choose_subnet(self.pool, &taken).ok_or_else(|| {
+                Error::Conflict(format!(
+                    "no free subnet left in the pool {}: remove unused networks (servin network prune) or give --subnet",
+                    self.pool
+                ))
+            })?,
+        };
+        let gateway = match opts.gateway.as_deref().filter(|g| !g.is_empty()) {
+            Some(g) => {
+                let ip: Ipv4Addr = g.parse().map_err(|_| {
+                    Error::BadRequest(format!("invalid gateway {g:?}: want an IPv4 address"))
+                })?;
+                if !subnet.is_host(ip) {
+                    return Err(Error::BadRequest(format!(
+                        "invalid gateway {ip}: it is not a host address of the subnet {subnet}"
+                    )));
+                }
+                ip
+            }
+            None => subnet.first_host(),
+        };
+        let rec = NetworkRecord {
+            id: id.clone(),
+            name,
+            driver: "bridge".to_string(),
+            created: timefmt::format_nanos(SystemTime::now()),
+            subnet: subnet.to_string(),
+            gateway,
+            internal: opts.internal,
+            labels: opts.labels,
+            options: opts.options,
+            bridge: bridge.clone(),
+            firewall: self.backend,
+            endpoints: BTreeMap::new(),
+        };
+        let tmp = self.dir.join(format!(".creating-{id}"));
+        let dir = self.dir.join(&id);
+        let made = async {
+            std::fs::create_dir_all(&tmp).map_err(Error::io("create", &tmp))?;
+            // Written before the bridge exists, so a crash leaves a record
+            // naming what to clean.
+            write_json(&tmp, NETWORK_FILE, &rec)?;
+            std::fs::rename(&tmp, &dir).map_err(Error::io("rename", &tmp))?;
+            let index = link::ensure_bridge(&h, &bridge, gateway, subnet.prefix).await?;
+            drop(lock);
+            firewall::ensure_ip_forward()?;
+            self.write_rules(&rec, self.backend).await?;
+            Ok::<_, Error>(index)
+        };
+        let index = match made.await {
+            Ok(i) => i,
+            Err(e) => {
+                let _ = link::delete_link(&h, &bridge).await;
+                let _ = firewall::remove(self.backend, &tag).await;
+                let _ = std::fs::remove_dir_all(&tmp);
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        self.lock().insert(id.clone(), rec.clone());
+        if let Ok(mut up) = self.up.lock() {
+            up.insert(id.clone(), index);
+        }
+        let _ = self.events.send(EndpointEvent::NetworkUp {
+            network: id,
+            gateway,
+        });
+        tracing::info!(name = %rec.name, subnet = %rec.subnet, bridge = %rec.bridge, "network created");
+        Ok(rec)
+    }
+
+    /// Makes sure a network's bridge and rules exist (once per engine run:
+    /// after a host reboot they are gone while the record stays); returns
+    /// the bridge's index.
+    pub async fn ensure_up(&self, rec: &NetworkRecord) -> Result<u32> {
+        let known = |this: &Self| this.up.lock().ok().and_then(|u| u.get(&rec.id).copied());
+        if let Some(i) = known(self) {
+            return Ok(i);
+        }
+        let _changes = self.changes.lock().await;
+        if let Some(i) = known(self) {
+            return Ok(i);
+        }
+        let h = self.netlink().await?.clone();
+        let subnet = rec.subnet()?;
+        let index = link::ensure_bridge(&h, &rec.bridge, rec.gateway, subnet.prefix).await?;
+        firewall::ensure_ip_forward()?;
+        self.write_rules(rec, rec.firewall).await?;
+        if let Ok(mut up) = self.up.lock() {
+            up.insert(rec.id.clone(), index);
+        }
+        let _ = self.events.send(EndpointEvent::NetworkUp {
+            network: rec.id.clone(),
+            gateway: rec.gateway,
+        });
+        Ok(index)
+    }
+
+    /// Removes a network: its rules, its bridge, its folder. Refused while
+    /// containers run on it (the caller checks stopped ones).
+    pub async fn remove(&self, key: &str) -> Result<NetworkRecord> {
+        let _changes = self.changes.lock().await;
+        let rec = self.get(key)?;
+        if !rec.endpoints.is_empty() {
+            let names: Vec<&str> = rec
+                .endpoints
+                .values()
+                .map(|e| e.container_name.as_str())
+                .collect();
+            return Err(Error::Forbidden(format!(
+                "error while removing network: network {} has active endpoints ({})",
+                rec.name,
+                names.join(", ")
+            )));
+        }
+        let h = self.netlink().await?.clone();
+        {
+            // No port of a container that just stopped may write the rules
+            // again once they are gone.
+            let _ports = self.ports_lock.lock().await;
+            if let Ok(mut up) = self.up.lock() {
+                up.remove(&rec.id);
+            }
+            self.dnat_lock().remove(&rec.id);
+            firewall::remove(rec.firewall, rec.tag()).await?;
+        }
+        link::delete_link(&h, &rec.bridge).await?;
+        let dir = self.dir.join(&rec.id);
+        let aside = self.dir.join(format!(".removing-{}", rec.id));
+        std::fs::rename(&dir, &aside).map_err(Error::io("rename", &dir))?;
+        self.lock().remove(&rec.id);
+        if let Err(e) = std::fs::remove_dir_all(&aside) {
+            tracing::warn!("remove {}: {e}", aside.display());
+        }
+        let _ = self.events.send(EndpointEvent::NetworkRemoved {
+            network: rec.id.clone(),
+            gateway: rec.gateway,
+        });
+        tracing::info!(name = %rec.name, "network removed");
+        Ok(rec)
+    }
+}
+
+/// Holds the host-wide subnet lock until dropped.
+struct SubnetLock(#[allow(dead_code)] std::fs::File);
+
+async fn lock_subnets() -> Result<SubnetLock> {
+    let path = Path::new(SUBNET_LOCK);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(Error::io("open", path))?;
+    for _ in 0..2000 {
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(SubnetLock(file)),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK || e == rustix::io::Errno::INTR => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(e) => return Err(Error::io("lock", path)(e.into())),
+        }
+    }
+    Err(Error::Conflict(format!(
+        "another engine held {} for over 10 seconds",
+        path.display()
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn network_names_follow_docker() {
+        assert!(is_valid_name("back_end.1-a"));
+        assert!(!is_valid_name("-x"));
+        assert!(!is_valid_name(""));
+        assert!(!is_valid_name("a b"));
+        assert!(!is_valid_name("a/b"));
+    }
+}

@@ -1,0 +1,317 @@
+//! Containers joining and leaving networks.
+//!
+//! A container that joins networks gets a network namespace made by the
+//! engine (bind-mounted on `netns` in its folder), loopback up and one veth
+//! pair per network (`eth0`, `eth1`... inside, `sv<12 hex>` on the bridge),
+//! and the default route through the first network that has egress. The
+//! runtime joins that namespace. Its endpoints go when it stops.
+//!
+//! Joining is two steps: [`Networks::reserve`] records the address before
+//! any device exists (a crash never hands it to another container), then
+//! [`Networks::plumb`] makes the devices.
+
+use std::collections::{BTreeSet, HashSet};
+use std::net::Ipv4Addr;
+
+use super::events::EndpointEvent;
+use super::record::{Attachment, Endpoint};
+use super::{Networks, ipam, link};
+use crate::error::{Error, Result};
+
+/// A container's address reserved on a network, its devices not made yet
+/// ([`Networks::reserve`], [`Networks::plumb`]).
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    network_id: String,
+    gateway: Ipv4Addr,
+    bridge: u32,
+    prefix: u8,
+    default_route: bool,
+    /// The endpoint as recorded.
+    pub endpoint: Endpoint,
+}
+
+impl Networks {
+    /// Joins a container's namespace to a network: [`Networks::reserve`]
+    /// then [`Networks::plumb`].
+    pub async fn attach(
+        &self,
+        ns: &link::NsLink,
+        network_id: &str,
+        container: (&str, &str),
+        want: &Attachment,
+        ifname: &str,
+        default_route: bool,
+    ) -> Result<Endpoint> {
+        let reserved = self
+            .reserve(network_id, container, want, ifname, default_route)
+            .await?;
+        self.plumb(ns, &reserved).await?;
+        Ok(reserved.endpoint)
+    }
+
+    /// Reserves a container's address on a network (the asked one, else
+    /// the lowest free one) and records its endpoint, before any device is
+    /// made, so a crash never hands the address to another container; the
+    /// bridge is brought up. The devices come with [`Networks::plumb`]
+    /// (which may run while the container's other files are written).
+    pub async fn reserve(
+        &self,
+        network_id: &str,
+        container: (&str, &str),
+        want: &Attachment,
+        ifname: &str,
+        default_route: bool,
+    ) -> Result<Reservation> {
+        let (container_id, container_name) = container;
+        let rec = self.get(network_id)?;
+        let bridge = self.ensure_up(&rec).await?;
+        let subnet = rec.subnet()?;
+        let host_veth = format!(
+            "sv{}",
+            crate::state::new_id()?.get(..12).unwrap_or("000000000000")
+        );
+        let endpoint = {
+            let mut map = self.lock();
+            let rec = map
+                .get_mut(network_id)
+                .ok_or_else(|| Error::NoSuchNetwork(network_id.to_string()))?;
+            let used: BTreeSet<Ipv4Addr> = rec
+                .endpoints
+                .iter()
+                .filter(|(id, _)| id.as_str() != container_id)
+                .map(|(_, e)| e.ipv4)
+                .collect();
+            let ipv4 = match want.ipv4 {
+                Some(ip) => {
+                    if !subnet.is_host(ip) || ip == rec.gateway {
+                        return Err(Error::BadRequest(format!(
+                            "invalid address {ip} for network {}: not a free host address of {subnet}",
+                            rec.name
+                        )));
+                    }
+                    if used.contains(&ip) {
+                        return Err(Error::Conflict(format!(
+                            "address {ip} is already in use on network {}",
+                            rec.name
+                        )));
+                    }
+                    ip
+                }
+                None => ipam::next_free(subnet, rec.gateway, &used).ok_or_else(|| {
+                    Error::Conflict(format!(
+                        "no free address left on network {} ({subnet})",
+                        rec.name
+                    ))
+                })?,
+            };
+            let endpoint = Endpoint {
+                endpoint_id: crate::state::new_id()?,
+                container_id: container_id.to_string(),
+                container_name: container_name.to_string(),
+                aliases: want.aliases.clone(),
+                ipv4,
+                mac: ipam::mac_text(ipam::mac_for(ipv4)),
+                ifname: ifname.to_string(),
+                host_veth: host_veth.clone(),
+            };
+            rec.endpoints
+                .insert(container_id.to_string(), endpoint.clone());
+            let snapshot = rec.clone();
+            drop(map);
+            self.save(&snapshot)?;
+            endpoint
+        };
+        tracing::debug!(
+            container = %container_name,
+            network = %rec.name,
+            host_veth = %host_veth,
+            ip = %endpoint.ipv4,
+            "endpoint"
+        );
+        Ok(Reservation {
+            network_id: rec.id.clone(),
+            gateway: rec.gateway,
+            bridge,
+            prefix: subnet.prefix,
+            default_route,
+            endpoint,
+        })
+    }
+
+    /// Makes a reserved endpoint's veth pair, addressed and up inside the
+    /// container's namespace, and announces it (to the DNS server); on a
+    /// failure the address is freed.
+    pub async fn plumb(&self, ns: &link::NsLink, r: &Reservation) -> Result<()> {
+        let e = &r.endpoint;
+        let made = async {
+            let h = self.netlink().await?.clone();
+            link::add_veth(
+                &h,
+                ns,
+                &link::Veth {
+                    host_name: &e.host_veth,
+                    bridge: r.bridge,
+                    ifname: &e.ifname,
+                    mac: ipam::mac_for(e.ipv4),
+                    address: e.ipv4,
+                    prefix: r.prefix,
+                    default_gateway: r.default_route.then_some(r.gateway),
+                },
+            )
+            .await
+        };
+        if let Err(err) = made.await {
+            self.release(&r.network_id, &e.container_id);
+            // The bridge may have been deleted behind the engine's back:
+            // look again next time.
+            if let Ok(mut up) = self.up.lock() {
+                up.remove(&r.network_id);
+            }
+            return Err(err);
+        }
+        let _ = self.events.send(EndpointEvent::Added {
+            network: r.network_id.clone(),
+            gateway: r.gateway,
+            endpoint: e.clone(),
+        });
+        Ok(())
+    }
+
+    /// Forgets a container's endpoint on a network and frees its address;
+    /// returns it when there was one.
+    fn release(&self, network_id: &str, container_id: &str) -> Option<Endpoint> {
+        let (endpoint, snapshot) = {
+            let mut map = self.lock();
+            let rec = map.get_mut(network_id)?;
+            let endpoint = rec.endpoints.remove(container_id)?;
+            (endpoint, rec.clone())
+        };
+        if let Err(e) = self.save(&snapshot) {
+            tracing::warn!(
+                "release {} on network {}: {}",
+                endpoint.ipv4,
+                snapshot.name,
+                e.full_message()
+            );
+        }
+        let _ = self.events.send(EndpointEvent::Removed {
+            network: snapshot.id.clone(),
+            gateway: snapshot.gateway,
+            endpoint: endpoint.clone(),
+        });
+        Some(endpoint)
+    }
+
+    /// Takes a container off one network: deletes its veth pair and frees
+    /// its address.
+    pub async fn detach(&self, network_id: &str, container_id: &str) -> Result<()> {
+        if let Some(e) = self.release(network_id, container_id) {
+            let h = self.netlink().await?.clone();
+            link::delete_link(&h, &e.host_veth).await?;
+        }
+        Ok(())
+    }
+
+    /// Frees a stopped container's addresses on every network. Its veth
+    /// pairs go with its network namespace (when the namespace's bind
+    /// mount and last process are gone, the kernel deletes them): deleting
+    /// them here would make every stop wait for the kernel.
+    pub fn release_all(&self, container_id: &str) {
+        let ids: Vec<String> = self
+            .lock()
+            .values()
+            .filter(|n| n.endpoints.contains_key(container_id))
+            .map(|n| n.id.clone())
+            .collect();
+        for id in ids {
+            self.release(&id, container_id);
+        }
+    }
+
+    /// Frees the endpoints of containers that are not in `running` (they
+    /// stopped or went while the engine was away).
+    pub fn forget_endpoints_except(&self, running: &HashSet<String>) -> Vec<Endpoint> {
+        let stale: Vec<(String, String)> = self
+            .lock()
+            .values()
+            .flat_map(|n| {
+                n.endpoints
+                    .keys()
+                    .filter(|c| !running.contains(*c))
+                    .map(|c| (n.id.clone(), c.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        stale
+            .into_iter()
+            .filter_map(|(n, c)| self.release(&n, &c))
+            .collect()
+    }
+
+    /// Deletes a host-side veth left by an endpoint freed without its
+    /// container (see [`Networks::forget_endpoints_except`]).
+    pub async fn delete_veth(&self, name: &str) -> Result<()> {
+        let h = self.netlink().await?.clone();
+        link::delete_link(&h, name).await
+    }
+
+    /// A running container's addresses: (network name, address), first
+    /// network first.
+    pub fn addresses_of(&self, container_id: &str) -> Vec<(String, Ipv4Addr)> {
+        let mut out: Vec<(String, Ipv4Addr, String)> = self
+            .lock()
+            .values()
+            .filter_map(|n| {
+                n.endpoints
+                    .get(container_id)
+                    .map(|e| (n.name.clone(), e.ipv4, e.ifname.clone()))
+            })
+            .collect();
+        out.sort_by_key(|a| iface_order(&a.2));
+        out.into_iter().map(|(n, ip, _)| (n, ip)).collect()
+    }
+
+    /// A container's endpoint on a network, when it runs there.
+    pub fn endpoint(&self, network_id: &str, container_id: &str) -> Option<Endpoint> {
+        self.lock()
+            .get(network_id)
+            .and_then(|n| n.endpoints.get(container_id).cloned())
+    }
+
+    /// The network and address a container's published ports forward to:
+    /// its first network's (by interface).
+    pub fn first_address(&self, container_id: &str) -> Option<(String, String, Ipv4Addr)> {
+        let mut all: Vec<(String, String, Ipv4Addr, String)> = self
+            .lock()
+            .values()
+            .filter_map(|n| {
+                n.endpoints
+                    .get(container_id)
+                    .map(|e| (n.id.clone(), n.name.clone(), e.ipv4, e.ifname.clone()))
+            })
+            .collect();
+        all.sort_by_key(|a| iface_order(&a.3));
+        all.into_iter()
+            .next()
+            .map(|(id, name, ip, _)| (id, name, ip))
+    }
+}
+
+/// `eth2` sorts after `eth10`? No: by the number.
+fn iface_order(name: &str) -> u32 {
+    name.trim_start_matches("eth").parse().unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn interfaces_sort_by_number() {
+        let mut v = vec!["eth10", "eth2", "eth0"];
+        v.sort_by_key(|n| iface_order(n));
+        assert_eq!(v, vec!["eth0", "eth2", "eth10"]);
+    }
+}
