@@ -11,6 +11,8 @@ use super::record::{self, Record, State, Status};
 use super::{Container, Containers, names};
 use crate::error::{Error, Result};
 use crate::monitor::{self, ExitRecord, MonitorConfig};
+use crate::runtime::etc::{self, EtcFiles};
+use crate::runtime::host::HostFacts;
 use crate::runtime::{rootfs, spec};
 use crate::timefmt;
 
@@ -466,6 +468,13 @@ impl Containers {
         let anonymous_volumes = self.prepare_volumes(c)?;
         let volume_path = |name: &str| self.volume_path(name);
         let rootfs_path = paths.rootfs();
+        // Read at each start, as the spec used to read them itself: a
+        // device plugged in since the engine started reaches a privileged
+        // container.
+        let host = HostFacts::read(
+            self.host_nofile,
+            c.record.host_config().privileged.unwrap_or(false),
+        );
         let input = spec::SpecInput {
             id: c.id(),
             name: c.name(),
@@ -477,7 +486,7 @@ impl Containers {
             netns: net.netns.as_deref(),
             volume_path: &volume_path,
             anonymous_volumes: &anonymous_volumes,
-            host_nofile: self.host_nofile,
+            host: &host,
         };
         // `spec::build` leaves out the network namespace for `host`.
         let oci = spec::build(&input)?;
@@ -521,7 +530,7 @@ impl Containers {
         Ok(())
     }
 
-    fn write_etc_files(&self, c: &Container, net: &NetSetup) -> Result<spec::EtcFiles> {
+    fn write_etc_files(&self, c: &Container, net: &NetSetup) -> Result<EtcFiles> {
         let paths = &c.paths;
         let body = &c.record.body;
         let hc = c.record.host_config();
@@ -534,21 +543,21 @@ impl Containers {
         // network keeps the host's resolvers, as in Docker.
         let host_resolv = match net.dns {
             Some(gw) => super::networking::resolv_base(gw),
-            None => spec::host_resolv_conf(),
+            None => etc::host_resolv_conf(),
         };
-        let hosts = spec::hosts_file_with_gateway(
+        let hosts = etc::hosts_file_with_gateway(
             &hostname,
             &hc.extra_hosts.clone().unwrap_or_default(),
             &net.addresses,
             net.gateway,
         )?;
-        let resolv = spec::resolv_conf(
+        let resolv = etc::resolv_conf(
             &host_resolv,
             &hc.dns.clone().unwrap_or_default(),
             &hc.dns_search.clone().unwrap_or_default(),
             &hc.dns_options.clone().unwrap_or_default(),
         );
-        let etc = spec::EtcFiles {
+        let etc = EtcFiles {
             hosts: paths.hosts(),
             hostname: paths.hostname(),
             resolv_conf: paths.resolv_conf(),

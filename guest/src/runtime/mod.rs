@@ -14,6 +14,8 @@
 //!   Docker checks them.
 
 pub mod devices;
+pub mod etc;
+pub mod host;
 pub mod resources;
 pub mod rootfs;
 pub mod spec;
