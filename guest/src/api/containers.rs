@@ -19,7 +19,8 @@ use tokio::sync::mpsc;
 
 use super::routes::{Body, Query, empty, json, streaming, with_type};
 use super::stream::{self, MULTIPLEXED, RAW, StreamKind, frame};
-use crate::container::lifecycle::{WaitCondition, connect_attach};
+use crate::container::start::connect_attach;
+use crate::container::wait::WaitCondition;
 use crate::container::{Container, Status, events};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
