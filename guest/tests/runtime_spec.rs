@@ -16,7 +16,7 @@ use bollard_stubs::models::{ContainerCreateBody, ExecConfig, HostConfig};
 use servin_guest::runtime::etc::{self, EtcFiles};
 use servin_guest::runtime::host::HostFacts;
 use servin_guest::runtime::spec::{self, SpecInput};
-use servin_guest::runtime::{Runtime, rootfs};
+use servin_guest::runtime::{OciRuntime, Runtime, rootfs};
 
 const RUNC: &str = "/usr/bin/runc";
 const BUSYBOX: &str = "/bin/busybox";

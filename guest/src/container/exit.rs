@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::record::Status;
 use super::{Container, Containers};
 use crate::monitor::{self, ExitRecord};
+use crate::runtime::OciRuntime;
 use crate::timefmt;
 
 impl Containers {

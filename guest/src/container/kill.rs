@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::record::Status;
 use super::{Container, Containers};
 use crate::error::{Error, Result};
+use crate::runtime::OciRuntime;
 
 impl Containers {
     /// Sends a signal to a running container.
@@ -17,7 +18,7 @@ impl Containers {
                 c.id()
             )));
         }
-        if matches!(signal, "KILL" | "SIGKILL" | "9") {
+        if stops_for_good(signal) {
             c.update(|s| s.stopped_by_user = true)?;
         }
         self.runtime()?.kill(c.id(), signal, false).await?;
@@ -25,5 +26,26 @@ impl Containers {
         attrs.insert("signal".to_string(), signal.to_string());
         self.events.container("kill", c.id(), attrs);
         Ok(())
+    }
+}
+
+/// Whether `signal` is SIGKILL (by any of its names), which Docker counts
+/// as a stop by the user: the restart policy leaves the container down.
+fn stops_for_good(signal: &str) -> bool {
+    matches!(signal, "KILL" | "SIGKILL" | "9")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sigkill_keeps_a_container_down() {
+        for signal in ["KILL", "SIGKILL", "9"] {
+            assert!(stops_for_good(signal), "{signal}");
+        }
+        for signal in ["TERM", "SIGHUP", "15", "kill"] {
+            assert!(!stops_for_good(signal), "{signal}");
+        }
     }
 }

@@ -10,6 +10,7 @@ use super::record::{self, Record, State, Status};
 use super::{Container, Containers};
 use crate::error::{Error, Result};
 use crate::monitor;
+use crate::runtime::OciRuntime;
 use crate::runtime::rootfs;
 
 impl Containers {

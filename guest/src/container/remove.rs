@@ -4,10 +4,9 @@
 //! the engine finds it again.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::record::Status;
-use super::wait::wait_exits;
+use super::stop::kill_all;
 use super::{Container, Containers};
 use crate::error::{Error, Result};
 use crate::runtime::rootfs;
@@ -26,15 +25,15 @@ impl Containers {
             c.update(|s| s.stopped_by_user = true)?;
             let mut signals = c.signals();
             let exits = signals.borrow().exits;
-            if let Err(e) = self.runtime()?.kill(c.id(), "KILL", true).await {
-                tracing::debug!("SIGKILL to {}: {}", c.name(), e.full_message());
-            }
-            if !wait_exits(&mut signals, exits, Some(Duration::from_secs(30))).await {
-                return Err(Error::Runtime {
-                    context: format!("container {}: remove", c.name()),
-                    message: "the process did not exit after SIGKILL".to_string(),
-                });
-            }
+            kill_all(
+                self.runtime()?,
+                c.id(),
+                c.name(),
+                "remove",
+                &mut signals,
+                exits,
+            )
+            .await?;
         }
         self.remove_now(c).await
     }
@@ -57,10 +56,8 @@ impl Containers {
             s.generation += 1;
         });
         self.events.container("destroy", c.id(), c.attributes());
-        if let Ok(rt) = self.runtime()
-            && let Err(e) = rt.delete_stopped(c.id()).await
-        {
-            tracing::warn!("delete {} from the runtime: {}", c.name(), e.full_message());
+        if let Ok(rt) = self.runtime() {
+            super::start::forget(rt, c.id(), c.name()).await;
         }
         // Unmounting and deleting files block: on a thread of their own,
         // so the waiters woken above answer meanwhile.

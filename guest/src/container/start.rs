@@ -14,6 +14,7 @@ use super::record::Status;
 use super::{Container, Containers};
 use crate::error::{Error, Result};
 use crate::monitor::{self, MonitorConfig};
+use crate::runtime::OciRuntime;
 use crate::runtime::etc::{self, EtcFiles};
 use crate::runtime::host::HostFacts;
 use crate::runtime::{rootfs, spec};
@@ -62,11 +63,7 @@ impl Containers {
             }
             Err(e) => {
                 self.clean_runtime(c).await;
-                let code = if matches!(e, Error::CommandNotFound(_)) {
-                    127
-                } else {
-                    128
-                };
+                let code = failed_start_code(&e);
                 let message = e.full_message();
                 let _ = c.update(|s| {
                     s.error = message.clone();
@@ -303,10 +300,8 @@ impl Containers {
 
     /// Deletes the runtime's container and unmounts the root.
     pub(super) async fn clean_runtime(&self, c: &Container) {
-        if let Ok(rt) = self.runtime()
-            && let Err(e) = rt.delete_stopped(c.id()).await
-        {
-            tracing::warn!("delete {} from the runtime: {}", c.name(), e.full_message());
+        if let Ok(rt) = self.runtime() {
+            forget(rt, c.id(), c.name()).await;
         }
         if let Err(e) = rootfs::unmount(&c.paths.rootfs()) {
             tracing::warn!("unmount the root of {}: {}", c.name(), e.full_message());
@@ -331,4 +326,50 @@ pub async fn connect_attach(
         context: "attach".to_string(),
         message: "the monitor did not answer".to_string(),
     }))
+}
+
+/// The exit code a start that failed records, as Docker's: 127 when the
+/// command is not in the image, else 128.
+fn failed_start_code(e: &Error) -> i64 {
+    if matches!(e, Error::CommandNotFound(_)) {
+        127
+    } else {
+        128
+    }
+}
+
+/// Deletes the container from the runtime after its process is gone (a
+/// failed start, an exit); a failure is only logged, as the next start
+/// deletes leftovers with `delete --force` first.
+pub(super) async fn forget<R: OciRuntime>(rt: &R, id: &str, name: &str) {
+    if let Err(e) = rt.delete_stopped(id).await {
+        tracing::warn!("delete {name} from the runtime: {}", e.full_message());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::oci::fake::{Call, Recording};
+
+    #[test]
+    fn a_missing_command_exits_127_like_docker() {
+        assert_eq!(
+            failed_start_code(&Error::CommandNotFound("x".to_string())),
+            127
+        );
+        assert_eq!(failed_start_code(&Error::BadRequest("x".to_string())), 128);
+    }
+
+    #[tokio::test]
+    async fn a_failed_start_is_deleted_from_the_runtime_without_a_signal() {
+        let rt = Recording::new(|_, _| {});
+        forget(&rt, "c1", "web").await;
+        assert_eq!(
+            rt.calls(),
+            [Call::DeleteStopped {
+                id: "c1".to_string()
+            }]
+        );
+    }
 }
