@@ -260,11 +260,7 @@ impl Containers {
         let paths = &c.paths;
         let body = &c.record.body;
         let hc = c.record.host_config();
-        let hostname = body
-            .hostname
-            .clone()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| c.id().chars().take(12).collect());
+        let hostname = spec::hostname_of(body, c.id());
         // A user-defined network answers names on its gateway; the default
         // network keeps the host's resolvers, as in Docker.
         let host_resolv = match net.dns {
@@ -288,13 +284,7 @@ impl Containers {
             hostname: paths.hostname(),
             resolv_conf: paths.resolv_conf(),
         };
-        for (path, text) in [
-            (&etc.hosts, hosts),
-            (&etc.hostname, format!("{hostname}\n")),
-            (&etc.resolv_conf, resolv),
-        ] {
-            std::fs::write(path, text).map_err(Error::io("write", path))?;
-        }
+        etc.write(&hosts, &hostname, &resolv)?;
         Ok(etc)
     }
 

@@ -25,6 +25,21 @@ pub struct EtcFiles {
     pub resolv_conf: PathBuf,
 }
 
+impl EtcFiles {
+    /// Writes the three files: `hosts` (see [`hosts_file_with_gateway`]),
+    /// the hostname on a line, and `resolv` (see [`resolv_conf`]).
+    pub fn write(&self, hosts: &str, hostname: &str, resolv: &str) -> Result<()> {
+        for (path, text) in [
+            (&self.hosts, hosts.to_string()),
+            (&self.hostname, format!("{hostname}\n")),
+            (&self.resolv_conf, resolv.to_string()),
+        ] {
+            std::fs::write(path, text).map_err(Error::io("write", path))?;
+        }
+        Ok(())
+    }
+}
+
 fn bad(msg: impl Into<String>) -> Error {
     Error::BadRequest(msg.into())
 }
@@ -165,6 +180,29 @@ pub fn resolv_conf(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn the_three_files_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = EtcFiles {
+            hosts: dir.path().join("hosts"),
+            hostname: dir.path().join("hostname"),
+            resolv_conf: dir.path().join("resolv.conf"),
+        };
+        files
+            .write("127.0.0.1\tlocalhost\n", "box", "nameserver 10.0.0.1\n")
+            .unwrap();
+        let read = |p: &PathBuf| std::fs::read_to_string(p).unwrap();
+        assert_eq!(read(&files.hosts), "127.0.0.1\tlocalhost\n");
+        assert_eq!(read(&files.hostname), "box\n");
+        assert_eq!(read(&files.resolv_conf), "nameserver 10.0.0.1\n");
+        let gone = EtcFiles {
+            hosts: dir.path().join("no/such/hosts"),
+            ..files
+        };
+        let e = gone.write("", "box", "").unwrap_err().to_string();
+        assert!(e.contains("no/such/hosts"), "{e}");
+    }
 
     #[test]
     fn hosts_files() {
