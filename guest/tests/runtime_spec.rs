@@ -13,8 +13,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bollard_stubs::models::{ContainerCreateBody, ExecConfig, HostConfig};
-use servin_guest::runtime::spec::{self, EtcFiles, SpecInput};
-use servin_guest::runtime::{Runtime, rootfs};
+use servin_guest::runtime::etc::{self, EtcFiles};
+use servin_guest::runtime::host::HostFacts;
+use servin_guest::runtime::spec::{self, SpecInput};
+use servin_guest::runtime::{OciRuntime, Runtime, rootfs};
 
 const RUNC: &str = "/usr/bin/runc";
 const BUSYBOX: &str = "/bin/busybox";
@@ -49,6 +51,8 @@ struct Fixture {
     rootfs: PathBuf,
     etc: EtcFiles,
     runtime: Runtime,
+    /// This host, devices included (privileged containers get them).
+    host: HostFacts,
     ids: Mutex<Vec<String>>,
 }
 
@@ -92,6 +96,7 @@ impl Fixture {
             tmp,
             rootfs,
             etc,
+            host: HostFacts::read(20_000, true),
             ids: Mutex::new(Vec::new()),
         };
         // Mounted only once the guard exists, so a failure below unmounts.
@@ -104,7 +109,7 @@ impl Fixture {
         .unwrap();
         std::fs::write(
             &fixture.etc.hosts,
-            spec::hosts_file("box", &[], &[]).unwrap(),
+            etc::hosts_file("box", &[], &[]).unwrap(),
         )
         .unwrap();
         std::fs::write(&fixture.etc.hostname, "box\n").unwrap();
@@ -145,7 +150,7 @@ impl Fixture {
             netns: None,
             volume_path: volumes,
             anonymous_volumes: &[],
-            host_nofile: 20_000,
+            host: &self.host,
         }
     }
 

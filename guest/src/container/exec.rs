@@ -13,6 +13,7 @@ use super::record::Status;
 use super::{Container, Containers};
 use crate::error::{Error, Result};
 use crate::monitor::exec::{ExecProcess, ExecRequest, Resizer};
+use crate::runtime::host::HostFacts;
 use crate::runtime::spec;
 
 /// What an exec instance is doing.
@@ -187,7 +188,7 @@ impl Containers {
             )));
         }
         let runtime = self.runtime()?;
-        let etc = spec::EtcFiles {
+        let etc = crate::runtime::etc::EtcFiles {
             hosts: c.paths.hosts(),
             hostname: c.paths.hostname(),
             resolv_conf: c.paths.resolv_conf(),
@@ -196,6 +197,7 @@ impl Containers {
             Err(Error::BadRequest(format!("no such volume: {name}")))
         };
         let rootfs = c.paths.rootfs();
+        let host = HostFacts::read(self.host_nofile, false);
         let process = {
             let input = spec::SpecInput {
                 id: c.id(),
@@ -208,7 +210,7 @@ impl Containers {
                 netns: None,
                 volume_path: &no_volumes,
                 anonymous_volumes: &[],
-                host_nofile: self.host_nofile,
+                host: &host,
             };
             spec::exec_process(&input, config)?
         };

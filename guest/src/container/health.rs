@@ -8,8 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bollard_stubs::models::{ExecConfig, HealthStatusEnum, HealthcheckResult};
 use tokio::io::AsyncReadExt;
 
-use super::lifecycle::health_test;
-use super::record::Status;
+use super::record::{Record, Status};
 use super::{Container, Containers};
 use crate::timefmt;
 
@@ -172,5 +171,17 @@ impl Containers {
             self.events
                 .container(&format!("health_status: {status}"), c.id(), c.attributes());
         }
+    }
+}
+
+/// The health check command, when the container has one.
+pub fn health_test(rec: &Record) -> Option<Vec<String>> {
+    let test = rec.body.healthcheck.as_ref().and_then(|h| h.test.clone())?;
+    match test.first().map(String::as_str) {
+        Some("CMD") => Some(test[1..].to_vec()).filter(|t| !t.is_empty()),
+        Some("CMD-SHELL") => test
+            .get(1)
+            .map(|cmd| vec!["/bin/sh".to_string(), "-c".to_string(), cmd.clone()]),
+        _ => None,
     }
 }

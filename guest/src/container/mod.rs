@@ -9,8 +9,11 @@
 //! wait for it.
 //!
 //! - [`record`]: what is kept on disk.
-//! - [`lifecycle`]: create, start, stop, kill, remove, wait, exits,
-//!   restart policies, recovery after an engine restart.
+//! - One file per operation: [`create`], [`start`], [`stop`], [`kill`],
+//!   [`restart`] (the restart policy and its back-off too), [`remove`],
+//!   [`wait`]; [`exit`] records an exit and applies auto-removal and the
+//!   restart policy; [`recover`] finds the containers again when the
+//!   engine starts.
 //! - [`exec`]: exec instances.
 //! - [`health`]: health checks.
 //! - [`events`]: the event stream.
@@ -22,18 +25,26 @@
 //! - [`rename`]: renaming a container that has not run yet.
 //! - [`volumes`]: the volumes containers mount.
 
+pub mod create;
 pub mod discovery;
 pub mod events;
 pub mod exec;
+pub mod exit;
 pub mod health;
-pub mod lifecycle;
+pub mod kill;
 pub mod names;
 pub mod networking;
 pub mod publish;
 pub mod reaper;
 pub mod record;
+pub mod recover;
+pub mod remove;
 pub mod rename;
+pub mod restart;
+pub mod start;
+pub mod stop;
 pub mod volumes;
+pub mod wait;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,8 @@
-//! The runtime commands the monitor runs (`create`, `start`, `delete`),
-//! and reading the runtime's own error out of its JSON log.
+//! The runtime commands the monitor runs (`run --detach`, `delete`), and
+//! reading the runtime's own error out of its JSON log. The monitor is a
+//! process of its own, without the engine's async runtime, so it runs the
+//! binary directly; the engine's calls (kill, delete, state) go through
+//! [`crate::runtime::OciRuntime`].
 
 use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};

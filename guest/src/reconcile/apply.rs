@@ -655,7 +655,7 @@ async fn reach(
                     Err(format!("{name} is not running"))
                 }),
                 Condition::Healthy => match health {
-                    _ if crate::container::lifecycle::health_test(&c.record).is_none() => {
+                    _ if crate::container::health::health_test(&c.record).is_none() => {
                         Some(Err(format!("{name} has no health check")))
                     }
                     Some(HealthStatusEnum::HEALTHY) => Some(Ok(())),

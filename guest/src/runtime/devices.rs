@@ -4,7 +4,7 @@
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use bollard_stubs::models::DeviceMapping;
+use bollard_stubs::models::{DeviceMapping, HostConfig};
 use oci_spec::runtime::{
     LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType,
 };
@@ -208,6 +208,38 @@ pub fn mapped(mapping: &DeviceMapping) -> Result<(Vec<LinuxDevice>, Vec<LinuxDev
         .iter()
         .map(|d| rule(true, d.typ(), Some(d.major()), Some(d.minor()), &access))
         .collect::<Result<_>>()?;
+    Ok((devices, rules))
+}
+
+/// The devices of a container and the cgroup rules that allow them: the
+/// host's devices (`host_devices`) and every access for a privileged one,
+/// Docker's defaults for others; then the `--device` mappings (a mapping
+/// replaces a host device at the same path) and the
+/// `--device-cgroup-rule`s.
+pub fn for_container(
+    hc: &HostConfig,
+    privileged: bool,
+    host_devices: &[LinuxDevice],
+) -> Result<(Vec<LinuxDevice>, Vec<LinuxDeviceCgroup>)> {
+    let mut rules = if privileged {
+        vec![rule(true, LinuxDeviceType::A, None, None, "rwm")?]
+    } else {
+        default_rules()?
+    };
+    let mut devices = if privileged {
+        host_devices.to_vec()
+    } else {
+        Vec::new()
+    };
+    for mapping in hc.devices.iter().flatten() {
+        let (devs, more) = mapped(mapping)?;
+        devices.retain(|d| devs.iter().all(|n| n.path() != d.path()));
+        devices.extend(devs);
+        rules.extend(more);
+    }
+    for r in hc.device_cgroup_rules.iter().flatten() {
+        rules.push(parse_rule(r)?);
+    }
     Ok((devices, rules))
 }
 

@@ -1,13 +1,18 @@
 //! Resource limits of a container, checked the way Docker checks them:
-//! memory and swap, CPU shares, quota and sets, the process count, and the
-//! process rlimits (`--ulimit`).
+//! memory and swap, CPU shares, quota and sets, the process count, the
+//! process rlimits (`--ulimit`) and the kernel parameters (`--sysctl`),
+//! gathered into the spec's cgroup resources by [`linux`].
+
+use std::collections::HashMap;
 
 use bollard_stubs::models::HostConfig;
 use oci_spec::runtime::{
-    LinuxCpu, LinuxCpuBuilder, LinuxMemory, LinuxMemoryBuilder, LinuxPids, LinuxPidsBuilder,
-    PosixRlimit, PosixRlimitBuilder, PosixRlimitType,
+    LinuxCpu, LinuxCpuBuilder, LinuxDeviceCgroup, LinuxMemory, LinuxMemoryBuilder, LinuxPids,
+    LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, PosixRlimit, PosixRlimitBuilder,
+    PosixRlimitType,
 };
 
+use super::host::HostFacts;
 use crate::error::{Error, Result};
 
 /// The smallest memory limit Docker accepts: 6 MiB.
@@ -27,16 +32,28 @@ fn oci<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Error + '_ {
     move |e| bad(format!("{what}: {e}"))
 }
 
-/// Whether the memory controller limits swap (`memory.memsw.*` on cgroup
-/// v1 needs `swapaccount=1`); Docker leaves swap alone when it does not.
-fn swap_accounting() -> bool {
-    super::cgroup_v2_only()
-        || std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
+/// The cgroup resources of the spec: `device_rules`, memory, CPU and the
+/// process count.
+pub fn linux(
+    hc: &HostConfig,
+    device_rules: Vec<LinuxDeviceCgroup>,
+    host: &HostFacts,
+) -> Result<LinuxResources> {
+    let mut res = LinuxResourcesBuilder::default()
+        .devices(device_rules)
+        .memory(memory(hc, host)?)
+        .cpu(cpu(hc)?);
+    if let Some(p) = pids(hc)? {
+        res = res.pids(p);
+    }
+    res.build().map_err(oci("resources"))
 }
 
 /// The memory limits: `memory`, `memory_swap` (unset: twice the memory; -1:
-/// no limit), `memory_reservation`, `memory_swappiness`, `oom_kill_disable`.
-pub fn memory(hc: &HostConfig) -> Result<LinuxMemory> {
+/// no limit; left alone, as Docker does, where the host does not account
+/// swap), `memory_reservation`, `memory_swappiness` (not on cgroup v2),
+/// `oom_kill_disable`.
+pub fn memory(hc: &HostConfig, host: &HostFacts) -> Result<LinuxMemory> {
     let mut b = LinuxMemoryBuilder::default();
     let limit = hc.memory.unwrap_or(0);
     if limit < 0 {
@@ -67,7 +84,7 @@ pub fn memory(hc: &HostConfig) -> Result<LinuxMemory> {
     }
     if limit > 0 {
         b = b.limit(limit);
-        if swap_accounting() {
+        if host.swap_accounting {
             b = b.swap(match swap {
                 0 => limit.saturating_mul(2),
                 s => s,
@@ -92,7 +109,7 @@ pub fn memory(hc: &HostConfig) -> Result<LinuxMemory> {
         None | Some(-1) => {}
         Some(s @ 0..=100) => {
             // cgroup v2 has no swappiness; Docker ignores it there.
-            if !super::cgroup_v2_only() {
+            if !host.cgroup_v2_only {
                 b = b.swappiness(s.unsigned_abs());
             }
         }
@@ -289,10 +306,78 @@ pub fn rlimits(hc: &HostConfig, host_nofile: u64) -> Result<Vec<PosixRlimit>> {
         .collect()
 }
 
+/// The namespaces a container shares with the host, as far as sysctls
+/// care.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SharedNamespaces {
+    /// The host's IPC namespace.
+    pub ipc: bool,
+    /// The host's network namespace.
+    pub net: bool,
+    /// The host's UTS namespace.
+    pub uts: bool,
+}
+
+/// The sysctls of `hc`, each checked by [`check_sysctl`].
+pub fn sysctls(hc: &HostConfig, shared: SharedNamespaces) -> Result<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for (k, v) in hc.sysctls.iter().flatten() {
+        check_sysctl(k, shared)?;
+        out.insert(k.clone(), v.clone());
+    }
+    Ok(out)
+}
+
+/// Whether a sysctl belongs to a namespace the container has of its own
+/// (Docker's and runc's rule): IPC ones unless the IPC namespace is the
+/// host's, `net.*` unless the network is the host's,
+/// `kernel.domainname` with its own UTS namespace.
+fn check_sysctl(key: &str, shared: SharedNamespaces) -> Result<()> {
+    let ipc = matches!(
+        key,
+        "kernel.msgmax"
+            | "kernel.msgmnb"
+            | "kernel.msgmni"
+            | "kernel.sem"
+            | "kernel.shmall"
+            | "kernel.shmmax"
+            | "kernel.shmmni"
+            | "kernel.shm_rmid_forced"
+    ) || key.starts_with("fs.mqueue.");
+    let allowed = if ipc {
+        !shared.ipc
+    } else if key.starts_with("net.") {
+        !shared.net
+    } else {
+        key == "kernel.domainname" && !shared.uts
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "sysctl {key:?} is not allowed: it is not namespaced to the container (or the container shares that namespace with the host)"
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// The host's facts, as the limits were checked before they became an
+    /// input.
+    fn host() -> HostFacts {
+        HostFacts::read(1024, false)
+    }
+
+    fn memory(hc: &HostConfig) -> Result<LinuxMemory> {
+        super::memory(hc, &host())
+    }
+
+    fn swap_accounting() -> bool {
+        host().swap_accounting
+    }
     use bollard_stubs::models::ResourcesUlimits;
 
     fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {

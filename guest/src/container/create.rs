@@ -1,0 +1,205 @@
+//! Creating a container: Docker's create-time checks, the record and its
+//! folder (written under a dot name and renamed into place, so a crash
+//! never leaves half a container), the name and the anonymous volumes.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bollard_stubs::models::ContainerCreateBody;
+
+use super::record::{self, Record, State};
+use super::{Container, Containers, names};
+use crate::error::{Error, Result};
+use crate::timefmt;
+
+fn host_cpus() -> i64 {
+    std::thread::available_parallelism()
+        .map(|n| i64::try_from(n.get()).unwrap_or(1))
+        .unwrap_or(1)
+}
+
+/// Checks what Docker checks at create time, so a bad value fails before
+/// anything is written.
+fn validate(body: &ContainerCreateBody) -> Result<()> {
+    let hc = body.host_config.clone().unwrap_or_default();
+    if let Some(m) = hc.memory
+        && m != 0
+    {
+        if m < 0 {
+            return Err(Error::BadRequest(format!(
+                "invalid memory limit {m}: must be positive"
+            )));
+        }
+        if m < 6 * 1024 * 1024 {
+            return Err(Error::BadRequest(format!(
+                "invalid memory limit {m}: the minimum memory limit allowed is 6MB"
+            )));
+        }
+    }
+    if let Some(n) = hc.nano_cpus
+        && n != 0
+    {
+        let cpus = host_cpus();
+        if n < 10_000_000 || n > cpus * 1_000_000_000 {
+            return Err(Error::BadRequest(format!(
+                "invalid CPU count {:.2}: the range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available",
+                n as f64 / 1e9
+            )));
+        }
+    }
+    if let Some(p) = hc.pids_limit
+        && p < -1
+    {
+        return Err(Error::BadRequest(format!("invalid pids limit {p}")));
+    }
+    for bind in hc.binds.iter().flatten() {
+        let src = bind.split(':').next().unwrap_or_default();
+        if src.starts_with('/') && !std::path::Path::new(src).exists() {
+            return Err(Error::BadRequest(format!(
+                "invalid mount config for type \"bind\": bind source path does not exist: {src}"
+            )));
+        }
+    }
+    for m in hc.mounts.iter().flatten() {
+        let is_bind = m.typ.map(|t| t.to_string()).as_deref() == Some("bind");
+        if is_bind
+            && let Some(src) = &m.source
+            && !std::path::Path::new(src).exists()
+        {
+            return Err(Error::BadRequest(format!(
+                "invalid mount config for type \"bind\": bind source path does not exist: {src}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Containers {
+    /// Creates a container from Docker's create body; returns its ID and
+    /// warnings. Nothing is left behind when it fails.
+    pub fn create(
+        &self,
+        name: Option<&str>,
+        body: ContainerCreateBody,
+    ) -> Result<(String, Vec<String>)> {
+        let image_name = body
+            .image
+            .clone()
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| Error::BadRequest("no image given for the container".to_string()))?;
+        let image = self.store.resolve(&image_name)?;
+        validate(&body)?;
+        let attachments = self.attachments_for(&body)?;
+        let image_config = self
+            .store
+            .read_blob(&image.id)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<oci_spec::image::ImageConfiguration>(&b).ok())
+            .and_then(|c| c.config().clone());
+        let wanted = super::volumes::wanted(&body, image_config.as_ref())?;
+        let warnings = super::publish::check(&body, image_config.as_ref())?;
+        let id = crate::state::new_id()?;
+        let mut map = self.lock_map();
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                let n = names::check_name(n)?;
+                if let Some(other) = map.values().find(|c| c.record.name == n) {
+                    return Err(Error::Conflict(format!(
+                        "the container name \"/{n}\" is already in use by container \"{}\": remove (or rename) that container to be able to reuse that name",
+                        other.record.id
+                    )));
+                }
+                n
+            }
+            None => names::random_name(|n| map.values().any(|c| c.record.name == n))?,
+        };
+        let (volumes, made_volumes) = self.make_volumes(&wanted)?;
+        let record = Record {
+            id: id.clone(),
+            name,
+            created: timefmt::format_nanos(SystemTime::now()),
+            image_id: image.id.clone(),
+            image_name,
+            layers: image.chain_ids(),
+            image_config,
+            body,
+            volumes,
+        };
+        // Written under a dot name and renamed, so a crash never leaves a
+        // half-made container.
+        let tmp = self.dir.join(format!(".creating-{id}"));
+        let dir = self.dir.join(&id);
+        let made = (|| -> Result<()> {
+            std::fs::create_dir_all(&tmp).map_err(Error::io("create", &tmp))?;
+            // Atomic (a dot folder renamed into place) but not fsynced: a
+            // killed engine never leaves half a container, and the start
+            // path does not wait for the disk.
+            crate::state::write_json_atomic(&tmp, record::RECORD_FILE, &record)?;
+            crate::state::write_json_atomic(&tmp, record::STATE_FILE, &State::default())?;
+            crate::state::write_json_atomic(&tmp, record::NETWORKS_FILE, &attachments)?;
+            std::fs::rename(&tmp, &dir).map_err(Error::io("rename", &tmp))?;
+            Ok(())
+        })();
+        if let Err(e) = made {
+            let _ = std::fs::remove_dir_all(&tmp);
+            self.drop_volumes(&made_volumes);
+            return Err(e);
+        }
+        let c = Arc::new(Container::new(record, dir, State::default()));
+        c.set_attachments_in_memory(attachments);
+        map.insert(id.clone(), Arc::clone(&c));
+        drop(map);
+        self.events.container("create", &id, c.attributes());
+        Ok((id, warnings))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use bollard_stubs::models::HostConfig;
+
+    fn body(hc: HostConfig) -> ContainerCreateBody {
+        ContainerCreateBody {
+            image: Some("x".to_string()),
+            host_config: Some(hc),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn rejects_bad_limits_and_missing_bind_sources() {
+        let too_small = body(HostConfig {
+            memory: Some(1024),
+            ..Default::default()
+        });
+        assert!(
+            validate(&too_small)
+                .unwrap_err()
+                .to_string()
+                .contains("6MB")
+        );
+        let cpus = body(HostConfig {
+            nano_cpus: Some(1_000_000_000_000),
+            ..Default::default()
+        });
+        assert!(
+            validate(&cpus)
+                .unwrap_err()
+                .to_string()
+                .contains("range of CPUs")
+        );
+        let bind = body(HostConfig {
+            binds: Some(vec!["/no/such/dir:/x".to_string()]),
+            ..Default::default()
+        });
+        assert!(
+            validate(&bind)
+                .unwrap_err()
+                .to_string()
+                .contains("does not exist")
+        );
+        assert!(validate(&body(HostConfig::default())).is_ok());
+    }
+}
