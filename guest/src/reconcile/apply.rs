@@ -1,6 +1,8 @@
 //! Applying a project: running the plan of [`super::plan::plan`], made
 //! from what exists when the apply takes the project's lock. Apply decides
-//! nothing the plan does not say; it only reports what each step did.
+//! nothing the plan does not say; it only reports what each step did, and
+//! does every step through [`World`] ([`execute`] is the executor; the
+//! engine is one world, the unit tests' recording fake another).
 //!
 //! One apply (or [`super::down`]) per project at a time: a second waits on the
 //! project's lock ([`Locks`]). An apply runs, in this order:
@@ -26,25 +28,20 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use bollard_stubs::models::HealthStatusEnum;
 use futures_util::future::join_all;
 use servin_proto::apply::{Event, Failure, Step, StepObject, StepStatus, Summary};
 use servin_proto::{
     Action, ActionKind, Condition, DesiredContainer, DesiredNetwork, DesiredProject, DesiredVolume,
-    ObjectKind, TEMPORARY_SUFFIX,
+    ObjectKind, Plan, TEMPORARY_SUFFIX,
 };
 use tokio::sync::watch;
 
-use crate::container::{Container, Status};
 use crate::engine::Engine;
-use crate::error::{Error, Result};
 use crate::image::progress::Progress;
-use crate::image::pull::{self, Platform};
-use crate::image::reference::ImageRef;
 
 use super::observe::{image_of, observe_all};
 use super::plan::{LEFTOVER, Options};
-use crate::network::create::create_network;
+use super::world::{EngineWorld, World};
 
 /// The per-project locks that keep applies and downs of one project from
 /// interleaving.
@@ -168,19 +165,31 @@ pub async fn apply(
             return;
         }
     };
+    let world: Arc<dyn World> = Arc::new(EngineWorld(engine));
+    execute(&world, &desired, plan, &report).await;
+}
+
+/// Runs `plan` (made for `desired`) against `world`, in the order of the
+/// module doc. Decides nothing the plan does not say.
+pub async fn execute(
+    world: &Arc<dyn World>,
+    desired: &DesiredProject,
+    plan: Plan,
+    report: &Arc<Report>,
+) {
     let (leftovers, actions): (Vec<Action>, Vec<Action>) = plan
         .actions
         .into_iter()
         .partition(|a| a.kind == ActionKind::Remove && a.reason == LEFTOVER);
     for a in &leftovers {
-        remove_leftover(&engine, a, &report).await;
+        remove_leftover(world.as_ref(), a, report).await;
     }
     let mut ok = true;
     for a in &plan.resources {
         ok &= match a.object {
             ObjectKind::Network if a.kind != ActionKind::Remove => {
                 match desired.networks.iter().find(|n| n.create.name == a.name) {
-                    Some(n) => run_network(&engine, a, n, &report).await,
+                    Some(n) => run_network(world.as_ref(), a, n, report).await,
                     None => true,
                 }
             }
@@ -189,7 +198,7 @@ pub async fn apply(
                 .iter()
                 .find(|v| v.create.name.as_ref().unwrap_or(&v.name) == &a.name)
             {
-                Some(v) => run_volume(&engine, a, v, &report).await,
+                Some(v) => run_volume(world.as_ref(), a, v, report).await,
                 None => true,
             },
             _ => true,
@@ -211,7 +220,7 @@ pub async fn apply(
     join_all(
         removals
             .iter()
-            .map(|a| remove_container(&engine, a, None, &report)),
+            .map(|a| remove_container(world.as_ref(), a, None, report)),
     )
     .await;
 
@@ -220,26 +229,23 @@ pub async fn apply(
         .iter()
         .filter(|a| a.kind == ActionKind::Pull)
         .collect();
-    let images = pull_all(&engine, &pulls, &report).await;
-    run_graph(&engine, &desired, actions, &images, &report).await;
+    let images = pull_all(world.as_ref(), &pulls, report).await;
+    run_graph(world, desired, actions, &images, report).await;
     for a in plan
         .resources
         .iter()
         .filter(|a| a.object == ObjectKind::Network && a.kind == ActionKind::Remove)
     {
-        remove_orphan_network(&engine, a, &report).await;
+        remove_orphan_network(world.as_ref(), a, report).await;
     }
 }
 
 /// Removes a leftover of an interrupted recreate.
-async fn remove_leftover(engine: &Arc<Engine>, a: &Action, report: &Report) {
-    let Some(c) =
-        a.id.as_deref()
-            .and_then(|id| engine.containers.get(id).ok())
-    else {
+async fn remove_leftover(world: &dyn World, a: &Action, report: &Report) {
+    let Some(id) = a.id.as_deref().filter(|id| world.container_exists(id)) else {
         return;
     };
-    match engine.containers.remove(&c, true).await {
+    match world.force_remove(id).await {
         Ok(()) => report.other(
             StepObject::Container,
             &a.name,
@@ -248,10 +254,7 @@ async fn remove_leftover(engine: &Arc<Engine>, a: &Action, report: &Report) {
         Err(e) => report.fail(
             StepObject::Container,
             &a.name,
-            &format!(
-                "remove the leftover of an interrupted apply: {}",
-                e.full_message()
-            ),
+            &format!("remove the leftover of an interrupted apply: {e}"),
         ),
     }
 }
@@ -259,12 +262,7 @@ async fn remove_leftover(engine: &Arc<Engine>, a: &Action, report: &Report) {
 /// Runs a network's action; `false` (reported) when the network cannot be
 /// had. A recreate removes the containers joining it first (the plan
 /// recreates them).
-async fn run_network(
-    engine: &Arc<Engine>,
-    a: &Action,
-    n: &DesiredNetwork,
-    report: &Report,
-) -> bool {
+async fn run_network(world: &dyn World, a: &Action, n: &DesiredNetwork, report: &Report) -> bool {
     let name = a.name.as_str();
     match a.kind {
         ActionKind::Refuse => {
@@ -272,20 +270,15 @@ async fn run_network(
             return false;
         }
         ActionKind::Recreate => {
-            if let Ok(rec) = engine
-                .containers
-                .networks
-                .get(a.id.as_deref().unwrap_or(name))
-            {
-                let users = engine.containers.network_users(&rec);
-                if !remove_users(engine, users, name, report).await {
+            if let Some((id, users)) = world.network(a.id.as_deref().unwrap_or(name)) {
+                if !remove_users(world, users, name, report).await {
                     return false;
                 }
-                if let Err(e) = engine.containers.remove_network(&rec.id).await {
+                if let Err(e) = world.remove_network(&id).await {
                     report.fail(
                         StepObject::Network,
                         name,
-                        &format!("remove to recreate: {}", e.full_message()),
+                        &format!("remove to recreate: {e}"),
                     );
                     return false;
                 }
@@ -296,17 +289,13 @@ async fn run_network(
         _ => return true,
     }
     report.step(StepObject::Network, name, StepStatus::Working, "creating");
-    match create_network(engine, n.create.clone()).await {
-        Ok(_) => {
+    match world.create_network(&n.create).await {
+        Ok(()) => {
             report.other(StepObject::Network, name, "created");
             true
         }
         Err(e) => {
-            report.fail(
-                StepObject::Network,
-                name,
-                &format!("create: {}", e.full_message()),
-            );
+            report.fail(StepObject::Network, name, &format!("create: {e}"));
             false
         }
     }
@@ -315,7 +304,7 @@ async fn run_network(
 /// Runs a volume's action; `false` (reported) when the volume cannot be
 /// had. A recreate removes the containers using it first (the plan
 /// recreates them); its data is lost.
-async fn run_volume(engine: &Arc<Engine>, a: &Action, v: &DesiredVolume, report: &Report) -> bool {
+async fn run_volume(world: &dyn World, a: &Action, v: &DesiredVolume, report: &Report) -> bool {
     let name = a.name.as_str();
     match a.kind {
         ActionKind::Refuse => {
@@ -323,30 +312,20 @@ async fn run_volume(engine: &Arc<Engine>, a: &Action, v: &DesiredVolume, report:
             return false;
         }
         ActionKind::Recreate => {
-            if !replace_volume(engine, name, report).await {
+            if !replace_volume(world, name, report).await {
                 return false;
             }
         }
         ActionKind::Create => {}
         _ => return true,
     }
-    let made = engine.volumes.create(
-        Some(name),
-        v.create.driver.as_deref(),
-        v.create.labels.clone().unwrap_or_default(),
-        v.create.driver_opts.clone().unwrap_or_default(),
-    );
-    match made {
-        Ok(_) => {
+    match world.create_volume(name, v) {
+        Ok(()) => {
             report.other(StepObject::Volume, name, "created");
             true
         }
         Err(e) => {
-            report.fail(
-                StepObject::Volume,
-                name,
-                &format!("create: {}", e.full_message()),
-            );
+            report.fail(StepObject::Volume, name, &format!("create: {e}"));
             false
         }
     }
@@ -354,18 +333,12 @@ async fn run_volume(engine: &Arc<Engine>, a: &Action, v: &DesiredVolume, report:
 
 /// Removes the containers using volume `name`, then the volume; `false`
 /// (reported) when that failed.
-async fn replace_volume(engine: &Arc<Engine>, name: &str, report: &Report) -> bool {
-    let users: Vec<(String, String)> = engine
-        .containers
-        .list()
-        .into_iter()
-        .filter(|c| c.record.volumes.iter().any(|v| v.name == name))
-        .map(|c| (c.record.id.clone(), c.record.name.clone()))
-        .collect();
-    if !remove_users(engine, users, name, report).await {
+async fn replace_volume(world: &dyn World, name: &str, report: &Report) -> bool {
+    let users = world.volume_users(name);
+    if !remove_users(world, users, name, report).await {
         return false;
     }
-    match remove_volume(engine, name).await {
+    match world.remove_volume(name).await {
         Ok(()) => {
             report.other(StepObject::Volume, name, "removed: definition changed");
             true
@@ -374,7 +347,7 @@ async fn replace_volume(engine: &Arc<Engine>, name: &str, report: &Report) -> bo
             report.fail(
                 StepObject::Volume,
                 name,
-                &format!("remove to recreate: {}", e.full_message()),
+                &format!("remove to recreate: {e}"),
             );
             false
         }
@@ -385,19 +358,14 @@ async fn replace_volume(engine: &Arc<Engine>, name: &str, report: &Report) -> bo
 /// volume `object` about to be replaced (the plan makes them again);
 /// `false` (reported) when one could not be removed.
 async fn remove_users(
-    engine: &Arc<Engine>,
+    world: &dyn World,
     users: Vec<(String, String)>,
     object: &str,
     report: &Report,
 ) -> bool {
     let mut ok = true;
     for (id, name) in users {
-        let result = async {
-            let c = engine.containers.get(&id)?;
-            stop_and_remove(engine, &c, None).await
-        }
-        .await;
-        match result {
+        match world.stop_and_remove(&id, None).await {
             Ok(()) => report.other(
                 StepObject::Container,
                 &name,
@@ -408,7 +376,7 @@ async fn remove_users(
                 report.fail(
                     StepObject::Container,
                     &name,
-                    &format!("remove to recreate {object}: {}", e.full_message()),
+                    &format!("remove to recreate {object}: {e}"),
                 );
             }
         }
@@ -419,20 +387,20 @@ async fn remove_users(
 /// Pulls the planned images; the error of each image that could not be
 /// had.
 async fn pull_all(
-    engine: &Arc<Engine>,
+    world: &dyn World,
     pulls: &[&Action],
     report: &Report,
 ) -> HashMap<String, String> {
     let results = join_all(pulls.iter().map(|a| async move {
         let image = a.name.clone();
         report.step(StepObject::Image, &image, StepStatus::Working, "pulling");
-        match pull_one(engine, &image).await {
+        match world.pull(&image).await {
             Ok(()) => {
                 report.other(StepObject::Image, &image, "pulled");
                 None
             }
             Err(e) => {
-                let msg = format!("pull: {}", e.full_message());
+                let msg = format!("pull: {e}");
                 report.fail(StepObject::Image, &image, &msg);
                 Some((image, msg))
             }
@@ -442,17 +410,9 @@ async fn pull_all(
     results.into_iter().flatten().collect()
 }
 
-async fn pull_one(engine: &Arc<Engine>, image: &str) -> Result<()> {
-    let r = ImageRef::parse(image)?;
-    let auth = engine.registries.auth(&r, None);
-    let resolved = pull::resolve(&engine.registries, &r, &Platform::host(), &auth).await?;
-    pull::fetch(&engine.store, resolved, &Progress::silent()).await?;
-    Ok(())
-}
-
 /// Stops and removes the container of a `remove` action.
 pub(super) async fn remove_container(
-    engine: &Arc<Engine>,
+    world: &dyn World,
     a: &Action,
     timeout: Option<i64>,
     report: &Report,
@@ -464,34 +424,14 @@ pub(super) async fn remove_container(
         StepStatus::Working,
         "removing",
     );
-    let result = async {
-        let c = engine.containers.get(id)?;
-        stop_and_remove(engine, &c, timeout).await
-    }
-    .await;
-    match result {
+    match world.stop_and_remove(id, timeout).await {
         Ok(()) => report.done(
             ActionKind::Remove,
             &a.name,
             &format!("removed ({})", a.reason),
         ),
-        Err(e) => report.fail(
-            StepObject::Container,
-            &a.name,
-            &format!("remove: {}", e.full_message()),
-        ),
+        Err(e) => report.fail(StepObject::Container, &a.name, &format!("remove: {e}")),
     }
-}
-
-/// Stops `c` with its stop signal and `timeout` (default: its own), then
-/// removes it.
-pub async fn stop_and_remove(
-    engine: &Arc<Engine>,
-    c: &Arc<Container>,
-    timeout: Option<i64>,
-) -> Result<()> {
-    engine.containers.stop(c, timeout, None).await?;
-    engine.containers.remove(c, true).await
 }
 
 /// Where a service is, as its dependants see it.
@@ -506,10 +446,14 @@ enum Ready {
     Failed(Vec<String>, String),
 }
 
+/// A dependency of a service as its task waits for it: the service, the
+/// condition, where it is, and its containers' names.
+type Waiting = (String, Condition, watch::Receiver<Ready>, Vec<String>);
+
 /// Runs the container actions, one task per service, each waiting for what
 /// it depends on.
 async fn run_graph(
-    engine: &Arc<Engine>,
+    world: &Arc<dyn World>,
     desired: &DesiredProject,
     actions: Vec<Action>,
     images: &HashMap<String, String>,
@@ -546,7 +490,7 @@ async fn run_graph(
         });
     let mut tasks = tokio::task::JoinSet::new();
     for (service, list) in per_service {
-        let deps: Vec<(String, Condition, watch::Receiver<Ready>, Vec<String>)> = list
+        let deps: Vec<Waiting> = list
             .first()
             .map(|(_, c)| c.depends_on.clone())
             .unwrap_or_default()
@@ -560,11 +504,11 @@ async fn run_graph(
         let Some(tx) = senders.remove(&service) else {
             continue;
         };
-        let engine = Arc::clone(engine);
+        let world = Arc::clone(world);
         let report = Arc::clone(report);
         let images = images.clone();
         tasks.spawn(async move {
-            let outcome = run_service(&engine, &service, deps, list, &images, &report).await;
+            let outcome = run_service(world.as_ref(), &service, deps, list, &images, &report).await;
             let _ = tx.send(outcome);
         });
     }
@@ -572,9 +516,9 @@ async fn run_graph(
 }
 
 async fn run_service(
-    engine: &Arc<Engine>,
+    world: &dyn World,
     service: &str,
-    deps: Vec<(String, Condition, watch::Receiver<Ready>, Vec<String>)>,
+    deps: Vec<Waiting>,
     list: Vec<(Action, DesiredContainer)>,
     images: &HashMap<String, String>,
     report: &Report,
@@ -609,7 +553,7 @@ async fn run_service(
                         &waiting,
                     );
                 }
-                match reach(engine, &names, condition).await {
+                match world.reach(&names, condition).await {
                     Ok(()) => None,
                     Err(e) => Some((
                         vec![service.to_string(), dep.clone()],
@@ -629,65 +573,16 @@ async fn run_service(
             return Ready::Failed(chain, error);
         }
     }
-    let results = join_all(list.iter().map(|(a, c)| act(engine, a, c, images, report))).await;
+    let results = join_all(list.iter().map(|(a, c)| act(world, a, c, images, report))).await;
     match results.into_iter().find_map(|r| r.err()) {
         Some(e) => Ready::Failed(vec![service.to_string()], e),
         None => Ready::Started,
     }
 }
 
-/// Waits until every container in `names` reaches `condition`.
-async fn reach(
-    engine: &Arc<Engine>,
-    names: &[String],
-    condition: Condition,
-) -> std::result::Result<(), String> {
-    for name in names {
-        let c = engine.containers.get(name).map_err(|e| e.full_message())?;
-        let mut signals = c.signals();
-        loop {
-            let s = c.state();
-            let health = s.health.as_ref().and_then(|h| h.status);
-            let verdict = match condition {
-                Condition::Started => Some(if s.status.is_running() {
-                    Ok(())
-                } else {
-                    Err(format!("{name} is not running"))
-                }),
-                Condition::Healthy => match health {
-                    _ if crate::container::health::health_test(&c.record).is_none() => {
-                        Some(Err(format!("{name} has no health check")))
-                    }
-                    Some(HealthStatusEnum::HEALTHY) => Some(Ok(())),
-                    Some(HealthStatusEnum::UNHEALTHY) => Some(Err(format!("{name} is unhealthy"))),
-                    _ if matches!(s.status, Status::Exited | Status::Dead) => {
-                        Some(Err(format!("{name} exited with status {}", s.exit_code)))
-                    }
-                    _ => None,
-                },
-                Condition::Completed => match s.status {
-                    Status::Exited | Status::Dead if s.exit_code == 0 => Some(Ok(())),
-                    Status::Exited | Status::Dead => {
-                        Some(Err(format!("{name} exited with status {}", s.exit_code)))
-                    }
-                    _ => None,
-                },
-            };
-            if let Some(v) = verdict {
-                v?;
-                break;
-            }
-            if signals.changed().await.is_err() || signals.borrow().removed {
-                return Err(format!("{name} was removed"));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Does one container action; the error is streamed and returned.
 async fn act(
-    engine: &Arc<Engine>,
+    world: &dyn World,
     a: &Action,
     want: &DesiredContainer,
     images: &HashMap<String, String>,
@@ -711,9 +606,9 @@ async fn act(
                 StepStatus::Working,
                 "creating",
             );
-            create_and_start(engine, want, &want.name)
+            create_and_start(world, want)
                 .await
-                .map(|_| "created and started")
+                .map(|()| "created and started")
         }
         ActionKind::Recreate => {
             report.step(
@@ -722,7 +617,7 @@ async fn act(
                 StepStatus::Working,
                 &format!("recreating ({})", a.reason),
             );
-            recreate(engine, a, want)
+            recreate(world, a, want)
                 .await
                 .map(|()| "recreated and started")
         }
@@ -733,7 +628,10 @@ async fn act(
                 StepStatus::Working,
                 "starting",
             );
-            start_existing(engine, a).await.map(|()| "started")
+            world
+                .start_container(a.id.as_deref().unwrap_or(&a.name))
+                .await
+                .map(|()| "started")
         }
         ActionKind::Remove | ActionKind::Pull | ActionKind::Refuse => return Ok(()),
     };
@@ -751,105 +649,58 @@ async fn act(
 }
 
 async fn create_and_start(
-    engine: &Arc<Engine>,
+    world: &dyn World,
     want: &DesiredContainer,
-    name: &str,
-) -> std::result::Result<Arc<Container>, String> {
-    let c = create(engine, want, name)?;
-    engine
-        .containers
-        .start(&c)
+) -> std::result::Result<(), String> {
+    let id = world
+        .create_container(&want.name, want)
+        .map_err(|e| format!("create: {e}"))?;
+    world
+        .start_container(&id)
         .await
-        .map_err(|e| format!("start: {}", e.full_message()))?;
-    Ok(c)
-}
-
-fn create(
-    engine: &Arc<Engine>,
-    want: &DesiredContainer,
-    name: &str,
-) -> std::result::Result<Arc<Container>, String> {
-    let mut body = want.body.clone();
-    body.image = Some(image_of(want));
-    let (id, _) = engine
-        .containers
-        .create(Some(name), body)
-        .map_err(|e| format!("create: {}", e.full_message()))?;
-    engine.containers.get(&id).map_err(|e| e.full_message())
+        .map_err(|e| format!("start: {e}"))
 }
 
 /// Makes the new container under a temporary name, then stops and removes
-/// the old one, renames the new one and starts it.
+/// the old one, renames the new one and starts it: a failed create leaves
+/// the old container running, and a recreate interrupted after the create
+/// leaves a container under the temporary name that the next apply
+/// removes as a leftover.
 async fn recreate(
-    engine: &Arc<Engine>,
+    world: &dyn World,
     a: &Action,
     want: &DesiredContainer,
 ) -> std::result::Result<(), String> {
     let temporary = format!("{}{TEMPORARY_SUFFIX}", want.name);
-    let new = create(engine, want, &temporary)?;
-    if let Some(old) =
-        a.id.as_deref()
-            .and_then(|id| engine.containers.get(id).ok())
-    {
-        stop_and_remove(engine, &old, None)
+    let new = world
+        .create_container(&temporary, want)
+        .map_err(|e| format!("create: {e}"))?;
+    if let Some(old) = a.id.as_deref().filter(|id| world.container_exists(id)) {
+        world
+            .stop_and_remove(old, None)
             .await
-            .map_err(|e| format!("remove the old container: {}", e.full_message()))?;
+            .map_err(|e| format!("remove the old container: {e}"))?;
     }
-    let renamed = engine
-        .containers
-        .rename_created(&new, &want.name)
-        .map_err(|e| e.full_message())?;
-    engine
-        .containers
-        .start(&renamed)
+    let renamed = world.rename_container(&new, &want.name)?;
+    world
+        .start_container(&renamed)
         .await
-        .map_err(|e| format!("start: {}", e.full_message()))?;
-    Ok(())
-}
-
-async fn start_existing(engine: &Arc<Engine>, a: &Action) -> std::result::Result<(), String> {
-    let id = a.id.as_deref().unwrap_or(&a.name);
-    let c = engine.containers.get(id).map_err(|e| e.full_message())?;
-    engine
-        .containers
-        .start(&c)
-        .await
-        .map(|_| ())
-        .map_err(|e| e.full_message())
+        .map_err(|e| format!("start: {e}"))
 }
 
 /// Removes a network the project no longer names.
-async fn remove_orphan_network(engine: &Arc<Engine>, a: &Action, report: &Report) {
-    match engine
-        .containers
+async fn remove_orphan_network(world: &dyn World, a: &Action, report: &Report) {
+    match world
         .remove_network(a.id.as_deref().unwrap_or(&a.name))
         .await
     {
-        Ok(_) => report.other(
+        Ok(()) => report.other(
             StepObject::Network,
             &a.name,
             "removed (no longer in the project)",
         ),
-        Err(e) => report.fail(
-            StepObject::Network,
-            &a.name,
-            &format!("remove: {}", e.full_message()),
-        ),
+        Err(e) => report.fail(StepObject::Network, &a.name, &format!("remove: {e}")),
     }
-}
-
-/// Removes the volume `name` off the engine thread (deleting its files may
-/// take a while).
-pub(super) async fn remove_volume(engine: &Engine, name: &str) -> Result<()> {
-    let containers = Arc::clone(&engine.containers);
-    let n = name.to_string();
-    tokio::task::spawn_blocking(move || containers.remove_volume(&n, false))
-        .await
-        .map_err(|e| Error::Runtime {
-            context: format!("volume {name}: remove"),
-            message: e.to_string(),
-        })
-        .and_then(|r| r)
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@
 //!   and the services `up SERVICE...` acts on.
 //! - [`apply`]: running a plan as a dependency graph.
 //! - [`down`]: taking a project down from its labels alone.
+//! - [`world`]: every side effect of apply and down, behind one trait the
+//!   engine implements (and a recording fake, in the unit tests).
 
 pub mod apply;
 pub mod down;
@@ -28,6 +30,12 @@ pub mod graph;
 pub mod observe;
 pub mod plan;
 pub mod validate;
+pub mod world;
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
 
 pub use observe::{Observed, observe};
 pub use validate::validate;
