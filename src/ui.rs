@@ -100,6 +100,13 @@ pub fn info(msg: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{msg}");
 }
 
+/// Asks on stderr, without a newline: the answer is typed after it.
+pub fn prompt(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
+}
+
 /// Runs `f` on every item (container, image, network, volume), reporting
 /// each failure with its causes and going on; `Failed::Reported` at the end
 /// when any failed.

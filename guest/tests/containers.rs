@@ -1,6 +1,10 @@
 //! Containers for real: the docker CLI against the engine's socket, runc,
 //! overlayfs, cgroups, the monitor, tini.
 #![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test is a synchronous program of its own: it may sleep on its thread"
+)]
 
 mod support;
 

@@ -3,6 +3,10 @@
 //! short ID and service name, and host ports forwarded to containers, with
 //! the docker CLI against the engine's socket.
 #![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test is a synchronous program of its own: it may sleep on its thread"
+)]
 
 mod support;
 

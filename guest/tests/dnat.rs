@@ -5,6 +5,10 @@
 //! through the host's address, UDP, the rules going with the container and
 //! after an engine crash, and `SERVIN_PORT_FORWARD=userland`.
 #![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test is a synchronous program of its own: it may sleep on its thread"
+)]
 
 mod support;
 

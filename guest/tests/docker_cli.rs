@@ -1,6 +1,10 @@
 //! The real `docker` CLI against the engine: version, info, pull, images,
 //! image inspect, tag, rmi, push, save, load, image prune.
 #![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test is a synchronous program of its own: it may sleep on its thread"
+)]
 
 mod support;
 

@@ -2,6 +2,10 @@
 //! host, traffic between containers and out to the host, with the docker
 //! CLI against the engine's socket. Both firewall backends.
 #![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test is a synchronous program of its own: it may sleep on its thread"
+)]
 
 mod support;
 

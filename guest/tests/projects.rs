@@ -1,6 +1,10 @@
 //! The reconciler's plan against a real engine: containers made with the
 //! project labels, then `POST /servin/v1/projects/{name}/plan`.
 #![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test is a synchronous program of its own: it may sleep on its thread"
+)]
 
 mod support;
 

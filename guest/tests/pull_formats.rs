@@ -1,6 +1,10 @@
 //! Multi-platform indexes, zstd layers, hardlinks and device nodes, and two
 //! pulls of the same image at once.
 #![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test is a synchronous program of its own: it may sleep on its thread"
+)]
 
 mod support;
 

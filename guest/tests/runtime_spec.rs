@@ -5,6 +5,10 @@
 //! and container IDs; a guard deletes the containers and unmounts the root
 //! even when an assertion fails.
 #![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test is a synchronous program of its own: it may sleep on its thread"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,6 +1,10 @@
 //! Named and anonymous volumes for real: the docker CLI against the engine's
 //! socket, runc, overlayfs, bind mounts of volume folders.
 #![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test is a synchronous program of its own: it may sleep on its thread"
+)]
 
 mod support;
 

@@ -126,8 +126,7 @@ pub fn start(cli: &Cli, args: &StartArgs) -> Result<(), Failed> {
     let containers = super::services::expand(cli, &engine, &args.containers)?;
     ui::each(&containers, |c| {
         engine.start_container(c)?;
-        println!("{c}");
-        Ok(())
+        ui::data(c)
     })
 }
 
@@ -137,8 +136,7 @@ pub fn stop(cli: &Cli, args: &StopArgs) -> Result<(), Failed> {
     let containers = super::services::expand(cli, &engine, &args.containers)?;
     ui::each(&containers, |c| {
         engine.stop_container(c, args.time, args.signal.as_deref())?;
-        println!("{c}");
-        Ok(())
+        ui::data(c)
     })
 }
 
@@ -148,8 +146,7 @@ pub fn restart(cli: &Cli, args: &RestartArgs) -> Result<(), Failed> {
     let containers = super::services::expand(cli, &engine, &args.containers)?;
     ui::each(&containers, |c| {
         engine.restart_container(c, args.time)?;
-        println!("{c}");
-        Ok(())
+        ui::data(c)
     })
 }
 
@@ -160,8 +157,7 @@ pub fn kill(cli: &Cli, args: &KillArgs) -> Result<(), Failed> {
     let engine = servin::client::Engine::connect()?;
     ui::each(&args.containers, |c| {
         engine.kill_container(c, &signal)?;
-        println!("{c}");
-        Ok(())
+        ui::data(c)
     })
 }
 
@@ -184,8 +180,7 @@ pub fn rm(cli: &Cli, args: &RmArgs) -> Result<(), Failed> {
     };
     ui::each(&targets, |c| {
         engine.remove_container(c, args.force, args.volumes)?;
-        println!("{c}");
-        Ok(())
+        ui::data(c)
     })
 }
 
@@ -194,7 +189,6 @@ pub fn wait(cli: &Cli, args: &WaitArgs) -> Result<(), Failed> {
     let engine = servin::client::Engine::connect()?;
     ui::each(&args.containers, |c| {
         let code = engine.wait_container(c, "not-running")?;
-        println!("{code}");
-        Ok(())
+        ui::data(&code.to_string())
     })
 }

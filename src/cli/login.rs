@@ -38,7 +38,7 @@ pub struct LogoutArgs {
 
 fn read_line(prompt: Option<&str>) -> Result<String, Failed> {
     if let Some(p) = prompt {
-        eprint!("{p}");
+        ui::prompt(p);
     }
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;

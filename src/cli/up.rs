@@ -219,7 +219,7 @@ fn report(summary: &Summary, command: &str) -> Result<(), Failed> {
         parts.join(", ")
     ));
     for f in &summary.failed {
-        eprintln!("  {} {}: {}", f.object.as_str(), f.name, f.error);
+        ui::info(&format!("  {} {}: {}", f.object.as_str(), f.name, f.error));
     }
     Err(Failed::Reported)
 }
@@ -251,7 +251,7 @@ impl View {
             StepStatus::Failed => "✘",
         };
         let Some(multi) = &self.multi else {
-            eprintln!("{mark} {key}: {}", step.message);
+            ui::info(&format!("{mark} {key}: {}", step.message));
             return;
         };
         let bar = self.bars.entry(key.clone()).or_insert_with(|| {

@@ -48,6 +48,10 @@ fn run(w: &Watcher) {
         if let Err(e) = epoll::wait(&w.epoll, rustix::buffer::spare_capacity(&mut events), None) {
             if e != rustix::io::Errno::INTR {
                 tracing::warn!("waiting for processes: {e}");
+                #[expect(
+                    clippy::disallowed_methods,
+                    reason = "the reaper is a thread of its own, off the async thread"
+                )]
                 std::thread::sleep(Duration::from_millis(100));
             }
             continue;
