@@ -81,5 +81,9 @@ for i in $(seq 50); do "$SERVIN" run -d --name "idle$i" "$IMAGE" sleep 3600 > /d
 sleep 2
 pid=$(cat "$WORK/engine.pid")
 echo "engine resident memory with $("$SERVIN" ps -q | wc -l) idle containers: $(awk '/VmRSS/ {print $2, $3}' /proc/"$pid"/status)"
-mon=$(pgrep -f "servin-guest monitor $WORK" | head -1)
-[ -n "$mon" ] && echo "one monitor's resident memory: $(awk '/VmRSS/ {print $2, $3}' /proc/"$mon"/status)"
+# Monitors start on standby (`monitor --standby ROOT`) or for a folder
+# (`monitor DIR`): both name a path under $WORK.
+mon=$(pgrep -f "servin-guest monitor .*$WORK" | head -1 || true)
+if [ -n "$mon" ]; then
+  echo "one monitor's resident memory: $(awk '/VmRSS/ {print $2, $3}' /proc/"$mon"/status)"
+fi
