@@ -1,15 +1,30 @@
-//! The engine's error type. Messages name their subject and leave the cause
-//! to the source chain; they start lower-case and end without a period.
+//! The engine's error type: one enum that gathers each module's own error
+//! ([`ImageError`], [`ContainerError`], [`NetworkError`], [`VolumeError`],
+//! [`SpecError`], [`ProjectError`], [`RequestError`]) beside the failures
+//! every module shares (a file or process call, a JSON document, a lookup,
+//! the OCI runtime, a registry). Nothing here knows HTTP: the API maps an
+//! error to its status in `api::status`, at the edge.
+//!
+//! The message convention: a message names its subject, starts lower-case,
+//! ends without a period, and never repeats its cause: a wrapped error
+//! (`Io`, `Json`) is the `source`, and [`Error::full_message`] prints the
+//! chain once, joined by `: `.
 
 use std::path::{Path, PathBuf};
 
-use hyper::StatusCode;
+pub use crate::api::request::RequestError;
+pub use crate::container::error::ContainerError;
+pub use crate::image::error::ImageError;
+pub use crate::network::error::NetworkError;
+pub use crate::reconcile::error::ProjectError;
+pub use crate::runtime::error::SpecError;
+pub use crate::volume::error::VolumeError;
 
 /// Everything that can go wrong inside the engine.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A filesystem or process call failed on `path`.
-    #[error("{action} {}: {source}", path.display())]
+    #[error("{action} {}", path.display())]
     Io {
         /// What the engine was doing, e.g. "write".
         action: &'static str,
@@ -28,9 +43,6 @@ pub enum Error {
     /// No network matches the name or ID.
     #[error("network {0} not found")]
     NoSuchNetwork(String),
-    /// The operation is not allowed on this object (Docker answers 403).
-    #[error("{0}")]
-    Forbidden(String),
     /// No volume has this name.
     #[error("no such volume: {0}")]
     NoSuchVolume(String),
@@ -49,18 +61,9 @@ pub enum Error {
     /// (`exec: "x": executable file not found in $PATH`).
     #[error("{0}")]
     CommandNotFound(String),
-    /// The request is malformed.
-    #[error("{0}")]
-    BadRequest(String),
-    /// The request body is over its limit (see `api::body`).
-    #[error("{0}")]
-    TooLarge(String),
-    /// The request conflicts with the current state.
-    #[error("{0}")]
-    Conflict(String),
-    /// The API call is not served by this engine.
-    #[error("{0} is not served by the servin engine")]
-    NotImplemented(String),
+    /// Another engine already serves the socket.
+    #[error("an engine is already listening on {}", .0.display())]
+    AlreadyListening(PathBuf),
     /// The registry refused or failed the operation.
     #[error("{context}: {message}")]
     Registry {
@@ -68,7 +71,8 @@ pub enum Error {
         context: String,
         /// What the registry said.
         message: String,
-        /// The status to answer with.
+        /// The registry's HTTP status (the API answers with it, see
+        /// `api::status`).
         status: u16,
     },
     /// Content did not match its digest or size.
@@ -90,7 +94,7 @@ pub enum Error {
         message: String,
     },
     /// State or a document could not be (de)serialised.
-    #[error("{subject}: {source}")]
+    #[error("{subject}")]
     Json {
         /// What was being read or written.
         subject: String,
@@ -98,9 +102,27 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
-    /// An archive given to `load` is not a docker-save tar or an OCI layout.
-    #[error("archive: {0}")]
-    Archive(String),
+    /// An image was refused.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// A container or exec operation was refused.
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    /// A network, address or port operation was refused.
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    /// A volume operation was refused.
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+    /// A container's configuration cannot become a runtime spec.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// A project's desired state was refused.
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    /// The request itself was refused.
+    #[error(transparent)]
+    Request(#[from] RequestError),
 }
 
 /// The engine's result type.
@@ -123,41 +145,13 @@ impl Error {
         move |source| Self::Json { subject, source }
     }
 
-    /// The HTTP status the API answers with.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NoSuchImage(_)
-            | Self::NoSuchContainer(_)
-            | Self::NoSuchExec(_)
-            | Self::NoSuchNetwork(_)
-            | Self::NoSuchVolume(_) => StatusCode::NOT_FOUND,
-            Self::CommandNotFound(_) => StatusCode::BAD_REQUEST,
-            Self::BadRequest(_) | Self::Archive(_) => StatusCode::BAD_REQUEST,
-            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
-            Self::Registry { status, .. } => {
-                StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-            }
-            Self::Io { .. }
-            | Self::Content { .. }
-            | Self::Unpack { .. }
-            | Self::Json { .. }
-            | Self::Runtime { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
     /// The full message with its source chain, as users see it.
     pub fn full_message(&self) -> String {
         let mut message = self.to_string();
         let mut source = std::error::Error::source(self);
         while let Some(cause) = source {
-            let text = cause.to_string();
-            if !message.contains(&text) {
-                message.push_str(": ");
-                message.push_str(&text);
-            }
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
             source = cause.source();
         }
         message

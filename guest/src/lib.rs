@@ -7,7 +7,10 @@
 //! A tour of the modules:
 //! - [`config`]: where the engine keeps its state and listens (`SERVIN_ROOT`,
 //!   `SERVIN_HOST`).
-//! - [`error`]: the engine's error type and its HTTP status.
+//! - [`error`]: the engine's error type, gathering each module's own error
+//!   enum (`image::error`, `container::error`, `network::error`,
+//!   `volume::error`, `runtime::error`, `reconcile::error`,
+//!   `api::request`); the HTTP status of each is decided in `api::status`.
 //! - [`state`]: crash-safe JSON records and random IDs, beneath everything.
 //! - [`engine`]: the shared state every request sees.
 //! - [`image`]: references, digests, the blob store, registries, pull and

@@ -9,7 +9,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use servin_guest::error::Error;
+use servin_guest::error::{Error, NetworkError};
 use servin_guest::network::ports::{
     HostPort, PortBinding, Protocol, PublishOptions, parse_port_spec, port_holder, publish,
     publish_with,
@@ -200,7 +200,9 @@ async fn port_ranges() {
                 found = Some((h, published));
                 break;
             }
-            Err(Error::Conflict(_)) => continue,
+            Err(Error::Network(NetworkError::PortInUse { .. } | NetworkError::RangeInUse(_))) => {
+                continue;
+            }
             Err(other) => panic!("publish {spec}: {other}"),
         }
     }
@@ -328,7 +330,10 @@ async fn port_in_use_names_the_holder_and_binds_nothing() {
     )
     .unwrap_err();
     let message = error.to_string();
-    assert!(matches!(error, Error::Conflict(_)), "{message}");
+    assert!(
+        matches!(error, Error::Network(NetworkError::PortInUse { .. })),
+        "{message}"
+    );
     assert!(message.contains(&taken.to_string()), "{message}");
     assert!(
         message.contains(&format!("pid {}", std::process::id())),

@@ -163,9 +163,7 @@ impl Fixture {
         let id = unique_id();
         let image = Self::image();
         let no_volumes = |n: &str| -> servin_guest::error::Result<PathBuf> {
-            Err(servin_guest::error::Error::BadRequest(format!(
-                "no such volume: {n}"
-            )))
+            Err(servin_guest::error::Error::NoSuchVolume(n.to_string()))
         };
         let spec = spec::build(&self.input(&id, config, &image, init, &no_volumes)).unwrap();
         let bundle = self.tmp.path().join(format!("bundle-{id}"));
@@ -531,7 +529,7 @@ fn the_init_forwards_sigterm_and_exec_joins() {
     // An exec made by exec_process joins the running container.
     let image = Fixture::image();
     let no_volumes = |n: &str| -> servin_guest::error::Result<PathBuf> {
-        Err(servin_guest::error::Error::BadRequest(n.to_string()))
+        Err(servin_guest::error::Error::NoSuchVolume(n.to_string()))
     };
     let process = spec::exec_process(
         &f.input(&id, &config, &image, true, &no_volumes),

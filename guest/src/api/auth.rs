@@ -11,7 +11,7 @@ use oci_client::{Client, RegistryOperation};
 use super::body;
 use super::routes::{Body, json};
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::{Error, RequestError, Result};
 use crate::image::reference::ImageRef;
 use crate::image::registry::{auth_error, refused, registry_error};
 
@@ -38,13 +38,16 @@ pub async fn auth(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Respon
     let user = cfg.username.clone().unwrap_or_default();
     let password = cfg.password.clone().unwrap_or_default();
     if user.is_empty() {
-        return Err(Error::BadRequest(
+        return Err(Error::from(RequestError::Invalid(
             "a username is needed to log in".to_string(),
-        ));
+        )));
     }
     let host = login_host(cfg.serveraddress.as_deref().unwrap_or_default());
-    let r = ImageRef::parse(&format!("{host}/servin/login-check"))
-        .map_err(|e| Error::BadRequest(format!("invalid registry {host:?}: {e}")))?;
+    let r = ImageRef::parse(&format!("{host}/servin/login-check")).map_err(|e| {
+        Error::from(RequestError::Invalid(format!(
+            "invalid registry {host:?}: {e}"
+        )))
+    })?;
     let registry_auth = RegistryAuth::Basic(user, password);
     let client = engine.registries.client(&r, &registry_auth);
     let context = format!("log in to {host}");

@@ -24,7 +24,7 @@ use hyper::body::Body;
 use serde::de::DeserializeOwned;
 use tokio::io::AsyncWriteExt;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, RequestError, Result};
 
 /// The largest JSON body any call takes.
 pub const MAX_JSON_BODY: usize = 16 * 1024 * 1024;
@@ -79,7 +79,7 @@ where
 
 fn parse<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
     serde_json::from_slice(bytes)
-        .map_err(|e| Error::BadRequest(format!("invalid {what} body: {e}")))
+        .map_err(|e| Error::from(RequestError::Invalid(format!("invalid {what} body: {e}"))))
 }
 
 async fn read_at_most<B>(body: B, what: &str, limit: usize) -> Result<Bytes>
@@ -88,10 +88,10 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let too_large = || {
-        Error::TooLarge(format!(
+        Error::from(RequestError::TooLarge(format!(
             "the {what} body is over the engine's limit of {} for a request body",
             size_text(u64::try_from(limit).unwrap_or(u64::MAX))
-        ))
+        )))
     };
     // A declared length over the limit is refused before any is read.
     if body.size_hint().lower() > u64::try_from(limit).unwrap_or(u64::MAX) {
@@ -100,7 +100,9 @@ where
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(Error::BadRequest(format!("read the {what} body: {e}"))),
+        Err(e) => Err(Error::from(RequestError::Invalid(format!(
+            "read the {what} body: {e}"
+        )))),
     }
 }
 
@@ -115,10 +117,10 @@ where
     B::Error: std::fmt::Display,
 {
     let too_large = || {
-        Error::TooLarge(format!(
+        Error::from(RequestError::TooLarge(format!(
             "the upload is over the engine's limit of {} for an upload",
             size_text(limit)
-        ))
+        )))
     };
     // A declared length over the limit is refused before any is written.
     if body.size_hint().lower() > limit {
@@ -126,7 +128,8 @@ where
     }
     let mut size = 0u64;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| Error::BadRequest(format!("reading the upload: {e}")))?;
+        let frame = frame
+            .map_err(|e| Error::from(RequestError::Invalid(format!("reading the upload: {e}"))))?;
         if let Some(data) = frame.data_ref() {
             size = size.saturating_add(u64::try_from(data.len()).unwrap_or(u64::MAX));
             if size > limit {
@@ -162,6 +165,7 @@ mod tests {
     use hyper::body::Frame;
 
     use super::*;
+    use crate::api::status::status_of;
 
     /// A body in `chunks` pieces of `size` bytes, with no declared length.
     fn chunked(
@@ -186,7 +190,7 @@ mod tests {
             read(chunked(17, 1024 * 1024), "volume create").await,
         ] {
             let e = over.unwrap_err();
-            assert_eq!(e.status(), StatusCode::PAYLOAD_TOO_LARGE);
+            assert_eq!(status_of(&e), StatusCode::PAYLOAD_TOO_LARGE);
             assert_eq!(
                 e.to_string(),
                 "the volume create body is over the engine's limit of 16 MiB for a request body"
@@ -195,7 +199,7 @@ mod tests {
         let e = json::<serde_json::Value, _>(Full::new(Bytes::from_static(b"{")), "login")
             .await
             .unwrap_err();
-        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(status_of(&e), StatusCode::BAD_REQUEST);
         assert!(e.to_string().starts_with("invalid login body: "), "{e}");
     }
 
@@ -212,7 +216,7 @@ mod tests {
         let e = upload_at_most(chunked(5, 10), &mut file, &path, 40)
             .await
             .unwrap_err();
-        assert_eq!(e.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(status_of(&e), StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(
             e.to_string(),
             "the upload is over the engine's limit of 40 bytes for an upload"
@@ -221,7 +225,7 @@ mod tests {
         let e = upload_at_most(declared, &mut file, &path, 40)
             .await
             .unwrap_err();
-        assert_eq!(e.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(status_of(&e), StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(size_text(MAX_UPLOAD), "64 GiB");
     }
 }

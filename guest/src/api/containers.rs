@@ -27,7 +27,7 @@ use crate::container::start::connect_attach;
 use crate::container::wait::WaitCondition;
 use crate::container::{Container, Status, events};
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::{ContainerError, Error, RequestError, Result};
 use crate::monitor::logs::{LogEntry, LogQuery, LogStream, follow_logs, read_logs};
 use crate::timefmt;
 
@@ -43,8 +43,11 @@ fn word<T: serde::de::DeserializeOwned>(w: &str) -> Option<T> {
 fn seconds(q: &Query, key: &str) -> Result<Option<i64>> {
     q.get(key)
         .map(|v| {
-            v.parse::<i64>()
-                .map_err(|_| Error::BadRequest(format!("invalid {key} {v:?}: want whole seconds")))
+            v.parse::<i64>().map_err(|_| {
+                Error::from(RequestError::Invalid(format!(
+                    "invalid {key} {v:?}: want whole seconds"
+                )))
+            })
         })
         .transpose()
 }
@@ -54,7 +57,11 @@ fn time_param(q: &Query, key: &str) -> Result<Option<SystemTime>> {
     let Some(v) = q.get(key) else {
         return Ok(None);
     };
-    let bad = || Error::BadRequest(format!("invalid {key} {v:?}: want unix seconds"));
+    let bad = || {
+        Error::from(RequestError::Invalid(format!(
+            "invalid {key} {v:?}: want unix seconds"
+        )))
+    };
     let (secs, frac) = v.split_once('.').unwrap_or((v, ""));
     let secs: u64 = secs.parse().map_err(|_| bad())?;
     let nanos = if frac.is_empty() {
@@ -198,7 +205,7 @@ fn matches(c: &Container, filters: &HashMap<String, Vec<String>>) -> bool {
 }
 
 fn filters(q: &Query) -> Result<HashMap<String, Vec<String>>> {
-    events::parse_filters(q.get("filters")).map_err(Error::BadRequest)
+    events::parse_filters(q.get("filters")).map_err(|m| RequestError::Invalid(m).into())
 }
 
 /// `GET /containers/json`.
@@ -448,18 +455,19 @@ pub async fn prune(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>
 }
 
 fn log_query(query: &Query) -> Result<LogQuery> {
-    let tail =
-        match query.get("tail") {
-            None | Some("all") => None,
-            Some(n) => Some(n.parse::<usize>().map_err(|_| {
-                Error::BadRequest(format!("invalid tail {n:?}: want a number or all"))
-            })?),
-        };
+    let tail = match query.get("tail") {
+        None | Some("all") => None,
+        Some(n) => Some(n.parse::<usize>().map_err(|_| {
+            Error::from(RequestError::Invalid(format!(
+                "invalid tail {n:?}: want a number or all"
+            )))
+        })?),
+    };
     let (stdout, stderr) = (query.flag("stdout"), query.flag("stderr"));
     if !stdout && !stderr {
-        return Err(Error::BadRequest(
+        return Err(Error::from(RequestError::Invalid(
             "choose at least one stream: stdout=1 or stderr=1".to_string(),
-        ));
+        )));
     }
     Ok(LogQuery {
         stdout,
@@ -582,7 +590,9 @@ fn size_params(query: &Query) -> Result<(u16, u16)> {
             .get(k)
             .and_then(|v| v.parse::<u16>().ok())
             .ok_or_else(|| {
-                Error::BadRequest(format!("invalid or missing {k}: want a number 0-65535"))
+                Error::from(RequestError::Invalid(format!(
+                    "invalid or missing {k}: want a number 0-65535"
+                )))
             })
     };
     Ok((get("h")?, get("w")?))
@@ -593,10 +603,10 @@ pub async fn resize(engine: &Arc<Engine>, key: &str, query: &Query) -> Result<Re
     let c = engine.containers.get(key)?;
     let (rows, cols) = size_params(query)?;
     if c.state().status != Status::Running {
-        return Err(Error::Conflict(format!(
+        return Err(Error::from(ContainerError::NotRunning(format!(
             "container {} is not running",
             c.id()
-        )));
+        ))));
     }
     if c.record.tty() {
         let (_r, mut w) = connect_attach(&c.paths.dir).await?;
@@ -690,7 +700,7 @@ pub fn exec_inspect(engine: &Arc<Engine>, id: &str) -> Result<Response<Body>> {
 
 /// `GET /events`.
 pub fn events(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
-    let filter = events::Filter::parse(query.get("filters")).map_err(Error::BadRequest)?;
+    let filter = events::Filter::parse(query.get("filters")).map_err(RequestError::Invalid)?;
     let since = nanos(time_param(query, "since")?);
     let until = nanos(time_param(query, "until")?);
     let (past, rx) = engine.containers.events.subscribe(since);

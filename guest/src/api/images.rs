@@ -12,7 +12,7 @@ use hyper::{Request, Response, StatusCode};
 use super::body;
 use super::routes::{Body, Query, empty, json, streaming, streaming_file};
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::{Error, ImageError, RequestError, Result};
 use crate::image::archive;
 use crate::image::progress::Progress;
 use crate::image::pull::{self, Platform};
@@ -135,13 +135,13 @@ pub async fn create(
     req: &Request<Incoming>,
 ) -> Result<Response<Body>> {
     if query.get("fromSrc").is_some() {
-        return Err(Error::NotImplemented(
+        return Err(Error::from(RequestError::NotServed(
             "POST /images/create?fromSrc (import from a URL or stdin)".to_string(),
-        ));
+        )));
     }
     let from = query
         .get("fromImage")
-        .ok_or_else(|| Error::BadRequest("fromImage is required".to_string()))?;
+        .ok_or_else(|| Error::from(RequestError::Invalid("fromImage is required".to_string())))?;
     let name = match query.get("tag") {
         Some(t) if t.starts_with("sha256:") => format!("{from}@{t}"),
         Some(t) => format!("{from}:{t}"),
@@ -224,16 +224,14 @@ pub fn tag(engine: &Arc<Engine>, name: &str, query: &Query) -> Result<Response<B
     let img = engine.store.resolve(name)?;
     let repo = query
         .get("repo")
-        .ok_or_else(|| Error::BadRequest("repo is required".to_string()))?;
+        .ok_or_else(|| Error::from(RequestError::Invalid("repo is required".to_string())))?;
     let full = match query.get("tag") {
         Some(t) => format!("{repo}:{t}"),
         None => repo.to_string(),
     };
     let r = ImageRef::parse(&full)?;
     if r.digest.is_some() {
-        return Err(Error::BadRequest(
-            "refusing to create a tag with a digest reference".to_string(),
-        ));
+        return Err(ImageError::TagWithDigest.into());
     }
     let t = r.tagged().unwrap_or_default();
     engine.store.tag(&img.id, &t)?;
@@ -288,7 +286,9 @@ pub async fn prune(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>
 /// `GET /images/get?names=...` and `GET /images/{name}/get`.
 pub async fn save(engine: &Arc<Engine>, names: &[String]) -> Result<Response<Body>> {
     if names.is_empty() {
-        return Err(Error::BadRequest("names is required".to_string()));
+        return Err(Error::from(RequestError::Invalid(
+            "names is required".to_string(),
+        )));
     }
     let mut chosen: Vec<(ImageRecord, Vec<String>)> = Vec::new();
     for name in names {
@@ -313,7 +313,7 @@ pub async fn save(engine: &Arc<Engine>, names: &[String]) -> Result<Response<Bod
     let out2 = out.clone();
     let written = tokio::task::spawn_blocking(move || archive::save(&store, &chosen, &out2))
         .await
-        .map_err(|e| Error::Archive(format!("save task failed: {e}")))
+        .map_err(|e| Error::from(ImageError::Task("save", e.to_string())))
         .and_then(|r| r);
     let file = match written {
         Ok(()) => tokio::fs::File::open(&out)

@@ -15,6 +15,9 @@
 //! - [`volumes`]: the `/volumes/...` calls.
 //! - [`projects`]: `/servin/v1/projects/...`, the reconciler.
 //! - [`stream`]: hijacked connections and Docker's stream framing.
+//! - [`request`]: what can be wrong with a request itself.
+//! - [`status`]: the HTTP status of every engine error, the one place where
+//!   errors meet HTTP.
 
 pub mod attach;
 pub mod auth;
@@ -24,8 +27,10 @@ pub mod exec;
 pub mod images;
 pub mod networks;
 pub mod projects;
+pub mod request;
 pub mod routes;
 pub mod server;
+pub mod status;
 pub mod stream;
 pub mod system;
 pub mod volumes;

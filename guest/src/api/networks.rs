@@ -17,7 +17,7 @@ use super::routes::{Body, Query, empty, json as json_response};
 use crate::container::networking::{Mode, mode_of};
 use crate::container::{Container, events};
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::{NetworkError, RequestError, Result};
 use crate::network::{DEFAULT_NETWORK, NetworkRecord, ipam::Subnet};
 
 /// Docker's network object, with the containers on it.
@@ -83,7 +83,7 @@ fn matches(n: &NetworkRecord, filters: &HashMap<String, Vec<String>>) -> bool {
 }
 
 fn filters(q: &Query) -> Result<HashMap<String, Vec<String>>> {
-    events::parse_filters(q.get("filters")).map_err(Error::BadRequest)
+    events::parse_filters(q.get("filters")).map_err(|m| RequestError::Invalid(m).into())
 }
 
 /// `GET /networks`.
@@ -123,9 +123,7 @@ pub async fn create(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Resp
 pub async fn remove(engine: &Arc<Engine>, key: &str) -> Result<Response<Body>> {
     let rec = engine.containers.networks.get(key)?;
     if rec.is_default() {
-        return Err(Error::Forbidden(format!(
-            "{DEFAULT_NETWORK} is a pre-defined network and cannot be removed"
-        )));
+        return Err(NetworkError::Predefined(DEFAULT_NETWORK.to_string(), "removed").into());
     }
     engine.containers.remove_network(&rec.id).await?;
     Ok(empty(StatusCode::NO_CONTENT))

@@ -7,7 +7,7 @@ use hyper::{Request, Response, StatusCode};
 use servin_proto::DesiredProject;
 
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::{Error, RequestError, Result};
 use crate::image::progress::Progress;
 use crate::reconcile;
 
@@ -27,7 +27,7 @@ pub async fn plan(
     reconcile::validate(name, &desired)?;
     let observed = reconcile::observe::observe_all(engine, &desired);
     let plan = reconcile::plan::plan(&desired, &observed, &options(query))
-        .map_err(|e| Error::BadRequest(format!("project {name}: {e}")))?;
+        .map_err(|e| Error::from(RequestError::Invalid(format!("project {name}: {e}"))))?;
     Ok(json(StatusCode::OK, &plan))
 }
 
@@ -74,15 +74,17 @@ pub async fn apply(
 /// `apply` does.
 pub fn down(engine: &Arc<Engine>, name: &str, query: &Query) -> Result<Response<Body>> {
     if name.is_empty() {
-        return Err(Error::BadRequest("down: no project name given".to_string()));
+        return Err(Error::from(RequestError::Invalid(
+            "down: no project name given".to_string(),
+        )));
     }
     let images = match query.get("rmi") {
         None => false,
         Some("all") => true,
         Some(other) => {
-            return Err(Error::BadRequest(format!(
+            return Err(Error::from(RequestError::Invalid(format!(
                 "down: rmi={other:?}: only rmi=all (every image the project's containers ran) is taken"
-            )));
+            ))));
         }
     };
     let options = reconcile::down::DownOptions {
@@ -92,7 +94,9 @@ pub fn down(engine: &Arc<Engine>, name: &str, query: &Query) -> Result<Response<
             .get("t")
             .map(|t| {
                 t.parse::<i64>().map_err(|_| {
-                    Error::BadRequest(format!("down: t={t:?} is not a number of seconds"))
+                    Error::from(RequestError::Invalid(format!(
+                        "down: t={t:?} is not a number of seconds"
+                    )))
                 })
             })
             .transpose()?,
@@ -110,6 +114,9 @@ pub fn down(engine: &Arc<Engine>, name: &str, query: &Query) -> Result<Response<
 
 async fn read_desired(name: &str, req: Request<Incoming>) -> Result<DesiredProject> {
     let body = body::read(req.into_body(), &format!("project {name} desired state")).await?;
-    serde_json::from_slice(&body)
-        .map_err(|e| Error::BadRequest(format!("project {name}: invalid desired state: {e}")))
+    serde_json::from_slice(&body).map_err(|e| {
+        Error::from(RequestError::Invalid(format!(
+            "project {name}: invalid desired state: {e}"
+        )))
+    })
 }

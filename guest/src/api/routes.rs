@@ -14,7 +14,7 @@ use tokio::sync::mpsc::{Receiver, UnboundedReceiver};
 
 use super::{auth, containers, images, networks, projects, system, volumes};
 use crate::engine::Engine;
-use crate::error::Error;
+use crate::error::{Error, RequestError};
 
 /// The body of every response.
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -97,7 +97,7 @@ pub fn empty(status: StatusCode) -> Response<Body> {
 
 /// Docker's error shape: `{"message": "..."}`.
 pub fn error_response(e: &Error) -> Response<Body> {
-    let status = e.status();
+    let status = super::status::status_of(e);
     let message = e.full_message();
     if status.is_server_error() {
         tracing::warn!(%status, "{message}");
@@ -233,7 +233,9 @@ async fn dispatch(
             (&Method::POST, "attach") => containers::attach(engine, key, &query, req),
             (&Method::POST, "resize") => containers::resize(engine, key, &query).await,
             (&Method::POST, "exec") => containers::exec_create(engine, key, req).await,
-            _ => Err(Error::NotImplemented(format!("{method} {path}"))),
+            _ => Err(Error::from(RequestError::NotServed(format!(
+                "{method} {path}"
+            )))),
         };
     }
     if let Some(rest) = path.strip_prefix("/networks/") {
@@ -243,14 +245,18 @@ async fn dispatch(
             (&Method::DELETE, "") => networks::remove(engine, key).await,
             (&Method::POST, "connect") => networks::connect(engine, key, req).await,
             (&Method::POST, "disconnect") => networks::disconnect(engine, key, req).await,
-            _ => Err(Error::NotImplemented(format!("{method} {path}"))),
+            _ => Err(Error::from(RequestError::NotServed(format!(
+                "{method} {path}"
+            )))),
         };
     }
     if let Some(name) = path.strip_prefix("/volumes/") {
         return match *method {
             Method::GET => volumes::inspect(engine, name),
             Method::DELETE => volumes::remove(engine, name, &query).await,
-            _ => Err(Error::NotImplemented(format!("{method} {path}"))),
+            _ => Err(Error::from(RequestError::NotServed(format!(
+                "{method} {path}"
+            )))),
         };
     }
     if let Some(rest) = path.strip_prefix("/servin/v1/projects/")
@@ -261,7 +267,9 @@ async fn dispatch(
             "plan" => projects::plan(engine, name, &query, req).await,
             "apply" => projects::apply(engine, name, &query, req).await,
             "down" => projects::down(engine, name, &query),
-            _ => Err(Error::NotImplemented(format!("{method} {path}"))),
+            _ => Err(Error::from(RequestError::NotServed(format!(
+                "{method} {path}"
+            )))),
         };
     }
     if let Some(rest) = path.strip_prefix("/exec/") {
@@ -270,7 +278,9 @@ async fn dispatch(
             (&Method::POST, "start") => containers::exec_start(engine, id, req).await,
             (&Method::POST, "resize") => containers::exec_resize(engine, id, &query),
             (&Method::GET, "json") => containers::exec_inspect(engine, id),
-            _ => Err(Error::NotImplemented(format!("{method} {path}"))),
+            _ => Err(Error::from(RequestError::NotServed(format!(
+                "{method} {path}"
+            )))),
         };
     }
     if let Some(rest) = path.strip_prefix("/images/") {
@@ -293,7 +303,9 @@ async fn dispatch(
             return images::remove(engine, rest, &query).await;
         }
     }
-    Err(Error::NotImplemented(format!("{method} {path}")))
+    Err(Error::from(RequestError::NotServed(format!(
+        "{method} {path}"
+    ))))
 }
 
 #[cfg(test)]

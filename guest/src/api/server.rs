@@ -35,10 +35,7 @@ pub async fn bind(path: &Path) -> Result<UnixListener> {
     }
     if path.exists() {
         if tokio::net::UnixStream::connect(path).await.is_ok() {
-            return Err(Error::Conflict(format!(
-                "an engine is already listening on {}",
-                path.display()
-            )));
+            return Err(Error::AlreadyListening(path.to_path_buf()));
         }
         std::fs::remove_file(path).map_err(Error::io("remove stale socket", path))?;
     }

@@ -9,7 +9,7 @@ use bollard_stubs::models::ContainerCreateBody;
 
 use super::record::{self, Record, State};
 use super::{Container, Containers, names};
-use crate::error::{Error, Result};
+use crate::error::{ContainerError, Error, Result};
 use crate::timefmt;
 
 fn host_cpus() -> i64 {
@@ -26,14 +26,14 @@ fn validate(body: &ContainerCreateBody) -> Result<()> {
         && m != 0
     {
         if m < 0 {
-            return Err(Error::BadRequest(format!(
+            return Err(Error::from(ContainerError::InvalidConfig(format!(
                 "invalid memory limit {m}: must be positive"
-            )));
+            ))));
         }
         if m < 6 * 1024 * 1024 {
-            return Err(Error::BadRequest(format!(
+            return Err(Error::from(ContainerError::InvalidConfig(format!(
                 "invalid memory limit {m}: the minimum memory limit allowed is 6MB"
-            )));
+            ))));
         }
     }
     if let Some(n) = hc.nano_cpus
@@ -41,23 +41,25 @@ fn validate(body: &ContainerCreateBody) -> Result<()> {
     {
         let cpus = host_cpus();
         if n < 10_000_000 || n > cpus * 1_000_000_000 {
-            return Err(Error::BadRequest(format!(
+            return Err(Error::from(ContainerError::InvalidConfig(format!(
                 "invalid CPU count {:.2}: the range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available",
                 n as f64 / 1e9
-            )));
+            ))));
         }
     }
     if let Some(p) = hc.pids_limit
         && p < -1
     {
-        return Err(Error::BadRequest(format!("invalid pids limit {p}")));
+        return Err(Error::from(ContainerError::InvalidConfig(format!(
+            "invalid pids limit {p}"
+        ))));
     }
     for bind in hc.binds.iter().flatten() {
         let src = bind.split(':').next().unwrap_or_default();
         if src.starts_with('/') && !std::path::Path::new(src).exists() {
-            return Err(Error::BadRequest(format!(
+            return Err(Error::from(ContainerError::InvalidConfig(format!(
                 "invalid mount config for type \"bind\": bind source path does not exist: {src}"
-            )));
+            ))));
         }
     }
     for m in hc.mounts.iter().flatten() {
@@ -66,9 +68,9 @@ fn validate(body: &ContainerCreateBody) -> Result<()> {
             && let Some(src) = &m.source
             && !std::path::Path::new(src).exists()
         {
-            return Err(Error::BadRequest(format!(
+            return Err(Error::from(ContainerError::InvalidConfig(format!(
                 "invalid mount config for type \"bind\": bind source path does not exist: {src}"
-            )));
+            ))));
         }
     }
     Ok(())
@@ -86,7 +88,11 @@ impl Containers {
             .image
             .clone()
             .filter(|i| !i.is_empty())
-            .ok_or_else(|| Error::BadRequest("no image given for the container".to_string()))?;
+            .ok_or_else(|| {
+                Error::from(ContainerError::InvalidConfig(
+                    "no image given for the container".to_string(),
+                ))
+            })?;
         let image = self.store.resolve(&image_name)?;
         validate(&body)?;
         let attachments = self.attachments_for(&body)?;
@@ -104,10 +110,11 @@ impl Containers {
             Some(n) => {
                 let n = names::check_name(n)?;
                 if let Some(other) = map.values().find(|c| c.record.name == n) {
-                    return Err(Error::Conflict(format!(
-                        "the container name \"/{n}\" is already in use by container \"{}\": remove (or rename) that container to be able to reuse that name",
-                        other.record.id
-                    )));
+                    return Err(ContainerError::NameInUse {
+                        name: n,
+                        id: other.record.id.clone(),
+                    }
+                    .into());
                 }
                 n
             }

@@ -11,7 +11,7 @@ use bollard_stubs::models::ExecConfig;
 
 use super::record::Status;
 use super::{Container, Containers};
-use crate::error::{Error, Result};
+use crate::error::{ContainerError, Error, Result};
 use crate::monitor::exec::{ExecProcess, ExecRequest, Resizer};
 use crate::runtime::host::HostFacts;
 use crate::runtime::spec;
@@ -64,10 +64,11 @@ impl ExecInstance {
         let resizer = self.resizer.lock().ok().and_then(|r| r.clone());
         match resizer {
             Some(r) => r.resize(rows, cols),
-            None => Err(Error::Conflict(format!(
-                "exec {} has no running terminal to resize",
-                self.id
-            ))),
+            None => Err(ContainerError::Exec {
+                id: self.id.clone(),
+                why: "has no running terminal to resize".to_string(),
+            }
+            .into()),
         }
     }
 }
@@ -76,13 +77,15 @@ impl Containers {
     /// Creates an exec instance in a running container.
     pub fn exec_create(&self, c: &Arc<Container>, config: ExecConfig) -> Result<String> {
         if c.state().status != Status::Running {
-            return Err(Error::Conflict(format!(
+            return Err(Error::from(ContainerError::NotRunning(format!(
                 "container {} is not running",
                 c.id()
-            )));
+            ))));
         }
         if config.cmd.as_ref().is_none_or(Vec::is_empty) {
-            return Err(Error::BadRequest("no exec command specified".to_string()));
+            return Err(Error::from(ContainerError::InvalidConfig(
+                "no exec command specified".to_string(),
+            )));
         }
         let id = crate::state::new_id()?;
         let instance = Arc::new(ExecInstance {
@@ -136,15 +139,16 @@ impl Containers {
         tty: Option<bool>,
     ) -> Result<ExecProcess> {
         {
-            let mut s = e
-                .state
-                .lock()
-                .map_err(|_| Error::Conflict(format!("exec {} is unusable", e.id)))?;
+            let mut s = e.state.lock().map_err(|_| ContainerError::Exec {
+                id: e.id.clone(),
+                why: "is unusable".to_string(),
+            })?;
             if s.started {
-                return Err(Error::Conflict(format!(
-                    "exec {} has already been started",
-                    e.id
-                )));
+                return Err(ContainerError::Exec {
+                    id: e.id.clone(),
+                    why: "has already been started".to_string(),
+                }
+                .into());
             }
             s.started = true;
         }
@@ -182,10 +186,10 @@ impl Containers {
         tag: &str,
     ) -> Result<ExecProcess> {
         if c.state().status != Status::Running {
-            return Err(Error::Conflict(format!(
+            return Err(Error::from(ContainerError::NotRunning(format!(
                 "container {} is not running",
                 c.id()
-            )));
+            ))));
         }
         let runtime = self.runtime()?;
         let etc = crate::runtime::etc::EtcFiles {
@@ -194,7 +198,9 @@ impl Containers {
             resolv_conf: c.paths.resolv_conf(),
         };
         let no_volumes = |name: &str| -> Result<std::path::PathBuf> {
-            Err(Error::BadRequest(format!("no such volume: {name}")))
+            Err(Error::from(ContainerError::InvalidConfig(format!(
+                "no such volume: {name}"
+            ))))
         };
         let rootfs = c.paths.rootfs();
         let host = HostFacts::read(self.host_nofile, false);

@@ -5,18 +5,18 @@ use std::sync::Arc;
 
 use super::record::Status;
 use super::{Container, Containers};
-use crate::error::{Error, Result};
+use crate::error::{ContainerError, Error, Result};
 use crate::runtime::OciRuntime;
 
 impl Containers {
     /// Sends a signal to a running container.
     pub async fn kill(&self, c: &Arc<Container>, signal: &str) -> Result<()> {
         if c.state().status != Status::Running {
-            return Err(Error::Conflict(format!(
+            return Err(Error::from(ContainerError::NotRunning(format!(
                 "cannot kill container {}: container {} is not running",
                 c.name(),
                 c.id()
-            )));
+            ))));
         }
         if stops_for_good(signal) {
             c.update(|s| s.stopped_by_user = true)?;

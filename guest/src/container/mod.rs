@@ -9,6 +9,7 @@
 //! wait for it.
 //!
 //! - [`record`]: what is kept on disk.
+//! - [`error`]: [`error::ContainerError`], what container operations refuse.
 //! - One file per operation: [`create`], [`start`], [`stop`], [`kill`],
 //!   [`restart`] (the restart policy and its back-off too), [`remove`],
 //!   [`wait`]; [`exit`] records an exit and applies auto-removal and the
@@ -27,6 +28,7 @@
 
 pub mod create;
 pub mod discovery;
+pub mod error;
 pub mod events;
 pub mod exec;
 pub mod exit;
@@ -54,7 +56,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
 pub use self::record::{Paths, Record, State, Status};
-use crate::error::{Error, Result};
+use crate::error::{ContainerError, Error, Result};
 use crate::image::store::Store;
 use crate::monitor;
 use crate::monitor::attach::{AttachReader, AttachWriter};
@@ -385,9 +387,7 @@ impl Containers {
                 [one] => return Ok(Arc::clone(one)),
                 [] => {}
                 _ => {
-                    return Err(Error::BadRequest(format!(
-                        "multiple containers found with ID prefix {bare:?}"
-                    )));
+                    return Err(ContainerError::AmbiguousId(bare.to_string()).into());
                 }
             }
         }

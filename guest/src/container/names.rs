@@ -1,6 +1,6 @@
 //! Container IDs and names.
 
-use crate::error::{Error, Result};
+use crate::error::{ContainerError, Result};
 use crate::state;
 
 const ADJECTIVES: &[&str] = &[
@@ -33,9 +33,7 @@ pub fn random_name(taken: impl Fn(&str) -> bool) -> Result<String> {
             return Ok(numbered);
         }
     }
-    Err(Error::Conflict(
-        "could not find a free random container name; give one with --name".to_string(),
-    ))
+    Err(ContainerError::NoFreeName.into())
 }
 
 /// Checks a user-given name (Docker's rule `[a-zA-Z0-9][a-zA-Z0-9_.-]+`) and
@@ -49,9 +47,7 @@ pub fn check_name(name: &str) -> Result<String> {
     if ok {
         Ok(bare.to_string())
     } else {
-        Err(Error::BadRequest(format!(
-            "invalid container name ({name:?}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-        )))
+        Err(ContainerError::InvalidName(name.to_string()).into())
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::Instant;
 use bollard_stubs::models::{ContainerCreateBody, EndpointSettings};
 
 use super::{Container, Containers, Status};
-use crate::error::{Error, Result};
+use crate::error::{ContainerError, Error, Result};
 use crate::network::{Attachment, DEFAULT_NETWORK, NetworkRecord, link};
 
 /// What a started container's networking gave it.
@@ -82,8 +82,11 @@ fn endpoint_wish(settings: Option<&EndpointSettings>) -> Result<(Vec<String>, Op
         .and_then(|c| c.ipv4_address.clone())
         .filter(|a| !a.is_empty())
         .map(|a| {
-            a.parse::<Ipv4Addr>()
-                .map_err(|_| Error::BadRequest(format!("invalid IPv4 address {a:?}")))
+            a.parse::<Ipv4Addr>().map_err(|_| {
+                Error::from(ContainerError::InvalidConfig(format!(
+                    "invalid IPv4 address {a:?}"
+                )))
+            })
         })
         .transpose()?;
     Ok((aliases, ip))
@@ -100,9 +103,9 @@ impl Containers {
             }
             // Not a 404: the docker CLI takes a 404 on create for a
             // missing image and tries to pull it.
-            Err(Error::NoSuchNetwork(n)) => {
-                Err(Error::BadRequest(format!("network {n} not found")))
-            }
+            Err(Error::NoSuchNetwork(n)) => Err(Error::from(ContainerError::InvalidConfig(
+                format!("network {n} not found"),
+            ))),
             Err(e) => Err(e),
         }
     }
@@ -308,11 +311,11 @@ impl Containers {
         match mode_of(&c.record.body) {
             Mode::Network(_) => {}
             Mode::Host | Mode::None | Mode::Container(_) => {
-                return Err(Error::Forbidden(format!(
+                return Err(Error::from(ContainerError::Networking(format!(
                     "container {} cannot be connected to networks: it uses network mode {:?}",
                     c.name(),
                     c.record.host_config().network_mode.unwrap_or_default()
-                )));
+                ))));
             }
         }
         let rec = self.resolve(network_key).await?;
@@ -323,11 +326,11 @@ impl Containers {
             a.network == rec.id || (rec.is_default() && a.network == DEFAULT_NETWORK)
         };
         if attachments.iter().any(same) {
-            return Err(Error::Forbidden(format!(
+            return Err(Error::from(ContainerError::Networking(format!(
                 "endpoint with name {} already exists in network {}",
                 c.name(),
                 rec.name
-            )));
+            ))));
         }
         let want = Attachment {
             network: rec.id.clone(),
@@ -382,11 +385,11 @@ impl Containers {
             a.network == rec.id || (rec.is_default() && a.network == DEFAULT_NETWORK)
         };
         if !attachments.iter().any(same) {
-            return Err(Error::Forbidden(format!(
+            return Err(Error::from(ContainerError::Networking(format!(
                 "container {} is not connected to network {}",
                 c.name(),
                 rec.name
-            )));
+            ))));
         }
         self.networks.detach(&rec.id, c.id()).await?;
         c.set_attachments(|a| a.retain(|x| !same(x)))?;
@@ -417,11 +420,11 @@ impl Containers {
         let users = self.network_users(&rec);
         if !users.is_empty() {
             let names: Vec<&str> = users.iter().map(|(_, n)| n.as_str()).collect();
-            return Err(Error::Forbidden(format!(
+            return Err(Error::from(ContainerError::Networking(format!(
                 "error while removing network: network {} is in use by container(s) {}: remove or disconnect them first",
                 rec.name,
                 names.join(", ")
-            )));
+            ))));
         }
         let rec = self.networks.remove(&rec.id).await?;
         let mut attrs = std::collections::HashMap::new();
@@ -450,15 +453,15 @@ impl Containers {
 
 fn check_default_wish(default: bool, aliases: &[String], ipv4: Option<Ipv4Addr>) -> Result<()> {
     if default && !aliases.is_empty() {
-        return Err(Error::BadRequest(
+        return Err(Error::from(ContainerError::InvalidConfig(
             "network-scoped aliases are supported only for containers in user-defined networks"
                 .to_string(),
-        ));
+        )));
     }
     if default && ipv4.is_some() {
-        return Err(Error::BadRequest(
+        return Err(Error::from(ContainerError::InvalidConfig(
             "user-specified IP addresses are supported only on user-defined networks".to_string(),
-        ));
+        )));
     }
     Ok(())
 }

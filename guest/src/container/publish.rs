@@ -13,7 +13,7 @@ use bollard_stubs::models::{ContainerCreateBody, PortMap, PortSummary, PortSumma
 
 use super::networking::{Mode, mode_of};
 use super::{Container, Containers};
-use crate::error::{Error, Result};
+use crate::error::{ContainerError, Error, NetworkError, Result};
 use crate::network::firewall::Dnat;
 use crate::network::ports::{self, HostPort, PortBinding, Protocol, PublishedPort};
 
@@ -71,12 +71,12 @@ pub fn check(
         Mode::Host => Ok(vec![
             "Published ports are discarded when using host network mode".to_string(),
         ]),
-        Mode::None => Err(Error::BadRequest(
+        Mode::None => Err(Error::from(ContainerError::InvalidConfig(
             "conflicting options: port publishing and the container type network mode \"none\": a container without networks cannot publish ports".to_string(),
-        )),
-        Mode::Container(_) => Err(Error::BadRequest(
+        ))),
+        Mode::Container(_) => Err(Error::from(ContainerError::InvalidConfig(
             "conflicting options: port publishing and the container type network mode: publish the ports on the container whose network is shared".to_string(),
-        )),
+        ))),
     }
 }
 
@@ -214,14 +214,16 @@ impl Containers {
                         })
                 });
                 if clash {
-                    return Err(Error::Conflict(format!(
-                        "publish {}/{}: the host port is already in use by container {} (port {}/{})",
-                        p.host,
-                        p.protocol,
-                        other.name(),
-                        p.container_port,
-                        p.protocol
-                    )));
+                    return Err(NetworkError::PortInUse {
+                        binding: format!("{}/{}", p.host, p.protocol),
+                        holder: format!(
+                            " by container {} (port {}/{})",
+                            other.name(),
+                            p.container_port,
+                            p.protocol
+                        ),
+                    }
+                    .into());
                 }
             }
         }
@@ -326,8 +328,20 @@ mod tests {
         assert!(none.to_string().contains("\"none\""), "{none}");
         assert!(check(&body("none", &[], false, &["80"]), None).is_ok());
         let bad = check(&body("bridge", &[("80/tcp", "99999")], false, &[]), None).unwrap_err();
-        assert!(matches!(bad, Error::BadRequest(_)), "{bad}");
+        assert!(
+            matches!(
+                bad,
+                Error::Container(ContainerError::InvalidConfig(_)) | Error::Network(_)
+            ),
+            "{bad}"
+        );
         let bad = check(&body("bridge", &[], false, &["eighty"]), None).unwrap_err();
-        assert!(matches!(bad, Error::BadRequest(_)), "{bad}");
+        assert!(
+            matches!(
+                bad,
+                Error::Container(ContainerError::InvalidConfig(_)) | Error::Network(_)
+            ),
+            "{bad}"
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::record::Status;
 use super::stop::kill_all;
 use super::{Container, Containers};
-use crate::error::{Error, Result};
+use crate::error::{ContainerError, Error, Result};
 use crate::runtime::rootfs;
 
 impl Containers {
@@ -17,10 +17,10 @@ impl Containers {
         let _op = c.op.lock().await;
         if c.state().status == Status::Running {
             if !force {
-                return Err(Error::Conflict(format!(
+                return Err(Error::from(ContainerError::WrongState(format!(
                     "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
                     c.name()
-                )));
+                ))));
             }
             c.update(|s| s.stopped_by_user = true)?;
             let mut signals = c.signals();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::record::{self, Record};
 use super::{Container, Containers, Status, names};
-use crate::error::{Error, Result};
+use crate::error::{ContainerError, Error, Result};
 
 impl Containers {
     /// Renames `c`, which must be created and never started; returns the
@@ -18,28 +18,28 @@ impl Containers {
     pub fn rename_created(&self, c: &Arc<Container>, new_name: &str) -> Result<Arc<Container>> {
         let new_name = names::check_name(new_name)?;
         let _op = c.op.try_lock().map_err(|_| {
-            Error::Conflict(format!(
+            Error::from(ContainerError::WrongState(format!(
                 "container {}: rename: another operation on it is under way",
                 c.name()
-            ))
+            )))
         })?;
         let state = c.state();
         if state.status != Status::Created {
-            return Err(Error::Conflict(format!(
+            return Err(Error::from(ContainerError::WrongState(format!(
                 "container {}: rename to {new_name}: only a container that has not run can be renamed",
                 c.name()
-            )));
+            ))));
         }
         let mut map = self.lock_map();
         if let Some(other) = map
             .values()
             .find(|o| o.record.name == new_name && o.id() != c.id())
         {
-            return Err(Error::Conflict(format!(
+            return Err(Error::from(ContainerError::WrongState(format!(
                 "container {}: rename: the name \"/{new_name}\" is already in use by container \"{}\"",
                 c.name(),
                 other.id()
-            )));
+            ))));
         }
         let old_name = c.record.name.clone();
         let record = Record {

@@ -12,7 +12,7 @@ use super::health::health_test;
 use super::networking::NetSetup;
 use super::record::Status;
 use super::{Container, Containers};
-use crate::error::{Error, Result};
+use crate::error::{ContainerError, Error, Result};
 use crate::monitor::{self, MonitorConfig};
 use crate::runtime::OciRuntime;
 use crate::runtime::etc::{self, EtcFiles};
@@ -31,10 +31,10 @@ impl Containers {
         match c.state().status {
             Status::Running => return Ok(false),
             Status::Removing => {
-                return Err(Error::Conflict(format!(
+                return Err(Error::from(ContainerError::WrongState(format!(
                     "container {} is being removed",
                     c.name()
-                )));
+                ))));
             }
             _ => {}
         }
@@ -355,7 +355,12 @@ mod tests {
             failed_start_code(&Error::CommandNotFound("x".to_string())),
             127
         );
-        assert_eq!(failed_start_code(&Error::BadRequest("x".to_string())), 128);
+        assert_eq!(
+            failed_start_code(&Error::from(crate::error::SpecError::Invalid(
+                "x".to_string()
+            ))),
+            128
+        );
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use bollard_stubs::models::{ContainerCreateBody, MountPoint, MountType};
 use servin_values::BindSpec;
 
 use super::{Container, Containers};
-use crate::error::{Error, Result};
+use crate::error::{ContainerError, Error, Result, VolumeError};
 use crate::volume::{self, Filters, VolumeMount, copy};
 
 /// A volume a container asks for, before anonymous ones have names.
@@ -29,9 +29,9 @@ pub struct Wanted {
 }
 
 fn invalid_name(name: &str) -> Error {
-    Error::BadRequest(format!(
+    Error::from(ContainerError::InvalidConfig(format!(
         "create {name}: {name:?} includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed: if you intended to pass a host directory, use an absolute path"
-    ))
+    )))
 }
 
 fn trimmed(dest: &str) -> String {
@@ -97,9 +97,9 @@ pub fn wanted(
     let from_image = image.and_then(|i| i.volumes().clone()).unwrap_or_default();
     for dest in own.chain(from_image.iter()) {
         if !dest.starts_with('/') {
-            return Err(Error::BadRequest(format!(
+            return Err(Error::from(ContainerError::InvalidConfig(format!(
                 "invalid volume destination {dest:?}: it must be an absolute path"
-            )));
+            ))));
         }
         if taken.insert(trimmed(dest)) {
             out.push(Wanted {
@@ -260,10 +260,7 @@ impl Containers {
                 .collect();
             if !users.is_empty() {
                 users.sort();
-                return Err(Error::Conflict(format!(
-                    "remove volume {name}: volume is in use by container {}",
-                    users.join(", ")
-                )));
+                return Err(VolumeError::InUse(name.to_string(), users.join(", ")).into());
             }
             self.volumes.take(name)?
         };
@@ -322,7 +319,7 @@ impl Containers {
     pub fn remove_anonymous_volumes(&self, c: &Container) {
         for v in c.record.volumes.iter().filter(|v| v.anonymous) {
             match self.remove_volume(&v.name, true) {
-                Ok(()) | Err(Error::Conflict(_)) => {}
+                Ok(()) | Err(Error::Volume(VolumeError::InUse(..))) => {}
                 Err(e) => tracing::warn!(
                     "remove volume {} of {}: {}",
                     v.name,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::record::Status;
 use super::{Container, Containers};
-use crate::error::{Error, Result};
+use crate::error::{Error, RequestError, Result};
 
 /// What `wait` waits for (Docker's `condition`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,9 +27,9 @@ impl WaitCondition {
             None | Some("not-running") => Ok(Self::NotRunning),
             Some("next-exit") => Ok(Self::NextExit),
             Some("removed") => Ok(Self::Removed),
-            Some(other) => Err(Error::BadRequest(format!(
+            Some(other) => Err(Error::from(RequestError::Invalid(format!(
                 "invalid condition {other:?}: use not-running, next-exit or removed"
-            ))),
+            )))),
         }
     }
 }

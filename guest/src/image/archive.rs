@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ImageError, Result};
 use crate::image::digest::{self, Hasher};
 use crate::image::progress::Progress;
 use crate::image::pull::{self, OCI_INDEX, OCI_MANIFEST, Platform};
@@ -127,12 +127,17 @@ fn append_dir<W: Write>(tar: &mut tar::Builder<W>, name: &str) -> std::io::Resul
 fn extract(tar_path: &Path, dir: &Path) -> Result<()> {
     let file = fs::File::open(tar_path).map_err(Error::io("open", tar_path))?;
     let mut archive = tar::Archive::new(std::io::BufReader::new(file));
-    let bad = |e: std::io::Error| Error::Archive(format!("not a readable tar: {e}"));
+    let bad =
+        |e: std::io::Error| Error::from(ImageError::Archive(format!("not a readable tar: {e}")));
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         let path = entry.path().map_err(bad)?.into_owned();
-        let rel = crate::image::unpack::safe_relative(&path)
-            .map_err(|m| Error::Archive(format!("entry {:?}: {m}", path.display().to_string())))?;
+        let rel = crate::image::unpack::safe_relative(&path).map_err(|m| {
+            Error::from(ImageError::Archive(format!(
+                "entry {:?}: {m}",
+                path.display().to_string()
+            )))
+        })?;
         if rel.as_os_str().is_empty() {
             continue;
         }
@@ -175,7 +180,9 @@ fn adopt(store: &Store, path: &Path, expected: Option<&str>) -> Result<String> {
     if let Some(want) = expected
         && want != actual
     {
-        return Err(Error::Archive(format!("blob {want} has digest {actual}")));
+        return Err(Error::from(ImageError::Archive(format!(
+            "blob {want} has digest {actual}"
+        ))));
     }
     if !store.has_blob(&actual) {
         let tmp = store.temp_path("adopt");
@@ -205,7 +212,8 @@ struct Pending {
 }
 
 fn blob_file(dir: &Path, digest: &str) -> Result<PathBuf> {
-    let hex = digest::hex_of(digest).map_err(|e| Error::Archive(e.to_string()))?;
+    let hex =
+        digest::hex_of(digest).map_err(|e| Error::from(ImageError::Archive(e.to_string())))?;
     Ok(dir.join("blobs/sha256").join(hex))
 }
 
@@ -222,18 +230,20 @@ fn read_layout(store: &Store, dir: &Path) -> Result<Vec<Pending>> {
     let mut out = Vec::new();
     if docker_path.is_file() {
         let bytes = fs::read(&docker_path).map_err(Error::io("read", &docker_path))?;
-        let entries: Vec<DockerEntry> = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Archive(format!("malformed manifest.json: {e}")))?;
+        let entries: Vec<DockerEntry> = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::from(ImageError::Archive(format!("malformed manifest.json: {e}")))
+        })?;
         for e in entries {
             let config_path = dir.join(
                 crate::image::unpack::safe_relative(Path::new(&e.config))
-                    .map_err(Error::Archive)?,
+                    .map_err(ImageError::Archive)?,
             );
             let config_digest = adopt(store, &config_path, None)?;
             let mut layers = Vec::new();
             for l in &e.layers {
                 let p = dir.join(
-                    crate::image::unpack::safe_relative(Path::new(l)).map_err(Error::Archive)?,
+                    crate::image::unpack::safe_relative(Path::new(l))
+                        .map_err(ImageError::Archive)?,
                 );
                 let d = adopt(store, &p, None)?;
                 layers.push(d);
@@ -254,9 +264,9 @@ fn read_layout(store: &Store, dir: &Path) -> Result<Vec<Pending>> {
         return Ok(out);
     }
     if !index_path.is_file() {
-        return Err(Error::Archive(
+        return Err(Error::from(ImageError::Archive(
             "neither manifest.json (docker save) nor index.json (OCI layout) found".to_string(),
-        ));
+        )));
     }
     for o in oci {
         let names = full_names(&o.names);
@@ -297,22 +307,28 @@ fn collect_index(
         manifests: Vec<Desc>,
     }
     if depth > 2 {
-        return Err(Error::Archive("indexes nested too deeply".to_string()));
+        return Err(Error::from(ImageError::Archive(
+            "indexes nested too deeply".to_string(),
+        )));
     }
     let index: Index = serde_json::from_slice(index_bytes)
-        .map_err(|e| Error::Archive(format!("malformed index.json: {e}")))?;
+        .map_err(|e| Error::from(ImageError::Archive(format!("malformed index.json: {e}"))))?;
     let host = Platform::host();
     for d in index.manifests {
         let mut annotations = inherited.clone();
         annotations.extend(d.annotations);
         let path = blob_file(dir, &d.digest)?;
-        let bytes = fs::read(&path)
-            .map_err(|e| Error::Archive(format!("blob {} is missing: {e}", d.digest)))?;
+        let bytes = fs::read(&path).map_err(|e| {
+            Error::from(ImageError::Archive(format!(
+                "blob {} is missing: {e}",
+                d.digest
+            )))
+        })?;
         if digest::of(&bytes) != d.digest {
-            return Err(Error::Archive(format!(
+            return Err(Error::from(ImageError::Archive(format!(
                 "blob {} does not match its digest",
                 d.digest
-            )));
+            ))));
         }
         if d.media_type == OCI_INDEX || d.media_type == pull::DOCKER_LIST {
             let chosen = pull::choose_from_index(&bytes, &host, &format!("index {}", d.digest))?;
@@ -404,9 +420,9 @@ fn finish(
     for (l, diff) in m.layers().iter().zip(diff_ids) {
         let d = l.digest().to_string();
         if !store.has_blob(&d) {
-            return Err(Error::Archive(format!(
+            return Err(Error::from(ImageError::Archive(format!(
                 "layer {d} is missing from the archive"
-            )));
+            ))));
         }
         layers.push(LayerRecord {
             digest: d,
@@ -450,7 +466,7 @@ pub async fn load(store: &Arc<Store>, tar_path: &Path, progress: &Progress) -> R
         read_layout(&store2, &dir2)
     })
     .await
-    .map_err(|e| Error::Archive(format!("load task failed: {e}")))
+    .map_err(|e| Error::from(ImageError::Archive(format!("load task failed: {e}"))))
     .and_then(|r| r);
     let dir3 = dir.clone();
     let _ = tokio::task::spawn_blocking(move || fs::remove_dir_all(dir3)).await;

@@ -3,18 +3,18 @@
 
 use sha2::{Digest as _, Sha256};
 
-use crate::error::{Error, Result};
+use crate::error::{ImageError, Result};
 
 /// Checks that `digest` is `sha256:` followed by 64 lower-case hex digits and
 /// returns the hex part.
 pub fn hex_of(digest: &str) -> Result<&str> {
     let hex = digest
         .strip_prefix("sha256:")
-        .ok_or_else(|| Error::BadRequest(format!("unsupported digest {digest:?}")))?;
+        .ok_or_else(|| ImageError::UnsupportedDigest(digest.to_string()))?;
     if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         Ok(hex)
     } else {
-        Err(Error::BadRequest(format!("invalid digest {digest:?}")))
+        Err(ImageError::InvalidDigest(digest.to_string()).into())
     }
 }
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::{ImageError, Result};
 
 /// Deletes the blobs and snapshots no image needs any more; the bytes freed.
 pub async fn collect_garbage(engine: &Arc<Engine>) -> Result<u64> {
@@ -14,5 +14,5 @@ pub async fn collect_garbage(engine: &Arc<Engine>) -> Result<u64> {
     let engine = Arc::clone(engine);
     tokio::task::spawn_blocking(move || engine.store.collect_garbage())
         .await
-        .map_err(|e| Error::Conflict(format!("garbage collection failed: {e}")))?
+        .map_err(|e| ImageError::Task("garbage collection", e.to_string()))?
 }

@@ -2,6 +2,7 @@
 //!
 //! - [`reference`]: image references in Docker's normalised form.
 //! - [`digest`]: sha256 digests, validated before they name a file.
+//! - [`error`]: [`error::ImageError`], what image operations refuse.
 //! - [`store`]: the content-addressed blob store and the image records.
 //! - [`gc`]: deleting the blobs and snapshots no image needs.
 //! - [`unpack`]: layer tars into overlayfs-ready snapshot directories.
@@ -18,6 +19,7 @@
 
 pub mod archive;
 pub mod digest;
+pub mod error;
 pub mod gc;
 pub mod progress;
 pub mod pull;

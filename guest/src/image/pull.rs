@@ -14,7 +14,7 @@ use oci_client::{Client, RegistryOperation};
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 use tokio::io::AsyncWriteExt;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ImageError, Result};
 use crate::image::digest::{self, Hasher};
 use crate::image::progress::Progress;
 use crate::image::reference::{ImageRef, familiar};
@@ -83,9 +83,7 @@ impl Platform {
                 architecture: arch.to_string(),
                 variant: Some(variant.to_string()),
             }),
-            _ => Err(Error::BadRequest(format!(
-                "invalid platform {s:?}: expected os/arch[/variant]"
-            ))),
+            _ => Err(ImageError::InvalidPlatform(s.to_string()).into()),
         }
     }
 }

@@ -5,7 +5,7 @@ use oci_client::RegistryOperation;
 use oci_client::secrets::RegistryAuth;
 use tokio::io::AsyncReadExt;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ImageError, Result};
 use crate::image::progress::Progress;
 use crate::image::reference::ImageRef;
 use crate::image::registry::{Registries, auth_error, registry_error};
@@ -96,9 +96,10 @@ pub async fn push(
         }
     }
     let manifest = store.read_blob(&image.manifest_digest)?;
-    let content_type = image.manifest_media_type.parse().map_err(|_| {
-        Error::BadRequest(format!("bad media type {:?}", image.manifest_media_type))
-    })?;
+    let content_type = image
+        .manifest_media_type
+        .parse()
+        .map_err(|_| Error::from(ImageError::BadMediaType(image.manifest_media_type.clone())))?;
     client
         .push_manifest_raw(&oci_ref, manifest.clone(), content_type)
         .await

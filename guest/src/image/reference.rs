@@ -7,7 +7,7 @@
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 
-use crate::error::{Error, Result};
+use crate::error::{ImageError, Result};
 
 /// The default registry of unqualified names.
 pub const DOCKER_HUB: &str = servin_values::reference::DEFAULT_REGISTRY;
@@ -38,7 +38,7 @@ impl ImageRef {
     pub fn parse(name: &str) -> Result<Self> {
         servin_values::ImageRef::parse(name)
             .map(Self)
-            .map_err(|why| Error::BadRequest(format!("invalid reference format: {why}")))
+            .map_err(|why| ImageError::InvalidReference(why.to_string()).into())
     }
 
     /// `registry/repository:tag`, when a tag is present.

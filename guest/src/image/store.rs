@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ImageError, Result};
 use crate::image::digest;
 use crate::image::reference::ImageRef;
 use crate::state::{sync_dir, write_synced};
@@ -251,9 +251,7 @@ impl Store {
             match found.as_slice() {
                 [one] => Ok((*one).clone()),
                 [] => Err(not_found()),
-                _ => Err(Error::Conflict(format!(
-                    "image ID prefix {hex:?} is ambiguous"
-                ))),
+                _ => Err(ImageError::AmbiguousId(hex.to_string()).into()),
             }
         };
         if let Some(hex) = name.strip_prefix("sha256:") {
@@ -359,20 +357,18 @@ impl Store {
                 }
             }
         } else if image.repo_tags.len() > 1 && !force {
-            return Err(Error::Conflict(format!(
-                "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
-                short_id(&image.id)
-            )));
+            return Err(ImageError::MultipleRepositories(short_id(&image.id).to_string()).into());
         } else {
             out.untagged.extend(image.repo_tags.iter().cloned());
         }
         if let Some(container) = in_use.get(&image.id) {
             if !force {
-                return Err(Error::Conflict(format!(
-                    "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
-                    short_id(container),
-                    short_id(&image.id)
-                )));
+                return Err(ImageError::UsedByContainer {
+                    reference: name.to_string(),
+                    container: short_id(container).to_string(),
+                    image: short_id(&image.id).to_string(),
+                }
+                .into());
             }
             if let Some(img) = state.images.get_mut(&image.id) {
                 out.untagged = std::mem::take(&mut img.repo_tags);

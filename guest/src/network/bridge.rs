@@ -20,7 +20,7 @@ use super::firewall;
 use super::ipam::{self, Subnet};
 use super::record::{NETWORK_FILE, NetworkRecord};
 use super::{Networks, link};
-use crate::error::{Error, Result};
+use crate::error::{Error, NetworkError, Result};
 use crate::state::write_json;
 use crate::timefmt;
 
@@ -65,28 +65,23 @@ impl Networks {
     pub(super) async fn create_locked(&self, opts: CreateOptions) -> Result<NetworkRecord> {
         let name = opts.name.trim().to_string();
         if !is_valid_name(&name) {
-            return Err(Error::BadRequest(format!(
-                "invalid network name {name:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit"
-            )));
+            return Err(NetworkError::InvalidName(name).into());
         }
         if matches!(name.as_str(), "host" | "none") {
-            return Err(Error::Forbidden(format!(
-                "{name} is a pre-defined network and cannot be created"
-            )));
+            return Err(NetworkError::Predefined(name, "created").into());
         }
         match opts.driver.as_deref() {
             None | Some("" | "bridge") => {}
             Some(d) => {
-                return Err(Error::BadRequest(format!(
-                    "network driver {d:?} is not supported: servin networks use the bridge driver"
-                )));
+                return Err(NetworkError::UnsupportedDriver(d.to_string()).into());
             }
         }
         if let Some(other) = self.lock().values().find(|n| n.name == name) {
-            return Err(Error::Conflict(format!(
-                "network with name {name} already exists (ID {})",
-                other.id
-            )));
+            return Err(NetworkError::NameTaken {
+                name,
+                id: other.id.clone(),
+            }
+            .into());
         }
         let given = opts
             .subnet
@@ -95,9 +90,7 @@ impl Networks {
             .map(Subnet::parse)
             .transpose()?;
         if given.is_none() && opts.gateway.as_deref().is_some_and(|g| !g.is_empty()) {
-            return Err(Error::BadRequest(
-                "a gateway needs a subnet: give --subnet too".to_string(),
-            ));
+            return Err(NetworkError::GatewayWithoutSubnet.into());
         }
         let id = crate::state::new_id()?;
         let tag = id.get(..10).unwrap_or(&id).to_string();
@@ -114,28 +107,29 @@ impl Networks {
         let subnet = match given {
             Some(s) => {
                 if let Some(t) = taken.iter().find(|t| t.overlaps(&s)) {
-                    return Err(Error::Conflict(format!(
-                        "invalid subnet {s}: it overlaps {t}, which is already in use on this host"
-                    )));
+                    return Err(NetworkError::SubnetOverlaps {
+                        subnet: s.to_string(),
+                        other: t.to_string(),
+                    }
+                    .into());
                 }
                 s
             }
-            None => ipam::choose_subnet(self.pool, &taken).ok_or_else(|| {
-                Error::Conflict(format!(
-                    "no free subnet left in the pool {}: remove unused networks (servin network prune) or give --subnet",
-                    self.pool
-                ))
-            })?,
+            None => ipam::choose_subnet(self.pool, &taken)
+                .ok_or_else(|| NetworkError::PoolExhausted(self.pool.to_string()))?,
         };
         let gateway = match opts.gateway.as_deref().filter(|g| !g.is_empty()) {
             Some(g) => {
-                let ip: Ipv4Addr = g.parse().map_err(|_| {
-                    Error::BadRequest(format!("invalid gateway {g:?}: want an IPv4 address"))
+                let ip: Ipv4Addr = g.parse().map_err(|_| NetworkError::InvalidGateway {
+                    gateway: format!("{g:?}"),
+                    why: "want an IPv4 address".to_string(),
                 })?;
                 if !subnet.is_host(ip) {
-                    return Err(Error::BadRequest(format!(
-                        "invalid gateway {ip}: it is not a host address of the subnet {subnet}"
-                    )));
+                    return Err(NetworkError::InvalidGateway {
+                        gateway: ip.to_string(),
+                        why: format!("it is not a host address of the subnet {subnet}"),
+                    }
+                    .into());
                 }
                 ip
             }
@@ -229,11 +223,11 @@ impl Networks {
                 .values()
                 .map(|e| e.container_name.as_str())
                 .collect();
-            return Err(Error::Forbidden(format!(
-                "error while removing network: network {} has active endpoints ({})",
-                rec.name,
-                names.join(", ")
-            )));
+            return Err(NetworkError::InUse {
+                network: rec.name.clone(),
+                why: format!("has active endpoints ({})", names.join(", ")),
+            }
+            .into());
         }
         let h = self.netlink().await?.clone();
         {
@@ -286,10 +280,7 @@ async fn lock_subnets() -> Result<SubnetLock> {
             Err(e) => return Err(Error::io("lock", path)(e.into())),
         }
     }
-    Err(Error::Conflict(format!(
-        "another engine held {} for over 10 seconds",
-        path.display()
-    )))
+    Err(NetworkError::LockTimeout(path.to_path_buf()).into())
 }
 
 #[cfg(test)]

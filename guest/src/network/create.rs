@@ -9,7 +9,7 @@ use bollard_stubs::models::NetworkCreateRequest;
 
 use super::{CreateOptions, NetworkRecord};
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::{NetworkError, Result};
 
 /// Makes a network from a Docker create body (one IPv4 subnet at most) and
 /// announces it.
@@ -18,9 +18,7 @@ pub async fn create_network(
     body: NetworkCreateRequest,
 ) -> Result<NetworkRecord> {
     if body.enable_ipv6 == Some(true) {
-        return Err(Error::BadRequest(
-            "IPv6 networks are not supported yet".to_string(),
-        ));
+        return Err(NetworkError::Ipv6Unsupported.into());
     }
     let configs = body
         .ipam
@@ -28,9 +26,7 @@ pub async fn create_network(
         .and_then(|i| i.config.clone())
         .unwrap_or_default();
     if configs.len() > 1 {
-        return Err(Error::BadRequest(
-            "only one IPAM config (one IPv4 subnet) per network is supported".to_string(),
-        ));
+        return Err(NetworkError::SeveralSubnets.into());
     }
     let config = configs.into_iter().next().unwrap_or_default();
     let rec = engine

@@ -16,7 +16,7 @@ use std::net::Ipv4Addr;
 use super::events::EndpointEvent;
 use super::record::{Attachment, Endpoint};
 use super::{Networks, ipam, link};
-use crate::error::{Error, Result};
+use crate::error::{Error, NetworkError, Result};
 
 /// A container's address reserved on a network, its devices not made yet
 /// ([`Networks::reserve`], [`Networks::plumb`]).
@@ -85,24 +85,27 @@ impl Networks {
             let ipv4 = match want.ipv4 {
                 Some(ip) => {
                     if !subnet.is_host(ip) || ip == rec.gateway {
-                        return Err(Error::BadRequest(format!(
-                            "invalid address {ip} for network {}: not a free host address of {subnet}",
-                            rec.name
-                        )));
+                        return Err(NetworkError::InvalidAddress {
+                            ip: ip.to_string(),
+                            network: rec.name.clone(),
+                            subnet: subnet.to_string(),
+                        }
+                        .into());
                     }
                     if used.contains(&ip) {
-                        return Err(Error::Conflict(format!(
-                            "address {ip} is already in use on network {}",
-                            rec.name
-                        )));
+                        return Err(NetworkError::AddressInUse {
+                            ip: ip.to_string(),
+                            network: rec.name.clone(),
+                        }
+                        .into());
                     }
                     ip
                 }
                 None => ipam::next_free(subnet, rec.gateway, &used).ok_or_else(|| {
-                    Error::Conflict(format!(
-                        "no free address left on network {} ({subnet})",
-                        rec.name
-                    ))
+                    NetworkError::AddressesExhausted {
+                        network: rec.name.clone(),
+                        subnet: subnet.to_string(),
+                    }
                 })?,
             };
             let endpoint = Endpoint {

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, NetworkError, Result};
 
 /// The pool networks take their subnets from unless given one.
 pub const DEFAULT_POOL: &str = "10.89.0.0/16";
@@ -37,7 +37,12 @@ impl Subnet {
     /// Parses `A.B.C.D/N`; refuses host bits (Docker does too), IPv6 and
     /// subnets too small to hold a gateway and a container.
     pub fn parse(text: &str) -> Result<Self> {
-        let bad = |why: &str| Error::BadRequest(format!("invalid subnet {text:?}: {why}"));
+        let bad = |why: &str| {
+            Error::from(NetworkError::InvalidSubnet {
+                subnet: text.to_string(),
+                why: why.to_string(),
+            })
+        };
         let (addr, prefix) = text
             .trim()
             .split_once('/')

@@ -4,6 +4,8 @@
 //! [`Networks`] owns every network of the engine; its methods live in the
 //! file of the concern they serve:
 //!
+//! - [`error`]: [`error::NetworkError`], what network, address and port
+//!   operations refuse
 //! - `record`: a network and its endpoints as kept on disk
 //!   ([`NetworkRecord`], [`Endpoint`], [`Attachment`]).
 //! - `bridge`: making, bringing up and removing a network (its subnet,
@@ -32,6 +34,7 @@ pub mod create;
 mod default;
 pub mod dns;
 mod endpoint;
+pub mod error;
 mod events;
 pub mod firewall;
 pub mod ipam;
@@ -47,7 +50,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::broadcast;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, NetworkError, Result};
 use firewall::{Backend, Dnat};
 use ipam::Subnet;
 
@@ -147,10 +150,7 @@ impl Networks {
                 [one] => return Ok((*one).clone()),
                 [] => {}
                 _ => {
-                    return Err(Error::BadRequest(format!(
-                        "network {key} is ambiguous ({} matches found on ID prefix)",
-                        hits.len()
-                    )));
+                    return Err(NetworkError::AmbiguousId(key.to_string(), hits.len()).into());
                 }
             }
         }

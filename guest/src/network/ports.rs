@@ -48,7 +48,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::runtime::Handle;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, NetworkError, Result};
 
 /// How long a UDP session without traffic either way is kept.
 pub const UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -87,9 +87,7 @@ impl FromStr for Protocol {
         match s.to_ascii_lowercase().as_str() {
             "tcp" => Ok(Self::Tcp),
             "udp" => Ok(Self::Udp),
-            other => Err(Error::BadRequest(format!(
-                "unsupported port protocol {other:?} (tcp or udp)"
-            ))),
+            other => Err(NetworkError::UnsupportedProtocol(other.to_string()).into()),
         }
     }
 }
@@ -120,7 +118,10 @@ pub struct PortBinding {
 }
 
 fn bad(spec: &str, why: &str) -> Error {
-    Error::BadRequest(format!("invalid port specification {spec:?}: {why}"))
+    Error::from(NetworkError::InvalidPortSpec {
+        spec: spec.to_string(),
+        why: why.to_string(),
+    })
 }
 
 /// Parses `N` or `N-M` (1..=65535, N ≤ M).
@@ -418,13 +419,14 @@ fn bind_error(addr: SocketAddr, protocol: Protocol, error: io::Error) -> Error {
             let holder = port_holder(addr, protocol)
                 .map(|h| format!(" by {h}"))
                 .unwrap_or_default();
-            Error::Conflict(format!(
-                "publish {addr}/{protocol}: the host port is already in use{holder}"
-            ))
+            Error::from(NetworkError::PortInUse {
+                binding: format!("{addr}/{protocol}"),
+                holder,
+            })
         }
-        io::ErrorKind::AddrNotAvailable => Error::BadRequest(format!(
-            "publish {addr}/{protocol}: the host has no such address"
-        )),
+        io::ErrorKind::AddrNotAvailable => Error::from(NetworkError::NoSuchHostAddress(format!(
+            "{addr}/{protocol}"
+        ))),
         _ => Error::Runtime {
             context: format!("publish {addr}/{protocol}: listen"),
             message: error.to_string(),
@@ -485,10 +487,7 @@ fn bind_binding(binding: &PortBinding, out: &mut Vec<Bound>) -> Result<()> {
     {
         let ip = SocketAddr::new(primary, 0).to_string();
         let ip = ip.strip_suffix(":0").unwrap_or(&ip);
-        return Err(Error::Conflict(format!(
-            "publish {ip}:{a}-{b}/{}: every host port of the range is in use",
-            binding.protocol
-        )));
+        return Err(NetworkError::RangeInUse(format!("{ip}:{a}-{b}/{}", binding.protocol)).into());
     }
     let (addr, error) = last.unwrap_or_else(|| {
         (

@@ -16,6 +16,7 @@
 //!
 //! - [`observe`]: the project's containers as the planner sees them.
 //! - [`validate`]: the desired state's contract.
+//! - [`error`]: [`error::ProjectError`], a desired state refused.
 //! - [`graph`]: the `depends_on` graph in topological levels.
 //! - [`plan`]: desired and observed state to a plan of actions with reasons,
 //!   and the services `up SERVICE...` acts on.
@@ -26,6 +27,7 @@
 
 pub mod apply;
 pub mod down;
+pub mod error;
 pub mod graph;
 pub mod observe;
 pub mod plan;

@@ -7,14 +7,20 @@ use std::collections::HashSet;
 use servin_proto::{DesiredProject, labels};
 
 use super::graph;
-use crate::error::{Error, Result};
+use crate::error::{ProjectError, Result};
 
 /// Checks a desired state sent for project `name`: the names agree, every
 /// container is named and hashed as the contract says and appears once,
 /// every dependency is a service of the project, and the dependencies have
 /// no cycle. The error names the first problem.
 pub fn validate(name: &str, desired: &DesiredProject) -> Result<()> {
-    let bad = |m: String| Err(Error::BadRequest(format!("project {name}: {m}")));
+    let bad = |why: String| {
+        Err(ProjectError {
+            project: name.to_string(),
+            why,
+        }
+        .into())
+    };
     if desired.name != name {
         return bad(format!(
             "the desired state is for project {:?}",
@@ -48,7 +54,13 @@ pub fn validate(name: &str, desired: &DesiredProject) -> Result<()> {
     }
     graph::levels(&graph::desired_graph(desired))
         .map(|_| ())
-        .map_err(|e| Error::BadRequest(format!("project {name}: {e}")))
+        .map_err(|e| {
+            ProjectError {
+                project: name.to_string(),
+                why: e.to_string(),
+            }
+            .into()
+        })
 }
 
 #[cfg(test)]

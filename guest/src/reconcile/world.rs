@@ -22,7 +22,7 @@ use servin_proto::{Condition, DesiredContainer, DesiredVolume};
 
 use crate::container::Status;
 use crate::engine::Engine;
-use crate::error::Error;
+use crate::error::{Error, ImageError};
 use crate::image::progress::Progress;
 use crate::image::pull::{self, Platform};
 use crate::image::reference::ImageRef;
@@ -260,7 +260,13 @@ impl World for EngineWorld {
             Ok(r) => Ok(ImageRemoval::Removed {
                 deleted: !r.deleted.is_empty(),
             }),
-            Err(Error::Conflict(m)) => Ok(ImageRemoval::Kept(m)),
+            Err(
+                e @ Error::Image(
+                    ImageError::AmbiguousId(_)
+                    | ImageError::MultipleRepositories(_)
+                    | ImageError::UsedByContainer { .. },
+                ),
+            ) => Ok(ImageRemoval::Kept(e.to_string())),
             Err(Error::NoSuchImage(_)) => Ok(ImageRemoval::Gone),
             Err(e) => Err(e.full_message()),
         }

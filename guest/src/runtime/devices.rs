@@ -9,10 +9,10 @@ use oci_spec::runtime::{
     LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType,
 };
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SpecError};
 
 fn bad(msg: impl Into<String>) -> Error {
-    Error::BadRequest(msg.into())
+    SpecError::Invalid(msg.into()).into()
 }
 
 /// One device cgroup rule; `None` for a major or minor is `*`.

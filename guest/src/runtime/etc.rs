@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SpecError};
 
 /// Name servers Docker falls back to when the host has none the container
 /// can reach.
@@ -41,7 +41,7 @@ impl EtcFiles {
 }
 
 fn bad(msg: impl Into<String>) -> Error {
-    Error::BadRequest(msg.into())
+    SpecError::Invalid(msg.into()).into()
 }
 
 /// The generated `/etc/hosts` (no host gateway known: an extra host

@@ -2,6 +2,8 @@
 //! behind a narrow trait, the bundle's `config.json` built with `oci-spec`,
 //! the files generated for its `/etc`, and the overlayfs root filesystem.
 //!
+//! - [`error`]: [`error::SpecError`], configurations a spec cannot be built
+//!   from.
 //! - [`oci`]: the [`OciRuntime`] trait (the calls the engine makes:
 //!   `kill`, `delete`, `state`) and a recording fake for unit tests.
 //! - [`runc`]: [`Runtime`], the real runc or crun, picked by cgroup
@@ -21,6 +23,7 @@
 //!   `/etc/group`.
 
 pub mod devices;
+pub mod error;
 pub mod etc;
 pub mod host;
 pub mod oci;

@@ -13,7 +13,7 @@ use oci_spec::runtime::{
 };
 
 use super::host::HostFacts;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SpecError};
 
 /// The smallest memory limit Docker accepts: 6 MiB.
 pub const MIN_MEMORY: i64 = 6 * 1024 * 1024;
@@ -25,7 +25,7 @@ pub const CPU_PERIOD: i64 = 100_000;
 const UNLIMITED: u64 = u64::MAX;
 
 fn bad(msg: impl Into<String>) -> Error {
-    Error::BadRequest(msg.into())
+    SpecError::Invalid(msg.into()).into()
 }
 
 fn oci<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Error + '_ {

@@ -262,7 +262,7 @@ mod tests {
         );
         let e = pick(Some("/no/such/runc"), false, &both)
             .unwrap_err()
-            .to_string();
+            .full_message();
         assert!(
             e.contains("/no/such/runc") && e.contains("no such file"),
             "{e}"

@@ -6,7 +6,7 @@ use std::path::Path;
 use oci_spec::runtime::{User, UserBuilder};
 
 use super::rootfs::read_in_root;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SpecError};
 
 /// A user as the container runs it, with its home folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,11 +90,10 @@ pub fn resolve(rootfs: &Path, user: &str) -> Result<Resolved> {
             entry.map(|e| e.name.clone()),
         )
     } else {
-        let entry = users.iter().find(|e| e.name == u).ok_or_else(|| {
-            Error::BadRequest(format!(
-                "unable to find user {u}: no matching entries in passwd file"
-            ))
-        })?;
+        let entry = users
+            .iter()
+            .find(|e| e.name == u)
+            .ok_or_else(|| Error::from(SpecError::NoSuchUser(u.to_string())))?;
         (
             entry.uid,
             entry.gid,
@@ -110,11 +109,7 @@ pub fn resolve(rootfs: &Path, user: &str) -> Result<Resolved> {
                 .iter()
                 .find(|(n, _, _)| n == g)
                 .map(|(_, id, _)| *id)
-                .ok_or_else(|| {
-                    Error::BadRequest(format!(
-                        "unable to find group {g}: no matching entries in group file"
-                    ))
-                })?,
+                .ok_or_else(|| Error::from(SpecError::NoSuchGroup(g.to_string())))?,
         };
     }
     let mut additional: Vec<u32> = match &name {
@@ -150,11 +145,7 @@ pub fn group_ids(rootfs: &Path, names: &[String]) -> Result<Vec<u32>> {
                     .iter()
                     .find(|(n, _, _)| n == g)
                     .map(|(_, id, _)| *id)
-                    .ok_or_else(|| {
-                        Error::BadRequest(format!(
-                            "unable to find group {g}: no matching entries in group file"
-                        ))
-                    })
+                    .ok_or_else(|| Error::from(SpecError::NoSuchGroup(g.to_string())))
             })
         })
         .collect()
@@ -167,7 +158,7 @@ pub fn oci_user(resolved: &Resolved) -> Result<User> {
         b = b.additional_gids(resolved.additional.clone());
     }
     b.build()
-        .map_err(|e| Error::BadRequest(format!("user: {e}")))
+        .map_err(|e| SpecError::Invalid(format!("user: {e}")).into())
 }
 
 /// Resolves `user` straight to an OCI user.

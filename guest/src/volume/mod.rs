@@ -16,8 +16,10 @@
 //! module only keeps the volumes.
 //!
 //! - [`copy`]: copying an image's content into an empty volume.
+//! - [`error`]: [`error::VolumeError`], what volume operations refuse.
 
 pub mod copy;
+pub mod error;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,7 +27,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, VolumeError};
 use crate::runtime::rootfs;
 use crate::timefmt;
 
@@ -141,10 +143,16 @@ pub fn check_name(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::BadRequest(format!(
-            "invalid volume name {name:?}: it must match [a-zA-Z0-9][a-zA-Z0-9_.-]+ (two characters at least)"
-        )))
+        Err(VolumeError::InvalidName(name.to_string()).into())
     }
+}
+
+fn invalid_option(volume: &str, why: String) -> Error {
+    VolumeError::InvalidOption {
+        volume: volume.to_string(),
+        why,
+    }
+    .into()
 }
 
 /// Checks the `local` driver's options: none, or `type` with `device`
@@ -154,9 +162,10 @@ fn check_options(name: &str, options: &HashMap<String, String>) -> Result<()> {
         .keys()
         .find(|k| !matches!(k.as_str(), "type" | "device" | "o"))
     {
-        return Err(Error::BadRequest(format!(
-            "volume {name}: invalid option {k:?}: the local driver takes type, device and o"
-        )));
+        return Err(invalid_option(
+            name,
+            format!("invalid option {k:?}: the local driver takes type, device and o"),
+        ));
     }
     if options.is_empty() {
         return Ok(());
@@ -167,14 +176,16 @@ fn check_options(name: &str, options: &HashMap<String, String>) -> Result<()> {
         .map(String::as_str)
         .unwrap_or_default();
     if typ.is_empty() {
-        return Err(Error::BadRequest(format!(
-            "volume {name}: the option \"type\" is missing (e.g. type=tmpfs, or type=none with o=bind)"
-        )));
+        return Err(invalid_option(
+            name,
+            "the option \"type\" is missing (e.g. type=tmpfs, or type=none with o=bind)".into(),
+        ));
     }
     if device.is_empty() && typ != "tmpfs" {
-        return Err(Error::BadRequest(format!(
-            "volume {name}: the option \"device\" is missing for type {typ}"
-        )));
+        return Err(invalid_option(
+            name,
+            format!("the option \"device\" is missing for type {typ}"),
+        ));
     }
     Ok(())
 }
@@ -306,18 +317,14 @@ impl Volumes {
         };
         check_name(&name)?;
         if driver != LOCAL_DRIVER {
-            return Err(Error::BadRequest(format!(
-                "volume {name}: driver {driver:?} is not available: servin has the local driver only"
-            )));
+            return Err(VolumeError::UnsupportedDriver(name.clone(), driver.to_string()).into());
         }
         check_options(&name, &options)?;
         let _guard = self.locked();
         match self.read(&name) {
             Ok(existing) => {
                 if !options.is_empty() && existing.meta.options != options {
-                    return Err(Error::Conflict(format!(
-                        "volume {name} already exists with other driver options"
-                    )));
+                    return Err(VolumeError::OtherOptions(name.clone()).into());
                 }
                 return Ok(existing);
             }
@@ -432,9 +439,8 @@ impl Volumes {
             .unwrap_or_else(|| typ.clone());
         let (flags, data) = mount_flags(v.meta.options.get("o").map_or("", String::as_str));
         let fs_type = if typ == "none" { "" } else { typ.as_str() };
-        let data = std::ffi::CString::new(data).map_err(|_| {
-            Error::BadRequest(format!("volume {name}: the option \"o\" holds a NUL byte"))
-        })?;
+        let data = std::ffi::CString::new(data)
+            .map_err(|_| invalid_option(name, "the option \"o\" holds a NUL byte".into()))?;
         rustix::mount::mount(
             device.as_str(),
             &v.mountpoint,
@@ -500,9 +506,9 @@ fn truthy(key: &str, v: &str) -> Result<bool> {
     match v {
         "1" | "true" | "True" => Ok(true),
         "0" | "false" | "False" => Ok(false),
-        other => Err(Error::BadRequest(format!(
-            "invalid filter '{key}={other}': want true or false"
-        ))),
+        other => {
+            Err(VolumeError::InvalidFilter(format!("'{key}={other}': want true or false")).into())
+        }
     }
 }
 
@@ -512,10 +518,11 @@ impl Filters {
         let mut f = Self::default();
         for (k, values) in map {
             if !allowed.contains(&k.as_str()) {
-                return Err(Error::BadRequest(format!(
-                    "invalid filter {k:?}: use one of {}",
+                return Err(VolumeError::InvalidFilter(format!(
+                    "{k:?}: use one of {}",
                     allowed.join(", ")
-                )));
+                ))
+                .into());
             }
             match k.as_str() {
                 "name" => f.names.extend(values.iter().cloned()),

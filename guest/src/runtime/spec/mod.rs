@@ -1,7 +1,7 @@
 //! The OCI runtime spec (`config.json`) of a container, built with
 //! `oci-spec` from Docker's create body, the image's config and the
 //! host's facts, with Docker's defaults. Values Docker refuses are refused
-//! here too, as [`Error::BadRequest`] naming the value.
+//! here too, as [`SpecError::Invalid`](crate::error::SpecError::Invalid) naming the value.
 //!
 //! [`build`] reads nothing of the host: what it needs of it comes in as
 //! [`HostFacts`]. It reads the container's own root (users and groups
@@ -37,7 +37,7 @@ use self::security::{READONLY_PATHS, default_masked_paths, security};
 use super::etc::EtcFiles;
 use super::host::HostFacts;
 use super::{devices, resources, rootfs};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SpecError};
 
 /// Where the init binary appears in the container.
 pub const INIT_PATH: &str = "/sbin/servin-init";
@@ -74,7 +74,7 @@ pub struct SpecInput<'a> {
 
 /// A value Docker refuses.
 fn bad(msg: impl Into<String>) -> Error {
-    Error::BadRequest(msg.into())
+    SpecError::Invalid(msg.into()).into()
 }
 
 /// An `oci-spec` builder's refusal, naming what was built.

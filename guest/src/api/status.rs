@@ -1,0 +1,113 @@
+//! The HTTP status of every engine error: the one place where the
+//! engine's typed errors meet HTTP. Docker's statuses where Docker has one
+//! for the same refusal (404 for a missing object, 409 for a conflict with
+//! the current state, 403 for an operation not allowed on a pre-defined or
+//! busy network, 400 for a bad value, 501 for an unserved call).
+
+use hyper::StatusCode;
+
+use crate::error::{
+    ContainerError, Error, ImageError, NetworkError, RequestError, SpecError, VolumeError,
+};
+
+/// The status the API answers `e` with.
+pub fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::NoSuchImage(_)
+        | Error::NoSuchContainer(_)
+        | Error::NoSuchExec(_)
+        | Error::NoSuchNetwork(_)
+        | Error::NoSuchVolume(_) => StatusCode::NOT_FOUND,
+        Error::CommandNotFound(_) => StatusCode::BAD_REQUEST,
+        Error::AlreadyListening(_) => StatusCode::CONFLICT,
+        Error::Registry { status, .. } => {
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+        Error::Io { .. }
+        | Error::Content { .. }
+        | Error::Unpack { .. }
+        | Error::Json { .. }
+        | Error::Runtime { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Image(e) => image(e),
+        Error::Container(e) => container(e),
+        Error::Network(e) => network(e),
+        Error::Volume(e) => volume(e),
+        Error::Spec(e) => match e {
+            SpecError::Invalid(_) | SpecError::NoSuchUser(_) | SpecError::NoSuchGroup(_) => {
+                StatusCode::BAD_REQUEST
+            }
+        },
+        Error::Project(_) => StatusCode::BAD_REQUEST,
+        Error::Request(e) => match e {
+            RequestError::Invalid(_) => StatusCode::BAD_REQUEST,
+            RequestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestError::NotServed(_) => StatusCode::NOT_IMPLEMENTED,
+        },
+    }
+}
+
+fn image(e: &ImageError) -> StatusCode {
+    match e {
+        ImageError::InvalidReference(_)
+        | ImageError::UnsupportedDigest(_)
+        | ImageError::InvalidDigest(_)
+        | ImageError::BadMediaType(_)
+        | ImageError::InvalidPlatform(_)
+        | ImageError::TagWithDigest
+        | ImageError::Archive(_) => StatusCode::BAD_REQUEST,
+        ImageError::AmbiguousId(_)
+        | ImageError::MultipleRepositories(_)
+        | ImageError::UsedByContainer { .. } => StatusCode::CONFLICT,
+        ImageError::Task(..) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn container(e: &ContainerError) -> StatusCode {
+    match e {
+        ContainerError::InvalidConfig(_)
+        | ContainerError::InvalidName(_)
+        | ContainerError::AmbiguousId(_) => StatusCode::BAD_REQUEST,
+        ContainerError::NameInUse { .. }
+        | ContainerError::NoFreeName
+        | ContainerError::NotRunning(_)
+        | ContainerError::WrongState(_)
+        | ContainerError::Exec { .. } => StatusCode::CONFLICT,
+        ContainerError::Networking(_) => StatusCode::FORBIDDEN,
+    }
+}
+
+fn network(e: &NetworkError) -> StatusCode {
+    match e {
+        NetworkError::InvalidName(_)
+        | NetworkError::UnsupportedDriver(_)
+        | NetworkError::AmbiguousId(..)
+        | NetworkError::Ipv6Unsupported
+        | NetworkError::SeveralSubnets
+        | NetworkError::GatewayWithoutSubnet
+        | NetworkError::InvalidSubnet { .. }
+        | NetworkError::InvalidGateway { .. }
+        | NetworkError::InvalidAddress { .. }
+        | NetworkError::UnsupportedProtocol(_)
+        | NetworkError::InvalidPortSpec { .. }
+        | NetworkError::NoSuchHostAddress(_) => StatusCode::BAD_REQUEST,
+        NetworkError::Predefined(..) | NetworkError::InUse { .. } => StatusCode::FORBIDDEN,
+        NetworkError::NameTaken { .. }
+        | NetworkError::SubnetOverlaps { .. }
+        | NetworkError::PoolExhausted(_)
+        | NetworkError::AddressInUse { .. }
+        | NetworkError::AddressesExhausted { .. }
+        | NetworkError::LockTimeout(_)
+        | NetworkError::PortInUse { .. }
+        | NetworkError::RangeInUse(_) => StatusCode::CONFLICT,
+    }
+}
+
+fn volume(e: &VolumeError) -> StatusCode {
+    match e {
+        VolumeError::InvalidName(_)
+        | VolumeError::UnsupportedDriver(..)
+        | VolumeError::InvalidOption { .. }
+        | VolumeError::InvalidFilter(_) => StatusCode::BAD_REQUEST,
+        VolumeError::OtherOptions(_) | VolumeError::InUse(..) => StatusCode::CONFLICT,
+    }
+}
