@@ -111,3 +111,78 @@ fn volume(e: &VolumeError) -> StatusCode {
         VolumeError::OtherOptions(_) | VolumeError::InUse(..) => StatusCode::CONFLICT,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn each_refusal_answers_with_dockers_status() {
+        let cases: Vec<(Error, StatusCode)> = vec![
+            (
+                ImageError::InvalidReference("x".into()).into(),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                ImageError::UsedByContainer {
+                    reference: "a".into(),
+                    container: "b".into(),
+                    image: "c".into(),
+                }
+                .into(),
+                StatusCode::CONFLICT,
+            ),
+            (
+                ContainerError::NameInUse {
+                    name: "web".into(),
+                    id: "abc".into(),
+                }
+                .into(),
+                StatusCode::CONFLICT,
+            ),
+            (
+                NetworkError::Predefined("host".into(), "created").into(),
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                VolumeError::InUse("data".into(), "web".into()).into(),
+                StatusCode::CONFLICT,
+            ),
+            (
+                RequestError::NotServed("POST /build".into()).into(),
+                StatusCode::NOT_IMPLEMENTED,
+            ),
+            (
+                RequestError::TooLarge("big".into()).into(),
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ),
+            (Error::NoSuchContainer("web".into()), StatusCode::NOT_FOUND),
+            (
+                Error::Registry {
+                    context: "pull x".into(),
+                    message: "denied".into(),
+                    status: 401,
+                },
+                StatusCode::UNAUTHORIZED,
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(status_of(&e), want, "{e}");
+        }
+    }
+
+    #[test]
+    fn a_wrapped_cause_is_printed_once() {
+        let cause = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = Error::io("read", Path::new("/var/lib/x"))(cause);
+        let text = e.full_message();
+        assert_eq!(text, "read /var/lib/x: entity not found");
+        assert_eq!(status_of(&e), StatusCode::INTERNAL_SERVER_ERROR);
+        let json = serde_json::from_str::<u8>("nope").map_err(Error::json("state.json"));
+        let text = json.unwrap_err().full_message();
+        assert_eq!(text.matches("expected ident").count(), 1, "{text}");
+        assert!(text.starts_with("state.json: "), "{text}");
+    }
+}
