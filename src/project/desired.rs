@@ -9,13 +9,16 @@
 //! build inputs (which reach the container through its image digest, a label
 //! of its own). The labels written (see [`servin_proto::labels`]) are enough
 //! to plan against and to take the project down without its file.
+//!
+//! The fields only `servin run` sets (see [`normal`]) enter the projection
+//! only when set, under names of their own, so no project's hash changes.
+//! A container's create body comes from [`container_body`], the builder
+//! `servin run` uses too, once the project's names are put in.
 
 use std::collections::{BTreeMap, HashMap};
 
 use bollard_stubs::models::{
-    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, Ipam, IpamConfig, Mount,
-    MountTmpfsOptions, MountType, NetworkCreateRequest, NetworkingConfig, PortBinding,
-    ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+    ContainerCreateBody, Ipam, IpamConfig, NetworkCreateRequest, VolumeCreateRequest,
 };
 use serde_json::{Value, json};
 use servin_proto::projection::PROJECTION_VERSION;
@@ -24,8 +27,8 @@ use servin_proto::{
     Projection, labels,
 };
 
+use super::container_body::{CliForms, container_body};
 use super::normal::{self, MountKind, WorkspaceMode};
-use super::values::{duration, misc};
 
 /// The servin version written in every object's `servin.version` label.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -157,6 +160,14 @@ fn opt<T: serde::Serialize>(v: &Option<T>) -> Value {
     v.as_ref().map_or(Value::Null, |v| json!(v))
 }
 
+/// Adds `key` to object `v` only when `value` is set: how a field only
+/// `servin run` sets enters the projection without changing other hashes.
+fn set_if<T: serde::Serialize>(v: &mut Value, key: &str, value: &Option<T>) {
+    if let (Some(value), Value::Object(map)) = (value, v) {
+        map.insert(key.to_string(), json!(value));
+    }
+}
+
 /// The canonical projection of container `name` at [`PROJECTION_VERSION`].
 pub fn projection(
     project: &normal::Project,
@@ -175,12 +186,14 @@ pub fn projection(
         .ports
         .iter()
         .map(|port| {
-            json!({
+            let mut v = json!({
                 "target": port.target,
                 "published": opt(&port.published),
                 "host_ip": opt(&port.host_ip),
                 "protocol": port.protocol.as_str(),
-            })
+            });
+            set_if(&mut v, "published_end", &port.published_end);
+            v
         })
         .collect();
     p.set("ports", Value::Array(ports));
@@ -188,21 +201,27 @@ pub fn projection(
         .volumes
         .iter()
         .map(|m| {
-            json!({
+            let mut v = json!({
                 "type": mount_kind(m.kind),
                 "source": opt(&m.source),
                 "target": m.target,
                 "read_only": m.read_only,
                 "size": opt(&m.size),
                 "mode": opt(&m.mode),
-            })
+            });
+            set_if(&mut v, "no_copy", &m.no_copy);
+            v
         })
         .collect();
     p.set("volumes", Value::Array(mounts));
     let networks: serde_json::Map<String, Value> = c
         .networks
         .iter()
-        .map(|(n, cn)| (n.clone(), json!({ "aliases": cn.aliases })))
+        .map(|(n, cn)| {
+            let mut v = json!({ "aliases": cn.aliases });
+            set_if(&mut v, "ipv4_address", &cn.ipv4_address);
+            (n.clone(), v)
+        })
         .collect();
     p.set("networks", Value::Object(networks));
     p.set(
@@ -218,14 +237,13 @@ pub fn projection(
         }),
     );
     p.set("restart", json!(c.restart));
-    p.set(
-        "resources",
-        json!({
-            "memory": opt(&c.resources.memory),
-            "cpus": opt(&c.resources.cpus),
-            "pids": opt(&c.resources.pids),
-        }),
-    );
+    let mut resources = json!({
+        "memory": opt(&c.resources.memory),
+        "cpus": opt(&c.resources.cpus),
+        "pids": opt(&c.resources.pids),
+    });
+    set_if(&mut resources, "memory_swap", &c.resources.memory_swap);
+    p.set("resources", resources);
     p.set("init", json!(c.init));
     p.set("stop_signal", json!(c.stop_signal));
     p.set("stop_timeout", json!(c.stop_timeout));
@@ -258,6 +276,21 @@ pub fn projection(
     p.set("ulimits", Value::Object(ulimits));
     p.set("shm_size", json!(c.shm_size));
     p.set("expose", json!(c.expose));
+    if let Some(v) = c.stdin_open {
+        p.set("stdin_open", json!(v));
+    }
+    if let Some(v) = c.publish_all {
+        p.set("publish_all", json!(v));
+    }
+    if let Some(v) = &c.network_mode {
+        p.set("network_mode", json!(v));
+    }
+    if !c.security_opt.is_empty() {
+        p.set("security_opt", json!(c.security_opt));
+    }
+    if !c.log_options.is_empty() {
+        p.set("log_options", json!(c.log_options));
+    }
     // The ignore rules and the follow-up of a workspace concern the sync,
     // not the container.
     p.set(
@@ -355,43 +388,9 @@ fn desired_volume(project: &str, key: &str, v: &normal::Volume) -> DesiredVolume
     }
 }
 
-fn nanos(container: &str, field: &'static str, value: &str) -> Result<i64, DesiredError> {
-    let d = duration::parse_duration(value).map_err(|message| DesiredError {
-        container: container.to_string(),
-        field,
-        message,
-    })?;
-    i64::try_from(d.as_nanos()).map_err(|_| DesiredError {
-        container: container.to_string(),
-        field,
-        message: format!("{value} is too long"),
-    })
-}
-
-fn port_key(target: u16, protocol: &str) -> String {
-    format!("{target}/{protocol}")
-}
-
-/// Docker's restart policy for a parsed one; `servin run --restart` and a
-/// project's `restart` both go through here.
-pub fn restart_policy(policy: misc::RestartPolicy) -> RestartPolicy {
-    let (name, retries) = match policy {
-        misc::RestartPolicy::No => (RestartPolicyNameEnum::NO, None),
-        misc::RestartPolicy::Always => (RestartPolicyNameEnum::ALWAYS, None),
-        misc::RestartPolicy::UnlessStopped => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
-        misc::RestartPolicy::OnFailure { max_retries } => (
-            RestartPolicyNameEnum::ON_FAILURE,
-            max_retries.map(i64::from),
-        ),
-    };
-    RestartPolicy {
-        name: Some(name),
-        maximum_retry_count: retries,
-    }
-}
-
-/// Docker's create body for container `name` (without the servin labels,
-/// which [`desired`] adds).
+/// Docker's create body for container `name` of `project` (without the
+/// servin labels, which [`desired`] adds): the container with the
+/// project's names put in, through the one [`container_body`] builder.
 fn create_body(
     project: &normal::Project,
     name: &str,
@@ -399,182 +398,59 @@ fn create_body(
     image: &str,
 ) -> Result<ContainerCreateBody, DesiredError> {
     let pname = &project.project.name;
-    let fail = |field: &'static str, message: String| DesiredError {
-        container: name.to_string(),
-        field,
-        message,
-    };
-    let mut exposed: Vec<String> = Vec::new();
-    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
-    for port in &c.ports {
-        let key = port_key(port.target, port.protocol.as_str());
-        if !exposed.contains(&key) {
-            exposed.push(key.clone());
-        }
-        bindings
-            .entry(key)
-            .or_insert_with(|| Some(Vec::new()))
-            .get_or_insert_with(Vec::new)
-            .push(PortBinding {
-                host_ip: port.host_ip.clone(),
-                host_port: port.published.map(|p| p.to_string()),
-            });
-    }
-    for e in &c.expose {
-        let key = if e.contains('/') {
-            e.clone()
-        } else {
-            format!("{e}/tcp")
-        };
-        if !exposed.contains(&key) {
-            exposed.push(key);
+    let mut c = c.clone();
+    for m in &mut c.volumes {
+        if m.kind == MountKind::Volume
+            && let Some(s) = &m.source
+        {
+            let external = project.volumes.get(s).is_none_or(|v| v.external);
+            m.source = Some(engine_name(pname, s, external));
         }
     }
-    let mut mounts = Vec::new();
-    for m in &c.volumes {
-        let (typ, source) = match m.kind {
-            MountKind::Volume => {
-                let source = m.source.as_deref().map(|s| {
-                    let external = project.volumes.get(s).is_some_and(|v| v.external);
-                    engine_name(pname, s, external || !project.volumes.contains_key(s))
-                });
-                (MountType::VOLUME, source)
-            }
-            MountKind::Bind => (MountType::BIND, m.source.clone()),
-            MountKind::Tmpfs => (MountType::TMPFS, None),
-        };
-        let tmpfs = (m.kind == MountKind::Tmpfs).then(|| MountTmpfsOptions {
-            size_bytes: m.size.and_then(|s| i64::try_from(s).ok()),
-            mode: m.mode.map(i64::from),
-            ..Default::default()
-        });
-        mounts.push(Mount {
-            target: Some(m.target.clone()),
-            source,
-            typ: Some(typ),
-            read_only: Some(m.read_only),
-            tmpfs_options: tmpfs,
-            ..Default::default()
-        });
-    }
+    // A file secret is a read-only bind; after the volumes and before the
+    // workspace, which the builder adds last.
     for s in &c.secrets {
         if let Some(file) = project.secrets.get(s).and_then(|s| s.file.clone()) {
-            mounts.push(Mount {
-                target: Some(format!("{SECRETS_DIR}/{s}")),
+            c.volumes.push(normal::Mount {
+                kind: MountKind::Bind,
                 source: Some(file),
-                typ: Some(MountType::BIND),
+                target: format!("{SECRETS_DIR}/{s}"),
                 read_only: Some(true),
-                ..Default::default()
+                size: None,
+                mode: None,
+                no_copy: None,
             });
         }
     }
-    if let Some(w) = &c.workspace
-        && w.mode == WorkspaceMode::Bind
-    {
-        mounts.push(Mount {
-            target: Some(w.target.clone()),
-            source: Some(w.source.clone()),
-            typ: Some(MountType::BIND),
-            read_only: Some(false),
-            ..Default::default()
-        });
-    }
-    let restart = misc::parse_restart(&c.restart).map_err(|e| fail("restart", e))?;
-    let healthcheck = match &c.healthcheck {
-        Some(h) => Some(HealthConfig {
-            test: Some(h.cmd.clone()),
-            interval: Some(nanos(name, "healthcheck.interval", &h.interval)?),
-            timeout: Some(nanos(name, "healthcheck.timeout", &h.timeout)?),
-            retries: Some(i64::from(h.retries)),
-            start_period: Some(nanos(name, "healthcheck.start_period", &h.start_period)?),
-            start_interval: None,
-        }),
-        None => None,
-    };
-    let stop_timeout = duration::parse_duration(&c.stop_timeout)
-        .map_err(|e| fail("stop_timeout", e))?
-        .as_secs();
-    let stop_timeout = i64::try_from(stop_timeout)
-        .map_err(|_| fail("stop_timeout", format!("{} is too long", c.stop_timeout)))?;
-    let network_names: Vec<(String, &normal::ContainerNetwork)> = c
+    // A project container answers to its service name on every network.
+    c.networks = c
         .networks
-        .iter()
-        .map(|(n, cn)| (labels::object_name(pname, n), cn))
-        .collect();
-    let endpoints: HashMap<String, EndpointSettings> = network_names
         .iter()
         .map(|(n, cn)| {
             let mut aliases = vec![name.to_string()];
             aliases.extend(cn.aliases.iter().filter(|a| *a != name).cloned());
-            (
-                n.clone(),
-                EndpointSettings {
-                    aliases: Some(aliases),
-                    ..Default::default()
-                },
-            )
+            let cn = normal::ContainerNetwork {
+                aliases,
+                ipv4_address: cn.ipv4_address.clone(),
+            };
+            (labels::object_name(pname, n), cn)
         })
         .collect();
-    let ulimits: Vec<ResourcesUlimits> = c
-        .ulimits
-        .iter()
-        .map(|(n, u)| ResourcesUlimits {
-            name: Some(n.clone()),
-            soft: Some(u.soft),
-            hard: Some(u.hard),
-        })
-        .collect();
-    let host_config = HostConfig {
-        mounts: (!mounts.is_empty()).then_some(mounts),
-        port_bindings: (!bindings.is_empty()).then_some(bindings),
-        memory: c.resources.memory.and_then(|m| i64::try_from(m).ok()),
-        nano_cpus: c.resources.cpus.map(|n| (n * 1e9).round() as i64),
-        pids_limit: c.resources.pids,
-        init: Some(c.init),
-        restart_policy: Some(restart_policy(restart)),
-        cap_add: (!c.cap_add.is_empty()).then(|| c.cap_add.clone()),
-        cap_drop: (!c.cap_drop.is_empty()).then(|| c.cap_drop.clone()),
-        privileged: Some(c.privileged),
-        readonly_rootfs: Some(c.read_only),
-        extra_hosts: (!c.extra_hosts.is_empty()).then(|| {
-            c.extra_hosts
-                .iter()
-                .map(|(h, ip)| format!("{h}:{ip}"))
-                .collect()
-        }),
-        sysctls: (!c.sysctls.is_empty()).then(|| c.sysctls.clone().into_iter().collect()),
-        ulimits: (!ulimits.is_empty()).then_some(ulimits),
-        shm_size: i64::try_from(c.shm_size).ok().filter(|s| *s > 0),
-        network_mode: network_names.first().map(|(n, _)| n.clone()),
-        ..Default::default()
-    };
-    let env: Vec<String> = c.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    Ok(ContainerCreateBody {
-        hostname: Some(c.hostname.clone()),
-        user: c.user.clone(),
-        attach_stdout: Some(true),
-        attach_stderr: Some(true),
-        tty: Some(c.tty),
-        env: (!env.is_empty()).then_some(env),
-        cmd: c.command.clone(),
-        entrypoint: c.entrypoint.clone(),
-        healthcheck,
-        image: Some(image.to_string()),
-        working_dir: c.workdir.clone(),
-        exposed_ports: (!exposed.is_empty()).then_some(exposed),
-        stop_signal: Some(c.stop_signal.clone()),
-        stop_timeout: Some(stop_timeout),
-        host_config: Some(host_config),
-        networking_config: (!endpoints.is_empty()).then_some(NetworkingConfig {
-            endpoints_config: Some(endpoints),
-        }),
-        ..Default::default()
+    // A project's `shm_size = 0` has always left Docker's default by
+    // sending nothing; `servin run --shm-size 0` sends the 0 it was given.
+    c.shm_size = c.shm_size.filter(|s| *s > 0);
+    container_body(&c, image, &CliForms::default()).map_err(|e| DesiredError {
+        container: name.to_string(),
+        field: e.field,
+        message: e.message,
     })
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use bollard_stubs::models::{MountType, RestartPolicyNameEnum};
+
     use super::*;
     use crate::project::{LoadOptions, load_str};
 
@@ -848,5 +724,19 @@ replicas = 2
             e.to_string(),
             "container web: secrets: secret nope is not defined in [secrets]"
         );
+    }
+
+    #[test]
+    fn a_tmpfs_mode_goes_as_permission_bits() {
+        let p = load(
+            "[project]\nname = \"m\"\n[containers.app]\nimage = \"busybox:1\"\nvolumes = [{ type = \"tmpfs\", target = \"/t\", mode = 1777 }]\n",
+        );
+        let d = desired(&p, &DesiredOptions::default()).unwrap();
+        let hc = d.containers[0].body.host_config.as_ref().unwrap();
+        let tmpfs = hc.mounts.as_ref().unwrap()[0]
+            .tmpfs_options
+            .clone()
+            .unwrap();
+        assert_eq!(tmpfs.mode, Some(0o1777), "the digits 1777 are octal");
     }
 }

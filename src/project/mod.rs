@@ -11,8 +11,11 @@
 //! - [`load`]: the pipeline that ties them together.
 //! - [`desired`]: the normalised project as the desired state the engine
 //!   plans and applies.
+//! - [`container_body`]: one normalised container as Docker's create body,
+//!   for a project's containers and for `servin run`'s.
 //! - [`lock`]: `servin.lock`, the image digests the project runs.
 
+pub mod container_body;
 pub mod desired;
 pub mod diagnostic;
 pub mod kdl_source;

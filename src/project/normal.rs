@@ -8,6 +8,13 @@
 //! the same project written in TOML and in KDL serialises to the same bytes.
 //! The key names are those of the project file, so the canonical form is
 //! itself a valid `servin.toml`.
+//!
+//! `servin run` describes its lone container with the same [`Container`]
+//! (see [`super::container_body`]). It leaves unset what its user did not
+//! give, so that the engine applies its own default, and it can set a few
+//! fields a project file has no key for. Those fields are optional and left
+//! out when unset; a project never sets them, so they never appear in
+//! `servin config` and never change a project's config hash.
 
 use std::collections::BTreeMap;
 
@@ -82,6 +89,10 @@ pub struct Secret {
 }
 
 /// A container, with every default filled in.
+///
+/// The `Option` fields a project always fills in (`hostname`, `restart`,
+/// `stop_signal`, `stop_timeout`, `shm_size`) are `None` only for a
+/// container of `servin run` given no value: the engine's default applies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Container {
     /// The key of an `[images]` entry, or a normalised registry reference.
@@ -95,18 +106,24 @@ pub struct Container {
     pub workdir: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    pub hostname: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
     pub ports: Vec<Port>,
     pub volumes: Vec<Mount>,
     pub networks: BTreeMap<String, ContainerNetwork>,
     pub depends_on: BTreeMap<String, Condition>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
-    pub restart: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<String>,
     pub resources: Resources,
     pub init: bool,
-    pub stop_signal: String,
-    pub stop_timeout: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// A duration (`10s`), or whole seconds as `servin run --stop-timeout`
+    /// takes them (`-1` waits for ever).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub tty: bool,
     pub profiles: Vec<String>,
@@ -119,10 +136,30 @@ pub struct Container {
     pub extra_hosts: BTreeMap<String, String>,
     pub sysctls: BTreeMap<String, String>,
     pub ulimits: BTreeMap<String, Ulimit>,
-    pub shm_size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<u64>,
     pub expose: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workspace: Option<Workspace>,
+    /// Keep standard input open and attach it (`servin run -i`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin_open: Option<bool>,
+    /// Publish every exposed port on a random host port (`servin run -P`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_all: Option<bool>,
+    /// A network mode that is not one of `networks`: `bridge` (the default
+    /// network), `host` or `none` (`servin run --network`). Without it the
+    /// container's first network is its mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<String>,
+    /// Security options such as `no-new-privileges` (`servin run
+    /// --security-opt`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
+    /// Options of the `json-file` log: `max-size`, `max-file` (`servin run
+    /// --log-opt`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub log_options: BTreeMap<String, String>,
 }
 
 /// One published port.
@@ -134,6 +171,10 @@ pub struct Port {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_ip: Option<String>,
     pub protocol: Protocol,
+    /// The last host port of a range to take the first free one from
+    /// (`servin run -p 8000-8010:80`), `published` being the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_end: Option<u16>,
 }
 
 /// One mount.
@@ -144,29 +185,45 @@ pub struct Mount {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     pub target: String,
-    pub read_only: bool,
+    /// `None` (only from `servin run --mount` without `readonly`) leaves
+    /// the engine's default, read-write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
     /// Permission bits of a tmpfs, written as octal digits (`1777`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<u32>,
+    /// Do not copy the image's files into a new volume (`servin run --mount
+    /// ...,volume-nocopy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_copy: Option<bool>,
 }
 
 /// How a container joins a network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerNetwork {
     pub aliases: Vec<String>,
+    /// A fixed IPv4 address (`servin run --ip`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
 }
 
 /// A healthcheck; `cmd` starts with `CMD` (arguments) or `CMD-SHELL` (one
-/// shell command), as Docker stores it.
+/// shell command), as Docker stores it, or is `["NONE"]` to turn off the
+/// image's. A project fills in every field; `servin run` leaves out what
+/// its user did not give (an empty `cmd` keeps the image's command).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Healthcheck {
     pub cmd: Vec<String>,
-    pub interval: String,
-    pub timeout: String,
-    pub retries: u32,
-    pub start_period: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_period: Option<String>,
 }
 
 /// Resource limits; absent means unlimited.
@@ -178,6 +235,9 @@ pub struct Resources {
     pub cpus: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pids: Option<i64>,
+    /// Memory plus swap, `-1` for no limit (`servin run --memory-swap`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_swap: Option<i64>,
 }
 
 /// A process limit.

@@ -187,17 +187,17 @@ impl Cx<'_> {
             env,
             workdir,
             user,
-            hostname,
+            hostname: Some(hostname),
             ports,
             volumes,
             networks,
             depends_on,
             healthcheck,
-            restart,
+            restart: Some(restart),
             resources,
             init: def.init.unwrap_or(true),
-            stop_signal,
-            stop_timeout,
+            stop_signal: Some(stop_signal),
+            stop_timeout: Some(stop_timeout),
             labels,
             tty: def.tty.unwrap_or(false),
             profiles,
@@ -210,9 +210,14 @@ impl Cx<'_> {
             extra_hosts,
             sysctls,
             ulimits,
-            shm_size,
+            shm_size: Some(shm_size),
             expose,
             workspace,
+            stdin_open: None,
+            publish_all: None,
+            network_mode: None,
+            security_opt: Vec::new(),
+            log_options: BTreeMap::new(),
         })
     }
 
@@ -378,6 +383,7 @@ impl Cx<'_> {
                         published: p.published,
                         host_ip: p.host_ip.map(|ip| ip.to_string()),
                         protocol: p.protocol,
+                        published_end: None,
                     })),
                     Err(e) => {
                         let p = self
@@ -393,6 +399,7 @@ impl Cx<'_> {
                         published: None,
                         host_ip: None,
                         protocol: values::Protocol::Tcp,
+                        published_end: None,
                     }),
                     None => {
                         let p = self
@@ -434,6 +441,7 @@ impl Cx<'_> {
                             Some(model::Protocol::Udp) => values::Protocol::Udp,
                             Some(model::Protocol::Sctp) => values::Protocol::Sctp,
                         },
+                        published_end: None,
                     });
                 }
             }
@@ -477,9 +485,10 @@ impl Cx<'_> {
                             kind,
                             source,
                             target: spec.target,
-                            read_only: spec.read_only,
+                            read_only: Some(spec.read_only),
                             size: None,
                             mode: None,
+                            no_copy: None,
                         });
                     }
                     Err(e) => {
@@ -509,9 +518,10 @@ impl Cx<'_> {
                                 kind: MountKind::Volume,
                                 source: t.source,
                                 target: t.target,
-                                read_only,
+                                read_only: Some(read_only),
                                 size: None,
                                 mode: None,
+                                no_copy: None,
                             });
                         }
                         MountKind::Bind => {
@@ -533,9 +543,10 @@ impl Cx<'_> {
                                 kind: MountKind::Bind,
                                 source: Some(abs),
                                 target: t.target,
-                                read_only,
+                                read_only: Some(read_only),
                                 size: None,
                                 mode: None,
+                                no_copy: None,
                             });
                         }
                         MountKind::Tmpfs => {
@@ -553,9 +564,10 @@ impl Cx<'_> {
                                 kind: MountKind::Tmpfs,
                                 source: None,
                                 target: t.target,
-                                read_only,
+                                read_only: Some(read_only),
                                 size,
                                 mode,
+                                no_copy: None,
                             });
                         }
                     }
@@ -611,10 +623,11 @@ impl Cx<'_> {
                     kind: MountKind::Tmpfs,
                     source: None,
                     target: t.target,
-                    read_only: false,
+                    read_only: Some(false),
                     size: t.size,
                     // Kept as octal digits, as the table form writes it.
                     mode: t.mode.and_then(|m| format!("{m:o}").parse().ok()),
+                    no_copy: None,
                 }),
                 Err(e) => {
                     let p = self
@@ -686,7 +699,13 @@ impl Cx<'_> {
             }
             aliases.sort();
             aliases.dedup();
-            out.insert(name, ContainerNetwork { aliases });
+            out.insert(
+                name,
+                ContainerNetwork {
+                    aliases,
+                    ipv4_address: None,
+                },
+            );
         }
         out
     }
@@ -780,10 +799,10 @@ impl Cx<'_> {
         let start_period = self.duration(h.start_period, &at.key("start_period"), Duration::ZERO);
         Some(Healthcheck {
             cmd,
-            interval,
-            timeout,
-            retries: h.retries.unwrap_or(3),
-            start_period,
+            interval: Some(interval),
+            timeout: Some(timeout),
+            retries: Some(i64::from(h.retries.unwrap_or(3))),
+            start_period: Some(start_period),
         })
     }
 
@@ -863,6 +882,7 @@ impl Cx<'_> {
             memory,
             cpus,
             pids: r.pids,
+            memory_swap: None,
         }
     }
 
