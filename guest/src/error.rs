@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 pub use crate::api::request::RequestError;
 pub use crate::container::error::ContainerError;
+pub use crate::filters::FilterError;
 pub use crate::image::error::ImageError;
 pub use crate::network::error::NetworkError;
 pub use crate::reconcile::error::ProjectError;
@@ -123,6 +124,9 @@ pub enum Error {
     /// The request itself was refused.
     #[error(transparent)]
     Request(#[from] RequestError),
+    /// A `filters` argument was refused.
+    #[error(transparent)]
+    Filter(#[from] FilterError),
 }
 
 /// The engine's result type.

@@ -11,6 +11,7 @@
 //!   enum (`image::error`, `container::error`, `network::error`,
 //!   `volume::error`, `runtime::error`, `reconcile::error`,
 //!   `api::request`); the HTTP status of each is decided in `api::status`.
+//! - [`filters`]: Docker's `filters` argument with Docker's semantics.
 //! - [`state`]: crash-safe JSON records and random IDs, beneath everything.
 //! - [`engine`]: the shared state every request sees.
 //! - [`image`]: references, digests, the blob store, registries, pull and
@@ -32,6 +33,7 @@ pub mod config;
 pub mod container;
 pub mod engine;
 pub mod error;
+pub mod filters;
 pub mod image;
 pub mod monitor;
 pub mod network;

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 use super::attach::Attach;
 use super::body;
+use super::container_filter::{self, ContainerFilter};
 use super::exec::Exec;
 use super::routes::{Body, Query, empty, json, streaming, streaming_bounded, with_type};
 use super::stream::{self, MULTIPLEXED, RAW, StreamKind, frame};
@@ -184,45 +185,28 @@ fn summary(engine: &Engine, c: &Container) -> ContainerSummary {
     }
 }
 
-/// Docker's container filters: `id`, `name`, `label`, `status`, `ancestor`.
-fn matches(c: &Container, filters: &HashMap<String, Vec<String>>) -> bool {
-    let labels = c.record.labels();
-    let status = c.state().status.as_str();
-    filters.iter().all(|(key, wanted)| {
-        wanted.is_empty()
-            || wanted.iter().any(|w| match key.as_str() {
-                "id" => c.id().starts_with(w.as_str()),
-                "name" => c.name().contains(w.trim_start_matches('/')),
-                "label" => match w.split_once('=') {
-                    Some((k, v)) => labels.get(k).map(String::as_str) == Some(v),
-                    None => labels.contains_key(w.as_str()),
-                },
-                "status" => status == w,
-                "ancestor" => c.record.image_name == *w || c.record.image_id == *w,
-                _ => true,
-            })
-    })
-}
-
-fn filters(q: &Query) -> Result<HashMap<String, Vec<String>>> {
-    events::parse_filters(q.get("filters")).map_err(|m| RequestError::Invalid(m).into())
-}
-
 /// `GET /containers/json`.
 pub fn list(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
     let all = query.flag("all");
-    let filters = filters(query)?;
     let limit = query
         .get("limit")
         .and_then(|l| l.parse::<usize>().ok())
         .filter(|n| *n > 0);
+    let filter = ContainerFilter::new(engine, query.get("filters"), container_filter::LIST_KEYS)?;
     let mut out: Vec<ContainerSummary> = engine
         .containers
         .list()
         .into_iter()
         .rev()
-        .filter(|c| all || c.state().status.is_running() || c.state().status == Status::Restarting)
-        .filter(|c| matches(c, &filters))
+        .filter(|c| {
+            all || c.state().status.is_running()
+                || c.state().status == Status::Restarting
+                // Docker lists stopped containers when a filter or a
+                // limit asks for them.
+                || filter.asks_for_stopped()
+                || limit.is_some()
+        })
+        .filter(|c| filter.matches(c))
         .map(|c| summary(engine, &c))
         .collect();
     if let Some(n) = limit {
@@ -436,11 +420,11 @@ pub async fn remove(engine: &Arc<Engine>, key: &str, query: &Query) -> Result<Re
 
 /// `POST /containers/prune`: removes every stopped container.
 pub async fn prune(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
-    let filters = filters(query)?;
+    let filter = ContainerFilter::new(engine, query.get("filters"), container_filter::PRUNE_KEYS)?;
     let mut deleted = Vec::new();
     for c in engine.containers.list() {
         let s = c.state().status;
-        if matches!(s, Status::Created | Status::Exited | Status::Dead) && matches(&c, &filters) {
+        if matches!(s, Status::Created | Status::Exited | Status::Dead) && filter.matches(&c) {
             engine.containers.remove(&c, false).await?;
             deleted.push(c.id().to_string());
         }
@@ -700,7 +684,7 @@ pub fn exec_inspect(engine: &Arc<Engine>, id: &str) -> Result<Response<Body>> {
 
 /// `GET /events`.
 pub fn events(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
-    let filter = events::Filter::parse(query.get("filters")).map_err(RequestError::Invalid)?;
+    let filter = events::Filter::parse(query.get("filters"))?;
     let since = nanos(time_param(query, "since")?);
     let until = nanos(time_param(query, "until")?);
     let (past, rx) = engine.containers.events.subscribe(since);

@@ -13,6 +13,7 @@ use super::body;
 use super::routes::{Body, Query, empty, json, streaming, streaming_file};
 use crate::engine::Engine;
 use crate::error::{Error, ImageError, RequestError, Result};
+use crate::filters::{Filters, glob_match};
 use crate::image::archive;
 use crate::image::progress::Progress;
 use crate::image::pull::{self, Platform};
@@ -53,35 +54,81 @@ fn created_of(config: Option<&serde_json::Value>) -> (Option<String>, i64) {
     (s, secs)
 }
 
-/// `GET /images/json`.
-pub fn list(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
-    let filters: HashMap<String, serde_json::Value> = query
-        .get("filters")
-        .and_then(|f| serde_json::from_str(f).ok())
+/// What the image filters compare: when it was made and its labels.
+fn facts(engine: &Engine, img: &ImageRecord) -> (i64, HashMap<String, String>) {
+    let config = config_of(engine, img);
+    let (_, created) = created_of(config.as_ref());
+    let labels = config
+        .as_ref()
+        .and_then(|c| c.get("config"))
+        .and_then(|c| c.get("Labels"))
+        .and_then(|l| serde_json::from_value(l.clone()).ok())
         .unwrap_or_default();
-    let dangling = filters.get("dangling").map(filter_true);
+    (created, labels)
+}
+
+/// Docker's `reference` filter: a pattern (Go's `path.Match`) against one
+/// of an image's names in its familiar form, with and without the tag.
+fn reference_matches(pattern: &str, reference: &str) -> bool {
+    let bare = match reference.split_once('@') {
+        Some((n, _)) => n,
+        None => match reference.rsplit_once(':') {
+            Some((n, tag)) if !tag.contains('/') => n,
+            _ => reference,
+        },
+    };
+    glob_match(pattern, reference) || glob_match(pattern, bare)
+}
+
+/// The creation time of the image a `before` or `since` filter names.
+fn created_of_named(engine: &Engine, filters: &Filters, key: &str) -> Result<Option<i64>> {
+    match filters.get(key).last() {
+        Some(name) => {
+            let img = engine.store.resolve(name)?;
+            Ok(Some(facts(engine, &img).0))
+        }
+        None => Ok(None),
+    }
+}
+
+/// `GET /images/json`: filters `before`, `dangling`, `label`, `reference`,
+/// `since`, `until`.
+pub fn list(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
+    let filters = Filters::parse(
+        query.get("filters"),
+        &["before", "dangling", "label", "reference", "since", "until"],
+    )?;
+    let dangling = filters.boolean("dangling")?;
+    let before = created_of_named(engine, &filters, "before")?;
+    let since = created_of_named(engine, &filters, "since")?;
+    let until = filters.until(crate::timefmt::now())?;
     let mut out = Vec::new();
     for img in engine.store.images() {
-        if let Some(want) = dangling
-            && want != img.repo_tags.is_empty()
-        {
+        let (created, labels) = facts(engine, &img);
+        let passes = dangling.is_none_or(|d| d == img.repo_tags.is_empty())
+            && filters.labels(&labels)
+            && before.is_none_or(|t| created < t)
+            && since.is_none_or(|t| created > t)
+            && until.is_none_or(|t| created < t);
+        if !passes {
             continue;
         }
-        let config = config_of(engine, &img);
-        let (_, created) = created_of(config.as_ref());
-        out.push(summary(&img, created));
+        let mut s = summary(&img, created);
+        s.labels = labels;
+        if filters.contains("reference") {
+            // Docker lists only the names that match, and the image only
+            // when one does.
+            let keep = |r: &String| filters.any("reference", |p| reference_matches(p, r));
+            s.repo_tags.retain(keep);
+            s.repo_digests.retain(keep);
+            if s.repo_tags.is_empty() && s.repo_digests.is_empty() {
+                continue;
+            }
+        }
+        out.push(s);
     }
     out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
     Ok(json(StatusCode::OK, &out))
-}
-
-/// Reads a Docker filter value (`{"true":true}` or `["true"]`) as a bool.
-fn filter_true(v: &serde_json::Value) -> bool {
-    match v {
-        serde_json::Value::Object(m) => m.keys().any(|k| k == "true" || k == "1"),
-        serde_json::Value::Array(a) => a.iter().any(|x| x == "true" || x == "1"),
-        _ => false,
-    }
 }
 
 /// `GET /images/{name}/json`.
@@ -264,16 +311,30 @@ pub async fn remove(engine: &Arc<Engine>, name: &str, query: &Query) -> Result<R
     Ok(json(StatusCode::OK, &items))
 }
 
-/// `POST /images/prune`.
+/// `POST /images/prune`: dangling images, or every unused image with
+/// `dangling=false`; `until`, `label` and `label!` narrow it.
 pub async fn prune(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
-    let filters: HashMap<String, serde_json::Value> = query
-        .get("filters")
-        .and_then(|f| serde_json::from_str(f).ok())
-        .unwrap_or_default();
-    let all = filters.get("dangling").is_some_and(|v| !filter_true(v));
+    let filters = Filters::parse(
+        query.get("filters"),
+        &["dangling", "until", "label", "label!"],
+    )?;
+    let all = filters.boolean("dangling")? == Some(false);
+    let until = filters.until(crate::timefmt::now())?;
+    let chosen: std::collections::HashSet<String> = engine
+        .store
+        .images()
+        .into_iter()
+        .filter(|img| {
+            let (created, labels) = facts(engine, img);
+            filters.labels(&labels) && until.is_none_or(|t| created < t)
+        })
+        .map(|img| img.id)
+        .collect();
     let removal = engine
         .store
-        .prune(all, &engine.containers.images_in_use())?;
+        .prune(all, &engine.containers.images_in_use(), |img| {
+            chosen.contains(&img.id)
+        })?;
     let freed = crate::image::gc::collect_garbage(engine).await?;
     let items = removal_items(removal);
     let out = ImagePruneResponse {

@@ -8,6 +8,7 @@
 //! - [`system`]: `/_ping`, `/version`, `/info`, `/servin/v1/info`.
 //! - [`auth`]: `POST /auth`, checking registry credentials.
 //! - [`images`]: the `/images/...` calls.
+//! - [`container_filter`]: Docker's container filters, for lists and prune.
 //! - [`containers`]: the `/containers/...`, `/exec/...` and `/events` calls.
 //! - [`attach`], [`exec`]: the stream pumps of attach and exec, carrying a
 //!   container's or an exec process's stdio over the connection.
@@ -22,6 +23,7 @@
 pub mod attach;
 pub mod auth;
 pub mod body;
+pub mod container_filter;
 pub mod containers;
 pub mod exec;
 pub mod images;

@@ -14,10 +14,11 @@ use serde_json::{Value, json};
 
 use super::body;
 use super::routes::{Body, Query, empty, json as json_response};
+use crate::container::Container;
 use crate::container::networking::{Mode, mode_of};
-use crate::container::{Container, events};
 use crate::engine::Engine;
-use crate::error::{NetworkError, RequestError, Result};
+use crate::error::{NetworkError, Result};
+use crate::filters::Filters;
 use crate::network::{DEFAULT_NETWORK, NetworkRecord, ipam::Subnet};
 
 /// Docker's network object, with the containers on it.
@@ -64,37 +65,37 @@ pub fn network_json(engine: &Engine, n: &NetworkRecord) -> Value {
     })
 }
 
-fn matches(n: &NetworkRecord, filters: &HashMap<String, Vec<String>>) -> bool {
-    filters.iter().all(|(key, wanted)| {
-        wanted.is_empty()
-            || wanted.iter().any(|w| match key.as_str() {
-                "id" => n.id.starts_with(w.as_str()),
-                "name" => n.name.contains(w.as_str()),
-                "driver" => n.driver == *w,
-                "scope" => w == "local",
-                "type" => (w == "builtin") == n.is_default(),
-                "label" => match w.split_once('=') {
-                    Some((k, v)) => n.labels.get(k).map(String::as_str) == Some(v),
-                    None => n.labels.contains_key(w.as_str()),
-                },
-                _ => true,
-            })
-    })
-}
+/// The keys `GET /networks` takes.
+const LIST_KEYS: &[&str] = &["dangling", "driver", "id", "label", "name", "scope", "type"];
 
-fn filters(q: &Query) -> Result<HashMap<String, Vec<String>>> {
-    events::parse_filters(q.get("filters")).map_err(|m| RequestError::Invalid(m).into())
+/// Docker's network filters (see [`crate::filters`] for the rules); `in_use`
+/// says whether a container is attached.
+fn matches(n: &NetworkRecord, f: &Filters, dangling: Option<bool>, in_use: bool) -> bool {
+    let typ = if n.is_default() { "builtin" } else { "custom" };
+    f.id_prefix("id", &n.id)
+        && f.name("name", &n.name)
+        && f.exact("driver", &n.driver)
+        && f.exact("scope", "local")
+        && f.exact("type", typ)
+        && f.labels(&n.labels)
+        // Docker's dangling networks: no container, and not pre-defined.
+        && dangling.is_none_or(|d| d == (!in_use && !n.is_default()))
 }
 
 /// `GET /networks`.
 pub fn list(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
-    let filters = filters(query)?;
+    let filters = Filters::parse(query.get("filters"), LIST_KEYS)?;
+    filters.check_values("type", &["custom", "builtin"])?;
+    let dangling = filters.boolean("dangling")?;
     let out: Vec<Value> = engine
         .containers
         .networks
         .list()
         .iter()
-        .filter(|n| matches(n, &filters))
+        .filter(|n| {
+            let in_use = !engine.containers.network_users(n).is_empty();
+            matches(n, &filters, dangling, in_use)
+        })
         .map(|n| network_json(engine, n))
         .collect();
     Ok(json_response(StatusCode::OK, &out))
@@ -156,19 +157,15 @@ pub async fn disconnect(
     Ok(empty(StatusCode::OK))
 }
 
-/// `POST /networks/prune`: `label` and `label!` filters.
+/// `POST /networks/prune`: `until`, `label` and `label!` filters.
 pub async fn prune(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
-    let filters = filters(query)?;
-    let label_has = |n: &NetworkRecord, w: &str| match w.split_once('=') {
-        Some((k, v)) => n.labels.get(k).map(String::as_str) == Some(v),
-        None => n.labels.contains_key(w),
-    };
-    let want = filters.get("label").cloned().unwrap_or_default();
-    let not = filters.get("label!").cloned().unwrap_or_default();
+    let filters = Filters::parse(query.get("filters"), &["until", "label", "label!"])?;
+    let until = filters.until(crate::timefmt::now())?;
     let deleted = engine
         .containers
         .prune_networks(|n| {
-            !want.iter().all(|w| label_has(n, w)) || not.iter().any(|w| label_has(n, w))
+            let created = crate::timefmt::parse_rfc3339(&n.created).unwrap_or(0);
+            !filters.labels(&n.labels) || until.is_some_and(|t| created >= t)
         })
         .await;
     Ok(json_response(

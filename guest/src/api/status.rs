@@ -37,7 +37,7 @@ pub fn status_of(e: &Error) -> StatusCode {
                 StatusCode::BAD_REQUEST
             }
         },
-        Error::Project(_) => StatusCode::BAD_REQUEST,
+        Error::Project(_) | Error::Filter(_) => StatusCode::BAD_REQUEST,
         Error::Request(e) => match e {
             RequestError::Invalid(_) => StatusCode::BAD_REQUEST,
             RequestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -114,6 +114,7 @@ fn volume(e: &VolumeError) -> StatusCode {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use std::path::Path;
 
     use super::*;

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::body;
 use super::routes::{Body, Query, empty, json};
-use crate::container::events;
+
 use crate::engine::Engine;
-use crate::error::{Error, RequestError, Result};
+use crate::error::{Error, Result};
 use crate::volume::{Filters, VolumeInfo};
 
 /// `POST /volumes/create`'s body.
@@ -49,8 +49,7 @@ pub struct PruneResponse {
 }
 
 fn filters(query: &Query, allowed: &[&str]) -> Result<Filters> {
-    let map = events::parse_filters(query.get("filters")).map_err(RequestError::Invalid)?;
-    Filters::parse(&map, allowed)
+    Filters::parse(query.get("filters"), allowed)
 }
 
 /// Runs blocking volume work (folder removal) off the engine's thread.

@@ -10,6 +10,8 @@ use bollard_stubs::models::{
 };
 use tokio::sync::broadcast;
 
+use crate::filters::{FilterError, Filters};
+
 /// How many past events `since` can reach back to.
 const KEPT: usize = 1024;
 
@@ -90,74 +92,79 @@ impl Events {
     }
 }
 
-/// Docker's `filters` for events: `type`, `event`/`action`, `container`,
-/// `label` (`key` or `key=value`).
+/// The keys `/events` takes.
+pub const FILTER_KEYS: &[&str] = &[
+    "config",
+    "container",
+    "daemon",
+    "event",
+    "action",
+    "image",
+    "label",
+    "network",
+    "node",
+    "plugin",
+    "scope",
+    "secret",
+    "service",
+    "type",
+    "volume",
+];
+
+/// Docker's `filters` for events (see [`crate::filters`] for the rules):
+/// `type`, `event` (also `action`), `container`, `image`, `network`,
+/// `volume` (the object's ID, a prefix of it, or its name), `label` (each
+/// value on the actor's attributes), `scope` (`local`), `daemon`; the
+/// Swarm keys (`config`, `node`, `plugin`, `secret`, `service`) match no
+/// event of this engine.
 #[derive(Debug, Default)]
 pub struct Filter {
-    filters: HashMap<String, Vec<String>>,
+    filters: Filters,
 }
 
 impl Filter {
     /// Parses the `filters` query value (`{"type":["container"]}`; Docker's
     /// older `{"type":{"container":true}}` form too).
-    pub fn parse(raw: Option<&str>) -> Result<Self, String> {
+    pub fn parse(raw: Option<&str>) -> Result<Self, FilterError> {
         Ok(Self {
-            filters: parse_filters(raw)?,
+            filters: Filters::parse(raw, FILTER_KEYS)?,
         })
     }
 
     /// Whether `event` passes every filter.
     pub fn matches(&self, event: &EventMessage) -> bool {
+        let f = &self.filters;
         let empty = HashMap::new();
         let actor = event.actor.as_ref();
         let id = actor.and_then(|a| a.id.as_deref()).unwrap_or_default();
         let attrs = actor.and_then(|a| a.attributes.as_ref()).unwrap_or(&empty);
         let action = event.action.as_deref().unwrap_or_default();
-        self.filters.iter().all(|(key, wanted)| {
-            wanted.is_empty()
-                || wanted.iter().any(|w| match key.as_str() {
-                    "type" => event.typ.map(|t| t.to_string()).as_deref() == Some(w.as_str()),
-                    "event" | "action" => {
-                        action == w || action.split(':').next() == Some(w.as_str())
-                    }
-                    "container" => {
-                        id.starts_with(w.as_str())
-                            || attrs.get("name").map(String::as_str) == Some(w.as_str())
-                    }
-                    "label" => match w.split_once('=') {
-                        Some((k, v)) => attrs.get(k).map(String::as_str) == Some(v),
-                        None => attrs.contains_key(w.as_str()),
-                    },
-                    _ => true,
-                })
-        })
+        let typ = event.typ.map(|t| t.to_string()).unwrap_or_default();
+        let name = attrs.get("name").map(String::as_str).unwrap_or_default();
+        // An object filter passes the events of its own type whose actor
+        // is that object; an `image` filter also passes the events of the
+        // containers that run the image.
+        let object = |key: &str| {
+            f.any(key, |w| {
+                typ == key && (id.starts_with(w) && !w.is_empty() || name == w)
+                    || key == "image" && attrs.get("image").is_some_and(|i| i == w)
+            })
+        };
+        let event_matches = |w: &str| action == w || action.split(':').next() == Some(w);
+        f.exact("type", &typ)
+            && f.any("event", event_matches)
+            && f.any("action", event_matches)
+            && object("container")
+            && object("image")
+            && object("network")
+            && object("volume")
+            && f.labels(attrs)
+            && f.exact("scope", "local")
+            && f.any("daemon", |_| typ == "daemon")
+            && ["config", "node", "plugin", "secret", "service"]
+                .iter()
+                .all(|k| !f.contains(k))
     }
-}
-
-/// Docker's `filters` query value as name to wanted values: the current
-/// `{"key":["v"]}` form, the older `{"key":{"v":true}}` one, or a string.
-pub fn parse_filters(raw: Option<&str>) -> Result<HashMap<String, Vec<String>>, String> {
-    let Some(raw) = raw else {
-        return Ok(HashMap::new());
-    };
-    let value: serde_json::Value =
-        serde_json::from_str(raw).map_err(|e| format!("invalid filters {raw:?}: {e}"))?;
-    let mut filters = HashMap::new();
-    if let serde_json::Value::Object(map) = value {
-        for (k, v) in map {
-            let values = match v {
-                serde_json::Value::Array(a) => a
-                    .into_iter()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect(),
-                serde_json::Value::Object(o) => o.keys().cloned().collect(),
-                serde_json::Value::String(s) => vec![s],
-                _ => Vec::new(),
-            };
-            filters.insert(k, values);
-        }
-    }
-    Ok(filters)
 }
 
 #[cfg(test)]

@@ -390,13 +390,14 @@ impl Store {
         &self,
         all: bool,
         in_use: &std::collections::HashMap<String, String>,
+        chosen: impl Fn(&ImageRecord) -> bool,
     ) -> Result<Removal> {
         let mut state = self.state();
         let mut out = Removal::default();
         let gone: Vec<String> = state
             .images
             .values()
-            .filter(|i| (all || i.repo_tags.is_empty()) && !in_use.contains_key(&i.id))
+            .filter(|i| (all || i.repo_tags.is_empty()) && !in_use.contains_key(&i.id) && chosen(i))
             .map(|i| i.id.clone())
             .collect();
         for id in gone {
@@ -531,7 +532,7 @@ mod tests {
         assert!(r.deleted.is_empty());
         assert_eq!(store.resolve("x:2").unwrap().id, b);
         assert_eq!(store.resolve(&b[7..19]).unwrap().id, b);
-        let pruned = store.prune(false, &Default::default()).unwrap();
+        let pruned = store.prune(false, &Default::default(), |_| true).unwrap();
         assert_eq!(pruned.deleted, vec![a.clone()]);
         // The state survives a reopen.
         drop(store);

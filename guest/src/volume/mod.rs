@@ -311,9 +311,11 @@ impl Volumes {
         options: HashMap<String, String>,
     ) -> Result<Volume> {
         let driver = driver.filter(|d| !d.is_empty()).unwrap_or(LOCAL_DRIVER);
-        let name = match name.filter(|n| !n.is_empty()) {
-            Some(n) => n.to_string(),
-            None => crate::state::new_id()?,
+        // Without a name the volume is anonymous, as Docker makes it: a
+        // random name and the anonymous label, so prune takes it.
+        let (name, anonymous) = match name.filter(|n| !n.is_empty()) {
+            Some(n) => (n.to_string(), false),
+            None => (crate::state::new_id()?, true),
         };
         check_name(&name)?;
         if driver != LOCAL_DRIVER {
@@ -337,7 +339,7 @@ impl Volumes {
             labels,
             options,
             created: timefmt::format_rfc3339(timefmt::now()),
-            anonymous: false,
+            anonymous,
         };
         self.write_new(meta)
     }
@@ -488,74 +490,35 @@ pub fn dir_size(dir: &Path) -> u64 {
     total
 }
 
-/// Docker's volume filters: `name` (substring), `label` (`key` or
-/// `key=value`), `label!`, `driver`, `dangling` (`true`: used by no
-/// container) and, for prune, `all`.
+/// Docker's volume filters (see [`crate::filters`] for the rules): `name`
+/// (a regular expression), `label` and `label!`, `driver`, `dangling`
+/// (`true`: used by no container) and, for prune, `all`.
 #[derive(Debug, Default, Clone)]
 pub struct Filters {
-    names: Vec<String>,
-    labels: Vec<String>,
-    not_labels: Vec<String>,
-    drivers: Vec<String>,
+    filters: crate::filters::Filters,
     dangling: Option<bool>,
     /// Prune's `all`: named volumes too.
     pub all: bool,
 }
 
-fn truthy(key: &str, v: &str) -> Result<bool> {
-    match v {
-        "1" | "true" | "True" => Ok(true),
-        "0" | "false" | "False" => Ok(false),
-        other => {
-            Err(VolumeError::InvalidFilter(format!("'{key}={other}': want true or false")).into())
-        }
-    }
-}
-
 impl Filters {
-    /// Parses the `filters` map; `allowed` lists the keys this call takes.
-    pub fn parse(map: &HashMap<String, Vec<String>>, allowed: &[&str]) -> Result<Self> {
-        let mut f = Self::default();
-        for (k, values) in map {
-            if !allowed.contains(&k.as_str()) {
-                return Err(VolumeError::InvalidFilter(format!(
-                    "{k:?}: use one of {}",
-                    allowed.join(", ")
-                ))
-                .into());
-            }
-            match k.as_str() {
-                "name" => f.names.extend(values.iter().cloned()),
-                "label" => f.labels.extend(values.iter().cloned()),
-                "label!" => f.not_labels.extend(values.iter().cloned()),
-                "driver" => f.drivers.extend(values.iter().cloned()),
-                "dangling" => {
-                    for v in values {
-                        f.dangling = Some(truthy(k, v)?);
-                    }
-                }
-                "all" => {
-                    for v in values {
-                        f.all = truthy(k, v)?;
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(f)
+    /// Parses the `filters` argument; `allowed` lists the keys this call
+    /// takes.
+    pub fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Self> {
+        let filters = crate::filters::Filters::parse(raw, allowed)?;
+        Ok(Self {
+            dangling: filters.boolean("dangling")?,
+            all: filters.boolean("all")?.unwrap_or(false),
+            filters,
+        })
     }
 
     /// Whether `v` passes; `in_use` says whether a container uses it.
     pub fn matches(&self, v: &Volume, in_use: bool) -> bool {
-        let labels = v.labels();
-        let has = |want: &String| match want.split_once('=') {
-            Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
-            None => labels.contains_key(want.as_str()),
-        };
-        (self.names.is_empty() || self.names.iter().any(|n| v.meta.name.contains(n.as_str())))
-            && self.labels.iter().all(has)
-            && !self.not_labels.iter().any(has)
-            && (self.drivers.is_empty() || self.drivers.contains(&v.meta.driver))
+        let f = &self.filters;
+        f.name("name", &v.meta.name)
+            && f.labels(&v.labels())
+            && f.exact("driver", &v.meta.driver)
             && self.dangling.is_none_or(|d| d != in_use)
     }
 }
@@ -618,7 +581,7 @@ mod tests {
         let unnamed = vols
             .create(None, None, HashMap::new(), HashMap::new())
             .unwrap();
-        assert!(!unnamed.meta.anonymous);
+        assert!(unnamed.meta.anonymous, "an unnamed volume is anonymous");
         assert_eq!(vols.list().len(), 3);
     }
 
@@ -650,9 +613,13 @@ mod tests {
             )
             .unwrap();
         let anon = vols.create_anonymous().unwrap();
+        let raw = |k: &str, v: &str| serde_json::json!({ k: [v] }).to_string();
         let parse = |k: &str, v: &str| {
-            let map = HashMap::from([(k.to_string(), vec![v.to_string()])]);
-            Filters::parse(&map, &["name", "label", "label!", "dangling", "driver"]).unwrap()
+            Filters::parse(
+                Some(&raw(k, v)),
+                &["name", "label", "label!", "dangling", "driver"],
+            )
+            .unwrap()
         };
         assert!(parse("name", "web").matches(&web, false));
         assert!(!parse("name", "db").matches(&web, false));
@@ -665,10 +632,10 @@ mod tests {
         assert!(!parse("dangling", "true").matches(&web, true));
         assert!(parse("dangling", "false").matches(&web, true));
         assert!(parse("driver", "local").matches(&web, true));
-        let bad = HashMap::from([("dangling".to_string(), vec!["maybe".to_string()])]);
-        assert!(Filters::parse(&bad, &["dangling"]).is_err());
-        let unknown = HashMap::from([("colour".to_string(), vec!["red".to_string()])]);
-        assert!(Filters::parse(&unknown, &["name"]).is_err());
+        let bad = raw("dangling", "maybe");
+        assert!(Filters::parse(Some(&bad), &["dangling"]).is_err());
+        let unknown = raw("colour", "red");
+        assert!(Filters::parse(Some(&unknown), &["name"]).is_err());
     }
 
     #[test]
