@@ -114,6 +114,8 @@ fn volume(e: &VolumeError) -> StatusCode {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use std::path::Path;
 
     use super::*;
