@@ -128,6 +128,28 @@ impl Report {
         });
     }
 
+    /// Reports how step `what` on `object` `name` ended: `done` when it
+    /// succeeded, else its error after `what`; whether it succeeded.
+    fn outcome(
+        &self,
+        object: StepObject,
+        name: &str,
+        result: StepResult,
+        done: &str,
+        what: &str,
+    ) -> bool {
+        match result {
+            Ok(()) => {
+                self.other(object, name, done);
+                true
+            }
+            Err(e) => {
+                self.fail(object, name, &format!("{what}: {e}"));
+                false
+            }
+        }
+    }
+
     fn with(&self, f: impl FnOnce(&mut Summary)) {
         f(&mut self
             .summary
@@ -318,16 +340,7 @@ async fn run_resource(
         ActionKind::Create => {}
         _ => return true,
     }
-    match create.await {
-        Ok(()) => {
-            report.other(object, name, "created");
-            true
-        }
-        Err(e) => {
-            report.fail(object, name, &format!("create: {e}"));
-            false
-        }
-    }
+    report.outcome(object, name, create.await, "created", "create")
 }
 
 /// Removes `users`, the containers of network or volume `name`, then the
@@ -343,16 +356,14 @@ async fn remove_to_recreate(
     if !remove_users(world, users, name, report).await {
         return false;
     }
-    match remove.await {
-        Ok(()) => {
-            report.other(object, name, "removed: definition changed");
-            true
-        }
-        Err(e) => {
-            report.fail(object, name, &format!("remove to recreate: {e}"));
-            false
-        }
-    }
+    let removed = remove.await;
+    report.outcome(
+        object,
+        name,
+        removed,
+        "removed: definition changed",
+        "remove to recreate",
+    )
 }
 
 /// Stops and removes `users` (ID, name), the containers of network or
