@@ -535,16 +535,14 @@ async fn run_service(
     images: &HashMap<String, String>,
     report: &Report,
 ) -> Ready {
-    for (dep, condition, mut rx, names) in deps {
-        let waiting = format!("waiting for {dep} ({})", condition.as_str());
+    // Each replica of the service shows what it waits for.
+    let waiting = |message: &str| {
         for (_, c) in &list {
-            report.step(
-                StepObject::Container,
-                &c.name,
-                StepStatus::Working,
-                &waiting,
-            );
+            report.step(StepObject::Container, &c.name, StepStatus::Working, message);
         }
+    };
+    for (dep, condition, mut rx, names) in deps {
+        waiting(&format!("waiting for {dep} ({})", condition.as_str()));
         let state = match rx.wait_for(|r| !matches!(r, Ready::Pending)).await {
             Ok(r) => r.clone(),
             Err(_) => Ready::Failed(vec![dep.clone()], "its apply ended early".to_string()),
@@ -556,15 +554,10 @@ async fn run_service(
             }
             _ if condition == Condition::Started => None,
             _ => {
-                let waiting = format!("waiting for {dep} to become {}", condition.as_str());
-                for (_, c) in &list {
-                    report.step(
-                        StepObject::Container,
-                        &c.name,
-                        StepStatus::Working,
-                        &waiting,
-                    );
-                }
+                waiting(&format!(
+                    "waiting for {dep} to become {}",
+                    condition.as_str()
+                ));
                 match world.reach(&names, condition).await {
                     Ok(()) => None,
                     Err(e) => Some((
