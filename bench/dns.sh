@@ -13,6 +13,7 @@
 # fails if an answer has no address. Needs root and `ip` for (2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/veth.sh
 QUERIES=${1:-10000}
 cargo build --release --locked -q -p servin-guest --example dns_bench
 BIN="${CARGO_TARGET_DIR:-target}/release/examples/dns_bench"
@@ -24,17 +25,6 @@ echo "== loopback"
 "$BIN" "$QUERIES"
 
 NS=svbench-dns-$$
-HOSTIF=svd$$
-cleanup() {
-  ip link del "$HOSTIF" 2>/dev/null || true
-  ip netns del "$NS" 2>/dev/null || true
-}
-trap cleanup EXIT
-ip netns add "$NS"
-ip link add "$HOSTIF" type veth peer name eth0 netns "$NS"
-ip addr add 10.213.78.1/30 dev "$HOSTIF"
-ip link set "$HOSTIF" up
-ip -n "$NS" addr add 10.213.78.2/30 dev eth0
-ip -n "$NS" link set eth0 up
+veth_namespace "$NS" svd$$ 10.213.78
 echo "== from a network namespace, over a veth"
 "$BIN" "$QUERIES" --listen 10.213.78.1 --client-netns "/run/netns/$NS"

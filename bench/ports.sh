@@ -18,6 +18,7 @@
 # added median, and the median of a request on a fresh connection.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/veth.sh
 MIB=${1:-2048}
 TRIPS=${2:-20000}
 cargo build --release --locked -q -p servin-guest --example ports_bench
@@ -27,18 +28,6 @@ echo "== loopback"
 "$BIN" "$MIB" "$TRIPS"
 
 NS=svbench-$$
-HOSTIF=svb$$
-cleanup() {
-  ip link del "$HOSTIF" 2>/dev/null || true
-  ip netns del "$NS" 2>/dev/null || true
-}
-trap cleanup EXIT
-ip netns add "$NS"
-ip link add "$HOSTIF" type veth peer name eth0 netns "$NS"
-ip addr add 10.213.77.1/30 dev "$HOSTIF"
-ip link set "$HOSTIF" up
-ip -n "$NS" addr add 10.213.77.2/30 dev eth0
-ip -n "$NS" link set eth0 up
-ip -n "$NS" link set lo up
+veth_namespace "$NS" svb$$ 10.213.77
 echo "== veth (network namespace $NS)"
 "$BIN" "$MIB" "$TRIPS" "/run/netns/$NS" 10.213.77.2

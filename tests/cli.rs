@@ -52,7 +52,7 @@ fn commands_refuse_formats_they_do_not_print() {
     ] {
         let run = p.run(args);
         assert_eq!(run.code, 2, "{args:?}: {}", run.transcript());
-        assert!(run.stderr.contains("does not print"), "{}", run.stderr);
+        run.assert_stderr_has("does not print");
     }
     assert!(
         !p.root().join("servin.toml").exists(),
@@ -68,11 +68,7 @@ fn import_writes_where_asked_and_validates() {
     )]);
     let run = p.run(&["-f", "converted.toml", "import"]);
     assert_eq!(run.code, 0, "{}", run.transcript());
-    assert!(
-        run.stderr.contains("services.web.logging"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("services.web.logging");
     let text = std::fs::read_to_string(p.root().join("converted.toml")).unwrap();
     assert!(text.contains("[containers.web]"));
     let again = p.run(&["-f", "converted.toml", "import"]);

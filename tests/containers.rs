@@ -67,11 +67,7 @@ fn run_prints_output_and_returns_the_exit_code() {
     assert_eq!(r.stderr, "oops\n");
     let r = s.run(&["run", "--rm", IMAGE, "nosuchcommand"]);
     assert_eq!(r.code, 127);
-    assert!(
-        r.stderr.contains("executable file not found in $PATH"),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr_has("executable file not found in $PATH");
     let out = with_stdin(
         &mut s.command(&["run", "--rm", "-i", IMAGE, "cat"]),
         b"piped in\n",
@@ -128,7 +124,7 @@ fn a_background_container_through_its_life() {
     assert_eq!(s.ok(&["wait", "ticker"]).trim(), "143");
     let r = s.run(&["exec", "ticker", "true"]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("is not running"), "{}", r.stderr);
+    r.assert_stderr_has("is not running");
     s.ok(&["start", "ticker"]);
     s.ok(&["restart", "-t", "1", "ticker"]);
     s.ok(&["kill", "-s", "KILL", "ticker"]);
@@ -178,7 +174,7 @@ fn create_start_attach_and_rm_force() {
     s.ok(&["run", "-d", "--name", "busy", IMAGE, "sleep", "3600"]);
     let r = s.run(&["rm", "busy"]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("container is running"), "{}", r.stderr);
+    r.assert_stderr_has("container is running");
     s.ok(&["rm", "-f", "busy"]);
     s.ok(&["rm", "--all"]);
     assert!(s.ok(&["ps", "-aq"]).trim().is_empty());
@@ -283,49 +279,28 @@ fn bad_input() {
     let s = sandbox();
     let r = s.run(&["run", "--rm", "-m", "lots", IMAGE, "true"]);
     assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("invalid --memory \"lots\""),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr_has("invalid --memory \"lots\"");
     let r = s.run(&["run", "--rm", "--cpus", "zero", IMAGE, "true"]);
     assert_eq!(r.code, 2);
     let r = s.run(&["run", "--rm", "-m", "1k", IMAGE, "true"]);
     assert_eq!(r.code, 125);
-    assert!(r.stderr.contains("6MB"), "{}", r.stderr);
+    r.assert_stderr_has("6MB");
     let r = s.run(&["run", "--rm", "-v", "/no/such/dir:/x", IMAGE, "true"]);
     assert_eq!(r.code, 125);
-    assert!(
-        r.stderr
-            .contains("bind source path does not exist: /no/such/dir"),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr_has("bind source path does not exist: /no/such/dir");
     s.ok(&["create", "--name", "taken", IMAGE, "true"]);
     let r = s.run(&["create", "--name", "taken", IMAGE, "true"]);
     assert_ne!(r.code, 0);
-    assert!(
-        r.stderr.contains("already in use by container"),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr_has("already in use by container");
     let r = s.run(&["rmi", IMAGE]);
     assert_eq!(r.code, 1);
-    assert!(
-        r.stderr.contains("is using its referenced image"),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr_has("is using its referenced image");
     let r = s.run(&["logs", "nobody"]);
     assert_eq!(r.code, 1);
-    assert!(
-        r.stderr.contains("no such container: nobody"),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr_has("no such container: nobody");
     let r = s.run(&["run", "--rm", "127.0.0.1:1/missing:1", "true"]);
     assert_eq!(r.code, 125, "{}", r.stderr);
-    assert!(r.stderr.contains("Unable to find image"), "{}", r.stderr);
+    r.assert_stderr_has("Unable to find image");
     assert_eq!(
         s.ok(&["ps", "-aq"]).lines().count(),
         1,
@@ -489,7 +464,7 @@ fn signals_go_to_the_container_and_exec_can_be_interrupted() {
     assert!(!out.status.success());
     let r = s.run(&["run", "--rm", "-it", IMAGE, "true"]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("not a TTY"), "{}", r.stderr);
+    r.assert_stderr_has("not a TTY");
     s.ok(&["rm", "-f", "idle"]);
     s.finish();
 }

@@ -235,11 +235,7 @@ fn no_project_file_is_a_clear_error() {
     let p = Project::new(&[]);
     let run = p.run(&["validate"]);
     assert_eq!(run.code, 1);
-    assert!(
-        run.stderr.contains("no servin.toml or servin.kdl"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("no servin.toml or servin.kdl");
 }
 
 #[test]

@@ -151,26 +151,18 @@ fn bad_names_and_unreachable_registries_fail_clearly() {
     let s = Sandbox::new();
     let bad = s.run(&["pull", "Not//A:Name"]);
     assert_eq!(bad.code, 1);
-    assert!(
-        bad.stderr.contains("error: pull Not//A:Name"),
-        "{}",
-        bad.stderr
-    );
-    assert!(bad.stderr.contains("invalid reference"), "{}", bad.stderr);
+    bad.assert_stderr_has("error: pull Not//A:Name");
+    bad.assert_stderr_has("invalid reference");
 
     // Nothing listens on port 1.
     let gone = s.run(&["pull", "127.0.0.1:1/nobody/here:1"]);
     assert_eq!(gone.code, 1);
-    assert!(gone.stderr.contains("127.0.0.1:1"), "{}", gone.stderr);
-    assert!(gone.stderr.contains("unreachable"), "{}", gone.stderr);
+    gone.assert_stderr_has("127.0.0.1:1");
+    gone.assert_stderr_has("unreachable");
 
     let missing = s.run(&["rmi", "no-such-image"]);
     assert_eq!(missing.code, 1);
-    assert!(
-        missing.stderr.contains("no-such-image"),
-        "{}",
-        missing.stderr
-    );
+    missing.assert_stderr_has("no-such-image");
 }
 
 #[test]
@@ -183,38 +175,19 @@ fn an_engine_that_cannot_start_is_reported_with_its_address() {
         .unwrap();
     let r = Sandbox::output(out);
     assert_eq!(r.code, 1);
-    assert!(
-        r.stderr.contains("/nonexistent/servin-guest"),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr_has("/nonexistent/servin-guest");
 }
 
 #[test]
 fn login_stores_credentials_privately_and_logout_forgets_them() {
     let s = Sandbox::new();
-    let mut child = s
-        .command(&[
-            "login",
-            "-u",
-            "alice",
-            "--password-stdin",
-            "--no-verify",
-            "registry.test:5000",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(b"s3cret\n").unwrap();
-    }
-    let r = Sandbox::output(child.wait_with_output().unwrap());
+    let r = login(
+        &s,
+        &["-u", "alice", "--no-verify", "registry.test:5000"],
+        "s3cret",
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("not verified"), "{}", r.stderr);
+    r.assert_stderr_has("not verified");
 
     let path = s.home().join(".servin/auth.json");
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
@@ -251,13 +224,13 @@ fn login_checks_credentials_with_the_registry() {
     let registry = RegistryGuard::start();
     let r = login(&s, &["-u", "alice", &registry.addr()], "s3cret");
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("Login Succeeded"), "{}", r.stderr);
+    r.assert_stderr_has("Login Succeeded");
     // An unreachable registry: an error, a way out, and nothing stored.
     let r = login(&s, &["-u", "alice", "127.0.0.1:1"], "s3cret");
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("log in to 127.0.0.1:1"), "{}", r.stderr);
-    assert!(r.stderr.contains("unreachable"), "{}", r.stderr);
-    assert!(r.stderr.contains("--no-verify"), "{}", r.stderr);
+    r.assert_stderr_has("log in to 127.0.0.1:1");
+    r.assert_stderr_has("unreachable");
+    r.assert_stderr_has("--no-verify");
     assert!(!stored(&s).contains("127.0.0.1:1"), "{}", stored(&s));
 }
 
@@ -273,29 +246,20 @@ fn token_registry_with_login_or_docker_credentials() {
     // No credentials: the push is refused.
     let r = s.run(&["push", &remote]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("unauthorized: authentication required"),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr_has("unauthorized: authentication required");
 
     // A wrong password is refused and not stored.
     let r = login(&s, &["-u", "bob", &reg.addr()], "wrong");
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("unauthorized: incorrect username or password"),
-        "{}",
-        r.stderr
-    );
-    assert!(r.stderr.contains(&reg.addr()), "{}", r.stderr);
+    r.assert_stderr_has("unauthorized: incorrect username or password");
+    r.assert_stderr_has(&reg.addr());
     assert!(!r.stderr.contains("--no-verify"), "{}", r.stderr);
     assert!(!stored(&s).contains(&reg.addr()), "{}", stored(&s));
 
     // `servin login`'s credentials: push, remove, pull back.
     let r = login(&s, &["-u", "bob", &reg.addr()], "t0ken");
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("Login Succeeded"), "{}", r.stderr);
+    r.assert_stderr_has("Login Succeeded");
     assert!(stored(&s).contains(&reg.addr()), "{}", stored(&s));
     s.ok(&["push", &remote]);
     s.ok(&["rmi", &remote, "seed:1"]);
@@ -322,13 +286,8 @@ fn token_registry_with_login_or_docker_credentials() {
     docker_config("wrong");
     let r = s.run(&["pull", &remote]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("unauthorized: incorrect username or password"),
-        "{}",
-        r.stderr
-    );
-    assert!(r.stderr.contains(&reg.addr()), "{}", r.stderr);
+    r.assert_stderr_has("unauthorized: incorrect username or password");
+    r.assert_stderr_has(&reg.addr());
     assert_eq!(s.ok(&["images", "--format", "json"]).trim(), "[]");
 }
 

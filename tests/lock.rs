@@ -99,7 +99,7 @@ fn a_retagged_image_changes_nothing_until_lock_update() {
     let plan: Value = serde_json::from_str(&plan.stdout).unwrap();
     assert_eq!(plan["actions"][0]["kind"], "keep", "{plan}");
     let up = servin(&s, &["up", "-d", "-f", file]);
-    assert!(up.stderr.contains("1 unchanged"), "{}", up.stderr);
+    up.assert_stderr_has("1 unchanged");
     assert_eq!(running_image(&s, "locked-app-1"), first);
     assert_eq!(std::fs::read_to_string(&lock).unwrap(), text);
 
@@ -114,7 +114,7 @@ fn a_retagged_image_changes_nothing_until_lock_update() {
     // `lock --update` moves the lock to what the tag names now; the next
     // `up` recreates the container with it.
     let update = servin(&s, &["lock", "--update", "-f", file]);
-    assert!(update.stderr.contains(&digest_one), "{}", update.stderr);
+    update.assert_stderr_has(&digest_one);
     let digest_two = locked(&lock)[&image].clone();
     assert_ne!(digest_two, digest_one);
     let plan = servin(&s, &["plan", "-f", file]);
@@ -124,13 +124,13 @@ fn a_retagged_image_changes_nothing_until_lock_update() {
         plan.stdout
     );
     let up = servin(&s, &["up", "-d", "-f", file]);
-    assert!(up.stderr.contains("1 recreated"), "{}", up.stderr);
+    up.assert_stderr_has("1 recreated");
     assert_eq!(running_image(&s, "locked-app-1"), second);
 
     // Naming an image the project does not use is a usage error.
     let bad = s.run(&["lock", "--update", "-f", file, "nope:1"]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
-    assert!(bad.stderr.contains("no image nope:1"), "{}", bad.stderr);
+    bad.assert_stderr_has("no image nope:1");
     servin(&s, &["down", "-f", file]);
 }
 
@@ -146,7 +146,7 @@ fn images_imported_here_are_not_locked() {
     let dir = file.parent().unwrap().to_path_buf();
     let file = file.to_str().unwrap();
     let r = servin(&s, &["lock", "-f", file]);
-    assert!(r.stderr.contains("not locked"), "{}", r.stderr);
+    r.assert_stderr_has("not locked");
     assert!(locked(&dir.join("servin.lock")).is_empty());
     servin(&s, &["up", "-d", "-f", file]);
     running_image(&s, "local-app-1");

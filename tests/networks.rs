@@ -90,10 +90,10 @@ fn network_commands_and_traffic() {
     );
     let r = s.run(&["network", "rm", "apps"]);
     assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("site"), "{}", r.stderr);
+    r.assert_stderr_has("site");
     let r = s.run(&["run", "--rm", "--network", "nowhere", IMAGE, "true"]);
     assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("nowhere not found"), "{}", r.stderr);
+    r.assert_stderr_has("nowhere not found");
     s.ok(&["network", "connect", "--alias", "q", "quiet", "site"]);
     let ifs = s.ok(&["exec", "site", "ls", "/sys/class/net"]);
     assert!(ifs.contains("eth1"), "{ifs}");
@@ -181,10 +181,10 @@ fn names_and_published_ports_from_the_cli() {
         "true",
     ]);
     assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("\"none\""), "{}", r.stderr);
+    r.assert_stderr_has("\"none\"");
     let r = s.run(&["create", "-p", "80:80:80:80", IMAGE, "true"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("--publish"), "{}", r.stderr);
+    r.assert_stderr_has("--publish");
     s.ok(&["stop", "-t", "1", "store"]);
     assert!(
         std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),

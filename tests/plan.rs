@@ -9,6 +9,7 @@ mod support;
 use servin::project::desired::{DesiredOptions, desired};
 use servin::project::{LoadOptions, load};
 use servin_proto::{ActionKind, DesiredContainer, ObjectKind, Plan};
+use support::network_project;
 use support::sandbox::{Env, Sandbox};
 
 const IMAGE: &str = "test/cli:1";
@@ -48,13 +49,10 @@ fn create_labelled(s: &Sandbox, c: &DesiredContainer) -> String {
 #[test]
 fn plan_shows_each_action_and_changes_nothing() {
     let s = Env::with_image(IMAGE);
-    let dir = s.dir.path().join("demo");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("servin.toml");
+    let file = s.write_project("demo", &project_file("info"));
     let file_arg = file.to_str().unwrap().to_string();
 
     // Nothing exists yet: everything is created.
-    std::fs::write(&file, project_file("info")).unwrap();
     let out = s.ok(&["plan", "-f", &file_arg, "--format", "json"]);
     let plan: Plan = serde_json::from_str(&out).unwrap();
     let kinds: Vec<_> = plan
@@ -83,7 +81,7 @@ fn plan_shows_each_action_and_changes_nothing() {
     create_labelled(&s, &old);
 
     // The app's env changes in the file.
-    std::fs::write(&file, project_file("debug")).unwrap();
+    s.write_project("demo", &project_file("debug"));
     let before = s.ok(&["ps", "-a", "--format", "json"]);
     let out = s.ok(&["plan", "-f", &file_arg]);
     insta::assert_snapshot!(out, @r"
@@ -119,33 +117,14 @@ fn plan_shows_each_action_and_changes_nothing() {
 #[test]
 fn a_changed_network_is_refused_or_replaced_with_its_containers() {
     let s = Env::with_image(IMAGE);
-    let dir = s.dir.path().join("nets");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("servin.toml");
+    let file = s.write_project("nets", &network_project(IMAGE, "one"));
     let file_arg = file.to_str().unwrap().to_string();
-    let text = |tier: &str| {
-        format!(
-            r#"[project]
-name = "nets"
-
-[networks.back]
-labels = {{ tier = "{tier}" }}
-
-[containers.app]
-image = "{IMAGE}"
-command = ["sleep", "300"]
-networks = ["back"]
-stop_timeout = "1s"
-"#
-        )
-    };
-    std::fs::write(&file, text("one")).unwrap();
     s.ok(&["up", "-d", "-f", &file_arg]);
     let plan: Plan =
         serde_json::from_str(&s.ok(&["plan", "-f", &file_arg, "--format", "json"])).unwrap();
     assert!(plan.is_noop(), "{plan:?}");
 
-    std::fs::write(&file, text("two")).unwrap();
+    s.write_project("nets", &network_project(IMAGE, "two"));
     // Without the flag: the refusal `up` would fail with, the container kept.
     let out = s.ok(&["plan", "-f", &file_arg]);
     assert!(

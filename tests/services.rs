@@ -7,25 +7,9 @@
 mod support;
 
 use serde_json::Value;
-use support::Run;
 use support::sandbox::{Env, Sandbox};
 
 const IMAGE: &str = "test/services:1";
-
-/// Runs servin in folder `dir`.
-fn run_in(s: &Sandbox, dir: &std::path::Path, args: &[&str]) -> Run {
-    Sandbox::output(s.command(args).current_dir(dir).output().unwrap())
-}
-
-fn ok_in(s: &Sandbox, dir: &std::path::Path, args: &[&str]) -> String {
-    let r = run_in(s, dir, args);
-    assert_eq!(
-        r.code, 0,
-        "servin {args:?} failed\nstdout: {}\nstderr: {}",
-        r.stdout, r.stderr
-    );
-    r.stdout
-}
 
 fn state(s: &Sandbox, name: &str) -> String {
     s.inspect(name)["State"]["Status"]
@@ -65,11 +49,11 @@ stop_timeout = "1s"
         ),
     );
     let dir = file.parent().unwrap().to_path_buf();
-    ok_in(&s, &dir, &["up", "-d"]);
+    s.ok_in(&dir, &["up", "-d"]);
 
     // ps in the folder: only the project's containers, by service.
     s.ok(&["run", "-d", "--name", "other", IMAGE, "sleep", "300"]);
-    let table = ok_in(&s, &dir, &["ps"]);
+    let table = s.ok_in(&dir, &["ps"]);
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[0].contains("SERVICE"), "{table}");
     let names: Vec<&str> = lines[1..]
@@ -77,9 +61,9 @@ stop_timeout = "1s"
         .map(|l| l.split_whitespace().last().unwrap())
         .collect();
     assert_eq!(names, ["svc-db-1", "svc-web-1", "svc-web-2"], "{table}");
-    let json: Value = serde_json::from_str(&ok_in(&s, &dir, &["ps", "--format", "json"])).unwrap();
+    let json: Value = serde_json::from_str(&s.ok_in(&dir, &["ps", "--format", "json"])).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 3, "{json}");
-    let global = ok_in(&s, &dir, &["ps", "--global"]);
+    let global = s.ok_in(&dir, &["ps", "--global"]);
     assert!(
         global.contains("other") && !global.contains("SERVICE"),
         "{global}"
@@ -97,40 +81,40 @@ stop_timeout = "1s"
     s.ok(&["rm", "-f", "other"]);
 
     // exec SERVICE: runs in the service's first replica.
-    let out = ok_in(&s, &dir, &["exec", "db", "cat", "/role"]);
+    let out = s.ok_in(&dir, &["exec", "db", "cat", "/role"]);
     assert_eq!(out.trim(), "database");
-    let out = ok_in(&s, &dir, &["exec", "web", "hostname"]);
+    let out = s.ok_in(&dir, &["exec", "web", "hostname"]);
     let v: Value = serde_json::from_str(&s.ok(&["inspect", "svc-web-1"])).unwrap();
     assert_eq!(out.trim(), v[0]["Config"]["Hostname"].as_str().unwrap());
 
     // stop SERVICE: every replica, and nothing else.
-    let out = ok_in(&s, &dir, &["stop", "web"]);
+    let out = s.ok_in(&dir, &["stop", "web"]);
     assert_eq!(out.lines().collect::<Vec<_>>(), ["svc-web-1", "svc-web-2"]);
     assert_eq!(state(&s, "svc-web-1"), "exited");
     assert_eq!(state(&s, "svc-web-2"), "exited");
     assert_eq!(state(&s, "svc-db-1"), "running");
 
     // start SERVICE.
-    ok_in(&s, &dir, &["start", "web"]);
+    s.ok_in(&dir, &["start", "web"]);
     assert_eq!(state(&s, "svc-web-1"), "running");
     assert_eq!(state(&s, "svc-web-2"), "running");
 
     // restart SERVICE: db starts again, the webs are untouched.
     let web_before = started_at(&s, "svc-web-1");
     let db_before = started_at(&s, "svc-db-1");
-    let out = ok_in(&s, &dir, &["restart", "db"]);
+    let out = s.ok_in(&dir, &["restart", "db"]);
     assert_eq!(out.trim(), "svc-db-1");
     assert_eq!(state(&s, "svc-db-1"), "running");
     assert_ne!(started_at(&s, "svc-db-1"), db_before);
     assert_eq!(started_at(&s, "svc-web-1"), web_before);
 
     // Container names still work in the folder.
-    ok_in(&s, &dir, &["stop", "svc-web-2"]);
+    s.ok_in(&dir, &["stop", "svc-web-2"]);
     assert_eq!(state(&s, "svc-web-2"), "exited");
     assert_eq!(state(&s, "svc-web-1"), "running");
 
     // Mixing a service with a container is a usage error naming it.
-    let mixed = run_in(&s, &dir, &["stop", "web", "svc-db-1"]);
+    let mixed = s.run_in(&dir, &["stop", "web", "svc-db-1"]);
     assert_eq!(mixed.code, 2, "{}", mixed.stderr);
     assert!(
         mixed
@@ -145,11 +129,11 @@ stop_timeout = "1s"
     // project back without its file.
     let outside = s.run(&["stop", "web"]);
     assert_ne!(outside.code, 0);
-    assert!(outside.stderr.contains("web"), "{}", outside.stderr);
+    outside.assert_stderr_has("web");
     let out = s.ok(&["-p", "svc", "exec", "db", "cat", "/role"]);
     assert_eq!(out.trim(), "database");
 
-    ok_in(&s, &dir, &["down"]);
+    s.ok_in(&dir, &["down"]);
 }
 
 #[test]
@@ -181,22 +165,22 @@ profiles = ["extra"]
         ),
     );
     let dir = file.parent().unwrap().to_path_buf();
-    ok_in(&s, &dir, &["up", "-d"]);
+    s.ok_in(&dir, &["up", "-d"]);
     s.ok(&["wait", "lg-alpha-1"]);
 
-    let r = run_in(&s, &dir, &["logs"]);
+    let r = s.run_in(&dir, &["logs"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(lines, ["zeta  | z-one", "alpha | a-two"], "{}", r.stdout);
     assert_eq!(r.stderr.trim(), "zeta  | z-err");
 
     // -f ends once every container stopped, with each line once.
-    let r = run_in(&s, &dir, &["logs", "-f"]);
+    let r = s.run_in(&dir, &["logs", "-f"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout.lines().count(), 2, "{}", r.stdout);
 
     // Named services only; -t keeps each line's time.
-    let r = run_in(&s, &dir, &["logs", "-t", "alpha"]);
+    let r = s.run_in(&dir, &["logs", "-t", "alpha"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let line = r.stdout.trim();
     assert!(
@@ -206,14 +190,14 @@ profiles = ["extra"]
 
     // A container name still gives that container's log alone, unprefixed.
     assert_eq!(
-        run_in(&s, &dir, &["logs", "lg-zeta-1"]).stdout.trim(),
+        s.run_in(&dir, &["logs", "lg-zeta-1"]).stdout.trim(),
         "z-one"
     );
 
     // Replicas are told apart by their number.
-    ok_in(&s, &dir, &["up", "-d", "--profile", "extra"]);
+    s.ok_in(&dir, &["up", "-d", "--profile", "extra"]);
     s.ok(&["wait", "lg-multi-1", "lg-multi-2"]);
-    let r = run_in(&s, &dir, &["logs", "multi"]);
+    let r = s.run_in(&dir, &["logs", "multi"]);
     let mut lines: Vec<&str> = r
         .stdout
         .lines()
@@ -225,5 +209,5 @@ profiles = ["extra"]
     // Outside a project, logs wants one container.
     let r = s.run(&["logs"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    ok_in(&s, &dir, &["down"]);
+    s.ok_in(&dir, &["down"]);
 }

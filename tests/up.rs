@@ -7,7 +7,9 @@ mod support;
 
 use serde_json::Value;
 use servin_testkit::cleanup::mounts_below;
+use servin_testkit::probe::free_port;
 use support::Run;
+use support::network_project;
 use support::sandbox::{Env, Sandbox};
 
 const IMAGE: &str = "test/up:1";
@@ -154,11 +156,7 @@ fn up_converges_changes_exactly_what_changed_and_down_leaves_nothing() {
     let file = write_project(&s, &relabelled);
     let r = up(&s, &file);
     assert_ne!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("up never replaces a volume"),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr_has("up never replaces a volume");
     assert_eq!(containers(&s, "demo"), second);
 
     // web leaves the file: the next up removes it.
@@ -210,18 +208,8 @@ stop_timeout = "1s"
     let file = write_project(&s, &text);
     let r = up(&s, &file);
     assert_ne!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("job did not become completed: chain-job-1 exited with status 3"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr
-            .contains("dependency chain last -> after -> job failed"),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr_has("job did not become completed: chain-job-1 exited with status 3");
+    r.assert_stderr_has("dependency chain last -> after -> job failed");
     let list = containers(&s, "chain");
     let state = |n: &str| list.iter().find(|c| c.0 == n).map(|c| c.2.clone());
     assert_eq!(state("chain-solo-1").as_deref(), Some("running"));
@@ -293,12 +281,7 @@ volumes = ["shared:/data"]
     let file = write_project(&s, &text);
     let r = up(&s, &file);
     assert_ne!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("is external (made outside the project) but does not exist"),
-        "{}",
-        r.stderr
-    );
+    r.assert_stderr_has("is external (made outside the project) but does not exist");
     assert!(containers(&s, "ext").is_empty());
 
     // Once it exists, it is used as it is, and down leaves it.
@@ -371,37 +354,10 @@ fn a_second_up_of_the_project_waits_for_the_first() {
 
 #[test]
 fn up_converges_after_the_engine_is_killed_in_the_middle() {
-    use std::io::BufRead;
     let s = sandbox();
     let file = write_project(&s, &project(Some("info")));
-    s.ok(&["ps"]);
-    let mut child = s
-        .command(&["up", "-d", "-f", &file])
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     // db is made and started; web waits for it to become healthy.
-    let stderr = child.stderr.take().unwrap();
-    let mut seen = String::new();
-    for line in std::io::BufReader::new(stderr).lines() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.contains("waiting for db to become healthy") {
-            break;
-        }
-    }
-    assert!(seen.contains("waiting for db"), "{seen}");
-    let pids = s.engine_pids();
-    assert!(!pids.is_empty());
-    for pid in pids {
-        std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status()
-            .unwrap();
-    }
-    let r = Sandbox::output(child.wait_with_output().unwrap());
+    let r = up_killed_after(&s, &file, "waiting for db to become healthy");
     assert_ne!(r.code, 0, "the interrupted up fails: {}", r.stderr);
 
     // Run again (the engine starts anew): it converges, nothing doubled.
@@ -410,10 +366,50 @@ fn up_converges_after_the_engine_is_killed_in_the_middle() {
     let names: Vec<&str> = list.iter().map(|c| c.0.as_str()).collect();
     assert_eq!(names, vec!["demo-db-1", "demo-web-1"], "{list:?}");
     assert!(list.iter().all(|c| c.2 == "running"), "{list:?}");
-    let out = up_ok(&s, &file);
-    assert!(out.contains("2 unchanged"), "{out}");
-    s.ok(&["down", "-p", "demo", "--volumes"]);
-    assert!(containers(&s, "demo").is_empty());
+    unchanged_then_down(&s, &file, "demo", &[], "");
+}
+
+/// Runs `up -d` of `file` and kills the engine as soon as the up's output
+/// holds `needle`: how the up ended and all it printed.
+fn up_killed_after(s: &Sandbox, file: &str, needle: &str) -> Run {
+    use std::io::{BufReader, Read as _};
+    use std::process::Stdio;
+    s.ok(&["ps"]);
+    let mut child = s
+        .command(&["up", "-d", "-f", file])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = read_until(&mut stderr, needle);
+    let pids = s.engine_pids();
+    assert!(!pids.is_empty());
+    for pid in pids {
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+    }
+    stderr.read_to_string(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::new(),
+        stderr: seen,
+    }
+}
+
+/// A second `up` of `file` changes nothing, and `down --volumes` (with
+/// `down_flags`) of `project` then leaves no container; `seen` is added to
+/// the messages.
+fn unchanged_then_down(s: &Sandbox, file: &str, project: &str, down_flags: &[&str], seen: &str) {
+    let out = up_ok(s, file);
+    assert!(out.contains("2 unchanged"), "{out}\n{seen}");
+    let mut down = vec!["down", "-p", project, "--volumes"];
+    down.extend_from_slice(down_flags);
+    s.ok(&down);
+    assert!(containers(s, project).is_empty());
 }
 
 #[test]
@@ -468,7 +464,7 @@ stop_timeout = "1s"
         .unwrap();
     let r = Sandbox::output(child.wait_with_output().unwrap());
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("stopping the containers"), "{}", r.stderr);
+    r.assert_stderr_has("stopping the containers");
     let stopped = containers(&s, "att");
     assert_eq!(stopped.len(), 2);
     assert!(stopped.iter().all(|c| c.2 == "exited"), "{stopped:?}");
@@ -496,7 +492,7 @@ stop_timeout = "1s"
     assert_eq!(names, vec!["demo-db-1", "demo-web-1"]);
     let r = s.run(&["up", "-d", "-f", &file, "nosuch"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("no service nosuch"), "{}", r.stderr);
+    r.assert_stderr_has("no service nosuch");
 
     // web's image cannot be had: the old web keeps running.
     let before = containers(&s, "demo");
@@ -509,7 +505,7 @@ stop_timeout = "1s"
     let file = write_project(&s, &broken);
     let r = up(&s, &file);
     assert_ne!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("127.0.0.1:1/none:1"), "{}", r.stderr);
+    r.assert_stderr_has("127.0.0.1:1/none:1");
     let after = containers(&s, "demo");
     let web = |l: &[(String, String, String)]| l.iter().find(|c| c.0 == "demo-web-1").cloned();
     assert_eq!(web(&after), web(&before), "the old web still runs");
@@ -558,11 +554,7 @@ replicas = {n}
 #[test]
 fn a_project_serves_http_on_a_published_port_and_reaches_services_by_name() {
     let s = sandbox();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let text = format!(
         r#"[project]
 name = "site"
@@ -651,7 +643,7 @@ fn a_changed_volume_is_refused_unless_recreate_volumes_is_given() {
     let file = write_project(&s, &changed);
     let r = up(&s, &file);
     assert_ne!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("--recreate-volumes"), "{}", r.stderr);
+    r.assert_stderr_has("--recreate-volumes");
     // Nothing changed: same containers, the data is still there.
     assert_eq!(containers(&s, "demo"), before);
     s.ok(&["exec", "demo-db-1", "cat", "/data/kept"]);
@@ -727,8 +719,6 @@ fn assert_converged(s: &Sandbox, seen: &str) {
 
 #[test]
 fn up_converges_after_the_engine_is_killed_at_several_points() {
-    use std::io::BufReader;
-    use std::process::Stdio;
     for needle in [
         "network demo_default: created",
         "container demo-db-1: created and started",
@@ -736,56 +726,21 @@ fn up_converges_after_the_engine_is_killed_at_several_points() {
     ] {
         let s = sandbox();
         let file = write_project(&s, &project(Some("info")));
-        s.ok(&["ps"]);
-        let mut child = s
-            .command(&["up", "-d", "-f", &file])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let seen = read_until(&mut stderr, needle);
-        for pid in s.engine_pids() {
-            std::process::Command::new("kill")
-                .args(["-9", &pid.to_string()])
-                .status()
-                .unwrap();
-        }
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
-        let _ = child.wait().unwrap();
-        let seen = format!("killed after {needle:?}:\n{seen}{rest}");
+        let killed = up_killed_after(&s, &file, needle);
+        let seen = format!("killed after {needle:?}:\n{}", killed.stderr);
 
         let again = s.run(&["up", "-d", "-f", &file]);
         assert_eq!(again.code, 0, "{seen}\nup again: {}", again.stderr);
         let seen = format!("{seen}\nup again:\n{}", again.stderr);
         assert_converged(&s, &seen);
-        let out = up_ok(&s, &file);
-        assert!(out.contains("2 unchanged"), "{out}\n{seen}");
-        s.ok(&["down", "-p", "demo", "--volumes"]);
-        assert!(containers(&s, "demo").is_empty());
+        unchanged_then_down(&s, &file, "demo", &[], &seen);
     }
 }
 
 #[test]
 fn a_changed_network_is_replaced_with_its_containers_only_with_recreate_volumes() {
     let s = sandbox();
-    let text = |tier: &str| {
-        format!(
-            r#"[project]
-name = "nets"
-
-[networks.back]
-labels = {{ tier = "{tier}" }}
-
-[containers.app]
-image = "{IMAGE}"
-command = ["sleep", "300"]
-networks = ["back"]
-stop_timeout = "1s"
-"#
-        )
-    };
+    let text = |tier: &str| network_project(IMAGE, tier);
     let file = write_project(&s, &text("one"));
     up_ok(&s, &file);
     let before = containers(&s, "nets");
@@ -798,7 +753,7 @@ stop_timeout = "1s"
     let file = write_project(&s, &text("two"));
     let r = up(&s, &file);
     assert_ne!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("--recreate-volumes"), "{}", r.stderr);
+    r.assert_stderr_has("--recreate-volumes");
     assert_eq!(containers(&s, "nets"), before);
 
     let r = s.run(&["up", "-d", "--recreate-volumes", "-f", &file]);
@@ -823,11 +778,7 @@ stop_timeout = "1s"
 fn the_hello_example_comes_up_serves_its_page_and_goes_away() {
     let s = sandbox();
     s.ok(&["tag", IMAGE, "servin/hello:1"]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let shipped = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/hello/servin.toml"
@@ -856,10 +807,7 @@ fn the_hello_example_comes_up_serves_its_page_and_goes_away() {
     ]);
     assert_eq!(fetched.trim(), "hello from servin");
 
-    let again = up_ok(&s, &file);
-    assert!(again.contains("2 unchanged"), "{again}");
-    s.ok(&["down", "-p", "hello", "--volumes", "-t", "0"]);
-    assert!(containers(&s, "hello").is_empty());
+    unchanged_then_down(&s, &file, "hello", &["-t", "0"], "");
     let volumes = s.ok(&["volume", "ls", "-q"]);
     assert!(!volumes.contains("hello_www"), "{volumes}");
 }

@@ -60,23 +60,23 @@ fn volume_create_ls_inspect_rm_prune() {
     // Bad input.
     let r = s.run(&["volume", "create", "no/slash"]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("invalid volume name"), "{}", r.stderr);
+    r.assert_stderr_has("invalid volume name");
     let r = s.run(&["volume", "inspect", "ghost"]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("no such volume: ghost"), "{}", r.stderr);
+    r.assert_stderr_has("no such volume: ghost");
     let r = s.run(&["volume", "rm", "ghost", "web"]);
     assert_eq!(r.code, 1, "one of two failed");
-    assert!(r.stderr.contains("no such volume: ghost"), "{}", r.stderr);
+    r.assert_stderr_has("no such volume: ghost");
     assert_eq!(r.stdout, "web\n");
     s.ok(&["volume", "rm", "-f", "ghost"]);
     let r = s.run(&["volume", "ls", "--filter", "colour=red"]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("invalid filter"), "{}", r.stderr);
+    r.assert_stderr_has("invalid filter");
 
     // Prune asks first; without a terminal it wants -f.
     let r = s.run(&["volume", "prune"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("-f"), "{}", r.stderr);
+    r.assert_stderr_has("-f");
     let out = s.ok(&["volume", "prune", "-f"]);
     assert!(out.contains("Total reclaimed space"), "{out}");
     assert_eq!(names(&s, &[]), [random.trim()], "named volumes stay");
@@ -129,7 +129,7 @@ fn run_with_named_anonymous_and_device_volumes() {
         "echo x > /d/g",
     ]);
     assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("Read-only"), "{}", r.stderr);
+    r.assert_stderr_has("Read-only");
 
     // `-v /path` and `--mount` without a source: anonymous volumes, gone
     // with `--rm`.
@@ -178,7 +178,7 @@ fn run_with_named_anonymous_and_device_volumes() {
     );
     let r = s.run(&["volume", "create", "--opt", "size=1m", "odd"]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("invalid option"), "{}", r.stderr);
+    r.assert_stderr_has("invalid option");
     eventually("auto-removal", || s.ok(&["ps", "-aq"]).trim().is_empty());
     s.ok(&["volume", "rm", "fast", "data"]);
     assert!(mounts_below(&data).is_empty());

@@ -15,9 +15,7 @@ use servin_testkit::cleanup::OwnsRoot;
 use servin_testkit::process::with_stdin;
 use servin_testkit::terminal::on_a_terminal;
 use servin_testkit::wait::eventually;
-use support::EngineGuard;
-
-const IMAGE: &str = "test/box:1";
+use support::{EngineGuard, IMAGE};
 
 fn engine() -> EngineGuard {
     EngineGuard::with_image(IMAGE, &[])
@@ -52,16 +50,15 @@ fn run_rm_prints_and_propagates_the_exit_code() {
 #[test]
 fn detached_container_lifecycle() {
     let e = engine();
-    let id = e.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
+    let id = e.run_detached(
         "web",
-        IMAGE,
-        "sh",
-        "-c",
-        "echo started; while true; do echo tick; sleep 0.2; done",
-    ]);
+        &[],
+        &[
+            "sh",
+            "-c",
+            "echo started; while true; do echo tick; sleep 0.2; done",
+        ],
+    );
     let id = id.trim().to_string();
     assert_eq!(id.len(), 64);
     let ps = e.docker_ok(&["ps"]);
@@ -95,16 +92,15 @@ fn detached_container_lifecycle() {
 #[test]
 fn logs_follow_ends_when_the_container_exits() {
     let e = engine();
-    e.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
+    e.run_detached(
         "counter",
-        IMAGE,
-        "sh",
-        "-c",
-        "for i in 1 2 3; do echo line $i; sleep 0.3; done; echo bye >&2",
-    ]);
+        &[],
+        &[
+            "sh",
+            "-c",
+            "for i in 1 2 3; do echo line $i; sleep 0.3; done; echo bye >&2",
+        ],
+    );
     let out = e.docker(&["logs", "-f", "counter"]);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -126,7 +122,7 @@ fn logs_follow_ends_when_the_container_exits() {
 fn stop_reaches_a_process_that_ignores_sigterm_through_the_init() {
     let e = engine();
     // With the init, `sleep` is not PID 1 and SIGTERM ends it.
-    e.docker_ok(&["run", "-d", "--name", "with-init", IMAGE, "sleep", "3600"]);
+    e.run_detached("with-init", &[], &["sleep", "3600"]);
     e.docker_ok(&["stop", "-t", "20", "with-init"]);
     assert_eq!(e.inspect_container("with-init")["State"]["ExitCode"], 143);
     // Without it, `sleep` is PID 1, ignores SIGTERM, and is killed.
@@ -360,7 +356,7 @@ fn stdin_and_terminals() {
         String::from_utf8_lossy(&out.stdout).contains("/dev/pts/"),
         "{out:?}"
     );
-    e.docker_ok(&["run", "-d", "--name", "sleeper", IMAGE, "sleep", "3600"]);
+    e.run_detached("sleeper", &[], &["sleep", "3600"]);
     let out = on_a_terminal(&docker("exec -it sleeper sh -c 'tty; exit 4'"))
         .output()
         .unwrap();
@@ -373,26 +369,12 @@ fn stdin_and_terminals() {
 #[test]
 fn state_survives_an_engine_crash() {
     let mut e = engine();
-    e.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
+    e.run_detached(
         "ticker",
-        IMAGE,
-        "sh",
-        "-c",
-        "while true; do echo tick; sleep 0.2; done",
-    ]);
-    e.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
-        "short",
-        IMAGE,
-        "sh",
-        "-c",
-        "sleep 1; exit 7",
-    ]);
+        &[],
+        &["sh", "-c", "while true; do echo tick; sleep 0.2; done"],
+    );
+    e.run_detached("short", &[], &["sh", "-c", "sleep 1; exit 7"]);
     e.kill();
     // `short` exits while no engine runs.
     std::thread::sleep(Duration::from_secs(2));
@@ -418,38 +400,27 @@ fn state_survives_an_engine_crash() {
 #[test]
 fn restart_policy_and_health_checks() {
     let e = engine();
-    e.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
+    e.run_detached(
         "flaky",
-        "--restart",
-        "on-failure:2",
-        IMAGE,
-        "sh",
-        "-c",
-        "exit 1",
-    ]);
+        &["--restart", "on-failure:2"],
+        &["sh", "-c", "exit 1"],
+    );
     eventually("two restarts", || {
         let v = e.inspect_container("flaky");
         v["RestartCount"] == 2 && v["State"]["Status"] == "exited"
     });
-    e.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
+    e.run_detached(
         "checked",
-        "--health-cmd",
-        "test -f /tmp/ok",
-        "--health-interval",
-        "200ms",
-        "--health-retries",
-        "1",
-        IMAGE,
-        "sh",
-        "-c",
-        "sleep 1; touch /tmp/ok; sleep 3600",
-    ]);
+        &[
+            "--health-cmd",
+            "test -f /tmp/ok",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "1",
+        ],
+        &["sh", "-c", "sleep 1; touch /tmp/ok; sleep 3600"],
+    );
     let first = e.inspect_container("checked");
     assert_eq!(first["State"]["Health"]["Status"], "starting", "{first}");
     eventually("healthy", || {

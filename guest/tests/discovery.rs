@@ -3,67 +3,41 @@
 //! short ID and service name, and host ports forwarded to containers, with
 //! the docker CLI against the engine's socket.
 #![allow(clippy::unwrap_used)]
-#![allow(
-    clippy::disallowed_methods,
-    reason = "a test is a synchronous program of its own: it may sleep on its thread"
-)]
 
 mod support;
 
 use std::net::TcpListener;
 
-use servin_testkit::cleanup::mounts_below;
-use servin_testkit::probe::{curl, free_port, get_with_nc};
-use support::EngineGuard;
-
-const IMAGE: &str = "test/box:1";
-
-/// A busybox httpd serving `text` at `/` on port 80.
-fn httpd(text: &str) -> String {
-    format!("mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www")
-}
-
-fn engine(firewall: &str) -> EngineGuard {
-    EngineGuard::with_image(IMAGE, &[("SERVIN_FIREWALL", firewall)])
-}
+use servin_testkit::probe::{curl, free_port};
+use support::{EngineGuard, IMAGE, httpd};
 
 /// An HTTP GET to `host` port 80 from a fresh container on `network`, the
 /// name resolved through the container's resolv.conf; retried a few times
 /// while the server starts.
 fn fetch(e: &EngineGuard, network: &str, host: &str) -> Option<String> {
-    let script = get_with_nc(host, 80);
-    for _ in 0..10 {
-        if let Some(got) = e.run_on(network, IMAGE, &script) {
-            return Some(got);
-        }
-    }
-    None
+    e.http_get(network, &format!("{host}:80"), 10)
 }
 
 fn discovery(firewall: &str, third: u8) {
-    let e = engine(firewall);
+    let e = EngineGuard::with_firewall(firewall);
     let subnet = format!("10.233.{third}.0/24");
     let fixed = format!("10.233.{third}.77");
     e.docker_ok(&["network", "create", "--subnet", &subnet, "front"]);
     e.docker_ok(&["network", "create", "other"]);
-    let id = e.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
+    let id = e.run_detached(
         "web",
-        "--network",
-        "front",
-        "--network-alias",
-        "www",
-        "--label",
-        "servin.project=demo",
-        "--label",
-        "servin.name=site",
-        IMAGE,
-        "sh",
-        "-c",
-        &httpd("first"),
-    ]);
+        &[
+            "--network",
+            "front",
+            "--network-alias",
+            "www",
+            "--label",
+            "servin.project=demo",
+            "--label",
+            "servin.name=site",
+        ],
+        &["sh", "-c", &httpd("first")],
+    );
     let short = &id.trim()[..12];
     for name in ["web", "www", "site", short] {
         let got = fetch(&e, "front", name);
@@ -97,29 +71,8 @@ fn discovery(firewall: &str, third: u8) {
     );
     // A container on both networks finds names on either (its resolver is
     // its first network's gateway).
-    e.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
-        "db",
-        "--network",
-        "other",
-        IMAGE,
-        "sh",
-        "-c",
-        &httpd("db"),
-    ]);
-    e.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
-        "both",
-        "--network",
-        "front",
-        IMAGE,
-        "sleep",
-        "600",
-    ]);
+    e.run_detached("db", &["--network", "other"], &["sh", "-c", &httpd("db")]);
+    e.run_detached("both", &["--network", "front"], &["sleep", "600"]);
     e.docker_ok(&["network", "connect", "other", "both"]);
     let mut got = None;
     for _ in 0..10 {
@@ -147,20 +100,11 @@ fn discovery(firewall: &str, third: u8) {
     e.docker_ok(&["rm", "-f", "db", "both"]);
     // A recreated container's new address is served at once.
     e.docker_ok(&["rm", "-f", "web"]);
-    e.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
+    e.run_detached(
         "web",
-        "--network",
-        "front",
-        "--ip",
-        &fixed,
-        IMAGE,
-        "sh",
-        "-c",
-        &httpd("second"),
-    ]);
+        &["--network", "front", "--ip", &fixed],
+        &["sh", "-c", &httpd("second")],
+    );
     let got = fetch(&e, "front", "web");
     assert!(
         got.as_deref()
@@ -194,28 +138,17 @@ fn names_resolve_within_a_network_with_iptables() {
 
 #[test]
 fn published_ports_answer_from_the_host_and_are_released() {
-    let mut e = engine("nft");
+    let mut e = EngineGuard::with_firewall("nft");
     // The default network would outlive the test's containers: a network
     // of its own, removed at the end.
     e.docker_ok(&["network", "create", "pubnet"]);
     let port = free_port();
     let spec = format!("127.0.0.1:{port}:80");
-    e.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
+    e.run_detached(
         "pub",
-        "--network",
-        "pubnet",
-        "-p",
-        &spec,
-        "--expose",
-        "9000/udp",
-        IMAGE,
-        "sh",
-        "-c",
-        &httpd("published"),
-    ]);
+        &["--network", "pubnet", "-p", &spec, "--expose", "9000/udp"],
+        &["sh", "-c", &httpd("published")],
+    );
     let url = format!("http://127.0.0.1:{port}/");
     assert_eq!(
         curl(&url).as_deref(),
@@ -368,21 +301,11 @@ fn published_ports_answer_from_the_host_and_are_released() {
     assert_eq!(v[0]["NetworkSettings"]["Ports"], serde_json::json!({}));
     // -P: every exposed port on a random host port.
     e.docker_ok(&["start", "pub"]);
-    e.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
+    e.run_detached(
         "all",
-        "--network",
-        "pubnet",
-        "-P",
-        "--expose",
-        "80",
-        IMAGE,
-        "sh",
-        "-c",
-        &httpd("all"),
-    ]);
+        &["--network", "pubnet", "-P", "--expose", "80"],
+        &["sh", "-c", &httpd("all")],
+    );
     let shown = e.docker_ok(&["port", "all", "80/tcp"]);
     let random = shown
         .lines()
@@ -403,20 +326,13 @@ fn published_ports_answer_from_the_host_and_are_released() {
 
 #[test]
 fn ports_publish_on_the_default_network() {
-    let mut e = engine("iptables");
+    let e = EngineGuard::with_firewall("iptables");
     let port = free_port();
-    e.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
+    e.run_detached(
         "plain",
-        "-p",
-        &format!("127.0.0.1:{port}:80/tcp"),
-        IMAGE,
-        "sh",
-        "-c",
-        &httpd("plain"),
-    ]);
+        &["-p", &format!("127.0.0.1:{port}:80/tcp")],
+        &["sh", "-c", &httpd("plain")],
+    );
     assert_eq!(
         curl(&format!("http://127.0.0.1:{port}/")).as_deref(),
         Some("plain\n"),
@@ -437,14 +353,5 @@ fn ports_publish_on_the_default_network() {
     );
     e.docker_ok(&["rm", "-f", "plain"]);
     assert!(TcpListener::bind(("127.0.0.1", port)).is_ok());
-    // The default network stays with its engine; its state says what to
-    // clean.
-    let objects = e.net_objects();
-    assert_eq!(objects.bridges.len(), 1, "{objects:?}");
-    e.kill();
-    let root = e.root();
-    drop(e);
-    let left = objects.leftovers_settled();
-    assert!(left.is_empty(), "left behind: {left:?}");
-    assert!(mounts_below(&root).is_empty());
+    support::finish_with_the_default_network(e, 1);
 }

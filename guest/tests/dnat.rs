@@ -17,10 +17,8 @@ use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use servin_testkit::probe::curl_retried;
-use support::EngineGuard;
-
-const IMAGE: &str = "test/box:1";
+use servin_testkit::probe::{curl_retried, host_address};
+use support::{EngineGuard, IMAGE};
 
 fn engine(firewall: &str, forward: &str) -> EngineGuard {
     EngineGuard::with_image(
@@ -39,25 +37,6 @@ fn peer_server(name: &str) -> String {
     format!(
         "mkdir -p /www/cgi-bin && {{ echo '#!/bin/sh'; echo 'echo Content-Type: text/plain'; echo echo; echo 'a=${{REMOTE_ADDR#*:ffff:}}; echo {name} ${{a%]}} $REMOTE_PORT'; }} > /www/cgi-bin/peer && chmod +x /www/cgi-bin/peer && exec httpd -f -p 80 -h /www"
     )
-}
-
-/// The host's address on the interface of its default route (eth0's).
-fn host_address() -> Ipv4Addr {
-    let route = output("ip", &["-4", "route", "show", "default"]);
-    let dev = route
-        .split_whitespace()
-        .skip_while(|w| *w != "dev")
-        .nth(1)
-        .unwrap_or("eth0")
-        .to_string();
-    let addrs = output("ip", &["-4", "-o", "addr", "show", "dev", &dev]);
-    addrs
-        .split_whitespace()
-        .skip_while(|w| *w != "inet")
-        .nth(1)
-        .and_then(|a| a.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no IPv4 address on {dev}: {addrs}"))
 }
 
 fn output(tool: &str, args: &[&str]) -> String {
@@ -240,24 +219,20 @@ fn kernel_path(firewall: &str, third: u8) {
         "othernet",
     ]);
     let (any, local, udp) = (free_port(), free_port(), free_port());
-    e.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
+    e.run_detached(
         "web",
-        "--network",
-        "pubnet",
-        "-p",
-        &format!("{any}:80"),
-        "-p",
-        &format!("127.0.0.1:{local}:80"),
-        "-p",
-        &format!("{udp}:7000/udp"),
-        IMAGE,
-        "sh",
-        "-c",
-        &peer_server("web"),
-    ]);
+        &[
+            "--network",
+            "pubnet",
+            "-p",
+            &format!("{any}:80"),
+            "-p",
+            &format!("127.0.0.1:{local}:80"),
+            "-p",
+            &format!("{udp}:7000/udp"),
+        ],
+        &["sh", "-c", &peer_server("web")],
+    );
     let rules = kernel_rules(&e, firewall);
     assert!(
         forwards(&rules, firewall, "tcp", any)
@@ -304,17 +279,7 @@ fn kernel_path(firewall: &str, third: u8) {
     drop(echo);
     // From a container on another network, through the host's address,
     // and from the container itself (hairpin).
-    e.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
-        "other",
-        "--network",
-        "othernet",
-        IMAGE,
-        "sleep",
-        "600",
-    ]);
+    e.run_detached("other", &["--network", "othernet"], &["sleep", "600"]);
     let host_text = host.to_string();
     let got = get_in(&e, "other", &host_text, any);
     assert!(got.starts_with("web "), "from another network: {got:?}");
@@ -339,20 +304,11 @@ fn kernel_path(firewall: &str, third: u8) {
         "intnet",
     ]);
     let internal = free_port();
-    e.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
+    e.run_detached(
         "int",
-        "--network",
-        "intnet",
-        "-p",
-        &format!("{internal}:80"),
-        IMAGE,
-        "sh",
-        "-c",
-        &peer_server("int"),
-    ]);
+        &["--network", "intnet", "-p", &format!("{internal}:80")],
+        &["sh", "-c", &peer_server("int")],
+    );
     let int_gw = gateway_of(&e, "int", "intnet");
     let from = client_port();
     assert_eq!(
@@ -406,20 +362,11 @@ fn kernel_path(firewall: &str, third: u8) {
     // the running container's ports are forwarded again and the dead
     // one's are not.
     let gone = free_port();
-    e.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
+    e.run_detached(
         "gone",
-        "--network",
-        "pubnet",
-        "-p",
-        &format!("{gone}:80"),
-        IMAGE,
-        "sh",
-        "-c",
-        &peer_server("gone"),
-    ]);
+        &["--network", "pubnet", "-p", &format!("{gone}:80")],
+        &["sh", "-c", &peer_server("gone")],
+    );
     assert!(forwards(&kernel_rules(&e, firewall), firewall, "tcp", gone));
     let gone_pid = pid_of(&e, "gone");
     e.kill();
@@ -486,20 +433,11 @@ fn userland_forwarding_stays_when_asked_for() {
     let e = engine("nft", "userland");
     e.docker_ok(&["network", "create", "--subnet", "10.234.40.0/24", "usernet"]);
     let port = free_port();
-    e.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
+    e.run_detached(
         "web",
-        "--network",
-        "usernet",
-        "-p",
-        &format!("{port}:80"),
-        IMAGE,
-        "sh",
-        "-c",
-        &peer_server("web"),
-    ]);
+        &["--network", "usernet", "-p", &format!("{port}:80")],
+        &["sh", "-c", &peer_server("web")],
+    );
     let gw = gateway_of(&e, "web", "usernet");
     for addr in ["127.0.0.1".to_string(), host_address().to_string()] {
         let got = curl(&format!("http://{addr}:{port}/cgi-bin/peer"), None).unwrap_or_default();

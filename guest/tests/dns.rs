@@ -2,10 +2,6 @@
 //! answers, case, AAAA, live updates, forwarding to an upstream the test
 //! runs (a second server), NXDOMAIN and SERVFAIL, and stopping.
 #![allow(clippy::unwrap_used)]
-#![allow(
-    clippy::disallowed_methods,
-    reason = "a test is a synchronous program of its own: it may sleep on its thread"
-)]
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};

@@ -1,16 +1,12 @@
 //! The real `docker` CLI against the engine: version, info, pull, images,
 //! image inspect, tag, rmi, push, save, load, image prune.
 #![allow(clippy::unwrap_used)]
-#![allow(
-    clippy::disallowed_methods,
-    reason = "a test is a synchronous program of its own: it may sleep on its thread"
-)]
 
 mod support;
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
-use servin_testkit::image::{self, Entry, Layer};
+use servin_testkit::image;
 use servin_testkit::registry::RegistryGuard;
 use support::EngineGuard;
 
@@ -210,15 +206,7 @@ fn docker_save_and_load_round_trip() {
     assert_eq!(id.trim(), config);
 
     // An OCI layout tar (what `servin image import` takes).
-    let oci = image::build(
-        &[Layer::gzip(vec![Entry::File(
-            "hello",
-            b"hi\n".to_vec(),
-            0o644,
-        )])],
-        "amd64",
-        false,
-    );
+    let oci = image::one_file("hello", b"hi\n", "amd64");
     let path = engine.dir.path().join("oci.tar");
     std::fs::write(
         &path,
@@ -243,16 +231,8 @@ fn docker_save_and_load_round_trip() {
 fn docker_image_prune_removes_dangling_then_all() {
     let registry = RegistryGuard::start();
     let engine = EngineGuard::start();
-    let first = image::build(
-        &[Layer::gzip(vec![Entry::File("v", b"1".to_vec(), 0o644)])],
-        "amd64",
-        false,
-    );
-    let second = image::build(
-        &[Layer::gzip(vec![Entry::File("v", b"2".to_vec(), 0o644)])],
-        "amd64",
-        false,
-    );
+    let first = image::one_file("v", b"1", "amd64");
+    let second = image::one_file("v", b"2", "amd64");
     let name = format!("{}/test/prune:v1", registry.addr());
     registry.push("test/prune", "v1", &first);
     engine.docker_ok(&["pull", &name]);

@@ -2,10 +2,6 @@
 //! in a temporary folder, a minimal OCI config made from `runc spec`, the
 //! monitor spawned from the engine binary.
 #![allow(clippy::unwrap_used)]
-#![allow(
-    clippy::disallowed_methods,
-    reason = "a test is a synchronous program of its own: it may sleep on its thread"
-)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

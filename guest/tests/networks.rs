@@ -10,29 +10,12 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use servin_testkit::cleanup::mounts_below;
-use servin_testkit::probe::get_with_nc;
-use support::EngineGuard;
-
-const IMAGE: &str = "test/box:1";
-
-fn engine(firewall: &str) -> EngineGuard {
-    EngineGuard::with_image(IMAGE, &[("SERVIN_FIREWALL", firewall)])
-}
-
-/// The host's own non-loopback address (the one its default route uses).
-fn host_address() -> Ipv4Addr {
-    let s = UdpSocket::bind("0.0.0.0:0").unwrap();
-    s.connect("192.0.2.200:9").unwrap();
-    match s.local_addr().unwrap().ip() {
-        std::net::IpAddr::V4(a) if !a.is_loopback() => a,
-        other => panic!("no usable host address: {other}"),
-    }
-}
+use servin_testkit::probe::host_address;
+use support::{EngineGuard, IMAGE, httpd};
 
 /// A tiny HTTP server on the host's address; stops on drop.
 struct HostServer {
@@ -74,43 +57,32 @@ impl Drop for HostServer {
 /// An HTTP GET from a fresh container on `network` to `host:port`; the
 /// response, or `None` when nothing answered.
 fn fetch(e: &EngineGuard, network: &str, addr: &str) -> Option<String> {
-    let (host, port) = addr.rsplit_once(':').unwrap();
-    e.run_on(network, IMAGE, &get_with_nc(host, port))
+    e.http_get(network, addr, 1)
 }
 
 fn traffic(firewall: &str) {
-    let e = engine(firewall);
+    let e = EngineGuard::with_firewall(firewall);
     let server = HostServer::start();
     e.docker_ok(&["network", "create", "front"]);
     e.docker_ok(&["network", "create", "other"]);
     e.docker_ok(&["network", "create", "--internal", "sealed"]);
-    e.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
+    e.run_detached(
         "web",
-        "--network",
-        "front",
-        "--network-alias",
-        "www",
-        "--add-host",
-        "hostside:host-gateway",
-        IMAGE,
-        "sh",
-        "-c",
-        "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www",
-    ]);
+        &[
+            "--network",
+            "front",
+            "--network-alias",
+            "www",
+            "--add-host",
+            "hostside:host-gateway",
+        ],
+        &["sh", "-c", &httpd("hello")],
+    );
     let ip = e.ip_on("web", "front");
     assert!(ip.parse::<Ipv4Addr>().is_ok(), "web's address: {ip:?}");
     let url = format!("{ip}:80");
     // The server may need a moment to listen.
-    let mut got = None;
-    for _ in 0..20 {
-        got = fetch(&e, "front", &url);
-        if got.is_some() {
-            break;
-        }
-    }
+    let got = e.http_get("front", &url, 20);
     assert!(
         got.as_deref()
             .is_some_and(|t| t.ends_with("\r\n\r\nhello\n")),
@@ -171,34 +143,14 @@ fn traffic_and_isolation_with_iptables() {
 
 #[test]
 fn addresses_survive_an_engine_restart_and_are_released() {
-    let mut e = engine("nft");
+    let mut e = EngineGuard::with_firewall("nft");
     e.docker_ok(&["network", "create", "--subnet", "10.231.7.0/24", "keep"]);
-    e.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
-        "ka",
-        "--network",
-        "keep",
-        IMAGE,
-        "sleep",
-        "600",
-    ]);
+    e.run_detached("ka", &["--network", "keep"], &["sleep", "600"]);
     let a = e.ip_on("ka", "keep");
     assert_eq!(a, "10.231.7.2");
     e.kill();
     e.spawn();
-    e.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
-        "kb",
-        "--network",
-        "keep",
-        IMAGE,
-        "sleep",
-        "600",
-    ]);
+    e.run_detached("kb", &["--network", "keep"], &["sleep", "600"]);
     assert_eq!(
         e.ip_on("kb", "keep"),
         "10.231.7.3",
@@ -208,17 +160,7 @@ fn addresses_survive_an_engine_restart_and_are_released() {
     let ifs = e.docker_ok(&["exec", "ka", "ls", "/sys/class/net"]);
     assert!(ifs.contains("eth0"), "a lost its interface: {ifs}");
     e.docker_ok(&["rm", "-f", "ka"]);
-    e.docker_ok(&[
-        "run",
-        "-d",
-        "--name",
-        "kc",
-        "--network",
-        "keep",
-        IMAGE,
-        "sleep",
-        "600",
-    ]);
+    e.run_detached("kc", &["--network", "keep"], &["sleep", "600"]);
     assert_eq!(
         e.ip_on("kc", "keep"),
         "10.231.7.2",
@@ -237,7 +179,7 @@ fn addresses_survive_an_engine_restart_and_are_released() {
 
 #[test]
 fn network_commands_connect_and_bad_input() {
-    let e = engine("nft");
+    let e = EngineGuard::with_firewall("nft");
     let id = e.docker_ok(&[
         "network",
         "create",
@@ -264,7 +206,7 @@ fn network_commands_connect_and_bad_input() {
     let err = e.docker_err(&["run", "--rm", "--network", "nowhere", IMAGE, "true"]);
     assert!(err.contains("nowhere not found"), "{err}");
     // The default network: made on first use, host resolvers kept.
-    e.docker_ok(&["run", "-d", "--name", "box", IMAGE, "sleep", "600"]);
+    e.run_detached("box", &[], &["sleep", "600"]);
     let ifs = e.docker_ok(&["exec", "box", "ls", "/sys/class/net"]);
     assert!(ifs.contains("eth0") && !ifs.contains("eth1"), "{ifs}");
     e.docker_ok(&["network", "connect", "--alias", "db", "back", "box"]);
@@ -297,15 +239,5 @@ fn network_commands_connect_and_bad_input() {
     assert_eq!(ls.trim(), "bridge");
     let err = e.docker_err(&["network", "rm", "bridge"]);
     assert!(err.contains("pre-defined"), "{err}");
-    // The default network stays with its engine; its state says what to
-    // clean.
-    let objects = e.net_objects();
-    assert_eq!(objects.bridges.len(), 2, "{objects:?}");
-    let mut e = e;
-    e.kill();
-    let root = e.root();
-    drop(e);
-    let left = objects.leftovers_settled();
-    assert!(left.is_empty(), "left behind: {left:?}");
-    assert!(mounts_below(&root).is_empty());
+    support::finish_with_the_default_network(e, 2);
 }

@@ -1,10 +1,6 @@
 //! Published ports over loopback: the "container" is an echo server the test
 //! runs on a 127.0.x.1 address; the forwarder listens on another.
 #![allow(clippy::unwrap_used)]
-#![allow(
-    clippy::disallowed_methods,
-    reason = "a test is a synchronous program of its own: it may sleep on its thread"
-)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;

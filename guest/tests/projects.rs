@@ -1,10 +1,6 @@
 //! The reconciler's plan against a real engine: containers made with the
 //! project labels, then `POST /servin/v1/projects/{name}/plan`.
 #![allow(clippy::unwrap_used)]
-#![allow(
-    clippy::disallowed_methods,
-    reason = "a test is a synchronous program of its own: it may sleep on its thread"
-)]
 
 mod support;
 
@@ -12,9 +8,7 @@ use serde_json::json;
 use servin_proto::{
     ActionKind, Condition, Dependency, DesiredContainer, DesiredProject, Plan, Projection, labels,
 };
-use support::EngineGuard;
-
-const IMAGE: &str = "test/box:1";
+use support::{EngineGuard, IMAGE};
 
 fn projection(service: &str, env: &str) -> Projection {
     let mut p = Projection::new(1);

@@ -3,10 +3,6 @@
 //! entries that try to escape their snapshot. Each fails clearly, leaves no
 //! partial image and leaves the store usable.
 #![allow(clippy::unwrap_used)]
-#![allow(
-    clippy::disallowed_methods,
-    reason = "a test is a synchronous program of its own: it may sleep on its thread"
-)]
 
 mod support;
 

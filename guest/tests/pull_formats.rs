@@ -36,15 +36,7 @@ fn index_resolves_to_the_host_or_asked_platform_with_zstd_hardlinks_and_devices(
         "amd64",
         false,
     );
-    let arm64 = image::build(
-        &[Layer::gzip(vec![Entry::File(
-            "arch",
-            b"arm64".to_vec(),
-            0o644,
-        )])],
-        "arm64",
-        false,
-    );
+    let arm64 = image::one_file("arch", b"arm64", "arm64");
     for img in [&amd64, &arm64] {
         for (d, data) in img.blobs() {
             registry.put_blob("test/multi", &d, &data);
@@ -156,8 +148,7 @@ fn concurrent_pulls_of_two_images_fetch_their_shared_layer_once() {
         entries: vec![Entry::File("big", noise(4 << 20, 7), 0o644)],
         comp: Comp::None,
     };
-    let own =
-        |name: &'static str| Layer::gzip(vec![Entry::File(name, name.as_bytes().to_vec(), 0o644)]);
+    let own = |name: &'static str| Layer::file(name, name.as_bytes());
     let one = image::build(&[shared(), own("one")], "amd64", false);
     let two = image::build(&[shared(), own("two")], "amd64", false);
     let big = one.layers[0].digest.clone();

@@ -1,10 +1,6 @@
 //! Named and anonymous volumes for real: the docker CLI against the engine's
 //! socket, runc, overlayfs, bind mounts of volume folders.
 #![allow(clippy::unwrap_used)]
-#![allow(
-    clippy::disallowed_methods,
-    reason = "a test is a synchronous program of its own: it may sleep on its thread"
-)]
 
 mod support;
 
@@ -13,9 +9,8 @@ use std::os::unix::fs::MetadataExt;
 use servin_testkit::cleanup::OwnsRoot;
 use servin_testkit::image::{self, Entry, Layer};
 use servin_testkit::wait::eventually;
-use support::EngineGuard;
+use support::{EngineGuard, IMAGE};
 
-const IMAGE: &str = "test/box:1";
 const SEEDED: &str = "test/seeded:1";
 
 fn engine() -> EngineGuard {

@@ -9,6 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::apply::StepObject;
+
 /// The plan of one project.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -119,14 +121,9 @@ pub enum ObjectKind {
 }
 
 impl ObjectKind {
-    /// The lowercase name.
+    /// The lowercase name (the same as its [`StepObject`]'s).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Container => "container",
-            Self::Network => "network",
-            Self::Volume => "volume",
-            Self::Image => "image",
-        }
+        StepObject::from(self).as_str()
     }
 }
 

@@ -4,7 +4,7 @@
 use serde_yaml_ng::{Mapping, Value as Y};
 use toml_edit::{Table, value};
 
-use super::names::{is_dns_label, to_dns_label};
+use super::names::{Names, is_dns_label, to_dns_label};
 use super::service::key_values;
 use super::yaml::{boolean, fields, kind, scalar};
 use super::{AllNames, Cx, ImportError};
@@ -75,6 +75,33 @@ fn renamed(cx: &mut Cx, what: &str, path: &str, from: &str, to: &str) {
     }
 }
 
+/// What tells the `volumes` and `networks` sections apart.
+struct Resource {
+    /// The top-level key: `volumes`.
+    section: &'static str,
+    /// One entry in messages: `volume`.
+    what: &'static str,
+    /// The one driver servin has, accepted silently: `local`.
+    driver: &'static str,
+    /// Reads a key of this kind of resource only, `(key, value, path, the
+    /// entry's servin name, its table)`; false for a key it does not know.
+    own: fn(&str, &Y, &str, &str, &mut Table, &mut Cx) -> bool,
+}
+
+const VOLUMES: Resource = Resource {
+    section: "volumes",
+    what: "volume",
+    driver: "local",
+    own: volume_key,
+};
+
+const NETWORKS: Resource = Resource {
+    section: "networks",
+    what: "network",
+    driver: "bridge",
+    own: network_key,
+};
+
 /// `volumes:` → `[volumes.NAME]`.
 pub(crate) fn volumes(
     file: &str,
@@ -82,38 +109,51 @@ pub(crate) fn volumes(
     names: &mut AllNames,
     cx: &mut Cx,
 ) -> Result<Vec<(String, Table)>, ImportError> {
+    resources(file, v, &VOLUMES, &mut names.volumes, cx)
+}
+
+/// `networks:` → `[networks.NAME]`.
+pub(crate) fn networks(
+    file: &str,
+    v: Option<&Y>,
+    names: &mut AllNames,
+    cx: &mut Cx,
+) -> Result<Vec<(String, Table)>, ImportError> {
+    resources(file, v, &NETWORKS, &mut names.networks, cx)
+}
+
+/// A section of named resources (`volumes`, `networks`) → `[SECTION.NAME]`:
+/// each name made valid, each entry's keys read by `res.own` or as the keys
+/// both kinds share (`labels`, `name`, `driver`, `driver_opts`), or dropped.
+fn resources(
+    file: &str,
+    v: Option<&Y>,
+    res: &Resource,
+    names: &mut Names,
+    cx: &mut Cx,
+) -> Result<Vec<(String, Table)>, ImportError> {
+    let Resource {
+        section: sec,
+        what,
+        driver,
+        own,
+    } = res;
     let mut out = Vec::new();
-    let Some(map) = section(file, "volumes", v)? else {
+    let Some(map) = section(file, sec, v)? else {
         return Ok(out);
     };
-    for (name, def) in fields(map, "volumes", None, cx) {
-        let path = format!("volumes.{name}");
-        let key = names.volumes.add(&name, &name);
-        renamed(cx, "volume", &path, &name, &key);
+    for (name, def) in fields(map, sec, None, cx) {
+        let path = format!("{sec}.{name}");
+        let key = names.add(&name, &name);
+        renamed(cx, what, &path, &name, &key);
         let mut t = Table::new();
         if let Some(def) = body(file, &path, def)? {
             for (k, v) in fields(def, &path, None, cx) {
                 let at = format!("{path}.{k}");
+                if own(&k, v, &at, &key, &mut t, cx) {
+                    continue;
+                }
                 match k.as_str() {
-                    "external" => match v {
-                        Y::Mapping(m) => {
-                            t.insert("external", value(true));
-                            if !m.is_empty() {
-                                cx.warn(
-                                    None,
-                                    at,
-                                    "the external volume's other name is not kept; servin uses the volume named like the entry".into(),
-                                );
-                            }
-                        }
-                        _ => match boolean(v) {
-                            Some(true) => {
-                                t.insert("external", value(true));
-                            }
-                            Some(false) => {}
-                            None => cx.warn(None, at, format!("expected a boolean, found {}; dropped", kind(v))),
-                        },
-                    },
                     "labels" => {
                         if let Some(l) = key_values(v, &at, None, cx) {
                             t.insert("labels", value(l));
@@ -122,13 +162,17 @@ pub(crate) fn volumes(
                     "name" => cx.warn(
                         None,
                         at,
-                        format!("a custom volume name is not supported by servin; dropped (the volume is `{key}`)"),
+                        format!(
+                            "a custom {what} name is not supported by servin; dropped (the {what} is `{key}`)"
+                        ),
                     ),
-                    "driver" if scalar(v).as_deref() == Some("local") => {}
+                    "driver" if scalar(v).as_deref() == Some(*driver) => {}
                     "driver" | "driver_opts" => cx.warn(
                         None,
                         at,
-                        "volume drivers are not supported by servin; dropped (servin makes a local volume)".into(),
+                        format!(
+                            "{what} drivers are not supported by servin; dropped (servin makes a {driver} {what})"
+                        ),
                     ),
                     _ => cx.warn(None, at, DROPPED.into()),
                 }
@@ -139,61 +183,61 @@ pub(crate) fn volumes(
     Ok(out)
 }
 
-/// `networks:` → `[networks.NAME]`.
-pub(crate) fn networks(
-    file: &str,
-    v: Option<&Y>,
-    names: &mut AllNames,
-    cx: &mut Cx,
-) -> Result<Vec<(String, Table)>, ImportError> {
-    let mut out = Vec::new();
-    let Some(map) = section(file, "networks", v)? else {
-        return Ok(out);
-    };
-    for (name, def) in fields(map, "networks", None, cx) {
-        let path = format!("networks.{name}");
-        let key = names.networks.add(&name, &name);
-        renamed(cx, "network", &path, &name, &key);
-        let mut t = Table::new();
-        if let Some(def) = body(file, &path, def)? {
-            for (k, v) in fields(def, &path, None, cx) {
-                let at = format!("{path}.{k}");
-                match k.as_str() {
-                    "internal" => match boolean(v) {
-                        Some(b) => {
-                            t.insert("internal", value(b));
-                        }
-                        None => cx.warn(None, at, format!("expected a boolean, found {}; dropped", kind(v))),
-                    },
-                    "labels" => {
-                        if let Some(l) = key_values(v, &at, None, cx) {
-                            t.insert("labels", value(l));
-                        }
-                    }
-                    "ipam" => ipam(v, &at, &mut t, cx),
-                    "external" => cx.warn(
-                        None,
-                        at,
-                        format!("external networks are not supported by servin; dropped (servin makes the network `{key}`)"),
-                    ),
-                    "driver" if scalar(v).as_deref() == Some("bridge") => {}
-                    "driver" | "driver_opts" => cx.warn(
-                        None,
-                        at,
-                        "network drivers are not supported by servin; dropped (servin makes a bridge network)".into(),
-                    ),
-                    "name" => cx.warn(
-                        None,
-                        at,
-                        format!("a custom network name is not supported by servin; dropped (the network is `{key}`)"),
-                    ),
-                    _ => cx.warn(None, at, DROPPED.into()),
-                }
+/// `volumes.NAME.external`: true, or a mapping (whose other name is not kept).
+fn volume_key(k: &str, v: &Y, at: &str, _key: &str, t: &mut Table, cx: &mut Cx) -> bool {
+    if k != "external" {
+        return false;
+    }
+    match v {
+        Y::Mapping(m) => {
+            t.insert("external", value(true));
+            if !m.is_empty() {
+                cx.warn(
+                    None,
+                    at.into(),
+                    "the external volume's other name is not kept; servin uses the volume named like the entry".into(),
+                );
             }
         }
-        out.push((key, t));
+        _ => match boolean(v) {
+            Some(true) => {
+                t.insert("external", value(true));
+            }
+            Some(false) => {}
+            None => cx.warn(
+                None,
+                at.into(),
+                format!("expected a boolean, found {}; dropped", kind(v)),
+            ),
+        },
     }
-    Ok(out)
+    true
+}
+
+/// `networks.NAME.internal` and `.ipam`; `.external` is refused.
+fn network_key(k: &str, v: &Y, at: &str, key: &str, t: &mut Table, cx: &mut Cx) -> bool {
+    match k {
+        "internal" => match boolean(v) {
+            Some(b) => {
+                t.insert("internal", value(b));
+            }
+            None => cx.warn(
+                None,
+                at.into(),
+                format!("expected a boolean, found {}; dropped", kind(v)),
+            ),
+        },
+        "ipam" => ipam(v, at, t, cx),
+        "external" => cx.warn(
+            None,
+            at.into(),
+            format!(
+                "external networks are not supported by servin; dropped (servin makes the network `{key}`)"
+            ),
+        ),
+        _ => return false,
+    }
+    true
 }
 
 /// `ipam.config[0].subnet` and `.gateway`.

@@ -65,18 +65,8 @@ pub(crate) fn fields<'a>(
     service: Option<&str>,
     cx: &mut Cx,
 ) -> Vec<(String, &'a Y)> {
-    let mut out = Vec::new();
-    for (k, v) in map {
-        match key(k) {
-            Some(k) if k.starts_with("x-") => {}
-            Some(k) => out.push((k, v)),
-            None => cx.warn(
-                service,
-                path.to_string(),
-                format!("a key that is {} and not a name; dropped", kind(k)),
-            ),
-        }
-    }
+    let mut out = entries(map, path, service, cx);
+    out.retain(|(k, _)| !k.starts_with("x-"));
     out
 }
 

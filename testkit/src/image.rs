@@ -64,6 +64,12 @@ impl Layer {
             comp: Comp::Gzip,
         }
     }
+
+    /// A gzip-compressed layer of one file `path` (mode 0644) holding
+    /// `content`.
+    pub fn file(path: &'static str, content: &[u8]) -> Self {
+        Self::gzip(vec![Entry::File(path, content.to_vec(), 0o644)])
+    }
 }
 
 fn raw_name(h: &mut tar::Header, name: &str) {
@@ -213,6 +219,12 @@ pub fn build(layers: &[Layer], arch: &str, docker: bool) -> Built {
             "history": [],
         }),
     )
+}
+
+/// Builds an OCI image for `arch` of one layer holding one file `path`
+/// (mode 0644) with `content`.
+pub fn one_file(path: &'static str, content: &[u8], arch: &str) -> Built {
+    build(&[Layer::file(path, content)], arch, false)
 }
 
 /// Builds an image of `layers` whose config is `config` (an object) with

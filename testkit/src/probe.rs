@@ -1,8 +1,9 @@
-//! Probing what the tests publish and serve: a free port on the host, an
-//! HTTP GET from the host with `curl` (retried while a server starts), and
-//! the shell line that makes the same GET from inside a container.
+//! Probing what the tests publish and serve: a free port on the host, the
+//! host's own address, an HTTP GET from the host with `curl` (retried while
+//! a server starts), and the shell line that makes the same GET from inside
+//! a container.
 
-use std::net::TcpListener;
+use std::net::{IpAddr, Ipv4Addr, TcpListener, UdpSocket};
 use std::process::Command;
 use std::time::Duration;
 
@@ -14,6 +15,17 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The host's own non-loopback IPv4 address: the one its default route
+/// uses (found by routing a UDP socket, which sends nothing).
+pub fn host_address() -> Ipv4Addr {
+    let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+    s.connect("192.0.2.200:9").unwrap();
+    match s.local_addr().unwrap().ip() {
+        IpAddr::V4(a) if !a.is_loopback() => a,
+        other => panic!("no usable host address: {other}"),
+    }
 }
 
 /// `curl -s -m 3 url` from the host, tried up to 20 times 100 ms apart

@@ -31,6 +31,12 @@ impl Run {
         }
     }
 
+    /// Fails the test, showing stderr, unless stderr holds `part`.
+    #[track_caller]
+    pub fn assert_stderr_has(&self, part: &str) {
+        assert!(self.stderr.contains(part), "{}", self.stderr);
+    }
+
     /// Exit code, stdout and stderr, for a snapshot.
     pub fn transcript(&self) -> String {
         format!(
@@ -85,6 +91,26 @@ impl Project {
     pub fn filter(&self, text: &str) -> String {
         text.replace(&self.root().display().to_string(), "[DIR]")
     }
+}
+
+/// A project `nets` of one container `app` of `image` on network `back`,
+/// whose label `tier` is `tier`: changing `tier` changes the network's
+/// definition.
+pub fn network_project(image: &str, tier: &str) -> String {
+    format!(
+        r#"[project]
+name = "nets"
+
+[networks.back]
+labels = {{ tier = "{tier}" }}
+
+[containers.app]
+image = "{image}"
+command = ["sleep", "300"]
+networks = ["back"]
+stop_timeout = "1s"
+"#
+    )
 }
 
 pub fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {

@@ -80,15 +80,19 @@ impl Sandbox {
         Self::output(self.command(args).output().unwrap())
     }
 
+    /// Runs servin in folder `dir`.
+    pub fn run_in(&self, dir: &Path, args: &[&str]) -> Run {
+        Self::output(self.command(args).current_dir(dir).output().unwrap())
+    }
+
     /// Runs and asserts success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let r = self.run(args);
-        assert_eq!(
-            r.code, 0,
-            "servin {args:?} failed\nstdout: {}\nstderr: {}",
-            r.stdout, r.stderr
-        );
-        r.stdout
+        succeeded(args, self.run(args))
+    }
+
+    /// Runs in folder `dir` and asserts success; returns stdout.
+    pub fn ok_in(&self, dir: &Path, args: &[&str]) -> String {
+        succeeded(args, self.run_in(dir, args))
     }
 
     /// Writes `text` as the project file `servin.toml` of folder `folder`
@@ -130,6 +134,18 @@ impl Sandbox {
         }
         pids
     }
+}
+
+/// Fails the test unless `servin ARGS`, which did `r`, succeeded; its
+/// stdout.
+#[track_caller]
+fn succeeded(args: &[&str], r: Run) -> String {
+    assert_eq!(
+        r.code, 0,
+        "servin {args:?} failed\nstdout: {}\nstderr: {}",
+        r.stdout, r.stderr
+    );
+    r.stdout
 }
 
 impl Drop for Sandbox {

@@ -10,6 +10,7 @@ use crate::engine::Engine;
 use crate::error::{Error, RequestError, Result};
 use crate::image::progress::Progress;
 use crate::reconcile;
+use crate::reconcile::apply::Report;
 
 use super::body;
 use super::routes::{Body, Query, json, streaming};
@@ -24,7 +25,6 @@ pub async fn plan(
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
     let desired = read_desired(name, req).await?;
-    reconcile::validate(name, &desired)?;
     let observed = reconcile::observe::observe_all(engine, &desired);
     let plan = reconcile::plan::plan(&desired, &observed, &options(query))
         .map_err(|e| Error::from(RequestError::Invalid(format!("project {name}: {e}"))))?;
@@ -56,16 +56,11 @@ pub async fn apply(
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
     let desired = read_desired(name, req).await?;
-    reconcile::validate(name, &desired)?;
     let options = options(query);
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let report = Arc::new(reconcile::apply::Report::new(name, Progress::new(tx)));
     let engine = Arc::clone(engine);
-    tokio::spawn(async move {
-        reconcile::apply::apply(engine, desired, options, Arc::clone(&report)).await;
-        report.finish();
-    });
-    Ok(streaming("application/json", rx))
+    Ok(stream_report(name, |report| {
+        reconcile::apply::apply(engine, desired, options, report)
+    }))
 }
 
 /// `POST /servin/v1/projects/{name}/down[?volumes=1][&rmi=all][&t=SECONDS]`: removes
@@ -101,22 +96,38 @@ pub fn down(engine: &Arc<Engine>, name: &str, query: &Query) -> Result<Response<
             })
             .transpose()?,
     };
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let report = Arc::new(reconcile::apply::Report::new(name, Progress::new(tx)));
     let engine = Arc::clone(engine);
-    let name = name.to_string();
-    tokio::spawn(async move {
-        reconcile::down::down(engine, name, options, Arc::clone(&report)).await;
-        report.finish();
-    });
-    Ok(streaming("application/json", rx))
+    let project = name.to_string();
+    Ok(stream_report(name, |report| {
+        reconcile::down::down(engine, project, options, report)
+    }))
 }
 
+/// Runs `work` (an apply or a down of project `name`) on a task of its
+/// own, so that it goes on if the client leaves, and streams its report:
+/// one JSON line per step, the summary last.
+fn stream_report<F>(name: &str, work: impl FnOnce(Arc<Report>) -> F) -> Response<Body>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let report = Arc::new(Report::new(name, Progress::new(tx)));
+    let work = work(Arc::clone(&report));
+    tokio::spawn(async move {
+        work.await;
+        report.finish();
+    });
+    streaming("application/json", rx)
+}
+
+/// The desired state in the body, checked for consistency.
 async fn read_desired(name: &str, req: Request<Incoming>) -> Result<DesiredProject> {
     let body = body::read(req.into_body(), &format!("project {name} desired state")).await?;
-    serde_json::from_slice(&body).map_err(|e| {
+    let desired = serde_json::from_slice(&body).map_err(|e| {
         Error::from(RequestError::Invalid(format!(
             "project {name}: invalid desired state: {e}"
         )))
-    })
+    })?;
+    reconcile::validate(name, &desired)?;
+    Ok(desired)
 }

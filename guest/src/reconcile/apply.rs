@@ -41,7 +41,7 @@ use crate::image::progress::Progress;
 
 use super::observe::{image_of, observe_all};
 use super::plan::{LEFTOVER, Options};
-use super::world::{EngineWorld, World};
+use super::world::{EngineWorld, StepResult, World};
 
 /// The per-project locks that keep applies and downs of one project from
 /// interleaving.
@@ -126,6 +126,28 @@ impl Report {
             s.others
                 .push(format!("{} {name}: {message}", object.as_str()))
         });
+    }
+
+    /// Reports how step `what` on `object` `name` ended: `done` when it
+    /// succeeded, else its error after `what`; whether it succeeded.
+    fn outcome(
+        &self,
+        object: StepObject,
+        name: &str,
+        result: StepResult,
+        done: &str,
+        what: &str,
+    ) -> bool {
+        match result {
+            Ok(()) => {
+                self.other(object, name, done);
+                true
+            }
+            Err(e) => {
+                self.fail(object, name, &format!("{what}: {e}"));
+                false
+            }
+        }
     }
 
     fn with(&self, f: impl FnOnce(&mut Summary)) {
@@ -264,41 +286,20 @@ async fn remove_leftover(world: &dyn World, a: &Action, report: &Report) {
 /// recreates them).
 async fn run_network(world: &dyn World, a: &Action, n: &DesiredNetwork, report: &Report) -> bool {
     let name = a.name.as_str();
-    match a.kind {
-        ActionKind::Refuse => {
-            report.fail(StepObject::Network, name, &a.reason);
-            return false;
-        }
-        ActionKind::Recreate => {
-            if let Some((id, users)) = world.network(a.id.as_deref().unwrap_or(name)) {
-                if !remove_users(world, users, name, report).await {
-                    return false;
-                }
-                if let Err(e) = world.remove_network(&id).await {
-                    report.fail(
-                        StepObject::Network,
-                        name,
-                        &format!("remove to recreate: {e}"),
-                    );
-                    return false;
-                }
-                report.other(StepObject::Network, name, "removed: definition changed");
+    let replace = async {
+        match world.network(a.id.as_deref().unwrap_or(name)) {
+            Some((id, users)) => {
+                let remove = world.remove_network(&id);
+                remove_to_recreate(world, StepObject::Network, name, users, remove, report).await
             }
+            None => true,
         }
-        ActionKind::Create => {}
-        _ => return true,
-    }
-    report.step(StepObject::Network, name, StepStatus::Working, "creating");
-    match world.create_network(&n.create).await {
-        Ok(()) => {
-            report.other(StepObject::Network, name, "created");
-            true
-        }
-        Err(e) => {
-            report.fail(StepObject::Network, name, &format!("create: {e}"));
-            false
-        }
-    }
+    };
+    let create = async {
+        report.step(StepObject::Network, name, StepStatus::Working, "creating");
+        world.create_network(&n.create).await
+    };
+    run_resource(StepObject::Network, a, replace, create, report).await
 }
 
 /// Runs a volume's action; `false` (reported) when the volume cannot be
@@ -306,52 +307,63 @@ async fn run_network(world: &dyn World, a: &Action, n: &DesiredNetwork, report: 
 /// recreates them); its data is lost.
 async fn run_volume(world: &dyn World, a: &Action, v: &DesiredVolume, report: &Report) -> bool {
     let name = a.name.as_str();
+    let replace = async {
+        let users = world.volume_users(name);
+        let remove = world.remove_volume(name);
+        remove_to_recreate(world, StepObject::Volume, name, users, remove, report).await
+    };
+    let create = async { world.create_volume(name, v) };
+    run_resource(StepObject::Volume, a, replace, create, report).await
+}
+
+/// Runs the action `a` on a network or a volume (`object`): a refusal
+/// fails; a recreate awaits `replace` first; a create or a recreate then
+/// awaits `create`. `false` (reported) when the object cannot be had.
+async fn run_resource(
+    object: StepObject,
+    a: &Action,
+    replace: impl Future<Output = bool>,
+    create: impl Future<Output = StepResult>,
+    report: &Report,
+) -> bool {
+    let name = a.name.as_str();
     match a.kind {
         ActionKind::Refuse => {
-            report.fail(StepObject::Volume, name, &a.reason);
+            report.fail(object, name, &a.reason);
             return false;
         }
         ActionKind::Recreate => {
-            if !replace_volume(world, name, report).await {
+            if !replace.await {
                 return false;
             }
         }
         ActionKind::Create => {}
         _ => return true,
     }
-    match world.create_volume(name, v) {
-        Ok(()) => {
-            report.other(StepObject::Volume, name, "created");
-            true
-        }
-        Err(e) => {
-            report.fail(StepObject::Volume, name, &format!("create: {e}"));
-            false
-        }
-    }
+    report.outcome(object, name, create.await, "created", "create")
 }
 
-/// Removes the containers using volume `name`, then the volume; `false`
-/// (reported) when that failed.
-async fn replace_volume(world: &dyn World, name: &str, report: &Report) -> bool {
-    let users = world.volume_users(name);
+/// Removes `users`, the containers of network or volume `name`, then the
+/// object itself by awaiting `remove`; `false` (reported) when that failed.
+async fn remove_to_recreate(
+    world: &dyn World,
+    object: StepObject,
+    name: &str,
+    users: Vec<(String, String)>,
+    remove: impl Future<Output = StepResult>,
+    report: &Report,
+) -> bool {
     if !remove_users(world, users, name, report).await {
         return false;
     }
-    match world.remove_volume(name).await {
-        Ok(()) => {
-            report.other(StepObject::Volume, name, "removed: definition changed");
-            true
-        }
-        Err(e) => {
-            report.fail(
-                StepObject::Volume,
-                name,
-                &format!("remove to recreate: {e}"),
-            );
-            false
-        }
-    }
+    let removed = remove.await;
+    report.outcome(
+        object,
+        name,
+        removed,
+        "removed: definition changed",
+        "remove to recreate",
+    )
 }
 
 /// Stops and removes `users` (ID, name), the containers of network or
@@ -523,16 +535,14 @@ async fn run_service(
     images: &HashMap<String, String>,
     report: &Report,
 ) -> Ready {
-    for (dep, condition, mut rx, names) in deps {
-        let waiting = format!("waiting for {dep} ({})", condition.as_str());
+    // Each replica of the service shows what it waits for.
+    let waiting = |message: &str| {
         for (_, c) in &list {
-            report.step(
-                StepObject::Container,
-                &c.name,
-                StepStatus::Working,
-                &waiting,
-            );
+            report.step(StepObject::Container, &c.name, StepStatus::Working, message);
         }
+    };
+    for (dep, condition, mut rx, names) in deps {
+        waiting(&format!("waiting for {dep} ({})", condition.as_str()));
         let state = match rx.wait_for(|r| !matches!(r, Ready::Pending)).await {
             Ok(r) => r.clone(),
             Err(_) => Ready::Failed(vec![dep.clone()], "its apply ended early".to_string()),
@@ -544,15 +554,10 @@ async fn run_service(
             }
             _ if condition == Condition::Started => None,
             _ => {
-                let waiting = format!("waiting for {dep} to become {}", condition.as_str());
-                for (_, c) in &list {
-                    report.step(
-                        StepObject::Container,
-                        &c.name,
-                        StepStatus::Working,
-                        &waiting,
-                    );
-                }
+                waiting(&format!(
+                    "waiting for {dep} to become {}",
+                    condition.as_str()
+                ));
                 match world.reach(&names, condition).await {
                     Ok(()) => None,
                     Err(e) => Some((

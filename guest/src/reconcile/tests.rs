@@ -40,6 +40,43 @@ fn create(name: &str) -> Action {
     action(ActionKind::Create, ObjectKind::Container, name, None)
 }
 
+fn recreate(name: &str, id: &str) -> Action {
+    action(ActionKind::Recreate, ObjectKind::Container, name, Some(id))
+}
+
+/// A plan of project `shop`.
+fn shop_plan(actions: Vec<Action>, resources: Vec<Action>) -> Plan {
+    Plan {
+        project: "shop".into(),
+        actions,
+        resources,
+    }
+}
+
+/// Network `name` of the project, made as `full`.
+fn network(name: &str, full: &str) -> DesiredNetwork {
+    DesiredNetwork {
+        name: name.into(),
+        external: false,
+        create: NetworkCreateRequest {
+            name: full.into(),
+            ..Default::default()
+        },
+    }
+}
+
+/// Volume `name` of the project, made as `full`.
+fn volume(name: &str, full: &str) -> DesiredVolume {
+    DesiredVolume {
+        name: name.into(),
+        external: false,
+        create: VolumeCreateRequest {
+            name: Some(full.into()),
+            ..Default::default()
+        },
+    }
+}
+
 /// Runs `plan` for `desired` on `world`; the summary.
 async fn run(world: &Arc<Recording>, desired: &DesiredProject, plan: Plan) -> Summary {
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
@@ -76,15 +113,14 @@ fn failure<'a>(s: &'a Summary, name: &str) -> &'a str {
 async fn a_level_runs_at_once_and_dependants_wait_for_it() {
     let world = Arc::new(Recording::default());
     let desired = project(&[("web", &["db", "cache"]), ("db", &[]), ("cache", &[])]);
-    let plan = Plan {
-        project: "shop".into(),
-        actions: vec![
+    let plan = shop_plan(
+        vec![
             create("shop-cache-1"),
             create("shop-db-1"),
             create("shop-web-1"),
         ],
-        resources: vec![],
-    };
+        vec![],
+    );
     let s = run(&world, &desired, plan).await;
     assert!(s.ok(), "{s:?}");
     assert_eq!(s.done_of(ActionKind::Create), 3);
@@ -108,14 +144,13 @@ async fn a_failed_dependency_fails_its_dependants_and_other_branches_go_on() {
         ("db", &[]),
         ("tool", &[]),
     ]);
-    let plan = Plan {
-        project: "shop".into(),
-        actions: ["shop-api-1", "shop-db-1", "shop-tool-1", "shop-web-1"]
+    let plan = shop_plan(
+        ["shop-api-1", "shop-db-1", "shop-tool-1", "shop-web-1"]
             .into_iter()
             .map(create)
             .collect(),
-        resources: vec![],
-    };
+        vec![],
+    );
     let s = run(&world, &desired, plan).await;
     assert_eq!(failure(&s, "shop-db-1"), "create: start: boom");
     assert_eq!(
@@ -144,31 +179,18 @@ async fn a_replaced_network_takes_its_containers_down_first_and_they_come_back()
     let world = Arc::new(Recording::default());
     world.network_with("shop_back", "net1", &[("c1", "shop-api-1")]);
     let mut desired = project(&[("api", &[])]);
-    desired.networks.push(DesiredNetwork {
-        name: "back".into(),
-        external: false,
-        create: NetworkCreateRequest {
-            name: "shop_back".into(),
-            ..Default::default()
-        },
-    });
-    let mut recreate = action(
-        ActionKind::Recreate,
-        ObjectKind::Container,
-        "shop-api-1",
-        Some("c1"),
-    );
-    recreate.reason = "network shop_back is replaced".into();
-    let plan = Plan {
-        project: "shop".into(),
-        actions: vec![recreate],
-        resources: vec![action(
+    desired.networks.push(network("back", "shop_back"));
+    let mut replaced = recreate("shop-api-1", "c1");
+    replaced.reason = "network shop_back is replaced".into();
+    let plan = shop_plan(
+        vec![replaced],
+        vec![action(
             ActionKind::Recreate,
             ObjectKind::Network,
             "shop_back",
             Some("net1"),
         )],
-    };
+    );
     let s = run(&world, &desired, plan).await;
     assert!(s.ok(), "{s:?}");
     assert_eq!(
@@ -189,29 +211,16 @@ async fn a_replaced_volume_goes_after_its_users_and_before_it_is_made_again() {
     let world = Arc::new(Recording::default());
     world.volume_with("shop_data", &[("c1", "shop-db-1")]);
     let mut desired = project(&[("db", &[])]);
-    desired.volumes.push(DesiredVolume {
-        name: "data".into(),
-        external: false,
-        create: VolumeCreateRequest {
-            name: Some("shop_data".into()),
-            ..Default::default()
-        },
-    });
-    let plan = Plan {
-        project: "shop".into(),
-        actions: vec![action(
-            ActionKind::Recreate,
-            ObjectKind::Container,
-            "shop-db-1",
-            Some("c1"),
-        )],
-        resources: vec![action(
+    desired.volumes.push(volume("data", "shop_data"));
+    let plan = shop_plan(
+        vec![recreate("shop-db-1", "c1")],
+        vec![action(
             ActionKind::Recreate,
             ObjectKind::Volume,
             "shop_data",
             None,
         )],
-    };
+    );
     let s = run(&world, &desired, plan).await;
     assert!(s.ok(), "{s:?}");
     let steps = world.steps();
@@ -231,14 +240,7 @@ async fn a_refused_network_fails_the_apply_before_any_container_is_touched() {
     let world = Arc::new(Recording::default());
     world.exists("old");
     let mut desired = project(&[("web", &[])]);
-    desired.networks.push(DesiredNetwork {
-        name: "default".into(),
-        external: false,
-        create: NetworkCreateRequest {
-            name: "shop_default".into(),
-            ..Default::default()
-        },
-    });
+    desired.networks.push(network("default", "shop_default"));
     let mut refuse = action(
         ActionKind::Refuse,
         ObjectKind::Network,
@@ -246,9 +248,8 @@ async fn a_refused_network_fails_the_apply_before_any_container_is_touched() {
         Some("n1"),
     );
     refuse.reason = "its definition changed".into();
-    let plan = Plan {
-        project: "shop".into(),
-        actions: vec![
+    let plan = shop_plan(
+        vec![
             create("shop-web-1"),
             action(
                 ActionKind::Remove,
@@ -257,8 +258,8 @@ async fn a_refused_network_fails_the_apply_before_any_container_is_touched() {
                 Some("old"),
             ),
         ],
-        resources: vec![refuse],
-    };
+        vec![refuse],
+    );
     let s = run(&world, &desired, plan).await;
     assert_eq!(failure(&s, "shop_default"), "its definition changed");
     assert_eq!(
@@ -281,19 +282,7 @@ async fn a_leftover_of_an_interrupted_recreate_goes_first() {
         Some("tmp"),
     );
     leftover.reason = LEFTOVER.into();
-    let plan = Plan {
-        project: "shop".into(),
-        actions: vec![
-            leftover,
-            action(
-                ActionKind::Recreate,
-                ObjectKind::Container,
-                "shop-web-1",
-                Some("old"),
-            ),
-        ],
-        resources: vec![],
-    };
+    let plan = shop_plan(vec![leftover, recreate("shop-web-1", "old")], vec![]);
     let s = run(&world, &desired, plan).await;
     assert!(s.ok(), "{s:?}");
     assert_eq!(
@@ -314,16 +303,7 @@ async fn a_recreate_whose_create_fails_leaves_the_old_container_running() {
     world.exists("old");
     world.fail("create shop-web-1-servin-new");
     let desired = project(&[("web", &[])]);
-    let plan = Plan {
-        project: "shop".into(),
-        actions: vec![action(
-            ActionKind::Recreate,
-            ObjectKind::Container,
-            "shop-web-1",
-            Some("old"),
-        )],
-        resources: vec![],
-    };
+    let plan = shop_plan(vec![recreate("shop-web-1", "old")], vec![]);
     let s = run(&world, &desired, plan).await;
     assert_eq!(failure(&s, "shop-web-1"), "recreate: create: boom");
     assert_eq!(world.steps(), vec!["create shop-web-1-servin-new"]);
@@ -336,11 +316,10 @@ async fn an_image_that_cannot_be_pulled_fails_only_its_containers() {
     world.fail("pull busybox");
     let mut desired = project(&[("web", &[]), ("db", &[])]);
     desired.containers[1].image = "postgres".into();
-    let plan = Plan {
-        project: "shop".into(),
-        actions: vec![create("shop-web-1"), create("shop-db-1")],
-        resources: vec![action(ActionKind::Pull, ObjectKind::Image, "busybox", None)],
-    };
+    let plan = shop_plan(
+        vec![create("shop-web-1"), create("shop-db-1")],
+        vec![action(ActionKind::Pull, ObjectKind::Image, "busybox", None)],
+    );
     let s = run(&world, &desired, plan).await;
     assert_eq!(failure(&s, "busybox"), "pull: boom");
     assert_eq!(

@@ -12,8 +12,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use servin_testkit::cleanup::{OwnsRoot, cleanup_containers, mounts_below};
-use servin_testkit::{http, image, net};
+use servin_testkit::{http, image, net, probe};
 use tempfile::TempDir;
+
+/// The busybox container image most engine tests load and run.
+pub const IMAGE: &str = "test/box:1";
 
 /// A running `servin-guest` with its own state root and socket.
 pub struct EngineGuard {
@@ -53,6 +56,10 @@ impl EngineGuard {
     }
 
     /// Starts the engine (again) on the same root.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a test is a synchronous program of its own: it may sleep on its thread"
+    )]
     pub fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -194,6 +201,22 @@ impl EngineGuard {
         e
     }
 
+    /// Starts an engine with [`IMAGE`] loaded and the firewall backend
+    /// `firewall` (`nft` or `iptables`).
+    pub fn with_firewall(firewall: &str) -> Self {
+        Self::with_image(IMAGE, &[("SERVIN_FIREWALL", firewall)])
+    }
+
+    /// `docker run -d --name NAME OPTIONS... IMAGE COMMAND...` with
+    /// [`IMAGE`]; fails the test unless it succeeds; returns stdout (the ID).
+    pub fn run_detached(&self, name: &str, options: &[&str], command: &[&str]) -> String {
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend_from_slice(options);
+        args.push(IMAGE);
+        args.extend_from_slice(command);
+        self.docker_ok(&args)
+    }
+
     /// `docker inspect` of container `name`.
     pub fn inspect_container(&self, name: &str) -> serde_json::Value {
         let out = self.docker_ok(&["inspect", "--type", "container", name]);
@@ -218,6 +241,16 @@ impl EngineGuard {
         (out.status.success() && !text.is_empty()).then_some(text)
     }
 
+    /// An HTTP GET to `host_port` (`web:80`, `10.0.0.2:8080`) from a fresh
+    /// container on `network` (busybox `nc`), tried up to `tries` times
+    /// while a server starts: the raw response, or `None` when nothing
+    /// answered.
+    pub fn http_get(&self, network: &str, host_port: &str, tries: usize) -> Option<String> {
+        let (host, port) = host_port.rsplit_once(':').unwrap();
+        let script = probe::get_with_nc(host, port);
+        (0..tries).find_map(|_| self.run_on(network, IMAGE, &script))
+    }
+
     /// The address of `container` on `network`.
     pub fn ip_on(&self, container: &str, network: &str) -> String {
         let f = format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}");
@@ -238,6 +271,11 @@ impl EngineGuard {
     }
 }
 
+/// A busybox httpd serving `text` at `/` on port 80 (a shell line).
+pub fn httpd(text: &str) -> String {
+    format!("mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www")
+}
+
 /// Ends a network test: stops the engine and checks that nothing it made on
 /// the host is left: mounts (namespaces included), bridges, veths, tables
 /// and chains. The test removed its containers and networks before.
@@ -251,6 +289,21 @@ pub fn finish_network_test(mut e: EngineGuard) {
     drop(e);
     assert!(left.is_empty(), "network objects left behind: {left:?}");
     assert!(mounts.is_empty(), "mounts left behind: {mounts:?}");
+}
+
+/// Ends a network test that leaves the default network (the engine's
+/// own, which stays with it): checks that the engine made `bridges`
+/// bridges, stops it, and checks that the clean-up its state says to do
+/// (the guard's drop) leaves no network objects and no mounts behind.
+pub fn finish_with_the_default_network(mut e: EngineGuard, bridges: usize) {
+    let objects = e.net_objects();
+    assert_eq!(objects.bridges.len(), bridges, "{objects:?}");
+    e.kill();
+    let root = e.root();
+    drop(e);
+    let left = objects.leftovers_settled();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(mounts_below(&root).is_empty());
 }
 
 impl OwnsRoot for EngineGuard {

@@ -57,13 +57,8 @@ impl Svc<'_> {
 
     fn condition(&mut self, at: &str, v: &Y) -> &'static str {
         let mut condition = "started";
-        let m = match v {
-            Y::Null => return condition,
-            Y::Mapping(m) => m,
-            other => {
-                self.expected(at.to_string(), "a mapping", other);
-                return condition;
-            }
+        let Some(m) = self.mapping(at, v) else {
+            return condition;
         };
         for (k, v) in self.fields(m, at) {
             let kat = format!("{at}.{k}");

@@ -9,10 +9,8 @@ use crate::import::yaml::scalar;
 
 impl Svc<'_> {
     pub(super) fn develop(&mut self, at: &str, v: &Y) {
-        let m = match v {
-            Y::Null => return,
-            Y::Mapping(m) => m,
-            other => return self.expected(at.to_string(), "a mapping", other),
+        let Some(m) = self.mapping(at, v) else {
+            return;
         };
         for (k, v) in self.fields(m, at) {
             let kat = format!("{at}.{k}");

@@ -9,10 +9,8 @@ use crate::import::yaml::{boolean, scalar};
 
 impl Svc<'_> {
     pub(super) fn healthcheck(&mut self, at: &str, v: &Y) {
-        let m = match v {
-            Y::Null => return,
-            Y::Mapping(m) => m,
-            other => return self.expected(at.to_string(), "a mapping", other),
+        let Some(m) = self.mapping(at, v) else {
+            return;
         };
         let fields = self.fields(m, at);
         if fields

@@ -200,7 +200,41 @@ struct Svc<'a> {
     networks_done: bool,
 }
 
+/// What a service may use that the file should declare at the top level.
+#[derive(Clone, Copy)]
+enum Used {
+    Volume,
+    Network,
+}
+
 impl Svc<'_> {
+    /// A named volume or a network used by this service: its servin name;
+    /// declared (with a warning) when the file does not declare it.
+    fn used_name(&mut self, used: Used, name: &str, at: &str) -> String {
+        let names = &mut *self.names;
+        let (what, known, implicit) = match used {
+            Used::Volume => ("volume", &mut names.volumes, &mut names.implicit_volumes),
+            Used::Network => ("network", &mut names.networks, &mut names.implicit_networks),
+        };
+        if let Some(key) = known.get(name) {
+            return key.to_string();
+        }
+        let key = known.add(name, name);
+        implicit.push(key.clone());
+        let renamed = if key == name {
+            String::new()
+        } else {
+            format!(" as `{key}`")
+        };
+        self.warn(
+            at.to_string(),
+            format!(
+                "the {what} `{name}` is not declared in the top-level `{what}s` (Compose would reject this); declared it{renamed}"
+            ),
+        );
+        key
+    }
+
     fn key_value(&mut self, k: &str, v: &Y) {
         let at = self.at(k);
         match k {

@@ -6,7 +6,7 @@ use indexmap::IndexMap;
 use serde_yaml_ng::Value as Y;
 use toml_edit::Value;
 
-use super::Svc;
+use super::{Svc, Used};
 use crate::import::names::{is_dns_label, to_dns_label};
 use crate::import::out::{string, strings, table};
 use crate::import::yaml::{entries, scalar};
@@ -15,26 +15,10 @@ impl Svc<'_> {
     /// A network used by this service: its servin name; declared (with a
     /// warning) when the file does not declare it. `default` needs none.
     fn network_name(&mut self, name: &str, at: &str) -> String {
-        if let Some(known) = self.names.networks.get(name) {
-            return known.to_string();
-        }
-        if name == "default" {
+        if name == "default" && self.names.networks.get(name).is_none() {
             return name.to_string();
         }
-        let key = self.names.networks.add(name, name);
-        self.names.implicit_networks.push(key.clone());
-        let renamed = if key == name {
-            String::new()
-        } else {
-            format!(" as `{key}`")
-        };
-        self.warn(
-            at.to_string(),
-            format!(
-                "the network `{name}` is not declared in the top-level `networks` (Compose would reject this); declared it{renamed}"
-            ),
-        );
-        key
+        self.used_name(Used::Network, name, at)
     }
 
     /// The alias that keeps the Compose service name resolvable when the
@@ -86,13 +70,8 @@ impl Svc<'_> {
     /// The aliases of one network entry; the rest is reported.
     fn network_options(&mut self, at: &str, v: &Y) -> Vec<String> {
         let mut out = Vec::new();
-        let m = match v {
-            Y::Null => return out,
-            Y::Mapping(m) => m,
-            other => {
-                self.expected(at.to_string(), "a mapping", other);
-                return out;
-            }
+        let Some(m) = self.mapping(at, v) else {
+            return out;
         };
         for (k, v) in self.fields(m, at) {
             let kat = format!("{at}.{k}");

@@ -1,5 +1,5 @@
 //! The typed readers every Compose area uses: a string, a boolean, a
-//! whole number, a list, a command, a duration, a size, key/values; each
+//! mapping, a whole number, a list, a command, a duration, a size, key/values; each
 //! reports what it expected, naming the key, when the value is not one.
 
 use serde_yaml_ng::{Mapping, Value as Y};
@@ -25,6 +25,19 @@ impl Svc<'_> {
 
     pub(super) fn expected(&mut self, at: String, what: &str, v: &Y) {
         self.warn(at, format!("expected {what}, found {}; dropped", kind(v)));
+    }
+
+    /// A mapping; `None` when the value is empty (`null`), or not a
+    /// mapping (reported).
+    pub(super) fn mapping<'v>(&mut self, at: &str, v: &'v Y) -> Option<&'v Mapping> {
+        match v {
+            Y::Null => None,
+            Y::Mapping(m) => Some(m),
+            other => {
+                self.expected(at.to_string(), "a mapping", other);
+                None
+            }
+        }
     }
 
     pub(super) fn set(&mut self, key: &str, v: Value) {

@@ -60,10 +60,8 @@ impl Svc<'_> {
     }
 
     pub(super) fn deploy(&mut self, at: &str, v: &Y) {
-        let m = match v {
-            Y::Null => return,
-            Y::Mapping(m) => m,
-            other => return self.expected(at.to_string(), "a mapping", other),
+        let Some(m) = self.mapping(at, v) else {
+            return;
         };
         for (k, v) in self.fields(m, at) {
             let kat = format!("{at}.{k}");
@@ -117,10 +115,8 @@ impl Svc<'_> {
     }
 
     pub(super) fn ulimits(&mut self, at: &str, v: &Y) {
-        let m = match v {
-            Y::Null => return,
-            Y::Mapping(m) => m,
-            other => return self.expected(at.to_string(), "a mapping", other),
+        let Some(m) = self.mapping(at, v) else {
+            return;
         };
         let mut out = Vec::new();
         for (name, v) in entries(m, at, Some(self.name), self.cx) {

@@ -5,32 +5,10 @@
 use serde_yaml_ng::{Mapping, Value as Y};
 use toml_edit::Value;
 
-use super::Svc;
+use super::{Svc, Used};
 use crate::import::out::{array, string, table};
 
 impl Svc<'_> {
-    /// A named volume used by this service: its servin name; declared
-    /// (with a warning) when the file does not declare it.
-    fn volume_name(&mut self, name: &str, at: &str) -> String {
-        if let Some(known) = self.names.volumes.get(name) {
-            return known.to_string();
-        }
-        let key = self.names.volumes.add(name, name);
-        self.names.implicit_volumes.push(key.clone());
-        let renamed = if key == name {
-            String::new()
-        } else {
-            format!(" as `{key}`")
-        };
-        self.warn(
-            at.to_string(),
-            format!(
-                "the volume `{name}` is not declared in the top-level `volumes` (Compose would reject this); declared it{renamed}"
-            ),
-        );
-        key
-    }
-
     pub(super) fn volumes(&mut self, at: &str, v: &Y) {
         let Some(items) = self.short_or_long(
             at,
@@ -56,7 +34,7 @@ impl Svc<'_> {
         let source = if is_path {
             source.to_string()
         } else {
-            self.volume_name(source, at)
+            self.used_name(Used::Volume, source, at)
         };
         let (target, mode) = match rest.rsplit_once(':') {
             Some((t, m)) if !m.starts_with('/') => (t, Some(m)),
@@ -140,7 +118,7 @@ impl Svc<'_> {
             }
         }
         let source = match (kind_.as_str(), source) {
-            ("volume", Some(s)) => Some(self.volume_name(&s, &format!("{at}.source"))),
+            ("volume", Some(s)) => Some(self.used_name(Used::Volume, &s, &format!("{at}.source"))),
             ("tmpfs", Some(_)) => {
                 self.warn(
                     format!("{at}.source"),
