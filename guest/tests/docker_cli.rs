@@ -42,9 +42,10 @@ fn docker_version_and_info_talk_to_the_engine() {
     assert_eq!(v["mode"], "native");
     assert!(v["rss_bytes"].as_u64().unwrap() > 0);
     assert_eq!(v["runtime"]["name"], "runc", "{v}");
+    // A Docker in no swarm answers Swarm calls with 503.
     let r = engine.api("GET", "/v1.47/swarm", &[], b"");
-    assert_eq!(r.status, 501);
-    assert!(r.text().contains("GET /swarm"), "{}", r.text());
+    assert_eq!(r.status, 503);
+    assert!(r.text().contains("not part of a swarm"), "{}", r.text());
     let r = engine.api("GET", "/v1.47/containers/x/top", &[], b"");
     assert_eq!(r.status, 501);
     assert!(r.text().contains("GET /containers/x/top"), "{}", r.text());

@@ -11,7 +11,7 @@ mod support;
 
 use support::EngineGuard;
 
-const IMAGE: &str = "test/box:1";
+use support::IMAGE;
 
 fn lines(text: &str) -> Vec<String> {
     let mut v: Vec<String> = text.lines().map(str::to_string).collect();

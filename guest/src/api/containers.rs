@@ -341,6 +341,12 @@ pub fn inspect(engine: &Arc<Engine>, key: &str) -> Result<Response<Body>> {
             super::networks::network_settings(engine, &c),
         );
     }
+    let runtime = engine
+        .containers
+        .runtime()
+        .map(|r| r.name.clone())
+        .unwrap_or_else(|_| "runc".to_string());
+    super::inspect_shape::complete(&mut out, &runtime);
     Ok(json(StatusCode::OK, &out))
 }
 

@@ -181,11 +181,6 @@ pub async fn create(
     query: &Query,
     req: &Request<Incoming>,
 ) -> Result<Response<Body>> {
-    if query.get("fromSrc").is_some() {
-        return Err(Error::from(RequestError::NotServed(
-            "POST /images/create?fromSrc (import from a URL or stdin)".to_string(),
-        )));
-    }
     let from = query
         .get("fromImage")
         .ok_or_else(|| Error::from(RequestError::Invalid("fromImage is required".to_string())))?;

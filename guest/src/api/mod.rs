@@ -12,6 +12,7 @@
 //! - [`containers`]: the `/containers/...`, `/exec/...` and `/events` calls.
 //! - [`attach`], [`exec`]: the stream pumps of attach and exec, carrying a
 //!   container's or an exec process's stdio over the connection.
+//! - [`inspect_shape`]: the fields Docker fills in a container's inspect.
 //! - [`networks`]: the `/networks/...` calls.
 //! - [`volumes`]: the `/volumes/...` calls.
 //! - [`projects`]: `/servin/v1/projects/...`, the reconciler.
@@ -27,6 +28,7 @@ pub mod container_filter;
 pub mod containers;
 pub mod exec;
 pub mod images;
+pub mod inspect_shape;
 pub mod networks;
 pub mod projects;
 pub mod request;

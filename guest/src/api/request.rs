@@ -12,6 +12,9 @@ pub enum RequestError {
     /// The body is over its limit (see [`super::body`]).
     #[error("{0}")]
     TooLarge(String),
+    /// A Swarm call: this engine is in no swarm (Docker's answer, 503).
+    #[error("This node is not part of a swarm")]
+    NoSwarm,
     /// The call is not served by this engine.
     #[error("{0} is not served by the servin engine")]
     NotServed(String),

@@ -198,6 +198,13 @@ async fn dispatch(
         (&Method::GET, "/info") => return Ok(system::info(engine)),
         (&Method::GET, "/servin/v1/info") => return Ok(system::servin_info(engine)),
         (&Method::GET, "/images/json") => return images::list(engine, &query),
+        (&Method::POST, "/images/create") if query.get("fromSrc").is_some() => {
+            discard_body(req).await;
+            return Err(RequestError::NotServed(
+                "POST /images/create?fromSrc (import from a URL or stdin)".to_string(),
+            )
+            .into());
+        }
         (&Method::POST, "/images/create") => return images::create(engine, &query, &req).await,
         (&Method::GET, "/images/get") => return images::save(engine, &query.all("names")).await,
         (&Method::POST, "/images/load") => return images::load(engine, req).await,
@@ -219,6 +226,14 @@ async fn dispatch(
         }
         _ => {}
     }
+    if let Some(call) = swarm_call(path) {
+        discard_body(req).await;
+        return Err(if call == SwarmCall::Join {
+            RequestError::NotServed(format!("{method} {path} (servin does not run Swarm)")).into()
+        } else {
+            RequestError::NoSwarm.into()
+        });
+    }
     if let Some(rest) = path.strip_prefix("/containers/") {
         let (key, action) = rest.split_once('/').unwrap_or((rest, ""));
         return match (method, action) {
@@ -233,9 +248,7 @@ async fn dispatch(
             (&Method::POST, "attach") => containers::attach(engine, key, &query, req),
             (&Method::POST, "resize") => containers::resize(engine, key, &query).await,
             (&Method::POST, "exec") => containers::exec_create(engine, key, req).await,
-            _ => Err(Error::from(RequestError::NotServed(format!(
-                "{method} {path}"
-            )))),
+            _ => not_served(method, path, req).await,
         };
     }
     if let Some(rest) = path.strip_prefix("/networks/") {
@@ -245,18 +258,14 @@ async fn dispatch(
             (&Method::DELETE, "") => networks::remove(engine, key).await,
             (&Method::POST, "connect") => networks::connect(engine, key, req).await,
             (&Method::POST, "disconnect") => networks::disconnect(engine, key, req).await,
-            _ => Err(Error::from(RequestError::NotServed(format!(
-                "{method} {path}"
-            )))),
+            _ => not_served(method, path, req).await,
         };
     }
     if let Some(name) = path.strip_prefix("/volumes/") {
         return match *method {
             Method::GET => volumes::inspect(engine, name),
             Method::DELETE => volumes::remove(engine, name, &query).await,
-            _ => Err(Error::from(RequestError::NotServed(format!(
-                "{method} {path}"
-            )))),
+            _ => not_served(method, path, req).await,
         };
     }
     if let Some(rest) = path.strip_prefix("/servin/v1/projects/")
@@ -267,9 +276,7 @@ async fn dispatch(
             "plan" => projects::plan(engine, name, &query, req).await,
             "apply" => projects::apply(engine, name, &query, req).await,
             "down" => projects::down(engine, name, &query),
-            _ => Err(Error::from(RequestError::NotServed(format!(
-                "{method} {path}"
-            )))),
+            _ => not_served(method, path, req).await,
         };
     }
     if let Some(rest) = path.strip_prefix("/exec/") {
@@ -278,9 +285,7 @@ async fn dispatch(
             (&Method::POST, "start") => containers::exec_start(engine, id, req).await,
             (&Method::POST, "resize") => containers::exec_resize(engine, id, &query),
             (&Method::GET, "json") => containers::exec_inspect(engine, id),
-            _ => Err(Error::from(RequestError::NotServed(format!(
-                "{method} {path}"
-            )))),
+            _ => not_served(method, path, req).await,
         };
     }
     if let Some(rest) = path.strip_prefix("/images/") {
@@ -303,9 +308,7 @@ async fn dispatch(
             return images::remove(engine, rest, &query).await;
         }
     }
-    Err(Error::from(RequestError::NotServed(format!(
-        "{method} {path}"
-    ))))
+    not_served(method, path, req).await
 }
 
 #[cfg(test)]
@@ -340,4 +343,47 @@ mod tests {
         assert_eq!(decode_path("/volumes/a%2Bb"), "/volumes/a+b");
         assert_eq!(decode_path("/volumes/100%"), "/volumes/100%");
     }
+}
+
+/// Swarm's calls: joining one is not served; every other call answers as
+/// a Docker that is in no swarm does (503), which SDK fixtures and
+/// teardown code expect and ignore.
+#[derive(Debug, PartialEq, Eq)]
+enum SwarmCall {
+    Join,
+    Other,
+}
+
+fn swarm_call(path: &str) -> Option<SwarmCall> {
+    if matches!(path, "/swarm/init" | "/swarm/join") {
+        return Some(SwarmCall::Join);
+    }
+    let first = path.trim_start_matches('/').split('/').next()?;
+    matches!(
+        first,
+        "swarm" | "nodes" | "services" | "tasks" | "secrets" | "configs"
+    )
+    .then_some(SwarmCall::Other)
+}
+
+/// Reads and drops a request's body, so that a client still sending one
+/// (an upload of a call the engine does not serve) gets the answer instead
+/// of a broken pipe.
+async fn discard_body(req: Request<Incoming>) {
+    let mut body = req.into_body();
+    while let Some(frame) = body.frame().await {
+        if frame.is_err() {
+            break;
+        }
+    }
+}
+
+/// A call the engine does not serve: its body is read, then 501 names it.
+async fn not_served(
+    method: &Method,
+    path: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Error> {
+    discard_body(req).await;
+    Err(RequestError::NotServed(format!("{method} {path}")).into())
 }

@@ -42,6 +42,7 @@ pub fn status_of(e: &Error) -> StatusCode {
             RequestError::Invalid(_) => StatusCode::BAD_REQUEST,
             RequestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             RequestError::NotServed(_) => StatusCode::NOT_IMPLEMENTED,
+            RequestError::NoSwarm => StatusCode::SERVICE_UNAVAILABLE,
         },
     }
 }

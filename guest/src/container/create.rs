@@ -54,6 +54,9 @@ fn validate(body: &ContainerCreateBody) -> Result<()> {
             "invalid pids limit {p}"
         ))));
     }
+    if let Some(log) = &hc.log_config {
+        check_log_config(log)?;
+    }
     for bind in hc.binds.iter().flatten() {
         let src = bind.split(':').next().unwrap_or_default();
         if src.starts_with('/') && !std::path::Path::new(src).exists() {
@@ -70,6 +73,26 @@ fn validate(body: &ContainerCreateBody) -> Result<()> {
         {
             return Err(Error::from(ContainerError::InvalidConfig(format!(
                 "invalid mount config for type \"bind\": bind source path does not exist: {src}"
+            ))));
+        }
+    }
+    Ok(())
+}
+
+/// The log drivers and options the engine serves: `json-file` with
+/// `max-size` and `max-file`, as Docker names them; anything else is
+/// refused rather than accepted and ignored.
+fn check_log_config(log: &bollard_stubs::models::HostConfigLogConfig) -> Result<()> {
+    let driver = log.typ.as_deref().unwrap_or_default();
+    if !matches!(driver, "" | "json-file") {
+        return Err(Error::from(ContainerError::InvalidConfig(format!(
+            "log driver {driver:?} is not supported: servin keeps every container's log as json-file"
+        ))));
+    }
+    for key in log.config.iter().flat_map(|c| c.keys()) {
+        if !matches!(key.as_str(), "max-size" | "max-file") {
+            return Err(Error::from(ContainerError::InvalidConfig(format!(
+                "unknown log opt '{key}' for json-file log driver: servin takes max-size and max-file"
             ))));
         }
     }
@@ -95,6 +118,19 @@ impl Containers {
             })?;
         let image = self.store.resolve(&image_name)?;
         validate(&body)?;
+        if let Some(asked) = body
+            .host_config
+            .as_ref()
+            .and_then(|h| h.runtime.as_deref())
+            .filter(|r| !r.is_empty())
+        {
+            let ours = self.runtime()?.name.clone();
+            if asked != ours {
+                return Err(Error::from(ContainerError::InvalidConfig(format!(
+                    "unknown or invalid runtime name: {asked}: this engine runs containers with {ours}"
+                ))));
+            }
+        }
         let attachments = self.attachments_for(&body)?;
         let image_config = self
             .store

@@ -15,6 +15,17 @@ impl Containers {
     /// Removes a container; a running one only with `force` (it is killed).
     pub async fn remove(self: &Arc<Self>, c: &Arc<Container>, force: bool) -> Result<()> {
         let _op = c.op.lock().await;
+        if c.state().status == Status::Restarting {
+            // Between two runs (the restart policy's back-off): nothing to
+            // kill, but Docker wants force all the same.
+            if !force {
+                return Err(Error::from(ContainerError::WrongState(format!(
+                    "cannot remove container \"/{}\": container is restarting: stop the container before removing or force remove",
+                    c.name()
+                ))));
+            }
+            c.update(|s| s.stopped_by_user = true)?;
+        }
         if c.state().status == Status::Running {
             if !force {
                 return Err(Error::from(ContainerError::WrongState(format!(

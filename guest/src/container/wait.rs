@@ -43,8 +43,13 @@ impl Containers {
             let now = *signals.borrow_and_update();
             let state = c.state();
             let done = match condition {
+                // An exit since the wait began ends it too, as Docker's
+                // does: a container with a restart policy is back to
+                // running (or restarting) by the time the waiter looks.
                 WaitCondition::NotRunning => {
-                    now.removed || !matches!(state.status, Status::Running | Status::Restarting)
+                    now.removed
+                        || now.exits > start.exits
+                        || !matches!(state.status, Status::Running | Status::Restarting)
                 }
                 WaitCondition::NextExit => now.removed || now.exits > start.exits,
                 WaitCondition::Removed => now.removed,

@@ -1,0 +1,165 @@
+//! Answers that clients depend on, compared with what Docker answers: the
+//! inspect of a container created with a bare body (as docker-py sends
+//! it), log drivers and runtimes refused at create, a SIGKILL that returns
+//! once the container is down, `wait` on a container that its restart
+//! policy starts again, and removing a restarting container.
+#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test is a synchronous program of its own: it may sleep on its thread"
+)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{EngineGuard, IMAGE};
+
+fn create(e: &EngineGuard, name: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let r = e.api(
+        "POST",
+        &format!("/v1.47/containers/create?name={name}"),
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    let v = serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null);
+    (r.status, v)
+}
+
+fn inspect(e: &EngineGuard, name: &str) -> serde_json::Value {
+    let r = e.api("GET", &format!("/v1.47/containers/{name}/json"), &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    serde_json::from_slice(&r.body).unwrap()
+}
+
+#[test]
+fn a_bare_create_is_inspected_with_dockers_defaults() {
+    let e = EngineGuard::with_image(IMAGE, &[]);
+    // docker-py's containers.create(image, command) body.
+    let (status, v) = create(
+        &e,
+        "bare",
+        serde_json::json!({"Image": IMAGE, "Cmd": ["true"], "HostConfig": {"NetworkMode": "default"}}),
+    );
+    assert_eq!(status, 201, "{v}");
+    let v = inspect(&e, "bare");
+    let hc = &v["HostConfig"];
+    assert_eq!(hc["LogConfig"]["Type"], "json-file", "{hc}");
+    assert_eq!(hc["LogConfig"]["Config"], serde_json::json!({}));
+    assert_eq!(hc["RestartPolicy"]["Name"], "no");
+    assert_eq!(hc["RestartPolicy"]["MaximumRetryCount"], 0);
+    assert_eq!(hc["NetworkMode"], "default");
+    assert_eq!(hc["Runtime"], "runc");
+    assert_eq!(hc["ShmSize"], 64 * 1024 * 1024);
+    assert_eq!(hc["Privileged"], false);
+    assert!(hc.as_object().unwrap().contains_key("Binds"));
+    let config = v["Config"].as_object().unwrap();
+    for key in [
+        "Tty",
+        "OpenStdin",
+        "AttachStdin",
+        "Entrypoint",
+        "Cmd",
+        "Labels",
+        "Env",
+    ] {
+        assert!(
+            config.contains_key(key),
+            "Config.{key} is missing: {config:?}"
+        );
+    }
+    assert_eq!(config["Tty"], false);
+    assert_eq!(config["Entrypoint"], serde_json::Value::Null);
+    assert_eq!(v["Mounts"], serde_json::json!([]));
+    // The docker CLI reads the same.
+    let out = e.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.LogConfig.Type}} {{.HostConfig.RestartPolicy.Name}}",
+        "bare",
+    ]);
+    assert_eq!(out.trim(), "json-file no");
+    e.docker_ok(&["rm", "bare"]);
+}
+
+#[test]
+fn unknown_log_drivers_options_and_runtimes_are_refused() {
+    let e = EngineGuard::with_image(IMAGE, &[]);
+    let (status, v) = create(
+        &e,
+        "syslog",
+        serde_json::json!({"Image": IMAGE, "HostConfig": {"LogConfig": {"Type": "syslog"}}}),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("\"syslog\""), "{v}");
+    let (status, v) = create(
+        &e,
+        "compress",
+        serde_json::json!({"Image": IMAGE, "HostConfig": {"LogConfig": {"Type": "json-file", "Config": {"compress": "true"}}}}),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("compress"), "{v}");
+    let (status, v) = create(
+        &e,
+        "kata",
+        serde_json::json!({"Image": IMAGE, "HostConfig": {"Runtime": "kata"}}),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("kata"), "{v}");
+    let err = e.docker_err(&["run", "--log-driver", "gelf", IMAGE, "true"]);
+    assert!(err.contains("gelf"), "{err}");
+    // The engine's own runtime and json-file with its options are fine.
+    let (status, v) = create(
+        &e,
+        "fine",
+        serde_json::json!({"Image": IMAGE, "HostConfig": {"Runtime": "runc", "LogConfig": {"Type": "json-file", "Config": {"max-size": "1m", "max-file": "2"}}}}),
+    );
+    assert_eq!(status, 201, "{v}");
+    let out = e.docker_ok(&["ps", "-aq"]);
+    assert_eq!(out.lines().count(), 1, "nothing else was made: {out}");
+    e.docker_ok(&["rm", "fine"]);
+}
+
+#[test]
+fn kill_returns_once_the_container_is_down() {
+    let e = EngineGuard::with_image(IMAGE, &[]);
+    e.run_detached("killed", &[], &["sleep", "3600"]);
+    let r = e.api("POST", "/v1.47/containers/killed/kill", &[], b"");
+    assert_eq!(r.status, 204, "{}", r.text());
+    // No wait: the very next inspect sees it stopped.
+    let v = inspect(&e, "killed");
+    assert_eq!(v["State"]["Running"], false, "{}", v["State"]);
+    assert_eq!(v["State"]["ExitCode"], 137);
+    e.docker_ok(&["rm", "killed"]);
+}
+
+#[test]
+fn wait_returns_at_the_next_exit_of_a_restarting_container_which_rm_needs_force_for() {
+    let e = EngineGuard::with_image(IMAGE, &[]);
+    e.run_detached(
+        "again",
+        &["--restart", "always"],
+        &["sh", "-c", "sleep 1; exit 3"],
+    );
+    let start = Instant::now();
+    let out = e.docker_ok(&["wait", "again"]);
+    assert_eq!(out.trim(), "3");
+    assert!(start.elapsed() < Duration::from_secs(30));
+    // Between two runs the container is restarting; removing it then needs
+    // force, as with Docker.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = e.docker_ok(&["inspect", "-f", "{{.State.Status}}", "again"]);
+        if status.trim() == "restarting" {
+            let r = e.api("DELETE", "/v1.47/containers/again", &[], b"");
+            assert_ne!(r.status, 204, "removed without force");
+            if r.status == 409 && r.text().contains("container is restarting") {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "never caught it restarting");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    e.docker_ok(&["rm", "-f", "again"]);
+    assert!(e.docker_ok(&["ps", "-aq"]).trim().is_empty());
+}
