@@ -163,3 +163,46 @@ fn wait_returns_at_the_next_exit_of_a_restarting_container_which_rm_needs_force_
     e.docker_ok(&["rm", "-f", "again"]);
     assert!(e.docker_ok(&["ps", "-aq"]).trim().is_empty());
 }
+
+#[test]
+fn attach_with_logs_to_an_exited_container_replays_and_ends() {
+    let e = EngineGuard::with_image(IMAGE, &[]);
+    e.run_detached(
+        "done",
+        &[],
+        &["sh", "-c", "echo out-line; echo err-line >&2"],
+    );
+    assert_eq!(e.docker_ok(&["wait", "done"]).trim(), "0");
+    let r = e.api(
+        "POST",
+        "/v1.47/containers/done/attach?logs=1&stdout=1&stderr=1",
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Multiplexed frames: stdout (1) then stderr (2), each with its line.
+    let mut frames = Vec::new();
+    let mut rest = r.body.as_slice();
+    while rest.len() >= 8 {
+        let len = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
+        frames.push((
+            rest[0],
+            String::from_utf8_lossy(&rest[8..8 + len]).into_owned(),
+        ));
+        rest = &rest[8 + len..];
+    }
+    assert_eq!(
+        frames,
+        [(1, "out-line\n".to_string()), (2, "err-line\n".to_string())]
+    );
+    // stdout only.
+    let r = e.api(
+        "POST",
+        "/v1.47/containers/done/attach?logs=1&stdout=1",
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("out-line") && !r.text().contains("err-line"));
+    e.docker_ok(&["rm", "done"]);
+}

@@ -6,7 +6,9 @@
 //! upgraded connection (`Upgrade: tcp`) carries both ways; a plain one gets
 //! the output as a streamed response body. Without a terminal the output
 //! carries Docker's 8-byte frame headers naming stdout or stderr; with one
-//! it is raw. The stream ends when the container's process exits.
+//! it is raw. The stream ends when the container's process exits. With
+//! Docker's `logs=1` the container's log is sent first; with `stream=0`
+//! nothing live follows it.
 
 use std::future::Future;
 
@@ -40,13 +42,30 @@ impl Attach {
     /// Carries the stream once `connect` reaches the monitor: both ways
     /// over the connection when `upgrade` is given (it completes first),
     /// else the output as the response body.
-    pub fn serve<C>(self, connect: C, upgrade: Option<OnUpgrade>) -> Response<Body>
+    ///
+    /// `history` (the container's log, framed, for Docker's `logs=1`) goes
+    /// out first; without `connect` (Docker's `stream=0`) the stream ends
+    /// after it.
+    pub fn serve<C>(
+        self,
+        history: Vec<Bytes>,
+        connect: Option<C>,
+        upgrade: Option<OnUpgrade>,
+    ) -> Response<Body>
     where
         C: Future<Output = Result<(AttachReader, AttachWriter)>> + Send + 'static,
     {
         let Some(on_upgrade) = upgrade else {
             let (tx, rx) = mpsc::unbounded_channel();
             tokio::spawn(async move {
+                for bytes in history {
+                    if tx.send(bytes).is_err() {
+                        return;
+                    }
+                }
+                let Some(connect) = connect else {
+                    return;
+                };
                 let Ok((mut reader, _writer)) = connect.await else {
                     return;
                 };
@@ -65,6 +84,16 @@ impl Attach {
         };
         stream::hijack(on_upgrade, self.tty, move |io| async move {
             let (mut rd, mut wr) = tokio::io::split(io);
+            for bytes in &history {
+                if wr.write_all(bytes).await.is_err() {
+                    return;
+                }
+            }
+            let Some(connect) = connect else {
+                let _ = wr.flush().await;
+                let _ = wr.shutdown().await;
+                return;
+            };
             let (mut reader, mut writer) = match connect.await {
                 Ok(c) => c,
                 Err(e) => {

@@ -537,32 +537,56 @@ pub fn attach(
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
     let c = engine.containers.get(key)?;
+    let status = c.state().status;
+    if status == Status::Restarting {
+        return Err(ContainerError::WrongState(format!(
+            "container {key} is restarting, wait until the container is running"
+        ))
+        .into());
+    }
     let tty = c.record.tty();
     let want_stdin = query.flag("stdin");
     let want_stdout = query.flag("stdout") || !query.flag("stderr");
     let want_stderr = query.flag("stderr") || !query.flag("stdout");
     let stdin_once = c.record.body.stdin_once.unwrap_or(false);
-    // Queue before answering, so a start that follows the answer connects us.
-    let (waiter_tx, waiter_rx) = tokio::sync::oneshot::channel();
-    let running = c.state().status == Status::Running;
-    if !running {
-        c.add_attach_waiter(waiter_tx);
-    }
-    let dir = c.paths.dir.clone();
+    // `logs=1`: the whole log first, as Docker replays it.
+    let history = if query.flag("logs") {
+        let q = LogQuery {
+            stdout: want_stdout,
+            stderr: want_stderr,
+            ..Default::default()
+        };
+        read_logs(&c.log_config(), &q)?
+            .iter()
+            .map(|e| entry_bytes(e, tty, false))
+            .collect()
+    } else {
+        Vec::new()
+    };
     engine
         .containers
         .events
         .container("attach", c.id(), c.attributes());
-    let connect = async move {
-        if running {
-            connect_attach(&dir).await
-        } else {
-            waiter_rx.await.map_err(|_| Error::Runtime {
-                context: "attach".to_string(),
-                message: "the container was removed before it started".to_string(),
-            })?
+    // `stream=1`: the live output (and input) from now on. Queue before
+    // answering, so a start that follows the answer connects us.
+    let connect = query.flag("stream").then(|| {
+        let (waiter_tx, waiter_rx) = tokio::sync::oneshot::channel();
+        let running = status == Status::Running;
+        if !running {
+            c.add_attach_waiter(waiter_tx);
         }
-    };
+        let dir = c.paths.dir.clone();
+        async move {
+            if running {
+                connect_attach(&dir).await
+            } else {
+                waiter_rx.await.map_err(|_| Error::Runtime {
+                    context: "attach".to_string(),
+                    message: "the container was removed before it started".to_string(),
+                })?
+            }
+        }
+    });
     let upgrade = stream::wants_upgrade(&req).then(|| hyper::upgrade::on(req));
     Ok(Attach {
         tty,
@@ -571,7 +595,7 @@ pub fn attach(
         stderr: want_stderr,
         stdin_once,
     }
-    .serve(connect, upgrade))
+    .serve(history, connect, upgrade))
 }
 
 fn size_params(query: &Query) -> Result<(u16, u16)> {
