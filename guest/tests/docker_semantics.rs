@@ -206,3 +206,57 @@ fn attach_with_logs_to_an_exited_container_replays_and_ends() {
     assert!(r.text().contains("out-line") && !r.text().contains("err-line"));
     e.docker_ok(&["rm", "done"]);
 }
+
+#[test]
+fn exec_of_a_missing_or_unrunnable_command_exits_127_or_126() {
+    let e = EngineGuard::with_image(IMAGE, &[]);
+    e.run_detached("execs", &[], &["sleep", "3600"]);
+    let out = e.docker(&["exec", "execs", "no-such-tool"]);
+    assert_eq!(out.status.code(), Some(127), "{out:?}");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("executable file not found"), "{text}");
+    let out = e.docker(&["exec", "execs", "/etc"]);
+    assert_eq!(out.status.code(), Some(126), "{out:?}");
+    let out = e.docker(&["exec", "-t", "execs", "/no/such/file"]);
+    assert_eq!(out.status.code(), Some(127), "{out:?}");
+    // A command that runs keeps its own code.
+    let out = e.docker(&["exec", "execs", "sh", "-c", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    e.docker_ok(&["rm", "-f", "execs"]);
+}
+
+#[test]
+fn exec_with_a_terminal_writes_crlf_as_a_docker_pty_does() {
+    let e = EngineGuard::with_image(IMAGE, &[]);
+    e.run_detached("ttyexec", &[], &["sleep", "3600"]);
+    let out = e.docker(&["exec", "-t", "ttyexec", "printf", "a\\nb\\n"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, b"a\r\nb\r\n");
+    // Without a terminal the bytes are the program's.
+    let out = e.docker(&["exec", "ttyexec", "printf", "a\\nb\\n"]);
+    assert_eq!(out.stdout, b"a\nb\n");
+    e.docker_ok(&["rm", "-f", "ttyexec"]);
+}
+
+#[test]
+fn container_prune_counts_what_the_containers_wrote() {
+    let e = EngineGuard::with_image(IMAGE, &[]);
+    e.docker_ok(&[
+        "run",
+        "--name",
+        "writer",
+        IMAGE,
+        "dd",
+        "if=/dev/zero",
+        "of=/big",
+        "bs=1024",
+        "count=2048",
+    ]);
+    let r = e.api("POST", "/v1.47/containers/prune", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["ContainersDeleted"].as_array().unwrap().len(), 1, "{v}");
+    let reclaimed = v["SpaceReclaimed"].as_i64().unwrap();
+    assert!(reclaimed >= 2 * 1024 * 1024, "{v}");
+}

@@ -16,6 +16,7 @@ use bollard_stubs::models::{
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::attach::Attach;
@@ -428,10 +429,18 @@ pub async fn remove(engine: &Arc<Engine>, key: &str, query: &Query) -> Result<Re
 pub async fn prune(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
     let filter = ContainerFilter::new(engine, query.get("filters"), container_filter::PRUNE_KEYS)?;
     let mut deleted = Vec::new();
+    let mut reclaimed: u64 = 0;
     for c in engine.containers.list() {
         let s = c.state().status;
         if matches!(s, Status::Created | Status::Exited | Status::Dead) && filter.matches(&c) {
+            // What the container wrote (its overlay's upper folder) is what
+            // its removal gives back, as Docker counts it.
+            let upper = c.paths.upper();
+            let size = tokio::task::spawn_blocking(move || crate::volume::dir_size(&upper))
+                .await
+                .unwrap_or(0);
             engine.containers.remove(&c, false).await?;
+            reclaimed = reclaimed.saturating_add(size);
             deleted.push(c.id().to_string());
         }
     }
@@ -439,7 +448,7 @@ pub async fn prune(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>
         StatusCode::OK,
         &ContainerPruneResponse {
             containers_deleted: Some(deleted),
-            space_reclaimed: Some(0),
+            space_reclaimed: Some(i64::try_from(reclaimed).unwrap_or(i64::MAX)),
         },
     ))
 }
@@ -652,7 +661,29 @@ pub async fn exec_start(
     let on_upgrade = hyper::upgrade::on(&mut req);
     let start: ExecStartConfig = body::json_or_default(req.into_body(), "exec start").await?;
     let tty = start.tty.or(e.config.tty).unwrap_or(false);
-    let process = engine.containers.exec_start(&e, Some(tty)).await?;
+    let process = match engine.containers.exec_start(&e, Some(tty)).await {
+        Ok(p) => p,
+        // As Docker: the stream opens and carries the reason; the exec's
+        // exit code (127 or 126) says the rest.
+        Err(err @ Error::CommandNotFound(_)) if !start.detach.unwrap_or(false) => {
+            let text = format!(
+                "OCI runtime exec failed: exec failed: {}\r\n",
+                err.full_message()
+            );
+            let bytes = frame(StreamKind::Stdout, text.as_bytes(), tty);
+            if upgrade {
+                return Ok(stream::hijack(on_upgrade, tty, move |io| async move {
+                    let (_, mut wr) = tokio::io::split(io);
+                    let _ = wr.write_all(&bytes).await;
+                    let _ = wr.shutdown().await;
+                }));
+            }
+            let (tx, rx) = mpsc::unbounded_channel();
+            let _ = tx.send(bytes);
+            return Ok(streaming(if tty { RAW } else { MULTIPLEXED }, rx));
+        }
+        Err(err) => return Err(err),
+    };
     let containers = Arc::clone(&engine.containers);
     let want_stdin = e.config.attach_stdin.unwrap_or(false);
     let finish = move |code: i32| {

@@ -161,7 +161,7 @@ impl Containers {
         let process = match process {
             Ok(p) => p,
             Err(err) => {
-                e.exited(126);
+                e.exited(command_exit_code(&err));
                 return Err(err);
             }
         };
@@ -220,6 +220,21 @@ impl Containers {
             };
             spec::exec_process(&input, config)?
         };
+        // Docker's check before an exec: a command the container lacks is
+        // a clear error (and exit code 127 or 126), not runc's 255.
+        if let Some(argv0) = process.args().as_ref().and_then(|a| a.first()) {
+            let env = process.env().clone().unwrap_or_default();
+            let root = rootfs.clone();
+            let argv0 = argv0.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::runtime::rootfs::lookup_command(&root, &argv0, &env)
+            })
+            .await
+            .map_err(|e| Error::Runtime {
+                context: format!("container {}: exec", c.name()),
+                message: e.to_string(),
+            })??;
+        }
         let dir = c.paths.execs();
         std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
         let file = format!("{tag}.json");
@@ -233,5 +248,19 @@ impl Containers {
             stdin: config.attach_stdin.unwrap_or(false),
         };
         crate::monitor::exec::exec(&req).await
+    }
+}
+
+/// The exit code of an exec whose process could not start, as Docker
+/// gives it: 127 for a command that is not there, 126 for one that cannot
+/// be run (a folder, no execute permission) or any other failure.
+pub fn command_exit_code(e: &Error) -> i64 {
+    match e {
+        Error::CommandNotFound(m)
+            if m.contains("not found") || m.contains("no such file or directory") =>
+        {
+            127
+        }
+        _ => 126,
     }
 }
