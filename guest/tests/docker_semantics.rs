@@ -260,3 +260,110 @@ fn container_prune_counts_what_the_containers_wrote() {
     let reclaimed = v["SpaceReclaimed"].as_i64().unwrap();
     assert!(reclaimed >= 2 * 1024 * 1024, "{v}");
 }
+
+/// Opens a hijacked (upgraded) API connection: sends the request, reads the
+/// answer's head, returns the stream for both ways.
+fn hijack(e: &EngineGuard, method: &str, path: &str, body: &str) -> std::os::unix::net::UnixStream {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(e.socket()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: engine\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut byte).unwrap(),
+            1,
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+        got.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&got);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    s
+}
+
+/// Reads until the engine closes the stream (or 30 s pass: a failure).
+fn read_to_close(s: &mut std::os::unix::net::UnixStream) -> String {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) => panic!(
+                "no close after {:?}: {e}: {}",
+                start.elapsed(),
+                String::from_utf8_lossy(&out)
+            ),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn detach_keys_end_attach_and_exec_sessions_and_leave_the_process_running() {
+    use std::io::Write;
+    let e = EngineGuard::with_image(IMAGE, &[]);
+    e.run_detached("shell", &["-it"], &["sh"]);
+    // Attach with Docker's default keys, ctrl-p ctrl-q.
+    let mut s = hijack(
+        &e,
+        "POST",
+        "/v1.47/containers/shell/attach?stream=1&stdin=1&stdout=1&stderr=1",
+        "",
+    );
+    s.write_all(b"echo mark$((40+2))\n").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(&[0x10, 0x11]).unwrap();
+    let out = read_to_close(&mut s);
+    assert!(out.contains("mark42"), "{out:?}");
+    let running = e.docker_ok(&["inspect", "-f", "{{.State.Running}}", "shell"]);
+    assert_eq!(
+        running.trim(),
+        "true",
+        "the container runs on after a detach"
+    );
+    // Bad keys are the client's error.
+    let r = e.api(
+        "POST",
+        "/v1.47/containers/shell/attach?stream=1&stdin=1&detachKeys=ctrl-pp",
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("Invalid detach keys"), "{}", r.text());
+
+    // An exec on a terminal with its own keys.
+    let r = e.api(
+        "POST",
+        "/v1.47/containers/shell/exec",
+        &[("Content-Type", "application/json")],
+        br#"{"Cmd":["sh"],"Tty":true,"AttachStdin":true,"AttachStdout":true,"DetachKeys":"ctrl-x,x"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let id = v["Id"].as_str().unwrap().to_string();
+    let mut s = hijack(
+        &e,
+        "POST",
+        &format!("/v1.47/exec/{id}/start"),
+        r#"{"Tty":true}"#,
+    );
+    s.write_all(b"echo exec$((40+1))\n").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(&[0x18, b'x']).unwrap();
+    let out = read_to_close(&mut s);
+    assert!(out.contains("exec41"), "{out:?}");
+    let r = e.api("GET", &format!("/v1.47/exec/{id}/json"), &[], b"");
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["Running"], true, "the exec runs on after a detach: {v}");
+    e.docker_ok(&["rm", "-f", "shell"]);
+}

@@ -24,7 +24,7 @@ use crate::error::Result;
 use crate::monitor::attach::{AttachReader, AttachWriter, Frame};
 
 /// What an attach client asked for.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Attach {
     /// Whether the container runs on a terminal (raw output, no frames).
     pub tty: bool,
@@ -36,6 +36,8 @@ pub struct Attach {
     pub stderr: bool,
     /// Whether the container's stdin closes when this client's input ends.
     pub stdin_once: bool,
+    /// The detach sequence, on a terminal (see [`super::detach`]).
+    pub detach_keys: Option<Vec<u8>>,
 }
 
 impl Attach {
@@ -55,6 +57,7 @@ impl Attach {
     where
         C: Future<Output = Result<(AttachReader, AttachWriter)>> + Send + 'static,
     {
+        let tty = self.tty;
         let Some(on_upgrade) = upgrade else {
             let (tx, rx) = mpsc::unbounded_channel();
             tokio::spawn(async move {
@@ -80,9 +83,9 @@ impl Attach {
                     }
                 }
             });
-            return streaming(if self.tty { RAW } else { MULTIPLEXED }, rx);
+            return streaming(if tty { RAW } else { MULTIPLEXED }, rx);
         };
-        stream::hijack(on_upgrade, self.tty, move |io| async move {
+        stream::hijack(on_upgrade, tty, move |io| async move {
             let (mut rd, mut wr) = tokio::io::split(io);
             for bytes in &history {
                 if wr.write_all(bytes).await.is_err() {
@@ -108,8 +111,15 @@ impl Attach {
                     return;
                 }
             };
+            let detached = std::sync::Arc::new(tokio::sync::Notify::new());
+            let on_detach = std::sync::Arc::clone(&detached);
+            let (want_stdin, stdin_once) = (self.stdin, self.stdin_once);
+            let mut escape = self
+                .detach_keys
+                .clone()
+                .map(super::detach::EscapeFilter::new);
             let input = tokio::spawn(async move {
-                if !self.stdin {
+                if !want_stdin {
                     return;
                 }
                 let mut buf = vec![0u8; 32 * 1024];
@@ -117,17 +127,32 @@ impl Attach {
                     match rd.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
-                            if writer.stdin(&buf[..n]).await.is_err() {
+                            let (pass, detach) = match escape.as_mut() {
+                                Some(f) => f.feed(&buf[..n]),
+                                None => (buf[..n].to_vec(), false),
+                            };
+                            if !pass.is_empty() && writer.stdin(&pass).await.is_err() {
+                                return;
+                            }
+                            if detach {
+                                // The session ends; the container's stdin
+                                // stays open, as with Docker.
+                                on_detach.notify_one();
                                 return;
                             }
                         }
                     }
                 }
-                if self.stdin_once {
+                if stdin_once {
                     let _ = writer.close_stdin().await;
                 }
             });
-            while let Ok(Some(f)) = reader.next().await {
+            loop {
+                let next = tokio::select! {
+                    f = reader.next() => f,
+                    () = detached.notified() => break,
+                };
+                let Ok(Some(f)) = next else { break };
                 let bytes = match self.output(f) {
                     Output::Send(b) => b,
                     Output::Skip => continue,

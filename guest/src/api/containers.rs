@@ -558,6 +558,7 @@ pub fn attach(
     let want_stdout = query.flag("stdout") || !query.flag("stderr");
     let want_stderr = query.flag("stderr") || !query.flag("stdout");
     let stdin_once = c.record.body.stdin_once.unwrap_or(false);
+    let detach_keys = detach_keys(query.get("detachKeys"), tty)?;
     // `logs=1`: the whole log first, as Docker replays it.
     let history = if query.flag("logs") {
         let q = LogQuery {
@@ -603,8 +604,23 @@ pub fn attach(
         stdout: want_stdout,
         stderr: want_stderr,
         stdin_once,
+        detach_keys,
     }
     .serve(history, connect, upgrade))
+}
+
+/// The detach sequence of an attach or exec on a terminal: the client's
+/// `detachKeys`, else Docker's ctrl-p ctrl-q; none without a terminal.
+fn detach_keys(asked: Option<&str>, tty: bool) -> Result<Option<Vec<u8>>> {
+    if !tty {
+        return Ok(None);
+    }
+    match asked.filter(|k| !k.is_empty()) {
+        None => Ok(Some(super::detach::DEFAULT_KEYS.to_vec())),
+        Some(k) => Ok(Some(
+            super::detach::parse_keys(k).map_err(RequestError::Invalid)?,
+        )),
+    }
 }
 
 fn size_params(query: &Query) -> Result<(u16, u16)> {
@@ -646,6 +662,9 @@ pub async fn exec_create(
 ) -> Result<Response<Body>> {
     let c = engine.containers.get(key)?;
     let config: ExecConfig = body::json_or_default(req.into_body(), "exec create").await?;
+    if let Some(keys) = config.detach_keys.as_deref().filter(|k| !k.is_empty()) {
+        super::detach::parse_keys(keys).map_err(RequestError::Invalid)?;
+    }
     let id = engine.containers.exec_create(&c, config)?;
     Ok(json(StatusCode::CREATED, &serde_json::json!({ "Id": id })))
 }
@@ -661,6 +680,7 @@ pub async fn exec_start(
     let on_upgrade = hyper::upgrade::on(&mut req);
     let start: ExecStartConfig = body::json_or_default(req.into_body(), "exec start").await?;
     let tty = start.tty.or(e.config.tty).unwrap_or(false);
+    let detach_keys = detach_keys(e.config.detach_keys.as_deref(), tty)?;
     let process = match engine.containers.exec_start(&e, Some(tty)).await {
         Ok(p) => p,
         // As Docker: the stream opens and carries the reason; the exec's
@@ -699,6 +719,7 @@ pub async fn exec_start(
         process,
         tty,
         stdin: want_stdin,
+        detach_keys,
         finish,
     };
     if start.detach.unwrap_or(false) {

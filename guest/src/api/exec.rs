@@ -30,6 +30,8 @@ pub struct Exec<F> {
     pub tty: bool,
     /// Whether the client's input goes to its stdin.
     pub stdin: bool,
+    /// The detach sequence, on a terminal (see [`super::detach`]).
+    pub detach_keys: Option<Vec<u8>>,
     /// Called with its exit code once it has exited.
     pub finish: F,
 }
@@ -95,12 +97,35 @@ impl<F: FnOnce(i32) + Send + 'static> Exec<F> {
             mut process,
             tty,
             stdin: want_stdin,
+            detach_keys,
             finish,
         } = self;
         let io = process.take_io();
+        let detached = std::sync::Arc::new(tokio::sync::Notify::new());
+        let on_detach = std::sync::Arc::clone(&detached);
         let stdin_task = match (io.stdin, input) {
             (Some(mut stdin), Some(mut input)) if want_stdin => Some(tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut input, &mut stdin).await;
+                let mut escape = detach_keys.map(super::detach::EscapeFilter::new);
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    let n = match input.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let (pass, detach) = match escape.as_mut() {
+                        Some(f) => f.feed(&buf[..n]),
+                        None => (buf[..n].to_vec(), false),
+                    };
+                    if !pass.is_empty() && stdin.write_all(&pass).await.is_err() {
+                        return;
+                    }
+                    if detach {
+                        // The session ends; the process runs on with its
+                        // stdin open, as with Docker.
+                        on_detach.notify_one();
+                        return;
+                    }
+                }
                 let _ = stdin.shutdown().await;
             })),
             _ => None,
@@ -124,9 +149,22 @@ impl<F: FnOnce(i32) + Send + 'static> Exec<F> {
             .stderr
             .map(|e| tokio::spawn(read_into(e, StreamKind::Stderr, otx.clone())));
         drop(otx);
-        while let Some(b) = orx.recv().await {
-            if out.write_all(&b).await.is_err() {
-                break;
+        let mut client_gone = false;
+        loop {
+            let b = tokio::select! {
+                b = orx.recv() => b,
+                () = detached.notified(), if !client_gone => {
+                    client_gone = true;
+                    let _ = out.flush().await;
+                    let _ = out.shutdown().await;
+                    continue;
+                }
+            };
+            let Some(b) = b else { break };
+            // After a detach the output is still read, and dropped, so the
+            // process never blocks on a full pipe.
+            if !client_gone && out.write_all(&b).await.is_err() {
+                client_gone = true;
             }
         }
         let _ = out_task.await;

@@ -13,6 +13,7 @@
 //! - [`attach`], [`exec`]: the stream pumps of attach and exec, carrying a
 //!   container's or an exec process's stdio over the connection.
 //! - [`inspect_shape`]: the fields Docker fills in a container's inspect.
+//! - [`detach`]: detach keys on attached and exec'd terminals.
 //! - [`networks`]: the `/networks/...` calls.
 //! - [`volumes`]: the `/volumes/...` calls.
 //! - [`projects`]: `/servin/v1/projects/...`, the reconciler.
@@ -26,6 +27,7 @@ pub mod auth;
 pub mod body;
 pub mod container_filter;
 pub mod containers;
+pub mod detach;
 pub mod exec;
 pub mod images;
 pub mod inspect_shape;
