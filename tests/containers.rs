@@ -285,7 +285,19 @@ fn bad_input() {
     let r = s.run(&["run", "--rm", "-m", "1k", IMAGE, "true"]);
     assert_eq!(r.code, 125);
     r.assert_stderr_has("6MB");
-    let r = s.run(&["run", "--rm", "-v", "/no/such/dir:/x", IMAGE, "true"]);
+    // As with Docker, `-v` makes a missing host folder; `--mount` refuses it.
+    let made = s.root().join("made/by/run");
+    let spec = format!("{}:/x", made.display());
+    s.ok(&["run", "--rm", "-v", &spec, IMAGE, "true"]);
+    assert!(made.is_dir(), "{}", made.display());
+    let r = s.run(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=bind,source=/no/such/dir,target=/x",
+        IMAGE,
+        "true",
+    ]);
     assert_eq!(r.code, 125);
     r.assert_stderr_has("bind source path does not exist: /no/such/dir");
     s.ok(&["create", "--name", "taken", IMAGE, "true"]);

@@ -129,7 +129,7 @@ fn missing_paths_and_env_files() {
         "missing_paths",
         r#"[containers.web]
 image = "nginx:1.27"
-volumes = ["./site:/usr/share/nginx/html:ro"]
+volumes = [{ type = "bind", source = "./site", target = "/usr/share/nginx/html" }]
 env_file = ".env.web"
 workspace = { source = "./src", target = "/app" }
 "#,

@@ -523,3 +523,20 @@ fn imported_files_validate() {
         }
     }
 }
+
+#[test]
+fn a_bind_of_dockers_socket_is_kept_and_said_in_one_line() {
+    let text = "services:\n  proxy:\n    image: traefik:3\n    volumes:\n      - /var/run/docker.sock:/var/run/docker.sock:ro\n  runner:\n    image: runner:1\n    volumes:\n      - type: bind\n        source: /var/run/docker.sock\n        target: /var/run/docker.sock\n";
+    let imported = import_compose("compose.yaml", text).unwrap();
+    assert!(
+        imported
+            .toml
+            .contains("/var/run/docker.sock:/var/run/docker.sock:ro"),
+        "{}",
+        imported.toml
+    );
+    assert_eq!(imported.warnings.len(), 2, "{:?}", imported.warnings);
+    for w in &imported.warnings {
+        assert!(w.message.contains("engine socket"), "{w:?}");
+    }
+}

@@ -811,3 +811,54 @@ fn the_hello_example_comes_up_serves_its_page_and_goes_away() {
     let volumes = s.ok(&["volume", "ls", "-q"]);
     assert!(!volumes.contains("hello_www"), "{volumes}");
 }
+
+#[test]
+fn a_short_bind_to_a_missing_folder_is_made_at_up_and_the_long_form_is_refused() {
+    let s = sandbox();
+    let file = write_project(
+        &s,
+        &format!(
+            r#"[project]
+name = "binds"
+
+[containers.app]
+image = "{IMAGE}"
+command = ["sh", "-c", "echo made > /site/f; sleep 300"]
+volumes = ["./site:/site"]
+stop_timeout = "1s"
+"#
+        ),
+    );
+    let dir = std::path::Path::new(&file).parent().unwrap().to_path_buf();
+    s.ok(&["validate", "-f", &file]);
+    assert!(!dir.join("site").exists(), "validate makes nothing");
+    up_ok(&s, &file);
+    let made = dir.join("site/f");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !made.is_file() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never came",
+            made.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(std::fs::read_to_string(&made).unwrap(), "made\n");
+    s.ok(&["down", "-f", &file]);
+    // The long form wants the folder to exist.
+    let long = write_project(
+        &s,
+        &format!(
+            r#"[project]
+name = "binds"
+
+[containers.app]
+image = "{IMAGE}"
+volumes = [{{ type = "bind", source = "./elsewhere", target = "/x" }}]
+"#
+        ),
+    );
+    let r = s.run(&["validate", "-f", &long]);
+    assert_eq!(r.code, 1);
+    r.assert_stderr_has("bind-mount source `./elsewhere` does not exist");
+}

@@ -39,7 +39,12 @@ impl Engine {
     pub fn open(config: Config) -> Result<Self> {
         let store = Arc::new(Store::open(&config.root)?);
         let volumes = Arc::new(Volumes::open(&config.root)?);
-        let containers = Containers::open(&config.root, Arc::clone(&store), Arc::clone(&volumes))?;
+        let containers = Containers::open(
+            &config.root,
+            &config.socket,
+            Arc::clone(&store),
+            Arc::clone(&volumes),
+        )?;
         let registries = Registries::new(config.insecure_registries.clone(), config.home.clone());
         let upstreams = host_resolvers();
         let dns = Arc::new(DnsServer::new(

@@ -453,7 +453,14 @@ fn bad_input_gets_clear_errors_and_leaves_nothing() {
     assert!(err.to_lowercase().contains("memory"), "{err}");
     let err = e.docker_err(&["run", "--rm", "--cpus", "64", IMAGE, "true"]);
     assert!(err.contains("CPUs"), "{err}");
-    let err = e.docker_err(&["run", "--rm", "-v", "/no/such/source:/x", IMAGE, "true"]);
+    let err = e.docker_err(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=bind,source=/no/such/source,target=/x",
+        IMAGE,
+        "true",
+    ]);
     assert!(err.contains("does not exist"), "{err}");
     let out = e.docker(&["run", "--rm", IMAGE, "nosuchcommand"]);
     assert_eq!(code(&out), 127);

@@ -367,3 +367,37 @@ fn detach_keys_end_attach_and_exec_sessions_and_leave_the_process_running() {
     assert_eq!(v["Running"], true, "the exec runs on after a detach: {v}");
     e.docker_ok(&["rm", "-f", "shell"]);
 }
+
+#[test]
+fn short_binds_make_their_folder_and_dockers_socket_is_the_engines() {
+    let e = EngineGuard::with_image(IMAGE, &[]);
+    let made = e.root().join("host/made/here");
+    let spec = format!("{}:/data", made.display());
+    e.docker_ok(&["run", "--rm", "-v", &spec, IMAGE, "touch", "/data/f"]);
+    assert!(made.join("f").is_file(), "{}", made.display());
+    let err = e.docker_err(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=bind,source=/no/such/place,target=/x",
+        IMAGE,
+        "true",
+    ]);
+    assert!(err.contains("bind source path does not exist"), "{err}");
+    // Docker's socket, bound in, is this engine's.
+    let out = e.docker_ok(&[
+        "run",
+        "--name",
+        "sock",
+        "-v",
+        "/var/run/docker.sock:/var/run/docker.sock",
+        IMAGE,
+        "sh",
+        "-c",
+        "test -S /var/run/docker.sock && echo socket",
+    ]);
+    assert_eq!(out.trim(), "socket");
+    let binds = e.docker_ok(&["inspect", "-f", "{{json .HostConfig.Binds}}", "sock"]);
+    assert!(binds.contains(&e.socket().display().to_string()), "{binds}");
+    e.docker_ok(&["rm", "sock"]);
+}

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 
 use bollard_stubs::models::{
     ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig,
-    HostConfigLogConfig, Mount, MountTmpfsOptions, MountType, MountVolumeOptions, NetworkingConfig,
-    PortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
+    HostConfigLogConfig, Mount, MountBindOptions, MountTmpfsOptions, MountType, MountVolumeOptions,
+    NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
 };
 
 use super::normal::{self, MountKind, WorkspaceMode};
@@ -168,6 +168,12 @@ fn mounts(c: &normal::Container) -> Result<Vec<Mount>, BodyError> {
             tmpfs_options,
             volume_options: m.no_copy.map(|n| MountVolumeOptions {
                 no_copy: Some(n),
+                ..Default::default()
+            }),
+            // Docker's `CreateMountpoint`: the engine makes the missing
+            // host folder of a short-form bind.
+            bind_options: m.create_source.map(|c| MountBindOptions {
+                create_mountpoint: Some(c),
                 ..Default::default()
             }),
             ..Default::default()

@@ -419,6 +419,7 @@ fn create_body(
                 size: None,
                 mode: None,
                 no_copy: None,
+                create_source: None,
             });
         }
     }

@@ -198,6 +198,10 @@ pub struct Mount {
     /// ...,volume-nocopy`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_copy: Option<bool>,
+    /// A short-form bind whose host folder does not exist yet: `up` makes
+    /// it, as Docker and Compose do (the long form refuses it instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_source: Option<bool>,
 }
 
 /// How a container joins a network.

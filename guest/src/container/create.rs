@@ -2,6 +2,7 @@
 //! folder (written under a dot name and renamed into place, so a crash
 //! never leaves half a container), the name and the anonymous volumes.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -57,23 +58,80 @@ fn validate(body: &ContainerCreateBody) -> Result<()> {
     if let Some(log) = &hc.log_config {
         check_log_config(log)?;
     }
-    for bind in hc.binds.iter().flatten() {
-        let src = bind.split(':').next().unwrap_or_default();
-        if src.starts_with('/') && !std::path::Path::new(src).exists() {
-            return Err(Error::from(ContainerError::InvalidConfig(format!(
-                "invalid mount config for type \"bind\": bind source path does not exist: {src}"
-            ))));
-        }
-    }
     for m in hc.mounts.iter().flatten() {
         let is_bind = m.typ.map(|t| t.to_string()).as_deref() == Some("bind");
         if is_bind
+            && !creates_mountpoint(m)
             && let Some(src) = &m.source
             && !std::path::Path::new(src).exists()
         {
             return Err(Error::from(ContainerError::InvalidConfig(format!(
                 "invalid mount config for type \"bind\": bind source path does not exist: {src}"
             ))));
+        }
+    }
+    Ok(())
+}
+
+/// Where Docker's engine socket is bound from: a container that binds one
+/// (Traefik, Portainer, CI runners, testcontainers inside a container) is
+/// given this engine's socket, so those tools drive servin.
+pub const DOCKER_SOCKETS: &[&str] = &["/var/run/docker.sock", "/run/docker.sock"];
+
+/// Gives `body`'s binds of Docker's socket this engine's `socket` instead.
+fn bind_engine_socket(body: &mut ContainerCreateBody, socket: &Path) {
+    let Some(hc) = body.host_config.as_mut() else {
+        return;
+    };
+    let ours = socket.display().to_string();
+    for bind in hc.binds.iter_mut().flatten() {
+        if let Some((src, rest)) = bind.split_once(':')
+            && DOCKER_SOCKETS.contains(&src)
+        {
+            *bind = format!("{ours}:{rest}");
+        }
+    }
+    for m in hc.mounts.iter_mut().flatten() {
+        let is_bind = m.typ.map(|t| t.to_string()).as_deref() == Some("bind");
+        if is_bind
+            && m.source
+                .as_deref()
+                .is_some_and(|s| DOCKER_SOCKETS.contains(&s))
+        {
+            m.source = Some(ours.clone());
+        }
+    }
+}
+
+/// Whether a mount asks for its missing host folder to be made (Docker's
+/// `BindOptions.CreateMountpoint`, which Compose sets for short-form binds).
+fn creates_mountpoint(m: &bollard_stubs::models::Mount) -> bool {
+    m.bind_options
+        .as_ref()
+        .and_then(|b| b.create_mountpoint)
+        .unwrap_or(false)
+}
+
+/// Docker's `-v /host/path:/path` and a bind with `CreateMountpoint`: a
+/// host folder that does not exist is made (a plain `--mount` bind keeps
+/// refusing a missing source).
+fn make_bind_sources(body: &ContainerCreateBody) -> Result<()> {
+    let hc = body.host_config.as_ref();
+    let binds = hc
+        .and_then(|h| h.binds.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|b| b.split(':').next().unwrap_or_default());
+    let mounts = hc
+        .and_then(|h| h.mounts.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|m| creates_mountpoint(m))
+        .filter_map(|m| m.source.as_deref());
+    for src in binds.chain(mounts) {
+        let path = Path::new(src);
+        if src.starts_with('/') && !path.exists() {
+            std::fs::create_dir_all(path).map_err(Error::io("create the bind source", path))?;
         }
     }
     Ok(())
@@ -117,6 +175,8 @@ impl Containers {
                 ))
             })?;
         let image = self.store.resolve(&image_name)?;
+        let mut body = body;
+        bind_engine_socket(&mut body, &self.engine_socket);
         validate(&body)?;
         if let Some(asked) = body
             .host_config
@@ -132,6 +192,7 @@ impl Containers {
             }
         }
         let attachments = self.attachments_for(&body)?;
+        make_bind_sources(&body)?;
         let image_config = self
             .store
             .read_blob(&image.id)
@@ -233,16 +294,36 @@ mod tests {
                 .to_string()
                 .contains("range of CPUs")
         );
+        // `-v` makes a missing host folder (at create, after the checks);
+        // a `--mount` bind wants it to exist unless it asks for it to be
+        // made.
         let bind = body(HostConfig {
             binds: Some(vec!["/no/such/dir:/x".to_string()]),
             ..Default::default()
         });
+        assert!(validate(&bind).is_ok());
+        let mount = |create: Option<bool>| {
+            body(HostConfig {
+                mounts: Some(vec![bollard_stubs::models::Mount {
+                    typ: Some(bollard_stubs::models::MountType::BIND),
+                    source: Some("/no/such/dir".to_string()),
+                    target: Some("/x".to_string()),
+                    bind_options: create.map(|c| bollard_stubs::models::MountBindOptions {
+                        create_mountpoint: Some(c),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            })
+        };
         assert!(
-            validate(&bind)
+            validate(&mount(None))
                 .unwrap_err()
                 .to_string()
                 .contains("does not exist")
         );
+        assert!(validate(&mount(Some(true))).is_ok());
         assert!(validate(&body(HostConfig::default())).is_ok());
     }
 }

@@ -239,6 +239,8 @@ pub fn parse_size(v: &str) -> Option<u64> {
 /// Every container of the engine.
 pub struct Containers {
     dir: PathBuf,
+    /// The socket this engine serves (see [`create::DOCKER_SOCKETS`]).
+    engine_socket: PathBuf,
     store: Arc<Store>,
     volumes: Arc<Volumes>,
     runtime: std::result::Result<Runtime, String>,
@@ -276,7 +278,14 @@ impl Containers {
     /// Opens the containers under `root/containers`, finds the running ones
     /// again and settles the ones whose process ended while the engine was
     /// away. Must run inside the engine's tokio runtime.
-    pub fn open(root: &Path, store: Arc<Store>, volumes: Arc<Volumes>) -> Result<Arc<Self>> {
+    /// Opens the containers under `root`; `engine_socket` is the socket
+    /// this engine serves, given to containers that bind Docker's.
+    pub fn open(
+        root: &Path,
+        engine_socket: &Path,
+        store: Arc<Store>,
+        volumes: Arc<Volumes>,
+    ) -> Result<Arc<Self>> {
         let dir = root.join("containers");
         std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
         let runtime = Runtime::detect(root).map_err(|e| e.full_message());
@@ -290,6 +299,7 @@ impl Containers {
             .unwrap_or(1_048_576);
         let this = Arc::new(Self {
             dir,
+            engine_socket: engine_socket.to_path_buf(),
             store,
             volumes,
             runtime,

@@ -128,6 +128,8 @@ pub fn parse_mount(v: &str) -> Result<normal::Mount, Failed> {
         size: tmpfs_size,
         mode: tmpfs_mode,
         no_copy,
+        // `--mount` refuses a missing host folder, as Docker's does.
+        create_source: None,
     })
 }
 

@@ -31,6 +31,7 @@ impl Svc<'_> {
         let is_path = source.is_empty()
             || source.starts_with(['.', '/', '~', '$'])
             || (source.len() == 1 && rest.starts_with('\\'));
+        self.note_docker_socket(at, source);
         let source = if is_path {
             source.to_string()
         } else {
@@ -61,6 +62,20 @@ impl Svc<'_> {
         out
     }
 
+    /// A bind of Docker's socket is kept: the engine gives the container
+    /// its own socket there. Said in one line, as a warning, so nobody is
+    /// surprised that the container drives servin.
+    fn note_docker_socket(&mut self, at: &str, source: &str) {
+        if matches!(source, "/var/run/docker.sock" | "/run/docker.sock") {
+            self.warn(
+                at.to_string(),
+                format!(
+                    "`{source}` is Docker's socket: servin binds its own engine socket there, so the container drives servin"
+                ),
+            );
+        }
+    }
+
     fn long_volume(&mut self, at: &str, m: &Mapping) -> Option<Value> {
         let mut kind_ = None;
         let mut source = None;
@@ -72,7 +87,12 @@ impl Svc<'_> {
             let kat = format!("{at}.{k}");
             match k.as_str() {
                 "type" => kind_ = self.string(kat, v),
-                "source" => source = self.string(kat, v),
+                "source" => {
+                    source = self.string(kat, v);
+                    if let Some(src) = source.clone() {
+                        self.note_docker_socket(at, &src);
+                    }
+                }
                 "target" => target = self.string(kat, v),
                 "read_only" => read_only = self.boolean(kat, v),
                 "tmpfs" => {

@@ -456,6 +456,7 @@ impl Cx<'_> {
             match def {
                 MountDef::Short(s) => match values::parse_mount(&s) {
                     Ok(spec) => {
+                        let mut create_source = None;
                         let (kind, source) = match spec.source {
                             MountSource::Volume(name) => {
                                 if !declared.volumes.contains(&name) {
@@ -471,13 +472,16 @@ impl Cx<'_> {
                                 }
                                 (MountKind::Volume, Some(name))
                             }
+                            // The short form makes a missing host folder at
+                            // `up`, as Docker and Compose do.
                             MountSource::Bind(path) => {
-                                let Some(abs) =
-                                    self.existing_path(&path, &item, "bind-mount source")
-                                else {
-                                    continue;
-                                };
-                                (MountKind::Bind, Some(abs))
+                                let abs = self.resolve_path(&path);
+                                let docker_socket = matches!(
+                                    path.as_str(),
+                                    "/var/run/docker.sock" | "/run/docker.sock"
+                                );
+                                create_source = (!abs.exists() && !docker_socket).then_some(true);
+                                (MountKind::Bind, Some(abs.to_string_lossy().into_owned()))
                             }
                             MountSource::Anonymous => (MountKind::Volume, None),
                         };
@@ -489,6 +493,7 @@ impl Cx<'_> {
                             size: None,
                             mode: None,
                             no_copy: None,
+                            create_source,
                         });
                     }
                     Err(e) => {
@@ -522,6 +527,7 @@ impl Cx<'_> {
                                 size: None,
                                 mode: None,
                                 no_copy: None,
+                                create_source: None,
                             });
                         }
                         MountKind::Bind => {
@@ -534,9 +540,17 @@ impl Cx<'_> {
                                 continue;
                             };
                             self.tmpfs_only(&item);
-                            let Some(abs) =
+                            // Docker's socket is the engine's own at `up`
+                            // (see the engine's create), so it need not be
+                            // on this machine.
+                            let docker_socket =
+                                matches!(src.as_str(), "/var/run/docker.sock" | "/run/docker.sock");
+                            let found = if docker_socket {
+                                Some(src.clone())
+                            } else {
                                 self.existing_path(src, &item.key("source"), "bind-mount source")
-                            else {
+                            };
+                            let Some(abs) = found else {
                                 continue;
                             };
                             out.push(Mount {
@@ -547,6 +561,7 @@ impl Cx<'_> {
                                 size: None,
                                 mode: None,
                                 no_copy: None,
+                                create_source: None,
                             });
                         }
                         MountKind::Tmpfs => {
@@ -568,6 +583,7 @@ impl Cx<'_> {
                                 size,
                                 mode,
                                 no_copy: None,
+                                create_source: None,
                             });
                         }
                     }
@@ -628,6 +644,7 @@ impl Cx<'_> {
                     // Kept as octal digits, as the table form writes it.
                     mode: t.mode.and_then(|m| format!("{m:o}").parse().ok()),
                     no_copy: None,
+                    create_source: None,
                 }),
                 Err(e) => {
                     let p = self
