@@ -367,3 +367,80 @@ fn pull_on_a_terminal_draws_bars_and_a_summary() {
     assert!(!summary.contains(" [="), "{text}");
     assert!(!summary.contains(&format!("{short}:")), "{text}");
 }
+
+#[test]
+fn docker_credential_helpers_and_a_login_into_the_docker_config() {
+    let s = Sandbox::new();
+    let reg = RegistryGuard::start_with_token("carol", "pa55");
+    let seed = seed_image(s.dir.path(), "docker.io/library/seed:1");
+    s.ok(&["image", "import", seed.to_str().unwrap()]);
+    let remote = format!("{}/private/team-seed:1", reg.addr());
+    s.ok(&["tag", "seed:1", &remote]);
+
+    // A credential helper named by `credsStore`, as Docker Desktop sets it:
+    // it is asked about the registry on stdin and answers the protocol's
+    // JSON; the question it got is kept to check.
+    let bin = s.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let asked = s.dir.path().join("asked");
+    let helper = bin.join("docker-credential-servintest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\necho \"$server\" > {}\necho '{{\"ServerURL\":\"'$server'\",\"Username\":\"carol\",\"Secret\":\"pa55\"}}'\n",
+            asked.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let docker_dir = s.home().join(".docker");
+    std::fs::create_dir_all(&docker_dir).unwrap();
+    std::fs::write(
+        docker_dir.join("config.json"),
+        r#"{"credsStore":"servintest"}"#,
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let with_helper = |args: &[&str]| {
+        let mut cmd = s.command(args);
+        cmd.env("PATH", &path);
+        Sandbox::output(cmd.output().unwrap())
+    };
+    let r = with_helper(&["push", &remote]);
+    assert_eq!(
+        r.code,
+        0,
+        "{}\nasked: {:?}",
+        r.stderr,
+        std::fs::read_to_string(&asked)
+    );
+    assert_eq!(std::fs::read_to_string(&asked).unwrap().trim(), reg.addr());
+
+    // A helper that is not installed is a clear error naming it.
+    std::fs::write(
+        docker_dir.join("config.json"),
+        r#"{"credHelpers":{"REG":"servin-missing"}}"#.replace("REG", &reg.addr()),
+    )
+    .unwrap();
+    let r = s.run(&["pull", &remote]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    r.assert_stderr_has("docker-credential-servin-missing");
+
+    // `servin login --docker-config` writes an `auths` entry there, keeping
+    // the rest of the file, and a pull uses it.
+    std::fs::write(docker_dir.join("config.json"), r#"{"psFormat":"table"}"#).unwrap();
+    let r = login(&s, &["--docker-config", "-u", "carol", &reg.addr()], "pa55");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let written = std::fs::read_to_string(docker_dir.join("config.json")).unwrap();
+    assert!(
+        written.contains("psFormat") && written.contains(&reg.addr()),
+        "{written}"
+    );
+    assert!(stored(&s).is_empty(), "servin's own file is left alone");
+    s.ok(&["rmi", &remote]);
+    s.ok(&["pull", &remote]);
+}

@@ -10,9 +10,10 @@ use crate::ui::{self, Failed};
 /// Store credentials for a registry
 ///
 /// Checks them with the registry (through the engine, which it starts when
-/// none answers), then writes them to `~/.servin/auth.json` (mode 0600);
-/// `pull` and `push` send them to the engine for that registry. Credentials
-/// the registry refuses are not stored.
+/// none answers), then writes them to `~/.servin/auth.json` (mode 0600), or
+/// with `--docker-config` to `~/.docker/config.json`; `pull` and `push`
+/// send them to the engine for that registry. Credentials the registry
+/// refuses are not stored.
 #[derive(Debug, clap::Args)]
 pub struct LoginArgs {
     /// The registry host, e.g. `registry.example:5000`
@@ -27,6 +28,11 @@ pub struct LoginArgs {
     /// cannot be reached now)
     #[arg(long)]
     pub no_verify: bool,
+    /// Store them in `~/.docker/config.json` (as the docker CLI does
+    /// without a credential helper) instead of servin's own file, so the
+    /// docker CLI uses them too
+    #[arg(long)]
+    pub docker_config: bool,
 }
 
 /// Forget the credentials stored for a registry
@@ -80,7 +86,11 @@ pub fn login(cli: &Cli, args: &LoginArgs) -> Result<(), Failed> {
             return Err(Failed::Reported);
         }
     }
-    let path = auth::store(&args.registry, &credentials)?;
+    let path = if args.docker_config {
+        auth::store_in_docker_config(&args.registry, &credentials)?
+    } else {
+        auth::store(&args.registry, &credentials)?
+    };
     if args.no_verify {
         ui::info(&format!(
             "credentials for {} stored in {} (not verified: they are checked on the next pull or push)",

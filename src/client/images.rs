@@ -137,7 +137,7 @@ impl Engine {
     ) -> Result<(), Error> {
         let registry = auth::registry_of(image);
         let mut headers = Vec::new();
-        if let Some(c) = auth::lookup(&registry) {
+        if let Some(c) = auth::lookup(&registry)? {
             headers.push(("X-Registry-Auth", auth::header(&registry, &c)));
         }
         let resp = self.send(method, path, &headers, Bytes::new(), step)?;
