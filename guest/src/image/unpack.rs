@@ -139,23 +139,31 @@ pub fn unpack_layer(
     })
 }
 
-/// Turns an entry name into a relative path of normal components, refusing
-/// absolute paths and `..`.
+/// Turns an entry name into a relative path of normal components, as
+/// Docker's extraction cleans it: `.` is dropped, `..` steps back, and a
+/// leading `/` means the snapshot's root (`/etc/x` lands at `etc/x`,
+/// `./a/../b` at `b`). A name whose `..` would leave the root is refused.
 pub fn safe_relative(path: &Path) -> std::result::Result<PathBuf, String> {
-    let mut out = PathBuf::new();
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    let mut rooted = false;
     for c in path.components() {
         match c {
-            Component::Normal(p) => out.push(p),
+            Component::Normal(p) => parts.push(p),
             Component::CurDir => {}
+            Component::RootDir | Component::Prefix(_) => rooted = true,
             Component::ParentDir => {
-                return Err("path contains \"..\"; refusing to write outside the snapshot".into());
-            }
-            Component::RootDir | Component::Prefix(_) => {
-                return Err("absolute path; refusing to write outside the snapshot".into());
+                // `/..` is `/`, as in any cleaned path; a relative name
+                // climbing above its start leaves the snapshot.
+                if parts.pop().is_none() && !rooted {
+                    return Err(
+                        "path contains \"..\" above its root; refusing to write outside the snapshot"
+                            .into(),
+                    );
+                }
             }
         }
     }
-    Ok(out)
+    Ok(parts.iter().collect())
 }
 
 /// Makes sure every folder above `rel` exists inside `root` and none is a
@@ -394,7 +402,13 @@ mod tests {
         assert_eq!(safe_relative(Path::new("./a/b")), Ok(PathBuf::from("a/b")));
         assert!(safe_relative(Path::new("../x")).is_err());
         assert!(safe_relative(Path::new("a/../../x")).is_err());
-        assert!(safe_relative(Path::new("/etc/passwd")).is_err());
+        // Where Docker extracts them: inside the root once cleaned.
+        assert_eq!(
+            safe_relative(Path::new("/etc/passwd")),
+            Ok(PathBuf::from("etc/passwd"))
+        );
+        assert_eq!(safe_relative(Path::new("./a/../b")), Ok(PathBuf::from("b")));
+        assert_eq!(safe_relative(Path::new("/../x")), Ok(PathBuf::from("x")));
     }
 
     #[test]
