@@ -227,19 +227,6 @@ fn exec_of_a_missing_or_unrunnable_command_exits_127_or_126() {
 }
 
 #[test]
-fn exec_with_a_terminal_writes_crlf_as_a_docker_pty_does() {
-    let e = EngineGuard::with_image(IMAGE, &[]);
-    e.run_detached("ttyexec", &[], &["sleep", "3600"]);
-    let out = e.docker(&["exec", "-t", "ttyexec", "printf", "a\\nb\\n"]);
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(out.stdout, b"a\r\nb\r\n");
-    // Without a terminal the bytes are the program's.
-    let out = e.docker(&["exec", "ttyexec", "printf", "a\\nb\\n"]);
-    assert_eq!(out.stdout, b"a\nb\n");
-    e.docker_ok(&["rm", "-f", "ttyexec"]);
-}
-
-#[test]
 fn container_prune_counts_what_the_containers_wrote() {
     let e = EngineGuard::with_image(IMAGE, &[]);
     e.docker_ok(&[

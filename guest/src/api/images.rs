@@ -398,10 +398,13 @@ pub async fn load(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Respon
     let progress = Progress::new(tx);
     let store = Arc::clone(&engine.store);
     tokio::spawn(async move {
-        if let Err(e) = archive::load(&store, &tmp, &progress).await {
+        let loaded = archive::load(&store, &tmp, &progress).await;
+        // The upload goes before the client hears the end, so nothing of
+        // it is left once the answer is complete.
+        let _ = tokio::fs::remove_file(&tmp).await;
+        if let Err(e) = loaded {
             progress.error(&e.full_message());
         }
-        let _ = tokio::fs::remove_file(&tmp).await;
     });
     Ok(streaming("application/json", rx))
 }

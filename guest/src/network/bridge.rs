@@ -47,10 +47,18 @@ pub struct CreateOptions {
     pub options: HashMap<String, String>,
 }
 
+/// Docker takes almost any network name (spaces and `:` included, as tools
+/// such as Windows CI and SDK installers use them). Refused: an empty or
+/// overlong name, one with `/` (it could not be named in an API path) or a
+/// control character, and one starting with `-` (it reads as a flag) or
+/// with or ending in white space.
 fn is_valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    let starts_ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c != '-' && !c.is_whitespace());
+    let ends_ok = name.chars().last().is_some_and(|c| !c.is_whitespace());
+    starts_ok && ends_ok && name.len() <= 128 && !name.chars().any(|c| c == '/' || c.is_control())
 }
 
 impl Networks {
@@ -293,7 +301,12 @@ mod tests {
         assert!(is_valid_name("back_end.1-a"));
         assert!(!is_valid_name("-x"));
         assert!(!is_valid_name(""));
-        assert!(!is_valid_name("a b"));
+        // As Docker's: spaces and colons are fine.
+        assert!(is_valid_name("a b"));
+        assert!(is_valid_name("sailfish-sdk:me"));
         assert!(!is_valid_name("a/b"));
+        assert!(!is_valid_name(" a"));
+        assert!(!is_valid_name("a\tb"));
+        assert!(!is_valid_name(&"n".repeat(129)));
     }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 pub enum NetworkError {
     /// A name outside Docker's rule.
     #[error(
-        "invalid network name {0:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit"
+        "invalid network name {0:?}: a name has 1 to 128 characters, no '/' or control characters, and does not start with '-' or start or end with white space"
     )]
     InvalidName(String),
     /// `host`, `none` or `bridge`: made by the engine, never by a user.
