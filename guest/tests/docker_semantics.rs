@@ -388,3 +388,67 @@ fn short_binds_make_their_folder_and_dockers_socket_is_the_engines() {
     assert!(binds.contains(&e.socket().display().to_string()), "{binds}");
     e.docker_ok(&["rm", "sock"]);
 }
+
+#[test]
+fn volume_subpaths_mount_part_of_a_volume_and_propagation_is_reported() {
+    let e = EngineGuard::with_image(IMAGE, &[]);
+    e.docker_ok(&["volume", "create", "shared-data"]);
+    e.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "shared-data:/v",
+        IMAGE,
+        "sh",
+        "-c",
+        "mkdir -p /v/sub && echo inside > /v/sub/f",
+    ]);
+    let run_with = |name: &str, subpath: &str| {
+        create(
+            &e,
+            name,
+            serde_json::json!({
+                "Image": IMAGE,
+                "Cmd": ["cat", "/x/f"],
+                "HostConfig": {"Mounts": [{
+                    "Type": "volume", "Source": "shared-data", "Target": "/x",
+                    "VolumeOptions": {"Subpath": subpath}
+                }]}
+            }),
+        )
+    };
+    let (status, v) = run_with("subpath", "sub");
+    assert_eq!(status, 201, "{v}");
+    let out = e.docker_ok(&["start", "-a", "subpath"]);
+    assert_eq!(out.trim(), "inside");
+    for (name, bad) in [("up", "../x"), ("missing", "nope")] {
+        let (status, v) = run_with(name, bad);
+        if status == 201 {
+            let err = e.docker_err(&["start", name]);
+            assert!(err.contains(bad), "{name}: {err}");
+            e.docker_ok(&["rm", name]);
+        } else {
+            assert_eq!(status, 400, "{name}: {v}");
+        }
+    }
+    e.docker_ok(&["rm", "subpath"]);
+    // The propagation a bind asks for is the one inspect reports.
+    e.docker_ok(&[
+        "create",
+        "--name",
+        "prop",
+        "-v",
+        "/tmp:/h:rslave",
+        IMAGE,
+        "true",
+    ]);
+    let mounts = e.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Propagation}}{{end}}",
+        "prop",
+    ]);
+    assert_eq!(mounts.trim(), "rslave");
+    e.docker_ok(&["rm", "prop"]);
+    e.docker_ok(&["volume", "rm", "shared-data"]);
+}

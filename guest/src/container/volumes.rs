@@ -368,7 +368,20 @@ pub fn mount_points(c: &Arc<Container>, volumes: &volume::Volumes) -> Vec<MountP
                 driver: None,
                 mode: Some(bind.options.to_string()),
                 rw: Some(!bind.read_only()),
-                propagation: Some("rprivate".to_string()),
+                // The propagation asked for among the options, as Docker
+                // reports it.
+                propagation: Some(
+                    bind.options
+                        .split(',')
+                        .find(|o| {
+                            matches!(
+                                *o,
+                                "rprivate" | "private" | "rslave" | "slave" | "rshared" | "shared"
+                            )
+                        })
+                        .unwrap_or("rprivate")
+                        .to_string(),
+                ),
             });
         }
     }
@@ -382,7 +395,14 @@ pub fn mount_points(c: &Arc<Container>, volumes: &volume::Volumes) -> Vec<MountP
                 driver: None,
                 mode: Some(String::new()),
                 rw: Some(!m.read_only.unwrap_or(false)),
-                propagation: Some("rprivate".to_string()),
+                propagation: Some(
+                    m.bind_options
+                        .as_ref()
+                        .and_then(|b| b.propagation)
+                        .map(|p| p.to_string())
+                        .filter(|p| !p.is_empty())
+                        .unwrap_or_else(|| "rprivate".to_string()),
+                ),
             });
         }
     }

@@ -71,6 +71,39 @@ fn bind_source(src: &str) -> Result<PathBuf> {
     Ok(p)
 }
 
+/// Docker's volume `Subpath`: a folder or file inside the volume, which
+/// must exist there and may not lead out of it (no `..`, no absolute path,
+/// no symlink out).
+fn volume_subpath(volume: &Path, name: &str, sub: &str) -> Result<PathBuf> {
+    let rel = Path::new(sub);
+    let escapes = rel.components().any(|c| {
+        !matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    });
+    if escapes {
+        return Err(bad(format!(
+            "invalid volume subpath {sub:?} of volume {name}: it must be a relative path inside the volume"
+        )));
+    }
+    let joined = volume.join(rel);
+    let missing = || {
+        bad(format!(
+            "cannot access path {}: volume {name} has no {sub:?}",
+            joined.display()
+        ))
+    };
+    let real = std::fs::canonicalize(&joined).map_err(|_| missing())?;
+    let root = std::fs::canonicalize(volume).map_err(|_| missing())?;
+    if !real.starts_with(&root) {
+        return Err(bad(format!(
+            "invalid volume subpath {sub:?} of volume {name}: it leads out of the volume"
+        )));
+    }
+    Ok(real)
+}
+
 /// Docker's `-v SRC:DST[:OPTS]`: an absolute `SRC` is a host path, else a
 /// named volume.
 fn bind_spec(spec: &str, volume_path: &dyn Fn(&str) -> Result<PathBuf>) -> Result<Mount> {
@@ -174,7 +207,16 @@ fn user_mounts(input: &SpecInput<'_>, hc: &HostConfig) -> Result<Vec<Mount>> {
                 out.push(bind(&host, &target, ro)?);
             }
             Some(MountType::VOLUME) => {
-                out.push(bind(&(input.volume_path)(&src)?, &target, ro)?);
+                let mut host = (input.volume_path)(&src)?;
+                let subpath = m
+                    .volume_options
+                    .as_ref()
+                    .and_then(|v| v.subpath.as_deref())
+                    .filter(|p| !p.is_empty());
+                if let Some(sub) = subpath {
+                    host = volume_subpath(&host, &src, sub)?;
+                }
+                out.push(bind(&host, &target, ro)?);
             }
             Some(MountType::TMPFS) => {
                 let mut extra = Vec::new();
