@@ -242,6 +242,7 @@ async fn dispatch(
             (&Method::POST, "stop") => containers::stop(engine, key, &query).await,
             (&Method::POST, "restart") => containers::restart(engine, key, &query).await,
             (&Method::POST, "kill") => containers::kill(engine, key, &query).await,
+            (&Method::POST, "rename") => containers::rename(engine, key, &query).await,
             (&Method::POST, "wait") => containers::wait(engine, key, &query),
             (&Method::DELETE, "") => containers::remove(engine, key, &query).await,
             (&Method::GET, "logs") => containers::logs(engine, key, &query),
