@@ -765,7 +765,7 @@ async fn send_events(
     tx: mpsc::Sender<Bytes>,
 ) {
     let line = |e: &EventMessage| {
-        serde_json::to_vec(e).ok().map(|mut b| {
+        serde_json::to_vec(&events::Wire::new(e)).ok().map(|mut b| {
             b.push(b'\n');
             Bytes::from(b)
         })
