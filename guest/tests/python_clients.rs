@@ -91,7 +91,13 @@ fn docker_py_runs_containers() {
     python(
         &e,
         "docker_py.py",
-        &["run_foreground", "run_detached", "label_filters", "events"],
+        &[
+            "run_foreground",
+            "run_detached",
+            "rename",
+            "label_filters",
+            "events",
+        ],
         "dpy",
     );
 }
@@ -318,6 +324,64 @@ fn docker_compose_v1_up_ps_exec_logs_recreate_scale_down() {
     assert!(!nets.contains(&c.project), "networks left: {nets}");
     let vols = e.docker_ok(&["volume", "ls", "-q"]);
     assert_eq!(vols.trim(), "", "volumes left: {vols}");
+}
+
+/// `docker-compose up` in the foreground, as CI scripts run a test job:
+/// attached to every service's output, it stops the project when the job
+/// exits and exits with the job's status.
+#[test]
+fn docker_compose_v1_up_exits_with_the_job() {
+    let e = EngineGuard::with_image(IMAGE, &[]);
+    let c = Compose::new(&e, "pycjob");
+    c.write(&format!(
+        r#"version: "2.4"
+services:
+  web:
+    image: {IMAGE}
+    command: ["sh", "-c", "{}"]
+    stop_grace_period: 1s
+  job:
+    image: {IMAGE}
+    command: ["sh", "-c", "sleep 1; echo job-done; exit 3"]
+    depends_on: [web]
+"#,
+        support::httpd("up")
+    ));
+    let out = c.run(&["up", "--no-color", "--exit-code-from", "job"]);
+    let said = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{said}\nengine log:\n{}",
+        e.log()
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("job_1 ") && l.ends_with("| job-done")),
+        "{said}"
+    );
+    // Every container of the project was stopped, none removed.
+    let label = format!("label=com.docker.compose.project={}", c.project);
+    let states = e.docker_ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        &label,
+        "--format",
+        "{{.Names}} {{.State}}",
+    ]);
+    let mut states: Vec<&str> = states.lines().collect();
+    states.sort();
+    assert_eq!(
+        states,
+        vec![
+            format!("{} exited", c.name("job", 1)),
+            format!("{} exited", c.name("web", 1)),
+        ],
+        "{said}"
+    );
 }
 
 // What these clients found, each checked on its own against Docker's

@@ -65,6 +65,31 @@ def run_detached(client):
         remove_containers(client, made)
 
 
+def rename(client):
+    made = []
+    try:
+        c = client.containers.run(IMAGE, ["sleep", "300"], detach=True, name=f"{PREFIX}-old")
+        made.append(c)
+        c.rename(f"{PREFIX}-new")
+        c.reload()
+        check(c.name == f"{PREFIX}-new" and c.status == "running", f"{c.name} {c.status}")
+        check(client.containers.get(f"{PREFIX}-new").id == c.id, "get by the new name")
+        try:
+            client.containers.get(f"{PREFIX}-old")
+            raise AssertionError("the old name still finds the container")
+        except docker.errors.NotFound:
+            pass
+        other = client.containers.create(IMAGE, "true", name=f"{PREFIX}-old")
+        made.append(other)
+        try:
+            other.rename(f"{PREFIX}-new")
+            raise AssertionError("renamed to a name in use")
+        except docker.errors.APIError as e:
+            check(e.status_code == 409, f"rename to a name in use: {e}")
+    finally:
+        remove_containers(client, made)
+
+
 def label_filters(client):
     made = []
     try:
@@ -174,7 +199,7 @@ def networks(client):
 
 STEPS = {
     f.__name__: f
-    for f in [run_foreground, run_detached, label_filters, events, images, volumes, networks]
+    for f in [run_foreground, run_detached, rename, label_filters, events, images, volumes, networks]
 }
 
 if __name__ == "__main__":
