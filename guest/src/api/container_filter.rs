@@ -123,7 +123,7 @@ impl ContainerFilter {
             _ => "none".to_string(),
         };
         f.id_prefix("id", c.id())
-            && f.name("name", c.name())
+            && f.name("name", &c.name())
             && f.labels(&c.record.labels())
             && f.exact("status", state.status.as_str())
             && f.exact("health", &health)

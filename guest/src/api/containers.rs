@@ -393,6 +393,28 @@ pub async fn kill(engine: &Arc<Engine>, key: &str, query: &Query) -> Result<Resp
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
+/// `POST /containers/{id}/rename?name=NEW`: in any state, as Docker.
+pub async fn rename(engine: &Arc<Engine>, key: &str, query: &Query) -> Result<Response<Body>> {
+    let name = query
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            Error::from(RequestError::Invalid(
+                "rename: the new name is missing (name=)".to_string(),
+            ))
+        })?
+        .to_string();
+    let c = engine.containers.get(key)?;
+    let containers = Arc::clone(&engine.containers);
+    tokio::task::spawn_blocking(move || containers.rename(&c, &name))
+        .await
+        .map_err(|e| Error::Runtime {
+            context: "container rename".to_string(),
+            message: e.to_string(),
+        })??;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
 /// `POST /containers/{id}/wait`: the status line goes out at once, the
 /// body when the condition is met (the docker CLI waits for the headers
 /// before it starts the container).
@@ -795,7 +817,7 @@ async fn send_events(
     tx: mpsc::Sender<Bytes>,
 ) {
     let line = |e: &EventMessage| {
-        serde_json::to_vec(e).ok().map(|mut b| {
+        serde_json::to_vec(&events::Wire::new(e)).ok().map(|mut b| {
             b.push(b'\n');
             Bytes::from(b)
         })

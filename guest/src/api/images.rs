@@ -8,6 +8,7 @@ use bollard_stubs::models::{
 };
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
+use serde_json::Value;
 
 use super::body;
 use super::routes::{Body, Query, empty, json, streaming, streaming_file};
@@ -131,8 +132,45 @@ pub fn list(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
     Ok(json(StatusCode::OK, &out))
 }
 
-/// `GET /images/{name}/json`.
-pub fn inspect(engine: &Arc<Engine>, name: &str) -> Result<Response<Body>> {
+/// The first API version whose image inspect leaves out `Container` and
+/// `ContainerConfig` (Docker 26): clients of older versions get them, as
+/// from Docker's graph-driver image store, and Compose v1 (API 1.38) reads
+/// `ContainerConfig.Volumes` when it recreates a container.
+const NO_CONTAINER_CONFIG_FROM: (u32, u32) = (1, 45);
+
+/// An image's `Container` and `ContainerConfig` as Docker reports them:
+/// those its config records (images built by the classic builder), else
+/// an empty ID and a zero-valued container config with every key.
+fn legacy_container_fields(config: Option<&serde_json::Value>) -> (Value, Value) {
+    let mut zero = serde_json::json!({
+        "Hostname": "", "Domainname": "", "User": "",
+        "AttachStdin": false, "AttachStdout": false, "AttachStderr": false,
+        "Tty": false, "OpenStdin": false, "StdinOnce": false,
+        "Env": null, "Cmd": null, "Image": "", "Volumes": null, "WorkingDir": "",
+        "Entrypoint": null, "OnBuild": null, "Labels": null,
+    });
+    if let (Some(recorded), Some(out)) = (
+        config
+            .and_then(|c| c.get("container_config"))
+            .and_then(Value::as_object),
+        zero.as_object_mut(),
+    ) {
+        out.extend(recorded.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    let container = config
+        .and_then(|c| c.get("container"))
+        .cloned()
+        .unwrap_or_else(|| Value::String(String::new()));
+    (container, zero)
+}
+
+/// `GET /images/{name}/json`; `version` is the API version the request
+/// names.
+pub fn inspect(
+    engine: &Arc<Engine>,
+    name: &str,
+    version: Option<(u32, u32)>,
+) -> Result<Response<Body>> {
     let img = engine.store.resolve(name)?;
     let config = config_of(engine, &img);
     let (created, _) = created_of(config.as_ref());
@@ -165,6 +203,15 @@ pub fn inspect(engine: &Arc<Engine>, name: &str) -> Result<Response<Body>> {
         }),
         ..Default::default()
     };
+    if version.is_some_and(|v| v < NO_CONTAINER_CONFIG_FROM) {
+        let mut v = serde_json::to_value(&out).map_err(Error::json("image inspect"))?;
+        let (container, container_config) = legacy_container_fields(config.as_ref());
+        if let Some(o) = v.as_object_mut() {
+            o.insert("Container".to_string(), container);
+            o.insert("ContainerConfig".to_string(), container_config);
+        }
+        return Ok(json(StatusCode::OK, &v));
+    }
     Ok(json(StatusCode::OK, &out))
 }
 

@@ -172,6 +172,15 @@ fn strip_version(path: &str) -> &str {
     path
 }
 
+/// The API version a request names in its `/v1.NN` prefix, as (major,
+/// minor); `None` without a prefix (the engine's own version).
+pub fn api_version(path: &str) -> Option<(u32, u32)> {
+    let rest = path.strip_prefix("/v")?;
+    let (version, _) = rest.split_once('/')?;
+    let (major, minor) = version.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
 /// Serves one request.
 pub async fn route(
     engine: Arc<Engine>,
@@ -180,8 +189,9 @@ pub async fn route(
     let method = req.method().clone();
     let raw_path = decode_path(req.uri().path());
     let path = strip_version(&raw_path).to_string();
+    let version = api_version(&raw_path);
     tracing::debug!(%method, %path, "request");
-    let result = dispatch(&engine, &method, &path, req).await;
+    let result = dispatch(&engine, &method, &path, version, req).await;
     Ok(result.unwrap_or_else(|e| error_response(&e)))
 }
 
@@ -189,6 +199,7 @@ async fn dispatch(
     engine: &Arc<Engine>,
     method: &Method,
     path: &str,
+    version: Option<(u32, u32)>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Error> {
     let query = Query::parse(req.uri().query());
@@ -242,6 +253,7 @@ async fn dispatch(
             (&Method::POST, "stop") => containers::stop(engine, key, &query).await,
             (&Method::POST, "restart") => containers::restart(engine, key, &query).await,
             (&Method::POST, "kill") => containers::kill(engine, key, &query).await,
+            (&Method::POST, "rename") => containers::rename(engine, key, &query).await,
             (&Method::POST, "wait") => containers::wait(engine, key, &query),
             (&Method::DELETE, "") => containers::remove(engine, key, &query).await,
             (&Method::GET, "logs") => containers::logs(engine, key, &query),
@@ -290,7 +302,7 @@ async fn dispatch(
     }
     if let Some(rest) = path.strip_prefix("/images/") {
         if let Some(name) = rest.strip_suffix("/json").filter(|_| method == Method::GET) {
-            return images::inspect(engine, name);
+            return images::inspect(engine, name, version);
         }
         if let Some(name) = rest.strip_suffix("/tag").filter(|_| method == Method::POST) {
             return images::tag(engine, name, &query);
@@ -321,6 +333,15 @@ mod tests {
         assert_eq!(strip_version("/v1.47/images/json"), "/images/json");
         assert_eq!(strip_version("/version"), "/version");
         assert_eq!(strip_version("/volumes"), "/volumes");
+    }
+
+    #[test]
+    fn reads_the_api_version_a_request_names() {
+        assert_eq!(api_version("/v1.38/images/box/json"), Some((1, 38)));
+        assert_eq!(api_version("/v1.47/_ping"), Some((1, 47)));
+        assert_eq!(api_version("/images/box/json"), None);
+        assert_eq!(api_version("/v1/images/json"), None);
+        assert_eq!(api_version("/vx.y/images/json"), None);
     }
 
     #[test]

@@ -206,7 +206,7 @@ impl Containers {
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
                 let n = names::check_name(n)?;
-                if let Some(other) = map.values().find(|c| c.record.name == n) {
+                if let Some(other) = map.values().find(|c| c.name() == n) {
                     return Err(ContainerError::NameInUse {
                         name: n,
                         id: other.record.id.clone(),
@@ -215,7 +215,7 @@ impl Containers {
                 }
                 n
             }
-            None => names::random_name(|n| map.values().any(|c| c.record.name == n))?,
+            None => names::random_name(|n| map.values().any(|c| c.name() == n))?,
         };
         let (volumes, made_volumes) = self.make_volumes(&wanted)?;
         let record = Record {

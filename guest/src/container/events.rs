@@ -92,6 +92,44 @@ impl Events {
     }
 }
 
+/// An event as `/events` sends it: Docker's message, with the fields that
+/// API versions before 1.52 still fill for container and image events
+/// (`status`, the action; `id`, the actor's ID; `from`, a container's
+/// image). docker-py's and Compose v1's event readers use them.
+#[derive(Debug, serde::Serialize)]
+pub struct Wire<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<&'a str>,
+    #[serde(flatten)]
+    message: &'a EventMessage,
+}
+
+impl<'a> Wire<'a> {
+    /// `message` with the older fields its type has.
+    pub fn new(message: &'a EventMessage) -> Self {
+        let legacy = matches!(
+            message.typ,
+            Some(EventMessageTypeEnum::CONTAINER | EventMessageTypeEnum::IMAGE)
+        );
+        let actor = message.actor.as_ref().filter(|_| legacy);
+        let from = actor
+            .filter(|_| message.typ == Some(EventMessageTypeEnum::CONTAINER))
+            .and_then(|a| a.attributes.as_ref())
+            .and_then(|a| a.get("image"))
+            .map(String::as_str);
+        Self {
+            status: message.action.as_deref().filter(|_| legacy),
+            id: actor.and_then(|a| a.id.as_deref()),
+            from,
+            message,
+        }
+    }
+}
+
 /// The keys `/events` takes.
 pub const FILTER_KEYS: &[&str] = &[
     "config",
@@ -171,6 +209,30 @@ impl Filter {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn container_events_carry_the_older_fields_networks_do_not() {
+        let events = Events::default();
+        let mut attrs = HashMap::new();
+        attrs.insert("image".to_string(), "box:1".to_string());
+        events.container("die", "abc123", attrs.clone());
+        events.network("create", "net456", attrs);
+        let (past, _) = events.subscribe(Some(0));
+        let c = serde_json::to_value(Wire::new(&past[0])).unwrap();
+        assert_eq!(c["status"], "die");
+        assert_eq!(c["id"], "abc123");
+        assert_eq!(c["from"], "box:1");
+        assert_eq!(c["Action"], "die");
+        assert_eq!(c["Actor"]["ID"], "abc123");
+        assert_eq!(c["Type"], "container");
+        let n = serde_json::to_value(Wire::new(&past[1])).unwrap();
+        let n = n.as_object().unwrap();
+        assert!(
+            ["status", "id", "from"].iter().all(|k| !n.contains_key(*k)),
+            "{n:?}"
+        );
+        assert_eq!(n["Action"], "create");
+    }
 
     #[test]
     fn filters_by_type_action_and_container() {

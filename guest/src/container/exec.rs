@@ -207,7 +207,7 @@ impl Containers {
         let process = {
             let input = spec::SpecInput {
                 id: c.id(),
-                name: c.name(),
+                name: &c.name(),
                 config: &c.record.body,
                 image: c.record.image_config.as_ref(),
                 rootfs: &rootfs,

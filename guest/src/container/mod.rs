@@ -23,7 +23,7 @@
 //! - [`publish`]: published ports.
 //! - [`discovery`]: the names the DNS server answers for.
 //! - [`reaper`]: noticing process exits with pidfds.
-//! - [`rename`]: renaming a container that has not run yet.
+//! - [`rename`]: renaming a container, in any state.
 //! - [`volumes`]: the volumes containers mount.
 
 pub mod create;
@@ -80,8 +80,12 @@ pub type AttachWaiter = oneshot::Sender<Result<(AttachReader, AttachWriter)>>;
 
 /// One container.
 pub struct Container {
-    /// As created.
+    /// As created; its name is [`Container::name`] (a rename changes
+    /// that and the record on disk).
     pub record: Record,
+    name: Mutex<String>,
+    /// Serialises renames (see [`rename`]).
+    renaming: Mutex<()>,
     /// Its folder.
     pub paths: Paths,
     state: Mutex<State>,
@@ -100,6 +104,8 @@ pub struct Container {
 impl Container {
     fn new(record: Record, dir: PathBuf, state: State) -> Self {
         Self {
+            name: Mutex::new(record.name.clone()),
+            renaming: Mutex::new(()),
             record,
             paths: Paths::new(dir),
             state: Mutex::new(state),
@@ -146,8 +152,18 @@ impl Container {
     }
 
     /// The container's name, without `/`.
-    pub fn name(&self) -> &str {
-        &self.record.name
+    pub fn name(&self) -> String {
+        self.name
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_name(&self, name: &str) {
+        *self
+            .name
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = name.to_string();
     }
 
     fn lock_state(&self) -> MutexGuard<'_, State> {
@@ -194,7 +210,7 @@ impl Container {
     /// The event attributes Docker gives a container: name, image, labels.
     pub fn attributes(&self) -> HashMap<String, String> {
         let mut a = self.record.labels();
-        a.insert("name".to_string(), self.record.name.clone());
+        a.insert("name".to_string(), self.name());
         a.insert("image".to_string(), self.record.image_name.clone());
         a
     }
@@ -385,7 +401,7 @@ impl Containers {
         if let Some(c) = map.get(bare) {
             return Ok(Arc::clone(c));
         }
-        if let Some(c) = map.values().find(|c| c.record.name == bare) {
+        if let Some(c) = map.values().find(|c| c.name() == bare) {
             return Ok(Arc::clone(c));
         }
         if !bare.is_empty() && bare.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -197,7 +197,7 @@ impl Containers {
                     self.networks
                         .reserve(
                             &rec.id,
-                            (c.id(), c.name()),
+                            (c.id(), &c.name()),
                             a,
                             &format!("eth{i}"),
                             default_route,
@@ -360,7 +360,7 @@ impl Containers {
                 .attach(
                     &ns,
                     &rec.id,
-                    (c.id(), c.name()),
+                    (c.id(), &c.name()),
                     &want,
                     &ifname,
                     !routed && !rec.internal,

@@ -39,7 +39,7 @@ impl Containers {
             kill_all(
                 self.runtime()?,
                 c.id(),
-                c.name(),
+                &c.name(),
                 "remove",
                 &mut signals,
                 exits,
@@ -68,7 +68,7 @@ impl Containers {
         });
         self.events.container("destroy", c.id(), c.attributes());
         if let Ok(rt) = self.runtime() {
-            super::start::forget(rt, c.id(), c.name()).await;
+            super::start::forget(rt, c.id(), &c.name()).await;
         }
         // Unmounting and deleting files block: on a thread of their own,
         // so the waiters woken above answer meanwhile.

@@ -1,59 +1,70 @@
-//! Renaming a container that has not run yet.
+//! Renaming a container, in any state, as Docker does
+//! (`POST /containers/{id}/rename`).
 //!
-//! A recreate makes the new container under a temporary name, removes the
-//! old one, then gives the new one its name before starting it. The name is
-//! part of the container's record, written crash-safely; a container that
-//! never started has no process, monitor or network endpoint that knows its
-//! name, so the record is all there is to change.
+//! Compose recreates a service by renaming the old container out of the
+//! way (stopped, or still running), and the reconciler gives a new
+//! container its name before starting it. The name lives in the
+//! container's record, written crash-safely, and in the endpoints of the
+//! networks it runs on, where the DNS server finds it; the monitor and the
+//! runtime know the container only by its ID.
 
 use std::sync::Arc;
 
 use super::record::{self, Record};
-use super::{Container, Containers, Status, names};
-use crate::error::{ContainerError, Error, Result};
+use super::{Container, Containers, names};
+use crate::error::{ContainerError, Result};
 
 impl Containers {
-    /// Renames `c`, which must be created and never started; returns the
-    /// renamed container (the old handle is stale afterwards).
-    pub fn rename_created(&self, c: &Arc<Container>, new_name: &str) -> Result<Arc<Container>> {
+    /// Renames `c` to `new_name` (a leading `/` is dropped). Refused when
+    /// the name is its current one (Docker's 400) or taken by another
+    /// container (409).
+    /// Blocks on writing the record: call it off the async workers.
+    pub fn rename(&self, c: &Arc<Container>, new_name: &str) -> Result<()> {
         let new_name = names::check_name(new_name)?;
-        let _op = c.op.try_lock().map_err(|_| {
-            Error::from(ContainerError::WrongState(format!(
-                "container {}: rename: another operation on it is under way",
-                c.name()
-            )))
-        })?;
-        let state = c.state();
-        if state.status != Status::Created {
-            return Err(Error::from(ContainerError::WrongState(format!(
-                "container {}: rename to {new_name}: only a container that has not run can be renamed",
-                c.name()
-            ))));
-        }
-        let mut map = self.lock_map();
-        if let Some(other) = map
-            .values()
-            .find(|o| o.record.name == new_name && o.id() != c.id())
-        {
-            return Err(Error::from(ContainerError::WrongState(format!(
-                "container {}: rename: the name \"/{new_name}\" is already in use by container \"{}\"",
-                c.name(),
-                other.id()
-            ))));
-        }
-        let old_name = c.record.name.clone();
+        // Not the operation lock: Docker renames a container while it
+        // stops, restarts or runs, and the clean-up after an exit holds
+        // that lock for a while. Renames of one container take turns.
+        let _renaming = c
+            .renaming
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let old_name = {
+            let map = self.lock_map();
+            let old_name = c.name();
+            if old_name == new_name {
+                return Err(ContainerError::InvalidConfig(format!(
+                    "container {old_name}: renaming a container with the same name as its current name"
+                ))
+                .into());
+            }
+            if let Some(other) = map
+                .values()
+                .find(|o| o.id() != c.id() && o.name() == new_name)
+            {
+                return Err(ContainerError::NameInUse {
+                    name: new_name,
+                    id: other.id().to_string(),
+                }
+                .into());
+            }
+            // Taken under the map's lock: a create or rename that checks
+            // after this sees the name in use.
+            c.set_name(&new_name);
+            old_name
+        };
         let record = Record {
-            name: new_name,
+            name: new_name.clone(),
             ..c.record.clone()
         };
-        crate::state::write_json_atomic(&c.paths.dir, record::RECORD_FILE, &record)?;
-        let renamed = Arc::new(Container::new(record, c.paths.dir.clone(), state));
-        renamed.set_attachments_in_memory(c.attachments());
-        map.insert(c.id().to_string(), Arc::clone(&renamed));
-        drop(map);
-        let mut attrs = renamed.attributes();
+        if let Err(e) = crate::state::write_json_atomic(&c.paths.dir, record::RECORD_FILE, &record)
+        {
+            c.set_name(&old_name);
+            return Err(e);
+        }
+        self.networks.rename_endpoints(c.id(), &new_name);
+        let mut attrs = c.attributes();
         attrs.insert("oldName".to_string(), format!("/{old_name}"));
-        self.events.container("rename", renamed.id(), attrs);
-        Ok(renamed)
+        self.events.container("rename", c.id(), attrs);
+        Ok(())
     }
 }

@@ -203,7 +203,7 @@ impl Containers {
         );
         let input = spec::SpecInput {
             id: c.id(),
-            name: c.name(),
+            name: &c.name(),
             config: &c.record.body,
             image: c.record.image_config.as_ref(),
             rootfs: &rootfs_path,
@@ -291,7 +291,7 @@ impl Containers {
     /// Deletes the runtime's container and unmounts the root.
     pub(super) async fn clean_runtime(&self, c: &Container) {
         if let Ok(rt) = self.runtime() {
-            forget(rt, c.id(), c.name()).await;
+            forget(rt, c.id(), &c.name()).await;
         }
         // On a blocking thread: the exits of a `down` are cleaned up
         // together, not one unmount after another on the async thread.

@@ -55,7 +55,7 @@ impl Containers {
         let timeout = timeout
             .or(c.record.body.stop_timeout)
             .unwrap_or(DEFAULT_STOP_TIMEOUT);
-        signal_then_kill(rt, c.id(), c.name(), &sig, timeout, &mut signals, exits).await?;
+        signal_then_kill(rt, c.id(), &c.name(), &sig, timeout, &mut signals, exits).await?;
         self.events.container("stop", c.id(), c.attributes());
         Ok(true)
     }

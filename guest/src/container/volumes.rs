@@ -230,9 +230,7 @@ impl Containers {
         let mut out: HashMap<String, Vec<String>> = HashMap::new();
         for c in self.lock_map().values() {
             for v in &c.record.volumes {
-                out.entry(v.name.clone())
-                    .or_default()
-                    .push(c.record.name.clone());
+                out.entry(v.name.clone()).or_default().push(c.name());
             }
         }
         for users in out.values_mut() {
@@ -256,7 +254,7 @@ impl Containers {
             let mut users: Vec<String> = map
                 .values()
                 .filter(|c| c.record.volumes.iter().any(|v| v.name == name))
-                .map(|c| format!("{} ({})", c.record.name, &c.record.id[..12]))
+                .map(|c| format!("{} ({})", c.name(), &c.record.id[..12]))
                 .collect();
             if !users.is_empty() {
                 users.sort();

@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::net::Ipv4Addr;
 
 use super::events::EndpointEvent;
-use super::record::{Attachment, Endpoint};
+use super::record::{Attachment, Endpoint, NetworkRecord};
 use super::{Networks, ipam, link};
 use crate::error::{Error, NetworkError, Result};
 
@@ -214,6 +214,29 @@ impl Networks {
             link::delete_link(&h, &e.host_veth).await?;
         }
         Ok(())
+    }
+
+    /// Gives a renamed container's endpoints its new name, so the DNS
+    /// server answers for that name.
+    pub fn rename_endpoints(&self, container_id: &str, name: &str) {
+        let changed: Vec<NetworkRecord> = self
+            .lock()
+            .values_mut()
+            .filter_map(|n| {
+                let e = n.endpoints.get_mut(container_id)?;
+                e.container_name = name.to_string();
+                Some(n.clone())
+            })
+            .collect();
+        for rec in changed {
+            if let Err(e) = self.save(&rec) {
+                tracing::warn!(
+                    "rename {container_id} to {name} on network {}: {}",
+                    rec.name,
+                    e.full_message()
+                );
+            }
+        }
     }
 
     /// Frees a stopped container's addresses on every network. Its veth

@@ -119,8 +119,8 @@ impl World for EngineWorld {
         let c = self.0.containers.get(id).map_err(|e| e.full_message())?;
         self.0
             .containers
-            .rename_created(&c, name)
-            .map(|c| c.id().to_string())
+            .rename(&c, name)
+            .map(|()| c.id().to_string())
             .map_err(|e| e.full_message())
     }
 
@@ -216,7 +216,7 @@ impl World for EngineWorld {
             .list()
             .into_iter()
             .filter(|c| c.record.volumes.iter().any(|v| v.name == name))
-            .map(|c| (c.record.id.clone(), c.record.name.clone()))
+            .map(|c| (c.record.id.clone(), c.name()))
             .collect()
     }
 
