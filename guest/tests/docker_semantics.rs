@@ -452,3 +452,34 @@ fn volume_subpaths_mount_part_of_a_volume_and_propagation_is_reported() {
     e.docker_ok(&["rm", "prop"]);
     e.docker_ok(&["volume", "rm", "shared-data"]);
 }
+
+#[test]
+fn a_mac_address_asked_for_is_the_interfaces() {
+    let e = EngineGuard::with_image(IMAGE, &[]);
+    e.docker_ok(&["network", "create", "macnet"]);
+    let out = e.docker_ok(&[
+        "run",
+        "--name",
+        "withmac",
+        "--network",
+        "macnet",
+        "--mac-address",
+        "02:42:ac:11:00:99",
+        IMAGE,
+        "cat",
+        "/sys/class/net/eth0/address",
+    ]);
+    assert_eq!(out.trim(), "02:42:ac:11:00:99");
+    let err = e.docker_err(&[
+        "create",
+        "--network",
+        "macnet",
+        "--mac-address",
+        "01:00:5e:00:00:01",
+        IMAGE,
+        "true",
+    ]);
+    assert!(err.contains("invalid MAC address"), "{err}");
+    e.docker_ok(&["rm", "withmac"]);
+    e.docker_ok(&["network", "rm", "macnet"]);
+}

@@ -65,9 +65,30 @@ pub fn mode_of(body: &ContainerCreateBody) -> Mode {
     }
 }
 
-fn endpoint_wish(settings: Option<&EndpointSettings>) -> Result<(Vec<String>, Option<Ipv4Addr>)> {
+/// What a container asks for on one network.
+struct Wish {
+    aliases: Vec<String>,
+    ipv4: Option<Ipv4Addr>,
+    mac: Option<String>,
+}
+
+/// A MAC address as asked for: six hex octets, not a multicast one.
+fn wished_mac(text: &str) -> Result<String> {
+    match crate::network::ipam::parse_mac(text) {
+        Some(m) if m[0] & 1 == 0 => Ok(crate::network::ipam::mac_text(m)),
+        _ => Err(Error::from(ContainerError::InvalidConfig(format!(
+            "invalid MAC address {text:?}: want six hex octets such as 02:42:ac:11:00:02, not a multicast one"
+        )))),
+    }
+}
+
+fn endpoint_wish(settings: Option<&EndpointSettings>) -> Result<Wish> {
     let Some(s) = settings else {
-        return Ok((Vec::new(), None));
+        return Ok(Wish {
+            aliases: Vec::new(),
+            ipv4: None,
+            mac: None,
+        });
     };
     let aliases: Vec<String> = s
         .aliases
@@ -89,7 +110,28 @@ fn endpoint_wish(settings: Option<&EndpointSettings>) -> Result<(Vec<String>, Op
             })
         })
         .transpose()?;
-    Ok((aliases, ip))
+    if let Some(opts) = s.driver_opts.as_ref().filter(|o| !o.is_empty()) {
+        let mut keys: Vec<&String> = opts.keys().collect();
+        keys.sort();
+        return Err(Error::from(ContainerError::InvalidConfig(format!(
+            "endpoint driver options are not supported by servin's bridge networks: {}",
+            keys.iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))));
+    }
+    let mac = s
+        .mac_address
+        .as_deref()
+        .filter(|m| !m.is_empty())
+        .map(wished_mac)
+        .transpose()?;
+    Ok(Wish {
+        aliases,
+        ipv4: ip,
+        mac,
+    })
 }
 
 impl Containers {
@@ -131,12 +173,13 @@ impl Containers {
                 .then(|| endpoints.get("default"))
                 .flatten()
         });
-        let (aliases, ipv4) = endpoint_wish(primary_settings)?;
-        check_default_wish(default, &aliases, ipv4)?;
+        let wish = endpoint_wish(primary_settings)?;
+        check_default_wish(default, &wish.aliases, wish.ipv4)?;
         out.push(Attachment {
             network: key,
-            aliases,
-            ipv4,
+            aliases: wish.aliases,
+            ipv4: wish.ipv4,
+            mac: wish.mac,
         });
         let mut others: Vec<(&String, &EndpointSettings)> = endpoints
             .iter()
@@ -148,12 +191,13 @@ impl Containers {
             if out.iter().any(|a| a.network == key) {
                 continue;
             }
-            let (aliases, ipv4) = endpoint_wish(Some(settings))?;
-            check_default_wish(default, &aliases, ipv4)?;
+            let wish = endpoint_wish(Some(settings))?;
+            check_default_wish(default, &wish.aliases, wish.ipv4)?;
             out.push(Attachment {
                 network: key,
-                aliases,
-                ipv4,
+                aliases: wish.aliases,
+                ipv4: wish.ipv4,
+                mac: wish.mac,
             });
         }
         Ok(out)
@@ -319,7 +363,7 @@ impl Containers {
             }
         }
         let rec = self.resolve(network_key).await?;
-        let (aliases, ipv4) = endpoint_wish(settings)?;
+        let Wish { aliases, ipv4, mac } = endpoint_wish(settings)?;
         check_default_wish(rec.is_default(), &aliases, ipv4)?;
         let attachments = c.attachments();
         let same = |a: &Attachment| {
@@ -336,6 +380,7 @@ impl Containers {
             network: rec.id.clone(),
             aliases,
             ipv4,
+            mac,
         };
         if c.state().status == Status::Running {
             let ns = link::enter_netns(&c.paths.netns()).await?;
@@ -511,10 +556,41 @@ mod tests {
             }),
             ..Default::default()
         };
-        let (aliases, ip) = endpoint_wish(Some(&s)).unwrap();
+        let Wish {
+            aliases,
+            ipv4: ip,
+            mac,
+        } = endpoint_wish(Some(&s)).unwrap();
         assert_eq!(aliases, vec!["db"]);
         assert_eq!(ip, Some(Ipv4Addr::new(10, 89, 3, 7)));
+        assert_eq!(mac, None);
         assert!(check_default_wish(true, &aliases, None).is_err());
         assert!(check_default_wish(false, &aliases, ip).is_ok());
+    }
+
+    #[test]
+    fn mac_addresses_and_driver_options_are_checked() {
+        let with = |mac: &str| EndpointSettings {
+            mac_address: Some(mac.into()),
+            ..Default::default()
+        };
+        let wish = endpoint_wish(Some(&with("02:42:AC:11:00:09"))).unwrap();
+        assert_eq!(wish.mac.as_deref(), Some("02:42:ac:11:00:09"));
+        for bad in ["01:00:5e:00:00:01", "02:42:ac:11:00", "zz:42:ac:11:00:09"] {
+            let e = endpoint_wish(Some(&with(bad))).err().unwrap();
+            assert!(e.to_string().contains("invalid MAC address"), "{bad}: {e}");
+        }
+        let opts = EndpointSettings {
+            driver_opts: Some(std::collections::HashMap::from([(
+                "com.docker.network.endpoint.ifname".to_string(),
+                "eth7".to_string(),
+            )])),
+            ..Default::default()
+        };
+        let e = endpoint_wish(Some(&opts)).err().unwrap();
+        assert!(
+            e.to_string().contains("com.docker.network.endpoint.ifname"),
+            "{e}"
+        );
     }
 }

@@ -114,7 +114,10 @@ impl Networks {
                 container_name: container_name.to_string(),
                 aliases: want.aliases.clone(),
                 ipv4,
-                mac: ipam::mac_text(ipam::mac_for(ipv4)),
+                mac: want
+                    .mac
+                    .clone()
+                    .unwrap_or_else(|| ipam::mac_text(ipam::mac_for(ipv4))),
                 ifname: ifname.to_string(),
                 host_veth: host_veth.clone(),
             };
@@ -156,7 +159,7 @@ impl Networks {
                     host_name: &e.host_veth,
                     bridge: r.bridge,
                     ifname: &e.ifname,
-                    mac: ipam::mac_for(e.ipv4),
+                    mac: ipam::parse_mac(&e.mac).unwrap_or_else(|| ipam::mac_for(e.ipv4)),
                     address: e.ipv4,
                     prefix: r.prefix,
                     default_gateway: r.default_route.then_some(r.gateway),

@@ -174,6 +174,23 @@ pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
     [0x02, 0x42, o[0], o[1], o[2], o[3]]
 }
 
+/// Reads `aa:bb:cc:dd:ee:ff` (or with `-`); `None` when it is not six hex
+/// octets.
+pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = text.split([':', '-']).collect();
+    let mut out = [0u8; 6];
+    if parts.len() != 6 {
+        return None;
+    }
+    for (slot, p) in out.iter_mut().zip(parts) {
+        if p.len() != 2 {
+            return None;
+        }
+        *slot = u8::from_str_radix(p, 16).ok()?;
+    }
+    Some(out)
+}
+
 /// `aa:bb:cc:dd:ee:ff`.
 pub fn mac_text(mac: [u8; 6]) -> String {
     mac.iter()

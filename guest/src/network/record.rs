@@ -118,6 +118,10 @@ pub struct Attachment {
     /// A fixed address (`--ip`), if asked for.
     #[serde(default)]
     pub ipv4: Option<Ipv4Addr>,
+    /// A fixed MAC address (`--mac-address`, `aa:bb:cc:dd:ee:ff`), if asked
+    /// for; else one is made from the address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
 /// Reads every network folder under `dir`; folders left by a create or a
