@@ -25,7 +25,11 @@
 //! - [`reaper`]: noticing process exits with pidfds.
 //! - [`rename`]: renaming a container that has not run yet.
 //! - [`volumes`]: the volumes containers mount.
+//! - [`archive`]: copying files out of and into a container (`docker cp`),
+//!   with the filesystem work in [`archive_tar`].
 
+pub mod archive;
+pub mod archive_tar;
 pub mod create;
 pub mod discovery;
 pub mod error;
