@@ -705,7 +705,7 @@ fn make_node<R: Read>(
             )
             .map_err(Failure::io(full))?;
             let mut f = std::fs::File::from(fd);
-            io::copy(entry, &mut f).map_err(|e| {
+            copy_big(entry, &mut f).map_err(|e| {
                 if e.raw_os_error() == Some(Errno::ROFS.raw_os_error()) {
                     Failure::ReadOnly
                 } else {
@@ -762,6 +762,29 @@ fn make_node<R: Read>(
         other => Err(Failure::BadArchive(format!(
             "the entry {shown:?} has a type servin does not extract ({other:?})"
         ))),
+    }
+}
+
+/// Copies `from` to `to` in pieces of up to 256 KiB (`io::copy` writes
+/// 8 KiB at a time: many more system calls for a large file).
+fn copy_big(from: &mut impl Read, to: &mut impl Write) -> io::Result<u64> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match from.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            return Ok(total);
+        }
+        to.write_all(&buf[..filled])?;
+        total += filled as u64;
     }
 }
 
