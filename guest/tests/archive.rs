@@ -163,6 +163,16 @@ fn docker_cp_both_ways_with_a_running_container() {
     );
     let r = e.api("HEAD", "/v1.47/containers/nosuch/archive?path=/", &[], b"");
     assert_eq!(r.status, 404);
+    // A large upload to a missing container is read before the 404, so
+    // the client gets the answer rather than a broken pipe.
+    let big = vec![0u8; 8 * 1024 * 1024];
+    let r = e.api(
+        "PUT",
+        "/v1.47/containers/nosuch/archive?path=/tmp",
+        &[],
+        &big,
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
     let err = e.docker_err(&["cp", "web:/nope", &h("nope")]);
     assert!(err.contains("Could not find the file /nope"), "{err}");
     let r = e.api("GET", "/v1.47/containers/web/archive", &[], b"");
