@@ -16,7 +16,6 @@ const UNSERVED: &[(&str, &str)] = &[
     ("POST", "/v1.47/images/create?fromSrc=-"),
     ("POST", "/v1.47/plugins/pull"),
     ("POST", "/v1.47/session"),
-    ("PUT", "/v1.47/containers/x/archive?path=/tmp"),
     ("POST", "/v1.47/containers/x/update"),
     ("POST", "/v1.47/networks/n/frobnicate"),
     ("PUT", "/v1.47/volumes/v"),

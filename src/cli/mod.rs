@@ -4,6 +4,7 @@
 mod attach;
 mod completions;
 mod config;
+mod cp;
 mod doctor;
 mod exec;
 mod image;
@@ -128,6 +129,7 @@ pub enum Command {
     Rm(lifecycle::RmArgs),
     Ps(ps::Args),
     Port(port::Args),
+    Cp(cp::Args),
     Logs(logs::Args),
     Exec(exec::Args),
     Inspect(inspect::Args),
@@ -185,6 +187,7 @@ pub fn main() -> ExitCode {
         Command::Rm(args) => lifecycle::rm(&cli, args),
         Command::Ps(args) => ps::run(&cli, args),
         Command::Port(args) => port::run(&cli, args),
+        Command::Cp(args) => cp::run(&cli, args),
         Command::Logs(args) => logs::run(&cli, args),
         Command::Exec(args) => exec::run(&cli, args),
         Command::Inspect(args) => inspect::run(&cli, args),

@@ -309,3 +309,215 @@ pub async fn wait_code(
         })?;
     Ok(r.status_code)
 }
+
+/// How an upload into a container is extracted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PutArchiveOptions {
+    /// Own what is written by the container's user (`docker cp -a`).
+    pub copy_uid_gid: bool,
+}
+
+/// The body of a `GET /containers/{id}/archive`, read as it arrives.
+pub struct ArchiveReader<'a> {
+    engine: &'a Engine,
+    body: hyper::body::Incoming,
+    piece: Bytes,
+    step: String,
+}
+
+impl std::io::Read for ArchiveReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.piece.is_empty() {
+            let frame = self.engine.rt.block_on(self.body.frame());
+            match frame {
+                None => return Ok(0),
+                Some(Err(e)) => {
+                    return Err(std::io::Error::other(format!("{}: {e}", self.step)));
+                }
+                Some(Ok(f)) => {
+                    if let Ok(d) = f.into_data() {
+                        self.piece = d;
+                    }
+                }
+            }
+        }
+        let n = buf.len().min(self.piece.len());
+        buf[..n].copy_from_slice(&self.piece[..n]);
+        let _ = self.piece.split_to(n);
+        Ok(n)
+    }
+}
+
+fn archive_path(id: &str, path: &str) -> String {
+    format!("/containers/{}/archive?path={}", encode(id), encode(path))
+}
+
+fn path_stat(
+    resp: &hyper::Response<hyper::body::Incoming>,
+    step: &str,
+) -> Result<super::copy::PathStat, Error> {
+    use base64::Engine as _;
+    let invalid = || Error::Invalid(format!("{step}: the engine sent no valid path stat"));
+    let raw = resp
+        .headers()
+        .get("X-Docker-Container-Path-Stat")
+        .ok_or_else(invalid)?;
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(raw.as_bytes())
+        .map_err(|_| invalid())?;
+    serde_json::from_slice(&json).map_err(|source| Error::Decode {
+        step: step.to_string(),
+        source,
+    })
+}
+
+impl Engine {
+    /// `HEAD /containers/{id}/archive`: what `path` is in the container,
+    /// `None` when it is not there (the container is).
+    pub fn stat_path(&self, id: &str, path: &str) -> Result<Option<super::copy::PathStat>, Error> {
+        let step = format!("stat {id}:{path}");
+        let resp = self.send(
+            Method::HEAD,
+            &archive_path(id, path),
+            &[],
+            Bytes::new(),
+            &step,
+        )?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            // Both a missing container and a missing path are a 404: ask
+            // which (HEAD has no body to say it).
+            self.inspect_container(id)?;
+            return Ok(None);
+        }
+        let resp = self.check(resp, &step)?;
+        path_stat(&resp, &step).map(Some)
+    }
+
+    /// `GET /containers/{id}/archive`: the stat of `path` and its tar,
+    /// read as it arrives.
+    pub fn get_archive(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Result<(super::copy::PathStat, ArchiveReader<'_>), Error> {
+        let step = format!("copy from {id}:{path}");
+        let resp = self.send(
+            Method::GET,
+            &archive_path(id, path),
+            &[],
+            Bytes::new(),
+            &step,
+        )?;
+        let resp = self.check(resp, &step)?;
+        let stat = path_stat(&resp, &step)?;
+        Ok((
+            stat,
+            ArchiveReader {
+                engine: self,
+                body: resp.into_body(),
+                piece: Bytes::new(),
+                step,
+            },
+        ))
+    }
+
+    /// `PUT /containers/{id}/archive`: extracts the tar `produce` writes
+    /// into the folder `dir` of the container. `produce` runs on a thread
+    /// of its own while the request streams what it writes; its result is
+    /// returned once the engine has answered.
+    pub fn put_archive<T: Send + 'static>(
+        &self,
+        id: &str,
+        dir: &str,
+        opts: PutArchiveOptions,
+        produce: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T, Error> {
+        let step = format!("copy to {id}:{dir}");
+        let mut path = format!("{}&noOverwriteDirNonDir=true", archive_path(id, dir));
+        if opts.copy_uid_gid {
+            path.push_str("&copyUIDGID=true");
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+        let producer = std::thread::spawn(move || {
+            let mut out = ChannelWriter {
+                tx: tx.clone(),
+                buf: Vec::with_capacity(CHUNK),
+            };
+            let r = produce(&mut out).and_then(|v| {
+                std::io::Write::flush(&mut out)?;
+                Ok(v)
+            });
+            if let Err(e) = &r {
+                let _ = tx.blocking_send(Err(std::io::Error::new(e.kind(), e.to_string())));
+            }
+            r
+        });
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|piece| (piece.map(hyper::body::Frame::data), rx))
+        });
+        let body = http_body_util::StreamBody::new(stream);
+        let sent = self.rt.block_on(async {
+            let addr = self.addr.to_string();
+            let conn = tokio::net::UnixStream::connect(&self.addr.socket)
+                .await
+                .map_err(|source| Error::Unreachable {
+                    addr: addr.clone(),
+                    source,
+                })?;
+            let http = |source| Error::Http {
+                addr: addr.clone(),
+                step: step.clone(),
+                source,
+            };
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(conn))
+                .await
+                .map_err(http)?;
+            tokio::spawn(conn);
+            let req = hyper::Request::builder()
+                .method(Method::PUT)
+                .uri(&path)
+                .header("Host", "servin")
+                .header("Content-Type", "application/x-tar")
+                .body(body)
+                .map_err(|e| Error::Invalid(format!("{step}: {e}")))?;
+            sender.send_request(req).await.map_err(http)
+        });
+        let produced = producer
+            .join()
+            .map_err(|_| Error::Invalid(format!("{step}: the tar writer failed")))?;
+        let resp = sent?;
+        let resp = self.check(resp, &step)?;
+        self.body(resp, &step)?;
+        produced.map_err(|e| Error::Invalid(format!("{step}: {e}")))
+    }
+}
+
+const CHUNK: usize = 256 * 1024;
+
+/// Hands what is written to a request body, in pieces.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .blocking_send(Ok(Bytes::from(piece)))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+    }
+}

@@ -7,12 +7,14 @@
 //! - [`auth`]: registry credentials (`~/.servin/auth.json`, `~/.docker/config.json`).
 //! - [`images`]: the image operations.
 //! - [`containers`]: the container operations and attached streams.
+//! - [`copy`]: `servin cp`'s rules and its host side.
 //! - [`volumes`]: the volume operations.
 //! - [`projects`]: planning a project.
 
 pub mod address;
 pub mod auth;
 pub mod containers;
+pub mod copy;
 pub mod images;
 pub mod networks;
 pub mod projects;

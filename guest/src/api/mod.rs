@@ -9,6 +9,7 @@
 //! - [`auth`]: `POST /auth`, checking registry credentials.
 //! - [`images`]: the `/images/...` calls.
 //! - [`container_filter`]: Docker's container filters, for lists and prune.
+//! - [`archive`]: `/containers/{id}/archive`, `docker cp` both ways.
 //! - [`containers`]: the `/containers/...`, `/exec/...` and `/events` calls.
 //! - [`attach`], [`exec`]: the stream pumps of attach and exec, carrying a
 //!   container's or an exec process's stdio over the connection.
@@ -22,6 +23,7 @@
 //! - [`status`]: the HTTP status of every engine error, the one place where
 //!   errors meet HTTP.
 
+pub mod archive;
 pub mod attach;
 pub mod auth;
 pub mod body;

@@ -12,7 +12,7 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::mpsc::{Receiver, UnboundedReceiver};
 
-use super::{auth, containers, images, networks, projects, system, volumes};
+use super::{archive, auth, containers, images, networks, projects, system, volumes};
 use crate::engine::Engine;
 use crate::error::{Error, RequestError};
 
@@ -260,6 +260,9 @@ async fn dispatch(
             (&Method::POST, "attach") => containers::attach(engine, key, &query, req),
             (&Method::POST, "resize") => containers::resize(engine, key, &query).await,
             (&Method::POST, "exec") => containers::exec_create(engine, key, req).await,
+            (&Method::GET, "archive") => archive::get(engine, key, &query).await,
+            (&Method::HEAD, "archive") => archive::head(engine, key, &query).await,
+            (&Method::PUT, "archive") => archive::put(engine, key, &query, req).await,
             _ => not_served(method, path, req).await,
         };
     }
@@ -385,6 +388,12 @@ fn swarm_call(path: &str) -> Option<SwarmCall> {
         "swarm" | "nodes" | "services" | "tasks" | "secrets" | "configs"
     )
     .then_some(SwarmCall::Other)
+}
+
+/// Reads and drops a request's body, so that a client still sending one
+/// gets the answer (an error) instead of a broken pipe.
+pub async fn discard(req: Request<Incoming>) {
+    discard_body(req).await;
 }
 
 /// Reads and drops a request's body, so that a client still sending one

@@ -67,11 +67,16 @@ fn container(e: &ContainerError) -> StatusCode {
     match e {
         ContainerError::InvalidConfig(_)
         | ContainerError::InvalidName(_)
-        | ContainerError::AmbiguousId(_) => StatusCode::BAD_REQUEST,
+        | ContainerError::AmbiguousId(_)
+        | ContainerError::NotAFolder(_)
+        | ContainerError::BadArchive(_) => StatusCode::BAD_REQUEST,
+        ContainerError::NoSuchPath { .. } => StatusCode::NOT_FOUND,
+        ContainerError::ReadOnlyPath { .. } => StatusCode::FORBIDDEN,
         ContainerError::NameInUse { .. }
         | ContainerError::NoFreeName
         | ContainerError::NotRunning(_)
         | ContainerError::WrongState(_)
+        | ContainerError::WouldReplace(_)
         | ContainerError::Exec { .. } => StatusCode::CONFLICT,
         ContainerError::Networking(_) => StatusCode::FORBIDDEN,
     }
@@ -161,6 +166,26 @@ mod tests {
                 StatusCode::PAYLOAD_TOO_LARGE,
             ),
             (Error::NoSuchContainer("web".into()), StatusCode::NOT_FOUND),
+            (
+                ContainerError::NoSuchPath {
+                    container: "web".into(),
+                    path: "/nope".into(),
+                }
+                .into(),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                ContainerError::NotAFolder("/etc/hosts".into()).into(),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                ContainerError::ReadOnlyPath {
+                    container: "web".into(),
+                    path: "/".into(),
+                }
+                .into(),
+                StatusCode::FORBIDDEN,
+            ),
             (
                 Error::Registry {
                     context: "pull x".into(),

@@ -46,4 +46,31 @@ pub enum ContainerError {
         /// What is wrong, in Docker's words.
         why: String,
     },
+    /// A path that is not in the container (`docker cp`), in Docker's words.
+    #[error("Could not find the file {path} in container {container}")]
+    NoSuchPath {
+        /// The container.
+        container: String,
+        /// The path asked for.
+        path: String,
+    },
+    /// A copy into a path that is not a folder.
+    #[error("extraction point is not a directory: {0}")]
+    NotAFolder(String),
+    /// A copy onto the container's read-only root or a read-only mount.
+    #[error("container {container}: copy into {path}: container rootfs is marked read-only")]
+    ReadOnlyPath {
+        /// The container.
+        container: String,
+        /// The path written to.
+        path: String,
+    },
+    /// An upload that is not a tar servin can extract, or has an entry
+    /// outside its folder; the message names the entry.
+    #[error("{0}")]
+    BadArchive(String),
+    /// An upload entry that would replace a folder by a file or the other
+    /// way round (`noOverwriteDirNonDir`).
+    #[error("{0}")]
+    WouldReplace(String),
 }

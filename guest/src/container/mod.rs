@@ -25,7 +25,11 @@
 //! - [`reaper`]: noticing process exits with pidfds.
 //! - [`rename`]: renaming a container, in any state.
 //! - [`volumes`]: the volumes containers mount.
+//! - [`archive`]: copying files out of and into a container (`docker cp`),
+//!   with the filesystem work in [`archive_tar`].
 
+pub mod archive;
+pub mod archive_tar;
 pub mod create;
 pub mod discovery;
 pub mod error;

@@ -230,7 +230,7 @@ impl Containers {
 
     /// Makes the container's folders and mounts its overlay root, unless
     /// it is mounted already.
-    fn mount_root(&self, c: &Container) -> Result<()> {
+    pub(super) fn mount_root(&self, c: &Container) -> Result<()> {
         let paths = &c.paths;
         for d in [paths.bundle(), paths.rootfs(), paths.upper(), paths.work()] {
             std::fs::create_dir_all(&d).map_err(Error::io("create", &d))?;
