@@ -17,7 +17,7 @@ const UNSERVED: &[(&str, &str)] = &[
     ("POST", "/v1.47/plugins/pull"),
     ("POST", "/v1.47/session"),
     ("PUT", "/v1.47/containers/x/archive?path=/tmp"),
-    ("POST", "/v1.47/containers/x/update"),
+    ("GET", "/v1.47/containers/x/changes"),
     ("POST", "/v1.47/networks/n/frobnicate"),
     ("PUT", "/v1.47/volumes/v"),
     ("POST", "/v1.47/exec/x/frobnicate"),

@@ -10,6 +10,9 @@
 //! - [`images`]: the `/images/...` calls.
 //! - [`container_filter`]: Docker's container filters, for lists and prune.
 //! - [`containers`]: the `/containers/...`, `/exec/...` and `/events` calls.
+//! - [`container_ops`]: stats, top, pause, unpause and update.
+//! - [`system_df`]: `GET /system/df`, the disk use of images, containers
+//!   and volumes.
 //! - [`attach`], [`exec`]: the stream pumps of attach and exec, carrying a
 //!   container's or an exec process's stdio over the connection.
 //! - [`inspect_shape`]: the fields Docker fills in a container's inspect.
@@ -25,6 +28,7 @@ pub mod attach;
 pub mod auth;
 pub mod body;
 pub mod container_filter;
+pub mod container_ops;
 pub mod containers;
 pub mod exec;
 pub mod images;
@@ -37,6 +41,7 @@ pub mod server;
 pub mod status;
 pub mod stream;
 pub mod system;
+pub mod system_df;
 pub mod volumes;
 
 /// The Docker API version this engine speaks.

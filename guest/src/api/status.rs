@@ -66,12 +66,14 @@ fn image(e: &ImageError) -> StatusCode {
 fn container(e: &ContainerError) -> StatusCode {
     match e {
         ContainerError::InvalidConfig(_)
+        | ContainerError::CannotUpdate(_)
         | ContainerError::InvalidName(_)
         | ContainerError::AmbiguousId(_) => StatusCode::BAD_REQUEST,
         ContainerError::NameInUse { .. }
         | ContainerError::NoFreeName
         | ContainerError::NotRunning(_)
         | ContainerError::WrongState(_)
+        | ContainerError::Paused(_)
         | ContainerError::Exec { .. } => StatusCode::CONFLICT,
         ContainerError::Networking(_) => StatusCode::FORBIDDEN,
     }

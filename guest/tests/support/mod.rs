@@ -66,7 +66,11 @@ impl EngineGuard {
             .append(true)
             .open(self.dir.path().join("engine.log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_servin-guest"))
+        // `SERVIN_TEST_ENGINE` runs a copy of the engine (a target folder
+        // shared by several checkouts may hold another one's build).
+        let exe = std::env::var_os("SERVIN_TEST_ENGINE")
+            .map_or_else(|| env!("CARGO_BIN_EXE_servin-guest").into(), PathBuf::from);
+        let child = Command::new(exe)
             .env("SERVIN_ROOT", self.root())
             .env("SERVIN_HOST", format!("unix://{}", self.socket().display()))
             .env("HOME", self.home())
