@@ -17,6 +17,7 @@ mod lock;
 mod login;
 mod logs;
 mod network;
+mod pause;
 mod plan;
 mod port;
 mod progress;
@@ -26,9 +27,13 @@ mod push;
 mod rmi;
 mod run;
 mod services;
+mod stats;
 mod stream;
+mod system;
 mod tag;
+mod top;
 mod up;
+mod update;
 mod validate;
 mod version;
 mod volume;
@@ -144,6 +149,12 @@ pub enum Command {
     Logout(login::LogoutArgs),
     Version(version::Args),
     Completions(completions::Args),
+    Stats(stats::Args),
+    Top(top::Args),
+    Pause(pause::PauseArgs),
+    Unpause(pause::UnpauseArgs),
+    Update(update::Args),
+    System(system::Args),
 }
 
 /// Runs the command line and returns the exit code: 0 success, 1 failure
@@ -201,6 +212,12 @@ pub fn main() -> ExitCode {
         Command::Logout(args) => login::logout(&cli, args),
         Command::Version(args) => version::run(&cli, args),
         Command::Completions(args) => completions::run(&cli, args),
+        Command::Stats(args) => stats::run(&cli, args),
+        Command::Top(args) => top::run(&cli, args),
+        Command::Pause(args) => pause::pause(&cli, args),
+        Command::Unpause(args) => pause::unpause(&cli, args),
+        Command::Update(args) => update::run(&cli, args),
+        Command::System(args) => system::run(&cli, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,6 +9,8 @@
 //! - [`containers`]: the container operations and attached streams.
 //! - [`volumes`]: the volume operations.
 //! - [`projects`]: planning a project.
+//! - [`stats`]: stats, top, pause, update and disk usage, and the figures
+//!   `docker stats` shows.
 
 pub mod address;
 pub mod auth;
@@ -17,6 +19,7 @@ pub mod images;
 pub mod networks;
 pub mod projects;
 pub mod start;
+pub mod stats;
 pub mod volumes;
 
 use std::path::PathBuf;
