@@ -17,6 +17,11 @@ use super::Run;
 pub fn engine_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        // `SERVIN_TEST_ENGINE` runs a copy (a target folder shared by
+        // several checkouts may hold another one's build).
+        if let Some(p) = std::env::var_os("SERVIN_TEST_ENGINE") {
+            return PathBuf::from(p);
+        }
         // target/debug/deps/images-<hash> -> target/debug/servin-guest
         let exe = std::env::current_exe().unwrap();
         let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
@@ -57,7 +62,11 @@ impl Sandbox {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_servin"));
+        let exe = std::env::var_os("SERVIN_TEST_CLI").map_or_else(
+            || PathBuf::from(env!("CARGO_BIN_EXE_servin")),
+            PathBuf::from,
+        );
+        let mut cmd = Command::new(exe);
         cmd.args(args)
             .env("SERVIN_ROOT", self.root())
             .env(
