@@ -137,6 +137,12 @@ pub enum Command {
     Exec(exec::Args),
     Inspect(inspect::Args),
     Wait(lifecycle::WaitArgs),
+    Stats(stats::Args),
+    Top(top::Args),
+    Pause(pause::PauseArgs),
+    Unpause(pause::UnpauseArgs),
+    Update(update::Args),
+    System(system::Args),
     Pull(pull::Args),
     Push(push::Args),
     Images(images::Args),
@@ -149,12 +155,6 @@ pub enum Command {
     Logout(login::LogoutArgs),
     Version(version::Args),
     Completions(completions::Args),
-    Stats(stats::Args),
-    Top(top::Args),
-    Pause(pause::PauseArgs),
-    Unpause(pause::UnpauseArgs),
-    Update(update::Args),
-    System(system::Args),
 }
 
 /// Runs the command line and returns the exit code: 0 success, 1 failure
