@@ -143,16 +143,28 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) {
 
 /// Writes rows as a table to stdout: columns padded to their widest cell
 /// and three spaces apart, like docker's tables.
-pub fn table<const N: usize>(rows: &[[String; N]]) -> Result<(), Failed> {
-    let widths: Vec<usize> = (0..N)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+pub fn table<R: AsRef<[String]>>(rows: &[R]) -> Result<(), Failed> {
+    data(&table_text(rows))
+}
+
+/// The text of [`table`]; rows may differ in length.
+pub fn table_text<R: AsRef<[String]>>(rows: &[R]) -> String {
+    let n = rows.iter().map(|r| r.as_ref().len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..n)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.as_ref().get(c).map_or(0, |cell| cell.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let lines: Vec<String> = rows
         .iter()
         .map(|r| {
+            let r = r.as_ref();
             let mut line = String::new();
             for (c, cell) in r.iter().enumerate() {
-                if c + 1 == N {
+                if c + 1 == r.len() {
                     line.push_str(cell);
                 } else {
                     line.push_str(&format!("{cell:<w$}   ", w = widths[c]));
@@ -161,7 +173,35 @@ pub fn table<const N: usize>(rows: &[[String; N]]) -> Result<(), Failed> {
             line
         })
         .collect();
-    data(&lines.join("\n"))
+    lines.join("\n")
+}
+
+/// Whether stdout is a terminal (a live view redraws in place there).
+pub fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}
+
+/// Redraws a terminal screen with `text` (cursor home, then each line
+/// cleared to its end, then the rest of the screen cleared), as `docker
+/// stats` refreshes its table.
+pub fn screen(text: &str) -> Result<(), Failed> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(b"\x1b[H")?;
+    for line in text.lines() {
+        out.write_all(line.as_bytes())?;
+        out.write_all(b"\x1b[K\n")?;
+    }
+    out.write_all(b"\x1b[J")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Clears a terminal screen before the first [`screen`].
+pub fn clear_screen() -> Result<(), Failed> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(b"\x1b[2J\x1b[H")?;
+    out.flush()?;
+    Ok(())
 }
 
 /// Writes data to stdout.

@@ -16,7 +16,7 @@ const UNSERVED: &[(&str, &str)] = &[
     ("POST", "/v1.47/images/create?fromSrc=-"),
     ("POST", "/v1.47/plugins/pull"),
     ("POST", "/v1.47/session"),
-    ("POST", "/v1.47/containers/x/update"),
+    ("GET", "/v1.47/containers/x/changes"),
     ("POST", "/v1.47/networks/n/frobnicate"),
     ("PUT", "/v1.47/volumes/v"),
     ("POST", "/v1.47/exec/x/frobnicate"),

@@ -18,6 +18,7 @@ mod lock;
 mod login;
 mod logs;
 mod network;
+mod pause;
 mod plan;
 mod port;
 mod progress;
@@ -27,9 +28,13 @@ mod push;
 mod rmi;
 mod run;
 mod services;
+mod stats;
 mod stream;
+mod system;
 mod tag;
+mod top;
 mod up;
+mod update;
 mod validate;
 mod version;
 mod volume;
@@ -134,6 +139,12 @@ pub enum Command {
     Exec(exec::Args),
     Inspect(inspect::Args),
     Wait(lifecycle::WaitArgs),
+    Stats(stats::Args),
+    Top(top::Args),
+    Pause(pause::PauseArgs),
+    Unpause(pause::UnpauseArgs),
+    Update(update::Args),
+    System(system::Args),
     Pull(pull::Args),
     Push(push::Args),
     Images(images::Args),
@@ -204,6 +215,12 @@ pub fn main() -> ExitCode {
         Command::Logout(args) => login::logout(&cli, args),
         Command::Version(args) => version::run(&cli, args),
         Command::Completions(args) => completions::run(&cli, args),
+        Command::Stats(args) => stats::run(&cli, args),
+        Command::Top(args) => top::run(&cli, args),
+        Command::Pause(args) => pause::pause(&cli, args),
+        Command::Unpause(args) => pause::unpause(&cli, args),
+        Command::Update(args) => update::run(&cli, args),
+        Command::System(args) => system::run(&cli, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,8 @@
 //! - [`copy`]: `servin cp`'s rules and its host side.
 //! - [`volumes`]: the volume operations.
 //! - [`projects`]: planning a project.
+//! - [`stats`]: stats, top, pause, update and disk usage, and the figures
+//!   `docker stats` shows.
 
 pub mod address;
 pub mod auth;
@@ -19,6 +21,7 @@ pub mod images;
 pub mod networks;
 pub mod projects;
 pub mod start;
+pub mod stats;
 pub mod volumes;
 
 use std::path::PathBuf;

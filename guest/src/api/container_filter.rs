@@ -125,7 +125,7 @@ impl ContainerFilter {
         f.id_prefix("id", c.id())
             && f.name("name", &c.name())
             && f.labels(&c.record.labels())
-            && f.exact("status", state.status.as_str())
+            && f.exact("status", state.docker_status())
             && f.exact("health", &health)
             && f.exact("isolation", "default")
             && f.exact("is-task", "false")

@@ -123,7 +123,8 @@ fn human_status(c: &Container) -> String {
                     other => format!(" ({other})"),
                 })
                 .unwrap_or_default();
-            format!("Up {}{health}", ago(&s.started_at))
+            let paused = if s.paused { " (Paused)" } else { "" };
+            format!("Up {}{health}{paused}", ago(&s.started_at))
         }
         Status::Restarting => format!("Restarting ({}) {} ago", s.exit_code, ago(&s.finished_at)),
         Status::Exited => format!("Exited ({}) {} ago", s.exit_code, ago(&s.finished_at)),
@@ -147,7 +148,7 @@ fn human_duration(d: Duration) -> String {
     }
 }
 
-fn summary(engine: &Engine, c: &Container) -> ContainerSummary {
+pub(super) fn summary(engine: &Engine, c: &Container) -> ContainerSummary {
     let state = c.state();
     let (path, args) = command_of(c);
     let command = std::iter::once(path)
@@ -164,7 +165,7 @@ fn summary(engine: &Engine, c: &Container) -> ContainerSummary {
         created,
         ports: Some(crate::container::publish::summaries(c)),
         labels: Some(c.record.labels()),
-        state: word(state.status.as_str()),
+        state: word(state.docker_status()),
         status: Some(human_status(c)),
         host_config: Some(ContainerSummaryHostConfig {
             network_mode: Some(
@@ -298,9 +299,9 @@ pub fn inspect(engine: &Arc<Engine>, key: &str) -> Result<Response<Body>> {
         path: Some(path),
         args: Some(args),
         state: Some(ContainerState {
-            status: word(s.status.as_str()),
+            status: word(s.docker_status()),
             running: Some(s.status == Status::Running),
-            paused: Some(false),
+            paused: Some(s.paused && s.status == Status::Running),
             restarting: Some(s.status == Status::Restarting),
             oom_killed: Some(s.oom_killed),
             dead: Some(s.status == Status::Dead),
@@ -324,7 +325,7 @@ pub fn inspect(engine: &Arc<Engine>, key: &str) -> Result<Response<Body>> {
         process_label: Some(String::new()),
         app_armor_profile: Some(String::new()),
         exec_ids: Some(engine.containers.exec_ids(c.id())).filter(|v| !v.is_empty()),
-        host_config: Some(c.record.host_config()),
+        host_config: Some(c.host_config()),
         graph_driver: Some(DriverData {
             name: "overlay".to_string(),
             data,
@@ -572,6 +573,12 @@ pub fn attach(
     if status == Status::Restarting {
         return Err(ContainerError::WrongState(format!(
             "container {key} is restarting, wait until the container is running"
+        ))
+        .into());
+    }
+    if c.state().paused {
+        return Err(ContainerError::Paused(format!(
+            "container {key} is paused, unpause the container before attach"
         ))
         .into());
     }

@@ -22,7 +22,7 @@ use crate::image::push;
 use crate::image::reference::{ImageRef, familiar};
 use crate::image::store::{ImageRecord, Removal};
 
-fn summary(img: &ImageRecord, created: i64) -> ImageSummary {
+pub(super) fn summary(img: &ImageRecord, created: i64) -> ImageSummary {
     ImageSummary {
         id: img.id.clone(),
         parent_id: String::new(),
@@ -56,7 +56,7 @@ fn created_of(config: Option<&serde_json::Value>) -> (Option<String>, i64) {
 }
 
 /// What the image filters compare: when it was made and its labels.
-fn facts(engine: &Engine, img: &ImageRecord) -> (i64, HashMap<String, String>) {
+pub(super) fn facts(engine: &Engine, img: &ImageRecord) -> (i64, HashMap<String, String>) {
     let config = config_of(engine, img);
     let (_, created) = created_of(config.as_ref());
     let labels = config

@@ -11,6 +11,9 @@
 //! - [`container_filter`]: Docker's container filters, for lists and prune.
 //! - [`archive`]: `/containers/{id}/archive`, `docker cp` both ways.
 //! - [`containers`]: the `/containers/...`, `/exec/...` and `/events` calls.
+//! - [`container_ops`]: stats, top, pause, unpause and update.
+//! - [`system_df`]: `GET /system/df`, the disk use of images, containers
+//!   and volumes.
 //! - [`attach`], [`exec`]: the stream pumps of attach and exec, carrying a
 //!   container's or an exec process's stdio over the connection.
 //! - [`inspect_shape`]: the fields Docker fills in a container's inspect.
@@ -28,6 +31,7 @@ pub mod attach;
 pub mod auth;
 pub mod body;
 pub mod container_filter;
+pub mod container_ops;
 pub mod containers;
 pub mod detach;
 pub mod exec;
@@ -41,6 +45,7 @@ pub mod server;
 pub mod status;
 pub mod stream;
 pub mod system;
+pub mod system_df;
 pub mod volumes;
 
 /// The Docker API version this engine speaks.

@@ -12,7 +12,10 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::mpsc::{Receiver, UnboundedReceiver};
 
-use super::{archive, auth, containers, images, networks, projects, system, volumes};
+use super::{
+    archive, auth, container_ops, containers, images, networks, projects, system, system_df,
+    volumes,
+};
 use crate::engine::Engine;
 use crate::error::{Error, RequestError};
 
@@ -207,6 +210,7 @@ async fn dispatch(
         (&Method::GET | &Method::HEAD, "/_ping") => return Ok(system::ping(method)),
         (&Method::GET, "/version") => return Ok(system::version()),
         (&Method::GET, "/info") => return Ok(system::info(engine)),
+        (&Method::GET, "/system/df") => return system_df::df(engine, &query).await,
         (&Method::GET, "/servin/v1/info") => return Ok(system::servin_info(engine)),
         (&Method::GET, "/images/json") => return images::list(engine, &query),
         (&Method::POST, "/images/create") if query.get("fromSrc").is_some() => {
@@ -263,6 +267,11 @@ async fn dispatch(
             (&Method::GET, "archive") => archive::get(engine, key, &query).await,
             (&Method::HEAD, "archive") => archive::head(engine, key, &query).await,
             (&Method::PUT, "archive") => archive::put(engine, key, &query, req).await,
+            (&Method::GET, "stats") => container_ops::stats(engine, key, &query).await,
+            (&Method::GET, "top") => container_ops::top(engine, key, &query).await,
+            (&Method::POST, "pause") => container_ops::pause(engine, key).await,
+            (&Method::POST, "unpause") => container_ops::unpause(engine, key).await,
+            (&Method::POST, "update") => container_ops::update(engine, key, req).await,
             _ => not_served(method, path, req).await,
         };
     }

@@ -66,6 +66,7 @@ fn image(e: &ImageError) -> StatusCode {
 fn container(e: &ContainerError) -> StatusCode {
     match e {
         ContainerError::InvalidConfig(_)
+        | ContainerError::CannotUpdate(_)
         | ContainerError::InvalidName(_)
         | ContainerError::AmbiguousId(_)
         | ContainerError::NotAFolder(_)
@@ -77,6 +78,7 @@ fn container(e: &ContainerError) -> StatusCode {
         | ContainerError::NotRunning(_)
         | ContainerError::WrongState(_)
         | ContainerError::WouldReplace(_)
+        | ContainerError::Paused(_)
         | ContainerError::Exec { .. } => StatusCode::CONFLICT,
         ContainerError::Networking(_) => StatusCode::FORBIDDEN,
     }

@@ -104,12 +104,13 @@ pub fn info(engine: &Arc<Engine>) -> Response<Body> {
     let (blob_bytes, blobs) = engine.store.usage();
     let images = engine.store.images().len();
     let (all, running, stopped) = engine.containers.counts();
+    let paused = engine.containers.paused_count();
     let runtime = engine.containers.runtime_summary().ok().map(|r| r.0);
     let info = SystemInfo {
         id: Some(format!("servin-{}", std::process::id())),
         containers: i64::try_from(all).ok(),
-        containers_running: i64::try_from(running).ok(),
-        containers_paused: Some(0),
+        containers_running: i64::try_from(running.saturating_sub(paused)).ok(),
+        containers_paused: i64::try_from(paused).ok(),
         containers_stopped: i64::try_from(stopped).ok(),
         images: i64::try_from(images).ok(),
         driver: Some("overlayfs".to_string()),

@@ -34,6 +34,12 @@ pub enum ContainerError {
     /// The container's state does not allow the operation.
     #[error("{0}")]
     WrongState(String),
+    /// The container is paused; the message is Docker's for the operation.
+    #[error("{0}")]
+    Paused(String),
+    /// An `update` field the engine cannot apply, named.
+    #[error("{0}")]
+    CannotUpdate(String),
     /// A network operation the container's network mode or attachments do
     /// not allow.
     #[error("{0}")]

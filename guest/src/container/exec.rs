@@ -82,6 +82,12 @@ impl Containers {
                 c.id()
             ))));
         }
+        if c.state().paused {
+            return Err(Error::from(ContainerError::Paused(format!(
+                "container {} is paused, unpause the container before exec",
+                c.id()
+            ))));
+        }
         if config.cmd.as_ref().is_none_or(Vec::is_empty) {
             return Err(Error::from(ContainerError::InvalidConfig(
                 "no exec command specified".to_string(),
@@ -188,6 +194,12 @@ impl Containers {
         if c.state().status != Status::Running {
             return Err(Error::from(ContainerError::NotRunning(format!(
                 "container {} is not running",
+                c.id()
+            ))));
+        }
+        if c.state().paused {
+            return Err(Error::from(ContainerError::Paused(format!(
+                "container {} is paused, unpause the container before exec",
                 c.id()
             ))));
         }

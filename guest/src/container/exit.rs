@@ -63,6 +63,7 @@ impl Containers {
         self.unpublish_ports(c).await;
         let res = c.update(|s| {
             s.status = if dead { Status::Dead } else { Status::Exited };
+            s.paused = false;
             s.exit_code = code;
             s.pid = 0;
             s.monitor_pid = 0;
@@ -89,7 +90,7 @@ impl Containers {
         // now, under the operation lock so a start that follows waits for
         // them (and a start that came first, as in a restart, is not undone).
         let _op = c.op.lock().await;
-        let hc = c.record.host_config();
+        let hc = c.host_config();
         if hc.auto_remove.unwrap_or(false) {
             match self.remove_now(c).await {
                 Ok(()) => self.drop_anonymous_volumes(c).await,

@@ -32,6 +32,11 @@ impl Containers {
         let mut signals = c.signals();
         let exits = signals.borrow().exits;
         self.runtime()?.kill(c.id(), signal, false).await?;
+        if for_good && c.state().paused {
+            // A frozen process takes its SIGKILL once thawed (Docker
+            // resumes a paused container it kills).
+            self.thaw_after_signal(c).await;
+        }
         let mut attrs = c.attributes();
         attrs.insert("signal".to_string(), signal.to_string());
         self.events.container("kill", c.id(), attrs);

@@ -27,6 +27,9 @@
 //! - [`volumes`]: the volumes containers mount.
 //! - [`archive`]: copying files out of and into a container (`docker cp`),
 //!   with the filesystem work in [`archive_tar`].
+//! - [`pause`]: freezing and thawing; [`update`]: changing resources and
+//!   the restart policy; [`stats`] and [`top`]: what runs in it and what
+//!   it uses.
 
 pub mod archive;
 pub mod archive_tar;
@@ -40,6 +43,7 @@ pub mod health;
 pub mod kill;
 pub mod names;
 pub mod networking;
+pub mod pause;
 pub mod publish;
 pub mod reaper;
 pub mod record;
@@ -48,7 +52,10 @@ pub mod remove;
 pub mod rename;
 pub mod restart;
 pub mod start;
+pub mod stats;
 pub mod stop;
+pub mod top;
+pub mod update;
 pub mod volumes;
 pub mod wait;
 
@@ -57,6 +64,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use bollard_stubs::models::{ContainerCreateBody, HostConfig};
 use tokio::sync::{oneshot, watch};
 
 pub use self::record::{Paths, Record, State, Status};
@@ -103,6 +111,8 @@ pub struct Container {
     networks: Mutex<Vec<network::Attachment>>,
     /// Its published ports while it runs (see [`publish`]).
     published: Mutex<Option<crate::network::ports::Published>>,
+    /// The host config as `update` last left it (the record's otherwise).
+    host_config: Mutex<HostConfig>,
 }
 
 impl Container {
@@ -110,7 +120,6 @@ impl Container {
         Self {
             name: Mutex::new(record.name.clone()),
             renaming: Mutex::new(()),
-            record,
             paths: Paths::new(dir),
             state: Mutex::new(state),
             op: tokio::sync::Mutex::new(()),
@@ -120,6 +129,25 @@ impl Container {
             backoff: Mutex::new(Duration::ZERO),
             networks: Mutex::new(Vec::new()),
             published: Mutex::new(None),
+            host_config: Mutex::new(record.host_config()),
+            record,
+        }
+    }
+
+    /// The host config, with the resources and restart policy `update`
+    /// last set.
+    pub fn host_config(&self) -> HostConfig {
+        self.host_config
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Docker's create body with [`Self::host_config`] in it.
+    pub fn body(&self) -> ContainerCreateBody {
+        ContainerCreateBody {
+            host_config: Some(self.host_config()),
+            ..self.record.body.clone()
         }
     }
 
@@ -432,8 +460,8 @@ impl Containers {
             .collect()
     }
 
-    /// How many containers there are, and how many run, are paused (never)
-    /// and are stopped, for `/info`.
+    /// How many containers there are, how many run (paused ones too) and
+    /// how many are stopped, for `/info`.
     pub fn counts(&self) -> (usize, usize, usize) {
         let map = self.lock_map();
         let running = map
@@ -441,6 +469,17 @@ impl Containers {
             .filter(|c| c.state().status.is_running())
             .count();
         (map.len(), running, map.len() - running)
+    }
+
+    /// How many running containers are paused.
+    pub fn paused_count(&self) -> usize {
+        self.lock_map()
+            .values()
+            .filter(|c| {
+                let s = c.state();
+                s.paused && s.status.is_running()
+            })
+            .count()
     }
 }
 

@@ -8,6 +8,8 @@
 //! - `bundle/config.json`: the OCI runtime spec of the last start;
 //! - `rootfs/` (the overlay mount point), `upper/`, `work/`;
 //! - `hosts`, `hostname`, `resolv.conf`: the generated files;
+//! - `config.json` is rewritten (temp file, rename) by `update`, which
+//!   changes its resources and restart policy;
 //! - `networks.json`: the networks it joins; `netns`: its network
 //!   namespace (a bind mount) while it runs;
 //! - `container.log*`, and the monitor's files (see [`crate::monitor`]).
@@ -28,7 +30,9 @@ pub const STATE_FILE: &str = "state.json";
 pub const NETWORKS_FILE: &str = "networks.json";
 
 /// A container as created: never changes afterwards, but for the name of
-/// one that has not run yet (see [`super::rename`]).
+/// one that has not run yet (see [`super::rename`]) and the resources and
+/// restart policy that `update` changes (see [`super::update`]; the
+/// in-memory copy of those is [`super::Container::host_config`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
     /// 64 hex digits.
@@ -139,6 +143,21 @@ pub struct State {
     pub stopped_by_user: bool,
     /// Health check status, when the container has a health check.
     pub health: Option<Health>,
+    /// Whether its processes are frozen (`pause`); it still counts as
+    /// running, as in Docker.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+impl State {
+    /// Docker's word for the state: `paused` for a running, frozen one.
+    pub fn docker_status(&self) -> &'static str {
+        if self.paused && self.status == Status::Running {
+            "paused"
+        } else {
+            self.status.as_str()
+        }
+    }
 }
 
 impl Default for State {
@@ -155,6 +174,7 @@ impl Default for State {
             restart_count: 0,
             stopped_by_user: false,
             health: None,
+            paused: false,
         }
     }
 }

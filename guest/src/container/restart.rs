@@ -20,9 +20,13 @@ impl Containers {
     /// Schedules a restart when the policy asks for one.
     pub(super) fn maybe_restart(self: &Arc<Self>, c: &Arc<Container>, ran: Option<Duration>) {
         let state = c.state();
-        let policy = c.record.host_config().restart_policy.unwrap_or_default();
+        let policy = c.host_config().restart_policy.unwrap_or_default();
         let max = policy.maximum_retry_count.unwrap_or(0);
-        let wanted = !state.stopped_by_user
+        // A start that came first (a `docker restart` whose stop caused
+        // this exit) leaves nothing to restart.
+        let down = matches!(state.status, Status::Exited | Status::Dead);
+        let wanted = down
+            && !state.stopped_by_user
             && match policy.name {
                 Some(RestartPolicyNameEnum::ALWAYS | RestartPolicyNameEnum::UNLESS_STOPPED) => true,
                 Some(RestartPolicyNameEnum::ON_FAILURE) => {

@@ -44,6 +44,7 @@ impl Containers {
                 let has_health = health_test(&c.record).is_some();
                 c.update(|s| {
                     s.status = Status::Running;
+                    s.paused = false;
                     s.pid = i64::from(pid);
                     s.monitor_pid = i64::from(monitor_pid);
                     s.error.clear();
@@ -201,10 +202,12 @@ impl Containers {
             self.host_nofile,
             c.record.host_config().privileged.unwrap_or(false),
         );
+        // The body with the resources `update` last set.
+        let body = c.body();
         let input = spec::SpecInput {
             id: c.id(),
             name: &c.name(),
-            config: &c.record.body,
+            config: &body,
             image: c.record.image_config.as_ref(),
             rootfs: &rootfs_path,
             etc: &etc,

@@ -51,6 +51,11 @@ impl Containers {
         let rt = self.runtime()?;
         let mut signals = c.signals();
         let exits = signals.borrow().exits;
+        if state.paused {
+            // As Docker: a paused container is thawed, so that its
+            // process can take the stop signal.
+            self.thaw_after_signal(c).await;
+        }
         let sig = stop_signal(signal, &c.record.body);
         let timeout = timeout
             .or(c.record.body.stop_timeout)

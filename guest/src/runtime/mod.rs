@@ -5,7 +5,8 @@
 //! - [`error`]: [`error::SpecError`], configurations a spec cannot be built
 //!   from.
 //! - [`oci`]: the [`OciRuntime`] trait (the calls the engine makes:
-//!   `kill`, `delete`, `state`) and a recording fake for unit tests.
+//!   `kill`, `delete`, `state`, `pause`, `resume`, `update`) and a recording
+//!   fake for unit tests.
 //! - [`runc`]: [`Runtime`], the real runc or crun, picked by cgroup
 //!   version or `SERVIN_RUNTIME`; the monitor runs its `run` itself (see
 //!   [`crate::monitor`]).
@@ -19,9 +20,12 @@
 //! - [`resources`] and [`devices`]: cgroup limits, rlimits, sysctls and
 //!   device rules, checked as Docker checks them.
 //! - [`rootfs`]: overlay mounts and safe lookups inside a root.
+//! - [`cgroup`]: where a running container's cgroup is and what its
+//!   controllers count (stats, top).
 //! - [`user`]: users and groups from the image's `/etc/passwd` and
 //!   `/etc/group`.
 
+pub mod cgroup;
 pub mod devices;
 pub mod error;
 pub mod etc;

@@ -1,5 +1,6 @@
 //! The narrow trait over the OCI runtime: the calls the engine makes on
-//! runc or crun about a container (signal it, delete it, ask its state).
+//! runc or crun about a container (signal it, delete it, ask its state,
+//! freeze and thaw it, change its cgroup limits).
 //! [`super::runc::Runtime`] runs the real binary; [`fake::Recording`]
 //! records the calls, so the decisions around them (which signal `stop`
 //! sends and when it kills, what is deleted after a failed start) are
@@ -35,6 +36,16 @@ pub trait OciRuntime: Send + Sync {
 
     /// The runtime's view of a container, `None` when it has none.
     fn state(&self, id: &str) -> impl Future<Output = Result<Option<RuntimeState>>> + Send;
+
+    /// Freezes every process of the container (the cgroup freezer).
+    fn pause(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Thaws a frozen container.
+    fn resume(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Applies `resources` (the spec's `linux.resources` as JSON) to the
+    /// running container's cgroup.
+    fn update(&self, id: &str, resources: &[u8]) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// A runtime that records what it is asked, for unit tests.
@@ -73,6 +84,23 @@ pub mod fake {
         State {
             /// The container.
             id: String,
+        },
+        /// `pause ID`.
+        Pause {
+            /// The container.
+            id: String,
+        },
+        /// `resume ID`.
+        Resume {
+            /// The container.
+            id: String,
+        },
+        /// `update --resources - ID`.
+        Update {
+            /// The container.
+            id: String,
+            /// The resources as sent.
+            resources: String,
         },
     }
 
@@ -156,6 +184,24 @@ pub mod fake {
         async fn state(&self, id: &str) -> Result<Option<RuntimeState>> {
             self.record(Call::State { id: id.to_string() });
             Ok(None)
+        }
+
+        async fn pause(&self, id: &str) -> Result<()> {
+            self.record(Call::Pause { id: id.to_string() });
+            Ok(())
+        }
+
+        async fn resume(&self, id: &str) -> Result<()> {
+            self.record(Call::Resume { id: id.to_string() });
+            Ok(())
+        }
+
+        async fn update(&self, id: &str, resources: &[u8]) -> Result<()> {
+            self.record(Call::Update {
+                id: id.to_string(),
+                resources: String::from_utf8_lossy(resources).into_owned(),
+            });
+            Ok(())
         }
     }
 }

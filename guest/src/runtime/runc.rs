@@ -202,6 +202,50 @@ impl OciRuntime for Runtime {
                 .filter(|p| *p > 0),
         }))
     }
+
+    async fn pause(&self, id: &str) -> Result<()> {
+        self.simple(&["pause", id], "pause", id).await
+    }
+
+    async fn resume(&self, id: &str) -> Result<()> {
+        self.simple(&["resume", id], "resume", id).await
+    }
+
+    async fn update(&self, id: &str, resources: &[u8]) -> Result<()> {
+        use tokio::io::AsyncWriteExt as _;
+        let step = "update";
+        let spawn_error = |e: std::io::Error| Error::Runtime {
+            context: format!("container {id}: {step}"),
+            message: format!("run {}: {e}", self.binary.display()),
+        };
+        let mut c = tokio::process::Command::from(self.command());
+        c.args(["update", "--resources", "-", id])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().map_err(spawn_error)?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(resources).await.map_err(spawn_error)?;
+        }
+        let out = child.wait_with_output().await.map_err(spawn_error)?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(self.failure(&out, step, id))
+        }
+    }
+}
+
+impl Runtime {
+    /// Runs `args` and turns a failure into the runtime's message.
+    async fn simple(&self, args: &[&str], step: &str, id: &str) -> Result<()> {
+        let out = self.run(args, step, id).await?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(self.failure(&out, step, id))
+        }
+    }
 }
 
 /// runc writes `time="..." level=error msg="..."`; keep the message.

@@ -1,0 +1,208 @@
+//! `servin system df`.
+
+use serde_json::Value;
+use servin::client::stats::disk_size;
+
+use super::{Cli, Format};
+use crate::ui::{self, Failed};
+
+/// Engine-wide views
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: SystemCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SystemCommand {
+    Df(DfArgs),
+}
+
+/// Show the disk space images, containers and volumes take
+///
+/// A summary per kind, like `docker system df`: how many there are, how
+/// many are in use, their size, and what removing the unused ones would
+/// free. Image sizes are the unpacked layers (a layer shared by images
+/// counts once in the total); a container's size is its writable layer; a
+/// volume's is its data. Takes `--format json` (the Docker API's answer).
+#[derive(Debug, clap::Args)]
+pub struct DfArgs {
+    /// Show every image, container and volume (`-v`; servin's global
+    /// `--verbose` is another flag)
+    #[arg(short = 'v', id = "details")]
+    pub details: bool,
+}
+
+fn num(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v[key].as_array().map_or(&[], Vec::as_slice)
+}
+
+/// `SIZE (PERCENT%)` of what is reclaimable.
+fn reclaimable(part: u64, total: u64) -> String {
+    let pct = if total > 0 {
+        part as f64 * 100.0 / total as f64
+    } else {
+        0.0
+    };
+    format!("{} ({pct:.0}%)", disk_size(part))
+}
+
+fn summary(v: &Value) -> Vec<[String; 5]> {
+    let images = list(v, "Images");
+    let active_images = images.iter().filter(|i| num(&i["Containers"]) > 0).count();
+    let layers = num(&v["LayersSize"]);
+    let unused_images: u64 = images
+        .iter()
+        .filter(|i| num(&i["Containers"]) == 0)
+        .map(|i| num(&i["Size"]).saturating_sub(num(&i["SharedSize"])))
+        .sum();
+    let containers = list(v, "Containers");
+    let running = |c: &&Value| matches!(c["State"].as_str(), Some("running" | "paused"));
+    let active_containers = containers.iter().filter(running).count();
+    let rw: u64 = containers.iter().map(|c| num(&c["SizeRw"])).sum();
+    let stopped_rw: u64 = containers
+        .iter()
+        .filter(|c| !running(c))
+        .map(|c| num(&c["SizeRw"]))
+        .sum();
+    let volumes = list(v, "Volumes");
+    let used = |x: &&Value| num(&x["UsageData"]["RefCount"]) > 0;
+    let active_volumes = volumes.iter().filter(used).count();
+    let vol_size: u64 = volumes.iter().map(|x| num(&x["UsageData"]["Size"])).sum();
+    let unused_vol: u64 = volumes
+        .iter()
+        .filter(|x| !used(x))
+        .map(|x| num(&x["UsageData"]["Size"]))
+        .sum();
+    vec![
+        ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"].map(String::from),
+        [
+            "Images".to_string(),
+            images.len().to_string(),
+            active_images.to_string(),
+            disk_size(layers),
+            reclaimable(unused_images.min(layers), layers),
+        ],
+        [
+            "Containers".to_string(),
+            containers.len().to_string(),
+            active_containers.to_string(),
+            disk_size(rw),
+            reclaimable(stopped_rw, rw),
+        ],
+        [
+            "Local Volumes".to_string(),
+            volumes.len().to_string(),
+            active_volumes.to_string(),
+            disk_size(vol_size),
+            reclaimable(unused_vol, vol_size),
+        ],
+        [
+            "Build Cache".to_string(),
+            "0".to_string(),
+            "0".to_string(),
+            "0B".to_string(),
+            "0B".to_string(),
+        ],
+    ]
+}
+
+fn verbose(v: &Value) -> Result<(), Failed> {
+    ui::data("Images space usage:\n")?;
+    let mut rows = vec![
+        [
+            "REPOSITORY:TAG",
+            "IMAGE ID",
+            "SIZE",
+            "SHARED SIZE",
+            "UNIQUE SIZE",
+            "CONTAINERS",
+        ]
+        .map(String::from),
+    ];
+    for i in list(v, "Images") {
+        let tags: Vec<&str> = i["RepoTags"]
+            .as_array()
+            .map(|t| t.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let name = if tags.is_empty() {
+            "<none>".to_string()
+        } else {
+            tags.join(", ")
+        };
+        let id = i["Id"].as_str().unwrap_or_default();
+        let short: String = id.trim_start_matches("sha256:").chars().take(12).collect();
+        let size = num(&i["Size"]);
+        let shared = num(&i["SharedSize"]);
+        rows.push([
+            name,
+            short,
+            disk_size(size),
+            disk_size(shared),
+            disk_size(size.saturating_sub(shared)),
+            num(&i["Containers"]).to_string(),
+        ]);
+    }
+    ui::table(&rows)?;
+    ui::data("\nContainers space usage:\n")?;
+    let mut rows = vec![["CONTAINER ID", "IMAGE", "SIZE", "STATUS", "NAMES"].map(String::from)];
+    for c in list(v, "Containers") {
+        let id: String = c["Id"]
+            .as_str()
+            .unwrap_or_default()
+            .chars()
+            .take(12)
+            .collect();
+        let names: Vec<&str> = c["Names"]
+            .as_array()
+            .map(|n| {
+                n.iter()
+                    .filter_map(Value::as_str)
+                    .map(|n| n.trim_start_matches('/'))
+                    .collect()
+            })
+            .unwrap_or_default();
+        rows.push([
+            id,
+            c["Image"].as_str().unwrap_or_default().to_string(),
+            disk_size(num(&c["SizeRw"])),
+            c["Status"].as_str().unwrap_or_default().to_string(),
+            names.join(","),
+        ]);
+    }
+    ui::table(&rows)?;
+    ui::data("\nLocal Volumes space usage:\n")?;
+    let mut rows = vec![["VOLUME NAME", "LINKS", "SIZE"].map(String::from)];
+    for x in list(v, "Volumes") {
+        rows.push([
+            x["Name"].as_str().unwrap_or_default().to_string(),
+            num(&x["UsageData"]["RefCount"]).to_string(),
+            disk_size(num(&x["UsageData"]["Size"])),
+        ]);
+    }
+    ui::table(&rows)
+}
+
+pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
+    match &args.command {
+        SystemCommand::Df(a) => df(cli, a),
+    }
+}
+
+fn df(cli: &Cli, args: &DfArgs) -> Result<(), Failed> {
+    let format = cli.format(&[Format::Text, Format::Json], Format::Text)?;
+    let engine = servin::client::Engine::connect()?;
+    let v = engine.disk_usage()?;
+    if format == Format::Json {
+        return ui::data(&serde_json::to_string_pretty(&v)?);
+    }
+    if args.details {
+        verbose(&v)
+    } else {
+        ui::table(&summary(&v))
+    }
+}
