@@ -1,4 +1,4 @@
-//! `servin stats`, `top`, `pause`, `unpause`, `update` and `system df`
+//! `servin stats`, `top`, `pause`, `unpause`, `update`, `rename` and `system df`
 //! against a real engine started by servin itself.
 
 #![allow(clippy::unwrap_used)]
@@ -149,4 +149,20 @@ fn system_df_sums_images_containers_and_volumes() {
     for cmd in ["stats", "top", "pause", "unpause", "update", "system"] {
         s.ok(&[cmd, "--help"]);
     }
+}
+
+#[test]
+fn rename_works_in_any_state_and_refuses_a_taken_name() {
+    let s = Env::with_image(IMAGE);
+    s.ok(&["create", "--name", "first", IMAGE, "true"]);
+    s.ok(&["rename", "first", "renamed"]);
+    assert_eq!(s.inspect("renamed")["Name"], "/renamed");
+    started(&s, "busy", &["sleep", "300"]);
+    s.ok(&["rename", "busy", "busy2"]);
+    assert_eq!(s.inspect("busy2")["State"]["Running"], true);
+    let r = s.run(&["rename", "busy2", "renamed"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    r.assert_stderr_has("renamed");
+    assert_eq!(s.inspect("busy2")["Name"], "/busy2", "nothing changed");
+    s.ok(&["rm", "-f", "busy2", "renamed"]);
 }

@@ -25,6 +25,7 @@ mod progress;
 mod ps;
 mod pull;
 mod push;
+mod rename;
 mod rmi;
 mod run;
 mod services;
@@ -141,6 +142,7 @@ pub enum Command {
     Wait(lifecycle::WaitArgs),
     Stats(stats::Args),
     Top(top::Args),
+    Rename(rename::Args),
     Pause(pause::PauseArgs),
     Unpause(pause::UnpauseArgs),
     Update(update::Args),
@@ -217,6 +219,7 @@ pub fn main() -> ExitCode {
         Command::Completions(args) => completions::run(&cli, args),
         Command::Stats(args) => stats::run(&cli, args),
         Command::Top(args) => top::run(&cli, args),
+        Command::Rename(args) => rename::run(&cli, args),
         Command::Pause(args) => pause::pause(&cli, args),
         Command::Unpause(args) => pause::unpause(&cli, args),
         Command::Update(args) => update::run(&cli, args),

@@ -93,6 +93,16 @@ impl Engine {
         Ok(status)
     }
 
+    /// `POST /containers/{id}/rename?name=NEW`.
+    pub fn rename_container(&self, id: &str, new_name: &str) -> Result<(), Error> {
+        let path = format!(
+            "/containers/{}/rename?name={}",
+            encode(id),
+            encode(new_name)
+        );
+        self.post_empty(&path, &format!("rename {id}")).map(|_| ())
+    }
+
     /// `POST /containers/{id}/pause`.
     pub fn pause_container(&self, id: &str) -> Result<(), Error> {
         let path = format!("/containers/{}/pause", encode(id));
