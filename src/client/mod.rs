@@ -9,9 +9,10 @@
 //! - [`containers`]: the container operations and attached streams.
 //! - [`copy`]: `servin cp`'s rules and its host side.
 //! - [`volumes`]: the volume operations.
+//! - [`networks`]: the network operations.
 //! - [`projects`]: planning a project.
-//! - [`stats`]: stats, top, pause, update and disk usage, and the figures
-//!   `docker stats` shows.
+//! - [`stats`]: stats, top, pause, update, rename and disk usage, and the
+//!   figures `docker stats` shows.
 
 pub mod address;
 pub mod auth;
