@@ -166,3 +166,36 @@ fn rename_works_in_any_state_and_refuses_a_taken_name() {
     assert_eq!(s.inspect("busy2")["Name"], "/busy2", "nothing changed");
     s.ok(&["rm", "-f", "busy2", "renamed"]);
 }
+
+#[test]
+fn system_prune_removes_what_nothing_uses() {
+    let s = Env::with_image(IMAGE);
+    s.ok(&["create", "--name", "stopped", IMAGE, "true"]);
+    started(&s, "kept", &["sleep", "300"]);
+    s.ok(&["network", "create", "unused-net"]);
+    let anon = s.ok(&["volume", "create"]).trim().to_string();
+    s.ok(&["volume", "create", "named-vol"]);
+    // Without a terminal it wants -f, and removes nothing.
+    let r = s.run(&["system", "prune"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    r.assert_stderr_has("-f");
+    assert!(s.ok(&["ps", "-a"]).contains("stopped"));
+    let out = s.ok(&["system", "prune", "-f", "--volumes"]);
+    assert!(out.contains("Deleted Containers"), "{out}");
+    assert!(out.contains("unused-net"), "{out}");
+    assert!(out.contains(&anon), "{out}");
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    let ps = s.ok(&["ps", "-a"]);
+    assert!(!ps.contains("stopped") && ps.contains("kept"), "{ps}");
+    assert!(!s.ok(&["network", "ls"]).contains("unused-net"));
+    let vols = s.ok(&["volume", "ls", "-q"]);
+    assert!(
+        vols.contains("named-vol") && !vols.contains(&anon),
+        "{vols}"
+    );
+    // The running container's image stays, even with -a.
+    s.ok(&["system", "prune", "-af"]);
+    assert!(s.ok(&["images"]).contains("test/cli"));
+    s.ok(&["rm", "-f", "kept"]);
+    s.ok(&["volume", "rm", "named-vol"]);
+}

@@ -1,4 +1,4 @@
-//! `servin system df`.
+//! `servin system df` and `servin system prune`.
 
 use serde_json::Value;
 use servin::client::stats::disk_size;
@@ -6,7 +6,7 @@ use servin::client::stats::disk_size;
 use super::{Cli, Format};
 use crate::ui::{self, Failed};
 
-/// Engine-wide views
+/// Engine-wide views and clean-up
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -16,6 +16,27 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 pub enum SystemCommand {
     Df(DfArgs),
+    Prune(PruneArgs),
+}
+
+/// Remove what nothing uses
+///
+/// Like `docker system prune`: stopped containers, networks no container
+/// joins, and dangling images (with `-a`, every image no container uses);
+/// with `--volumes`, the anonymous volumes no container uses too. Asks for
+/// confirmation first; without a terminal it wants `-f`. Prints what was
+/// removed, then the space given back.
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    /// Remove every image no container uses, not only dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Remove the anonymous volumes no container uses too
+    #[arg(long)]
+    pub volumes: bool,
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 /// Show the disk space images, containers and volumes take
@@ -190,7 +211,75 @@ fn verbose(v: &Value) -> Result<(), Failed> {
 pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
     match &args.command {
         SystemCommand::Df(a) => df(cli, a),
+        SystemCommand::Prune(a) => prune(cli, a),
     }
+}
+
+fn prune(cli: &Cli, args: &PruneArgs) -> Result<(), Failed> {
+    cli.format(&[Format::Text], Format::Text)?;
+    let mut what = vec![
+        "all stopped containers",
+        "all networks no container uses",
+        if args.all {
+            "all images no container uses"
+        } else {
+            "all dangling images"
+        },
+    ];
+    if args.volumes {
+        what.push("all anonymous volumes no container uses");
+    }
+    let question = format!("This removes {}. Go on?", what.join(", "));
+    if !args.force && !super::volume::confirm(&question)? {
+        return Ok(());
+    }
+    let engine = servin::client::Engine::connect()?;
+    let mut freed: u64 = 0;
+    let mut out = String::new();
+    let mut section = |title: &str, names: &[String]| {
+        if !names.is_empty() {
+            out.push_str(&format!("{title}:\n{}\n\n", names.join("\n")));
+        }
+    };
+    // Containers first: what they held (networks, images, volumes) is
+    // unused once they are gone.
+    let c = engine.prune_containers()?;
+    freed += c
+        .space_reclaimed
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(0);
+    section(
+        "Deleted Containers",
+        &c.containers_deleted.unwrap_or_default(),
+    );
+    section("Deleted Networks", &engine.prune_networks()?);
+    if args.volumes {
+        let v = engine.prune_volumes(false, &[])?;
+        freed += v
+            .space_reclaimed
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(0);
+        section("Deleted Volumes", &v.volumes_deleted.unwrap_or_default());
+    }
+    let i = engine.prune(args.all)?;
+    freed += i
+        .space_reclaimed
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(0);
+    let images: Vec<String> = i
+        .images_deleted
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|d| {
+            d.untagged
+                .map(|t| format!("untagged: {t}"))
+                .into_iter()
+                .chain(d.deleted.map(|t| format!("deleted: {t}")))
+        })
+        .collect();
+    section("Deleted Images", &images);
+    out.push_str(&format!("Total reclaimed space: {}", disk_size(freed)));
+    ui::data(&out)
 }
 
 fn df(cli: &Cli, args: &DfArgs) -> Result<(), Failed> {

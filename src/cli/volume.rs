@@ -142,7 +142,7 @@ fn filters(values: &[String]) -> Result<Vec<(String, String)>, Failed> {
 }
 
 /// Asks on the terminal; without one, asks for `-f`.
-fn confirm(question: &str) -> Result<bool, Failed> {
+pub(super) fn confirm(question: &str) -> Result<bool, Failed> {
     if !std::io::stdin().is_terminal() {
         return Err(Failed::Usage(
             "prune asks for confirmation and there is no terminal: pass -f".to_string(),

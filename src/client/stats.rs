@@ -8,7 +8,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
 
-use bollard_stubs::models::{ContainerTopResponse, ContainerUpdateBody, ContainerUpdateResponse};
+use bollard_stubs::models::{
+    ContainerPruneResponse, ContainerTopResponse, ContainerUpdateBody, ContainerUpdateResponse,
+};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::{Method, StatusCode};
@@ -91,6 +93,11 @@ impl Engine {
         let status = resp.status();
         self.body(resp, step)?;
         Ok(status)
+    }
+
+    /// `POST /containers/prune`: every stopped container.
+    pub fn prune_containers(&self) -> Result<ContainerPruneResponse, Error> {
+        self.json(Method::POST, "/containers/prune", "prune containers")
     }
 
     /// `POST /containers/{id}/rename?name=NEW`.
