@@ -1,6 +1,6 @@
 //! `servin update`.
 
-use bollard_stubs::models::{ContainerUpdateBody, RestartPolicy, RestartPolicyNameEnum};
+use bollard_stubs::models::ContainerUpdateBody;
 use servin::project::values::{misc, size};
 
 use super::{Cli, Format};
@@ -74,19 +74,7 @@ fn body(args: &Args) -> Result<ContainerUpdateBody, Failed> {
     if let Some(r) = args.restart.as_deref() {
         let policy =
             misc::parse_restart(r).map_err(|e| usage(format!("invalid --restart: {e}")))?;
-        let (name, max) = match policy {
-            misc::RestartPolicy::No => (RestartPolicyNameEnum::NO, None),
-            misc::RestartPolicy::Always => (RestartPolicyNameEnum::ALWAYS, None),
-            misc::RestartPolicy::UnlessStopped => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
-            misc::RestartPolicy::OnFailure { max_retries } => (
-                RestartPolicyNameEnum::ON_FAILURE,
-                max_retries.map(i64::from),
-            ),
-        };
-        b.restart_policy = Some(RestartPolicy {
-            name: Some(name),
-            maximum_retry_count: max,
-        });
+        b.restart_policy = Some(servin::project::container_body::restart_policy(policy));
     }
     if b == ContainerUpdateBody::default() {
         return Err(usage(

@@ -459,22 +459,6 @@ impl Engine {
         });
         let body = http_body_util::StreamBody::new(stream);
         let sent = self.rt.block_on(async {
-            let addr = self.addr.to_string();
-            let conn = tokio::net::UnixStream::connect(&self.addr.socket)
-                .await
-                .map_err(|source| Error::Unreachable {
-                    addr: addr.clone(),
-                    source,
-                })?;
-            let http = |source| Error::Http {
-                addr: addr.clone(),
-                step: step.clone(),
-                source,
-            };
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(conn))
-                .await
-                .map_err(http)?;
-            tokio::spawn(conn);
             let req = hyper::Request::builder()
                 .method(Method::PUT)
                 .uri(&path)
@@ -482,7 +466,7 @@ impl Engine {
                 .header("Content-Type", "application/x-tar")
                 .body(body)
                 .map_err(|e| Error::Invalid(format!("{step}: {e}")))?;
-            sender.send_request(req).await.map_err(http)
+            self.request_async(req, &step).await
         });
         let produced = producer
             .join()

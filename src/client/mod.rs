@@ -183,6 +183,32 @@ impl Engine {
         body: Bytes,
         step: &str,
     ) -> Result<Response<Incoming>, Error> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("Host", "servin");
+        for (k, v) in headers {
+            req = req.header(*k, v.as_str());
+        }
+        let req = req
+            .body(Full::new(body))
+            .map_err(|e| Error::Invalid(format!("{step}: {e}")))?;
+        self.request_async(req, step).await
+    }
+
+    /// Sends `req` (any body, a streamed one too) on a connection of its
+    /// own and returns the response once its headers arrive; the
+    /// connection can be taken over (`Upgrade`) afterwards.
+    pub async fn request_async<B>(
+        &self,
+        req: Request<B>,
+        step: &str,
+    ) -> Result<Response<Incoming>, Error>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let addr = self.addr.to_string();
         let stream = tokio::net::UnixStream::connect(&self.addr.socket)
             .await
@@ -201,16 +227,6 @@ impl Engine {
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("Host", "servin");
-        for (k, v) in headers {
-            req = req.header(*k, v.as_str());
-        }
-        let req = req
-            .body(Full::new(body))
-            .map_err(|e| Error::Invalid(format!("{step}: {e}")))?;
         sender.send_request(req).await.map_err(http)
     }
 
