@@ -102,6 +102,20 @@ fn docker_py_runs_containers() {
     );
 }
 
+/// The container calls beyond run: archives both ways, stats (one sample
+/// and streamed), top, pause/unpause and update.
+#[test]
+fn docker_py_copies_measures_pauses_and_updates() {
+    let e = EngineGuard::with_image(IMAGE, &[]);
+    let _clean = RemoveContainers(&e);
+    python(
+        &e,
+        "docker_py.py",
+        &["archive", "stats", "top", "pause", "update"],
+        "dpx",
+    );
+}
+
 #[test]
 fn docker_py_lists_images_volumes_and_networks() {
     let e = EngineGuard::with_image(IMAGE, &[]);

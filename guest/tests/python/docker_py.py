@@ -6,8 +6,10 @@ what Docker answers and prints "ok STEP" at its end; whatever it made is
 removed in a `finally`, so a failing step leaves nothing behind.
 """
 
+import io
 import os
 import sys
+import tarfile
 import time
 
 import docker
@@ -197,9 +199,164 @@ def networks(client):
             n.remove()
 
 
+def tar_of(files):
+    """A tar archive (bytes) of {name: (bytes, mode)}."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, (data, mode) in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = mode
+            info.mtime = 1700000000
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def archive(client):
+    made = []
+    try:
+        c = client.containers.run(IMAGE, ["sleep", "300"], detach=True, name=f"{PREFIX}-arc")
+        made.append(c)
+        ok = c.put_archive("/tmp", tar_of({"hello.txt": (b"hello\n", 0o640),
+                                          "sub/run.sh": (b"#!/bin/sh\necho ran\n", 0o755)}))
+        check(ok is True, f"put_archive answered {ok!r}")
+        code, out = c.exec_run(["cat", "/tmp/hello.txt"])
+        check(code == 0 and out == b"hello\n", f"cat after put_archive: {code} {out!r}")
+        code, out = c.exec_run(["/tmp/sub/run.sh"])
+        check(code == 0 and out == b"ran\n", f"the executable bit was kept: {code} {out!r}")
+        stream, stat = c.get_archive("/tmp/hello.txt")
+        check(stat["name"] == "hello.txt" and stat["size"] == 6, f"stat {stat}")
+        check(stat["mode"] & 0o777 == 0o640, f"mode {oct(stat['mode'])}")
+        data = b"".join(stream)
+        with tarfile.open(fileobj=io.BytesIO(data)) as t:
+            names = t.getnames()
+            check(names == ["hello.txt"], f"get_archive of a file holds {names}")
+            check(t.extractfile("hello.txt").read() == b"hello\n", "content read back")
+        stream, stat = c.get_archive("/tmp/sub")
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as t:
+            names = sorted(t.getnames())
+            check(names == ["sub", "sub/run.sh"], f"get_archive of a folder holds {names}")
+        try:
+            c.get_archive("/no/such/path")
+            raise AssertionError("get_archive of a missing path succeeded")
+        except docker.errors.NotFound:
+            pass
+        try:
+            c.put_archive("/no/such/dir", tar_of({"x": (b"x", 0o644)}))
+            raise AssertionError("put_archive into a missing folder succeeded")
+        except docker.errors.NotFound:
+            pass
+    finally:
+        remove_containers(client, made)
+
+
+def stats(client):
+    made = []
+    try:
+        c = client.containers.run(IMAGE, ["sleep", "300"], detach=True, name=f"{PREFIX}-st")
+        made.append(c)
+        s = c.stats(stream=False)
+        check(s["id"] == c.id and s["name"] == f"/{PREFIX}-st", f"stats of {s.get('id')} {s.get('name')}")
+        check(s["memory_stats"]["usage"] > 0, f"memory {s['memory_stats']}")
+        check(s["pids_stats"]["current"] >= 1, f"pids {s['pids_stats']}")
+        check(s["cpu_stats"]["cpu_usage"]["total_usage"] > 0, f"cpu {s['cpu_stats']}")
+        check("precpu_stats" in s and "read" in s and "preread" in s, f"keys {sorted(s)}")
+        check("eth0" in s["networks"], f"networks {s.get('networks')}")
+        stream = c.stats(decode=True)
+        first = next(stream)
+        second = next(stream)
+        check(first["id"] == c.id and second["id"] == c.id, "streamed stats")
+        check(second["precpu_stats"]["cpu_usage"]["total_usage"]
+              == first["cpu_stats"]["cpu_usage"]["total_usage"], "precpu is the previous sample")
+        stream.close()
+    finally:
+        remove_containers(client, made)
+
+
+def top(client):
+    made = []
+    try:
+        c = client.containers.run(IMAGE, ["sleep", "301"], detach=True, name=f"{PREFIX}-top")
+        made.append(c)
+        t = c.top()
+        check("PID" in t["Titles"] and "CMD" in t["Titles"], f"titles {t['Titles']}")
+        cmd = t["Titles"].index("CMD")
+        check(any("sleep 301" in p[cmd] for p in t["Processes"]), f"processes {t['Processes']}")
+        t = c.top(ps_args="-o pid,comm")
+        check(t["Titles"] == ["PID", "COMMAND"], f"ps_args titles {t['Titles']}")
+        c.stop(timeout=1)
+        try:
+            c.top()
+            raise AssertionError("top of a stopped container succeeded")
+        except docker.errors.APIError as e:
+            check(e.status_code == 409, f"top of a stopped container: {e}")
+    finally:
+        remove_containers(client, made)
+
+
+def pause(client):
+    made = []
+    try:
+        c = client.containers.run(
+            IMAGE, ["sh", "-c", "while true; do date +%s%N > /tmp/t; sleep 0.05; done"],
+            detach=True, name=f"{PREFIX}-pause")
+        made.append(c)
+        time.sleep(0.3)
+        c.pause()
+        c.reload()
+        check(c.status == "paused" and c.attrs["State"]["Paused"], f"after pause {c.status}")
+        # Frozen: the file no longer changes.
+        stream, _ = c.get_archive("/tmp/t")
+        before = b"".join(stream)
+        time.sleep(0.4)
+        stream, _ = c.get_archive("/tmp/t")
+        check(b"".join(stream) == before, "a paused container kept running")
+        try:
+            c.pause()
+            raise AssertionError("pausing a paused container succeeded")
+        except docker.errors.APIError as e:
+            check(e.status_code == 409, f"second pause: {e}")
+        found = client.containers.list(filters={"status": "paused"})
+        check([x.id for x in found] == [c.id], f"status=paused lists {found}")
+        c.unpause()
+        c.reload()
+        check(c.status == "running", f"after unpause {c.status}")
+        time.sleep(0.4)
+        stream, _ = c.get_archive("/tmp/t")
+        check(b"".join(stream) != before, "an unpaused container does not run")
+    finally:
+        remove_containers(client, made)
+
+
+def update(client):
+    made = []
+    try:
+        c = client.containers.run(IMAGE, ["sleep", "300"], detach=True, name=f"{PREFIX}-upd")
+        made.append(c)
+        c.update(mem_limit="64m", cpu_shares=512, restart_policy={"Name": "on-failure",
+                                                                   "MaximumRetryCount": 2})
+        c.reload()
+        hc = c.attrs["HostConfig"]
+        check(hc["Memory"] == 64 * 1024 * 1024, f"Memory {hc['Memory']}")
+        check(hc["CpuShares"] == 512, f"CpuShares {hc['CpuShares']}")
+        check(hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2},
+              f"RestartPolicy {hc['RestartPolicy']}")
+        # Applied to the running container: its cgroup's limit changed.
+        s = c.stats(stream=False)
+        check(s["memory_stats"]["limit"] == 64 * 1024 * 1024, f"limit {s['memory_stats']}")
+        try:
+            c.update(mem_limit="1k")
+            raise AssertionError("a 1 kB memory limit was accepted")
+        except docker.errors.APIError as e:
+            check(e.status_code == 400, f"a too small limit: {e}")
+    finally:
+        remove_containers(client, made)
+
+
 STEPS = {
     f.__name__: f
-    for f in [run_foreground, run_detached, rename, label_filters, events, images, volumes, networks]
+    for f in [run_foreground, run_detached, rename, label_filters, events, images, volumes, networks,
+              archive, stats, top, pause, update]
 }
 
 if __name__ == "__main__":
