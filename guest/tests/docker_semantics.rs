@@ -483,3 +483,120 @@ fn a_mac_address_asked_for_is_the_interfaces() {
     e.docker_ok(&["rm", "withmac"]);
     e.docker_ok(&["network", "rm", "macnet"]);
 }
+
+/// Docker's legacy links: on the default network the child's address in
+/// `/etc/hosts` under the alias and its name, and its variables; inspect
+/// shows `/CHILD:/PARENT/ALIAS`; a missing child is refused at create and
+/// a stopped one at start; on a user-defined network a link is a name only.
+#[test]
+fn legacy_links_give_hosts_entries_and_variables_as_docker_does() {
+    let e = EngineGuard::with_image(IMAGE, &[]);
+    e.run_detached(
+        "lk-db",
+        &[
+            "-e",
+            "SECRET=s3",
+            "--expose",
+            "5432",
+            "--expose",
+            "9000/udp",
+        ],
+        &["sleep", "300"],
+    );
+    let ip = e.ip_on("lk-db", "bridge");
+    e.docker_ok(&[
+        "create",
+        "--name",
+        "lk-web",
+        "--link",
+        "lk-db:data",
+        IMAGE,
+        "sh",
+        "-c",
+        "env; cat /etc/hosts; sleep 300",
+    ]);
+    let v = e.inspect_container("lk-web");
+    assert_eq!(
+        v["HostConfig"]["Links"],
+        serde_json::json!(["/lk-db:/lk-web/data"])
+    );
+    e.docker_ok(&["start", "lk-web"]);
+    let mut out = String::new();
+    for _ in 0..100 {
+        out = e.docker_ok(&["logs", "lk-web"]);
+        if out.contains("localhost") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for want in [
+        format!("DATA_PORT=tcp://{ip}:5432"),
+        format!("DATA_PORT_5432_TCP=tcp://{ip}:5432"),
+        format!("DATA_PORT_5432_TCP_ADDR={ip}"),
+        "DATA_PORT_5432_TCP_PORT=5432".to_string(),
+        "DATA_PORT_5432_TCP_PROTO=tcp".to_string(),
+        format!("DATA_PORT_9000_UDP=udp://{ip}:9000"),
+        "DATA_NAME=/lk-web/data".to_string(),
+        "DATA_ENV_SECRET=s3".to_string(),
+        format!("{ip}\tdata lk-db"),
+    ] {
+        assert!(out.lines().any(|l| l == want), "{want:?} missing:\n{out}");
+    }
+    assert!(!out.contains("DATA_ENV_PATH"), "{out}");
+    // An exec sees the same variables, as in Docker.
+    let env = e.docker_ok(&["exec", "lk-web", "env"]);
+    assert!(env.contains("DATA_ENV_SECRET=s3"), "{env}");
+
+    // A stopped child: the start fails and says why.
+    e.docker_ok(&["stop", "-t", "0", "lk-web"]);
+    e.docker_ok(&["stop", "-t", "0", "lk-db"]);
+    let err = e.docker_err(&["start", "lk-web"]);
+    assert!(
+        err.contains("cannot link to a non running container: /lk-db AS /lk-web/data"),
+        "{err}"
+    );
+    // A missing child: refused at create, with nothing made.
+    let err = e.docker_err(&["create", "--name", "lk-bad", "--link", "nope:x", IMAGE]);
+    assert!(err.contains("could not get container for nope"), "{err}");
+    assert!(!e.docker_ok(&["ps", "-a"]).contains("lk-bad"));
+    let err = e.docker_err(&[
+        "create",
+        "--network",
+        "host",
+        "--link",
+        "lk-db",
+        IMAGE,
+        "true",
+    ]);
+    assert!(err.contains("links"), "{err}");
+
+    // A user-defined network: the alias resolves, no variables.
+    e.docker_ok(&["network", "create", "lk-net"]);
+    e.run_detached(
+        "lk-svc",
+        &["--network", "lk-net", "-e", "SECRET=s3"],
+        &["sleep", "300"],
+    );
+    let svc_ip = e.ip_on("lk-svc", "lk-net");
+    let out = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "lk-net",
+        "--link",
+        "lk-svc:other",
+        IMAGE,
+        "sh",
+        "-c",
+        "env; cat /etc/hosts",
+    ]);
+    assert!(
+        out.lines().any(|l| l == format!("{svc_ip}\tother lk-svc")),
+        "{out}"
+    );
+    assert!(!out.contains("OTHER_"), "{out}");
+    for c in ["lk-web", "lk-db", "lk-svc"] {
+        e.docker_ok(&["rm", "-f", c]);
+    }
+    e.docker_ok(&["network", "rm", "lk-net"]);
+}

@@ -325,7 +325,13 @@ pub fn inspect(engine: &Arc<Engine>, key: &str) -> Result<Response<Body>> {
         process_label: Some(String::new()),
         app_armor_profile: Some(String::new()),
         exec_ids: Some(engine.containers.exec_ids(c.id())).filter(|v| !v.is_empty()),
-        host_config: Some(c.host_config()),
+        host_config: Some({
+            let mut hc = c.host_config();
+            if let Some(links) = hc.links.as_mut() {
+                *links = crate::container::links::inspect_form(&c.name(), links);
+            }
+            hc
+        }),
         graph_driver: Some(DriverData {
             name: "overlay".to_string(),
             data,

@@ -81,6 +81,9 @@ fn container(e: &ContainerError) -> StatusCode {
         | ContainerError::Paused(_)
         | ContainerError::Exec { .. } => StatusCode::CONFLICT,
         ContainerError::Networking(_) => StatusCode::FORBIDDEN,
+        // Docker's start fails with a 500 when a linked container is gone
+        // or stopped.
+        ContainerError::LinkTarget(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -192,6 +192,7 @@ impl Containers {
             }
         }
         let attachments = self.attachments_for(&body)?;
+        self.check_links(&body)?;
         make_bind_sources(&body)?;
         let image_config = self
             .store

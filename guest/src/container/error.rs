@@ -34,6 +34,9 @@ pub enum ContainerError {
     /// The container's state does not allow the operation.
     #[error("{0}")]
     WrongState(String),
+    /// A legacy link's child cannot be linked to at start.
+    #[error("{0}")]
+    LinkTarget(String),
     /// The container is paused; the message is Docker's for the operation.
     #[error("{0}")]
     Paused(String),

@@ -229,6 +229,7 @@ impl Containers {
                 volume_path: &no_volumes,
                 anonymous_volumes: &[],
                 host: &host,
+                links_env: &super::links::saved_env(&c.paths.dir),
             };
             spec::exec_process(&input, config)?
         };

@@ -41,6 +41,7 @@ pub mod exec;
 pub mod exit;
 pub mod health;
 pub mod kill;
+pub mod links;
 pub mod names;
 pub mod networking;
 pub mod pause;

@@ -362,6 +362,15 @@ impl Containers {
                 ))));
             }
         }
+        if settings
+            .and_then(|s| s.links.as_ref())
+            .is_some_and(|l| !l.is_empty())
+        {
+            return Err(Error::from(ContainerError::InvalidConfig(format!(
+                "container {}: links are not supported on network connect; give them when the container is created (--link), or reach the container by its name or a network alias",
+                c.name()
+            ))));
+        }
         let rec = self.resolve(network_key).await?;
         let Wish { aliases, ipv4, mac } = endpoint_wish(settings)?;
         check_default_wish(rec.is_default(), &aliases, ipv4)?;

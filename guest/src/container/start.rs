@@ -183,7 +183,9 @@ impl Containers {
         let step = |what: &str| format!("container {}: {what}", c.name());
         let paths = &c.paths;
         self.mount_root(c)?;
-        let etc = self.write_etc_files(c, net)?;
+        let links = self.resolve_links(c)?;
+        super::links::save_env(&paths.dir, &links.env)?;
+        let etc = self.write_etc_files(c, net, &links)?;
         let init = if c.record.init() {
             Some(self.init.as_deref().ok_or_else(|| Error::Runtime {
                 context: step("start"),
@@ -216,6 +218,7 @@ impl Containers {
             volume_path: &volume_path,
             anonymous_volumes: &anonymous_volumes,
             host: &host,
+            links_env: &links.env,
         };
         // `spec::build` leaves out the network namespace for `host`.
         let oci = spec::build(&input)?;
@@ -259,7 +262,12 @@ impl Containers {
         Ok(())
     }
 
-    fn write_etc_files(&self, c: &Container, net: &NetSetup) -> Result<EtcFiles> {
+    fn write_etc_files(
+        &self,
+        c: &Container,
+        net: &NetSetup,
+        links: &super::links::Resolved,
+    ) -> Result<EtcFiles> {
         let paths = &c.paths;
         let body = &c.record.body;
         let hc = c.record.host_config();
@@ -270,12 +278,13 @@ impl Containers {
             Some(gw) => super::networking::resolv_base(gw),
             None => etc::host_resolv_conf(),
         };
-        let hosts = etc::hosts_file_with_gateway(
+        let mut hosts = etc::hosts_file_with_gateway(
             &hostname,
             &hc.extra_hosts.clone().unwrap_or_default(),
             &net.addresses,
             net.gateway,
         )?;
+        hosts.push_str(&links.hosts_lines());
         let resolv = etc::resolv_conf(
             &host_resolv,
             &hc.dns.clone().unwrap_or_default(),

@@ -70,6 +70,9 @@ pub struct SpecInput<'a> {
     pub anonymous_volumes: &'a [(String, PathBuf)],
     /// What the host is like (read by [`HostFacts::read`]).
     pub host: &'a HostFacts,
+    /// The variables of its legacy links (see
+    /// [`crate::container::links`]), before the image's and its own.
+    pub links_env: &'a [String],
 }
 
 /// A value Docker refuses.

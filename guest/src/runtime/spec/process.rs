@@ -54,7 +54,7 @@ pub fn command_line(
 
 /// Merges environment lists: later lists win per name; `NAME` without `=`
 /// removes the variable.
-fn merge_env(lists: &[&[String]]) -> Vec<String> {
+pub(crate) fn merge_env(lists: &[&[String]]) -> Vec<String> {
     let mut order: Vec<String> = Vec::new();
     let mut values: HashMap<String, Option<String>> = HashMap::new();
     for list in lists {
@@ -84,7 +84,7 @@ fn has_var(env: &[String], name: &str) -> bool {
 }
 
 /// The environment: Docker's `PATH` (default), `HOSTNAME` and, with a
-/// terminal, `TERM=xterm`; then the image's, the container's and the
+/// terminal, `TERM=xterm`; then the links', the image's, the container's and the
 /// exec's variables, each list winning over the ones before; `HOME` from
 /// `/etc/passwd` when nothing sets it (as runc does).
 pub(super) fn environment(
@@ -106,7 +106,7 @@ pub(super) fn environment(
         .and_then(|i| i.env().clone())
         .unwrap_or_default();
     let own = input.config.env.clone().unwrap_or_default();
-    let mut env = merge_env(&[&base, &image_env, &own, exec_env]);
+    let mut env = merge_env(&[&base, input.links_env, &image_env, &own, exec_env]);
     if !has_var(&env, "HOME") {
         env.push(format!("HOME={}", home.unwrap_or("/")));
     }

@@ -96,6 +96,7 @@ impl Fixture {
             volume_path: vol,
             anonymous_volumes: &self.anon,
             host: &self.host,
+            links_env: &[],
         }
     }
 
