@@ -155,6 +155,7 @@ impl Fixture {
             volume_path: volumes,
             anonymous_volumes: &[],
             host: &self.host,
+            links_env: &[],
         }
     }
 
