@@ -600,3 +600,54 @@ fn legacy_links_give_hosts_entries_and_variables_as_docker_does() {
     }
     e.docker_ok(&["network", "rm", "lk-net"]);
 }
+
+/// A container-wide `MacAddress` (clients of API 1.43 and older send it in
+/// Config) is the first network's MAC address; those clients read it back
+/// in `Config.MacAddress`, newer ones get Docker's deprecation warning.
+#[test]
+fn a_container_wide_mac_address_from_an_old_client_is_the_first_networks() {
+    let e = EngineGuard::with_image(IMAGE, &[]);
+    let body = serde_json::json!({
+        "Image": IMAGE,
+        "Cmd": ["sleep", "300"],
+        "MacAddress": "02:42:ac:11:00:99",
+    });
+    let r = e.api(
+        "POST",
+        "/v1.43/containers/create?name=mac-old",
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["Warnings"], serde_json::json!([]), "{v}");
+    let r = e.api("POST", "/v1.43/containers/mac-old/start", &[], b"");
+    assert_eq!(r.status, 204, "{}", r.text());
+    let r = e.api("GET", "/v1.43/containers/mac-old/json", &[], b"");
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["Config"]["MacAddress"], "02:42:ac:11:00:99", "{v}");
+    assert_eq!(
+        v["NetworkSettings"]["Networks"]["bridge"]["MacAddress"],
+        "02:42:ac:11:00:99"
+    );
+    let seen = e.docker_ok(&["exec", "mac-old", "cat", "/sys/class/net/eth0/address"]);
+    assert_eq!(seen.trim(), "02:42:ac:11:00:99");
+    // The current API has no container-wide field in inspect.
+    let v = inspect(&e, "mac-old");
+    assert!(v["Config"].get("MacAddress").is_none(), "{}", v["Config"]);
+
+    let (status, v) = create(
+        &e,
+        "mac-new",
+        serde_json::json!({"Image": IMAGE, "Cmd": ["true"], "MacAddress": "02:42:ac:11:00:98"}),
+    );
+    assert_eq!(status, 201, "{v}");
+    assert!(
+        v["Warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("container-wide MacAddress field is now deprecated"),
+        "{v}"
+    );
+    e.docker_ok(&["rm", "-f", "mac-old", "mac-new"]);
+}

@@ -7,11 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard_stubs::models::{
-    ContainerConfig, ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse,
-    ContainerPruneResponse, ContainerState, ContainerSummary, ContainerSummaryHealth,
-    ContainerSummaryHostConfig, ContainerSummaryNetworkSettings, ContainerWaitResponse, DriverData,
-    EventMessage, ExecConfig, ExecInspectResponse, ExecStartConfig, HealthStatusEnum,
-    ProcessConfig,
+    ContainerConfig, ContainerCreateResponse, ContainerInspectResponse, ContainerPruneResponse,
+    ContainerState, ContainerSummary, ContainerSummaryHealth, ContainerSummaryHostConfig,
+    ContainerSummaryNetworkSettings, ContainerWaitResponse, DriverData, EventMessage, ExecConfig,
+    ExecInspectResponse, ExecStartConfig, HealthStatusEnum, ProcessConfig,
 };
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -84,11 +83,14 @@ fn time_param(q: &Query, key: &str) -> Result<Option<SystemTime>> {
 pub async fn create(
     engine: &Arc<Engine>,
     query: &Query,
+    version: Option<(u32, u32)>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
-    let body: ContainerCreateBody =
+    let body: super::legacy_mac::CreateBody =
         body::json_or_default(req.into_body(), "container create").await?;
-    let (id, warnings) = engine.containers.create(query.get("name"), body)?;
+    let (body, warning) = body.into_body(version)?;
+    let (id, mut warnings) = engine.containers.create(query.get("name"), body)?;
+    warnings.extend(warning);
     Ok(json(
         StatusCode::CREATED,
         &ContainerCreateResponse { id, warnings },
@@ -218,7 +220,11 @@ pub fn list(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
 }
 
 /// `GET /containers/{id}/json`.
-pub fn inspect(engine: &Arc<Engine>, key: &str) -> Result<Response<Body>> {
+pub fn inspect(
+    engine: &Arc<Engine>,
+    key: &str,
+    version: Option<(u32, u32)>,
+) -> Result<Response<Body>> {
     let c = engine.containers.get(key)?;
     let s = c.state();
     let (path, args) = command_of(&c);
@@ -355,6 +361,7 @@ pub fn inspect(engine: &Arc<Engine>, key: &str) -> Result<Response<Body>> {
         .map(|r| r.name.clone())
         .unwrap_or_else(|_| "runc".to_string());
     super::inspect_shape::complete(&mut out, &runtime);
+    super::legacy_mac::add_to_inspect(&mut out, &c, version);
     Ok(json(StatusCode::OK, &out))
 }
 

@@ -37,6 +37,7 @@ pub mod detach;
 pub mod exec;
 pub mod images;
 pub mod inspect_shape;
+pub mod legacy_mac;
 pub mod networks;
 pub mod projects;
 pub mod request;

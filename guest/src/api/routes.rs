@@ -225,7 +225,7 @@ async fn dispatch(
         (&Method::POST, "/images/load") => return images::load(engine, req).await,
         (&Method::POST, "/images/prune") => return images::prune(engine, &query).await,
         (&Method::POST, "/containers/create") => {
-            return containers::create(engine, &query, req).await;
+            return containers::create(engine, &query, version, req).await;
         }
         (&Method::GET, "/containers/json") => return containers::list(engine, &query),
         (&Method::POST, "/containers/prune") => return containers::prune(engine, &query).await,
@@ -252,7 +252,7 @@ async fn dispatch(
     if let Some(rest) = path.strip_prefix("/containers/") {
         let (key, action) = rest.split_once('/').unwrap_or((rest, ""));
         return match (method, action) {
-            (&Method::GET, "json") => containers::inspect(engine, key),
+            (&Method::GET, "json") => containers::inspect(engine, key, version),
             (&Method::POST, "start") => containers::start(engine, key).await,
             (&Method::POST, "stop") => containers::stop(engine, key, &query).await,
             (&Method::POST, "restart") => containers::restart(engine, key, &query).await,
