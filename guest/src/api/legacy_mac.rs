@@ -6,7 +6,7 @@
 //! Docker gives), and clients older than 1.44 find it again in the inspect
 //! output's `Config.MacAddress`.
 
-use bollard_stubs::models::{ContainerCreateBody, EndpointSettings, NetworkingConfig};
+use bollard_stubs::models::{ContainerCreateBody, NetworkingConfig};
 use serde::Deserialize;
 use serde_json::Value;
 
