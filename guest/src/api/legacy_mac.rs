@@ -63,9 +63,7 @@ impl CreateBody {
         } else {
             network
         };
-        let endpoint = endpoints
-            .entry(key)
-            .or_insert_with(EndpointSettings::default);
+        let endpoint = endpoints.entry(key).or_default();
         match endpoint.mac_address.as_deref().filter(|m| !m.is_empty()) {
             Some(own) if !own.eq_ignore_ascii_case(&mac) => {
                 return Err(Error::from(ContainerError::InvalidConfig(
