@@ -236,8 +236,86 @@ fn network_commands_connect_and_bad_input() {
     let pruned = e.docker_ok(&["network", "prune", "-f"]);
     assert!(pruned.contains("back"), "{pruned}");
     let ls = e.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);
-    assert_eq!(ls.trim(), "bridge");
+    let mut names: Vec<&str> = ls.lines().collect();
+    names.sort_unstable();
+    assert_eq!(names, ["bridge", "host", "none"]);
     let err = e.docker_err(&["network", "rm", "bridge"]);
     assert!(err.contains("pre-defined"), "{err}");
     support::finish_with_the_default_network(e, 2);
+}
+
+/// Docker's pre-defined networks are always there: `bridge` (made when
+/// first listed), `host` and `none`, listed, inspected with their
+/// containers, filtered as built-in, and never removed or connected to.
+#[test]
+fn the_predefined_networks_are_always_listed() {
+    let e = EngineGuard::with_firewall("nft");
+    // A listing that cannot show the default network does not make it.
+    let by_label = e.docker_ok(&["network", "ls", "-q", "--filter", "label=x"]);
+    assert_eq!(by_label.trim(), "");
+    assert!(e.net_objects().bridges.is_empty());
+    let ls = e.docker_ok(&[
+        "network",
+        "ls",
+        "--format",
+        "{{.Name}} {{.Driver}} {{.Scope}}",
+    ]);
+    let mut rows: Vec<&str> = ls.lines().collect();
+    rows.sort_unstable();
+    assert_eq!(
+        rows,
+        ["bridge bridge local", "host host local", "none null local"]
+    );
+    let custom = e.docker_ok(&["network", "ls", "-q", "--filter", "type=custom"]);
+    assert_eq!(custom.trim(), "");
+    let null = e.docker_ok(&[
+        "network",
+        "ls",
+        "--format",
+        "{{.Name}}",
+        "--filter",
+        "driver=null",
+    ]);
+    assert_eq!(null.trim(), "none");
+    let dangling = e.docker_ok(&["network", "ls", "-q", "--filter", "dangling=true"]);
+    assert_eq!(dangling.trim(), "");
+
+    let id = e.run_detached("hostbox", &["--network", "host"], &["sleep", "300"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&e.docker_ok(&["network", "inspect", "host", "none"])).unwrap();
+    assert_eq!(v[0]["Name"], "host");
+    assert_eq!(v[0]["Driver"], "host");
+    assert_eq!(v[0]["IPAM"]["Config"], serde_json::json!([]));
+    assert_eq!(v[0]["Containers"][id.trim()]["Name"], "hostbox", "{}", v[0]);
+    assert_eq!(v[1]["Name"], "none");
+    assert_eq!(v[1]["Driver"], "null");
+    assert_eq!(v[1]["Containers"], serde_json::json!({}));
+    // By ID and by a prefix of it, as for any network.
+    let host_id = v[0]["Id"].as_str().unwrap().to_string();
+    let by_id = e.docker_ok(&["network", "inspect", "-f", "{{.Name}}", &host_id[..12]]);
+    assert_eq!(by_id.trim(), "host");
+    let c = e.inspect_container("hostbox");
+    assert_eq!(
+        c["NetworkSettings"]["Networks"]["host"]["NetworkID"],
+        host_id
+    );
+
+    for (args, what) in [
+        (vec!["network", "rm", "host"], "cannot be removed"),
+        (vec!["network", "rm", "none"], "cannot be removed"),
+        (
+            vec!["network", "connect", "none", "hostbox"],
+            "cannot be connected to",
+        ),
+        (
+            vec!["network", "disconnect", "host", "hostbox"],
+            "cannot be disconnected from",
+        ),
+        (vec!["network", "create", "host"], "pre-defined"),
+    ] {
+        let err = e.docker_err(&args);
+        assert!(err.contains(what), "{args:?}: {err}");
+    }
+    e.docker_ok(&["rm", "-f", "hostbox"]);
+    support::finish_with_the_default_network(e, 1);
 }

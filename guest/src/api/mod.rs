@@ -39,6 +39,7 @@ pub mod images;
 pub mod inspect_shape;
 pub mod legacy_mac;
 pub mod networks;
+pub mod predefined;
 pub mod projects;
 pub mod request;
 pub mod routes;

@@ -12,8 +12,8 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 
-use super::body;
 use super::routes::{Body, Query, empty, json as json_response};
+use super::{body, predefined};
 use crate::container::Container;
 use crate::container::networking::{Mode, mode_of};
 use crate::engine::Engine;
@@ -82,12 +82,32 @@ fn matches(n: &NetworkRecord, f: &Filters, dangling: Option<bool>, in_use: bool)
         && dangling.is_none_or(|d| d == (!in_use && !n.is_default()))
 }
 
-/// `GET /networks`.
-pub fn list(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
+/// `GET /networks`: the pre-defined networks always (Docker's `bridge`
+/// made now if it is not yet), then the others.
+pub async fn list(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
     let filters = Filters::parse(query.get("filters"), LIST_KEYS)?;
     filters.check_values("type", &["custom", "builtin"])?;
     let dangling = filters.boolean("dangling")?;
-    let out: Vec<Value> = engine
+    // The default network is made only for a listing that would show it
+    // (not, say, for a listing by label).
+    let shows_default = predefined::matches(DEFAULT_NETWORK, "bridge", &filters, dangling)
+        && filters.get("id").is_empty();
+    let created = if shows_default {
+        engine.containers.networks.ensure_default().await?.created
+    } else {
+        engine
+            .containers
+            .networks
+            .get(DEFAULT_NETWORK)
+            .map(|n| n.created)
+            .unwrap_or_default()
+    };
+    let mut out: Vec<Value> = predefined::NAMESPACE_NETWORKS
+        .into_iter()
+        .filter(|(name, driver)| predefined::matches(name, driver, &filters, dangling))
+        .map(|(name, driver)| predefined::network_json(engine, name, driver, &created))
+        .collect();
+    let records: Vec<Value> = engine
         .containers
         .networks
         .list()
@@ -98,12 +118,33 @@ pub fn list(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
         })
         .map(|n| network_json(engine, n))
         .collect();
+    out.extend(records);
     Ok(json_response(StatusCode::OK, &out))
 }
 
-/// `GET /networks/{id}`.
-pub fn inspect(engine: &Arc<Engine>, key: &str) -> Result<Response<Body>> {
-    let n = engine.containers.networks.get(key)?;
+/// `GET /networks/{id}`: the pre-defined ones too (`bridge` made now if
+/// it is not yet).
+pub async fn inspect(engine: &Arc<Engine>, key: &str) -> Result<Response<Body>> {
+    if let Some((name, driver)) = predefined::find(key, false) {
+        let default = engine.containers.networks.ensure_default().await?;
+        let out = predefined::network_json(engine, name, driver, &default.created);
+        return Ok(json_response(StatusCode::OK, &out));
+    }
+    let n = match engine.containers.networks.get(key) {
+        Ok(n) => n,
+        Err(crate::error::Error::NoSuchNetwork(_)) if key == DEFAULT_NETWORK => {
+            engine.containers.networks.ensure_default().await?
+        }
+        Err(crate::error::Error::NoSuchNetwork(missing)) => {
+            let Some((name, driver)) = predefined::find(key, true) else {
+                return Err(crate::error::Error::NoSuchNetwork(missing));
+            };
+            let default = engine.containers.networks.ensure_default().await?;
+            let out = predefined::network_json(engine, name, driver, &default.created);
+            return Ok(json_response(StatusCode::OK, &out));
+        }
+        Err(e) => return Err(e),
+    };
     Ok(json_response(StatusCode::OK, &network_json(engine, &n)))
 }
 
@@ -122,6 +163,7 @@ pub async fn create(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Resp
 
 /// `DELETE /networks/{id}`.
 pub async fn remove(engine: &Arc<Engine>, key: &str) -> Result<Response<Body>> {
+    predefined::refuse(key, "removed")?;
     let rec = engine.containers.networks.get(key)?;
     if rec.is_default() {
         return Err(NetworkError::Predefined(DEFAULT_NETWORK.to_string(), "removed").into());
@@ -137,6 +179,7 @@ pub async fn connect(
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
     let body: NetworkConnectRequest = body::json(req.into_body(), "network connect").await?;
+    predefined::refuse(key, "connected to")?;
     let c = engine.containers.get(&body.container)?;
     engine
         .containers
@@ -152,6 +195,7 @@ pub async fn disconnect(
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
     let body: NetworkDisconnectRequest = body::json(req.into_body(), "network disconnect").await?;
+    predefined::refuse(key, "disconnected from")?;
     let c = engine.containers.get(&body.container)?;
     engine.containers.disconnect(&c, key).await?;
     Ok(empty(StatusCode::OK))
@@ -182,12 +226,19 @@ pub fn container_networks(engine: &Engine, c: &Container) -> HashMap<String, End
     let nets = &engine.containers.networks;
     let mut out = HashMap::new();
     match mode_of(&c.record.body) {
-        Mode::Host => {
-            out.insert("host".to_string(), EndpointSettings::default());
-            return out;
-        }
-        Mode::None => {
-            out.insert("none".to_string(), EndpointSettings::default());
+        Mode::Host | Mode::None => {
+            let name = if mode_of(&c.record.body) == Mode::Host {
+                "host"
+            } else {
+                "none"
+            };
+            out.insert(
+                name.to_string(),
+                EndpointSettings {
+                    network_id: Some(predefined::id(name)),
+                    ..Default::default()
+                },
+            );
             return out;
         }
         Mode::Container(_) | Mode::Network(_) => {}

@@ -231,7 +231,7 @@ async fn dispatch(
         (&Method::POST, "/containers/prune") => return containers::prune(engine, &query).await,
         (&Method::GET, "/events") => return containers::events(engine, &query),
         (&Method::POST, "/auth") => return auth::auth(engine, req).await,
-        (&Method::GET, "/networks") => return networks::list(engine, &query),
+        (&Method::GET, "/networks") => return networks::list(engine, &query).await,
         (&Method::POST, "/networks/create") => return networks::create(engine, req).await,
         (&Method::POST, "/networks/prune") => return networks::prune(engine, &query).await,
         (&Method::GET, "/volumes") => return volumes::list(engine, &query),
@@ -278,7 +278,7 @@ async fn dispatch(
     if let Some(rest) = path.strip_prefix("/networks/") {
         let (key, action) = rest.split_once('/').unwrap_or((rest, ""));
         return match (method, action) {
-            (&Method::GET, "") => networks::inspect(engine, key),
+            (&Method::GET, "") => networks::inspect(engine, key).await,
             (&Method::DELETE, "") => networks::remove(engine, key).await,
             (&Method::POST, "connect") => networks::connect(engine, key, req).await,
             (&Method::POST, "disconnect") => networks::disconnect(engine, key, req).await,
