@@ -301,16 +301,26 @@ def pause(client):
             IMAGE, ["sh", "-c", "while true; do date +%s%N > /tmp/t; sleep 0.05; done"],
             detach=True, name=f"{PREFIX}-pause")
         made.append(c)
-        time.sleep(0.3)
+
+        def stamp():
+            try:
+                stream, _ = c.get_archive("/tmp/t")
+                return b"".join(stream)
+            except docker.errors.NotFound:
+                return None
+
+        # The loop has written once (a loaded machine may take a while).
+        deadline = time.time() + 20
+        while stamp() is None and time.time() < deadline:
+            time.sleep(0.05)
         c.pause()
         c.reload()
         check(c.status == "paused" and c.attrs["State"]["Paused"], f"after pause {c.status}")
         # Frozen: the file no longer changes.
-        stream, _ = c.get_archive("/tmp/t")
-        before = b"".join(stream)
+        before = stamp()
+        check(before is not None, "the loop never wrote /tmp/t")
         time.sleep(0.4)
-        stream, _ = c.get_archive("/tmp/t")
-        check(b"".join(stream) == before, "a paused container kept running")
+        check(stamp() == before, "a paused container kept running")
         try:
             c.pause()
             raise AssertionError("pausing a paused container succeeded")
@@ -321,9 +331,10 @@ def pause(client):
         c.unpause()
         c.reload()
         check(c.status == "running", f"after unpause {c.status}")
-        time.sleep(0.4)
-        stream, _ = c.get_archive("/tmp/t")
-        check(b"".join(stream) != before, "an unpaused container does not run")
+        deadline = time.time() + 20
+        while stamp() == before and time.time() < deadline:
+            time.sleep(0.05)
+        check(stamp() != before, "an unpaused container does not run")
     finally:
         remove_containers(client, made)
 
