@@ -14,6 +14,8 @@
 //! - [`filters`]: Docker's `filters` argument with Docker's semantics.
 //! - [`state`]: crash-safe JSON records and random IDs, beneath everything.
 //! - [`engine`]: the shared state every request sees.
+//! - [`events`]: the event stream of `GET /events` (containers, images,
+//!   networks, volumes), one for the whole engine.
 //! - [`image`]: references, digests, the blob store, registries, pull and
 //!   push, unpacking layers, archives and progress messages.
 //! - [`runtime`]: runc/crun, OCI bundles and overlayfs root filesystems.
@@ -33,6 +35,7 @@ pub mod config;
 pub mod container;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod filters;
 pub mod image;
 pub mod monitor;
