@@ -34,6 +34,8 @@ pub struct Engine {
     pub started: Instant,
     /// One apply or down per project at a time.
     pub projects: crate::reconcile::apply::Locks,
+    /// Notified to stop serving (after a reset).
+    pub shutdown: tokio::sync::Notify,
 }
 
 impl Engine {
@@ -71,6 +73,7 @@ impl Engine {
             dns,
             started: Instant::now(),
             projects: Default::default(),
+            shutdown: tokio::sync::Notify::new(),
         })
     }
 }

@@ -27,6 +27,8 @@
 //! - [`reconcile`]: the reconciler: observes a project, plans (purely) what
 //!   takes it to its desired state, applies the plan in dependency order,
 //!   takes it down.
+//! - [`reset`]: removing everything the engine made (`servin system
+//!   reset`).
 //! - [`api`]: the HTTP server and its routes.
 //! - [`timefmt`]: times in Docker's RFC 3339 forms (chrono underneath).
 
@@ -41,6 +43,7 @@ pub mod image;
 pub mod monitor;
 pub mod network;
 pub mod reconcile;
+pub mod reset;
 pub mod runtime;
 pub mod state;
 pub mod timefmt;

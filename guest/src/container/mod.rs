@@ -378,6 +378,16 @@ impl Containers {
             .take()
     }
 
+    /// Ends the standby monitor, if one is waiting (a reset: no container
+    /// will start).
+    pub async fn drop_standby(&self) {
+        if let Some(standby) = self.take_standby()
+            && let Err(e) = standby.end().await
+        {
+            tracing::warn!("end the standby monitor: {}", e.full_message());
+        }
+    }
+
     /// Starts a standby monitor for the next container start unless one
     /// waits already. A failure is only logged: starts then spawn their own.
     fn replenish_standby(&self) {
