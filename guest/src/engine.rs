@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::container::Containers;
 use crate::container::discovery::{self, ContainerNames};
 use crate::error::Result;
+use crate::events::Events;
 use crate::image::registry::Registries;
 use crate::image::store::Store;
 use crate::network::dns::{self, DnsConfig, DnsServer};
@@ -20,6 +21,9 @@ pub struct Engine {
     pub store: Arc<Store>,
     /// The containers.
     pub containers: Arc<Containers>,
+    /// The event stream of `/events`, shared by the containers, the
+    /// images and the volumes.
+    pub events: Arc<Events>,
     /// The named volumes.
     pub volumes: Arc<Volumes>,
     /// Registry clients and credentials.
@@ -30,6 +34,8 @@ pub struct Engine {
     pub started: Instant,
     /// One apply or down per project at a time.
     pub projects: crate::reconcile::apply::Locks,
+    /// Notified to stop serving (after a reset).
+    pub shutdown: tokio::sync::Notify,
 }
 
 impl Engine {
@@ -37,13 +43,15 @@ impl Engine {
     /// containers again, and starts the networks' DNS server (forwarding to
     /// the host's resolvers). Must be called inside the tokio runtime.
     pub fn open(config: Config) -> Result<Self> {
-        let store = Arc::new(Store::open(&config.root)?);
-        let volumes = Arc::new(Volumes::open(&config.root)?);
+        let events = Arc::new(Events::default());
+        let store = Arc::new(Store::open(&config.root, Arc::clone(&events))?);
+        let volumes = Arc::new(Volumes::open(&config.root, Arc::clone(&events))?);
         let containers = Containers::open(
             &config.root,
             &config.socket,
             Arc::clone(&store),
             Arc::clone(&volumes),
+            Arc::clone(&events),
         )?;
         let registries = Registries::new(config.insecure_registries.clone(), config.home.clone());
         let upstreams = host_resolvers();
@@ -59,11 +67,13 @@ impl Engine {
             config,
             store,
             containers,
+            events,
             volumes,
             registries,
             dns,
             started: Instant::now(),
             projects: Default::default(),
+            shutdown: tokio::sync::Notify::new(),
         })
     }
 }

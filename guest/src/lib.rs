@@ -14,6 +14,8 @@
 //! - [`filters`]: Docker's `filters` argument with Docker's semantics.
 //! - [`state`]: crash-safe JSON records and random IDs, beneath everything.
 //! - [`engine`]: the shared state every request sees.
+//! - [`events`]: the event stream of `GET /events` (containers, images,
+//!   networks, volumes), one for the whole engine.
 //! - [`image`]: references, digests, the blob store, registries, pull and
 //!   push, unpacking layers, archives and progress messages.
 //! - [`runtime`]: runc/crun, OCI bundles and overlayfs root filesystems.
@@ -25,6 +27,8 @@
 //! - [`reconcile`]: the reconciler: observes a project, plans (purely) what
 //!   takes it to its desired state, applies the plan in dependency order,
 //!   takes it down.
+//! - [`reset`]: removing everything the engine made (`servin system
+//!   reset`).
 //! - [`api`]: the HTTP server and its routes.
 //! - [`timefmt`]: times in Docker's RFC 3339 forms (chrono underneath).
 
@@ -33,11 +37,13 @@ pub mod config;
 pub mod container;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod filters;
 pub mod image;
 pub mod monitor;
 pub mod network;
 pub mod reconcile;
+pub mod reset;
 pub mod runtime;
 pub mod state;
 pub mod timefmt;

@@ -1,5 +1,6 @@
 //! The real `docker` CLI against the engine: version, info, pull, images,
-//! image inspect, tag, rmi, push, save, load, image prune.
+//! image inspect, tag, rmi, push, save, load, image prune, and the volume
+//! and image events `docker events` reads.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -259,4 +260,54 @@ fn docker_image_prune_removes_dangling_then_all() {
         "{out}"
     );
     assert_eq!(engine.image_count(), 0);
+}
+
+#[test]
+fn docker_events_show_volume_and_image_events() {
+    let engine = EngineGuard::with_image(support::IMAGE, &[]);
+    let id = engine
+        .docker_ok(&["image", "inspect", "--format", "{{.Id}}", support::IMAGE])
+        .trim()
+        .to_string();
+    engine.docker_ok(&["volume", "create", "evvol"]);
+    engine.docker_ok(&["volume", "rm", "evvol"]);
+    engine.docker_ok(&["tag", support::IMAGE, "test/other:2"]);
+    engine.docker_ok(&["rmi", "test/other:2"]);
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let out = engine.docker_ok(&[
+        "events",
+        "--since",
+        "1",
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "type=volume",
+        "--filter",
+        "type=image",
+        "--filter",
+        "event=create",
+        "--filter",
+        "event=destroy",
+        "--filter",
+        "event=tag",
+        "--filter",
+        "event=untag",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "volume create evvol <no value>".to_string(),
+            "volume destroy evvol <no value>".to_string(),
+            format!("image tag {id} test/other:2"),
+            format!("image untag {id} {id}"),
+        ],
+        "{out}"
+    );
 }

@@ -12,12 +12,15 @@
 //! - [`desired`]: the desired state of a project.
 //! - [`plan`]: the actions that take the engine from what exists to it.
 //! - [`apply`]: the progress lines streamed while applying or taking down.
+//! - [`reset`]: what `POST /servin/v1/reset` answers (`servin system
+//!   reset`).
 
 pub mod apply;
 pub mod desired;
 pub mod labels;
 pub mod plan;
 pub mod projection;
+pub mod reset;
 
 pub use desired::{
     Condition, Dependency, DesiredContainer, DesiredNetwork, DesiredProject, DesiredVolume,

@@ -1,4 +1,4 @@
-//! `servin system df` and `servin system prune`.
+//! `servin system df`, `servin system prune` and `servin system reset`.
 
 use serde_json::Value;
 use servin::client::stats::disk_size;
@@ -17,6 +17,25 @@ pub struct Args {
 pub enum SystemCommand {
     Df(DfArgs),
     Prune(PruneArgs),
+    Reset(ResetArgs),
+}
+
+/// Remove everything servin made on this machine
+///
+/// Every container (running ones are killed), every image, every volume and
+/// every network, the default `bridge` network too, with what they hold on
+/// the host: Linux bridges, veths, nftables tables or iptables chains,
+/// mounts, the DNS server's listeners. Then the engine stops and its state
+/// folder (`SERVIN_ROOT`) and socket are deleted. Only this engine's
+/// objects go, found from its own records: another engine on the machine
+/// (another `SERVIN_ROOT`) keeps its own. An engine that is not running is
+/// started to do it. Asks for confirmation first; without a terminal it
+/// wants `-f`. Prints what was removed (`--format json` for the report).
+#[derive(Debug, clap::Args)]
+pub struct ResetArgs {
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 /// Remove what nothing uses
@@ -212,7 +231,81 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
     match &args.command {
         SystemCommand::Df(a) => df(cli, a),
         SystemCommand::Prune(a) => prune(cli, a),
+        SystemCommand::Reset(a) => reset(cli, a),
     }
+}
+
+fn reset(cli: &Cli, args: &ResetArgs) -> Result<(), Failed> {
+    let format = cli.format(&[Format::Text, Format::Json], Format::Text)?;
+    let addr = servin::client::Address::from_env();
+    let question = format!(
+        "This removes every container, image, volume and network of the engine at {}, stops it and deletes {}. Go on?",
+        addr,
+        addr.root.display()
+    );
+    if !args.force && !super::volume::confirm_for("reset", &question)? {
+        return Ok(());
+    }
+    let done = servin::client::reset::reset()?;
+    if format == Format::Json {
+        return ui::data(&serde_json::to_string_pretty(&done)?);
+    }
+    ui::data(&reset_text(&done))
+}
+
+/// The report of a reset, in sections; empty sections are left out.
+fn reset_text(done: &servin::client::reset::Reset) -> String {
+    let mut out = String::new();
+    let mut section = |title: &str, lines: Vec<String>| {
+        if !lines.is_empty() {
+            out.push_str(&format!("{title}:\n{}\n\n", lines.join("\n")));
+        }
+    };
+    if let Some(r) = &done.engine {
+        section(
+            "Removed containers",
+            r.containers
+                .iter()
+                .map(|c| {
+                    let id: String = c.id.chars().take(12).collect();
+                    let killed = if c.was_running { ", killed" } else { "" };
+                    format!("{} ({id}{killed})", c.name)
+                })
+                .collect(),
+        );
+        section(
+            "Removed images",
+            r.images
+                .iter()
+                .map(|i| {
+                    if i.tags.is_empty() {
+                        i.id.clone()
+                    } else {
+                        format!("{} ({})", i.id, i.tags.join(", "))
+                    }
+                })
+                .collect(),
+        );
+        section("Removed volumes", r.volumes.clone());
+        section(
+            "Removed networks",
+            r.networks
+                .iter()
+                .map(|n| format!("{}: bridge {}, {}", n.name, n.bridge, n.firewall))
+                .collect(),
+        );
+        section("Stopped DNS listeners", r.dns_listeners.clone());
+        section("Unmounted", r.mounts.clone());
+        out.push_str(&format!("Stopped the engine (pid {}).\n", r.engine_pid));
+    } else {
+        out.push_str("No engine was running and there was no state to remove.\n");
+    }
+    out.push_str(&format!(
+        "Removed {} and {}.",
+        done.root.display(),
+        done.socket.display()
+    ));
+    out
 }
 
 fn prune(cli: &Cli, args: &PruneArgs) -> Result<(), Failed> {

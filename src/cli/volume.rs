@@ -143,10 +143,15 @@ fn filters(values: &[String]) -> Result<Vec<(String, String)>, Failed> {
 
 /// Asks on the terminal; without one, asks for `-f`.
 pub(super) fn confirm(question: &str) -> Result<bool, Failed> {
+    confirm_for("prune", question)
+}
+
+/// As [`confirm`], for `command` (named when there is no terminal).
+pub(super) fn confirm_for(command: &str, question: &str) -> Result<bool, Failed> {
     if !std::io::stdin().is_terminal() {
-        return Err(Failed::Usage(
-            "prune asks for confirmation and there is no terminal: pass -f".to_string(),
-        ));
+        return Err(Failed::Usage(format!(
+            "{command} asks for confirmation and there is no terminal: pass -f"
+        )));
     }
     let mut err = std::io::stderr().lock();
     write!(err, "{question} [y/N] ")?;

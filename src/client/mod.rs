@@ -11,6 +11,8 @@
 //! - [`volumes`]: the volume operations.
 //! - [`networks`]: the network operations.
 //! - [`projects`]: planning a project.
+//! - [`reset`]: removing everything the engine made, the engine's state
+//!   root and its socket (`servin system reset`).
 //! - [`stats`]: stats, top, pause, update, rename and disk usage, and the
 //!   figures `docker stats` shows.
 
@@ -21,6 +23,7 @@ pub mod copy;
 pub mod images;
 pub mod networks;
 pub mod projects;
+pub mod reset;
 pub mod start;
 pub mod stats;
 pub mod volumes;
@@ -90,6 +93,18 @@ pub enum Error {
         secs: u64,
         log: String,
     },
+    #[error(
+        "the reset left objects behind; the state root {} is kept so that `servin system reset` can finish:\n{errors}",
+        .root.display()
+    )]
+    ResetIncomplete { root: PathBuf, errors: String },
+    #[error("the engine (pid {pid}) did not stop within {secs}s of its reset")]
+    EngineStillRunning { pid: u32, secs: u64 },
+    #[error(
+        "not removing {}: these are still mounted below it:\n{mounts}",
+        .root.display()
+    )]
+    StillMounted { root: PathBuf, mounts: String },
     #[error("{path}")]
     File {
         path: PathBuf,

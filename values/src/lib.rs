@@ -21,10 +21,13 @@
 //! - [`mount`]: [`parse_mount`] for the short volume syntax
 //!   (`"data:/var/lib:ro"`), [`parse_tmpfs`] (`"/run:size=64m,mode=1777"`)
 //!   and [`BindSpec::split`] for Docker's `-v SRC:DST[:OPTS]` binds.
+//! - [`mountinfo`]: the mount points below a folder, from
+//!   `/proc/self/mountinfo`.
 //! - [`stream`]: the 8-byte framing of multiplexed stdout/stderr streams,
 //!   [`stream::frame`] and [`stream::Demux`].
 
 pub mod mount;
+pub mod mountinfo;
 pub mod port;
 pub mod reference;
 pub mod size;

@@ -26,9 +26,10 @@ use super::routes::{Body, Query, empty, json, streaming, streaming_bounded, with
 use super::stream::{self, MULTIPLEXED, RAW, StreamKind, frame};
 use crate::container::start::connect_attach;
 use crate::container::wait::WaitCondition;
-use crate::container::{Container, Status, events};
+use crate::container::{Container, Status};
 use crate::engine::Engine;
 use crate::error::{ContainerError, Error, RequestError, Result};
+use crate::events;
 use crate::monitor::logs::{LogEntry, LogQuery, LogStream, follow_logs, read_logs};
 use crate::timefmt;
 
@@ -811,7 +812,7 @@ pub fn events(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
     let filter = events::Filter::parse(query.get("filters"))?;
     let since = nanos(time_param(query, "since")?);
     let until = nanos(time_param(query, "until")?);
-    let (past, rx) = engine.containers.events.subscribe(since);
+    let (past, rx) = engine.events.subscribe(since);
     let (tx, out) = mpsc::channel(STREAM_BUFFER);
     tokio::spawn(send_events(past, rx, filter, until, tx));
     Ok(streaming_bounded("application/json", out))

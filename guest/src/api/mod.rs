@@ -14,6 +14,8 @@
 //! - [`container_ops`]: stats, top, pause, unpause and update.
 //! - [`system_df`]: `GET /system/df`, the disk use of images, containers
 //!   and volumes.
+//! - [`system_reset`]: `POST /servin/v1/reset`, removing everything the
+//!   engine made, then stopping it.
 //! - [`attach`], [`exec`]: the stream pumps of attach and exec, carrying a
 //!   container's or an exec process's stdio over the connection.
 //! - [`inspect_shape`]: the fields Docker fills in a container's inspect.
@@ -48,6 +50,7 @@ pub mod status;
 pub mod stream;
 pub mod system;
 pub mod system_df;
+pub mod system_reset;
 pub mod volumes;
 
 /// The Docker API version this engine speaks.

@@ -14,7 +14,7 @@ use tokio::sync::mpsc::{Receiver, UnboundedReceiver};
 
 use super::{
     archive, auth, container_ops, containers, images, networks, projects, system, system_df,
-    volumes,
+    system_reset, volumes,
 };
 use crate::engine::Engine;
 use crate::error::{Error, RequestError};
@@ -212,6 +212,9 @@ async fn dispatch(
         (&Method::GET, "/info") => return Ok(system::info(engine)),
         (&Method::GET, "/system/df") => return system_df::df(engine, &query).await,
         (&Method::GET, "/servin/v1/info") => return Ok(system::servin_info(engine)),
+        (&Method::POST, servin_proto::reset::RESET_PATH) => {
+            return Ok(system_reset::reset(engine).await);
+        }
         (&Method::GET, "/images/json") => return images::list(engine, &query),
         (&Method::POST, "/images/create") if query.get("fromSrc").is_some() => {
             discard_body(req).await;

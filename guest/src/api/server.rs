@@ -48,7 +48,8 @@ pub async fn bind(path: &Path) -> Result<UnixListener> {
     Ok(listener)
 }
 
-/// Serves the API until SIGINT or SIGTERM, then removes the socket.
+/// Serves the API until SIGINT, SIGTERM or [`Engine::shutdown`], then
+/// removes the socket.
 pub async fn serve(engine: Arc<Engine>) -> Result<()> {
     let path = engine.config.socket.clone();
     let listener = bind(&path).await?;
@@ -79,6 +80,7 @@ pub async fn serve(engine: Arc<Engine>) -> Result<()> {
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
+            _ = engine.shutdown.notified() => break,
         }
     }
     let _ = std::fs::remove_file(&path);

@@ -61,6 +61,9 @@ impl Containers {
         // mount goes with the runtime's state below.
         self.networks.release_all(c.id());
         self.unpublish_ports(c).await;
+        // Docker unmounts the volumes before it reports the death (and
+        // before a waiter hears of the exit).
+        self.volume_events(c, "unmount");
         let res = c.update(|s| {
             s.status = if dead { Status::Dead } else { Status::Exited };
             s.paused = false;

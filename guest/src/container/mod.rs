@@ -17,7 +17,6 @@
 //!   engine starts.
 //! - [`exec`]: exec instances.
 //! - [`health`]: health checks.
-//! - [`events`]: the event stream.
 //! - [`names`]: IDs and names.
 //! - [`networking`]: networks joined, namespaces, connect and disconnect.
 //! - [`publish`]: published ports.
@@ -36,7 +35,6 @@ pub mod archive_tar;
 pub mod create;
 pub mod discovery;
 pub mod error;
-pub mod events;
 pub mod exec;
 pub mod exit;
 pub mod health;
@@ -70,6 +68,7 @@ use tokio::sync::{oneshot, watch};
 
 pub use self::record::{Paths, Record, State, Status};
 use crate::error::{ContainerError, Error, Result};
+use crate::events::Events;
 use crate::image::store::Store;
 use crate::monitor;
 use crate::monitor::attach::{AttachReader, AttachWriter};
@@ -300,8 +299,8 @@ pub struct Containers {
     execs: Mutex<HashMap<String, Arc<exec::ExecInstance>>>,
     /// A monitor started ahead of the next container start.
     standby: Mutex<Option<monitor::Standby>>,
-    /// The event stream.
-    pub events: events::Events,
+    /// The engine's event stream (shared with the volumes and images).
+    pub events: Arc<Events>,
     /// The networks containers join.
     pub networks: Arc<Networks>,
 }
@@ -334,6 +333,7 @@ impl Containers {
         engine_socket: &Path,
         store: Arc<Store>,
         volumes: Arc<Volumes>,
+        events: Arc<Events>,
     ) -> Result<Arc<Self>> {
         let dir = root.join("containers");
         std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
@@ -358,7 +358,7 @@ impl Containers {
             map: Mutex::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
             standby: Mutex::new(None),
-            events: events::Events::default(),
+            events,
             networks: Networks::open(root)?,
         });
         this.load()?;
@@ -377,6 +377,16 @@ impl Containers {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()
+    }
+
+    /// Ends the standby monitor, if one is waiting (a reset: no container
+    /// will start).
+    pub async fn drop_standby(&self) {
+        if let Some(standby) = self.take_standby()
+            && let Err(e) = standby.end().await
+        {
+            tracing::warn!("end the standby monitor: {}", e.full_message());
+        }
     }
 
     /// Starts a standby monitor for the next container start unless one

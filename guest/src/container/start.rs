@@ -57,6 +57,7 @@ impl Containers {
                         log: Some(Vec::new()),
                     });
                 })?;
+                self.volume_events(c, "mount");
                 self.events.container("start", c.id(), c.attributes());
                 self.watch(c, i64::from(monitor_pid));
                 self.start_health(c);

@@ -1,6 +1,7 @@
 //! The volumes containers mount: resolved and made at create, mounted (with
 //! copy-up) at start, checked before a volume is removed, and the anonymous
-//! ones removed with the container when asked (`rm -v`, `--rm`).
+//! ones removed with the container when asked (`rm -v`, `--rm`). A start
+//! publishes a `mount` event per volume, an exit an `unmount`.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -215,6 +216,25 @@ impl Containers {
             }
         }
         Ok(anonymous)
+    }
+
+    /// Publishes a `mount` or `unmount` event for each volume of `c`, with
+    /// Docker's attributes (`container`, `destination`, `read/write`,
+    /// `propagation`, `driver`) over the volume's labels.
+    pub(super) fn volume_events(&self, c: &Container, action: &str) {
+        for v in &c.record.volumes {
+            let mut a = self
+                .volumes
+                .get(&v.name)
+                .map(|vol| vol.event_attributes())
+                .unwrap_or_default();
+            a.insert("driver".to_string(), volume::LOCAL_DRIVER.to_string());
+            a.insert("container".to_string(), c.id().to_string());
+            a.insert("destination".to_string(), v.destination.clone());
+            a.insert("read/write".to_string(), (!v.read_only).to_string());
+            a.insert("propagation".to_string(), String::new());
+            self.events.volume(action, &v.name, a);
+        }
     }
 
     /// The host folder of volume `name`, made again when it went missing

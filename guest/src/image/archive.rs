@@ -101,6 +101,9 @@ pub fn save(store: &Store, images: &[(ImageRecord, Vec<String>)], out: &Path) ->
     }
     let mut inner = tar.into_inner().map_err(w)?;
     inner.flush().map_err(w)?;
+    for (image, _) in images {
+        store.image_event("save", &image.id, &image.id, Some(&image.id));
+    }
     Ok(())
 }
 
@@ -487,6 +490,8 @@ pub async fn load(store: &Arc<Store>, tar_path: &Path, progress: &Progress) -> R
             progress.stream(&format!("Loaded image: {}\n", familiar(t)));
             loaded.push(t.clone());
         }
+        let id = &p.record.id;
+        store.image_event("load", id, id, Some(id));
     }
     Ok(loaded)
 }

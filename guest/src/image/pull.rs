@@ -550,6 +550,7 @@ pub async fn fetch(store: &Store, resolved: Resolved, progress: &Progress) -> Re
     } else {
         progress.status(None, &format!("Status: Downloaded newer image for {shown}"));
     }
+    store.image_event("pull", &shown, &shown, Some(&config_digest));
     store
         .image(&config_digest)
         .ok_or_else(|| Error::NoSuchImage(config_digest.clone()))

@@ -7,7 +7,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::error::{Error, ImageError, Result};
 use crate::image::progress::Progress;
-use crate::image::reference::ImageRef;
+use crate::image::reference::{ImageRef, familiar};
 use crate::image::registry::{Registries, auth_error, registry_error};
 use crate::image::store::{ImageRecord, Store, short_id};
 
@@ -124,5 +124,7 @@ pub async fn push(
         "progressDetail": {},
         "aux": { "Tag": tag, "Digest": image.manifest_digest, "Size": manifest.len() }
     }));
+    let pushed = familiar(&target.to_string());
+    store.image_event("push", &pushed, &pushed, Some(&image.id));
     Ok(image.manifest_digest.clone())
 }

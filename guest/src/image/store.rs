@@ -6,6 +6,10 @@
 //! - `snapshots/<chain-id hex>/`: one unpacked layer, in overlayfs form;
 //! - `tmp/`: downloads and unpacks in progress, emptied at start;
 //! - `state.json`: the image records, written crash-safely.
+//!
+//! What changes the records is an event on the engine's stream (`tag`,
+//! `untag`, `delete`; `pull`, `push`, `load` and `save` are published by
+//! the operations that do them, through [`Store::image_event`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -16,8 +20,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ImageError, Result};
+use crate::events::Events;
 use crate::image::digest;
-use crate::image::reference::ImageRef;
+use crate::image::reference::{ImageRef, familiar};
 use crate::state::{sync_dir, write_synced};
 
 /// One layer of an image.
@@ -85,11 +90,12 @@ pub struct Store {
     /// collection, so collection never removes a blob a pull just wrote.
     pub gc_lock: tokio::sync::RwLock<()>,
     counter: AtomicU64,
+    events: Arc<Events>,
 }
 
 impl Store {
     /// Opens (creating if needed) the store under `<root>/images`.
-    pub fn open(root: &Path) -> Result<Self> {
+    pub fn open(root: &Path, events: Arc<Events>) -> Result<Self> {
         let dir = root.join("images");
         for sub in ["blobs/sha256", "snapshots", "tmp"] {
             let p = dir.join(sub);
@@ -120,12 +126,43 @@ impl Store {
             locks: Mutex::new(HashMap::new()),
             gc_lock: tokio::sync::RwLock::new(()),
             counter: AtomicU64::new(0),
+            events,
         })
     }
 
     /// The store's folder.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The labels of image `id`'s config (none when it cannot be read).
+    pub fn labels(&self, id: &str) -> HashMap<String, String> {
+        self.read_blob(id)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|c| c.pointer("/config/Labels").cloned())
+            .and_then(|l| serde_json::from_value(l).ok())
+            .unwrap_or_default()
+    }
+
+    /// Publishes an image event as Docker does: actor `actor`, attribute
+    /// `name`, and the labels of image `id` when it is known.
+    pub fn image_event(&self, action: &str, actor: &str, name: &str, id: Option<&str>) {
+        let mut a = id.map(|id| self.labels(id)).unwrap_or_default();
+        a.insert("name".to_string(), name.to_string());
+        self.events.image(action, actor, a);
+    }
+
+    /// Publishes the events of removing names from image `id`: one
+    /// `untag` per name, then `delete` when the image went (actor and name
+    /// the image ID, as Docker gives them).
+    fn removal_events(&self, id: &str, untagged: usize, deleted: bool) {
+        for _ in 0..untagged {
+            self.image_event("untag", id, id, Some(id));
+        }
+        if deleted {
+            self.image_event("delete", id, id, Some(id));
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -327,7 +364,10 @@ impl Store {
         if let Some(img) = state.images.get_mut(id) {
             img.repo_tags.push(tag.to_string());
         }
-        self.save(&state)
+        self.save(&state)?;
+        drop(state);
+        self.image_event("tag", id, &familiar(tag), Some(id));
+        Ok(())
     }
 
     /// Removes `name` the way `docker rmi` does: a tag of an image with other
@@ -353,6 +393,8 @@ impl Store {
                 out.untagged.push(t);
                 if !img.repo_tags.is_empty() {
                     self.save(&state)?;
+                    drop(state);
+                    self.removal_events(&image.id, 1, false);
                     return Ok(out);
                 }
             }
@@ -374,6 +416,8 @@ impl Store {
                 out.untagged = std::mem::take(&mut img.repo_tags);
             }
             self.save(&state)?;
+            drop(state);
+            self.removal_events(&image.id, out.untagged.len(), false);
             return Ok(out);
         }
         if let Some(img) = state.images.remove(&image.id) {
@@ -381,6 +425,8 @@ impl Store {
         }
         out.deleted.push(image.id.clone());
         self.save(&state)?;
+        drop(state);
+        self.removal_events(&image.id, out.untagged.len(), true);
         Ok(out)
     }
 
@@ -400,14 +446,21 @@ impl Store {
             .filter(|i| (all || i.repo_tags.is_empty()) && !in_use.contains_key(&i.id) && chosen(i))
             .map(|i| i.id.clone())
             .collect();
+        let mut removed = Vec::new();
         for id in gone {
             if let Some(img) = state.images.remove(&id) {
+                let names = img.repo_tags.len() + img.repo_digests.len();
                 out.untagged.extend(img.repo_tags);
                 out.untagged.extend(img.repo_digests);
+                removed.push((id.clone(), names));
                 out.deleted.push(id);
             }
         }
         self.save(&state)?;
+        drop(state);
+        for (id, names) in removed {
+            self.removal_events(&id, names, true);
+        }
         Ok(out)
     }
 
@@ -518,7 +571,7 @@ mod tests {
     #[test]
     fn tags_move_and_rmi_untags_first() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), Default::default()).unwrap();
         let a = digest::of(b"a");
         let b = digest::of(b"b");
         let t1 = "docker.io/library/x:1";
@@ -536,7 +589,7 @@ mod tests {
         assert_eq!(pruned.deleted, vec![a.clone()]);
         // The state survives a reopen.
         drop(store);
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), Default::default()).unwrap();
         assert_eq!(store.images().len(), 1);
         assert!(matches!(store.resolve("nope"), Err(Error::NoSuchImage(_))));
     }
@@ -547,7 +600,7 @@ mod tests {
     #[test]
     fn docker_io_busybox_and_busybox_name_one_image() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), Default::default()).unwrap();
         let a = digest::of(b"busybox");
         store
             .add_image(

@@ -80,6 +80,22 @@ impl Standby {
     fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+
+    /// Ends the waiting monitor (its stdin closed, it exits with no
+    /// container to run) and waits for it.
+    pub async fn end(self) -> Result<()> {
+        let Self {
+            mut child,
+            stdin,
+            stdout,
+        } = self;
+        drop((stdin, stdout));
+        child
+            .wait()
+            .await
+            .map(drop)
+            .map_err(Error::io("wait for", Path::new("the standby monitor")))
+    }
 }
 
 /// [`spawn`], handing the container to `standby` when one is given and

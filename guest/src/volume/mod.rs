@@ -11,6 +11,10 @@
 //! device is mounted on `_data` when a container first needs it and
 //! unmounted when the volume is removed.
 //!
+//! Every volume made or removed is an event on the engine's stream
+//! (`create`, `destroy`); mounting into containers (`mount`, `unmount`) is
+//! published by the containers.
+//!
 //! Which containers use a volume is the containers' business
 //! ([`crate::container::Containers`] checks it before removing one); this
 //! module only keeps the volumes.
@@ -23,11 +27,12 @@ pub mod error;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, VolumeError};
+use crate::events::Events;
 use crate::runtime::rootfs;
 use crate::timefmt;
 
@@ -102,6 +107,13 @@ impl Volume {
             scope: "local".to_string(),
             options: self.meta.options.clone(),
         }
+    }
+
+    /// The attributes of its events: its labels, and `driver`.
+    pub fn event_attributes(&self) -> HashMap<String, String> {
+        let mut a = self.labels();
+        a.insert("driver".to_string(), self.meta.driver.clone());
+        a
     }
 
     /// The labels as Docker shows them: anonymous volumes carry
@@ -216,12 +228,13 @@ fn mount_flags(o: &str) -> (rustix::mount::MountFlags, String) {
 pub struct Volumes {
     dir: PathBuf,
     lock: Mutex<()>,
+    events: Arc<Events>,
 }
 
 impl Volumes {
     /// Opens `root/volumes`, clearing what a crash left half made or half
     /// removed.
-    pub fn open(root: &Path) -> Result<Self> {
+    pub fn open(root: &Path, events: Arc<Events>) -> Result<Self> {
         let dir = root.join("volumes");
         std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
         let entries = std::fs::read_dir(&dir).map_err(Error::io("read", &dir))?;
@@ -238,6 +251,7 @@ impl Volumes {
         Ok(Self {
             dir,
             lock: Mutex::new(()),
+            events,
         })
     }
 
@@ -387,10 +401,13 @@ impl Volumes {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(e);
         }
-        Ok(Volume {
+        let v = Volume {
             mountpoint: dir.join(DATA_DIR),
             meta,
-        })
+        };
+        self.events
+            .volume("create", &v.meta.name, v.event_attributes());
+        Ok(v)
     }
 
     /// Removes a volume and its data. The caller checks that no container
@@ -417,6 +434,7 @@ impl Volumes {
         let aside = self.dir.join(format!(".removing-{name}-{suffix}"));
         std::fs::rename(&dir, &aside).map_err(Error::io("rename", &dir))?;
         crate::state::sync_dir(&self.dir);
+        self.events.volume("destroy", name, v.event_attributes());
         Ok(aside)
     }
 
@@ -547,7 +565,7 @@ mod tests {
     #[test]
     fn create_is_idempotent_and_crash_safe() {
         let root = tempfile::tempdir().unwrap();
-        let vols = Volumes::open(root.path()).unwrap();
+        let vols = Volumes::open(root.path(), Default::default()).unwrap();
         let a = vols
             .create(Some("data"), None, labels(&[("a", "1")]), HashMap::new())
             .unwrap();
@@ -571,7 +589,7 @@ mod tests {
         assert!(err.to_string().contains("invalid option \"size\""), "{err}");
         // A create cut short leaves a dot folder, which open clears.
         std::fs::create_dir_all(root.path().join("volumes/.creating-x-1/_data")).unwrap();
-        let vols = Volumes::open(root.path()).unwrap();
+        let vols = Volumes::open(root.path(), Default::default()).unwrap();
         assert!(!root.path().join("volumes/.creating-x-1").exists());
         let names: Vec<String> = vols.list().into_iter().map(|v| v.meta.name).collect();
         assert_eq!(names, ["data"]);
@@ -588,7 +606,7 @@ mod tests {
     #[test]
     fn remove_and_get_name_the_volume() {
         let root = tempfile::tempdir().unwrap();
-        let vols = Volumes::open(root.path()).unwrap();
+        let vols = Volumes::open(root.path(), Default::default()).unwrap();
         vols.ensure("keep").unwrap();
         std::fs::write(root.path().join("volumes/keep/_data/f"), "x").unwrap();
         assert_eq!(vols.size("keep"), 1);
@@ -603,7 +621,7 @@ mod tests {
     #[test]
     fn filters_match_like_docker() {
         let root = tempfile::tempdir().unwrap();
-        let vols = Volumes::open(root.path()).unwrap();
+        let vols = Volumes::open(root.path(), Default::default()).unwrap();
         let web = vols
             .create(
                 Some("web-data"),

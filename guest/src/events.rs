@@ -1,5 +1,8 @@
 //! The engine's event stream (`GET /events`): what happened to containers,
-//! as Docker reports it.
+//! images, networks and volumes, as Docker reports it.
+//!
+//! One [`Events`] serves the whole engine: the containers, the image store
+//! and the volumes each hold an `Arc` of it and publish what they do.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -41,6 +44,19 @@ impl Events {
     /// `destroy`).
     pub fn network(&self, action: &str, id: &str, attributes: HashMap<String, String>) {
         self.publish(EventMessageTypeEnum::NETWORK, action, id, attributes);
+    }
+
+    /// Publishes a volume event (`create`, `mount`, `unmount`, `destroy`);
+    /// the actor is the volume's name.
+    pub fn volume(&self, action: &str, name: &str, attributes: HashMap<String, String>) {
+        self.publish(EventMessageTypeEnum::VOLUME, action, name, attributes);
+    }
+
+    /// Publishes an image event (`pull`, `push`, `tag`, `untag`, `delete`,
+    /// `load`, `save`); the actor is what Docker names: the reference for
+    /// `pull` and `push`, the image ID otherwise.
+    pub fn image(&self, action: &str, id: &str, attributes: HashMap<String, String>) {
+        self.publish(EventMessageTypeEnum::IMAGE, action, id, attributes);
     }
 
     fn publish(
@@ -180,20 +196,31 @@ impl Filter {
         let typ = event.typ.map(|t| t.to_string()).unwrap_or_default();
         let name = attrs.get("name").map(String::as_str).unwrap_or_default();
         // An object filter passes the events of its own type whose actor
-        // is that object; an `image` filter also passes the events of the
-        // containers that run the image.
+        // is that object (its ID, a prefix of it, or its name).
         let object = |key: &str| {
             f.any(key, |w| {
                 typ == key && (id.starts_with(w) && !w.is_empty() || name == w)
-                    || key == "image" && attrs.get("image").is_some_and(|i| i == w)
             })
         };
+        // An `image` filter passes image events by ID or name and the
+        // events of the containers that run the image; as Docker does, a
+        // name without its tag matches every tag of it (`busybox` passes
+        // `busybox:latest`).
+        let image = f.any("image", |w| {
+            let named = if typ == "image" {
+                attrs.get("name")
+            } else {
+                attrs.get("image")
+            };
+            let by_id = typ == "image" && (id.starts_with(w) && !w.is_empty() || untagged(id) == w);
+            by_id || named.is_some_and(|n| n == w || untagged(n) == w)
+        });
         let event_matches = |w: &str| action == w || action.split(':').next() == Some(w);
         f.exact("type", &typ)
             && f.any("event", event_matches)
             && f.any("action", event_matches)
             && object("container")
-            && object("image")
+            && image
             && object("network")
             && object("volume")
             && f.labels(attrs)
@@ -202,6 +229,15 @@ impl Filter {
             && ["config", "node", "plugin", "secret", "service"]
                 .iter()
                 .all(|k| !f.contains(k))
+    }
+}
+
+/// A reference without its tag or digest, in its familiar form
+/// (`busybox:1` → `busybox`); what does not parse stays as it is.
+fn untagged(reference: &str) -> String {
+    match crate::image::reference::ImageRef::parse(reference) {
+        Ok(r) => crate::image::reference::familiar(&r.name()),
+        Err(_) => reference.to_string(),
     }
 }
 
@@ -263,5 +299,35 @@ mod tests {
                 .matches(e)
         );
         assert!(Filter::parse(Some("{")).is_err());
+    }
+
+    #[test]
+    fn image_and_volume_events_pass_their_own_filters() {
+        let events = Events::default();
+        let mut attrs = HashMap::new();
+        attrs.insert("name".to_string(), "box:1".to_string());
+        attrs.insert("team".to_string(), "a".to_string());
+        events.image("tag", "sha256:0123abcd", attrs);
+        let mut attrs = HashMap::new();
+        attrs.insert("driver".to_string(), "local".to_string());
+        events.volume("create", "data", attrs);
+        let (past, _) = events.subscribe(Some(0));
+        let (img, vol) = (&past[0], &past[1]);
+        let passes = |f: &str, e: &EventMessage| Filter::parse(Some(f)).unwrap().matches(e);
+        assert!(passes(r#"{"type":["image"]}"#, img));
+        assert!(!passes(r#"{"type":["image"]}"#, vol));
+        for w in ["box", "box:1", "sha256:0123", "sha256:0123abcd"] {
+            assert!(passes(&format!(r#"{{"image":["{w}"]}}"#), img), "{w}");
+        }
+        assert!(!passes(r#"{"image":["box:2"]}"#, img));
+        assert!(!passes(r#"{"image":["box"]}"#, vol));
+        assert!(passes(r#"{"label":["team=a"]}"#, img));
+        assert!(!passes(r#"{"label":["team=b"]}"#, img));
+        assert!(passes(r#"{"volume":["data"],"event":["create"]}"#, vol));
+        assert!(!passes(r#"{"volume":["other"]}"#, vol));
+        assert!(!passes(r#"{"volume":["data"]}"#, img));
+        let wire = serde_json::to_value(Wire::new(img)).unwrap();
+        assert_eq!(wire["status"], "tag");
+        assert_eq!(wire["id"], "sha256:0123abcd");
     }
 }
