@@ -651,3 +651,20 @@ fn a_container_wide_mac_address_from_an_old_client_is_the_first_networks() {
     );
     e.docker_ok(&["rm", "-f", "mac-old", "mac-new"]);
 }
+
+/// An exec with a terminal writes through a pty as Docker's does: each
+/// `\n` the program prints arrives as `\r\n`, once, every time.
+#[test]
+fn exec_with_a_tty_translates_newlines_once() {
+    let e = EngineGuard::with_image(IMAGE, &[]);
+    e.run_detached("tty-box", &[], &["sleep", "300"]);
+    for _ in 0..10 {
+        let out = e.docker(&["exec", "-t", "tty-box", "sh", "-c", "echo a; echo b"]);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(out.stdout, b"a\r\nb\r\n", "{:?}", String::from_utf8_lossy(&out.stdout));
+    }
+    // Without a terminal, bytes pass unchanged.
+    let out = e.docker(&["exec", "tty-box", "sh", "-c", "echo a; echo b"]);
+    assert_eq!(out.stdout, b"a\nb\n");
+    e.docker_ok(&["rm", "-f", "tty-box"]);
+}
