@@ -277,7 +277,9 @@ fn ipv6_end_to_end(firewall: &str, net: u16) {
     assert!(a.as_deref().is_some_and(|t| t.contains(ip4)), "{a:?}");
     // Another IPv6 network does not reach it.
     assert_eq!(get6(&e, "auto", &addr, 1), None, "auto reached web");
-    // Out through the host over IPv6.
+    // Out through the host over IPv6; not from an internal network.
+    e.docker_ok(&["network", "create", "--internal", "--ipv6", "sealed6"]);
+    assert_eq!(get6(&e, "sealed6", &addr, 1), None, "sealed6 reached web");
     if let Some(host) = host_ipv6() {
         let server = HostServer::start(host);
         let script = probe::get_with_nc(&host.to_string(), server.port);
@@ -285,6 +287,11 @@ fn ipv6_end_to_end(firewall: &str, net: u16) {
         assert!(
             got.as_deref().is_some_and(|t| t.ends_with("egress6-ok\n")),
             "egress to {host}: {got:?}"
+        );
+        assert_eq!(
+            e.run_on("sealed6", IMAGE, &script),
+            None,
+            "an internal network reached {host}"
         );
     }
     // The firewall holds IPv6 rules for it.
@@ -330,9 +337,21 @@ fn ipv6_end_to_end(firewall: &str, net: u16) {
         "true",
     ]);
     assert!(err.contains("invalid address fd5e:7a14::9"), "{err}");
+    // Refused at create, as Docker refuses it, on a network without IPv6.
+    e.docker_ok(&["network", "create", "four"]);
+    let err = e.docker_err(&[
+        "create",
+        "--network",
+        "four",
+        "--ip6",
+        "fd5e:7a14::9",
+        IMAGE,
+        "true",
+    ]);
+    assert!(err.contains("the network has no IPv6"), "{err}");
 
     e.docker_ok(&["rm", "-f", "web", "pinned"]);
-    e.docker_ok(&["network", "rm", "six", "auto"]);
+    e.docker_ok(&["network", "rm", "six", "auto", "sealed6", "four"]);
     assert!(ipv6_of_link(&bridge).is_empty());
     support::finish_network_test(e);
 }

@@ -16,7 +16,7 @@ use std::time::Instant;
 use bollard_stubs::models::{ContainerCreateBody, EndpointSettings};
 
 use super::{Container, Containers, Status};
-use crate::error::{ContainerError, Error, Result};
+use crate::error::{ContainerError, Error, NetworkError, Result};
 use crate::network::{Attachment, DEFAULT_NETWORK, NetworkRecord, link};
 
 /// What a started container's networking gave it.
@@ -168,6 +168,32 @@ impl Containers {
         }
     }
 
+    /// An IPv6 address asked for on the network `key`: refused at once,
+    /// as Docker refuses it, when the network has no IPv6 or the address is
+    /// not one of its subnet's (whether it is free is known at start).
+    fn check_ipv6_wish(&self, key: &str, wish: &Wish) -> Result<()> {
+        let (Some(ip), Ok(rec)) = (wish.ipv6, self.networks.get(key)) else {
+            return Ok(());
+        };
+        let Some(v6) = &rec.ipv6 else {
+            return Err(NetworkError::NoIpv6 {
+                ip: ip.to_string(),
+                network: rec.name,
+            }
+            .into());
+        };
+        let subnet = v6.subnet()?;
+        if !subnet.is_host(ip) || ip == v6.gateway {
+            return Err(NetworkError::InvalidAddress {
+                ip: ip.to_string(),
+                network: rec.name,
+                subnet: subnet.to_string(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
     /// The networks a create body joins, checked against the existing
     /// networks.
     pub(super) fn attachments_for(&self, body: &ContainerCreateBody) -> Result<Vec<Attachment>> {
@@ -191,6 +217,7 @@ impl Containers {
         });
         let wish = endpoint_wish(primary_settings)?;
         check_default_wish(default, &wish)?;
+        self.check_ipv6_wish(&key, &wish)?;
         out.push(Attachment {
             network: key,
             aliases: wish.aliases,
@@ -210,6 +237,7 @@ impl Containers {
             }
             let wish = endpoint_wish(Some(settings))?;
             check_default_wish(default, &wish)?;
+            self.check_ipv6_wish(&key, &wish)?;
             out.push(Attachment {
                 network: key,
                 aliases: wish.aliases,
@@ -391,6 +419,7 @@ impl Containers {
         let rec = self.resolve(network_key).await?;
         let wish = endpoint_wish(settings)?;
         check_default_wish(rec.is_default(), &wish)?;
+        self.check_ipv6_wish(&rec.id, &wish)?;
         let Wish {
             aliases,
             ipv4,
