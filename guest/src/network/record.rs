@@ -1,7 +1,8 @@
 //! A network as kept on disk, and the endpoints of the containers on it.
 //!
 //! A network is a Linux bridge (`sv-<10 hex of its ID>`) with a subnet of
-//! its own, its state in `<root>/networks/<id>/network.json`
+//! its own (and an IPv6 one, [`Ipv6Settings`], when made with IPv6), its
+//! state in `<root>/networks/<id>/network.json`
 //! ([`NetworkRecord`]): its settings and its endpoints, the addresses given
 //! to running containers, so address management survives an engine
 //! restart. Every change is written atomically before it is announced.
