@@ -201,3 +201,60 @@ fn names_and_published_ports_from_the_cli() {
     drop(s);
     assert!(mounts_below(&root).is_empty());
 }
+
+#[test]
+fn ipv6_network_from_the_cli() {
+    let s = Env::with_image(IMAGE);
+    let help = s.ok(&["network", "create", "--help"]);
+    assert!(help.contains("--ipv6"), "{help}");
+    s.ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "10.233.6.0/24",
+        "--subnet",
+        "fd5e:7a11:5::/64",
+        "--gateway",
+        "fd5e:7a11:5::fe",
+        "six",
+    ]);
+    let r = s.run(&["network", "create", "--subnet", "fd5e:7a11:6::/64", "nov6"]);
+    assert_ne!(r.code, 0);
+    r.assert_stderr_has("--ipv6");
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box6",
+        "--network",
+        "six",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&s.ok(&["network", "inspect", "six"])).unwrap();
+    assert_eq!(v[0]["EnableIPv6"], true);
+    assert_eq!(
+        v[0]["IPAM"]["Config"],
+        serde_json::json!([
+            {"Subnet": "10.233.6.0/24", "Gateway": "10.233.6.1"},
+            {"Subnet": "fd5e:7a11:5::/64", "Gateway": "fd5e:7a11:5::fe"},
+        ])
+    );
+    let box6 = v[0]["Containers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap();
+    assert_eq!(box6["IPv6Address"], "fd5e:7a11:5::1/64");
+    s.ok(&["rm", "-f", "box6"]);
+    let made = s.net_objects();
+    s.ok(&["network", "rm", "six"]);
+    let left = made.leftovers_settled();
+    assert!(left.is_empty(), "left on the host: {left:?}");
+    let root = s.root();
+    drop(s);
+    assert!(mounts_below(&root).is_empty());
+}

@@ -14,7 +14,7 @@
 //! Each query is one UDP `A` question and its answer, one at a time; prints
 //! the median and p99 round trip and fails if an answer has no address.
 
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,8 +28,8 @@ type Failure = Box<dyn std::error::Error>;
 struct OneName;
 
 impl NameSource for OneName {
-    fn lookup(&self, _server: Ipv4Addr, name: &str) -> Option<Vec<Ipv4Addr>> {
-        name_matches(name, "web").then(|| vec![Ipv4Addr::new(10, 89, 0, 2)])
+    fn lookup(&self, _server: Ipv4Addr, name: &str) -> Option<Vec<IpAddr>> {
+        name_matches(name, "web").then(|| vec![IpAddr::V4(Ipv4Addr::new(10, 89, 0, 2))])
     }
 }
 

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,23 +15,26 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 /// A name and its addresses.
-type Entry = (String, Vec<Ipv4Addr>);
+type Entry = (String, Vec<IpAddr>);
 
 /// Names per server address, changeable while the server runs.
 #[derive(Default)]
 struct Names(Mutex<HashMap<Ipv4Addr, Vec<Entry>>>);
 
 impl Names {
-    fn set(&self, server: Ipv4Addr, name: &str, addrs: &[Ipv4Addr]) {
+    fn set<A: Into<IpAddr> + Copy>(&self, server: Ipv4Addr, name: &str, addrs: &[A]) {
         let mut map = self.0.lock().unwrap();
         let entries = map.entry(server).or_default();
         entries.retain(|(n, _)| n != name);
-        entries.push((name.to_string(), addrs.to_vec()));
+        entries.push((
+            name.to_string(),
+            addrs.iter().map(|a| (*a).into()).collect(),
+        ));
     }
 }
 
 impl NameSource for Names {
-    fn lookup(&self, server: Ipv4Addr, name: &str) -> Option<Vec<Ipv4Addr>> {
+    fn lookup(&self, server: Ipv4Addr, name: &str) -> Option<Vec<IpAddr>> {
         let map = self.0.lock().unwrap();
         map.get(&server)?
             .iter()
@@ -91,6 +94,43 @@ async fn ask_tcp(server: SocketAddr, name: &str, rtype: RecordType) -> Message {
     let message = Message::from_vec(&buf).unwrap();
     assert_eq!(message.metadata.id, 77);
     message
+}
+
+fn addresses6(message: &Message) -> Vec<Ipv6Addr> {
+    message
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::AAAA(a) => Some(a.0),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn answers_aaaa_with_the_ipv6_addresses_and_a_with_the_ipv4_ones() {
+    let names = Arc::new(Names::default());
+    let v6: Ipv6Addr = "fd00:89::2".parse().unwrap();
+    names.set(
+        ip("127.0.10.9"),
+        "web",
+        &[IpAddr::V4(ip("10.89.0.2")), IpAddr::V6(v6)],
+    );
+    names.set(ip("127.0.10.9"), "old", &[ip("10.89.0.3")]);
+    let server = DnsServer::new(names.clone(), config(vec![]));
+    let at = server.listen(ip("127.0.10.9")).await.unwrap();
+    let answer = ask_udp(at, "web", RecordType::AAAA).await;
+    assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(addresses6(&answer), vec![v6]);
+    assert!(addresses(&answer).is_empty());
+    let answer = ask_tcp(at, "web", RecordType::A).await;
+    assert_eq!(addresses(&answer), vec![ip("10.89.0.2")]);
+    assert!(addresses6(&answer).is_empty());
+    // An IPv4-only name: AAAA says it exists, with no address.
+    let answer = ask_udp(at, "old", RecordType::AAAA).await;
+    assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+    assert!(answer.answers.is_empty());
+    server.shutdown().await;
 }
 
 fn addresses(message: &Message) -> Vec<Ipv4Addr> {

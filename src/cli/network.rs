@@ -31,15 +31,21 @@ pub enum NetworkCommand {
 ///
 /// Takes the first free /24 of the engine's pool (10.89.0.0/16 unless
 /// SERVIN_SUBNET_POOL says otherwise) that no route on the host uses, or
-/// the subnet given.
+/// the subnet given. With --ipv6 it has an IPv6 subnet too: the one given,
+/// or a unique local /64 (fdXX:XXXX:XXXX::/64, from the network's ID).
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
-    /// Its subnet, e.g. `10.90.1.0/24`
+    /// Its subnet, e.g. `10.90.1.0/24`; with --ipv6 an IPv6 one too, e.g.
+    /// `fd00:90:1::/64` (repeat: one of each at most)
     #[arg(long, value_name = "CIDR")]
-    pub subnet: Option<String>,
-    /// The gateway address inside the subnet [default: its first address]
+    pub subnet: Vec<String>,
+    /// The gateway address inside the subnet of its family [default: the
+    /// subnet's first address]; repeat for the other family
     #[arg(long, value_name = "IP")]
-    pub gateway: Option<String>,
+    pub gateway: Vec<String>,
+    /// IPv6 too: containers get an IPv6 address beside their IPv4 one
+    #[arg(long)]
+    pub ipv6: bool,
     /// No traffic out of the network (containers reach each other only)
     #[arg(long)]
     pub internal: bool,
@@ -113,6 +119,38 @@ pub struct DisconnectArgs {
 #[derive(Debug, clap::Args)]
 pub struct PruneArgs {}
 
+/// The IPAM configs of `--subnet` and `--gateway`: one per family (an
+/// address with `:` is IPv6), each gateway with the subnet of its family.
+fn ipam_configs(
+    subnets: &[String],
+    gateways: &[String],
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, Failed> {
+    // [IPv4, IPv6]
+    let mut configs: [Option<serde_json::Map<String, serde_json::Value>>; 2] = [None, None];
+    let family = |text: &str| usize::from(text.contains(':'));
+    for s in subnets {
+        let slot = &mut configs[family(s)];
+        if slot.is_some() {
+            return Err(Failed::Usage(format!(
+                "--subnet {s}: one IPv4 and one IPv6 subnet at most"
+            )));
+        }
+        let mut config = serde_json::Map::new();
+        config.insert("Subnet".into(), s.clone().into());
+        *slot = Some(config);
+    }
+    for g in gateways {
+        let config = configs[family(g)].get_or_insert_with(serde_json::Map::new);
+        if config.contains_key("Gateway") {
+            return Err(Failed::Usage(format!(
+                "--gateway {g}: one gateway per subnet"
+            )));
+        }
+        config.insert("Gateway".into(), g.clone().into());
+    }
+    Ok(configs.into_iter().flatten().collect())
+}
+
 fn labels(list: &[String]) -> Result<serde_json::Map<String, serde_json::Value>, Failed> {
     let mut out = serde_json::Map::new();
     for l in list {
@@ -131,18 +169,12 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
     match &args.command {
         NetworkCommand::Create(a) => {
             cli.format(&[Format::Text], Format::Text)?;
-            let mut config = serde_json::Map::new();
-            if let Some(s) = &a.subnet {
-                config.insert("Subnet".into(), s.clone().into());
-            }
-            if let Some(g) = &a.gateway {
-                config.insert("Gateway".into(), g.clone().into());
-            }
             let request = serde_json::json!({
                 "Name": a.name,
                 "Driver": "bridge",
                 "Internal": a.internal,
-                "IPAM": { "Driver": "default", "Config": if config.is_empty() { vec![] } else { vec![config] } },
+                "EnableIPv6": a.ipv6,
+                "IPAM": { "Driver": "default", "Config": ipam_configs(&a.subnet, &a.gateway)? },
                 "Labels": labels(&a.label)?,
             });
             let engine = servin::client::Engine::connect()?;
@@ -237,5 +269,34 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
             }
             ui::data(&format!("Deleted Networks:\n{}", removed.join("\n")))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn texts(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn subnets_and_gateways_pair_by_family() {
+        let configs = ipam_configs(
+            &texts(&["fd00:90:1::/64", "10.90.1.0/24"]),
+            &texts(&["10.90.1.254", "fd00:90:1::fe"]),
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(&configs).unwrap(),
+            serde_json::json!([
+                {"Subnet": "10.90.1.0/24", "Gateway": "10.90.1.254"},
+                {"Subnet": "fd00:90:1::/64", "Gateway": "fd00:90:1::fe"},
+            ])
+        );
+        assert!(ipam_configs(&[], &[]).unwrap().is_empty());
+        assert!(ipam_configs(&texts(&["10.1.0.0/24", "10.2.0.0/24"]), &[]).is_err());
+        assert!(ipam_configs(&texts(&["10.1.0.0/24"]), &texts(&["10.1.0.9", "10.1.0.8"])).is_err());
     }
 }

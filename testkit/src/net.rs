@@ -1,5 +1,6 @@
 //! The host network objects a test engine made, found again from its log
-//! and state: bridges, veths, nftables tables and iptables chains; removed
+//! and state: bridges, veths, nftables tables and iptables and ip6tables
+//! chains; removed
 //! on drop and checked by the network tests.
 
 use std::collections::BTreeSet;
@@ -68,12 +69,16 @@ impl NetObjects {
         }
         let tables = output("nft", &["list", "tables"]);
         let saved = output("iptables-save", &[]);
+        let saved6 = output("ip6tables-save", &[]);
         for tag in self.tags() {
             if tables.contains(&format!("servin-{tag}")) {
                 out.push(format!("nft table servin-{tag}"));
             }
             if saved.contains(&format!("SERVIN-{tag}-")) {
                 out.push(format!("iptables chains SERVIN-{tag}-*"));
+            }
+            if saved6.contains(&format!("SERVIN-{tag}-")) {
+                out.push(format!("ip6tables chains SERVIN-{tag}-*"));
             }
         }
         out
@@ -104,36 +109,43 @@ impl NetObjects {
                 "nft",
                 &["delete", "table", "inet", &format!("servin-{tag}")],
             );
-            let saved = output("iptables-save", &[]);
-            let mut table = String::new();
-            let mut deletes = Vec::new();
-            let mut chains = Vec::new();
-            for line in saved.lines() {
-                if let Some(t) = line.strip_prefix('*') {
-                    table = t.to_string();
-                } else if let Some(rule) = line.strip_prefix("-A ") {
-                    if rule.contains(&format!("-j SERVIN-{tag}-"))
-                        && !rule.starts_with(&format!("SERVIN-{tag}-"))
-                    {
-                        deletes.push((table.clone(), rule.to_string()));
-                    }
-                } else if let Some(chain) = line.strip_prefix(':') {
-                    let name = chain.split(' ').next().unwrap_or_default();
-                    if name.starts_with(&format!("SERVIN-{tag}-")) {
-                        chains.push((table.clone(), name.to_string()));
-                    }
-                }
+            remove_chains("iptables", &tag);
+            remove_chains("ip6tables", &tag);
+        }
+    }
+}
+
+/// Removes the chains `SERVIN-<tag>-*` and the jumps to them with `tool`
+/// (`iptables` or `ip6tables`), best effort.
+fn remove_chains(tool: &str, tag: &str) {
+    let saved = output(&format!("{tool}-save"), &[]);
+    let mut table = String::new();
+    let mut deletes = Vec::new();
+    let mut chains = Vec::new();
+    for line in saved.lines() {
+        if let Some(t) = line.strip_prefix('*') {
+            table = t.to_string();
+        } else if let Some(rule) = line.strip_prefix("-A ") {
+            if rule.contains(&format!("-j SERVIN-{tag}-"))
+                && !rule.starts_with(&format!("SERVIN-{tag}-"))
+            {
+                deletes.push((table.clone(), rule.to_string()));
             }
-            for (t, rule) in deletes {
-                let mut args = vec!["-w", "-t", t.as_str(), "-D"];
-                args.extend(rule.split(' '));
-                quiet("iptables", &args);
-            }
-            for (t, c) in chains {
-                quiet("iptables", &["-w", "-t", &t, "-F", &c]);
-                quiet("iptables", &["-w", "-t", &t, "-X", &c]);
+        } else if let Some(chain) = line.strip_prefix(':') {
+            let name = chain.split(' ').next().unwrap_or_default();
+            if name.starts_with(&format!("SERVIN-{tag}-")) {
+                chains.push((table.clone(), name.to_string()));
             }
         }
+    }
+    for (t, rule) in deletes {
+        let mut args = vec!["-w", "-t", t.as_str(), "-D"];
+        args.extend(rule.split(' '));
+        quiet(tool, &args);
+    }
+    for (t, c) in chains {
+        quiet(tool, &["-w", "-t", &t, "-F", &c]);
+        quiet(tool, &["-w", "-t", &t, "-X", &c]);
     }
 }
 

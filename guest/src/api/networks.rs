@@ -21,9 +21,18 @@ use crate::error::{NetworkError, Result};
 use crate::filters::Filters;
 use crate::network::{DEFAULT_NETWORK, NetworkRecord, ipam::Subnet};
 
+/// The prefix length of a network's IPv6 subnet, when it has one.
+fn prefix6(n: &NetworkRecord) -> Option<u8> {
+    n.ipv6
+        .as_ref()
+        .and_then(|v| v.subnet().ok())
+        .map(|s| s.prefix)
+}
+
 /// Docker's network object, with the containers on it.
 pub fn network_json(engine: &Engine, n: &NetworkRecord) -> Value {
     let prefix = n.subnet().map(|s| s.prefix).unwrap_or(24);
+    let prefix6 = prefix6(n).unwrap_or(64);
     let containers: serde_json::Map<String, Value> = n
         .endpoints
         .values()
@@ -35,12 +44,20 @@ pub fn network_json(engine: &Engine, n: &NetworkRecord) -> Value {
                     "EndpointID": e.endpoint_id,
                     "MacAddress": e.mac,
                     "IPv4Address": format!("{}/{prefix}", e.ipv4),
-                    "IPv6Address": "",
+                    "IPv6Address": e.ipv6.map(|ip| format!("{ip}/{prefix6}")).unwrap_or_default(),
                 }),
             )
         })
         .collect();
     let _ = engine;
+    let mut ipam_config = vec![json!({"Subnet": n.subnet, "Gateway": n.gateway.to_string()})];
+    if let Some(v6) = &n.ipv6 {
+        let mut config = json!({"Subnet": v6.subnet, "Gateway": v6.gateway.to_string()});
+        if let Some(range) = &v6.ip_range {
+            config["IPRange"] = json!(range);
+        }
+        ipam_config.push(config);
+    }
     json!({
         "Name": n.name,
         "Id": n.id,
@@ -48,11 +65,11 @@ pub fn network_json(engine: &Engine, n: &NetworkRecord) -> Value {
         "Scope": "local",
         "Driver": n.driver,
         "EnableIPv4": true,
-        "EnableIPv6": false,
+        "EnableIPv6": n.ipv6.is_some(),
         "IPAM": {
             "Driver": "default",
             "Options": {},
-            "Config": [{"Subnet": n.subnet, "Gateway": n.gateway.to_string()}],
+            "Config": ipam_config,
         },
         "Internal": n.internal,
         "Attachable": false,
@@ -255,11 +272,17 @@ pub fn container_networks(engine: &Engine, c: &Container) -> HashMap<String, End
             .map(|s| i64::from(s.prefix));
         let mut dns_names = vec![c.name().to_string(), c.id().chars().take(12).collect()];
         dns_names.extend(a.aliases.iter().cloned());
-        let settings = EndpointSettings {
-            ipam_config: a.ipv4.map(|ip| bollard_stubs::models::EndpointIpamConfig {
-                ipv4_address: Some(ip.to_string()),
+        let prefix6 = rec.as_ref().and_then(prefix6).map(i64::from);
+        let ipv6 = ep.as_ref().and_then(|e| e.ipv6);
+        let ipam_config = (a.ipv4.is_some() || a.ipv6.is_some()).then(|| {
+            bollard_stubs::models::EndpointIpamConfig {
+                ipv4_address: a.ipv4.map(|ip| ip.to_string()),
+                ipv6_address: a.ipv6.map(|ip| ip.to_string()),
                 ..Default::default()
-            }),
+            }
+        });
+        let settings = EndpointSettings {
+            ipam_config,
             aliases: Some(a.aliases.clone()),
             network_id: rec.as_ref().map(|r| r.id.clone()),
             endpoint_id: Some(
@@ -276,9 +299,14 @@ pub fn container_networks(engine: &Engine, c: &Container) -> HashMap<String, End
             ip_address: Some(ep.as_ref().map(|e| e.ipv4.to_string()).unwrap_or_default()),
             ip_prefix_len: Some(ep.as_ref().and(prefix).unwrap_or(0)),
             mac_address: Some(ep.as_ref().map(|e| e.mac.clone()).unwrap_or_default()),
-            ipv6_gateway: Some(String::new()),
-            global_ipv6_address: Some(String::new()),
-            global_ipv6_prefix_len: Some(0),
+            ipv6_gateway: Some(
+                ipv6.and(rec.as_ref())
+                    .and_then(|r| r.ipv6.as_ref())
+                    .map(|v| v.gateway.to_string())
+                    .unwrap_or_default(),
+            ),
+            global_ipv6_address: Some(ipv6.map(|ip| ip.to_string()).unwrap_or_default()),
+            global_ipv6_prefix_len: Some(ipv6.and(prefix6).unwrap_or(0)),
             dns_names: rec.as_ref().filter(|r| !r.is_default()).map(|_| dns_names),
             ..Default::default()
         };
@@ -307,9 +335,9 @@ pub fn network_settings(engine: &Engine, c: &Container) -> Value {
         "IPPrefixLen": first.ip_prefix_len.unwrap_or(0),
         "MacAddress": first.mac_address.unwrap_or_default(),
         "EndpointID": first.endpoint_id.unwrap_or_default(),
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
-        "IPv6Gateway": "",
+        "GlobalIPv6Address": first.global_ipv6_address.unwrap_or_default(),
+        "GlobalIPv6PrefixLen": first.global_ipv6_prefix_len.unwrap_or(0),
+        "IPv6Gateway": first.ipv6_gateway.unwrap_or_default(),
         "Networks": networks,
     })
 }

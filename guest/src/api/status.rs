@@ -92,8 +92,11 @@ fn network(e: &NetworkError) -> StatusCode {
         NetworkError::InvalidName(_)
         | NetworkError::UnsupportedDriver(_)
         | NetworkError::AmbiguousId(..)
-        | NetworkError::Ipv6Unsupported
+        | NetworkError::Ipv6Disabled(_)
+        | NetworkError::Ipv4Required
         | NetworkError::SeveralSubnets
+        | NetworkError::InvalidIpRange { .. }
+        | NetworkError::NoIpv6 { .. }
         | NetworkError::GatewayWithoutSubnet
         | NetworkError::InvalidSubnet { .. }
         | NetworkError::InvalidGateway { .. }

@@ -49,9 +49,10 @@ fn answers(name: &str, e: &Endpoint, service: Option<&str>) -> bool {
         || service.is_some_and(|s| name_matches(name, s))
 }
 
-/// The addresses of the endpoints of `endpoints` that `name` names.
-fn find(containers: &Containers, endpoints: &[Endpoint], name: &str) -> Option<Vec<Ipv4Addr>> {
-    let found: Vec<Ipv4Addr> = endpoints
+/// The addresses (IPv4, and IPv6 on an IPv6 network) of the endpoints of
+/// `endpoints` that `name` names.
+fn find(containers: &Containers, endpoints: &[Endpoint], name: &str) -> Option<Vec<IpAddr>> {
+    let found: Vec<IpAddr> = endpoints
         .iter()
         .filter(|e| {
             let service = containers.get(&e.container_id).ok().and_then(|c| {
@@ -62,13 +63,13 @@ fn find(containers: &Containers, endpoints: &[Endpoint], name: &str) -> Option<V
             });
             answers(name, e, service.as_deref())
         })
-        .map(|e| e.ipv4)
+        .flat_map(|e| std::iter::once(IpAddr::V4(e.ipv4)).chain(e.ipv6.map(IpAddr::V6)))
         .collect();
     (!found.is_empty()).then_some(found)
 }
 
 impl NameSource for ContainerNames {
-    fn lookup(&self, server: Ipv4Addr, name: &str) -> Option<Vec<Ipv4Addr>> {
+    fn lookup(&self, server: Ipv4Addr, name: &str) -> Option<Vec<IpAddr>> {
         let containers = self.containers.upgrade()?;
         let view = containers.networks.by_gateway(IpAddr::V4(server))?;
         find(&containers, &view.endpoints, name)
@@ -76,7 +77,7 @@ impl NameSource for ContainerNames {
 
     /// The names of the network the query came on first, then those of
     /// the client's other networks.
-    fn lookup_from(&self, server: Ipv4Addr, client: IpAddr, name: &str) -> Option<Vec<Ipv4Addr>> {
+    fn lookup_from(&self, server: Ipv4Addr, client: IpAddr, name: &str) -> Option<Vec<IpAddr>> {
         let containers = self.containers.upgrade()?;
         let view = containers.networks.by_gateway(IpAddr::V4(server))?;
         if let Some(found) = find(&containers, &view.endpoints, name) {
@@ -166,6 +167,7 @@ mod tests {
             container_name: "demo-web-1".to_string(),
             aliases: vec!["frontend".to_string()],
             ipv4: Ipv4Addr::new(10, 89, 0, 2),
+            ipv6: None,
             mac: String::new(),
             ifname: "eth0".to_string(),
             host_veth: "sv000000000001".to_string(),

@@ -8,7 +8,7 @@
 //! named one, plus every other network of `NetworkingConfig`.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,7 +16,7 @@ use std::time::Instant;
 use bollard_stubs::models::{ContainerCreateBody, EndpointSettings};
 
 use super::{Container, Containers, Status};
-use crate::error::{ContainerError, Error, Result};
+use crate::error::{ContainerError, Error, NetworkError, Result};
 use crate::network::{Attachment, DEFAULT_NETWORK, NetworkRecord, link};
 
 /// What a started container's networking gave it.
@@ -69,6 +69,7 @@ pub fn mode_of(body: &ContainerCreateBody) -> Mode {
 struct Wish {
     aliases: Vec<String>,
     ipv4: Option<Ipv4Addr>,
+    ipv6: Option<Ipv6Addr>,
     mac: Option<String>,
 }
 
@@ -87,6 +88,7 @@ fn endpoint_wish(settings: Option<&EndpointSettings>) -> Result<Wish> {
         return Ok(Wish {
             aliases: Vec::new(),
             ipv4: None,
+            ipv6: None,
             mac: None,
         });
     };
@@ -106,6 +108,19 @@ fn endpoint_wish(settings: Option<&EndpointSettings>) -> Result<Wish> {
             a.parse::<Ipv4Addr>().map_err(|_| {
                 Error::from(ContainerError::InvalidConfig(format!(
                     "invalid IPv4 address {a:?}"
+                )))
+            })
+        })
+        .transpose()?;
+    let ipv6 = s
+        .ipam_config
+        .as_ref()
+        .and_then(|c| c.ipv6_address.clone())
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            a.parse::<Ipv6Addr>().map_err(|_| {
+                Error::from(ContainerError::InvalidConfig(format!(
+                    "invalid IPv6 address {a:?}"
                 )))
             })
         })
@@ -130,6 +145,7 @@ fn endpoint_wish(settings: Option<&EndpointSettings>) -> Result<Wish> {
     Ok(Wish {
         aliases,
         ipv4: ip,
+        ipv6,
         mac,
     })
 }
@@ -150,6 +166,32 @@ impl Containers {
             ))),
             Err(e) => Err(e),
         }
+    }
+
+    /// An IPv6 address asked for on the network `key`: refused at once,
+    /// as Docker refuses it, when the network has no IPv6 or the address is
+    /// not one of its subnet's (whether it is free is known at start).
+    fn check_ipv6_wish(&self, key: &str, wish: &Wish) -> Result<()> {
+        let (Some(ip), Ok(rec)) = (wish.ipv6, self.networks.get(key)) else {
+            return Ok(());
+        };
+        let Some(v6) = &rec.ipv6 else {
+            return Err(NetworkError::NoIpv6 {
+                ip: ip.to_string(),
+                network: rec.name,
+            }
+            .into());
+        };
+        let subnet = v6.subnet()?;
+        if !subnet.is_host(ip) || ip == v6.gateway {
+            return Err(NetworkError::InvalidAddress {
+                ip: ip.to_string(),
+                network: rec.name,
+                subnet: subnet.to_string(),
+            }
+            .into());
+        }
+        Ok(())
     }
 
     /// The networks a create body joins, checked against the existing
@@ -174,11 +216,13 @@ impl Containers {
                 .flatten()
         });
         let wish = endpoint_wish(primary_settings)?;
-        check_default_wish(default, &wish.aliases, wish.ipv4)?;
+        check_default_wish(default, &wish)?;
+        self.check_ipv6_wish(&key, &wish)?;
         out.push(Attachment {
             network: key,
             aliases: wish.aliases,
             ipv4: wish.ipv4,
+            ipv6: wish.ipv6,
             mac: wish.mac,
         });
         let mut others: Vec<(&String, &EndpointSettings)> = endpoints
@@ -192,11 +236,13 @@ impl Containers {
                 continue;
             }
             let wish = endpoint_wish(Some(settings))?;
-            check_default_wish(default, &wish.aliases, wish.ipv4)?;
+            check_default_wish(default, &wish)?;
+            self.check_ipv6_wish(&key, &wish)?;
             out.push(Attachment {
                 network: key,
                 aliases: wish.aliases,
                 ipv4: wish.ipv4,
+                ipv6: wish.ipv6,
                 mac: wish.mac,
             });
         }
@@ -234,9 +280,14 @@ impl Containers {
         let reserved = async {
             let mut reserved = Vec::with_capacity(attachments.len());
             let mut routed = false;
+            let mut routed6 = false;
             for (i, (a, rec)) in attachments.iter().zip(&networks).enumerate() {
                 let default_route = !routed && !rec.internal;
                 routed |= default_route;
+                // The IPv6 default route goes through the first network
+                // with IPv6 and egress, which need not carry the IPv4 one.
+                let default_route6 = !routed6 && !rec.internal && rec.ipv6.is_some();
+                routed6 |= default_route6;
                 reserved.push(
                     self.networks
                         .reserve(
@@ -244,7 +295,7 @@ impl Containers {
                             (c.id(), &c.name()),
                             a,
                             &format!("eth{i}"),
-                            default_route,
+                            (default_route, default_route6),
                         )
                         .await?,
                 );
@@ -271,7 +322,10 @@ impl Containers {
             netns: Some(c.paths.netns()),
             addresses: reserved
                 .iter()
-                .map(|r| IpAddr::V4(r.endpoint.ipv4))
+                .flat_map(|r| {
+                    std::iter::once(IpAddr::V4(r.endpoint.ipv4))
+                        .chain(r.endpoint.ipv6.map(IpAddr::V6))
+                })
                 .collect(),
             dns,
             gateway,
@@ -372,8 +426,15 @@ impl Containers {
             ))));
         }
         let rec = self.resolve(network_key).await?;
-        let Wish { aliases, ipv4, mac } = endpoint_wish(settings)?;
-        check_default_wish(rec.is_default(), &aliases, ipv4)?;
+        let wish = endpoint_wish(settings)?;
+        check_default_wish(rec.is_default(), &wish)?;
+        self.check_ipv6_wish(&rec.id, &wish)?;
+        let Wish {
+            aliases,
+            ipv4,
+            ipv6,
+            mac,
+        } = wish;
         let attachments = c.attachments();
         let same = |a: &Attachment| {
             a.network == rec.id || (rec.is_default() && a.network == DEFAULT_NETWORK)
@@ -389,6 +450,7 @@ impl Containers {
             network: rec.id.clone(),
             aliases,
             ipv4,
+            ipv6,
             mac,
         };
         if c.state().status == Status::Running {
@@ -405,11 +467,12 @@ impl Containers {
                 .map(|i| format!("eth{i}"))
                 .find(|n| !used.contains(n))
                 .unwrap_or_else(|| "eth9".to_string());
-            let routed = self
-                .networks
-                .views()
-                .iter()
-                .any(|v| !v.internal && v.endpoints.iter().any(|e| e.container_id == c.id()));
+            let on = |v: &crate::network::NetworkView| {
+                !v.internal && v.endpoints.iter().any(|e| e.container_id == c.id())
+            };
+            let views = self.networks.views();
+            let routed = views.iter().any(on);
+            let routed6 = views.iter().any(|v| v.ipv6_gateway.is_some() && on(v));
             self.networks
                 .attach(
                     &ns,
@@ -417,7 +480,10 @@ impl Containers {
                     (c.id(), &c.name()),
                     &want,
                     &ifname,
-                    !routed && !rec.internal,
+                    (
+                        !routed && !rec.internal,
+                        !routed6 && !rec.internal && rec.ipv6.is_some(),
+                    ),
                 )
                 .await?;
         }
@@ -505,14 +571,14 @@ impl Containers {
     }
 }
 
-fn check_default_wish(default: bool, aliases: &[String], ipv4: Option<Ipv4Addr>) -> Result<()> {
-    if default && !aliases.is_empty() {
+fn check_default_wish(default: bool, wish: &Wish) -> Result<()> {
+    if default && !wish.aliases.is_empty() {
         return Err(Error::from(ContainerError::InvalidConfig(
             "network-scoped aliases are supported only for containers in user-defined networks"
                 .to_string(),
         )));
     }
-    if default && ipv4.is_some() {
+    if default && (wish.ipv4.is_some() || wish.ipv6.is_some()) {
         return Err(Error::from(ContainerError::InvalidConfig(
             "user-specified IP addresses are supported only on user-defined networks".to_string(),
         )));
@@ -565,16 +631,32 @@ mod tests {
             }),
             ..Default::default()
         };
-        let Wish {
-            aliases,
-            ipv4: ip,
-            mac,
-        } = endpoint_wish(Some(&s)).unwrap();
-        assert_eq!(aliases, vec!["db"]);
-        assert_eq!(ip, Some(Ipv4Addr::new(10, 89, 3, 7)));
-        assert_eq!(mac, None);
-        assert!(check_default_wish(true, &aliases, None).is_err());
-        assert!(check_default_wish(false, &aliases, ip).is_ok());
+        let wish = endpoint_wish(Some(&s)).unwrap();
+        assert_eq!(wish.aliases, vec!["db"]);
+        assert_eq!(wish.ipv4, Some(Ipv4Addr::new(10, 89, 3, 7)));
+        assert_eq!(wish.ipv6, None);
+        assert_eq!(wish.mac, None);
+        assert!(check_default_wish(true, &wish).is_err());
+        assert!(check_default_wish(false, &wish).is_ok());
+        let v6 = EndpointSettings {
+            ipam_config: Some(EndpointIpamConfig {
+                ipv6_address: Some("fd00:7::9".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let wish = endpoint_wish(Some(&v6)).unwrap();
+        assert_eq!(wish.ipv6, Some("fd00:7::9".parse().unwrap()));
+        assert!(check_default_wish(true, &wish).is_err());
+        let bad = EndpointSettings {
+            ipam_config: Some(EndpointIpamConfig {
+                ipv6_address: Some("10.0.0.1".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let e = endpoint_wish(Some(&bad)).err().unwrap().to_string();
+        assert!(e.contains("invalid IPv6 address \"10.0.0.1\""), "{e}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Making, bringing up and removing a network: its subnet, its bridge and
-//! its firewall rules.
+//! Making, bringing up and removing a network: its subnet (and IPv6
+//! subnet), its bridge and its firewall rules.
 //!
 //! Other engines on the host choose subnets too, so the choice and the
 //! bridge that claims it are made under a host-wide lock
@@ -11,14 +11,15 @@
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use super::events::EndpointEvent;
 use super::firewall;
 use super::ipam::{self, Subnet};
-use super::record::{NETWORK_FILE, NetworkRecord};
+use super::ipam6::{self, Subnet6};
+use super::record::{Ipv6Settings, NETWORK_FILE, NetworkRecord};
 use super::{Networks, link};
 use crate::error::{Error, NetworkError, Result};
 use crate::state::write_json;
@@ -45,6 +46,120 @@ pub struct CreateOptions {
     pub labels: HashMap<String, String>,
     /// Driver options (kept).
     pub options: HashMap<String, String>,
+    /// IPv6 too (`EnableIPv6`).
+    pub ipv6: bool,
+    /// An IPv6 subnet instead of a unique local one (with `ipv6`).
+    pub subnet6: Option<String>,
+    /// An IPv6 gateway inside it instead of its first address.
+    pub gateway6: Option<String>,
+    /// The part of the IPv6 subnet containers' addresses come from.
+    pub ip_range6: Option<String>,
+}
+
+/// What of the IPv6 side of a network create can be checked before the
+/// subnets in use are known: the given subnet, gateway and range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ipv6Wish {
+    subnet: Option<Subnet6>,
+    gateway: Option<Ipv6Addr>,
+    range: Option<Subnet6>,
+}
+
+fn given(text: Option<&str>) -> Option<&str> {
+    text.map(str::trim).filter(|t| !t.is_empty())
+}
+
+/// Reads the IPv6 part of `opts`: `None` without IPv6. A gateway or range
+/// needs its subnet, and each lies inside it.
+fn ipv6_wish(opts: &CreateOptions) -> Result<Option<Ipv6Wish>> {
+    let subnet = given(opts.subnet6.as_deref())
+        .map(Subnet6::parse)
+        .transpose()?;
+    let gateway_text = given(opts.gateway6.as_deref());
+    let range_text = given(opts.ip_range6.as_deref());
+    if !opts.ipv6 {
+        let named = subnet
+            .map(|s| s.to_string())
+            .or(gateway_text.map(String::from))
+            .or(range_text.map(String::from));
+        if let Some(t) = named {
+            return Err(NetworkError::Ipv6Disabled(t).into());
+        }
+        return Ok(None);
+    }
+    let Some(subnet) = subnet else {
+        if gateway_text.is_some() || range_text.is_some() {
+            return Err(NetworkError::GatewayWithoutSubnet.into());
+        }
+        return Ok(Some(Ipv6Wish {
+            subnet: None,
+            gateway: None,
+            range: None,
+        }));
+    };
+    let gateway = gateway_text
+        .map(|g| {
+            let ip: Ipv6Addr = g.parse().map_err(|_| NetworkError::InvalidGateway {
+                gateway: format!("{g:?}"),
+                why: "want an IPv6 address".to_string(),
+            })?;
+            if !subnet.is_host(ip) {
+                return Err(Error::from(NetworkError::InvalidGateway {
+                    gateway: ip.to_string(),
+                    why: format!("it is not a host address of the subnet {subnet}"),
+                }));
+            }
+            Ok(ip)
+        })
+        .transpose()?;
+    let range = range_text
+        .map(|r| {
+            let bad = |why: String| NetworkError::InvalidIpRange {
+                range: r.to_string(),
+                why,
+            };
+            let range = Subnet6::parse(r).map_err(|e| bad(e.to_string()))?;
+            if !subnet.covers(&range) {
+                return Err(Error::from(bad(format!(
+                    "it is not inside the subnet {subnet}"
+                ))));
+            }
+            Ok(range)
+        })
+        .transpose()?;
+    Ok(Some(Ipv6Wish {
+        subnet: Some(subnet),
+        gateway,
+        range,
+    }))
+}
+
+/// The IPv6 side of a new network tagged `tag`: the asked subnet unless it
+/// overlaps one of `taken`, else a unique local one; its gateway (the
+/// first address unless asked) and range.
+fn choose_ipv6(wish: Ipv6Wish, tag: &str, taken: &[Subnet6]) -> Result<Ipv6Settings> {
+    let subnet = match wish.subnet {
+        Some(s) => {
+            if let Some(t) = taken.iter().find(|t| t.overlaps(&s)) {
+                return Err(NetworkError::SubnetOverlaps {
+                    subnet: s.to_string(),
+                    other: t.to_string(),
+                }
+                .into());
+            }
+            s
+        }
+        None => ipam6::choose_ula(tag, taken).ok_or_else(|| {
+            NetworkError::PoolExhausted(
+                ipam6::ula_base(tag).map_or_else(|| "fd00::/8".to_string(), |b| b.to_string()),
+            )
+        })?,
+    };
+    Ok(Ipv6Settings {
+        subnet: subnet.to_string(),
+        gateway: wish.gateway.unwrap_or_else(|| subnet.first_host()),
+        ip_range: wish.range.map(|r| r.to_string()),
+    })
 }
 
 /// Docker takes almost any network name (spaces and `:` included, as tools
@@ -100,6 +215,7 @@ impl Networks {
         if given.is_none() && opts.gateway.as_deref().is_some_and(|g| !g.is_empty()) {
             return Err(NetworkError::GatewayWithoutSubnet.into());
         }
+        let wish6 = ipv6_wish(&opts)?;
         let id = crate::state::new_id()?;
         let tag = id.get(..10).unwrap_or(&id).to_string();
         let bridge = format!("sv-{tag}");
@@ -143,6 +259,24 @@ impl Networks {
             }
             None => subnet.first_host(),
         };
+        let ipv6 = match wish6 {
+            Some(w) => {
+                let taken6: Vec<Subnet6> = ipam6::host_routes()
+                    .into_iter()
+                    .chain(
+                        self.lock()
+                            .values()
+                            .filter_map(|n| n.ipv6.as_ref().and_then(|v| v.subnet().ok())),
+                    )
+                    .collect();
+                Some(choose_ipv6(w, &tag, &taken6)?)
+            }
+            None => None,
+        };
+        let bridge6 = match &ipv6 {
+            Some(v6) => Some((v6.gateway, v6.subnet()?.prefix)),
+            None => None,
+        };
         let rec = NetworkRecord {
             id: id.clone(),
             name,
@@ -156,6 +290,7 @@ impl Networks {
             bridge: bridge.clone(),
             firewall: self.backend,
             endpoints: BTreeMap::new(),
+            ipv6,
         };
         let tmp = self.dir.join(format!(".creating-{id}"));
         let dir = self.dir.join(&id);
@@ -165,9 +300,9 @@ impl Networks {
             // naming what to clean.
             write_json(&tmp, NETWORK_FILE, &rec)?;
             std::fs::rename(&tmp, &dir).map_err(Error::io("rename", &tmp))?;
-            let index = link::ensure_bridge(&h, &bridge, gateway, subnet.prefix).await?;
+            let index = link::ensure_bridge(&h, &bridge, gateway, subnet.prefix, bridge6).await?;
             drop(lock);
-            firewall::ensure_ip_forward()?;
+            firewall::ensure_ip_forward(bridge6.is_some())?;
             self.write_rules(&rec, self.backend).await?;
             Ok::<_, Error>(index)
         };
@@ -175,7 +310,7 @@ impl Networks {
             Ok(i) => i,
             Err(e) => {
                 let _ = link::delete_link(&h, &bridge).await;
-                let _ = firewall::remove(self.backend, &tag).await;
+                let _ = firewall::remove(self.backend, &tag, bridge6.is_some()).await;
                 let _ = std::fs::remove_dir_all(&tmp);
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(e);
@@ -189,7 +324,13 @@ impl Networks {
             network: id,
             gateway,
         });
-        tracing::info!(name = %rec.name, subnet = %rec.subnet, bridge = %rec.bridge, "network created");
+        tracing::info!(
+            name = %rec.name,
+            subnet = %rec.subnet,
+            subnet6 = rec.ipv6.as_ref().map_or("", |v| v.subnet.as_str()),
+            bridge = %rec.bridge,
+            "network created"
+        );
         Ok(rec)
     }
 
@@ -207,8 +348,13 @@ impl Networks {
         }
         let h = self.netlink().await?.clone();
         let subnet = rec.subnet()?;
-        let index = link::ensure_bridge(&h, &rec.bridge, rec.gateway, subnet.prefix).await?;
-        firewall::ensure_ip_forward()?;
+        let bridge6 = match &rec.ipv6 {
+            Some(v6) => Some((v6.gateway, v6.subnet()?.prefix)),
+            None => None,
+        };
+        let index =
+            link::ensure_bridge(&h, &rec.bridge, rec.gateway, subnet.prefix, bridge6).await?;
+        firewall::ensure_ip_forward(bridge6.is_some())?;
         self.write_rules(rec, rec.firewall).await?;
         if let Ok(mut up) = self.up.lock() {
             up.insert(rec.id.clone(), index);
@@ -246,7 +392,7 @@ impl Networks {
                 up.remove(&rec.id);
             }
             self.dnat_lock().remove(&rec.id);
-            firewall::remove(rec.firewall, rec.tag()).await?;
+            firewall::remove(rec.firewall, rec.tag(), rec.ipv6.is_some()).await?;
         }
         link::delete_link(&h, &rec.bridge).await?;
         let dir = self.dir.join(&rec.id);
@@ -295,6 +441,70 @@ async fn lock_subnets() -> Result<SubnetLock> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn opts(ipv6: bool, subnet: &str, gateway: &str, range: &str) -> CreateOptions {
+        let some = |t: &str| (!t.is_empty()).then(|| t.to_string());
+        CreateOptions {
+            ipv6,
+            subnet6: some(subnet),
+            gateway6: some(gateway),
+            ip_range6: some(range),
+            ..CreateOptions::default()
+        }
+    }
+
+    #[test]
+    fn ipv6_options_are_checked_before_anything_is_made() {
+        assert_eq!(ipv6_wish(&opts(false, "", "", "")).unwrap(), None);
+        let e = ipv6_wish(&opts(false, "fd00:1::/64", "", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fd00:1::/64") && e.contains("--ipv6"), "{e}");
+        let auto = ipv6_wish(&opts(true, "", "", "")).unwrap().unwrap();
+        assert_eq!(auto.subnet, None);
+        let w = ipv6_wish(&opts(true, "fd00:1::/64", "fd00:1::fe", "fd00:1::100/120"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(w.gateway, Some("fd00:1::fe".parse().unwrap()));
+        assert_eq!(w.range.unwrap().to_string(), "fd00:1::100/120");
+        for (subnet, gateway, range, want) in [
+            ("fd00:1::1/64", "", "", "did you mean fd00:1::/64"),
+            ("fd00:1::/64", "fd00:2::1", "", "invalid gateway fd00:2::1"),
+            ("fd00:1::/64", "10.0.0.1", "", "want an IPv6 address"),
+            (
+                "fd00:1::/64",
+                "",
+                "fd00:2::/120",
+                "not inside the subnet fd00:1::/64",
+            ),
+            ("", "fd00:1::1", "", "a gateway needs a subnet"),
+        ] {
+            let e = ipv6_wish(&opts(true, subnet, gateway, range))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{subnet} {gateway} {range}: {e}");
+        }
+    }
+
+    #[test]
+    fn ipv6_subnets_are_asked_for_or_unique_local() {
+        let taken = vec![Subnet6::parse("fd00::/64").unwrap()];
+        let w = ipv6_wish(&opts(true, "fd00::/56", "", ""))
+            .unwrap()
+            .unwrap();
+        let e = choose_ipv6(w, "0123456789", &taken)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("fd00::/56") && e.contains("overlaps fd00::/64"),
+            "{e}"
+        );
+        let w = ipv6_wish(&opts(true, "", "", "")).unwrap().unwrap();
+        let v6 = choose_ipv6(w, "0123456789", &taken).unwrap();
+        assert_eq!(v6.subnet, "fd01:2345:6789::/64");
+        assert_eq!(v6.gateway, "fd01:2345:6789::1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(v6.ip_range, None);
+    }
 
     #[test]
     fn network_names_follow_docker() {

@@ -2,8 +2,9 @@
 //!
 //! Containers on a network use the network's gateway address as their
 //! nameserver. [`DnsServer`] listens there (UDP and TCP) and answers `A`
-//! queries for the names a [`NameSource`] knows (container names, aliases,
-//! project-scoped names), asked afresh for every query: nothing is cached,
+//! and `AAAA` queries for the names a [`NameSource`] knows (container
+//! names, aliases, project-scoped names; `AAAA` with the IPv6 addresses of
+//! containers on IPv6 networks), asked afresh for every query: nothing is cached,
 //! so a recreated container's new address is served at once. Every other
 //! query is forwarded, as it came, to the upstream resolvers (the host's,
 //! see [`upstreams_from_resolv_conf`]); when none answers the client gets
@@ -23,7 +24,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
@@ -50,19 +51,20 @@ const MAX_UDP_MESSAGE: usize = 65_535;
 /// state of networks and containers.
 pub trait NameSource: Send + Sync + 'static {
     /// The addresses of `name` on the network served at `server` (the local
-    /// address the query arrived on, which identifies the network), or
+    /// address the query arrived on, which identifies the network), IPv4
+    /// and IPv6 (`A` queries get the former, `AAAA` ones the latter), or
     /// `None` when the name is not one of that network's (the query is then
     /// forwarded upstream). `Some(vec![])` answers "exists, no address".
     ///
     /// `name` comes lower-cased and without the trailing dot; compare with
     /// [`name_matches`] (case-insensitive, trailing dot optional). Called
     /// for every query on the engine's runtime: it must not block.
-    fn lookup(&self, server: Ipv4Addr, name: &str) -> Option<Vec<Ipv4Addr>>;
+    fn lookup(&self, server: Ipv4Addr, name: &str) -> Option<Vec<IpAddr>>;
 
     /// [`NameSource::lookup`] for a query sent by `client`: a source may
     /// also answer for the other networks the client is on (as Docker's
     /// server does). By default, `lookup`.
-    fn lookup_from(&self, server: Ipv4Addr, client: IpAddr, name: &str) -> Option<Vec<Ipv4Addr>> {
+    fn lookup_from(&self, server: Ipv4Addr, client: IpAddr, name: &str) -> Option<Vec<IpAddr>> {
         let _ = client;
         self.lookup(server, name)
     }
@@ -309,15 +311,21 @@ impl Handler {
                 .source
                 .lookup_from(self.local, info.src.ip(), name)
             {
-                let records = match query.query_type() {
-                    RecordType::A | RecordType::ANY => addresses
-                        .into_iter()
-                        .map(|ip| {
-                            Record::from_rdata(query.original().name().clone(), 0, RData::A(A(ip)))
-                        })
-                        .collect(),
-                    _ => Vec::new(),
+                let (v4, v6) = match query.query_type() {
+                    RecordType::A => (true, false),
+                    RecordType::AAAA => (false, true),
+                    RecordType::ANY => (true, true),
+                    _ => (false, false),
                 };
+                let records = addresses
+                    .into_iter()
+                    .filter_map(|ip| match ip {
+                        IpAddr::V4(ip) if v4 => Some(RData::A(A(ip))),
+                        IpAddr::V6(ip) if v6 => Some(RData::AAAA(AAAA(ip))),
+                        _ => None,
+                    })
+                    .map(|data| Record::from_rdata(query.original().name().clone(), 0, data))
+                    .collect();
                 return Answer::Local(records);
             }
         }

@@ -3,19 +3,22 @@
 //! A container that joins networks gets a network namespace made by the
 //! engine (bind-mounted on `netns` in its folder), loopback up and one veth
 //! pair per network (`eth0`, `eth1`... inside, `sv<12 hex>` on the bridge),
-//! and the default route through the first network that has egress. The
-//! runtime joins that namespace. Its endpoints go when it stops.
+//! and the default route through the first network that has egress (the
+//! IPv6 default route through the first one that has egress and IPv6). On
+//! a network with IPv6 the interface also gets an IPv6 address, without
+//! duplicate address detection (the engine hands out each address once).
+//! The runtime joins that namespace. Its endpoints go when it stops.
 //!
 //! Joining is two steps: [`Networks::reserve`] records the address before
 //! any device exists (a crash never hands it to another container), then
 //! [`Networks::plumb`] makes the devices.
 
 use std::collections::{BTreeSet, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::events::EndpointEvent;
 use super::record::{Attachment, Endpoint, NetworkRecord};
-use super::{Networks, ipam, link};
+use super::{Networks, ipam, ipam6, link};
 use crate::error::{Error, NetworkError, Result};
 
 /// A container's address reserved on a network, its devices not made yet
@@ -27,13 +30,18 @@ pub struct Reservation {
     bridge: u32,
     prefix: u8,
     default_route: bool,
+    /// The network's IPv6 gateway and prefix length, on a network with
+    /// IPv6.
+    ipv6: Option<(Ipv6Addr, u8)>,
+    default_route6: bool,
     /// The endpoint as recorded.
     pub endpoint: Endpoint,
 }
 
 impl Networks {
     /// Joins a container's namespace to a network: [`Networks::reserve`]
-    /// then [`Networks::plumb`].
+    /// then [`Networks::plumb`]. `default_routes` says whether the
+    /// interface carries the IPv4 and the IPv6 default route.
     pub async fn attach(
         &self,
         ns: &link::NsLink,
@@ -41,10 +49,10 @@ impl Networks {
         container: (&str, &str),
         want: &Attachment,
         ifname: &str,
-        default_route: bool,
+        default_routes: (bool, bool),
     ) -> Result<Endpoint> {
         let reserved = self
-            .reserve(network_id, container, want, ifname, default_route)
+            .reserve(network_id, container, want, ifname, default_routes)
             .await?;
         self.plumb(ns, &reserved).await?;
         Ok(reserved.endpoint)
@@ -61,12 +69,17 @@ impl Networks {
         container: (&str, &str),
         want: &Attachment,
         ifname: &str,
-        default_route: bool,
+        default_routes: (bool, bool),
     ) -> Result<Reservation> {
+        let (default_route, default_route6) = default_routes;
         let (container_id, container_name) = container;
         let rec = self.get(network_id)?;
         let bridge = self.ensure_up(&rec).await?;
         let subnet = rec.subnet()?;
+        let v6 = match &rec.ipv6 {
+            Some(v6) => Some((v6.subnet()?, v6.range()?, v6.gateway)),
+            None => None,
+        };
         let host_veth = format!(
             "sv{}",
             crate::state::new_id()?.get(..12).unwrap_or("000000000000")
@@ -108,12 +121,39 @@ impl Networks {
                     }
                 })?,
             };
+            let ipv6 = match v6 {
+                Some((subnet6, range6, gateway6)) => {
+                    let used6: BTreeSet<Ipv6Addr> = rec
+                        .endpoints
+                        .iter()
+                        .filter(|(id, _)| id.as_str() != container_id)
+                        .filter_map(|(_, e)| e.ipv6)
+                        .collect();
+                    Some(pick_ipv6(
+                        &rec.name,
+                        (subnet6, range6, gateway6),
+                        want.ipv6,
+                        &used6,
+                    )?)
+                }
+                None => {
+                    if let Some(ip) = want.ipv6 {
+                        return Err(NetworkError::NoIpv6 {
+                            ip: ip.to_string(),
+                            network: rec.name.clone(),
+                        }
+                        .into());
+                    }
+                    None
+                }
+            };
             let endpoint = Endpoint {
                 endpoint_id: crate::state::new_id()?,
                 container_id: container_id.to_string(),
                 container_name: container_name.to_string(),
                 aliases: want.aliases.clone(),
                 ipv4,
+                ipv6,
                 mac: want
                     .mac
                     .clone()
@@ -133,6 +173,7 @@ impl Networks {
             network = %rec.name,
             host_veth = %host_veth,
             ip = %endpoint.ipv4,
+            ipv6 = ?endpoint.ipv6,
             "endpoint"
         );
         Ok(Reservation {
@@ -141,6 +182,8 @@ impl Networks {
             bridge,
             prefix: subnet.prefix,
             default_route,
+            ipv6: v6.map(|(s, _, gw)| (gw, s.prefix)),
+            default_route6,
             endpoint,
         })
     }
@@ -163,6 +206,14 @@ impl Networks {
                     address: e.ipv4,
                     prefix: r.prefix,
                     default_gateway: r.default_route.then_some(r.gateway),
+                    ipv6: match (e.ipv6, r.ipv6) {
+                        (Some(address), Some((gateway, prefix))) => Some(link::VethIpv6 {
+                            address,
+                            prefix,
+                            default_gateway: r.default_route6.then_some(gateway),
+                        }),
+                        _ => None,
+                    },
                 },
             )
             .await
@@ -327,6 +378,45 @@ impl Networks {
     }
 }
 
+/// A container's IPv6 address on the network `network` (its subnet,
+/// the range addresses come from, its gateway): the asked one, checked as
+/// Docker checks it (a host address of the subnet, not the gateway, not
+/// in `used`), else the lowest free one of the range.
+fn pick_ipv6(
+    network: &str,
+    (subnet, range, gateway): (ipam6::Subnet6, ipam6::Subnet6, Ipv6Addr),
+    asked: Option<Ipv6Addr>,
+    used: &BTreeSet<Ipv6Addr>,
+) -> Result<Ipv6Addr> {
+    match asked {
+        Some(ip) => {
+            if !subnet.is_host(ip) || ip == gateway {
+                return Err(NetworkError::InvalidAddress {
+                    ip: ip.to_string(),
+                    network: network.to_string(),
+                    subnet: subnet.to_string(),
+                }
+                .into());
+            }
+            if used.contains(&ip) {
+                return Err(NetworkError::AddressInUse {
+                    ip: ip.to_string(),
+                    network: network.to_string(),
+                }
+                .into());
+            }
+            Ok(ip)
+        }
+        None => ipam6::next_free(subnet, range, gateway, used).ok_or_else(|| {
+            NetworkError::AddressesExhausted {
+                network: network.to_string(),
+                subnet: range.to_string(),
+            }
+            .into()
+        }),
+    }
+}
+
 /// `eth2` sorts after `eth10`? No: by the number.
 fn iface_order(name: &str) -> u32 {
     name.trim_start_matches("eth").parse().unwrap_or(u32::MAX)
@@ -336,6 +426,39 @@ fn iface_order(name: &str) -> u32 {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn ipv6_addresses_are_asked_for_or_the_lowest_free() {
+        let subnet = ipam6::Subnet6::parse("fd00:5::/64").unwrap();
+        let range = ipam6::Subnet6::parse("fd00:5::80/121").unwrap();
+        let gw: Ipv6Addr = "fd00:5::1".parse().unwrap();
+        let mut used = BTreeSet::new();
+        let ip = |t: &str| t.parse::<Ipv6Addr>().unwrap();
+        assert_eq!(
+            pick_ipv6("n", (subnet, subnet, gw), None, &used).unwrap(),
+            ip("fd00:5::2")
+        );
+        assert_eq!(
+            pick_ipv6("n", (subnet, range, gw), None, &used).unwrap(),
+            ip("fd00:5::80")
+        );
+        used.insert(ip("fd00:5::9"));
+        let asked = pick_ipv6("n", (subnet, range, gw), Some(ip("fd00:5::10")), &used);
+        assert_eq!(asked.unwrap(), ip("fd00:5::10"));
+        let e = pick_ipv6("n", (subnet, subnet, gw), Some(ip("fd00:5::9")), &used)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "address fd00:5::9 is already in use on network n");
+        for bad in ["fd00:6::2", "fd00:5::", "fd00:5::1"] {
+            let e = pick_ipv6("n", (subnet, subnet, gw), Some(ip(bad)), &used)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("invalid address {bad} for network n")),
+                "{e}"
+            );
+        }
+    }
 
     #[test]
     fn interfaces_sort_by_number() {

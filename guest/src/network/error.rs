@@ -27,12 +27,37 @@ pub enum NetworkError {
     /// An ID prefix that names more than one network.
     #[error("network {0} is ambiguous ({1} matches found on ID prefix)")]
     AmbiguousId(String, usize),
-    /// IPv6 was asked for.
-    #[error("IPv6 networks are not supported yet")]
-    Ipv6Unsupported,
-    /// More than one IPAM config.
-    #[error("only one IPAM config (one IPv4 subnet) per network is supported")]
+    /// An IPv6 subnet (or gateway) for a network without IPv6. Docker
+    /// skips such configs without a word when `EnableIPv6` is false; servin
+    /// refuses them, so a subnet asked for is never dropped silently.
+    #[error(
+        "IPv6 subnet {0} given but IPv6 is not enabled on the network: add --ipv6 (EnableIPv6: true)"
+    )]
+    Ipv6Disabled(String),
+    /// `EnableIPv4: false`: an IPv6-only network.
+    #[error("IPv6-only networks are not supported: EnableIPv4 must stay true")]
+    Ipv4Required,
+    /// More than one IPAM config of a family.
+    #[error("only one IPv4 and one IPv6 IPAM config (subnet) per network are supported")]
     SeveralSubnets,
+    /// An IP range that does not parse or is not inside its subnet.
+    #[error("invalid ip range {range:?}: {why}")]
+    InvalidIpRange {
+        /// The text given.
+        range: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// An IPv6 address asked for on a network without IPv6.
+    #[error(
+        "invalid address {ip} for network {network}: the network has no IPv6 (create it with --ipv6)"
+    )]
+    NoIpv6 {
+        /// The address asked for.
+        ip: String,
+        /// The network's name.
+        network: String,
+    },
     /// A gateway without its subnet.
     #[error("a gateway needs a subnet: give --subnet too")]
     GatewayWithoutSubnet,

@@ -24,6 +24,18 @@
 //!   gateway (53/udp and 53/tcp), accepted in an input chain of its own;
 //! - packets to `127.0.0.0/8` arriving on `B` are dropped.
 //!
+//! A network with IPv6 (subnet `S6`, gateway `G6`) gets the same rules for
+//! its IPv6 traffic: the nftables table is of the `inet` family, so the
+//! interface rules above hold for both families, and it adds a masquerade
+//! of `S6` leaving through another interface (Docker masquerades IPv6
+//! subnets the same way by default since 27, whatever their kind) and,
+//! for an internal network, a drop of IPv6 packets to the host's
+//! addresses other than `G6` and the link-local and link-scope multicast
+//! ones neighbour discovery needs. With iptables, the same rules go in
+//! chains of the same names written with `ip6tables` (`filter` and `nat`
+//! tables). The engine's DNS server answers on the IPv4 gateway only (as
+//! Docker's), and published ports are forwarded over IPv4 only.
+//!
 //! Published ports also have a kernel fast path ([`Dnat`]), unless
 //! `SERVIN_PORT_FORWARD=userland`: the userland forwarder still holds every
 //! host port (so conflicts are found and named), while the kernel rewrites
@@ -53,12 +65,13 @@
 //! rewriting until the kernel forgets them (a UDP client that keeps
 //! sending, above all): the engine does not delete conntrack entries.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::Stdio;
 
 use tokio::io::AsyncWriteExt;
 
 use super::ipam::Subnet;
+use super::ipam6::Subnet6;
 use crate::error::{Error, Result};
 use crate::network::ports::Protocol;
 
@@ -123,7 +136,14 @@ pub struct Rules {
     pub kernel_ports: bool,
     /// The published ports forwarded to the network's containers.
     pub dnat: Vec<Dnat>,
+    /// The IPv6 subnet and gateway, on a network with IPv6.
+    pub ipv6: Option<(Subnet6, Ipv6Addr)>,
 }
+
+/// The host addresses an internal network's containers may still send
+/// IPv6 to: link-local ones and link-scope multicast (neighbour and
+/// router discovery).
+const IPV6_LINK_SCOPE: [&str; 2] = ["fe80::/10", "ff02::/16"];
 
 /// One published host port forwarded by the kernel to a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -269,12 +289,23 @@ pub fn nft_script(r: &Rules) -> String {
     if r.internal {
         s.push_str(&format!("    iifname \"{b}\" drop\n  }}\n"));
         input.push_str(&format!("    iifname \"{b}\" ip daddr != {gw} drop\n"));
+        if let Some((_, gw6)) = r.ipv6 {
+            input.push_str(&format!(
+                "    iifname \"{b}\" ip6 daddr != {{ {gw6}, {} }} drop\n",
+                IPV6_LINK_SCOPE.join(", ")
+            ));
+        }
     } else {
         s.push_str(&format!("    iifname \"{b}\" accept\n  }}\n"));
         postrouting.push_str(&format!(
             "    ip saddr {} oifname != \"{b}\" masquerade\n",
             r.subnet
         ));
+        if let Some((subnet6, _)) = r.ipv6 {
+            postrouting.push_str(&format!(
+                "    ip6 saddr {subnet6} oifname != \"{b}\" masquerade\n"
+            ));
+        }
     }
     postrouting.push_str("  }\n");
     input.push_str("  }\n");
@@ -454,6 +485,44 @@ pub fn iptables_script(r: &Rules) -> String {
     restore_input(&[filter, nat, raw])
 }
 
+/// The `ip6tables-restore --noflush` input that writes the IPv6 side of
+/// the network's chains and jumps (empty without IPv6): the interface
+/// rules of [`iptables_script`] (published ports are IPv4 only, so no
+/// DNAT rules), the masquerade of its IPv6 subnet, and for an internal
+/// network the drop of IPv6 to the host's addresses but its gateway and
+/// link-scope ones.
+pub fn ip6tables_script(r: &Rules) -> String {
+    let Some((subnet6, gw6)) = r.ipv6 else {
+        return String::new();
+    };
+    let [fwd, input, natc, _, _] = chain_names(&r.tag);
+    let b = &r.bridge;
+    let mut filter = vec![format!(":{fwd} - [0:0]"), format!(":{input} - [0:0]")];
+    let mut nat = vec![format!(":{natc} - [0:0]")];
+    filter.push(format!("-A {fwd} -i {b} -o {b} -j ACCEPT"));
+    filter.push(format!("-A {fwd} -i {b} -o sv-+ -j DROP"));
+    filter.push(format!(
+        "-A {fwd} -o {b} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+    ));
+    filter.push(format!("-A {fwd} -o {b} -j DROP"));
+    if r.internal {
+        filter.push(format!("-A {fwd} -i {b} -j DROP"));
+        for allowed in std::iter::once(format!("{gw6}/128"))
+            .chain(IPV6_LINK_SCOPE.iter().map(|s| s.to_string()))
+        {
+            filter.push(format!("-A {input} -i {b} -d {allowed} -j RETURN"));
+        }
+        filter.push(format!("-A {input} -i {b} -j DROP"));
+    } else {
+        filter.push(format!("-A {fwd} -i {b} -j ACCEPT"));
+        nat.push(format!("-A {natc} -s {subnet6} ! -o {b} -j MASQUERADE"));
+    }
+    nat.push(format!("-I POSTROUTING 1 -j {natc}"));
+    filter.push(format!("-I INPUT 1 -j {input}"));
+    filter.push(format!("-I FORWARD 1 -j {fwd}"));
+    restore_input(&[filter, nat, Vec::new()])
+}
+
 /// The `iptables-restore --noflush` input that adds `add` to the port
 /// chain of the network tagged `tag` and deletes `delete` from it.
 pub fn iptables_dnat_input(tag: &str, add: &[Dnat], delete: &[Dnat]) -> String {
@@ -555,40 +624,58 @@ pub async fn apply(backend: Backend, r: &Rules) -> Result<()> {
     match backend {
         Backend::Nft => run("nft", &["-f", "-"], &nft_script(r)).await.map(drop),
         Backend::Iptables => {
-            remove(backend, &r.tag).await?;
+            remove(backend, &r.tag, r.ipv6.is_some()).await?;
             run(
                 "iptables-restore",
                 &["--noflush", "-w", "5"],
                 &iptables_script(r),
             )
-            .await
-            .map(drop)
+            .await?;
+            if r.ipv6.is_some() {
+                run(
+                    "ip6tables-restore",
+                    &["--noflush", "-w", "5"],
+                    &ip6tables_script(r),
+                )
+                .await?;
+            }
+            Ok(())
         }
     }
 }
 
-/// Removes the rules of the network tagged `tag`; nothing to remove is
-/// not an error.
-pub async fn remove(backend: Backend, tag: &str) -> Result<()> {
+/// Removes the rules of the network tagged `tag` (with `ipv6`, its
+/// ip6tables chains too); nothing to remove is not an error.
+pub async fn remove(backend: Backend, tag: &str, ipv6: bool) -> Result<()> {
     match backend {
         Backend::Nft => run("nft", &["-f", "-"], &nft_remove_script(tag))
             .await
             .map(drop),
         Backend::Iptables => {
-            let saved = run("iptables-save", &[], "").await?;
-            let lines = iptables_remove_lines(&saved, tag);
-            if lines.iter().all(Vec::is_empty) {
-                return Ok(());
+            remove_chains("iptables", tag).await?;
+            if ipv6 {
+                remove_chains("ip6tables", tag).await?;
             }
-            run(
-                "iptables-restore",
-                &["--noflush", "-w", "5"],
-                &restore_input(&lines),
-            )
-            .await
-            .map(drop)
+            Ok(())
         }
     }
+}
+
+/// Removes the chains of the network tagged `tag`, and the jumps to them,
+/// with `tool` (`iptables` or `ip6tables`).
+async fn remove_chains(tool: &str, tag: &str) -> Result<()> {
+    let saved = run(&format!("{tool}-save"), &[], "").await?;
+    let lines = iptables_remove_lines(&saved, tag);
+    if lines.iter().all(Vec::is_empty) {
+        return Ok(());
+    }
+    run(
+        &format!("{tool}-restore"),
+        &["--noflush", "-w", "5"],
+        &restore_input(&lines),
+    )
+    .await
+    .map(drop)
 }
 
 /// Adds `add` to the kernel's forwarding of published ports to the network
@@ -691,13 +778,23 @@ pub fn set_route_localnet(bridge: &str) -> Result<()> {
 }
 
 /// Turns on IPv4 forwarding in the engine's network namespace (containers'
-/// traffic leaves through the host only with it).
-pub fn ensure_ip_forward() -> Result<()> {
-    let path = std::path::Path::new("/proc/sys/net/ipv4/ip_forward");
-    match std::fs::read_to_string(path) {
-        Ok(v) if v.trim() == "1" => Ok(()),
-        _ => std::fs::write(path, "1\n").map_err(Error::io("write", path)),
+/// traffic leaves through the host only with it), and IPv6 forwarding
+/// with `ipv6` (for a network with IPv6, as Docker does: a host
+/// interface that takes its IPv6 default route from router
+/// advertisements needs `accept_ra=2` to keep it).
+pub fn ensure_ip_forward(ipv6: bool) -> Result<()> {
+    let mut paths = vec!["/proc/sys/net/ipv4/ip_forward"];
+    if ipv6 {
+        paths.push("/proc/sys/net/ipv6/conf/all/forwarding");
     }
+    for path in paths {
+        let path = std::path::Path::new(path);
+        match std::fs::read_to_string(path) {
+            Ok(v) if v.trim() == "1" => {}
+            _ => std::fs::write(path, "1\n").map_err(Error::io("write", path))?,
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -714,7 +811,56 @@ mod tests {
             internal,
             kernel_ports: false,
             dnat: Vec::new(),
+            ipv6: None,
         }
+    }
+
+    fn rules6(internal: bool) -> Rules {
+        Rules {
+            ipv6: Some((
+                Subnet6::parse("fd00:4::/64").unwrap(),
+                "fd00:4::1".parse().unwrap(),
+            )),
+            ..rules(internal)
+        }
+    }
+
+    #[test]
+    fn ipv6_networks_get_the_same_rules_for_ipv6() {
+        let normal = nft_script(&rules6(false));
+        assert!(
+            normal.contains("ip6 saddr fd00:4::/64 oifname != \"sv-0123456789\" masquerade"),
+            "{normal}"
+        );
+        assert!(normal.contains("ip saddr 10.89.4.0/24 oifname != \"sv-0123456789\" masquerade"));
+        assert!(!normal.contains("ip6 daddr"));
+        let internal = nft_script(&rules6(true));
+        assert!(!internal.contains("ip6 saddr"));
+        assert!(internal.contains(
+            "iifname \"sv-0123456789\" ip6 daddr != { fd00:4::1, fe80::/10, ff02::/16 } drop"
+        ));
+        assert!(!nft_script(&rules(false)).contains("ip6"));
+        assert_eq!(ip6tables_script(&rules(false)), "");
+        let script = ip6tables_script(&rules6(false));
+        for line in [
+            "*filter\n:SERVIN-0123456789-FWD - [0:0]\n:SERVIN-0123456789-IN - [0:0]\n",
+            "-A SERVIN-0123456789-FWD -i sv-0123456789 -o sv-0123456789 -j ACCEPT",
+            "-A SERVIN-0123456789-FWD -i sv-0123456789 -o sv-+ -j DROP",
+            "-A SERVIN-0123456789-FWD -o sv-0123456789 -j DROP",
+            "-A SERVIN-0123456789-FWD -i sv-0123456789 -j ACCEPT",
+            "-A SERVIN-0123456789-NAT -s fd00:4::/64 ! -o sv-0123456789 -j MASQUERADE",
+            "-I POSTROUTING 1 -j SERVIN-0123456789-NAT",
+            "-I FORWARD 1 -j SERVIN-0123456789-FWD",
+        ] {
+            assert!(script.contains(line), "{line} missing from:\n{script}");
+        }
+        assert!(!script.contains("DNAT") && !script.contains("*raw"));
+        let internal = ip6tables_script(&rules6(true));
+        assert!(!internal.contains("MASQUERADE"));
+        assert!(internal.contains(
+            "-A SERVIN-0123456789-IN -i sv-0123456789 -d fd00:4::1/128 -j RETURN\n-A SERVIN-0123456789-IN -i sv-0123456789 -d fe80::/10 -j RETURN\n-A SERVIN-0123456789-IN -i sv-0123456789 -d ff02::/16 -j RETURN\n-A SERVIN-0123456789-IN -i sv-0123456789 -j DROP"
+        ));
+        assert!(internal.contains("-A SERVIN-0123456789-FWD -i sv-0123456789 -j DROP"));
     }
 
     fn ports() -> Vec<Dnat> {

@@ -9,11 +9,12 @@
 //! it to the engine's runtime.
 
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 use futures_util::TryStreamExt;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkMessage};
 use rtnetlink::{
     Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
@@ -185,8 +186,43 @@ pub async fn delete_link(h: &Handle, name: &str) -> Result<()> {
     }
 }
 
-/// Makes sure the bridge `name` exists, is up and holds `gateway/prefix`.
-pub async fn ensure_bridge(h: &Handle, name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<u32> {
+/// Gives the link `index` (named `name`) the address `address/prefix`;
+/// one it has already is fine. IPv6 addresses skip duplicate address
+/// detection (`nodad`, as Docker's): the engine hands each one out once,
+/// and a tentative address could not be used for the first seconds.
+async fn add_address(
+    h: &Handle,
+    index: u32,
+    name: &str,
+    address: IpAddr,
+    prefix: u8,
+    existing_ok: bool,
+) -> Result<()> {
+    let mut req = h.address().add(index, address, prefix);
+    if address.is_ipv6() {
+        let msg = req.message_mut();
+        msg.header.flags = AddressHeaderFlags::Nodad;
+        msg.attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
+    match req.execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if existing_ok && errno(&e) == Some(EEXIST) => Ok(()),
+        Err(e) => Err(failed(format!(
+            "give {name} the address {address}/{prefix}"
+        ))(e)),
+    }
+}
+
+/// Makes sure the bridge `name` exists, is up and holds `gateway/prefix`
+/// (and the IPv6 gateway `gateway6/prefix`, when given).
+pub async fn ensure_bridge(
+    h: &Handle,
+    name: &str,
+    gateway: Ipv4Addr,
+    prefix: u8,
+    ipv6: Option<(Ipv6Addr, u8)>,
+) -> Result<u32> {
     let index = match link_index(h, name).await? {
         Some(i) => i,
         None => {
@@ -201,19 +237,10 @@ pub async fn ensure_bridge(h: &Handle, name: &str, gateway: Ipv4Addr, prefix: u8
             })?
         }
     };
-    match h
-        .address()
-        .add(index, gateway.into(), prefix)
-        .execute()
-        .await
-    {
-        Ok(()) => {}
-        Err(e) if errno(&e) == Some(EEXIST) => {}
-        Err(e) => {
-            return Err(failed(format!(
-                "give the bridge {name} the address {gateway}/{prefix}"
-            ))(e));
-        }
+    let what = format!("the bridge {name}");
+    add_address(h, index, &what, gateway.into(), prefix, true).await?;
+    if let Some((gateway6, prefix6)) = ipv6 {
+        add_address(h, index, &what, gateway6.into(), prefix6, true).await?;
     }
     set_up(h, index, name).await?;
     Ok(index)
@@ -243,6 +270,19 @@ pub struct Veth<'a> {
     pub prefix: u8,
     /// The default route's gateway, for the interface that carries it.
     pub default_gateway: Option<Ipv4Addr>,
+    /// Its IPv6 side, on a network with IPv6.
+    pub ipv6: Option<VethIpv6>,
+}
+
+/// The IPv6 side of a container interface.
+pub struct VethIpv6 {
+    /// Its address.
+    pub address: Ipv6Addr,
+    /// The subnet's prefix length.
+    pub prefix: u8,
+    /// The IPv6 default route's gateway, for the interface that carries
+    /// it.
+    pub default_gateway: Option<Ipv6Addr>,
 }
 
 /// Creates a veth pair with one end on the bridge and the other inside the
@@ -272,15 +312,26 @@ pub async fn add_veth(host: &Handle, ns: &NsLink, v: &Veth<'_>) -> Result<()> {
                 context: format!("configure {} in the container", v.ifname),
                 message: "the interface did not arrive in the namespace".to_string(),
             })?;
-        ns.handle
-            .address()
-            .add(index, v.address.into(), v.prefix)
-            .execute()
-            .await
-            .map_err(failed(format!(
-                "give {} the address {}",
-                v.ifname, v.address
-            )))?;
+        add_address(
+            &ns.handle,
+            index,
+            v.ifname,
+            v.address.into(),
+            v.prefix,
+            false,
+        )
+        .await?;
+        if let Some(v6) = &v.ipv6 {
+            add_address(
+                &ns.handle,
+                index,
+                v.ifname,
+                v6.address.into(),
+                v6.prefix,
+                false,
+            )
+            .await?;
+        }
         set_up(&ns.handle, index, v.ifname).await?;
         if let Some(gw) = v.default_gateway {
             let route = RouteMessageBuilder::<Ipv4Addr>::new()
@@ -293,6 +344,18 @@ pub async fn add_veth(host: &Handle, ns: &NsLink, v: &Veth<'_>) -> Result<()> {
                 .execute()
                 .await
                 .map_err(failed(format!("add the default route via {gw}")))?;
+        }
+        if let Some(gw) = v.ipv6.as_ref().and_then(|v6| v6.default_gateway) {
+            let route = RouteMessageBuilder::<Ipv6Addr>::new()
+                .gateway(gw)
+                .output_interface(index)
+                .build();
+            ns.handle
+                .route()
+                .add(route)
+                .execute()
+                .await
+                .map_err(failed(format!("add the IPv6 default route via {gw}")))?;
         }
         Ok(())
     };

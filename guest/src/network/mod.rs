@@ -24,6 +24,8 @@
 //! - [`create`]: a network from a Docker create body, for the API and
 //!   projects.
 //! - [`ipam`]: subnets, the pool, address allocation.
+//! - [`ipam6`]: IPv6 subnets, unique local subnets, IPv6 address
+//!   allocation.
 //! - [`link`]: netlink: bridges, veths, namespaces.
 //! - [`firewall`]: nftables or iptables rules per network.
 //! - [`dns`]: the embedded DNS server that resolves container names.
@@ -38,6 +40,7 @@ pub mod error;
 mod events;
 pub mod firewall;
 pub mod ipam;
+pub mod ipam6;
 mod kernel_ports;
 pub mod link;
 pub mod ports;
@@ -58,7 +61,7 @@ pub use bridge::{CreateOptions, SUBNET_LOCK};
 pub use default::DEFAULT_NETWORK;
 pub use endpoint::Reservation;
 pub use events::EndpointEvent;
-pub use record::{Attachment, Endpoint, NETWORK_FILE, NetworkRecord};
+pub use record::{Attachment, Endpoint, Ipv6Settings, NETWORK_FILE, NetworkRecord};
 pub use view::NetworkView;
 
 /// Every network of the engine.
@@ -196,6 +199,7 @@ mod tests {
             bridge: format!("sv-{}", &id[..10]),
             firewall: Backend::Nft,
             endpoints: BTreeMap::new(),
+            ipv6: None,
         }
     }
 
@@ -206,6 +210,7 @@ mod tests {
             container_name: name.to_string(),
             aliases: vec![format!("{name}-alias")],
             ipv4: Ipv4Addr::from(ip),
+            ipv6: None,
             mac: ipam::mac_text(ipam::mac_for(Ipv4Addr::from(ip))),
             ifname: ifname.to_string(),
             host_veth: "sv000000000001".to_string(),

@@ -1,13 +1,14 @@
 //! A network as kept on disk, and the endpoints of the containers on it.
 //!
 //! A network is a Linux bridge (`sv-<10 hex of its ID>`) with a subnet of
-//! its own, its state in `<root>/networks/<id>/network.json`
+//! its own (and an IPv6 one, [`Ipv6Settings`], when made with IPv6), its
+//! state in `<root>/networks/<id>/network.json`
 //! ([`NetworkRecord`]): its settings and its endpoints, the addresses given
 //! to running containers, so address management survives an engine
 //! restart. Every change is written atomically before it is announced.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,7 @@ use super::Networks;
 use super::default::DEFAULT_NETWORK;
 use super::firewall::{self, Backend, Dnat};
 use super::ipam::Subnet;
+use super::ipam6::Subnet6;
 use crate::error::{Error, Result};
 use crate::state::{read_json, write_json_atomic};
 
@@ -52,6 +54,37 @@ pub struct NetworkRecord {
     /// Running containers' endpoints, by container ID.
     #[serde(default)]
     pub endpoints: BTreeMap<String, Endpoint>,
+    /// Its IPv6 side, for a network made with `EnableIPv6` (records
+    /// written before IPv6 existed have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Settings>,
+}
+
+/// A network's IPv6 subnet and gateway.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Ipv6Settings {
+    /// Its subnet, `ADDR/N`.
+    pub subnet: String,
+    /// The bridge's IPv6 address: the containers' IPv6 gateway.
+    pub gateway: Ipv6Addr,
+    /// The part of the subnet containers' addresses come from, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+}
+
+impl Ipv6Settings {
+    /// Its subnet.
+    pub fn subnet(&self) -> Result<Subnet6> {
+        Subnet6::parse(&self.subnet)
+    }
+
+    /// Where containers' addresses come from: the range, else the subnet.
+    pub fn range(&self) -> Result<Subnet6> {
+        match &self.ip_range {
+            Some(r) => Subnet6::parse(r),
+            None => self.subnet(),
+        }
+    }
 }
 
 impl NetworkRecord {
@@ -80,6 +113,10 @@ impl NetworkRecord {
             internal: self.internal,
             kernel_ports,
             dnat,
+            ipv6: match &self.ipv6 {
+                Some(v6) => Some((v6.subnet()?, v6.gateway)),
+                None => None,
+            },
         })
     }
 }
@@ -97,6 +134,9 @@ pub struct Endpoint {
     pub aliases: Vec<String>,
     /// Its address.
     pub ipv4: Ipv4Addr,
+    /// Its IPv6 address, on a network with IPv6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Addr>,
     /// Its MAC address, `aa:bb:...`.
     pub mac: String,
     /// The interface inside the container (`eth0`...).
@@ -118,6 +158,9 @@ pub struct Attachment {
     /// A fixed address (`--ip`), if asked for.
     #[serde(default)]
     pub ipv4: Option<Ipv4Addr>,
+    /// A fixed IPv6 address (`--ip6`), if asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Addr>,
     /// A fixed MAC address (`--mac-address`, `aa:bb:cc:dd:ee:ff`), if asked
     /// for; else one is made from the address.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,7 +5,7 @@
 //! - [`Networks::dns_gateways`]: where user-defined networks expect their
 //!   DNS server (port 53 on each gateway).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::Networks;
 use super::record::{Endpoint, NetworkRecord};
@@ -19,6 +19,8 @@ pub struct NetworkView {
     pub name: String,
     /// Its gateway address.
     pub gateway: Ipv4Addr,
+    /// Its IPv6 gateway, on a network with IPv6.
+    pub ipv6_gateway: Option<Ipv6Addr>,
     /// Whether it is internal (no forwarding of outside names wanted).
     pub internal: bool,
     /// Its running containers.
@@ -56,6 +58,7 @@ fn view(n: &NetworkRecord) -> NetworkView {
         id: n.id.clone(),
         name: n.name.clone(),
         gateway: n.gateway,
+        ipv6_gateway: n.ipv6.as_ref().map(|v| v.gateway),
         internal: n.internal,
         endpoints: n.endpoints.values().cloned().collect(),
     }
