@@ -661,7 +661,12 @@ fn exec_with_a_tty_translates_newlines_once() {
     for _ in 0..10 {
         let out = e.docker(&["exec", "-t", "tty-box", "sh", "-c", "echo a; echo b"]);
         assert!(out.status.success(), "{out:?}");
-        assert_eq!(out.stdout, b"a\r\nb\r\n", "{:?}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(
+            out.stdout,
+            b"a\r\nb\r\n",
+            "{:?}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
     // Without a terminal, bytes pass unchanged.
     let out = e.docker(&["exec", "tty-box", "sh", "-c", "echo a; echo b"]);

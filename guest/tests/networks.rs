@@ -319,3 +319,73 @@ fn the_predefined_networks_are_always_listed() {
     e.docker_ok(&["rm", "-f", "hostbox"]);
     support::finish_with_the_default_network(e, 1);
 }
+
+/// `--ip-range` gives containers addresses from that part of the subnet;
+/// `--attachable` is kept and reported; settings servin's bridge networks
+/// do not have are refused, naming them, with nothing made.
+#[test]
+fn ip_ranges_are_honoured_and_unsupported_settings_refused() {
+    let e = EngineGuard::with_firewall("nft");
+    e.docker_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.232.17.0/24",
+        "--ip-range",
+        "10.232.17.128/25",
+        "--attachable",
+        "ranged",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&e.docker_ok(&["network", "inspect", "ranged"])).unwrap();
+    assert_eq!(v[0]["IPAM"]["Config"][0]["IPRange"], "10.232.17.128/25");
+    assert_eq!(v[0]["Attachable"], true);
+    e.run_detached("ranged-a", &["--network", "ranged"], &["sleep", "300"]);
+    assert_eq!(e.ip_on("ranged-a", "ranged"), "10.232.17.128");
+    // A fixed address outside the range but inside the subnet is allowed.
+    e.run_detached(
+        "ranged-b",
+        &["--network", "ranged", "--ip", "10.232.17.9"],
+        &["sleep", "300"],
+    );
+    assert_eq!(e.ip_on("ranged-b", "ranged"), "10.232.17.9");
+    // (The docker CLI checks this one itself: through the API.)
+    let body = serde_json::json!({
+        "Name": "refused",
+        "IPAM": {"Config": [{"Subnet": "10.232.18.0/24", "IPRange": "10.232.19.0/25"}]},
+    });
+    let r = e.api(
+        "POST",
+        "/v1.47/networks/create",
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("not inside the subnet"), "{}", r.text());
+    for (args, what) in [
+        (
+            vec![
+                "--subnet",
+                "10.232.18.0/24",
+                "--aux-address",
+                "a=10.232.18.5",
+            ],
+            "auxiliary addresses",
+        ),
+        (vec!["--ipam-driver", "other"], "IPAM driver \"other\""),
+        (vec!["--ipam-opt", "k=v"], "IPAM driver options"),
+        (vec!["--config-only"], "config-only"),
+        (vec!["--scope", "swarm"], "scope \"swarm\""),
+    ] {
+        let mut all = vec!["network", "create"];
+        all.extend(args.iter().copied());
+        all.push("refused");
+        let err = e.docker_err(&all);
+        assert!(err.contains(what), "{args:?}: {err}");
+    }
+    let ls = e.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!ls.contains("refused"), "{ls}");
+    e.docker_ok(&["rm", "-f", "ranged-a", "ranged-b"]);
+    e.docker_ok(&["network", "rm", "ranged"]);
+    support::finish_with_the_default_network(e, 2);
+}

@@ -51,6 +51,9 @@ pub fn network_json(engine: &Engine, n: &NetworkRecord) -> Value {
         .collect();
     let _ = engine;
     let mut ipam_config = vec![json!({"Subnet": n.subnet, "Gateway": n.gateway.to_string()})];
+    if let Some(range) = &n.ip_range {
+        ipam_config[0]["IPRange"] = json!(range);
+    }
     if let Some(v6) = &n.ipv6 {
         let mut config = json!({"Subnet": v6.subnet, "Gateway": v6.gateway.to_string()});
         if let Some(range) = &v6.ip_range {
@@ -72,7 +75,7 @@ pub fn network_json(engine: &Engine, n: &NetworkRecord) -> Value {
             "Config": ipam_config,
         },
         "Internal": n.internal,
-        "Attachable": false,
+        "Attachable": n.attachable,
         "Ingress": false,
         "ConfigFrom": {"Network": ""},
         "ConfigOnly": false,

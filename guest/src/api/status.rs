@@ -91,6 +91,7 @@ fn network(e: &NetworkError) -> StatusCode {
     match e {
         NetworkError::InvalidName(_)
         | NetworkError::UnsupportedDriver(_)
+        | NetworkError::UnsupportedSetting(_)
         | NetworkError::AmbiguousId(..)
         | NetworkError::Ipv6Disabled(_)
         | NetworkError::Ipv4Required

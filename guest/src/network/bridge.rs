@@ -54,6 +54,10 @@ pub struct CreateOptions {
     pub gateway6: Option<String>,
     /// The part of the IPv6 subnet containers' addresses come from.
     pub ip_range6: Option<String>,
+    /// The part of the IPv4 subnet containers' addresses come from.
+    pub ip_range: Option<String>,
+    /// `Attachable` (kept and reported).
+    pub attachable: bool,
 }
 
 /// What of the IPv6 side of a network create can be checked before the
@@ -259,6 +263,25 @@ impl Networks {
             }
             None => subnet.first_host(),
         };
+        let ip_range = match opts
+            .ip_range
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+        {
+            Some(r) => {
+                let bad = |why: String| NetworkError::InvalidIpRange {
+                    range: r.to_string(),
+                    why,
+                };
+                let range = Subnet::parse(r).map_err(|e| bad(e.to_string()))?;
+                if !(subnet.contains(range.addr) && subnet.contains(range.broadcast())) {
+                    return Err(bad(format!("it is not inside the subnet {subnet}")).into());
+                }
+                Some(range)
+            }
+            None => None,
+        };
         let ipv6 = match wish6 {
             Some(w) => {
                 let taken6: Vec<Subnet6> = ipam6::host_routes()
@@ -291,6 +314,8 @@ impl Networks {
             firewall: self.backend,
             endpoints: BTreeMap::new(),
             ipv6,
+            ip_range: ip_range.map(|r| r.to_string()),
+            attachable: opts.attachable,
         };
         let tmp = self.dir.join(format!(".creating-{id}"));
         let dir = self.dir.join(&id);

@@ -40,6 +40,56 @@ fn split_configs(body: &NetworkCreateRequest) -> Result<(IpamConfig, Option<Ipam
     ))
 }
 
+/// Refuses the create settings servin's networks do not have (rather than
+/// accept and ignore them): another IPAM driver or its options, auxiliary
+/// addresses, and the Swarm ones (ingress, config-only networks and
+/// networks made from them, a scope other than local).
+fn refuse_unsupported(body: &NetworkCreateRequest) -> Result<()> {
+    let refuse = |what: &str| Err(NetworkError::UnsupportedSetting(what.to_string()).into());
+    if let Some(ipam) = &body.ipam {
+        if let Some(d) = ipam
+            .driver
+            .as_deref()
+            .filter(|d| !d.is_empty() && *d != "default")
+        {
+            return refuse(&format!("the IPAM driver {d:?} (only \"default\")"));
+        }
+        if ipam.options.as_ref().is_some_and(|o| !o.is_empty()) {
+            return refuse("IPAM driver options (--ipam-opt)");
+        }
+        let aux = ipam.config.iter().flatten().any(|c| {
+            c.auxiliary_addresses
+                .as_ref()
+                .is_some_and(|a| !a.is_empty())
+        });
+        if aux {
+            return refuse("auxiliary addresses (--aux-address)");
+        }
+    }
+    if body.ingress == Some(true) {
+        return refuse("an ingress network (Swarm)");
+    }
+    if body.config_only == Some(true) {
+        return refuse("a config-only network (--config-only)");
+    }
+    if body
+        .config_from
+        .as_ref()
+        .and_then(|c| c.network.as_deref())
+        .is_some_and(|n| !n.is_empty())
+    {
+        return refuse("a network made from a config-only network (--config-from)");
+    }
+    if let Some(scope) = body
+        .scope
+        .as_deref()
+        .filter(|s| !s.is_empty() && *s != "local")
+    {
+        return refuse(&format!("the scope {scope:?} (only \"local\")"));
+    }
+    Ok(())
+}
+
 /// Makes a network from a Docker create body (one IPv4 subnet at most,
 /// and with `EnableIPv6` one IPv6 subnet at most) and announces it.
 pub async fn create_network(
@@ -49,6 +99,7 @@ pub async fn create_network(
     if body.enable_ipv4 == Some(false) {
         return Err(NetworkError::Ipv4Required.into());
     }
+    refuse_unsupported(&body)?;
     let (config, config6) = split_configs(&body)?;
     let config6 = config6.unwrap_or_default();
     let rec = engine
@@ -68,6 +119,8 @@ pub async fn create_network(
             subnet6: config6.subnet,
             gateway6: config6.gateway,
             ip_range6: config6.ip_range,
+            ip_range: config.ip_range,
+            attachable: body.attachable.unwrap_or(false),
         })
         .await?;
     let mut attrs = HashMap::new();

@@ -95,32 +95,33 @@ impl Networks {
                 .filter(|(id, _)| id.as_str() != container_id)
                 .map(|(_, e)| e.ipv4)
                 .collect();
-            let ipv4 = match want.ipv4 {
-                Some(ip) => {
-                    if !subnet.is_host(ip) || ip == rec.gateway {
-                        return Err(NetworkError::InvalidAddress {
-                            ip: ip.to_string(),
+            let ipv4 =
+                match want.ipv4 {
+                    Some(ip) => {
+                        if !subnet.is_host(ip) || ip == rec.gateway {
+                            return Err(NetworkError::InvalidAddress {
+                                ip: ip.to_string(),
+                                network: rec.name.clone(),
+                                subnet: subnet.to_string(),
+                            }
+                            .into());
+                        }
+                        if used.contains(&ip) {
+                            return Err(NetworkError::AddressInUse {
+                                ip: ip.to_string(),
+                                network: rec.name.clone(),
+                            }
+                            .into());
+                        }
+                        ip
+                    }
+                    None => ipam::next_free(subnet, rec.range()?, rec.gateway, &used).ok_or_else(
+                        || NetworkError::AddressesExhausted {
                             network: rec.name.clone(),
                             subnet: subnet.to_string(),
-                        }
-                        .into());
-                    }
-                    if used.contains(&ip) {
-                        return Err(NetworkError::AddressInUse {
-                            ip: ip.to_string(),
-                            network: rec.name.clone(),
-                        }
-                        .into());
-                    }
-                    ip
-                }
-                None => ipam::next_free(subnet, rec.gateway, &used).ok_or_else(|| {
-                    NetworkError::AddressesExhausted {
-                        network: rec.name.clone(),
-                        subnet: subnet.to_string(),
-                    }
-                })?,
-            };
+                        },
+                    )?,
+                };
             let ipv6 = match v6 {
                 Some((subnet6, range6, gateway6)) => {
                     let used6: BTreeSet<Ipv6Addr> = rec

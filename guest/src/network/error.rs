@@ -16,6 +16,9 @@ pub enum NetworkError {
     /// A driver other than bridge.
     #[error("network driver {0:?} is not supported: servin networks use the bridge driver")]
     UnsupportedDriver(String),
+    /// A network create setting servin's bridge networks do not have.
+    #[error("{0} is not supported by servin's bridge networks")]
+    UnsupportedSetting(String),
     /// The name is taken.
     #[error("network with name {name} already exists (ID {id})")]
     NameTaken {

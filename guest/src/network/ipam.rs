@@ -133,11 +133,23 @@ pub fn choose_subnet(pool: Subnet, taken: &[Subnet]) -> Option<Subnet> {
         .find(|s| !taken.iter().any(|t| t.overlaps(s)))
 }
 
-/// The lowest free host address of `subnet` that is not the gateway nor in
-/// `used`.
-pub fn next_free(subnet: Subnet, gateway: Ipv4Addr, used: &BTreeSet<Ipv4Addr>) -> Option<Ipv4Addr> {
+/// The lowest free host address of `subnet`, within `range` when one is
+/// given, that is not the gateway nor in `used`.
+pub fn next_free(
+    subnet: Subnet,
+    range: Option<Subnet>,
+    gateway: Ipv4Addr,
+    used: &BTreeSet<Ipv4Addr>,
+) -> Option<Ipv4Addr> {
     let first = u32::from(subnet.addr).checked_add(1)?;
     let last = u32::from(subnet.broadcast()).checked_sub(1)?;
+    let (first, last) = match range {
+        Some(r) => (
+            first.max(u32::from(r.addr)),
+            last.min(u32::from(r.broadcast())),
+        ),
+        None => (first, last),
+    };
     (first..=last)
         .map(Ipv4Addr::from)
         .find(|ip| *ip != gateway && !used.contains(ip))
@@ -252,14 +264,46 @@ mod tests {
         let s = Subnet::parse("10.1.2.0/29").unwrap();
         let gw = s.first_host();
         let mut used = BTreeSet::new();
-        assert_eq!(next_free(s, gw, &used), Some(Ipv4Addr::new(10, 1, 2, 2)));
+        assert_eq!(
+            next_free(s, None, gw, &used),
+            Some(Ipv4Addr::new(10, 1, 2, 2))
+        );
         used.insert(Ipv4Addr::new(10, 1, 2, 2));
         used.insert(Ipv4Addr::new(10, 1, 2, 4));
-        assert_eq!(next_free(s, gw, &used), Some(Ipv4Addr::new(10, 1, 2, 3)));
+        assert_eq!(
+            next_free(s, None, gw, &used),
+            Some(Ipv4Addr::new(10, 1, 2, 3))
+        );
         for i in 3..=6 {
             used.insert(Ipv4Addr::new(10, 1, 2, i));
         }
-        assert_eq!(next_free(s, gw, &used), None);
+        assert_eq!(next_free(s, None, gw, &used), None);
+    }
+
+    #[test]
+    fn allocates_within_the_range() {
+        let s = Subnet::parse("10.1.2.0/24").unwrap();
+        let gw = s.first_host();
+        let range = Subnet::parse("10.1.2.128/30").ok();
+        let mut used = BTreeSet::new();
+        assert_eq!(
+            next_free(s, range, gw, &used),
+            Some(Ipv4Addr::new(10, 1, 2, 128))
+        );
+        for i in 128..=131 {
+            used.insert(Ipv4Addr::new(10, 1, 2, i));
+        }
+        assert_eq!(next_free(s, range, gw, &used), None);
+        // A range at the end of the subnet stops before its broadcast.
+        let range = Subnet::parse("10.1.2.252/30").ok();
+        used.insert(Ipv4Addr::new(10, 1, 2, 252));
+        used.insert(Ipv4Addr::new(10, 1, 2, 253));
+        assert_eq!(
+            next_free(s, range, gw, &used),
+            Some(Ipv4Addr::new(10, 1, 2, 254))
+        );
+        used.insert(Ipv4Addr::new(10, 1, 2, 254));
+        assert_eq!(next_free(s, range, gw, &used), None);
     }
 
     #[test]

@@ -200,6 +200,8 @@ mod tests {
             firewall: Backend::Nft,
             endpoints: BTreeMap::new(),
             ipv6: None,
+            ip_range: None,
+            attachable: false,
         }
     }
 

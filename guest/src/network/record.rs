@@ -58,6 +58,14 @@ pub struct NetworkRecord {
     /// written before IPv6 existed have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<Ipv6Settings>,
+    /// The part of the subnet containers' addresses come from
+    /// (`IPRange`), when not all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+    /// `Attachable` as asked (kept and reported; without Swarm every
+    /// container may join a network).
+    #[serde(default)]
+    pub attachable: bool,
 }
 
 /// A network's IPv6 subnet and gateway.
@@ -96,6 +104,11 @@ impl NetworkRecord {
     /// Its subnet.
     pub fn subnet(&self) -> Result<Subnet> {
         Subnet::parse(&self.subnet)
+    }
+
+    /// The part of its subnet addresses are given from, when not all.
+    pub fn range(&self) -> Result<Option<Subnet>> {
+        self.ip_range.as_deref().map(Subnet::parse).transpose()
     }
 
     /// Whether this is Docker's default network (no DNS of its own:
