@@ -139,6 +139,8 @@ pub async fn list(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>>
         .map(|n| network_json(engine, n))
         .collect();
     out.extend(records);
+    // By name, as the docker CLI shows them.
+    out.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
     Ok(json_response(StatusCode::OK, &out))
 }
 
