@@ -110,6 +110,29 @@ fn docker_pull_images_inspect_tag_rmi() {
     assert_eq!(v[0]["Config"]["Cmd"][0], "/bin/sh");
     let layers: Vec<String> = img.layers.iter().map(|l| l.diff_id.clone()).collect();
     assert_eq!(v[0]["RootFS"]["Layers"], serde_json::json!(layers));
+    // docker history: a row per layer (the config has no history), the
+    // newest with the image's ID, each with its layer's unpacked size.
+    let history = engine.docker_ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.ID}}|{{.Size}}",
+        &name,
+    ]);
+    let rows: Vec<&str> = history.lines().collect();
+    assert_eq!(rows.len(), img.layers.len(), "{history}");
+    assert!(
+        rows[0].starts_with(&format!("{}|", img.config_digest)),
+        "{history}"
+    );
+    assert!(
+        rows[1..].iter().all(|r| r.starts_with("<missing>|")),
+        "{history}"
+    );
+    assert!(
+        !rows[rows.len() - 1].ends_with("|0B"),
+        "the base layer has files: {history}"
+    );
 
     engine.docker_ok(&["tag", &name, "local/copy:1"]);
     let images = engine.docker_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);

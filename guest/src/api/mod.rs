@@ -37,6 +37,7 @@ pub mod container_ops;
 pub mod containers;
 pub mod detach;
 pub mod exec;
+pub mod image_history;
 pub mod images;
 pub mod inspect_shape;
 pub mod legacy_mac;

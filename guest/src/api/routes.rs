@@ -13,8 +13,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::mpsc::{Receiver, UnboundedReceiver};
 
 use super::{
-    archive, auth, container_ops, containers, images, networks, projects, system, system_df,
-    system_reset, volumes,
+    archive, auth, container_ops, containers, image_history, images, networks, projects, system,
+    system_df, system_reset, volumes,
 };
 use crate::engine::Engine;
 use crate::error::{Error, RequestError};
@@ -318,6 +318,12 @@ async fn dispatch(
     if let Some(rest) = path.strip_prefix("/images/") {
         if let Some(name) = rest.strip_suffix("/json").filter(|_| method == Method::GET) {
             return images::inspect(engine, name, version);
+        }
+        if let Some(name) = rest
+            .strip_suffix("/history")
+            .filter(|_| method == Method::GET)
+        {
+            return image_history::history(engine, name).await;
         }
         if let Some(name) = rest.strip_suffix("/tag").filter(|_| method == Method::POST) {
             return images::tag(engine, name, &query);
