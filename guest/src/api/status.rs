@@ -69,15 +69,19 @@ fn container(e: &ContainerError) -> StatusCode {
         | ContainerError::CannotUpdate(_)
         | ContainerError::InvalidName(_)
         | ContainerError::AmbiguousId(_)
-        | ContainerError::NotAFolder(_)
-        | ContainerError::BadArchive(_) => StatusCode::BAD_REQUEST,
+        | ContainerError::NotAFolder(_) => StatusCode::BAD_REQUEST,
+        // Docker answers a tar it cannot read, or one that would replace a
+        // folder with a file (or the reverse), with the extractor's error
+        // as a 500.
+        ContainerError::BadArchive(_) | ContainerError::WouldReplace(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
         ContainerError::NoSuchPath { .. } => StatusCode::NOT_FOUND,
         ContainerError::ReadOnlyPath { .. } => StatusCode::FORBIDDEN,
         ContainerError::NameInUse { .. }
         | ContainerError::NoFreeName
         | ContainerError::NotRunning(_)
         | ContainerError::WrongState(_)
-        | ContainerError::WouldReplace(_)
         | ContainerError::Paused(_)
         | ContainerError::Exec { .. } => StatusCode::CONFLICT,
         ContainerError::Networking(_) => StatusCode::FORBIDDEN,
