@@ -225,6 +225,51 @@ fn docker_cp_both_ways_with_a_running_container() {
         b"garbage that is no tar",
     );
     assert!(r.status == 500 || r.status == 200, "{}", r.text());
+    // File capabilities travel both ways, as Docker's archives carry them
+    // (`SCHILY.xattr.security.capability`): cap_net_raw, effective.
+    let cap: [u8; 20] = [
+        1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([("SCHILY.xattr.security.capability", &cap[..])])
+        .unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_path("capped").unwrap();
+    h.set_size(2);
+    h.set_mode(0o755);
+    h.set_cksum();
+    b.append(&h, &b"#!"[..]).unwrap();
+    let r = e.api(
+        "PUT",
+        "/v1.47/containers/web/archive?path=/jail",
+        &[],
+        &b.into_inner().unwrap(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = e.api(
+        "GET",
+        "/v1.47/containers/web/archive?path=/jail/capped",
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut archive = tar::Archive::new(r.body.as_slice());
+    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+    let found: Vec<(String, Vec<u8>)> = entry
+        .pax_extensions()
+        .unwrap()
+        .map(|exts| {
+            exts.map(|x| {
+                let x = x.unwrap();
+                (x.key().unwrap().to_string(), x.value_bytes().to_vec())
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        found,
+        [("SCHILY.xattr.security.capability".to_string(), cap.to_vec())]
+    );
     // A file that would replace a folder, which the docker CLI forbids
     // (noOverwriteDirNonDir): Docker's extractor error, a 500.
     let clash = tar_with(&[("jail", b"not a folder")]);

@@ -224,6 +224,40 @@ pub fn write_local_tar(src: &Path, top: &str, follow: bool, out: impl Write) -> 
     Ok(copied)
 }
 
+/// The extended attribute Docker's archives carry: a file's capabilities.
+const CAPABILITY_XATTR: &str = "security.capability";
+
+/// The extended attributes a tar entry carries (`SCHILY.xattr.NAME`).
+fn xattrs_of<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    if let Some(exts) = entry.pax_extensions()? {
+        for ext in exts {
+            let ext = ext?;
+            if let Ok(Some(name)) = ext.key().map(|k| k.strip_prefix("SCHILY.xattr.")) {
+                out.push((name.to_string(), ext.value_bytes().to_vec()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Sets extended attributes on `path` (not following a link); those the
+/// file system or the user may not set are passed over, as Docker does.
+fn set_xattrs(path: &Path, xattrs: &[(String, Vec<u8>)]) -> io::Result<()> {
+    for (key, value) in xattrs {
+        match rustix::fs::lsetxattr(path, key.as_str(), value, rustix::fs::XattrFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOTSUP | rustix::io::Errno::PERM) => {}
+            Err(e) => {
+                return Err(io::Error::other(format!(
+                    "set {key} on {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn add_local<W: Write>(
     b: &mut tar::Builder<W>,
     path: &Path,
@@ -260,6 +294,13 @@ fn add_local<W: Write>(
                 return b.append_link(&mut h, name, first);
             }
             links.insert(key, name.to_path_buf());
+        }
+        // File capabilities travel as in Docker's archives: the one
+        // extended attribute they carry, in a PAX record.
+        let mut cap = [0u8; 64];
+        if let Ok(n) = rustix::fs::lgetxattr(path, CAPABILITY_XATTR, &mut cap[..]) {
+            let key = format!("SCHILY.xattr.{CAPABILITY_XATTR}");
+            b.append_pax_extensions([(key.as_str(), &cap[..n])])?;
         }
         let f = fs::File::open(path)?;
         let size = meta.len();
@@ -338,7 +379,9 @@ pub fn extract_local(
         if kind.is_file() {
             copied.bytes += entry.header().size().unwrap_or(0);
         }
+        let xattrs = xattrs_of(&mut entry)?;
         entry.unpack(&target)?;
+        set_xattrs(&target, &xattrs)?;
     }
     Ok(copied)
 }
@@ -480,6 +523,34 @@ mod tests {
         let evil = b.into_inner().unwrap();
         assert!(extract_local(evil.as_slice(), &out, None, false).is_err());
         assert!(!d.path().join("escape").exists());
+    }
+
+    /// A file's capabilities go into the tar and come out of it (tests run
+    /// as root, who may set them).
+    #[test]
+    fn file_capabilities_make_the_round_trip() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("ping");
+        fs::write(&src, "#!").unwrap();
+        // cap_net_raw, effective (vfs_cap_data revision 2).
+        let cap: [u8; 20] = [
+            1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        rustix::fs::lsetxattr(
+            &src,
+            CAPABILITY_XATTR,
+            &cap,
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+        let mut tar_bytes = Vec::new();
+        write_local_tar(&src, "ping", false, &mut tar_bytes).unwrap();
+        let out = d.path().join("out");
+        fs::create_dir_all(&out).unwrap();
+        extract_local(tar_bytes.as_slice(), &out, Some(("ping", "copy")), false).unwrap();
+        let mut got = [0u8; 64];
+        let n = rustix::fs::lgetxattr(out.join("copy"), CAPABILITY_XATTR, &mut got[..]).unwrap();
+        assert_eq!(&got[..n], &cap[..]);
     }
 
     #[test]

@@ -299,6 +299,9 @@ pub fn write_tar<W: Write>(root: &OwnedFd, path: &str, out: W) -> Res<W> {
         .map_err(|e| Failure::Io("write the tar".to_string(), e))
 }
 
+/// The extended attribute Docker's archives carry: a file's capabilities.
+const CAPABILITY_XATTR: &str = "security.capability";
+
 struct TarWriter<W: Write> {
     builder: tar::Builder<W>,
     /// Hard-linked files already written: (device, inode) to entry name.
@@ -341,6 +344,15 @@ impl<W: Write> TarWriter<W> {
                 .map_err(Failure::io(shown))?;
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(u64::try_from(st.st_size).unwrap_or(0));
+                // File capabilities travel as Docker's archives carry them:
+                // the one extended attribute it reads, in a PAX record.
+                let mut cap = [0u8; 64];
+                if let Ok(n) = rustix::fs::fgetxattr(&fd, CAPABILITY_XATTR, &mut cap[..]) {
+                    let key = format!("SCHILY.xattr.{CAPABILITY_XATTR}");
+                    self.builder
+                        .append_pax_extensions([(key.as_str(), &cap[..n])])
+                        .map_err(|e| Failure::Io("write the tar".to_string(), e))?;
+                }
                 let file = std::fs::File::from(fd);
                 // A file that shrinks while it is read would leave the tar
                 // short: pad it with zeros to the size in its header.
@@ -629,6 +641,7 @@ fn write_entry<R: Read>(
         )
         .map_err(Failure::io(&full))
     };
+    let xattrs = xattrs_of(entry, shown)?;
     if is_dir {
         if !existing_dir {
             if existing.is_some() {
@@ -645,6 +658,7 @@ fn write_entry<R: Read>(
             AtFlags::empty(),
         )
         .map_err(Failure::io(&full))?;
+        set_xattrs(&dir, &name, &xattrs, &full)?;
         return Ok(Some((full, mtime)));
     }
     let tmp = temp_name(&name);
@@ -663,6 +677,8 @@ fn write_entry<R: Read>(
                 )
                 .map_err(Failure::io(&full))?;
             }
+            // After the owner: a change of owner drops file capabilities.
+            set_xattrs(&dir, &tmp, &xattrs, &full)?;
             let _ = rustix::fs::utimensat(
                 &dir,
                 tmp.as_os_str(),
@@ -680,6 +696,43 @@ fn write_entry<R: Read>(
         let _ = rustix::fs::unlinkat(&dir, tmp.as_os_str(), AtFlags::empty());
     }
     placed.map(|()| None)
+}
+
+/// The extended attributes an entry carries (`SCHILY.xattr.NAME` PAX
+/// records).
+fn xattrs_of<R: Read>(entry: &mut tar::Entry<'_, R>, shown: &str) -> Res<Vec<(String, Vec<u8>)>> {
+    let bad = |e: io::Error| Failure::BadArchive(format!("the entry {shown:?}: {e}"));
+    let mut out = Vec::new();
+    if let Some(exts) = entry.pax_extensions().map_err(bad)? {
+        for ext in exts {
+            let ext = ext.map_err(bad)?;
+            if let Ok(Some(name)) = ext.key().map(|k| k.strip_prefix("SCHILY.xattr.")) {
+                out.push((name.to_string(), ext.value_bytes().to_vec()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Sets extended attributes on `name` of `dir` (not following a link), as
+/// Docker's extractor does: a file system or a namespace that does not take
+/// one (`ENOTSUP`, `EPERM`) is passed over.
+fn set_xattrs(dir: &OwnedFd, name: &OsStr, xattrs: &[(String, Vec<u8>)], full: &str) -> Res<()> {
+    if xattrs.is_empty() {
+        return Ok(());
+    }
+    let mut path = OsString::from(format!(
+        "/proc/self/fd/{}/",
+        std::os::fd::AsRawFd::as_raw_fd(dir)
+    ));
+    path.push(name);
+    for (key, value) in xattrs {
+        match rustix::fs::lsetxattr(&path, key.as_str(), value, rustix::fs::XattrFlags::empty()) {
+            Ok(()) | Err(Errno::NOTSUP | Errno::PERM) => {}
+            Err(e) => return Err(Failure::io(format!("{full}: set {key}"))(e)),
+        }
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
