@@ -291,20 +291,32 @@ fn docker_cp_into_a_stopped_container_and_its_volume() {
     let host = tempfile::tempdir().unwrap();
     host_tree(host.path());
     let h = |p: &str| host.path().join(p).display().to_string();
+    std::fs::write(h("app.conf"), "old\n").unwrap();
+    let file_bind = format!("{}:/etc/app.conf", h("app.conf"));
     let id = e.docker_ok(&[
         "create",
         "--name",
         "later",
         "-v",
         "keep:/data",
+        "-v",
+        &file_bind,
         IMAGE,
         "cat",
         "/home/src/a.txt",
         "/data/one.txt",
+        "/etc/app.conf",
     ]);
     let id = id.trim();
     e.docker_ok(&["cp", &h("src"), "later:/home/src"]);
     e.docker_ok(&["cp", &h("one.txt"), "later:/data/"]);
+    // A single-file bind is mounted for the copy, as Docker mounts it: the
+    // copy reads and writes the host's file.
+    e.docker_ok(&["cp", "later:/etc/app.conf", &h("conf-out")]);
+    assert_eq!(std::fs::read_to_string(h("conf-out")).unwrap(), "old\n");
+    std::fs::write(h("new.conf"), "new\n").unwrap();
+    e.docker_ok(&["cp", &h("new.conf"), "later:/etc/app.conf"]);
+    assert_eq!(std::fs::read_to_string(h("app.conf")).unwrap(), "new\n");
     // Out of a container that never ran.
     e.docker_ok(&["cp", "later:/etc/passwd", &h("passwd")]);
     assert!(Path::new(&h("passwd")).is_file());
@@ -321,7 +333,7 @@ fn docker_cp_into_a_stopped_container_and_its_volume() {
         e.log()
     );
     let out = e.docker_ok(&["start", "-a", "later"]);
-    assert_eq!(out, "alpha\none\n");
+    assert_eq!(out, "alpha\none\nnew\n");
     // The copy went into the volume: another container sees it.
     let out = e.docker_ok(&["run", "--rm", "-v", "keep:/v", IMAGE, "cat", "/v/one.txt"]);
     assert_eq!(out, "one\n");
@@ -347,5 +359,12 @@ fn docker_cp_into_a_stopped_container_and_its_volume() {
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(exec(&e, "app", "stat -c %u:%g /tmp/f"), "1000:1000\n");
-    e.docker_ok(&["rm", "-f", "later", "ro", "app"]);
+    // A file bound into a running container is written in place (it
+    // cannot be renamed over), and the container sees the new content.
+    e.run_detached("bound", &["-v", &file_bind], &["sleep", "1000"]);
+    std::fs::write(h("newer.conf"), "newer\n").unwrap();
+    e.docker_ok(&["cp", &h("newer.conf"), "bound:/etc/app.conf"]);
+    assert_eq!(std::fs::read_to_string(h("app.conf")).unwrap(), "newer\n");
+    assert_eq!(exec(&e, "bound", "cat /etc/app.conf"), "newer\n");
+    e.docker_ok(&["rm", "-f", "later", "ro", "app", "bound"]);
 }

@@ -7,11 +7,11 @@
 //!   to a volume's path lands in the volume as in Docker.
 //! - A container that does not run: its operation lock is held for the
 //!   whole copy (a start waits), its overlay is mounted if it is not, and
-//!   its named volumes and folder binds are bind-mounted at their paths in
-//!   it; all of these are unmounted afterwards. What is written goes to the
-//!   overlay's upper folder (or the volume) and is there when it starts.
-//!   File binds are not mounted for a stopped container: a copy to such a
-//!   path goes to the container's own file.
+//!   its named volumes and binds (folders and single files) are
+//!   bind-mounted at their paths in it, as Docker mounts them for a copy;
+//!   all of these are unmounted afterwards. What is written goes to the
+//!   overlay's upper folder (or the volume, or the bound host file) and is
+//!   there when it starts.
 //!
 //! The filesystem work, and why it cannot leave the root, is in
 //! [`super::archive_tar`]; it runs on blocking threads.
@@ -231,7 +231,7 @@ impl Containers {
     }
 
     /// Mounts the root of `c`, which does not run, with its volumes and
-    /// folder binds in it.
+    /// binds in it.
     fn mount_for_copy(&self, c: &Container) -> Result<(OwnedFd, Undo)> {
         let root = c.paths.rootfs();
         let was_mounted = rootfs::is_mounted(&root);
@@ -244,7 +244,7 @@ impl Containers {
             for m in mounts_of(&c.record) {
                 let source = match m.source {
                     Some(MountSource::Volume(name)) => self.volume_path(&name)?,
-                    Some(MountSource::Host(p)) if p.is_dir() => p,
+                    Some(MountSource::Host(p)) if p.is_dir() || p.is_file() => p,
                     _ => continue,
                 };
                 undo.binds
@@ -449,20 +449,59 @@ impl Read for UploadReader {
     }
 }
 
-/// Bind-mounts `source` at `dest` inside `root` (made if missing, links
-/// resolved inside the root); returns where it is mounted on the host.
+/// Bind-mounts `source` (a folder or a file) at `dest` inside `root` (a
+/// folder, or an empty file, made if missing, as the runtime makes a mount
+/// point; links resolved inside the root); returns where it is mounted on
+/// the host.
 fn bind_into(root: &std::path::Path, dest: &str, source: &std::path::Path) -> io::Result<PathBuf> {
-    rootfs::ensure_dir_in_root(root, dest, 0, 0).map_err(|e| io::Error::other(e.full_message()))?;
-    let rootfd = fs_tar::open_root(root)?;
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let in_root = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
     let rel = fs_tar::clean(dest);
     let rel = rel.trim_start_matches('/');
+    let rootfd = fs_tar::open_root(root)?;
+    let kind = if source.is_dir() {
+        rootfs::ensure_dir_in_root(root, dest, 0, 0)
+            .map_err(|e| io::Error::other(e.full_message()))?;
+        OFlags::DIRECTORY
+    } else {
+        let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+        rootfs::ensure_dir_in_root(root, parent, 0, 0)
+            .map_err(|e| io::Error::other(e.full_message()))?;
+        let dir = rustix::fs::openat2(
+            &rootfd,
+            if parent.is_empty() { "." } else { parent },
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            in_root,
+        )?;
+        match rustix::fs::openat(
+            &dir,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        ) {
+            Ok(_) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        OFlags::empty()
+    };
     let target = rustix::fs::openat2(
         &rootfd,
         if rel.is_empty() { "." } else { rel },
-        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-        rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS,
+        OFlags::PATH | kind | OFlags::CLOEXEC,
+        Mode::empty(),
+        in_root,
     )?;
+    if kind.is_empty()
+        && !rustix::fs::fstat(&target).is_ok_and(|st| {
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+        })
+    {
+        return Err(io::Error::other(format!(
+            "{dest} is not a file in the container, where the file {} is bound",
+            source.display()
+        )));
+    }
     let through = PathBuf::from(format!("/proc/self/fd/{}", target.as_raw_fd()));
     let at = std::fs::read_link(&through)?;
     if !at.starts_with(root) {

@@ -661,6 +661,20 @@ fn write_entry<R: Read>(
         set_xattrs(&dir, &name, &xattrs, &full)?;
         return Ok(Some((full, mtime)));
     }
+    let regular = matches!(
+        kind,
+        tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse
+    );
+    if regular
+        && existing.is_some_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
+        && is_mount_root(&dir, &name)
+    {
+        // A file bound over the container's (`-v FILE:PATH`) cannot be
+        // replaced by a rename (EBUSY): its content is written in place,
+        // and it keeps its owner (the bound file is the host's).
+        return write_in_place(&dir, &name, entry, mode, mtime, &xattrs, shown, &full)
+            .map(|()| None);
+    }
     let tmp = temp_name(&name);
     let made = make_node(
         &dir, &tmp, kind, entry, &header, root, dest, mode, shown, &full,
@@ -696,6 +710,56 @@ fn write_entry<R: Read>(
         let _ = rustix::fs::unlinkat(&dir, tmp.as_os_str(), AtFlags::empty());
     }
     placed.map(|()| None)
+}
+
+/// Whether `name` of `dir` is a mount point (statx's mount-root attribute;
+/// kernels without it say no).
+fn is_mount_root(dir: &OwnedFd, name: &OsStr) -> bool {
+    use rustix::fs::{StatxAttributes, StatxFlags};
+    rustix::fs::statx(
+        dir,
+        name,
+        AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::BASIC_STATS,
+    )
+    .is_ok_and(|st| {
+        st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT)
+            && st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT)
+    })
+}
+
+/// Writes an entry's content into the existing file `name` of `dir` (a
+/// bound file), then its mode, extended attributes and time.
+#[allow(clippy::too_many_arguments)]
+fn write_in_place<R: Read>(
+    dir: &OwnedFd,
+    name: &OsStr,
+    entry: &mut tar::Entry<'_, R>,
+    mode: u32,
+    mtime: u64,
+    xattrs: &[(String, Vec<u8>)],
+    shown: &str,
+    full: &str,
+) -> Res<()> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(Failure::io(full))?;
+    let mut f = std::fs::File::from(fd);
+    copy_big(entry, &mut f).map_err(|e| {
+        if e.raw_os_error() == Some(Errno::ROFS.raw_os_error()) {
+            Failure::ReadOnly
+        } else {
+            Failure::BadArchive(format!("the entry {shown:?}: {e}"))
+        }
+    })?;
+    rustix::fs::fchmod(&f, Mode::from_raw_mode(mode)).map_err(Failure::io(full))?;
+    set_xattrs(dir, name, xattrs, full)?;
+    let _ = rustix::fs::futimens(&f, &times(mtime));
+    Ok(())
 }
 
 /// The extended attributes an entry carries (`SCHILY.xattr.NAME` PAX
