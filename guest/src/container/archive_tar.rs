@@ -712,6 +712,22 @@ fn write_entry<R: Read>(
     placed.map(|()| None)
 }
 
+/// Copies an entry's content into `f`: a read-only file system is
+/// [`Failure::ReadOnly`], any other failure the entry's.
+fn copy_content<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    f: &mut std::fs::File,
+    shown: &str,
+) -> Res<()> {
+    copy_big(entry, f).map(|_| ()).map_err(|e| {
+        if e.raw_os_error() == Some(Errno::ROFS.raw_os_error()) {
+            Failure::ReadOnly
+        } else {
+            Failure::BadArchive(format!("the entry {shown:?}: {e}"))
+        }
+    })
+}
+
 /// Whether `name` of `dir` is a mount point (statx's mount-root attribute;
 /// kernels without it say no).
 fn is_mount_root(dir: &OwnedFd, name: &OsStr) -> bool {
@@ -749,13 +765,7 @@ fn write_in_place<R: Read>(
     )
     .map_err(Failure::io(full))?;
     let mut f = std::fs::File::from(fd);
-    copy_big(entry, &mut f).map_err(|e| {
-        if e.raw_os_error() == Some(Errno::ROFS.raw_os_error()) {
-            Failure::ReadOnly
-        } else {
-            Failure::BadArchive(format!("the entry {shown:?}: {e}"))
-        }
-    })?;
+    copy_content(entry, &mut f, shown)?;
     rustix::fs::fchmod(&f, Mode::from_raw_mode(mode)).map_err(Failure::io(full))?;
     set_xattrs(dir, name, xattrs, full)?;
     let _ = rustix::fs::futimens(&f, &times(mtime));
@@ -822,13 +832,7 @@ fn make_node<R: Read>(
             )
             .map_err(Failure::io(full))?;
             let mut f = std::fs::File::from(fd);
-            copy_big(entry, &mut f).map_err(|e| {
-                if e.raw_os_error() == Some(Errno::ROFS.raw_os_error()) {
-                    Failure::ReadOnly
-                } else {
-                    Failure::BadArchive(format!("the entry {shown:?}: {e}"))
-                }
-            })?;
+            copy_content(entry, &mut f, shown)?;
             Ok(())
         }
         tar::EntryType::Symlink => {
