@@ -6,6 +6,7 @@
 mod support;
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
 
 use servin_testkit::image;
 use servin_testkit::registry::RegistryGuard;
@@ -110,6 +111,12 @@ fn docker_pull_images_inspect_tag_rmi() {
     assert_eq!(v[0]["Config"]["Cmd"][0], "/bin/sh");
     let layers: Vec<String> = img.layers.iter().map(|l| l.diff_id.clone()).collect();
     assert_eq!(v[0]["RootFS"]["Layers"], serde_json::json!(layers));
+    // Docker's other fields: the overlay folders, no parent, metadata.
+    assert_eq!(v[0]["GraphDriver"]["Name"], "overlay");
+    let upper = v[0]["GraphDriver"]["Data"]["UpperDir"].as_str().unwrap();
+    assert!(Path::new(upper).is_dir(), "{upper}");
+    assert_eq!(v[0]["Parent"], "");
+    assert!(v[0]["Metadata"].is_object(), "{}", v[0]);
     // docker history: a row per layer (the config has no history), the
     // newest with the image's ID, each with its layer's unpacked size.
     let history = engine.docker_ok(&[

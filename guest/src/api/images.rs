@@ -201,18 +201,50 @@ pub fn inspect(
             typ: "layers".to_string(),
             layers: Some(img.layers.iter().map(|l| l.diff_id.clone()).collect()),
         }),
+        graph_driver: Some(image_graph_driver(engine, &img)),
+        // No local tag time is kept: Docker then leaves LastTagTime out.
+        metadata: Some(Default::default()),
         ..Default::default()
     };
-    if version.is_some_and(|v| v < NO_CONTAINER_CONFIG_FROM) {
-        let mut v = serde_json::to_value(&out).map_err(Error::json("image inspect"))?;
-        let (container, container_config) = legacy_container_fields(config.as_ref());
-        if let Some(o) = v.as_object_mut() {
+    let mut v = serde_json::to_value(&out).map_err(Error::json("image inspect"))?;
+    if let Some(o) = v.as_object_mut() {
+        // Fields of the API version the engine announces that the newer
+        // model no longer has.
+        o.insert("Parent".to_string(), serde_json::json!(""));
+        o.insert(
+            "DockerVersion".to_string(),
+            serde_json::json!(field("docker_version").unwrap_or_default()),
+        );
+        if version.is_some_and(|v| v < NO_CONTAINER_CONFIG_FROM) {
+            let (container, container_config) = legacy_container_fields(config.as_ref());
             o.insert("Container".to_string(), container);
             o.insert("ContainerConfig".to_string(), container_config);
         }
-        return Ok(json(StatusCode::OK, &v));
     }
-    Ok(json(StatusCode::OK, &out))
+    Ok(json(StatusCode::OK, &v))
+}
+
+/// Where an image's layers are, as Docker's overlay driver reports them:
+/// the top layer's folder and the ones below it, top first.
+fn image_graph_driver(engine: &Engine, img: &ImageRecord) -> bollard_stubs::models::DriverData {
+    let mut dirs: Vec<String> = img
+        .chain_ids()
+        .iter()
+        .rev()
+        .filter_map(|c| engine.store.snapshot_path(c).ok())
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut data = HashMap::new();
+    if !dirs.is_empty() {
+        data.insert("UpperDir".to_string(), dirs.remove(0));
+    }
+    if !dirs.is_empty() {
+        data.insert("LowerDir".to_string(), dirs.join(":"));
+    }
+    bollard_stubs::models::DriverData {
+        name: "overlay".to_string(),
+        data,
+    }
 }
 
 fn registry_auth_header(req: &Request<Incoming>) -> Option<String> {
