@@ -177,6 +177,10 @@ fn spawn_with_tty(req: &ExecRequest, mut command: tokio::process::Command) -> Re
         message: format!("{step}: {e}"),
     };
     let (master, slave) = pty::open_pair().map_err(|e| failed("open a terminal", e))?;
+    // The runtime turns output processing on in this terminal: without
+    // ONLCR it passes the container's bytes unchanged, and `Onlcr` below
+    // gives them Docker's line ends.
+    pty::clear_onlcr(&slave).map_err(|e| failed("set up the terminal", e))?;
     let stdio = || {
         slave
             .try_clone()
@@ -199,7 +203,7 @@ fn spawn_with_tty(req: &ExecRequest, mut command: tokio::process::Command) -> Re
         .and_then(Pid::from_raw);
     let io = ExecIo {
         stdin,
-        stdout: Box::new(master.clone()),
+        stdout: Box::new(pty::Onlcr::new(master.clone())),
         stderr: None,
     };
     Ok((child, io, Some(Terminal { master, runtime })))

@@ -70,6 +70,82 @@ pub(crate) fn set_size(master: impl AsFd, rows: u16, cols: u16) -> std::io::Resu
     rustix::termios::tcsetwinsize(master, size).map_err(Into::into)
 }
 
+/// Clears `ONLCR` on a terminal: with output processing on (as `runc exec`
+/// turns it on for its own terminal), `\n` is no longer written as `\r\n`.
+pub(crate) fn clear_onlcr(fd: impl AsFd) -> std::io::Result<()> {
+    let mut termios = rustix::termios::tcgetattr(&fd)?;
+    termios
+        .output_modes
+        .remove(rustix::termios::OutputModes::ONLCR);
+    rustix::termios::tcsetattr(&fd, rustix::termios::OptionalActions::Now, &termios)?;
+    Ok(())
+}
+
+/// A terminal's output with every `\n` not already after a `\r` written
+/// as `\r\n`, as a terminal with `ONLCR` writes it.
+///
+/// `runc exec -t` relays the container's terminal to its own: it clears
+/// `ONLCR` on the container's terminal once it holds it and turns output
+/// processing on in its own. What the process wrote before that arrives as
+/// `\r\n`, what it wrote after as `\n`, and which is which depends on
+/// timing. With `ONLCR` off on the runtime's terminal ([`clear_onlcr`]),
+/// this makes the output the same every time: Docker's.
+pub(crate) struct Onlcr<R> {
+    inner: R,
+    /// The last byte given out was `\r`.
+    after_cr: bool,
+    /// Translated bytes that did not fit the caller's buffer.
+    pending: Vec<u8>,
+}
+
+impl<R> Onlcr<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        Self {
+            inner,
+            after_cr: false,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Translates `data` into `out`.
+    fn translate(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        for &b in data {
+            if b == b'\n' && !self.after_cr {
+                out.push(b'\r');
+            }
+            out.push(b);
+            self.after_cr = b == b'\r';
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Onlcr<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.pending.is_empty() {
+            // At most half the room: a translation at most doubles it.
+            let room = buf.remaining().div_ceil(2).max(1);
+            let mut raw = vec![0u8; room];
+            let mut raw_buf = ReadBuf::new(&mut raw);
+            ready!(Pin::new(&mut self.inner).poll_read(cx, &mut raw_buf))?;
+            let data = raw_buf.filled().to_vec();
+            if data.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut out = Vec::with_capacity(data.len() * 2);
+            self.translate(&data, &mut out);
+            self.pending = out;
+        }
+        let n = self.pending.len().min(buf.remaining());
+        buf.put_slice(&self.pending[..n]);
+        self.pending.drain(..n);
+        Poll::Ready(Ok(()))
+    }
+}
+
 /// A pty master made non-blocking and registered with tokio. Clones share
 /// the descriptor: one may read while another writes.
 #[derive(Clone)]
@@ -154,6 +230,26 @@ mod tests {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     use super::*;
+
+    #[tokio::test]
+    async fn lone_newlines_become_crlf_once_across_reads() {
+        let input: &[u8] = b"a\nb\r\nc\r\r\n\n";
+        let mut out = Vec::new();
+        // Reads of one byte at a time: the state crosses reads.
+        let mut r = Onlcr::new(tokio::io::BufReader::with_capacity(1, input));
+        let mut byte = [0u8; 1];
+        loop {
+            let n = r.read(&mut byte).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&byte[..n]);
+        }
+        assert_eq!(out, b"a\r\nb\r\nc\r\r\n\r\n");
+        let mut all = Vec::new();
+        Onlcr::new(input).read_to_end(&mut all).await.unwrap();
+        assert_eq!(all, out);
+    }
 
     #[tokio::test]
     async fn a_pty_reads_writes_resizes_and_ends_with_its_slave() {
