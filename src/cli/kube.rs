@@ -123,7 +123,7 @@ fn generate(cli: &Cli, args: &GenerateArgs) -> Result<(), Failed> {
         ui::warning(&w.to_string());
     }
     if args.output == Path::new("-") {
-        return ui::data(kgen::render_yaml(&generated.objects)?.trim_end());
+        return ui::data(&kgen::render_yaml(&generated.objects));
     }
     write_folder(&args.output, &generated.objects)
 }
@@ -134,7 +134,7 @@ fn write_folder(dir: &Path, objects: &[kgen::Object]) -> Result<(), Failed> {
         .map_err(|e| Failed::Error(format!("cannot make {}: {e}", dir.display()).into()))?;
     for o in objects {
         let path = dir.join(o.file_name());
-        std::fs::write(&path, o.to_yaml()?)
+        std::fs::write(&path, o.to_yaml())
             .map_err(|e| Failed::Error(format!("cannot write {}: {e}", path.display()).into()))?;
     }
     ui::info(&format!(

@@ -17,6 +17,7 @@
 
 mod objects;
 mod pod;
+mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -101,7 +102,7 @@ impl Object {
     }
 
     /// The object as one YAML document, its comment first.
-    pub fn to_yaml(&self) -> Result<String, GenerateError> {
+    pub fn to_yaml(&self) -> String {
         let mut out = String::new();
         if let Some(c) = &self.comment {
             for line in c.lines() {
@@ -110,12 +111,8 @@ impl Object {
                 out.push('\n');
             }
         }
-        let text = serde_yaml_ng::to_string(&self.body).map_err(|e| GenerateError::Yaml {
-            object: format!("{} {}", self.kind, self.name),
-            message: e.to_string(),
-        })?;
-        out.push_str(&text);
-        Ok(out)
+        out.push_str(&yaml::to_yaml(&self.body));
+        out
     }
 }
 
@@ -172,9 +169,6 @@ pub enum GenerateError {
     /// A secret from the environment whose variable is not set.
     #[error("secret {name} comes from ${variable}, which is not set")]
     SecretUnset { name: String, variable: String },
-    /// An object could not be written as YAML.
-    #[error("cannot write {object} as YAML: {message}")]
-    Yaml { object: String, message: String },
 }
 
 /// The containers `options` names, or all of them, checked.
@@ -378,13 +372,13 @@ fn kind_rank(kind: &str) -> u8 {
 }
 
 /// The objects as one multi-document YAML text.
-pub fn render_yaml(objects: &[Object]) -> Result<String, GenerateError> {
+pub fn render_yaml(objects: &[Object]) -> String {
     let mut out = String::new();
     for o in objects {
         out.push_str("---\n");
-        out.push_str(&o.to_yaml()?);
+        out.push_str(&o.to_yaml());
     }
-    Ok(out)
+    out
 }
 
 /// The labels every object of the project carries.

@@ -385,14 +385,12 @@ image = "busybox"
         &generate(&project(text), &Options::default())
             .unwrap()
             .objects,
-    )
-    .unwrap();
+    );
     let two = render_yaml(
         &generate(&project(text), &Options::default())
             .unwrap()
             .objects,
-    )
-    .unwrap();
+    );
     assert_eq!(one, two);
     let g = generate(&project(text), &Options::default()).unwrap();
     let kinds: Vec<(&str, &str)> = g
