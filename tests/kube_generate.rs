@@ -3,7 +3,9 @@
 //! refused without `--registry`; a snapshot of the fixture's YAML; and
 //! every manifest, of the fixture and of every example project, validated
 //! strictly by `kubernetes-validate` (installed by `.ci/install-packages`
-//! in /opt/servin-kube-venv) against Kubernetes 1.30.
+//! in /opt/servin-kube-venv) against Kubernetes 1.30. With a real engine
+//! and Debian's registry: `--registry` tags and pushes a built image and
+//! names it by the pushed digest.
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,6 +16,9 @@ use std::process::Command;
 
 use servin::kube::generate::{self as kgen, Options};
 use servin::project::{LoadOptions, find, load};
+use servin_testkit::image::seed_image;
+use servin_testkit::registry::RegistryGuard;
+use support::sandbox::Sandbox;
 use support::{Run, run_in};
 
 const VALIDATE: &str = "/opt/servin-kube-venv/bin/kubernetes-validate";
@@ -149,8 +154,8 @@ fn the_fixture_validates_strictly() {
 
 /// Every example project, through the library: the images it builds are
 /// named as `--registry` would name them after a push (pushing needs the
-/// images built, which is `tests/kube_generate.rs`'s registry test's job,
-/// not this one's), every other image as `servin.lock` has it.
+/// images built: that is `built_images_are_pushed_and_named_by_digest`'s
+/// job), every other image as `servin.lock` has it.
 #[test]
 fn every_example_validates_strictly() {
     let dir = tempfile::tempdir().unwrap();
@@ -199,4 +204,48 @@ fn every_example_validates_strictly() {
 
 fn options_env() -> std::collections::BTreeMap<String, String> {
     std::env::vars().collect()
+}
+
+/// `--registry`: the engine's image of a built `[images]` entry (here an
+/// imported one under the name a build gives it, `<project>-<image>`) is
+/// tagged `REGISTRY/<project>-<image>:latest`, pushed, and the Deployment
+/// names it by the digest the registry holds.
+#[test]
+fn built_images_are_pushed_and_named_by_digest() {
+    let s = Sandbox::new();
+    let reg = RegistryGuard::start();
+    let seed = seed_image(s.dir.path(), "docker.io/library/seed:1");
+    s.ok(&["image", "import", seed.to_str().unwrap()]);
+    s.ok(&["tag", "seed:1", "demo-app"]);
+    let file = s.write_project(
+        "demo",
+        "[project]\nname = \"demo\"\n\n[images.app]\nbuild = { context = \".\" }\n\n[containers.app]\nimage = \"app\"\nports = [\"8080:80\"]\n",
+    );
+    let dir = file.parent().unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
+
+    let refused = s.run_in(dir, &["kube", "generate"]);
+    assert_eq!(refused.code, 1);
+    refused.assert_stderr_has("image app is built by the project");
+
+    let registry = format!("{}/team", reg.addr());
+    let r = s.run_in(dir, &["kube", "generate", "--registry", &registry]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let pushed = r
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("pushed {registry}/demo-app:latest at ")))
+        .unwrap_or_else(|| panic!("{}", r.stderr))
+        .to_string();
+    assert!(pushed.starts_with("sha256:"), "{pushed}");
+    // (Quoted: a plain scalar may not start with a digit here.)
+    let image = format!("image: \"{registry}/demo-app@{pushed}\"");
+    assert!(r.stdout.contains(&image), "{image} not in\n{}", r.stdout);
+    // The registry serves it by that digest.
+    s.ok(&["rmi", &format!("{registry}/demo-app:latest")]);
+    s.ok(&["pull", &format!("{registry}/demo-app@{pushed}")]);
+
+    let out = s.dir.path().join("k8s.yaml");
+    std::fs::write(&out, &r.stdout).unwrap();
+    validate(&[out]);
 }
