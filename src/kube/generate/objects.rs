@@ -37,8 +37,8 @@ impl VolumeUsage {
         Self { by_volume }
     }
 
-    /// The project's own volumes only `container` mounts, read-write, with
-    /// one replica: its StatefulSet owns their claims.
+    /// The project's own volumes only `container` mounts, read-write, when
+    /// it runs one replica: it owns them, and becomes a StatefulSet.
     pub(super) fn owned_by(&self, project: &Project, container: &str) -> Vec<String> {
         self.by_volume
             .iter()
@@ -46,6 +46,10 @@ impl VolumeUsage {
                 project.volumes.get(*v).is_some_and(|vol| !vol.external)
                     && users.iter().all(|(c, _)| c == container)
                     && users.iter().any(|(_, ro)| !ro)
+                    && project
+                        .containers
+                        .get(container)
+                        .is_some_and(|c| c.replicas == 1)
             })
             .map(|(v, _)| v.clone())
             .collect()

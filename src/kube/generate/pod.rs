@@ -576,34 +576,38 @@ fn init_containers(project: &Project, name: &str, c: &Container, w: &mut Warning
     for (dep, cond) in &c.depends_on {
         match cond {
             Condition::Healthy => {
-                let port = project
+                let ports = project
                     .containers
                     .get(dep)
-                    .and_then(|d| super::objects::container_ports(d).into_iter().next());
-                match port {
-                    Some((port, crate::project::normal::Protocol::Tcp)) => {
-                        let script = format!(
-                            "until nc -z -w 2 {dep} {port}; do echo waiting for {dep}; sleep 2; done"
+                    .map(super::objects::container_ports)
+                    .unwrap_or_default();
+                let tcp = ports
+                    .iter()
+                    .find(|(_, proto)| *proto == crate::project::normal::Protocol::Tcp);
+                let script = match tcp {
+                    Some((port, _)) => format!(
+                        "until nc -z -w 2 {dep} {port}; do echo waiting for {dep}; sleep 2; done"
+                    ),
+                    // No port: its headless Service resolves only once a
+                    // pod is ready.
+                    None if ports.is_empty() => format!(
+                        "until nslookup {dep} >/dev/null 2>&1; do echo waiting for {dep}; sleep 2; done"
+                    ),
+                    None => {
+                        w.push(
+                            &subject,
+                            format!(
+                                "depends_on {dep} (healthy) is not carried: {dep} has no TCP port to wait on, and its Service's name resolves before it is ready; left out"
+                            ),
                         );
-                        out.push(json!({
-                            "name": dns_name("wait-for-", dep),
-                            "image": WAIT_IMAGE,
-                            "command": ["sh", "-c", script],
-                        }));
+                        continue;
                     }
-                    Some(_) | None => {
-                        // No TCP port: its headless Service resolves only
-                        // once a pod is ready.
-                        let script = format!(
-                            "until nslookup {dep} >/dev/null 2>&1; do echo waiting for {dep}; sleep 2; done"
-                        );
-                        out.push(json!({
-                            "name": dns_name("wait-for-", dep),
-                            "image": WAIT_IMAGE,
-                            "command": ["sh", "-c", script],
-                        }));
-                    }
-                }
+                };
+                out.push(json!({
+                    "name": dns_name("wait-for-", dep),
+                    "image": WAIT_IMAGE,
+                    "command": ["sh", "-c", script],
+                }));
             }
             Condition::Started => w.push(
                 &subject,

@@ -151,6 +151,12 @@ volumes = ["www:/www"]
 [containers.b]
 image = "busybox"
 volumes = ["www:/www:ro"]
+
+[volumes.cache]
+[containers.c]
+image = "busybox"
+replicas = 2
+volumes = ["cache:/cache"]
 "#,
     );
     let g = generate(&p, &Options::default()).unwrap();
@@ -171,6 +177,10 @@ volumes = ["www:/www:ro"]
     assert_eq!(www["spec"]["accessModes"], json!(["ReadWriteMany"]));
     assert_eq!(www["spec"]["resources"]["requests"]["storage"], "20Gi");
     find(&g, "Deployment", "a");
+    // Two replicas share their volume: no owner, a Deployment.
+    find(&g, "Deployment", "c");
+    let cache = find(&g, "PersistentVolumeClaim", "cache");
+    assert_eq!(cache["spec"]["accessModes"], json!(["ReadWriteMany"]));
     let b = find(&g, "Deployment", "b");
     let m = &b["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0];
     assert_eq!(m["readOnly"], true);
