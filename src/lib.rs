@@ -2,4 +2,5 @@
 
 pub mod client;
 pub mod import;
+pub mod kube;
 pub mod project;

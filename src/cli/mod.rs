@@ -13,6 +13,7 @@ mod import;
 mod info;
 mod init;
 mod inspect;
+mod kube;
 mod lifecycle;
 mod lock;
 mod login;
@@ -124,6 +125,7 @@ pub enum Command {
     Down(up::DownArgs),
     Lock(lock::Args),
     Import(import::Args),
+    Kube(kube::Args),
     Info(info::Args),
     Doctor(doctor::Args),
     Run(run::RunArgs),
@@ -189,6 +191,7 @@ pub fn main() -> ExitCode {
         Command::Down(args) => up::down(&cli, args),
         Command::Lock(args) => lock::run(&cli, args),
         Command::Import(args) => import::run(&cli, args),
+        Command::Kube(args) => kube::run(&cli, args),
         Command::Info(args) => info::run(&cli, args),
         Command::Doctor(args) => doctor::run(&cli, args),
         Command::Run(args) => run::run(&cli, args),
