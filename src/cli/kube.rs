@@ -104,8 +104,17 @@ fn play_cmd(cli: &Cli, args: &PlayArgs) -> Result<(), Failed> {
     for w in &played.warnings {
         ui::warning(&w.to_string());
     }
-    let desired = desired(&played.project, &DesiredOptions::default())
+    let mut desired = desired(&played.project, &DesiredOptions::default())
         .map_err(|e| Failed::Error(Box::new(e)))?;
+    // Init containers run once: a later play keeps them once they completed.
+    for c in &mut desired.containers {
+        if played.run_once.contains(&c.service) {
+            c.body
+                .labels
+                .get_or_insert_with(Default::default)
+                .insert(servin_proto::labels::RUN_ONCE.into(), "true".into());
+        }
+    }
     let engine = servin::client::Engine::connect()?;
     play::files::write(&files_dir, &played.dirs, &played.files)
         .map_err(|e| Failed::Error(Box::new(e)))?;

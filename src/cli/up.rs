@@ -115,7 +115,13 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<(), Failed> {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let since = format!("{}.{:09}", since.as_secs(), since.subsec_nanos());
-    apply(&engine, &desired, &args.services, args.recreate_volumes, "up")?;
+    apply(
+        &engine,
+        &desired,
+        &args.services,
+        args.recreate_volumes,
+        "up",
+    )?;
     if args.detach {
         return Ok(());
     }
@@ -144,8 +150,7 @@ pub(super) fn apply(
     command: &str,
 ) -> Result<(), Failed> {
     let mut view = View::new();
-    let summary =
-        engine.apply_project(desired, services, recreate_volumes, |e| view.event(e))?;
+    let summary = engine.apply_project(desired, services, recreate_volumes, |e| view.event(e))?;
     view.finish();
     report(&summary, command)
 }
@@ -196,10 +201,9 @@ pub(super) fn take_down(
 ) -> Result<(), Failed> {
     let engine = servin::client::Engine::connect()?;
     let mut view = View::new();
-    let summary =
-        engine.down_project(name, volumes, images, timeout.map(i64::from), |e| {
-            view.event(e)
-        })?;
+    let summary = engine.down_project(name, volumes, images, timeout.map(i64::from), |e| {
+        view.event(e)
+    })?;
     view.finish();
     report(&summary, "down")
 }

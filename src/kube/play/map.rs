@@ -54,6 +54,10 @@ pub struct Played {
     /// The folders to make under the files folder (relative), each a
     /// ConfigMap or Secret volume, even when it holds no file.
     pub dirs: BTreeSet<PathBuf>,
+    /// The init containers: they run to completion once, and a later play
+    /// keeps them as they are once they completed (see
+    /// [`servin_proto::labels::RUN_ONCE`]).
+    pub run_once: BTreeSet<String>,
     pub warnings: Vec<Warning>,
 }
 
@@ -82,6 +86,7 @@ struct Cx<'a> {
     warnings: Vec<Warning>,
     files: Vec<File>,
     dirs: BTreeSet<PathBuf>,
+    run_once: BTreeSet<String>,
     volumes: BTreeMap<String, normal::Volume>,
 }
 
@@ -95,6 +100,7 @@ pub fn project(manifest: &Manifest, options: &Options) -> Result<Played, PlayErr
         warnings: manifest.warnings.clone(),
         files: Vec::new(),
         dirs: BTreeSet::new(),
+        run_once: BTreeSet::new(),
         volumes: BTreeMap::new(),
     };
     let mut workloads = Vec::new();
@@ -130,7 +136,9 @@ pub fn project(manifest: &Manifest, options: &Options) -> Result<Played, PlayErr
                     let bytes = decode(v).map_err(|e| {
                         doc.error(
                             format!("data.{k}"),
-                            format!("does not decode as base64 ({e}); use stringData for plain text"),
+                            format!(
+                                "does not decode as base64 ({e}); use stringData for plain text"
+                            ),
                         )
                     })?;
                     values.insert(k.clone(), bytes);
@@ -253,6 +261,7 @@ pub fn project(manifest: &Manifest, options: &Options) -> Result<Played, PlayErr
         },
         files: cx.files,
         dirs: cx.dirs,
+        run_once: cx.run_once,
         warnings: cx.warnings,
     })
 }
@@ -322,6 +331,7 @@ fn workload_containers(
             nc.depends_on.insert(p.clone(), Condition::Completed);
         }
         previous = Some(key.clone());
+        cx.run_once.insert(key.clone());
         out.push((key, nc));
     }
     let single = w.spec.containers.len() == 1;
@@ -617,7 +627,10 @@ fn container(
             }
             return Err(doc.error(
                 format!("{mpath}.name"),
-                format!("names volume {}, which {}.volumes does not define", m.name, pod.at),
+                format!(
+                    "names volume {}, which {}.volumes does not define",
+                    m.name, pod.at
+                ),
             ));
         };
         let read_only = m.read_only.unwrap_or(false);
@@ -628,7 +641,12 @@ fn container(
                     Some(s) => dir.join(s),
                     None => dir.clone(),
                 };
-                bind(source.to_string_lossy().into_owned(), &m.mount_path, true, false)
+                bind(
+                    source.to_string_lossy().into_owned(),
+                    &m.mount_path,
+                    true,
+                    false,
+                )
             }
             PodVolume::Host(dir, create) => {
                 let source = match sub {
@@ -680,8 +698,14 @@ fn container(
     for (field, set) in [
         ("privileged", pod_sc.privileged.is_some()),
         ("capabilities", pod_sc.capabilities.is_some()),
-        ("readOnlyRootFilesystem", pod_sc.read_only_root_filesystem.is_some()),
-        ("allowPrivilegeEscalation", pod_sc.allow_privilege_escalation.is_some()),
+        (
+            "readOnlyRootFilesystem",
+            pod_sc.read_only_root_filesystem.is_some(),
+        ),
+        (
+            "allowPrivilegeEscalation",
+            pod_sc.allow_privilege_escalation.is_some(),
+        ),
     ] {
         if set {
             cx.warnings.push(doc.warning(format!(
@@ -695,7 +719,10 @@ fn container(
         let mut out = Vec::new();
         for (i, name) in list.iter().enumerate() {
             out.push(values::normalize_capability(name).map_err(|e| {
-                doc.error(format!("{path}.securityContext.capabilities.{field}[{i}]"), e)
+                doc.error(
+                    format!("{path}.securityContext.capabilities.{field}[{i}]"),
+                    e,
+                )
             })?);
         }
         out.sort();
@@ -992,7 +1019,10 @@ fn resources(
         match k.as_str() {
             "memory" => {
                 let bytes = quantity(&text).filter(|b| *b >= 1.0).ok_or_else(|| {
-                    doc.error(&at, format!("`{text}` is not a memory quantity (e.g. 128Mi)"))
+                    doc.error(
+                        &at,
+                        format!("`{text}` is not a memory quantity (e.g. 128Mi)"),
+                    )
                 })?;
                 // Whole bytes; a fraction of a byte is meaningless.
                 out.memory = Some(bytes as u64);
@@ -1003,7 +1033,9 @@ fn resources(
                 })?;
                 out.cpus = Some(cpus);
             }
-            _ => cx.warnings.push(doc.warning(format!("{at} is not supported; skipped"))),
+            _ => cx
+                .warnings
+                .push(doc.warning(format!("{at} is not supported; skipped"))),
         }
     }
     if !r.requests.is_empty() {

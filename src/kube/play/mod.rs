@@ -302,3 +302,6 @@ fn dotted(parts: &[String]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests;
