@@ -344,6 +344,17 @@ fn workload_containers(
             format!("{}-{}", doc.name, c.name)
         };
         check_name(doc, &format!("{path}.name"), &key)?;
+        if w.replicas > 1
+            && let Some(i) = c.ports.iter().position(|p| p.host_port.is_some())
+        {
+            return Err(doc.error(
+                format!("{path}.ports[{i}].hostPort"),
+                format!(
+                    "cannot be published by {} replicas (one host port each)",
+                    w.replicas
+                ),
+            ));
+        }
         let mut nc = container(cx, &pod, c, &path, &key, restart)?;
         nc.replicas = w.replicas;
         if let Some(p) = &previous {

@@ -326,6 +326,14 @@ fn bad_input_names_the_document_and_field() {
         e,
         "document 1 (Pod p): spec.containers[0].envFrom[0].configMapRef.name: names ConfigMap nope, which the file does not define"
     );
+    let e = error(&APP.replace(
+        "ports: [{containerPort: 8080, name: http}]",
+        "ports: [{containerPort: 8080, name: http, hostPort: 8080}]",
+    ));
+    assert_eq!(
+        e,
+        "document 4 (Deployment web): spec.template.spec.containers[0].ports[0].hostPort: cannot be published by 2 replicas (one host port each)"
+    );
     let e = error(
         "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: 'Bad Image'}]}\n",
     );
