@@ -27,9 +27,14 @@ pub const IMAGE_DIGEST: &str = "servin.image-digest";
 pub const DEPENDS_ON: &str = "servin.depends-on";
 /// The servin version that made the object.
 pub const VERSION: &str = "servin.version";
+/// `true` on a container that runs to completion once (an init container
+/// of `servin kube play`): once it exited with status 0, a plan keeps it
+/// as it is while its configuration is unchanged, instead of starting it
+/// again.
+pub const RUN_ONCE: &str = "servin.run-once";
 
 /// Every label name above, for listing and filtering.
-pub const ALL: [&str; 8] = [
+pub const ALL: [&str; 9] = [
     PROJECT,
     NAME,
     REPLICA,
@@ -38,6 +43,7 @@ pub const ALL: [&str; 8] = [
     IMAGE_DIGEST,
     DEPENDS_ON,
     VERSION,
+    RUN_ONCE,
 ];
 
 /// The engine name of a container: `{project}-{service}-{replica}`.

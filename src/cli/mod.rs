@@ -255,7 +255,7 @@ impl Command {
             Command::Down(a) => Some(&a.project),
             Command::Lock(a) => Some(&a.project),
             Command::Import(a) => Some(&a.project),
-            Command::Kube(a) => Some(a.project()),
+            Command::Kube(a) => a.project(),
             _ => None,
         }
     }

@@ -115,12 +115,13 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<(), Failed> {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let since = format!("{}.{:09}", since.as_secs(), since.subsec_nanos());
-    let mut view = View::new();
-    let summary = engine.apply_project(&desired, &args.services, args.recreate_volumes, |e| {
-        view.event(e)
-    })?;
-    view.finish();
-    report(&summary, "up")?;
+    apply(
+        &engine,
+        &desired,
+        &args.services,
+        args.recreate_volumes,
+        "up",
+    )?;
     if args.detach {
         return Ok(());
     }
@@ -136,6 +137,22 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<(), Failed> {
         .collect();
     drop(engine);
     super::attach::follow(&followed, &since)
+}
+
+/// Applies `desired` (only `services` and their dependencies, when any
+/// are named), showing each step, then the summary; `Err` when any step
+/// failed.
+pub(super) fn apply(
+    engine: &servin::client::Engine,
+    desired: &servin_proto::DesiredProject,
+    services: &[String],
+    recreate_volumes: bool,
+    command: &str,
+) -> Result<(), Failed> {
+    let mut view = View::new();
+    let summary = engine.apply_project(desired, services, recreate_volumes, |e| view.event(e))?;
+    view.finish();
+    report(&summary, command)
 }
 
 /// `wanted` and the services they depend on, or every service.
@@ -170,15 +187,23 @@ pub fn down(cli: &Cli, args: &DownArgs) -> Result<(), Failed> {
         Some(n) => n.clone(),
         None => cli.load_project()?.project.project.name,
     };
+    take_down(&name, args.volumes, args.rmi.is_some(), args.timeout)
+}
+
+/// Removes project `name`'s containers and networks (and its volumes with
+/// `volumes`, its images with `images`), showing each step, then the
+/// summary; `Err` when anything could not be removed.
+pub(super) fn take_down(
+    name: &str,
+    volumes: bool,
+    images: bool,
+    timeout: Option<u32>,
+) -> Result<(), Failed> {
     let engine = servin::client::Engine::connect()?;
     let mut view = View::new();
-    let summary = engine.down_project(
-        &name,
-        args.volumes,
-        args.rmi.is_some(),
-        args.timeout.map(i64::from),
-        |e| view.event(e),
-    )?;
+    let summary = engine.down_project(name, volumes, images, timeout.map(i64::from), |e| {
+        view.event(e)
+    })?;
     view.finish();
     report(&summary, "down")
 }

@@ -254,6 +254,7 @@ mod tests {
                 name: service.into(),
                 labels,
                 running: true,
+                completed: false,
                 networks: Vec::new(),
                 volumes: Vec::new(),
             }

@@ -102,6 +102,8 @@ pub struct Observed {
     pub labels: HashMap<String, String>,
     /// Whether its process runs (or a restart policy is bringing it back).
     pub running: bool,
+    /// Whether its process exited with status 0 (and does not run again).
+    pub completed: bool,
     /// The networks it joins (IDs, or `bridge` for the default one).
     pub networks: Vec<String>,
     /// The named volumes it mounts.
@@ -124,6 +126,7 @@ pub fn observe(containers: &Containers, project: &str) -> Vec<Observed> {
                 name: c.name().to_string(),
                 labels,
                 running: matches!(status, Status::Running | Status::Restarting),
+                completed: status == Status::Exited && c.state().exit_code == 0,
                 networks: c.attachments().into_iter().map(|a| a.network).collect(),
                 volumes: c.record.volumes.iter().map(|v| v.name.clone()).collect(),
             })

@@ -456,11 +456,23 @@ fn action_for(want: &DesiredContainer, chosen: Option<&Observed>) -> Action {
             ),
         ),
         Changed::Nothing { note } if o.running => (ActionKind::Keep, format!("up to date{note}")),
+        Changed::Nothing { note } if o.completed && runs_once(want) => {
+            (ActionKind::Keep, format!("completed{note}"))
+        }
         Changed::Nothing { note } => (ActionKind::Start, format!("stopped{note}")),
     };
     action.kind = kind;
     action.reason = reason;
     action
+}
+
+/// Whether `want` runs to completion once (see [`labels::RUN_ONCE`]).
+fn runs_once(want: &DesiredContainer) -> bool {
+    want.body
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(labels::RUN_ONCE))
+        .is_some_and(|v| v == "true")
 }
 
 /// How an existing container differs from what is wanted.
@@ -589,6 +601,7 @@ mod tests {
             name: labels::container_name("shop", service, replica),
             labels: l,
             running,
+            completed: false,
             networks: Vec::new(),
             volumes: Vec::new(),
         }
@@ -637,6 +650,35 @@ mod tests {
             ]
         );
         assert_eq!(plan.actions[0].id.as_deref(), Some("b1"));
+    }
+
+    #[test]
+    fn a_completed_run_once_container_is_kept_and_a_plain_one_started() {
+        let p = projection("1", false);
+        let mut init = want("init", 1, p.clone());
+        init.body
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(labels::RUN_ONCE.into(), "true".into());
+        let mut done = made("a1", "init", 1, &p, false);
+        done.completed = true;
+        let mut job = made("b1", "job", 1, &p, false);
+        job.completed = true;
+        let first = plan(
+            &project(vec![init.clone(), want("job", 1, p.clone())]),
+            &[done.clone(), job],
+        );
+        assert_eq!(
+            summary(&first),
+            vec![
+                (ActionKind::Keep, "shop-init-1".into(), "completed".into()),
+                (ActionKind::Start, "shop-job-1".into(), "stopped".into()),
+            ]
+        );
+        // One that failed runs again.
+        done.completed = false;
+        let again = plan(&project(vec![init]), &[done]);
+        assert_eq!(again.actions[0].kind, ActionKind::Start);
     }
 
     #[test]

@@ -344,6 +344,7 @@ async fn down_removes_dependants_first_each_level_at_once_then_networks_and_volu
             name: labels::container_name("shop", service, replica),
             labels: l,
             running: true,
+            completed: false,
             networks: Vec::new(),
             volumes: Vec::new(),
         }
