@@ -218,7 +218,7 @@ fn push_built(
     Ok(out)
 }
 
-/// Run the Pods, Deployments and Services of a Kubernetes YAML file, or take them down
+/// Run the Pods, Deployments, StatefulSets and Services of a Kubernetes YAML file, or take them down
 ///
 /// Reads every document of FILE and applies it as a servin project, through
 /// the same plan and apply as `servin up`: a second play of the same file

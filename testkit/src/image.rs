@@ -474,6 +474,8 @@ const SEED_APPLETS: &[&str] = &[
     "bin/ls",
     "bin/hostname",
     "bin/stty",
+    // The wait of `kube generate`'s init containers (`nc -z`).
+    "bin/nc",
 ];
 
 /// Writes an OCI layout holding one image named `name` (busybox-static as

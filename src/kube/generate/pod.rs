@@ -568,7 +568,8 @@ fn capabilities(list: &[String]) -> Vec<String> {
 /// An init container per `healthy` dependency, waiting until the
 /// dependency's Service answers: its readiness probe is its healthcheck,
 /// so the Service has an endpoint only once the dependency is healthy
-/// (`nc -z` on its first TCP port; a dependency without one has a headless
+/// (`nc -z` on its first TCP port, or `nc ... -e true` where a busybox `nc`
+/// has no `-z`; a dependency without one has a headless
 /// Service, whose name resolves only then: `nslookup`).
 fn init_containers(project: &Project, name: &str, c: &Container, w: &mut Warnings) -> Vec<Value> {
     let subject = format!("container {name}");
@@ -586,7 +587,7 @@ fn init_containers(project: &Project, name: &str, c: &Container, w: &mut Warning
                     .find(|(_, proto)| *proto == crate::project::normal::Protocol::Tcp);
                 let script = match tcp {
                     Some((port, _)) => format!(
-                        "until nc -z -w 2 {dep} {port}; do echo waiting for {dep}; sleep 2; done"
+                        "until nc -z -w 2 {dep} {port} 2>/dev/null || nc -w 2 {dep} {port} -e true 2>/dev/null; do echo waiting for {dep}; sleep 2; done"
                     ),
                     // No port: its headless Service resolves only once a
                     // pod is ready.

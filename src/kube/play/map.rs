@@ -167,7 +167,7 @@ pub fn project(manifest: &Manifest, options: &Options) -> Result<Played, PlayErr
                 at: "spec",
                 mains: Vec::new(),
             }),
-            Object::Deployment(d) => {
+            Object::Deployment(d) | Object::StatefulSet(d) => {
                 if let Some(sel) = &d.spec.selector {
                     let labels = &d.spec.template.metadata.labels;
                     if let Some((k, v)) = sel
@@ -269,7 +269,7 @@ pub fn project(manifest: &Manifest, options: &Options) -> Result<Played, PlayErr
 fn namespace(o: &Object) -> Option<&str> {
     let m = match o {
         Object::Pod(x) => &x.metadata,
-        Object::Deployment(x) => &x.metadata,
+        Object::Deployment(x) | Object::StatefulSet(x) => &x.metadata,
         Object::Service(x) => &x.metadata,
         Object::ConfigMap(x) => &x.metadata,
         Object::Secret(x) => &x.metadata,
@@ -1124,7 +1124,7 @@ fn service(
         return Err(doc.error(
             "spec.selector",
             format!(
-                "selects no Pod or Deployment of the file (no pod has the labels {})",
+                "selects no Pod, Deployment or StatefulSet of the file (no pod has the labels {})",
                 wanted.join(", ")
             ),
         ));

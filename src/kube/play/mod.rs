@@ -29,6 +29,9 @@ pub use map::{Options, Played, project};
 pub enum Object {
     Pod(types::Pod),
     Deployment(types::Deployment),
+    /// A StatefulSet, run as a Deployment is (what it adds, stable pod
+    /// names and claim templates, is named and skipped).
+    StatefulSet(types::Deployment),
     Service(types::Service),
     ConfigMap(types::ConfigMap),
     Secret(types::Secret),
@@ -123,9 +126,10 @@ impl fmt::Display for PlayError {
 }
 
 /// The kinds servin runs.
-pub const KINDS: [&str; 6] = [
+pub const KINDS: [&str; 7] = [
     "Pod",
     "Deployment",
+    "StatefulSet",
     "Service",
     "ConfigMap",
     "Secret",
@@ -174,6 +178,7 @@ pub fn parse(text: &str) -> Result<Manifest, PlayError> {
         let object = match kind.as_str() {
             "Pod" => Object::Pod(typed(de, &mut ignored).map_err(fail)?),
             "Deployment" => Object::Deployment(typed(de, &mut ignored).map_err(fail)?),
+            "StatefulSet" => Object::StatefulSet(typed(de, &mut ignored).map_err(fail)?),
             "Service" => Object::Service(typed(de, &mut ignored).map_err(fail)?),
             "ConfigMap" => Object::ConfigMap(typed(de, &mut ignored).map_err(fail)?),
             "Secret" => Object::Secret(typed(de, &mut ignored).map_err(fail)?),

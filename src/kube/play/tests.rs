@@ -310,7 +310,7 @@ fn bad_input_names_the_document_and_field() {
                 .next()
                 .unwrap()
         )),
-        "document 5 (Service db): spec.selector: selects no Pod or Deployment of the file (no pod has the labels app=db)"
+        "document 5 (Service db): spec.selector: selects no Pod, Deployment or StatefulSet of the file (no pod has the labels app=db)"
     );
     let e = error(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: w}\nspec:\n  replicas: three\n  template: {spec: {containers: []}}\n",
