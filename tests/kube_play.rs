@@ -335,7 +335,7 @@ fn bad_files_name_the_document_and_field_and_apply_nothing() {
             format!(
                 "{good}---\napiVersion: v1\nkind: Service\nmetadata: {{name: db}}\nspec: {{selector: {{app: db}}, ports: [{{port: 5432}}]}}\n"
             ),
-            "document 7 (Service db): spec.selector: selects no Pod or Deployment of the file",
+            "document 7 (Service db): spec.selector: selects no Pod, Deployment or StatefulSet of the file",
         ),
         (
             "secret.yaml",
