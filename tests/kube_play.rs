@@ -173,23 +173,6 @@ fn objects(s: &Sandbox, what: &str, prefix: &str) -> Vec<String> {
     names
 }
 
-fn http_get_until(port: u16, want: &str) -> String {
-    use std::io::{Read as _, Write as _};
-    let mut body = String::new();
-    for _ in 0..50 {
-        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            c.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").unwrap();
-            body.clear();
-            let _ = c.read_to_string(&mut body);
-            if body.contains(want) {
-                break;
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    body
-}
-
 #[test]
 fn play_runs_the_usual_shapes_converges_recreates_what_changed_and_down_leaves_nothing() {
     let s = Env::with_image(IMAGE);
@@ -238,7 +221,7 @@ fn play_runs_the_usual_shapes_converges_recreates_what_changed_and_down_leaves_n
     for want in ["GREETING=hi", "PASSWORD=secret", "LEVEL=info"] {
         assert!(env.iter().any(|e| e == want), "{want} in {env:?}");
     }
-    let body = http_get_until(port, "hello from the configmap");
+    let body = support::http_get_until(port, "/index.html", "hello from the configmap");
     assert!(body.contains("hello from the configmap"), "{body}");
     let files = file.parent().unwrap().join(".servin-kube/my-app/web/site");
     assert_eq!(
@@ -289,7 +272,7 @@ fn play_runs_the_usual_shapes_converges_recreates_what_changed_and_down_leaves_n
     ] {
         assert_eq!(id(&first, n), id(&second, n), "{n} kept");
     }
-    let body = http_get_until(port, "hello from the configmap");
+    let body = support::http_get_until(port, "/index.html", "hello from the configmap");
     assert!(body.contains("hello from the configmap"), "{body}");
 
     // Down keeps the volumes unless asked, as `servin down` does.

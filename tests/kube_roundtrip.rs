@@ -48,27 +48,15 @@ command = ["sleep", "300"]
     )
 }
 
-fn get(port: u16, path: &str) -> Option<String> {
-    use std::io::{Read as _, Write as _};
-    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    c.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
-        .ok()?;
-    let mut body = String::new();
-    c.read_to_string(&mut body).ok()?;
-    body.lines()
+/// The body of `GET PATH` on 127.0.0.1:`port`, once it answers 200 with
+/// `want` in it (polled while the server starts).
+fn get_until(port: u16, path: &str, want: &str) -> Option<String> {
+    let answer = support::http_get_until(port, path, want);
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    head.lines()
         .next()
         .is_some_and(|status| status.contains(" 200 "))
-        .then(|| body.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
-}
-
-fn get_until(port: u16, path: &str) -> Option<String> {
-    (0..100).find_map(|_| {
-        let got = get(port, path);
-        if got.is_none() {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        got
-    })
+        .then(|| body.to_string())
 }
 
 /// When the container `name` started (RFC 3339 with nanoseconds sort as
@@ -91,7 +79,7 @@ fn generate_then_play_serves_the_same_page_in_the_same_order() {
     let dir = file.parent().unwrap().to_path_buf();
     std::fs::write(dir.join("token.txt"), "token-42\n").unwrap();
     first.ok_in(&dir, &["up", "-d"]);
-    let page = get_until(port, "/index.html").unwrap_or_else(|| {
+    let page = get_until(port, "/index.html", "token-42").unwrap_or_else(|| {
         panic!(
             "the project serves no page\n{}",
             first.run_in(&dir, &["logs"]).transcript()
@@ -109,10 +97,10 @@ fn generate_then_play_serves_the_same_page_in_the_same_order() {
     let kube = second.dir.path().join("trip.yaml");
     std::fs::write(&kube, &yaml).unwrap();
     second.ok(&["kube", "play", kube.to_str().unwrap(), "--publish"]);
-    let page = get_until(port, "/index.html").expect("the played YAML serves the page");
+    let page = get_until(port, "/index.html", "token-42").expect("the played YAML serves the page");
     assert_eq!(page, "token-42\n");
     // The web container asked the store, which was up first.
-    let stamp = get_until(port, "/stamp").unwrap();
+    let stamp = get_until(port, "/stamp", " 200 ").unwrap();
     assert!(!stamp.trim().is_empty(), "no stamp from the store");
     // Containers are named as `up` names them (the init container apart).
     let (store, web) = ("trip-store-1", "trip-web-1");

@@ -602,29 +602,10 @@ depends_on = ["files"]
     assert_eq!(fetched.trim(), "hello from the volume");
 
     // The host reaches the published port.
-    let body = http_get_until(port, "hello");
+    let body = support::http_get_until(port, "/", "hello");
     assert!(body.contains("hello from the volume"), "{body}");
     s.ok(&["down", "-p", "site", "--volumes", "-t", "0"]);
     assert!(containers(&s, "site").is_empty());
-}
-
-/// `GET /` on 127.0.0.1:`port` until the answer holds `want` (5 s at
-/// most: a server just started may not listen yet); the last answer.
-fn http_get_until(port: u16, want: &str) -> String {
-    use std::io::{Read as _, Write as _};
-    let mut body = String::new();
-    for _ in 0..50 {
-        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
-            body.clear();
-            let _ = c.read_to_string(&mut body);
-            if body.contains(want) {
-                break;
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    body
 }
 
 #[test]
@@ -793,7 +774,7 @@ fn the_hello_example_comes_up_serves_its_page_and_goes_away() {
     let names: Vec<String> = containers(&s, "hello").into_iter().map(|c| c.0).collect();
     assert_eq!(names, ["hello-files-1", "hello-front-1"]);
 
-    let body = http_get_until(port, "hello from servin");
+    let body = support::http_get_until(port, "/", "hello from servin");
     assert!(body.contains("hello from servin"), "{body}");
     let fetched = s.ok(&[
         "exec",

@@ -127,3 +127,23 @@ pub fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         .unwrap();
     Run::of(out)
 }
+
+/// `GET PATH` on 127.0.0.1:`port` until the raw answer holds `want` (5 s
+/// at most: a server just started may not listen yet); the last answer.
+pub fn http_get_until(port: u16, path: &str, want: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut answer = String::new();
+    for _ in 0..50 {
+        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            c.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+                .unwrap();
+            answer.clear();
+            let _ = c.read_to_string(&mut answer);
+            if answer.contains(want) {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    answer
+}

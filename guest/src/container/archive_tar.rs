@@ -651,13 +651,7 @@ fn write_entry<R: Read>(
                 .map_err(Failure::io(&full))?;
         }
         owner(&dir, &name)?;
-        rustix::fs::chmodat(
-            &dir,
-            name.as_os_str(),
-            Mode::from_raw_mode(mode),
-            AtFlags::empty(),
-        )
-        .map_err(Failure::io(&full))?;
+        chmod(&dir, &name, mode, &full)?;
         set_xattrs(&dir, &name, &xattrs, &full)?;
         return Ok(Some((full, mtime)));
     }
@@ -683,13 +677,7 @@ fn write_entry<R: Read>(
         if kind != tar::EntryType::Link {
             owner(&dir, &tmp)?;
             if kind != tar::EntryType::Symlink {
-                rustix::fs::chmodat(
-                    &dir,
-                    tmp.as_os_str(),
-                    Mode::from_raw_mode(mode),
-                    AtFlags::empty(),
-                )
-                .map_err(Failure::io(&full))?;
+                chmod(&dir, &tmp, mode, &full)?;
             }
             // After the owner: a change of owner drops file capabilities.
             set_xattrs(&dir, &tmp, &xattrs, &full)?;
@@ -726,6 +714,12 @@ fn copy_content<R: Read>(
             Failure::BadArchive(format!("the entry {shown:?}: {e}"))
         }
     })
+}
+
+/// Sets the permission bits of `name` of `dir`.
+fn chmod(dir: &OwnedFd, name: &OsStr, mode: u32, full: &str) -> Res<()> {
+    rustix::fs::chmodat(dir, name, Mode::from_raw_mode(mode), AtFlags::empty())
+        .map_err(Failure::io(full))
 }
 
 /// Whether `name` of `dir` is a mount point (statx's mount-root attribute;

@@ -333,29 +333,28 @@ pub async fn add_veth(host: &Handle, ns: &NsLink, v: &Veth<'_>) -> Result<()> {
             .await?;
         }
         set_up(&ns.handle, index, v.ifname).await?;
+        let mut routes = Vec::new();
         if let Some(gw) = v.default_gateway {
             let route = RouteMessageBuilder::<Ipv4Addr>::new()
                 .gateway(gw)
                 .output_interface(index)
                 .build();
-            ns.handle
-                .route()
-                .add(route)
-                .execute()
-                .await
-                .map_err(failed(format!("add the default route via {gw}")))?;
+            routes.push((route, format!("add the default route via {gw}")));
         }
         if let Some(gw) = v.ipv6.as_ref().and_then(|v6| v6.default_gateway) {
             let route = RouteMessageBuilder::<Ipv6Addr>::new()
                 .gateway(gw)
                 .output_interface(index)
                 .build();
+            routes.push((route, format!("add the IPv6 default route via {gw}")));
+        }
+        for (route, what) in routes {
             ns.handle
                 .route()
                 .add(route)
                 .execute()
                 .await
-                .map_err(failed(format!("add the IPv6 default route via {gw}")))?;
+                .map_err(failed(what))?;
         }
         Ok(())
     };
