@@ -298,7 +298,7 @@ def pause(client):
     made = []
     try:
         c = client.containers.run(
-            IMAGE, ["sh", "-c", "while true; do date +%s%N > /tmp/t; sleep 0.05; done"],
+            IMAGE, ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/t; sleep 0.05; done"],
             detach=True, name=f"{PREFIX}-pause")
         made.append(c)
 
@@ -331,10 +331,15 @@ def pause(client):
         c.unpause()
         c.reload()
         check(c.status == "running", f"after unpause {c.status}")
+        # A counter, not a clock: every write differs from the frozen one, so
+        # the first changed read is the proof (a second read could race the
+        # loop's truncating write).
         deadline = time.time() + 20
-        while stamp() == before and time.time() < deadline:
+        now = stamp()
+        while now == before and time.time() < deadline:
             time.sleep(0.05)
-        check(stamp() != before, "an unpaused container does not run")
+            now = stamp()
+        check(now != before, "an unpaused container does not run")
     finally:
         remove_containers(client, made)
 
