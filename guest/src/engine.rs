@@ -36,6 +36,8 @@ pub struct Engine {
     pub projects: crate::reconcile::apply::Locks,
     /// Notified to stop serving (after a reset).
     pub shutdown: tokio::sync::Notify,
+    /// The image builder's contexts and cache.
+    pub builder: Arc<crate::build::Builder>,
 }
 
 impl Engine {
@@ -43,6 +45,7 @@ impl Engine {
     /// containers again, and starts the networks' DNS server (forwarding to
     /// the host's resolvers). Must be called inside the tokio runtime.
     pub fn open(config: Config) -> Result<Self> {
+        let config_root = config.root.clone();
         let events = Arc::new(Events::default());
         let store = Arc::new(Store::open(&config.root, Arc::clone(&events))?);
         let volumes = Arc::new(Volumes::open(&config.root, Arc::clone(&events))?);
@@ -74,6 +77,7 @@ impl Engine {
             started: Instant::now(),
             projects: Default::default(),
             shutdown: tokio::sync::Notify::new(),
+            builder: Arc::new(crate::build::Builder::open(&config_root)?),
         })
     }
 }

@@ -127,6 +127,9 @@ pub enum Error {
     /// A `filters` argument was refused.
     #[error(transparent)]
     Filter(#[from] FilterError),
+    /// A build was refused or failed.
+    #[error(transparent)]
+    Build(#[from] crate::build::error::BuildError),
 }
 
 /// The engine's result type.

@@ -27,12 +27,14 @@
 //! - [`reconcile`]: the reconciler: observes a project, plans (purely) what
 //!   takes it to its desired state, applies the plan in dependency order,
 //!   takes it down.
+//! - [`build`]: the image builder (Dockerfiles, contexts, the step cache).
 //! - [`reset`]: removing everything the engine made (`servin system
 //!   reset`).
 //! - [`api`]: the HTTP server and its routes.
 //! - [`timefmt`]: times in Docker's RFC 3339 forms (chrono underneath).
 
 pub mod api;
+pub mod build;
 pub mod config;
 pub mod container;
 pub mod engine;

@@ -12,10 +12,12 @@
 //! - [`desired`]: the desired state of a project.
 //! - [`plan`]: the actions that take the engine from what exists to it.
 //! - [`apply`]: the progress lines streamed while applying or taking down.
+//! - [`build`]: the image builder's requests and progress events.
 //! - [`reset`]: what `POST /servin/v1/reset` answers (`servin system
 //!   reset`).
 
 pub mod apply;
+pub mod build;
 pub mod desired;
 pub mod labels;
 pub mod plan;

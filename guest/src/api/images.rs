@@ -105,6 +105,10 @@ pub fn list(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
     let until = filters.until(crate::timefmt::now())?;
     let mut out = Vec::new();
     for img in engine.store.images() {
+        if img.build_cache && img.repo_tags.is_empty() {
+            // A build step's result: the build cache, not an image to list.
+            continue;
+        }
         let (created, labels) = facts(engine, &img);
         let passes = dangling.is_none_or(|d| d == img.repo_tags.is_empty())
             && filters.labels(&labels)

@@ -32,6 +32,7 @@ pub mod archive;
 pub mod attach;
 pub mod auth;
 pub mod body;
+pub mod build;
 pub mod container_filter;
 pub mod container_ops;
 pub mod containers;

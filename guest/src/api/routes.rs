@@ -13,7 +13,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::mpsc::{Receiver, UnboundedReceiver};
 
 use super::{
-    archive, auth, container_ops, containers, image_history, images, networks, projects, system,
+    archive, auth, build, container_ops, containers, image_history, images, networks, projects, system,
     system_df, system_reset, volumes,
 };
 use crate::engine::Engine;
@@ -239,6 +239,12 @@ async fn dispatch(
         (&Method::POST, "/networks/prune") => return networks::prune(engine, &query).await,
         (&Method::GET, "/volumes") => return volumes::list(engine, &query),
         (&Method::POST, "/volumes/create") => return volumes::create(engine, req).await,
+        (&Method::POST, "/build") => return build::classic(engine, &query, req).await,
+        (&Method::POST, "/build/prune") => return build::prune(engine, &query).await,
+        (&Method::POST, servin_proto::build::BUILD_PATH) => return build::build(engine, req).await,
+        (&Method::POST, servin_proto::build::BLOBS_PATH) => {
+            return build::put_blobs(engine, req).await;
+        }
         (&Method::POST, "/volumes/prune") => {
             return volumes::prune(engine, &query, req.uri().path()).await;
         }
@@ -275,6 +281,13 @@ async fn dispatch(
             (&Method::POST, "pause") => container_ops::pause(engine, key).await,
             (&Method::POST, "unpause") => container_ops::unpause(engine, key).await,
             (&Method::POST, "update") => container_ops::update(engine, key, req).await,
+            _ => not_served(method, path, req).await,
+        };
+    }
+    if let Some(rest) = path.strip_prefix("/servin/v1/build/contexts/") {
+        return match (method, rest.strip_suffix("/missing")) {
+            (&Method::GET, Some(digest)) => build::missing(engine, digest),
+            (&Method::PUT, None) => build::put_context(engine, rest, req).await,
             _ => not_served(method, path, req).await,
         };
     }
@@ -417,7 +430,7 @@ pub async fn discard(req: Request<Incoming>) {
 /// Reads and drops a request's body, so that a client still sending one
 /// (an upload of a call the engine does not serve) gets the answer instead
 /// of a broken pipe.
-async fn discard_body(req: Request<Incoming>) {
+pub async fn discard_body(req: Request<Incoming>) {
     let mut body = req.into_body();
     while let Some(frame) = body.frame().await {
         if frame.is_err() {

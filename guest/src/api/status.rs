@@ -6,6 +6,8 @@
 
 use hyper::StatusCode;
 
+use crate::build::error::BuildError;
+
 use crate::error::{
     ContainerError, Error, ImageError, NetworkError, RequestError, SpecError, VolumeError,
 };
@@ -38,6 +40,14 @@ pub fn status_of(e: &Error) -> StatusCode {
             }
         },
         Error::Project(_) | Error::Filter(_) => StatusCode::BAD_REQUEST,
+        Error::Build(e) => match e {
+            BuildError::Dockerfile { .. }
+            | BuildError::Invalid(_)
+            | BuildError::UnknownContext(_) => StatusCode::BAD_REQUEST,
+            BuildError::RunFailed { .. } | BuildError::Step { .. } | BuildError::Cancelled => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        },
         Error::Request(e) => match e {
             RequestError::Invalid(_) => StatusCode::BAD_REQUEST,
             RequestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -186,6 +186,25 @@ fn open_in(root: &OwnedFd, path: &str, flags: OFlags) -> std::result::Result<Own
     )
 }
 
+/// Whether `path` is a folder in the root (symlinks followed inside it).
+pub fn is_dir(root: &OwnedFd, path: &str) -> bool {
+    open_in(root, path, OFlags::PATH | OFlags::DIRECTORY).is_ok()
+}
+
+/// The names in the folder `path` of the root, sorted.
+pub fn list_dir(root: &OwnedFd, path: &str) -> io::Result<Vec<String>> {
+    let fd = open_in(root, path, OFlags::RDONLY | OFlags::DIRECTORY)?;
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(&fd)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name != "." && name != ".." {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
 fn not_found(e: Errno, what: &str) -> Failure {
     match e {
         Errno::NOENT | Errno::NOTDIR | Errno::LOOP => Failure::NotFound,

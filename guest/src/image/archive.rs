@@ -451,6 +451,7 @@ fn finish(
             repo_tags: vec![],
             repo_digests: vec![],
             added: crate::timefmt::now(),
+            build_cache: false,
         },
         tags: full_tags,
     })

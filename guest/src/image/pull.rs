@@ -539,6 +539,7 @@ pub async fn fetch(store: &Store, resolved: Resolved, progress: &Progress) -> Re
         repo_tags: vec![],
         repo_digests: vec![],
         added: crate::timefmt::now(),
+        build_cache: false,
     };
     let tag = r.tagged();
     let repo_digest = format!("{}@{}", r.name(), resolved.repo_digest);

@@ -57,6 +57,10 @@ pub struct ImageRecord {
     pub size: u64,
     /// When the image entered the store (seconds since the epoch).
     pub added: i64,
+    /// A step of a build kept as build cache: not listed, not pruned as
+    /// dangling, removed by `builder prune` (`POST /build/prune`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub build_cache: bool,
 }
 
 impl ImageRecord {
@@ -352,6 +356,19 @@ impl Store {
         Ok(had_tag)
     }
 
+    /// Marks image `id` as build cache (or not).
+    pub fn set_build_cache(&self, id: &str, cache: bool) -> Result<()> {
+        let mut state = self.state();
+        let Some(img) = state.images.get_mut(id) else {
+            return Err(Error::NoSuchImage(id.to_string()));
+        };
+        if img.build_cache == cache {
+            return Ok(());
+        }
+        img.build_cache = cache;
+        self.save(&state)
+    }
+
     /// Gives image `id` the full tagged name `tag`.
     pub fn tag(&self, id: &str, tag: &str) -> Result<()> {
         let mut state = self.state();
@@ -443,7 +460,12 @@ impl Store {
         let gone: Vec<String> = state
             .images
             .values()
-            .filter(|i| (all || i.repo_tags.is_empty()) && !in_use.contains_key(&i.id) && chosen(i))
+            .filter(|i| {
+                (all || i.repo_tags.is_empty())
+                    && !i.build_cache
+                    && !in_use.contains_key(&i.id)
+                    && chosen(i)
+            })
             .map(|i| i.id.clone())
             .collect();
         let mut removed = Vec::new();
@@ -565,6 +587,7 @@ mod tests {
             repo_digests: vec![],
             size: 0,
             added: 0,
+            build_cache: false,
         }
     }
 

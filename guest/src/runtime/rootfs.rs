@@ -121,6 +121,29 @@ pub fn unmount(target: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Unmounts everything mounted at or below `dir` (deepest first), reading
+/// `/proc/self/mountinfo`; failures are logged, never fatal: this is the
+/// clean-up of scratch folders.
+pub fn unmount_all_under(dir: &Path) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let prefix = dir.display().to_string();
+    let mut points: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| p.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\"))
+        .filter(|p| p == &prefix || p.starts_with(&format!("{prefix}/")))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    points.dedup();
+    for p in points {
+        if let Err(e) = unmount(Path::new(&p)) {
+            tracing::warn!("unmount {p}: {}", e.full_message());
+        }
+    }
+}
+
 /// Whether something is mounted at `target`: `statx`'s mount-root
 /// attribute where the kernel reports it (5.8 and later), else a search of
 /// `/proc/self/mountinfo` (which grows with every mount on the host).

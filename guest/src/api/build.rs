@@ -1,0 +1,364 @@
+//! The builder's calls: servin's own (`/servin/v1/build...`: contexts sent
+//! incrementally, progress as [`BuildEvent`] lines) and Docker's classic
+//! `POST /build` (a tar context, progress as `{"stream": ...}` lines), plus
+//! `POST /build/prune`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use servin_proto::build::{BuildEvent, BuildRequest, Missing, Received};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use super::body;
+use super::routes::{Body, Query, json, streaming};
+use crate::build::error::BuildError;
+use crate::build::{self, BuildOptions, Cancel};
+use crate::engine::Engine;
+use crate::error::{Error, RequestError, Result};
+use crate::image::store::short_id;
+
+/// `GET /servin/v1/build/contexts/{digest}/missing`.
+pub fn missing(engine: &Arc<Engine>, digest: &str) -> Result<Response<Body>> {
+    let contexts = &engine.builder.contexts;
+    match contexts.get(digest)? {
+        Some(index) => Ok(json(
+            StatusCode::OK,
+            &Missing {
+                missing: contexts.missing(&index),
+            },
+        )),
+        None => Err(BuildError::UnknownContext(digest.to_string()).into()),
+    }
+}
+
+/// `PUT /servin/v1/build/contexts/{digest}`: the index, as JSON.
+pub async fn put_context(
+    engine: &Arc<Engine>,
+    digest: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>> {
+    let bytes = body::read(req.into_body(), "build context index").await?;
+    let contexts = &engine.builder.contexts;
+    let index = contexts.put(digest, &bytes)?;
+    Ok(json(
+        StatusCode::OK,
+        &Missing {
+            missing: contexts.missing(&index),
+        },
+    ))
+}
+
+/// `POST /servin/v1/build/blobs`: a tar of contents named by digest.
+pub async fn put_blobs(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Response<Body>> {
+    let tmp = engine.store.temp_path("build-blobs");
+    let mut file = tokio::fs::File::create(&tmp)
+        .await
+        .map_err(Error::io("create", &tmp))?;
+    let uploaded = body::upload(req.into_body(), &mut file, &tmp).await;
+    drop(file);
+    if let Err(e) = uploaded {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(e);
+    }
+    let builder = Arc::clone(&engine.builder);
+    let tmp2 = tmp.clone();
+    let received = tokio::task::spawn_blocking(move || -> Result<Received> {
+        let f = std::fs::File::open(&tmp2).map_err(Error::io("open", &tmp2))?;
+        let r = builder
+            .contexts
+            .blobs
+            .receive(std::io::BufReader::with_capacity(1 << 20, f))
+            .map_err(|e| BuildError::Invalid(format!("receive build context contents: {e}")))?;
+        Ok(Received {
+            count: r.count,
+            bytes: r.bytes,
+        })
+    })
+    .await
+    .map_err(|e| RequestError::Invalid(format!("receive build context contents: {e}")));
+    let _ = tokio::fs::remove_file(&tmp).await;
+    Ok(json(StatusCode::OK, &received??))
+}
+
+/// Runs a build in the background; its events go to `tx`; the build is
+/// cancelled when the client goes away.
+fn spawn_build(
+    engine: &Arc<Engine>,
+    request: BuildRequest,
+    options: BuildOptions,
+    tx: UnboundedSender<BuildEvent>,
+    until_gone: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (cancel, handle) = Cancel::new();
+    tokio::spawn(async move {
+        until_gone.await;
+        handle.cancel();
+    });
+    let engine = Arc::clone(engine);
+    tokio::spawn(async move {
+        if let Err(e) = build::build(&engine, request, options, tx.clone(), cancel).await {
+            let _ = tx.send(build::failure(&e));
+        }
+    });
+}
+
+/// `POST /servin/v1/build`: a [`BuildRequest`]; progress as JSON lines.
+pub async fn build(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Response<Body>> {
+    let request: BuildRequest = body::json(req.into_body(), "build request").await?;
+    let (tx, mut rx) = unbounded_channel::<BuildEvent>();
+    let (out_tx, out_rx) = unbounded_channel::<Bytes>();
+    let gone = out_tx.clone();
+    spawn_build(
+        engine,
+        request,
+        BuildOptions::default(),
+        tx,
+        async move { gone.closed().await },
+    );
+    tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            if let Ok(mut line) = serde_json::to_vec(&event) {
+                line.push(b'\n');
+                if out_tx.send(Bytes::from(line)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Ok(streaming("application/json", out_rx))
+}
+
+/// The classic `POST /build` query parameters servin takes; the others are
+/// refused when set to anything but their default.
+fn classic_request(query: &Query) -> Result<(BuildRequest, BuildOptions, String)> {
+    for (key, default) in [
+        ("remote", ""),
+        ("extrahosts", ""),
+        ("cachefrom", ""),
+        ("squash", ""),
+        ("outputs", ""),
+        ("memory", "0"),
+        ("memswap", "0"),
+        ("cpushares", "0"),
+        ("cpusetcpus", ""),
+        ("cpuperiod", "0"),
+        ("cpuquota", "0"),
+        ("shmsize", "0"),
+        ("isolation", ""),
+        ("session", ""),
+    ] {
+        if let Some(v) = query.get(key)
+            && !v.is_empty()
+            && v != default
+            && !(key == "cachefrom" && v == "[]")
+            && !(key == "squash" && matches!(v, "0" | "false"))
+        {
+            return Err(RequestError::Invalid(format!(
+                "build: {key}={v} is not supported by servin's builder"
+            ))
+            .into());
+        }
+    }
+    if let Some(v) = query.get("version")
+        && v != "1"
+    {
+        return Err(RequestError::Invalid(format!(
+            "build: builder version {v} (BuildKit) is not served: use DOCKER_BUILDKIT=0 or `servin build`"
+        ))
+        .into());
+    }
+    if let Some(p) = query.get("platform").filter(|p| !p.is_empty()) {
+        let asked = crate::image::pull::Platform::parse(p)?;
+        let host = crate::image::pull::Platform::host();
+        if asked.os != host.os || asked.architecture != host.architecture {
+            return Err(RequestError::Invalid(format!(
+                "build: platform {p} cannot be built on this {}/{} engine",
+                host.os, host.architecture
+            ))
+            .into());
+        }
+    }
+    let network = query.get("networkmode").unwrap_or("default");
+    if !matches!(network, "" | "default" | "bridge" | "host" | "none") {
+        return Err(RequestError::Invalid(format!(
+            "build: network mode {network:?} is not supported: use default, bridge, host or none"
+        ))
+        .into());
+    }
+    let map = |key: &str| -> Result<BTreeMap<String, String>> {
+        match query.get(key).filter(|v| !v.is_empty()) {
+            None => Ok(BTreeMap::new()),
+            Some(v) => {
+                let m: BTreeMap<String, Option<String>> = serde_json::from_str(v).map_err(|e| {
+                    RequestError::Invalid(format!("build: malformed {key} {v:?}: {e}"))
+                })?;
+                // A null build arg is one given without a value and not
+                // set in the client's environment: Docker drops it.
+                Ok(m.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
+            }
+        }
+    };
+    let tags = query.all("t");
+    for t in &tags {
+        crate::image::reference::ImageRef::parse(t)?;
+    }
+    let request = BuildRequest {
+        dockerfile: String::new(),
+        dockerfile_name: query
+            .get("dockerfile")
+            .filter(|d| !d.is_empty())
+            .unwrap_or("Dockerfile")
+            .to_string(),
+        context: String::new(),
+        tags,
+        build_args: map("buildargs")?,
+        target: query.get("target").filter(|t| !t.is_empty()).map(String::from),
+        no_cache: query.flag("nocache"),
+        pull: query.flag("pull"),
+        labels: map("labels")?,
+        secrets: Vec::new(),
+    };
+    let options = BuildOptions {
+        // Docker's default is to remove them; docker-py asks to keep them.
+        keep_containers: query.get("rm").is_some_and(|v| matches!(v, "0" | "false"))
+            && !query.flag("forcerm"),
+        network: match network {
+            "" | "bridge" => "default".to_string(),
+            other => other.to_string(),
+        },
+    };
+    Ok((request, options, query.get("q").unwrap_or("").to_string()))
+}
+
+/// `POST /build`: Docker's classic build. The body is the context as a
+/// (possibly compressed) tar; the Dockerfile is in it.
+pub async fn classic(
+    engine: &Arc<Engine>,
+    query: &Query,
+    req: Request<Incoming>,
+) -> Result<Response<Body>> {
+    let parsed = classic_request(query);
+    let (mut request, options, quiet) = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            super::routes::discard_body(req).await;
+            return Err(e);
+        }
+    };
+    let quiet = matches!(quiet.as_str(), "1" | "true");
+    let tmp = engine.store.temp_path("build-context");
+    let mut file = tokio::fs::File::create(&tmp)
+        .await
+        .map_err(Error::io("create", &tmp))?;
+    let uploaded = body::upload(req.into_body(), &mut file, &tmp).await;
+    drop(file);
+    if let Err(e) = uploaded {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(e);
+    }
+    let (out_tx, out_rx) = unbounded_channel::<Bytes>();
+    let progress = crate::image::progress::Progress::new(out_tx.clone());
+    let builder = Arc::clone(&engine.builder);
+    let name = request.dockerfile_name.clone();
+    let tar = tmp.clone();
+    let ingested = tokio::task::spawn_blocking(move || builder.ingest_tar(&tar, &name))
+        .await
+        .map_err(|e| BuildError::Invalid(format!("read the build context: {e}")));
+    let _ = tokio::fs::remove_file(&tmp).await;
+    let (dockerfile, context) = match ingested {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => return Err(e),
+        Err(e) => return Err(e.into()),
+    };
+    request.dockerfile = dockerfile;
+    request.context = context;
+    let (tx, rx) = unbounded_channel::<BuildEvent>();
+    let gone = out_tx.clone();
+    spawn_build(engine, request, options, tx, async move {
+        gone.closed().await;
+    });
+    tokio::spawn(classic_stream(rx, progress, quiet));
+    Ok(streaming("application/json", out_rx))
+}
+
+/// Docker's classic progress lines for the builder's events.
+async fn classic_stream(
+    mut rx: UnboundedReceiver<BuildEvent>,
+    progress: crate::image::progress::Progress,
+    quiet: bool,
+) {
+    let say = |text: &str| {
+        if !quiet {
+            progress.stream(text);
+        }
+    };
+    while let Some(event) = rx.recv().await {
+        match event {
+            BuildEvent::Step {
+                instruction,
+                number,
+                of,
+                ..
+            } => {
+                say(&format!("Step {number}/{of} : {instruction}\n"));
+            }
+            BuildEvent::Cached { image, .. } => {
+                say(" ---> Using cache\n");
+                say(&format!(" ---> {}\n", short_id(&image)));
+            }
+            BuildEvent::Running { container, .. } => {
+                say(&format!(" ---> Running in {}\n", short_id(&container)));
+            }
+            BuildEvent::Output { text, .. } => say(&text),
+            BuildEvent::Reason { .. } => {}
+            BuildEvent::Done { image, .. } => say(&format!(" ---> {}\n", short_id(&image))),
+            BuildEvent::Warning { message } => say(&format!("[Warning] {message}\n")),
+            BuildEvent::Built { id, tags } => {
+                progress.send_json(&serde_json::json!({ "aux": { "ID": id } }));
+                if quiet {
+                    progress.stream(&format!("{id}\n"));
+                } else {
+                    say(&format!("Successfully built {}\n", short_id(&id)));
+                    for t in tags {
+                        say(&format!(
+                            "Successfully tagged {}\n",
+                            crate::image::reference::familiar(&t)
+                        ));
+                    }
+                }
+            }
+            BuildEvent::Failed { message, .. } => {
+                progress.error(&message);
+            }
+        }
+    }
+}
+
+/// `POST /build/prune`: the build cache, and the context contents no
+/// context needs.
+pub async fn prune(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
+    let all = query.flag("all");
+    let _ = all;
+    let builder = Arc::clone(&engine.builder);
+    let engine2 = Arc::clone(engine);
+    let (deleted, reclaimed) = builder.prune(&engine2).await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "CachesDeleted": deleted, "SpaceReclaimed": reclaimed }),
+    ))
+}
+
+/// The Dockerfile's path inside an extracted classic context, refused when
+/// it leaves the context.
+pub fn dockerfile_in(root: &Path, name: &str) -> Result<std::path::PathBuf> {
+    let rel = crate::image::unpack::safe_relative(Path::new(name)).map_err(|why| {
+        BuildError::Invalid(format!(
+            "the Dockerfile {name:?} is outside the build context: {why}"
+        ))
+    })?;
+    Ok(root.join(rel))
+}

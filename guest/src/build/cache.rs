@@ -1,0 +1,292 @@
+//! The build cache: a step's key is what its result depends on (the parent
+//! image, the instruction after expansion, the build args it can see, the
+//! content of its sources); the index maps a key to the image it made.
+//!
+//! Layout under `<root>/build/`:
+//! - `cache/<key hex>`: the image ID a step with that key made. A lookup
+//!   reads one file: no scan of the images.
+//! - `steps/<slot hex>`: the inputs of the last run of one step of one
+//!   Dockerfile (its "slot"), kept to say why the next build of that step
+//!   missed the cache. Secrets never reach either.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::state::write_synced;
+
+/// What a step's result depends on.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Inputs {
+    /// The image the step starts from (`sha256:...`), or `scratch`.
+    pub parent: String,
+    /// The instruction, expanded, in a canonical form.
+    pub instruction: String,
+    /// The build args the step can see, with their values.
+    pub args: BTreeMap<String, String>,
+    /// The sources' content, by path (for `COPY`/`ADD`): the digest of
+    /// each file's bytes, mode and owner. Never mtimes.
+    pub sources: BTreeMap<String, String>,
+    /// Other inputs (a digest of a stage's image, a URL's checksum).
+    pub extra: BTreeMap<String, String>,
+}
+
+impl Inputs {
+    /// The cache key.
+    pub fn key(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(b"servin-build-step v1\0");
+        for part in [&self.parent, &self.instruction] {
+            h.update(part.as_bytes());
+            h.update(b"\0");
+        }
+        for map in [&self.args, &self.sources, &self.extra] {
+            h.update(b"\x01");
+            for (k, v) in map {
+                h.update(k.as_bytes());
+                h.update(b"=");
+                h.update(v.as_bytes());
+                h.update(b"\0");
+            }
+        }
+        hex(&h.finalize())
+    }
+
+    /// Why a step with these inputs is not the cached run of `before`, in
+    /// one line.
+    pub fn why_not(&self, before: Option<&Inputs>) -> String {
+        let Some(before) = before else {
+            return "not built before".to_string();
+        };
+        if self.parent != before.parent {
+            return "the step before it changed".to_string();
+        }
+        if self.instruction != before.instruction {
+            return "the instruction changed".to_string();
+        }
+        let mut args: Vec<&str> = Vec::new();
+        for (k, v) in &self.args {
+            if before.args.get(k) != Some(v) {
+                args.push(k);
+            }
+        }
+        for k in before.args.keys() {
+            if !self.args.contains_key(k) {
+                args.push(k);
+            }
+        }
+        if !args.is_empty() {
+            args.sort_unstable();
+            args.dedup();
+            let s = if args.len() == 1 { "" } else { "s" };
+            return format!("build arg{s} {} changed", args.join(", "));
+        }
+        if self.sources != before.sources {
+            let mut changed: Vec<String> = Vec::new();
+            for (path, digest) in &self.sources {
+                match before.sources.get(path) {
+                    Some(d) if d == digest => {}
+                    Some(_) => changed.push(format!("{path} changed")),
+                    None => changed.push(format!("{path} added")),
+                }
+            }
+            for path in before.sources.keys() {
+                if !self.sources.contains_key(path) {
+                    changed.push(format!("{path} removed"));
+                }
+            }
+            let shown = changed.len().min(3);
+            let mut line = changed[..shown].join(", ");
+            if changed.len() > shown {
+                line.push_str(&format!(" and {} more", changed.len() - shown));
+            }
+            return line;
+        }
+        if self.extra != before.extra {
+            let mut what: Vec<&str> = self
+                .extra
+                .iter()
+                .filter(|(k, v)| before.extra.get(*k) != Some(v))
+                .map(|(k, _)| k.as_str())
+                .collect();
+            what.extend(
+                before
+                    .extra
+                    .keys()
+                    .filter(|k| !self.extra.contains_key(*k))
+                    .map(String::as_str),
+            );
+            what.sort_unstable();
+            what.dedup();
+            return format!("{} changed", what.join(", "));
+        }
+        "its cached result is gone".to_string()
+    }
+}
+
+/// A stable name for one step of one Dockerfile, across builds.
+pub fn slot(identity: &str, stage: &str, step: usize) -> String {
+    let mut h = Sha256::new();
+    h.update(identity.as_bytes());
+    h.update(b"\0");
+    h.update(stage.as_bytes());
+    h.update(b"\0");
+    h.update(step.to_le_bytes());
+    hex(&h.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The cache index and the step records.
+pub struct Cache {
+    dir: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    image: String,
+}
+
+impl Cache {
+    /// Opens (creating) the cache under `<root>/build`.
+    pub fn open(build_dir: &Path) -> Result<Self> {
+        for sub in ["cache", "steps"] {
+            let p = build_dir.join(sub);
+            fs::create_dir_all(&p).map_err(Error::io("create", &p))?;
+        }
+        Ok(Self {
+            dir: build_dir.to_path_buf(),
+        })
+    }
+
+    /// The image a step with `key` made, if recorded.
+    pub fn get(&self, key: &str) -> Option<String> {
+        let bytes = fs::read(self.dir.join("cache").join(key)).ok()?;
+        serde_json::from_slice::<Entry>(&bytes).ok().map(|e| e.image)
+    }
+
+    /// Records that a step with `key` made `image`.
+    pub fn put(&self, key: &str, image: &str) -> Result<()> {
+        let path = self.dir.join("cache").join(key);
+        let bytes = serde_json::to_vec(&Entry {
+            image: image.to_string(),
+        })
+        .map_err(Error::json(path.display().to_string()))?;
+        write_synced(&path, &bytes)
+    }
+
+    /// The inputs of the last run of `slot`.
+    pub fn last_run(&self, slot: &str) -> Option<Inputs> {
+        let bytes = fs::read(self.dir.join("steps").join(slot)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Keeps `inputs` as the last run of `slot`.
+    pub fn remember(&self, slot: &str, inputs: &Inputs) -> Result<()> {
+        let path = self.dir.join("steps").join(slot);
+        let bytes = serde_json::to_vec(inputs).map_err(Error::json(path.display().to_string()))?;
+        write_synced(&path, &bytes)
+    }
+
+    /// Forgets every entry whose image is not kept by `keep`; returns how
+    /// many went.
+    pub fn prune(&self, keep: impl Fn(&str) -> bool) -> usize {
+        let mut gone = 0;
+        let dir = self.dir.join("cache");
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = entry.path();
+            let image = fs::read(&p)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Entry>(&b).ok())
+                .map(|e| e.image);
+            if image.as_deref().is_none_or(|i| !keep(i)) && fs::remove_file(&p).is_ok() {
+                gone += 1;
+            }
+        }
+        gone
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn inputs() -> Inputs {
+        Inputs {
+            parent: "sha256:aa".into(),
+            instruction: "RUN make".into(),
+            args: [("V".to_string(), "1".to_string())].into(),
+            sources: [
+                ("src/a.js".to_string(), "sha256:1".to_string()),
+                ("src/b.js".to_string(), "sha256:2".to_string()),
+            ]
+            .into(),
+            extra: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn keys_follow_every_input() {
+        let a = inputs();
+        assert_eq!(a.key(), inputs().key());
+        let mut b = inputs();
+        b.parent = "sha256:bb".into();
+        assert_ne!(a.key(), b.key());
+        let mut c = inputs();
+        c.args.insert("V".into(), "2".into());
+        assert_ne!(a.key(), c.key());
+        let mut d = inputs();
+        d.sources.insert("src/a.js".into(), "sha256:9".into());
+        assert_ne!(a.key(), d.key());
+        // The separators keep an arg and a source with the same text apart.
+        let mut e = Inputs::default();
+        e.args.insert("x".into(), "y".into());
+        let mut f = Inputs::default();
+        f.sources.insert("x".into(), "y".into());
+        assert_ne!(e.key(), f.key());
+    }
+
+    #[test]
+    fn says_why_in_one_line() {
+        let a = inputs();
+        assert_eq!(a.why_not(None), "not built before");
+        let mut b = inputs();
+        b.parent = "sha256:bb".into();
+        assert_eq!(b.why_not(Some(&a)), "the step before it changed");
+        let mut c = inputs();
+        c.args.insert("V".into(), "2".into());
+        assert_eq!(c.why_not(Some(&a)), "build arg V changed");
+        let mut d = inputs();
+        d.sources.insert("src/a.js".into(), "sha256:9".into());
+        d.sources.remove("src/b.js");
+        d.sources.insert("src/c.js".into(), "sha256:3".into());
+        assert_eq!(
+            d.why_not(Some(&a)),
+            "src/a.js changed, src/c.js added, src/b.js removed"
+        );
+        assert_eq!(a.why_not(Some(&a)), "its cached result is gone");
+    }
+
+    #[test]
+    fn index_round_trips_and_prunes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let k = inputs().key();
+        assert_eq!(cache.get(&k), None);
+        cache.put(&k, "sha256:img").unwrap();
+        assert_eq!(cache.get(&k).as_deref(), Some("sha256:img"));
+        let s = slot("Dockerfile", "0", 2);
+        cache.remember(&s, &inputs()).unwrap();
+        assert_eq!(cache.last_run(&s), Some(inputs()));
+        assert_eq!(cache.prune(|i| i == "sha256:img"), 0);
+        assert_eq!(cache.prune(|_| false), 1);
+        assert_eq!(cache.get(&k), None);
+    }
+}

@@ -1,0 +1,106 @@
+//! Build contexts on the engine's side: the indexes the CLI sent (by
+//! digest) and the contents they name (by content digest), so a rebuild
+//! after one file changed receives only that file.
+//!
+//! Layout under `<root>/build/`: `contexts/<index hex>.json` and
+//! `blobs/sha256/<content hex>`.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use servin_buildctx::{BlobStore, ContextIndex};
+
+use super::error::BuildError;
+use crate::error::{Error, Result};
+use crate::state::write_synced;
+
+/// The contexts and contents the engine holds.
+pub struct Contexts {
+    dir: PathBuf,
+    /// The contents.
+    pub blobs: BlobStore,
+    loaded: Mutex<HashMap<String, Arc<ContextIndex>>>,
+}
+
+fn hex_of(digest: &str) -> Result<&str> {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(hex)
+    } else {
+        Err(BuildError::Invalid(format!("invalid context digest {digest:?}")).into())
+    }
+}
+
+impl Contexts {
+    /// Opens (creating) the stores under `build_dir`.
+    pub fn open(build_dir: &Path) -> Result<Self> {
+        let dir = build_dir.join("contexts");
+        fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+        let blobs_dir = build_dir.join("blobs");
+        let blobs = BlobStore::open(&blobs_dir)
+            .map_err(|e| BuildError::Invalid(format!("open {}: {e}", blobs_dir.display())))?;
+        Ok(Self {
+            dir,
+            blobs,
+            loaded: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ContextIndex>>> {
+        self.loaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The index with `digest`, if the engine holds it.
+    pub fn get(&self, digest: &str) -> Result<Option<Arc<ContextIndex>>> {
+        let hex = hex_of(digest)?;
+        if let Some(found) = self.loaded().get(hex) {
+            return Ok(Some(Arc::clone(found)));
+        }
+        let path = self.dir.join(format!("{hex}.json"));
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("read", &path)(e)),
+        };
+        let index: ContextIndex =
+            serde_json::from_slice(&bytes).map_err(Error::json(path.display().to_string()))?;
+        let index = Arc::new(index);
+        self.loaded().insert(hex.to_string(), Arc::clone(&index));
+        Ok(Some(index))
+    }
+
+    /// Keeps the index sent as `bytes`, which must have `digest`.
+    pub fn put(&self, digest: &str, bytes: &[u8]) -> Result<Arc<ContextIndex>> {
+        let hex = hex_of(digest)?.to_string();
+        let index: ContextIndex = serde_json::from_slice(bytes)
+            .map_err(|e| BuildError::Invalid(format!("malformed context index: {e}")))?;
+        let actual = index.digest();
+        if actual.strip_prefix("sha256:").unwrap_or(&actual) != hex {
+            return Err(BuildError::Invalid(format!(
+                "the context index has digest {actual}, not {digest}"
+            ))
+            .into());
+        }
+        let path = self.dir.join(format!("{hex}.json"));
+        write_synced(&path, bytes)?;
+        let index = Arc::new(index);
+        self.loaded().insert(hex, Arc::clone(&index));
+        Ok(index)
+    }
+
+    /// The content digests of `index` the engine has no content for.
+    pub fn missing(&self, index: &ContextIndex) -> Vec<String> {
+        let mut wanted: Vec<String> = index
+            .entries()
+            .iter()
+            .filter_map(|e| e.digest().map(str::to_string))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        self.blobs.missing(&wanted)
+    }
+}

@@ -1,0 +1,462 @@
+//! `COPY` and `ADD`: the sources (from the context's content store, from
+//! another stage's or image's root, or here-documents) become a tar stream
+//! named as Docker places them, extracted into the step's root with the
+//! same in-root extraction as `docker cp` (symlinks in the image resolve
+//! inside it, never outside).
+
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use servin_buildctx::{BlobStore, ContextIndex, EntryKind, Selection};
+
+use crate::container::archive_tar::{self, ExtractOptions};
+
+/// Where the sources come from.
+pub enum Source<'a> {
+    /// The build context.
+    Context {
+        /// Its index.
+        index: &'a ContextIndex,
+        /// The contents.
+        blobs: &'a BlobStore,
+    },
+    /// The root folder of another stage or image (mounted read-only).
+    Root(&'a Path),
+}
+
+/// One `COPY`/`ADD`, expanded.
+pub struct CopyJob {
+    /// Sources as written (paths or globs).
+    pub sources: Vec<String>,
+    /// Here-documents: (file name, content).
+    pub heredocs: Vec<(String, String)>,
+    /// Destination, absolute (the working folder already joined).
+    pub dest: String,
+    /// Whether the destination was written with a trailing `/`.
+    pub dest_is_dir: bool,
+    /// `--chown`, resolved.
+    pub owner: Option<(u32, u32)>,
+    /// `--chmod`.
+    pub chmod: Option<u32>,
+    /// `ADD`: extract local tar archives.
+    pub extract_archives: bool,
+}
+
+/// One tar entry to write: where it goes (relative to a destination
+/// folder) and what it is.
+enum Item<'a> {
+    Context(String, &'a servin_buildctx::Entry),
+    Data {
+        name: String,
+        data: Vec<u8>,
+        mode: u32,
+    },
+}
+
+fn fail(what: impl std::fmt::Display) -> String {
+    what.to_string()
+}
+
+fn base(path: &str) -> String {
+    path.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+fn parent(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    match trimmed.rfind('/') {
+        Some(0) | None => "/".to_string(),
+        Some(i) => trimmed[..i].to_string(),
+    }
+}
+
+fn is_dir_in(root: &OwnedFd, path: &str) -> bool {
+    archive_tar::is_dir(root, path)
+}
+
+/// Copies `job`'s sources from `source` into the root mounted at `target`.
+pub fn copy_into(target: &Path, job: &CopyJob, source: &Source<'_>) -> Result<(), String> {
+    let root = archive_tar::open_root(target).map_err(|e| fail(format!("open the root: {e}")))?;
+    match source {
+        Source::Context { index, blobs } => copy_context(target, &root, job, index, blobs),
+        Source::Root(from) => copy_root(target, &root, job, from),
+    }
+}
+
+/// Ensures `dir` exists in the root, owned as `owner` says (root else).
+fn ensure_dir(target: &Path, dir: &str, owner: Option<(u32, u32)>) -> Result<(), String> {
+    let (uid, gid) = owner.unwrap_or((0, 0));
+    crate::runtime::rootfs::ensure_dir_in_root(target, dir, uid, gid)
+        .map_err(|e| e.full_message())
+}
+
+fn copy_context(
+    target: &Path,
+    root: &OwnedFd,
+    job: &CopyJob,
+    index: &ContextIndex,
+    blobs: &BlobStore,
+) -> Result<(), String> {
+    let mut selections: Vec<Selection<'_>> = Vec::new();
+    for src in &job.sources {
+        selections.extend(index.select(src).map_err(fail)?);
+    }
+    let count = selections.len() + job.heredocs.len();
+    let into_dir = job.dest_is_dir || count > 1 || is_dir_in(root, &job.dest);
+    // Items per destination folder.
+    let mut plan: Vec<(String, Vec<Item<'_>>)> = Vec::new();
+    for sel in &selections {
+        let top_is_dir = sel.root.is_empty()
+            || sel
+                .entries
+                .first()
+                .is_none_or(|e| e.path != sel.root || e.kind == EntryKind::Dir);
+        if top_is_dir {
+            // A folder's contents go into the destination folder.
+            let mut items = Vec::new();
+            for e in &sel.entries {
+                if e.path == sel.root {
+                    continue;
+                }
+                let rel = if sel.root.is_empty() {
+                    e.path.clone()
+                } else {
+                    e.path
+                        .strip_prefix(&format!("{}/", sel.root))
+                        .unwrap_or(&e.path)
+                        .to_string()
+                };
+                items.push(Item::Context(rel, e));
+            }
+            plan.push((job.dest.clone(), items));
+        } else if let Some(e) = sel.entries.first() {
+            let (dir, name) = if into_dir {
+                (job.dest.clone(), base(&e.path))
+            } else {
+                (parent(&job.dest), base(&job.dest))
+            };
+            plan.push((dir, vec![Item::Context(name, e)]));
+        }
+    }
+    for (name, content) in &job.heredocs {
+        let (dir, file) = if into_dir {
+            (job.dest.clone(), name.clone())
+        } else {
+            (parent(&job.dest), base(&job.dest))
+        };
+        plan.push((
+            dir,
+            vec![Item::Data {
+                name: file,
+                data: content.clone().into_bytes(),
+                mode: 0o644,
+            }],
+        ));
+    }
+    for (dir, items) in plan {
+        ensure_dir(target, &dir, job.owner)?;
+        // `ADD` of a local archive: its contents, extracted.
+        if job.extract_archives {
+            let mut rest = Vec::new();
+            for item in items {
+                if let Item::Context(_, e) = &item
+                    && e.kind == EntryKind::File
+                    && let Some(d) = &e.digest
+                    && let Some(reader) = archive_reader(&blobs.path(d))
+                {
+                    archive_tar::extract(
+                        root,
+                        &dir,
+                        reader,
+                        ExtractOptions {
+                            no_overwrite_dir_non_dir: false,
+                            owner: job.owner,
+                        },
+                    )
+                    .map_err(|e| fail(format!("extract {} into {dir}: {e}", e_path(&item))))?;
+                    continue;
+                }
+                rest.push(item);
+            }
+            write_items(root, &dir, rest, job, blobs)?;
+        } else {
+            write_items(root, &dir, items, job, blobs)?;
+        }
+    }
+    Ok(())
+}
+
+fn e_path(item: &Item<'_>) -> String {
+    match item {
+        Item::Context(_, e) => e.path.clone(),
+        Item::Data { name, .. } => name.clone(),
+    }
+}
+
+/// A reader of a tar archive's entries, when `path` holds one (plain,
+/// gzip or zstd); `None` for any other file, which `ADD` copies as is.
+fn archive_reader(path: &Path) -> Option<Box<dyn Read + Send>> {
+    let mut head = [0u8; 512];
+    let mut f = std::fs::File::open(path).ok()?;
+    let n = f.read(&mut head).ok()?;
+    let compressed = head[..n].starts_with(&[0x1f, 0x8b])
+        || head[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
+    let plain_tar = n >= 262 && &head[257..262] == b"ustar";
+    if !compressed && !plain_tar {
+        return None;
+    }
+    let mut reader = crate::image::unpack::decompressed(path).ok()?;
+    if compressed {
+        // Only archives count: a compressed file that is no tar is copied.
+        let mut inner = [0u8; 512];
+        let mut got = 0;
+        while got < inner.len() {
+            match reader.read(&mut inner[got..]) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => got += k,
+            }
+        }
+        if got < 262 || &inner[257..262] != b"ustar" {
+            return None;
+        }
+        return crate::image::unpack::decompressed(path).ok();
+    }
+    Some(reader)
+}
+
+/// Writes `items` as a tar and extracts it into `dir` of the root.
+fn write_items(
+    root: &OwnedFd,
+    dir: &str,
+    items: Vec<Item<'_>>,
+    job: &CopyJob,
+    blobs: &BlobStore,
+) -> Result<(), String> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let (reader, writer) = std::io::pipe().map_err(|e| fail(format!("pipe: {e}")))?;
+    let chmod = job.chmod;
+    std::thread::scope(|s| -> Result<(), String> {
+        let producer = s.spawn(move || -> Result<(), String> {
+            let mut tar = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, writer));
+            tar.mode(tar::HeaderMode::Complete);
+            for item in items {
+                let mut h = tar::Header::new_gnu();
+                h.set_uid(0);
+                h.set_gid(0);
+                match item {
+                    Item::Data { name, data, mode } => {
+                        h.set_entry_type(tar::EntryType::Regular);
+                        h.set_mode(chmod.unwrap_or(mode));
+                        h.set_size(data.len() as u64);
+                        h.set_mtime(0);
+                        tar.append_data(&mut h, &name, data.as_slice())
+                            .map_err(|e| fail(format!("write {name}: {e}")))?;
+                    }
+                    Item::Context(name, e) => {
+                        let mode = chmod.unwrap_or(e.mode);
+                        h.set_mode(mode);
+                        h.set_mtime(u64::try_from(e.mtime_ns / 1_000_000_000).unwrap_or(0));
+                        match &e.kind {
+                            EntryKind::Dir => {
+                                h.set_entry_type(tar::EntryType::Directory);
+                                h.set_size(0);
+                                tar.append_data(&mut h, format!("{name}/"), std::io::empty())
+                                    .map_err(|err| fail(format!("write {}: {err}", e.path)))?;
+                            }
+                            EntryKind::Symlink { target } => {
+                                h.set_entry_type(tar::EntryType::Symlink);
+                                h.set_size(0);
+                                tar.append_link(&mut h, &name, target)
+                                    .map_err(|err| fail(format!("write {}: {err}", e.path)))?;
+                            }
+                            EntryKind::File => {
+                                let digest = e.digest.as_deref().unwrap_or_default();
+                                let path = blobs.path(digest);
+                                let f = std::fs::File::open(&path).map_err(|err| {
+                                    fail(format!("read {} (content {digest}): {err}", e.path))
+                                })?;
+                                h.set_entry_type(tar::EntryType::Regular);
+                                h.set_size(e.size);
+                                tar.append_data(&mut h, &name, f.take(e.size))
+                                    .map_err(|err| fail(format!("write {}: {err}", e.path)))?;
+                            }
+                        }
+                    }
+                }
+            }
+            let mut out = tar
+                .into_inner()
+                .map_err(|e| fail(format!("finish the tar: {e}")))?;
+            out.flush().map_err(|e| fail(format!("finish the tar: {e}")))
+        });
+        let extracted = archive_tar::extract(
+            root,
+            dir,
+            std::io::BufReader::with_capacity(1 << 20, reader),
+            ExtractOptions {
+                no_overwrite_dir_non_dir: false,
+                owner: Some(job.owner.unwrap_or((0, 0))),
+            },
+        );
+        let produced = producer
+            .join()
+            .map_err(|_| fail("the tar writer panicked"))?;
+        extracted.map_err(|e| fail(format!("copy into {dir}: {e}")))?;
+        produced
+    })
+}
+
+/// Matches a glob segment (`*`, `?`, `[...]`) against a name.
+fn glob(pattern: &str, name: &str) -> bool {
+    crate::filters::glob_match(pattern, name)
+}
+
+fn has_wildcard(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// The paths `src` names in the root at `from` (globs in any segment).
+fn expand_in_root(from_root: &OwnedFd, src: &str) -> Result<Vec<String>, String> {
+    let cleaned = archive_tar::clean(&format!("/{src}"));
+    if !has_wildcard(&cleaned) {
+        archive_tar::stat(from_root, &cleaned)
+            .map_err(|_| fail(format!("{src}: not found in the source image")))?;
+        return Ok(vec![cleaned]);
+    }
+    let mut found = vec!["/".to_string()];
+    for seg in cleaned.split('/').filter(|s| !s.is_empty()) {
+        let mut next = Vec::new();
+        for dir in &found {
+            let base_dir = if dir == "/" {
+                String::new()
+            } else {
+                dir.clone()
+            };
+            if has_wildcard(seg) {
+                for name in archive_tar::list_dir(from_root, dir).unwrap_or_default() {
+                    if glob(seg, &name) {
+                        next.push(format!("{base_dir}/{name}"));
+                    }
+                }
+            } else {
+                let p = format!("{base_dir}/{seg}");
+                if archive_tar::stat(from_root, &p).is_ok() {
+                    next.push(p);
+                }
+            }
+        }
+        next.sort();
+        found = next;
+    }
+    if found.is_empty() {
+        return Err(fail(format!(
+            "no source files were specified: nothing in the source image matches {src}"
+        )));
+    }
+    Ok(found)
+}
+
+fn copy_root(target: &Path, root: &OwnedFd, job: &CopyJob, from: &Path) -> Result<(), String> {
+    let from_root =
+        archive_tar::open_root(from).map_err(|e| fail(format!("open the source root: {e}")))?;
+    let mut paths = Vec::new();
+    for src in &job.sources {
+        paths.extend(expand_in_root(&from_root, src)?);
+    }
+    let into_dir = job.dest_is_dir || paths.len() > 1 || is_dir_in(root, &job.dest);
+    for p in paths {
+        let src_is_dir = is_dir_in(&from_root, &p);
+        let (dir, rename): (String, Option<String>) = if src_is_dir {
+            (job.dest.clone(), None)
+        } else if into_dir {
+            (job.dest.clone(), Some(base(&p)))
+        } else {
+            (parent(&job.dest), Some(base(&job.dest)))
+        };
+        ensure_dir(target, &dir, job.owner)?;
+        // The source tarred from its root, entries renamed: a folder's
+        // contents land in `dir`, a file under its destination name.
+        let mut buf = Vec::new();
+        archive_tar::write_tar(&from_root, &p, &mut buf)
+            .map_err(|e| fail(format!("read {p} from the source image: {e}")))?;
+        let renamed = rename_entries(&buf, src_is_dir, rename.as_deref(), job.chmod)
+            .map_err(|e| fail(format!("read {p} from the source image: {e}")))?;
+        archive_tar::extract(
+            root,
+            &dir,
+            renamed.as_slice(),
+            ExtractOptions {
+                no_overwrite_dir_non_dir: false,
+                owner: job.owner,
+            },
+        )
+        .map_err(|e| fail(format!("copy {p} into {dir}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Rewrites a tar whose entries start with one top name: a folder's top
+/// entry is dropped and its children lose the prefix; a file is renamed.
+fn rename_entries(
+    tar_bytes: &[u8],
+    strip_top: bool,
+    rename: Option<&str>,
+    chmod: Option<u32>,
+) -> std::io::Result<Vec<u8>> {
+    let mut out = tar::Builder::new(Vec::new());
+    out.mode(tar::HeaderMode::Complete);
+    let mut archive = tar::Archive::new(tar_bytes);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.to_string_lossy().into_owned();
+        let path = path.trim_end_matches('/').to_string();
+        let (top, rest) = path.split_once('/').unwrap_or((path.as_str(), ""));
+        let name = if strip_top {
+            if rest.is_empty() {
+                continue;
+            }
+            rest.to_string()
+        } else {
+            match (rename, rest.is_empty()) {
+                (Some(r), true) => r.to_string(),
+                (Some(r), false) => format!("{r}/{rest}"),
+                (None, _) => format!("{top}/{rest}"),
+            }
+        };
+        let mut header = entry.header().clone();
+        if let Some(m) = chmod {
+            header.set_mode(m);
+        }
+        let link = entry.link_name()?.map(|l| l.to_string_lossy().into_owned());
+        let kind = header.entry_type();
+        if kind.is_symlink() {
+            out.append_link(&mut header, &name, link.unwrap_or_default())?;
+        } else if kind.is_hard_link() {
+            // A hard link names another entry: rename its target the same way.
+            let target = link.unwrap_or_default();
+            let target = target.trim_end_matches('/');
+            let (_, trest) = target.split_once('/').unwrap_or((target, ""));
+            let renamed = if strip_top {
+                trest.to_string()
+            } else {
+                match rename {
+                    Some(r) if trest.is_empty() => r.to_string(),
+                    Some(r) => format!("{r}/{trest}"),
+                    None => target.to_string(),
+                }
+            };
+            out.append_link(&mut header, &name, renamed)?;
+        } else {
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data)?;
+            out.append_data(&mut header, &name, data.as_slice())?;
+        }
+    }
+    out.into_inner()
+}
