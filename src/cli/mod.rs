@@ -2,6 +2,7 @@
 //! file and is a thin layer over the library.
 
 mod attach;
+mod build;
 mod completions;
 mod config;
 mod cp;
@@ -149,6 +150,7 @@ pub enum Command {
     Unpause(pause::UnpauseArgs),
     Update(update::Args),
     System(system::Args),
+    Build(build::Args),
     Pull(pull::Args),
     Push(push::Args),
     Images(images::Args),
@@ -192,6 +194,7 @@ pub fn main() -> ExitCode {
         Command::Lock(args) => lock::run(&cli, args),
         Command::Import(args) => import::run(&cli, args),
         Command::Kube(args) => kube::run(&cli, args),
+        Command::Build(args) => build::run(&cli, args),
         Command::Info(args) => info::run(&cli, args),
         Command::Doctor(args) => doctor::run(&cli, args),
         Command::Run(args) => run::run(&cli, args),

@@ -18,6 +18,7 @@
 
 pub mod address;
 pub mod auth;
+pub mod build;
 pub mod containers;
 pub mod copy;
 pub mod images;

@@ -1,0 +1,537 @@
+//! `servin build`: a context folder and its Dockerfile, or the project's
+//! images that have `build`.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use servin_proto::build::{BuildEvent, BuildRequest, BuildSecret, DockerfileDiagnostic, StepRef};
+
+use super::Cli;
+use crate::ui::{self, Failed};
+
+/// How build progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressMode {
+    /// A live line per step on a terminal (output folded), plain lines otherwise
+    Auto,
+    /// Plain lines, every line of output included
+    Plain,
+    /// One JSON event per line on stdout
+    Json,
+}
+
+/// Build an image from a Dockerfile
+///
+/// `servin build [OPTIONS] CONTEXT` builds the folder CONTEXT with its
+/// `Dockerfile` (or `-f FILE`), as `docker build` does: every `RUN` runs
+/// in a container of servin's engine, and every step is cached by its
+/// content (touching files changes nothing). Only the files the engine
+/// does not hold yet are sent. Each step that is not taken from the cache
+/// says why (the file, the build arg or the step before it that changed).
+///
+/// In a project folder, `servin build` without a context builds the
+/// project's images that have `build` (all, or those named by image or
+/// container name), named `PROJECT-IMAGE` as `servin up` uses them.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A context folder (`.` or a path), or in a project, image or container names
+    #[arg(value_name = "CONTEXT|NAME")]
+    pub targets: Vec<String>,
+    /// Name the result `NAME[:TAG]` (repeat for more names)
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    pub tags: Vec<String>,
+    /// The Dockerfile [default: CONTEXT/Dockerfile]
+    #[arg(short = 'f', long = "file", value_name = "DOCKERFILE")]
+    pub file: Option<PathBuf>,
+    /// A build arg, `K=V`, or `K` to take its value from the environment
+    #[arg(long = "build-arg", value_name = "K=V")]
+    pub build_args: Vec<String>,
+    /// The stage to build [default: the last]
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+    /// Run every step, using no cached result
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Pull the base images again even when present
+    #[arg(long)]
+    pub pull: bool,
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=PATH` or `id=ID,env=VAR`
+    #[arg(long = "secret", value_name = "id=ID,src=PATH")]
+    pub secrets: Vec<String>,
+    /// A label for the image, `K=V`
+    #[arg(long = "label", value_name = "K=V")]
+    pub labels: Vec<String>,
+    /// How to show progress
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
+    /// Print only the image ID
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+fn key_values(items: &[String], what: &str, from_env: bool) -> Result<BTreeMap<String, String>, Failed> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        match item.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            None if from_env && !item.is_empty() => {
+                // Docker: `--build-arg K` takes K from the environment, and
+                // drops it when unset.
+                if let Ok(v) = std::env::var(item) {
+                    out.insert(item.clone(), v);
+                }
+            }
+            _ => return Err(Failed::Usage(format!("{what} {item:?}: write it as K=V"))),
+        }
+    }
+    Ok(out)
+}
+
+fn secrets(items: &[String]) -> Result<Vec<BuildSecret>, Failed> {
+    let mut out = Vec::new();
+    for item in items {
+        let mut id = None;
+        let mut src = None;
+        let mut env = None;
+        for part in item.split(',') {
+            match part.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_string()),
+                Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
+                Some(("env", v)) => env = Some(v.to_string()),
+                Some(("type", "file" | "env")) => {}
+                _ => {
+                    return Err(Failed::Usage(format!(
+                        "--secret {item:?}: write it as id=ID,src=PATH or id=ID,env=VAR"
+                    )));
+                }
+            }
+        }
+        let Some(id) = id.or_else(|| env.clone()) else {
+            return Err(Failed::Usage(format!("--secret {item:?}: give id=ID")));
+        };
+        let data = match (src, env) {
+            (Some(p), _) => std::fs::read(&p).map_err(|e| {
+                Failed::Usage(format!("--secret {id}: cannot read {}: {e}", p.display()))
+            })?,
+            (None, Some(v)) => std::env::var(&v)
+                .map_err(|_| Failed::Usage(format!("--secret {id}: the variable {v} is not set")))?
+                .into_bytes(),
+            (None, None) => {
+                return Err(Failed::Usage(format!("--secret {item:?}: give src=PATH or env=VAR")));
+            }
+        };
+        out.push(BuildSecret {
+            id,
+            data: base64::engine::general_purpose::STANDARD.encode(data),
+        });
+    }
+    Ok(out)
+}
+
+/// One build to run.
+pub struct Job {
+    pub context: PathBuf,
+    pub dockerfile: PathBuf,
+    pub request: BuildRequest,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
+    let context_given = args.targets.len() == 1 && {
+        let t = &args.targets[0];
+        t == "." || t.contains('/') || Path::new(t).is_dir() && servin::project::find(Path::new(t), None).is_err()
+    };
+    let build_args = key_values(&args.build_args, "--build-arg", true)?;
+    let labels = key_values(&args.labels, "--label", false)?;
+    let secrets = secrets(&args.secrets)?;
+    let jobs: Vec<Job> = if context_given || (args.targets.len() == 1 && Path::new(&args.targets[0]).is_dir() && !args.tags.is_empty()) {
+        let context = PathBuf::from(&args.targets[0]);
+        if !context.is_dir() {
+            return Err(Failed::Usage(format!(
+                "the build context {} is not a folder",
+                context.display()
+            )));
+        }
+        let dockerfile = args.file.clone().unwrap_or_else(|| context.join("Dockerfile"));
+        vec![Job {
+            request: BuildRequest {
+                dockerfile_name: ui::shown(&dockerfile),
+                tags: args.tags.clone(),
+                build_args,
+                target: args.target.clone(),
+                no_cache: args.no_cache,
+                pull: args.pull,
+                labels,
+                secrets,
+                ..BuildRequest::default()
+            },
+            context,
+            dockerfile,
+        }]
+    } else {
+        if args.file.is_some() || !args.tags.is_empty() || args.target.is_some() {
+            return Err(Failed::Usage(
+                "-f, -t and --target go with a context folder: `servin build -t NAME CONTEXT`; a project's builds take theirs from the project file".to_string(),
+            ));
+        }
+        project_jobs(cli, &args.targets, &build_args, &labels, &secrets, args.no_cache, args.pull)?
+    };
+    if jobs.is_empty() {
+        ui::info("nothing to build: the project has no image with `build`");
+        return Ok(());
+    }
+    let engine = servin::client::Engine::connect()?;
+    for job in jobs {
+        let id = build_one(&engine, job, args.progress, args.quiet)?;
+        if args.quiet {
+            ui::data(&id)?;
+        }
+    }
+    Ok(())
+}
+
+/// The builds of a project's images (all, or those `names` name).
+fn project_jobs(
+    cli: &Cli,
+    names: &[String],
+    build_args: &BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
+    secrets: &[BuildSecret],
+    no_cache: bool,
+    pull: bool,
+) -> Result<Vec<Job>, Failed> {
+    let loaded = cli.load_project()?;
+    let project = &loaded.project;
+    let mut wanted: Vec<String> = Vec::new();
+    for n in names {
+        if project.images.get(n).is_some_and(|i| i.build.is_some()) {
+            wanted.push(n.clone());
+        } else if let Some(c) = project.containers.get(n) {
+            if project.images.get(&c.image).is_some_and(|i| i.build.is_some()) {
+                wanted.push(c.image.clone());
+            } else {
+                return Err(Failed::Usage(format!(
+                    "container {n} runs image {}, which is pulled, not built",
+                    c.image
+                )));
+            }
+        } else {
+            return Err(Failed::Usage(format!(
+                "{n} is neither an image with `build` nor a container of project {}",
+                project.project.name
+            )));
+        }
+    }
+    let mut jobs = Vec::new();
+    for (name, image) in &project.images {
+        let Some(b) = &image.build else { continue };
+        if !wanted.is_empty() && !wanted.contains(name) {
+            continue;
+        }
+        let mut args = b.args.clone();
+        args.extend(build_args.clone());
+        let dockerfile = PathBuf::from(&b.dockerfile);
+        jobs.push(Job {
+            context: PathBuf::from(&b.context),
+            request: BuildRequest {
+                dockerfile_name: ui::shown(&dockerfile),
+                tags: vec![servin::project::desired::image_reference(project, name)],
+                build_args: args,
+                target: b.target.clone(),
+                no_cache,
+                pull,
+                labels: labels.clone(),
+                secrets: secrets.to_vec(),
+                ..BuildRequest::default()
+            },
+            dockerfile,
+        });
+    }
+    Ok(jobs)
+}
+
+/// Renders a Dockerfile diagnostic over the file's text.
+fn render_diagnostic(name: &str, source: &str, d: &DockerfileDiagnostic) -> String {
+    let wire = servin_dockerfile::WireError {
+        message: d.message.clone(),
+        code: d.code.clone(),
+        help: d.help.clone(),
+        offset: d.offset,
+        length: d.length,
+        line: d.line,
+        column: d.column,
+    };
+    let e = servin_dockerfile::DockerfileError::from_wire(&wire, name, source);
+    render_error(&e)
+}
+
+fn render_error(e: &servin_dockerfile::DockerfileError) -> String {
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let theme = if color {
+        miette::GraphicalTheme::unicode()
+    } else {
+        miette::GraphicalTheme::unicode_nocolor()
+    };
+    let handler = miette::GraphicalReportHandler::new_themed(theme).with_links(false);
+    let mut out = String::new();
+    if handler.render_report(&mut out, e).is_err() {
+        out = format!("{e}\n");
+    }
+    out
+}
+
+/// Runs one build, showing its progress; returns the image ID.
+pub fn build_one(
+    engine: &servin::client::Engine,
+    job: Job,
+    mode: ProgressMode,
+    quiet: bool,
+) -> Result<String, Failed> {
+    let Job {
+        context,
+        dockerfile,
+        mut request,
+    } = job;
+    let text = std::fs::read_to_string(&dockerfile).map_err(|e| {
+        Failed::Usage(format!("cannot read the Dockerfile {}: {e}", dockerfile.display()))
+    })?;
+    // The Dockerfile is checked here first: a mistake is shown at once,
+    // before anything is sent.
+    let name = request.dockerfile_name.clone();
+    let checked = servin_dockerfile::parse(&name, &text).and_then(|df| {
+        servin_dockerfile::plan(
+            &df,
+            &request.build_args,
+            request.target.as_deref(),
+            &servin_dockerfile::Platform::host(),
+        )
+        .map(|_| ())
+    });
+    if let Err(e) = checked {
+        let _ = write!(std::io::stderr().lock(), "{}", render_error(&e));
+        return Err(Failed::Reported);
+    }
+    request.dockerfile = text.clone();
+    let (digest, sent) = engine.send_context(&context, &dockerfile)?;
+    request.context = digest;
+    let mut view = View::new(mode, quiet);
+    if mode == ProgressMode::Plain && !quiet {
+        ui::info(&format!(
+            "context: {} files ({} hashed), sent {} files, {} bytes",
+            sent.index.files, sent.index.hashed, sent.files, sent.bytes
+        ));
+    }
+    let last = engine.build(&request, |e| view.event(e))?;
+    view.finish();
+    match last {
+        BuildEvent::Built { id, .. } => Ok(id),
+        BuildEvent::Failed {
+            message,
+            at,
+            diagnostic,
+            ..
+        } => {
+            if let Some(d) = diagnostic {
+                let _ = write!(std::io::stderr().lock(), "{}", render_diagnostic(&name, &text, &d));
+                return Err(Failed::Reported);
+            }
+            if let Some(at) = &at
+                && let Some(tail) = view.tail(at)
+                && mode != ProgressMode::Plain
+            {
+                let mut err = std::io::stderr().lock();
+                for line in tail {
+                    let _ = writeln!(err, "  {at} | {line}");
+                }
+            }
+            ui::error(&message);
+            Err(Failed::Reported)
+        }
+        _ => Err(Failed::Reported),
+    }
+}
+
+fn millis(ms: u64) -> String {
+    format!("{:.2}s", ms as f64 / 1000.0)
+}
+
+/// Shows build events.
+struct View {
+    mode: ProgressMode,
+    quiet: bool,
+    terminal: bool,
+    bars: HashMap<String, ProgressBar>,
+    instructions: HashMap<String, String>,
+    tails: HashMap<String, VecDeque<String>>,
+    partial: HashMap<String, String>,
+}
+
+impl View {
+    fn new(mode: ProgressMode, quiet: bool) -> Self {
+        Self {
+            mode,
+            quiet,
+            terminal: std::io::stderr().is_terminal(),
+            bars: HashMap::new(),
+            instructions: HashMap::new(),
+            tails: HashMap::new(),
+            partial: HashMap::new(),
+        }
+    }
+
+    fn tail(&self, at: &StepRef) -> Option<&VecDeque<String>> {
+        self.tails.get(&at.to_string())
+    }
+
+    fn line(&self, text: &str) {
+        if !self.quiet {
+            let _ = writeln!(std::io::stderr().lock(), "{text}");
+        }
+    }
+
+    fn live(&self) -> bool {
+        self.mode == ProgressMode::Auto && self.terminal && !self.quiet
+    }
+
+    fn end_bar(&mut self, key: &str, text: String) {
+        if let Some(bar) = self.bars.remove(key) {
+            bar.finish_and_clear();
+        }
+        self.line(&text);
+    }
+
+    fn event(&mut self, e: &BuildEvent) {
+        if self.mode == ProgressMode::Json {
+            if let Ok(s) = serde_json::to_string(e) {
+                let _ = writeln!(std::io::stdout().lock(), "{s}");
+            }
+            return;
+        }
+        match e {
+            BuildEvent::Step { at, instruction, .. } => {
+                let key = at.to_string();
+                self.instructions.insert(key.clone(), instruction.clone());
+                if self.live() {
+                    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+                    bar.set_style(
+                        ProgressStyle::with_template("{spinner} {prefix} {msg} {elapsed}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    bar.set_prefix(format!("{key} {instruction}"));
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    self.bars.insert(key, bar);
+                } else {
+                    self.line(&format!("{key} {instruction}"));
+                }
+            }
+            BuildEvent::Cached { at, .. } => {
+                let key = at.to_string();
+                let ins = self.instructions.get(&key).cloned().unwrap_or_default();
+                if self.live() {
+                    self.end_bar(&key, format!("{key} {ins} CACHED"));
+                } else {
+                    self.line(&format!("{key} CACHED"));
+                }
+            }
+            BuildEvent::Reason { at, reason } => {
+                let key = at.to_string();
+                if let Some(bar) = self.bars.get(&key) {
+                    bar.println(format!("{key} runs: {reason}"));
+                } else {
+                    self.line(&format!("{key} runs: {reason}"));
+                }
+            }
+            BuildEvent::Running { .. } => {}
+            BuildEvent::Output { at, text } => {
+                let key = at.to_string();
+                let partial = self.partial.entry(key.clone()).or_default();
+                partial.push_str(text);
+                let mut lines = Vec::new();
+                while let Some(i) = partial.find('\n') {
+                    let line: String = partial.drain(..=i).collect();
+                    lines.push(line.trim_end_matches(['\n', '\r']).to_string());
+                }
+                for line in lines {
+                    let tail = self.tails.entry(key.clone()).or_default();
+                    if tail.len() == 20 {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line.clone());
+                    if let Some(bar) = self.bars.get(&key) {
+                        bar.set_message(format!("| {}", line.chars().take(60).collect::<String>()));
+                    } else if !self.live() {
+                        self.line(&format!("{key} | {line}"));
+                    }
+                }
+            }
+            BuildEvent::Done { at, millis: ms, .. } => {
+                let key = at.to_string();
+                if let Some(rest) = self.partial.remove(&key).filter(|p| !p.is_empty()) {
+                    if self.live() {
+                        self.tails.entry(key.clone()).or_default().push_back(rest);
+                    } else {
+                        self.line(&format!("{key} | {rest}"));
+                    }
+                }
+                let ins = self.instructions.get(&key).cloned().unwrap_or_default();
+                if self.live() {
+                    self.end_bar(&key, format!("{key} {ins} {}", millis(*ms)));
+                } else {
+                    self.line(&format!("{key} DONE {}", millis(*ms)));
+                }
+            }
+            BuildEvent::Warning { message } => {
+                if !self.quiet {
+                    ui::warning(message);
+                }
+            }
+            BuildEvent::Built { id, tags } => {
+                if !self.quiet {
+                    let named = if tags.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " as {}",
+                            tags.iter()
+                                .map(|t| familiar(t))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    };
+                    self.line(&format!("built {}{named}", short(id)));
+                }
+            }
+            BuildEvent::Failed { at, .. } => {
+                if let Some(at) = at {
+                    let key = at.to_string();
+                    if let Some(bar) = self.bars.remove(&key) {
+                        bar.finish_and_clear();
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        for (_, bar) in self.bars.drain() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn short(id: &str) -> String {
+    id.trim_start_matches("sha256:").chars().take(12).collect()
+}
+
+/// A name as Docker shows it: without `docker.io/library/`.
+fn familiar(name: &str) -> String {
+    name.strip_prefix("docker.io/library/")
+        .or_else(|| name.strip_prefix("docker.io/"))
+        .unwrap_or(name)
+        .to_string()
+}
