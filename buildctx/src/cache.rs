@@ -156,6 +156,8 @@ impl StatCache {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn stat(mtime_ns: i64) -> Stat {

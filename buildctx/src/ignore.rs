@@ -487,6 +487,8 @@ fn match_prefix(tokens: &[Token], s: &[char]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     /// (patterns, path, excluded?)

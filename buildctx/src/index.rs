@@ -78,8 +78,8 @@ pub struct Entry {
 pub struct IndexStats {
     /// Regular files in the index.
     pub files: u64,
-    /// Files whose content was read and hashed (the others came from the
-    /// cache).
+    /// Files whose content was read and hashed: the others came from the
+    /// cache, or share an inode (hard links) with one that was read.
     pub hashed: u64,
     /// Bytes read to hash them.
     pub bytes_hashed: u64,
@@ -294,13 +294,13 @@ impl ContextIndex {
         }
 
         let hashed = hash_all(&jobs)?;
-        for (job, digest) in jobs.iter().zip(hashed) {
+        for (job, digest) in jobs.iter().zip(hashed.digests) {
             digests[job.entry] = Some(digest);
             next.records
                 .insert(entries[job.entry].path.clone(), (job.stat, digest));
         }
-        stats.hashed = jobs.len() as u64;
-        stats.bytes_hashed = jobs.iter().map(|j| j.stat.size).sum();
+        stats.hashed = hashed.files;
+        stats.bytes_hashed = hashed.bytes;
         for (entry, digest) in entries.iter_mut().zip(digests) {
             entry.digest = digest.map(|d| codec::format_digest(&d));
         }
@@ -572,9 +572,16 @@ fn hash_threads(jobs: usize) -> usize {
     cpus.clamp(1, 8).min(jobs.max(1))
 }
 
+/// The digests of [`hash_all`]'s jobs, in job order, and what was read.
+struct Hashed {
+    digests: Vec<[u8; 32]>,
+    files: u64,
+    bytes: u64,
+}
+
 /// Hashes the jobs' files on a few threads; files sharing an inode (hard
-/// links) are read once. Returns the digests in job order.
-fn hash_all(jobs: &[Job]) -> Result<Vec<[u8; 32]>, IndexError> {
+/// links) are read once.
+fn hash_all(jobs: &[Job]) -> Result<Hashed, IndexError> {
     // The first job of each inode does the work; the others copy it.
     let mut first_of: HashMap<(u64, u64), usize> = HashMap::new();
     let mut owner = Vec::with_capacity(jobs.len());
@@ -621,7 +628,7 @@ fn hash_all(jobs: &[Job]) -> Result<Vec<[u8; 32]>, IndexError> {
         return Err(e);
     }
     let results = results.into_inner().unwrap_or_default();
-    owner
+    let digests = owner
         .iter()
         .zip(jobs)
         .map(|(first, job)| {
@@ -634,7 +641,12 @@ fn hash_all(jobs: &[Job]) -> Result<Vec<[u8; 32]>, IndexError> {
                     source: io::Error::other("a hashing thread failed"),
                 })
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Hashed {
+        digests,
+        files: unique.len() as u64,
+        bytes: unique.iter().map(|i| jobs[*i].stat.size).sum(),
+    })
 }
 
 /// Hashes one file and checks it did not change while being read.

@@ -106,11 +106,18 @@ impl ContextIndex {
             }]);
         }
         if !has_wildcards(&cleaned) {
+            // `web`, then `web-extra`, then `web/...`: the entries below a
+            // folder are contiguous, but not always right after it.
             let below = format!("{cleaned}/");
-            let start = entries.partition_point(|e| e.path.as_str() < cleaned.as_str());
-            let selected: Vec<&Entry> = entries[start..]
-                .iter()
-                .take_while(|e| e.path == cleaned || e.path.starts_with(&below))
+            let start = entries.partition_point(|e| e.path.as_str() < below.as_str());
+            let selected: Vec<&Entry> = self
+                .get(&cleaned)
+                .into_iter()
+                .chain(
+                    entries[start..]
+                        .iter()
+                        .take_while(|e| e.path.starts_with(&below)),
+                )
                 .collect();
             if selected.is_empty() {
                 return Err(SelectError::NotFound {
