@@ -1,0 +1,678 @@
+//! The context index: every path of the build context that `.dockerignore`
+//! lets through, with what a build may depend on (kind, mode, owner, size,
+//! content digest), in path order.
+//!
+//! The CLI builds it ([`ContextIndex::build`]) and sends it to the engine,
+//! which asks for the content it lacks (see [`crate::transfer`]). Content
+//! digests are sha256 of the bytes, hashed by a few threads; a stat cache
+//! (see the `cache` module) lets a re-index hash only files whose device,
+//! inode, size, mtime or ctime changed.
+//!
+//! Modification times are recorded (the executor may want them for `ADD`
+//! of archives, as Docker keeps them) but take part in no digest:
+//! touching every file changes neither [`ContextIndex::digest`] nor any
+//! [`ContextIndex::content_digest`], so it invalidates no build cache.
+
+use std::{
+    collections::HashMap,
+    fs,
+    io::{self, Read as _},
+    os::unix::fs::{FileTypeExt as _, MetadataExt as _},
+    path::{Path, PathBuf},
+    sync::{
+        Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::{
+    cache::{Stat, StatCache},
+    codec::{self, DecodeError, Reader, Writer},
+    ignore::{self, Matcher},
+};
+
+/// What kind of filesystem object an [`Entry`] is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum EntryKind {
+    /// A regular file (its content is in [`Entry::digest`]).
+    File,
+    /// A folder.
+    Dir,
+    /// A symbolic link, never followed while indexing.
+    Symlink {
+        /// The link's target, as stored in the link.
+        target: String,
+    },
+}
+
+/// One path of the context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Relative to the context root, `/`-separated, cleaned, never empty.
+    pub path: String,
+    /// File, folder or symlink.
+    pub kind: EntryKind,
+    /// Permission bits, setuid, setgid and sticky included (`mode & 0o7777`).
+    pub mode: u32,
+    /// Owner user id.
+    pub uid: u32,
+    /// Owner group id.
+    pub gid: u32,
+    /// Size in bytes of a file's content or of a symlink's target; 0 for
+    /// folders.
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch. Part of no digest.
+    pub mtime_ns: i64,
+    /// `sha256:<hex>` of a file's content; `None` for folders and symlinks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+/// What indexing did, to report and to prove the stat cache works.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexStats {
+    /// Regular files in the index.
+    pub files: u64,
+    /// Files whose content was read and hashed: the others came from the
+    /// cache, or share an inode (hard links) with one that was read.
+    pub hashed: u64,
+    /// Bytes read to hash them.
+    pub bytes_hashed: u64,
+}
+
+/// Why a context could not be indexed, or an index is not acceptable.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// A path could not be read (listed, stat'ed, opened or hashed).
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The context root is not a folder.
+    #[error("build context {} is not a folder", path.display())]
+    NotAFolder {
+        /// The context root.
+        path: PathBuf,
+    },
+    /// A name or symlink target is not UTF-8.
+    #[error("{}: the name or link target is not UTF-8, which a build context needs", path.display())]
+    NotUtf8 {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A FIFO or device node, which a build context cannot hold.
+    #[error("{}: a FIFO or device node cannot be part of a build context (add it to .dockerignore)", path.display())]
+    Unsupported {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A file changed while it was being hashed.
+    #[error("{} changed while it was being indexed; run the build again", path.display())]
+    Changed {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The stat cache could not be written.
+    #[error("cannot write the index cache {}", path.display())]
+    CacheWrite {
+        /// The cache file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A received index breaks a rule of the format.
+    #[error("bad context index entry {path:?}: {reason}")]
+    Invalid {
+        /// The entry's path.
+        path: String,
+        /// The rule it breaks.
+        reason: &'static str,
+    },
+    /// An encoded index could not be decoded.
+    #[error("bad encoded context index")]
+    Decode(#[from] DecodeError),
+}
+
+/// The indexed context: entries sorted by path (byte order), unique.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawIndex")]
+pub struct ContextIndex {
+    entries: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+struct RawIndex {
+    entries: Vec<Entry>,
+}
+
+impl TryFrom<RawIndex> for ContextIndex {
+    type Error = IndexError;
+
+    fn try_from(raw: RawIndex) -> Result<Self, Self::Error> {
+        ContextIndex::from_entries(raw.entries)
+    }
+}
+
+/// A file waiting to be hashed.
+struct Job {
+    entry: usize,
+    path: PathBuf,
+    stat: Stat,
+}
+
+impl ContextIndex {
+    /// Indexes the folder `context_dir`, leaving out what `matcher`
+    /// excludes. Symlinks are recorded, never followed. Excluded folders
+    /// are not entered unless an exception could re-include something
+    /// below them; an excluded folder is itself absent from the index even
+    /// when paths below it are re-included (as in Docker's context tar),
+    /// so the executor makes such parents as plain folders.
+    ///
+    /// With `cache`, a file whose stat matches the previous run's record
+    /// is not read again, and the cache is rewritten (when anything
+    /// changed) for the next run. Hard links are hashed once per inode.
+    ///
+    /// # Errors
+    ///
+    /// [`IndexError`] naming the path that could not be read, is not
+    /// UTF-8, is a FIFO or device, or changed while hashed; or the cache
+    /// that could not be written. Sockets are skipped, as Docker does.
+    pub fn build(
+        context_dir: &Path,
+        matcher: &Matcher,
+        cache: Option<&Path>,
+    ) -> Result<(ContextIndex, IndexStats), IndexError> {
+        let started_ns = now_ns();
+        let root_meta = fs::metadata(context_dir).map_err(|source| IndexError::Read {
+            path: context_dir.to_path_buf(),
+            source,
+        })?;
+        if !root_meta.is_dir() {
+            return Err(IndexError::NotAFolder {
+                path: context_dir.to_path_buf(),
+            });
+        }
+        let previous = cache.map(StatCache::load).unwrap_or_default();
+        let mut next = StatCache {
+            started_ns,
+            records: HashMap::with_capacity(previous.records.len()),
+        };
+        let mut entries = Vec::new();
+        let mut jobs = Vec::new();
+        let mut digests: Vec<Option<[u8; 32]>> = Vec::new();
+        let mut stats = IndexStats::default();
+
+        let mut stack = vec![(
+            context_dir.to_path_buf(),
+            String::new(),
+            vec![false; matcher.patterns().len()],
+        )];
+        while let Some((dir, rel, flags)) = stack.pop() {
+            let read = fs::read_dir(&dir).map_err(|source| IndexError::Read {
+                path: dir.clone(),
+                source,
+            })?;
+            for child in read {
+                let child = child.map_err(|source| IndexError::Read {
+                    path: dir.clone(),
+                    source,
+                })?;
+                let abs = child.path();
+                let Some(name) = child.file_name().to_str().map(str::to_owned) else {
+                    return Err(IndexError::NotUtf8 { path: abs });
+                };
+                let child_rel = if rel.is_empty() {
+                    name
+                } else {
+                    format!("{rel}/{name}")
+                };
+                let (excluded, child_flags) = matcher.excluded_below(&child_rel, &flags);
+                let meta = fs::symlink_metadata(&abs).map_err(|source| IndexError::Read {
+                    path: abs.clone(),
+                    source,
+                })?;
+                let ft = meta.file_type();
+                if ft.is_socket() || (excluded && !ft.is_dir()) {
+                    continue;
+                }
+                if ft.is_dir() {
+                    if excluded && !matcher.may_reinclude_under(&child_rel) {
+                        continue;
+                    }
+                    if !excluded {
+                        entries.push(entry_of(&child_rel, EntryKind::Dir, &meta, 0));
+                        digests.push(None);
+                    }
+                    stack.push((abs, child_rel, child_flags));
+                    continue;
+                }
+                let kind = if ft.is_symlink() {
+                    let target = fs::read_link(&abs).map_err(|source| IndexError::Read {
+                        path: abs.clone(),
+                        source,
+                    })?;
+                    match target.into_os_string().into_string() {
+                        Ok(target) => EntryKind::Symlink { target },
+                        Err(_) => return Err(IndexError::NotUtf8 { path: abs }),
+                    }
+                } else if ft.is_file() {
+                    EntryKind::File
+                } else {
+                    return Err(IndexError::Unsupported { path: abs });
+                };
+                let is_file = kind == EntryKind::File;
+                entries.push(entry_of(&child_rel, kind, &meta, meta.size()));
+                if !is_file {
+                    digests.push(None);
+                    continue;
+                }
+                stats.files += 1;
+                let stat = stat_of(&meta);
+                let known = previous.lookup(&child_rel, &stat);
+                digests.push(known);
+                match known {
+                    Some(digest) => {
+                        next.records.insert(child_rel, (stat, digest));
+                    }
+                    None => jobs.push(Job {
+                        entry: entries.len() - 1,
+                        path: abs,
+                        stat,
+                    }),
+                }
+            }
+        }
+
+        let hashed = hash_all(&jobs)?;
+        for (job, digest) in jobs.iter().zip(hashed.digests) {
+            digests[job.entry] = Some(digest);
+            next.records
+                .insert(entries[job.entry].path.clone(), (job.stat, digest));
+        }
+        stats.hashed = hashed.files;
+        stats.bytes_hashed = hashed.bytes;
+        for (entry, digest) in entries.iter_mut().zip(digests) {
+            entry.digest = digest.map(|d| codec::format_digest(&d));
+        }
+        entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+
+        if let Some(path) = cache {
+            let unchanged = jobs.is_empty() && next.records.len() == previous.records.len();
+            if !unchanged {
+                next.save(path).map_err(|source| IndexError::CacheWrite {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            }
+        }
+        Ok((ContextIndex { entries }, stats))
+    }
+
+    /// Makes an index from entries, checking the rules a received index
+    /// must keep: paths cleaned, relative, not escaping the root, sorted
+    /// and unique; a digest on every file and only on files. Used for
+    /// every decoded or deserialised index, so the engine never trusts a
+    /// path like `../x`.
+    ///
+    /// # Errors
+    ///
+    /// [`IndexError::Invalid`] naming the first bad entry.
+    pub fn from_entries(entries: Vec<Entry>) -> Result<ContextIndex, IndexError> {
+        let mut previous: Option<&str> = None;
+        for entry in &entries {
+            let bad = |reason| IndexError::Invalid {
+                path: entry.path.clone(),
+                reason,
+            };
+            let p = entry.path.as_str();
+            if p.is_empty() || p.starts_with('/') || ignore::clean(p) != p {
+                return Err(bad("the path must be relative and cleaned"));
+            }
+            if p == ".." || p.starts_with("../") {
+                return Err(bad("the path leaves the context"));
+            }
+            if previous.is_some_and(|prev| prev >= p) {
+                return Err(bad("paths must be sorted and unique"));
+            }
+            previous = Some(p);
+            let has_valid_digest = entry
+                .digest
+                .as_deref()
+                .is_some_and(|d| codec::parse_digest(d).is_some());
+            match (&entry.kind, has_valid_digest, entry.digest.is_some()) {
+                (EntryKind::File, true, _)
+                | (EntryKind::Dir | EntryKind::Symlink { .. }, _, false) => {}
+                (EntryKind::File, false, _) => {
+                    return Err(bad("a file needs a sha256:<hex> digest"));
+                }
+                _ => return Err(bad("only files have a digest")),
+            }
+            if entry.mode & !0o7777 != 0 {
+                return Err(bad("the mode has bits beyond 0o7777"));
+            }
+        }
+        Ok(ContextIndex { entries })
+    }
+
+    /// The entries, sorted by path.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The entry at `path` (relative, cleaned), if the context has it.
+    pub fn get(&self, path: &str) -> Option<&Entry> {
+        self.entries
+            .binary_search_by(|e| e.path.as_str().cmp(path))
+            .ok()
+            .map(|i| &self.entries[i])
+    }
+
+    /// The distinct content digests of the files, sorted: what the engine
+    /// checks against its blob store to know what to ask for.
+    pub fn file_digests(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .entries
+            .iter()
+            .filter_map(|e| e.digest.clone())
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// `sha256:<hex>` of the whole index (paths, kinds, symlink targets,
+    /// modes, owners, sizes and content digests; not mtimes), so that an
+    /// engine can keep indexes it received by digest.
+    pub fn digest(&self) -> String {
+        let mut hasher = Sha256::new();
+        let mut w = Writer::with_capacity(256);
+        for entry in &self.entries {
+            w.buf.clear();
+            write_entry_identity(&mut w, &entry.path, entry);
+            hasher.update(&w.buf);
+        }
+        codec::format_digest(&hasher.finalize())
+    }
+
+    /// The compact binary form of the index (mtimes included), for the
+    /// CLI to send; much smaller and faster than JSON for large contexts.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(16 + self.entries.len() * 96);
+        w.bytes(INDEX_MAGIC);
+        w.u64(self.entries.len() as u64);
+        for e in &self.entries {
+            w.str(&e.path);
+            match &e.kind {
+                EntryKind::File => w.u8(0),
+                EntryKind::Dir => w.u8(1),
+                EntryKind::Symlink { target } => {
+                    w.u8(2);
+                    w.str(target);
+                }
+            }
+            w.u32(e.mode);
+            w.u32(e.uid);
+            w.u32(e.gid);
+            w.u64(e.size);
+            w.i64(e.mtime_ns);
+            if let Some(d) = e.digest.as_deref().and_then(codec::parse_digest) {
+                w.bytes(&d);
+            }
+        }
+        w.buf
+    }
+
+    /// Reads back [`ContextIndex::encode`]'s form and checks it as
+    /// [`ContextIndex::from_entries`] does.
+    ///
+    /// # Errors
+    ///
+    /// [`IndexError::Decode`] for malformed bytes, [`IndexError::Invalid`]
+    /// for an entry breaking the rules.
+    pub fn decode(bytes: &[u8]) -> Result<ContextIndex, IndexError> {
+        let mut r = Reader::new(bytes);
+        if r.take(INDEX_MAGIC.len())? != INDEX_MAGIC {
+            return Err(DecodeError::Magic("an encoded servin context index").into());
+        }
+        let count = r.u64()?;
+        // Each entry takes at least 33 bytes: refuse counts the input
+        // cannot hold before allocating for them.
+        if count > (r.remaining() / 33) as u64 {
+            return Err(DecodeError::Truncated(r.pos).into());
+        }
+        let mut entries = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let path = r.str()?.to_owned();
+            let at = r.pos;
+            let kind = match r.u8()? {
+                0 => EntryKind::File,
+                1 => EntryKind::Dir,
+                2 => EntryKind::Symlink {
+                    target: r.str()?.to_owned(),
+                },
+                _ => {
+                    return Err(DecodeError::Value {
+                        at,
+                        what: "unknown entry kind",
+                    }
+                    .into());
+                }
+            };
+            let mode = r.u32()?;
+            let uid = r.u32()?;
+            let gid = r.u32()?;
+            let size = r.u64()?;
+            let mtime_ns = r.i64()?;
+            let digest = match kind {
+                EntryKind::File => Some(codec::format_digest(&r.array::<32>()?)),
+                _ => None,
+            };
+            entries.push(Entry {
+                path,
+                kind,
+                mode,
+                uid,
+                gid,
+                size,
+                mtime_ns,
+                digest,
+            });
+        }
+        if r.remaining() != 0 {
+            return Err(DecodeError::Value {
+                at: r.pos,
+                what: "bytes after the last entry",
+            }
+            .into());
+        }
+        ContextIndex::from_entries(entries)
+    }
+}
+
+const INDEX_MAGIC: &[u8; 8] = b"SVBCXI01";
+
+/// What of an entry takes part in digests, under the name `path`: all but
+/// the mtime.
+pub(crate) fn write_entry_identity(w: &mut Writer, path: &str, entry: &Entry) {
+    w.str(path);
+    match &entry.kind {
+        EntryKind::File => w.u8(0),
+        EntryKind::Dir => w.u8(1),
+        EntryKind::Symlink { target } => {
+            w.u8(2);
+            w.str(target);
+        }
+    }
+    w.u32(entry.mode);
+    w.u32(entry.uid);
+    w.u32(entry.gid);
+    w.u64(entry.size);
+    match entry.digest.as_deref() {
+        Some(d) => {
+            w.u8(1);
+            w.str(d);
+        }
+        None => w.u8(0),
+    }
+}
+
+fn entry_of(path: &str, kind: EntryKind, meta: &fs::Metadata, size: u64) -> Entry {
+    Entry {
+        path: path.to_owned(),
+        kind,
+        mode: meta.mode() & 0o7777,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        size,
+        mtime_ns: meta
+            .mtime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(meta.mtime_nsec()),
+        digest: None,
+    }
+}
+
+fn stat_of(meta: &fs::Metadata) -> Stat {
+    Stat {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        size: meta.size(),
+        mtime_ns: meta
+            .mtime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(meta.mtime_nsec()),
+        ctime_ns: meta
+            .ctime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(meta.ctime_nsec()),
+    }
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// How many threads hash: the machine's parallelism, at most 8 (more
+/// rarely helps sha256 against one disk).
+fn hash_threads(jobs: usize) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    cpus.clamp(1, 8).min(jobs.max(1))
+}
+
+/// The digests of [`hash_all`]'s jobs, in job order, and what was read.
+struct Hashed {
+    digests: Vec<[u8; 32]>,
+    files: u64,
+    bytes: u64,
+}
+
+/// Hashes the jobs' files on a few threads; files sharing an inode (hard
+/// links) are read once.
+fn hash_all(jobs: &[Job]) -> Result<Hashed, IndexError> {
+    // The first job of each inode does the work; the others copy it.
+    let mut first_of: HashMap<(u64, u64), usize> = HashMap::new();
+    let mut owner = Vec::with_capacity(jobs.len());
+    let mut unique = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        let first = *first_of.entry((job.stat.dev, job.stat.ino)).or_insert(i);
+        if first == i {
+            unique.push(i);
+        }
+        owner.push(first);
+    }
+    let results: Mutex<Vec<Option<[u8; 32]>>> = Mutex::new(vec![None; jobs.len()]);
+    let failure: Mutex<Option<IndexError>> = Mutex::new(None);
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..hash_threads(unique.len()) {
+            scope.spawn(|| {
+                let mut buf = vec![0u8; 256 * 1024];
+                let mut local = Vec::new();
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&i) = unique.get(n) else { break };
+                    match hash_file(&jobs[i], &mut buf) {
+                        Ok(d) => local.push((i, d)),
+                        Err(e) => {
+                            // Stop the others early: the build fails anyway.
+                            next.store(unique.len(), Ordering::Relaxed);
+                            if let Ok(mut slot) = failure.lock() {
+                                slot.get_or_insert(e);
+                            }
+                            break;
+                        }
+                    }
+                }
+                if let Ok(mut all) = results.lock() {
+                    for (i, d) in local {
+                        all[i] = Some(d);
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    let results = results.into_inner().unwrap_or_default();
+    let digests = owner
+        .iter()
+        .zip(jobs)
+        .map(|(first, job)| {
+            results
+                .get(*first)
+                .copied()
+                .flatten()
+                .ok_or_else(|| IndexError::Read {
+                    path: job.path.clone(),
+                    source: io::Error::other("a hashing thread failed"),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Hashed {
+        digests,
+        files: unique.len() as u64,
+        bytes: unique.iter().map(|i| jobs[*i].stat.size).sum(),
+    })
+}
+
+/// Hashes one file and checks it did not change while being read.
+fn hash_file(job: &Job, buf: &mut [u8]) -> Result<[u8; 32], IndexError> {
+    let read_err = |source| IndexError::Read {
+        path: job.path.clone(),
+        source,
+    };
+    let mut file = fs::File::open(&job.path).map_err(read_err)?;
+    let mut hasher = Sha256::new();
+    let mut total = 0u64;
+    loop {
+        let n = match file.read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_err(e)),
+        };
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    let after = stat_of(&file.metadata().map_err(read_err)?);
+    if after != job.stat || total != job.stat.size {
+        return Err(IndexError::Changed {
+            path: job.path.clone(),
+        });
+    }
+    Ok(hasher.finalize().into())
+}
