@@ -97,10 +97,28 @@ impl Contexts {
         let mut wanted: Vec<String> = index
             .entries()
             .iter()
-            .filter_map(|e| e.digest().map(str::to_string))
+            .filter_map(|e| e.digest.clone())
             .collect();
         wanted.sort_unstable();
         wanted.dedup();
-        self.blobs.missing(&wanted)
+        // An unreadable store asks for everything again.
+        self.blobs.missing(&wanted).unwrap_or(wanted)
+    }
+
+    /// Removes the indexes and the contents: the next build sends its
+    /// context again. Returns the bytes freed.
+    pub fn prune(&self) -> u64 {
+        self.loaded().clear();
+        let mut freed = 0;
+        for entry in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            let _ = fs::remove_file(entry.path());
+        }
+        freed += self
+            .blobs
+            .gc(&std::collections::HashSet::new())
+            .map(|r| r.bytes)
+            .unwrap_or(0);
+        freed
     }
 }

@@ -166,7 +166,8 @@ fn copy_context(
                 if let Item::Context(_, e) = &item
                     && e.kind == EntryKind::File
                     && let Some(d) = &e.digest
-                    && let Some(reader) = archive_reader(&blobs.path(d))
+                    && let Ok(path) = blobs.path(d)
+                    && let Some(reader) = archive_reader(&path)
                 {
                     archive_tar::extract(
                         root,
@@ -277,8 +278,7 @@ fn write_items(
                             }
                             EntryKind::File => {
                                 let digest = e.digest.as_deref().unwrap_or_default();
-                                let path = blobs.path(digest);
-                                let f = std::fs::File::open(&path).map_err(|err| {
+                                let f = blobs.open_blob(digest).map_err(|err| {
                                     fail(format!("read {} (content {digest}): {err}", e.path))
                                 })?;
                                 h.set_entry_type(tar::EntryType::Regular);

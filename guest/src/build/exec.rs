@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bollard_stubs::models::{Mount, MountTypeEnum, MountBindOptions, MountTmpfsOptions};
+use bollard_stubs::models::{Mount, MountBindOptions, MountTmpfsOptions, MountType};
 use serde_json::{Value, json};
 use servin_buildctx::ContextIndex;
 use servin_dockerfile::{
@@ -54,7 +54,10 @@ pub fn dockerfile_error(e: &servin_dockerfile::DockerfileError, file: &str) -> E
         file: file.to_string(),
         diagnostic: Box::new(DockerfileDiagnostic {
             message: w.message,
-            code: w.code,
+            code: serde_json::to_value(w.code)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
             help: w.help,
             offset: w.offset,
             length: w.length,
@@ -85,24 +88,6 @@ fn span_error(df: &Dockerfile, span: &std::ops::Range<usize>, code: &str, messag
     .into()
 }
 
-/// The platform values of the automatic args.
-fn platform_args() -> BTreeMap<String, String> {
-    let host = crate::image::pull::Platform::host();
-    let platform = match &host.variant {
-        Some(v) => format!("{}/{}/{v}", host.os, host.architecture),
-        None => format!("{}/{}", host.os, host.architecture),
-    };
-    let variant = host.variant.clone().unwrap_or_default();
-    let mut m = BTreeMap::new();
-    for prefix in ["TARGET", "BUILD"] {
-        m.insert(format!("{prefix}PLATFORM"), platform.clone());
-        m.insert(format!("{prefix}OS"), host.os.clone());
-        m.insert(format!("{prefix}ARCH"), host.architecture.clone());
-        m.insert(format!("{prefix}VARIANT"), variant.clone());
-    }
-    m
-}
-
 /// Everything the stages share.
 struct Shared {
     engine: Arc<Engine>,
@@ -115,7 +100,6 @@ struct Shared {
     build_id: String,
     identity: String,
     global_args: BTreeMap<String, String>,
-    used_args: std::sync::Mutex<std::collections::BTreeSet<String>>,
     results: HashMap<usize, watch::Receiver<StageResult>>,
     /// Step numbers: the first step of each stage in the whole build.
     first_number: HashMap<usize, usize>,
@@ -245,34 +229,20 @@ pub async fn build(
         .contexts
         .get(&request.context)?
         .ok_or_else(|| BuildError::UnknownContext(request.context.clone()))?;
+    let host = crate::image::pull::Platform::host();
     let plan = servin_dockerfile::plan(
         &df,
         &request.build_args,
         request.target.as_deref(),
-        &servin_dockerfile::Platform::host(),
+        servin_dockerfile::Platform {
+            os: host.os.clone(),
+            arch: host.architecture.clone(),
+            variant: host.variant.clone(),
+        },
     )
     .map_err(|e| dockerfile_error(&e, &name))?;
-    let needed: Vec<usize> = plan.stages.clone();
-    // Global args: defaults expanded in order, overridden by --build-arg.
-    let mut global_args = BTreeMap::new();
-    for a in &df.global_args {
-        let value = match request.build_args.get(&a.name) {
-            Some(v) => Some(v.clone()),
-            None => match &a.default {
-                Some(d) => Some(
-                    servin_dockerfile::expand(d, df.escape, &|k| global_args.get(k).cloned())
-                        .map_err(|e| BuildError::Invalid(e.to_string()))?,
-                ),
-                None => None,
-            },
-        };
-        if let Some(v) = value {
-            global_args.insert(a.name.clone(), v);
-        }
-    }
-    for (k, v) in platform_args() {
-        global_args.entry(k).or_insert(v);
-    }
+    let needed: Vec<usize> = plan.stages.iter().map(|s| s.index).collect();
+    let global_args = plan.global_args.clone();
     let mut first_number = HashMap::new();
     let mut total_steps = 0;
     for i in &needed {
@@ -309,7 +279,6 @@ pub async fn build(
         build_id,
         identity,
         global_args,
-        used_args: Default::default(),
         results,
         first_number,
         total_steps,
@@ -366,17 +335,7 @@ pub async fn build(
         return Err(e);
     }
     let mut image = final_image.ok_or_else(|| BuildError::Invalid("the target stage made no image".into()))?;
-    let unused: Vec<String> = shared
-        .request
-        .build_args
-        .keys()
-        .filter(|k| {
-            !shared.used_args.lock().map(|u| u.contains(*k)).unwrap_or(true)
-                && !PROXY_ARGS.contains(&k.as_str())
-                && !shared.global_args_used_in_from(k)
-        })
-        .cloned()
-        .collect();
+    let unused = plan.unused_args.clone();
     if !unused.is_empty() {
         shared.send(BuildEvent::Warning {
             message: format!("One or more build-args [{}] were not consumed", unused.join(" ")),
@@ -430,15 +389,6 @@ pub async fn build(
         tags,
     });
     Ok(image.id)
-}
-
-impl Shared {
-    fn global_args_used_in_from(&self, name: &str) -> bool {
-        self.df.stages.iter().any(|s| {
-            s.from.image.contains(&format!("${name}"))
-                || s.from.image.contains(&format!("${{{name}"))
-        })
-    }
 }
 
 /// One stage's running state.
@@ -670,9 +620,6 @@ async fn step(
         InstructionKind::Arg(decls) => {
             for d in decls {
                 let value = if let Some(v) = shared.request.build_args.get(&d.name) {
-                    if let Ok(mut u) = shared.used_args.lock() {
-                        u.insert(d.name.clone());
-                    }
                     Some(v.clone())
                 } else if let Some(def) = &d.default {
                     Some(ex!(def).value)
@@ -1166,7 +1113,7 @@ async fn run_work(
     let bind = |source: PathBuf, target: String, read_only: bool| Mount {
         target: Some(target),
         source: Some(source.display().to_string()),
-        typ: Some(MountTypeEnum::BIND),
+        typ: Some(MountType::BIND),
         read_only: Some(read_only),
         bind_options: Some(MountBindOptions {
             create_mountpoint: Some(true),
@@ -1299,7 +1246,7 @@ async fn run_work(
                 };
                 out_mounts.push(Mount {
                     target: Some(target),
-                    typ: Some(MountTypeEnum::TMPFS),
+                    typ: Some(MountType::TMPFS),
                     tmpfs_options: Some(MountTmpfsOptions {
                         size_bytes: size,
                         ..Default::default()

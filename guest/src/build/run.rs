@@ -11,6 +11,7 @@ use std::time::Duration;
 use bollard_stubs::models::{ContainerCreateBody, HostConfig, Mount};
 
 use super::Cancel;
+use super::error::BuildError;
 use crate::container::Container;
 use crate::container::wait::WaitCondition;
 use crate::engine::Engine;
@@ -125,7 +126,7 @@ pub async fn run(
         let containers = Arc::clone(&containers);
         tokio::task::spawn_blocking(move || containers.create(None, body))
             .await
-            .map_err(|e| Error::Internal(format!("create the RUN container: {e}")))??
+            .map_err(|e| BuildError::Invalid(format!("create the RUN container: {e}")))??
     };
     let c = containers.get(&id)?;
     // From here on, every way out removes the container.
@@ -170,7 +171,7 @@ pub async fn run(
             }
             () = cancel.cancelled() => {
                 follower.abort();
-                return Err(Error::Internal("the build was cancelled".to_string()));
+                return Err(BuildError::Cancelled.into());
             }
         }
     }

@@ -56,6 +56,18 @@ impl Failure {
     }
 }
 
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotFound => write!(f, "no such file or folder"),
+            Self::NotADirectory => write!(f, "not a folder"),
+            Self::ReadOnly => write!(f, "read-only file system"),
+            Self::BadArchive(m) | Self::WouldReplace(m) => write!(f, "{m}"),
+            Self::Io(what, e) => write!(f, "{what}: {e}"),
+        }
+    }
+}
+
 type Res<T> = std::result::Result<T, Failure>;
 
 /// Go's `os.FileMode` bits, as Docker sends them in the stat header.
