@@ -6,6 +6,8 @@
 //! - [`store`]: the content-addressed blob store and the image records.
 //! - [`gc`]: deleting the blobs and snapshots no image needs.
 //! - [`unpack`]: layer tars into overlayfs-ready snapshot directories.
+//! - [`layer`]: the reverse: overlay upper folders into layer tars,
+//!   `docker diff`'s change lists and new snapshots.
 //! - [`registry`]: registry clients, credentials and insecure registries.
 //! - [`pull`], [`push`]: moving images between a registry and the store.
 //! - [`archive`]: `docker save` tars and OCI layouts, in and out.
@@ -21,6 +23,7 @@ pub mod archive;
 pub mod digest;
 pub mod error;
 pub mod gc;
+pub mod layer;
 pub mod progress;
 pub mod pull;
 pub mod push;
