@@ -12,6 +12,8 @@
 //! - [`pull`], [`push`]: moving images between a registry and the store.
 //! - [`archive`]: `docker save` tars and OCI layouts, in and out.
 //! - [`progress`]: Docker-style JSON progress messages.
+//! - [`commit`]: new images on a parent (commit, import, build steps),
+//!   with the `--change` instructions of [`changes`].
 //!
 //! Nothing here knows the engine, the API or the containers: a function
 //! takes what it works on (the [`store::Store`], the
@@ -20,6 +22,8 @@
 //! folder can be tested on its own.
 
 pub mod archive;
+pub mod changes;
+pub mod commit;
 pub mod digest;
 pub mod error;
 pub mod gc;
