@@ -65,7 +65,8 @@ fn image(e: &ImageError) -> StatusCode {
         | ImageError::BadMediaType(_)
         | ImageError::InvalidPlatform(_)
         | ImageError::TagWithDigest
-        | ImageError::Archive(_) => StatusCode::BAD_REQUEST,
+        | ImageError::Archive(_)
+        | ImageError::Change(_) => StatusCode::BAD_REQUEST,
         ImageError::AmbiguousId(_)
         | ImageError::MultipleRepositories(_)
         | ImageError::UsedByContainer { .. } => StatusCode::CONFLICT,

@@ -47,6 +47,10 @@ pub enum ImageError {
     /// The blocking task of a store operation died.
     #[error("{0} failed: {1}")]
     Task(&'static str, String),
+    /// A `--change` of `docker commit` or `docker import` that is not one
+    /// of the instructions they take, or is malformed.
+    #[error("{0}")]
+    Change(String),
     /// An archive given to `load` is not a docker-save tar or an OCI layout.
     #[error("archive: {0}")]
     Archive(String),

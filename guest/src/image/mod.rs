@@ -6,10 +6,14 @@
 //! - [`store`]: the content-addressed blob store and the image records.
 //! - [`gc`]: deleting the blobs and snapshots no image needs.
 //! - [`unpack`]: layer tars into overlayfs-ready snapshot directories.
+//! - [`layer`]: the reverse: overlay upper folders into layer tars,
+//!   `docker diff`'s change lists and new snapshots.
 //! - [`registry`]: registry clients, credentials and insecure registries.
 //! - [`pull`], [`push`]: moving images between a registry and the store.
 //! - [`archive`]: `docker save` tars and OCI layouts, in and out.
 //! - [`progress`]: Docker-style JSON progress messages.
+//! - [`commit`]: new images on a parent (commit, import, build steps),
+//!   with the `--change` instructions of [`changes`].
 //!
 //! Nothing here knows the engine, the API or the containers: a function
 //! takes what it works on (the [`store::Store`], the
@@ -18,9 +22,12 @@
 //! folder can be tested on its own.
 
 pub mod archive;
+pub mod changes;
+pub mod commit;
 pub mod digest;
 pub mod error;
 pub mod gc;
+pub mod layer;
 pub mod progress;
 pub mod pull;
 pub mod push;
