@@ -119,6 +119,9 @@ pub struct DockerfileDiagnostic {
     /// A line of help, when there is one.
     #[serde(default)]
     pub help: Option<String>,
+    /// The text under the span, when there is one.
+    #[serde(default)]
+    pub label: Option<String>,
     /// Byte offset of the span in the Dockerfile.
     pub offset: usize,
     /// Byte length of the span.

@@ -257,10 +257,14 @@ fn project_jobs(
 
 /// Renders a Dockerfile diagnostic over the file's text.
 fn render_diagnostic(name: &str, source: &str, d: &DockerfileDiagnostic) -> String {
+    let Ok(code) = serde_json::from_value(serde_json::json!(d.code)) else {
+        return format!("error: {name}:{}:{}: {}\n", d.line, d.column, d.message);
+    };
     let wire = servin_dockerfile::WireError {
         message: d.message.clone(),
-        code: d.code.clone(),
+        code,
         help: d.help.clone(),
+        label: d.label.clone(),
         offset: d.offset,
         length: d.length,
         line: d.line,
@@ -308,7 +312,7 @@ pub fn build_one(
             &df,
             &request.build_args,
             request.target.as_deref(),
-            &servin_dockerfile::Platform::host(),
+            host_platform(),
         )
         .map(|_| ())
     });
@@ -534,4 +538,19 @@ fn familiar(name: &str) -> String {
         .or_else(|| name.strip_prefix("docker.io/"))
         .unwrap_or(name)
         .to_string()
+}
+
+/// This machine's platform, as the engine builds for it.
+fn host_platform() -> servin_dockerfile::Platform {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        other => other,
+    };
+    servin_dockerfile::Platform {
+        os: "linux".to_string(),
+        arch: arch.to_string(),
+        variant: None,
+    }
 }

@@ -59,6 +59,7 @@ pub fn dockerfile_error(e: &servin_dockerfile::DockerfileError, file: &str) -> E
                 .and_then(|v| v.as_str().map(String::from))
                 .unwrap_or_default(),
             help: w.help,
+            label: w.label,
             offset: w.offset,
             length: w.length,
             line: w.line,
@@ -79,6 +80,7 @@ fn span_error(df: &Dockerfile, span: &std::ops::Range<usize>, code: &str, messag
             message,
             code: code.to_string(),
             help: None,
+            label: None,
             offset: span.start,
             length: span.end.saturating_sub(span.start),
             line,
@@ -359,6 +361,7 @@ pub async fn build(
                 .join(" ")
         );
         image = tokio::task::spawn_blocking(move || {
+            let gc = store.gc_lock.blocking_read();
             new_image(
                 &store,
                 Some(&parent),
@@ -370,6 +373,7 @@ pub async fn build(
                     author: None,
                     empty_layer: true,
                 },
+                &gc,
             )
         })
         .await
@@ -528,6 +532,7 @@ async fn run_stage(shared: &Arc<Shared>, index: usize) -> Result<ImageRecord> {
             let store = Arc::clone(&shared.engine.store);
             let config = state.config.clone();
             let img = tokio::task::spawn_blocking(move || {
+                let gc = store.gc_lock.blocking_read();
                 new_image(
                     &store,
                     None,
@@ -539,6 +544,7 @@ async fn run_stage(shared: &Arc<Shared>, index: usize) -> Result<ImageRecord> {
                         author: None,
                         empty_layer: true,
                     },
+                    &gc,
                 )
             })
             .await
@@ -1417,6 +1423,7 @@ async fn ensure_image(shared: &Shared, state: &mut StageState) -> Result<ImageRe
     let store = Arc::clone(&shared.engine.store);
     let config = state.config.clone();
     let img = tokio::task::spawn_blocking(move || {
+        let gc = store.gc_lock.blocking_read();
         new_image(
             &store,
             None,
@@ -1428,6 +1435,7 @@ async fn ensure_image(shared: &Shared, state: &mut StageState) -> Result<ImageRe
                 author: None,
                 empty_layer: true,
             },
+            &gc,
         )
     })
     .await
@@ -1642,6 +1650,7 @@ async fn execute(
                 author: None,
                 empty_layer,
             },
+            &gc,
         )?;
         store.set_build_cache(&img.id, true)?;
         Ok(img)

@@ -15,7 +15,7 @@ use super::error::BuildError;
 use crate::container::Container;
 use crate::container::wait::WaitCondition;
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::monitor::logs::{LogQuery, follow_logs};
 
 /// The label every build container carries (its value: the build's ID), so

@@ -133,6 +133,7 @@ pub fn new_image(
         repo_tags: vec![],
         repo_digests: vec![],
         added: crate::timefmt::now(),
+        build_cache: false,
     };
     store.add_image(record, None, None)?;
     store
