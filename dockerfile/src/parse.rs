@@ -98,7 +98,7 @@ fn check_order(name: &str, source: &str, logicals: &[Logical]) -> Result<(), Doc
             let written = &source[logical.keyword_span.clone()];
             let closest = INSTRUCTIONS
                 .iter()
-                .map(|known| (strsim::levenshtein(known, &logical.keyword), *known))
+                .map(|known| (strsim::osa_distance(known, &logical.keyword), *known))
                 .min()
                 .filter(|(distance, _)| *distance <= 2);
             let help = match closest {

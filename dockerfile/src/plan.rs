@@ -389,7 +389,7 @@ fn resolve_from(
             .stages
             .iter()
             .filter_map(|s| s.name.as_deref())
-            .map(|name| (strsim::levenshtein(name, &lower), name))
+            .map(|name| (strsim::osa_distance(name, &lower), name))
             .min();
         if let Some((distance, name)) = closest
             && distance <= 2
