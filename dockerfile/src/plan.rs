@@ -421,14 +421,15 @@ impl<'p> ArgScope<'p> {
         }
     }
 
-    /// Runs one `ARG` declaration: the `--build-arg` wins; else the default
-    /// (expanded with `vars`, the variables in effect); else, for `ARG NAME`,
-    /// the global value. A platform arg always takes its automatic value.
+    /// Runs one `ARG` declaration: the `--build-arg` wins; else the default,
+    /// expanded with the stage's `env` (its `ENV` variables) over the args
+    /// declared before; else, for `ARG NAME`, the global value. A platform
+    /// arg always takes its automatic value.
     pub fn declare(
         &mut self,
         decl: &ArgDecl,
         escape: char,
-        vars: &dyn Fn(&str) -> Option<String>,
+        env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(), ExpandError> {
         let is_platform = ["TARGET", "BUILD"].iter().any(|p| {
             ["PLATFORM", "OS", "ARCH", "VARIANT"]
@@ -440,12 +441,22 @@ impl<'p> ArgScope<'p> {
         } else if let Some(given) = self.plan.build_args.get(&decl.name) {
             Some(given.clone())
         } else if let Some(default) = &decl.default {
-            Some(expand(default, escape, vars)?)
+            Some(expand(default, escape, &self.vars(env))?)
         } else {
             self.plan.global_args.get(&decl.name).cloned()
         };
         self.declared.insert(decl.name.clone(), value);
         Ok(())
+    }
+
+    /// The variables for expanding an instruction of the stage: `env` (the
+    /// stage's `ENV` variables) over this scope's args, as Docker gives
+    /// `ENV` precedence over `ARG`.
+    pub fn vars<'a>(
+        &'a self,
+        env: &'a dyn Fn(&str) -> Option<String>,
+    ) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| env(name).or_else(|| self.get(name))
     }
 
     /// The value of `name` in this scope: a declared arg with a value, or a
