@@ -796,9 +796,7 @@ impl Cx<'_> {
                         format!("{instruction} `{word}` has no `=`"),
                         span,
                     )
-                    .with_help(format!(
-                        "write every pair as NAME=VALUE (quote values holding spaces)"
-                    )));
+                    .with_help("write every pair as NAME=VALUE (quote values holding spaces)"));
             };
             if name.is_empty() {
                 return Err(self

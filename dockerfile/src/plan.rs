@@ -289,10 +289,10 @@ pub fn plan(
     let mut needed = BTreeSet::new();
     let mut pending = vec![target_index];
     while let Some(i) = pending.pop() {
-        if needed.insert(i) {
-            if let Some(stage) = planned.get(i) {
-                pending.extend(stage.depends_on.iter().copied());
-            }
+        if needed.insert(i)
+            && let Some(stage) = planned.get(i)
+        {
+            pending.extend(stage.depends_on.iter().copied());
         }
     }
     // Waves count only needed stages, which all dependencies of a needed stage are.

@@ -1,6 +1,8 @@
 //! Every diagnostic: its code, message, span (line and column) and help,
 //! the rendered text, and the wire round trip.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use miette::{GraphicalReportHandler, GraphicalTheme};
@@ -431,18 +433,21 @@ fn parse_diagnostics() {
     }
 }
 
+/// (source, target, code, line, column, spanned text, message part, help part)
+type PlanCase = (
+    &'static str,
+    Option<&'static str>,
+    ErrorCode,
+    usize,
+    usize,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
 #[test]
 fn plan_diagnostics() {
-    let cases: &[(
-        &str,
-        Option<&str>,
-        ErrorCode,
-        usize,
-        usize,
-        &str,
-        &str,
-        &str,
-    )] = &[
+    let cases: &[PlanCase] = &[
         (
             "FROM a AS builder\nFROM b\nCOPY --from=buidler /x /x\n",
             None,

@@ -1,6 +1,8 @@
 //! Parsing: every instruction, both command forms, here-documents,
 //! continuations, comments, the escape directive.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use servin_dockerfile::{

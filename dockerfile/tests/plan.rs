@@ -1,5 +1,7 @@
 //! The build plan: ARG scoping, bases, stage graph, waves, unused args.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use servin_dockerfile::{ArgScope, Base, BuildPlan, InstructionKind, Platform, parse, plan};
@@ -19,6 +21,20 @@ fn args(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// (Dockerfile, build args, expected bases)
+type BaseCase = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    Vec<Base>,
+);
+
+/// Variables seen, the RUN environment and the cache-key args.
+type ScopeResult = (
+    BTreeMap<String, String>,
+    Vec<(String, String)>,
+    Vec<(String, String)>,
+);
+
 fn planned(source: &str, build_args: &[(&str, &str)], target: Option<&str>) -> BuildPlan {
     let df = parse("Dockerfile", source).unwrap();
     plan(&df, &args(build_args), target, platform()).unwrap_or_else(|e| panic!("{source:?}: {e}"))
@@ -26,52 +42,52 @@ fn planned(source: &str, build_args: &[(&str, &str)], target: Option<&str>) -> B
 
 #[test]
 fn from_images_use_global_args() {
-    let cases: &[(&str, &[(&str, &str)], &[Base])] = &[
+    let cases: Vec<BaseCase> = vec![
         (
             "ARG V=3.20\nFROM alpine:$V\n",
             &[],
-            &[Base::Image("alpine:3.20".into())],
+            vec![Base::Image("alpine:3.20".into())],
         ),
         (
             "ARG V=3.20\nFROM alpine:$V\n",
             &[("V", "edge")],
-            &[Base::Image("alpine:edge".into())],
+            vec![Base::Image("alpine:edge".into())],
         ),
         (
             "ARG REG=docker.io\nARG IMG=${REG}/library/busybox\nFROM $IMG\n",
             &[],
-            &[Base::Image("docker.io/library/busybox".into())],
+            vec![Base::Image("docker.io/library/busybox".into())],
         ),
         (
             "ARG IMG\nFROM ${IMG:-busybox}\n",
             &[],
-            &[Base::Image("busybox".into())],
+            vec![Base::Image("busybox".into())],
         ),
         // A --build-arg with no global ARG does not reach FROM.
         (
             "FROM busybox${TAG}\n",
             &[("TAG", ":1")],
-            &[Base::Image("busybox".into())],
+            vec![Base::Image("busybox".into())],
         ),
-        ("FROM scratch\n", &[], &[Base::Scratch]),
-        ("FROM SCRATCH\n", &[], &[Base::Scratch]),
+        ("FROM scratch\n", &[], vec![Base::Scratch]),
+        ("FROM SCRATCH\n", &[], vec![Base::Scratch]),
         (
             "FROM alpine AS Base\nFROM base\n",
             &[],
-            &[Base::Image("alpine".into()), Base::Stage(0)],
+            vec![Base::Image("alpine".into()), Base::Stage(0)],
         ),
         (
             "ARG S=base\nFROM alpine AS base\nFROM $S\n",
             &[],
-            &[Base::Image("alpine".into()), Base::Stage(0)],
+            vec![Base::Image("alpine".into()), Base::Stage(0)],
         ),
         (
             "FROM --platform=$BUILDPLATFORM alpine-$TARGETARCH\n",
             &[],
-            &[Base::Image("alpine-arm64".into())],
+            vec![Base::Image("alpine-arm64".into())],
         ),
     ];
-    for (source, build_args, bases) in cases {
+    for (source, build_args, bases) in &cases {
         let plan = planned(source, build_args, None);
         let got: Vec<Base> = plan.stages.iter().map(|s| s.base.clone()).collect();
         assert_eq!(&got, bases, "{source:?}");
@@ -156,15 +172,7 @@ fn unused_build_args() {
 
 /// Runs the ARG/ENV instructions of stage `stage` through an [`ArgScope`]
 /// and gives the variables at the end (ENV over ARG, as Docker).
-fn scope_after(
-    source: &str,
-    build_args: &[(&str, &str)],
-    stage: usize,
-) -> (
-    BTreeMap<String, String>,
-    Vec<(String, String)>,
-    Vec<(String, String)>,
-) {
+fn scope_after(source: &str, build_args: &[(&str, &str)], stage: usize) -> ScopeResult {
     let df = parse("Dockerfile", source).unwrap();
     let plan = plan(&df, &args(build_args), None, platform()).unwrap();
     let mut scope = ArgScope::new(&plan);
