@@ -506,11 +506,51 @@ impl Cx<'_> {
         })
     }
 
+    /// Docker reads `--flag` words after every instruction and refuses
+    /// those the instruction does not take; the parser reads flags only for
+    /// the instructions that have some, so the others are checked here.
+    fn no_flags(
+        &self,
+        logical: &Logical,
+        keyword_end: usize,
+        keyword: &str,
+    ) -> Result<(), DockerfileError> {
+        let rest = &self.source[keyword_end..logical.span.end];
+        let trimmed = rest.trim_start_matches([' ', '\t']);
+        let Some(flag) = trimmed.strip_prefix("--") else {
+            return Ok(());
+        };
+        if !flag.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            return Ok(());
+        }
+        let start = keyword_end + (rest.len() - trimmed.len());
+        let len = trimmed.find(char::is_whitespace).unwrap_or(trimmed.len());
+        let name = flag[..len - 2].split('=').next().unwrap_or_default();
+        Err(self
+            .error(
+                ErrorCode::UnknownFlag,
+                format!("unknown flag `--{name}` for {keyword}"),
+                start..start + len,
+            )
+            .with_label("unknown flag")
+            .with_help(format!("{keyword} takes no flags")))
+    }
+
     fn kind(
         &self,
         logical: &Logical,
         instruction: &pd::Instruction<'_>,
     ) -> Result<InstructionKind, DockerfileError> {
+        if let Some(span) = keyword_span(instruction) {
+            let span = self.span(&span);
+            let keyword = self.source[span.clone()].to_ascii_uppercase();
+            if !matches!(
+                keyword.as_str(),
+                "FROM" | "RUN" | "COPY" | "ADD" | "HEALTHCHECK" | "ONBUILD"
+            ) {
+                self.no_flags(logical, span.end, &keyword)?;
+            }
+        }
         Ok(match instruction {
             pd::Instruction::Run(run) => {
                 let flags = self.flags(

@@ -43,6 +43,37 @@ type Case = (
     &'static str,
 );
 
+/// Instructions without flags refuse `--flag` words, as Docker does.
+const FLAGS_ON_FLAGLESS: &[Case] = &[
+    (
+        "FROM x\nWORKDIR --mode=1 /app\n",
+        ErrorCode::UnknownFlag,
+        2,
+        9,
+        "--mode=1",
+        "unknown flag `--mode` for WORKDIR",
+        "WORKDIR takes no flags",
+    ),
+    (
+        "FROM x\nENV --x A=1\n",
+        ErrorCode::UnknownFlag,
+        2,
+        5,
+        "--x",
+        "unknown flag `--x` for ENV",
+        "ENV takes no flags",
+    ),
+    (
+        "FROM x\ncmd --help\n",
+        ErrorCode::UnknownFlag,
+        2,
+        5,
+        "--help",
+        "unknown flag `--help` for CMD",
+        "CMD takes no flags",
+    ),
+];
+
 #[test]
 fn parse_diagnostics() {
     let cases: &[Case] = &[
@@ -407,7 +438,9 @@ fn parse_diagnostics() {
             "RUN <command>",
         ),
     ];
-    for &(source, code, line, column, spanned, message, help) in cases {
+    for &(source, code, line, column, spanned, message, help) in
+        cases.iter().chain(FLAGS_ON_FLAGLESS)
+    {
         let error = parse_error(source);
         assert_eq!(error.kind(), code, "{source:?}: {}", error.message());
         assert_eq!(
