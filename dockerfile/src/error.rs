@@ -225,6 +225,11 @@ impl Diagnostic for DockerfileError {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        // An error about the whole file (an empty one, an unknown target)
+        // points at nothing in particular: no snippet.
+        if self.0.span.is_empty() && self.0.label.is_none() {
+            return None;
+        }
         let label = LabeledSpan::new_primary_with_span(self.0.label.clone(), self.0.span.clone());
         Some(Box::new(std::iter::once(label)))
     }

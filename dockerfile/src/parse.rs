@@ -675,6 +675,29 @@ impl Cx<'_> {
                         .with_help("write `--checksum=sha256:<64 hex digits>`"));
                 }
                 let (sources, heredocs) = self.sources(logical, &add.src);
+                if checksum.is_some() {
+                    let local = sources
+                        .iter()
+                        .find(|s| !s.contains("://") && !s.starts_with("git@") && !s.contains('$'));
+                    if local.is_some() || !heredocs.is_empty() {
+                        let span = flags
+                            .flags
+                            .iter()
+                            .find(|f| f.name.value == "checksum")
+                            .map_or(0..0, |f| self.flag_span(f));
+                        return Err(self
+                            .error(
+                                ErrorCode::BadFlagValue,
+                                "`--checksum` applies only to URL sources",
+                                span,
+                            )
+                            .with_label("checksum")
+                            .with_help(format!(
+                                "`{}` is a local source; drop --checksum or add only URLs",
+                                local.map_or("<<", String::as_str)
+                            )));
+                    }
+                }
                 InstructionKind::Add(AddInstr {
                     sources,
                     dest: add.dest.value.to_string(),

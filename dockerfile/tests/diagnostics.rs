@@ -46,6 +46,15 @@ type Case = (
 /// Instructions without flags refuse `--flag` words, as Docker does.
 const FLAGS_ON_FLAGLESS: &[Case] = &[
     (
+        "FROM x\nADD --checksum=sha256:24454f830cdb571e2c4ad15481119c43b3cafd48dd869a9b2945d1036d1dc68d app.tar /\n",
+        ErrorCode::BadFlagValue,
+        2,
+        5,
+        "--checksum=sha256:24454f830cdb571e2c4ad15481119c43b3cafd48dd869a9b2945d1036d1dc68d",
+        "applies only to URL sources",
+        "`app.tar` is a local source",
+    ),
+    (
         "FROM x\nWORKDIR --mode=1 /app\n",
         ErrorCode::UnknownFlag,
         2,
@@ -459,10 +468,12 @@ fn parse_diagnostics() {
         assert!(got_help.contains(help), "{source:?}: help {got_help:?}");
         let rendered = render(&error);
         assert!(rendered.contains(code.as_str()), "{rendered}");
-        assert!(
-            rendered.contains(&format!("[Dockerfile:{line}:{column}]")),
-            "{source:?}\n{rendered}"
-        );
+        if !error.span().is_empty() {
+            assert!(
+                rendered.contains(&format!("[Dockerfile:{line}:{column}]")),
+                "{source:?}\n{rendered}"
+            );
+        }
     }
 }
 
@@ -597,6 +608,18 @@ fn rendered_unknown_instruction() {
   help: did you mean `COPY`?
 ";
     assert_eq!(rendered, expected, "\n{rendered}");
+}
+
+#[test]
+fn rendered_unknown_target_and_empty_file_have_no_snippet() {
+    let df = parse("Dockerfile", "FROM a AS dev\nFROM b AS prod\n").unwrap();
+    let error = plan(&df, &BTreeMap::new(), Some("test"), amd64()).unwrap_err();
+    assert_eq!(
+        render(&error),
+        "servin::dockerfile::unknown-target\n\n  × target stage `test` could not be found\n  help: the stages are `dev`, `prod`\n"
+    );
+    let rendered = render(&parse_error(""));
+    assert!(!rendered.contains('╭'), "{rendered}");
 }
 
 #[test]
