@@ -857,8 +857,9 @@ impl Cx<'_> {
                     .error(
                         ErrorCode::BadArgument,
                         format!("{instruction} `{word}` has no `=`"),
-                        span,
+                        self.word_span(&span, &word),
                     )
+                    .with_label("no `=`")
                     .with_help("write every pair as NAME=VALUE (quote values holding spaces)"));
             };
             if name.is_empty() {
@@ -866,13 +867,22 @@ impl Cx<'_> {
                     .error(
                         ErrorCode::BadArgument,
                         format!("{instruction} names can not be blank"),
-                        span,
+                        self.word_span(&span, &word),
                     )
                     .with_help("write NAME=VALUE"));
             }
             pairs.push((name.to_owned(), value.to_owned()));
         }
         Ok(pairs)
+    }
+
+    /// The span of `word` within `span` (the word's last occurrence, as a
+    /// bad word is usually the last one written), or all of `span`.
+    fn word_span(&self, span: &Range<usize>, word: &str) -> Range<usize> {
+        match self.source[span.clone()].rfind(word) {
+            Some(i) if !word.is_empty() => span.start + i..span.start + i + word.len(),
+            _ => span.clone(),
+        }
     }
 
     fn healthcheck(

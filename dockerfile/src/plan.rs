@@ -424,7 +424,9 @@ impl<'p> ArgScope<'p> {
     /// Runs one `ARG` declaration: the `--build-arg` wins; else the default,
     /// expanded with the stage's `env` (its `ENV` variables) over the args
     /// declared before; else, for `ARG NAME`, the global value. A platform
-    /// arg always takes its automatic value.
+    /// arg always takes its automatic value. Pass the declaration as
+    /// written (from [`InstructionKind::Arg`] of the parsed instruction),
+    /// not an expanded one: the default is expanded here.
     pub fn declare(
         &mut self,
         decl: &ArgDecl,

@@ -460,6 +460,12 @@ fn onbuild_and_platform_and_stages() {
 }
 
 #[test]
+fn a_line_of_only_the_escape_character_is_skipped() {
+    let df = parse("Dockerfile", "FROM x\n\\\nRUN a\n").unwrap();
+    assert_eq!(df.stages[0].instructions[0].kind, run(shell("a")));
+}
+
+#[test]
 fn comments_blank_lines_bom_and_crlf() {
     let source = "\u{feff}# a comment\r\n\r\nFROM x\r\n# another\r\n  RUN a \\\r\n  b\r\n";
     let df = parse("Dockerfile", source).unwrap();
