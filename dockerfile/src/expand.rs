@@ -28,7 +28,7 @@ impl Instruction {
                 .map(|doc| {
                     let mut doc = doc.clone();
                     if doc.expand {
-                        doc.content = expand_heredoc(&doc.content, escape, vars)?;
+                        doc.content = expand_heredoc(&doc.content, vars)?;
                     }
                     Ok(doc)
                 })

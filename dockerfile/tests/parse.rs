@@ -476,7 +476,7 @@ fn comments_blank_lines_bom_and_crlf() {
 
 #[test]
 fn expanded_instructions() {
-    let source = "FROM x\nENV A=$X B=\"${X} y\" C='$X'\nCOPY --chown=$U:$U $SRC/* /dst/$X/\nCOPY <<EOF <<'RAW' /etc/\nv=$X \"q\"\nEOF\nv=$X\nRAW\nRUN --mount=type=cache,target=/c/$X,id=$X echo $X\nEXPOSE $PORTS 9000\nWORKDIR /w/${X:-none}\nCMD echo $X\n";
+    let source = "FROM x\nENV A=$X B=\"${X} y\" C='$X'\nCOPY --chown=$U:$U $SRC/* /dst/$X/\nCOPY <<EOF <<'RAW' /etc/\nv=$X \"q\" '$X' \\$X a\\nb\nEOF\nv=$X\nRAW\nRUN --mount=type=cache,target=/c/$X,id=$X echo $X\nEXPOSE $PORTS 9000\nWORKDIR /w/${X:-none}\nCMD echo $X\n";
     let df = parse("Dockerfile", source).unwrap();
     let vars = |name: &str| match name {
         "X" => Some("1".to_owned()),
@@ -504,7 +504,9 @@ fn expanded_instructions() {
     }
     match &expanded[2] {
         InstructionKind::Copy(copy) => {
-            assert_eq!(copy.heredocs[0].content, "v=1 \"q\"\n");
+            // Docker's lexer without quote processing: quotes are text, `$`
+            // expands even inside single quotes, a backslash escapes.
+            assert_eq!(copy.heredocs[0].content, "v=1 \"q\" '1' $X anb\n");
             assert_eq!(copy.heredocs[1].content, "v=$X\n");
         }
         other => panic!("{other:?}"),
