@@ -150,6 +150,8 @@ fn is_docker_dockerfile_v1(value: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

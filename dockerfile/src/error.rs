@@ -86,7 +86,10 @@ impl fmt::Display for ErrorCode {
 
 /// A mistake in a Dockerfile, at a byte span of its text.
 #[derive(Debug, Clone)]
-pub struct DockerfileError {
+pub struct DockerfileError(Box<Inner>);
+
+#[derive(Debug, Clone)]
+struct Inner {
     code: ErrorCode,
     message: String,
     help: Option<String>,
@@ -110,7 +113,7 @@ impl DockerfileError {
         let end = span.end.min(source.len());
         let start = span.start.min(end);
         let (line, column) = line_column(source, start);
-        Self {
+        Self(Box::new(Inner {
             code,
             message: message.into(),
             help: None,
@@ -119,64 +122,64 @@ impl DockerfileError {
             line,
             column,
             source: NamedSource::new(name, source.to_owned()),
-        }
+        }))
     }
 
     /// The same error with a line of help.
     #[must_use]
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.0.help = Some(help.into());
         self
     }
 
     /// The same error with a text on the label under the span.
     #[must_use]
     pub fn with_label(mut self, label: impl Into<String>) -> Self {
-        self.label = Some(label.into());
+        self.0.label = Some(label.into());
         self
     }
 
     /// What kind of mistake this is.
     pub fn kind(&self) -> ErrorCode {
-        self.code
+        self.0.code
     }
 
     /// The message (without code or help).
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// The help line, if any.
     pub fn help_text(&self) -> Option<&str> {
-        self.help.as_deref()
+        self.0.help.as_deref()
     }
 
     /// The byte span of the Dockerfile at fault.
     pub fn span(&self) -> Range<usize> {
-        self.span.clone()
+        self.0.span.clone()
     }
 
     /// 1-based line of the span's start.
     pub fn line(&self) -> usize {
-        self.line
+        self.0.line
     }
 
     /// 1-based column (in characters) of the span's start.
     pub fn column(&self) -> usize {
-        self.column
+        self.0.column
     }
 
     /// The plain-data form, for the engine to send.
     pub fn to_wire(&self) -> WireError {
         WireError {
-            message: self.message.clone(),
-            code: self.code,
-            help: self.help.clone(),
-            label: self.label.clone(),
-            offset: self.span.start,
-            length: self.span.len(),
-            line: self.line,
-            column: self.column,
+            message: self.0.message.clone(),
+            code: self.0.code,
+            help: self.0.help.clone(),
+            label: self.0.label.clone(),
+            offset: self.0.span.start,
+            length: self.0.span.len(),
+            line: self.0.line,
+            column: self.0.column,
         }
     }
 
@@ -191,15 +194,15 @@ impl DockerfileError {
             source,
             start..start.saturating_add(wire.length),
         );
-        error.help = wire.help.clone();
-        error.label = wire.label.clone();
+        error.0.help = wire.help.clone();
+        error.0.label = wire.label.clone();
         error
     }
 }
 
 impl fmt::Display for DockerfileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.0.message)
     }
 }
 
@@ -207,21 +210,27 @@ impl std::error::Error for DockerfileError {}
 
 impl Diagnostic for DockerfileError {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.code.as_str()))
+        Some(Box::new(self.0.code.as_str()))
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help
+        self.0
+            .help
             .as_ref()
             .map(|help| Box::new(help) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        Some(&self.source)
+        Some(&self.0.source)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let label = LabeledSpan::new_primary_with_span(self.label.clone(), self.span.clone());
+        // An error about the whole file (an empty one, an unknown target)
+        // points at nothing in particular: no snippet.
+        if self.0.span.is_empty() && self.0.label.is_none() {
+            return None;
+        }
+        let label = LabeledSpan::new_primary_with_span(self.0.label.clone(), self.0.span.clone());
         Some(Box::new(std::iter::once(label)))
     }
 }

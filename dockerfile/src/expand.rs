@@ -28,7 +28,7 @@ impl Instruction {
                 .map(|doc| {
                     let mut doc = doc.clone();
                     if doc.expand {
-                        doc.content = expand_heredoc(&doc.content, escape, vars)?;
+                        doc.content = expand_heredoc(&doc.content, vars)?;
                     }
                     Ok(doc)
                 })
@@ -110,10 +110,13 @@ impl Instruction {
     }
 }
 
+type ExpandOne<'a> = &'a dyn Fn(&str) -> Result<String, ExpandError>;
+type ExpandOpt<'a> = &'a dyn Fn(&Option<String>) -> Result<Option<String>, ExpandError>;
+
 fn expand_mount(
     mount: &RunMount,
-    one: &dyn Fn(&str) -> Result<String, ExpandError>,
-    opt: &dyn Fn(&Option<String>) -> Result<Option<String>, ExpandError>,
+    one: ExpandOne<'_>,
+    opt: ExpandOpt<'_>,
 ) -> Result<RunMount, ExpandError> {
     Ok(match mount {
         RunMount::Bind {

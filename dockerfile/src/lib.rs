@@ -19,6 +19,8 @@
 //! `expand` (which operands are expanded), `plan` (stages and arguments),
 //! `error` (diagnostics).
 
+#![deny(missing_docs)]
+
 mod directives;
 mod duration;
 mod error;

@@ -133,7 +133,9 @@ pub(crate) fn split(
     let mut i = 0;
     while i < lines.len() {
         let line = &lines[i];
-        if is_blank_or_comment(line.text) {
+        // A line holding only the escape character continues onto the
+        // next: nothing, so it is skipped like a blank line.
+        if is_blank_or_comment(line.text) || line.text.trim() == escape.to_string() {
             i += 1;
             continue;
         }

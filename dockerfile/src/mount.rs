@@ -283,6 +283,8 @@ fn split_csv(value: &str) -> Result<Vec<String>, String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn cache(target: &str, id: &str, sharing: CacheSharing) -> RunMount {

@@ -98,7 +98,7 @@ fn check_order(name: &str, source: &str, logicals: &[Logical]) -> Result<(), Doc
             let written = &source[logical.keyword_span.clone()];
             let closest = INSTRUCTIONS
                 .iter()
-                .map(|known| (strsim::levenshtein(known, &logical.keyword), *known))
+                .map(|known| (strsim::osa_distance(known, &logical.keyword), *known))
                 .min()
                 .filter(|(distance, _)| *distance <= 2);
             let help = match closest {
@@ -506,11 +506,51 @@ impl Cx<'_> {
         })
     }
 
+    /// Docker reads `--flag` words after every instruction and refuses
+    /// those the instruction does not take; the parser reads flags only for
+    /// the instructions that have some, so the others are checked here.
+    fn no_flags(
+        &self,
+        logical: &Logical,
+        keyword_end: usize,
+        keyword: &str,
+    ) -> Result<(), DockerfileError> {
+        let rest = &self.source[keyword_end..logical.span.end];
+        let trimmed = rest.trim_start_matches([' ', '\t']);
+        let Some(flag) = trimmed.strip_prefix("--") else {
+            return Ok(());
+        };
+        if !flag.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            return Ok(());
+        }
+        let start = keyword_end + (rest.len() - trimmed.len());
+        let len = trimmed.find(char::is_whitespace).unwrap_or(trimmed.len());
+        let name = flag[..len - 2].split('=').next().unwrap_or_default();
+        Err(self
+            .error(
+                ErrorCode::UnknownFlag,
+                format!("unknown flag `--{name}` for {keyword}"),
+                start..start + len,
+            )
+            .with_label("unknown flag")
+            .with_help(format!("{keyword} takes no flags")))
+    }
+
     fn kind(
         &self,
         logical: &Logical,
         instruction: &pd::Instruction<'_>,
     ) -> Result<InstructionKind, DockerfileError> {
+        if let Some(span) = keyword_span(instruction) {
+            let span = self.span(&span);
+            let keyword = self.source[span.clone()].to_ascii_uppercase();
+            if !matches!(
+                keyword.as_str(),
+                "FROM" | "RUN" | "COPY" | "ADD" | "HEALTHCHECK" | "ONBUILD"
+            ) {
+                self.no_flags(logical, span.end, &keyword)?;
+            }
+        }
         Ok(match instruction {
             pd::Instruction::Run(run) => {
                 let flags = self.flags(
@@ -635,6 +675,29 @@ impl Cx<'_> {
                         .with_help("write `--checksum=sha256:<64 hex digits>`"));
                 }
                 let (sources, heredocs) = self.sources(logical, &add.src);
+                if checksum.is_some() {
+                    let local = sources
+                        .iter()
+                        .find(|s| !s.contains("://") && !s.starts_with("git@") && !s.contains('$'));
+                    if local.is_some() || !heredocs.is_empty() {
+                        let span = flags
+                            .flags
+                            .iter()
+                            .find(|f| f.name.value == "checksum")
+                            .map_or(0..0, |f| self.flag_span(f));
+                        return Err(self
+                            .error(
+                                ErrorCode::BadFlagValue,
+                                "`--checksum` applies only to URL sources",
+                                span,
+                            )
+                            .with_label("checksum")
+                            .with_help(format!(
+                                "`{}` is a local source; drop --checksum or add only URLs",
+                                local.map_or("<<", String::as_str)
+                            )));
+                    }
+                }
                 InstructionKind::Add(AddInstr {
                     sources,
                     dest: add.dest.value.to_string(),
@@ -794,24 +857,32 @@ impl Cx<'_> {
                     .error(
                         ErrorCode::BadArgument,
                         format!("{instruction} `{word}` has no `=`"),
-                        span,
+                        self.word_span(&span, &word),
                     )
-                    .with_help(format!(
-                        "write every pair as NAME=VALUE (quote values holding spaces)"
-                    )));
+                    .with_label("no `=`")
+                    .with_help("write every pair as NAME=VALUE (quote values holding spaces)"));
             };
             if name.is_empty() {
                 return Err(self
                     .error(
                         ErrorCode::BadArgument,
                         format!("{instruction} names can not be blank"),
-                        span,
+                        self.word_span(&span, &word),
                     )
                     .with_help("write NAME=VALUE"));
             }
             pairs.push((name.to_owned(), value.to_owned()));
         }
         Ok(pairs)
+    }
+
+    /// The span of `word` within `span` (the word's last occurrence, as a
+    /// bad word is usually the last one written), or all of `span`.
+    fn word_span(&self, span: &Range<usize>, word: &str) -> Range<usize> {
+        match self.source[span.clone()].rfind(word) {
+            Some(i) if !word.is_empty() => span.start + i..span.start + i + word.len(),
+            _ => span.clone(),
+        }
     }
 
     fn healthcheck(

@@ -289,10 +289,10 @@ pub fn plan(
     let mut needed = BTreeSet::new();
     let mut pending = vec![target_index];
     while let Some(i) = pending.pop() {
-        if needed.insert(i) {
-            if let Some(stage) = planned.get(i) {
-                pending.extend(stage.depends_on.iter().copied());
-            }
+        if needed.insert(i)
+            && let Some(stage) = planned.get(i)
+        {
+            pending.extend(stage.depends_on.iter().copied());
         }
     }
     // Waves count only needed stages, which all dependencies of a needed stage are.
@@ -389,7 +389,7 @@ fn resolve_from(
             .stages
             .iter()
             .filter_map(|s| s.name.as_deref())
-            .map(|name| (strsim::levenshtein(name, &lower), name))
+            .map(|name| (strsim::osa_distance(name, &lower), name))
             .min();
         if let Some((distance, name)) = closest
             && distance <= 2
@@ -421,14 +421,17 @@ impl<'p> ArgScope<'p> {
         }
     }
 
-    /// Runs one `ARG` declaration: the `--build-arg` wins; else the default
-    /// (expanded with `vars`, the variables in effect); else, for `ARG NAME`,
-    /// the global value. A platform arg always takes its automatic value.
+    /// Runs one `ARG` declaration: the `--build-arg` wins; else the default,
+    /// expanded with the stage's `env` (its `ENV` variables) over the args
+    /// declared before; else, for `ARG NAME`, the global value. A platform
+    /// arg always takes its automatic value. Pass the declaration as
+    /// written (from [`InstructionKind::Arg`] of the parsed instruction),
+    /// not an expanded one: the default is expanded here.
     pub fn declare(
         &mut self,
         decl: &ArgDecl,
         escape: char,
-        vars: &dyn Fn(&str) -> Option<String>,
+        env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(), ExpandError> {
         let is_platform = ["TARGET", "BUILD"].iter().any(|p| {
             ["PLATFORM", "OS", "ARCH", "VARIANT"]
@@ -440,12 +443,22 @@ impl<'p> ArgScope<'p> {
         } else if let Some(given) = self.plan.build_args.get(&decl.name) {
             Some(given.clone())
         } else if let Some(default) = &decl.default {
-            Some(expand(default, escape, vars)?)
+            Some(expand(default, escape, &self.vars(env))?)
         } else {
             self.plan.global_args.get(&decl.name).cloned()
         };
         self.declared.insert(decl.name.clone(), value);
         Ok(())
+    }
+
+    /// The variables for expanding an instruction of the stage: `env` (the
+    /// stage's `ENV` variables) over this scope's args, as Docker gives
+    /// `ENV` precedence over `ARG`.
+    pub fn vars<'a>(
+        &'a self,
+        env: &'a dyn Fn(&str) -> Option<String>,
+    ) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| env(name).or_else(|| self.get(name))
     }
 
     /// The value of `name` in this scope: a declared arg with a value, or a

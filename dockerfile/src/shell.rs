@@ -82,17 +82,18 @@ pub fn expand_tracked(
     }
 }
 
-/// Expands the body of a here-document whose delimiter was not quoted:
-/// variables are expanded, quotes are kept as text.
+/// Expands the body of a `COPY`/`ADD` here-document whose delimiter was
+/// not quoted, as Docker does: variables are expanded and quotes are kept
+/// as text, but a backslash still escapes the next character (and is
+/// dropped), whatever the `# escape` directive says.
 pub(crate) fn expand_heredoc(
     body: &str,
-    escape: char,
     vars: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, ExpandError> {
     let mut lexer = Lexer {
         chars: body.chars().collect(),
         pos: 0,
-        escape,
+        escape: '\\',
         vars,
         used: Vec::new(),
         heredoc: true,
@@ -153,8 +154,8 @@ struct Lexer<'a> {
     escape: char,
     vars: &'a dyn Fn(&str) -> Option<String>,
     used: Vec<String>,
-    /// Here-document body: quotes are text, and the escape character only
-    /// escapes `$` and itself (as in a shell's here-document).
+    /// Here-document body: quotes are text (Docker's lexer with quote
+    /// processing off).
     heredoc: bool,
 }
 
@@ -203,16 +204,6 @@ impl Lexer<'_> {
                     self.pos += 1;
                     words.add_char(c);
                     result.push(c);
-                }
-                c if self.heredoc && c == self.escape => {
-                    self.pos += 1;
-                    match self.peek() {
-                        Some(next) if next == '$' || next == self.escape => {
-                            self.pos += 1;
-                            result.push(next);
-                        }
-                        _ => result.push(c),
-                    }
                 }
                 '\'' => {
                     let value = self.single_quoted()?;

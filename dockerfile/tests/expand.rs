@@ -1,6 +1,8 @@
 //! Docker's word expansion, case by case (behaviour as documented for
 //! Dockerfile 1.x and exercised by BuildKit's shell lexer).
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use servin_dockerfile::{expand, expand_tracked, expand_words};

@@ -1,6 +1,8 @@
 //! Parsing: every instruction, both command forms, here-documents,
 //! continuations, comments, the escape directive.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use servin_dockerfile::{
@@ -458,6 +460,12 @@ fn onbuild_and_platform_and_stages() {
 }
 
 #[test]
+fn a_line_of_only_the_escape_character_is_skipped() {
+    let df = parse("Dockerfile", "FROM x\n\\\nRUN a\n").unwrap();
+    assert_eq!(df.stages[0].instructions[0].kind, run(shell("a")));
+}
+
+#[test]
 fn comments_blank_lines_bom_and_crlf() {
     let source = "\u{feff}# a comment\r\n\r\nFROM x\r\n# another\r\n  RUN a \\\r\n  b\r\n";
     let df = parse("Dockerfile", source).unwrap();
@@ -468,7 +476,7 @@ fn comments_blank_lines_bom_and_crlf() {
 
 #[test]
 fn expanded_instructions() {
-    let source = "FROM x\nENV A=$X B=\"${X} y\" C='$X'\nCOPY --chown=$U:$U $SRC/* /dst/$X/\nCOPY <<EOF <<'RAW' /etc/\nv=$X \"q\"\nEOF\nv=$X\nRAW\nRUN --mount=type=cache,target=/c/$X,id=$X echo $X\nEXPOSE $PORTS 9000\nWORKDIR /w/${X:-none}\nCMD echo $X\n";
+    let source = "FROM x\nENV A=$X B=\"${X} y\" C='$X'\nCOPY --chown=$U:$U $SRC/* /dst/$X/\nCOPY <<EOF <<'RAW' /etc/\nv=$X \"q\" '$X' \\$X a\\nb\nEOF\nv=$X\nRAW\nRUN --mount=type=cache,target=/c/$X,id=$X echo $X\nEXPOSE $PORTS 9000\nWORKDIR /w/${X:-none}\nCMD echo $X\n";
     let df = parse("Dockerfile", source).unwrap();
     let vars = |name: &str| match name {
         "X" => Some("1".to_owned()),
@@ -496,7 +504,9 @@ fn expanded_instructions() {
     }
     match &expanded[2] {
         InstructionKind::Copy(copy) => {
-            assert_eq!(copy.heredocs[0].content, "v=1 \"q\"\n");
+            // Docker's lexer without quote processing: quotes are text, `$`
+            // expands even inside single quotes, a backslash escapes.
+            assert_eq!(copy.heredocs[0].content, "v=1 \"q\" '1' $X anb\n");
             assert_eq!(copy.heredocs[1].content, "v=$X\n");
         }
         other => panic!("{other:?}"),
@@ -529,4 +539,91 @@ fn expanded_instructions() {
         "{}",
         error.message()
     );
+}
+
+#[test]
+fn a_realistic_multi_stage_dockerfile() {
+    let source = r#"# syntax=docker/dockerfile:1.7
+# check=skip=JSONArgsRecommended
+
+ARG GO_VERSION=1.22
+ARG ALPINE_VERSION=3.20
+
+FROM --platform=$BUILDPLATFORM golang:${GO_VERSION}-alpine AS build
+WORKDIR /src
+ARG TARGETOS TARGETARCH
+RUN --mount=type=cache,target=/go/pkg/mod \
+    --mount=type=bind,source=go.sum,target=go.sum \
+    --mount=type=bind,source=go.mod,target=go.mod \
+    go mod download -x
+RUN --mount=type=cache,target=/go/pkg/mod \
+    --mount=type=bind,target=. \
+    CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build -o /bin/server ./cmd/server
+
+FROM alpine:${ALPINE_VERSION} AS final
+RUN --mount=type=cache,target=/var/cache/apk \
+    apk --update add ca-certificates tzdata && update-ca-certificates
+ARG UID=10001
+RUN adduser \
+    --disabled-password \
+    --gecos "" \
+    --home "/nonexistent" \
+    --shell "/sbin/nologin" \
+    --no-create-home \
+    --uid "${UID}" \
+    appuser
+USER appuser
+COPY --from=build /bin/server /bin/
+COPY <<EOF /etc/server.conf
+listen = ":8080"
+EOF
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=3s CMD ["/bin/server", "-check"]
+ENTRYPOINT [ "/bin/server" ]
+"#;
+    let df = parse("Dockerfile", source).unwrap();
+    assert_eq!(df.global_args.len(), 2);
+    assert_eq!(df.stages.len(), 2);
+    assert_eq!(df.stages[0].instructions.len(), 4);
+    assert_eq!(df.stages[1].instructions.len(), 9);
+    match &df.stages[0].instructions[3].kind {
+        InstructionKind::Run {
+            command, mounts, ..
+        } => {
+            assert_eq!(mounts.len(), 2);
+            assert_eq!(
+                command,
+                &shell(
+                    "CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build -o /bin/server ./cmd/server"
+                )
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(df.stages[1].instructions[3].line, 30);
+    assert_eq!(
+        df.stages[1].instructions[3].kind,
+        InstructionKind::User("appuser".into())
+    );
+    let plan = servin_dockerfile::plan(
+        &df,
+        &Default::default(),
+        None,
+        servin_dockerfile::Platform {
+            os: "linux".into(),
+            arch: "amd64".into(),
+            variant: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        plan.stages[0].base,
+        servin_dockerfile::Base::Image("golang:1.22-alpine".into())
+    );
+    assert_eq!(plan.stages[0].platform.as_deref(), Some("linux/amd64"));
+    assert_eq!(
+        plan.stages[1].base,
+        servin_dockerfile::Base::Image("alpine:3.20".into())
+    );
+    assert_eq!(plan.waves, vec![vec![0], vec![1]]);
 }
