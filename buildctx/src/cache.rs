@@ -19,6 +19,7 @@
 //! truth, so a bad cache costs one cold run and nothing else.
 
 use std::{
+    cell::OnceCell,
     collections::HashMap,
     fs, io,
     io::Write as _,
@@ -46,15 +47,46 @@ pub(crate) struct Stat {
     pub(crate) ctime_ns: i64,
 }
 
+/// What the cache knows of one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Record {
+    pub(crate) path: String,
+    pub(crate) stat: Stat,
+    pub(crate) digest: [u8; 32],
+}
+
 /// The cache of one run, as loaded or as about to be written.
+///
+/// Records are kept in walk order: when nothing moved, the next walk meets
+/// the files in the same order, so a lookup is one comparison with the
+/// record after the previous hit, reading memory in sequence. Only a miss
+/// there builds (once) an index by path.
 #[derive(Debug, Default)]
 pub(crate) struct StatCache {
     /// When the run that hashed these files started (ns since the epoch).
     pub(crate) started_ns: i64,
-    pub(crate) records: HashMap<String, (Stat, [u8; 32])>,
+    pub(crate) records: Vec<Record>,
+    by_path: OnceCell<HashMap<String, usize>>,
+}
+
+/// Where a walk is in the previous run's records.
+#[derive(Debug, Default)]
+pub(crate) struct Cursor {
+    next: usize,
+    /// Lookups that hit, each at the record right after the previous one.
+    pub(crate) in_order: usize,
 }
 
 impl StatCache {
+    /// A cache for a run that started at `started_ns`.
+    pub(crate) fn new(started_ns: i64, capacity: usize) -> StatCache {
+        StatCache {
+            started_ns,
+            records: Vec::with_capacity(capacity),
+            by_path: OnceCell::new(),
+        }
+    }
+
     /// Loads the cache at `path`; a missing, unreadable or damaged cache is
     /// an empty one.
     pub(crate) fn load(path: &Path) -> StatCache {
@@ -66,10 +98,29 @@ impl StatCache {
 
     /// The digest recorded for `path`, when the file is as recorded and was
     /// not racily modified.
-    pub(crate) fn lookup(&self, path: &str, stat: &Stat) -> Option<[u8; 32]> {
-        let (recorded, digest) = self.records.get(path)?;
+    pub(crate) fn lookup(&self, cursor: &mut Cursor, path: &str, stat: &Stat) -> Option<[u8; 32]> {
+        let at = match self.records.get(cursor.next) {
+            Some(record) if record.path == path => cursor.next,
+            _ => {
+                let by_path = self.by_path.get_or_init(|| {
+                    self.records
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| (r.path.clone(), i))
+                        .collect()
+                });
+                *by_path.get(path)?
+            }
+        };
+        let in_order = at == cursor.next;
+        cursor.next = at + 1;
+        let record = &self.records[at];
         let racy = stat.mtime_ns.max(stat.ctime_ns) + RACY_MARGIN_NS >= self.started_ns;
-        (recorded == stat && !racy).then_some(*digest)
+        let hit = record.stat == *stat && !racy;
+        if hit && in_order {
+            cursor.in_order += 1;
+        }
+        hit.then_some(record.digest)
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
@@ -77,7 +128,7 @@ impl StatCache {
         w.bytes(MAGIC);
         w.i64(self.started_ns);
         w.u64(self.records.len() as u64);
-        for (path, (stat, digest)) in &self.records {
+        for Record { path, stat, digest } in &self.records {
             w.str(path);
             w.u64(stat.dev);
             w.u64(stat.ino);
@@ -108,7 +159,8 @@ impl StatCache {
         }
         let started_ns = r.i64()?;
         let count = r.u64()?;
-        let mut records = HashMap::new();
+        let mut records =
+            Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(r.remaining() / 72));
         for _ in 0..count {
             let path = r.str()?.to_owned();
             let stat = Stat {
@@ -119,11 +171,12 @@ impl StatCache {
                 ctime_ns: r.i64()?,
             };
             let digest = r.array::<32>()?;
-            records.insert(path, (stat, digest));
+            records.push(Record { path, stat, digest });
         }
         Ok(StatCache {
             started_ns,
             records,
+            by_path: OnceCell::new(),
         })
     }
 
@@ -170,25 +223,41 @@ mod tests {
         }
     }
 
+    fn record(path: &str, mtime_ns: i64, digest: u8) -> Record {
+        Record {
+            path: path.into(),
+            stat: stat(mtime_ns),
+            digest: [digest; 32],
+        }
+    }
+
     #[test]
     fn round_trip_lookup_and_racy_entries() {
-        let mut cache = StatCache {
-            started_ns: 10_000_000_000,
-            records: HashMap::new(),
-        };
-        cache.records.insert("old".into(), (stat(1_000), [1; 32]));
+        let mut cache = StatCache::new(10_000_000_000, 3);
+        cache.records.push(record("a", 1_000, 1));
         cache
             .records
-            .insert("racy".into(), (stat(10_000_000_000 - 50_000_000), [2; 32]));
+            .push(record("racy", 10_000_000_000 - 50_000_000, 2));
+        cache.records.push(record("z", 1_000, 3));
         let back = StatCache::decode(&cache.encode()).unwrap();
         assert_eq!(back.started_ns, cache.started_ns);
-        assert_eq!(back.lookup("old", &stat(1_000)), Some([1; 32]));
-        assert_eq!(back.lookup("old", &stat(1_001)), None, "mtime changed");
+        assert_eq!(back.records, cache.records);
+        let mut cursor = Cursor::default();
+        assert_eq!(back.lookup(&mut cursor, "a", &stat(1_000)), Some([1; 32]));
         assert_eq!(
-            back.lookup("racy", &stat(10_000_000_000 - 50_000_000)),
+            back.lookup(&mut cursor, "racy", &stat(10_000_000_000 - 50_000_000)),
             None
         );
-        assert_eq!(back.lookup("missing", &stat(1_000)), None);
+        assert_eq!(back.lookup(&mut cursor, "missing", &stat(1_000)), None);
+        assert_eq!(back.lookup(&mut cursor, "z", &stat(1_000)), Some([3; 32]));
+        assert_eq!(cursor.in_order, 2);
+        // Out of order, through the index by path.
+        assert_eq!(back.lookup(&mut cursor, "a", &stat(1_000)), Some([1; 32]));
+        assert_eq!(
+            back.lookup(&mut Cursor::default(), "z", &stat(1_001)),
+            None,
+            "mtime changed"
+        );
     }
 
     #[test]
@@ -196,7 +265,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cache");
         let mut cache = StatCache::default();
-        cache.records.insert("a".into(), (stat(1), [9; 32]));
+        cache.records.push(record("a", 1, 9));
         cache.save(&path).unwrap();
         assert_eq!(StatCache::load(&path).records.len(), 1);
         let mut bytes = fs::read(&path).unwrap();

@@ -15,9 +15,10 @@
 
 use std::{
     collections::HashMap,
+    ffi::OsStr,
     fs,
     io::{self, Read as _},
-    os::unix::fs::{FileTypeExt as _, MetadataExt as _},
+    os::unix::ffi::OsStrExt as _,
     path::{Path, PathBuf},
     sync::{
         Mutex,
@@ -26,11 +27,12 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, RawMode};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::{
-    cache::{Stat, StatCache},
+    cache::{Cursor, Record, Stat, StatCache},
     codec::{self, DecodeError, Reader, Writer},
     ignore::{self, Matcher},
 };
@@ -166,6 +168,7 @@ impl TryFrom<RawIndex> for ContextIndex {
 /// A file waiting to be hashed.
 struct Job {
     entry: usize,
+    record: usize,
     path: PathBuf,
     stat: Stat,
 }
@@ -203,10 +206,8 @@ impl ContextIndex {
             });
         }
         let previous = cache.map(StatCache::load).unwrap_or_default();
-        let mut next = StatCache {
-            started_ns,
-            records: HashMap::with_capacity(previous.records.len()),
-        };
+        let mut next = StatCache::new(started_ns, previous.records.len());
+        let mut cursor = Cursor::default();
         let mut entries = Vec::new();
         let mut jobs = Vec::new();
         let mut digests: Vec<Option<[u8; 32]>> = Vec::new();
@@ -217,87 +218,100 @@ impl ContextIndex {
             String::new(),
             vec![false; matcher.patterns().len()],
         )];
+        let mut root = true;
         while let Some((dir, rel, flags)) = stack.pop() {
-            let read = fs::read_dir(&dir).map_err(|source| IndexError::Read {
+            let dir_err = |e: rustix::io::Errno| IndexError::Read {
                 path: dir.clone(),
-                source,
-            })?;
-            for child in read {
-                let child = child.map_err(|source| IndexError::Read {
-                    path: dir.clone(),
-                    source,
-                })?;
-                let abs = child.path();
-                let Some(name) = child.file_name().to_str().map(str::to_owned) else {
-                    return Err(IndexError::NotUtf8 { path: abs });
-                };
-                let child_rel = if rel.is_empty() {
-                    name
-                } else {
-                    format!("{rel}/{name}")
-                };
-                let (excluded, child_flags) = matcher.excluded_below(&child_rel, &flags);
-                let meta = fs::symlink_metadata(&abs).map_err(|source| IndexError::Read {
-                    path: abs.clone(),
-                    source,
-                })?;
-                let ft = meta.file_type();
-                if ft.is_socket() || (excluded && !ft.is_dir()) {
+                source: e.into(),
+            };
+            // The root may be reached through a symlink; nothing below it.
+            let mut oflags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            if !root {
+                oflags |= OFlags::NOFOLLOW;
+            }
+            root = false;
+            let fd = rfs::open(&dir, oflags, Mode::empty()).map_err(dir_err)?;
+            // Stat by name relative to the folder: the kernel does not
+            // walk the whole path again for each of its entries.
+            for child in rfs::Dir::read_from(&fd).map_err(dir_err)? {
+                let child = child.map_err(dir_err)?;
+                let c_name = child.file_name();
+                let name_bytes = c_name.to_bytes();
+                if name_bytes == b"." || name_bytes == b".." {
                     continue;
                 }
-                if ft.is_dir() {
-                    if excluded && !matcher.may_reinclude_under(&child_rel) {
+                let abs = || dir.join(OsStr::from_bytes(name_bytes));
+                let Ok(name) = c_name.to_str() else {
+                    return Err(IndexError::NotUtf8 { path: abs() });
+                };
+                let mut child_rel = String::with_capacity(rel.len() + 1 + name.len());
+                if !rel.is_empty() {
+                    child_rel.push_str(&rel);
+                    child_rel.push('/');
+                }
+                child_rel.push_str(name);
+                let (excluded, child_flags) = matcher.excluded_below(&child_rel, &flags);
+                let child_err = |e: rustix::io::Errno| IndexError::Read {
+                    path: abs(),
+                    source: e.into(),
+                };
+                let st = rfs::statat(&fd, c_name, AtFlags::SYMLINK_NOFOLLOW).map_err(child_err)?;
+                let ft = FileType::from_raw_mode(st.st_mode as RawMode);
+                if ft == FileType::Socket || (excluded && ft != FileType::Directory) {
+                    continue;
+                }
+                let kind = match ft {
+                    FileType::Directory => {
+                        if excluded && !matcher.may_reinclude_under(&child_rel) {
+                            continue;
+                        }
+                        if !excluded {
+                            entries.push(entry_of(&child_rel, EntryKind::Dir, &st, 0));
+                            digests.push(None);
+                        }
+                        stack.push((abs(), child_rel, child_flags));
                         continue;
                     }
-                    if !excluded {
-                        entries.push(entry_of(&child_rel, EntryKind::Dir, &meta, 0));
-                        digests.push(None);
+                    FileType::Symlink => {
+                        let target = rfs::readlinkat(&fd, c_name, Vec::new()).map_err(child_err)?;
+                        match target.into_string() {
+                            Ok(target) => EntryKind::Symlink { target },
+                            Err(_) => return Err(IndexError::NotUtf8 { path: abs() }),
+                        }
                     }
-                    stack.push((abs, child_rel, child_flags));
-                    continue;
-                }
-                let kind = if ft.is_symlink() {
-                    let target = fs::read_link(&abs).map_err(|source| IndexError::Read {
-                        path: abs.clone(),
-                        source,
-                    })?;
-                    match target.into_os_string().into_string() {
-                        Ok(target) => EntryKind::Symlink { target },
-                        Err(_) => return Err(IndexError::NotUtf8 { path: abs }),
-                    }
-                } else if ft.is_file() {
-                    EntryKind::File
-                } else {
-                    return Err(IndexError::Unsupported { path: abs });
+                    FileType::RegularFile => EntryKind::File,
+                    _ => return Err(IndexError::Unsupported { path: abs() }),
                 };
+                let stat = stat_of(&st);
                 let is_file = kind == EntryKind::File;
-                entries.push(entry_of(&child_rel, kind, &meta, meta.size()));
+                entries.push(entry_of(&child_rel, kind, &st, stat.size));
                 if !is_file {
                     digests.push(None);
                     continue;
                 }
                 stats.files += 1;
-                let stat = stat_of(&meta);
-                let known = previous.lookup(&child_rel, &stat);
+                let known = previous.lookup(&mut cursor, &child_rel, &stat);
                 digests.push(known);
-                match known {
-                    Some(digest) => {
-                        next.records.insert(child_rel, (stat, digest));
-                    }
-                    None => jobs.push(Job {
+                if known.is_none() {
+                    jobs.push(Job {
                         entry: entries.len() - 1,
-                        path: abs,
+                        record: next.records.len(),
+                        path: abs(),
                         stat,
-                    }),
+                    });
                 }
+                next.records.push(Record {
+                    path: child_rel,
+                    stat,
+                    digest: known.unwrap_or_default(),
+                });
             }
         }
 
         let hashed = hash_all(&jobs)?;
         for (job, digest) in jobs.iter().zip(hashed.digests) {
             digests[job.entry] = Some(digest);
-            next.records
-                .insert(entries[job.entry].path.clone(), (job.stat, digest));
+            next.records[job.record].digest = digest;
         }
         stats.hashed = hashed.files;
         stats.bytes_hashed = hashed.bytes;
@@ -307,7 +321,11 @@ impl ContextIndex {
         entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
 
         if let Some(path) = cache {
-            let unchanged = jobs.is_empty() && next.records.len() == previous.records.len();
+            // Same files, same order, all from the cache: the file on disk
+            // already says all this one would.
+            let unchanged = jobs.is_empty()
+                && cursor.in_order == previous.records.len()
+                && next.records.len() == previous.records.len();
             if !unchanged {
                 next.save(path).map_err(|source| IndexError::CacheWrite {
                     path: path.to_path_buf(),
@@ -526,36 +544,41 @@ pub(crate) fn write_entry_identity(w: &mut Writer, path: &str, entry: &Entry) {
     }
 }
 
-fn entry_of(path: &str, kind: EntryKind, meta: &fs::Metadata, size: u64) -> Entry {
+#[allow(
+    clippy::unnecessary_cast,
+    reason = "the stat fields' types differ between architectures"
+)]
+fn entry_of(path: &str, kind: EntryKind, st: &rfs::Stat, size: u64) -> Entry {
     Entry {
         path: path.to_owned(),
         kind,
-        mode: meta.mode() & 0o7777,
-        uid: meta.uid(),
-        gid: meta.gid(),
+        mode: st.st_mode as u32 & 0o7777,
+        uid: st.st_uid,
+        gid: st.st_gid,
         size,
-        mtime_ns: meta
-            .mtime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(meta.mtime_nsec()),
+        mtime_ns: time_ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
         digest: None,
     }
 }
 
-fn stat_of(meta: &fs::Metadata) -> Stat {
+/// The stat fields' types differ between architectures; these casts are
+/// lossless on the 64-bit Linux targets servin builds for.
+#[allow(
+    clippy::unnecessary_cast,
+    reason = "the stat fields' types differ between architectures"
+)]
+fn stat_of(st: &rfs::Stat) -> Stat {
     Stat {
-        dev: meta.dev(),
-        ino: meta.ino(),
-        size: meta.size(),
-        mtime_ns: meta
-            .mtime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(meta.mtime_nsec()),
-        ctime_ns: meta
-            .ctime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(meta.ctime_nsec()),
+        dev: st.st_dev as u64,
+        ino: st.st_ino as u64,
+        size: st.st_size as u64,
+        mtime_ns: time_ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
+        ctime_ns: time_ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
     }
+}
+
+fn time_ns(secs: i64, nsecs: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nsecs)
 }
 
 fn now_ns() -> i64 {
@@ -592,6 +615,13 @@ fn hash_all(jobs: &[Job]) -> Result<Hashed, IndexError> {
             unique.push(i);
         }
         owner.push(first);
+    }
+    if unique.is_empty() {
+        return Ok(Hashed {
+            digests: Vec::new(),
+            files: 0,
+            bytes: 0,
+        });
     }
     let results: Mutex<Vec<Option<[u8; 32]>>> = Mutex::new(vec![None; jobs.len()]);
     let failure: Mutex<Option<IndexError>> = Mutex::new(None);
@@ -668,7 +698,8 @@ fn hash_file(job: &Job, buf: &mut [u8]) -> Result<[u8; 32], IndexError> {
         hasher.update(&buf[..n]);
         total += n as u64;
     }
-    let after = stat_of(&file.metadata().map_err(read_err)?);
+    let after = rfs::fstat(&file).map_err(|e| read_err(e.into()))?;
+    let after = stat_of(&after);
     if after != job.stat || total != job.stat.size {
         return Err(IndexError::Changed {
             path: job.path.clone(),

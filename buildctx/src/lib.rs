@@ -24,6 +24,8 @@
 //!
 //! Digests are written `sha256:<64 lower-case hex>` everywhere.
 
+#![warn(missing_docs)]
+
 mod cache;
 mod codec;
 pub mod ignore;

@@ -341,6 +341,7 @@ impl BlobStore {
     fn receive_into(&self, staging: &Path, stream: impl Read) -> Result<Received, TransferError> {
         let mut archive = tar::Archive::new(stream);
         let mut staged = Vec::new();
+        let mut staged_names = HashSet::new();
         let mut got = Received::default();
         let mut buf = vec![0u8; 256 * 1024];
         for entry in archive.entries().map_err(TransferError::Stream)? {
@@ -352,9 +353,10 @@ impl BlobStore {
             };
             let digest = codec::format_digest(&bytes);
             let target = self.blobs_dir().join(&name);
-            if target.is_file() || staged.iter().any(|(_, t)| *t == target) {
+            if staged_names.contains(&bytes) || target.is_file() {
                 continue;
             }
+            staged_names.insert(bytes);
             let tmp = staging.join(&name);
             let mut file = fs::File::create(&tmp).map_err(io_at(&tmp))?;
             let mut hasher = Sha256::new();
