@@ -280,16 +280,44 @@ impl BlobStore {
     }
 
     /// The digests among `digests` the store does not hold, each once, in
-    /// the order given: what to ask the CLI for.
+    /// the order given: what to ask the CLI for. For many digests the
+    /// store's folder is listed once rather than each blob looked up.
     ///
     /// # Errors
     ///
-    /// [`TransferError::BadDigest`] for a malformed digest.
+    /// [`TransferError::BadDigest`] for a malformed digest,
+    /// [`TransferError::Io`] when the store cannot be listed.
     pub fn missing(&self, digests: &[String]) -> Result<Vec<String>, TransferError> {
+        const LIST_ABOVE: usize = 256;
+        let held: Option<HashSet<[u8; 32]>> = if digests.len() > LIST_ABOVE {
+            let blobs = self.blobs_dir();
+            let mut held = HashSet::new();
+            for blob in fs::read_dir(&blobs).map_err(io_at(&blobs))? {
+                let blob = blob.map_err(io_at(&blobs))?;
+                if let Some(bytes) = blob.file_name().to_str().and_then(codec::parse_hex32) {
+                    held.insert(bytes);
+                }
+            }
+            Some(held)
+        } else {
+            None
+        };
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for digest in digests {
-            if seen.insert(digest.as_str()) && !self.has(digest)? {
+            let Some(bytes) = codec::parse_digest(digest) else {
+                return Err(TransferError::BadDigest {
+                    digest: digest.clone(),
+                });
+            };
+            if !seen.insert(bytes) {
+                continue;
+            }
+            let present = match &held {
+                Some(held) => held.contains(&bytes),
+                None => self.has(digest)?,
+            };
+            if !present {
                 out.push(digest.clone());
             }
         }

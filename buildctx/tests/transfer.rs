@@ -191,3 +191,26 @@ fn open_clears_what_dead_receivers_left() {
         Err(TransferError::BadDigest { .. })
     ));
 }
+
+#[test]
+fn missing_lists_the_store_for_many_digests() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..300 {
+        write(dir.path(), &format!("f/{i}"), &format!("content {i}"));
+    }
+    let (index, _) = ContextIndex::build(dir.path(), &Matcher::default(), None).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let store = BlobStore::open(state.path()).unwrap();
+    let all = index.file_digests();
+    assert_eq!(store.missing(&all).unwrap().len(), 300);
+    let mut stream = Vec::new();
+    pack(dir.path(), &index, &all[..299], &mut stream).unwrap();
+    assert_eq!(store.receive(stream.as_slice()).unwrap().count, 299);
+    assert_eq!(store.missing(&all).unwrap(), [all[299].clone()]);
+    let mut bad = all.clone();
+    bad.push("sha256:nothex".into());
+    assert!(matches!(
+        store.missing(&bad),
+        Err(TransferError::BadDigest { .. })
+    ));
+}
