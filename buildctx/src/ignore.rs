@@ -251,6 +251,9 @@ impl Matcher {
     /// children. Each pattern is tried once per path instead of once per
     /// parent.
     pub fn excluded_below(&self, rel_path: &str, parent: &[bool]) -> (bool, Vec<bool>) {
+        if self.patterns.is_empty() {
+            return (false, Vec::new());
+        }
         let chars: Vec<char> = rel_path.chars().collect();
         let flags: Vec<bool> = self
             .patterns

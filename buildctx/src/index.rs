@@ -183,7 +183,9 @@ impl ContextIndex {
     ///
     /// With `cache`, a file whose stat matches the previous run's record
     /// is not read again, and the cache is rewritten (when anything
-    /// changed) for the next run. Hard links are hashed once per inode.
+    /// changed) for the next run. Keep the cache file outside the context,
+    /// or exclude it: a file that changes on every run would change the
+    /// index on every run. Hard links are hashed once per inode.
     ///
     /// # Errors
     ///

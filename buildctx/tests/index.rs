@@ -185,9 +185,15 @@ fn a_warm_cache_hashes_only_changed_files() {
     assert_eq!((stats.files, stats.hashed), (4, 4));
     assert!(cache.is_file());
 
+    let written = fs::metadata(&cache).unwrap().modified().unwrap();
     let (warm, stats) = ContextIndex::build(root, &Matcher::default(), Some(&cache)).unwrap();
     assert_eq!((stats.files, stats.hashed, stats.bytes_hashed), (4, 0, 0));
     assert_eq!(warm, cold);
+    assert_eq!(
+        fs::metadata(&cache).unwrap().modified().unwrap(),
+        written,
+        "nothing changed: the cache is not rewritten"
+    );
 
     write(root, "src/main.rs", "fn main() { run() }\n");
     settle();
@@ -199,6 +205,17 @@ fn a_warm_cache_hashes_only_changed_files() {
     );
     let (_, stats) = ContextIndex::build(root, &Matcher::default(), Some(&cache)).unwrap();
     assert_eq!(stats.hashed, 0);
+
+    // A file removed and one added: the others still come from the cache.
+    fs::remove_file(root.join("Dockerfile")).unwrap();
+    write(root, "src/new.rs", "// new\n");
+    settle();
+    let (_, stats) = ContextIndex::build(root, &Matcher::default(), Some(&cache)).unwrap();
+    assert_eq!((stats.files, stats.hashed), (4, 1));
+    let (_, stats) = ContextIndex::build(root, &Matcher::default(), Some(&cache)).unwrap();
+    assert_eq!(stats.hashed, 0);
+    let leftovers: Vec<_> = fs::read_dir(state.path()).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "only the cache, no temporary file");
 
     // A file changed just before a run is not trusted on the next one.
     write(root, "Dockerfile", "FROM busybox\n");
