@@ -14,8 +14,8 @@
 //!
 //! On disk: a marker, the start time of the run, the records, and a
 //! sha256 of all that. The file is written to a temporary name and renamed
-//! over the old one, and a file that fails its checksum (torn by a crash,
-//! or not ours) is ignored: the cache is an optimisation, never a source of
+//! over the old one (not synced), and a file that fails its checksum (torn
+//! by a crash, or not ours) is ignored: the cache is an optimisation, never a source of
 //! truth, so a bad cache costs one cold run and nothing else.
 
 use std::{
@@ -197,7 +197,9 @@ impl StatCache {
         let result = (|| {
             let mut file = fs::File::create(&tmp)?;
             file.write_all(&self.encode())?;
-            file.sync_all()?;
+            // No fsync: a cache torn by a crash fails its checksum and
+            // costs one cold run, while a sync on every changed run would
+            // cost the dev loop tens of milliseconds on a busy disk.
             fs::rename(&tmp, path)
         })();
         if result.is_err() {

@@ -28,6 +28,7 @@
 
 mod cache;
 mod codec;
+mod hash;
 pub mod ignore;
 pub mod index;
 pub mod select;

@@ -84,6 +84,10 @@ pub enum TransferError {
     },
 }
 
+/// Up to this many blobs, [`BlobStore::receive`] syncs each; above, the
+/// whole filesystem once.
+const SYNC_EACH_UP_TO: usize = 32;
+
 /// What a [`pack`] or a [`BlobStore::receive`] moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Received {
@@ -343,8 +347,8 @@ impl BlobStore {
 
     /// Reads a stream made by [`pack`], checks every blob against the
     /// digest it is named by, and moves them into the store once the whole
-    /// stream is good (one filesystem sync for all of them, then a rename
-    /// each). Blobs the store already holds are skipped.
+    /// stream is good (synced, then renamed into place). Blobs the store
+    /// already holds are skipped.
     ///
     /// # Errors
     ///
@@ -414,13 +418,23 @@ impl BlobStore {
         if staged.is_empty() {
             return Ok(got);
         }
-        // One sync for the whole stream instead of one per blob: a
-        // first build sends tens of thousands of small files.
-        let dir = fs::File::open(staging).map_err(io_at(staging))?;
-        rustix::fs::syncfs(&dir).map_err(|e| TransferError::Io {
-            path: staging.to_path_buf(),
-            source: e.into(),
-        })?;
+        // Durable before visible. A first build sends tens of thousands
+        // of small files: one sync of the filesystem then costs less than
+        // one per blob; a rebuild sends a few, and syncing the filesystem
+        // would also wait for everyone else's writes.
+        if staged.len() > SYNC_EACH_UP_TO {
+            let dir = fs::File::open(staging).map_err(io_at(staging))?;
+            rustix::fs::syncfs(&dir).map_err(|e| TransferError::Io {
+                path: staging.to_path_buf(),
+                source: e.into(),
+            })?;
+        } else {
+            for (tmp, _) in &staged {
+                fs::File::open(tmp)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io_at(tmp))?;
+            }
+        }
         for (tmp, target) in &staged {
             fs::rename(tmp, target).map_err(io_at(target))?;
         }
