@@ -19,8 +19,6 @@
 //! truth, so a bad cache costs one cold run and nothing else.
 
 use std::{
-    cell::OnceCell,
-    collections::HashMap,
     fs, io,
     io::Write as _,
     path::Path,
@@ -55,38 +53,16 @@ pub(crate) struct Record {
     pub(crate) digest: [u8; 32],
 }
 
-/// The cache of one run, as loaded or as about to be written.
-///
-/// Records are kept in walk order: when nothing moved, the next walk meets
-/// the files in the same order, so a lookup is one comparison with the
-/// record after the previous hit, reading memory in sequence. Only a miss
-/// there builds (once) an index by path.
+/// The cache of one run, as loaded or as about to be written: records
+/// sorted by path, so that the records below a folder are one slice.
 #[derive(Debug, Default)]
 pub(crate) struct StatCache {
     /// When the run that hashed these files started (ns since the epoch).
     pub(crate) started_ns: i64,
     pub(crate) records: Vec<Record>,
-    by_path: OnceCell<HashMap<String, usize>>,
-}
-
-/// Where a walk is in the previous run's records.
-#[derive(Debug, Default)]
-pub(crate) struct Cursor {
-    next: usize,
-    /// Lookups that hit, each at the record right after the previous one.
-    pub(crate) in_order: usize,
 }
 
 impl StatCache {
-    /// A cache for a run that started at `started_ns`.
-    pub(crate) fn new(started_ns: i64, capacity: usize) -> StatCache {
-        StatCache {
-            started_ns,
-            records: Vec::with_capacity(capacity),
-            by_path: OnceCell::new(),
-        }
-    }
-
     /// Loads the cache at `path`; a missing, unreadable or damaged cache is
     /// an empty one.
     pub(crate) fn load(path: &Path) -> StatCache {
@@ -96,31 +72,19 @@ impl StatCache {
             .unwrap_or_default()
     }
 
-    /// The digest recorded for `path`, when the file is as recorded and was
-    /// not racily modified.
-    pub(crate) fn lookup(&self, cursor: &mut Cursor, path: &str, stat: &Stat) -> Option<[u8; 32]> {
-        let at = match self.records.get(cursor.next) {
-            Some(record) if record.path == path => cursor.next,
-            _ => {
-                let by_path = self.by_path.get_or_init(|| {
-                    self.records
-                        .iter()
-                        .enumerate()
-                        .map(|(i, r)| (r.path.clone(), i))
-                        .collect()
-                });
-                *by_path.get(path)?
-            }
-        };
-        let in_order = at == cursor.next;
-        cursor.next = at + 1;
-        let record = &self.records[at];
+    /// The records whose path starts with `prefix` (a folder's path and
+    /// `/`, or empty for all).
+    pub(crate) fn under(&self, prefix: &str) -> &[Record] {
+        let start = self.records.partition_point(|r| r.path.as_str() < prefix);
+        let len = self.records[start..].partition_point(|r| r.path.starts_with(prefix));
+        &self.records[start..start + len]
+    }
+
+    /// The record's digest, when the file still has the recorded stat and
+    /// was not racily modified.
+    pub(crate) fn check(&self, record: &Record, stat: &Stat) -> Option<[u8; 32]> {
         let racy = stat.mtime_ns.max(stat.ctime_ns) + RACY_MARGIN_NS >= self.started_ns;
-        let hit = record.stat == *stat && !racy;
-        if hit && in_order {
-            cursor.in_order += 1;
-        }
-        hit.then_some(record.digest)
+        (record.stat == *stat && !racy).then_some(record.digest)
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
@@ -173,10 +137,16 @@ impl StatCache {
             let digest = r.array::<32>()?;
             records.push(Record { path, stat, digest });
         }
+        // Written sorted; a cache that is not is not ours to trust.
+        if records.windows(2).any(|w| w[0].path >= w[1].path) {
+            return Err(DecodeError::Value {
+                at: r.pos,
+                what: "records are not sorted by path",
+            });
+        }
         Ok(StatCache {
             started_ns,
             records,
-            by_path: OnceCell::new(),
         })
     }
 
@@ -235,31 +205,36 @@ mod tests {
 
     #[test]
     fn round_trip_lookup_and_racy_entries() {
-        let mut cache = StatCache::new(10_000_000_000, 3);
-        cache.records.push(record("a", 1_000, 1));
+        let mut cache = StatCache {
+            started_ns: 10_000_000_000,
+            records: Vec::new(),
+        };
+        cache.records.push(record("a/x", 1_000, 1));
         cache
             .records
-            .push(record("racy", 10_000_000_000 - 50_000_000, 2));
-        cache.records.push(record("z", 1_000, 3));
+            .push(record("a/y", 10_000_000_000 - 50_000_000, 2));
+        cache.records.push(record("ab", 1_000, 3));
         let back = StatCache::decode(&cache.encode()).unwrap();
         assert_eq!(back.started_ns, cache.started_ns);
         assert_eq!(back.records, cache.records);
-        let mut cursor = Cursor::default();
-        assert_eq!(back.lookup(&mut cursor, "a", &stat(1_000)), Some([1; 32]));
+        let under_a: Vec<&str> = back.under("a/").iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(under_a, ["a/x", "a/y"]);
+        assert_eq!(back.under("").len(), 3);
+        assert!(back.under("b/").is_empty());
+        let [x, y, ab] = &back.records[..] else {
+            panic!()
+        };
+        assert_eq!(back.check(x, &stat(1_000)), Some([1; 32]));
+        assert_eq!(back.check(x, &stat(1_001)), None, "mtime changed");
         assert_eq!(
-            back.lookup(&mut cursor, "racy", &stat(10_000_000_000 - 50_000_000)),
-            None
-        );
-        assert_eq!(back.lookup(&mut cursor, "missing", &stat(1_000)), None);
-        assert_eq!(back.lookup(&mut cursor, "z", &stat(1_000)), Some([3; 32]));
-        assert_eq!(cursor.in_order, 2);
-        // Out of order, through the index by path.
-        assert_eq!(back.lookup(&mut cursor, "a", &stat(1_000)), Some([1; 32]));
-        assert_eq!(
-            back.lookup(&mut Cursor::default(), "z", &stat(1_001)),
+            back.check(y, &stat(10_000_000_000 - 50_000_000)),
             None,
-            "mtime changed"
+            "racy"
         );
+        assert_eq!(back.check(ab, &stat(1_000)), Some([3; 32]));
+
+        cache.records.swap(0, 2);
+        assert!(StatCache::decode(&cache.encode()).is_err(), "unsorted");
     }
 
     #[test]

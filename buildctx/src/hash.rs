@@ -28,7 +28,6 @@ use crate::{
 /// A file waiting to be hashed.
 pub(crate) struct Job {
     pub(crate) entry: usize,
-    pub(crate) record: usize,
     pub(crate) path: PathBuf,
     pub(crate) stat: Stat,
 }

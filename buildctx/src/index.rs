@@ -15,22 +15,21 @@
 //! [`ContextIndex::content_digest`], so it invalidates no build cache.
 
 use std::{
-    ffi::OsStr,
     fs, io,
-    os::unix::ffi::OsStrExt as _,
     path::{Path, PathBuf},
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, RawMode};
+use rustix::fs as rfs;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::{
-    cache::{Cursor, Record, Stat, StatCache},
+    cache::{Record, Stat, StatCache},
     codec::{self, DecodeError, Reader, Writer},
     hash::{Job, hash_all},
     ignore::{self, Matcher},
+    walk::{self, Walk},
 };
 
 /// What kind of filesystem object an [`Entry`] is.
@@ -196,133 +195,61 @@ impl ContextIndex {
             });
         }
         let previous = cache.map(StatCache::load).unwrap_or_default();
-        let mut next = StatCache::new(started_ns, previous.records.len());
-        let mut cursor = Cursor::default();
-        let mut entries = Vec::new();
-        let mut jobs = Vec::new();
-        let mut digests: Vec<Option<[u8; 32]>> = Vec::new();
-        let mut stats = IndexStats::default();
+        let Walk { mut items, hits } = walk::walk(context_dir, matcher, &previous)?;
+        items.sort_unstable_by(|a, b| a.entry.path.cmp(&b.entry.path));
 
-        let mut stack = vec![(
-            context_dir.to_path_buf(),
-            String::new(),
-            vec![false; matcher.patterns().len()],
-        )];
-        let mut root = true;
-        while let Some((dir, rel, flags)) = stack.pop() {
-            let dir_err = |e: rustix::io::Errno| IndexError::Read {
-                path: dir.clone(),
-                source: e.into(),
-            };
-            // The root may be reached through a symlink; nothing below it.
-            let mut oflags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-            if !root {
-                oflags |= OFlags::NOFOLLOW;
-            }
-            root = false;
-            let fd = rfs::open(&dir, oflags, Mode::empty()).map_err(dir_err)?;
-            // Stat by name relative to the folder: the kernel does not
-            // walk the whole path again for each of its entries.
-            for child in rfs::Dir::read_from(&fd).map_err(dir_err)? {
-                let child = child.map_err(dir_err)?;
-                let c_name = child.file_name();
-                let name_bytes = c_name.to_bytes();
-                if name_bytes == b"." || name_bytes == b".." {
-                    continue;
-                }
-                let abs = || dir.join(OsStr::from_bytes(name_bytes));
-                let Ok(name) = c_name.to_str() else {
-                    return Err(IndexError::NotUtf8 { path: abs() });
-                };
-                let mut child_rel = String::with_capacity(rel.len() + 1 + name.len());
-                if !rel.is_empty() {
-                    child_rel.push_str(&rel);
-                    child_rel.push('/');
-                }
-                child_rel.push_str(name);
-                let (excluded, child_flags) = matcher.excluded_below(&child_rel, &flags);
-                let child_err = |e: rustix::io::Errno| IndexError::Read {
-                    path: abs(),
-                    source: e.into(),
-                };
-                let st = rfs::statat(&fd, c_name, AtFlags::SYMLINK_NOFOLLOW).map_err(child_err)?;
-                let ft = FileType::from_raw_mode(st.st_mode as RawMode);
-                if ft == FileType::Socket || (excluded && ft != FileType::Directory) {
-                    continue;
-                }
-                let kind = match ft {
-                    FileType::Directory => {
-                        if excluded && !matcher.may_reinclude_under(&child_rel) {
-                            continue;
-                        }
-                        if !excluded {
-                            entries.push(entry_of(&child_rel, EntryKind::Dir, &st, 0));
-                            digests.push(None);
-                        }
-                        stack.push((abs(), child_rel, child_flags));
-                        continue;
-                    }
-                    FileType::Symlink => {
-                        let target = rfs::readlinkat(&fd, c_name, Vec::new()).map_err(child_err)?;
-                        match target.into_string() {
-                            Ok(target) => EntryKind::Symlink { target },
-                            Err(_) => return Err(IndexError::NotUtf8 { path: abs() }),
-                        }
-                    }
-                    FileType::RegularFile => EntryKind::File,
-                    _ => return Err(IndexError::Unsupported { path: abs() }),
-                };
-                let stat = stat_of(&st);
-                let is_file = kind == EntryKind::File;
-                entries.push(entry_of(&child_rel, kind, &st, stat.size));
-                if !is_file {
-                    digests.push(None);
-                    continue;
-                }
-                stats.files += 1;
-                let known = previous.lookup(&mut cursor, &child_rel, &stat);
-                digests.push(known);
-                if known.is_none() {
-                    jobs.push(Job {
-                        entry: entries.len() - 1,
-                        record: next.records.len(),
-                        path: abs(),
-                        stat,
-                    });
-                }
-                next.records.push(Record {
-                    path: child_rel,
+        let mut jobs = Vec::new();
+        for (i, item) in items.iter_mut().enumerate() {
+            if let (Some(path), Some(stat)) = (item.to_hash.take(), item.stat) {
+                jobs.push(Job {
+                    entry: i,
+                    path,
                     stat,
-                    digest: known.unwrap_or_default(),
                 });
             }
         }
-
         let hashed = hash_all(&jobs)?;
         for (job, digest) in jobs.iter().zip(hashed.digests) {
-            digests[job.entry] = Some(digest);
-            next.records[job.record].digest = digest;
+            items[job.entry].digest = Some(digest);
         }
-        stats.hashed = hashed.files;
-        stats.bytes_hashed = hashed.bytes;
-        for (entry, digest) in entries.iter_mut().zip(digests) {
-            entry.digest = digest.map(|d| codec::format_digest(&d));
-        }
-        entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        let files = items.iter().filter(|i| i.stat.is_some()).count();
+        let stats = IndexStats {
+            files: files as u64,
+            hashed: hashed.files,
+            bytes_hashed: hashed.bytes,
+        };
 
         if let Some(path) = cache {
-            // Same files, same order, all from the cache: the file on disk
-            // already says all this one would.
-            let unchanged = jobs.is_empty()
-                && cursor.in_order == previous.records.len()
-                && next.records.len() == previous.records.len();
+            // Same files, all from the cache: the file on disk already
+            // says all a new one would.
+            let unchanged = hits == files && files == previous.records.len();
             if !unchanged {
+                let next = StatCache {
+                    started_ns,
+                    records: items
+                        .iter()
+                        .filter_map(|i| {
+                            Some(Record {
+                                path: i.entry.path.clone(),
+                                stat: i.stat?,
+                                digest: i.digest?,
+                            })
+                        })
+                        .collect(),
+                };
                 next.save(path).map_err(|source| IndexError::CacheWrite {
                     path: path.to_path_buf(),
                     source,
                 })?;
             }
         }
+        let entries = items
+            .into_iter()
+            .map(|item| Entry {
+                digest: item.digest.map(|d| codec::format_digest(&d)),
+                ..item.entry
+            })
+            .collect();
         Ok((ContextIndex { entries }, stats))
     }
 
@@ -538,7 +465,7 @@ pub(crate) fn write_entry_identity(w: &mut Writer, path: &str, entry: &Entry) {
     clippy::unnecessary_cast,
     reason = "the stat fields' types differ between architectures"
 )]
-fn entry_of(path: &str, kind: EntryKind, st: &rfs::Stat, size: u64) -> Entry {
+pub(crate) fn entry_of(path: &str, kind: EntryKind, st: &rfs::Stat, size: u64) -> Entry {
     Entry {
         path: path.to_owned(),
         kind,

@@ -33,6 +33,7 @@ pub mod ignore;
 pub mod index;
 pub mod select;
 pub mod transfer;
+mod walk;
 
 pub use cache::RACY_MARGIN_NS;
 pub use codec::DecodeError;
