@@ -8,11 +8,11 @@
 //!   ([`Matcher::parse`], [`Matcher::excluded`],
 //!   [`Matcher::may_reinclude_under`]) and [`load_for`], which picks
 //!   `<Dockerfile>.dockerignore` over `<context>/.dockerignore`.
-//! - [`index`]: [`ContextIndex::build`] walks the context (symlinks never
-//!   followed, ignored folders pruned), hashes files on a few threads and
-//!   keeps a stat cache between runs so a re-index reads only changed
-//!   files; [`ContextIndex::digest`] names the whole index; the index is
-//!   serde and has a compact [`ContextIndex::encode`] form.
+//! - [`index`]: [`ContextIndex::build`] walks the context on a few threads
+//!   (symlinks never followed, ignored folders pruned), hashes files on a
+//!   few threads and keeps a stat cache between runs so a re-index reads
+//!   only changed files; [`ContextIndex::digest`] names the whole index;
+//!   the index is serde and has a compact [`ContextIndex::encode`] form.
 //! - [`select`]: [`ContextIndex::select`] gives the entries a `COPY`/`ADD`
 //!   source names, grouped by matched path, and
 //!   [`ContextIndex::content_digest`] their cache-key digest. No digest
