@@ -315,3 +315,26 @@ fn serde_and_the_compact_form_round_trip_and_validate() {
     let hostile = r#"{"entries":[{"path":"../etc/passwd","kind":{"type":"dir"},"mode":0,"uid":0,"gid":0,"size":0,"mtime_ns":0}]}"#;
     assert!(serde_json::from_str::<ContextIndex>(hostile).is_err());
 }
+
+#[test]
+fn the_context_root_may_be_a_symlink_but_nothing_below_is_followed() {
+    let dir = sample();
+    let outside = tempfile::tempdir().unwrap();
+    let root_link = outside.path().join("ctx");
+    std::os::unix::fs::symlink(dir.path(), &root_link).unwrap();
+    write(outside.path(), "secret/key", "do not send");
+    std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("escape")).unwrap();
+    let (via_link, _) = ContextIndex::build(&root_link, &Matcher::default(), None).unwrap();
+    let (direct, _) = ContextIndex::build(dir.path(), &Matcher::default(), None).unwrap();
+    assert_eq!(via_link, direct);
+    assert!(matches!(
+        via_link.get("escape").unwrap().kind,
+        EntryKind::Symlink { .. }
+    ));
+    assert!(
+        via_link
+            .entries()
+            .iter()
+            .all(|e| !e.path.starts_with("escape/"))
+    );
+}

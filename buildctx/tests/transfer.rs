@@ -160,6 +160,17 @@ fn receive_refuses_a_corrupted_blob_and_keeps_nothing_of_its_stream() {
         let err = store.receive(stream.as_slice()).unwrap_err();
         assert!(matches!(err, TransferError::BadEntry { .. }), "{err}");
     }
+    // A folder named like a blob.
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_path(a_hex).unwrap();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_size(0);
+    header.set_cksum();
+    builder.append(&header, std::io::empty()).unwrap();
+    let stream = builder.into_inner().unwrap();
+    let err = store.receive(stream.as_slice()).unwrap_err();
+    assert!(matches!(err, TransferError::BadEntry { .. }), "{err}");
     // A stream cut short.
     let mut stream = Vec::new();
     pack(ctx.path(), &index, std::slice::from_ref(&b), &mut stream).unwrap();
