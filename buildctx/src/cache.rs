@@ -14,12 +14,11 @@
 //!
 //! On disk: a marker, the start time of the run, the records, and a
 //! sha256 of all that. The file is written to a temporary name and renamed
-//! over the old one, and a file that fails its checksum (torn by a crash,
-//! or not ours) is ignored: the cache is an optimisation, never a source of
+//! over the old one (not synced), and a file that fails its checksum (torn
+//! by a crash, or not ours) is ignored: the cache is an optimisation, never a source of
 //! truth, so a bad cache costs one cold run and nothing else.
 
 use std::{
-    collections::HashMap,
     fs, io,
     io::Write as _,
     path::Path,
@@ -46,12 +45,21 @@ pub(crate) struct Stat {
     pub(crate) ctime_ns: i64,
 }
 
-/// The cache of one run, as loaded or as about to be written.
+/// What the cache knows of one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Record {
+    pub(crate) path: String,
+    pub(crate) stat: Stat,
+    pub(crate) digest: [u8; 32],
+}
+
+/// The cache of one run, as loaded or as about to be written: records
+/// sorted by path, so that the records below a folder are one slice.
 #[derive(Debug, Default)]
 pub(crate) struct StatCache {
     /// When the run that hashed these files started (ns since the epoch).
     pub(crate) started_ns: i64,
-    pub(crate) records: HashMap<String, (Stat, [u8; 32])>,
+    pub(crate) records: Vec<Record>,
 }
 
 impl StatCache {
@@ -64,12 +72,19 @@ impl StatCache {
             .unwrap_or_default()
     }
 
-    /// The digest recorded for `path`, when the file is as recorded and was
-    /// not racily modified.
-    pub(crate) fn lookup(&self, path: &str, stat: &Stat) -> Option<[u8; 32]> {
-        let (recorded, digest) = self.records.get(path)?;
+    /// The records whose path starts with `prefix` (a folder's path and
+    /// `/`, or empty for all).
+    pub(crate) fn under(&self, prefix: &str) -> &[Record] {
+        let start = self.records.partition_point(|r| r.path.as_str() < prefix);
+        let len = self.records[start..].partition_point(|r| r.path.starts_with(prefix));
+        &self.records[start..start + len]
+    }
+
+    /// The record's digest, when the file still has the recorded stat and
+    /// was not racily modified.
+    pub(crate) fn check(&self, record: &Record, stat: &Stat) -> Option<[u8; 32]> {
         let racy = stat.mtime_ns.max(stat.ctime_ns) + RACY_MARGIN_NS >= self.started_ns;
-        (recorded == stat && !racy).then_some(*digest)
+        (record.stat == *stat && !racy).then_some(record.digest)
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
@@ -77,7 +92,7 @@ impl StatCache {
         w.bytes(MAGIC);
         w.i64(self.started_ns);
         w.u64(self.records.len() as u64);
-        for (path, (stat, digest)) in &self.records {
+        for Record { path, stat, digest } in &self.records {
             w.str(path);
             w.u64(stat.dev);
             w.u64(stat.ino);
@@ -108,7 +123,8 @@ impl StatCache {
         }
         let started_ns = r.i64()?;
         let count = r.u64()?;
-        let mut records = HashMap::new();
+        let mut records =
+            Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(r.remaining() / 72));
         for _ in 0..count {
             let path = r.str()?.to_owned();
             let stat = Stat {
@@ -119,7 +135,14 @@ impl StatCache {
                 ctime_ns: r.i64()?,
             };
             let digest = r.array::<32>()?;
-            records.insert(path, (stat, digest));
+            records.push(Record { path, stat, digest });
+        }
+        // Written sorted; a cache that is not is not ours to trust.
+        if records.windows(2).any(|w| w[0].path >= w[1].path) {
+            return Err(DecodeError::Value {
+                at: r.pos,
+                what: "records are not sorted by path",
+            });
         }
         Ok(StatCache {
             started_ns,
@@ -144,7 +167,9 @@ impl StatCache {
         let result = (|| {
             let mut file = fs::File::create(&tmp)?;
             file.write_all(&self.encode())?;
-            file.sync_all()?;
+            // No fsync: a cache torn by a crash fails its checksum and
+            // costs one cold run, while a sync on every changed run would
+            // cost the dev loop tens of milliseconds on a busy disk.
             fs::rename(&tmp, path)
         })();
         if result.is_err() {
@@ -170,25 +195,46 @@ mod tests {
         }
     }
 
+    fn record(path: &str, mtime_ns: i64, digest: u8) -> Record {
+        Record {
+            path: path.into(),
+            stat: stat(mtime_ns),
+            digest: [digest; 32],
+        }
+    }
+
     #[test]
     fn round_trip_lookup_and_racy_entries() {
         let mut cache = StatCache {
             started_ns: 10_000_000_000,
-            records: HashMap::new(),
+            records: Vec::new(),
         };
-        cache.records.insert("old".into(), (stat(1_000), [1; 32]));
+        cache.records.push(record("a/x", 1_000, 1));
         cache
             .records
-            .insert("racy".into(), (stat(10_000_000_000 - 50_000_000), [2; 32]));
+            .push(record("a/y", 10_000_000_000 - 50_000_000, 2));
+        cache.records.push(record("ab", 1_000, 3));
         let back = StatCache::decode(&cache.encode()).unwrap();
         assert_eq!(back.started_ns, cache.started_ns);
-        assert_eq!(back.lookup("old", &stat(1_000)), Some([1; 32]));
-        assert_eq!(back.lookup("old", &stat(1_001)), None, "mtime changed");
+        assert_eq!(back.records, cache.records);
+        let under_a: Vec<&str> = back.under("a/").iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(under_a, ["a/x", "a/y"]);
+        assert_eq!(back.under("").len(), 3);
+        assert!(back.under("b/").is_empty());
+        let [x, y, ab] = &back.records[..] else {
+            panic!()
+        };
+        assert_eq!(back.check(x, &stat(1_000)), Some([1; 32]));
+        assert_eq!(back.check(x, &stat(1_001)), None, "mtime changed");
         assert_eq!(
-            back.lookup("racy", &stat(10_000_000_000 - 50_000_000)),
-            None
+            back.check(y, &stat(10_000_000_000 - 50_000_000)),
+            None,
+            "racy"
         );
-        assert_eq!(back.lookup("missing", &stat(1_000)), None);
+        assert_eq!(back.check(ab, &stat(1_000)), Some([3; 32]));
+
+        cache.records.swap(0, 2);
+        assert!(StatCache::decode(&cache.encode()).is_err(), "unsorted");
     }
 
     #[test]
@@ -196,7 +242,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cache");
         let mut cache = StatCache::default();
-        cache.records.insert("a".into(), (stat(1), [9; 32]));
+        cache.records.push(record("a", 1, 9));
         cache.save(&path).unwrap();
         assert_eq!(StatCache::load(&path).records.len(), 1);
         let mut bytes = fs::read(&path).unwrap();

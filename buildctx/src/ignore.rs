@@ -102,6 +102,11 @@ pub struct Pattern {
     text: String,
     exception: bool,
     tokens: Vec<Token>,
+    /// For a pattern that is `**` then only plain characters (`**/foo`,
+    /// `**.go`): the text after `**`, which Docker matches as a plain
+    /// suffix of the path. So `**.go` matches `a/b.go`, which the
+    /// segment-wise reading of `**` alone would not.
+    suffix: Option<String>,
 }
 
 impl Pattern {
@@ -116,13 +121,20 @@ impl Pattern {
     }
 
     fn matches(&self, path: &[char]) -> bool {
-        match_tokens(&self.tokens, path)
+        match &self.suffix {
+            Some(suffix) => {
+                let path: String = path.iter().collect();
+                path.ends_with(suffix.as_str())
+                    || suffix.strip_prefix('/').is_some_and(|rest| path == rest)
+            }
+            None => match_tokens(&self.tokens, path),
+        }
     }
 
     /// Whether this pattern could match `dir` itself, one of its parents,
     /// or some path below `dir` (`dir_slash` is `dir` followed by `/`).
     fn may_match_below(&self, dir_slash: &[char]) -> bool {
-        match_prefix(&self.tokens, dir_slash)
+        self.suffix.is_some() || match_prefix(&self.tokens, dir_slash)
     }
 }
 
@@ -177,10 +189,15 @@ impl Matcher {
                 cleaned.remove(0);
             }
             let tokens = compile(&cleaned).map_err(bad)?;
+            let suffix = cleaned
+                .strip_prefix("**")
+                .filter(|rest| !rest.contains(['*', '?', '[', ']', '\\']))
+                .map(str::to_owned);
             patterns.push(Pattern {
                 text: cleaned,
                 exception,
                 tokens,
+                suffix,
             });
         }
         Ok(Matcher { patterns })
@@ -234,6 +251,9 @@ impl Matcher {
     /// children. Each pattern is tried once per path instead of once per
     /// parent.
     pub fn excluded_below(&self, rel_path: &str, parent: &[bool]) -> (bool, Vec<bool>) {
+        if self.patterns.is_empty() {
+            return (false, Vec::new());
+        }
         let chars: Vec<char> = rel_path.chars().collect();
         let flags: Vec<bool> = self
             .patterns
@@ -534,6 +554,15 @@ mod tests {
         ("a/**/z", "a/z", true),
         ("a/**/z", "a/b/c/z", true),
         ("a/**/z", "a/b/c/zz", false),
+        // A leading `**` then plain text is a suffix, as Docker matches it.
+        ("**.go", "a/b.go", true),
+        ("**.go", "b.go", true),
+        ("**.go", "b.goo", false),
+        ("**/foo", "foo", true),
+        ("**/foo", "a/b/foo", true),
+        ("**/foo", "a/bfoo", false),
+        ("**foo", "a/bfoo", true),
+        ("**/*.go", "a/bgo", false),
         // Exceptions under excluded folders.
         ("build\n!build/keep.txt", "build/keep.txt", false),
         ("build\n!build/keep.txt", "build/other.txt", true),

@@ -4,7 +4,8 @@
 //!
 //! The CLI builds it ([`ContextIndex::build`]) and sends it to the engine,
 //! which asks for the content it lacks (see [`crate::transfer`]). Content
-//! digests are sha256 of the bytes, hashed by a few threads; a stat cache
+//! digests are sha256 of the bytes, hashed by a few threads (the `hash`
+//! module); a stat cache
 //! (see the `cache` module) lets a re-index hash only files whose device,
 //! inode, size, mtime or ctime changed.
 //!
@@ -14,25 +15,21 @@
 //! [`ContextIndex::content_digest`], so it invalidates no build cache.
 
 use std::{
-    collections::HashMap,
-    fs,
-    io::{self, Read as _},
-    os::unix::fs::{FileTypeExt as _, MetadataExt as _},
+    fs, io,
     path::{Path, PathBuf},
-    sync::{
-        Mutex,
-        atomic::{AtomicUsize, Ordering},
-    },
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use rustix::fs as rfs;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::{
-    cache::{Stat, StatCache},
+    cache::{Record, Stat, StatCache},
     codec::{self, DecodeError, Reader, Writer},
+    hash::{Job, hash_all},
     ignore::{self, Matcher},
+    walk::{self, Walk},
 };
 
 /// What kind of filesystem object an [`Entry`] is.
@@ -163,13 +160,6 @@ impl TryFrom<RawIndex> for ContextIndex {
     }
 }
 
-/// A file waiting to be hashed.
-struct Job {
-    entry: usize,
-    path: PathBuf,
-    stat: Stat,
-}
-
 impl ContextIndex {
     /// Indexes the folder `context_dir`, leaving out what `matcher`
     /// excludes. Symlinks are recorded, never followed. Excluded folders
@@ -180,7 +170,9 @@ impl ContextIndex {
     ///
     /// With `cache`, a file whose stat matches the previous run's record
     /// is not read again, and the cache is rewritten (when anything
-    /// changed) for the next run. Hard links are hashed once per inode.
+    /// changed) for the next run. Keep the cache file outside the context,
+    /// or exclude it: a file that changes on every run would change the
+    /// index on every run. Hard links are hashed once per inode.
     ///
     /// # Errors
     ///
@@ -203,118 +195,61 @@ impl ContextIndex {
             });
         }
         let previous = cache.map(StatCache::load).unwrap_or_default();
-        let mut next = StatCache {
-            started_ns,
-            records: HashMap::with_capacity(previous.records.len()),
-        };
-        let mut entries = Vec::new();
-        let mut jobs = Vec::new();
-        let mut digests: Vec<Option<[u8; 32]>> = Vec::new();
-        let mut stats = IndexStats::default();
+        let Walk { mut items, hits } = walk::walk(context_dir, matcher, &previous)?;
+        items.sort_unstable_by(|a, b| a.entry.path.cmp(&b.entry.path));
 
-        let mut stack = vec![(
-            context_dir.to_path_buf(),
-            String::new(),
-            vec![false; matcher.patterns().len()],
-        )];
-        while let Some((dir, rel, flags)) = stack.pop() {
-            let read = fs::read_dir(&dir).map_err(|source| IndexError::Read {
-                path: dir.clone(),
-                source,
-            })?;
-            for child in read {
-                let child = child.map_err(|source| IndexError::Read {
-                    path: dir.clone(),
-                    source,
-                })?;
-                let abs = child.path();
-                let Some(name) = child.file_name().to_str().map(str::to_owned) else {
-                    return Err(IndexError::NotUtf8 { path: abs });
-                };
-                let child_rel = if rel.is_empty() {
-                    name
-                } else {
-                    format!("{rel}/{name}")
-                };
-                let (excluded, child_flags) = matcher.excluded_below(&child_rel, &flags);
-                let meta = fs::symlink_metadata(&abs).map_err(|source| IndexError::Read {
-                    path: abs.clone(),
-                    source,
-                })?;
-                let ft = meta.file_type();
-                if ft.is_socket() || (excluded && !ft.is_dir()) {
-                    continue;
-                }
-                if ft.is_dir() {
-                    if excluded && !matcher.may_reinclude_under(&child_rel) {
-                        continue;
-                    }
-                    if !excluded {
-                        entries.push(entry_of(&child_rel, EntryKind::Dir, &meta, 0));
-                        digests.push(None);
-                    }
-                    stack.push((abs, child_rel, child_flags));
-                    continue;
-                }
-                let kind = if ft.is_symlink() {
-                    let target = fs::read_link(&abs).map_err(|source| IndexError::Read {
-                        path: abs.clone(),
-                        source,
-                    })?;
-                    match target.into_os_string().into_string() {
-                        Ok(target) => EntryKind::Symlink { target },
-                        Err(_) => return Err(IndexError::NotUtf8 { path: abs }),
-                    }
-                } else if ft.is_file() {
-                    EntryKind::File
-                } else {
-                    return Err(IndexError::Unsupported { path: abs });
-                };
-                let is_file = kind == EntryKind::File;
-                entries.push(entry_of(&child_rel, kind, &meta, meta.size()));
-                if !is_file {
-                    digests.push(None);
-                    continue;
-                }
-                stats.files += 1;
-                let stat = stat_of(&meta);
-                let known = previous.lookup(&child_rel, &stat);
-                digests.push(known);
-                match known {
-                    Some(digest) => {
-                        next.records.insert(child_rel, (stat, digest));
-                    }
-                    None => jobs.push(Job {
-                        entry: entries.len() - 1,
-                        path: abs,
-                        stat,
-                    }),
-                }
+        let mut jobs = Vec::new();
+        for (i, item) in items.iter_mut().enumerate() {
+            if let (Some(path), Some(stat)) = (item.to_hash.take(), item.stat) {
+                jobs.push(Job {
+                    entry: i,
+                    path,
+                    stat,
+                });
             }
         }
-
         let hashed = hash_all(&jobs)?;
         for (job, digest) in jobs.iter().zip(hashed.digests) {
-            digests[job.entry] = Some(digest);
-            next.records
-                .insert(entries[job.entry].path.clone(), (job.stat, digest));
+            items[job.entry].digest = Some(digest);
         }
-        stats.hashed = hashed.files;
-        stats.bytes_hashed = hashed.bytes;
-        for (entry, digest) in entries.iter_mut().zip(digests) {
-            entry.digest = digest.map(|d| codec::format_digest(&d));
-        }
-        entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        let files = items.iter().filter(|i| i.stat.is_some()).count();
+        let stats = IndexStats {
+            files: files as u64,
+            hashed: hashed.files,
+            bytes_hashed: hashed.bytes,
+        };
 
         if let Some(path) = cache {
-            let unchanged = jobs.is_empty() && next.records.len() == previous.records.len();
+            // Same files, all from the cache: the file on disk already
+            // says all a new one would.
+            let unchanged = hits == files && files == previous.records.len();
             if !unchanged {
+                let next = StatCache {
+                    started_ns,
+                    records: items
+                        .iter()
+                        .filter_map(|i| {
+                            Some(Record {
+                                path: i.entry.path.clone(),
+                                stat: i.stat?,
+                                digest: i.digest?,
+                            })
+                        })
+                        .collect(),
+                };
                 next.save(path).map_err(|source| IndexError::CacheWrite {
                     path: path.to_path_buf(),
                     source,
                 })?;
             }
         }
+        let entries = items
+            .into_iter()
+            .map(|item| Entry {
+                digest: item.digest.map(|d| codec::format_digest(&d)),
+                ..item.entry
+            })
+            .collect();
         Ok((ContextIndex { entries }, stats))
     }
 
@@ -526,36 +461,41 @@ pub(crate) fn write_entry_identity(w: &mut Writer, path: &str, entry: &Entry) {
     }
 }
 
-fn entry_of(path: &str, kind: EntryKind, meta: &fs::Metadata, size: u64) -> Entry {
+#[allow(
+    clippy::unnecessary_cast,
+    reason = "the stat fields' types differ between architectures"
+)]
+pub(crate) fn entry_of(path: &str, kind: EntryKind, st: &rfs::Stat, size: u64) -> Entry {
     Entry {
         path: path.to_owned(),
         kind,
-        mode: meta.mode() & 0o7777,
-        uid: meta.uid(),
-        gid: meta.gid(),
+        mode: st.st_mode as u32 & 0o7777,
+        uid: st.st_uid,
+        gid: st.st_gid,
         size,
-        mtime_ns: meta
-            .mtime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(meta.mtime_nsec()),
+        mtime_ns: time_ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
         digest: None,
     }
 }
 
-fn stat_of(meta: &fs::Metadata) -> Stat {
+/// The stat fields' types differ between architectures; these casts are
+/// lossless on the 64-bit Linux targets servin builds for.
+#[allow(
+    clippy::unnecessary_cast,
+    reason = "the stat fields' types differ between architectures"
+)]
+pub(crate) fn stat_of(st: &rfs::Stat) -> Stat {
     Stat {
-        dev: meta.dev(),
-        ino: meta.ino(),
-        size: meta.size(),
-        mtime_ns: meta
-            .mtime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(meta.mtime_nsec()),
-        ctime_ns: meta
-            .ctime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(meta.ctime_nsec()),
+        dev: st.st_dev as u64,
+        ino: st.st_ino as u64,
+        size: st.st_size as u64,
+        mtime_ns: time_ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
+        ctime_ns: time_ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
     }
+}
+
+fn time_ns(secs: i64, nsecs: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nsecs)
 }
 
 fn now_ns() -> i64 {
@@ -563,116 +503,4 @@ fn now_ns() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
         .unwrap_or(0)
-}
-
-/// How many threads hash: the machine's parallelism, at most 8 (more
-/// rarely helps sha256 against one disk).
-fn hash_threads(jobs: usize) -> usize {
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    cpus.clamp(1, 8).min(jobs.max(1))
-}
-
-/// The digests of [`hash_all`]'s jobs, in job order, and what was read.
-struct Hashed {
-    digests: Vec<[u8; 32]>,
-    files: u64,
-    bytes: u64,
-}
-
-/// Hashes the jobs' files on a few threads; files sharing an inode (hard
-/// links) are read once.
-fn hash_all(jobs: &[Job]) -> Result<Hashed, IndexError> {
-    // The first job of each inode does the work; the others copy it.
-    let mut first_of: HashMap<(u64, u64), usize> = HashMap::new();
-    let mut owner = Vec::with_capacity(jobs.len());
-    let mut unique = Vec::new();
-    for (i, job) in jobs.iter().enumerate() {
-        let first = *first_of.entry((job.stat.dev, job.stat.ino)).or_insert(i);
-        if first == i {
-            unique.push(i);
-        }
-        owner.push(first);
-    }
-    let results: Mutex<Vec<Option<[u8; 32]>>> = Mutex::new(vec![None; jobs.len()]);
-    let failure: Mutex<Option<IndexError>> = Mutex::new(None);
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..hash_threads(unique.len()) {
-            scope.spawn(|| {
-                let mut buf = vec![0u8; 256 * 1024];
-                let mut local = Vec::new();
-                loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&i) = unique.get(n) else { break };
-                    match hash_file(&jobs[i], &mut buf) {
-                        Ok(d) => local.push((i, d)),
-                        Err(e) => {
-                            // Stop the others early: the build fails anyway.
-                            next.store(unique.len(), Ordering::Relaxed);
-                            if let Ok(mut slot) = failure.lock() {
-                                slot.get_or_insert(e);
-                            }
-                            break;
-                        }
-                    }
-                }
-                if let Ok(mut all) = results.lock() {
-                    for (i, d) in local {
-                        all[i] = Some(d);
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = failure.into_inner().ok().flatten() {
-        return Err(e);
-    }
-    let results = results.into_inner().unwrap_or_default();
-    let digests = owner
-        .iter()
-        .zip(jobs)
-        .map(|(first, job)| {
-            results
-                .get(*first)
-                .copied()
-                .flatten()
-                .ok_or_else(|| IndexError::Read {
-                    path: job.path.clone(),
-                    source: io::Error::other("a hashing thread failed"),
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Hashed {
-        digests,
-        files: unique.len() as u64,
-        bytes: unique.iter().map(|i| jobs[*i].stat.size).sum(),
-    })
-}
-
-/// Hashes one file and checks it did not change while being read.
-fn hash_file(job: &Job, buf: &mut [u8]) -> Result<[u8; 32], IndexError> {
-    let read_err = |source| IndexError::Read {
-        path: job.path.clone(),
-        source,
-    };
-    let mut file = fs::File::open(&job.path).map_err(read_err)?;
-    let mut hasher = Sha256::new();
-    let mut total = 0u64;
-    loop {
-        let n = match file.read(buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(read_err(e)),
-        };
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    let after = stat_of(&file.metadata().map_err(read_err)?);
-    if after != job.stat || total != job.stat.size {
-        return Err(IndexError::Changed {
-            path: job.path.clone(),
-        });
-    }
-    Ok(hasher.finalize().into())
 }

@@ -8,11 +8,11 @@
 //!   ([`Matcher::parse`], [`Matcher::excluded`],
 //!   [`Matcher::may_reinclude_under`]) and [`load_for`], which picks
 //!   `<Dockerfile>.dockerignore` over `<context>/.dockerignore`.
-//! - [`index`]: [`ContextIndex::build`] walks the context (symlinks never
-//!   followed, ignored folders pruned), hashes files on a few threads and
-//!   keeps a stat cache between runs so a re-index reads only changed
-//!   files; [`ContextIndex::digest`] names the whole index; the index is
-//!   serde and has a compact [`ContextIndex::encode`] form.
+//! - [`index`]: [`ContextIndex::build`] walks the context on a few threads
+//!   (symlinks never followed, ignored folders pruned), hashes files on a
+//!   few threads and keeps a stat cache between runs so a re-index reads
+//!   only changed files; [`ContextIndex::digest`] names the whole index;
+//!   the index is serde and has a compact [`ContextIndex::encode`] form.
 //! - [`select`]: [`ContextIndex::select`] gives the entries a `COPY`/`ADD`
 //!   source names, grouped by matched path, and
 //!   [`ContextIndex::content_digest`] their cache-key digest. No digest
@@ -24,12 +24,16 @@
 //!
 //! Digests are written `sha256:<64 lower-case hex>` everywhere.
 
+#![warn(missing_docs)]
+
 mod cache;
 mod codec;
+mod hash;
 pub mod ignore;
 pub mod index;
 pub mod select;
 pub mod transfer;
+mod walk;
 
 pub use cache::RACY_MARGIN_NS;
 pub use codec::DecodeError;

@@ -12,27 +12,35 @@
 //!   selects every path it matches, and `**` matches any number of folders
 //!   as BuildKit allows. A matched folder brings everything below it, so
 //!   each match is a [`Selection`] with its root.
+//! - A source that is a symlink, or goes through one, is followed inside
+//!   the context ([`ContextIndex::resolve`]): `COPY link /x` copies what
+//!   `link` points to. Symlinks *below* a copied folder stay symlinks.
 //! - Nothing matched is an error, worded as Docker words it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use sha2::{Digest as _, Sha256};
 
 use crate::{
     codec::{self, Writer},
     ignore,
-    index::{ContextIndex, Entry, write_entry_identity},
+    index::{ContextIndex, Entry, EntryKind, write_entry_identity},
 };
 
 /// One path a source matched, with the entries it brings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection<'a> {
-    /// The matched path, relative to the context root; empty for the root
-    /// itself (`COPY . /app`).
+    /// The matched path as the source names it, relative to the context
+    /// root; empty for the root itself (`COPY . /app`). A file copied into
+    /// a folder takes this path's last name.
     pub root: String,
-    /// The entry at `root` (absent for the context root, and for a folder
-    /// that `.dockerignore` excluded while re-including paths below it)
-    /// then every entry below it, in path order.
+    /// Where the entries are: `root` with symlinks followed (Docker follows
+    /// a source that is a symlink, or goes through one, and copies what it
+    /// points to); the same as `root` when there are none.
+    pub target: String,
+    /// The entry at `target` (absent for the context root, and for a
+    /// folder that `.dockerignore` excluded while re-including paths below
+    /// it) then every entry below it, in path order.
     pub entries: Vec<&'a Entry>,
 }
 
@@ -98,35 +106,26 @@ impl ContextIndex {
                 src: src.to_owned(),
             });
         }
-        let entries = self.entries();
+        let not_found = || SelectError::NotFound {
+            src: src.to_owned(),
+        };
         if cleaned == "." {
             return Ok(vec![Selection {
                 root: String::new(),
-                entries: entries.iter().collect(),
+                target: String::new(),
+                entries: self.entries().iter().collect(),
             }]);
         }
         if !has_wildcards(&cleaned) {
-            // `web`, then `web-extra`, then `web/...`: the entries below a
-            // folder are contiguous, but not always right after it.
-            let below = format!("{cleaned}/");
-            let start = entries.partition_point(|e| e.path.as_str() < below.as_str());
-            let selected: Vec<&Entry> = self
-                .get(&cleaned)
-                .into_iter()
-                .chain(
-                    entries[start..]
-                        .iter()
-                        .take_while(|e| e.path.starts_with(&below)),
-                )
-                .collect();
-            if selected.is_empty() {
-                return Err(SelectError::NotFound {
-                    src: src.to_owned(),
-                });
+            let target = self.resolve(&cleaned).ok_or_else(not_found)?;
+            let entries = self.below(&target);
+            if entries.is_empty() && !target.is_empty() {
+                return Err(not_found());
             }
             return Ok(vec![Selection {
                 root: cleaned,
-                entries: selected,
+                target,
+                entries,
             }]);
         }
         let tokens = ignore::compile(&cleaned).map_err(|reason| SelectError::BadPattern {
@@ -134,7 +133,7 @@ impl ContextIndex {
             reason,
         })?;
         let mut groups: BTreeMap<String, Vec<&Entry>> = BTreeMap::new();
-        for entry in entries {
+        for entry in self.entries() {
             let chars: Vec<char> = entry.path.chars().collect();
             // The shortest matching path wins: a matched folder brings
             // everything below it, as Docker's walk stops there.
@@ -157,15 +156,100 @@ impl ContextIndex {
                 src: src.to_owned(),
             });
         }
-        Ok(groups
+        let mut out = Vec::with_capacity(groups.len());
+        for (root, entries) in groups {
+            let is_link = matches!(
+                entries.first(),
+                Some(Entry { path, kind: EntryKind::Symlink { .. }, .. }) if *path == root
+            );
+            if !is_link {
+                out.push(Selection {
+                    target: root.clone(),
+                    root,
+                    entries,
+                });
+                continue;
+            }
+            let target = self.resolve(&root).ok_or_else(not_found)?;
+            let entries = self.below(&target);
+            if entries.is_empty() && !target.is_empty() {
+                return Err(not_found());
+            }
+            out.push(Selection {
+                root,
+                target,
+                entries,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The entry at `path` (empty: the context root, which has none) and
+    /// every entry below it.
+    fn below(&self, path: &str) -> Vec<&Entry> {
+        let entries = self.entries();
+        if path.is_empty() {
+            return entries.iter().collect();
+        }
+        // `web`, then `web-extra`, then `web/...`: the entries below a
+        // folder are contiguous, but not always right after it.
+        let below = format!("{path}/");
+        let start = entries.partition_point(|e| e.path.as_str() < below.as_str());
+        self.get(path)
             .into_iter()
-            .map(|(root, entries)| Selection { root, entries })
-            .collect())
+            .chain(
+                entries[start..]
+                    .iter()
+                    .take_while(|e| e.path.starts_with(&below)),
+            )
+            .collect()
+    }
+
+    /// `path` with every symlink along it followed inside the context, as
+    /// Docker resolves a `COPY` source: an absolute link target starts
+    /// from the context root and `..` stops there, so nothing resolves
+    /// outside the context. `None` after 40 links (a loop). The result may
+    /// name nothing in the context (a dangling link); empty is the root.
+    pub fn resolve(&self, path: &str) -> Option<String> {
+        const MAX_LINKS: usize = 40;
+        let mut pending: VecDeque<String> = path.split('/').map(str::to_owned).collect();
+        let mut resolved: Vec<String> = Vec::new();
+        let mut links = 0;
+        while let Some(part) = pending.pop_front() {
+            match part.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    resolved.pop();
+                    continue;
+                }
+                _ => resolved.push(part),
+            }
+            let here = resolved.join("/");
+            let Some(Entry {
+                kind: EntryKind::Symlink { target },
+                ..
+            }) = self.get(&here)
+            else {
+                continue;
+            };
+            links += 1;
+            if links > MAX_LINKS {
+                return None;
+            }
+            resolved.pop();
+            if target.starts_with('/') {
+                resolved.clear();
+            }
+            for part in target.split('/').rev() {
+                pending.push_front(part.to_owned());
+            }
+        }
+        Some(resolved.join("/"))
     }
 
     /// `sha256:<hex>` of what a source set brings into an image, for the
     /// cache key of a `COPY`/`ADD`: for each selection its root, then for
-    /// each entry its path relative to the root, kind, symlink target,
+    /// each entry its path relative to the target, kind, symlink target,
     /// mode, owner, size and content digest. Never the mtime: touching
     /// files does not invalidate the cache.
     pub fn content_digest(&self, selections: &[Selection<'_>]) -> String {
@@ -177,12 +261,12 @@ impl ContextIndex {
             w.str(&selection.root);
             hasher.update(&w.buf);
             for entry in &selection.entries {
-                let rel = if selection.root.is_empty() {
+                let rel = if selection.target.is_empty() {
                     entry.path.as_str()
                 } else {
                     entry
                         .path
-                        .strip_prefix(selection.root.as_str())
+                        .strip_prefix(selection.target.as_str())
                         .map_or(entry.path.as_str(), |r| r.trim_start_matches('/'))
                 };
                 w.buf.clear();

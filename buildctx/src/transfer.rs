@@ -84,6 +84,10 @@ pub enum TransferError {
     },
 }
 
+/// Up to this many blobs, [`BlobStore::receive`] syncs each; above, the
+/// whole filesystem once.
+const SYNC_EACH_UP_TO: usize = 32;
+
 /// What a [`pack`] or a [`BlobStore::receive`] moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Received {
@@ -280,16 +284,44 @@ impl BlobStore {
     }
 
     /// The digests among `digests` the store does not hold, each once, in
-    /// the order given: what to ask the CLI for.
+    /// the order given: what to ask the CLI for. For many digests the
+    /// store's folder is listed once rather than each blob looked up.
     ///
     /// # Errors
     ///
-    /// [`TransferError::BadDigest`] for a malformed digest.
+    /// [`TransferError::BadDigest`] for a malformed digest,
+    /// [`TransferError::Io`] when the store cannot be listed.
     pub fn missing(&self, digests: &[String]) -> Result<Vec<String>, TransferError> {
+        const LIST_ABOVE: usize = 256;
+        let held: Option<HashSet<[u8; 32]>> = if digests.len() > LIST_ABOVE {
+            let blobs = self.blobs_dir();
+            let mut held = HashSet::new();
+            for blob in fs::read_dir(&blobs).map_err(io_at(&blobs))? {
+                let blob = blob.map_err(io_at(&blobs))?;
+                if let Some(bytes) = blob.file_name().to_str().and_then(codec::parse_hex32) {
+                    held.insert(bytes);
+                }
+            }
+            Some(held)
+        } else {
+            None
+        };
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for digest in digests {
-            if seen.insert(digest.as_str()) && !self.has(digest)? {
+            let Some(bytes) = codec::parse_digest(digest) else {
+                return Err(TransferError::BadDigest {
+                    digest: digest.clone(),
+                });
+            };
+            if !seen.insert(bytes) {
+                continue;
+            }
+            let present = match &held {
+                Some(held) => held.contains(&bytes),
+                None => self.has(digest)?,
+            };
+            if !present {
                 out.push(digest.clone());
             }
         }
@@ -315,8 +347,8 @@ impl BlobStore {
 
     /// Reads a stream made by [`pack`], checks every blob against the
     /// digest it is named by, and moves them into the store once the whole
-    /// stream is good (one filesystem sync for all of them, then a rename
-    /// each). Blobs the store already holds are skipped.
+    /// stream is good (synced, then renamed into place). Blobs the store
+    /// already holds are skipped.
     ///
     /// # Errors
     ///
@@ -341,6 +373,7 @@ impl BlobStore {
     fn receive_into(&self, staging: &Path, stream: impl Read) -> Result<Received, TransferError> {
         let mut archive = tar::Archive::new(stream);
         let mut staged = Vec::new();
+        let mut staged_names = HashSet::new();
         let mut got = Received::default();
         let mut buf = vec![0u8; 256 * 1024];
         for entry in archive.entries().map_err(TransferError::Stream)? {
@@ -352,9 +385,10 @@ impl BlobStore {
             };
             let digest = codec::format_digest(&bytes);
             let target = self.blobs_dir().join(&name);
-            if target.is_file() || staged.iter().any(|(_, t)| *t == target) {
+            if staged_names.contains(&bytes) || target.is_file() {
                 continue;
             }
+            staged_names.insert(bytes);
             let tmp = staging.join(&name);
             let mut file = fs::File::create(&tmp).map_err(io_at(&tmp))?;
             let mut hasher = Sha256::new();
@@ -384,13 +418,23 @@ impl BlobStore {
         if staged.is_empty() {
             return Ok(got);
         }
-        // One sync for the whole stream instead of one per blob: a
-        // first build sends tens of thousands of small files.
-        let dir = fs::File::open(staging).map_err(io_at(staging))?;
-        rustix::fs::syncfs(&dir).map_err(|e| TransferError::Io {
-            path: staging.to_path_buf(),
-            source: e.into(),
-        })?;
+        // Durable before visible. A first build sends tens of thousands
+        // of small files: one sync of the filesystem then costs less than
+        // one per blob; a rebuild sends a few, and syncing the filesystem
+        // would also wait for everyone else's writes.
+        if staged.len() > SYNC_EACH_UP_TO {
+            let dir = fs::File::open(staging).map_err(io_at(staging))?;
+            rustix::fs::syncfs(&dir).map_err(|e| TransferError::Io {
+                path: staging.to_path_buf(),
+                source: e.into(),
+            })?;
+        } else {
+            for (tmp, _) in &staged {
+                fs::File::open(tmp)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io_at(tmp))?;
+            }
+        }
         for (tmp, target) in &staged {
             fs::rename(tmp, target).map_err(io_at(target))?;
         }

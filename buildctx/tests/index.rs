@@ -185,9 +185,15 @@ fn a_warm_cache_hashes_only_changed_files() {
     assert_eq!((stats.files, stats.hashed), (4, 4));
     assert!(cache.is_file());
 
+    let written = fs::metadata(&cache).unwrap().modified().unwrap();
     let (warm, stats) = ContextIndex::build(root, &Matcher::default(), Some(&cache)).unwrap();
     assert_eq!((stats.files, stats.hashed, stats.bytes_hashed), (4, 0, 0));
     assert_eq!(warm, cold);
+    assert_eq!(
+        fs::metadata(&cache).unwrap().modified().unwrap(),
+        written,
+        "nothing changed: the cache is not rewritten"
+    );
 
     write(root, "src/main.rs", "fn main() { run() }\n");
     settle();
@@ -199,6 +205,17 @@ fn a_warm_cache_hashes_only_changed_files() {
     );
     let (_, stats) = ContextIndex::build(root, &Matcher::default(), Some(&cache)).unwrap();
     assert_eq!(stats.hashed, 0);
+
+    // A file removed and one added: the others still come from the cache.
+    fs::remove_file(root.join("Dockerfile")).unwrap();
+    write(root, "src/new.rs", "// new\n");
+    settle();
+    let (_, stats) = ContextIndex::build(root, &Matcher::default(), Some(&cache)).unwrap();
+    assert_eq!((stats.files, stats.hashed), (4, 1));
+    let (_, stats) = ContextIndex::build(root, &Matcher::default(), Some(&cache)).unwrap();
+    assert_eq!(stats.hashed, 0);
+    let leftovers: Vec<_> = fs::read_dir(state.path()).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "only the cache, no temporary file");
 
     // A file changed just before a run is not trusted on the next one.
     write(root, "Dockerfile", "FROM busybox\n");
@@ -297,4 +314,27 @@ fn serde_and_the_compact_form_round_trip_and_validate() {
     }
     let hostile = r#"{"entries":[{"path":"../etc/passwd","kind":{"type":"dir"},"mode":0,"uid":0,"gid":0,"size":0,"mtime_ns":0}]}"#;
     assert!(serde_json::from_str::<ContextIndex>(hostile).is_err());
+}
+
+#[test]
+fn the_context_root_may_be_a_symlink_but_nothing_below_is_followed() {
+    let dir = sample();
+    let outside = tempfile::tempdir().unwrap();
+    let root_link = outside.path().join("ctx");
+    std::os::unix::fs::symlink(dir.path(), &root_link).unwrap();
+    write(outside.path(), "secret/key", "do not send");
+    std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("escape")).unwrap();
+    let (via_link, _) = ContextIndex::build(&root_link, &Matcher::default(), None).unwrap();
+    let (direct, _) = ContextIndex::build(dir.path(), &Matcher::default(), None).unwrap();
+    assert_eq!(via_link, direct);
+    assert!(matches!(
+        via_link.get("escape").unwrap().kind,
+        EntryKind::Symlink { .. }
+    ));
+    assert!(
+        via_link
+            .entries()
+            .iter()
+            .all(|e| !e.path.starts_with("escape/"))
+    );
 }

@@ -176,3 +176,68 @@ fn content_digest_follows_content_mode_and_names_only() {
     let (renamed, _) = ContextIndex::build(root, &Matcher::default(), None).unwrap();
     assert_ne!(digest_of(&renamed, "web"), web);
 }
+
+#[test]
+fn sources_follow_symlinks_inside_the_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "real/app.js", "run()\n");
+    write(root, "real/sub/x", "x\n");
+    write(root, "top.txt", "top\n");
+    let link =
+        |target: &str, name: &str| std::os::unix::fs::symlink(target, root.join(name)).unwrap();
+    link("real/app.js", "file-link");
+    link("real", "dir-link");
+    link("/top.txt", "abs-link");
+    link("../../../top.txt", "escaping-link");
+    link("loop-b", "loop-a");
+    link("loop-a", "loop-b");
+    link("nowhere", "dangling");
+    std::os::unix::fs::symlink("../top.txt", root.join("real/up")).unwrap();
+    let (index, _) = ContextIndex::build(root, &Matcher::default(), None).unwrap();
+
+    let file = index.select("file-link").unwrap();
+    assert_eq!(
+        (file[0].root.as_str(), file[0].target.as_str()),
+        ("file-link", "real/app.js")
+    );
+    assert_eq!(show(&file), ["file-link: real/app.js"]);
+    assert_eq!(
+        show(&index.select("dir-link").unwrap()),
+        ["dir-link: real real/app.js real/sub real/sub/x real/up"],
+        "a link below the copied folder stays a link"
+    );
+    assert_eq!(
+        show(&index.select("dir-link/sub/x").unwrap()),
+        ["dir-link/sub/x: real/sub/x"]
+    );
+    assert_eq!(
+        show(&index.select("dir-link/up").unwrap()),
+        ["dir-link/up: top.txt"]
+    );
+    assert_eq!(
+        show(&index.select("abs-link").unwrap()),
+        ["abs-link: top.txt"]
+    );
+    assert_eq!(
+        show(&index.select("escaping-link").unwrap()),
+        ["escaping-link: top.txt"],
+        "`..` stops at the context root"
+    );
+    for src in ["loop-a", "dangling", "dir-link/missing"] {
+        let err = index.select(src).unwrap_err();
+        assert!(matches!(err, SelectError::NotFound { .. }), "{src}: {err}");
+    }
+    assert_eq!(
+        show(&index.select("file-l*").unwrap()),
+        ["file-link: real/app.js"]
+    );
+    // The digest names what is copied, not how the link got there.
+    let via_link = index.content_digest(&index.select("dir-link").unwrap());
+    let direct = index.content_digest(&index.select("real").unwrap());
+    assert_ne!(via_link, direct, "the source's name takes part");
+    assert_eq!(
+        index.resolve("dir-link/sub/../app.js").as_deref(),
+        Some("real/app.js")
+    );
+}

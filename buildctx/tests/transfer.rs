@@ -160,6 +160,17 @@ fn receive_refuses_a_corrupted_blob_and_keeps_nothing_of_its_stream() {
         let err = store.receive(stream.as_slice()).unwrap_err();
         assert!(matches!(err, TransferError::BadEntry { .. }), "{err}");
     }
+    // A folder named like a blob.
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_path(a_hex).unwrap();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_size(0);
+    header.set_cksum();
+    builder.append(&header, std::io::empty()).unwrap();
+    let stream = builder.into_inner().unwrap();
+    let err = store.receive(stream.as_slice()).unwrap_err();
+    assert!(matches!(err, TransferError::BadEntry { .. }), "{err}");
     // A stream cut short.
     let mut stream = Vec::new();
     pack(ctx.path(), &index, std::slice::from_ref(&b), &mut stream).unwrap();
@@ -188,6 +199,29 @@ fn open_clears_what_dead_receivers_left() {
     assert!(!stale.exists());
     assert!(matches!(
         BlobStore::open(state.path()).unwrap().path("sha256:xyz"),
+        Err(TransferError::BadDigest { .. })
+    ));
+}
+
+#[test]
+fn missing_lists_the_store_for_many_digests() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..300 {
+        write(dir.path(), &format!("f/{i}"), &format!("content {i}"));
+    }
+    let (index, _) = ContextIndex::build(dir.path(), &Matcher::default(), None).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let store = BlobStore::open(state.path()).unwrap();
+    let all = index.file_digests();
+    assert_eq!(store.missing(&all).unwrap().len(), 300);
+    let mut stream = Vec::new();
+    pack(dir.path(), &index, &all[..299], &mut stream).unwrap();
+    assert_eq!(store.receive(stream.as_slice()).unwrap().count, 299);
+    assert_eq!(store.missing(&all).unwrap(), [all[299].clone()]);
+    let mut bad = all.clone();
+    bad.push("sha256:nothex".into());
+    assert!(matches!(
+        store.missing(&bad),
         Err(TransferError::BadDigest { .. })
     ));
 }
