@@ -11,7 +11,7 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use servin_proto::build::{BuildEvent, BuildRequest, Missing, Received};
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use super::body;
 use super::routes::{Body, Query, json, streaming};
@@ -84,46 +84,45 @@ pub async fn put_blobs(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<R
     Ok(json(StatusCode::OK, &received??))
 }
 
-/// Runs a build in the background; its events go to `tx`; the build is
-/// cancelled when the client goes away.
+/// Runs a build in the background; its events go to the returned
+/// receiver; the build is cancelled when the handle fires.
 fn spawn_build(
     engine: &Arc<Engine>,
     request: BuildRequest,
     options: BuildOptions,
-    tx: UnboundedSender<BuildEvent>,
-    until_gone: impl std::future::Future<Output = ()> + Send + 'static,
-) {
+) -> (UnboundedReceiver<BuildEvent>, crate::build::CancelHandle) {
+    let (tx, rx) = unbounded_channel::<BuildEvent>();
     let (cancel, handle) = Cancel::new();
-    tokio::spawn(async move {
-        until_gone.await;
-        handle.cancel();
-    });
     let engine = Arc::clone(engine);
     tokio::spawn(async move {
         if let Err(e) = build::build(&engine, request, options, tx.clone(), cancel).await {
             let _ = tx.send(build::failure(&e));
         }
     });
+    (rx, handle)
 }
 
 /// `POST /servin/v1/build`: a [`BuildRequest`]; progress as JSON lines.
+/// A client that goes away cancels the build.
 pub async fn build(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Response<Body>> {
     let request: BuildRequest = body::json(req.into_body(), "build request").await?;
-    let (tx, mut rx) = unbounded_channel::<BuildEvent>();
+    let (mut rx, cancel) = spawn_build(engine, request, BuildOptions::default());
     let (out_tx, out_rx) = unbounded_channel::<Bytes>();
-    let gone = out_tx.clone();
-    spawn_build(
-        engine,
-        request,
-        BuildOptions::default(),
-        tx,
-        async move { gone.closed().await },
-    );
     tokio::spawn(async move {
-        while let Some(event) = rx.recv().await {
-            if let Ok(mut line) = serde_json::to_vec(&event) {
-                line.push(b'\n');
-                if out_tx.send(Bytes::from(line)).is_err() {
+        loop {
+            tokio::select! {
+                event = rx.recv() => {
+                    let Some(event) = event else { return };
+                    if let Ok(mut line) = serde_json::to_vec(&event) {
+                        line.push(b'\n');
+                        if out_tx.send(Bytes::from(line)).is_err() {
+                            cancel.cancel();
+                            return;
+                        }
+                    }
+                }
+                () = out_tx.closed() => {
+                    cancel.cancel();
                     return;
                 }
             }
@@ -276,12 +275,8 @@ pub async fn classic(
     };
     request.dockerfile = dockerfile;
     request.context = context;
-    let (tx, rx) = unbounded_channel::<BuildEvent>();
-    let gone = out_tx.clone();
-    spawn_build(engine, request, options, tx, async move {
-        gone.closed().await;
-    });
-    tokio::spawn(classic_stream(rx, progress, quiet));
+    let (rx, cancel) = spawn_build(engine, request, options);
+    tokio::spawn(classic_stream(rx, progress, quiet, out_tx, cancel));
     Ok(streaming("application/json", out_rx))
 }
 
@@ -290,13 +285,23 @@ async fn classic_stream(
     mut rx: UnboundedReceiver<BuildEvent>,
     progress: crate::image::progress::Progress,
     quiet: bool,
+    out: tokio::sync::mpsc::UnboundedSender<Bytes>,
+    cancel: crate::build::CancelHandle,
 ) {
     let say = |text: &str| {
         if !quiet {
             progress.stream(text);
         }
     };
-    while let Some(event) = rx.recv().await {
+    loop {
+        let event = tokio::select! {
+            event = rx.recv() => event,
+            () = out.closed() => {
+                cancel.cancel();
+                return;
+            }
+        };
+        let Some(event) = event else { break };
         match event {
             BuildEvent::Step {
                 instruction,
