@@ -5,6 +5,7 @@ mod attach;
 mod completions;
 mod config;
 mod cp;
+mod dashboard;
 mod doctor;
 mod exec;
 mod image;
@@ -126,6 +127,7 @@ pub enum Command {
     Lock(lock::Args),
     Import(import::Args),
     Kube(kube::Args),
+    Dashboard(dashboard::Args),
     Info(info::Args),
     Doctor(doctor::Args),
     Run(run::RunArgs),
@@ -192,6 +194,7 @@ pub fn main() -> ExitCode {
         Command::Lock(args) => lock::run(&cli, args),
         Command::Import(args) => import::run(&cli, args),
         Command::Kube(args) => kube::run(&cli, args),
+        Command::Dashboard(args) => dashboard::run(&cli, args),
         Command::Info(args) => info::run(&cli, args),
         Command::Doctor(args) => doctor::run(&cli, args),
         Command::Run(args) => run::run(&cli, args),
