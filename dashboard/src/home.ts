@@ -62,7 +62,8 @@ function actions(list: Container[], subject: string, key: string): HTMLElement {
 }
 
 function stateBadge(c: Container, i?: Inspect): HTMLElement {
-  const health = c.Health?.Status ?? i?.State?.Health?.Status;
+  // A stopped container's last health is history, not its state.
+  const health = c.State === "running" ? (c.Health?.Status ?? i?.State?.Health?.Status) : undefined;
   return el(
     "span",
     { class: "badges" },
@@ -110,7 +111,7 @@ function row(c: Container, colour?: string): HTMLElement {
     el("td", { class: "image" }, c.Image),
     el("td", {}, ports(c)),
     el("td", { class: "uptime" }, uptime(c, i)),
-    el("td", { class: "num", title: "restarts" }, String(i?.RestartCount ?? 0)),
+    el("td", { class: "num", title: "restarts", "data-label": "restarts" }, String(i?.RestartCount ?? 0)),
     el("td", {}, actions([c], n, `c:${n}`)),
   );
 }

@@ -23,13 +23,13 @@ pub struct Args {
     #[arg(long)]
     pub no_open: bool,
     /// Listen on this port of 127.0.0.1 [default: a free one]
-    #[arg(long, value_name = "PORT", default_value_t = 0)]
-    pub port: u16,
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
 }
 
 pub fn run(_cli: &Cli, args: &Args) -> Result<(), Failed> {
     let engine = Engine::connect()?;
-    let dashboard = Dashboard::bind(args.port)?;
+    let dashboard = Dashboard::bind(args.port.unwrap_or(0))?;
     let url = dashboard.login_url();
     // The address is data (a script may read it): stdout, on a line of its own.
     println!("{url}");
