@@ -117,7 +117,10 @@ fn the_dashboard_refuses_every_stranger() {
     // No secret: nothing, not even the page.
     let (status, text) = d.get("/", &[]);
     assert_eq!(status, 401, "{text}");
-    assert!(text.contains("open the address `servin dashboard` printed"), "{text}");
+    assert!(
+        text.contains("open the address `servin dashboard` printed"),
+        "{text}"
+    );
     assert_eq!(d.get("/api/containers", &[]).0, 401);
     assert_eq!(d.get("/?secret=0123", &[]).0, 403);
 
@@ -173,7 +176,10 @@ fn the_dashboard_refuses_every_stranger() {
     assert_eq!(status, 403, "{text}");
     let (status, text) = ws(None);
     assert_eq!(status, 403, "{text}");
-    assert!(text.contains("websocket upgrade without an Origin"), "{text}");
+    assert!(
+        text.contains("websocket upgrade without an Origin"),
+        "{text}"
+    );
     let (status, text) = ws(Some(&own));
     assert_eq!(status, 404, "{text}");
 

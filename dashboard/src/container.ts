@@ -82,6 +82,10 @@ function logs(c: Inspect, signal: AbortSignal): HTMLElement {
     const parts = text.split("\n");
     partial[k] = parts.pop() ?? "";
     for (const p of parts) {
+      if (skip > 0) {
+        skip--;
+        continue;
+      }
       const sp = p.indexOf(" ");
       const l = { time: sp > 0 ? p.slice(0, sp) : "", text: sp > 0 ? p.slice(sp + 1) : p, err: k === 2 };
       lines.push(l);
@@ -97,11 +101,35 @@ function logs(c: Inspect, signal: AbortSignal): HTMLElement {
   search.addEventListener("input", redraw);
   follow.addEventListener("change", redraw);
   stamps.addEventListener("change", () => view.classList.toggle("stamps", stamps.checked));
-  void stream(`containers/${c.Id}/logs?tail=all`, `logs of ${c.Name}`, signal, demux(c.Config?.Tty ?? false, take)).catch(
-    (e) => {
-      if (!signal.aborted) toast(String(e.message ?? e));
-    },
-  );
+  // The stream ends when the container stops; when it starts again, the
+  // log is read anew and the lines already shown are skipped.
+  let skip = 0;
+  const read = async () => {
+    while (!signal.aborted) {
+      skip = total;
+      partial[1] = partial[2] = "";
+      try {
+        await stream(`containers/${c.Id}/logs?tail=all`, `logs of ${c.Name}`, signal, demux(c.Config?.Tty ?? false, take));
+      } catch (e) {
+        if (!signal.aborted) toast(String((e as Error).message ?? e));
+        return;
+      }
+      await new Promise<void>((resolve) => {
+        const off = store.onEvent((e) => {
+          const id = e.Actor?.ID ?? e.id;
+          if (id === c.Id && (e.Action ?? e.status) === "start") {
+            off();
+            resolve();
+          }
+        });
+        signal.addEventListener("abort", () => {
+          off();
+          resolve();
+        });
+      });
+    }
+  };
+  void read();
   return el(
     "div",
     { class: "panel" },
@@ -220,13 +248,16 @@ function stats(c: Inspect, signal: AbortSignal): HTMLElement {
     g.fillStyle = style.color;
     g.font = "11px system-ui";
     g.fillText(fmt(max), 4, 12);
-    const t0 = Date.now() - WINDOW_MS;
+    const end = Date.now();
+    const t0 = Math.max(end - WINDOW_MS, points[0]?.t ?? end);
+    const span = Math.max(1000, end - t0);
+    g.fillText(`last ${Math.round(span / 1000)} s`, w - 70, h - 4);
     series.forEach((s, k) => {
       g.strokeStyle = colours[k];
       g.lineWidth = 1.5;
       g.beginPath();
       s.forEach((v, i) => {
-        const x = ((points[i].t - t0) / WINDOW_MS) * w;
+        const x = ((points[i].t - t0) / span) * w;
         const y = h - (v / max) * (h - 16);
         if (i === 0) g.moveTo(x, y);
         else g.lineTo(x, y);
@@ -297,17 +328,26 @@ export function containerPage(main: HTMLElement, ref: string): () => void {
     const title = c.Name.replace(/^\//, "");
     const state = el("span", { class: `state ${c.State?.Status ?? ""}`, "data-role": "state" }, c.State?.Status ?? "");
     const summary = () => store.containers.find((x) => x.Id === c.Id);
-    const off = store.onChange(() => {
+    const buttons = new Map<string, HTMLButtonElement>();
+    const showState = () => {
       const s = summary();
-      state.textContent = s ? s.State : "removed";
-      state.className = `state ${s?.State ?? "removed"}`;
-    });
+      const now = s?.State ?? (store.containers.length ? "removed" : (c.State?.Status ?? ""));
+      state.textContent = now;
+      state.className = `state ${now}`;
+      const running = now === "running" || now === "restarting";
+      buttons.get("start")?.toggleAttribute("hidden", running);
+      buttons.get("stop")?.toggleAttribute("hidden", !running);
+    };
+    const off = store.onChange(showState);
     ctrl.signal.addEventListener("abort", off);
-    const verb = (v: "start" | "stop" | "restart" | "remove", label: string) =>
-      el("button", { type: "button", class: v === "remove" ? "danger" : "", onclick: () => {
+    const verb = (v: "start" | "stop" | "restart" | "remove", label: string) => {
+      const b = el("button", { type: "button", "data-action": v, class: v === "remove" ? "danger" : "", onclick: () => {
         const s = summary();
-        if (s) void run(v, [s], title).then(() => v === "remove" && !store.containers.some((x) => x.Id === c.Id) && (location.hash = "#/"));
+        if (s) void run(v, [s], title);
       } }, label);
+      buttons.set(v, b);
+      return b;
+    };
     const panels: [string, HTMLElement][] = [
       ["Logs", logs(c, ctrl.signal)],
       ["Terminal", terminal(c, ctrl.signal)],
@@ -350,6 +390,7 @@ export function containerPage(main: HTMLElement, ref: string): () => void {
       el("div", { role: "tablist", "aria-label": "Container views" }, ...tabs),
       ...panels.map(([, p]) => p),
     );
+    showState();
     show(location.hash.endsWith("/terminal") ? 1 : 0);
   })();
   return () => ctrl.abort();

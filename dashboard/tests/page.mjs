@@ -127,6 +127,15 @@ try {
   await page.waitForFunction(() => (document.querySelector(".xterm-rows")?.textContent ?? "").includes("42-answer"));
   await page.screenshot({ path: join(shots, "dashboard-terminal.png") });
 
+  step("the logs go on after a restart, without repeating");
+  servin("run", "-d", "--name", "echoer", image, "sh", "-c", "echo started; sleep 300");
+  await page.goto(`${origin}/#/container/echoer`);
+  const started = page.locator('[data-role="logs"] .line', { hasText: "started" });
+  await started.first().waitFor();
+  servin("restart", "-t", "1", "echoer");
+  await page.waitForFunction(() => document.querySelectorAll('[data-role="logs"] .line').length === 2);
+  if ((await started.count()) !== 2) throw new Error(`${await started.count()} lines after a restart`);
+
   step("inspect and stats");
   await page.getByRole("tab", { name: "Inspect" }).click();
   await page.locator(".inspect h3", { hasText: "State" }).waitFor();
