@@ -32,7 +32,7 @@ pub fn run(_cli: &Cli, args: &Args) -> Result<(), Failed> {
     let dashboard = Dashboard::bind(args.port.unwrap_or(0))?;
     let url = dashboard.login_url();
     // The address is data (a script may read it): stdout, on a line of its own.
-    println!("{url}");
+    ui::data(&url)?;
     if args.no_open {
         ui::info("the dashboard is at the address above; Ctrl-C stops it");
     } else {
