@@ -28,7 +28,12 @@ pub fn open(url: &str) -> Result<String, String> {
             .stderr(Stdio::null())
             .spawn();
         match spawned {
-            Ok(_) => return Ok(cmd.clone()),
+            Ok(mut child) => {
+                // Reaped when it ends (xdg-open returns at once; a browser
+                // started directly may live on), so that no zombie stays.
+                std::thread::spawn(move || child.wait());
+                return Ok(cmd.clone());
+            }
             Err(e) => tried.push(format!("{cmd} ({e})")),
         }
     }

@@ -3,7 +3,8 @@
 //!
 //! 1. `Host` is `127.0.0.1:PORT` or `localhost:PORT`: a page whose own
 //!    name resolves to 127.0.0.1 (DNS rebinding) sends its own name.
-//! 2. `Sec-Fetch-Site`, when the browser sends it, is not `cross-site`, and
+//! 2. `Sec-Fetch-Site`, when the browser sends it, is `same-origin` or
+//!    `none` (typed in, or the login's redirect), and
 //!    `Origin`, when present, is the dashboard's own; a websocket upgrade
 //!    must name an origin, and the dashboard's (browsers do not apply the
 //!    same-origin policy to websockets, so this is the only fence there).
@@ -99,10 +100,12 @@ impl Guard {
             }
         }
 
-        if header("sec-fetch-site") == Some("cross-site") {
+        // `same-site` too: another port of 127.0.0.1 is the same site
+        // (ports do not count), and no friend of the dashboard.
+        if let Some(site @ ("cross-site" | "same-site")) = header("sec-fetch-site") {
             return refuse(
                 StatusCode::FORBIDDEN,
-                "refused: a cross-site request (Sec-Fetch-Site: cross-site)".to_string(),
+                format!("refused: a request from another site (Sec-Fetch-Site: {site})"),
             );
         }
         let websocket =
@@ -305,13 +308,20 @@ mod tests {
             ),
             Verdict::Allow
         );
-        assert_eq!(
-            status(check(
-                "/",
-                &[host, COOKIE_OK, ("sec-fetch-site", "cross-site")]
-            )),
-            403
-        );
+        for site in ["cross-site", "same-site"] {
+            assert_eq!(
+                status(check("/", &[host, COOKIE_OK, ("sec-fetch-site", site)])),
+                403,
+                "{site}"
+            );
+        }
+        for site in ["same-origin", "none"] {
+            assert_eq!(
+                check("/", &[host, COOKIE_OK, ("sec-fetch-site", site)]),
+                Verdict::Allow,
+                "{site}"
+            );
+        }
     }
 
     #[test]
