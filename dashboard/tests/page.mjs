@@ -91,6 +91,11 @@ try {
   await page.waitForFunction(() => window.__notified.some((t) => t.startsWith("fresh exited")), null, { timeout: DEADLINE });
   await row("fresh").and(page.locator('[data-state="exited"]')).waitFor();
 
+  step("a container turning unhealthy raises a notification");
+  servin("run", "-d", "--name", "sick", "--health-cmd", "false", "--health-interval", "1s", "--health-retries", "1", image, "sleep", "300");
+  await page.waitForFunction(() => window.__notified.some((t) => t === "sick is unhealthy"), null, { timeout: DEADLINE });
+  await row("sick").locator('[data-role="health"]', { hasText: "unhealthy" }).waitFor();
+
   step("logs stream, and survive a burst of 10,000 lines");
   servin(
     "run",
