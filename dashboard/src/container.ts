@@ -343,7 +343,10 @@ export function containerPage(main: HTMLElement, ref: string): () => void {
     const verb = (v: "start" | "stop" | "restart" | "remove", label: string) => {
       const b = el("button", { type: "button", "data-action": v, class: v === "remove" ? "danger" : "", onclick: () => {
         const s = summary();
-        if (s) void run(v, [s], title);
+        if (s)
+          void run(v, [s], title).then((done) => {
+            if (done && v === "remove") location.hash = "#/";
+          });
       } }, label);
       buttons.set(v, b);
       return b;

@@ -13,7 +13,8 @@ const SERVICE = "servin.name";
 type Verb = "start" | "stop" | "restart" | "remove";
 
 /// Runs `verb` on every container of `list`, confirming removals first.
-export async function run(verb: Verb, list: Container[], subject: string): Promise<void> {
+/// True when every container did it (false: cancelled, or a failure shown).
+export async function run(verb: Verb, list: Container[], subject: string): Promise<boolean> {
   if (verb === "remove") {
     const names = list.map(name).join(", ");
     const ok = await confirmAction(
@@ -21,7 +22,7 @@ export async function run(verb: Verb, list: Container[], subject: string): Promi
       `This stops and removes ${list.length === 1 ? "the container" : `${list.length} containers`} (${names}). Their volumes are kept.`,
       "Remove",
     );
-    if (!ok) return;
+    if (!ok) return false;
   }
   const results = await Promise.allSettled(
     list.map((c) => {
@@ -33,6 +34,7 @@ export async function run(verb: Verb, list: Container[], subject: string): Promi
   );
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed.length) toast(failed.map((f) => String(f.reason?.message ?? f.reason)).join("\n"));
+  return !failed.length;
 }
 
 function actions(list: Container[], subject: string, key: string): HTMLElement {

@@ -161,6 +161,17 @@ try {
   const left = servin("volume", "ls");
   if (left.includes("spare")) throw new Error(`spare is still there:\n${left}`);
 
+  step("removing asks first; cancelled, nothing goes");
+  await page.goto(`${origin}/#/`);
+  await row("loner").locator('button[data-action="remove"]').click();
+  await page.locator("dialog", { hasText: "Remove loner?" }).getByRole("button", { name: "Cancel" }).click();
+  await page.locator("dialog").waitFor({ state: "detached" });
+  if (!servin("ps", "-a").includes("loner")) throw new Error("a cancelled removal removed loner");
+  await row("loner").locator('button[data-action="remove"]').click();
+  await page.locator('dialog [data-confirm="ok"]').click();
+  await row("loner").waitFor({ state: "detached" });
+  if (servin("ps", "-a").includes("loner")) throw new Error("loner is still there");
+
   step("dark theme and a narrow window");
   await page.emulateMedia({ colorScheme: "dark" });
   await page.setViewportSize({ width: 420, height: 800 });
