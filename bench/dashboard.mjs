@@ -1,8 +1,10 @@
 // Measures the dashboard's page in headless Chromium; run by
-// bench/dashboard.sh (see there), from dashboard/ so that playwright-core
-// resolves.
+// bench/dashboard.sh (see there). playwright-core is the dashboard's
+// (dashboard/node_modules).
 import { readFileSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { createRequire } from "node:module";
+
+const { chromium } = createRequire(new URL("../dashboard/package.json", import.meta.url))("playwright-core");
 
 const url = process.env.DASHBOARD_URL;
 const runs = Number(process.env.RUNS ?? 11);

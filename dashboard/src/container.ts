@@ -2,10 +2,6 @@
 // its inspect as readable sections and its CPU, memory and network over
 // the last minutes.
 
-import { Terminal } from "@xterm/xterm";
-import { FitAddon } from "@xterm/addon-fit";
-import "@xterm/xterm/css/xterm.css";
-
 import { demux, getJson, jsonLines, stream } from "./api";
 import { run } from "./home";
 import { type Inspect, store } from "./state";
@@ -148,7 +144,10 @@ function logs(c: Inspect, signal: AbortSignal): HTMLElement {
 function terminal(c: Inspect, signal: AbortSignal): HTMLElement {
   const box = el("div", { class: "terminal", "data-role": "terminal" });
   const status = el("p", { class: "hint" }, "A shell in the container (sh, or bash when it has one).");
-  const start = () => {
+  const start = async () => {
+    // xterm.js is loaded with the first terminal, not with every page.
+    const { Terminal, FitAddon } = await import("./xterm");
+    if (signal.aborted) return;
     const term = new Terminal({ cursorBlink: true, fontSize: 13, convertEol: false });
     const fit = new FitAddon();
     term.loadAddon(fit);
@@ -177,7 +176,7 @@ function terminal(c: Inspect, signal: AbortSignal): HTMLElement {
     term.focus();
   };
   // Opened when the tab is first shown, so that it fits its box.
-  (box as HTMLElement & { open?: () => void }).open = start;
+  (box as HTMLElement & { open?: () => void }).open = () => void start();
   return el("div", { class: "panel" }, status, box);
 }
 

@@ -113,7 +113,7 @@ function row(c: Container, colour?: string): HTMLElement {
     el("td", { class: "image" }, c.Image),
     el("td", {}, ports(c)),
     el("td", { class: "uptime" }, uptime(c, i)),
-    el("td", { class: "num", title: "restarts", "data-label": "restarts" }, String(i?.RestartCount ?? 0)),
+    el("td", { class: "num", title: "restarts", "data-label": "restarts" }, i ? String(i.RestartCount ?? 0) : "…"),
     el("td", {}, actions([c], n, `c:${n}`)),
   );
 }

@@ -59,6 +59,11 @@ export class Store {
     const list = await getJson<Container[]>("containers", "list the containers");
     const fresh = list.filter((c) => !this.inspects.has(c.Id) || this.stale.has(c.Id));
     this.stale.clear();
+    // The list is drawn at once; what only inspect tells (restarts, the
+    // start time) follows.
+    this.containers = list;
+    this.changed();
+    if (!fresh.length) return;
     await Promise.all(
       fresh.map(async (c) => {
         try {
