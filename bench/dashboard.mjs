@@ -24,26 +24,36 @@ const context = await browser.newContext({ viewport: { width: 1280, height: 800 
 // The moment the page shows every project container with its buttons.
 await context.addInitScript((n) => {
   const seen = () => document.querySelectorAll('section[data-project] tr[data-container] button[data-action="restart"]').length >= n;
+  // ... and with what only each container's inspect tells (restarts).
+  const complete = () => seen() && ![...document.querySelectorAll("td.num")].some((td) => td.textContent === "…");
   new MutationObserver((_, obs) => {
-    if (seen()) {
-      window.__ready = performance.now();
+    if (window.__ready === undefined && seen()) window.__ready = performance.now();
+    if (complete()) {
+      window.__complete = performance.now();
       obs.disconnect();
     }
-  }).observe(document, { childList: true, subtree: true });
+  }).observe(document, { childList: true, subtree: true, characterData: true });
 }, expect);
 const page = await context.newPage();
 await page.goto(url); // logs in: the cookie
 const origin = new URL(url).origin;
 
 const loads = [];
+const completes = [];
 for (let i = 0; i <= runs; i++) {
-  await page.goto(`${origin}/`, { waitUntil: "commit" });
-  await page.waitForFunction(() => window.__ready !== undefined, null, { timeout: 60_000 });
-  const t = await page.evaluate(() => window.__ready);
-  if (i > 0) loads.push(t);
+  // The time is taken in the page, from its own request: waiting for
+  // `load` here only keeps one navigation from cutting into the next.
+  await page.goto(`${origin}/`);
+  await page.waitForFunction(() => window.__complete !== undefined, null, { timeout: 60_000 });
+  const [t, c] = await page.evaluate(() => [window.__ready, window.__complete]);
+  if (i > 0) {
+    loads.push(t);
+    completes.push(c);
+  }
 }
 console.log(`main page interactive (${expect} containers), ${runs} loads: ${loads.map((x) => x.toFixed(0)).join(" ")}`);
 console.log(`  median ${ms(median(loads))}, min ${ms(Math.min(...loads))}, max ${ms(Math.max(...loads))}`);
+console.log(`  with every restart count: median ${ms(median(completes))}, min ${ms(Math.min(...completes))}, max ${ms(Math.max(...completes))}`);
 
 await page.goto(`${origin}/#/container/ticker`);
 await page.locator('[data-role="logs"] .line').first().waitFor();

@@ -64,15 +64,20 @@ export class Store {
     this.containers = list;
     this.changed();
     if (!fresh.length) return;
+    let retry = false;
     await Promise.all(
       fresh.map(async (c) => {
         try {
           this.inspects.set(c.Id, await getJson<Inspect>(`containers/${c.Id}`, `inspect ${c.Id}`));
         } catch {
-          // removed in between: the next list drops it
+          // Removed in between (the next list drops it), or the engine
+          // was busy: asked again with the next list.
+          this.stale.add(c.Id);
+          retry = true;
         }
       }),
     );
+    if (retry) this.later();
     const ids = new Set(list.map((c) => c.Id));
     for (const id of this.inspects.keys()) if (!ids.has(id)) this.inspects.delete(id);
     this.containers = list;
