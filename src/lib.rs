@@ -1,6 +1,7 @@
 //! Servin's host side.
 
 pub mod client;
+pub mod dashboard;
 pub mod import;
 pub mod kube;
 pub mod project;

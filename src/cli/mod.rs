@@ -6,6 +6,7 @@ mod build;
 mod completions;
 mod config;
 mod cp;
+mod dashboard;
 mod doctor;
 mod exec;
 mod image;
@@ -127,6 +128,7 @@ pub enum Command {
     Lock(lock::Args),
     Import(import::Args),
     Kube(kube::Args),
+    Dashboard(dashboard::Args),
     Info(info::Args),
     Doctor(doctor::Args),
     Run(run::RunArgs),
@@ -195,6 +197,7 @@ pub fn main() -> ExitCode {
         Command::Import(args) => import::run(&cli, args),
         Command::Kube(args) => kube::run(&cli, args),
         Command::Build(args) => build::run(&cli, args),
+        Command::Dashboard(args) => dashboard::run(&cli, args),
         Command::Info(args) => info::run(&cli, args),
         Command::Doctor(args) => doctor::run(&cli, args),
         Command::Run(args) => run::run(&cli, args),
