@@ -114,7 +114,10 @@ impl Shared {
     }
 
     fn stage_name(&self, stage: &Stage) -> String {
-        stage.name.clone().unwrap_or_else(|| stage.index.to_string())
+        stage
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("stage-{}", stage.index))
     }
 
     fn find_stage(&self, name: &str, before: usize) -> Option<usize> {
