@@ -32,6 +32,7 @@
 
 pub mod archive;
 pub mod archive_tar;
+pub mod commit;
 pub mod create;
 pub mod discovery;
 pub mod error;
