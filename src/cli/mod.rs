@@ -2,6 +2,7 @@
 //! file and is a thin layer over the library.
 
 mod attach;
+mod commit;
 mod completions;
 mod config;
 mod cp;
@@ -138,6 +139,9 @@ pub enum Command {
     Ps(ps::Args),
     Port(port::Args),
     Cp(cp::Args),
+    Commit(commit::CommitArgs),
+    Diff(commit::DiffArgs),
+    Export(commit::ExportArgs),
     Logs(logs::Args),
     Exec(exec::Args),
     Inspect(inspect::Args),
@@ -203,6 +207,9 @@ pub fn main() -> ExitCode {
         Command::Rm(args) => lifecycle::rm(&cli, args),
         Command::Ps(args) => ps::run(&cli, args),
         Command::Port(args) => port::run(&cli, args),
+        Command::Commit(args) => commit::commit(&cli, args),
+        Command::Diff(args) => commit::diff(&cli, args),
+        Command::Export(args) => commit::export(&cli, args),
         Command::Cp(args) => cp::run(&cli, args),
         Command::Logs(args) => logs::run(&cli, args),
         Command::Exec(args) => exec::run(&cli, args),
