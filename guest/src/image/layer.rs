@@ -742,8 +742,12 @@ pub fn commit_upper(
     let tmp_blob = store.temp_path("layer");
     let written = (|| {
         let file = fs::File::create(&tmp_blob).map_err(Error::io("create", &tmp_blob))?;
-        let (hasher, _) = write_plan(upper, &plan, &file)?;
-        file.sync_all().map_err(Error::io("sync", &tmp_blob))?;
+        let (hasher, _) = write_synced_behind(&file, |out| write_plan(upper, &plan, out)).map_err(
+            |e| match e {
+                SyncedBehind::Write(e) => e,
+                SyncedBehind::Sync(e) => Error::io("sync", &tmp_blob)(e),
+            },
+        )?;
         Ok::<_, Error>(hasher)
     })();
     let hasher = match written {
@@ -806,6 +810,62 @@ pub fn commit_upper(
         size,
         diff_id,
     }))
+}
+
+/// How often the data written is handed to the disk while writing goes
+/// on.
+const SYNC_EVERY: u64 = 64 * 1024 * 1024;
+
+enum SyncedBehind {
+    Write(Error),
+    Sync(io::Error),
+}
+
+/// Runs `write` on `file`, and meanwhile has a helper thread flush what
+/// is written every [`SYNC_EVERY`] bytes, so the disk works while the
+/// layer is being made and the final sync waits only for the tail
+/// (rather than for a whole gigabyte, and the writer for the kernel's
+/// dirty-page throttling). Returns once all of it is on disk.
+fn write_synced_behind<T>(
+    file: &fs::File,
+    write: impl FnOnce(&mut dyn Write) -> Result<T>,
+) -> std::result::Result<T, SyncedBehind> {
+    struct Counting<'a> {
+        file: &'a fs::File,
+        since: u64,
+        tx: std::sync::mpsc::SyncSender<()>,
+    }
+    impl Write for Counting<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = (&*self.file).write(buf)?;
+            self.since += n as u64;
+            if self.since >= SYNC_EVERY {
+                self.since = 0;
+                // A flush already pending covers this one too.
+                let _ = self.tx.try_send(());
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let behind = file.try_clone().map_err(SyncedBehind::Sync)?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+    std::thread::scope(|scope| {
+        let helper = scope.spawn(move || {
+            while rx.recv().is_ok() {
+                let _ = behind.sync_data();
+            }
+        });
+        let mut out = Counting { file, since: 0, tx };
+        let result = write(&mut out).map_err(SyncedBehind::Write);
+        drop(out);
+        let _ = helper.join();
+        let value = result?;
+        file.sync_all().map_err(SyncedBehind::Sync)?;
+        Ok(value)
+    })
 }
 
 /// Makes a moved upper folder what the tar says: what the tar left out
