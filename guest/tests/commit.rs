@@ -23,6 +23,13 @@ fn run_out(e: &EngineGuard, image: &str, script: &str) -> String {
     e.docker_ok(&["run", "--rm", image, "sh", "-c", script])
 }
 
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 fn tar_names(bytes: &[u8]) -> Vec<String> {
     let mut a = tar::Archive::new(bytes);
     a.entries()
@@ -34,6 +41,7 @@ fn tar_names(bytes: &[u8]) -> Vec<String> {
 #[test]
 fn commit_diff_and_history_of_running_paused_and_stopped_containers() {
     let e = EngineGuard::with_image(IMAGE, &[]);
+    let since = now_secs();
     // A stopped container committed: the base of the rest.
     e.docker_ok(&[
         "run",
@@ -144,12 +152,30 @@ fn commit_diff_and_history_of_running_paused_and_stopped_containers() {
     assert_eq!(run_out(&e, "test/stopped:1", "cat /new"), "new\n");
     // No half-written blob or snapshot is left behind.
     assert_eq!(e.tmp_entries(), 0);
+    // Each commit was a container event naming the image.
+    let until = now_secs() + 1;
+    let events = e.docker_ok(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "event=commit",
+        "--format",
+        "{{.Type}} {{.Actor.Attributes.imageRef}}",
+    ]);
+    assert_eq!(
+        events,
+        "container test/base:1\ncontainer test/committed:1\ncontainer test/paused:1\ncontainer test/stopped:1\n"
+    );
     e.docker_ok(&["rm", "-f", "work", "prep"]);
 }
 
 #[test]
 fn export_then_import_plain_and_gzip() {
     let e = EngineGuard::with_image(IMAGE, &[]);
+    let since = now_secs();
     e.run_detached(
         "ex",
         &["-v", "vol1:/data"],
@@ -213,6 +239,21 @@ fn export_then_import_plain_and_gzip() {
         "test/imported:1",
     ]);
     assert_eq!(history.trim(), "|Imported from -");
+    let until = now_secs() + 1;
+    let events = e.docker_ok(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "event=import",
+        "--filter",
+        "event=export",
+        "--format",
+        "{{.Type}} {{.Action}}",
+    ]);
+    assert_eq!(events, "container export\ncontainer export\nimage import\n");
 
     // A gzip tar from a file, with a change and a message.
     let gz = e.root().join("ex.tar.gz");
