@@ -169,7 +169,15 @@ fn commit_diff_and_history_of_running_paused_and_stopped_containers() {
         events,
         "container test/base:1\ncontainer test/committed:1\ncontainer test/paused:1\ncontainer test/stopped:1\n"
     );
-    e.docker_ok(&["rm", "-f", "work", "prep"]);
+    // A container whose upper folder a build step's commit took away
+    // (Take::Move) is removed all the same.
+    let upper = e.inspect_container("prep")["GraphDriver"]["Data"]["UpperDir"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::rename(&upper, e.root().join("taken-upper")).unwrap();
+    e.docker_ok(&["rm", "prep"]);
+    e.docker_ok(&["rm", "-f", "work"]);
 }
 
 #[test]

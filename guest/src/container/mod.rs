@@ -26,6 +26,8 @@
 //! - [`volumes`]: the volumes containers mount.
 //! - [`archive`]: copying files out of and into a container (`docker cp`),
 //!   with the filesystem work in [`archive_tar`].
+//! - [`commit`]: what a container wrote, as an image (`docker commit`), a
+//!   change list (`docker diff`) or a tar (`docker export`).
 //! - [`pause`]: freezing and thawing; [`update`]: changing resources and
 //!   the restart policy; [`stats`] and [`top`]: what runs in it and what
 //!   it uses.
