@@ -1,4 +1,4 @@
-//! `servin image`: prune, import, export, inspect.
+//! `servin image`: prune, import, import-rootfs, export, inspect.
 
 use std::path::PathBuf;
 
@@ -17,6 +17,7 @@ pub struct Args {
 pub enum ImageCommand {
     Prune(PruneArgs),
     Import(ImportArgs),
+    ImportRootfs(ImportRootfsArgs),
     Export(ExportArgs),
     Inspect(InspectArgs),
 }
@@ -39,6 +40,29 @@ pub struct ImportArgs {
     /// The tar file
     #[arg(value_name = "FILE")]
     pub archive: PathBuf,
+}
+
+/// Make an image of a root filesystem tar
+///
+/// What `docker import` does: the tar (plain, gzip or zstd; `-` for
+/// stdin), e.g. from `servin export`, becomes a one-layer image with no
+/// parent. Prints the new image's ID.
+#[derive(Debug, clap::Args)]
+pub struct ImportRootfsArgs {
+    /// The tar file, or - for stdin
+    #[arg(value_name = "FILE|-")]
+    pub archive: PathBuf,
+    /// Name for the image: REPO[:TAG]
+    #[arg(value_name = "REPO[:TAG]")]
+    pub name: Option<String>,
+    /// Commit message (default: "Imported from -")
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Dockerfile instruction for the image's configuration: CMD,
+    /// ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME,
+    /// WORKDIR (repeatable)
+    #[arg(short, long = "change", value_name = "INSTRUCTION")]
+    pub changes: Vec<String>,
 }
 
 /// Write images to a tar file
@@ -88,6 +112,23 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
                 ui::data(&line)?;
             }
             Ok(())
+        }
+        ImageCommand::ImportRootfs(a) => {
+            cli.format(&[Format::Text], Format::Text)?;
+            let tar = if a.archive.as_os_str() == "-" {
+                let mut buf = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf)?;
+                buf
+            } else {
+                std::fs::read(&a.archive).map_err(|source| servin::client::Error::File {
+                    path: a.archive.clone(),
+                    source,
+                })?
+            };
+            let engine = servin::client::Engine::connect()?;
+            let id =
+                engine.import_rootfs(tar, a.name.as_deref(), a.message.as_deref(), &a.changes)?;
+            ui::data(&id)
         }
         ImageCommand::Export(a) => {
             cli.format(&[Format::Text], Format::Text)?;

@@ -3,6 +3,7 @@
 
 mod attach;
 mod build;
+mod commit;
 mod completions;
 mod config;
 mod cp;
@@ -141,6 +142,9 @@ pub enum Command {
     Ps(ps::Args),
     Port(port::Args),
     Cp(cp::Args),
+    Commit(commit::CommitArgs),
+    Diff(commit::DiffArgs),
+    Export(commit::ExportArgs),
     Logs(logs::Args),
     Exec(exec::Args),
     Inspect(inspect::Args),
@@ -209,6 +213,9 @@ pub fn main() -> ExitCode {
         Command::Rm(args) => lifecycle::rm(&cli, args),
         Command::Ps(args) => ps::run(&cli, args),
         Command::Port(args) => port::run(&cli, args),
+        Command::Commit(args) => commit::commit(&cli, args),
+        Command::Diff(args) => commit::diff(&cli, args),
+        Command::Export(args) => commit::export(&cli, args),
         Command::Cp(args) => cp::run(&cli, args),
         Command::Logs(args) => logs::run(&cli, args),
         Command::Exec(args) => exec::run(&cli, args),

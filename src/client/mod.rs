@@ -7,6 +7,8 @@
 //! - [`auth`]: registry credentials (`~/.servin/auth.json`, `~/.docker/config.json`).
 //! - [`images`]: the image operations.
 //! - [`containers`]: the container operations and attached streams.
+//! - [`commit`]: commit, diff and export of containers, and imports of
+//!   root filesystem tars.
 //! - [`copy`]: `servin cp`'s rules and its host side.
 //! - [`volumes`]: the volume operations.
 //! - [`networks`]: the network operations.
@@ -19,6 +21,7 @@
 pub mod address;
 pub mod auth;
 pub mod build;
+pub mod commit;
 pub mod containers;
 pub mod copy;
 pub mod images;

@@ -12,6 +12,7 @@
 //! - [`archive`]: `/containers/{id}/archive`, `docker cp` both ways.
 //! - [`containers`]: the `/containers/...`, `/exec/...` and `/events` calls.
 //! - [`container_ops`]: stats, top, pause, unpause and update.
+//! - [`commit`]: `docker commit`, `diff`, `export` and `import`.
 //! - [`system_df`]: `GET /system/df`, the disk use of images, containers
 //!   and volumes.
 //! - [`system_reset`]: `POST /servin/v1/reset`, removing everything the
@@ -33,6 +34,7 @@ pub mod attach;
 pub mod auth;
 pub mod body;
 pub mod build;
+pub mod commit;
 pub mod container_filter;
 pub mod container_ops;
 pub mod containers;

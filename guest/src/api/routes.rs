@@ -13,8 +13,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::mpsc::{Receiver, UnboundedReceiver};
 
 use super::{
-    archive, auth, build, container_ops, containers, image_history, images, networks, projects, system,
-    system_df, system_reset, volumes,
+    archive, auth, build, commit, container_ops, containers, image_history, images, networks,
+    projects, system, system_df, system_reset, volumes,
 };
 use crate::engine::Engine;
 use crate::error::{Error, RequestError};
@@ -217,12 +217,9 @@ async fn dispatch(
         }
         (&Method::GET, "/images/json") => return images::list(engine, &query),
         (&Method::POST, "/images/create") if query.get("fromSrc").is_some() => {
-            discard_body(req).await;
-            return Err(RequestError::NotServed(
-                "POST /images/create?fromSrc (import from a URL or stdin)".to_string(),
-            )
-            .into());
+            return commit::import(engine, &query, req).await;
         }
+        (&Method::POST, "/commit") => return commit::commit(engine, &query, req).await,
         (&Method::POST, "/images/create") => return images::create(engine, &query, &req).await,
         (&Method::GET, "/images/get") => return images::save(engine, &query.all("names")).await,
         (&Method::POST, "/images/load") => return images::load(engine, req).await,
@@ -278,6 +275,8 @@ async fn dispatch(
             (&Method::PUT, "archive") => archive::put(engine, key, &query, req).await,
             (&Method::GET, "stats") => container_ops::stats(engine, key, &query).await,
             (&Method::GET, "top") => container_ops::top(engine, key, &query).await,
+            (&Method::GET, "changes") => commit::changes(engine, key).await,
+            (&Method::GET, "export") => commit::export(engine, key).await,
             (&Method::POST, "pause") => container_ops::pause(engine, key).await,
             (&Method::POST, "unpause") => container_ops::unpause(engine, key).await,
             (&Method::POST, "update") => container_ops::update(engine, key, req).await,

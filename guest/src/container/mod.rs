@@ -26,12 +26,15 @@
 //! - [`volumes`]: the volumes containers mount.
 //! - [`archive`]: copying files out of and into a container (`docker cp`),
 //!   with the filesystem work in [`archive_tar`].
+//! - [`commit`]: what a container wrote, as an image (`docker commit`), a
+//!   change list (`docker diff`) or a tar (`docker export`).
 //! - [`pause`]: freezing and thawing; [`update`]: changing resources and
 //!   the restart policy; [`stats`] and [`top`]: what runs in it and what
 //!   it uses.
 
 pub mod archive;
 pub mod archive_tar;
+pub mod commit;
 pub mod create;
 pub mod discovery;
 pub mod error;

@@ -1,7 +1,9 @@
 //! Removing a container: a running one only with `force` (killed first);
 //! then the network, the runtime's state, the root's mount and the folder.
 //! The folder is renamed aside first, so a crash part-way is finished when
-//! the engine finds it again.
+//! the engine finds it again. Its overlay upper folder may be gone already:
+//! a build step's layer takes it into the image store
+//! ([`crate::image::layer::Take::Move`]).
 
 use std::sync::Arc;
 

@@ -72,6 +72,17 @@ pub fn new_image(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    // A parent whose config tells fewer layer steps than it has layers
+    // (an image written without history) gets blank steps for them, so
+    // each layer keeps a history entry as `docker history` pairs them.
+    let told = entries
+        .iter()
+        .filter(|h| h.get("empty_layer").and_then(Value::as_bool) != Some(true))
+        .count();
+    if told < layers.len() {
+        let blank = std::iter::repeat_n(json!({"created_by": ""}), layers.len() - told);
+        entries.splice(0..0, blank);
+    }
     let created = crate::timefmt::format_nanos(std::time::SystemTime::now());
     let mut entry = json!({"created": created, "created_by": history.created_by});
     if let Some(a) = history.author.as_ref().filter(|a| !a.is_empty()) {

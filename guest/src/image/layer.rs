@@ -106,7 +106,11 @@ impl Exclusions {
         if let Some(vols) = record.body.volumes.as_ref() {
             paths.extend(vols.iter().cloned());
         }
-        if let Some(vols) = record.image_config.as_ref().and_then(|c| c.volumes().clone()) {
+        if let Some(vols) = record
+            .image_config
+            .as_ref()
+            .and_then(|c| c.volumes().clone())
+        {
             paths.extend(vols);
         }
         Self::of_paths(paths)
@@ -184,14 +188,17 @@ enum Kind {
     Socket,
 }
 
+/// Extended attributes by name, sorted.
+type Xattrs = Vec<(String, Vec<u8>)>;
+
 #[derive(Debug)]
 struct Node {
     /// Relative to the upper folder.
     rel: PathBuf,
     meta: fs::Metadata,
     kind: Kind,
-    /// Extended attributes that travel in the tar (sorted by name).
-    xattrs: Vec<(String, Vec<u8>)>,
+    /// Extended attributes that travel in the tar.
+    xattrs: Xattrs,
     /// Whether the path exists in a lower layer.
     in_lower: bool,
 }
@@ -350,7 +357,7 @@ fn walk(
 /// whether it is an opaque folder. Overlay's own attributes never travel;
 /// a redirect or a metacopy means the data is elsewhere, which this
 /// module does not follow (the engine mounts without those features).
-fn read_xattrs(path: &Path) -> Result<(Vec<(String, Vec<u8>)>, bool)> {
+fn read_xattrs(path: &Path) -> Result<(Xattrs, bool)> {
     let names = match xattr_names(path) {
         Ok(n) => n,
         Err(e) if e.kind() == io::ErrorKind::Unsupported => return Ok((Vec::new(), false)),
@@ -735,8 +742,12 @@ pub fn commit_upper(
     let tmp_blob = store.temp_path("layer");
     let written = (|| {
         let file = fs::File::create(&tmp_blob).map_err(Error::io("create", &tmp_blob))?;
-        let (hasher, _) = write_plan(upper, &plan, &file)?;
-        file.sync_all().map_err(Error::io("sync", &tmp_blob))?;
+        let (hasher, _) = write_synced_behind(&file, |out| write_plan(upper, &plan, out)).map_err(
+            |e| match e {
+                SyncedBehind::Write(e) => e,
+                SyncedBehind::Sync(e) => Error::io("sync", &tmp_blob)(e),
+            },
+        )?;
         Ok::<_, Error>(hasher)
     })();
     let hasher = match written {
@@ -799,6 +810,62 @@ pub fn commit_upper(
         size,
         diff_id,
     }))
+}
+
+/// How often the data written is handed to the disk while writing goes
+/// on.
+const SYNC_EVERY: u64 = 64 * 1024 * 1024;
+
+enum SyncedBehind {
+    Write(Error),
+    Sync(io::Error),
+}
+
+/// Runs `write` on `file`, and meanwhile has a helper thread flush what
+/// is written every [`SYNC_EVERY`] bytes, so the disk works while the
+/// layer is being made and the final sync waits only for the tail
+/// (rather than for a whole gigabyte, and the writer for the kernel's
+/// dirty-page throttling). Returns once all of it is on disk.
+fn write_synced_behind<T>(
+    file: &fs::File,
+    write: impl FnOnce(&mut dyn Write) -> Result<T>,
+) -> std::result::Result<T, SyncedBehind> {
+    struct Counting<'a> {
+        file: &'a fs::File,
+        since: u64,
+        tx: std::sync::mpsc::SyncSender<()>,
+    }
+    impl Write for Counting<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = (&*self.file).write(buf)?;
+            self.since += n as u64;
+            if self.since >= SYNC_EVERY {
+                self.since = 0;
+                // A flush already pending covers this one too.
+                let _ = self.tx.try_send(());
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let behind = file.try_clone().map_err(SyncedBehind::Sync)?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+    std::thread::scope(|scope| {
+        let helper = scope.spawn(move || {
+            while rx.recv().is_ok() {
+                let _ = behind.sync_data();
+            }
+        });
+        let mut out = Counting { file, since: 0, tx };
+        let result = write(&mut out).map_err(SyncedBehind::Write);
+        drop(out);
+        let _ = helper.join();
+        let value = result?;
+        file.sync_all().map_err(SyncedBehind::Sync)?;
+        Ok(value)
+    })
 }
 
 /// Makes a moved upper folder what the tar says: what the tar left out
@@ -877,15 +944,16 @@ mod tests {
         fs::write(upper.join("etc/hostname"), "").unwrap();
         fs::write(upper.join("sbin/servin-init"), "").unwrap();
         whiteout(&upper.join("old"));
-        rustix::fs::lsetxattr(upper.join("keep"), OPAQUE_XATTR, b"y", XattrFlags::empty())
-            .unwrap();
+        rustix::fs::lsetxattr(upper.join("keep"), OPAQUE_XATTR, b"y", XattrFlags::empty()).unwrap();
         fs::write(upper.join("keep/c"), "c").unwrap();
         fs::write(upper.join("new"), "new data").unwrap();
         fs::set_permissions(upper.join("new"), fs::Permissions::from_mode(0o751)).unwrap();
         rustix::fs::lsetxattr(
             upper.join("new"),
             "security.capability",
-            &[1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            &[
+                1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ],
             XattrFlags::empty(),
         )
         .unwrap();
@@ -939,10 +1007,7 @@ mod tests {
                 Entry {
                     path: String::from_utf8_lossy(&e.path_bytes()).into_owned(),
                     kind: e.header().entry_type(),
-                    link: e
-                        .link_name()
-                        .unwrap()
-                        .map(|l| l.display().to_string()),
+                    link: e.link_name().unwrap().map(|l| l.display().to_string()),
                     mode: e.header().mode().unwrap(),
                     pax,
                 }
@@ -955,9 +1020,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (upper, lower) = tree(dir.path());
         let mut out = Vec::new();
-        let stats =
-            write_layer_tar(&upper, std::slice::from_ref(&lower), &exclusions(), &mut out)
-                .unwrap();
+        let stats = write_layer_tar(
+            &upper,
+            std::slice::from_ref(&lower),
+            &exclusions(),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(stats.diff_id, digest::of(&out));
         assert_eq!(stats.size, out.len() as u64);
         let got = entries(&out);
@@ -982,14 +1051,19 @@ mod tests {
             by("new").pax,
             vec![(
                 "SCHILY.xattr.security.capability".to_string(),
-                vec![1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+                vec![
+                    1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+                ]
             )]
         );
         assert_eq!(by("new-link").kind, tar::EntryType::Link);
         assert_eq!(by("new-link").link.as_deref(), Some("new"));
         assert_eq!(by("new-sym").kind, tar::EntryType::Symlink);
         assert_eq!(by(".wh.old").kind, tar::EntryType::Regular);
-        assert!(got.iter().all(|e| e.pax.iter().all(|(k, _)| !k.contains("overlay"))));
+        assert!(
+            got.iter()
+                .all(|e| e.pax.iter().all(|(k, _)| !k.contains("overlay")))
+        );
         assert_eq!(stats.entries, 9);
     }
 
@@ -1094,7 +1168,16 @@ mod tests {
         let empty = dir.path().join("empty");
         fs::create_dir(&empty).unwrap();
         assert_eq!(
-            commit_upper(&store, &empty, &[], None, &Exclusions::none(), Take::Copy, &gc).unwrap(),
+            commit_upper(
+                &store,
+                &empty,
+                &[],
+                None,
+                &Exclusions::none(),
+                Take::Copy,
+                &gc
+            )
+            .unwrap(),
             None
         );
     }
@@ -1151,10 +1234,17 @@ mod tests {
         assert!(!snap.join("sock").exists());
         assert!(!snap.join("proc").exists());
         let names = xattr_names(&snap.join("new")).unwrap();
-        assert!(!names.iter().any(|n| n == "trusted.overlay.origin"), "{names:?}");
+        assert!(
+            !names.iter().any(|n| n == "trusted.overlay.origin"),
+            "{names:?}"
+        );
         let mut again = Vec::new();
         write_layer_tar(&snap, &[], &Exclusions::none(), &mut again).unwrap();
-        assert_eq!(digest::of(&again), moved.diff_id, "the moved snapshot is the layer");
+        assert_eq!(
+            digest::of(&again),
+            moved.diff_id,
+            "the moved snapshot is the layer"
+        );
     }
 
     #[test]

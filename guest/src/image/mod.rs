@@ -10,6 +10,7 @@
 //!   `docker diff`'s change lists and new snapshots.
 //! - [`registry`]: registry clients, credentials and insecure registries.
 //! - [`pull`], [`push`]: moving images between a registry and the store.
+//! - [`import`]: `docker import`, a root filesystem tar as an image.
 //! - [`archive`]: `docker save` tars and OCI layouts, in and out.
 //! - [`progress`]: Docker-style JSON progress messages.
 //! - [`commit`]: new images on a parent (commit, import, build steps),
@@ -27,6 +28,7 @@ pub mod commit;
 pub mod digest;
 pub mod error;
 pub mod gc;
+pub mod import;
 pub mod layer;
 pub mod progress;
 pub mod pull;
