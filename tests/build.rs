@@ -115,7 +115,12 @@ fn the_cache_follows_content_not_times() {
     );
     let first = build(&env, &ctx, "localhost/cache:1", &[]);
     assert_eq!(first.code, 0, "{}", first.transcript());
-    let id1 = env.ok(&["image", "inspect", "localhost/cache:1"]);
+    let id_of = |name: &str| -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(&env.ok(&["image", "inspect", name])).unwrap();
+        v[0]["Id"].as_str().unwrap().to_string()
+    };
+    let id1 = id_of("localhost/cache:1");
 
     // Nothing changed: every step but FROM comes from the cache.
     let again = build(&env, &ctx, "localhost/cache:1", &[]);
@@ -132,7 +137,7 @@ fn the_cache_follows_content_not_times() {
     let touched = build(&env, &ctx, "localhost/cache:1", &[]);
     let (cached, reasons) = cached_and_reasons(&touched.stderr);
     assert_eq!((cached, reasons.len()), (5, 0), "{}", touched.stderr);
-    let id2 = env.ok(&["image", "inspect", "localhost/cache:1"]);
+    let id2 = id_of("localhost/cache:1");
     assert_eq!(id1, id2);
 
     // One file changed: the steps before its COPY are cached, the COPY
@@ -300,4 +305,47 @@ fn a_bad_dockerfile_is_a_diagnostic_at_its_place_and_builds_nothing() {
     }
     assert!(!env.ok(&["images"]).contains("localhost/bad"));
     assert_eq!(env.ok(&["ps", "-a", "-q"]).trim(), "");
+}
+
+#[test]
+fn up_builds_and_recreates_only_after_a_source_change() {
+    let env = Env::with_image(BASE);
+    let file = env.write_project(
+        "proj",
+        "[project]\nname = \"bu\"\n\n[images.app]\nbuild = \"./app\"\n\n\
+         [containers.app]\nimage = \"app\"\ncommand = [\"sh\", \"-c\", \"cat /msg; sleep 300\"]\n",
+    );
+    let dir = file.parent().unwrap().to_path_buf();
+    write(
+        &dir.join("app"),
+        &[
+            ("Dockerfile", &format!("FROM {BASE}\nCOPY msg.txt /msg\n")),
+            ("msg.txt", "v1\n"),
+        ],
+    );
+    env.ok_in(&dir, &["up", "-d"]);
+    let first = env.inspect("bu-app-1");
+    assert_eq!(run_exec(&env, "bu-app-1", "cat /msg"), "v1\n");
+
+    // Nothing changed: the build is all cached, the container kept.
+    let again = env.run_in(&dir, &["up", "-d"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert_eq!(env.inspect("bu-app-1")["Id"], first["Id"]);
+
+    // Build plan: `servin build` in the project builds the same image.
+    env.ok_in(&dir, &["build"]);
+    assert_eq!(env.inspect("bu-app-1")["Id"], first["Id"]);
+
+    // A source change: rebuilt, recreated, the new content runs.
+    std::fs::write(dir.join("app/msg.txt"), "v2\n").unwrap();
+    let changed = env.run_in(&dir, &["up", "-d"]);
+    assert_eq!(changed.code, 0, "{}", changed.transcript());
+    changed.assert_stderr_has("msg.txt changed");
+    assert_ne!(env.inspect("bu-app-1")["Id"], first["Id"]);
+    assert_eq!(run_exec(&env, "bu-app-1", "cat /msg"), "v2\n");
+    env.ok_in(&dir, &["down"]);
+}
+
+fn run_exec(env: &Env, container: &str, script: &str) -> String {
+    env.ok(&["exec", container, "sh", "-c", script])
 }

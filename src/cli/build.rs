@@ -227,6 +227,19 @@ fn project_jobs(
             )));
         }
     }
+    Ok(jobs_of(project, &wanted, build_args, labels, secrets, no_cache, pull))
+}
+
+/// The builds of `project`'s images named in `wanted` (all when empty).
+fn jobs_of(
+    project: &servin::project::normal::Project,
+    wanted: &[String],
+    build_args: &BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
+    secrets: &[BuildSecret],
+    no_cache: bool,
+    pull: bool,
+) -> Vec<Job> {
     let mut jobs = Vec::new();
     for (name, image) in &project.images {
         let Some(b) = &image.build else { continue };
@@ -252,7 +265,40 @@ fn project_jobs(
             dockerfile,
         });
     }
-    Ok(jobs)
+    jobs
+}
+
+/// Builds the images with `build` that the project's active containers
+/// run (missing ones, or those whose inputs changed; unchanged ones are a
+/// cache hit); returns their image IDs by the reference the containers
+/// use.
+pub fn build_for_up(
+    engine: &servin::client::Engine,
+    loaded: &servin::project::Loaded,
+    profiles: &[String],
+) -> Result<BTreeMap<String, String>, Failed> {
+    let project = &loaded.project;
+    let mut used: Vec<String> = Vec::new();
+    for c in project.containers.values() {
+        let active = c.profiles.is_empty() || c.profiles.iter().any(|p| profiles.contains(p));
+        if active
+            && project.images.get(&c.image).is_some_and(|i| i.build.is_some())
+            && !used.contains(&c.image)
+        {
+            used.push(c.image.clone());
+        }
+    }
+    let mut out = BTreeMap::new();
+    if used.is_empty() {
+        return Ok(out);
+    }
+    let jobs = jobs_of(project, &used, &BTreeMap::new(), &BTreeMap::new(), &[], false, false);
+    for job in jobs {
+        let reference = job.request.tags.first().cloned().unwrap_or_default();
+        let id = build_one(engine, job, ProgressMode::Auto, false)?;
+        out.insert(reference, id);
+    }
+    Ok(out)
 }
 
 /// Renders a Dockerfile diagnostic over the file's text.

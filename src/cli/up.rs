@@ -87,11 +87,17 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<(), Failed> {
     };
     let loaded = cli.load_project()?;
     let engine = servin::client::Engine::connect()?;
-    let image_digests = if args.dry_run {
+    let mut image_digests = if args.dry_run {
         super::lock::read(&loaded)?
     } else {
         super::lock::refresh(&engine, &loaded, &[], false)?.0
     };
+    if !args.dry_run {
+        // Built images first: a container runs its image by ID, so a
+        // rebuild that changes the image recreates it and one that changes
+        // nothing keeps it.
+        image_digests.extend(super::build::build_for_up(&engine, &loaded, &args.profiles)?);
+    }
     let options = DesiredOptions {
         profiles: args.profiles.clone(),
         image_digests,

@@ -85,6 +85,10 @@ pub fn desired(
         let projection = projection(project, service, c)?;
         let image = image_reference(project, &c.image);
         let digest = options.image_digests.get(&image).cloned();
+        let built = project
+            .images
+            .get(&c.image)
+            .is_some_and(|i| i.build.is_some());
         let depends_on: Vec<Dependency> = c
             .depends_on
             .iter()
@@ -96,8 +100,13 @@ pub fn desired(
         for replica in 1..=c.replicas {
             let mut body = create_body(project, service, c, &image)?;
             if let Some(d) = &digest {
-                // A locked image runs by digest, whatever its tag names now.
-                body.image = Some(super::lock::pinned(&image, d));
+                body.image = Some(if built {
+                    // A built image runs by its ID: what `up` just built.
+                    d.clone()
+                } else {
+                    // A locked image runs by digest, whatever its tag names now.
+                    super::lock::pinned(&image, d)
+                });
             }
             let mut l: HashMap<String, String> = c.labels.clone().into_iter().collect();
             l.insert(labels::PROJECT.into(), name.clone());
