@@ -336,8 +336,16 @@ fn up_builds_and_recreates_only_after_a_source_change() {
     env.ok_in(&dir, &["build"]);
     assert_eq!(env.inspect("bu-app-1")["Id"], first["Id"]);
 
-    // A source change: rebuilt, recreated, the new content runs.
+    let plan = env.ok_in(&dir, &["plan"]);
+    assert!(plan.contains("keep") && !plan.contains("build"), "{plan}");
+
+    // A source change: the plan says what would be built and why...
     std::fs::write(dir.join("app/msg.txt"), "v2\n").unwrap();
+    let plan = env.ok_in(&dir, &["plan"]);
+    assert!(plan.contains("recreate") && plan.contains("its image bu-app is rebuilt"), "{plan}");
+    let build_row = plan.lines().find(|l| l.starts_with("build")).unwrap_or_default();
+    assert!(build_row.contains("bu-app") && build_row.contains("msg.txt changed"), "{plan}");
+    // ... and `up` rebuilds, recreates, and the new content runs.
     let changed = env.run_in(&dir, &["up", "-d"]);
     assert_eq!(changed.code, 0, "{}", changed.transcript());
     changed.assert_stderr_has("msg.txt changed");

@@ -89,6 +89,11 @@ pub struct BuildRequest {
     /// Secrets for `RUN --mount=type=secret`.
     #[serde(default)]
     pub secrets: Vec<BuildSecret>,
+    /// Only look: walk the steps through the cache, run nothing, and end
+    /// with [`BuildEvent::Built`] when every step is cached (nothing is
+    /// tagged) or [`BuildEvent::WouldBuild`] at the first step that is not.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// Where an event belongs: one step of one stage.
@@ -195,6 +200,13 @@ pub enum BuildEvent {
         id: String,
         /// The names given to it.
         tags: Vec<String>,
+    },
+    /// A dry run met a step that is not cached.
+    WouldBuild {
+        /// The step.
+        at: StepRef,
+        /// Why it would run.
+        reason: String,
     },
     /// The build failed; nothing was tagged.
     Failed {

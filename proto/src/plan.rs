@@ -86,6 +86,8 @@ pub enum ActionKind {
     Remove,
     /// Pull the missing image.
     Pull,
+    /// Build the image (added by the CLI, which builds before it applies).
+    Build,
     /// The object cannot be had as the project wants it; the reason is the
     /// error (`up` fails on it, changing nothing that depends on it).
     Refuse,
@@ -101,6 +103,7 @@ impl ActionKind {
             Self::Keep => "keep",
             Self::Remove => "remove",
             Self::Pull => "pull",
+            Self::Build => "build",
             Self::Refuse => "refuse",
         }
     }

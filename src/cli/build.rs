@@ -301,6 +301,85 @@ pub fn build_for_up(
     Ok(out)
 }
 
+/// For `plan` and `up --dry-run`: walks the builds `up` would run through
+/// the cache without running anything. Cached ones add their image ID to
+/// `image_digests`; the others are returned with the reason they run.
+pub fn plan_builds(
+    engine: &servin::client::Engine,
+    loaded: &servin::project::Loaded,
+    profiles: &[String],
+    image_digests: &mut BTreeMap<String, String>,
+) -> Result<Vec<(String, String)>, Failed> {
+    let project = &loaded.project;
+    let mut used: Vec<String> = Vec::new();
+    for c in project.containers.values() {
+        let active = c.profiles.is_empty() || c.profiles.iter().any(|p| profiles.contains(p));
+        if active
+            && project.images.get(&c.image).is_some_and(|i| i.build.is_some())
+            && !used.contains(&c.image)
+        {
+            used.push(c.image.clone());
+        }
+    }
+    let mut out = Vec::new();
+    if used.is_empty() {
+        return Ok(out);
+    }
+    for mut job in jobs_of(project, &used, &BTreeMap::new(), &BTreeMap::new(), &[], false, false) {
+        let reference = job.request.tags.first().cloned().unwrap_or_default();
+        let text = std::fs::read_to_string(&job.dockerfile).map_err(|e| {
+            Failed::Usage(format!("cannot read the Dockerfile {}: {e}", job.dockerfile.display()))
+        })?;
+        job.request.dockerfile = text;
+        job.request.dry_run = true;
+        let (digest, _) = engine.send_context_with(&job.context, &job.dockerfile, false)?;
+        job.request.context = digest;
+        match engine.build(&job.request, |_| {})? {
+            BuildEvent::Built { id, .. } => {
+                image_digests.insert(reference, id);
+            }
+            BuildEvent::WouldBuild { at, reason } => out.push((reference, format!("{at} {reason}"))),
+            BuildEvent::Failed { message, .. } => out.push((reference, format!("fails: {message}"))),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Adds the builds to a plan: a `build` row per image, containers running
+/// a rebuilt image recreated, no pull of an image that is built.
+pub fn add_builds(
+    plan: &mut servin_proto::Plan,
+    desired: &servin_proto::DesiredProject,
+    builds: &[(String, String)],
+) {
+    use servin_proto::{Action, ActionKind, ObjectKind};
+    for (reference, reason) in builds {
+        plan.resources
+            .retain(|a| !(a.kind == ActionKind::Pull && a.name == *reference));
+        for a in plan.actions.iter_mut().filter(|a| a.kind == ActionKind::Keep) {
+            if desired
+                .containers
+                .iter()
+                .any(|c| c.name == a.name && c.image == *reference)
+            {
+                a.kind = ActionKind::Recreate;
+                a.reason = format!("its image {reference} is rebuilt");
+            }
+        }
+        plan.resources.push(Action {
+            kind: ActionKind::Build,
+            object: ObjectKind::Image,
+            name: reference.clone(),
+            service: None,
+            replica: None,
+            id: None,
+            reason: reason.clone(),
+            changed: Vec::new(),
+        });
+    }
+}
+
 /// Renders a Dockerfile diagnostic over the file's text.
 fn render_diagnostic(name: &str, source: &str, d: &DockerfileDiagnostic) -> String {
     let Ok(code) = serde_json::from_value(serde_json::json!(d.code)) else {
@@ -556,6 +635,7 @@ impl View {
                     self.line(&format!("built {}{named}", short(id)));
                 }
             }
+            BuildEvent::WouldBuild { .. } => {}
             BuildEvent::Failed { at, .. } => {
                 if let Some(at) = at {
                     let key = at.to_string();

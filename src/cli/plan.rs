@@ -34,13 +34,16 @@ pub struct Args {
 pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
     let format = cli.format(&[Format::Text, Format::Json], Format::Text)?;
     let loaded = cli.load_project()?;
+    let engine = servin::client::Engine::connect()?;
+    let mut image_digests = super::lock::read(&loaded)?;
+    let builds = super::build::plan_builds(&engine, &loaded, &args.profiles, &mut image_digests)?;
     let options = DesiredOptions {
         profiles: args.profiles.clone(),
-        image_digests: super::lock::read(&loaded)?,
+        image_digests,
     };
     let desired = desired(&loaded.project, &options).map_err(|e| Failed::Error(Box::new(e)))?;
-    let engine = servin::client::Engine::connect()?;
-    let plan = engine.plan_project(&desired, &[], args.recreate_volumes)?;
+    let mut plan = engine.plan_project(&desired, &[], args.recreate_volumes)?;
+    super::build::add_builds(&mut plan, &desired, &builds);
     print(&plan, format)
 }
 

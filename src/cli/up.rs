@@ -92,12 +92,15 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<(), Failed> {
     } else {
         super::lock::refresh(&engine, &loaded, &[], false)?.0
     };
-    if !args.dry_run {
+    let builds = if args.dry_run {
+        super::build::plan_builds(&engine, &loaded, &args.profiles, &mut image_digests)?
+    } else {
         // Built images first: a container runs its image by ID, so a
         // rebuild that changes the image recreates it and one that changes
         // nothing keeps it.
         image_digests.extend(super::build::build_for_up(&engine, &loaded, &args.profiles)?);
-    }
+        Vec::new()
+    };
     let options = DesiredOptions {
         profiles: args.profiles.clone(),
         image_digests,
@@ -114,7 +117,8 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<(), Failed> {
         )));
     }
     if args.dry_run {
-        let plan = engine.plan_project(&desired, &args.services, args.recreate_volumes)?;
+        let mut plan = engine.plan_project(&desired, &args.services, args.recreate_volumes)?;
+        super::build::add_builds(&mut plan, &desired, &builds);
         return super::plan::print(&plan, format);
     }
     let since = std::time::SystemTime::now()

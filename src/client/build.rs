@@ -48,6 +48,17 @@ impl Engine {
     /// Sends the context at `context` (honouring the `.dockerignore` that
     /// applies to `dockerfile`) and returns its digest.
     pub fn send_context(&self, context: &Path, dockerfile: &Path) -> Result<(String, Sent), Error> {
+        self.send_context_with(context, dockerfile, true)
+    }
+
+    /// [`Engine::send_context`]; without `contents`, only the index (what
+    /// a dry run needs: cache keys are computed from content digests).
+    pub fn send_context_with(
+        &self,
+        context: &Path,
+        dockerfile: &Path,
+        contents: bool,
+    ) -> Result<(String, Sent), Error> {
         let step = format!("send the build context {}", context.display());
         let matcher = servin_buildctx::load_for(context, dockerfile)
             .map_err(|e| Error::Invalid(format!("{step}: {e}")))?;
@@ -84,7 +95,7 @@ impl Engine {
                 source,
             })?
         };
-        if !missing.missing.is_empty() {
+        if contents && !missing.missing.is_empty() {
             let mut tar = Vec::new();
             servin_buildctx::pack(context, &index, &missing.missing, &mut tar)
                 .map_err(|e| Error::Invalid(format!("{step}: {e}")))?;
@@ -124,7 +135,10 @@ impl Engine {
                 source,
             })?;
             each(&event);
-            if matches!(event, BuildEvent::Built { .. } | BuildEvent::Failed { .. }) {
+            if matches!(
+                event,
+                BuildEvent::Built { .. } | BuildEvent::Failed { .. } | BuildEvent::WouldBuild { .. }
+            ) {
                 last = Some(event);
             }
             Ok(())

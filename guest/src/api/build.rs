@@ -220,6 +220,7 @@ fn classic_request(query: &Query) -> Result<(BuildRequest, BuildOptions, String)
         pull: query.flag("pull"),
         labels: map("labels")?,
         secrets: Vec::new(),
+        dry_run: false,
     };
     let options = BuildOptions {
         // Docker's default is to remove them; docker-py asks to keep them.
@@ -319,7 +320,7 @@ async fn classic_stream(
                 say(&format!(" ---> Running in {}\n", short_id(&container)));
             }
             BuildEvent::Output { text, .. } => say(&text),
-            BuildEvent::Reason { .. } => {}
+            BuildEvent::Reason { .. } | BuildEvent::WouldBuild { .. } => {}
             BuildEvent::Done { image, .. } => say(&format!(" ---> {}\n", short_id(&image))),
             BuildEvent::Warning { message } => say(&format!("[Warning] {message}\n")),
             BuildEvent::Built { id, tags } => {

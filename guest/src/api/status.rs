@@ -44,7 +44,10 @@ pub fn status_of(e: &Error) -> StatusCode {
             BuildError::Dockerfile { .. }
             | BuildError::Invalid(_)
             | BuildError::UnknownContext(_) => StatusCode::BAD_REQUEST,
-            BuildError::RunFailed { .. } | BuildError::Step { .. } | BuildError::Cancelled => {
+            BuildError::RunFailed { .. }
+            | BuildError::Step { .. }
+            | BuildError::WouldBuild { .. }
+            | BuildError::Cancelled => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         },

@@ -39,6 +39,14 @@ pub enum BuildError {
         /// What went wrong.
         message: String,
     },
+    /// A dry run met a step that is not cached (not a failure).
+    #[error("{at} would run: {reason}")]
+    WouldBuild {
+        /// The step.
+        at: StepRef,
+        /// Why.
+        reason: String,
+    },
     /// The client went away or asked to stop.
     #[error("the build was cancelled")]
     Cancelled,

@@ -161,6 +161,9 @@ impl Shared {
         {
             return Ok(found);
         }
+        if self.request.dry_run {
+            return Err(BuildError::Invalid(format!("the base image {name} is not here yet")).into());
+        }
         let r = ImageRef::parse(name)?;
         let auth = engine.registries.auth(&r, None);
         let pulled = async {
@@ -346,6 +349,13 @@ pub async fn build(
             message: format!("One or more build-args [{}] were not consumed", unused.join(" ")),
         });
     }
+    if shared.request.dry_run {
+        shared.send(BuildEvent::Built {
+            id: image.id.clone(),
+            tags: Vec::new(),
+        });
+        return Ok(image.id);
+    }
     if !shared.request.labels.is_empty() {
         let mut config = config_of(engine, &image);
         for (k, v) in &shared.request.labels {
@@ -469,10 +479,19 @@ async fn run_stage(shared: &Arc<Shared>, index: usize) -> Result<ImageRecord> {
     } else if let Some(dep) = shared.find_stage(&from_word, index) {
         Some(shared.stage_image(dep).await?)
     } else {
-        Some(shared.image(&from_word).await.map_err(|e| BuildError::Step {
-            at: at(1),
-            instruction: format!("FROM {from_word}"),
-            message: e.full_message(),
+        Some(shared.image(&from_word).await.map_err(|e| {
+            if shared.request.dry_run {
+                BuildError::WouldBuild {
+                    at: at(1),
+                    reason: format!("the base image {from_word} is pulled first"),
+                }
+            } else {
+                BuildError::Step {
+                    at: at(1),
+                    instruction: format!("FROM {from_word}"),
+                    message: e.full_message(),
+                }
+            }
         })?)
     };
     let mut state = StageState {
@@ -956,6 +975,14 @@ async fn step(
     } else {
         inputs.why_not(builder.cache.last_run(&slot_id).as_ref())
     };
+    if shared.request.dry_run {
+        release(work);
+        return Err(BuildError::WouldBuild {
+            at: at.clone(),
+            reason,
+        }
+        .into());
+    }
     shared.send(BuildEvent::Reason {
         at: at.clone(),
         reason,

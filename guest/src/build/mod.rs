@@ -268,9 +268,13 @@ fn rand_u64() -> u64 {
     t ^ (u64::from(std::process::id()) << 32) ^ COUNTER.fetch_add(1, Ordering::Relaxed)
 }
 
-/// The event that ends a failed build.
+/// The event that ends a failed build (or a dry run that would build).
 pub fn failure(e: &Error) -> BuildEvent {
     match e {
+        Error::Build(BuildError::WouldBuild { at, reason }) => BuildEvent::WouldBuild {
+            at: at.clone(),
+            reason: reason.clone(),
+        },
         Error::Build(BuildError::Dockerfile { diagnostic, .. }) => BuildEvent::Failed {
             message: e.to_string(),
             at: None,

@@ -638,7 +638,9 @@ async fn act(
                 .await
                 .map(|()| "started")
         }
-        ActionKind::Remove | ActionKind::Pull | ActionKind::Refuse => return Ok(()),
+        ActionKind::Remove | ActionKind::Pull | ActionKind::Build | ActionKind::Refuse => {
+            return Ok(());
+        }
     };
     match result {
         Ok(message) => {
