@@ -47,9 +47,7 @@ pub fn status_of(e: &Error) -> StatusCode {
             BuildError::RunFailed { .. }
             | BuildError::Step { .. }
             | BuildError::WouldBuild { .. }
-            | BuildError::Cancelled => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            | BuildError::Cancelled => StatusCode::INTERNAL_SERVER_ERROR,
         },
         Error::Request(e) => match e {
             RequestError::Invalid(_) => StatusCode::BAD_REQUEST,
