@@ -148,11 +148,19 @@ pub struct Job {
 }
 
 pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
-    let context_given = args.targets.len() == 1 && {
-        let t = &args.targets[0];
-        t == "."
-            || t.contains('/')
-            || Path::new(t).is_dir() && servin::project::find(Path::new(t), None).is_err()
+    cli.format(&[super::Format::Text], super::Format::Text)?;
+    // One folder is a context; a bare word that is also a folder counts
+    // as a name when the project here has an image or container so named.
+    let context_given = match args.targets.as_slice() {
+        [t] if Path::new(t).is_dir() => {
+            t.contains('/')
+                || t == "."
+                || t == ".."
+                || !cli.load_project().is_ok_and(|l| {
+                    l.project.images.contains_key(t) || l.project.containers.contains_key(t)
+                })
+        }
+        _ => false,
     };
     let build_args = key_values(&args.build_args, "--build-arg", true)?;
     let labels = key_values(&args.labels, "--label", false)?;
@@ -254,9 +262,9 @@ fn project_jobs(
             )));
         }
     }
-    Ok(jobs_of(
+    jobs_of(
         project, &wanted, build_args, labels, secrets, no_cache, pull,
-    ))
+    )
 }
 
 /// The builds of `project`'s images named in `wanted` (all when empty).
@@ -268,12 +276,18 @@ fn jobs_of(
     secrets: &[BuildSecret],
     no_cache: bool,
     pull: bool,
-) -> Vec<Job> {
+) -> Result<Vec<Job>, Failed> {
     let mut jobs = Vec::new();
     for (name, image) in &project.images {
         let Some(b) = &image.build else { continue };
         if !wanted.is_empty() && !wanted.contains(name) {
             continue;
+        }
+        let host = host_platform().to_string();
+        if let Some(p) = image.platform.as_ref().filter(|p| **p != host) {
+            return Err(Failed::Usage(format!(
+                "image {name}: platform {p} cannot be built: servin builds for the engine's own platform, {host}"
+            )));
         }
         let mut args = b.args.clone();
         args.extend(build_args.clone());
@@ -294,7 +308,7 @@ fn jobs_of(
             dockerfile,
         });
     }
-    jobs
+    Ok(jobs)
 }
 
 /// Builds the images with `build` that the project's active containers
@@ -332,7 +346,7 @@ pub fn build_for_up(
         &[],
         false,
         false,
-    );
+    )?;
     for job in jobs {
         let reference = job.request.tags.first().cloned().unwrap_or_default();
         let id = build_one(engine, job, ProgressMode::Auto, false)?;
@@ -376,7 +390,7 @@ pub fn plan_builds(
         &[],
         false,
         false,
-    ) {
+    )? {
         let reference = job.request.tags.first().cloned().unwrap_or_default();
         let text = std::fs::read_to_string(&job.dockerfile).map_err(|e| {
             Failed::Usage(format!(
