@@ -127,6 +127,7 @@ fn the_cache_follows_content_not_times() {
     assert_eq!(again.code, 0, "{}", again.transcript());
     let (cached, reasons) = cached_and_reasons(&again.stderr);
     assert_eq!((cached, reasons.len()), (5, 0), "{}", again.stderr);
+    again.assert_stderr_has("sent 0 files (0 bytes)");
 
     // Touching every file changes nothing either.
     let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
@@ -148,6 +149,8 @@ fn the_cache_follows_content_not_times() {
     std::fs::write(ctx.join("src/b.txt"), "b2\n").unwrap();
     let edited = build(&env, &ctx, "localhost/cache:1", &[]);
     assert_eq!(edited.code, 0, "{}", edited.transcript());
+    // Only that file's content travels.
+    edited.assert_stderr_has("sent 1 file (3 bytes)");
     let (cached, reasons) = cached_and_reasons(&edited.stderr);
     assert_eq!(cached, 1, "{}", edited.stderr);
     assert_eq!(reasons[0], "src/b.txt changed", "{}", edited.stderr);
@@ -398,4 +401,177 @@ fn up_builds_and_recreates_only_after_a_source_change() {
 
 fn run_exec(env: &Env, container: &str, script: &str) -> String {
     env.ok(&["exec", container, "sh", "-c", script])
+}
+
+#[test]
+fn two_concurrent_builds_of_one_dockerfile_both_succeed() {
+    let env = Env::with_image(BASE);
+    let ctx = env.dir.path().join("ctx");
+    write(
+        &ctx,
+        &[
+            (
+                "Dockerfile",
+                &format!(
+                    "FROM {BASE}\nCOPY f.txt /f.txt\n\
+                     RUN --mount=type=cache,target=/c,sharing=locked cat /f.txt > /out; echo ran >> /c/log\n"
+                ),
+            ),
+            ("f.txt", "same\n"),
+        ],
+    );
+    let spawn = |tag: &str| {
+        env.command(&[
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            tag,
+            ctx.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    // The engine first, so both builds talk to one.
+    env.ok(&["images"]);
+    let a = spawn("localhost/conc:a");
+    let b = spawn("localhost/conc:b");
+    for child in [a, b] {
+        let out = support::Run::of(child.wait_with_output().unwrap());
+        assert_eq!(out.code, 0, "{}", out.transcript());
+    }
+    for tag in ["localhost/conc:a", "localhost/conc:b"] {
+        assert_eq!(run_in(&env, tag, "cat /out"), "same\n");
+    }
+}
+
+#[test]
+fn an_engine_killed_mid_build_leaves_nothing_and_the_rebuild_succeeds() {
+    let env = Env::with_image(BASE);
+    let ctx = env.dir.path().join("ctx");
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            &format!("FROM {BASE}\nARG T=60\nRUN echo started; sleep $T; echo done > /done\n"),
+        )],
+    );
+    env.ok(&["images"]);
+    let info: serde_json::Value =
+        serde_json::from_str(&env.ok(&["info", "--format", "json"])).unwrap();
+    let pid = info["servin"]["pid"].as_i64().unwrap() as i32;
+    let child = env
+        .command(&[
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            "localhost/killed:1",
+            ctx.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the RUN container, then kill the engine.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while env.ok(&["ps", "-q"]).trim().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the RUN step never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status();
+    let out = support::Run::of(child.wait_with_output().unwrap());
+    assert_ne!(out.code, 0, "{}", out.transcript());
+    // The next command starts a new engine, which removes the build's
+    // container; the rebuild succeeds.
+    let again = env.run(&[
+        "build",
+        "--progress",
+        "plain",
+        "-t",
+        "localhost/killed:1",
+        "--build-arg",
+        "T=0",
+        ctx.to_str().unwrap(),
+    ]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert_eq!(run_in(&env, "localhost/killed:1", "cat /done"), "done\n");
+    let mut left = String::new();
+    for _ in 0..100 {
+        left = env.ok(&["ps", "-a", "-q"]);
+        if left.trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(left.trim(), "", "build containers left behind");
+    let scratch = env.root().join("build/tmp");
+    let leftovers: Vec<_> = std::fs::read_dir(&scratch).unwrap().collect();
+    assert!(
+        leftovers.is_empty(),
+        "{leftovers:?} left in {}",
+        scratch.display()
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&env.root().join("build").display().to_string()));
+}
+
+#[test]
+fn ctrl_c_cancels_the_build_and_leaves_nothing() {
+    let env = Env::with_image(BASE);
+    let ctx = env.dir.path().join("ctx");
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            &format!("FROM {BASE}\nRUN echo started; sleep 60\n"),
+        )],
+    );
+    env.ok(&["images"]);
+    let child = env
+        .command(&[
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            "localhost/cancel:1",
+            ctx.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while env.ok(&["ps", "-q"]).trim().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the RUN step never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = support::Run::of(child.wait_with_output().unwrap());
+    assert_ne!(out.code, 0, "{}", out.transcript());
+    // The engine sees the client go, stops the step and removes its
+    // container; nothing is tagged.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !env.ok(&["ps", "-a", "-q"]).trim().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the RUN container was left"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!env.ok(&["images"]).contains("localhost/cancel"));
+    let scratch = env.root().join("build/tmp");
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
 }

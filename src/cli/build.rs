@@ -529,9 +529,15 @@ pub fn build_one(
     request.context = digest;
     let mut view = View::new(mode, quiet);
     if mode == ProgressMode::Plain && !quiet {
+        let plural = |n: u64| if n == 1 { "" } else { "s" };
         ui::info(&format!(
-            "context: {} files ({} hashed), sent {} files, {} bytes",
-            sent.index.files, sent.index.hashed, sent.files, sent.bytes
+            "context: {} file{} ({} read), sent {} file{} ({} bytes)",
+            sent.index.files,
+            plural(sent.index.files),
+            sent.index.hashed,
+            sent.files,
+            plural(sent.files as u64),
+            sent.bytes
         ));
     }
     let last = engine.build(&request, |e| view.event(e))?;
