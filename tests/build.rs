@@ -330,6 +330,10 @@ fn a_bad_dockerfile_is_a_diagnostic_at_its_place_and_builds_nothing() {
             format!("FROM {BASE}\nRUN <<EOF\necho never closed\n"),
             vec!["EOF", "2:"],
         ),
+        (
+            format!("FROM --platform=linux/arm64 {BASE}\nRUN true\n"),
+            vec!["linux/arm64", "cannot be built", "1:1"],
+        ),
     ] {
         std::fs::create_dir_all(&ctx).unwrap();
         std::fs::write(ctx.join("Dockerfile"), &text).unwrap();

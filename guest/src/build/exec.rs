@@ -264,6 +264,34 @@ pub async fn build(
     )
     .map_err(|e| dockerfile_error(&e, &name))?;
     let needed: Vec<usize> = plan.stages.iter().map(|s| s.index).collect();
+    // A stage for another platform cannot run here: refused, not built
+    // for the host's platform instead.
+    let host_platform = match &host.variant {
+        Some(v) => format!("{}/{}/{v}", host.os, host.architecture),
+        None => format!("{}/{}", host.os, host.architecture),
+    };
+    for s in &plan.stages {
+        if let Some(p) = s.platform.as_deref().filter(|p| !p.is_empty()) {
+            let asked = crate::image::pull::Platform::parse(p).map_err(|_| {
+                span_error(
+                    &df,
+                    &df.stages[s.index].from.span,
+                    "servin::dockerfile::platform",
+                    format!("invalid platform {p:?}"),
+                )
+            })?;
+            if asked.os != host.os || asked.architecture != host.architecture {
+                return Err(span_error(
+                    &df,
+                    &df.stages[s.index].from.span,
+                    "servin::dockerfile::platform",
+                    format!(
+                        "stage for platform {p} cannot be built on this {host_platform} engine: servin builds for the engine's own platform"
+                    ),
+                ));
+            }
+        }
+    }
     let global_args = plan.global_args.clone();
     let mut first_number = HashMap::new();
     let mut total_steps = 0;
