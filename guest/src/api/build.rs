@@ -133,7 +133,7 @@ pub async fn build(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Respo
 
 /// The classic `POST /build` query parameters servin takes; the others are
 /// refused when set to anything but their default.
-fn classic_request(query: &Query) -> Result<(BuildRequest, BuildOptions, String)> {
+fn classic_request(query: &Query) -> Result<(BuildRequest, BuildOptions, bool)> {
     for (key, default) in [
         ("remote", ""),
         ("extrahosts", ""),
@@ -144,6 +144,9 @@ fn classic_request(query: &Query) -> Result<(BuildRequest, BuildOptions, String)
         ("memswap", "0"),
         ("cpushares", "0"),
         ("cpusetcpus", ""),
+        ("cpusetmems", ""),
+        ("cgroupparent", ""),
+        ("ulimits", "[]"),
         ("cpuperiod", "0"),
         ("cpuquota", "0"),
         ("shmsize", "0"),
@@ -153,8 +156,8 @@ fn classic_request(query: &Query) -> Result<(BuildRequest, BuildOptions, String)
         if let Some(v) = query.get(key)
             && !v.is_empty()
             && v != default
-            && !(key == "cachefrom" && v == "[]")
-            && !(key == "squash" && matches!(v, "0" | "false"))
+            && !(matches!(key, "cachefrom" | "ulimits") && matches!(v, "[]" | "null"))
+            && !(key == "squash" && !bool_value(query, "squash"))
         {
             return Err(RequestError::Invalid(format!(
                 "build: {key}={v} is not supported by servin's builder"
@@ -162,8 +165,9 @@ fn classic_request(query: &Query) -> Result<(BuildRequest, BuildOptions, String)
             .into());
         }
     }
+    // The classic builder is version 1; Docker takes an empty value as 1.
     if let Some(v) = query.get("version")
-        && v != "1"
+        && !matches!(v, "" | "1")
     {
         return Err(RequestError::Invalid(format!(
             "build: builder version {v} (BuildKit) is not served: use DOCKER_BUILDKIT=0 or `servin build`"
@@ -216,21 +220,36 @@ fn classic_request(query: &Query) -> Result<(BuildRequest, BuildOptions, String)
         tags,
         build_args: map("buildargs")?,
         target: query.get("target").filter(|t| !t.is_empty()).map(String::from),
-        no_cache: query.flag("nocache"),
-        pull: query.flag("pull"),
+        no_cache: bool_value(query, "nocache"),
+        pull: bool_value(query, "pull"),
         labels: map("labels")?,
         secrets: Vec::new(),
     };
+    // Docker removes a step's container once the step succeeded unless
+    // `rm` is false (docker-py's default), keeps the container of a failed
+    // step for inspection, and removes every one with `forcerm`.
+    let force_remove = bool_value(query, "forcerm");
     let options = BuildOptions {
-        // Docker's default is to remove them; docker-py asks to keep them.
-        keep_containers: query.get("rm").is_some_and(|v| matches!(v, "0" | "false"))
-            && !query.flag("forcerm"),
+        keep_containers: query.get("rm").is_some() && !bool_value(query, "rm") && !force_remove,
+        keep_failed: !force_remove,
         network: match network {
             "" | "bridge" => "default".to_string(),
             other => other.to_string(),
         },
     };
-    Ok((request, options, query.get("q").unwrap_or("").to_string()))
+    Ok((request, options, bool_value(query, "q")))
+}
+
+/// A boolean query parameter as Docker reads one: absent, empty, `0`,
+/// `no`, `false` and `none` (in any case) are false, anything else is true
+/// (docker-py sends Python's `True` and `False`).
+fn bool_value(query: &Query, key: &str) -> bool {
+    query.get(key).is_some_and(|v| {
+        !matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "" | "0" | "no" | "false" | "none"
+        )
+    })
 }
 
 /// `POST /build`: Docker's classic build. The body is the context as a
@@ -248,7 +267,6 @@ pub async fn classic(
             return Err(e);
         }
     };
-    let quiet = matches!(quiet.as_str(), "1" | "true");
     let tmp = engine.store.temp_path("build-context");
     let mut file = tokio::fs::File::create(&tmp)
         .await

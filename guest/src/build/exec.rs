@@ -1526,6 +1526,9 @@ async fn execute(
                 return Err(BuildError::Cancelled.into());
             }
             if finished.exit_code != 0 {
+                if shared.options.keep_failed {
+                    finished.keep();
+                }
                 return Err(BuildError::RunFailed {
                     at: at.clone(),
                     instruction: ins.original.clone(),

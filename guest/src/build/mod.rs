@@ -35,6 +35,9 @@ use crate::error::{Error, Result};
 pub struct BuildOptions {
     /// Keep the `RUN` containers (Docker's `rm=false`).
     pub keep_containers: bool,
+    /// Keep the container of a `RUN` step that failed (Docker's classic
+    /// builder does unless `forcerm` is set, so that it can be inspected).
+    pub keep_failed: bool,
     /// The network of `RUN` steps without `--network`: `default`, `host`
     /// or `none`.
     pub network: String,
@@ -44,6 +47,7 @@ impl Default for BuildOptions {
     fn default() -> Self {
         Self {
             keep_containers: false,
+            keep_failed: false,
             network: "default".to_string(),
         }
     }
