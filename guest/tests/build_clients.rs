@@ -148,7 +148,10 @@ fn docker_build_tags_file_args_target_labels() {
         ],
     );
     assert!(out.contains("Step 1/"), "{out}");
-    assert!(!out.contains("exit 9"), "the stage after the target ran:\n{out}");
+    assert!(
+        !out.contains("exit 9"),
+        "the stage after the target ran:\n{out}"
+    );
     assert!(out.contains("Successfully tagged app:1\n"), "{out}");
     assert!(
         out.contains("Successfully tagged registry.test/team/app:latest\n"),
@@ -156,7 +159,10 @@ fn docker_build_tags_file_args_target_labels() {
     );
     let id = image_id(&e, "app:1");
     assert_eq!(id, image_id(&e, "registry.test/team/app:latest"));
-    assert!(id.starts_with(&format!("sha256:{}", built_id(&out))), "{id}");
+    assert!(
+        id.starts_with(&format!("sha256:{}", built_id(&out))),
+        "{id}"
+    );
 
     let v: serde_json::Value =
         serde_json::from_str(&e.docker_ok(&["image", "inspect", "app:1"])).unwrap();
@@ -200,7 +206,13 @@ fn docker_build_tags_file_args_target_labels() {
     let rows: Vec<&str> = hist.lines().collect();
     // `--label` is a last LABEL step, as Docker's classic builder makes it.
     assert!(rows[0].contains("LABEL team=core"), "{hist}");
-    for meta in ["LABEL team=core", "CMD [", "EXPOSE 8080/tcp", "USER 1000", "ENV MODE=prod"] {
+    for meta in [
+        "LABEL team=core",
+        "CMD [",
+        "EXPOSE 8080/tcp",
+        "USER 1000",
+        "ENV MODE=prod",
+    ] {
         assert!(
             rows.iter().any(|r| r.contains(meta) && r.ends_with("|0B")),
             "{meta} in {hist}"
@@ -268,8 +280,7 @@ fn saved_config(tar: &Path) -> serde_json::Value {
         .unwrap();
     assert!(st.success());
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).unwrap()).unwrap();
     let config = manifest[0]["Config"].as_str().unwrap();
     serde_json::from_slice(&std::fs::read(dir.path().join(config)).unwrap()).unwrap()
 }
@@ -383,7 +394,11 @@ fn docker_build_dockerignore_and_a_failing_run() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "{}", text(&out));
-    assert_eq!(e.docker_ok(&["ps", "-aq"]).trim(), "", "--force-rm left one");
+    assert_eq!(
+        e.docker_ok(&["ps", "-aq"]).trim(),
+        "",
+        "--force-rm left one"
+    );
 }
 
 /// `docker build - < Dockerfile` (the CLI sends a tar holding the body as
@@ -398,7 +413,10 @@ fn docker_build_from_stdin() {
             "Dockerfile",
             "FROM test/box:1\nRUN echo from-stdin > /said\nCMD [\"cat\", \"/said\"]\n",
         ),
-        ("ctx/Dockerfile", "FROM test/box:1\nCOPY f.txt /f\nCMD [\"cat\", \"/f\"]\n"),
+        (
+            "ctx/Dockerfile",
+            "FROM test/box:1\nCOPY f.txt /f\nCMD [\"cat\", \"/f\"]\n",
+        ),
         ("ctx/f.txt", "from-a-tar\n"),
     ]);
     let out = docker_build_cmd(&e, dir.path(), &["-t", "stdin:1", "-"])
@@ -445,7 +463,11 @@ fn docker_build_refuses_what_it_does_not_honour() {
         all.extend(["-t", "refused:1", "."]);
         let out = docker_build_cmd(&e, ctx.path(), &all).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?} was accepted\n{}", text(&out));
+        assert!(
+            !out.status.success(),
+            "{args:?} was accepted\n{}",
+            text(&out)
+        );
         assert!(
             err.contains(names) && err.contains("not supported"),
             "{args:?}: {}",
@@ -612,4 +634,76 @@ services:
     assert_eq!(again.matches("Using cache").count(), 3, "{again}");
     assert_eq!(again.matches("Running in").count(), 0, "{again}");
     assert_eq!(image_id(&e, &image), id);
+}
+
+/// A tar of `files` (made by `tar`, as a client would send it).
+fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {
+    let dir = context(files);
+    let out = Command::new("tar")
+        .arg("-cf")
+        .arg("-")
+        .arg("-C")
+        .arg(dir.path())
+        .arg(".")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+/// What Docker's `POST /build` does with the context it is given: a
+/// lower-case `dockerfile` is found when `Dockerfile` is not there, an
+/// empty Dockerfile and a body that is not a tar are refused naming what
+/// is wrong, and booleans are read as Docker reads them.
+#[test]
+fn classic_build_contexts_as_docker_reads_them() {
+    let e = EngineGuard::with_image(IMAGE, &[]);
+    let _clean = RemoveContainers(&e);
+    let tar = tar_of(&[("dockerfile", "FROM test/box:1\nCMD [\"echo\", \"lower\"]\n")]);
+    let r = e.api(
+        "POST",
+        "/v1.47/build?t=lower:1&rm=True&q=False",
+        &[("Content-Type", "application/x-tar")],
+        &tar,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.text().contains("Successfully tagged lower:1"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(e.docker_ok(&["run", "--rm", "lower:1"]), "lower\n");
+
+    let tar = tar_of(&[("Dockerfile", "")]);
+    let r = e.api("POST", "/v1.47/build?t=empty:1", &[], &tar);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("the Dockerfile (Dockerfile) cannot be empty"),
+        "{}",
+        r.text()
+    );
+
+    // Docker's CLI wraps a Dockerfile read from stdin in a tar; the API
+    // itself takes only a tar, as Docker's does.
+    let r = e.api(
+        "POST",
+        "/v1.47/build?t=bare:1",
+        &[],
+        b"FROM test/box:1\nRUN true\n",
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("the build context is not a tar archive"),
+        "{}",
+        r.text()
+    );
+    assert!(e.docker(&["image", "inspect", "bare:1"]).status.code() == Some(1));
+
+    // `q=True` (docker-py's spelling) prints only the ID.
+    let tar = tar_of(&[("Dockerfile", "FROM test/box:1\nENV Q=1\n")]);
+    let r = e.api("POST", "/v1.47/build?q=True&nocache=True", &[], &tar);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!r.text().contains("Step 1/"), "{}", r.text());
+    assert!(r.text().contains("{\"stream\":\"sha256:"), "{}", r.text());
 }

@@ -201,7 +201,9 @@ fn classic_request(query: &Query) -> Result<(BuildRequest, BuildOptions, bool)> 
                 })?;
                 // A null build arg is one given without a value and not
                 // set in the client's environment: Docker drops it.
-                Ok(m.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
+                Ok(m.into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k, v)))
+                    .collect())
             }
         }
     };
@@ -219,7 +221,10 @@ fn classic_request(query: &Query) -> Result<(BuildRequest, BuildOptions, bool)> 
         context: String::new(),
         tags,
         build_args: map("buildargs")?,
-        target: query.get("target").filter(|t| !t.is_empty()).map(String::from),
+        target: query
+            .get("target")
+            .filter(|t| !t.is_empty())
+            .map(String::from),
         no_cache: bool_value(query, "nocache"),
         pull: bool_value(query, "pull"),
         labels: map("labels")?,

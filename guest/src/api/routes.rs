@@ -13,8 +13,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::mpsc::{Receiver, UnboundedReceiver};
 
 use super::{
-    archive, auth, build, container_ops, containers, image_history, images, networks, projects, system,
-    system_df, system_reset, volumes,
+    archive, auth, build, container_ops, containers, image_history, images, networks, projects,
+    system, system_df, system_reset, volumes,
 };
 use crate::engine::Engine;
 use crate::error::{Error, RequestError};

@@ -260,9 +260,7 @@ fn key_values(what: &str, rest: &str, legacy: bool) -> Result<Vec<(String, Strin
         .map(|w| match w.split_once('=') {
             Some((k, _)) if k.is_empty() => Err(bad(format!("{what} names must not be empty"))),
             Some((k, v)) => Ok((k.to_string(), v.to_string())),
-            None => Err(bad(format!(
-                "{what} {w:?} has no value: write {w}=VALUE"
-            ))),
+            None => Err(bad(format!("{what} {w:?} has no value: write {w}=VALUE"))),
         })
         .collect()
 }
@@ -283,7 +281,9 @@ fn expose_ports(word: &str) -> Result<Vec<String>> {
         None => (port(ports)?, port(ports)?),
     };
     if hi < lo {
-        return Err(bad(format!("invalid range specified for containerPort: {ports}")));
+        return Err(bad(format!(
+            "invalid range specified for containerPort: {ports}"
+        )));
     }
     Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
 }
@@ -365,7 +365,11 @@ mod tests {
         ] {
             let mut c = json!({});
             let e = apply(&mut c, &[change.to_string()]).unwrap_err();
-            assert!(e.full_message().contains(want), "{change}: {}", e.full_message());
+            assert!(
+                e.full_message().contains(want),
+                "{change}: {}",
+                e.full_message()
+            );
         }
     }
 }

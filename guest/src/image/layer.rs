@@ -106,7 +106,11 @@ impl Exclusions {
         if let Some(vols) = record.body.volumes.as_ref() {
             paths.extend(vols.iter().cloned());
         }
-        if let Some(vols) = record.image_config.as_ref().and_then(|c| c.volumes().clone()) {
+        if let Some(vols) = record
+            .image_config
+            .as_ref()
+            .and_then(|c| c.volumes().clone())
+        {
             paths.extend(vols);
         }
         Self::of_paths(paths)
@@ -877,15 +881,16 @@ mod tests {
         fs::write(upper.join("etc/hostname"), "").unwrap();
         fs::write(upper.join("sbin/servin-init"), "").unwrap();
         whiteout(&upper.join("old"));
-        rustix::fs::lsetxattr(upper.join("keep"), OPAQUE_XATTR, b"y", XattrFlags::empty())
-            .unwrap();
+        rustix::fs::lsetxattr(upper.join("keep"), OPAQUE_XATTR, b"y", XattrFlags::empty()).unwrap();
         fs::write(upper.join("keep/c"), "c").unwrap();
         fs::write(upper.join("new"), "new data").unwrap();
         fs::set_permissions(upper.join("new"), fs::Permissions::from_mode(0o751)).unwrap();
         rustix::fs::lsetxattr(
             upper.join("new"),
             "security.capability",
-            &[1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            &[
+                1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ],
             XattrFlags::empty(),
         )
         .unwrap();
@@ -939,10 +944,7 @@ mod tests {
                 Entry {
                     path: String::from_utf8_lossy(&e.path_bytes()).into_owned(),
                     kind: e.header().entry_type(),
-                    link: e
-                        .link_name()
-                        .unwrap()
-                        .map(|l| l.display().to_string()),
+                    link: e.link_name().unwrap().map(|l| l.display().to_string()),
                     mode: e.header().mode().unwrap(),
                     pax,
                 }
@@ -955,9 +957,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (upper, lower) = tree(dir.path());
         let mut out = Vec::new();
-        let stats =
-            write_layer_tar(&upper, std::slice::from_ref(&lower), &exclusions(), &mut out)
-                .unwrap();
+        let stats = write_layer_tar(
+            &upper,
+            std::slice::from_ref(&lower),
+            &exclusions(),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(stats.diff_id, digest::of(&out));
         assert_eq!(stats.size, out.len() as u64);
         let got = entries(&out);
@@ -982,14 +988,19 @@ mod tests {
             by("new").pax,
             vec![(
                 "SCHILY.xattr.security.capability".to_string(),
-                vec![1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+                vec![
+                    1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+                ]
             )]
         );
         assert_eq!(by("new-link").kind, tar::EntryType::Link);
         assert_eq!(by("new-link").link.as_deref(), Some("new"));
         assert_eq!(by("new-sym").kind, tar::EntryType::Symlink);
         assert_eq!(by(".wh.old").kind, tar::EntryType::Regular);
-        assert!(got.iter().all(|e| e.pax.iter().all(|(k, _)| !k.contains("overlay"))));
+        assert!(
+            got.iter()
+                .all(|e| e.pax.iter().all(|(k, _)| !k.contains("overlay")))
+        );
         assert_eq!(stats.entries, 9);
     }
 
@@ -1094,7 +1105,16 @@ mod tests {
         let empty = dir.path().join("empty");
         fs::create_dir(&empty).unwrap();
         assert_eq!(
-            commit_upper(&store, &empty, &[], None, &Exclusions::none(), Take::Copy, &gc).unwrap(),
+            commit_upper(
+                &store,
+                &empty,
+                &[],
+                None,
+                &Exclusions::none(),
+                Take::Copy,
+                &gc
+            )
+            .unwrap(),
             None
         );
     }
@@ -1151,10 +1171,17 @@ mod tests {
         assert!(!snap.join("sock").exists());
         assert!(!snap.join("proc").exists());
         let names = xattr_names(&snap.join("new")).unwrap();
-        assert!(!names.iter().any(|n| n == "trusted.overlay.origin"), "{names:?}");
+        assert!(
+            !names.iter().any(|n| n == "trusted.overlay.origin"),
+            "{names:?}"
+        );
         let mut again = Vec::new();
         write_layer_tar(&snap, &[], &Exclusions::none(), &mut again).unwrap();
-        assert_eq!(digest::of(&again), moved.diff_id, "the moved snapshot is the layer");
+        assert_eq!(
+            digest::of(&again),
+            moved.diff_id,
+            "the moved snapshot is the layer"
+        );
     }
 
     #[test]
