@@ -311,6 +311,11 @@ fn docker_build_cache_quiet_no_cache_and_prune() {
     let ctx = context(&[("Dockerfile", CACHED_DOCKERFILE), ("a.txt", "A")]);
     let first = docker_build(&e, ctx.path(), &["-t", "c:1", "."]);
     assert_eq!(counts(&first), (2, 0), "{first}");
+    assert_eq!(
+        first.matches("Removing intermediate container ").count(),
+        2,
+        "{first}"
+    );
     let second = docker_build(&e, ctx.path(), &["-t", "c:2", "."]);
     // Every step after FROM reports the cache.
     assert_eq!(counts(&second), (0, 5), "{second}");

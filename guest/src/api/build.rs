@@ -298,8 +298,9 @@ pub async fn classic(
     };
     request.dockerfile = dockerfile;
     request.context = context;
+    let removes = !options.keep_containers;
     let (rx, cancel) = spawn_build(engine, request, options);
-    tokio::spawn(classic_stream(rx, progress, quiet, out_tx, cancel));
+    tokio::spawn(classic_stream(rx, progress, quiet, removes, out_tx, cancel));
     Ok(streaming("application/json", out_rx))
 }
 
@@ -308,6 +309,7 @@ async fn classic_stream(
     mut rx: UnboundedReceiver<BuildEvent>,
     progress: crate::image::progress::Progress,
     quiet: bool,
+    removes: bool,
     out: tokio::sync::mpsc::UnboundedSender<Bytes>,
     cancel: crate::build::CancelHandle,
 ) {
@@ -316,6 +318,9 @@ async fn classic_stream(
             progress.stream(text);
         }
     };
+    // The containers of the steps running now (stages may run at once).
+    let mut running: std::collections::HashMap<(String, usize), String> =
+        std::collections::HashMap::new();
     loop {
         let event = tokio::select! {
             event = rx.recv() => event,
@@ -338,12 +343,21 @@ async fn classic_stream(
                 say(" ---> Using cache\n");
                 say(&format!(" ---> {}\n", short_id(&image)));
             }
-            BuildEvent::Running { container, .. } => {
+            BuildEvent::Running { container, at } => {
                 say(&format!(" ---> Running in {}\n", short_id(&container)));
+                running.insert((at.stage, at.step), container);
             }
             BuildEvent::Output { text, .. } => say(&text),
             BuildEvent::Reason { .. } => {}
-            BuildEvent::Done { image, .. } => say(&format!(" ---> {}\n", short_id(&image))),
+            BuildEvent::Done { image, at, .. } => {
+                // The step's container is gone once its layer is taken.
+                if let Some(c) = running.remove(&(at.stage, at.step))
+                    && removes
+                {
+                    say(&format!("Removing intermediate container {}\n", short_id(&c)));
+                }
+                say(&format!(" ---> {}\n", short_id(&image)));
+            }
             BuildEvent::Warning { message } => say(&format!("[Warning] {message}\n")),
             BuildEvent::Built { id, tags } => {
                 progress.send_json(&serde_json::json!({ "aux": { "ID": id } }));
