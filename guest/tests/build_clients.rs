@@ -337,6 +337,14 @@ fn docker_build_cache_quiet_no_cache_and_prune() {
     // No intermediate container is left (Docker's default --rm).
     assert_eq!(e.docker_ok(&["ps", "-aq"]).trim(), "");
 
+    // What the prune would not honour is refused, and nothing is removed.
+    let err = e.docker_err(&["builder", "prune", "-f", "--filter", "until=1h"]);
+    assert!(err.contains("filters") && err.contains("not supported"), "{err}");
+    let err = e.docker_err(&["builder", "prune", "-f", "--keep-storage", "1mb"]);
+    assert!(err.contains("keep-storage") && err.contains("not supported"), "{err}");
+    let again = docker_build(&e, ctx.path(), &["-t", "c:2", "."]);
+    assert_eq!(counts(&again), (0, 5), "{again}");
+
     let pruned = e.docker_ok(&["builder", "prune", "-f"]);
     assert!(pruned.contains("Total reclaimed space"), "{pruned}");
     e.docker_ok(&["rmi", "c:1", "c:2", "c:3", "c:4"]);

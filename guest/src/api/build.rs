@@ -382,9 +382,23 @@ async fn classic_stream(
 
 /// `POST /build/prune`: the build cache, and the context contents no
 /// context needs.
+///
+/// Everything no image name or container holds is removed, which is what
+/// Docker's `all` asks for (and more than its default of dangling entries
+/// only); `keep-storage` and `filters` are refused rather than ignored.
 pub async fn prune(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
-    let all = query.flag("all");
-    let _ = all;
+    if let Some(v) = query.get("keep-storage").filter(|v| *v != "0") {
+        return Err(RequestError::Invalid(format!(
+            "build cache prune: keep-storage={v} is not supported: servin removes the whole unused build cache"
+        ))
+        .into());
+    }
+    if let Some(v) = query.get("filters").filter(|v| !matches!(*v, "{}" | "null")) {
+        return Err(RequestError::Invalid(format!(
+            "build cache prune: filters {v} are not supported: servin removes the whole unused build cache"
+        ))
+        .into());
+    }
     let builder = Arc::clone(&engine.builder);
     let engine2 = Arc::clone(engine);
     let (deleted, reclaimed) = builder.prune(&engine2).await?;
