@@ -339,9 +339,15 @@ fn docker_build_cache_quiet_no_cache_and_prune() {
 
     // What the prune would not honour is refused, and nothing is removed.
     let err = e.docker_err(&["builder", "prune", "-f", "--filter", "until=1h"]);
-    assert!(err.contains("filters") && err.contains("not supported"), "{err}");
+    assert!(
+        err.contains("filters") && err.contains("not supported"),
+        "{err}"
+    );
     let err = e.docker_err(&["builder", "prune", "-f", "--keep-storage", "1mb"]);
-    assert!(err.contains("keep-storage") && err.contains("not supported"), "{err}");
+    assert!(
+        err.contains("keep-storage") && err.contains("not supported"),
+        "{err}"
+    );
     let again = docker_build(&e, ctx.path(), &["-t", "c:2", "."]);
     assert_eq!(counts(&again), (0, 5), "{again}");
 
@@ -592,6 +598,10 @@ impl Drop for Compose<'_> {
 }
 
 #[test]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a test is a synchronous program of its own: it may sleep on its thread"
+)]
 fn docker_compose_v1_builds_then_runs_the_image() {
     let e = EngineGuard::with_image(IMAGE, &[]);
     let _clean = RemoveContainers(&e);

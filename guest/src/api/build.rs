@@ -157,7 +157,7 @@ fn classic_request(query: &Query) -> Result<(BuildRequest, BuildOptions, bool)> 
             && !v.is_empty()
             && v != default
             && !(matches!(key, "cachefrom" | "ulimits") && matches!(v, "[]" | "null"))
-            && !(key == "squash" && !bool_value(query, "squash"))
+            && (key != "squash" || bool_value(query, "squash"))
         {
             return Err(RequestError::Invalid(format!(
                 "build: {key}={v} is not supported by servin's builder"
@@ -354,7 +354,10 @@ async fn classic_stream(
                 if let Some(c) = running.remove(&(at.stage, at.step))
                     && removes
                 {
-                    say(&format!("Removing intermediate container {}\n", short_id(&c)));
+                    say(&format!(
+                        "Removing intermediate container {}\n",
+                        short_id(&c)
+                    ));
                 }
                 say(&format!(" ---> {}\n", short_id(&image)));
             }
@@ -393,7 +396,10 @@ pub async fn prune(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>
         ))
         .into());
     }
-    if let Some(v) = query.get("filters").filter(|v| !matches!(*v, "{}" | "null")) {
+    if let Some(v) = query
+        .get("filters")
+        .filter(|v| !matches!(*v, "{}" | "null"))
+    {
         return Err(RequestError::Invalid(format!(
             "build cache prune: filters {v} are not supported: servin removes the whole unused build cache"
         ))

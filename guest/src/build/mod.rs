@@ -8,7 +8,7 @@
 //! - [`exec`]: stages and steps.
 //! - [`copy`]: `COPY` and `ADD`.
 //! - [`run`]: `RUN` containers.
-//! - [`error`]: [`error::BuildError`].
+//! - [`error`][]: [`error::BuildError`].
 
 pub mod cache;
 pub mod context;
@@ -241,10 +241,12 @@ impl Builder {
         let in_use = engine.containers.images_in_use();
         let mut deleted = Vec::new();
         for img in engine.store.images() {
-            if img.build_cache && img.repo_tags.is_empty() && !in_use.contains_key(&img.id) {
-                if let Ok(r) = engine.store.remove(&img.id, false, &in_use) {
-                    deleted.extend(r.deleted);
-                }
+            if img.build_cache
+                && img.repo_tags.is_empty()
+                && !in_use.contains_key(&img.id)
+                && let Ok(r) = engine.store.remove(&img.id, false, &in_use)
+            {
+                deleted.extend(r.deleted);
             }
         }
         let store = Arc::clone(&engine.store);

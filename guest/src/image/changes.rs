@@ -258,7 +258,7 @@ fn key_values(what: &str, rest: &str, legacy: bool) -> Result<Vec<(String, Strin
     }
     list.into_iter()
         .map(|w| match w.split_once('=') {
-            Some((k, _)) if k.is_empty() => Err(bad(format!("{what} names must not be empty"))),
+            Some(("", _)) => Err(bad(format!("{what} names must not be empty"))),
             Some((k, v)) => Ok((k.to_string(), v.to_string())),
             None => Err(bad(format!("{what} {w:?} has no value: write {w}=VALUE"))),
         })

@@ -350,11 +350,14 @@ fn walk(
     Ok(())
 }
 
+/// Extended attributes: (name, value), sorted by name.
+type Xattrs = Vec<(String, Vec<u8>)>;
+
 /// The extended attributes of `path` that belong in a layer, sorted, and
 /// whether it is an opaque folder. Overlay's own attributes never travel;
 /// a redirect or a metacopy means the data is elsewhere, which this
 /// module does not follow (the engine mounts without those features).
-fn read_xattrs(path: &Path) -> Result<(Vec<(String, Vec<u8>)>, bool)> {
+fn read_xattrs(path: &Path) -> Result<(Xattrs, bool)> {
     let names = match xattr_names(path) {
         Ok(n) => n,
         Err(e) if e.kind() == io::ErrorKind::Unsupported => return Ok((Vec::new(), false)),
