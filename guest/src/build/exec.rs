@@ -1660,13 +1660,15 @@ async fn execute(
                 return Err(BuildError::Cancelled.into());
             }
             if finished.exit_code != 0 {
+                let code = finished.exit_code;
                 if shared.options.keep_failed {
                     finished.keep();
                 }
+                finished.release().await;
                 return Err(BuildError::RunFailed {
                     at: at.clone(),
                     instruction: ins.original.clone(),
-                    code: finished.exit_code,
+                    code,
                 }
                 .into());
             }
@@ -1794,7 +1796,9 @@ async fn execute(
     })
     .await
     .map_err(|e| step_err(format!("make the image: {e}")));
-    drop(finished_run);
+    if let Some(f) = finished_run {
+        f.release().await;
+    }
     if let Some(dir) = scratch {
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
     }

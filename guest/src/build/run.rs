@@ -63,6 +63,24 @@ impl Finished {
     pub fn keep(&mut self) {
         self.keep = true;
     }
+
+    /// Removes the container now unless it is kept, rather than in the
+    /// background when dropped: as with Docker, a step (and so a build) is
+    /// not reported done before its container is gone, so a client that
+    /// lists containers after a build sees none of them.
+    pub async fn release(mut self) {
+        if self.keep {
+            return;
+        }
+        self.keep = true;
+        if let Err(e) = self.engine.containers.remove(&self.container, true).await {
+            tracing::warn!(
+                "remove build container {}: {}",
+                self.container.name(),
+                e.full_message()
+            );
+        }
+    }
 }
 
 impl Drop for Finished {
