@@ -323,8 +323,18 @@ fn docker_build_cache_quiet_no_cache_and_prune() {
     assert_eq!(image_id(&e, "c:1"), image_id(&e, "c:2"));
     assert!(second.contains("Successfully tagged c:2"), "{second}");
 
-    let quiet = docker_build(&e, ctx.path(), &["-q", "-t", "c:3", "."]);
+    let iid = e.dir.path().join("iid");
+    let quiet = docker_build(
+        &e,
+        ctx.path(),
+        &["-q", "--iidfile", iid.to_str().unwrap(), "-t", "c:3", "."],
+    );
     assert_eq!(quiet, format!("{}\n", image_id(&e, "c:1")), "{quiet}");
+    // With -q the classic CLI writes what it printed (against Docker too).
+    assert_eq!(
+        std::fs::read_to_string(&iid).unwrap().trim_end(),
+        image_id(&e, "c:1")
+    );
 
     let fresh = docker_build(&e, ctx.path(), &["--no-cache", "-t", "c:4", "."]);
     assert_eq!(counts(&fresh), (2, 0), "{fresh}");

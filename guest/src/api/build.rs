@@ -424,3 +424,64 @@ pub fn dockerfile_in(root: &Path, name: &str) -> Result<std::path::PathBuf> {
     })?;
     Ok(root.join(rel))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn request(q: &str) -> Result<(BuildRequest, BuildOptions, bool)> {
+        classic_request(&Query::parse(Some(q)))
+    }
+
+    #[test]
+    fn booleans_are_read_as_docker_reads_them() {
+        for (q, kept) in [
+            ("", false),
+            ("rm=1", false),
+            ("rm=True", false),
+            ("rm=0", true),
+            ("rm=false", true),
+            ("rm=False", true),
+            ("rm=no", true),
+            ("rm=False&forcerm=True", false),
+        ] {
+            let (_, options, _) = request(q).unwrap();
+            assert_eq!(options.keep_containers, kept, "{q}");
+            assert_eq!(options.keep_failed, !q.contains("forcerm"), "{q}");
+        }
+        let (r, _, quiet) = request("q=True&nocache=true&pull=1").unwrap();
+        assert!(quiet && r.no_cache && r.pull);
+        let (r, _, quiet) = request("q=False&nocache=0&pull=none").unwrap();
+        assert!(!quiet && !r.no_cache && !r.pull);
+    }
+
+    #[test]
+    fn what_the_builder_does_not_honour_is_refused_naming_it() {
+        // What the docker CLI sends by default is accepted.
+        request(
+            "buildargs=%7B%7D&cachefrom=%5B%5D&cgroupparent=&cpuperiod=0&cpuquota=0\
+             &cpusetcpus=&cpusetmems=&cpushares=0&dockerfile=Dockerfile&labels=%7B%7D\
+             &memory=0&memswap=0&networkmode=default&rm=1&shmsize=0&t=a%3A1&target=\
+             &ulimits=%5B%5D&version=1",
+        )
+        .unwrap();
+        request("ulimits=null&version=&squash=False").unwrap();
+        for (q, named) in [
+            ("memory=1024", "memory=1024"),
+            ("cgroupparent=x", "cgroupparent=x"),
+            ("cpusetmems=0", "cpusetmems=0"),
+            ("ulimits=%5B%7B%22Name%22%3A%22nofile%22%7D%5D", "ulimits="),
+            ("squash=1", "squash=1"),
+            ("remote=https%3A%2F%2Fexample.com%2Fctx.tar", "remote="),
+            ("outputs=%5B%7B%7D%5D", "outputs="),
+            ("version=2", "builder version 2"),
+            ("networkmode=mynet", "\"mynet\""),
+        ] {
+            let e = request(q)
+                .err()
+                .unwrap_or_else(|| panic!("{q} was accepted"));
+            assert!(e.to_string().contains(named), "{q}: {e}");
+        }
+    }
+}
