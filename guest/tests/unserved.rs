@@ -11,7 +11,7 @@ use support::EngineGuard;
 /// Calls Docker has and this engine does not serve, with bodies as large
 /// as their clients send (a build context, an import, an archive).
 const UNSERVED: &[(&str, &str)] = &[
-    ("POST", "/v1.47/build"),
+    ("POST", "/v1.47/build/cancel?id=x"),
     ("POST", "/v1.47/plugins/pull"),
     ("POST", "/v1.47/session"),
     ("POST", "/v1.47/networks/n/frobnicate"),
@@ -67,8 +67,8 @@ const DOCKER_API: &[(&str, &str, Answer)] = &[
     ("POST", "/containers/nosuch/exec", Served),
     // Images.
     ("GET", "/images/json", Served),
-    ("POST", "/build", NotServed),
-    ("POST", "/build/prune", NotServed),
+    ("POST", "/build", Served),
+    ("POST", "/build/prune", Served),
     ("POST", "/build/cancel", NotServed),
     (
         "POST",

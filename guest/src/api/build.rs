@@ -133,7 +133,7 @@ pub async fn build(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Respo
 
 /// The classic `POST /build` query parameters servin takes; the others are
 /// refused when set to anything but their default.
-fn classic_request(query: &Query) -> Result<(BuildRequest, BuildOptions, String)> {
+fn classic_request(query: &Query) -> Result<(BuildRequest, BuildOptions, bool)> {
     for (key, default) in [
         ("remote", ""),
         ("extrahosts", ""),
@@ -144,6 +144,9 @@ fn classic_request(query: &Query) -> Result<(BuildRequest, BuildOptions, String)
         ("memswap", "0"),
         ("cpushares", "0"),
         ("cpusetcpus", ""),
+        ("cpusetmems", ""),
+        ("cgroupparent", ""),
+        ("ulimits", "[]"),
         ("cpuperiod", "0"),
         ("cpuquota", "0"),
         ("shmsize", "0"),
@@ -153,8 +156,8 @@ fn classic_request(query: &Query) -> Result<(BuildRequest, BuildOptions, String)
         if let Some(v) = query.get(key)
             && !v.is_empty()
             && v != default
-            && !(key == "cachefrom" && v == "[]")
-            && !(key == "squash" && matches!(v, "0" | "false"))
+            && !(matches!(key, "cachefrom" | "ulimits") && matches!(v, "[]" | "null"))
+            && (key != "squash" || bool_value(query, "squash"))
         {
             return Err(RequestError::Invalid(format!(
                 "build: {key}={v} is not supported by servin's builder"
@@ -162,8 +165,9 @@ fn classic_request(query: &Query) -> Result<(BuildRequest, BuildOptions, String)
             .into());
         }
     }
+    // The classic builder is version 1; Docker takes an empty value as 1.
     if let Some(v) = query.get("version")
-        && v != "1"
+        && !matches!(v, "" | "1")
     {
         return Err(RequestError::Invalid(format!(
             "build: builder version {v} (BuildKit) is not served: use DOCKER_BUILDKIT=0 or `servin build`"
@@ -221,22 +225,37 @@ fn classic_request(query: &Query) -> Result<(BuildRequest, BuildOptions, String)
             .get("target")
             .filter(|t| !t.is_empty())
             .map(String::from),
-        no_cache: query.flag("nocache"),
-        pull: query.flag("pull"),
+        no_cache: bool_value(query, "nocache"),
+        pull: bool_value(query, "pull"),
         labels: map("labels")?,
         secrets: Vec::new(),
         dry_run: false,
     };
+    // Docker removes a step's container once the step succeeded unless
+    // `rm` is false (docker-py's default), keeps the container of a failed
+    // step for inspection, and removes every one with `forcerm`.
+    let force_remove = bool_value(query, "forcerm");
     let options = BuildOptions {
-        // Docker's default is to remove them; docker-py asks to keep them.
-        keep_containers: query.get("rm").is_some_and(|v| matches!(v, "0" | "false"))
-            && !query.flag("forcerm"),
+        keep_containers: query.get("rm").is_some() && !bool_value(query, "rm") && !force_remove,
+        keep_failed: !force_remove,
         network: match network {
             "" | "bridge" => "default".to_string(),
             other => other.to_string(),
         },
     };
-    Ok((request, options, query.get("q").unwrap_or("").to_string()))
+    Ok((request, options, bool_value(query, "q")))
+}
+
+/// A boolean query parameter as Docker reads one: absent, empty, `0`,
+/// `no`, `false` and `none` (in any case) are false, anything else is true
+/// (docker-py sends Python's `True` and `False`).
+fn bool_value(query: &Query, key: &str) -> bool {
+    query.get(key).is_some_and(|v| {
+        !matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "" | "0" | "no" | "false" | "none"
+        )
+    })
 }
 
 /// `POST /build`: Docker's classic build. The body is the context as a
@@ -254,7 +273,6 @@ pub async fn classic(
             return Err(e);
         }
     };
-    let quiet = matches!(quiet.as_str(), "1" | "true");
     let tmp = engine.store.temp_path("build-context");
     let mut file = tokio::fs::File::create(&tmp)
         .await
@@ -281,8 +299,9 @@ pub async fn classic(
     };
     request.dockerfile = dockerfile;
     request.context = context;
+    let removes = !options.keep_containers;
     let (rx, cancel) = spawn_build(engine, request, options);
-    tokio::spawn(classic_stream(rx, progress, quiet, out_tx, cancel));
+    tokio::spawn(classic_stream(rx, progress, quiet, removes, out_tx, cancel));
     Ok(streaming("application/json", out_rx))
 }
 
@@ -291,6 +310,7 @@ async fn classic_stream(
     mut rx: UnboundedReceiver<BuildEvent>,
     progress: crate::image::progress::Progress,
     quiet: bool,
+    removes: bool,
     out: tokio::sync::mpsc::UnboundedSender<Bytes>,
     cancel: crate::build::CancelHandle,
 ) {
@@ -299,6 +319,9 @@ async fn classic_stream(
             progress.stream(text);
         }
     };
+    // The containers of the steps running now (stages may run at once).
+    let mut running: std::collections::HashMap<(String, usize), String> =
+        std::collections::HashMap::new();
     loop {
         let event = tokio::select! {
             event = rx.recv() => event,
@@ -321,12 +344,24 @@ async fn classic_stream(
                 say(" ---> Using cache\n");
                 say(&format!(" ---> {}\n", short_id(&image)));
             }
-            BuildEvent::Running { container, .. } => {
+            BuildEvent::Running { container, at } => {
                 say(&format!(" ---> Running in {}\n", short_id(&container)));
+                running.insert((at.stage, at.step), container);
             }
             BuildEvent::Output { text, .. } => say(&text),
             BuildEvent::Reason { .. } | BuildEvent::WouldBuild { .. } => {}
-            BuildEvent::Done { image, .. } => say(&format!(" ---> {}\n", short_id(&image))),
+            BuildEvent::Done { image, at, .. } => {
+                // The step's container is gone once its layer is taken.
+                if let Some(c) = running.remove(&(at.stage, at.step))
+                    && removes
+                {
+                    say(&format!(
+                        "Removing intermediate container {}\n",
+                        short_id(&c)
+                    ));
+                }
+                say(&format!(" ---> {}\n", short_id(&image)));
+            }
             BuildEvent::Warning { message } => say(&format!("[Warning] {message}\n")),
             BuildEvent::Built { id, tags } => {
                 progress.send_json(&serde_json::json!({ "aux": { "ID": id } }));
@@ -351,9 +386,26 @@ async fn classic_stream(
 
 /// `POST /build/prune`: the build cache, and the context contents no
 /// context needs.
+///
+/// Everything no image name or container holds is removed, which is what
+/// Docker's `all` asks for (and more than its default of dangling entries
+/// only); `keep-storage` and `filters` are refused rather than ignored.
 pub async fn prune(engine: &Arc<Engine>, query: &Query) -> Result<Response<Body>> {
-    let all = query.flag("all");
-    let _ = all;
+    if let Some(v) = query.get("keep-storage").filter(|v| *v != "0") {
+        return Err(RequestError::Invalid(format!(
+            "build cache prune: keep-storage={v} is not supported: servin removes the whole unused build cache"
+        ))
+        .into());
+    }
+    if let Some(v) = query
+        .get("filters")
+        .filter(|v| !matches!(*v, "{}" | "null"))
+    {
+        return Err(RequestError::Invalid(format!(
+            "build cache prune: filters {v} are not supported: servin removes the whole unused build cache"
+        ))
+        .into());
+    }
     let builder = Arc::clone(&engine.builder);
     let engine2 = Arc::clone(engine);
     let (deleted, reclaimed) = builder.prune(&engine2).await?;
@@ -372,4 +424,65 @@ pub fn dockerfile_in(root: &Path, name: &str) -> Result<std::path::PathBuf> {
         ))
     })?;
     Ok(root.join(rel))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn request(q: &str) -> Result<(BuildRequest, BuildOptions, bool)> {
+        classic_request(&Query::parse(Some(q)))
+    }
+
+    #[test]
+    fn booleans_are_read_as_docker_reads_them() {
+        for (q, kept) in [
+            ("", false),
+            ("rm=1", false),
+            ("rm=True", false),
+            ("rm=0", true),
+            ("rm=false", true),
+            ("rm=False", true),
+            ("rm=no", true),
+            ("rm=False&forcerm=True", false),
+        ] {
+            let (_, options, _) = request(q).unwrap();
+            assert_eq!(options.keep_containers, kept, "{q}");
+            assert_eq!(options.keep_failed, !q.contains("forcerm"), "{q}");
+        }
+        let (r, _, quiet) = request("q=True&nocache=true&pull=1").unwrap();
+        assert!(quiet && r.no_cache && r.pull);
+        let (r, _, quiet) = request("q=False&nocache=0&pull=none").unwrap();
+        assert!(!quiet && !r.no_cache && !r.pull);
+    }
+
+    #[test]
+    fn what_the_builder_does_not_honour_is_refused_naming_it() {
+        // What the docker CLI sends by default is accepted.
+        request(
+            "buildargs=%7B%7D&cachefrom=%5B%5D&cgroupparent=&cpuperiod=0&cpuquota=0\
+             &cpusetcpus=&cpusetmems=&cpushares=0&dockerfile=Dockerfile&labels=%7B%7D\
+             &memory=0&memswap=0&networkmode=default&rm=1&shmsize=0&t=a%3A1&target=\
+             &ulimits=%5B%5D&version=1",
+        )
+        .unwrap();
+        request("ulimits=null&version=&squash=False").unwrap();
+        for (q, named) in [
+            ("memory=1024", "memory=1024"),
+            ("cgroupparent=x", "cgroupparent=x"),
+            ("cpusetmems=0", "cpusetmems=0"),
+            ("ulimits=%5B%7B%22Name%22%3A%22nofile%22%7D%5D", "ulimits="),
+            ("squash=1", "squash=1"),
+            ("remote=https%3A%2F%2Fexample.com%2Fctx.tar", "remote="),
+            ("outputs=%5B%7B%7D%5D", "outputs="),
+            ("version=2", "builder version 2"),
+            ("networkmode=mynet", "\"mynet\""),
+        ] {
+            let e = request(q)
+                .err()
+                .unwrap_or_else(|| panic!("{q} was accepted"));
+            assert!(e.to_string().contains(named), "{q}: {e}");
+        }
+    }
 }

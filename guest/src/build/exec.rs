@@ -111,11 +111,24 @@ struct Shared {
     /// Step numbers: the first step of each stage in the whole build.
     first_number: HashMap<usize, usize>,
     total_steps: usize,
+    /// The removals of the steps' containers under way: the build awaits
+    /// them before it reports its end.
+    removals: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Shared {
     fn send(&self, e: BuildEvent) {
         let _ = self.events.send(e);
+    }
+
+    /// Records a step container's removal (see [`super::run::Finished::release`]).
+    fn removing(&self, removal: Option<tokio::task::JoinHandle<()>>) {
+        if let Some(r) = removal {
+            self.removals
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(r);
+        }
     }
 
     fn stage_name(&self, stage: &Stage) -> String {
@@ -332,6 +345,7 @@ pub async fn build(
         results,
         first_number,
         total_steps,
+        removals: std::sync::Mutex::default(),
     });
     let mut tasks = Vec::new();
     for i in &needed {
@@ -385,6 +399,15 @@ pub async fn build(
                     .get_or_insert(BuildError::Invalid(format!("a stage task failed: {e}")).into());
             }
         }
+    }
+    let removals = std::mem::take(
+        &mut *shared
+            .removals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    for r in removals {
+        let _ = r.await;
     }
     if let Some(e) = first_error {
         return Err(e);
@@ -1712,10 +1735,15 @@ async fn execute(
                 return Err(BuildError::Cancelled.into());
             }
             if finished.exit_code != 0 {
+                let code = finished.exit_code;
+                if shared.options.keep_failed {
+                    finished.keep();
+                }
+                shared.removing(finished.release());
                 return Err(BuildError::RunFailed {
                     at: at.clone(),
                     instruction: ins.original.clone(),
-                    code: finished.exit_code,
+                    code,
                 }
                 .into());
             }
@@ -1843,7 +1871,9 @@ async fn execute(
     })
     .await
     .map_err(|e| step_err(format!("make the image: {e}")));
-    drop(finished_run);
+    if let Some(f) = finished_run {
+        shared.removing(f.release());
+    }
     if let Some(dir) = scratch {
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
     }

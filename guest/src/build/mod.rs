@@ -35,6 +35,9 @@ use crate::error::{Error, Result};
 pub struct BuildOptions {
     /// Keep the `RUN` containers (Docker's `rm=false`).
     pub keep_containers: bool,
+    /// Keep the container of a `RUN` step that failed (Docker's classic
+    /// builder does unless `forcerm` is set, so that it can be inspected).
+    pub keep_failed: bool,
     /// The network of `RUN` steps without `--network`: `default`, `host`
     /// or `none`.
     pub network: String,
@@ -44,6 +47,7 @@ impl Default for BuildOptions {
     fn default() -> Self {
         Self {
             keep_containers: false,
+            keep_failed: false,
             network: "default".to_string(),
         }
     }
@@ -169,23 +173,37 @@ impl Builder {
         archive.set_preserve_permissions(true);
         archive.set_overwrite(true);
         archive.set_unpack_xattrs(false);
-        for entry in archive
-            .entries()
-            .map_err(|e| BuildError::Invalid(format!("read the build context tar: {e}")))?
-        {
-            let mut entry = entry
-                .map_err(|e| BuildError::Invalid(format!("read the build context tar: {e}")))?;
+        // Docker's API takes the context only as a (possibly compressed)
+        // tar; its CLI wraps a Dockerfile read from stdin in one.
+        let not_tar = |e: std::io::Error| {
+            BuildError::Invalid(format!(
+                "the build context is not a tar archive (send a Dockerfile alone as a tar \
+                 holding it, as `docker build -` does): {e}"
+            ))
+        };
+        for entry in archive.entries().map_err(not_tar)? {
+            let mut entry = entry.map_err(not_tar)?;
             // `unpack_in` refuses entries that would land outside the root.
             entry
                 .unpack_in(root)
                 .map_err(|e| BuildError::Invalid(format!("extract the build context: {e}")))?;
         }
-        let file = crate::api::build::dockerfile_in(root, dockerfile)?;
+        let mut file = crate::api::build::dockerfile_in(root, dockerfile)?;
+        // As Docker, the default name falls back to `dockerfile`.
+        if dockerfile == "Dockerfile" && !file.exists() && root.join("dockerfile").is_file() {
+            file = root.join("dockerfile");
+        }
         let text = std::fs::read_to_string(&file).map_err(|e| {
             BuildError::Invalid(format!(
                 "Cannot locate specified Dockerfile: {dockerfile} ({e})"
             ))
         })?;
+        if text.is_empty() {
+            return Err(BuildError::Invalid(format!(
+                "the Dockerfile ({dockerfile}) cannot be empty"
+            ))
+            .into());
+        }
         let matcher = servin_buildctx::load_for(root, &file)
             .map_err(|e| BuildError::Invalid(format!("read .dockerignore: {e}")))?;
         let (index, _) = servin_buildctx::ContextIndex::build(root, &matcher, None)

@@ -63,25 +63,36 @@ impl Finished {
     pub fn keep(&mut self) {
         self.keep = true;
     }
+
+    /// Starts removing the container unless it is kept; the build awaits
+    /// the returned task before it reports its end, so that (as with
+    /// Docker) a client that lists containers after a build sees none of
+    /// its steps', while the next steps need not wait for the removal.
+    pub fn release(mut self) -> Option<tokio::task::JoinHandle<()>> {
+        if self.keep {
+            return None;
+        }
+        self.keep = true;
+        remove_later(&self.engine, Arc::clone(&self.container))
+    }
 }
 
 impl Drop for Finished {
     fn drop(&mut self) {
         if !self.keep {
-            remove_later(&self.engine, Arc::clone(&self.container));
+            let _ = remove_later(&self.engine, Arc::clone(&self.container));
         }
     }
 }
 
-fn remove_later(engine: &Arc<Engine>, c: Arc<Container>) {
+fn remove_later(engine: &Arc<Engine>, c: Arc<Container>) -> Option<tokio::task::JoinHandle<()>> {
     let containers = Arc::clone(&engine.containers);
-    if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        handle.spawn(async move {
-            if let Err(e) = containers.remove(&c, true).await {
-                tracing::warn!("remove build container {}: {}", c.name(), e.full_message());
-            }
-        });
-    }
+    let handle = tokio::runtime::Handle::try_current().ok()?;
+    Some(handle.spawn(async move {
+        if let Err(e) = containers.remove(&c, true).await {
+            tracing::warn!("remove build container {}: {}", c.name(), e.full_message());
+        }
+    }))
 }
 
 /// Runs `spec`; `output` gets its output as it comes. Returns when the
