@@ -353,9 +353,6 @@ fn walk(
     Ok(())
 }
 
-/// Extended attributes: (name, value), sorted by name.
-type Xattrs = Vec<(String, Vec<u8>)>;
-
 /// The extended attributes of `path` that belong in a layer, sorted, and
 /// whether it is an opaque folder. Overlay's own attributes never travel;
 /// a redirect or a metacopy means the data is elsewhere, which this
