@@ -37,6 +37,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
     let options = DesiredOptions {
         profiles: args.profiles.clone(),
         image_digests: super::lock::read(&loaded)?,
+        ..Default::default()
     };
     let desired = desired(&loaded.project, &options).map_err(|e| Failed::Error(Box::new(e)))?;
     let engine = servin::client::Engine::connect()?;

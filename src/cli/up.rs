@@ -98,9 +98,13 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<(), Failed> {
         // nothing keeps it.
         image_digests.extend(super::build::build_for_up(&engine, &loaded, &args.profiles)?);
     }
+    let project_file = std::path::absolute(&loaded.path).map_err(|e| {
+        Failed::Usage(format!("cannot make {} absolute: {e}", loaded.path.display()))
+    })?;
     let options = DesiredOptions {
         profiles: args.profiles.clone(),
         image_digests,
+        project_file: Some(project_file),
     };
     let desired = desired(&loaded.project, &options).map_err(|e| Failed::Error(Box::new(e)))?;
     if let Some(s) = args
