@@ -189,19 +189,17 @@ async fn call(state: &'static State, req: Request<Incoming>) -> Response<Body> {
         Ok(api::Call::Terminal { container }) => {
             terminal::open(state.engine, &container, req).await
         }
-        Ok(api::Call::Project { name, op }) => {
-            match project::run(state.engine, &name, op).await {
-                Ok(answer) => {
-                    let mut r = Response::new(full(answer.to_string()));
-                    r.headers_mut().insert(
-                        CONTENT_TYPE,
-                        hyper::header::HeaderValue::from_static("application/json"),
-                    );
-                    r
-                }
-                Err(project::Failure(status, why)) => json_error(status, &why),
+        Ok(api::Call::Project { name, op }) => match project::run(state.engine, &name, op).await {
+            Ok(answer) => {
+                let mut r = Response::new(full(answer.to_string()));
+                r.headers_mut().insert(
+                    CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("application/json"),
+                );
+                r
             }
-        }
+            Err(project::Failure(status, why)) => json_error(status, &why),
+        },
         Ok(api::Call::Engine { method, path }) => {
             let step = format!("{method} {path}");
             match state

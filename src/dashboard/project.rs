@@ -44,7 +44,10 @@ pub async fn run(engine: &Engine, name: &str, op: Op) -> Result<serde_json::Valu
     if containers.is_empty() {
         return Err(Failure(
             StatusCode::NOT_FOUND,
-            format!("no project {name}: no container carries its {} label", labels::PROJECT),
+            format!(
+                "no project {name}: no container carries its {} label",
+                labels::PROJECT
+            ),
         ));
     }
     if op == Op::Down {
@@ -69,7 +72,10 @@ async fn project_containers(
     name: &str,
 ) -> Result<Vec<serde_json::Value>, Failure> {
     let filter = serde_json::json!({ "label": [format!("{}={name}", labels::PROJECT)] });
-    let path = format!("/containers/json?all=1&filters={}", encode(&filter.to_string()));
+    let path = format!(
+        "/containers/json?all=1&filters={}",
+        encode(&filter.to_string())
+    );
     let step = format!("list the containers of project {name}");
     let bad = |e: String| Failure(StatusCode::BAD_GATEWAY, format!("{step}: {e}"));
     let resp = engine
@@ -141,7 +147,12 @@ fn load(name: &str, file: &std::path::Path) -> Result<Loaded, Failure> {
 /// The engine's plan, as `servin plan` asks for it.
 fn plan(loaded: &Loaded) -> Result<serde_json::Value, Failure> {
     let name = &loaded.project.project.name;
-    let unusable = |why: String| Failure(StatusCode::UNPROCESSABLE_ENTITY, format!("project {name}: {why}"));
+    let unusable = |why: String| {
+        Failure(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("project {name}: {why}"),
+        )
+    };
     let options = DesiredOptions {
         image_digests: crate::project::lock::locked(&loaded.path, &loaded.project)
             .map_err(|e| unusable(chain(&e)))?,
@@ -152,7 +163,8 @@ fn plan(loaded: &Loaded) -> Result<serde_json::Value, Failure> {
     let plan = engine
         .plan_project(&desired, &[], false)
         .map_err(|e| Failure(StatusCode::BAD_GATEWAY, chain(&e)))?;
-    serde_json::to_value(plan).map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    serde_json::to_value(plan)
+        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 /// `servin up -d` on the recorded file, by this very binary; its report
@@ -192,7 +204,11 @@ fn up(name: &str, file: &std::path::Path) -> Result<serde_json::Value, Failure> 
     } else {
         Err(Failure(
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("servin up of project {name} failed ({}):\n{}", out.status, report.trim_end()),
+            format!(
+                "servin up of project {name} failed ({}):\n{}",
+                out.status,
+                report.trim_end()
+            ),
         ))
     }
 }
@@ -269,14 +285,27 @@ mod tests {
             }
             serde_json::json!({ "Created": created, "Labels": l })
         };
-        let list = [c(5, Some("/old/servin.toml")), c(9, Some("/new/servin.toml")), c(12, None)];
-        assert_eq!(recorded_file("shop", &list).unwrap(), PathBuf::from("/new/servin.toml"));
+        let list = [
+            c(5, Some("/old/servin.toml")),
+            c(9, Some("/new/servin.toml")),
+            c(12, None),
+        ];
+        assert_eq!(
+            recorded_file("shop", &list).unwrap(),
+            PathBuf::from("/new/servin.toml")
+        );
         let none = recorded_file("shop", &[c(1, None)]).unwrap_err();
         assert_eq!(none.0, StatusCode::CONFLICT);
-        assert!(none.1.contains("project shop has no recorded project file"), "{}", none.1);
+        assert!(
+            none.1.contains("project shop has no recorded project file"),
+            "{}",
+            none.1
+        );
         // A relative value was not written by servin: not used.
         assert_eq!(
-            recorded_file("shop", &[c(1, Some("servin.toml"))]).unwrap_err().0,
+            recorded_file("shop", &[c(1, Some("servin.toml"))])
+                .unwrap_err()
+                .0,
             StatusCode::CONFLICT
         );
     }

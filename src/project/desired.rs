@@ -591,7 +591,12 @@ replicas = 2
         };
         let (here, moved) = (at("/src/shop/servin.toml"), at("/elsewhere/servin.toml"));
         let none = desired(&p, &DesiredOptions::default()).unwrap();
-        for ((a, b), c) in here.containers.iter().zip(&moved.containers).zip(&none.containers) {
+        for ((a, b), c) in here
+            .containers
+            .iter()
+            .zip(&moved.containers)
+            .zip(&none.containers)
+        {
             assert_eq!(a.config_hash, b.config_hash);
             assert_eq!(a.config_hash, c.config_hash);
             assert_eq!(a.projection, c.projection);
