@@ -4,7 +4,7 @@
 
 import { type Container, act } from "./api";
 import { confirmAction } from "./confirm";
-import { PROJECT_FILE, onProjectChange, projectButtons, projectPanel } from "./project";
+import { onProjectChange, projectButtons, projectPanel } from "./project";
 import { type Inspect, store } from "./state";
 import { SERVICE_COLOURS, el, name, since, toast } from "./util";
 
@@ -191,7 +191,7 @@ function render(main: HTMLElement) {
           " ",
           el("small", {}, summary(all)),
           actions(all, `project ${p}`, `p:${p}`),
-          projectButtons(p, all.some((c) => Boolean(c.Labels?.[PROJECT_FILE])), all.length),
+          projectButtons(p, all),
         ),
         projectPanel(p),
         table(rows),

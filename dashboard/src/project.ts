@@ -3,8 +3,9 @@
 // `servin.project-file` label. What each call answered stays shown under
 // the project's heading until the next call.
 
-import { ApiError } from "./api";
+import { ApiError, type Container } from "./api";
 import { confirmAction } from "./confirm";
+import { store } from "./state";
 import { el, toast } from "./util";
 
 export const PROJECT_FILE = "servin.project-file";
@@ -70,7 +71,14 @@ async function plan(project: string) {
   }
 }
 
-async function up(project: string) {
+/// Up recreates and removes containers, Down removes them all: their
+/// exits are the page's doing, not news to notify.
+function expectExits(list: Container[]) {
+  for (const c of list) store.expect(c.Id);
+}
+
+async function up(project: string, list: Container[]) {
+  expectExits(list);
   show(project, { what: "busy", text: `Applying project ${project} (servin up -d)…` });
   try {
     const r = (await call("POST", project, "up")) as { output?: string };
@@ -81,13 +89,15 @@ async function up(project: string) {
   }
 }
 
-async function down(project: string, count: number) {
+async function down(project: string, list: Container[]) {
+  const count = list.length;
   const ok = await confirmAction(
     `Take project ${project} down?`,
     `This stops and removes its ${count === 1 ? "container" : `${count} containers`} and its networks, as \`servin down\` does. Its volumes are kept.`,
     "Down",
   );
   if (!ok) return;
+  expectExits(list);
   show(project, { what: "busy", text: `Taking project ${project} down…` });
   try {
     await call("POST", project, "down");
@@ -98,9 +108,10 @@ async function down(project: string, count: number) {
   }
 }
 
-/// The Plan, Up and Down buttons of a project; Plan and Up only when its
-/// containers record its file.
-export function projectButtons(project: string, recorded: boolean, count: number): HTMLElement {
+/// The Plan, Up and Down buttons of a project (its containers `list`);
+/// Plan and Up only when they record its file.
+export function projectButtons(project: string, list: Container[]): HTMLElement {
+  const recorded = list.some((c) => Boolean(c.Labels?.[PROJECT_FILE]));
   const button = (op: string, label: string, onclick: () => void, danger = false) =>
     el(
       "button",
@@ -118,8 +129,8 @@ export function projectButtons(project: string, recorded: boolean, count: number
     "span",
     { class: "actions project-actions" },
     recorded && button("plan", "Plan", () => void plan(project)),
-    recorded && button("up", "Up", () => void up(project)),
-    button("down", "Down", () => void down(project, count), true),
+    recorded && button("up", "Up", () => void up(project, list)),
+    button("down", "Down", () => void down(project, list), true),
   );
 }
 
