@@ -131,10 +131,7 @@ fn the_cache_follows_content_not_times() {
     // Touching every file changes nothing either.
     let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
     for f in ["src/a.txt", "src/b.txt", "Dockerfile"] {
-        let file = std::fs::File::options()
-            .write(true)
-            .open(ctx.join(f))
-            .unwrap();
+        let file = std::fs::File::options().write(true).open(ctx.join(f)).unwrap();
         file.set_modified(later).unwrap();
     }
     let touched = build(&env, &ctx, "localhost/cache:1", &[]);
@@ -151,27 +148,14 @@ fn the_cache_follows_content_not_times() {
     let (cached, reasons) = cached_and_reasons(&edited.stderr);
     assert_eq!(cached, 1, "{}", edited.stderr);
     assert_eq!(reasons[0], "src/b.txt changed", "{}", edited.stderr);
-    assert!(
-        reasons[1..]
-            .iter()
-            .all(|r| r == "the step before it changed"),
-        "{reasons:?}"
-    );
-    assert_eq!(
-        run_in(&env, "localhost/cache:1", "cat /app/all.txt /v.txt"),
-        "a1\nb2\n1\n"
-    );
+    assert!(reasons[1..].iter().all(|r| r == "the step before it changed"), "{reasons:?}");
+    assert_eq!(run_in(&env, "localhost/cache:1", "cat /app/all.txt /v.txt"), "a1\nb2\n1\n");
 
     // A build arg: only the steps that see it run again, and say so.
     let arg = build(&env, &ctx, "localhost/cache:1", &["--build-arg", "V=2"]);
     let (cached, reasons) = cached_and_reasons(&arg.stderr);
     assert_eq!(cached, 4, "{}", arg.stderr);
-    assert_eq!(
-        reasons,
-        vec!["build arg V changed".to_string()],
-        "{}",
-        arg.stderr
-    );
+    assert_eq!(reasons, vec!["build arg V changed".to_string()], "{}", arg.stderr);
     assert_eq!(run_in(&env, "localhost/cache:1", "cat /v.txt"), "2\n");
 }
 
@@ -241,33 +225,16 @@ fn secrets_are_seen_by_run_and_kept_out_of_every_layer() {
     assert_eq!(run_in(&env, "localhost/secret:1", "cat /len"), "12\n");
     // No layer, no history entry holds it.
     let tar = env.dir.path().join("image.tar");
-    env.ok(&[
-        "image",
-        "export",
-        "localhost/secret:1",
-        "-o",
-        tar.to_str().unwrap(),
-    ]);
+    env.ok(&["image", "export", "localhost/secret:1", "-o", tar.to_str().unwrap()]);
     let bytes = std::fs::read(&tar).unwrap();
     let needle = b"s3cr3t-v4lue";
-    assert!(
-        !bytes.windows(needle.len()).any(|w| w == needle),
-        "the secret is in the image"
-    );
+    assert!(!bytes.windows(needle.len()).any(|w| w == needle), "the secret is in the image");
     let hist = env.ok(&["image", "inspect", "localhost/secret:1"]);
     assert!(!hist.contains("s3cr3t"), "{hist}");
     // The cache mount keeps its content for the next build.
-    let again = build(
-        &env,
-        &ctx,
-        "localhost/secret:2",
-        &["--secret", &src, "--no-cache"],
-    );
+    let again = build(&env, &ctx, "localhost/secret:2", &["--secret", &src, "--no-cache"]);
     assert_eq!(again.code, 0, "{}", again.transcript());
-    assert_eq!(
-        run_in(&env, "localhost/secret:2", "cat /seen"),
-        "cached\ncached\n"
-    );
+    assert_eq!(run_in(&env, "localhost/secret:2", "cat /seen"), "cached\ncached\n");
     // A required secret that is missing fails the build.
     let missing = build(&env, &ctx, "localhost/secret:3", &["--no-cache"]);
     assert_ne!(missing.code, 0);

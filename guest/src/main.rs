@@ -108,9 +108,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         let engine = Arc::new(Engine::open(config)?);
         // Build containers a killed engine left behind.
-        tokio::spawn(servin_guest::build::run::remove_leftovers(Arc::clone(
-            &engine,
-        )));
+        tokio::spawn(servin_guest::build::run::remove_leftovers(Arc::clone(&engine)));
         servin_guest::api::server::serve(engine).await
     });
     match result {

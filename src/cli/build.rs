@@ -73,11 +73,7 @@ pub struct Args {
     pub quiet: bool,
 }
 
-fn key_values(
-    items: &[String],
-    what: &str,
-    from_env: bool,
-) -> Result<BTreeMap<String, String>, Failed> {
+fn key_values(items: &[String], what: &str, from_env: bool) -> Result<BTreeMap<String, String>, Failed> {
     let mut out = BTreeMap::new();
     for item in items {
         match item.split_once('=') {
@@ -127,9 +123,7 @@ fn secrets(items: &[String]) -> Result<Vec<BuildSecret>, Failed> {
                 .map_err(|_| Failed::Usage(format!("--secret {id}: the variable {v} is not set")))?
                 .into_bytes(),
             (None, None) => {
-                return Err(Failed::Usage(format!(
-                    "--secret {item:?}: give src=PATH or env=VAR"
-                )));
+                return Err(Failed::Usage(format!("--secret {item:?}: give src=PATH or env=VAR")));
             }
         };
         out.push(BuildSecret {
@@ -150,18 +144,12 @@ pub struct Job {
 pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
     let context_given = args.targets.len() == 1 && {
         let t = &args.targets[0];
-        t == "."
-            || t.contains('/')
-            || Path::new(t).is_dir() && servin::project::find(Path::new(t), None).is_err()
+        t == "." || t.contains('/') || Path::new(t).is_dir() && servin::project::find(Path::new(t), None).is_err()
     };
     let build_args = key_values(&args.build_args, "--build-arg", true)?;
     let labels = key_values(&args.labels, "--label", false)?;
     let secrets = secrets(&args.secrets)?;
-    let jobs: Vec<Job> = if context_given
-        || (args.targets.len() == 1
-            && Path::new(&args.targets[0]).is_dir()
-            && !args.tags.is_empty())
-    {
+    let jobs: Vec<Job> = if context_given || (args.targets.len() == 1 && Path::new(&args.targets[0]).is_dir() && !args.tags.is_empty()) {
         let context = PathBuf::from(&args.targets[0]);
         if !context.is_dir() {
             return Err(Failed::Usage(format!(
@@ -169,10 +157,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
                 context.display()
             )));
         }
-        let dockerfile = args
-            .file
-            .clone()
-            .unwrap_or_else(|| context.join("Dockerfile"));
+        let dockerfile = args.file.clone().unwrap_or_else(|| context.join("Dockerfile"));
         vec![Job {
             request: BuildRequest {
                 dockerfile_name: ui::shown(&dockerfile),
@@ -194,15 +179,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
                 "-f, -t and --target go with a context folder: `servin build -t NAME CONTEXT`; a project's builds take theirs from the project file".to_string(),
             ));
         }
-        project_jobs(
-            cli,
-            &args.targets,
-            &build_args,
-            &labels,
-            &secrets,
-            args.no_cache,
-            args.pull,
-        )?
+        project_jobs(cli, &args.targets, &build_args, &labels, &secrets, args.no_cache, args.pull)?
     };
     if jobs.is_empty() {
         ui::info("nothing to build: the project has no image with `build`");
@@ -235,11 +212,7 @@ fn project_jobs(
         if project.images.get(n).is_some_and(|i| i.build.is_some()) {
             wanted.push(n.clone());
         } else if let Some(c) = project.containers.get(n) {
-            if project
-                .images
-                .get(&c.image)
-                .is_some_and(|i| i.build.is_some())
-            {
+            if project.images.get(&c.image).is_some_and(|i| i.build.is_some()) {
                 wanted.push(c.image.clone());
             } else {
                 return Err(Failed::Usage(format!(
@@ -254,9 +227,7 @@ fn project_jobs(
             )));
         }
     }
-    Ok(jobs_of(
-        project, &wanted, build_args, labels, secrets, no_cache, pull,
-    ))
+    Ok(jobs_of(project, &wanted, build_args, labels, secrets, no_cache, pull))
 }
 
 /// The builds of `project`'s images named in `wanted` (all when empty).
@@ -311,10 +282,7 @@ pub fn build_for_up(
     for c in project.containers.values() {
         let active = c.profiles.is_empty() || c.profiles.iter().any(|p| profiles.contains(p));
         if active
-            && project
-                .images
-                .get(&c.image)
-                .is_some_and(|i| i.build.is_some())
+            && project.images.get(&c.image).is_some_and(|i| i.build.is_some())
             && !used.contains(&c.image)
         {
             used.push(c.image.clone());
@@ -324,15 +292,7 @@ pub fn build_for_up(
     if used.is_empty() {
         return Ok(out);
     }
-    let jobs = jobs_of(
-        project,
-        &used,
-        &BTreeMap::new(),
-        &BTreeMap::new(),
-        &[],
-        false,
-        false,
-    );
+    let jobs = jobs_of(project, &used, &BTreeMap::new(), &BTreeMap::new(), &[], false, false);
     for job in jobs {
         let reference = job.request.tags.first().cloned().unwrap_or_default();
         let id = build_one(engine, job, ProgressMode::Auto, false)?;
@@ -388,10 +348,7 @@ pub fn build_one(
         mut request,
     } = job;
     let text = std::fs::read_to_string(&dockerfile).map_err(|e| {
-        Failed::Usage(format!(
-            "cannot read the Dockerfile {}: {e}",
-            dockerfile.display()
-        ))
+        Failed::Usage(format!("cannot read the Dockerfile {}: {e}", dockerfile.display()))
     })?;
     // The Dockerfile is checked here first: a mistake is shown at once,
     // before anything is sent.
@@ -430,11 +387,7 @@ pub fn build_one(
             ..
         } => {
             if let Some(d) = diagnostic {
-                let _ = write!(
-                    std::io::stderr().lock(),
-                    "{}",
-                    render_diagnostic(&name, &text, &d)
-                );
+                let _ = write!(std::io::stderr().lock(), "{}", render_diagnostic(&name, &text, &d));
                 return Err(Failed::Reported);
             }
             if let Some(at) = &at
@@ -510,9 +463,7 @@ impl View {
             return;
         }
         match e {
-            BuildEvent::Step {
-                at, instruction, ..
-            } => {
+            BuildEvent::Step { at, instruction, .. } => {
                 let key = at.to_string();
                 self.instructions.insert(key.clone(), instruction.clone());
                 if self.live() {

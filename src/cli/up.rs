@@ -96,11 +96,7 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<(), Failed> {
         // Built images first: a container runs its image by ID, so a
         // rebuild that changes the image recreates it and one that changes
         // nothing keeps it.
-        image_digests.extend(super::build::build_for_up(
-            &engine,
-            &loaded,
-            &args.profiles,
-        )?);
+        image_digests.extend(super::build::build_for_up(&engine, &loaded, &args.profiles)?);
     }
     let project_file = std::path::absolute(&loaded.path).map_err(|e| {
         Failed::Usage(format!(

@@ -59,42 +59,31 @@ impl Engine {
             index: stats,
             ..Sent::default()
         };
-        let resp = self.send(
-            Method::GET,
-            &missing_path(&digest),
-            &[],
-            Bytes::new(),
-            &step,
-        )?;
-        let missing: Missing =
-            if resp.status() == StatusCode::BAD_REQUEST || resp.status() == StatusCode::NOT_FOUND {
-                // The engine does not hold this index: send it.
-                let _ = self.body(resp, &step);
-                let body = serde_json::to_vec(&index)
-                    .map_err(|e| Error::Invalid(format!("{step}: encode the index: {e}")))?;
-                sent.index_sent = true;
-                let headers = [("Content-Type", "application/json".to_string())];
-                let resp = self.send(
-                    Method::PUT,
-                    &context_path(&digest),
-                    &headers,
-                    Bytes::from(body),
-                    &step,
-                )?;
-                let resp = self.check(resp, &step)?;
-                let body = self.body(resp, &step)?;
-                serde_json::from_slice(&body).map_err(|source| Error::Decode {
-                    step: step.clone(),
-                    source,
-                })?
-            } else {
-                let resp = self.check(resp, &step)?;
-                let body = self.body(resp, &step)?;
-                serde_json::from_slice(&body).map_err(|source| Error::Decode {
-                    step: step.clone(),
-                    source,
-                })?
-            };
+        let resp = self.send(Method::GET, &missing_path(&digest), &[], Bytes::new(), &step)?;
+        let missing: Missing = if resp.status() == StatusCode::BAD_REQUEST
+            || resp.status() == StatusCode::NOT_FOUND
+        {
+            // The engine does not hold this index: send it.
+            let _ = self.body(resp, &step);
+            let body = serde_json::to_vec(&index)
+                .map_err(|e| Error::Invalid(format!("{step}: encode the index: {e}")))?;
+            sent.index_sent = true;
+            let headers = [("Content-Type", "application/json".to_string())];
+            let resp = self.send(Method::PUT, &context_path(&digest), &headers, Bytes::from(body), &step)?;
+            let resp = self.check(resp, &step)?;
+            let body = self.body(resp, &step)?;
+            serde_json::from_slice(&body).map_err(|source| Error::Decode {
+                step: step.clone(),
+                source,
+            })?
+        } else {
+            let resp = self.check(resp, &step)?;
+            let body = self.body(resp, &step)?;
+            serde_json::from_slice(&body).map_err(|source| Error::Decode {
+                step: step.clone(),
+                source,
+            })?
+        };
         if !missing.missing.is_empty() {
             let mut tar = Vec::new();
             servin_buildctx::pack(context, &index, &missing.missing, &mut tar)
@@ -103,11 +92,7 @@ impl Engine {
             sent.bytes = index
                 .entries()
                 .iter()
-                .filter(|e| {
-                    e.digest
-                        .as_ref()
-                        .is_some_and(|d| missing.missing.contains(d))
-                })
+                .filter(|e| e.digest.as_ref().is_some_and(|d| missing.missing.contains(d)))
                 .map(|e| e.size)
                 .sum();
             let headers = [("Content-Type", "application/x-tar".to_string())];
@@ -144,8 +129,6 @@ impl Engine {
             }
             Ok(())
         })?;
-        last.ok_or_else(|| {
-            Error::Invalid("build: the engine ended the build without a result".to_string())
-        })
+        last.ok_or_else(|| Error::Invalid("build: the engine ended the build without a result".to_string()))
     }
 }

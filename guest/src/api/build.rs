@@ -197,9 +197,7 @@ fn classic_request(query: &Query) -> Result<(BuildRequest, BuildOptions, String)
                 })?;
                 // A null build arg is one given without a value and not
                 // set in the client's environment: Docker drops it.
-                Ok(m.into_iter()
-                    .filter_map(|(k, v)| v.map(|v| (k, v)))
-                    .collect())
+                Ok(m.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
             }
         }
     };
@@ -217,10 +215,7 @@ fn classic_request(query: &Query) -> Result<(BuildRequest, BuildOptions, String)
         context: String::new(),
         tags,
         build_args: map("buildargs")?,
-        target: query
-            .get("target")
-            .filter(|t| !t.is_empty())
-            .map(String::from),
+        target: query.get("target").filter(|t| !t.is_empty()).map(String::from),
         no_cache: query.flag("nocache"),
         pull: query.flag("pull"),
         labels: map("labels")?,

@@ -168,9 +168,7 @@ impl Cache {
     /// The image a step with `key` made, if recorded.
     pub fn get(&self, key: &str) -> Option<String> {
         let bytes = fs::read(self.dir.join("cache").join(key)).ok()?;
-        serde_json::from_slice::<Entry>(&bytes)
-            .ok()
-            .map(|e| e.image)
+        serde_json::from_slice::<Entry>(&bytes).ok().map(|e| e.image)
     }
 
     /// Records that a step with `key` made `image`.

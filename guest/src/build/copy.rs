@@ -90,7 +90,8 @@ pub fn copy_into(target: &Path, job: &CopyJob, source: &Source<'_>) -> Result<()
 /// Ensures `dir` exists in the root, owned as `owner` says (root else).
 fn ensure_dir(target: &Path, dir: &str, owner: Option<(u32, u32)>) -> Result<(), String> {
     let (uid, gid) = owner.unwrap_or((0, 0));
-    crate::runtime::rootfs::ensure_dir_in_root(target, dir, uid, gid).map_err(|e| e.full_message())
+    crate::runtime::rootfs::ensure_dir_in_root(target, dir, uid, gid)
+        .map_err(|e| e.full_message())
 }
 
 fn copy_context(
@@ -203,8 +204,8 @@ fn archive_reader(path: &Path) -> Option<Box<dyn Read + Send>> {
     let mut head = [0u8; 512];
     let mut f = std::fs::File::open(path).ok()?;
     let n = f.read(&mut head).ok()?;
-    let compressed =
-        head[..n].starts_with(&[0x1f, 0x8b]) || head[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
+    let compressed = head[..n].starts_with(&[0x1f, 0x8b])
+        || head[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
     let plain_tar = n >= 262 && &head[257..262] == b"ustar";
     if !compressed && !plain_tar {
         return None;
@@ -292,8 +293,7 @@ fn write_items(
             let mut out = tar
                 .into_inner()
                 .map_err(|e| fail(format!("finish the tar: {e}")))?;
-            out.flush()
-                .map_err(|e| fail(format!("finish the tar: {e}")))
+            out.flush().map_err(|e| fail(format!("finish the tar: {e}")))
         });
         let extracted = archive_tar::extract(
             root,

@@ -70,12 +70,7 @@ pub fn dockerfile_error(e: &servin_dockerfile::DockerfileError, file: &str) -> E
 }
 
 /// A diagnostic for a span of the Dockerfile found while building.
-fn span_error(
-    df: &Dockerfile,
-    span: &std::ops::Range<usize>,
-    code: &str,
-    message: String,
-) -> Error {
+fn span_error(df: &Dockerfile, span: &std::ops::Range<usize>, code: &str, message: String) -> Error {
     let before = &df.source[..span.start.min(df.source.len())];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -137,15 +132,12 @@ impl Shared {
 
     async fn stage_image(&self, index: usize) -> Result<ImageRecord> {
         let Some(rx) = self.results.get(&index) else {
-            return Err(
-                BuildError::Invalid(format!("stage {index} is not part of this build")).into(),
-            );
+            return Err(BuildError::Invalid(format!("stage {index} is not part of this build")).into());
         };
         let mut rx = rx.clone();
         loop {
             if let Some(r) = rx.borrow_and_update().clone() {
-                return r
-                    .map_err(|e| BuildError::Invalid(format!("stage {index} failed: {e}")).into());
+                return r.map_err(|e| BuildError::Invalid(format!("stage {index} failed: {e}")).into());
             }
             tokio::select! {
                 changed = rx.changed() => {
@@ -200,11 +192,7 @@ fn env_list(config: &Value) -> Vec<String> {
     config
         .get("Env")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
         .unwrap_or_default()
 }
 
@@ -303,9 +291,7 @@ pub async fn build(
     let mut tasks = Vec::new();
     for i in &needed {
         let shared = Arc::clone(&shared);
-        let Some(tx) = senders.remove(i) else {
-            continue;
-        };
+        let Some(tx) = senders.remove(i) else { continue };
         let handle = Arc::clone(&handle);
         let index = *i;
         tasks.push((
@@ -325,9 +311,7 @@ pub async fn build(
             }),
         ));
     }
-    let target = *needed
-        .last()
-        .ok_or_else(|| BuildError::Invalid("nothing to build".into()))?;
+    let target = *needed.last().ok_or_else(|| BuildError::Invalid("nothing to build".into()))?;
     let mut final_image = None;
     let mut first_error: Option<Error> = None;
     for (index, task) in tasks {
@@ -348,23 +332,18 @@ pub async fn build(
                 }
             }
             Err(e) => {
-                first_error
-                    .get_or_insert(BuildError::Invalid(format!("a stage task failed: {e}")).into());
+                first_error.get_or_insert(BuildError::Invalid(format!("a stage task failed: {e}")).into());
             }
         }
     }
     if let Some(e) = first_error {
         return Err(e);
     }
-    let mut image =
-        final_image.ok_or_else(|| BuildError::Invalid("the target stage made no image".into()))?;
+    let mut image = final_image.ok_or_else(|| BuildError::Invalid("the target stage made no image".into()))?;
     let unused = plan.unused_args.clone();
     if !unused.is_empty() {
         shared.send(BuildEvent::Warning {
-            message: format!(
-                "One or more build-args [{}] were not consumed",
-                unused.join(" ")
-            ),
+            message: format!("One or more build-args [{}] were not consumed", unused.join(" ")),
         });
     }
     if !shared.request.labels.is_empty() {
@@ -409,9 +388,7 @@ pub async fn build(
         let r = crate::image::reference::ImageRef::parse(t)?;
         let full = r.tagged().unwrap_or_else(|| t.clone());
         engine.store.tag(&image.id, &full)?;
-        engine
-            .store
-            .image_event("tag", &full, &full, Some(&image.id));
+        engine.store.image_event("tag", &full, &full, Some(&image.id));
         tags.push(full);
     }
     shared.send(BuildEvent::Built {
@@ -449,19 +426,13 @@ impl StageState {
         self.config
             .get("Shell")
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect::<Vec<_>>()
-            })
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect::<Vec<_>>())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| vec!["/bin/sh".to_string(), "-c".to_string()])
     }
 
     fn parent_id(&self) -> String {
-        self.image
-            .as_ref()
-            .map_or_else(|| "scratch".to_string(), |i| i.id.clone())
+        self.image.as_ref().map_or_else(|| "scratch".to_string(), |i| i.id.clone())
     }
 }
 
@@ -479,14 +450,7 @@ async fn run_stage(shared: &Arc<Shared>, index: usize) -> Result<ImageRecord> {
     let from_word = servin_dockerfile::expand(&stage.from.image, shared.df.escape, &|k| {
         shared.global_args.get(k).cloned()
     })
-    .map_err(|e| {
-        span_error(
-            &shared.df,
-            &stage.from.span,
-            "servin::dockerfile::bad-from",
-            e.to_string(),
-        )
-    })?;
+    .map_err(|e| span_error(&shared.df, &stage.from.span, "servin::dockerfile::bad-from", e.to_string()))?;
     shared.send(BuildEvent::Step {
         at: at(1),
         instruction: shared
@@ -505,16 +469,11 @@ async fn run_stage(shared: &Arc<Shared>, index: usize) -> Result<ImageRecord> {
     } else if let Some(dep) = shared.find_stage(&from_word, index) {
         Some(shared.stage_image(dep).await?)
     } else {
-        Some(
-            shared
-                .image(&from_word)
-                .await
-                .map_err(|e| BuildError::Step {
-                    at: at(1),
-                    instruction: format!("FROM {from_word}"),
-                    message: e.full_message(),
-                })?,
-        )
+        Some(shared.image(&from_word).await.map_err(|e| BuildError::Step {
+            at: at(1),
+            instruction: format!("FROM {from_word}"),
+            message: e.full_message(),
+        })?)
     };
     let mut state = StageState {
         config: base
@@ -542,11 +501,7 @@ async fn run_stage(shared: &Arc<Shared>, index: usize) -> Result<ImageRecord> {
         .config
         .get("OnBuild")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
         .unwrap_or_default();
     if !triggers.is_empty() {
         state.config["OnBuild"] = Value::Null;
@@ -556,12 +511,7 @@ async fn run_stage(shared: &Arc<Shared>, index: usize) -> Result<ImageRecord> {
             instruction: "ONBUILD".to_string(),
             message: format!("a trigger of the base image is invalid: {}", e.message()),
         })?;
-        for (i, ins) in parsed
-            .stages
-            .iter()
-            .flat_map(|s| s.instructions.iter())
-            .enumerate()
-        {
+        for (i, ins) in parsed.stages.iter().flat_map(|s| s.instructions.iter()).enumerate() {
             step(shared, &mut state, ins, &at(1), i, &stage_name).await?;
         }
     }
@@ -629,12 +579,7 @@ enum Work {
 }
 
 fn expand_err(shared: &Shared, ins: &Instruction, e: impl std::fmt::Display) -> Error {
-    span_error(
-        &shared.df,
-        &ins.span,
-        "servin::dockerfile::expansion",
-        e.to_string(),
-    )
+    span_error(&shared.df, &ins.span, "servin::dockerfile::expansion", e.to_string())
 }
 
 fn command_argv(state: &StageState, c: &Command) -> Vec<String> {
@@ -800,9 +745,9 @@ async fn step(
                 } => {
                     let test: Vec<String> = match command {
                         Command::Shell(s) => vec!["CMD-SHELL".to_string(), s.clone()],
-                        Command::Exec(v) => std::iter::once("CMD".to_string())
-                            .chain(v.iter().cloned())
-                            .collect(),
+                        Command::Exec(v) => {
+                            std::iter::once("CMD".to_string()).chain(v.iter().cloned()).collect()
+                        }
                     };
                     let mut h = json!({ "Test": test });
                     for (k, d) in [
@@ -851,12 +796,7 @@ async fn step(
             heredocs,
             mounts,
             network,
-        } => {
-            run_work(
-                shared, state, ins, command, heredocs, mounts, *network, &mut used,
-            )
-            .await?
-        }
+        } => run_work(shared, state, ins, command, heredocs, mounts, *network, &mut used).await?,
         InstructionKind::Copy(c) => {
             let mut sources = Vec::new();
             for s in &c.sources {
@@ -885,17 +825,11 @@ async fn step(
                 .heredocs
                 .iter()
                 .map(|h| -> Result<(String, String)> {
-                    let content = if h.expand {
-                        ex!(&h.content).value
-                    } else {
-                        h.content.clone()
-                    };
+                    let content = if h.expand { ex!(&h.content).value } else { h.content.clone() };
                     Ok((h.name.clone(), content))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            copy_work(
-                shared, state, ins, sources, heredocs, dest_raw, chown, chmod, from, false,
-            )?
+            copy_work(shared, state, ins, sources, heredocs, dest_raw, chown, chmod, from, false)?
         }
         InstructionKind::Add(a) => {
             let mut sources = Vec::new();
@@ -934,17 +868,11 @@ async fn step(
                 .heredocs
                 .iter()
                 .map(|h| -> Result<(String, String)> {
-                    let content = if h.expand {
-                        ex!(&h.content).value
-                    } else {
-                        h.content.clone()
-                    };
+                    let content = if h.expand { ex!(&h.content).value } else { h.content.clone() };
                     Ok((h.name.clone(), content))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            copy_work(
-                shared, state, ins, sources, heredocs, dest_raw, chown, chmod, None, true,
-            )?
+            copy_work(shared, state, ins, sources, heredocs, dest_raw, chown, chmod, None, true)?
         }
     };
     // The cache key.
@@ -971,21 +899,14 @@ async fn step(
         Work::Copy { job, from, .. } => {
             inputs.extra.insert("dest".into(), job.dest.clone());
             if let Some(o) = job.owner {
-                inputs
-                    .extra
-                    .insert("owner".into(), format!("{}:{}", o.0, o.1));
+                inputs.extra.insert("owner".into(), format!("{}:{}", o.0, o.1));
             }
             if let Some(f) = from {
                 inputs.extra.insert("from".into(), f.id.clone());
             } else {
                 for src in &job.sources {
                     let sels = shared.index.select(src).map_err(|e| {
-                        span_error(
-                            &shared.df,
-                            &ins.span,
-                            "servin::dockerfile::copy-source",
-                            e.to_string(),
-                        )
+                        span_error(&shared.df, &ins.span, "servin::dockerfile::copy-source", e.to_string())
                     })?;
                     for sel in &sels {
                         for e in &sel.entries {
@@ -1079,10 +1000,7 @@ fn normalised(kind: &InstructionKind) -> String {
             network,
         } => format!(
             "RUN {command:?} {:?} {mounts:?} {network:?}",
-            heredocs
-                .iter()
-                .map(|h| (&h.name, &h.content, h.expand))
-                .collect::<Vec<_>>()
+            heredocs.iter().map(|h| (&h.name, &h.content, h.expand)).collect::<Vec<_>>()
         ),
         InstructionKind::Copy(c) => format!(
             "COPY {:?} {:?} {:?} {:?} {:?} {:?}",
@@ -1091,10 +1009,7 @@ fn normalised(kind: &InstructionKind) -> String {
             c.from,
             c.chown,
             c.chmod,
-            c.heredocs
-                .iter()
-                .map(|h| (&h.name, &h.content))
-                .collect::<Vec<_>>()
+            c.heredocs.iter().map(|h| (&h.name, &h.content)).collect::<Vec<_>>()
         ),
         InstructionKind::Add(a) => format!(
             "ADD {:?} {:?} {:?} {:?} {:?}",
@@ -1102,10 +1017,7 @@ fn normalised(kind: &InstructionKind) -> String {
             a.dest,
             a.chown,
             a.chmod,
-            a.heredocs
-                .iter()
-                .map(|h| (&h.name, &h.content))
-                .collect::<Vec<_>>()
+            a.heredocs.iter().map(|h| (&h.name, &h.content)).collect::<Vec<_>>()
         ),
         other => format!("{other:?}"),
     }
@@ -1148,12 +1060,7 @@ fn copy_work(
         // A missing source is a Dockerfile error at the instruction.
         for src in &sources {
             shared.index.select(src).map_err(|e| {
-                span_error(
-                    &shared.df,
-                    &ins.span,
-                    "servin::dockerfile::copy-source",
-                    e.to_string(),
-                )
+                span_error(&shared.df, &ins.span, "servin::dockerfile::copy-source", e.to_string())
             })?;
         }
     }
@@ -1262,9 +1169,7 @@ async fn run_work(
                 if !dir.exists() {
                     std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
                     let mode = match mode {
-                        Some(m) => {
-                            parse_mode(&ex(m, used)?).map_err(|e| expand_err(shared, ins, e))?
-                        }
+                        Some(m) => parse_mode(&ex(m, used)?).map_err(|e| expand_err(shared, ins, e))?,
                         None => 0o755,
                     };
                     let num = |v: &Option<String>, used: &mut Vec<String>| -> Result<u32> {
@@ -1273,11 +1178,7 @@ async fn run_work(
                             Some(s) => {
                                 let s = ex(s, used)?;
                                 s.parse::<u32>().map_err(|_| {
-                                    expand_err(
-                                        shared,
-                                        ins,
-                                        format!("invalid uid/gid {s:?} of a cache mount"),
-                                    )
+                                    expand_err(shared, ins, format!("invalid uid/gid {s:?} of a cache mount"))
                                 })
                             }
                         }
@@ -1286,8 +1187,7 @@ async fn run_work(
                     use std::os::unix::fs::PermissionsExt;
                     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
                         .map_err(Error::io("chmod", &dir))?;
-                    std::os::unix::fs::chown(&dir, Some(u), Some(g))
-                        .map_err(Error::io("chown", &dir))?;
+                    std::os::unix::fs::chown(&dir, Some(u), Some(g)).map_err(Error::io("chown", &dir))?;
                 }
                 out_mounts.push(bind(dir, target, *readonly));
             }
@@ -1314,15 +1214,9 @@ async fn run_work(
                 use base64::Engine as _;
                 let data = base64::engine::general_purpose::STANDARD
                     .decode(&secret.data)
-                    .map_err(|e| {
-                        BuildError::Invalid(format!("secret {id}: malformed data: {e}"))
-                    })?;
+                    .map_err(|e| BuildError::Invalid(format!("secret {id}: malformed data: {e}")))?;
                 if let Some(name) = env_name {
-                    env.push(format!(
-                        "{}={}",
-                        ex(name, used)?,
-                        String::from_utf8_lossy(&data)
-                    ));
+                    env.push(format!("{}={}", ex(name, used)?, String::from_utf8_lossy(&data)));
                 }
                 if target.is_some() || env_name.is_none() {
                     let target = match target {
@@ -1333,24 +1227,14 @@ async fn run_work(
                     std::fs::write(&file, &data).map_err(Error::io("write", &file))?;
                     secrets.push(file.clone());
                     let mode = match mode {
-                        Some(m) => {
-                            parse_mode(&ex(m, used)?).map_err(|e| expand_err(shared, ins, e))?
-                        }
+                        Some(m) => parse_mode(&ex(m, used)?).map_err(|e| expand_err(shared, ins, e))?,
                         None => 0o400,
                     };
                     use std::os::unix::fs::PermissionsExt;
                     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode))
                         .map_err(Error::io("chmod", &file))?;
-                    let u = uid
-                        .as_ref()
-                        .map(|s| ex(s, used))
-                        .transpose()?
-                        .and_then(|s| s.parse().ok());
-                    let g = gid
-                        .as_ref()
-                        .map(|s| ex(s, used))
-                        .transpose()?
-                        .and_then(|s| s.parse().ok());
+                    let u = uid.as_ref().map(|s| ex(s, used)).transpose()?.and_then(|s| s.parse().ok());
+                    let g = gid.as_ref().map(|s| ex(s, used)).transpose()?.and_then(|s| s.parse().ok());
                     std::os::unix::fs::chown(&file, Some(u.unwrap_or(0)), Some(g.unwrap_or(0)))
                         .map_err(Error::io("chown", &file))?;
                     out_mounts.push(bind(file, target, true));
@@ -1364,9 +1248,7 @@ async fn run_work(
                         Some(
                             crate::container::parse_size(&s)
                                 .and_then(|n| i64::try_from(n).ok())
-                                .ok_or_else(|| {
-                                    expand_err(shared, ins, format!("invalid tmpfs size {s:?}"))
-                                })?,
+                                .ok_or_else(|| expand_err(shared, ins, format!("invalid tmpfs size {s:?}")))?,
                         )
                     }
                     None => None,
@@ -1423,11 +1305,7 @@ async fn run_work(
                         let root = dir.join("ctx");
                         std::fs::create_dir_all(&root).map_err(Error::io("create", &root))?;
                         let job = CopyJob {
-                            sources: vec![if source.is_empty() {
-                                ".".to_string()
-                            } else {
-                                source.clone()
-                            }],
+                            sources: vec![if source.is_empty() { ".".to_string() } else { source.clone() }],
                             heredocs: Vec::new(),
                             dest: "/".to_string(),
                             dest_is_dir: true,
@@ -1462,16 +1340,10 @@ async fn run_work(
     // the script; otherwise the shell reads them as written.
     let argv = match command {
         Command::Shell(text) if !heredocs.is_empty() => {
-            let marker_only =
-                heredocs.len() == 1 && text.trim().starts_with("<<") && !text.trim().contains(' ');
-            let content =
-                |h: &servin_dockerfile::Heredoc, used: &mut Vec<String>| -> Result<String> {
-                    if h.expand {
-                        ex(&h.content, used)
-                    } else {
-                        Ok(h.content.clone())
-                    }
-                };
+            let marker_only = heredocs.len() == 1 && text.trim().starts_with("<<") && !text.trim().contains(' ');
+            let content = |h: &servin_dockerfile::Heredoc, used: &mut Vec<String>| -> Result<String> {
+                if h.expand { ex(&h.content, used) } else { Ok(h.content.clone()) }
+            };
             if marker_only {
                 let h = &heredocs[0];
                 let body = content(h, used)?;
@@ -1511,10 +1383,7 @@ async fn run_work(
     };
     let created_by = match command {
         Command::Shell(_) => format!("RUN {} # buildkit", argv.join(" ")),
-        Command::Exec(_) => format!(
-            "RUN {} # buildkit",
-            serde_json::to_string(&argv).unwrap_or_default()
-        ),
+        Command::Exec(_) => format!("RUN {} # buildkit", serde_json::to_string(&argv).unwrap_or_default()),
     };
     Ok(Work::Run {
         spec: RunSpec {

@@ -78,7 +78,11 @@ fn remove_later(engine: &Arc<Engine>, c: Arc<Container>) {
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
         handle.spawn(async move {
             if let Err(e) = containers.remove(&c, true).await {
-                tracing::warn!("remove build container {}: {}", c.name(), e.full_message());
+                tracing::warn!(
+                    "remove build container {}: {}",
+                    c.name(),
+                    e.full_message()
+                );
             }
         });
     }

@@ -132,12 +132,7 @@ pub fn unmount_all_under(dir: &Path) {
     let mut points: Vec<String> = info
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| {
-            p.replace("\\040", " ")
-                .replace("\\011", "\t")
-                .replace("\\012", "\n")
-                .replace("\\134", "\\")
-        })
+        .map(|p| p.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\"))
         .filter(|p| p == &prefix || p.starts_with(&format!("{prefix}/")))
         .collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.len()));
