@@ -134,7 +134,13 @@ fn load(name: &str, file: &std::path::Path) -> Result<Loaded, Failure> {
         )
     };
     match crate::project::load(file, &options) {
-        Err(e) => Err(unusable(chain(&e))),
+        // Kept containers keep the label they were made with (a changed
+        // label is no change to the plan): a moved project is found at its
+        // new place once `up` recreates its containers.
+        Err(e) => Err(unusable(format!(
+            "{}\nhelp: its containers were made from this file; if the project moved, use the CLI in its new folder (the containers record the new place when `servin up` next recreates them)",
+            chain(&e)
+        ))),
         Ok(Err(failure)) => Err(unusable(format!(
             "{} has {} problem(s):\n{failure}",
             file.display(),
