@@ -112,12 +112,16 @@ async function down(project: string, list: Container[]) {
 /// Plan and Up only when they record its file.
 export function projectButtons(project: string, list: Container[]): HTMLElement {
   const recorded = list.some((c) => Boolean(c.Labels?.[PROJECT_FILE]));
+  // One call at a time per project: a second Up while one runs would
+  // only wait for the first.
+  const busy = shown.get(project)?.what === "busy";
   const button = (op: string, label: string, onclick: () => void, danger = false) =>
     el(
       "button",
       {
         type: "button",
         class: danger ? "danger" : "",
+        disabled: busy,
         "data-key": `p:${project}:${op}`,
         "data-project-action": op,
         "aria-label": `${label} project ${project}`,
