@@ -61,10 +61,16 @@ impl Served {
     /// One raw HTTP/1.1 request: `path` with the given headers (`Host` is
     /// the dashboard's unless given); the answer's status and whole text.
     fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        self.request("GET", path, headers)
+    }
+
+    /// As [`Served::get`], with `method`.
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
         let mut c = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         c.set_read_timeout(Some(std::time::Duration::from_secs(60)))
             .unwrap();
-        let mut req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
+        let mut req =
+            format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n");
         if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
             req.push_str(&format!("Host: 127.0.0.1:{}\r\n", self.port));
         }
@@ -194,6 +200,70 @@ fn the_dashboard_refuses_every_stranger() {
     assert!(text.contains("the dashboard has no call GET"), "{text}");
 }
 
+#[test]
+fn project_calls_refuse_unknown_and_unrecorded_projects() {
+    let s = Env::with_image(IMAGE);
+    // Containers labelled with a project but no project file: as made by
+    // a servin before the label, or by hand.
+    s.ok(&[
+        "create",
+        "--name",
+        "legacy-web-1",
+        "--label",
+        "servin.project=legacy",
+        IMAGE,
+        "true",
+    ]);
+    let gone = s.write_project(
+        "gone",
+        &format!("[project]\nname = \"gone\"\n[containers.app]\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"300\"]\nstop_timeout = \"1s\"\n"),
+    );
+    s.ok_in(gone.parent().unwrap(), &["up", "-d"]);
+    let app = s.inspect("gone-app-1");
+    assert_eq!(
+        app["Config"]["Labels"]["servin.project-file"],
+        gone.to_str().unwrap(),
+        "{app}"
+    );
+    std::fs::remove_file(&gone).unwrap();
+
+    let d = Served::start(&s);
+    let cookie = d.cookie();
+    let own = format!("http://127.0.0.1:{}", d.port);
+    let call = |method: &str, path: &str| {
+        d.request(
+            method,
+            path,
+            &[("Cookie", cookie.as_str()), ("Origin", own.as_str())],
+        )
+    };
+    for (method, op) in [("GET", "plan"), ("POST", "up"), ("POST", "down")] {
+        let (status, text) = call(method, &format!("/api/projects/nothere/{op}"));
+        assert_eq!(status, 404, "{op}: {text}");
+        assert!(text.contains("no project nothere"), "{op}: {text}");
+    }
+    for (method, op) in [("GET", "plan"), ("POST", "up")] {
+        let (status, text) = call(method, &format!("/api/projects/legacy/{op}"));
+        assert_eq!(status, 409, "{op}: {text}");
+        assert!(
+            text.contains("project legacy has no recorded project file"),
+            "{op}: {text}"
+        );
+        let (status, text) = call(method, &format!("/api/projects/gone/{op}"));
+        assert_eq!(status, 422, "{op}: {text}");
+        assert!(text.contains(gone.to_str().unwrap()), "{op}: {text}");
+    }
+    // Nothing was touched by the refusals.
+    assert_eq!(s.inspect("gone-app-1")["State"]["Status"], "running");
+    // A path is never a project name.
+    let (status, text) = call("GET", "/api/projects/..%2F..%2Fetc/plan");
+    assert_eq!(status, 400, "{text}");
+    // Down needs no file: the labels say what to remove, as `servin down -p`.
+    let (status, text) = call("POST", "/api/projects/gone/down");
+    assert_eq!(status, 200, "{text}");
+    assert!(!s.ok(&["ps", "-a"]).contains("gone-app-1"));
+}
+
 /// A port nothing listens on now.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -269,6 +339,7 @@ stop_timeout = "1s"
         .env("DASHBOARD_URL", &d.login)
         .env("IMAGE", IMAGE)
         .env("WEB_PORT", port.to_string())
+        .env("PROJECT_FILE", &file)
         .env(
             "SCREENSHOTS",
             std::env::var_os("SERVIN_DASHBOARD_SCREENSHOTS").unwrap_or(shots.clone().into()),
@@ -283,9 +354,10 @@ stop_timeout = "1s"
     );
     assert!(stdout.contains("all checks passed"), "{stdout}");
 
-    // What the page did, seen from the CLI.
-    let worker = s.inspect("shop-worker-1");
-    assert_eq!(worker["State"]["Status"], "exited", "{worker}");
+    // What the page did, seen from the CLI: the project taken down at the
+    // end, its volume kept.
+    let all = s.ok(&["ps", "-a"]);
+    assert!(!all.contains("shop-"), "{all}");
     let volumes = s.ok(&["volume", "ls"]);
     assert!(!volumes.contains("spare"), "{volumes}");
     assert!(volumes.contains("shop_data"), "{volumes}");

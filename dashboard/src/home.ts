@@ -4,6 +4,7 @@
 
 import { type Container, act } from "./api";
 import { confirmAction } from "./confirm";
+import { onProjectChange, projectButtons, projectPanel } from "./project";
 import { type Inspect, store } from "./state";
 import { SERVICE_COLOURS, el, name, since, toast } from "./util";
 
@@ -183,7 +184,16 @@ function render(main: HTMLElement) {
       el(
         "section",
         { class: "project", "data-project": p, "aria-label": `project ${p}` },
-        el("h2", {}, p, " ", el("small", {}, summary(all)), actions(all, `project ${p}`, `p:${p}`)),
+        el(
+          "h2",
+          {},
+          p,
+          " ",
+          el("small", {}, summary(all)),
+          actions(all, `project ${p}`, `p:${p}`),
+          projectButtons(p, all),
+        ),
+        projectPanel(p),
         table(rows),
       ),
     );
@@ -206,11 +216,13 @@ function render(main: HTMLElement) {
 
 export function home(main: HTMLElement): () => void {
   render(main);
+  onProjectChange(() => render(main));
   const off = store.onChange(() => render(main));
   // Uptimes move on without events.
   const tick = window.setInterval(() => render(main), 30_000);
   return () => {
     off();
+    onProjectChange(() => {});
     window.clearInterval(tick);
   };
 }

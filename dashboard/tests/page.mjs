@@ -5,9 +5,10 @@
 //
 // Environment: DASHBOARD_URL (the login address), SERVIN_BIN and the
 // sandbox's SERVIN_* variables (for the CLI calls), IMAGE, WEB_PORT,
-// SCREENSHOTS (a folder).
+// SCREENSHOTS (a folder), PROJECT_FILE (the project `shop`'s file).
 
 import { execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -71,6 +72,42 @@ try {
   const order = await page.locator("section.project").evaluateAll((s) => s.map((x) => x.getAttribute("aria-label")));
   if (order[0] !== "project shop" || order.at(-1) !== "containers outside projects") throw new Error(`sections ${order}`);
   await page.screenshot({ path: join(shots, "dashboard-projects.png"), fullPage: true });
+
+  step("Plan shows the engine's plan: every container kept");
+  const shop = page.locator('section[data-project="shop"]');
+  const panel = shop.locator(".project-panel");
+  const planRow = (name, kind) => panel.locator(`tr[data-plan-name="${name}"][data-plan-kind="${kind}"]`);
+  await shop.locator('button[data-project-action="plan"]').click();
+  await planRow("shop-web-1", "keep").waitFor();
+  await planRow("shop-worker-1", "keep").waitFor();
+
+  step("a project file that does not load: Plan shows why");
+  const projectFile = process.env.PROJECT_FILE;
+  const good = readFileSync(projectFile, "utf8");
+  writeFileSync(projectFile, `${good}\n[containers.web]\n`);
+  await shop.locator('button[data-project-action="plan"]').click();
+  await panel.locator('[data-panel="error"], [role="alert"]').first().waitFor();
+  const why = await panel.textContent();
+  if (!why.includes(projectFile)) throw new Error(`the failure does not name the file: ${why}`);
+
+  step("after an edit, Plan shows a recreate with its reason");
+  writeFileSync(projectFile, good.replace("echo web up", "echo web again"));
+  await shop.locator('button[data-project-action="plan"]').click();
+  await planRow("shop-web-1", "recreate").waitFor();
+  await planRow("shop-worker-1", "keep").waitFor();
+  const reason = await planRow("shop-web-1", "recreate").locator(".reason").textContent();
+  if (!reason.includes("command")) throw new Error(`the recreate's reason is ${reason}`);
+  await page.screenshot({ path: join(shots, "dashboard-plan.png"), fullPage: true });
+
+  step("Up from the page applies it");
+  await shop.locator('button[data-project-action="up"]').click();
+  await panel.locator("pre", { hasText: "1 recreated" }).waitFor();
+  const web = JSON.parse(servin("inspect", "shop-web-1"));
+  const cmd = (Array.isArray(web) ? web[0] : web).Config.Cmd.join(" ");
+  if (!cmd.includes("echo web again")) throw new Error(`shop-web-1 runs ${cmd} after Up`);
+  await row("shop-web-1").and(page.locator('[data-state="running"]')).waitFor();
+  await shop.locator('button[data-project-action="plan"]').click();
+  await planRow("shop-web-1", "keep").waitFor();
 
   step("a container started from the CLI appears without a reload");
   await page.evaluate(() => (window.__sameLoad = true));
@@ -178,6 +215,19 @@ try {
   await page.goto(`${origin}/#/`);
   await row("shop-web-1").waitFor();
   await page.screenshot({ path: join(shots, "dashboard-narrow-dark.png"), fullPage: true });
+
+  step("Down asks first, then takes the project down");
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.emulateMedia({ colorScheme: "light" });
+  await shop.locator('button[data-project-action="down"]').click();
+  await page.locator("dialog", { hasText: "Take project shop down?" }).getByRole("button", { name: "Cancel" }).click();
+  await page.locator("dialog").waitFor({ state: "detached" });
+  if (!servin("ps", "-a").includes("shop-web-1")) throw new Error("a cancelled Down took shop down");
+  await shop.locator('button[data-project-action="down"]').click();
+  await page.locator('dialog [data-confirm="ok"]').click();
+  await shop.waitFor({ state: "detached" });
+  const after = servin("ps", "-a");
+  if (after.includes("shop-")) throw new Error(`shop is still there after Down:\n${after}`);
 
   console.log("all checks passed");
 } catch (e) {

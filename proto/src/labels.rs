@@ -33,8 +33,15 @@ pub const VERSION: &str = "servin.version";
 /// again.
 pub const RUN_ONCE: &str = "servin.run-once";
 
+/// The absolute path of the project file the container was made from, so
+/// that `servin dashboard` can plan, apply and take down a project it
+/// finds running. Informational: it enters neither the config hash nor
+/// the plan's comparison, so a project moved to another folder keeps its
+/// containers.
+pub const PROJECT_FILE: &str = "servin.project-file";
+
 /// Every label name above, for listing and filtering.
-pub const ALL: [&str; 9] = [
+pub const ALL: [&str; 10] = [
     PROJECT,
     NAME,
     REPLICA,
@@ -44,6 +51,7 @@ pub const ALL: [&str; 9] = [
     DEPENDS_ON,
     VERSION,
     RUN_ONCE,
+    PROJECT_FILE,
 ];
 
 /// The engine name of a container: `{project}-{service}-{replica}`.

@@ -73,17 +73,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
 
 /// The locked digests `plan` and `up --dry-run` use: read, never written.
 pub fn read(loaded: &Loaded) -> Result<BTreeMap<String, String>, Failed> {
-    let path = lock::path_beside(&loaded.path);
-    let lock = Lock::read(&path).map_err(|e| Failed::Error(Box::new(e)))?;
-    let wanted = lock::lockable_images(&loaded.project);
-    Ok(lock
-        .map(|l| {
-            l.images
-                .into_iter()
-                .filter(|(r, _)| wanted.contains(r))
-                .collect()
-        })
-        .unwrap_or_default())
+    lock::locked(&loaded.path, &loaded.project).map_err(|e| Failed::Error(Box::new(e)))
 }
 
 /// Brings the lock file up to date for `up`: locks the images it lacks,

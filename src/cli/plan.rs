@@ -40,6 +40,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
     let options = DesiredOptions {
         profiles: args.profiles.clone(),
         image_digests,
+        ..Default::default()
     };
     let desired = desired(&loaded.project, &options).map_err(|e| Failed::Error(Box::new(e)))?;
     let mut plan = engine.plan_project(&desired, &[], args.recreate_volumes)?;

@@ -105,9 +105,16 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<(), Failed> {
         )?);
         Vec::new()
     };
+    let project_file = std::path::absolute(&loaded.path).map_err(|e| {
+        Failed::Usage(format!(
+            "cannot make {} absolute: {e}",
+            loaded.path.display()
+        ))
+    })?;
     let options = DesiredOptions {
         profiles: args.profiles.clone(),
         image_digests,
+        project_file: Some(project_file),
     };
     let desired = desired(&loaded.project, &options).map_err(|e| Failed::Error(Box::new(e)))?;
     if let Some(s) = args

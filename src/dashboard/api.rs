@@ -4,6 +4,7 @@
 
 use hyper::{Method, StatusCode};
 
+use super::project::Op;
 use crate::client::encode;
 
 /// What a page call becomes.
@@ -14,6 +15,11 @@ pub enum Call {
     Engine { method: Method, path: String },
     /// An interactive shell in the container, over a websocket.
     Terminal { container: String },
+    /// Plan, Up or Down of a whole project, from its recorded file.
+    Project {
+        name: String,
+        op: super::project::Op,
+    },
 }
 
 /// A refused call: status and reason.
@@ -74,6 +80,9 @@ pub fn route(method: &Method, path: &str, query: &str) -> Result<Call, Refused> 
         ["containers", id, "terminal"] if get => Ok(Call::Terminal {
             container: name(id)?.to_string(),
         }),
+        ["projects", p, "plan"] if get => project(p, Op::Plan),
+        ["projects", p, "up"] if post => project(p, Op::Up),
+        ["projects", p, "down"] if post => project(p, Op::Down),
         ["images", id] if delete => engine(Method::DELETE, format!("/images/{}", image_id(id)?)),
         ["volumes", id] if delete => engine(Method::DELETE, format!("/volumes/{}", name(id)?)),
         ["networks", id] if delete => engine(Method::DELETE, format!("/networks/{}", name(id)?)),
@@ -81,6 +90,20 @@ pub fn route(method: &Method, path: &str, query: &str) -> Result<Call, Refused> 
             StatusCode::NOT_FOUND,
             format!("the dashboard has no call {method} {path}"),
         )),
+    }
+}
+
+fn project(p: &str, op: Op) -> Result<Call, Refused> {
+    if crate::project::values::is_dns_label(p) {
+        Ok(Call::Project {
+            name: p.to_string(),
+            op,
+        })
+    } else {
+        Err(Refused(
+            StatusCode::BAD_REQUEST,
+            format!("`{p}` is not a project name"),
+        ))
     }
 }
 
@@ -149,6 +172,13 @@ mod tests {
             "/images/sha256%3A0a1b"
         );
         assert_eq!(
+            route(&Method::POST, "/api/projects/shop/up", ""),
+            Ok(Call::Project {
+                name: "shop".into(),
+                op: Op::Up
+            })
+        );
+        assert_eq!(
             route(&Method::GET, "/api/containers/web/terminal", ""),
             Ok(Call::Terminal {
                 container: "web".into()
@@ -174,6 +204,11 @@ mod tests {
             400
         );
         assert_eq!(code(Method::DELETE, "/api/images/busybox", ""), 400);
+        // A project is named, never given as a path; plan only reads.
+        assert_eq!(code(Method::GET, "/api/projects/..%2Fetc/plan", ""), 400);
+        assert_eq!(code(Method::GET, "/api/projects/Shop_1/plan", ""), 400);
+        assert_eq!(code(Method::POST, "/api/projects/shop/plan", ""), 404);
+        assert_eq!(code(Method::GET, "/api/projects/shop/up", ""), 404);
         let why = route(&Method::PUT, "/api/volumes", "").unwrap_err().1;
         assert_eq!(why, "the dashboard has no call PUT /api/volumes");
     }

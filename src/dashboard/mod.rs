@@ -4,6 +4,8 @@
 //!   its cookie); every request passes it first.
 //! - [`api`]: the calls the page may make, each mapped to one checked
 //!   engine call; the engine API itself is never exposed.
+//! - [`project`]: Plan, Up and Down of a whole project, from the project
+//!   file its containers record.
 //! - [`terminal`]: a shell in a container (exec with a pty) over a
 //!   websocket.
 //! - [`assets`]: the page (`dashboard/`, built by `build.rs`), embedded.
@@ -16,6 +18,7 @@ pub mod api;
 pub mod assets;
 pub mod browser;
 pub mod guard;
+pub mod project;
 pub mod terminal;
 
 use std::convert::Infallible;
@@ -186,6 +189,17 @@ async fn call(state: &'static State, req: Request<Incoming>) -> Response<Body> {
         Ok(api::Call::Terminal { container }) => {
             terminal::open(state.engine, &container, req).await
         }
+        Ok(api::Call::Project { name, op }) => match project::run(state.engine, &name, op).await {
+            Ok(answer) => {
+                let mut r = Response::new(full(answer.to_string()));
+                r.headers_mut().insert(
+                    CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("application/json"),
+                );
+                r
+            }
+            Err(project::Failure(status, why)) => json_error(status, &why),
+        },
         Ok(api::Call::Engine { method, path }) => {
             let step = format!("{method} {path}");
             match state

@@ -44,6 +44,9 @@ pub struct DesiredOptions {
     pub profiles: Vec<String>,
     /// Image reference to its locked or resolved digest (`sha256:...`).
     pub image_digests: BTreeMap<String, String>,
+    /// The project file's absolute path, written in each container's
+    /// [`labels::PROJECT_FILE`] label (not in its config hash).
+    pub project_file: Option<std::path::PathBuf>,
 }
 
 /// A value of the normalised project that cannot be turned into the
@@ -122,6 +125,9 @@ pub fn desired(
                 l.insert(labels::IMAGE_DIGEST.into(), d.clone());
             }
             l.insert(labels::VERSION.into(), VERSION.into());
+            if let Some(f) = &options.project_file {
+                l.insert(labels::PROJECT_FILE.into(), f.display().to_string());
+            }
             body.labels = Some(l);
             containers.push(DesiredContainer {
                 service: service.clone(),
@@ -568,6 +574,37 @@ replicas = 2
         build.target = Some("dev".into());
         assert_eq!(hash_of(&changed, "app"), base);
         assert_eq!(image_reference(&p, "app"), "b-app");
+    }
+
+    #[test]
+    fn the_project_file_is_a_label_outside_the_hash() {
+        let p = load(SHOP);
+        let at = |f: &str| {
+            desired(
+                &p,
+                &DesiredOptions {
+                    project_file: Some(f.into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+        };
+        let (here, moved) = (at("/src/shop/servin.toml"), at("/elsewhere/servin.toml"));
+        let none = desired(&p, &DesiredOptions::default()).unwrap();
+        for ((a, b), c) in here
+            .containers
+            .iter()
+            .zip(&moved.containers)
+            .zip(&none.containers)
+        {
+            assert_eq!(a.config_hash, b.config_hash);
+            assert_eq!(a.config_hash, c.config_hash);
+            assert_eq!(a.projection, c.projection);
+            let l = a.body.labels.as_ref().unwrap();
+            assert_eq!(l[labels::PROJECT_FILE], "/src/shop/servin.toml");
+            let l = c.body.labels.as_ref().unwrap();
+            assert!(!l.contains_key(labels::PROJECT_FILE));
+        }
     }
 
     #[test]

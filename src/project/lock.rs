@@ -148,6 +148,23 @@ pub fn path_beside(project_file: &Path) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(FILE_NAME))
 }
 
+/// The digests `plan` runs with: those of the lock beside `project_file`
+/// that `project` still names (read, never written; none without a lock).
+pub fn locked(
+    project_file: &Path,
+    project: &normal::Project,
+) -> Result<BTreeMap<String, String>, LockError> {
+    let wanted = lockable_images(project);
+    Ok(Lock::read(&path_beside(project_file))?
+        .map(|l| {
+            l.images
+                .into_iter()
+                .filter(|(r, _)| wanted.contains(r))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
 /// Whether `s` is `sha256:` and 64 lowercase hex digits.
 pub fn is_digest(s: &str) -> bool {
     s.strip_prefix("sha256:").is_some_and(|h| {

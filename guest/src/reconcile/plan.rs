@@ -653,6 +653,21 @@ mod tests {
     }
 
     #[test]
+    fn a_moved_project_file_changes_nothing() {
+        let p = projection("1", false);
+        let mut web = want("web", 1, p.clone());
+        let file = |f: &str| HashMap::from([(labels::PROJECT_FILE.to_string(), f.to_string())]);
+        web.body.labels = Some(file("/new/servin.toml"));
+        let mut old = made("a1", "web", 1, &p, true);
+        old.labels.extend(file("/old/servin.toml"));
+        let plan = plan(&project(vec![web]), &[old]);
+        assert_eq!(
+            summary(&plan),
+            vec![(ActionKind::Keep, "shop-web-1".into(), "up to date".into())]
+        );
+    }
+
+    #[test]
     fn a_completed_run_once_container_is_kept_and_a_plain_one_started() {
         let p = projection("1", false);
         let mut init = want("init", 1, p.clone());
