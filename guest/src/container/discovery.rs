@@ -102,12 +102,37 @@ impl NameSource for ContainerNames {
     }
 }
 
-async fn listen(dns: &DnsServer, gateway: Ipv4Addr) {
+async fn listen(dns: &Arc<DnsServer>, networks: &Arc<Networks>, gateway: Ipv4Addr) {
     match dns.listen(gateway).await {
         Ok(addr) => tracing::debug!(%addr, "DNS server listening"),
-        // The bridge may not exist yet (after a host reboot): it is
-        // listened on when the network comes up.
-        Err(e) => tracing::debug!("DNS server on {gateway}: {}", e.full_message()),
+        Err(e) => {
+            // The bridge may not have its address yet (after a host reboot,
+            // or while a restarted engine takes its networks up again), or
+            // a process that is exiting may still hold the port: try again
+            // for a while, in the background, while the network exists.
+            tracing::debug!("DNS server on {gateway}: {}", e.full_message());
+            let (dns, networks) = (Arc::clone(dns), Arc::clone(networks));
+            tokio::spawn(async move {
+                let mut delay = std::time::Duration::from_millis(100);
+                for _ in 0..40 {
+                    tokio::time::sleep(delay).await;
+                    let wanted = networks.dns_gateways().iter().any(|(_, g)| *g == gateway);
+                    if !wanted || dns.listening().contains(&gateway) {
+                        return;
+                    }
+                    match dns.listen(gateway).await {
+                        Ok(addr) => {
+                            tracing::debug!(%addr, "DNS server listening");
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::debug!("DNS server on {gateway}: {}", e.full_message());
+                        }
+                    }
+                    delay = (delay * 2).min(std::time::Duration::from_secs(2));
+                }
+            });
+        }
     }
 }
 
@@ -117,13 +142,13 @@ pub fn serve(dns: Arc<DnsServer>, networks: Arc<Networks>) {
     let mut events = networks.subscribe();
     tokio::spawn(async move {
         for (_, gateway) in networks.dns_gateways() {
-            listen(&dns, gateway).await;
+            listen(&dns, &networks, gateway).await;
         }
         loop {
             match events.recv().await {
                 Ok(EndpointEvent::NetworkUp { network, gateway }) => {
                     if networks.get(&network).is_ok_and(|n| !n.is_default()) {
-                        listen(&dns, gateway).await;
+                        listen(&dns, &networks, gateway).await;
                     }
                 }
                 Ok(EndpointEvent::NetworkRemoved { gateway, .. }) => {
@@ -145,7 +170,7 @@ pub fn serve(dns: Arc<DnsServer>, networks: Arc<Networks>) {
                         }
                     }
                     for gateway in wanted {
-                        listen(&dns, gateway).await;
+                        listen(&dns, &networks, gateway).await;
                     }
                 }
                 Err(RecvError::Closed) => break,
