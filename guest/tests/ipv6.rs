@@ -373,10 +373,18 @@ fn ipv6_network_with_iptables() {
 #[test]
 fn docker_cli_ipv6_network_survives_a_restart() {
     let mut e = EngineGuard::with_firewall("nft");
+    // A fixed IPv4 subnet outside the engines' automatic pool: while this
+    // engine is down with its bridge deleted, another test's engine must
+    // not take the same subnet (it once did, and held the gateway's DNS
+    // port).
     e.docker_ok(&[
         "network",
         "create",
         "--ipv6",
+        "--subnet",
+        "10.231.57.0/24",
+        "--gateway",
+        "10.231.57.1",
         "--subnet",
         "fd5e:7a11:3::/64",
         "--gateway",
