@@ -311,16 +311,11 @@ fn jobs_of(
     Ok(jobs)
 }
 
-/// Builds the images with `build` that the project's active containers
-/// run (missing ones, or those whose inputs changed; unchanged ones are a
-/// cache hit); returns their image IDs by the reference the containers
-/// use.
-pub fn build_for_up(
-    engine: &servin::client::Engine,
-    loaded: &servin::project::Loaded,
+/// The images with `build` that the project's active containers run.
+fn built_images_in_use(
+    project: &servin::project::normal::Project,
     profiles: &[String],
-) -> Result<BTreeMap<String, String>, Failed> {
-    let project = &loaded.project;
+) -> Vec<String> {
     let mut used: Vec<String> = Vec::new();
     for c in project.containers.values() {
         let active = c.profiles.is_empty() || c.profiles.iter().any(|p| profiles.contains(p));
@@ -334,6 +329,20 @@ pub fn build_for_up(
             used.push(c.image.clone());
         }
     }
+    used
+}
+
+/// Builds the images with `build` that the project's active containers
+/// run (missing ones, or those whose inputs changed; unchanged ones are a
+/// cache hit); returns their image IDs by the reference the containers
+/// use.
+pub fn build_for_up(
+    engine: &servin::client::Engine,
+    loaded: &servin::project::Loaded,
+    profiles: &[String],
+) -> Result<BTreeMap<String, String>, Failed> {
+    let project = &loaded.project;
+    let used = built_images_in_use(project, profiles);
     let mut out = BTreeMap::new();
     if used.is_empty() {
         return Ok(out);
@@ -365,19 +374,7 @@ pub fn plan_builds(
     image_digests: &mut BTreeMap<String, String>,
 ) -> Result<Vec<(String, String)>, Failed> {
     let project = &loaded.project;
-    let mut used: Vec<String> = Vec::new();
-    for c in project.containers.values() {
-        let active = c.profiles.is_empty() || c.profiles.iter().any(|p| profiles.contains(p));
-        if active
-            && project
-                .images
-                .get(&c.image)
-                .is_some_and(|i| i.build.is_some())
-            && !used.contains(&c.image)
-        {
-            used.push(c.image.clone());
-        }
-    }
+    let used = built_images_in_use(project, profiles);
     let mut out = Vec::new();
     if used.is_empty() {
         return Ok(out);

@@ -645,34 +645,8 @@ async fn run_stage(shared: &Arc<Shared>, index: usize) -> Result<ImageRecord> {
         });
         step(shared, &mut state, ins, &here, 1000 + i, &stage_name).await?;
     }
-    match state.image {
-        Some(img) => Ok(img),
-        None => {
-            // A stage of only metadata on scratch: an image with no layer.
-            let store = Arc::clone(&shared.engine.store);
-            let config = state.config.clone();
-            let img = tokio::task::spawn_blocking(move || {
-                let gc = store.gc_lock.blocking_read();
-                new_image(
-                    &store,
-                    None,
-                    None,
-                    config,
-                    History {
-                        created_by: String::new(),
-                        comment: None,
-                        author: None,
-                        empty_layer: true,
-                    },
-                    &gc,
-                )
-            })
-            .await
-            .map_err(|e| BuildError::Invalid(format!("make the image: {e}")))??;
-            shared.engine.store.set_build_cache(&img.id, true)?;
-            Ok(img)
-        }
-    }
+    // A stage of only metadata on scratch ends with an image with no layer.
+    ensure_image(shared, &mut state).await
 }
 
 /// What a step does once its inputs are known.
