@@ -31,10 +31,13 @@
 //! - [`reset`]: removing everything the engine made (`servin system
 //!   reset`).
 //! - [`api`]: the HTTP server and its routes.
+//! - [`channel`]: the guest end of the host-VM channel in VM mode
+//!   (`servin-guest channel`).
 //! - [`timefmt`]: times in Docker's RFC 3339 forms (chrono underneath).
 
 pub mod api;
 pub mod build;
+pub mod channel;
 pub mod config;
 pub mod container;
 pub mod engine;

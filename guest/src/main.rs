@@ -4,6 +4,8 @@
 //! named by `SERVIN_HOST` with state under `SERVIN_ROOT`.
 //! `servin-guest monitor DIR` is a container's monitor, started by the
 //! engine (see `servin_guest::monitor`).
+//! `servin-guest channel PORT ENGINE_SOCK` serves the host's streams in VM
+//! mode (see `servin_guest::channel`).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ servin-guest: the servin container engine
 
 usage: servin-guest [daemon]
        servin-guest monitor DIR    (started by the engine, one per container)
+       servin-guest channel PORT ENGINE_SOCK   (in a VM: the host's channel)
        servin-guest --version
 
 environment:
@@ -50,6 +53,15 @@ fn main() -> ExitCode {
                 }
                 _ => {
                     eprintln!("error: usage: servin-guest monitor DIR");
+                    ExitCode::from(2)
+                }
+            };
+        }
+        Some("channel") => {
+            return match args.as_slice() {
+                [_, port, engine] => servin_guest::channel::run(port, std::path::Path::new(engine)),
+                _ => {
+                    eprintln!("error: usage: servin-guest channel PORT ENGINE_SOCK");
                     ExitCode::from(2)
                 }
             };
