@@ -41,6 +41,25 @@ impl Address {
     }
 }
 
+/// The mode in use and the engine's address in it: `SERVIN_HOST` when set
+/// (in either mode), else the native default or the VM's `engine.sock`.
+pub fn resolve() -> Result<(crate::vm::Mode, Address), super::Error> {
+    let mode = crate::vm::Mode::from_env()?;
+    let host = std::env::var("SERVIN_HOST").ok().filter(|h| !h.is_empty());
+    if mode == crate::vm::Mode::Vm && host.is_none() {
+        let paths = crate::vm::VmPaths::from_env()
+            .ok_or_else(|| super::Error::Vm(Box::new(crate::vm::MachineError::NoVmDir)))?;
+        return Ok((
+            mode,
+            Address {
+                socket: paths.engine_socket(),
+                root: paths.dir,
+            },
+        ));
+    }
+    Ok((mode, Address::from_env()))
+}
+
 /// Turns `unix:///path` or a bare path into the path.
 pub fn socket_path(host: &str) -> PathBuf {
     PathBuf::from(host.strip_prefix("unix://").unwrap_or(host))

@@ -117,6 +117,15 @@ pub enum Error {
     },
     #[error("{0}")]
     Invalid(String),
+    #[error(
+        "the native engine needs root ({what})\nhelp: run servin with sudo; or, while a root engine runs, join the group that owns {}; or use VM mode, which needs no root: SERVIN_MODE=vm, or mode = \"vm\" in ~/.config/servin/config.toml",
+        .socket.display()
+    )]
+    NativeNeedsRoot { what: String, socket: PathBuf },
+    #[error(transparent)]
+    Vm(Box<crate::vm::MachineError>),
+    #[error(transparent)]
+    Settings(#[from] crate::vm::SettingsError),
 }
 
 /// `step: message`, or the message alone when it starts with the step.
@@ -144,24 +153,53 @@ impl Engine {
     /// The engine at the configured address, started natively when none
     /// answers.
     pub fn connect() -> Result<Self, Error> {
+        let (mode, addr) = address::resolve()?;
         let engine = Self {
-            addr: Address::from_env(),
+            addr,
             rt: runtime()?,
         };
         // A socket that accepts a connection has an engine behind it (it
         // binds the socket only to serve it): cheaper than a `/_ping`
         // round trip on every command.
-        if std::os::unix::net::UnixStream::connect(&engine.addr.socket).is_ok() {
-            return Ok(engine);
+        match std::os::unix::net::UnixStream::connect(&engine.addr.socket) {
+            Ok(_) => return Ok(engine),
+            Err(e)
+                if mode == crate::vm::Mode::Native
+                    && e.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                return Err(Error::NativeNeedsRoot {
+                    what: format!("{} is not open to this user", engine.addr.socket.display()),
+                    socket: engine.addr.socket.clone(),
+                });
+            }
+            Err(_) => {}
         }
-        start::start(&engine)?;
+        match mode {
+            crate::vm::Mode::Native => start::start(&engine)?,
+            crate::vm::Mode::Vm => {
+                use crate::vm::Machine;
+                let machine = crate::vm::machine().map_err(|e| Error::Vm(Box::new(e)))?;
+                machine
+                    .start(&mut |line| crate::vm::progress(line))
+                    .map_err(|e| Error::Vm(Box::new(e)))?;
+            }
+        }
         Ok(engine)
+    }
+
+    /// The engine at this address; never starts one.
+    pub fn at(addr: Address) -> Result<Self, Error> {
+        Ok(Self {
+            addr,
+            rt: runtime()?,
+        })
     }
 
     /// The engine at the configured address if one answers; never starts one.
     pub fn running() -> Option<Self> {
+        let (_, addr) = address::resolve().ok()?;
         let engine = Self {
-            addr: Address::from_env(),
+            addr,
             rt: runtime().ok()?,
         };
         engine.ping().ok().map(|()| engine)

@@ -54,9 +54,18 @@ pub fn start(engine: &Engine) -> Result<(), Error> {
         let path = path.to_path_buf();
         move |source| Error::File { path, source }
     };
-    std::fs::create_dir_all(&addr.root).map_err(file(&addr.root))?;
+    let needs_root = |path: &Path| {
+        let what = format!("{} is not writable by this user", path.display());
+        let socket = addr.socket.clone();
+        let path = path.to_path_buf();
+        move |source: std::io::Error| match source.kind() {
+            std::io::ErrorKind::PermissionDenied => Error::NativeNeedsRoot { what, socket },
+            _ => Error::File { path, source },
+        }
+    };
+    std::fs::create_dir_all(&addr.root).map_err(needs_root(&addr.root))?;
     if let Some(dir) = addr.socket.parent() {
-        std::fs::create_dir_all(dir).map_err(file(dir))?;
+        std::fs::create_dir_all(dir).map_err(needs_root(dir))?;
     }
     // One starter at a time per state root: a second CLI waits here and
     // then finds the first one's engine answering.
@@ -66,7 +75,16 @@ pub fn start(engine: &Engine) -> Result<(), Error> {
         .truncate(false)
         .write(true)
         .open(&lock_path)
-        .map_err(file(&lock_path))?;
+        .map_err(|source| match source.kind() {
+            std::io::ErrorKind::PermissionDenied => Error::NativeNeedsRoot {
+                what: format!("{} is not writable by this user", addr.root.display()),
+                socket: addr.socket.clone(),
+            },
+            _ => Error::File {
+                path: lock_path.clone(),
+                source,
+            },
+        })?;
     lock.lock().map_err(file(&lock_path))?;
     if engine.ping().is_ok() {
         return Ok(());

@@ -1,0 +1,224 @@
+//! Published ports on the host: the engine in the VM publishes a
+//! container's port on the guest's address; the supervisor opens the same
+//! address and port on the host and forwards each connection over the
+//! channel to the guest's `127.0.0.1:PORT`.
+//!
+//! The supervisor follows the engine's container events (start, die, ...)
+//! and after each one compares the ports the running containers publish
+//! ([`published`], pure) with the listeners it has, opening and closing the
+//! difference ([`Forwarder::apply`]).
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use http_body_util::BodyExt;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use super::channel::{self, Session};
+
+/// The TCP ports the running containers publish, from `GET
+/// /containers/json`: address and port on the host. An IPv6 wildcard next
+/// to the IPv4 one for the same port is one listener (the IPv4 one).
+pub fn published(containers: &serde_json::Value) -> BTreeSet<SocketAddr> {
+    let mut out = BTreeSet::new();
+    let mut v6 = Vec::new();
+    for c in containers.as_array().into_iter().flatten() {
+        if c.get("State").and_then(|s| s.as_str()) != Some("running") {
+            continue;
+        }
+        for p in c.get("Ports").and_then(|p| p.as_array()).into_iter().flatten() {
+            if p.get("Type").and_then(|t| t.as_str()).unwrap_or("tcp") != "tcp" {
+                continue;
+            }
+            let Some(port) = p
+                .get("PublicPort")
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p != 0)
+            else {
+                continue;
+            };
+            let ip = p
+                .get("IP")
+                .and_then(|i| i.as_str())
+                .filter(|i| !i.is_empty())
+                .and_then(|i| i.parse::<IpAddr>().ok())
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+            let addr = SocketAddr::new(ip, port);
+            if ip.is_ipv6() && ip.is_unspecified() {
+                v6.push(addr);
+            } else {
+                out.insert(addr);
+            }
+        }
+    }
+    for addr in v6 {
+        let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), addr.port());
+        if !out.contains(&v4) {
+            out.insert(addr);
+        }
+    }
+    out
+}
+
+/// The host listeners of the published ports.
+#[derive(Default)]
+pub struct Forwarder {
+    listeners: HashMap<SocketAddr, JoinHandle<()>>,
+}
+
+impl Forwarder {
+    /// Opens listeners for new ports and closes those of ports gone.
+    pub fn apply(&mut self, wanted: &BTreeSet<SocketAddr>, session: &Session) {
+        self.listeners.retain(|addr, task| {
+            let keep = wanted.contains(addr) && !task.is_finished();
+            if !keep {
+                task.abort();
+                channel::log(&format!("port {addr}: closed on the host"));
+            }
+            keep
+        });
+        for addr in wanted {
+            if self.listeners.contains_key(addr) {
+                continue;
+            }
+            let listener = match bind(*addr) {
+                Ok(l) => l,
+                Err(e) => {
+                    channel::log(&format!("port {addr}: cannot listen on the host: {e}"));
+                    continue;
+                }
+            };
+            channel::log(&format!("port {addr}: forwarded from the host"));
+            let target = format!("tcp:127.0.0.1:{}", addr.port());
+            let session = session.clone();
+            let task = tokio::spawn(async move {
+                loop {
+                    let Ok((conn, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let _ = conn.set_nodelay(true);
+                    let session = session.clone();
+                    let target = target.clone();
+                    tokio::spawn(async move {
+                        match channel::open(&session, &target).await {
+                            Ok(stream) => {
+                                let _ = stream.bridge(conn).await;
+                            }
+                            Err(e) => channel::log(&format!("{target}: {e}")),
+                        }
+                    });
+                }
+            });
+            self.listeners.insert(*addr, task);
+        }
+    }
+
+    /// Closes every listener.
+    pub fn clear(&mut self) {
+        self.apply(&BTreeSet::new(), &watch_none());
+    }
+}
+
+fn watch_none() -> Session {
+    tokio::sync::watch::channel(None).1
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Follows the engine's container events for as long as the session lasts,
+/// keeping the host listeners in step.
+pub async fn follow(session: Session) {
+    let mut forwarder = Forwarder::default();
+    let filters = r#"{"type":["container"]}"#;
+    let events_path = format!(
+        "/events?filters={}",
+        percent_encode(filters)
+    );
+    loop {
+        // Subscribe first, then list: no change falls between the two.
+        let events = match channel::engine_get(&session, &events_path).await {
+            Ok(r) => r,
+            Err(_) => {
+                if session.borrow().is_none() {
+                    forwarder.clear();
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        refresh(&session, &mut forwarder).await;
+        let mut body = events.into_body();
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { break };
+            if frame.data_ref().is_some() {
+                refresh(&session, &mut forwarder).await;
+            }
+        }
+        // The stream ended: the session went away, or the engine restarted.
+        if session.borrow().is_none() {
+            forwarder.clear();
+        }
+    }
+}
+
+async fn refresh(session: &Session, forwarder: &mut Forwarder) {
+    match channel::engine_json(session, "/containers/json").await {
+        Ok(list) => forwarder.apply(&published(&list), session),
+        Err(e) => channel::log(&format!("list containers for their ports: {e}")),
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn published_ports_of_running_containers() {
+        let list = serde_json::json!([
+            {"State": "running", "Ports": [
+                {"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"},
+                {"IP": "::", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"},
+                {"IP": "127.0.0.1", "PrivatePort": 81, "PublicPort": 8081, "Type": "tcp"},
+                {"IP": "0.0.0.0", "PrivatePort": 53, "PublicPort": 5353, "Type": "udp"},
+                {"PrivatePort": 9000, "Type": "tcp"},
+                {"IP": "::", "PrivatePort": 90, "PublicPort": 9090, "Type": "tcp"}
+            ]},
+            {"State": "exited", "Ports": [
+                {"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 7070, "Type": "tcp"}
+            ]}
+        ]);
+        let got: Vec<String> = published(&list).iter().map(|a| a.to_string()).collect();
+        assert_eq!(got, ["0.0.0.0:8080", "127.0.0.1:8081", "[::]:9090"]);
+        assert!(published(&serde_json::json!({"message": "x"})).is_empty());
+    }
+
+    #[test]
+    fn filters_are_percent_encoded() {
+        assert_eq!(
+            percent_encode(r#"{"type":["container"]}"#),
+            "%7B%22type%22%3A%5B%22container%22%5D%7D"
+        );
+    }
+}
