@@ -45,6 +45,7 @@ pub mod error;
 pub mod events;
 pub mod filters;
 pub mod image;
+pub mod init;
 pub mod monitor;
 pub mod network;
 pub mod reconcile;

@@ -3,9 +3,10 @@
 //! `servin-guest` or `servin-guest daemon` runs the engine on the socket
 //! named by `SERVIN_HOST` with state under `SERVIN_ROOT`.
 //! `servin-guest monitor DIR` is a container's monitor, started by the
-//! engine (see `servin_guest::monitor`).
-//! `servin-guest channel PORT ENGINE_SOCK` serves the host's streams in VM
-//! mode (see `servin_guest::channel`).
+//! engine (see `servin_guest::monitor`). `servin-guest init` (or the
+//! binary started as PID 1 with no arguments) is the VM's init (see
+//! `servin_guest::init`). `servin-guest channel PORT ENGINE_SOCK` serves
+//! the host's streams in VM mode (see `servin_guest::channel`).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ servin-guest: the servin container engine
 
 usage: servin-guest [daemon]
        servin-guest monitor DIR    (started by the engine, one per container)
+       servin-guest init           (PID 1 of servin's VM, its /init)
        servin-guest channel PORT ENGINE_SOCK   (in a VM: the host's channel)
        servin-guest --version
 
@@ -43,8 +45,13 @@ fn log_level(value: Option<&str>) -> Result<LevelFilter, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // The kernel starts `/init` with no arguments: PID 1 is the VM's init.
+    if args.is_empty() && rustix::process::getpid() == rustix::process::Pid::INIT {
+        return servin_guest::init::run();
+    }
     match args.first().map(String::as_str) {
         None | Some("daemon") => {}
+        Some("init") => return servin_guest::init::run(),
         Some("monitor") => {
             return match args.as_slice() {
                 [_, dir] => servin_guest::monitor::run(std::path::Path::new(dir)),

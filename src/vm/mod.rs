@@ -1,6 +1,9 @@
 //! VM mode: the engine in a small Linux VM that servin runs by itself, as
 //! the user, with no root.
 //!
+//! - [`boot`]: the kernel and initramfs the VM boots, built from the host's.
+//! - [`qemu`]: QEMU's command line and the accelerator probe.
+//! - [`error`]: what can go wrong preparing the boot files.
 //! - [`paths`]: the VM folder and its files.
 //! - [`settings`]: the mode (`SERVIN_MODE`, `~/.config/servin/config.toml`)
 //!   and the VM's size (`vm-config.json`).
@@ -11,17 +14,21 @@
 //! - [`ports`]: published ports answered on the host.
 //! - [`clock`]: the guest's clock kept in step with the host's.
 
+pub mod boot;
 pub mod channel;
 pub mod clock;
+pub mod error;
 pub mod machine;
 pub mod paths;
 pub mod ports;
+pub mod qemu;
 pub mod settings;
 pub mod supervisor;
 
 use std::path::{Path, PathBuf};
 
 pub use self::machine::{Machine, QemuMachine};
+pub use self::error::VmError;
 pub use self::paths::VmPaths;
 pub use self::settings::{Mode, SettingsError, VmConfig};
 
@@ -64,6 +71,8 @@ pub enum MachineError {
     NoVmDir,
     #[error("the VM is not running\nhelp: `servin vm start` starts it")]
     NotRunning,
+    #[error(transparent)]
+    Boot(#[from] VmError),
     #[error("{0}")]
     Invalid(String),
 }

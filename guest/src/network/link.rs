@@ -190,7 +190,7 @@ pub async fn delete_link(h: &Handle, name: &str) -> Result<()> {
 /// one it has already is fine. IPv6 addresses skip duplicate address
 /// detection (`nodad`, as Docker's): the engine hands each one out once,
 /// and a tentative address could not be used for the first seconds.
-async fn add_address(
+pub async fn add_address(
     h: &Handle,
     index: u32,
     name: &str,
@@ -246,7 +246,8 @@ pub async fn ensure_bridge(
     Ok(index)
 }
 
-async fn set_up(h: &Handle, index: u32, name: &str) -> Result<()> {
+/// Brings the link `index` (named `name`) up.
+pub async fn set_up(h: &Handle, index: u32, name: &str) -> Result<()> {
     h.link()
         .set(LinkUnspec::new_with_index(index).up().build())
         .execute()

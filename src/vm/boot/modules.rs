@@ -1,0 +1,155 @@
+//! The kernel modules the guest loads at boot, with their dependencies
+//! from `modules.dep`, in an order that loads each after what it needs.
+//!
+//! `modules.dep` lists, for each module file, the files it depends on
+//! (all of them, not only the direct ones). A module built into the kernel
+//! is in `modules.builtin` and needs no loading.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::vm::VmError;
+
+/// The modules the engine needs in the guest, by name (`-` and `_` are the
+/// same). Virtio transports and devices (PCI for q35, MMIO for microvm),
+/// the data disk's ext4 (whose checksums want crc32c), overlayfs for
+/// container root filesystems, bridges and veth pairs for networks, and
+/// what the firewall's nftables rules use (nat chains, masquerade, ct,
+/// fib), so the kernel never has to ask for a module it cannot find.
+pub const WANTED: &[&str] = &[
+    "virtio_pci",
+    "virtio_mmio",
+    "virtio_blk",
+    "virtio_net",
+    "virtio_console",
+    "crc32c_generic",
+    "ext4",
+    "overlay",
+    "bridge",
+    "veth",
+    "nf_tables",
+    "nft_chain_nat",
+    "nft_nat",
+    "nft_masq",
+    "nft_ct",
+    "nft_fib_inet",
+    "button",
+    "evdev",
+];
+
+fn canonical(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+/// A module's name from its path (`kernel/fs/ext4/ext4.ko.xz` -> `ext4`).
+fn module_name(path: &str) -> String {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    canonical(file.split(".ko").next().unwrap_or(file))
+}
+
+/// The module files (relative to the modules folder) to load, in order,
+/// for `wanted`, read from `modules.dep` and `modules.builtin` text.
+pub fn load_order(
+    wanted: &[&str],
+    dep: &str,
+    builtin: &str,
+    version: &str,
+    dir: &Path,
+) -> Result<Vec<String>, VmError> {
+    let mut by_name: BTreeMap<String, (&str, Vec<&str>)> = BTreeMap::new();
+    for line in dep.lines() {
+        let Some((file, deps)) = line.split_once(':') else {
+            continue;
+        };
+        let file = file.trim();
+        by_name.insert(
+            module_name(file),
+            (file, deps.split_whitespace().collect()),
+        );
+    }
+    let builtin: BTreeSet<String> = builtin.lines().map(|l| module_name(l.trim())).collect();
+    let deps_of: BTreeMap<&str, &Vec<&str>> =
+        by_name.values().map(|(f, d)| (*f, d)).collect();
+    let mut order = Vec::new();
+    let mut placed = BTreeSet::new();
+    for name in wanted {
+        let name = canonical(name);
+        let Some((file, _)) = by_name.get(&name) else {
+            if builtin.contains(&name) {
+                continue;
+            }
+            return Err(VmError::MissingModule {
+                module: name,
+                version: version.to_string(),
+                modules: dir.to_path_buf(),
+            });
+        };
+        place(file, &deps_of, &mut placed, &mut order);
+    }
+    Ok(order)
+}
+
+/// Puts `file` in `order` after everything it depends on.
+fn place<'a>(
+    file: &'a str,
+    deps_of: &BTreeMap<&'a str, &'a Vec<&'a str>>,
+    placed: &mut BTreeSet<&'a str>,
+    order: &mut Vec<String>,
+) {
+    if !placed.insert(file) {
+        return;
+    }
+    if let Some(deps) = deps_of.get(file) {
+        // modules.dep lists dependencies from the most dependent down.
+        for dep in deps.iter().rev() {
+            place(dep, deps_of, placed, order);
+        }
+    }
+    order.push(file.to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEP: &str = "\
+kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/mbcache.ko kernel/fs/jbd2/jbd2.ko
+kernel/lib/crc16.ko:
+kernel/fs/mbcache.ko:
+kernel/fs/jbd2/jbd2.ko:
+kernel/net/netfilter/nft_nat.ko: kernel/net/netfilter/nf_tables.ko kernel/net/netfilter/nfnetlink.ko kernel/net/netfilter/nf_nat.ko kernel/net/netfilter/nf_conntrack.ko
+kernel/net/netfilter/nf_tables.ko: kernel/net/netfilter/nfnetlink.ko
+kernel/net/netfilter/nfnetlink.ko:
+kernel/net/netfilter/nf_nat.ko: kernel/net/netfilter/nf_conntrack.ko
+kernel/net/netfilter/nf_conntrack.ko:
+kernel/crypto/crc32c-generic.ko.xz:
+";
+
+    #[test]
+    fn dependencies_load_first_and_once() {
+        let order = load_order(
+            &["nft_nat", "ext4", "nf_tables", "crc32c_generic", "veth"],
+            DEP,
+            "kernel/drivers/net/veth.ko\n",
+            "6.1",
+            Path::new("/m"),
+        )
+        .unwrap();
+        let pos = |m: &str| order.iter().position(|f| f.contains(m)).unwrap();
+        assert!(pos("nfnetlink") < pos("nf_tables.ko"));
+        assert!(pos("nf_conntrack") < pos("nf_nat.ko"));
+        assert!(pos("nf_nat.ko") < pos("nft_nat"));
+        assert!(pos("jbd2") < pos("ext4"));
+        assert_eq!(order.len(), 10, "{order:?}");
+        assert!(order.iter().any(|f| f.ends_with("crc32c-generic.ko.xz")));
+    }
+
+    #[test]
+    fn a_missing_module_is_named() {
+        let e = load_order(&["overlay"], DEP, "", "6.1", Path::new("/m"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("kernel module overlay"), "{e}");
+        assert!(e.contains("/m"), "{e}");
+    }
+}

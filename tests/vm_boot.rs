@@ -1,0 +1,197 @@
+//! The VM's guest image and boot, for real under QEMU: `prepare_boot`
+//! builds the kernel and initramfs, `QemuCommand` boots them, and
+//! `servin-guest init` formats the data disk, starts the engine and says
+//! `engine ready` on the console. A VM killed with SIGKILL boots again
+//! with its disk checked and the engine's state still there; a power
+//! button press shuts it down cleanly (the disk is left clean).
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use servin::vm::boot::{BootFiles, prepare_boot_with};
+use servin::vm::qemu::QemuCommand;
+
+/// Under emulation a boot takes a few seconds; a loaded CI machine gets
+/// plenty more.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+struct Vm {
+    dir: PathBuf,
+    boot: BootFiles,
+    qemu: Option<Child>,
+}
+
+impl Vm {
+    fn console(&self) -> String {
+        std::fs::read_to_string(self.dir.join("vm-state/console.log")).unwrap_or_default()
+    }
+
+    fn start(&mut self) {
+        let state = self.dir.join("vm-state");
+        std::fs::create_dir_all(&state).unwrap();
+        // The last boot's console, which QEMU truncates only once it runs.
+        let _ = std::fs::remove_file(state.join("console.log"));
+        let mut q = QemuCommand::new(
+            self.boot.clone(),
+            &self.dir.join("vm-disk.img"),
+            &state.join("channel.sock"),
+            &state.join("console.log"),
+        );
+        q.cpus = 2;
+        q.memory_mib = 1024;
+        q.qmp = Some(state.join("qmp.sock"));
+        q.pidfile = Some(state.join("qemu.pid"));
+        self.qemu = Some(q.command().spawn().unwrap());
+    }
+
+    /// Waits for `engine ready` on the console.
+    fn wait_ready(&mut self) -> Duration {
+        let began = Instant::now();
+        loop {
+            let console = self.console();
+            if console.contains("servin-guest: engine ready") {
+                return began.elapsed();
+            }
+            assert!(
+                !console.contains("servin-guest: error:"),
+                "the guest failed:\n{console}"
+            );
+            if let Some(status) = self.qemu.as_mut().unwrap().try_wait().unwrap() {
+                panic!("QEMU exited ({status}) before the engine was ready:\n{console}");
+            }
+            assert!(
+                began.elapsed() < READY_TIMEOUT,
+                "no `engine ready` within {READY_TIMEOUT:?}:\n{console}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut q) = self.qemu.take() {
+            let _ = q.kill();
+            let _ = q.wait();
+        }
+    }
+
+    /// Presses the power button through QMP and waits for QEMU to end.
+    fn power_down(&mut self) -> std::process::ExitStatus {
+        let mut s = UnixStream::connect(self.dir.join("vm-state/qmp.sock")).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap(); // greeting
+        s.write_all(b"{\"execute\":\"qmp_capabilities\"}\n").unwrap();
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        s.write_all(b"{\"execute\":\"system_powerdown\"}\n").unwrap();
+        let q = self.qemu.as_mut().unwrap();
+        let began = Instant::now();
+        loop {
+            if let Some(status) = q.try_wait().unwrap() {
+                self.qemu = None;
+                return status;
+            }
+            assert!(
+                began.elapsed() < Duration::from_secs(60),
+                "QEMU still runs 60 s after the power button:\n{}",
+                self.console()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A file of the data disk, read on the host with debugfs.
+fn disk_file(disk: &Path, path: &str) -> String {
+    let out = Command::new("debugfs")
+        .args(["-R", &format!("cat {path}")])
+        .arg(disk)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_guest_boots_keeps_its_disk_and_powers_off_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let engine = support::sandbox::engine_binary();
+    let boot = prepare_boot_with(&dir.join("boot"), &engine).unwrap();
+    assert!(boot.vmlinux.is_file() && boot.initramfs.is_file());
+    let manifest = std::fs::read_to_string(dir.join("boot/manifest.json")).unwrap();
+    assert!(manifest.contains(&boot.kernel_version), "{manifest}");
+    // Unchanged inputs: the files are reused as they are.
+    let built = std::fs::metadata(&boot.initramfs).unwrap().modified().unwrap();
+    let again = prepare_boot_with(&dir.join("boot"), &engine).unwrap();
+    assert_eq!(again, boot);
+    assert_eq!(
+        std::fs::metadata(&boot.initramfs).unwrap().modified().unwrap(),
+        built
+    );
+
+    let disk = dir.join("vm-disk.img");
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let mut vm = Vm {
+        dir: dir.clone(),
+        boot,
+        qemu: None,
+    };
+
+    // First boot: a blank disk is formatted and the engine starts on it.
+    vm.start();
+    let took = vm.wait_ready();
+    eprintln!("first boot: engine ready after {took:?}");
+    let console = vm.console();
+    assert!(console.contains("data disk formatted"), "{console}");
+    let channel = dir.join("vm-state/channel.sock");
+    let mode = std::fs::metadata(&channel).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", channel.display());
+
+    // Killed: the next boot checks the disk and finds the engine's state.
+    // Like any crash, a kill loses what was not yet written: the engine
+    // syncs its own state, its log is committed by ext4's journal within
+    // 5 s.
+    std::thread::sleep(Duration::from_secs(6));
+    vm.kill();
+    vm.start();
+    let took = vm.wait_ready();
+    eprintln!("second boot: engine ready after {took:?}");
+    let console = vm.console();
+    assert!(console.contains("data disk checked"), "{console}");
+    assert!(!console.contains("formatted"), "{console}");
+
+    // The power button: the engine is stopped, the disk unmounted, QEMU ends.
+    let status = vm.power_down();
+    assert!(status.success(), "{status}");
+    let console = vm.console();
+    assert!(console.contains("servin-guest: powering off"), "{console}");
+    let fsck = Command::new("e2fsck").arg("-fn").arg(&disk).output().unwrap();
+    assert!(
+        fsck.status.success(),
+        "the disk is not clean after a power-off:\n{}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+    // The engine's log on the disk holds both boots' starts and the stop.
+    let log = disk_file(&disk, "/engine.log");
+    assert_eq!(
+        log.matches("servin engine listening").count(),
+        2,
+        "engine.log:\n{log}"
+    );
+    assert!(log.contains("servin engine stopped"), "engine.log:\n{log}");
+}
