@@ -86,10 +86,12 @@ impl Vm {
         let mut r = BufReader::new(s.try_clone().unwrap());
         let mut line = String::new();
         r.read_line(&mut line).unwrap(); // greeting
-        s.write_all(b"{\"execute\":\"qmp_capabilities\"}\n").unwrap();
+        s.write_all(b"{\"execute\":\"qmp_capabilities\"}\n")
+            .unwrap();
         line.clear();
         r.read_line(&mut line).unwrap();
-        s.write_all(b"{\"execute\":\"system_powerdown\"}\n").unwrap();
+        s.write_all(b"{\"execute\":\"system_powerdown\"}\n")
+            .unwrap();
         let q = self.qemu.as_mut().unwrap();
         let began = Instant::now();
         loop {
@@ -133,11 +135,17 @@ fn the_guest_boots_keeps_its_disk_and_powers_off_cleanly() {
     let manifest = std::fs::read_to_string(dir.join("boot/manifest.json")).unwrap();
     assert!(manifest.contains(&boot.kernel_version), "{manifest}");
     // Unchanged inputs: the files are reused as they are.
-    let built = std::fs::metadata(&boot.initramfs).unwrap().modified().unwrap();
+    let built = std::fs::metadata(&boot.initramfs)
+        .unwrap()
+        .modified()
+        .unwrap();
     let again = prepare_boot_with(&dir.join("boot"), &engine).unwrap();
     assert_eq!(again, boot);
     assert_eq!(
-        std::fs::metadata(&boot.initramfs).unwrap().modified().unwrap(),
+        std::fs::metadata(&boot.initramfs)
+            .unwrap()
+            .modified()
+            .unwrap(),
         built
     );
 
@@ -162,11 +170,8 @@ fn the_guest_boots_keeps_its_disk_and_powers_off_cleanly() {
     let mode = std::fs::metadata(&channel).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "{}", channel.display());
 
-    // Killed: the next boot checks the disk and finds the engine's state.
-    // Like any crash, a kill loses what was not yet written: the engine
-    // syncs its own state, its log is committed by ext4's journal within
-    // 5 s.
-    std::thread::sleep(Duration::from_secs(6));
+    // Killed: the next boot checks the disk and finds the engine's state
+    // (the guest syncs before it says `engine ready`).
     vm.kill();
     vm.start();
     let took = vm.wait_ready();
@@ -180,7 +185,11 @@ fn the_guest_boots_keeps_its_disk_and_powers_off_cleanly() {
     assert!(status.success(), "{status}");
     let console = vm.console();
     assert!(console.contains("servin-guest: powering off"), "{console}");
-    let fsck = Command::new("e2fsck").arg("-fn").arg(&disk).output().unwrap();
+    let fsck = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(&disk)
+        .output()
+        .unwrap();
     assert!(
         fsck.status.success(),
         "the disk is not clean after a power-off:\n{}",

@@ -256,8 +256,7 @@ pub fn prepare_boot_with(boot_dir: &Path, engine: &Path) -> Result<BootFiles, Vm
     let current = std::fs::read(&manifest_path)
         .ok()
         .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok());
-    if current.as_ref() == Some(&manifest) && files.vmlinux.is_file() && files.initramfs.is_file()
-    {
+    if current.as_ref() == Some(&manifest) && files.vmlinux.is_file() && files.initramfs.is_file() {
         return Ok(files);
     }
     match std::fs::remove_file(&manifest_path) {
@@ -266,7 +265,8 @@ pub fn prepare_boot_with(boot_dir: &Path, engine: &Path) -> Result<BootFiles, Vm
         }
         _ => {}
     }
-    let image = std::fs::read(&sources.kernel.image).map_err(VmError::file(&sources.kernel.image))?;
+    let image =
+        std::fs::read(&sources.kernel.image).map_err(VmError::file(&sources.kernel.image))?;
     let vmlinux = kernel::vmlinux(&image, &sources.kernel.image)?;
     write_atomic(&files.vmlinux, |f| f.write_all(&vmlinux))?;
     drop(vmlinux);

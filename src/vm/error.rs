@@ -35,10 +35,7 @@ pub enum VmError {
     #[error(
         "{tool} is not installed, and the VM image needs it\nhelp: install it (apt install {package})"
     )]
-    MissingTool {
-        tool: String,
-        package: &'static str,
-    },
+    MissingTool { tool: String, package: &'static str },
     #[error(
         "no engine binary to put in the VM image: set SERVIN_ENGINE, or put servin-guest next to servin or on PATH"
     )]

@@ -138,7 +138,13 @@ impl QemuCommand {
     pub fn args(&self) -> Vec<OsString> {
         let mut a: Vec<OsString> = Vec::new();
         let mut push = |args: &[&str]| a.extend(args.iter().map(OsString::from));
-        push(&["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]);
+        push(&[
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+        ]);
         push(&["-M", "q35", "-smp", &self.cpus.max(1).to_string()]);
         push(&["-m", &format!("{}M", self.memory_mib)]);
         match self.accel {
@@ -266,7 +272,14 @@ pub fn probe_runs(qemu: &Path, accel: Accel) -> bool {
         return false;
     }
     let child = Command::new(qemu)
-        .args(["-nodefaults", "-no-user-config", "-display", "none", "-M", "q35"])
+        .args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-M",
+            "q35",
+        ])
         .args(["-accel", accel.as_str(), "-m", "64M"])
         .arg("-bios")
         .arg(&rom)
@@ -322,7 +335,11 @@ mod tests {
     #[test]
     fn the_command_line_has_the_devices_and_the_clock() {
         let q = command();
-        let args: Vec<String> = q.args().iter().map(|a| a.to_string_lossy().into()).collect();
+        let args: Vec<String> = q
+            .args()
+            .iter()
+            .map(|a| a.to_string_lossy().into())
+            .collect();
         let after = |flag: &str| -> Vec<&str> {
             args.windows(2)
                 .filter(|w| w[0] == flag)
@@ -333,9 +350,10 @@ mod tests {
         assert_eq!(after("-initrd"), ["/vm/boot/initramfs"]);
         assert_eq!(after("-accel"), ["tcg,tb-size=32"]);
         assert!(after("-drive")[0].starts_with("file=/vm/vm-disk.img,if=none"));
-        assert!(after("-chardev").contains(
-            &"socket,id=channel,server=on,wait=off,path=/vm/vm-state/channel.sock"
-        ));
+        assert!(
+            after("-chardev")
+                .contains(&"socket,id=channel,server=on,wait=off,path=/vm/vm-state/channel.sock")
+        );
         assert!(after("-chardev").contains(&"file,id=console,path=/vm,,odd/console.log"));
         assert!(
             after("-device")
@@ -360,6 +378,9 @@ mod tests {
     fn the_probe_firmware_jumps_nowhere_but_out() {
         let rom = probe_firmware();
         assert_eq!(rom.len(), 65536);
-        assert_eq!(&rom[65536 - 16..65536 - 11], &[0xb0, 0x01, 0xe6, 0xf4, 0xf4]);
+        assert_eq!(
+            &rom[65536 - 16..65536 - 11],
+            &[0xb0, 0x01, 0xe6, 0xf4, 0xf4]
+        );
     }
 }

@@ -81,7 +81,9 @@ pub fn prepare(device: &Path, target: &Path) -> Result<Prepared> {
         target,
         "ext4",
         rustix::mount::MountFlags::NOATIME,
-        c"",
+        // The journal commits every second (with `tune_writeback`, a
+        // killed VM loses about a second of unsynced writes, not 30 s).
+        c"commit=1",
     )
     .map_err(|e| {
         format!(

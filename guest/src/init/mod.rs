@@ -6,7 +6,8 @@
 //! 1. moves the root off `rootfs` (so runc can pivot), mounts `/proc`,
 //!    `/sys`, `/dev`, `/dev/pts`, `/dev/shm`, `/run`, `/tmp` and cgroup2
 //!    with every controller delegated ([`system`]);
-//! 2. sets the clock from `servin.epoch=` on the kernel command line;
+//! 2. sets the clock from `servin.epoch=` on the kernel command line, and
+//!    has dirty pages written within about a second;
 //! 3. loads the modules listed in `/etc/servin/modules`;
 //! 4. formats, checks and mounts the data disk `/dev/vda` on
 //!    `/var/lib/servin` ([`disk`]);
@@ -78,10 +79,7 @@ pub fn run() -> ExitCode {
         if let Err(e) = boot().await {
             fatal(&e);
         }
-        say(&format!(
-            "booted in {} ms",
-            began.elapsed().as_millis()
-        ));
+        say(&format!("booted in {} ms", began.elapsed().as_millis()));
         supervise().await
     })
 }
@@ -109,9 +107,10 @@ fn halt() -> ! {
 async fn boot() -> Result<(), String> {
     system::leave_rootfs()?;
     system::mount_base()?;
-    let cmdline = std::fs::read_to_string("/proc/cmdline")
-        .map_err(|e| format!("read /proc/cmdline: {e}"))?;
+    let cmdline =
+        std::fs::read_to_string("/proc/cmdline").map_err(|e| format!("read /proc/cmdline: {e}"))?;
     system::set_clock(&cmdline)?;
+    system::tune_writeback()?;
     let t = Instant::now();
     let loaded = system::load_modules(Path::new("/etc/servin/modules"))?;
     let modules_ms = t.elapsed().as_millis();
@@ -166,7 +165,10 @@ fn exe() -> std::path::PathBuf {
 fn base_command() -> std::process::Command {
     let mut c = std::process::Command::new(exe());
     c.env_clear()
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
         .env("HOME", "/root")
         .stdin(std::process::Stdio::null());
     c
@@ -198,8 +200,8 @@ fn spawn(role: Role) -> Result<Pid, String> {
     let child = c
         .spawn()
         .map_err(|e| format!("start the {role:?} ({}): {e}", exe().display()))?;
-    let pid = Pid::from_raw(child.id() as i32)
-        .ok_or_else(|| format!("start the {role:?}: no pid"))?;
+    let pid =
+        Pid::from_raw(child.id() as i32).ok_or_else(|| format!("start the {role:?}: no pid"))?;
     // PID 1 reaps it (see `reap`); the handle is not waited on.
     drop(child);
     Ok(pid)
@@ -307,6 +309,9 @@ async fn supervise() -> ExitCode {
     }
     let _ = system::link_virtio_ports();
     start_channel(&mut children);
+    // What the boot wrote (a fresh file system, the engine's first state)
+    // survives a kill from here on.
+    rustix::fs::sync();
     say("engine ready");
     let mut restart_at: Option<Instant> = None;
     loop {
@@ -397,9 +402,7 @@ fn all_other_pids() -> Vec<Pid> {
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|&n| n > 1)
         // Kernel threads have an empty command line.
-        .filter(|n| {
-            std::fs::read(format!("/proc/{n}/cmdline")).is_ok_and(|c| !c.is_empty())
-        })
+        .filter(|n| std::fs::read(format!("/proc/{n}/cmdline")).is_ok_and(|c| !c.is_empty()))
         .filter_map(Pid::from_raw)
         .collect()
 }

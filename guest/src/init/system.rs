@@ -36,7 +36,13 @@ pub fn mount_base() -> Result<()> {
     let mounts: &[(&str, &str, &str, MountFlags, &CStr)] = &[
         ("proc", "/proc", "proc", nosuid_nodev_noexec, c""),
         ("sysfs", "/sys", "sysfs", nosuid_nodev_noexec, c""),
-        ("devtmpfs", "/dev", "devtmpfs", MountFlags::NOSUID, c"mode=0755"),
+        (
+            "devtmpfs",
+            "/dev",
+            "devtmpfs",
+            MountFlags::NOSUID,
+            c"mode=0755",
+        ),
         (
             "devpts",
             "/dev/pts",
@@ -44,10 +50,34 @@ pub fn mount_base() -> Result<()> {
             MountFlags::NOSUID | MountFlags::NOEXEC,
             c"gid=5,mode=0620,ptmxmode=0666",
         ),
-        ("shm", "/dev/shm", "tmpfs", MountFlags::NOSUID | MountFlags::NODEV, c"mode=1777"),
-        ("tmpfs", "/run", "tmpfs", MountFlags::NOSUID | MountFlags::NODEV, c"mode=0755"),
-        ("tmpfs", "/tmp", "tmpfs", MountFlags::NOSUID | MountFlags::NODEV, c"mode=1777"),
-        ("cgroup2", "/sys/fs/cgroup", "cgroup2", nosuid_nodev_noexec, c"nsdelegate"),
+        (
+            "shm",
+            "/dev/shm",
+            "tmpfs",
+            MountFlags::NOSUID | MountFlags::NODEV,
+            c"mode=1777",
+        ),
+        (
+            "tmpfs",
+            "/run",
+            "tmpfs",
+            MountFlags::NOSUID | MountFlags::NODEV,
+            c"mode=0755",
+        ),
+        (
+            "tmpfs",
+            "/tmp",
+            "tmpfs",
+            MountFlags::NOSUID | MountFlags::NODEV,
+            c"mode=1777",
+        ),
+        (
+            "cgroup2",
+            "/sys/fs/cgroup",
+            "cgroup2",
+            nosuid_nodev_noexec,
+            c"nsdelegate",
+        ),
     ];
     for (source, target, fstype, flags, data) in mounts {
         std::fs::create_dir_all(target).map_err(|e| format!("create {target}: {e}"))?;
@@ -82,6 +112,21 @@ fn enable_controllers() -> Result<()> {
     }
     std::fs::write(root.join("cgroup.subtree_control"), wanted.join(" "))
         .map_err(|e| format!("enable the cgroup controllers {}: {e}", wanted.join(" ")))
+}
+
+/// Writes dirty pages out within about a second instead of the kernel's
+/// 30 s: the data disk is a file on the host, whose page cache outlives a
+/// killed QEMU, so a VM killed (or a host put to sleep and the VM lost)
+/// loses at most the last second or two of writes that nobody synced
+/// (the data disk's journal commits every second too, see `disk`).
+pub fn tune_writeback() -> Result<()> {
+    for (path, value) in [
+        ("/proc/sys/vm/dirty_expire_centisecs", "100"),
+        ("/proc/sys/vm/dirty_writeback_centisecs", "100"),
+    ] {
+        std::fs::write(path, value).map_err(|e| format!("write {path}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// The value of `servin.epoch=` on a kernel command line.

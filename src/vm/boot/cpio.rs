@@ -194,7 +194,10 @@ mod tests {
         assert_eq!(out.len() % 4, 0);
         let e = entries(&out);
         let names: Vec<&str> = e.iter().map(|(n, _, _)| n.as_str()).collect();
-        assert_eq!(names, ["usr", "usr/bin", "usr/bin/x", "init", "dev", "dev/console"]);
+        assert_eq!(
+            names,
+            ["usr", "usr/bin", "usr/bin/x", "init", "dev", "dev/console"]
+        );
         assert_eq!(e[2].1, 0o100755);
         assert_eq!(e[2].2, b"hello");
         assert_eq!(e[3].1, 0o120777);

@@ -254,14 +254,16 @@ fn payload(data: &[u8]) -> Option<&[u8]> {
 /// Whether an ELF kernel has the Xen `PHYS32_ENTRY` note of PVH boot.
 fn has_pvh_entry(data: &[u8]) -> Result<bool, String> {
     const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
-    let file = ElfFile64::<Endianness>::parse(data).map_err(|e| format!("not a 64-bit ELF: {e}"))?;
+    let file =
+        ElfFile64::<Endianness>::parse(data).map_err(|e| format!("not a 64-bit ELF: {e}"))?;
     let endian = file.endian();
     for header in file.elf_program_headers() {
         let Ok(Some(mut notes)) = header.notes(endian, data) else {
             continue;
         };
         while let Ok(Some(note)) = notes.next() {
-            if note.name() == b"Xen" && note.n_type(endian) == elf::NoteType(XEN_ELFNOTE_PHYS32_ENTRY)
+            if note.name() == b"Xen"
+                && note.n_type(endian) == elf::NoteType(XEN_ELFNOTE_PHYS32_ENTRY)
             {
                 return Ok(true);
             }
@@ -301,9 +303,15 @@ mod tests {
         data[0x24c..0x250].copy_from_slice(&16u32.to_le_bytes());
         data[0x400..0x404].copy_from_slice(&[0x1f, 0x8b, 8, 0]);
         let e = vmlinux(&data, Path::new("/k")).unwrap_err().to_string();
-        assert!(e.contains("not xz-compressed (it starts with 1f 8b 08 00)"), "{e}");
+        assert!(
+            e.contains("not xz-compressed (it starts with 1f 8b 08 00)"),
+            "{e}"
+        );
         let e = vmlinux(b"junk", Path::new("/k")).unwrap_err().to_string();
-        assert!(e.contains("/k: neither a bzImage nor an ELF vmlinux"), "{e}");
+        assert!(
+            e.contains("/k: neither a bzImage nor an ELF vmlinux"),
+            "{e}"
+        );
     }
 
     #[test]

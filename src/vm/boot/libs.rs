@@ -114,7 +114,11 @@ mod tests {
         let exe = std::env::current_exe().unwrap();
         let n = needs(&std::fs::read(&exe).unwrap()).unwrap();
         assert!(n.interpreter.unwrap().contains("ld-linux"));
-        assert!(n.libraries.iter().any(|l| l.starts_with("libc.so")), "{:?}", n.libraries);
+        assert!(
+            n.libraries.iter().any(|l| l.starts_with("libc.so")),
+            "{:?}",
+            n.libraries
+        );
         let all = closure(&[exe], LIBRARY_DIRS).unwrap();
         assert!(all.iter().any(|p| p.ends_with("libc.so.6")), "{all:?}");
     }

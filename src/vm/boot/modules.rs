@@ -62,14 +62,10 @@ pub fn load_order(
             continue;
         };
         let file = file.trim();
-        by_name.insert(
-            module_name(file),
-            (file, deps.split_whitespace().collect()),
-        );
+        by_name.insert(module_name(file), (file, deps.split_whitespace().collect()));
     }
     let builtin: BTreeSet<String> = builtin.lines().map(|l| module_name(l.trim())).collect();
-    let deps_of: BTreeMap<&str, &Vec<&str>> =
-        by_name.values().map(|(f, d)| (*f, d)).collect();
+    let deps_of: BTreeMap<&str, &Vec<&str>> = by_name.values().map(|(f, d)| (*f, d)).collect();
     let mut order = Vec::new();
     let mut placed = BTreeSet::new();
     for name in wanted {
