@@ -42,6 +42,7 @@ mod up;
 mod update;
 mod validate;
 mod version;
+mod vm;
 mod volume;
 
 use std::path::PathBuf;
@@ -168,6 +169,7 @@ pub enum Command {
     Login(login::LoginArgs),
     Logout(login::LogoutArgs),
     Version(version::Args),
+    Vm(vm::Args),
     Completions(completions::Args),
 }
 
@@ -190,6 +192,7 @@ pub fn main() -> ExitCode {
             cli.project_name = p.project_name;
         }
     }
+    servin::vm::set_progress(ui::info);
     let result = match &cli.command {
         Command::Init(args) => init::run(&cli, args),
         Command::Validate(args) => validate::run(&cli, args),
@@ -232,6 +235,7 @@ pub fn main() -> ExitCode {
         Command::Login(args) => login::login(&cli, args),
         Command::Logout(args) => login::logout(&cli, args),
         Command::Version(args) => version::run(&cli, args),
+        Command::Vm(args) => vm::run(&cli, args),
         Command::Completions(args) => completions::run(&cli, args),
         Command::Stats(args) => stats::run(&cli, args),
         Command::Top(args) => top::run(&cli, args),

@@ -221,6 +221,9 @@ impl Machine for QemuMachine {
         self.kill_orphan_qemu();
         supervisor::clean_state(&self.paths);
         progress("starting the VM");
+        // The same checks the supervisor makes, here so that their errors
+        // reach the user directly; the boot files it builds are reused.
+        super::launch::prepare(&self.paths)?;
         let log_path = self.paths.supervisor_log();
         let log = std::fs::File::create(&log_path).map_err(MachineError::file(&log_path))?;
         let log2 = log.try_clone().map_err(MachineError::file(&log_path))?;

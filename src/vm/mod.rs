@@ -8,6 +8,7 @@
 //! - [`settings`]: the mode (`SERVIN_MODE`, `~/.config/servin/config.toml`)
 //!   and the VM's size (`vm-config.json`).
 //! - [`machine`]: the [`machine::Machine`] trait and its QEMU backend.
+//! - [`launch`]: the checks and the QEMU command of a start.
 //! - [`supervisor`]: the detached host process that owns QEMU while it runs.
 //! - [`channel`]: the host end of the virtio-serial channel and the host
 //!   sockets carried over it.
@@ -18,6 +19,7 @@ pub mod boot;
 pub mod channel;
 pub mod clock;
 pub mod error;
+pub mod launch;
 pub mod machine;
 pub mod paths;
 pub mod ports;

@@ -152,7 +152,11 @@ pub fn supervise(
         };
         Ok::<i32, MachineError>(code)
     });
-    clean_state(paths);
+    // Only this supervisor's files: a VM folder removed and made again
+    // meanwhile belongs to another one.
+    if read_pid(&paths.supervisor_pid()) == Some(std::process::id()) {
+        clean_state(paths);
+    }
     drop(lock);
     result
 }
