@@ -34,7 +34,10 @@ pub fn run(cli: &Cli, _args: &Args) -> Result<(), Failed> {
     let ct = |k: &str| containers.get(k).map(value).unwrap_or_default();
     let mut out = vec![
         format!("Engine:        {}", engine.address()),
-        format!("Mode:          {}", s("mode")),
+        format!(
+            "Mode:          {}",
+            servin::vm::Mode::from_env().map_or_else(|_| s("mode"), |m| m.as_str().to_string())
+        ),
         format!("Version:       {} (API {})", s("version"), s("api_version")),
         format!("State root:    {}", s("root")),
         format!("Runtime:       {runtime}"),

@@ -38,9 +38,11 @@ fn engine() -> Option<EngineVersion> {
             .unwrap_or("unknown")
             .to_string()
     };
+    // The mode is the host's choice: the engine in the VM cannot tell.
+    let mode = servin::vm::Mode::from_env().map_or_else(|_| field("mode"), |m| m.as_str().to_string());
     Some(EngineVersion {
         address: engine.address().to_string(),
-        mode: field("mode"),
+        mode,
         version: field("version"),
     })
 }

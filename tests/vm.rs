@@ -1,0 +1,235 @@
+//! VM mode for real: the `servin` CLI run as an ordinary user (no root,
+//! its own HOME) starts QEMU under emulation with the engine inside, and
+//! every command goes through the VM's channel. One VM serves the whole
+//! test, whose steps run in order; a guard kills what is left on failure.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use servin_testkit::image;
+use support::Run;
+
+/// An unprivileged uid and gid for the CLI (no passwd entry is needed).
+const USER: u32 = 47_311;
+
+struct VmUser {
+    _tmp: tempfile::TempDir,
+    home: PathBuf,
+}
+
+impl VmUser {
+    fn new() -> Self {
+        let tmp = tempfile::Builder::new()
+            .prefix("servin-vm-")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let home = tmp.path().join("home");
+        std::fs::create_dir(&home).unwrap();
+        std::os::unix::fs::chown(&home, Some(USER), Some(USER)).unwrap();
+        Self { _tmp: tmp, home }
+    }
+
+    fn vm_dir(&self) -> PathBuf {
+        self.home.join(".servin/vm")
+    }
+
+    fn state(&self, file: &str) -> PathBuf {
+        self.vm_dir().join("vm-state").join(file)
+    }
+
+    fn command(&self, program: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            &format!("--reuid={USER}"),
+            &format!("--regid={USER}"),
+            "--clear-groups",
+            "--",
+            program,
+        ])
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &self.home)
+        .env("SERVIN_MODE", "vm")
+        .env("SERVIN_VM_ACCEL", "tcg")
+        .env("SERVIN_ENGINE", support::sandbox::engine_binary())
+        .env("NO_COLOR", "1")
+        .current_dir(&self.home)
+        .stdin(Stdio::null());
+        cmd
+    }
+
+    fn servin(&self, args: &[&str]) -> Run {
+        let exe = env!("CARGO_BIN_EXE_servin");
+        Run::of(self.command(exe, args).output().unwrap())
+    }
+
+    fn ok(&self, args: &[&str]) -> Run {
+        let r = self.servin(args);
+        assert_eq!(
+            r.code, 0,
+            "servin {args:?} failed:\n{}\n{}\nconsole:\n{}",
+            r.stdout, r.stderr,
+            std::fs::read_to_string(self.state("console.log")).unwrap_or_default()
+        );
+        r
+    }
+
+    fn pid(&self, file: &str) -> Option<i32> {
+        std::fs::read_to_string(self.state(file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for VmUser {
+    fn drop(&mut self) {
+        for f in ["supervisor.pid", "qemu.pid"] {
+            if let Some(pid) = self.pid(f) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+}
+
+fn http_get(port: u16) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    (!out.is_empty()).then_some(out)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn vm_mode_as_an_ordinary_user() {
+    let u = VmUser::new();
+
+    // Native mode as this user: the need for root, and the ways on.
+    let mut native = u.command(env!("CARGO_BIN_EXE_servin"), &["ps"]);
+    native.env("SERVIN_MODE", "native");
+    let r = Run::of(native.output().unwrap());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("the native engine needs root"), "{}", r.stderr);
+    assert!(r.stderr.contains("SERVIN_MODE=vm"), "{}", r.stderr);
+
+    // Start; a second start says it runs.
+    let r = u.ok(&["vm", "start"]);
+    assert!(r.stderr.contains("VM ready in"), "{}", r.stderr);
+    for sock in ["engine.sock", "channel.sock", "control.sock"] {
+        let m = std::fs::metadata(u.state(sock)).unwrap();
+        assert_eq!(m.mode() & 0o777, 0o600, "{sock}");
+        assert_eq!(m.uid(), USER, "{sock}");
+    }
+    let r = u.ok(&["vm", "start"]);
+    assert!(r.stderr.contains("the VM is already running"), "{}", r.stderr);
+    assert_eq!(u.ok(&["vm", "status"]).stdout.trim(), "running");
+    let info = u.ok(&["vm", "info", "--format", "json"]).stdout;
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["accelerator"], "tcg (emulation)");
+    assert!(info["kernel"].as_str().unwrap().contains('.'), "{info}");
+    assert_eq!(info["engine_version"], env!("CARGO_PKG_VERSION"));
+    let version = u.ok(&["version"]).stdout;
+    assert!(version.contains("(vm, unix://"), "{version}");
+
+    // An image loaded through the VM, a container run with --rm.
+    let (tar, _) = image::docker_save_tar(&[image::container_layer()], "test/box:1");
+    let tar_path = u.home.join("box.tar");
+    std::fs::write(&tar_path, tar).unwrap();
+    u.ok(&["image", "import", tar_path.to_str().unwrap()]);
+    let r = u.ok(&["run", "--rm", "test/box:1", "echo", "hello from the VM"]);
+    assert_eq!(r.stdout.trim(), "hello from the VM");
+
+    // A published port answers on the host, and stops answering with its
+    // container gone.
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let script = "mkdir -p /www && echo vm-page > /www/index.html && exec httpd -f -p 80 -h /www";
+    u.ok(&[
+        "run", "-d", "--name", "web", "-p", &publish, "test/box:1", "sh", "-c", script,
+    ]);
+    let began = Instant::now();
+    let page = loop {
+        if let Some(p) = http_get(port) {
+            break p;
+        }
+        assert!(began.elapsed() < Duration::from_secs(30), "port {port} never answered");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(page.contains("vm-page"), "{page}");
+    u.ok(&["rm", "-f", "web"]);
+    let began = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(began.elapsed() < Duration::from_secs(10), "port {port} still open");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // The docker CLI through the forwarded socket.
+    let host = format!("unix://{}", u.state("engine.sock").display());
+    let mut docker = u.command("docker", &["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    docker.env("DOCKER_HOST", &host);
+    let r = Run::of(docker.output().unwrap());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("test/box:1"), "{}", r.stdout);
+
+    // Stop and start: images and volumes are kept.
+    u.ok(&["volume", "create", "kept"]);
+    let supervisor = u.pid("supervisor.pid").unwrap();
+    let r = u.ok(&["vm", "stop"]);
+    assert!(r.stderr.contains("VM stopped"), "{}", r.stderr);
+    assert!(!alive(supervisor));
+    assert_eq!(u.ok(&["vm", "status"]).stdout.trim(), "stopped");
+    assert!(!u.state("engine.sock").exists());
+    u.ok(&["vm", "start"]);
+    assert!(u.ok(&["images"]).stdout.contains("test/box"));
+    assert!(u.ok(&["volume", "ls"]).stdout.contains("kept"));
+
+    // QEMU killed: the supervisor goes too, and the next command starts
+    // the VM again on first use, with nothing lost.
+    let qemu = u.pid("qemu.pid").unwrap();
+    let supervisor = u.pid("supervisor.pid").unwrap();
+    Command::new("kill").args(["-9", &qemu.to_string()]).status().unwrap();
+    let began = Instant::now();
+    while alive(supervisor) {
+        assert!(began.elapsed() < Duration::from_secs(10), "the supervisor outlived QEMU");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = u.ok(&["images"]);
+    assert!(r.stderr.contains("starting the VM"), "{}", r.stderr);
+    assert!(r.stdout.contains("test/box"), "{}", r.stdout);
+    assert!(u.ok(&["volume", "ls"]).stdout.contains("kept"));
+
+    // Reset wipes the disk; it asks unless --force.
+    let r = u.servin(&["vm", "reset"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    u.ok(&["vm", "reset", "--force"]);
+    assert_eq!(u.ok(&["vm", "status"]).stdout.trim(), "stopped");
+    assert!(!u.vm_dir().join("vm-disk.img").exists());
+}
