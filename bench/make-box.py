@@ -3,6 +3,8 @@
 
 usage: make-box.py OUT.tar ROOTFS_DIR TAG
 
+BOX_APPLETS (comma-separated) adds applets, e.g. httpd.
+
 OUT.tar is a `docker save` archive tagged TAG (for `servin image import` and
 `podman load`); ROOTFS_DIR gets the same files unpacked, for a bare runc
 bundle.
@@ -14,7 +16,9 @@ import os
 import sys
 import tarfile
 
-APPLETS = ["sh", "true", "echo", "sleep", "cat"]
+APPLETS = ["sh", "true", "echo", "sleep", "cat"] + [
+    a for a in os.environ.get("BOX_APPLETS", "").split(",") if a
+]
 
 
 def layer_tar():

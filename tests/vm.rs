@@ -75,9 +75,11 @@ impl VmUser {
     fn ok(&self, args: &[&str]) -> Run {
         let r = self.servin(args);
         assert_eq!(
-            r.code, 0,
+            r.code,
+            0,
             "servin {args:?} failed:\n{}\n{}\nconsole:\n{}",
-            r.stdout, r.stderr,
+            r.stdout,
+            r.stderr,
             std::fs::read_to_string(self.state("console.log")).unwrap_or_default()
         );
         r
@@ -136,7 +138,11 @@ fn vm_mode_as_an_ordinary_user() {
     native.env("SERVIN_MODE", "native");
     let r = Run::of(native.output().unwrap());
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("the native engine needs root"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the native engine needs root"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("SERVIN_MODE=vm"), "{}", r.stderr);
 
     // Start; a second start says it runs.
@@ -148,7 +154,11 @@ fn vm_mode_as_an_ordinary_user() {
         assert_eq!(m.uid(), USER, "{sock}");
     }
     let r = u.ok(&["vm", "start"]);
-    assert!(r.stderr.contains("the VM is already running"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the VM is already running"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(u.ok(&["vm", "status"]).stdout.trim(), "running");
     let info = u.ok(&["vm", "info", "--format", "json"]).stdout;
     let info: serde_json::Value = serde_json::from_str(&info).unwrap();
@@ -172,27 +182,45 @@ fn vm_mode_as_an_ordinary_user() {
     let publish = format!("127.0.0.1:{port}:80");
     let script = "mkdir -p /www && echo vm-page > /www/index.html && exec httpd -f -p 80 -h /www";
     u.ok(&[
-        "run", "-d", "--name", "web", "-p", &publish, "test/box:1", "sh", "-c", script,
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &publish,
+        "test/box:1",
+        "sh",
+        "-c",
+        script,
     ]);
     let began = Instant::now();
     let page = loop {
         if let Some(p) = http_get(port) {
             break p;
         }
-        assert!(began.elapsed() < Duration::from_secs(30), "port {port} never answered");
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "port {port} never answered"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(page.contains("vm-page"), "{page}");
     u.ok(&["rm", "-f", "web"]);
     let began = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-        assert!(began.elapsed() < Duration::from_secs(10), "port {port} still open");
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "port {port} still open"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 
     // The docker CLI through the forwarded socket.
     let host = format!("unix://{}", u.state("engine.sock").display());
-    let mut docker = u.command("docker", &["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let mut docker = u.command(
+        "docker",
+        &["images", "--format", "{{.Repository}}:{{.Tag}}"],
+    );
     docker.env("DOCKER_HOST", &host);
     let r = Run::of(docker.output().unwrap());
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -214,10 +242,16 @@ fn vm_mode_as_an_ordinary_user() {
     // the VM again on first use, with nothing lost.
     let qemu = u.pid("qemu.pid").unwrap();
     let supervisor = u.pid("supervisor.pid").unwrap();
-    Command::new("kill").args(["-9", &qemu.to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-9", &qemu.to_string()])
+        .status()
+        .unwrap();
     let began = Instant::now();
     while alive(supervisor) {
-        assert!(began.elapsed() < Duration::from_secs(10), "the supervisor outlived QEMU");
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "the supervisor outlived QEMU"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let r = u.ok(&["images"]);

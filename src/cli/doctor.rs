@@ -62,6 +62,72 @@ fn first_line(cmd: &Path, arg: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// What VM mode needs: required in VM mode, information otherwise.
+fn vm_checks(vm_mode: bool) -> Vec<Check> {
+    let missing = if vm_mode {
+        Outcome::Fail
+    } else {
+        Outcome::Warn
+    };
+    let mut out = Vec::new();
+    out.push(match servin::vm::launch::find_qemu() {
+        Some(p) => {
+            let version = first_line(&p, "--version").unwrap_or_default();
+            check(
+                "vm qemu",
+                Outcome::Ok,
+                format!("{} ({version})", p.display()),
+                None,
+            )
+        }
+        None => check(
+            "vm qemu",
+            missing,
+            "no qemu-system-x86_64 (VM mode needs it)",
+            Some("install it: apt-get install qemu-system-x86 (or set SERVIN_QEMU)"),
+        ),
+    });
+    out.push(match servin::vm::boot::kernel::find() {
+        Ok(k) => check(
+            "vm kernel",
+            Outcome::Ok,
+            format!(
+                "{} ({}, modules in {})",
+                k.image.display(),
+                k.version,
+                k.modules.display()
+            ),
+            None,
+        ),
+        Err(e) => {
+            let text = e.to_string();
+            let (detail, fix) = text.split_once("\nhelp: ").unwrap_or((&text, ""));
+            check(
+                "vm kernel",
+                missing,
+                detail.to_string(),
+                (!fix.is_empty()).then_some(fix),
+            )
+        }
+    });
+    let kvm = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    out.push(check(
+        "vm accelerator",
+        Outcome::Ok,
+        if kvm {
+            "/dev/kvm opens: KVM is used when a probe guest runs under it (SERVIN_VM_ACCEL=tcg forces emulation)"
+        } else {
+            "no usable /dev/kvm: the VM runs under emulation (slower)"
+        },
+        None,
+    ));
+    out
+}
+
 fn checks() -> Vec<Check> {
     let mut out = Vec::new();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -77,14 +143,17 @@ fn checks() -> Vec<Check> {
         ),
     });
     let root = rustix::process::geteuid().is_root();
+    let vm_mode = servin::vm::Mode::from_env().is_ok_and(|m| m == servin::vm::Mode::Vm);
     out.push(if root {
         check("privileges", Outcome::Ok, "running as root", None)
+    } else if vm_mode {
+        check("privileges", Outcome::Ok, "not root: VM mode needs none", None)
     } else {
         check(
             "privileges",
             Outcome::Fail,
             "not root: the native engine needs root for namespaces, mounts and cgroups",
-            Some("run servin as root (sudo), or use an engine started by root through SERVIN_HOST"),
+            Some("run servin as root (sudo), use an engine started by root through SERVIN_HOST, or use VM mode (SERVIN_MODE=vm)"),
         )
     });
     let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
@@ -167,7 +236,10 @@ fn checks() -> Vec<Check> {
             Some("install servin-guest next to servin or on PATH, or set SERVIN_ENGINE"),
         ),
     });
-    let addr = servin::client::address::Address::from_env();
+    out.extend(vm_checks(vm_mode));
+    let addr = servin::client::address::resolve()
+        .map(|(_, a)| a)
+        .unwrap_or_else(|_| servin::client::address::Address::from_env());
     out.push(match servin::client::Engine::running() {
         Some(engine) => {
             let version = engine

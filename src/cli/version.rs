@@ -39,7 +39,8 @@ fn engine() -> Option<EngineVersion> {
             .to_string()
     };
     // The mode is the host's choice: the engine in the VM cannot tell.
-    let mode = servin::vm::Mode::from_env().map_or_else(|_| field("mode"), |m| m.as_str().to_string());
+    let mode =
+        servin::vm::Mode::from_env().map_or_else(|_| field("mode"), |m| m.as_str().to_string());
     Some(EngineVersion {
         address: engine.address().to_string(),
         mode,

@@ -153,15 +153,19 @@ fn info(cli: &Cli) -> Result<(), Failed> {
     let Status::Running { info, .. } = &s else {
         return Err(vm_error(MachineError::NotRunning));
     };
-    let config = servin::vm::VmConfig::load_or_create(&m.paths.config())
-        .map_err(|e| vm_error(e.into()))?;
+    let config =
+        servin::vm::VmConfig::load_or_create(&m.paths.config()).map_err(|e| vm_error(e.into()))?;
     let disk = std::fs::metadata(m.paths.disk()).ok();
     let disk_used = disk.as_ref().map_or(0, |d| d.blocks() * 512);
     let disk_size = disk.as_ref().map_or(0, |d| d.len());
     let uptime = m
         .control(&["uptime"])
         .ok()
-        .and_then(|l| l.first().and_then(|l| l.strip_prefix("ok ")).map(str::to_string))
+        .and_then(|l| {
+            l.first()
+                .and_then(|l| l.strip_prefix("ok "))
+                .map(str::to_string)
+        })
         .and_then(|u| u.parse::<f64>().ok());
     let engine = servin::client::Engine::at(servin::client::Address {
         socket: m.engine_socket(),
@@ -170,7 +174,11 @@ fn info(cli: &Cli) -> Result<(), Failed> {
     let engine_version = engine
         .servin_info()
         .ok()
-        .and_then(|v| v.get("version").and_then(|v| v.as_str()).map(str::to_string))
+        .and_then(|v| {
+            v.get("version")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| "unknown".into());
     let accel = info
         .as_ref()
@@ -181,7 +189,9 @@ fn info(cli: &Cli) -> Result<(), Failed> {
     let (cpus, memory) = info
         .as_ref()
         .map_or((config.cpus, config.memory_mib), |i| (i.cpus, i.memory_mib));
-    let host_uptime = info.as_ref().map(|i| now_secs().saturating_sub(i.started_at));
+    let host_uptime = info
+        .as_ref()
+        .map(|i| now_secs().saturating_sub(i.started_at));
     if format == Format::Json {
         let out = serde_json::json!({
             "status": state,
@@ -212,7 +222,10 @@ fn info(cli: &Cli) -> Result<(), Failed> {
         ),
         format!("Kernel:        {kernel}"),
         format!("Uptime:        {uptime}"),
-        format!("Engine:        {engine_version} (unix://{})", m.engine_socket().display()),
+        format!(
+            "Engine:        {engine_version} (unix://{})",
+            m.engine_socket().display()
+        ),
     ];
     ui::data(&rows.join("\n"))
 }
@@ -246,8 +259,8 @@ fn logs(follow: bool) -> Result<(), Failed> {
         // QEMU truncates the log when the VM starts again.
         let pos = file.stream_position().unwrap_or(0);
         if std::fs::metadata(&path).map_or(0, |m| m.len()) < pos {
-            file = std::fs::File::open(&path)
-                .map_err(|e| vm_error(MachineError::file(&path)(e)))?;
+            file =
+                std::fs::File::open(&path).map_err(|e| vm_error(MachineError::file(&path)(e)))?;
         }
     }
 }

@@ -139,7 +139,10 @@ pub async fn engine_get(
         .header("Host", "servin")
         .body(Empty::<Bytes>::new())
         .map_err(std::io::Error::other)?;
-    sender.send_request(req).await.map_err(std::io::Error::other)
+    sender
+        .send_request(req)
+        .await
+        .map_err(std::io::Error::other)
 }
 
 /// A whole JSON answer of the engine.

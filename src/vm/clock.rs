@@ -94,7 +94,10 @@ mod tests {
         assert!(!jumped(a, b));
         let cmd = settime_command();
         let (secs, nanos) = cmd["settime ".len()..].split_once('.').unwrap_or(("", ""));
-        assert!(secs.parse::<u64>().is_ok_and(|s| s > 1_700_000_000), "{cmd}");
+        assert!(
+            secs.parse::<u64>().is_ok_and(|s| s > 1_700_000_000),
+            "{cmd}"
+        );
         assert_eq!(nanos.len(), 9);
     }
 }

@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::MachineError;
 use super::boot::prepare_boot;
 use super::paths::VmPaths;
 use super::qemu::{Accel, QemuCommand, probe_accelerator, qemu_binary};
 use super::settings::VmConfig;
 use super::supervisor::MachineInfo;
-use super::MachineError;
 
 /// Memory the host must have available to start a VM at all.
 pub const MIN_AVAILABLE_MIB: u64 = 512;
@@ -46,7 +46,11 @@ pub fn available_mib() -> Option<u64> {
 /// (On some hosts `/dev/kvm` runs the probe's first instructions but not a
 /// Linux guest: the variable is the way out there.)
 pub fn accelerator() -> Result<Accel, MachineError> {
-    match std::env::var("SERVIN_VM_ACCEL").ok().as_deref().map(str::trim) {
+    match std::env::var("SERVIN_VM_ACCEL")
+        .ok()
+        .as_deref()
+        .map(str::trim)
+    {
         None | Some("") => Ok(probe_accelerator()),
         Some("kvm") => Ok(Accel::Kvm),
         Some("tcg") => Ok(Accel::Tcg),

@@ -27,7 +27,9 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum Status {
     Stopped,
     /// The supervisor runs but the engine does not answer (yet).
-    Starting { supervisor_pid: u32 },
+    Starting {
+        supervisor_pid: u32,
+    },
     Running {
         supervisor_pid: u32,
         info: Option<MachineInfo>,
@@ -107,8 +109,7 @@ pub fn ping(socket: &std::path::Path, timeout: Duration) -> bool {
     };
     let _ = s.set_read_timeout(Some(timeout));
     let _ = s.set_write_timeout(Some(timeout));
-    if s
-        .write_all(b"GET /_ping HTTP/1.0\r\nHost: servin\r\n\r\n")
+    if s.write_all(b"GET /_ping HTTP/1.0\r\nHost: servin\r\n\r\n")
         .is_err()
     {
         return false;
@@ -162,7 +163,11 @@ impl QemuMachine {
         }
     }
 
-    fn wait_ready(&self, began: Instant, supervisor: &mut std::process::Child) -> Result<(), MachineError> {
+    fn wait_ready(
+        &self,
+        began: Instant,
+        supervisor: &mut std::process::Child,
+    ) -> Result<(), MachineError> {
         loop {
             if ping(&self.paths.engine_socket(), Duration::from_secs(5)) {
                 return Ok(());

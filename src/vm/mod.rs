@@ -29,8 +29,8 @@ pub mod supervisor;
 
 use std::path::{Path, PathBuf};
 
-pub use self::machine::{Machine, QemuMachine};
 pub use self::error::VmError;
+pub use self::machine::{Machine, QemuMachine};
 pub use self::paths::VmPaths;
 pub use self::settings::{Mode, SettingsError, VmConfig};
 

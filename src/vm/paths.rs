@@ -31,12 +31,10 @@ impl VmPaths {
     }
 
     pub fn from_values(vm_dir: Option<PathBuf>, home: Option<PathBuf>) -> Option<Self> {
-        let dir = vm_dir
-            .filter(|d| !d.as_os_str().is_empty())
-            .or_else(|| {
-                home.filter(|h| !h.as_os_str().is_empty())
-                    .map(|h| h.join(".servin").join("vm"))
-            })?;
+        let dir = vm_dir.filter(|d| !d.as_os_str().is_empty()).or_else(|| {
+            home.filter(|h| !h.as_os_str().is_empty())
+                .map(|h| h.join(".servin").join("vm"))
+        })?;
         Some(Self { dir })
     }
 

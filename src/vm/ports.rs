@@ -27,7 +27,12 @@ pub fn published(containers: &serde_json::Value) -> BTreeSet<SocketAddr> {
         if c.get("State").and_then(|s| s.as_str()) != Some("running") {
             continue;
         }
-        for p in c.get("Ports").and_then(|p| p.as_array()).into_iter().flatten() {
+        for p in c
+            .get("Ports")
+            .and_then(|p| p.as_array())
+            .into_iter()
+            .flatten()
+        {
             if p.get("Type").and_then(|t| t.as_str()).unwrap_or("tcp") != "tcp" {
                 continue;
             }
@@ -140,10 +145,7 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub async fn follow(session: Session) {
     let mut forwarder = Forwarder::default();
     let filters = r#"{"type":["container"]}"#;
-    let events_path = format!(
-        "/events?filters={}",
-        percent_encode(filters)
-    );
+    let events_path = format!("/events?filters={}", percent_encode(filters));
     loop {
         // Subscribe first, then list: no change falls between the two.
         let events = match channel::engine_get(&session, &events_path).await {

@@ -205,7 +205,10 @@ mod tests {
             Mode::Native
         );
         let e = Mode::from_values(Some("kvm"), None).unwrap_err();
-        assert_eq!(e.to_string(), "SERVIN_MODE is \"kvm\": want \"vm\" or \"native\"");
+        assert_eq!(
+            e.to_string(),
+            "SERVIN_MODE is \"kvm\": want \"vm\" or \"native\""
+        );
         std::fs::write(&file, "mode = \"cloud\"\n").unwrap();
         let e = Mode::from_values(None, Some(&file)).unwrap_err();
         assert_eq!(

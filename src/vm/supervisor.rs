@@ -72,7 +72,10 @@ pub fn supervise(
         });
     }
     info.supervisor_pid = std::process::id();
-    write_file(&paths.supervisor_pid(), &format!("{}\n", info.supervisor_pid))?;
+    write_file(
+        &paths.supervisor_pid(),
+        &format!("{}\n", info.supervisor_pid),
+    )?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -97,8 +100,7 @@ pub fn supervise(
             info.qemu_pid, info.accelerator, info.cpus, info.memory_mib
         ));
 
-        let (tx, session): (watch::Sender<Option<servin_mux::Mux>>, Session) =
-            watch::channel(None);
+        let (tx, session): (watch::Sender<Option<servin_mux::Mux>>, Session) = watch::channel(None);
         tokio::spawn(channel::keep_session(paths.channel(), tx));
         let engine = channel::bind_private(&paths.engine_socket())
             .map_err(MachineError::file(&paths.engine_socket()))?;

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Benchmark: VM mode under whatever accelerator the VM gets (here TCG).
+#
+#   bench/vm.sh [STARTS] [PORT_STARTS]
+#
+# 1. `servin vm start` to engine ready (the command's own wall time), median
+#    of STARTS (default 5) cold starts of a stopped VM (boot files built
+#    beforehand, the disk already formatted);
+# 2. host memory of the idle VM (QEMU and the supervisor, RSS) 10 s after
+#    the start, no containers;
+# 3. a published port answering on the host: PORT_STARTS (default 20)
+#    times `servin run -d -p 127.0.0.1:P:80 box httpd`, then the time from
+#    the command's return (the container started) to the first HTTP answer
+#    on the host's 127.0.0.1:P; median and max.
+# Prints `uptime` before each part: the machine is shared.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STARTS=${1:-5}
+PORT_STARTS=${2:-20}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
+cargo build -q -p servin -p servin-guest
+S="$CARGO_TARGET_DIR/debug/servin"
+TMP=$(mktemp -d)
+export SERVIN_VM_DIR=$TMP/vm SERVIN_MODE=vm SERVIN_VM_ACCEL=${SERVIN_VM_ACCEL:-tcg}
+trap '"$S" vm stop >/dev/null 2>&1 || true; rm -rf "$TMP"' EXIT
+
+"$S" vm start 2>/dev/null # builds the boot files and formats the disk
+"$S" vm stop >/dev/null 2>&1
+echo "== vm start to ready ($STARTS starts); load: $(uptime | sed 's/.*load/load/')"
+times=()
+for _ in $(seq "$STARTS"); do
+  t0=$(date +%s.%N)
+  "$S" vm start 2>/dev/null
+  t1=$(date +%s.%N)
+  times+=("$(echo "$t1 - $t0" | bc)")
+  "$S" vm stop >/dev/null 2>&1
+done
+printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "median %.2f s (min %.2f, max %.2f)\n", a[int((NR+1)/2)], a[1], a[NR]}'
+
+echo "== idle memory; load: $(uptime | sed 's/.*load/load/')"
+"$S" vm start 2>/dev/null
+sleep 10
+q=$(cat "$SERVIN_VM_DIR/vm-state/qemu.pid")
+s=$(cat "$SERVIN_VM_DIR/vm-state/supervisor.pid")
+rq=$(awk '/VmRSS/ {print $2}' "/proc/$q/status")
+rs=$(awk '/VmRSS/ {print $2}' "/proc/$s/status")
+echo "QEMU $((rq / 1024)) MiB, supervisor $((rs / 1024)) MiB, total $(((rq + rs) / 1024)) MiB"
+
+echo "== published port answering after the container started ($PORT_STARTS starts); load: $(uptime | sed 's/.*load/load/')"
+BOX_APPLETS=httpd python3 bench/make-box.py "$TMP/box.tar" "$TMP/rootfs" bench/vmbox:1 >/dev/null
+"$S" image import "$TMP/box.tar" >/dev/null
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+for _ in $(seq "$PORT_STARTS"); do
+  "$S" run -d --name vmbench -p "127.0.0.1:$PORT:80" bench/vmbox:1 httpd -f -p 80 -h / >/dev/null
+  python3 - "$PORT" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+t0 = time.monotonic()
+while True:
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=2)
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        if s.recv(16).startswith(b"HTTP/"):
+            break
+    except OSError:
+        pass
+    if time.monotonic() - t0 > 30:
+        sys.exit("no answer in 30 s")
+    time.sleep(0.002)
+print(f"{(time.monotonic() - t0) * 1000:.1f}")
+PY
+  "$S" rm -f vmbench >/dev/null
+done | sort -n | awk '{a[NR]=$1} END {printf "median %.1f ms, max %.1f ms over %d starts\n", a[int((NR+1)/2)], a[NR], NR}'
