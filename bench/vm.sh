@@ -11,7 +11,8 @@
 # 3. a published port answering on the host: PORT_STARTS (default 20)
 #    times `servin run -d -p 127.0.0.1:P:80 box httpd`, then the time from
 #    the command's return (the container started) to the first HTTP answer
-#    on the host's 127.0.0.1:P; median and max.
+#    on the host's 127.0.0.1:P, and to the host's listener accepting a
+#    connection (the forwarding's share); medians and maxima.
 # Prints `uptime` before each part: the machine is shared.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +33,7 @@ for _ in $(seq "$STARTS"); do
   t0=$(date +%s.%N)
   "$S" vm start 2>/dev/null
   t1=$(date +%s.%N)
-  times+=("$(echo "$t1 - $t0" | bc)")
+  times+=("$(awk "BEGIN {print $t1 - $t0}")")
   "$S" vm stop >/dev/null 2>&1
 done
 printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "median %.2f s (min %.2f, max %.2f)\n", a[int((NR+1)/2)], a[1], a[NR]}'
@@ -56,9 +57,12 @@ for _ in $(seq "$PORT_STARTS"); do
 import socket, sys, time
 port = int(sys.argv[1])
 t0 = time.monotonic()
+listening = None
 while True:
     try:
         s = socket.create_connection(("127.0.0.1", port), timeout=2)
+        if listening is None:
+            listening = time.monotonic() - t0
         s.sendall(b"GET / HTTP/1.0\r\n\r\n")
         if s.recv(16).startswith(b"HTTP/"):
             break
@@ -67,7 +71,14 @@ while True:
     if time.monotonic() - t0 > 30:
         sys.exit("no answer in 30 s")
     time.sleep(0.002)
-print(f"{(time.monotonic() - t0) * 1000:.1f}")
+print(f"{(time.monotonic() - t0) * 1000:.1f} {listening * 1000:.1f}")
 PY
   "$S" rm -f vmbench >/dev/null
-done | sort -n | awk '{a[NR]=$1} END {printf "median %.1f ms, max %.1f ms over %d starts\n", a[int((NR+1)/2)], a[NR], NR}'
+done | python3 -c '
+import statistics, sys
+rows = [list(map(float, l.split())) for l in sys.stdin if l.strip()]
+http = sorted(r[0] for r in rows)
+listen = sorted(r[1] for r in rows)
+print(f"HTTP answer: median {statistics.median(http):.1f} ms, max {http[-1]:.1f} ms; "
+      f"host listener open: median {statistics.median(listen):.1f} ms, max {listen[-1]:.1f} ms; {len(rows)} starts")
+'
