@@ -4,6 +4,9 @@
 //! `engine ready` on the console. A VM killed with SIGKILL boots again
 //! with its disk checked and the engine's state still there; a power
 //! button press shuts it down cleanly (the disk is left clean).
+#![allow(clippy::unwrap_used)]
+// The boot times are for bench/vm-boot.sh, on stderr.
+#![allow(clippy::disallowed_macros)]
 
 mod support;
 
@@ -15,7 +18,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use servin::vm::boot::{BootFiles, prepare_boot_with};
-use servin::vm::qemu::QemuCommand;
+use servin::vm::qemu::{Accel, QemuCommand, probe_runs, qemu_binary};
 
 /// Under emulation a boot takes a few seconds; a loaded CI machine gets
 /// plenty more.
@@ -152,6 +155,13 @@ fn disk_file(disk: &Path, path: &str) -> String {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_accelerator_probe_runs_its_guest_to_long_mode() {
+    // Under emulation the probe guest always gets through.
+    assert!(probe_runs(&qemu_binary(), Accel::Tcg));
+    assert!(!probe_runs(Path::new("/nonexistent/qemu"), Accel::Tcg));
 }
 
 /// A VM folder with its boot files and a sparse data disk of 2 GiB.

@@ -97,10 +97,15 @@ fn fatal(message: &str) -> ! {
     halt()
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "PID 1 ends the machine: the engine and every other process are gone by now"
+)]
 fn halt() -> ! {
     rustix::fs::sync();
     let _ = rustix::system::reboot(rustix::system::RebootCommand::PowerOff);
-    // The kernel powers off; if it did not, panic (QEMU ends on it).
+    // The kernel powers off; if it did not, PID 1 exiting panics the
+    // kernel, which ends QEMU (`panic=-1`, `-no-reboot`).
     std::process::exit(1)
 }
 
@@ -114,7 +119,7 @@ async fn boot() -> Result<(), String> {
     let t = Instant::now();
     let loaded = system::load_modules(Path::new("/etc/servin/modules"))?;
     let modules_ms = t.elapsed().as_millis();
-    if !system::wait_for(Path::new(DISK), Duration::from_secs(10)) {
+    if !system::wait_for(Path::new(DISK), Duration::from_secs(10)).await {
         return Err(format!(
             "no data disk: {DISK} did not appear (QEMU was started without the virtio-blk disk?)"
         ));
@@ -475,6 +480,8 @@ fn is_power_press(event: &[u8; EVENT_SIZE]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
