@@ -47,6 +47,8 @@ pub const STATE: &str = "/var/lib/servin";
 pub const ENGINE_SOCKET: &str = "/run/servin/engine.sock";
 /// The virtio-serial port of the host-guest channel.
 pub const CHANNEL_PORT: &str = "/dev/virtio-ports/servin.channel";
+/// The guest's host name (what `docker info` shows as the engine's name).
+pub const HOSTNAME: &str = "servin-vm";
 /// The data disk.
 pub const DISK: &str = "/dev/vda";
 /// How long the engine has to answer `/_ping` after it starts.
@@ -116,6 +118,8 @@ async fn boot() -> Result<(), String> {
         std::fs::read_to_string("/proc/cmdline").map_err(|e| format!("read /proc/cmdline: {e}"))?;
     system::set_clock(&cmdline)?;
     system::tune_writeback()?;
+    rustix::system::sethostname(HOSTNAME.as_bytes())
+        .map_err(|e| format!("set the host name to {HOSTNAME}: {e}"))?;
     let t = Instant::now();
     let loaded = system::load_modules(Path::new("/etc/servin/modules"))?;
     let modules_ms = t.elapsed().as_millis();
