@@ -4,6 +4,9 @@
 //! `engine ready` on the console. A VM killed with SIGKILL boots again
 //! with its disk checked and the engine's state still there; a power
 //! button press shuts it down cleanly (the disk is left clean).
+#![allow(clippy::unwrap_used)]
+// The boot times are for bench/vm-boot.sh, on stderr.
+#![allow(clippy::disallowed_macros)]
 
 mod support;
 
@@ -15,7 +18,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use servin::vm::boot::{BootFiles, prepare_boot_with};
-use servin::vm::qemu::QemuCommand;
+use servin::vm::qemu::{Accel, QemuCommand, probe_runs, qemu_binary};
 
 /// Under emulation a boot takes a few seconds; a loaded CI machine gets
 /// plenty more.
@@ -80,6 +83,35 @@ impl Vm {
         }
     }
 
+    /// Waits for QEMU to end by itself.
+    fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let q = self.qemu.as_mut().unwrap();
+        let began = Instant::now();
+        loop {
+            if let Some(status) = q.try_wait().unwrap() {
+                self.qemu = None;
+                return status;
+            }
+            assert!(
+                began.elapsed() < timeout,
+                "QEMU still runs after {timeout:?}:\n{}",
+                self.console()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// QEMU's resident memory in KiB.
+    fn qemu_rss_kib(&self) -> u64 {
+        let pid = self.qemu.as_ref().unwrap().id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
     /// Presses the power button through QMP and waits for QEMU to end.
     fn power_down(&mut self) -> std::process::ExitStatus {
         let mut s = UnixStream::connect(self.dir.join("vm-state/qmp.sock")).unwrap();
@@ -126,11 +158,69 @@ fn disk_file(disk: &Path, path: &str) -> String {
 }
 
 #[test]
-fn the_guest_boots_keeps_its_disk_and_powers_off_cleanly() {
+fn the_accelerator_probe_runs_its_guest_to_long_mode() {
+    // Under emulation the probe guest always gets through.
+    assert!(probe_runs(&qemu_binary(), Accel::Tcg));
+    assert!(!probe_runs(Path::new("/nonexistent/qemu"), Accel::Tcg));
+}
+
+/// A VM folder with its boot files and a sparse data disk of 2 GiB.
+fn vm() -> (tempfile::TempDir, Vm) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
+    let boot = prepare_boot_with(&dir.join("boot"), &support::sandbox::engine_binary()).unwrap();
+    std::fs::File::create(dir.join("vm-disk.img"))
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let vm = Vm {
+        dir,
+        boot,
+        qemu: None,
+    };
+    (tmp, vm)
+}
+
+#[test]
+fn a_disk_that_cannot_be_repaired_is_refused_with_help() {
+    let (_tmp, mut vm) = vm();
+    // Not blank, not ext4: servin neither formats nor mounts it.
+    let disk = vm.dir.join("vm-disk.img");
+    let junk: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8 | 1).collect();
+    std::fs::write(&disk, &junk).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&disk)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    vm.start();
+    // The guest says why and powers off by itself.
+    let status = vm.wait_exit(READY_TIMEOUT);
+    assert!(status.success(), "{status}");
+    let console = vm.console();
+    assert!(
+        console.contains(
+            "servin-guest: error: the data disk /dev/vda is damaged and `e2fsck -p` could not repair it"
+        ),
+        "{console}"
+    );
+    assert!(
+        console.contains("help: `servin vm reset` wipes the data disk"),
+        "{console}"
+    );
+    assert!(!console.contains("engine ready"), "{console}");
+    // Nothing was written over it.
+    let head = std::fs::read(&disk).unwrap();
+    assert_eq!(&head[..1 << 20], &junk[..]);
+}
+
+#[test]
+fn the_guest_boots_keeps_its_disk_and_powers_off_cleanly() {
+    let (_tmp, mut vm) = vm();
+    let dir = vm.dir.clone();
     let engine = support::sandbox::engine_binary();
-    let boot = prepare_boot_with(&dir.join("boot"), &engine).unwrap();
+    let boot = vm.boot.clone();
     assert!(boot.vmlinux.is_file() && boot.initramfs.is_file());
     let manifest = std::fs::read_to_string(dir.join("boot/manifest.json")).unwrap();
     assert!(manifest.contains(&boot.kernel_version), "{manifest}");
@@ -150,15 +240,6 @@ fn the_guest_boots_keeps_its_disk_and_powers_off_cleanly() {
     );
 
     let disk = dir.join("vm-disk.img");
-    std::fs::File::create(&disk)
-        .unwrap()
-        .set_len(2 << 30)
-        .unwrap();
-    let mut vm = Vm {
-        dir: dir.clone(),
-        boot,
-        qemu: None,
-    };
 
     // First boot: a blank disk is formatted and the engine starts on it.
     vm.start();
@@ -203,4 +284,36 @@ fn the_guest_boots_keeps_its_disk_and_powers_off_cleanly() {
         "engine.log:\n{log}"
     );
     assert!(log.contains("servin engine stopped"), "engine.log:\n{log}");
+
+    // bench/vm-boot.sh: more boots, timed, and QEMU's idle memory.
+    let boots: usize = std::env::var("SERVIN_BENCH_BOOTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut times = Vec::new();
+    for i in 0..boots {
+        vm.start();
+        let took = vm.wait_ready();
+        eprintln!(
+            "vm-boot: boot {}: QEMU start to engine ready {} ms",
+            i + 1,
+            took.as_millis()
+        );
+        times.push(took);
+        if i == 0 {
+            std::thread::sleep(Duration::from_secs(10));
+            eprintln!(
+                "vm-boot: QEMU idle RSS 10 s after ready: {} MiB",
+                vm.qemu_rss_kib() / 1024
+            );
+        }
+        assert!(vm.power_down().success());
+    }
+    if !times.is_empty() {
+        times.sort();
+        eprintln!(
+            "vm-boot: median of {boots}: {} ms",
+            times[boots / 2].as_millis()
+        );
+    }
 }

@@ -356,7 +356,11 @@ fn build_initramfs(sources: &Sources, boot_dir: &Path, dest: &Path) -> Result<()
         c.bytes("/etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n")?;
         c.bytes("/etc/group", 0o644, b"root:x:0:\n")?;
         c.bytes("/etc/nsswitch.conf", 0o644, b"hosts: files dns\n")?;
-        c.bytes("/etc/hosts", 0o644, b"127.0.0.1 localhost\n::1 localhost\n")?;
+        c.bytes(
+            "/etc/hosts",
+            0o644,
+            b"127.0.0.1 localhost servin-vm\n::1 localhost\n",
+        )?;
         let mke2fs = Path::new("/etc/mke2fs.conf");
         if mke2fs.is_file() {
             add_file(&mut c, "/etc/mke2fs.conf", mke2fs)?;

@@ -235,8 +235,8 @@ fn host_tsc_khz() -> Option<u64> {
     (mhz > 0.0).then(|| (mhz * 1000.0).round() as u64)
 }
 
-/// KVM when `/dev/kvm` opens and a probe guest really runs under it;
-/// else TCG.
+/// KVM when `/dev/kvm` opens and a probe guest really runs under it
+/// (up to [`PROBE_TIMEOUT`] when KVM cannot run it); else TCG.
 pub fn probe_accelerator() -> Accel {
     let kvm_opens = std::fs::OpenOptions::new()
         .read(true)
@@ -250,24 +250,82 @@ pub fn probe_accelerator() -> Accel {
     }
 }
 
-/// The probe's exit code: `isa-debug-exit` ends QEMU with `(value << 1) | 1`.
+/// The probe's exit code: `isa-debug-exit` ends QEMU with
+/// `(value << 1) | 1`.
 const PROBE_EXIT: i32 = 3;
 
-/// A 64 KiB firmware whose reset vector writes 1 to port 0xf4 (QEMU's
-/// `isa-debug-exit`, which ends QEMU with [`PROBE_EXIT`]): proof that the
-/// guest's first instruction ran.
+/// The probe's code, at the start of a 64 KiB firmware (mapped at
+/// 0xffff0000) whose reset vector jumps to it. It does what a kernel's
+/// entry must: real mode to protected mode, page tables (identity-mapped
+/// low 2 MiB and top 2 MiB, 2 MiB pages at 0x1000-0x4fff of RAM), PAE,
+/// long mode, and a 64-bit instruction writing 1 to `isa-debug-exit`.
+/// Going only as far as real mode is not enough: some hosts (nested
+/// virtualisation among them) run a guest's real-mode code under KVM and
+/// hang it on the way to long mode. Assembled with GNU as from:
+///
+/// ```text
+///     .set BASE, 0xFFFF0000
+///     .code16
+/// start: cli
+///     lgdtl %cs:(gdt_desc - start)
+///     movl %cr0, %eax ; orl $1, %eax ; movl %eax, %cr0
+///     ljmpl $0x08, $(BASE + pm32 - start)
+///     .code32
+/// pm32: movw $0x10, %ax ; movw %ax, %ds ; movw %ax, %es ; movw %ax, %ss
+///     movl $0x1000, %edi ; movl $0x1000, %ecx ; xorl %eax, %eax ; rep stosl
+///     movl $0x2003, 0x1000 ; movl $0x3003, 0x2000 ; movl $0x4003, 0x2018
+///     movl $0x83, 0x3000 ; movl $0xFFE00083, 0x4000 + 511 * 8
+///     movl %cr4, %eax ; orl $0x20, %eax ; movl %eax, %cr4
+///     movl $0x1000, %eax ; movl %eax, %cr3
+///     movl $0xC0000080, %ecx ; rdmsr ; orl $0x100, %eax ; wrmsr
+///     movl %cr0, %eax ; orl $0x80000000, %eax ; movl %eax, %cr0
+///     ljmpl $0x18, $(BASE + lm64 - start)
+///     .code64
+/// lm64: movb $1, %al ; outb %al, $0xf4 ; hlt
+///     .p2align 3
+/// gdt: .quad 0, 0x00CF9A000000FFFF, 0x00CF92000000FFFF, 0x00AF9A000000FFFF
+/// gdt_desc: .word 31 ; .long BASE + gdt - start
+///     .org 0xFFF0
+///     .code16
+///     jmp start
+/// ```
+const PROBE_CODE: &[u8] = &[
+    0xfa, 0x2e, 0x66, 0x0f, 0x01, 0x16, 0xc0, 0x00, 0x0f, 0x20, 0xc0, 0x66, 0x83, 0xc8, 0x01, 0x0f,
+    0x22, 0xc0, 0x66, 0xea, 0x1a, 0x00, 0xff, 0xff, 0x08, 0x00, 0x66, 0xb8, 0x10, 0x00, 0x8e, 0xd8,
+    0x8e, 0xc0, 0x8e, 0xd0, 0xbf, 0x00, 0x10, 0x00, 0x00, 0xb9, 0x00, 0x10, 0x00, 0x00, 0x31, 0xc0,
+    0xf3, 0xab, 0xc7, 0x05, 0x00, 0x10, 0x00, 0x00, 0x03, 0x20, 0x00, 0x00, 0xc7, 0x05, 0x00, 0x20,
+    0x00, 0x00, 0x03, 0x30, 0x00, 0x00, 0xc7, 0x05, 0x18, 0x20, 0x00, 0x00, 0x03, 0x40, 0x00, 0x00,
+    0xc7, 0x05, 0x00, 0x30, 0x00, 0x00, 0x83, 0x00, 0x00, 0x00, 0xc7, 0x05, 0xf8, 0x4f, 0x00, 0x00,
+    0x83, 0x00, 0xe0, 0xff, 0x0f, 0x20, 0xe0, 0x83, 0xc8, 0x20, 0x0f, 0x22, 0xe0, 0xb8, 0x00, 0x10,
+    0x00, 0x00, 0x0f, 0x22, 0xd8, 0xb9, 0x80, 0x00, 0x00, 0xc0, 0x0f, 0x32, 0x0d, 0x00, 0x01, 0x00,
+    0x00, 0x0f, 0x30, 0x0f, 0x20, 0xc0, 0x0d, 0x00, 0x00, 0x00, 0x80, 0x0f, 0x22, 0xc0, 0xea, 0x95,
+    0x00, 0xff, 0xff, 0x18, 0x00, 0xb0, 0x01, 0xe6, 0xf4, 0xf4, 0x8d, 0xb4, 0x00, 0x00, 0x66, 0x90,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x00, 0x00, 0x00, 0x9a, 0xcf, 0x00,
+    0xff, 0xff, 0x00, 0x00, 0x00, 0x92, 0xcf, 0x00, 0xff, 0xff, 0x00, 0x00, 0x00, 0x9a, 0xaf, 0x00,
+    0x1f, 0x00, 0xa0, 0x00, 0xff, 0xff,
+];
+
+/// The firmware: [`PROBE_CODE`], `hlt` everywhere else, and the reset
+/// vector's `jmp start` (a near jump that wraps to offset 0).
 fn probe_firmware() -> Vec<u8> {
-    let mut rom = vec![0xf4u8; 64 * 1024]; // hlt
-    // mov al, 1; out 0xf4, al; hlt
-    let code = [0xb0, 0x01, 0xe6, 0xf4, 0xf4];
+    let mut rom = vec![0xf4u8; 64 * 1024];
+    rom[..PROBE_CODE.len()].copy_from_slice(PROBE_CODE);
     let at = rom.len() - 16;
-    rom[at..at + code.len()].copy_from_slice(&code);
+    rom[at..at + 3].copy_from_slice(&[0xe9, 0x0d, 0x00]);
     rom
 }
 
-/// Whether a guest's first instructions run under `accel` within 10 s.
+/// How long the probe guest has: under KVM it ends in well under a
+/// second; a host whose KVM cannot run it hangs it.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether the probe guest reaches long mode and ends QEMU under `accel`
+/// within [`PROBE_TIMEOUT`].
 pub fn probe_runs(qemu: &Path, accel: Accel) -> bool {
-    let rom = std::env::temp_dir().join(format!("servin-accel-probe-{}.rom", std::process::id()));
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let rom =
+        std::env::temp_dir().join(format!("servin-accel-probe-{}-{n}.rom", std::process::id()));
     if std::fs::write(&rom, probe_firmware()).is_err() {
         return false;
     }
@@ -294,7 +352,7 @@ pub fn probe_runs(qemu: &Path, accel: Accel) -> bool {
             loop {
                 match child.try_wait() {
                     Ok(Some(status)) => break status.code() == Some(PROBE_EXIT),
-                    Ok(None) if began.elapsed() < Duration::from_secs(10) => {
+                    Ok(None) if began.elapsed() < PROBE_TIMEOUT => {
                         std::thread::sleep(Duration::from_millis(20));
                     }
                     _ => {
@@ -313,6 +371,8 @@ pub fn probe_runs(qemu: &Path, accel: Accel) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn command() -> QemuCommand {
@@ -375,12 +435,10 @@ mod tests {
     }
 
     #[test]
-    fn the_probe_firmware_jumps_nowhere_but_out() {
+    fn the_probe_firmware_starts_at_the_reset_vector() {
         let rom = probe_firmware();
         assert_eq!(rom.len(), 65536);
-        assert_eq!(
-            &rom[65536 - 16..65536 - 11],
-            &[0xb0, 0x01, 0xe6, 0xf4, 0xf4]
-        );
+        assert_eq!(&rom[..2], &[0xfa, 0x2e]); // cli; cs:
+        assert_eq!(&rom[0xfff0..0xfff3], &[0xe9, 0x0d, 0x00]); // jmp 0
     }
 }

@@ -146,6 +146,8 @@ pub fn percent_used(path: &Path) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

@@ -47,6 +47,8 @@ pub const STATE: &str = "/var/lib/servin";
 pub const ENGINE_SOCKET: &str = "/run/servin/engine.sock";
 /// The virtio-serial port of the host-guest channel.
 pub const CHANNEL_PORT: &str = "/dev/virtio-ports/servin.channel";
+/// The guest's host name (what `docker info` shows as the engine's name).
+pub const HOSTNAME: &str = "servin-vm";
 /// The data disk.
 pub const DISK: &str = "/dev/vda";
 /// How long the engine has to answer `/_ping` after it starts.
@@ -97,10 +99,15 @@ fn fatal(message: &str) -> ! {
     halt()
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "PID 1 ends the machine: the engine and every other process are gone by now"
+)]
 fn halt() -> ! {
     rustix::fs::sync();
     let _ = rustix::system::reboot(rustix::system::RebootCommand::PowerOff);
-    // The kernel powers off; if it did not, panic (QEMU ends on it).
+    // The kernel powers off; if it did not, PID 1 exiting panics the
+    // kernel, which ends QEMU (`panic=-1`, `-no-reboot`).
     std::process::exit(1)
 }
 
@@ -111,10 +118,12 @@ async fn boot() -> Result<(), String> {
         std::fs::read_to_string("/proc/cmdline").map_err(|e| format!("read /proc/cmdline: {e}"))?;
     system::set_clock(&cmdline)?;
     system::tune_writeback()?;
+    rustix::system::sethostname(HOSTNAME.as_bytes())
+        .map_err(|e| format!("set the host name to {HOSTNAME}: {e}"))?;
     let t = Instant::now();
     let loaded = system::load_modules(Path::new("/etc/servin/modules"))?;
     let modules_ms = t.elapsed().as_millis();
-    if !system::wait_for(Path::new(DISK), Duration::from_secs(10)) {
+    if !system::wait_for(Path::new(DISK), Duration::from_secs(10)).await {
         return Err(format!(
             "no data disk: {DISK} did not appear (QEMU was started without the virtio-blk disk?)"
         ));
@@ -475,6 +484,8 @@ fn is_power_press(event: &[u8; EVENT_SIZE]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

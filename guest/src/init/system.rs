@@ -182,7 +182,7 @@ pub fn load_modules(list: &Path) -> Result<usize> {
 
 /// Waits up to `timeout` for `path` to exist (devices appear as their
 /// drivers probe them, after the module is loaded).
-pub fn wait_for(path: &Path, timeout: Duration) -> bool {
+pub async fn wait_for(path: &Path, timeout: Duration) -> bool {
     let began = std::time::Instant::now();
     loop {
         if path.exists() {
@@ -191,7 +191,7 @@ pub fn wait_for(path: &Path, timeout: Duration) -> bool {
         if began.elapsed() > timeout {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -224,6 +224,8 @@ pub fn link_virtio_ports() -> Result<usize> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

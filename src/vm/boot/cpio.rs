@@ -153,6 +153,8 @@ impl<W: Write> Cpio<W> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     /// The entries of a newc archive: (name, mode, data).

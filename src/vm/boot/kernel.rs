@@ -274,6 +274,8 @@ fn has_pvh_entry(data: &[u8]) -> Result<bool, String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn header(version: &str) -> Vec<u8> {

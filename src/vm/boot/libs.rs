@@ -107,6 +107,8 @@ pub fn closure(binaries: &[PathBuf], dirs: &[&str]) -> Result<BTreeSet<PathBuf>,
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

@@ -106,6 +106,8 @@ fn place<'a>(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     const DEP: &str = "\
