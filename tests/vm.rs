@@ -226,10 +226,21 @@ fn vm_mode_as_an_ordinary_user() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("test/box:1"), "{}", r.stdout);
 
-    // Stop and start: images and volumes are kept.
+    // Stop and start: images, volumes and containers are kept; a running
+    // container is stopped through the engine first.
     u.ok(&["volume", "create", "kept"]);
+    u.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sleeper",
+        "test/box:1",
+        "sleep",
+        "1000",
+    ]);
     let supervisor = u.pid("supervisor.pid").unwrap();
     let r = u.ok(&["vm", "stop"]);
+    assert!(r.stderr.contains("stopping 1 container(s)"), "{}", r.stderr);
     assert!(r.stderr.contains("VM stopped"), "{}", r.stderr);
     assert!(!alive(supervisor));
     assert_eq!(u.ok(&["vm", "status"]).stdout.trim(), "stopped");
@@ -237,6 +248,12 @@ fn vm_mode_as_an_ordinary_user() {
     u.ok(&["vm", "start"]);
     assert!(u.ok(&["images"]).stdout.contains("test/box"));
     assert!(u.ok(&["volume", "ls"]).stdout.contains("kept"));
+    let ps = u.ok(&["ps", "-a", "--format", "json"]).stdout;
+    assert!(ps.contains("sleeper"), "{ps}");
+    assert!(
+        !u.ok(&["ps"]).stdout.contains("sleeper"),
+        "still running after vm stop"
+    );
 
     // QEMU killed: the supervisor goes too, and the next command starts
     // the VM again on first use, with nothing lost.
@@ -258,6 +275,7 @@ fn vm_mode_as_an_ordinary_user() {
     assert!(r.stderr.contains("starting the VM"), "{}", r.stderr);
     assert!(r.stdout.contains("test/box"), "{}", r.stdout);
     assert!(u.ok(&["volume", "ls"]).stdout.contains("kept"));
+    assert!(u.ok(&["ps", "-a"]).stdout.contains("sleeper"));
 
     // Reset wipes the disk; it asks unless --force.
     let r = u.servin(&["vm", "reset"]);
