@@ -118,23 +118,39 @@ pub fn log(message: &str) {
     );
 }
 
+/// An HTTP/1.1 connection to the engine over a stream of the session.
+pub async fn engine_connection(
+    session: &Session,
+) -> std::io::Result<hyper::client::conn::http1::SendRequest<Empty<Bytes>>> {
+    let stream = open(session, "engine").await?;
+    let (mine, theirs) = UnixStream::pair()?;
+    tokio::spawn(async move {
+        let _ = stream.bridge(theirs).await;
+    });
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(mine))
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
 /// An HTTP/1.1 request to the engine over a stream of the session; returns
 /// the response (its body may be a long stream, as `/events` is).
 pub async fn engine_get(
     session: &Session,
     path: &str,
 ) -> std::io::Result<hyper::Response<hyper::body::Incoming>> {
-    let stream = open(session, "engine").await?;
-    let (mine, theirs) = UnixStream::pair()?;
-    tokio::spawn(async move {
-        let _ = stream.bridge(theirs).await;
-    });
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(mine))
-        .await
-        .map_err(std::io::Error::other)?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
+    let mut sender = engine_connection(session).await?;
+    send_get(&mut sender, path).await
+}
+
+/// A GET on an open connection.
+pub async fn send_get(
+    sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    path: &str,
+) -> std::io::Result<hyper::Response<hyper::body::Incoming>> {
     let req = Request::get(path)
         .header("Host", "servin")
         .body(Empty::<Bytes>::new())

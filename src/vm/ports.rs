@@ -144,6 +144,7 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// keeping the host listeners in step.
 pub async fn follow(session: Session) {
     let mut forwarder = Forwarder::default();
+    let mut conn = None;
     let filters = r#"{"type":["container"]}"#;
     let events_path = format!("/events?filters={}", percent_encode(filters));
     loop {
@@ -158,12 +159,12 @@ pub async fn follow(session: Session) {
                 continue;
             }
         };
-        refresh(&session, &mut forwarder).await;
+        refresh(&session, &mut forwarder, &mut conn).await;
         let mut body = events.into_body();
         while let Some(frame) = body.frame().await {
             let Ok(frame) = frame else { break };
             if frame.data_ref().is_some() {
-                refresh(&session, &mut forwarder).await;
+                refresh(&session, &mut forwarder, &mut conn).await;
             }
         }
         // The stream ended: the session went away, or the engine restarted.
@@ -173,11 +174,47 @@ pub async fn follow(session: Session) {
     }
 }
 
-async fn refresh(session: &Session, forwarder: &mut Forwarder) {
-    match channel::engine_json(session, "/containers/json").await {
-        Ok(list) => forwarder.apply(&published(&list), session),
-        Err(e) => channel::log(&format!("list containers for their ports: {e}")),
+/// Lists the containers on a kept-open connection (a new channel stream and
+/// handshake per event would be most of the delay), reconnecting when it
+/// broke.
+async fn refresh(session: &Session, forwarder: &mut Forwarder, conn: &mut Option<Connection>) {
+    for _ in 0..2 {
+        if conn.as_ref().is_none_or(|c| c.is_closed()) {
+            *conn = channel::engine_connection(session).await.ok();
+        }
+        let Some(c) = conn.as_mut() else { break };
+        if c.ready().await.is_err() {
+            *conn = None;
+            continue;
+        }
+        match list(c).await {
+            Ok(list) => return forwarder.apply(&published(&list), session),
+            Err(e) => {
+                channel::log(&format!("list containers for their ports: {e}"));
+                *conn = None;
+            }
+        }
     }
+}
+
+type Connection = hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>>;
+
+async fn list(conn: &mut Connection) -> std::io::Result<serde_json::Value> {
+    let resp = channel::send_get(conn, "/containers/json").await?;
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(std::io::Error::other(format!(
+            "GET /containers/json: {status}: {}",
+            String::from_utf8_lossy(&body)
+        )));
+    }
+    serde_json::from_slice(&body).map_err(std::io::Error::other)
 }
 
 fn percent_encode(s: &str) -> String {
