@@ -101,15 +101,18 @@ impl Vm {
         }
     }
 
-    /// QEMU's resident memory in KiB.
-    fn qemu_rss_kib(&self) -> u64 {
+    /// QEMU's resident memory in KiB: (all, anonymous, file-backed).
+    fn qemu_rss_kib(&self) -> (u64, u64, u64) {
         let pid = self.qemu.as_ref().unwrap().id();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap()
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap()
+        };
+        (field("VmRSS:"), field("RssAnon:"), field("RssFile:"))
     }
 
     /// Presses the power button through QMP and waits for QEMU to end.
@@ -302,9 +305,12 @@ fn the_guest_boots_keeps_its_disk_and_powers_off_cleanly() {
         times.push(took);
         if i == 0 {
             std::thread::sleep(Duration::from_secs(10));
+            let (all, anon, file) = vm.qemu_rss_kib();
             eprintln!(
-                "vm-boot: QEMU idle RSS 10 s after ready: {} MiB",
-                vm.qemu_rss_kib() / 1024
+                "vm-boot: QEMU idle RSS 10 s after ready: {} MiB ({} MiB anonymous, {} MiB file-backed: the mapped vmlinux and initramfs)",
+                all / 1024,
+                anon / 1024,
+                file / 1024
             );
         }
         assert!(vm.power_down().success());

@@ -313,9 +313,14 @@ async fn supervise() -> ExitCode {
         pids: HashMap::new(),
         no_channel: false,
     };
+    let began = Instant::now();
     if let Err(e) = start_engine(&mut children).await {
         fatal(&e);
     }
+    say(&format!(
+        "the engine answered in {} ms",
+        began.elapsed().as_millis()
+    ));
     let _ = system::link_virtio_ports();
     start_channel(&mut children);
     // What the boot wrote (a fresh file system, the engine's first state)

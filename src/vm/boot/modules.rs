@@ -11,9 +11,10 @@ use std::path::Path;
 use crate::vm::VmError;
 
 /// The modules the engine needs in the guest, by name (`-` and `_` are the
-/// same). Virtio transports and devices (PCI for q35, MMIO for microvm),
-/// the data disk's ext4 (whose checksums want crc32c), overlayfs for
-/// container root filesystems, bridges and veth pairs for networks, and
+/// same). Virtio transports and devices (PCI for q35, MMIO for microvm;
+/// the balloon only for free page reporting), the data disk's ext4 (whose
+/// checksums want crc32c), overlayfs for container root filesystems,
+/// bridges and veth pairs for networks, and
 /// what the firewall's nftables rules use (nat chains, masquerade, ct,
 /// fib), so the kernel never has to ask for a module it cannot find.
 pub const WANTED: &[&str] = &[
@@ -22,6 +23,7 @@ pub const WANTED: &[&str] = &[
     "virtio_blk",
     "virtio_net",
     "virtio_console",
+    "virtio_balloon",
     "crc32c_generic",
     "ext4",
     "overlay",
