@@ -579,3 +579,108 @@ fn ctrl_c_cancels_the_build_and_leaves_nothing() {
     let scratch = env.root().join("build/tmp");
     assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
 }
+
+/// What a tree holds, as `stat` sees it: name, size, mode, owner and
+/// time of every entry below `dir`, and every file's content.
+fn tree_of(env: &Env, image: &str, dir: &str) -> String {
+    run_in(
+        env,
+        image,
+        &format!(
+            "cd {dir} && find . -mindepth 1 | sort | while read p; do \
+             stat -c '%n %s %a %u:%g %Y' \"$p\"; \
+             if [ -f \"$p\" ]; then cat \"$p\"; fi; done"
+        ),
+    )
+}
+
+#[test]
+fn a_copy_whose_sources_changed_writes_only_the_changes_onto_its_last_result() {
+    let env = Env::with_image(BASE);
+    let ctx = env.dir.path().join("ctx");
+    let mut files: Vec<(String, String)> = (0..8)
+        .map(|i| (format!("src/f{i}.txt"), format!("file {i}\n")))
+        .collect();
+    files.push(("src/sub/c.txt".into(), "c1\n".into()));
+    files.push(("src/sub/d.txt".into(), "d1\n".into()));
+    files.push(("src/shadow.txt".into(), "from the context\n".into()));
+    let dockerfile = format!(
+        "FROM {BASE}\n\
+         RUN mkdir /app && echo from the parent > /app/shadow.txt\n\
+         COPY src/ /app/\n\
+         RUN ls /app > /listing\n"
+    );
+    files.push(("Dockerfile".into(), dockerfile));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    write(&ctx, &refs);
+    let first = build(&env, &ctx, "localhost/delta:1", &[]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+
+    // One file changed, one deleted, one added: only those are written,
+    // on top of the previous copy; the result is what a full copy gives.
+    std::fs::write(ctx.join("src/f3.txt"), "file 3, edited\n").unwrap();
+    std::fs::remove_file(ctx.join("src/sub/c.txt")).unwrap();
+    std::fs::write(ctx.join("src/e.txt"), "new\n").unwrap();
+    let edited = build(&env, &ctx, "localhost/delta:1", &[]);
+    assert_eq!(edited.code, 0, "{}", edited.transcript());
+    // f3.txt, e.txt and the folder sub (whose c.txt went).
+    edited.assert_stderr_has(
+        "wrote 3 changed entries, deleted 1 entry, onto this step's previous result",
+    );
+    let full = build(&env, &ctx, "localhost/delta-full:1", &["--no-cache"]);
+    assert_eq!(full.code, 0, "{}", full.transcript());
+    assert!(!full.stderr.contains("previous result"), "{}", full.stderr);
+    let delta_tree = tree_of(&env, "localhost/delta:1", "/app");
+    assert_eq!(delta_tree, tree_of(&env, "localhost/delta-full:1", "/app"));
+    assert!(delta_tree.contains("file 3, edited\n"), "{delta_tree}");
+    assert!(!delta_tree.contains("c.txt"), "{delta_tree}");
+    assert_eq!(
+        run_in(&env, "localhost/delta:1", "cat /listing"),
+        run_in(&env, "localhost/delta-full:1", "cat /listing"),
+    );
+    // The history says which layer holds only the changes.
+    let sock = env.dir.path().join("engine.sock");
+    let history = std::process::Command::new("curl")
+        .args(["-sf", "--unix-socket"])
+        .arg(&sock)
+        .arg("http://localhost/images/localhost/delta:1/history")
+        .output()
+        .unwrap();
+    let history = String::from_utf8_lossy(&history.stdout).into_owned();
+    assert!(
+        history.contains("changes since this step's previous run"),
+        "{history}"
+    );
+
+    // Deleting a source that hid a file of the parent brings the parent's
+    // file back: a deletion on the previous copy cannot, so this copy is
+    // made in full.
+    std::fs::remove_file(ctx.join("src/shadow.txt")).unwrap();
+    let unshadowed = build(&env, &ctx, "localhost/delta:1", &[]);
+    assert_eq!(unshadowed.code, 0, "{}", unshadowed.transcript());
+    assert!(
+        !unshadowed.stderr.contains("previous result"),
+        "{}",
+        unshadowed.stderr
+    );
+    assert_eq!(
+        run_in(&env, "localhost/delta:1", "cat /app/shadow.txt"),
+        "from the parent\n"
+    );
+    // (--no-cache runs the parent's RUN again: its file's time differs.)
+    let full = build(&env, &ctx, "localhost/delta-full:1", &["--no-cache"]);
+    assert_eq!(full.code, 0, "{}", full.transcript());
+    let without_shadow = |t: String| -> String {
+        t.lines()
+            .filter(|l| !l.starts_with("./shadow.txt"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        without_shadow(tree_of(&env, "localhost/delta:1", "/app")),
+        without_shadow(tree_of(&env, "localhost/delta-full:1", "/app"))
+    );
+}

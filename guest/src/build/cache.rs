@@ -8,6 +8,9 @@
 //! - `steps/<slot hex>`: the inputs of the last run of one step of one
 //!   Dockerfile (its "slot"), kept to say why the next build of that step
 //!   missed the cache. Secrets never reach either.
+//! - `copies/<slot hex>`: the last result of one `COPY`/`ADD` step from
+//!   the context ([`CopyRecord`]), so that when only some sources changed
+//!   the next build writes just those on top of it.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -54,6 +57,16 @@ impl Inputs {
             }
         }
         hex(&h.finalize())
+    }
+
+    /// The key of everything but the sources: two runs of a copy step with
+    /// the same shape differ only in what they copy.
+    pub fn shape(&self) -> String {
+        Self {
+            sources: BTreeMap::new(),
+            ..self.clone()
+        }
+        .key()
     }
 
     /// Why a step with these inputs is not the cached run of `before`, in
@@ -128,6 +141,26 @@ impl Inputs {
     }
 }
 
+/// The last result of a `COPY`/`ADD` step from the context: what it
+/// copied and onto what, so that a later run whose sources changed (and
+/// nothing else) can start from it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CopyRecord {
+    /// [`Inputs::shape`] of the step: everything but the sources.
+    pub shape: String,
+    /// The step's parent image.
+    pub parent: String,
+    /// The image the step made.
+    pub image: String,
+    /// The context index (digest) it copied from.
+    pub context: String,
+    /// Whether the destination was a folder in the parent.
+    pub dest_was_dir: bool,
+    /// How many layers of changes lie on the step's full copy in `image`
+    /// (0: `image` is a full copy).
+    pub deltas: u32,
+}
+
 /// A stable name for one step of one Dockerfile, across builds.
 pub fn slot(identity: &str, stage: &str, step: usize) -> String {
     let mut h = Sha256::new();
@@ -156,7 +189,7 @@ struct Entry {
 impl Cache {
     /// Opens (creating) the cache under `<root>/build`.
     pub fn open(build_dir: &Path) -> Result<Self> {
-        for sub in ["cache", "steps"] {
+        for sub in ["cache", "steps", "copies"] {
             let p = build_dir.join(sub);
             fs::create_dir_all(&p).map_err(Error::io("create", &p))?;
         }
@@ -193,6 +226,19 @@ impl Cache {
     pub fn remember(&self, slot: &str, inputs: &Inputs) -> Result<()> {
         let path = self.dir.join("steps").join(slot);
         let bytes = serde_json::to_vec(inputs).map_err(Error::json(path.display().to_string()))?;
+        write_synced(&path, &bytes)
+    }
+
+    /// The last result of the copy step `slot`.
+    pub fn last_copy(&self, slot: &str) -> Option<CopyRecord> {
+        let bytes = fs::read(self.dir.join("copies").join(slot)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Keeps `record` as the last result of the copy step `slot`.
+    pub fn remember_copy(&self, slot: &str, record: &CopyRecord) -> Result<()> {
+        let path = self.dir.join("copies").join(slot);
+        let bytes = serde_json::to_vec(record).map_err(Error::json(path.display().to_string()))?;
         write_synced(&path, &bytes)
     }
 

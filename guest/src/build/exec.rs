@@ -18,7 +18,7 @@ use servin_proto::build::{BuildEvent, BuildRequest, DockerfileDiagnostic, StepRe
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
 
-use super::cache::{Inputs, slot};
+use super::cache::{CopyRecord, Inputs, slot};
 use super::copy::{self, CopyJob};
 use super::error::BuildError;
 use super::run::{self, RunSpec};
@@ -1088,9 +1088,41 @@ async fn step(
         at: at.clone(),
         reason,
     });
-    let image = execute(shared, state, ins, at, work, config).await?;
+    let shape = inputs.shape();
+    let reuse = match &work {
+        Work::Copy {
+            job, from: None, ..
+        } if !shared.request.no_cache && !job.sources.is_empty() => builder
+            .cache
+            .last_copy(&slot_id)
+            .filter(|r| r.shape == shape && r.parent == inputs.parent && r.deltas < MAX_DELTAS)
+            .and_then(|record| {
+                let image = shared.engine.store.image(&record.image)?;
+                let before = builder.contexts.get(&record.context).ok()??;
+                Some(Reuse {
+                    record,
+                    image,
+                    before,
+                })
+            }),
+        _ => None,
+    };
+    let (image, copied) = execute(shared, state, ins, at, work, config, reuse).await?;
     builder.cache.put(&key, &image.id)?;
     builder.cache.remember(&slot_id, &inputs)?;
+    if let Some(c) = copied {
+        builder.cache.remember_copy(
+            &slot_id,
+            &CopyRecord {
+                shape,
+                parent: inputs.parent.clone(),
+                image: image.id.clone(),
+                context: shared.request.context.clone(),
+                dest_was_dir: c.dest_was_dir,
+                deltas: c.deltas,
+            },
+        )?;
+    }
     shared.send(BuildEvent::Done {
         at: at.clone(),
         millis: started.elapsed().as_millis() as u64,
@@ -1644,7 +1676,8 @@ async fn execute(
     at: &StepRef,
     work: Work,
     config: Value,
-) -> Result<ImageRecord> {
+    reuse: Option<Reuse>,
+) -> Result<(ImageRecord, Option<Copied>)> {
     let engine = &shared.engine;
     let step_err = |message: String| -> Error {
         BuildError::Step {
@@ -1658,6 +1691,10 @@ async fn execute(
     // when dropped) or the scratch folder of a copy.
     let mut finished_run: Option<run::Finished> = None;
     let mut scratch: Option<PathBuf> = None;
+    // The image the layer goes on: the step's parent, or the previous
+    // result of a copy that writes only what changed.
+    let mut layer_parent = state.image.clone();
+    let mut copied: Option<Copied> = None;
     let (pending, created_by) = match work {
         Work::Meta { created_by } => (None, created_by),
         Work::Run {
@@ -1742,73 +1779,61 @@ async fn execute(
             from,
             created_by,
         } => {
-            let base = state.image.clone();
-            let lower = match &base {
-                Some(b) => lowers(engine, b)?,
-                None => Vec::new(),
-            };
-            let dir = engine.builder.temp_path("copy");
-            scratch = Some(dir.clone());
-            let (upper, work_dir, root) = (dir.join("upper"), dir.join("work"), dir.join("root"));
-            let from_dir = dir.join("from");
             let (chown, original) = match created_by.split_once('\u{0}') {
                 Some((o, c)) => (Some(c.to_string()), o.to_string()),
                 None => (None, created_by.clone()),
             };
-            let copied = async {
-                crate::runtime::rootfs::mount_overlay(&lower, &upper, &work_dir, &root)?;
-                if let Some(c) = &chown {
-                    job.owner = Some(resolve_owner(&root, c).map_err(step_err)?);
+            let dir = engine.builder.temp_path("copy");
+            scratch = Some(dir.clone());
+            let mut done = None;
+            if let Some(r) = reuse {
+                let tried =
+                    copy_changes(shared, state, &mut job, chown.as_deref(), r, &dir, at).await;
+                crate::runtime::rootfs::unmount_all_under(&dir);
+                match tried {
+                    Ok(Some(d)) => done = Some(d),
+                    Ok(None) => {
+                        // Nothing of the attempt is kept: a full copy follows.
+                        let _ = std::fs::remove_dir_all(&dir);
+                    }
+                    Err(e) => {
+                        let _ = std::fs::remove_dir_all(&dir);
+                        return Err(step_err(e));
+                    }
                 }
-                if let Some(img) = &from {
-                    let l = lowers(engine, img)?;
-                    crate::runtime::rootfs::mount_overlay(
-                        &l,
-                        &from_dir.join("upper"),
-                        &from_dir.join("work"),
-                        &from_dir.join("root"),
-                    )?;
-                }
-                let index = Arc::clone(&shared.index);
-                let engine2 = Arc::clone(engine);
-                let root2 = root.clone();
-                let from_root = from.as_ref().map(|_| from_dir.join("root"));
-                tokio::task::spawn_blocking(move || {
-                    let source = match &from_root {
-                        Some(r) => copy::Source::Root(r),
-                        None => copy::Source::Context {
-                            index: &index,
-                            blobs: &engine2.builder.contexts.blobs,
-                        },
-                    };
-                    copy::copy_into(&root2, &job, &source)
-                })
+            }
+            let (pending, base, outcome) = match done {
+                Some(d) => d,
+                None => full_copy(
+                    shared,
+                    state,
+                    &mut job,
+                    chown.as_deref(),
+                    from.as_ref(),
+                    &dir,
+                )
                 .await
-                .map_err(|e| step_err(format!("copy: {e}")))?
-                .map_err(step_err)
-            }
-            .await;
-            crate::runtime::rootfs::unmount_all_under(&dir);
-            if let Err(e) = copied {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e);
-            }
-            let pending = Pending {
-                upper,
-                lower,
-                parent_chain: base.as_ref().and_then(|b| b.chain_ids().last().cloned()),
-                exclude: Exclusions::none(),
-                how: Take::Move,
+                .map_err(|e| {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    step_err(e)
+                })?,
             };
+            layer_parent = base;
+            copied = outcome;
             (Some(pending), original)
         }
     };
     let store = Arc::clone(&engine.store);
-    let parent = state.image.clone();
+    let parent = layer_parent;
     let history_created_by = if created_by.starts_with("RUN ") {
         created_by
     } else {
         format!("{created_by} # buildkit")
+    };
+    let comment = if copied.as_ref().is_some_and(|c| c.deltas > 0) {
+        CHANGES_COMMENT
+    } else {
+        "buildkit.dockerfile.v0"
     };
     // Layer and image under one read guard of the garbage collection, so
     // it cannot take the layer before the image holds it.
@@ -1834,7 +1859,7 @@ async fn execute(
             config,
             History {
                 created_by: history_created_by,
-                comment: Some("buildkit.dockerfile.v0".to_string()),
+                comment: Some(comment.to_string()),
                 author: None,
                 empty_layer,
             },
@@ -1851,5 +1876,195 @@ async fn execute(
     if let Some(dir) = scratch {
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
     }
-    made?.map_err(|e| step_err(format!("make the image: {}", e.full_message())))
+    let image = made?.map_err(|e| step_err(format!("make the image: {}", e.full_message())))?;
+    Ok((image, copied))
+}
+
+/// How many layers of changes a copy step stacks on its last full copy
+/// before it copies in full again (each is one more overlay lower).
+const MAX_DELTAS: u32 = 8;
+
+/// The history comment of a layer that holds only what changed since the
+/// step's previous run (the entry above it is that run's).
+pub const CHANGES_COMMENT: &str = "servin: changes since this step's previous run";
+
+/// The previous result of a copy step, to write only the changes onto.
+struct Reuse {
+    record: CopyRecord,
+    image: ImageRecord,
+    before: Arc<ContextIndex>,
+}
+
+/// What a copy step made, for its [`CopyRecord`].
+struct Copied {
+    dest_was_dir: bool,
+    deltas: u32,
+}
+
+/// A copy step's layer ready to commit: its upper folder, the image it
+/// goes on, and what to record.
+type CopyDone = (Pending, Option<ImageRecord>, Option<Copied>);
+
+/// Copies `job` in full onto the step's parent.
+async fn full_copy(
+    shared: &Arc<Shared>,
+    state: &StageState,
+    job: &mut CopyJob,
+    chown: Option<&str>,
+    from: Option<&ImageRecord>,
+    dir: &std::path::Path,
+) -> std::result::Result<CopyDone, String> {
+    let engine = &shared.engine;
+    let base = state.image.clone();
+    let lower = match &base {
+        Some(b) => lowers(engine, b).map_err(|e| e.full_message())?,
+        None => Vec::new(),
+    };
+    let (upper, work_dir, root) = (dir.join("upper"), dir.join("work"), dir.join("root"));
+    let from_dir = dir.join("from");
+    let copied = async {
+        crate::runtime::rootfs::mount_overlay(&lower, &upper, &work_dir, &root)
+            .map_err(|e| e.full_message())?;
+        if let Some(c) = chown {
+            job.owner = Some(resolve_owner(&root, c)?);
+        }
+        if let Some(img) = from {
+            let l = lowers(engine, img).map_err(|e| e.full_message())?;
+            crate::runtime::rootfs::mount_overlay(
+                &l,
+                &from_dir.join("upper"),
+                &from_dir.join("work"),
+                &from_dir.join("root"),
+            )
+            .map_err(|e| e.full_message())?;
+        }
+        let index = Arc::clone(&shared.index);
+        let engine2 = Arc::clone(engine);
+        let root2 = root.clone();
+        let from_root = from.map(|_| from_dir.join("root"));
+        let job2 = job.clone();
+        tokio::task::spawn_blocking(move || {
+            let source = match &from_root {
+                Some(r) => copy::Source::Root(r),
+                None => copy::Source::Context {
+                    index: &index,
+                    blobs: &engine2.builder.contexts.blobs,
+                },
+            };
+            copy::copy_into(&root2, &job2, &source)
+        })
+        .await
+        .map_err(|e| format!("copy: {e}"))?
+    }
+    .await;
+    crate::runtime::rootfs::unmount_all_under(dir);
+    let dest_was_dir = copied?;
+    let pending = Pending {
+        upper,
+        lower,
+        parent_chain: base.as_ref().and_then(|b| b.chain_ids().last().cloned()),
+        exclude: Exclusions::none(),
+        how: Take::Move,
+    };
+    let outcome = from.is_none().then_some(Copied {
+        dest_was_dir,
+        deltas: 0,
+    });
+    Ok((pending, base, outcome))
+}
+
+/// Writes only what changed since the step's previous run onto that
+/// run's result; `None` when a full copy is needed (nothing kept then).
+/// Mounts under `dir`; the caller unmounts.
+async fn copy_changes(
+    shared: &Arc<Shared>,
+    state: &StageState,
+    job: &mut CopyJob,
+    chown: Option<&str>,
+    reuse: Reuse,
+    dir: &std::path::Path,
+    at: &StepRef,
+) -> std::result::Result<Option<CopyDone>, String> {
+    let engine = &shared.engine;
+    let lower = lowers(engine, &reuse.image).map_err(|e| e.full_message())?;
+    let (upper, work_dir, root) = (dir.join("upper"), dir.join("work"), dir.join("root"));
+    crate::runtime::rootfs::mount_overlay(&lower, &upper, &work_dir, &root)
+        .map_err(|e| e.full_message())?;
+    // The parent's own view: `--chown` names resolve there, as in a full
+    // copy, and a deleted source must not have hidden anything of it.
+    let parent_root = match &state.image {
+        Some(img) => {
+            let l = lowers(engine, img).map_err(|e| e.full_message())?;
+            let p = dir.join("parent");
+            crate::runtime::rootfs::mount_overlay(
+                &l,
+                &p.join("upper"),
+                &p.join("work"),
+                &p.join("root"),
+            )
+            .map_err(|e| e.full_message())?;
+            Some(p.join("root"))
+        }
+        None => None,
+    };
+    if let Some(c) = chown {
+        job.owner = Some(match &parent_root {
+            Some(p) => resolve_owner(p, c)?,
+            None => resolve_owner(&root, c)?,
+        });
+    }
+    let index = Arc::clone(&shared.index);
+    let engine2 = Arc::clone(engine);
+    let root2 = root.clone();
+    let job2 = job.clone();
+    let before = Arc::clone(&reuse.before);
+    let dest_was_dir = reuse.record.dest_was_dir;
+    let delta = tokio::task::spawn_blocking(move || {
+        let parent_fd = match &parent_root {
+            Some(p) => Some(
+                crate::container::archive_tar::open_root(p)
+                    .map_err(|e| format!("open the parent's root: {e}"))?,
+            ),
+            None => None,
+        };
+        let in_parent = |path: &str| {
+            parent_fd
+                .as_ref()
+                .is_some_and(|fd| crate::container::archive_tar::stat(fd, path).is_ok())
+        };
+        copy::copy_changes(
+            &root2,
+            &job2,
+            &index,
+            &before,
+            &engine2.builder.contexts.blobs,
+            dest_was_dir,
+            &in_parent,
+        )
+    })
+    .await
+    .map_err(|e| format!("copy: {e}"))??;
+    let copy::Delta::Applied { written, removed } = delta else {
+        return Ok(None);
+    };
+    shared.send(BuildEvent::Output {
+        at: at.clone(),
+        text: format!(
+            "wrote {written} changed entr{}, deleted {removed} entr{}, onto this step's previous result\n",
+            if written == 1 { "y" } else { "ies" },
+            if removed == 1 { "y" } else { "ies" },
+        ),
+    });
+    let pending = Pending {
+        upper,
+        lower,
+        parent_chain: reuse.image.chain_ids().last().cloned(),
+        exclude: Exclusions::none(),
+        how: Take::Move,
+    };
+    let outcome = Copied {
+        dest_was_dir,
+        deltas: reuse.record.deltas + 1,
+    };
+    Ok(Some((pending, Some(reuse.image), Some(outcome))))
 }
