@@ -262,8 +262,10 @@ fn project_jobs(
             )));
         }
     }
+    // The bases the lock pins, as `up` builds on them (read, not written).
+    let locked = super::lock::read(&loaded)?;
     jobs_of(
-        project, &wanted, build_args, labels, secrets, no_cache, pull,
+        project, &wanted, build_args, labels, secrets, no_cache, pull, &locked,
     )
 }
 
@@ -276,6 +278,7 @@ fn jobs_of(
     secrets: &[BuildSecret],
     no_cache: bool,
     pull: bool,
+    locked: &BTreeMap<String, String>,
 ) -> Result<Vec<Job>, Failed> {
     let mut jobs = Vec::new();
     for (name, image) in &project.images {
@@ -303,6 +306,7 @@ fn jobs_of(
                 pull,
                 labels: labels.clone(),
                 secrets: secrets.to_vec(),
+                pinned: servin::project::lock::pinned_bases(b, locked),
                 ..BuildRequest::default()
             },
             dockerfile,
@@ -340,6 +344,7 @@ pub fn build_for_up(
     engine: &servin::client::Engine,
     loaded: &servin::project::Loaded,
     profiles: &[String],
+    locked: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, Failed> {
     let project = &loaded.project;
     let used = built_images_in_use(project, profiles);
@@ -355,6 +360,7 @@ pub fn build_for_up(
         &[],
         false,
         false,
+        locked,
     )?;
     for job in jobs {
         let reference = job.request.tags.first().cloned().unwrap_or_default();
@@ -379,6 +385,7 @@ pub fn plan_builds(
     if used.is_empty() {
         return Ok(out);
     }
+    let locked = image_digests.clone();
     for mut job in jobs_of(
         project,
         &used,
@@ -387,6 +394,7 @@ pub fn plan_builds(
         &[],
         false,
         false,
+        &locked,
     )? {
         let reference = job.request.tags.first().cloned().unwrap_or_default();
         let text = std::fs::read_to_string(&job.dockerfile).map_err(|e| {
@@ -756,15 +764,5 @@ fn familiar(name: &str) -> String {
 
 /// This machine's platform, as the engine builds for it.
 fn host_platform() -> servin_dockerfile::Platform {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "arm" => "arm",
-        other => other,
-    };
-    servin_dockerfile::Platform {
-        os: "linux".to_string(),
-        arch: arch.to_string(),
-        variant: None,
-    }
+    servin_dockerfile::Platform::host()
 }

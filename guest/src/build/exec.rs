@@ -177,6 +177,9 @@ impl Shared {
         use crate::image::pull::{self, Platform};
         use crate::image::reference::ImageRef;
         let engine = &self.engine;
+        // A pinned image is the one at its locked digest, whatever the tag
+        // names today.
+        let name = self.request.pinned.get(name).map_or(name, String::as_str);
         if !self.request.pull
             && let Ok(found) = engine.store.resolve(name)
         {
