@@ -684,3 +684,193 @@ fn a_copy_whose_sources_changed_writes_only_the_changes_onto_its_last_result() {
         without_shadow(tree_of(&env, "localhost/delta-full:1", "/app"))
     );
 }
+
+/// A tiny HTTP server on a loopback port for `ADD <url>`: serves the
+/// files in its map (path → body) with a fixed `Last-Modified`, and counts
+/// the requests of each path.
+struct Files {
+    addr: String,
+    files: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>,
+    hits: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+const LAST_MODIFIED: &str = "Wed, 21 Oct 2015 07:28:00 GMT";
+const LAST_MODIFIED_SECS: u64 = 1_445_412_480;
+
+impl Files {
+    fn start() -> Self {
+        use std::io::{BufRead, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let files = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+            String,
+            Vec<u8>,
+        >::new()));
+        let hits = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        let (f, h) = (files.clone(), hits.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                        break;
+                    }
+                }
+                let path = line.split(' ').nth(1).unwrap_or("/").to_string();
+                *h.lock().unwrap().entry(path.clone()).or_insert(0) += 1;
+                let body = f.lock().unwrap().get(&path).cloned();
+                let _ = match body {
+                    Some(b) => conn
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: {LAST_MODIFIED}\r\nConnection: close\r\n\r\n",
+                                b.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .and_then(|()| conn.write_all(&b)),
+                    None => conn.write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    ),
+                };
+            }
+        });
+        Self { addr, files, hits }
+    }
+
+    fn put(&self, path: &str, body: &[u8]) {
+        self.files
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), body.to_vec());
+    }
+
+    fn hits(&self, path: &str) -> usize {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+fn sha256_of(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(data);
+    format!(
+        "sha256:{}",
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+#[test]
+fn add_of_a_url_is_downloaded_verified_and_cached_by_its_checksum() {
+    let env = Env::with_image(BASE);
+    let server = Files::start();
+    server.put("/dl/tool.txt", b"tool v1\n");
+    server.put("/dl/data.bin", b"data v1\n");
+    let ctx = env.dir.path().join("ctx");
+    let good = sha256_of(b"tool v1\n");
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM {BASE}\n\
+                 ADD --checksum={good} {} /opt/\n\
+                 ADD {} /data/renamed.bin\n",
+                server.url("/dl/tool.txt"),
+                server.url("/dl/data.bin"),
+            ),
+        )],
+    );
+    let first = build(&env, &ctx, "localhost/url:1", &[]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    // Docker's placement, mode 0600 and the server's time.
+    assert_eq!(
+        run_in(
+            &env,
+            "localhost/url:1",
+            "cat /opt/tool.txt /data/renamed.bin; stat -c '%a %Y' /opt/tool.txt /data/renamed.bin"
+        ),
+        format!("tool v1\ndata v1\n600 {LAST_MODIFIED_SECS}\n600 {LAST_MODIFIED_SECS}\n")
+    );
+    assert_eq!(server.hits("/dl/tool.txt"), 1);
+
+    // Again: both cached; the checksummed URL is not downloaded at all,
+    // the other one is (its content is its key).
+    let again = build(&env, &ctx, "localhost/url:1", &[]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    let (cached, reasons) = cached_and_reasons(&again.stderr);
+    assert_eq!((cached, reasons.len()), (2, 0), "{}", again.stderr);
+    assert_eq!(server.hits("/dl/tool.txt"), 1);
+    assert_eq!(server.hits("/dl/data.bin"), 2);
+
+    // The unchecked URL's content changed: its step runs and says why.
+    server.put("/dl/data.bin", b"data v2\n");
+    let changed = build(&env, &ctx, "localhost/url:1", &[]);
+    assert_eq!(changed.code, 0, "{}", changed.transcript());
+    let (cached, reasons) = cached_and_reasons(&changed.stderr);
+    assert_eq!(cached, 1, "{}", changed.stderr);
+    assert_eq!(
+        reasons,
+        vec![format!("url {} changed", server.url("/dl/data.bin"))]
+    );
+    assert_eq!(
+        run_in(&env, "localhost/url:1", "cat /data/renamed.bin"),
+        "data v2\n"
+    );
+
+    // The server now sends other bytes for the checksummed URL: the build
+    // fails naming the URL and both digests, and tags nothing.
+    server.put("/dl/tool.txt", b"tool v1, tampered\n");
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM {BASE}\n\
+                 ADD --checksum={good} {} /opt/tool\n",
+                server.url("/dl/tool.txt"),
+            ),
+        )],
+    );
+    let bad = build(&env, &ctx, "localhost/url-bad:1", &[]);
+    assert_ne!(bad.code, 0, "{}", bad.transcript());
+    bad.assert_stderr_has(&format!(
+        "checksum mismatch for {}: expected {good}, got {}",
+        server.url("/dl/tool.txt"),
+        sha256_of(b"tool v1, tampered\n")
+    ));
+    assert_ne!(
+        env.run(&["image", "inspect", "localhost/url-bad:1"]).code,
+        0
+    );
+
+    // --checksum is for one URL source, and must be a digest.
+    write(&ctx, &[("local.txt", "x\n")]);
+    for (add, says) in [
+        (
+            format!("ADD --checksum={good} local.txt /x"),
+            "`--checksum` applies only to URL sources",
+        ),
+        (
+            format!(
+                "ADD --checksum=sha256:123 {} /x",
+                server.url("/dl/tool.txt")
+            ),
+            "`--checksum=sha256:123` is not a digest",
+        ),
+    ] {
+        write(&ctx, &[("Dockerfile", &format!("FROM {BASE}\n{add}\n"))]);
+        let refused = build(&env, &ctx, "localhost/url-bad:1", &[]);
+        assert_ne!(refused.code, 0, "{}", refused.transcript());
+        refused.assert_stderr_has(says);
+    }
+}

@@ -270,6 +270,7 @@ fn project_jobs(
 }
 
 /// The builds of `project`'s images named in `wanted` (all when empty).
+#[allow(clippy::too_many_arguments)]
 fn jobs_of(
     project: &servin::project::normal::Project,
     wanted: &[String],

@@ -43,6 +43,8 @@ pub struct CopyJob {
     pub chmod: Option<u32>,
     /// `ADD`: extract local tar archives.
     pub extract_archives: bool,
+    /// `ADD`: URLs, downloaded before the copy (never extracted).
+    pub urls: Vec<super::fetch::UrlSource>,
 }
 
 /// One tar entry to write: where it goes (relative to a destination
@@ -53,6 +55,12 @@ enum Item<'a> {
         name: String,
         data: Vec<u8>,
         mode: u32,
+    },
+    /// A downloaded URL: mode 0600, the server's time.
+    File {
+        name: String,
+        path: std::path::PathBuf,
+        mtime: u64,
     },
 }
 
@@ -114,7 +122,7 @@ fn plan_context<'a>(
     for src in &job.sources {
         selections.extend(index.select(src).map_err(fail)?);
     }
-    let count = selections.len() + job.heredocs.len();
+    let count = selections.len() + job.heredocs.len() + job.urls.len();
     let into_dir = job.dest_is_dir || count > 1 || dest_was_dir;
     // Items per destination folder.
     let mut plan: Vec<(String, Vec<Item<'_>>)> = Vec::new();
@@ -150,6 +158,24 @@ fn plan_context<'a>(
             };
             plan.push((dir, vec![Item::Context(name, e)]));
         }
+    }
+    for u in &job.urls {
+        let Some(f) = &u.fetched else {
+            return Err(fail(format!("{} was not downloaded", u.url)));
+        };
+        let (dir, file) = if into_dir {
+            (job.dest.clone(), super::fetch::file_name(&u.url))
+        } else {
+            (parent(&job.dest), base(&job.dest))
+        };
+        plan.push((
+            dir,
+            vec![Item::File {
+                name: file,
+                path: f.path.clone(),
+                mtime: f.mtime,
+            }],
+        ));
     }
     for (name, content) in &job.heredocs {
         let (dir, file) = if into_dir {
@@ -221,6 +247,12 @@ fn signature(item: &Item<'_>, chmod: Option<u32>) -> (u8, String, u32, i128) {
             let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
             (0, hex, chmod.unwrap_or(*mode), 0)
         }
+        Item::File { path, mtime, .. } => (
+            3,
+            path.display().to_string(),
+            chmod.unwrap_or(0o600),
+            i128::from(*mtime),
+        ),
         Item::Context(_, e) => {
             let (kind, what) = match &e.kind {
                 EntryKind::File => (0, e.digest.clone().unwrap_or_default()),
@@ -236,7 +268,7 @@ fn signature(item: &Item<'_>, chmod: Option<u32>) -> (u8, String, u32, i128) {
 
 fn item_name<'b>(item: &'b Item<'_>) -> &'b str {
     match item {
-        Item::Context(name, _) | Item::Data { name, .. } => name,
+        Item::Context(name, _) | Item::Data { name, .. } | Item::File { name, .. } => name,
     }
 }
 
@@ -356,7 +388,7 @@ pub fn copy_changes(
 fn e_path(item: &Item<'_>) -> String {
     match item {
         Item::Context(_, e) => e.path.clone(),
-        Item::Data { name, .. } => name.clone(),
+        Item::Data { name, .. } | Item::File { name, .. } => name.clone(),
     }
 }
 
@@ -413,6 +445,20 @@ fn write_items(
                 h.set_uid(0);
                 h.set_gid(0);
                 match item {
+                    Item::File { name, path, mtime } => {
+                        let f = std::fs::File::open(&path)
+                            .map_err(|e| fail(format!("read {}: {e}", path.display())))?;
+                        let size = f
+                            .metadata()
+                            .map_err(|e| fail(format!("read {}: {e}", path.display())))?
+                            .len();
+                        h.set_entry_type(tar::EntryType::Regular);
+                        h.set_mode(chmod.unwrap_or(0o600));
+                        h.set_size(size);
+                        h.set_mtime(mtime);
+                        tar.append_data(&mut h, &name, f.take(size))
+                            .map_err(|e| fail(format!("write {name}: {e}")))?;
+                    }
                     Item::Data { name, data, mode } => {
                         h.set_entry_type(tar::EntryType::Regular);
                         h.set_mode(chmod.unwrap_or(mode));

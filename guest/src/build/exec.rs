@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use super::cache::{CopyRecord, Inputs, slot};
 use super::copy::{self, CopyJob};
 use super::error::BuildError;
+use super::fetch;
 use super::run::{self, RunSpec};
 use super::{BuildOptions, Cancel};
 use crate::engine::Engine;
@@ -763,6 +764,7 @@ async fn step(
                     owner: None,
                     chmod: None,
                     extract_archives: false,
+                    urls: Vec::new(),
                 },
                 from: None,
                 created_by: ins.original.clone(),
@@ -943,28 +945,48 @@ async fn step(
         }
         InstructionKind::Add(a) => {
             let mut sources = Vec::new();
+            let mut urls = Vec::new();
+            let step_error = |message: String| -> Error {
+                BuildError::Step {
+                    at: at.clone(),
+                    instruction: ins.original.clone(),
+                    message,
+                }
+                .into()
+            };
             for s in &a.sources {
                 let s = ex!(s).value;
+                if fetch::is_http(&s) {
+                    urls.push(s);
+                    continue;
+                }
                 if s.contains("://") || s.starts_with("git@") {
-                    return Err(BuildError::Step {
-                        at: at.clone(),
-                        instruction: ins.original.clone(),
-                        message: format!(
-                            "ADD from a URL ({s}) is not supported by servin's builder: download it in a RUN step"
-                        ),
-                    }
-                    .into());
+                    return Err(step_error(format!(
+                        "ADD from a git repository ({s}) is not supported by servin's builder: clone it in a RUN step"
+                    )));
                 }
                 sources.push(s);
             }
-            if a.checksum.is_some() {
-                return Err(BuildError::Step {
-                    at: at.clone(),
-                    instruction: ins.original.clone(),
-                    message: "ADD --checksum applies to URL sources only".to_string(),
+            let checksum = match &a.checksum {
+                Some(c) => {
+                    let c = ex!(c).value;
+                    if urls.len() != 1 || !sources.is_empty() || !a.heredocs.is_empty() {
+                        return Err(step_error(
+                            "ADD --checksum applies to one source, an http(s) URL".to_string(),
+                        ));
+                    }
+                    Some(fetch::parse_checksum(&c).map_err(step_error)?)
                 }
-                .into());
-            }
+                None => None,
+            };
+            let urls: Vec<fetch::UrlSource> = urls
+                .into_iter()
+                .map(|url| fetch::UrlSource {
+                    url,
+                    checksum: checksum.clone(),
+                    fetched: None,
+                })
+                .collect();
             let dest_raw = ex!(&a.dest).value;
             let chown = match &a.chown {
                 Some(o) => Some(ex!(o).value),
@@ -986,9 +1008,13 @@ async fn step(
                     Ok((h.name.clone(), content))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            copy_work(
+            let mut work = copy_work(
                 shared, state, ins, sources, heredocs, dest_raw, chown, chmod, None, true,
-            )?
+            )?;
+            if let Work::Copy { job, .. } = &mut work {
+                job.urls = urls;
+            }
+            work
         }
     };
     // The cache key.
@@ -1002,6 +1028,7 @@ async fn step(
             inputs.args.insert(u.clone(), v.clone());
         }
     }
+    let mut work = work;
     match &work {
         Work::Run { .. } => {
             // A RUN sees every arg in scope as its environment.
@@ -1052,12 +1079,45 @@ async fn step(
             for (n, c) in &job.heredocs {
                 inputs.extra.insert(format!("heredoc {n}"), c.clone());
             }
+
             inputs.extra.insert("config".into(), config.to_string());
         }
         Work::Meta { .. } => {
             inputs.extra.insert("config".into(), config.to_string());
         }
     }
+    // A URL counts by its checksum when given (nothing downloaded
+    // on a hit), else by its content, downloaded now.
+    if let Work::Copy { job, .. } = &mut work {
+        for u in &mut job.urls {
+            let id = match &u.checksum {
+                Some(c) => c.clone(),
+                None => {
+                    let path = shared.engine.builder.temp_path("url");
+                    let got = fetch::fetch(&u.url, &path, None).await.map_err(|e| {
+                        Error::from(BuildError::Step {
+                            at: at.clone(),
+                            instruction: ins.original.clone(),
+                            message: e,
+                        })
+                    })?;
+                    let d = got.digest.clone();
+                    u.fetched = Some(got);
+                    d
+                }
+            };
+            inputs.extra.insert(format!("url {}", u.url), id);
+        }
+    }
+    // What was downloaded for the key goes when the step ends.
+    let _downloads = RemoveOnDrop(match &work {
+        Work::Copy { job, .. } => job
+            .urls
+            .iter()
+            .filter_map(|u| u.fetched.as_ref().map(|f| f.path.clone()))
+            .collect(),
+        _ => Vec::new(),
+    });
     let key = inputs.key();
     let slot_id = slot(&shared.identity, stage_name, position);
     let builder = &shared.engine.builder;
@@ -1095,7 +1155,7 @@ async fn step(
     let reuse = match &work {
         Work::Copy {
             job, from: None, ..
-        } if !shared.request.no_cache && !job.sources.is_empty() => builder
+        } if !shared.request.no_cache && !job.sources.is_empty() && job.urls.is_empty() => builder
             .cache
             .last_copy(&slot_id)
             .filter(|r| r.shape == shape && r.parent == inputs.parent && r.deltas < MAX_DELTAS)
@@ -1250,6 +1310,7 @@ fn copy_work(
             owner: None,
             chmod,
             extract_archives: add,
+            urls: Vec::new(),
         },
         from,
         created_by: match chown {
@@ -1518,6 +1579,7 @@ async fn run_work(
                             owner: None,
                             chmod: None,
                             extract_archives: false,
+                            urls: Vec::new(),
                         };
                         let index = Arc::clone(&shared.index);
                         let engine = Arc::clone(&shared.engine);
@@ -1786,6 +1848,19 @@ async fn execute(
                 Some((o, c)) => (Some(c.to_string()), o.to_string()),
                 None => (None, created_by.clone()),
             };
+            // URLs with a checksum are downloaded only now, on a miss; a
+            // mismatch fails the step before anything is copied.
+            let mut downloads = RemoveOnDrop(Vec::new());
+            for u in &mut job.urls {
+                if u.fetched.is_none() {
+                    let path = engine.builder.temp_path("url");
+                    downloads.0.push(path.clone());
+                    let got = fetch::fetch(&u.url, &path, u.checksum.as_deref())
+                        .await
+                        .map_err(step_err)?;
+                    u.fetched = Some(got);
+                }
+            }
             let dir = engine.builder.temp_path("copy");
             scratch = Some(dir.clone());
             let mut done = None;
@@ -1821,6 +1896,7 @@ async fn execute(
                     step_err(e)
                 })?,
             };
+            drop(downloads);
             layer_parent = base;
             copied = outcome;
             (Some(pending), original)
@@ -1881,6 +1957,17 @@ async fn execute(
     }
     let image = made?.map_err(|e| step_err(format!("make the image: {}", e.full_message())))?;
     Ok((image, copied))
+}
+
+/// Files removed when it goes (a step's downloads, whatever its end).
+struct RemoveOnDrop(Vec<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 /// How many layers of changes a copy step stacks on its last full copy
