@@ -874,3 +874,82 @@ fn add_of_a_url_is_downloaded_verified_and_cached_by_its_checksum() {
         refused.assert_stderr_has(says);
     }
 }
+
+#[test]
+fn up_builds_its_images_together_while_it_pulls_the_others() {
+    use servin_testkit::registry::RegistryGuard;
+    let env = Env::with_image(BASE);
+    let reg = RegistryGuard::start();
+    // An image only the registry has: `up` pulls it while it builds.
+    let pulled = format!("{}/team/side:v1", reg.addr());
+    let seed_dir = env.dir.path().join("seed");
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    let tar = servin_testkit::image::seed_image_marked(&seed_dir, &pulled, Some("side"));
+    env.ok(&["image", "import", tar.to_str().unwrap()]);
+    let push = env.run(&["push", &pulled]);
+    assert_eq!(push.code, 0, "{}", push.stderr);
+    env.ok(&["rmi", &pulled]);
+
+    let file = env.write_project(
+        "proj",
+        &format!(
+            "[project]\nname = \"par\"\n\n\
+             [images.web]\nbuild = \"./web\"\n\n[images.api]\nbuild = \"./api\"\n\n\
+             [containers.web]\nimage = \"web\"\ncommand = [\"sleep\", \"300\"]\nstop_timeout = \"1s\"\n\n\
+             [containers.api]\nimage = \"api\"\ncommand = [\"sleep\", \"300\"]\nstop_timeout = \"1s\"\n\n\
+             [containers.side]\nimage = \"{pulled}\"\ncommand = [\"sleep\", \"300\"]\nstop_timeout = \"1s\"\n"
+        ),
+    );
+    let dir = file.parent().unwrap().to_path_buf();
+    for name in ["web", "api"] {
+        write(
+            &dir.join(name),
+            &[
+                (
+                    "Dockerfile",
+                    &format!("FROM {BASE}\nCOPY msg.txt /msg\nRUN cat /msg > /copy\n"),
+                ),
+                ("msg.txt", &format!("{name}\n")),
+            ],
+        );
+    }
+    let up = env.run_in(&dir, &["up", "-d"]);
+    assert_eq!(up.code, 0, "{}", up.transcript());
+    // Each build's lines carry its image's name; both ran every step.
+    for name in ["web", "api"] {
+        let done = up
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}: [stage-0 ")) && l.contains(" DONE "))
+            .count();
+        assert_eq!(done, 3, "{}", up.stderr);
+        assert_eq!(
+            run_exec(&env, &format!("par-{name}-1"), "cat /copy"),
+            format!("{name}\n")
+        );
+    }
+    assert_eq!(run_exec(&env, "par-side-1", "echo $SEED"), "side\n");
+
+    // A machine with the lock file but not the image: it is pulled (by its
+    // locked digest) while the builds run.
+    env.ok_in(&dir, &["down"]);
+    env.ok(&["rmi", "-f", &pulled]);
+    std::fs::write(dir.join("web/msg.txt"), "web 2\n").unwrap();
+    let up = env.run_in(&dir, &["up", "-d"]);
+    assert_eq!(up.code, 0, "{}", up.transcript());
+    up.assert_stderr_has(&format!("pulled {}/team/side@sha256:", reg.addr()));
+    up.assert_stderr_has("web: [stage-0 2/3] runs: msg.txt changed");
+    assert_eq!(run_exec(&env, "par-side-1", "echo $SEED"), "side\n");
+    assert_eq!(run_exec(&env, "par-web-1", "cat /copy"), "web 2\n");
+
+    // A failing build fails `up`, names its image, and starts nothing new.
+    std::fs::write(
+        dir.join("api/Dockerfile"),
+        format!("FROM {BASE}\nRUN exit 3\n"),
+    )
+    .unwrap();
+    let failed = env.run_in(&dir, &["up", "-d"]);
+    assert_ne!(failed.code, 0, "{}", failed.transcript());
+    failed.assert_stderr_has("api: ");
+    env.ok_in(&dir, &["down"]);
+}
