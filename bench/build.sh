@@ -9,19 +9,22 @@
 #    from a local base image (bench/make-box.py), no cache (hyperfine);
 # 2. fully cached rebuild of a 20-step Dockerfile whose context holds
 #    50,000 files, 200 MB (bench/gen-context.py), servin against BuildKit;
-# 3. the same rebuild after one source file changed: wall time, and the
-#    bytes servin sent (its plain progress says).
+# 3. the same rebuild after one source file changed: wall time, the time
+#    of the RUN steps that reran, the builder's own overhead (the
+#    difference), the bytes servin sent (its plain progress says), and the
+#    step lines that ran.
 # Before timing, one plain build shows that every step ran.
 # dockerd runs on its own socket and data root and is stopped at the end.
-# Needs: hyperfine docker.io python3 (apt). buildah is not measured yet:
-# `buildah bud` failed (exit 125) on this machine and was left for later.
+# Needs: hyperfine docker.io python3 (apt). Honours CARGO_TARGET_DIR.
+# buildah is measured by bench/commit.sh (the layer commit figure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -q -p servin -p servin-guest
-SERVIN=$PWD/target/release/servin
+TARGET=${CARGO_TARGET_DIR:-$PWD/target}
+SERVIN=$TARGET/release/servin
 WORK=$(mktemp -d /tmp/servin-bench.XXXXXX)
 export SERVIN_ROOT=$WORK/servin SERVIN_HOST=unix://$WORK/engine.sock
-export SERVIN_ENGINE=$PWD/target/release/servin-guest HOME=$WORK/home
+export SERVIN_ENGINE=$TARGET/release/servin-guest HOME=$WORK/home
 DSOCK=$WORK/docker.sock
 DOCKER=(/usr/bin/docker -H "unix://$DSOCK")
 BUILDAH=(buildah --root "$WORK/buildah" --runroot "$WORK/buildah-run" --storage-driver overlay)
@@ -113,7 +116,10 @@ for n in 1 2 3; do
   e=$(date +%s%N)
   runs=$(grep -E '^\[stage-0 (4|8|14)/20\] DONE' "$WORK/edit.log" | awk '{s+=$NF} END {print s+0}')
   sent=$(grep -o 'sent [0-9]* files\? ([0-9]* bytes)' "$WORK/edit.log")
-  echo "servin edit $n: wall $(( (e - s) / 1000000 )) ms, RUN steps ${runs}s, $sent"
+  wall=$(( (e - s) / 1000000 ))
+  overhead=$(awk -v w="$wall" -v r="$runs" 'BEGIN {printf "%d", w - r * 1000}')
+  echo "servin edit $n: wall $wall ms, RUN steps ${runs}s, overhead $overhead ms, $sent"
+  grep -E '^\[stage-0 [0-9]+/20\]' "$WORK/edit.log" | grep -v -E ' (CACHED|runs:.*)$' | grep -E 'DONE|previous result' || true
   echo "edit $n" >> "$C2/src/d7/f7"
   s=$(date +%s%N)
   env DOCKER_BUILDKIT=1 "${DOCKER[@]}" build -q -t bench/big:1 "$C2" >/dev/null

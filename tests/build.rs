@@ -579,3 +579,377 @@ fn ctrl_c_cancels_the_build_and_leaves_nothing() {
     let scratch = env.root().join("build/tmp");
     assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
 }
+
+/// What a tree holds, as `stat` sees it: name, size, mode, owner and
+/// time of every entry below `dir`, and every file's content.
+fn tree_of(env: &Env, image: &str, dir: &str) -> String {
+    run_in(
+        env,
+        image,
+        &format!(
+            "cd {dir} && find . -mindepth 1 | sort | while read p; do \
+             stat -c '%n %s %a %u:%g %Y' \"$p\"; \
+             if [ -f \"$p\" ]; then cat \"$p\"; fi; done"
+        ),
+    )
+}
+
+#[test]
+fn a_copy_whose_sources_changed_writes_only_the_changes_onto_its_last_result() {
+    let env = Env::with_image(BASE);
+    let ctx = env.dir.path().join("ctx");
+    let mut files: Vec<(String, String)> = (0..8)
+        .map(|i| (format!("src/f{i}.txt"), format!("file {i}\n")))
+        .collect();
+    files.push(("src/sub/c.txt".into(), "c1\n".into()));
+    files.push(("src/sub/d.txt".into(), "d1\n".into()));
+    files.push(("src/shadow.txt".into(), "from the context\n".into()));
+    let dockerfile = format!(
+        "FROM {BASE}\n\
+         RUN mkdir /app && echo from the parent > /app/shadow.txt\n\
+         COPY src/ /app/\n\
+         RUN ls /app > /listing\n"
+    );
+    files.push(("Dockerfile".into(), dockerfile));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    write(&ctx, &refs);
+    let first = build(&env, &ctx, "localhost/delta:1", &[]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+
+    // One file changed, one deleted, one added: only those are written,
+    // on top of the previous copy; the result is what a full copy gives.
+    std::fs::write(ctx.join("src/f3.txt"), "file 3, edited\n").unwrap();
+    std::fs::remove_file(ctx.join("src/sub/c.txt")).unwrap();
+    std::fs::write(ctx.join("src/e.txt"), "new\n").unwrap();
+    let edited = build(&env, &ctx, "localhost/delta:1", &[]);
+    assert_eq!(edited.code, 0, "{}", edited.transcript());
+    // f3.txt, e.txt and the folder sub (whose c.txt went).
+    edited.assert_stderr_has(
+        "wrote 3 changed entries, deleted 1 entry, onto this step's previous result",
+    );
+    let full = build(&env, &ctx, "localhost/delta-full:1", &["--no-cache"]);
+    assert_eq!(full.code, 0, "{}", full.transcript());
+    assert!(!full.stderr.contains("previous result"), "{}", full.stderr);
+    let delta_tree = tree_of(&env, "localhost/delta:1", "/app");
+    assert_eq!(delta_tree, tree_of(&env, "localhost/delta-full:1", "/app"));
+    assert!(delta_tree.contains("file 3, edited\n"), "{delta_tree}");
+    assert!(!delta_tree.contains("c.txt"), "{delta_tree}");
+    assert_eq!(
+        run_in(&env, "localhost/delta:1", "cat /listing"),
+        run_in(&env, "localhost/delta-full:1", "cat /listing"),
+    );
+    // The history says which layer holds only the changes.
+    let sock = env.dir.path().join("engine.sock");
+    let history = std::process::Command::new("curl")
+        .args(["-sf", "--unix-socket"])
+        .arg(&sock)
+        .arg("http://localhost/images/localhost/delta:1/history")
+        .output()
+        .unwrap();
+    let history = String::from_utf8_lossy(&history.stdout).into_owned();
+    assert!(
+        history.contains("changes since this step's previous run"),
+        "{history}"
+    );
+
+    // Deleting a source that hid a file of the parent brings the parent's
+    // file back: a deletion on the previous copy cannot, so this copy is
+    // made in full.
+    std::fs::remove_file(ctx.join("src/shadow.txt")).unwrap();
+    let unshadowed = build(&env, &ctx, "localhost/delta:1", &[]);
+    assert_eq!(unshadowed.code, 0, "{}", unshadowed.transcript());
+    assert!(
+        !unshadowed.stderr.contains("previous result"),
+        "{}",
+        unshadowed.stderr
+    );
+    assert_eq!(
+        run_in(&env, "localhost/delta:1", "cat /app/shadow.txt"),
+        "from the parent\n"
+    );
+    // (--no-cache runs the parent's RUN again: its file's time differs.)
+    let full = build(&env, &ctx, "localhost/delta-full:1", &["--no-cache"]);
+    assert_eq!(full.code, 0, "{}", full.transcript());
+    let without_shadow = |t: String| -> String {
+        t.lines()
+            .filter(|l| !l.starts_with("./shadow.txt"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        without_shadow(tree_of(&env, "localhost/delta:1", "/app")),
+        without_shadow(tree_of(&env, "localhost/delta-full:1", "/app"))
+    );
+}
+
+/// A tiny HTTP server on a loopback port for `ADD <url>`: serves the
+/// files in its map (path → body) with a fixed `Last-Modified`, and counts
+/// the requests of each path.
+struct Files {
+    addr: String,
+    files: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>,
+    hits: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+const LAST_MODIFIED: &str = "Wed, 21 Oct 2015 07:28:00 GMT";
+const LAST_MODIFIED_SECS: u64 = 1_445_412_480;
+
+impl Files {
+    fn start() -> Self {
+        use std::io::{BufRead, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let files = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+            String,
+            Vec<u8>,
+        >::new()));
+        let hits = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        let (f, h) = (files.clone(), hits.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                        break;
+                    }
+                }
+                let path = line.split(' ').nth(1).unwrap_or("/").to_string();
+                *h.lock().unwrap().entry(path.clone()).or_insert(0) += 1;
+                let body = f.lock().unwrap().get(&path).cloned();
+                let _ = match body {
+                    Some(b) => conn
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: {LAST_MODIFIED}\r\nConnection: close\r\n\r\n",
+                                b.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .and_then(|()| conn.write_all(&b)),
+                    None => conn.write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    ),
+                };
+            }
+        });
+        Self { addr, files, hits }
+    }
+
+    fn put(&self, path: &str, body: &[u8]) {
+        self.files
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), body.to_vec());
+    }
+
+    fn hits(&self, path: &str) -> usize {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+fn sha256_of(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(data);
+    format!(
+        "sha256:{}",
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+#[test]
+fn add_of_a_url_is_downloaded_verified_and_cached_by_its_checksum() {
+    let env = Env::with_image(BASE);
+    let server = Files::start();
+    server.put("/dl/tool.txt", b"tool v1\n");
+    server.put("/dl/data.bin", b"data v1\n");
+    let ctx = env.dir.path().join("ctx");
+    let good = sha256_of(b"tool v1\n");
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM {BASE}\n\
+                 ADD --checksum={good} {} /opt/\n\
+                 ADD {} /data/renamed.bin\n",
+                server.url("/dl/tool.txt"),
+                server.url("/dl/data.bin"),
+            ),
+        )],
+    );
+    let first = build(&env, &ctx, "localhost/url:1", &[]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    // Docker's placement, mode 0600 and the server's time.
+    assert_eq!(
+        run_in(
+            &env,
+            "localhost/url:1",
+            "cat /opt/tool.txt /data/renamed.bin; stat -c '%a %Y' /opt/tool.txt /data/renamed.bin"
+        ),
+        format!("tool v1\ndata v1\n600 {LAST_MODIFIED_SECS}\n600 {LAST_MODIFIED_SECS}\n")
+    );
+    assert_eq!(server.hits("/dl/tool.txt"), 1);
+
+    // Again: both cached; the checksummed URL is not downloaded at all,
+    // the other one is (its content is its key).
+    let again = build(&env, &ctx, "localhost/url:1", &[]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    let (cached, reasons) = cached_and_reasons(&again.stderr);
+    assert_eq!((cached, reasons.len()), (2, 0), "{}", again.stderr);
+    assert_eq!(server.hits("/dl/tool.txt"), 1);
+    assert_eq!(server.hits("/dl/data.bin"), 2);
+
+    // The unchecked URL's content changed: its step runs and says why.
+    server.put("/dl/data.bin", b"data v2\n");
+    let changed = build(&env, &ctx, "localhost/url:1", &[]);
+    assert_eq!(changed.code, 0, "{}", changed.transcript());
+    let (cached, reasons) = cached_and_reasons(&changed.stderr);
+    assert_eq!(cached, 1, "{}", changed.stderr);
+    assert_eq!(
+        reasons,
+        vec![format!("url {} changed", server.url("/dl/data.bin"))]
+    );
+    assert_eq!(
+        run_in(&env, "localhost/url:1", "cat /data/renamed.bin"),
+        "data v2\n"
+    );
+
+    // The server now sends other bytes for the checksummed URL: the build
+    // fails naming the URL and both digests, and tags nothing.
+    server.put("/dl/tool.txt", b"tool v1, tampered\n");
+    write(
+        &ctx,
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM {BASE}\n\
+                 ADD --checksum={good} {} /opt/tool\n",
+                server.url("/dl/tool.txt"),
+            ),
+        )],
+    );
+    let bad = build(&env, &ctx, "localhost/url-bad:1", &[]);
+    assert_ne!(bad.code, 0, "{}", bad.transcript());
+    bad.assert_stderr_has(&format!(
+        "checksum mismatch for {}: expected {good}, got {}",
+        server.url("/dl/tool.txt"),
+        sha256_of(b"tool v1, tampered\n")
+    ));
+    assert_ne!(
+        env.run(&["image", "inspect", "localhost/url-bad:1"]).code,
+        0
+    );
+
+    // --checksum is for one URL source, and must be a digest.
+    write(&ctx, &[("local.txt", "x\n")]);
+    for (add, says) in [
+        (
+            format!("ADD --checksum={good} local.txt /x"),
+            "`--checksum` applies only to URL sources",
+        ),
+        (
+            format!(
+                "ADD --checksum=sha256:123 {} /x",
+                server.url("/dl/tool.txt")
+            ),
+            "`--checksum=sha256:123` is not a digest",
+        ),
+    ] {
+        write(&ctx, &[("Dockerfile", &format!("FROM {BASE}\n{add}\n"))]);
+        let refused = build(&env, &ctx, "localhost/url-bad:1", &[]);
+        assert_ne!(refused.code, 0, "{}", refused.transcript());
+        refused.assert_stderr_has(says);
+    }
+}
+
+#[test]
+fn up_builds_its_images_together_while_it_pulls_the_others() {
+    use servin_testkit::registry::RegistryGuard;
+    let env = Env::with_image(BASE);
+    let reg = RegistryGuard::start();
+    // An image only the registry has: `up` pulls it while it builds.
+    let pulled = format!("{}/team/side:v1", reg.addr());
+    let seed_dir = env.dir.path().join("seed");
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    let tar = servin_testkit::image::seed_image_marked(&seed_dir, &pulled, Some("side"));
+    env.ok(&["image", "import", tar.to_str().unwrap()]);
+    let push = env.run(&["push", &pulled]);
+    assert_eq!(push.code, 0, "{}", push.stderr);
+    env.ok(&["rmi", &pulled]);
+
+    let file = env.write_project(
+        "proj",
+        &format!(
+            "[project]\nname = \"par\"\n\n\
+             [images.web]\nbuild = \"./web\"\n\n[images.api]\nbuild = \"./api\"\n\n\
+             [containers.web]\nimage = \"web\"\ncommand = [\"sleep\", \"300\"]\nstop_timeout = \"1s\"\n\n\
+             [containers.api]\nimage = \"api\"\ncommand = [\"sleep\", \"300\"]\nstop_timeout = \"1s\"\n\n\
+             [containers.side]\nimage = \"{pulled}\"\ncommand = [\"sleep\", \"300\"]\nstop_timeout = \"1s\"\n"
+        ),
+    );
+    let dir = file.parent().unwrap().to_path_buf();
+    for name in ["web", "api"] {
+        write(
+            &dir.join(name),
+            &[
+                (
+                    "Dockerfile",
+                    &format!("FROM {BASE}\nCOPY msg.txt /msg\nRUN cat /msg > /copy\n"),
+                ),
+                ("msg.txt", &format!("{name}\n")),
+            ],
+        );
+    }
+    let up = env.run_in(&dir, &["up", "-d"]);
+    assert_eq!(up.code, 0, "{}", up.transcript());
+    // Each build's lines carry its image's name; both ran every step.
+    for name in ["web", "api"] {
+        let done = up
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}: [stage-0 ")) && l.contains(" DONE "))
+            .count();
+        assert_eq!(done, 3, "{}", up.stderr);
+        assert_eq!(
+            run_exec(&env, &format!("par-{name}-1"), "cat /copy"),
+            format!("{name}\n")
+        );
+    }
+    assert_eq!(run_exec(&env, "par-side-1", "echo $SEED"), "side\n");
+
+    // A machine with the lock file but not the image: it is pulled (by its
+    // locked digest) while the builds run.
+    env.ok_in(&dir, &["down"]);
+    env.ok(&["rmi", "-f", &pulled]);
+    std::fs::write(dir.join("web/msg.txt"), "web 2\n").unwrap();
+    let up = env.run_in(&dir, &["up", "-d"]);
+    assert_eq!(up.code, 0, "{}", up.transcript());
+    up.assert_stderr_has(&format!("pulled {}/team/side@sha256:", reg.addr()));
+    up.assert_stderr_has("web: [stage-0 2/3] runs: msg.txt changed");
+    assert_eq!(run_exec(&env, "par-side-1", "echo $SEED"), "side\n");
+    assert_eq!(run_exec(&env, "par-web-1", "cat /copy"), "web 2\n");
+
+    // A failing build fails `up`, names its image, and starts nothing new.
+    std::fs::write(
+        dir.join("api/Dockerfile"),
+        format!("FROM {BASE}\nRUN exit 3\n"),
+    )
+    .unwrap();
+    let failed = env.run_in(&dir, &["up", "-d"]);
+    assert_ne!(failed.code, 0, "{}", failed.transcript());
+    failed.assert_stderr_has("api: ");
+    env.ok_in(&dir, &["down"]);
+}

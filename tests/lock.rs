@@ -163,3 +163,62 @@ fn lock_help_says_what_it_does() {
     let up = s.ok(&["up", "--help"]);
     assert!(up.contains("servin.lock"), "{up}");
 }
+
+/// The `SEED` a running container's image carries (from its base).
+fn seed_of(s: &Sandbox, container: &str) -> String {
+    s.ok(&["exec", container, "sh", "-c", "echo $SEED"])
+}
+
+#[test]
+fn the_bases_of_built_images_are_locked_and_built_on() {
+    let s = Env::new();
+    let reg = RegistryGuard::start();
+    let base = format!("{}/team/base:v1", reg.addr());
+    push_seed(&s, &base, "one");
+    let file = s.write_project(
+        "proj",
+        "[project]\nname = \"lockbuild\"\n\n[images.app]\nbuild = \"./app\"\n\n\
+         [containers.app]\nimage = \"app\"\ncommand = [\"sleep\", \"300\"]\nstop_timeout = \"1s\"\n",
+    );
+    let dir = file.parent().unwrap().to_path_buf();
+    std::fs::create_dir_all(dir.join("app")).unwrap();
+    // The base is named through a build arg with a default, as is common.
+    std::fs::write(
+        dir.join("app/Dockerfile"),
+        format!("ARG BASE={base}\nFROM $BASE\nCOPY msg.txt /msg\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("app/msg.txt"), "hello\n").unwrap();
+    let file = file.to_str().unwrap();
+    let lock = dir.join("servin.lock");
+
+    // The first `up` locks the base at its registry digest and builds on it.
+    servin(&s, &["up", "-d", "-f", file]);
+    let entries = locked(&lock);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let digest_one = entries[&base].clone();
+    assert_eq!(seed_of(&s, "lockbuild-app-1"), "one\n");
+    let container = s.inspect("lockbuild-app-1")["Id"].clone();
+
+    // The tag moves in the registry and here (a teammate pulled it): the
+    // build still starts from the locked digest, so nothing changes.
+    push_seed(&s, &base, "two");
+    let up = servin(&s, &["up", "-d", "-f", file]);
+    up.assert_stderr_has("1 unchanged");
+    assert_eq!(s.inspect("lockbuild-app-1")["Id"], container);
+    assert_eq!(locked(&lock)[&base], digest_one);
+    // `servin build` in the project builds on the locked base too.
+    let built = s.run_in(&dir, &["build"]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let plan = servin(&s, &["plan", "-f", file]);
+    assert!(!plan.stdout.contains("rebuilt"), "{}", plan.stdout);
+
+    // `lock --update` moves the base; `up` rebuilds on it and recreates.
+    let update = servin(&s, &["lock", "--update", "-f", file, &base]);
+    update.assert_stderr_has(&digest_one);
+    assert_ne!(locked(&lock)[&base], digest_one);
+    let up = servin(&s, &["up", "-d", "-f", file]);
+    up.assert_stderr_has("1 recreated");
+    assert_eq!(seed_of(&s, "lockbuild-app-1"), "two\n");
+    servin(&s, &["down", "-f", file]);
+}

@@ -43,6 +43,24 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
+impl Platform {
+    /// This machine's platform (Linux, with the machine's architecture in
+    /// OCI's words), the one an engine here builds for.
+    pub fn host() -> Self {
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "arm" => "arm",
+            other => other,
+        };
+        Self {
+            os: "linux".to_string(),
+            arch: arch.to_string(),
+            variant: None,
+        }
+    }
+}
+
 impl fmt::Display for Platform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.os, self.arch)?;

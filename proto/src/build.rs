@@ -94,6 +94,12 @@ pub struct BuildRequest {
     /// tagged) or [`BuildEvent::WouldBuild`] at the first step that is not.
     #[serde(default)]
     pub dry_run: bool,
+    /// Images pinned to a digest (a project's `servin.lock`): a `FROM` or
+    /// `COPY --from` naming one of these references, as written once build
+    /// args are expanded, uses the image this gives (`repository@sha256:...`)
+    /// instead.
+    #[serde(default)]
+    pub pinned: BTreeMap<String, String>,
 }
 
 /// Where an event belongs: one step of one stage.

@@ -262,12 +262,15 @@ fn project_jobs(
             )));
         }
     }
+    // The bases the lock pins, as `up` builds on them (read, not written).
+    let locked = super::lock::read(&loaded)?;
     jobs_of(
-        project, &wanted, build_args, labels, secrets, no_cache, pull,
+        project, &wanted, build_args, labels, secrets, no_cache, pull, &locked,
     )
 }
 
 /// The builds of `project`'s images named in `wanted` (all when empty).
+#[allow(clippy::too_many_arguments)]
 fn jobs_of(
     project: &servin::project::normal::Project,
     wanted: &[String],
@@ -276,6 +279,7 @@ fn jobs_of(
     secrets: &[BuildSecret],
     no_cache: bool,
     pull: bool,
+    locked: &BTreeMap<String, String>,
 ) -> Result<Vec<Job>, Failed> {
     let mut jobs = Vec::new();
     for (name, image) in &project.images {
@@ -303,6 +307,7 @@ fn jobs_of(
                 pull,
                 labels: labels.clone(),
                 secrets: secrets.to_vec(),
+                pinned: servin::project::lock::pinned_bases(b, locked),
                 ..BuildRequest::default()
             },
             dockerfile,
@@ -340,6 +345,7 @@ pub fn build_for_up(
     engine: &servin::client::Engine,
     loaded: &servin::project::Loaded,
     profiles: &[String],
+    locked: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, Failed> {
     let project = &loaded.project;
     let used = built_images_in_use(project, profiles);
@@ -355,13 +361,134 @@ pub fn build_for_up(
         &[],
         false,
         false,
+        locked,
     )?;
-    for job in jobs {
-        let reference = job.request.tags.first().cloned().unwrap_or_default();
-        let id = build_one(engine, job, ProgressMode::Auto, false)?;
+    // The images the other containers run, missing here, are pulled while
+    // the builds run (the apply would pull them after).
+    let pulls = missing_pulls(engine, project, locked);
+    if jobs.len() == 1 && pulls.is_empty() {
+        for job in jobs {
+            let reference = job.request.tags.first().cloned().unwrap_or_default();
+            let id = build_one(engine, job, ProgressMode::Auto, false)?;
+            out.insert(reference, id);
+        }
+        return Ok(out);
+    }
+    // Several builds at once: each on a connection of its own, shown as
+    // plain lines prefixed with the image's name (live lines of several
+    // builds would overwrite each other).
+    let names: Vec<String> = jobs
+        .iter()
+        .map(|j| j.request.tags.first().cloned().unwrap_or_default())
+        .collect();
+    let queue = std::sync::Mutex::new(jobs.into_iter().zip(names).collect::<VecDeque<_>>());
+    let results = std::sync::Mutex::new(Vec::new());
+    let workers = queue
+        .lock()
+        .map(|q| q.len())
+        .unwrap_or(1)
+        .clamp(1, PARALLEL_BUILDS);
+    let mode = if workers > 1 {
+        ProgressMode::Plain
+    } else {
+        ProgressMode::Auto
+    };
+    let project_name = project.project.name.clone();
+    std::thread::scope(|scope| {
+        if !pulls.is_empty() {
+            scope.spawn(|| pull_all(&pulls));
+        }
+        for _ in 0..workers {
+            scope.spawn(|| {
+                let engine = match servin::client::Engine::connect() {
+                    Ok(e) => e,
+                    Err(e) => {
+                        if let Ok(mut r) = results.lock() {
+                            r.push(Err(Failed::from(e)));
+                        }
+                        return;
+                    }
+                };
+                loop {
+                    let next = queue.lock().ok().and_then(|mut q| q.pop_front());
+                    let Some((job, reference)) = next else { break };
+                    let shown = reference
+                        .strip_prefix(&format!("{project_name}-"))
+                        .unwrap_or(&reference)
+                        .to_string();
+                    let prefix = if workers > 1 {
+                        format!("{shown}: ")
+                    } else {
+                        String::new()
+                    };
+                    let built = build_one_shown(&engine, job, mode, false, &prefix);
+                    let failed = built.is_err();
+                    if let Ok(mut r) = results.lock() {
+                        r.push(built.map(|id| (reference, id)));
+                    }
+                    if failed {
+                        // The others finish the build they are in; no new one starts.
+                        if let Ok(mut q) = queue.lock() {
+                            q.clear();
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let results = results
+        .into_inner()
+        .map_err(|_| Failed::Usage("a build thread panicked".to_string()))?;
+    for r in results {
+        let (reference, id) = r?;
         out.insert(reference, id);
     }
     Ok(out)
+}
+
+/// How many of a project's builds run at once.
+const PARALLEL_BUILDS: usize = 3;
+
+/// The images `project`'s containers run that are pulled, not built, and
+/// not here yet: by digest when locked, else by reference.
+fn missing_pulls(
+    engine: &servin::client::Engine,
+    project: &servin::project::normal::Project,
+    locked: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in project.containers.values() {
+        if project
+            .images
+            .get(&c.image)
+            .is_some_and(|i| i.build.is_some())
+        {
+            continue;
+        }
+        let reference = servin::project::desired::image_reference(project, &c.image);
+        let wanted = match locked.get(&reference) {
+            Some(d) => servin::project::lock::pinned(&reference, d),
+            None => reference,
+        };
+        if !out.contains(&wanted) && engine.inspect(&wanted).is_err() {
+            out.push(wanted);
+        }
+    }
+    out
+}
+
+/// Pulls `images` one after another on a connection of its own; a
+/// failure is only said here (the apply pulls again and reports it).
+fn pull_all(images: &[String]) {
+    let Ok(engine) = servin::client::Engine::connect() else {
+        return;
+    };
+    for image in images {
+        match engine.pull(image, None, |_| {}) {
+            Ok(()) => ui::info(&format!("pulled {image}")),
+            Err(e) => ui::warning(&format!("pull {image}: {e}")),
+        }
+    }
 }
 
 /// For `plan` and `up --dry-run`: walks the builds `up` would run through
@@ -379,6 +506,7 @@ pub fn plan_builds(
     if used.is_empty() {
         return Ok(out);
     }
+    let locked = image_digests.clone();
     for mut job in jobs_of(
         project,
         &used,
@@ -387,6 +515,7 @@ pub fn plan_builds(
         &[],
         false,
         false,
+        &locked,
     )? {
         let reference = job.request.tags.first().cloned().unwrap_or_default();
         let text = std::fs::read_to_string(&job.dockerfile).map_err(|e| {
@@ -494,6 +623,17 @@ pub fn build_one(
     mode: ProgressMode,
     quiet: bool,
 ) -> Result<String, Failed> {
+    build_one_shown(engine, job, mode, quiet, "")
+}
+
+/// As [`build_one`], each progress line starting with `prefix`.
+fn build_one_shown(
+    engine: &servin::client::Engine,
+    job: Job,
+    mode: ProgressMode,
+    quiet: bool,
+    prefix: &str,
+) -> Result<String, Failed> {
     let Job {
         context,
         dockerfile,
@@ -525,10 +665,11 @@ pub fn build_one(
     let (digest, sent) = engine.send_context(&context, &dockerfile)?;
     request.context = digest;
     let mut view = View::new(mode, quiet);
+    view.prefix = prefix.to_string();
     if mode == ProgressMode::Plain && !quiet {
         let plural = |n: u64| if n == 1 { "" } else { "s" };
         ui::info(&format!(
-            "context: {} file{} ({} read), sent {} file{} ({} bytes)",
+            "{prefix}context: {} file{} ({} read), sent {} file{} ({} bytes)",
             sent.index.files,
             plural(sent.index.files),
             sent.index.hashed,
@@ -564,7 +705,7 @@ pub fn build_one(
                     let _ = writeln!(err, "  {at} | {line}");
                 }
             }
-            ui::error(&message);
+            ui::error(&format!("{prefix}{message}"));
             Err(Failed::Reported)
         }
         _ => Err(Failed::Reported),
@@ -584,6 +725,8 @@ struct View {
     instructions: HashMap<String, String>,
     tails: HashMap<String, VecDeque<String>>,
     partial: HashMap<String, String>,
+    /// Before every line (the image's name when builds run together).
+    prefix: String,
 }
 
 impl View {
@@ -596,6 +739,7 @@ impl View {
             instructions: HashMap::new(),
             tails: HashMap::new(),
             partial: HashMap::new(),
+            prefix: String::new(),
         }
     }
 
@@ -605,7 +749,7 @@ impl View {
 
     fn line(&self, text: &str) {
         if !self.quiet {
-            let _ = writeln!(std::io::stderr().lock(), "{text}");
+            let _ = writeln!(std::io::stderr().lock(), "{}{text}", self.prefix);
         }
     }
 
@@ -756,15 +900,5 @@ fn familiar(name: &str) -> String {
 
 /// This machine's platform, as the engine builds for it.
 fn host_platform() -> servin_dockerfile::Platform {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "arm" => "arm",
-        other => other,
-    };
-    servin_dockerfile::Platform {
-        os: "linux".to_string(),
-        arch: arch.to_string(),
-        variant: None,
-    }
+    servin_dockerfile::Platform::host()
 }

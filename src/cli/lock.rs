@@ -20,9 +20,12 @@ use crate::ui::{self, Failed};
 /// adds the missing entries (an image already present is locked at its
 /// registry digest without asking the registry); `--update` asks the
 /// registry again for every image, or for the IMAGEs named, and a later `up`
-/// recreates the containers whose image changed. Images the project builds,
-/// images that were only imported or built here (they have no registry
-/// digest) and references that already name a digest are not locked.
+/// recreates the containers whose image changed. The base images of the
+/// images the project builds (their Dockerfiles' `FROM` and `COPY --from`
+/// images) are locked too, and the builds start from the locked digests.
+/// Images the project builds, images that were only imported or built here
+/// (they have no registry digest) and references that already name a
+/// digest are not locked.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -40,7 +43,8 @@ pub struct Args {
 pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
     cli.format(&[Format::Text], Format::Text)?;
     let loaded = cli.load_project()?;
-    let wanted = lock::lockable_images(&loaded.project);
+    let mut wanted = lock::lockable_images(&loaded.project);
+    wanted.extend(lock::lockable_bases(&loaded.project));
     let mut update = Vec::new();
     if args.update {
         if args.images.is_empty() {
@@ -93,7 +97,9 @@ pub fn refresh(
     let old = old.unwrap_or_else(Lock::new);
     let mut new = Lock::new();
     let mut failed = false;
-    for reference in lock::lockable_images(&loaded.project) {
+    let mut wanted = lock::lockable_images(&loaded.project);
+    wanted.extend(lock::lockable_bases(&loaded.project));
+    for reference in wanted {
         let fetch = update.contains(&reference);
         if !fetch && let Some(d) = old.images.get(&reference) {
             new.images.insert(reference, d.clone());

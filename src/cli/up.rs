@@ -98,11 +98,8 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<(), Failed> {
         // Built images first: a container runs its image by ID, so a
         // rebuild that changes the image recreates it and one that changes
         // nothing keeps it.
-        image_digests.extend(super::build::build_for_up(
-            &engine,
-            &loaded,
-            &args.profiles,
-        )?);
+        let built = super::build::build_for_up(&engine, &loaded, &args.profiles, &image_digests)?;
+        image_digests.extend(built);
         Vec::new()
     };
     let project_file = std::path::absolute(&loaded.path).map_err(|e| {

@@ -154,7 +154,8 @@ pub fn locked(
     project_file: &Path,
     project: &normal::Project,
 ) -> Result<BTreeMap<String, String>, LockError> {
-    let wanted = lockable_images(project);
+    let mut wanted = lockable_images(project);
+    wanted.extend(lockable_bases(project));
     Ok(Lock::read(&path_beside(project_file))?
         .map(|l| {
             l.images
@@ -189,6 +190,76 @@ pub fn lockable_images(project: &normal::Project) -> BTreeSet<String> {
         })
         .map(|c| image_reference(project, &c.image))
         .filter(|r| !r.contains('@'))
+        .collect()
+}
+
+/// The images one build of the project reads from a registry: its
+/// Dockerfile's `FROM` bases and `COPY --from` images (not stages, not
+/// `scratch`, not references that already name a digest), for the stages
+/// its target needs, with its build args. Each as written once the args
+/// are expanded (what the engine matches) with its normalised reference
+/// (the lock's key). A Dockerfile that cannot be read or parsed gives
+/// none: its build reports it.
+pub fn build_bases(build: &normal::Build) -> Vec<(String, String)> {
+    let Ok(text) = std::fs::read_to_string(&build.dockerfile) else {
+        return Vec::new();
+    };
+    let Ok(df) = servin_dockerfile::parse(&build.dockerfile, &text) else {
+        return Vec::new();
+    };
+    let Ok(plan) = servin_dockerfile::plan(
+        &df,
+        &build.args,
+        build.target.as_deref(),
+        servin_dockerfile::Platform::host(),
+    ) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, String)> = Vec::new();
+    for stage in &plan.stages {
+        let from = match &stage.base {
+            servin_dockerfile::Base::Image(r) => Some(r),
+            _ => None,
+        };
+        for raw in from.into_iter().chain(&stage.images) {
+            let Ok(parsed) = super::values::ImageRef::parse(raw) else {
+                continue;
+            };
+            let normalised = parsed.to_string();
+            if parsed.digest.is_none() && !out.iter().any(|(r, _)| r == raw) {
+                out.push((raw.clone(), normalised));
+            }
+        }
+    }
+    out
+}
+
+/// The normalised references of every image the project's builds start
+/// from (see [`build_bases`]), which a lock pins like the images the
+/// containers run.
+pub fn lockable_bases(project: &normal::Project) -> BTreeSet<String> {
+    project
+        .images
+        .values()
+        .filter_map(|i| i.build.as_ref())
+        .flat_map(build_bases)
+        .map(|(_, n)| n)
+        .collect()
+}
+
+/// What a build's request pins: each base [`build_bases`] finds that
+/// `digests` (a lock's entries) holds, as written, to
+/// `repository@digest`.
+pub fn pinned_bases(
+    build: &normal::Build,
+    digests: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    build_bases(build)
+        .into_iter()
+        .filter_map(|(raw, normalised)| {
+            let d = digests.get(&normalised)?;
+            Some((raw, pinned(&normalised, d)))
+        })
         .collect()
 }
 
@@ -304,5 +375,65 @@ mod tests {
         );
         assert_eq!(digest_among("docker.io/library/nope:1", &digests), None);
         assert!(is_digest(A) && !is_digest("sha256:AB") && !is_digest("md5:x"));
+    }
+
+    #[test]
+    fn the_bases_of_a_build_are_its_images_not_its_stages() {
+        let dir = tempfile::tempdir().unwrap();
+        let dockerfile = dir.path().join("Dockerfile");
+        std::fs::write(
+            &dockerfile,
+            format!(
+                "ARG V=16\n\
+                 FROM postgres:$V AS db\n\
+                 FROM db AS again\n\
+                 FROM scratch AS empty\n\
+                 FROM localhost:5000/team/tool@{A} AS pinned\n\
+                 FROM golang:1.22 AS unused\n\
+                 FROM again\n\
+                 COPY --from=localhost:5000/team/assets:2 /a /a\n\
+                 COPY --from=empty / /e\n\
+                 COPY --from=pinned / /p\n"
+            ),
+        )
+        .unwrap();
+        let build = normal::Build {
+            context: dir.path().display().to_string(),
+            dockerfile: dockerfile.display().to_string(),
+            args: BTreeMap::new(),
+            target: None,
+        };
+        assert_eq!(
+            build_bases(&build),
+            vec![
+                (
+                    "postgres:16".to_string(),
+                    "docker.io/library/postgres:16".to_string()
+                ),
+                (
+                    "localhost:5000/team/assets:2".to_string(),
+                    "localhost:5000/team/assets:2".to_string()
+                ),
+            ]
+        );
+        let mut args = BTreeMap::new();
+        args.insert("V".to_string(), "17".to_string());
+        let with_arg = normal::Build { args, ..build };
+        let digests: BTreeMap<String, String> =
+            [("docker.io/library/postgres:17".to_string(), B.to_string())].into();
+        assert_eq!(
+            pinned_bases(&with_arg, &digests),
+            [(
+                "postgres:17".to_string(),
+                format!("docker.io/library/postgres@{B}")
+            )]
+            .into()
+        );
+        // An unreadable Dockerfile adds nothing (its build reports it).
+        let gone = normal::Build {
+            dockerfile: dir.path().join("nope").display().to_string(),
+            ..with_arg
+        };
+        assert!(build_bases(&gone).is_empty());
     }
 }

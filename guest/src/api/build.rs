@@ -230,6 +230,7 @@ fn classic_request(query: &Query) -> Result<(BuildRequest, BuildOptions, bool)> 
         labels: map("labels")?,
         secrets: Vec::new(),
         dry_run: false,
+        pinned: BTreeMap::new(),
     };
     // Docker removes a step's container once the step succeeded unless
     // `rm` is false (docker-py's default), keeps the container of a failed

@@ -8,6 +8,9 @@
 //! - `steps/<slot hex>`: the inputs of the last run of one step of one
 //!   Dockerfile (its "slot"), kept to say why the next build of that step
 //!   missed the cache. Secrets never reach either.
+//! - `copies/<slot hex>`: the last result of one `COPY`/`ADD` step from
+//!   the context ([`CopyRecord`]), so that when only some sources changed
+//!   the next build writes just those on top of it.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -17,7 +20,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::state::write_synced;
 
 /// What a step's result depends on.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -54,6 +56,16 @@ impl Inputs {
             }
         }
         hex(&h.finalize())
+    }
+
+    /// The key of everything but the sources: two runs of a copy step with
+    /// the same shape differ only in what they copy.
+    pub fn shape(&self) -> String {
+        Self {
+            sources: BTreeMap::new(),
+            ..self.clone()
+        }
+        .key()
     }
 
     /// Why a step with these inputs is not the cached run of `before`, in
@@ -128,6 +140,26 @@ impl Inputs {
     }
 }
 
+/// The last result of a `COPY`/`ADD` step from the context: what it
+/// copied and onto what, so that a later run whose sources changed (and
+/// nothing else) can start from it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CopyRecord {
+    /// [`Inputs::shape`] of the step: everything but the sources.
+    pub shape: String,
+    /// The step's parent image.
+    pub parent: String,
+    /// The image the step made.
+    pub image: String,
+    /// The context index (digest) it copied from.
+    pub context: String,
+    /// Whether the destination was a folder in the parent.
+    pub dest_was_dir: bool,
+    /// How many layers of changes lie on the step's full copy in `image`
+    /// (0: `image` is a full copy).
+    pub deltas: u32,
+}
+
 /// A stable name for one step of one Dockerfile, across builds.
 pub fn slot(identity: &str, stage: &str, step: usize) -> String {
     let mut h = Sha256::new();
@@ -143,6 +175,26 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Writes a cache record: whole or not at all (a temporary file of its
+/// own, renamed), but without waiting for the disk. A record a crash loses
+/// only costs a step's rerun, and an fsync per step cost 5-10 ms each on a
+/// busy disk, for every step of every build; concurrent builds writing the
+/// same record each rename their own file.
+fn write_record(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{:016x}.tmp", super::rand_u64()));
+    let written = fs::write(&tmp, bytes)
+        .map_err(Error::io("write", &tmp))
+        .and_then(|()| fs::rename(&tmp, path).map_err(Error::io("rename", path)));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
 /// The cache index and the step records.
 pub struct Cache {
     dir: PathBuf,
@@ -156,7 +208,7 @@ struct Entry {
 impl Cache {
     /// Opens (creating) the cache under `<root>/build`.
     pub fn open(build_dir: &Path) -> Result<Self> {
-        for sub in ["cache", "steps"] {
+        for sub in ["cache", "steps", "copies"] {
             let p = build_dir.join(sub);
             fs::create_dir_all(&p).map_err(Error::io("create", &p))?;
         }
@@ -180,7 +232,7 @@ impl Cache {
             image: image.to_string(),
         })
         .map_err(Error::json(path.display().to_string()))?;
-        write_synced(&path, &bytes)
+        write_record(&path, &bytes)
     }
 
     /// The inputs of the last run of `slot`.
@@ -193,7 +245,20 @@ impl Cache {
     pub fn remember(&self, slot: &str, inputs: &Inputs) -> Result<()> {
         let path = self.dir.join("steps").join(slot);
         let bytes = serde_json::to_vec(inputs).map_err(Error::json(path.display().to_string()))?;
-        write_synced(&path, &bytes)
+        write_record(&path, &bytes)
+    }
+
+    /// The last result of the copy step `slot`.
+    pub fn last_copy(&self, slot: &str) -> Option<CopyRecord> {
+        let bytes = fs::read(self.dir.join("copies").join(slot)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Keeps `record` as the last result of the copy step `slot`.
+    pub fn remember_copy(&self, slot: &str, record: &CopyRecord) -> Result<()> {
+        let path = self.dir.join("copies").join(slot);
+        let bytes = serde_json::to_vec(record).map_err(Error::json(path.display().to_string()))?;
+        write_record(&path, &bytes)
     }
 
     /// Forgets every entry whose image is not kept by `keep`; returns how

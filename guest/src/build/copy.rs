@@ -4,6 +4,7 @@
 //! same in-root extraction as `docker cp` (symlinks in the image resolve
 //! inside it, never outside).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -26,6 +27,7 @@ pub enum Source<'a> {
 }
 
 /// One `COPY`/`ADD`, expanded.
+#[derive(Debug, Clone)]
 pub struct CopyJob {
     /// Sources as written (paths or globs).
     pub sources: Vec<String>,
@@ -41,6 +43,8 @@ pub struct CopyJob {
     pub chmod: Option<u32>,
     /// `ADD`: extract local tar archives.
     pub extract_archives: bool,
+    /// `ADD`: URLs, downloaded before the copy (never extracted).
+    pub urls: Vec<super::fetch::UrlSource>,
 }
 
 /// One tar entry to write: where it goes (relative to a destination
@@ -51,6 +55,12 @@ enum Item<'a> {
         name: String,
         data: Vec<u8>,
         mode: u32,
+    },
+    /// A downloaded URL: mode 0600, the server's time.
+    File {
+        name: String,
+        path: std::path::PathBuf,
+        mtime: u64,
     },
 }
 
@@ -79,12 +89,19 @@ fn is_dir_in(root: &OwnedFd, path: &str) -> bool {
 }
 
 /// Copies `job`'s sources from `source` into the root mounted at `target`.
-pub fn copy_into(target: &Path, job: &CopyJob, source: &Source<'_>) -> Result<(), String> {
+/// Returns whether the destination already was a folder there (which
+/// decides, with the sources' count, whether a file keeps its name).
+pub fn copy_into(target: &Path, job: &CopyJob, source: &Source<'_>) -> Result<bool, String> {
     let root = archive_tar::open_root(target).map_err(|e| fail(format!("open the root: {e}")))?;
+    let dest_was_dir = is_dir_in(&root, &job.dest);
     match source {
-        Source::Context { index, blobs } => copy_context(target, &root, job, index, blobs),
-        Source::Root(from) => copy_root(target, &root, job, from),
+        Source::Context { index, blobs } => {
+            let plan = plan_context(job, index, dest_was_dir)?;
+            write_plan(target, &root, job, plan, blobs)?;
+        }
+        Source::Root(from) => copy_root(target, &root, job, from)?,
     }
+    Ok(dest_was_dir)
 }
 
 /// Ensures `dir` exists in the root, owned as `owner` says (root else).
@@ -93,19 +110,20 @@ fn ensure_dir(target: &Path, dir: &str, owner: Option<(u32, u32)>) -> Result<(),
     crate::runtime::rootfs::ensure_dir_in_root(target, dir, uid, gid).map_err(|e| e.full_message())
 }
 
-fn copy_context(
-    target: &Path,
-    root: &OwnedFd,
+/// Where each source entry of a context copy lands: items per
+/// destination folder, named as Docker places them. `dest_was_dir` says
+/// whether the destination was a folder in the step's parent.
+fn plan_context<'a>(
     job: &CopyJob,
-    index: &ContextIndex,
-    blobs: &BlobStore,
-) -> Result<(), String> {
+    index: &'a ContextIndex,
+    dest_was_dir: bool,
+) -> Result<Vec<(String, Vec<Item<'a>>)>, String> {
     let mut selections: Vec<Selection<'_>> = Vec::new();
     for src in &job.sources {
         selections.extend(index.select(src).map_err(fail)?);
     }
-    let count = selections.len() + job.heredocs.len();
-    let into_dir = job.dest_is_dir || count > 1 || is_dir_in(root, &job.dest);
+    let count = selections.len() + job.heredocs.len() + job.urls.len();
+    let into_dir = job.dest_is_dir || count > 1 || dest_was_dir;
     // Items per destination folder.
     let mut plan: Vec<(String, Vec<Item<'_>>)> = Vec::new();
     for sel in &selections {
@@ -141,6 +159,24 @@ fn copy_context(
             plan.push((dir, vec![Item::Context(name, e)]));
         }
     }
+    for u in &job.urls {
+        let Some(f) = &u.fetched else {
+            return Err(fail(format!("{} was not downloaded", u.url)));
+        };
+        let (dir, file) = if into_dir {
+            (job.dest.clone(), super::fetch::file_name(&u.url))
+        } else {
+            (parent(&job.dest), base(&job.dest))
+        };
+        plan.push((
+            dir,
+            vec![Item::File {
+                name: file,
+                path: f.path.clone(),
+                mtime: f.mtime,
+            }],
+        ));
+    }
     for (name, content) in &job.heredocs {
         let (dir, file) = if into_dir {
             (job.dest.clone(), name.clone())
@@ -156,6 +192,17 @@ fn copy_context(
             }],
         ));
     }
+    Ok(plan)
+}
+
+/// Writes a planned context copy into the root.
+fn write_plan(
+    target: &Path,
+    root: &OwnedFd,
+    job: &CopyJob,
+    plan: Vec<(String, Vec<Item<'_>>)>,
+    blobs: &BlobStore,
+) -> Result<(), String> {
     for (dir, items) in plan {
         ensure_dir(target, &dir, job.owner)?;
         // `ADD` of a local archive: its contents, extracted.
@@ -190,10 +237,158 @@ fn copy_context(
     Ok(())
 }
 
+/// What a planned item writes, for comparing two copies: its kind, its
+/// content, its mode and its time (the owner is the job's).
+fn signature(item: &Item<'_>, chmod: Option<u32>) -> (u8, String, u32, i128) {
+    match item {
+        Item::Data { data, mode, .. } => {
+            use sha2::{Digest, Sha256};
+            let h = Sha256::digest(data);
+            let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+            (0, hex, chmod.unwrap_or(*mode), 0)
+        }
+        Item::File { path, mtime, .. } => (
+            3,
+            path.display().to_string(),
+            chmod.unwrap_or(0o600),
+            i128::from(*mtime),
+        ),
+        Item::Context(_, e) => {
+            let (kind, what) = match &e.kind {
+                EntryKind::File => (0, e.digest.clone().unwrap_or_default()),
+                EntryKind::Dir => (1, String::new()),
+                EntryKind::Symlink { target } => (2, target.clone()),
+            };
+            // Times as the tar carries them: whole seconds.
+            let secs = i128::from(e.mtime_ns) / 1_000_000_000;
+            (kind, what, chmod.unwrap_or(e.mode), secs)
+        }
+    }
+}
+
+fn item_name<'b>(item: &'b Item<'_>) -> &'b str {
+    match item {
+        Item::Context(name, _) | Item::Data { name, .. } | Item::File { name, .. } => name,
+    }
+}
+
+/// Every path a plan writes, absolute, with its signature.
+fn flatten(
+    plan: &[(String, Vec<Item<'_>>)],
+    chmod: Option<u32>,
+) -> BTreeMap<String, (u8, String, u32, i128)> {
+    let mut out = BTreeMap::new();
+    for (dir, items) in plan {
+        for item in items {
+            let full = archive_tar::clean(&format!("{dir}/{}", item_name(item)));
+            out.insert(full, signature(item, chmod));
+        }
+    }
+    out
+}
+
+/// What [`copy_changes`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delta {
+    /// The changed entries were written and the gone ones deleted.
+    Applied {
+        /// Entries written (changed or added, and the folders above them).
+        written: usize,
+        /// Entries deleted.
+        removed: usize,
+    },
+    /// A full copy is needed (or cheaper): nothing was written.
+    FullCopy,
+}
+
+/// Brings the root at `target`, which holds the result of the same copy
+/// from the context `before`, to what `job` from `index` gives: writes
+/// what changed (with the folders above it, so their times are restored)
+/// and deletes what is gone (overlay records the deletions as whiteouts).
+///
+/// `dest_was_dir` is the destination's kind in the step's parent, and
+/// `in_parent` tells whether a path exists in the parent: a deleted entry
+/// that was there before the copy must come back, which a deletion here
+/// cannot do, so such a change (and a change of an entry's kind, and a
+/// change of most of the entries) is left to a full copy.
+pub fn copy_changes(
+    target: &Path,
+    job: &CopyJob,
+    index: &ContextIndex,
+    before: &ContextIndex,
+    blobs: &BlobStore,
+    dest_was_dir: bool,
+    in_parent: &dyn Fn(&str) -> bool,
+) -> Result<Delta, String> {
+    if job.extract_archives {
+        // An archive's entries are not in the index: no comparing them.
+        return Ok(Delta::FullCopy);
+    }
+    let new_plan = plan_context(job, index, dest_was_dir)?;
+    let old_plan = plan_context(job, before, dest_was_dir)?;
+    let new_map = flatten(&new_plan, job.chmod);
+    let old_map = flatten(&old_plan, job.chmod);
+    let mut changed: BTreeSet<String> = BTreeSet::new();
+    for (path, sig) in &new_map {
+        match old_map.get(path) {
+            Some(old) if old == sig => {}
+            Some(old) if old.0 != sig.0 => return Ok(Delta::FullCopy),
+            _ => {
+                changed.insert(path.clone());
+            }
+        }
+    }
+    let removed: Vec<&String> = old_map
+        .keys()
+        .filter(|p| !new_map.contains_key(*p))
+        .collect();
+    if changed.len() + removed.len() > new_map.len() / 2 + 1 {
+        return Ok(Delta::FullCopy);
+    }
+    if removed.iter().any(|p| in_parent(p)) {
+        return Ok(Delta::FullCopy);
+    }
+    // The folders above what changed or went are rewritten too: their
+    // times (and modes) come back to what a full copy gives them.
+    let mut write: BTreeSet<String> = changed;
+    let touched: Vec<String> = write
+        .iter()
+        .chain(removed.iter().copied())
+        .cloned()
+        .collect();
+    for path in touched {
+        let mut cur = parent(&path);
+        while cur != "/" && new_map.contains_key(&cur) && write.insert(cur.clone()) {
+            cur = parent(&cur);
+        }
+    }
+    let root = archive_tar::open_root(target).map_err(|e| fail(format!("open the root: {e}")))?;
+    // Deepest first, so a folder is empty when its turn comes.
+    for path in removed.iter().rev() {
+        archive_tar::remove(&root, path).map_err(|e| fail(format!("delete {path}: {e}")))?;
+    }
+    let written = write.len();
+    let plan: Vec<(String, Vec<Item<'_>>)> = new_plan
+        .into_iter()
+        .map(|(dir, items)| {
+            let kept = items
+                .into_iter()
+                .filter(|i| write.contains(&archive_tar::clean(&format!("{dir}/{}", item_name(i)))))
+                .collect();
+            (dir, kept)
+        })
+        .collect();
+    write_plan(target, &root, job, plan, blobs)?;
+    Ok(Delta::Applied {
+        written,
+        removed: removed.len(),
+    })
+}
+
 fn e_path(item: &Item<'_>) -> String {
     match item {
         Item::Context(_, e) => e.path.clone(),
-        Item::Data { name, .. } => name.clone(),
+        Item::Data { name, .. } | Item::File { name, .. } => name.clone(),
     }
 }
 
@@ -250,6 +445,20 @@ fn write_items(
                 h.set_uid(0);
                 h.set_gid(0);
                 match item {
+                    Item::File { name, path, mtime } => {
+                        let f = std::fs::File::open(&path)
+                            .map_err(|e| fail(format!("read {}: {e}", path.display())))?;
+                        let size = f
+                            .metadata()
+                            .map_err(|e| fail(format!("read {}: {e}", path.display())))?
+                            .len();
+                        h.set_entry_type(tar::EntryType::Regular);
+                        h.set_mode(chmod.unwrap_or(0o600));
+                        h.set_size(size);
+                        h.set_mtime(mtime);
+                        tar.append_data(&mut h, &name, f.take(size))
+                            .map_err(|e| fail(format!("write {name}: {e}")))?;
+                    }
                     Item::Data { name, data, mode } => {
                         h.set_entry_type(tar::EntryType::Regular);
                         h.set_mode(chmod.unwrap_or(mode));

@@ -18,9 +18,10 @@ use servin_proto::build::{BuildEvent, BuildRequest, DockerfileDiagnostic, StepRe
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
 
-use super::cache::{Inputs, slot};
+use super::cache::{CopyRecord, Inputs, slot};
 use super::copy::{self, CopyJob};
 use super::error::BuildError;
+use super::fetch;
 use super::run::{self, RunSpec};
 use super::{BuildOptions, Cancel};
 use crate::engine::Engine;
@@ -177,6 +178,9 @@ impl Shared {
         use crate::image::pull::{self, Platform};
         use crate::image::reference::ImageRef;
         let engine = &self.engine;
+        // A pinned image is the one at its locked digest, whatever the tag
+        // names today.
+        let name = self.request.pinned.get(name).map_or(name, String::as_str);
         if !self.request.pull
             && let Ok(found) = engine.store.resolve(name)
         {
@@ -760,6 +764,7 @@ async fn step(
                     owner: None,
                     chmod: None,
                     extract_archives: false,
+                    urls: Vec::new(),
                 },
                 from: None,
                 created_by: ins.original.clone(),
@@ -940,28 +945,48 @@ async fn step(
         }
         InstructionKind::Add(a) => {
             let mut sources = Vec::new();
+            let mut urls = Vec::new();
+            let step_error = |message: String| -> Error {
+                BuildError::Step {
+                    at: at.clone(),
+                    instruction: ins.original.clone(),
+                    message,
+                }
+                .into()
+            };
             for s in &a.sources {
                 let s = ex!(s).value;
+                if fetch::is_http(&s) {
+                    urls.push(s);
+                    continue;
+                }
                 if s.contains("://") || s.starts_with("git@") {
-                    return Err(BuildError::Step {
-                        at: at.clone(),
-                        instruction: ins.original.clone(),
-                        message: format!(
-                            "ADD from a URL ({s}) is not supported by servin's builder: download it in a RUN step"
-                        ),
-                    }
-                    .into());
+                    return Err(step_error(format!(
+                        "ADD from a git repository ({s}) is not supported by servin's builder: clone it in a RUN step"
+                    )));
                 }
                 sources.push(s);
             }
-            if a.checksum.is_some() {
-                return Err(BuildError::Step {
-                    at: at.clone(),
-                    instruction: ins.original.clone(),
-                    message: "ADD --checksum applies to URL sources only".to_string(),
+            let checksum = match &a.checksum {
+                Some(c) => {
+                    let c = ex!(c).value;
+                    if urls.len() != 1 || !sources.is_empty() || !a.heredocs.is_empty() {
+                        return Err(step_error(
+                            "ADD --checksum applies to one source, an http(s) URL".to_string(),
+                        ));
+                    }
+                    Some(fetch::parse_checksum(&c).map_err(step_error)?)
                 }
-                .into());
-            }
+                None => None,
+            };
+            let urls: Vec<fetch::UrlSource> = urls
+                .into_iter()
+                .map(|url| fetch::UrlSource {
+                    url,
+                    checksum: checksum.clone(),
+                    fetched: None,
+                })
+                .collect();
             let dest_raw = ex!(&a.dest).value;
             let chown = match &a.chown {
                 Some(o) => Some(ex!(o).value),
@@ -983,9 +1008,13 @@ async fn step(
                     Ok((h.name.clone(), content))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            copy_work(
+            let mut work = copy_work(
                 shared, state, ins, sources, heredocs, dest_raw, chown, chmod, None, true,
-            )?
+            )?;
+            if let Work::Copy { job, .. } = &mut work {
+                job.urls = urls;
+            }
+            work
         }
     };
     // The cache key.
@@ -999,6 +1028,7 @@ async fn step(
             inputs.args.insert(u.clone(), v.clone());
         }
     }
+    let mut work = work;
     match &work {
         Work::Run { .. } => {
             // A RUN sees every arg in scope as its environment.
@@ -1049,12 +1079,45 @@ async fn step(
             for (n, c) in &job.heredocs {
                 inputs.extra.insert(format!("heredoc {n}"), c.clone());
             }
+
             inputs.extra.insert("config".into(), config.to_string());
         }
         Work::Meta { .. } => {
             inputs.extra.insert("config".into(), config.to_string());
         }
     }
+    // A URL counts by its checksum when given (nothing downloaded
+    // on a hit), else by its content, downloaded now.
+    if let Work::Copy { job, .. } = &mut work {
+        for u in &mut job.urls {
+            let id = match &u.checksum {
+                Some(c) => c.clone(),
+                None => {
+                    let path = shared.engine.builder.temp_path("url");
+                    let got = fetch::fetch(&u.url, &path, None).await.map_err(|e| {
+                        Error::from(BuildError::Step {
+                            at: at.clone(),
+                            instruction: ins.original.clone(),
+                            message: e,
+                        })
+                    })?;
+                    let d = got.digest.clone();
+                    u.fetched = Some(got);
+                    d
+                }
+            };
+            inputs.extra.insert(format!("url {}", u.url), id);
+        }
+    }
+    // What was downloaded for the key goes when the step ends.
+    let _downloads = RemoveOnDrop(match &work {
+        Work::Copy { job, .. } => job
+            .urls
+            .iter()
+            .filter_map(|u| u.fetched.as_ref().map(|f| f.path.clone()))
+            .collect(),
+        _ => Vec::new(),
+    });
     let key = inputs.key();
     let slot_id = slot(&shared.identity, stage_name, position);
     let builder = &shared.engine.builder;
@@ -1088,9 +1151,41 @@ async fn step(
         at: at.clone(),
         reason,
     });
-    let image = execute(shared, state, ins, at, work, config).await?;
+    let shape = inputs.shape();
+    let reuse = match &work {
+        Work::Copy {
+            job, from: None, ..
+        } if !shared.request.no_cache && !job.sources.is_empty() && job.urls.is_empty() => builder
+            .cache
+            .last_copy(&slot_id)
+            .filter(|r| r.shape == shape && r.parent == inputs.parent && r.deltas < MAX_DELTAS)
+            .and_then(|record| {
+                let image = shared.engine.store.image(&record.image)?;
+                let before = builder.contexts.get(&record.context).ok()??;
+                Some(Reuse {
+                    record,
+                    image,
+                    before,
+                })
+            }),
+        _ => None,
+    };
+    let (image, copied) = execute(shared, state, ins, at, work, config, reuse).await?;
     builder.cache.put(&key, &image.id)?;
     builder.cache.remember(&slot_id, &inputs)?;
+    if let Some(c) = copied {
+        builder.cache.remember_copy(
+            &slot_id,
+            &CopyRecord {
+                shape,
+                parent: inputs.parent.clone(),
+                image: image.id.clone(),
+                context: shared.request.context.clone(),
+                dest_was_dir: c.dest_was_dir,
+                deltas: c.deltas,
+            },
+        )?;
+    }
     shared.send(BuildEvent::Done {
         at: at.clone(),
         millis: started.elapsed().as_millis() as u64,
@@ -1215,6 +1310,7 @@ fn copy_work(
             owner: None,
             chmod,
             extract_archives: add,
+            urls: Vec::new(),
         },
         from,
         created_by: match chown {
@@ -1483,6 +1579,7 @@ async fn run_work(
                             owner: None,
                             chmod: None,
                             extract_archives: false,
+                            urls: Vec::new(),
                         };
                         let index = Arc::clone(&shared.index);
                         let engine = Arc::clone(&shared.engine);
@@ -1644,7 +1741,8 @@ async fn execute(
     at: &StepRef,
     work: Work,
     config: Value,
-) -> Result<ImageRecord> {
+    reuse: Option<Reuse>,
+) -> Result<(ImageRecord, Option<Copied>)> {
     let engine = &shared.engine;
     let step_err = |message: String| -> Error {
         BuildError::Step {
@@ -1658,6 +1756,10 @@ async fn execute(
     // when dropped) or the scratch folder of a copy.
     let mut finished_run: Option<run::Finished> = None;
     let mut scratch: Option<PathBuf> = None;
+    // The image the layer goes on: the step's parent, or the previous
+    // result of a copy that writes only what changed.
+    let mut layer_parent = state.image.clone();
+    let mut copied: Option<Copied> = None;
     let (pending, created_by) = match work {
         Work::Meta { created_by } => (None, created_by),
         Work::Run {
@@ -1742,73 +1844,75 @@ async fn execute(
             from,
             created_by,
         } => {
-            let base = state.image.clone();
-            let lower = match &base {
-                Some(b) => lowers(engine, b)?,
-                None => Vec::new(),
-            };
-            let dir = engine.builder.temp_path("copy");
-            scratch = Some(dir.clone());
-            let (upper, work_dir, root) = (dir.join("upper"), dir.join("work"), dir.join("root"));
-            let from_dir = dir.join("from");
             let (chown, original) = match created_by.split_once('\u{0}') {
                 Some((o, c)) => (Some(c.to_string()), o.to_string()),
                 None => (None, created_by.clone()),
             };
-            let copied = async {
-                crate::runtime::rootfs::mount_overlay(&lower, &upper, &work_dir, &root)?;
-                if let Some(c) = &chown {
-                    job.owner = Some(resolve_owner(&root, c).map_err(step_err)?);
+            // URLs with a checksum are downloaded only now, on a miss; a
+            // mismatch fails the step before anything is copied.
+            let mut downloads = RemoveOnDrop(Vec::new());
+            for u in &mut job.urls {
+                if u.fetched.is_none() {
+                    let path = engine.builder.temp_path("url");
+                    downloads.0.push(path.clone());
+                    let got = fetch::fetch(&u.url, &path, u.checksum.as_deref())
+                        .await
+                        .map_err(step_err)?;
+                    u.fetched = Some(got);
                 }
-                if let Some(img) = &from {
-                    let l = lowers(engine, img)?;
-                    crate::runtime::rootfs::mount_overlay(
-                        &l,
-                        &from_dir.join("upper"),
-                        &from_dir.join("work"),
-                        &from_dir.join("root"),
-                    )?;
+            }
+            let dir = engine.builder.temp_path("copy");
+            scratch = Some(dir.clone());
+            let mut done = None;
+            if let Some(r) = reuse {
+                let tried =
+                    copy_changes(shared, state, &mut job, chown.as_deref(), r, &dir, at).await;
+                crate::runtime::rootfs::unmount_all_under(&dir);
+                match tried {
+                    Ok(Some(d)) => done = Some(d),
+                    Ok(None) => {
+                        // Nothing of the attempt is kept: a full copy follows.
+                        let _ = std::fs::remove_dir_all(&dir);
+                    }
+                    Err(e) => {
+                        let _ = std::fs::remove_dir_all(&dir);
+                        return Err(step_err(e));
+                    }
                 }
-                let index = Arc::clone(&shared.index);
-                let engine2 = Arc::clone(engine);
-                let root2 = root.clone();
-                let from_root = from.as_ref().map(|_| from_dir.join("root"));
-                tokio::task::spawn_blocking(move || {
-                    let source = match &from_root {
-                        Some(r) => copy::Source::Root(r),
-                        None => copy::Source::Context {
-                            index: &index,
-                            blobs: &engine2.builder.contexts.blobs,
-                        },
-                    };
-                    copy::copy_into(&root2, &job, &source)
-                })
+            }
+            let (pending, base, outcome) = match done {
+                Some(d) => d,
+                None => full_copy(
+                    shared,
+                    state,
+                    &mut job,
+                    chown.as_deref(),
+                    from.as_ref(),
+                    &dir,
+                )
                 .await
-                .map_err(|e| step_err(format!("copy: {e}")))?
-                .map_err(step_err)
-            }
-            .await;
-            crate::runtime::rootfs::unmount_all_under(&dir);
-            if let Err(e) = copied {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e);
-            }
-            let pending = Pending {
-                upper,
-                lower,
-                parent_chain: base.as_ref().and_then(|b| b.chain_ids().last().cloned()),
-                exclude: Exclusions::none(),
-                how: Take::Move,
+                .map_err(|e| {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    step_err(e)
+                })?,
             };
+            drop(downloads);
+            layer_parent = base;
+            copied = outcome;
             (Some(pending), original)
         }
     };
     let store = Arc::clone(&engine.store);
-    let parent = state.image.clone();
+    let parent = layer_parent;
     let history_created_by = if created_by.starts_with("RUN ") {
         created_by
     } else {
         format!("{created_by} # buildkit")
+    };
+    let comment = if copied.as_ref().is_some_and(|c| c.deltas > 0) {
+        CHANGES_COMMENT
+    } else {
+        "buildkit.dockerfile.v0"
     };
     // Layer and image under one read guard of the garbage collection, so
     // it cannot take the layer before the image holds it.
@@ -1834,7 +1938,7 @@ async fn execute(
             config,
             History {
                 created_by: history_created_by,
-                comment: Some("buildkit.dockerfile.v0".to_string()),
+                comment: Some(comment.to_string()),
                 author: None,
                 empty_layer,
             },
@@ -1851,5 +1955,206 @@ async fn execute(
     if let Some(dir) = scratch {
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
     }
-    made?.map_err(|e| step_err(format!("make the image: {}", e.full_message())))
+    let image = made?.map_err(|e| step_err(format!("make the image: {}", e.full_message())))?;
+    Ok((image, copied))
+}
+
+/// Files removed when it goes (a step's downloads, whatever its end).
+struct RemoveOnDrop(Vec<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// How many layers of changes a copy step stacks on its last full copy
+/// before it copies in full again (each is one more overlay lower).
+const MAX_DELTAS: u32 = 8;
+
+/// The history comment of a layer that holds only what changed since the
+/// step's previous run (the entry above it is that run's).
+pub const CHANGES_COMMENT: &str = "servin: changes since this step's previous run";
+
+/// The previous result of a copy step, to write only the changes onto.
+struct Reuse {
+    record: CopyRecord,
+    image: ImageRecord,
+    before: Arc<ContextIndex>,
+}
+
+/// What a copy step made, for its [`CopyRecord`].
+struct Copied {
+    dest_was_dir: bool,
+    deltas: u32,
+}
+
+/// A copy step's layer ready to commit: its upper folder, the image it
+/// goes on, and what to record.
+type CopyDone = (Pending, Option<ImageRecord>, Option<Copied>);
+
+/// Copies `job` in full onto the step's parent.
+async fn full_copy(
+    shared: &Arc<Shared>,
+    state: &StageState,
+    job: &mut CopyJob,
+    chown: Option<&str>,
+    from: Option<&ImageRecord>,
+    dir: &std::path::Path,
+) -> std::result::Result<CopyDone, String> {
+    let engine = &shared.engine;
+    let base = state.image.clone();
+    let lower = match &base {
+        Some(b) => lowers(engine, b).map_err(|e| e.full_message())?,
+        None => Vec::new(),
+    };
+    let (upper, work_dir, root) = (dir.join("upper"), dir.join("work"), dir.join("root"));
+    let from_dir = dir.join("from");
+    let copied = async {
+        crate::runtime::rootfs::mount_overlay(&lower, &upper, &work_dir, &root)
+            .map_err(|e| e.full_message())?;
+        if let Some(c) = chown {
+            job.owner = Some(resolve_owner(&root, c)?);
+        }
+        if let Some(img) = from {
+            let l = lowers(engine, img).map_err(|e| e.full_message())?;
+            crate::runtime::rootfs::mount_overlay(
+                &l,
+                &from_dir.join("upper"),
+                &from_dir.join("work"),
+                &from_dir.join("root"),
+            )
+            .map_err(|e| e.full_message())?;
+        }
+        let index = Arc::clone(&shared.index);
+        let engine2 = Arc::clone(engine);
+        let root2 = root.clone();
+        let from_root = from.map(|_| from_dir.join("root"));
+        let job2 = job.clone();
+        tokio::task::spawn_blocking(move || {
+            let source = match &from_root {
+                Some(r) => copy::Source::Root(r),
+                None => copy::Source::Context {
+                    index: &index,
+                    blobs: &engine2.builder.contexts.blobs,
+                },
+            };
+            copy::copy_into(&root2, &job2, &source)
+        })
+        .await
+        .map_err(|e| format!("copy: {e}"))?
+    }
+    .await;
+    crate::runtime::rootfs::unmount_all_under(dir);
+    let dest_was_dir = copied?;
+    let pending = Pending {
+        upper,
+        lower,
+        parent_chain: base.as_ref().and_then(|b| b.chain_ids().last().cloned()),
+        exclude: Exclusions::none(),
+        how: Take::Move,
+    };
+    let outcome = from.is_none().then_some(Copied {
+        dest_was_dir,
+        deltas: 0,
+    });
+    Ok((pending, base, outcome))
+}
+
+/// Writes only what changed since the step's previous run onto that
+/// run's result; `None` when a full copy is needed (nothing kept then).
+/// Mounts under `dir`; the caller unmounts.
+async fn copy_changes(
+    shared: &Arc<Shared>,
+    state: &StageState,
+    job: &mut CopyJob,
+    chown: Option<&str>,
+    reuse: Reuse,
+    dir: &std::path::Path,
+    at: &StepRef,
+) -> std::result::Result<Option<CopyDone>, String> {
+    let engine = &shared.engine;
+    let lower = lowers(engine, &reuse.image).map_err(|e| e.full_message())?;
+    let (upper, work_dir, root) = (dir.join("upper"), dir.join("work"), dir.join("root"));
+    crate::runtime::rootfs::mount_overlay(&lower, &upper, &work_dir, &root)
+        .map_err(|e| e.full_message())?;
+    // The parent's own view: `--chown` names resolve there, as in a full
+    // copy, and a deleted source must not have hidden anything of it.
+    let parent_root = match &state.image {
+        Some(img) => {
+            let l = lowers(engine, img).map_err(|e| e.full_message())?;
+            let p = dir.join("parent");
+            crate::runtime::rootfs::mount_overlay(
+                &l,
+                &p.join("upper"),
+                &p.join("work"),
+                &p.join("root"),
+            )
+            .map_err(|e| e.full_message())?;
+            Some(p.join("root"))
+        }
+        None => None,
+    };
+    if let Some(c) = chown {
+        job.owner = Some(match &parent_root {
+            Some(p) => resolve_owner(p, c)?,
+            None => resolve_owner(&root, c)?,
+        });
+    }
+    let index = Arc::clone(&shared.index);
+    let engine2 = Arc::clone(engine);
+    let root2 = root.clone();
+    let job2 = job.clone();
+    let before = Arc::clone(&reuse.before);
+    let dest_was_dir = reuse.record.dest_was_dir;
+    let delta = tokio::task::spawn_blocking(move || {
+        let parent_fd = match &parent_root {
+            Some(p) => Some(
+                crate::container::archive_tar::open_root(p)
+                    .map_err(|e| format!("open the parent's root: {e}"))?,
+            ),
+            None => None,
+        };
+        let in_parent = |path: &str| {
+            parent_fd
+                .as_ref()
+                .is_some_and(|fd| crate::container::archive_tar::stat(fd, path).is_ok())
+        };
+        copy::copy_changes(
+            &root2,
+            &job2,
+            &index,
+            &before,
+            &engine2.builder.contexts.blobs,
+            dest_was_dir,
+            &in_parent,
+        )
+    })
+    .await
+    .map_err(|e| format!("copy: {e}"))??;
+    let copy::Delta::Applied { written, removed } = delta else {
+        return Ok(None);
+    };
+    shared.send(BuildEvent::Output {
+        at: at.clone(),
+        text: format!(
+            "wrote {written} changed entr{}, deleted {removed} entr{}, onto this step's previous result\n",
+            if written == 1 { "y" } else { "ies" },
+            if removed == 1 { "y" } else { "ies" },
+        ),
+    });
+    let pending = Pending {
+        upper,
+        lower,
+        parent_chain: reuse.image.chain_ids().last().cloned(),
+        exclude: Exclusions::none(),
+        how: Take::Move,
+    };
+    let outcome = Copied {
+        dest_was_dir,
+        deltas: reuse.record.deltas + 1,
+    };
+    Ok(Some((pending, Some(reuse.image), Some(outcome))))
 }

@@ -7,6 +7,7 @@
 //! - [`cache`]: cache keys, the cache index, and why a step missed.
 //! - [`exec`]: stages and steps.
 //! - [`copy`]: `COPY` and `ADD`.
+//! - [`fetch`]: the URLs of `ADD`.
 //! - [`run`]: `RUN` containers.
 //! - [`error`]: what a build fails with ([`error::BuildError`]).
 
@@ -15,6 +16,7 @@ pub mod context;
 pub mod copy;
 pub mod error;
 pub mod exec;
+pub mod fetch;
 pub mod run;
 
 use std::collections::HashMap;

@@ -240,6 +240,21 @@ fn parent_and_last(root: &OwnedFd, cleaned: &str) -> Res<(OwnedFd, String)> {
     }
 }
 
+/// Removes `path` of the root (a folder with everything in it); its last
+/// component is not followed. A path that is not there is no error.
+pub fn remove(root: &OwnedFd, path: &str) -> io::Result<()> {
+    let cleaned = clean(path);
+    let (dir, last) = match parent_and_last(root, &cleaned) {
+        Ok(found) => found,
+        Err(Failure::NotFound) => return Ok(()),
+        Err(e) => return Err(io::Error::other(e.to_string())),
+    };
+    if last == "." {
+        return Err(io::Error::other("refusing to remove the root"));
+    }
+    remove_tree(&dir, OsStr::new(&last), &cleaned).map_err(|e| io::Error::other(e.to_string()))
+}
+
 /// What `path` is, as Docker's `HEAD` and `GET` describe it.
 pub fn stat(root: &OwnedFd, path: &str) -> Res<PathStat> {
     let cleaned = clean(path);
