@@ -5,3 +5,4 @@ pub mod dashboard;
 pub mod import;
 pub mod kube;
 pub mod project;
+pub mod sync;

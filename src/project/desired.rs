@@ -438,6 +438,22 @@ fn create_body(
             });
         }
     }
+    // A synced workspace is the container's own volume, filled by the
+    // sync before the container starts: never seeded from the image.
+    if let Some(w) = &c.workspace
+        && w.mode == WorkspaceMode::Sync
+    {
+        c.volumes.push(normal::Mount {
+            kind: MountKind::Volume,
+            source: Some(crate::sync::volume_name(pname, name)),
+            target: w.target.clone(),
+            read_only: Some(false),
+            size: None,
+            mode: None,
+            no_copy: Some(true),
+            create_source: None,
+        });
+    }
     // A project container answers to its service name on every network.
     c.networks = c
         .networks

@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::routes::{Body, json};
@@ -21,23 +20,11 @@ use crate::container::archive::{UploadPiece, UploadReader};
 use crate::engine::Engine;
 use crate::error::{Error, RequestError, Result, VolumeError};
 use crate::volume::Volume;
-use crate::workspace::{self, BatchHeader, BatchOutcome, WORKSPACE_LABEL, manifest::Entry};
+use crate::workspace::{self, BatchHeader, BatchOutcome, WORKSPACE_LABEL};
+use servin_proto::workspace::{Manifest, WorkspaceInfo};
 
 /// The largest batch header taken (the JSON list of deletions).
 const MAX_HEADER: u32 = 256 * 1024 * 1024;
-
-/// The answer of `GET .../{volume}`.
-#[derive(Debug, Serialize)]
-struct Inspect {
-    generation: String,
-}
-
-/// The answer of `GET .../{volume}/manifest`.
-#[derive(Debug, Serialize)]
-struct Manifest {
-    generation: String,
-    entries: Vec<Entry>,
-}
 
 /// A workspace volume by name: it must carry [`WORKSPACE_LABEL`].
 fn workspace_volume(engine: &Engine, name: &str) -> Result<Volume> {
@@ -53,7 +40,7 @@ pub fn inspect(engine: &Arc<Engine>, name: &str) -> Result<Response<Body>> {
     let v = workspace_volume(engine, name)?;
     Ok(json(
         StatusCode::OK,
-        &Inspect {
+        &WorkspaceInfo {
             generation: workspace::generation(&v),
         },
     ))

@@ -6,33 +6,11 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-/// One entry of a manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    /// The path, relative to the workspace, `/`-separated.
-    pub path: String,
-    /// `dir`, `file` or `symlink`.
-    pub kind: String,
-    /// Permission bits.
-    pub mode: u32,
-    /// Size in bytes (files).
-    pub size: u64,
-    /// `sha256:<hex>` of the content (files), or the link's target.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
-    /// The target (links).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    /// The owner.
-    pub uid: u32,
-    /// The group.
-    pub gid: u32,
-}
+pub use servin_proto::workspace::ManifestEntry as Entry;
 
 /// The manifest of `data`, sorted by path.
 pub fn manifest(data: &Path) -> Result<Vec<Entry>> {

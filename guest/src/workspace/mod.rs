@@ -36,52 +36,7 @@ pub mod apply;
 pub mod manifest;
 pub mod path;
 
-use std::collections::HashMap;
-
-use serde::{Deserialize, Serialize};
-
-/// The label that marks a volume as a workspace copy; its value names the
-/// container and workspace (`{container}`).
-pub const WORKSPACE_LABEL: &str = "servin.workspace";
-
-/// The JSON header of a batch.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct BatchHeader {
-    /// The owner of everything written.
-    pub uid: u32,
-    /// The group of everything written.
-    pub gid: u32,
-    /// Labels of the volume when the batch creates it; must include
-    /// [`WORKSPACE_LABEL`].
-    pub labels: HashMap<String, String>,
-    /// Paths to remove (files, links, or folders with their content)
-    /// before the tar's entries are written.
-    pub delete: Vec<String>,
-}
-
-/// A path of a batch that could not be written or removed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Failure {
-    /// The path, relative to the workspace.
-    pub path: String,
-    /// What went wrong.
-    pub message: String,
-}
-
-/// The answer to a batch.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchOutcome {
-    /// Identifies this copy of the volume: changes when the volume is
-    /// removed and made again, so a CLI knows its index is stale.
-    pub generation: String,
-    /// Entries written (folders, files, links).
-    pub written: u64,
-    /// Paths removed.
-    pub deleted: u64,
-    /// Paths that failed, each named.
-    pub failed: Vec<Failure>,
-}
+pub use servin_proto::workspace::{BatchHeader, BatchOutcome, Failure, WORKSPACE_LABEL};
 
 /// The generation of a volume: its name and creation time.
 pub fn generation(v: &crate::volume::Volume) -> String {
