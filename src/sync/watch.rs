@@ -11,10 +11,12 @@
 //! writes still flushes. An overflow of the kernel's queue (or an error
 //! of the watcher) makes the next batch a full rescan.
 //!
-//! A batch is synced (for `mode = "sync"`), then its follow-up runs once
-//! (restart, rebuild, exec) through [`Hooks`]. The loop is one thread:
-//! events that arrive while a batch or its follow-up runs wait in the
-//! channel and make up the next batch together.
+//! A batch is synced (for `mode = "sync"`) at once; its follow-up
+//! (restart, rebuild, exec) runs through [`Hooks`] once the workspace has
+//! been quiet for [`Options::settle`], once for all the batches before it.
+//! The loop is one thread: events that arrive while a batch or a
+//! follow-up runs wait in the channel and make up the next batch
+//! together.
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -67,6 +69,10 @@ pub struct Options {
     pub quiet: Duration,
     /// ... or once its oldest event is this old.
     pub cap: Duration,
+    /// The follow-up runs once the workspace had no change for this long
+    /// after a batch, so a checkout sent in several batches restarts the
+    /// container once, on the whole tree.
+    pub settle: Duration,
 }
 
 impl Default for Options {
@@ -75,6 +81,7 @@ impl Default for Options {
             debounce: Duration::from_millis(10),
             quiet: Duration::from_millis(20),
             cap: Duration::from_millis(250),
+            settle: Duration::from_millis(200),
         }
     }
 }
@@ -111,6 +118,10 @@ struct Slot {
     /// The source is gone: watches are made again when it is back.
     lost: bool,
     retry_at: Option<Instant>,
+    /// Paths changed by batches whose follow-up has not run yet.
+    follow_changed: Vec<String>,
+    /// When that follow-up runs, unless more changes come.
+    follow_at: Option<Instant>,
 }
 
 /// Watches `targets` until `stop` is set, syncing each batch through
@@ -144,6 +155,8 @@ pub fn watch(
             watched: HashSet::new(),
             lost: false,
             retry_at: None,
+            follow_changed: Vec::new(),
+            follow_at: None,
         });
     }
     for (i, s) in slots.iter_mut().enumerate() {
@@ -179,9 +192,15 @@ pub fn watch(
                 s.first.get_or_insert(now);
                 s.last = Some(now);
             }
-            let due = deadline(s, &opts).is_some_and(|d| d <= now);
+            let due = batch_deadline(s, &opts).is_some_and(|d| d <= now);
             if due {
-                run_batch(engine, &mut debouncers[i], s, hooks);
+                run_batch(engine, &mut debouncers[i], s, hooks, &opts);
+            } else if s.first.is_none() && s.follow_at.is_some_and(|t| t <= now) {
+                s.follow_at = None;
+                let changed = std::mem::take(&mut s.follow_changed);
+                if let Err(m) = hooks.follow_up(&s.w.container, &s.w.follow, &changed) {
+                    hooks.problem(&s.w.container, &m);
+                }
             }
         }
     }
@@ -191,8 +210,16 @@ pub fn watch(
     Ok(())
 }
 
-/// When a slot's pending batch is due.
+/// When a slot next needs the loop: its pending batch or its follow-up.
 fn deadline(s: &Slot, opts: &Options) -> Option<Instant> {
+    match (batch_deadline(s, opts), s.follow_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// When a slot's pending batch is due.
+fn batch_deadline(s: &Slot, opts: &Options) -> Option<Instant> {
     if let Some(r) = s.retry_at {
         return Some(r);
     }
@@ -283,7 +310,13 @@ fn add_watches(d: &mut Debouncer, s: &mut Slot, dir: &Path) {
 }
 
 /// Syncs a slot's pending batch and runs its follow-up.
-fn run_batch(engine: &Engine, d: &mut Debouncer, s: &mut Slot, hooks: &mut dyn Hooks) {
+fn run_batch(
+    engine: &Engine,
+    d: &mut Debouncer,
+    s: &mut Slot,
+    hooks: &mut dyn Hooks,
+    opts: &Options,
+) {
     let full = s.full;
     let scope: Vec<String> = std::mem::take(&mut s.pending).into_iter().collect();
     s.full = false;
@@ -346,7 +379,6 @@ fn run_batch(engine: &Engine, d: &mut Debouncer, s: &mut Slot, hooks: &mut dyn H
     if changed.is_empty() || s.w.follow == Follow::None {
         return;
     }
-    if let Err(m) = hooks.follow_up(&s.w.container, &s.w.follow, &changed) {
-        hooks.problem(&s.w.container, &m);
-    }
+    s.follow_changed.extend(changed);
+    s.follow_at = Some(Instant::now() + opts.settle);
 }
