@@ -156,7 +156,7 @@ fn follow_of(o: &OnChange) -> Follow {
         OnChange::None => Follow::None,
         OnChange::Restart => Follow::Restart,
         OnChange::Rebuild => Follow::Rebuild,
-        OnChange::Exec(cmd) => Follow::Exec(cmd.clone()),
+        OnChange::Exec { exec } => Follow::Exec(exec.clone()),
     }
 }
 

@@ -546,7 +546,12 @@ pub enum OnChange {
     Rebuild,
     /// Run a command in the container: `on_change = { exec = ["npm",
     /// "run", "build"] }`.
-    Exec(Vec<String>),
+    #[serde(untagged)]
+    Exec {
+        /// The command and its arguments, run in the container once per
+        /// batch of changes.
+        exec: Vec<String>,
+    },
 }
 
 /// The JSON Schema of the project file (draft 7, which TOML editors read).

@@ -1077,7 +1077,7 @@ impl Cx<'_> {
             self.push(p);
             ok = false;
         }
-        if let model::OnChange::Exec(cmd) = &on_change
+        if let model::OnChange::Exec { exec: cmd } = &on_change
             && cmd.first().is_none_or(|c| c.is_empty())
         {
             let p = self
