@@ -537,6 +537,46 @@ replicas = 2
     }
 
     #[test]
+    fn a_synced_workspace_is_a_volume_of_its_own_never_seeded() {
+        let text = r#"[project]
+name = "shop"
+
+[containers.web]
+image = "busybox"
+user = "1000:50"
+workspace = { source = ".", target = "/app", mode = "sync", uid = 7, on_change = { exec = ["make", "-j"] } }
+"#;
+        let p = load(text);
+        let d = desired(&p, &DesiredOptions::default()).unwrap();
+        let mounts = d.containers[0]
+            .body
+            .host_config
+            .as_ref()
+            .unwrap()
+            .mounts
+            .clone()
+            .unwrap();
+        assert_eq!(mounts.len(), 1);
+        assert_eq!(mounts[0].typ, Some(MountType::VOLUME));
+        assert_eq!(mounts[0].source.as_deref(), Some("shop_web-workspace"));
+        assert_eq!(mounts[0].target.as_deref(), Some("/app"));
+        assert_eq!(
+            mounts[0].volume_options.as_ref().and_then(|o| o.no_copy),
+            Some(true)
+        );
+        let web = &p.containers["web"];
+        let w = web.workspace.as_ref().unwrap();
+        assert_eq!(
+            w.on_change,
+            normal::OnChange::Exec {
+                exec: vec!["make".into(), "-j".into()]
+            }
+        );
+        // `uid` given, the group from the numeric user.
+        assert_eq!(crate::sync::owner(web, w), (7, 50));
+    }
+
+    #[test]
     fn the_projection_of_a_container() {
         let p = load(SHOP);
         let web = projection(&p, "web", &p.containers["web"]).unwrap();
