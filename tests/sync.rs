@@ -422,3 +422,52 @@ fn exec_follow_up_runs_once_per_batch() {
     assert_eq!(text.matches("exec sh -c").count(), 2, "{text}");
     s.ok_in(&dir, &["down", "--volumes"]);
 }
+
+#[test]
+fn an_engine_killed_mid_batch_converges_on_the_next_up() {
+    let s = Env::with_image(IMAGE);
+    let dir = setup(&s, "", "sleep 300");
+    let src = dir.join("src");
+    let chunk = vec![7u8; 32 * 1024];
+    for i in 0..2000 {
+        let d = src.join(format!("big/d{}", i % 40));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(format!("f{i}.bin")), &chunk).unwrap();
+    }
+    let up = s
+        .command(&["up", "-d"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let copy = copy_of(&s);
+    eventually("the batch to be under way", 60, || {
+        std::fs::read_dir(copy.join("big/d0")).is_ok_and(|d| d.count() > 5)
+    });
+    for pid in s.engine_pids() {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    let first = up.wait_with_output().unwrap();
+    assert!(
+        !first.status.success(),
+        "the batch was whole before the kill"
+    );
+    assert!(dir.join(".servin/sync/web.inflight").exists());
+    // The next up starts the engine again, compares with what the copy
+    // holds, sweeps the interrupted batch's temporary files and sends the
+    // rest.
+    let again = s.run_in(&dir, &["up", "-d"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert!(!dir.join(".servin/sync/web.inflight").exists());
+    assert_eq!(tree(&copy, &|_| false), tree(&src, &synced_part));
+    let third = s.run_in(&dir, &["up", "-d"]);
+    assert!(
+        third.stderr.contains("workspace of web: up to date"),
+        "{}",
+        third.transcript()
+    );
+    s.ok_in(&dir, &["down", "--volumes"]);
+}

@@ -46,6 +46,9 @@ pub struct BatchHeader {
     /// Paths to remove (files, links, or folders with their content)
     /// before the tar's entries are written.
     pub delete: Vec<String>,
+    /// Remove the temporary files an interrupted batch left (the CLI asks
+    /// after a batch it sent got no answer).
+    pub sweep: bool,
 }
 
 /// A path of a batch that could not be written or removed.

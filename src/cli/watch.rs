@@ -126,6 +126,7 @@ pub(super) fn initial_sync(
         let report = s
             .sync(engine, None)
             .map_err(|e| Failed::Error(Box::new(e)))?;
+        s.flush().map_err(|e| Failed::Error(Box::new(e)))?;
         show(&name, &report, started.elapsed());
         out.push(s);
     }
@@ -146,7 +147,10 @@ fn show(container: &str, r: &Report, took: Duration) {
             took.as_millis()
         ));
     } else {
-        ui::info(&format!("workspace of {container}: up to date"));
+        ui::info(&format!(
+            "workspace of {container}: up to date ({} ms)",
+            took.as_millis()
+        ));
     }
 }
 

@@ -192,6 +192,16 @@ pub fn watch(
                 s.first.get_or_insert(now);
                 s.last = Some(now);
             }
+            // The index is written once the workspace is quiet.
+            if s.first.is_none()
+                && let Some(sync) = &mut s.w.sync
+                && sync
+                    .unsaved_for()
+                    .is_some_and(|t| t >= Duration::from_secs(1))
+                && let Err(e) = sync.flush()
+            {
+                hooks.problem(&s.w.container, &e.to_string());
+            }
             let due = batch_deadline(s, &opts).is_some_and(|d| d <= now);
             if due {
                 run_batch(engine, &mut debouncers[i], s, hooks, &opts);
@@ -206,6 +216,13 @@ pub fn watch(
     }
     for d in debouncers {
         d.stop_nonblocking();
+    }
+    for s in &mut slots {
+        if let Some(sync) = &mut s.w.sync
+            && let Err(e) = sync.flush()
+        {
+            hooks.problem(&s.w.container, &e.to_string());
+        }
     }
     Ok(())
 }

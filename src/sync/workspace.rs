@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use servin_proto::workspace::{BatchHeader, WORKSPACE_LABEL};
 use sha2::{Digest, Sha256};
@@ -71,7 +72,17 @@ pub struct Syncer {
     pub ws: Workspace,
     matcher: Matcher,
     index: Index,
+    /// The next batch sweeps the temporary files of an interrupted one.
+    sweep: bool,
+    /// The index changed since it was last written.
+    dirty: bool,
+    saved_at: Instant,
 }
+
+/// While watching, the index is written at most this often (and when the
+/// watch ends): writing it after every batch would cost a large tree's
+/// whole index per keystroke.
+const SAVE_EVERY: Duration = Duration::from_secs(2);
 
 impl Syncer {
     /// Reads the workspace's rules and index; when the engine's copy is
@@ -84,16 +95,24 @@ impl Syncer {
         let matcher = Matcher::new(&ws.source, &ws.ignore)?;
         let mut index = Index::load(&ws.index_path);
         let owner = (ws.uid, ws.gid);
+        let interrupted = marker(&ws.index_path).exists();
         match engine.workspace_generation(&ws.volume)? {
             None => index = Index::default(),
-            Some(g) if g == index.generation && index.owner == owner => {}
+            Some(g) if g == index.generation && index.owner == owner && !interrupted => {}
             Some(_) => {
                 let m = engine.workspace_manifest(&ws.volume)?;
                 index = Index::from_manifest(&m, owner);
             }
         }
         index.owner = owner;
-        Ok(Self { ws, matcher, index })
+        Ok(Self {
+            ws,
+            matcher,
+            index,
+            sweep: interrupted,
+            dirty: false,
+            saved_at: Instant::now(),
+        })
     }
 
     /// The matcher (shared with the watcher and the rebuild trigger).
@@ -123,8 +142,8 @@ impl Syncer {
         };
         let mut d = plan::diff(&self.index.entries, &tree.nodes, scope);
         self.settle_checks(&mut d, &tree.nodes);
-        if d.delete.is_empty() && d.put.is_empty() {
-            self.save()?;
+        if d.delete.is_empty() && d.put.is_empty() && !self.sweep {
+            self.mark()?;
             return Ok(report);
         }
         let header = BatchHeader {
@@ -142,6 +161,7 @@ impl Syncer {
                 ),
             ]),
             delete: d.delete.clone(),
+            sweep: self.sweep,
         };
         let puts: Vec<(String, Node)> = d
             .put
@@ -149,9 +169,37 @@ impl Syncer {
             .filter_map(|p| tree.nodes.get(p).map(|n| (p.clone(), n.clone())))
             .collect();
         let root = self.ws.source.clone();
-        let (outcome, made) = engine.workspace_batch(&self.ws.volume, move |w| {
-            write_batch(w, &header, &root, &puts)
+        // Marked before the batch leaves: if no answer is recorded, the
+        // next sync compares with the engine's copy and sweeps it.
+        let flag = marker(&self.ws.index_path);
+        if let Some(dir) = flag.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| SyncError::Index {
+                path: flag.clone(),
+                source,
+            })?;
+        }
+        std::fs::write(&flag, b"").map_err(|source| SyncError::Index {
+            path: flag.clone(),
+            source,
         })?;
+        let sent = engine.workspace_batch(&self.ws.volume, move |w| {
+            write_batch(w, &header, &root, &puts)
+        });
+        let (outcome, made) = match sent {
+            Ok(v) => v,
+            Err(e) => {
+                // The engine may hold part of the batch: compare with its
+                // copy next time, and sweep it.
+                let m = engine.workspace_manifest(&self.ws.volume);
+                if let Ok(m) = m {
+                    self.index = Index::from_manifest(&m, self.index.owner);
+                    self.dirty = true;
+                }
+                self.sweep = true;
+                return Err(e.into());
+            }
+        };
+        self.sweep = false;
         let engine_failed: BTreeMap<String, String> = outcome
             .failed
             .iter()
@@ -192,7 +240,10 @@ impl Syncer {
             }
         }
         report.bytes = made.bytes;
-        self.save()?;
+        // An index not yet written is only stale: a sync started from it
+        // sends again what changed since, nothing is lost.
+        self.mark()?;
+        let _ = std::fs::remove_file(&flag);
         Ok(report)
     }
 
@@ -238,14 +289,46 @@ impl Syncer {
         d.put.sort();
     }
 
-    fn save(&self) -> Result<(), SyncError> {
+    /// Notes that the index changed; writes it when it was last written
+    /// [`SAVE_EVERY`] ago.
+    fn mark(&mut self) -> Result<(), SyncError> {
+        self.dirty = true;
+        if self.saved_at.elapsed() >= SAVE_EVERY {
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the index if it changed.
+    pub fn flush(&mut self) -> Result<(), SyncError> {
+        if self.dirty {
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    /// Whether the index changed since it was written, and how long ago
+    /// that was.
+    pub fn unsaved_for(&self) -> Option<Duration> {
+        self.dirty.then(|| self.saved_at.elapsed())
+    }
+
+    fn save(&mut self) -> Result<(), SyncError> {
         self.index
             .save(&self.ws.index_path)
             .map_err(|source| SyncError::Index {
                 path: self.ws.index_path.clone(),
                 source,
-            })
+            })?;
+        self.dirty = false;
+        self.saved_at = Instant::now();
+        Ok(())
     }
+}
+
+/// The file that says a batch was sent and its answer not recorded.
+fn marker(index: &std::path::Path) -> PathBuf {
+    index.with_extension("inflight")
 }
 
 /// What writing a batch learnt.

@@ -40,6 +40,9 @@ pub fn apply(data: &Path, header: &BatchHeader, tar: impl Read) -> Result<BatchO
     if let Err(e) = rustix::fs::chown(data, Some(w.uid), Some(w.gid)) {
         fail(".", format!("change the owner: {e}"));
     }
+    if header.sweep {
+        sweep(data, &mut fail);
+    }
     let mut deleted = 0;
     for path in &header.delete {
         match w.delete(path) {
@@ -313,6 +316,39 @@ impl Writer {
             let _ = rustix::fs::unlinkat(parent, tmp, AtFlags::empty());
         }
         placed
+    }
+}
+
+/// Whether `name` is a temporary file of a batch.
+pub fn is_temp(name: &str) -> bool {
+    name.starts_with(".servin-sync-") && name.ends_with(".tmp")
+}
+
+/// Removes the temporary files below `data` that an interrupted batch
+/// left; links are not followed.
+fn sweep(data: &Path, fail: &mut impl FnMut(&str, String)) {
+    let mut todo = vec![data.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        let Ok(read) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for item in read.flatten() {
+            let Ok(ft) = item.file_type() else { continue };
+            let name = item.file_name();
+            let name = name.to_string_lossy();
+            if ft.is_dir() {
+                todo.push(item.path());
+            } else if is_temp(&name)
+                && let Err(e) = std::fs::remove_file(item.path())
+            {
+                let rel = item.path();
+                let rel = rel.strip_prefix(data).unwrap_or(&rel);
+                fail(
+                    &rel.to_string_lossy(),
+                    format!("remove a temporary file: {e}"),
+                );
+            }
+        }
     }
 }
 

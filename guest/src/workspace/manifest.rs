@@ -25,7 +25,7 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<Entry>) -> Result<()> {
     for item in read {
         let item = item.map_err(Error::io("read folder", dir))?;
         let name = item.file_name().to_string_lossy().into_owned();
-        if name.starts_with(".servin-sync-") && name.ends_with(".tmp") {
+        if super::apply::is_temp(&name) {
             continue;
         }
         let path = item.path();
