@@ -471,3 +471,50 @@ fn an_engine_killed_mid_batch_converges_on_the_next_up() {
     );
     s.ok_in(&dir, &["down", "--volumes"]);
 }
+
+#[test]
+fn a_bound_workspace_rebuilds_on_change_and_ignores_what_it_ignores() {
+    let s = Env::with_image(IMAGE);
+    let file = s.write_project(
+        "demo",
+        &format!(
+            r#"[project]
+name = "demo"
+
+[images.app]
+build = "./ctx"
+
+[containers.web]
+image = "app"
+command = ["sh", "-c", "cat /stamp.txt; sleep 300"]
+stop_timeout = "1s"
+workspace = {{ source = "./ctx", target = "/src", mode = "bind", ignore = ["*.log"], on_change = "rebuild" }}
+"#
+        ),
+    );
+    let dir = file.parent().unwrap().to_path_buf();
+    let ctx = dir.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {IMAGE}\nCOPY stamp.txt /stamp.txt\n"),
+    )
+    .unwrap();
+    std::fs::write(ctx.join("stamp.txt"), "one\n").unwrap();
+    s.ok_in(&dir, &["up", "-d"]);
+    eventually("the first stamp", 20, || {
+        s.run_in(&dir, &["logs", "demo-web-1"]).stdout == "one\n"
+    });
+    let w = Watch::start(&s, &dir);
+    // An ignored file triggers nothing.
+    std::fs::write(ctx.join("build.log"), "noise\n").unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(!w.text().contains("rebuilding"), "{}", w.text());
+    std::fs::write(ctx.join("stamp.txt"), "two\n").unwrap();
+    eventually("the rebuilt container", 60, || {
+        s.run_in(&dir, &["logs", "demo-web-1"]).stdout == "two\n"
+    });
+    let text = w.stop();
+    assert_eq!(text.matches("web: rebuilding").count(), 1, "{text}");
+    s.ok_in(&dir, &["down"]);
+}
