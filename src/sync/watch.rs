@@ -399,3 +399,81 @@ fn run_batch(
     s.follow_changed.extend(changed);
     s.follow_at = Some(Instant::now() + opts.settle);
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn slot(first: Option<Instant>, last: Option<Instant>) -> Slot {
+        let dir = tempfile::tempdir().unwrap();
+        Slot {
+            w: Watched {
+                container: "web".into(),
+                source: dir.path().to_path_buf(),
+                sync: None,
+                matcher: Matcher::new(dir.path(), &[]).unwrap(),
+                follow: Follow::Restart,
+            },
+            pending: BTreeSet::new(),
+            full: false,
+            first,
+            last,
+            watched: HashSet::new(),
+            lost: false,
+            retry_at: None,
+            follow_changed: Vec::new(),
+            follow_at: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_is_cut_after_the_quiet_window_or_at_the_cap() {
+        let o = Options::default();
+        let t0 = Instant::now();
+        // One event: due a quiet window later.
+        let s = slot(Some(t0), Some(t0));
+        assert_eq!(batch_deadline(&s, &o), Some(t0 + o.quiet));
+        // A steady stream: the cap wins.
+        let s = slot(Some(t0), Some(t0 + o.cap));
+        assert_eq!(batch_deadline(&s, &o), Some(t0 + o.cap));
+        // Nothing pending, nothing due; a follow-up waiting is.
+        let mut s = slot(None, None);
+        assert_eq!(deadline(&s, &o), None);
+        s.follow_at = Some(t0 + o.settle);
+        assert_eq!(deadline(&s, &o), Some(t0 + o.settle));
+    }
+
+    #[test]
+    fn events_under_ignored_paths_are_not_pending() {
+        let mut slots = vec![slot(None, None)];
+        let root = slots[0].w.source.clone();
+        let ev = |p: &str| {
+            notify_debouncer_full::DebouncedEvent::new(
+                notify::Event::new(notify::EventKind::Any).add_path(root.join(p)),
+                Instant::now(),
+            )
+        };
+        take(
+            &mut slots,
+            (
+                0,
+                Ok(vec![
+                    ev("a.txt"),
+                    ev(".git/index"),
+                    ev("x.swp"),
+                    ev("b/c.txt~"),
+                ]),
+            ),
+        );
+        let pending: Vec<&str> = slots[0].pending.iter().map(String::as_str).collect();
+        assert_eq!(pending, ["a.txt"]);
+        assert!(slots[0].first.is_some());
+        // An overflow asks for a full rescan.
+        take(
+            &mut slots,
+            (0, Err(vec![notify::Error::generic("overflow")])),
+        );
+        assert!(slots[0].full);
+    }
+}
