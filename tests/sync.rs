@@ -477,8 +477,7 @@ fn a_bound_workspace_rebuilds_on_change_and_ignores_what_it_ignores() {
     let s = Env::with_image(IMAGE);
     let file = s.write_project(
         "demo",
-        &format!(
-            r#"[project]
+        r#"[project]
 name = "demo"
 
 [images.app]
@@ -488,9 +487,8 @@ build = "./ctx"
 image = "app"
 command = ["sh", "-c", "cat /stamp.txt; sleep 300"]
 stop_timeout = "1s"
-workspace = {{ source = "./ctx", target = "/src", mode = "bind", ignore = ["*.log"], on_change = "rebuild" }}
-"#
-        ),
+workspace = { source = "./ctx", target = "/src", mode = "bind", ignore = ["*.log"], on_change = "rebuild" }
+"#,
     );
     let dir = file.parent().unwrap().to_path_buf();
     let ctx = dir.join("ctx");
