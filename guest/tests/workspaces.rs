@@ -364,3 +364,36 @@ fn a_running_container_sees_each_change_and_inotify_events() {
     e.docker_ok(&["rm", "-f", "app"]);
     e.finish();
 }
+
+#[test]
+fn a_sweep_removes_what_an_interrupted_batch_left() {
+    let e = EngineGuard::start();
+    let vol = "demo_sweep-workspace";
+    let (status, _) = send(
+        &e,
+        vol,
+        &batch(
+            serde_json::json!({"labels": labels()}),
+            &[Put::File("a/keep.txt", b"k", 0o644)],
+        ),
+    );
+    assert_eq!(status, 200);
+    let d = data(&e, vol);
+    std::fs::write(d.join("a/.servin-sync-0123456789abcdef.tmp"), b"half").unwrap();
+    // The manifest never lists a temporary file.
+    let r = e.api(
+        "GET",
+        &format!("/servin/v1/workspaces/{vol}/manifest"),
+        &[],
+        b"",
+    );
+    assert!(!r.text().contains(".servin-sync-"), "{}", r.text());
+    let (status, out) = send(&e, vol, &batch(serde_json::json!({"sweep": true}), &[]));
+    assert_eq!(status, 200, "{out}");
+    let names: Vec<String> = std::fs::read_dir(d.join("a"))
+        .unwrap()
+        .map(|x| x.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["keep.txt"]);
+    e.finish();
+}
