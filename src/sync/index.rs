@@ -20,6 +20,49 @@ use super::tree::{Kind, Node};
 /// The index format's version.
 const VERSION: u32 = 1;
 
+/// A SHA-256 digest, kept as its 32 bytes (an index of a large tree holds
+/// one per file) and written as `sha256:<hex>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// Reads `sha256:<64 hex digits>`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let hex = s.strip_prefix("sha256:")?;
+        if hex.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(Self(out))
+    }
+}
+
+impl std::fmt::Display for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("sha256:")?;
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("not a sha256 digest: {s}")))
+    }
+}
+
 /// One path as last sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
@@ -33,9 +76,9 @@ pub struct Entry {
     /// 0 when unknown.
     #[serde(default)]
     pub ino: u64,
-    /// `sha256:<hex>` of a file's content.
+    /// The SHA-256 of a file's content (`sha256:<hex>` in the file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
+    pub digest: Option<Digest>,
     /// A link's target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
@@ -43,14 +86,14 @@ pub struct Entry {
 
 impl Entry {
     /// The entry of `node` as sent, with the file's `digest`.
-    pub fn of(node: &Node, digest: Option<String>) -> Self {
+    pub fn of(node: &Node, digest: Option<&str>) -> Self {
         Self {
             kind: node.kind,
             mode: node.mode,
             size: node.size,
             mtime_ns: node.mtime_ns,
             ino: node.ino,
-            digest,
+            digest: digest.and_then(Digest::parse),
             target: node.target.clone(),
         }
     }
@@ -133,7 +176,7 @@ impl Index {
                         size: e.size,
                         mtime_ns: 0,
                         ino: 0,
-                        digest: e.digest.clone(),
+                        digest: e.digest.as_deref().and_then(Digest::parse),
                         target: e.target.clone(),
                     },
                 ))
@@ -163,4 +206,52 @@ pub fn index_path(project_file: &Path, container: &str) -> PathBuf {
         .join(".servin")
         .join("sync")
         .join(format!("{container}.json"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_digest_reads_back_as_written() {
+        let text = format!("sha256:{}", "0a".repeat(32));
+        let d = Digest::parse(&text).unwrap();
+        assert_eq!(d.0, [10u8; 32]);
+        assert_eq!(d.to_string(), text);
+        assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{text}\""));
+        for bad in ["sha256:0a", "md5:00", "sha256:zz"] {
+            assert!(Digest::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_index_saved_loads_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".servin/sync/web.json");
+        let mut i = Index {
+            generation: "g".into(),
+            owner: (1000, 1000),
+            ..Index::default()
+        };
+        i.entries.insert(
+            "a.txt".into(),
+            Entry {
+                kind: Kind::File,
+                mode: 0o644,
+                size: 3,
+                mtime_ns: 5,
+                ino: 9,
+                digest: Digest::parse(&format!("sha256:{}", "ab".repeat(32))),
+                target: None,
+            },
+        );
+        i.save(&path).unwrap();
+        let back = Index::load(&path);
+        assert_eq!(back.entries, i.entries);
+        assert_eq!(back.generation, "g");
+        // A damaged index is empty (the engine's manifest stands in).
+        std::fs::write(&path, "{").unwrap();
+        assert!(Index::load(&path).entries.is_empty());
+    }
 }

@@ -114,7 +114,7 @@ mod tests {
     }
 
     fn sent(n: &Node) -> Entry {
-        Entry::of(n, Some("sha256:x".to_string()))
+        Entry::of(n, Some(&format!("sha256:{}", "00".repeat(32))))
     }
 
     #[test]

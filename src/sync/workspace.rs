@@ -226,7 +226,7 @@ impl Syncer {
             if let Some(n) = made.nodes.get(path) {
                 self.index
                     .entries
-                    .insert(path.clone(), Entry::of(n, digest.clone()));
+                    .insert(path.clone(), Entry::of(n, digest.as_deref()));
                 report.written += 1;
                 report.changed.push(path.clone());
             }
@@ -274,13 +274,17 @@ impl Syncer {
                 digest_of(&self.ws.source.join(&path)),
                 self.index.entries.get(&path),
             ) {
-                (Ok(now), Some(e)) => e.digest.as_deref() == Some(now.as_str()) && e.mode == n.mode,
+                (Ok(now), Some(e)) => {
+                    e.digest.map(|d| d.to_string()).as_deref() == Some(now.as_str())
+                        && e.mode == n.mode
+                }
                 _ => false,
             };
             if same {
                 if let Some(e) = self.index.entries.get_mut(&path) {
-                    let digest = e.digest.clone();
-                    *e = Entry::of(n, digest);
+                    let digest = e.digest;
+                    *e = Entry::of(n, None);
+                    e.digest = digest;
                 }
             } else {
                 d.put.push(path);
