@@ -60,15 +60,20 @@ P=$WORK/p1
 project "$P"
 python3 bench/sync.py gen "$P/src" 10000 10240 100
 echo "tree: $(find "$P/src" -type f | wc -l) files, $(du -sm "$P/src" | cut -f1) MB"
-hyperfine -w 1 -r 5 -N --prepare "rm -rf $WORK/rsync-dst" "rsync -a $P/src/ $WORK/rsync-dst/" \
-  --export-json "$WORK/rsync.json" | grep -E 'Time|Range'
-copies=()
-for i in 1 2 3 4 5; do
-  (cd "$P" && "$SERVIN" down --volumes >/dev/null 2>&1 || true; rm -rf "$P/.servin")
+# The two alternate, run by run, so that both see the same load.
+rsyncs=(); copies=()
+ms() { date +%s%N | cut -c1-13; }
+for i in 1 2 3 4 5 6 7; do
+  rm -rf "$WORK/rsync-dst"; sync
+  t0=$(ms); rsync -a "$P/src/" "$WORK/rsync-dst/"; t1=$(ms)
+  rsyncs+=("$((t1 - t0))")
+  (cd "$P" && "$SERVIN" down --volumes >/dev/null 2>&1 || true; rm -rf "$P/.servin"); sync
   line=$(cd "$P" && "$SERVIN" up -d 2>&1 | grep 'workspace of web')
   copies+=("$(echo "$line" | sed -E 's/.* in ([0-9]+) ms.*/\1/')")
 done
-echo "servin initial copy step (ms, 5 runs): ${copies[*]}  [load $(cut -d' ' -f1 /proc/loadavg)]"
+median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
+echo "rsync -a (ms, 7 runs): ${rsyncs[*]}; median $(median "${rsyncs[@]}")"
+echo "servin initial copy step (ms, 7 runs): ${copies[*]}; median $(median "${copies[@]}")  [load $(cut -d' ' -f1 /proc/loadavg)]"
 [ "$(find "$COPY" -type f | wc -l)" = 10000 ] || { echo "the copy is not whole"; exit 1; }
 again=()
 for i in 1 2 3 4 5; do
