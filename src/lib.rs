@@ -6,3 +6,4 @@ pub mod import;
 pub mod kube;
 pub mod project;
 pub mod vm;
+pub mod sync;

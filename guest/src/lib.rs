@@ -24,6 +24,8 @@
 //! - [`network`]: bridges, address management, namespaces, firewall rules,
 //!   the embedded DNS server and published ports.
 //! - [`volume`]: named volumes and copying image content into them.
+//! - [`workspace`]: synced workspace copies: batches written atomically
+//!   into a workspace volume, and its manifest.
 //! - [`reconcile`]: the reconciler: observes a project, plans (purely) what
 //!   takes it to its desired state, applies the plan in dependency order,
 //!   takes it down.
@@ -54,6 +56,7 @@ pub mod runtime;
 pub mod state;
 pub mod timefmt;
 pub mod volume;
+pub mod workspace;
 
 /// The engine's version, reported by `/version` and `/info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -13,6 +13,7 @@
 //! - [`plan`]: the actions that take the engine from what exists to it.
 //! - [`apply`]: the progress lines streamed while applying or taking down.
 //! - [`build`]: the image builder's requests and progress events.
+//! - [`workspace`]: the workspace sync calls: batches and manifests.
 //! - [`reset`]: what `POST /servin/v1/reset` answers (`servin system
 //!   reset`).
 
@@ -23,6 +24,7 @@ pub mod labels;
 pub mod plan;
 pub mod projection;
 pub mod reset;
+pub mod workspace;
 
 pub use desired::{
     Condition, Dependency, DesiredContainer, DesiredNetwork, DesiredProject, DesiredVolume,

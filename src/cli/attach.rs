@@ -90,7 +90,12 @@ pub fn follow(containers: &[Followed], since: &str) -> Result<(), Failed> {
 }
 
 /// Follows one container's log, prefixing every line.
-fn stream(name: &str, tty: bool, since: &str, prefix: &str) -> Result<(), servin::client::Error> {
+pub(super) fn stream(
+    name: &str,
+    tty: bool,
+    since: &str,
+    prefix: &str,
+) -> Result<(), servin::client::Error> {
     let engine = servin::client::Engine::connect()?;
     let opts = LogOptions {
         follow: true,

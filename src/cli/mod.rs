@@ -44,6 +44,7 @@ mod validate;
 mod version;
 mod vm;
 mod volume;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -127,6 +128,7 @@ pub enum Command {
     Plan(plan::Args),
     Up(up::UpArgs),
     Down(up::DownArgs),
+    Watch(watch::Args),
     Lock(lock::Args),
     Import(import::Args),
     Kube(kube::Args),
@@ -200,6 +202,7 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => plan::run(&cli, args),
         Command::Up(args) => up::up(&cli, args),
         Command::Down(args) => up::down(&cli, args),
+        Command::Watch(args) => watch::run(&cli, args),
         Command::Lock(args) => lock::run(&cli, args),
         Command::Import(args) => import::run(&cli, args),
         Command::Kube(args) => kube::run(&cli, args),
@@ -270,6 +273,7 @@ impl Command {
             Command::Plan(a) => Some(&a.project),
             Command::Up(a) => Some(&a.project),
             Command::Down(a) => Some(&a.project),
+            Command::Watch(a) => Some(&a.project),
             Command::Lock(a) => Some(&a.project),
             Command::Import(a) => Some(&a.project),
             Command::Kube(a) => a.project(),

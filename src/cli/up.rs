@@ -40,6 +40,10 @@ pub struct UpArgs {
     /// Run in the background: return once the containers are started
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// Then watch the workspaces as `servin watch` does, with the
+    /// containers' output, until Ctrl-C (which stops the containers)
+    #[arg(long, conflicts_with_all = ["detach", "dry_run"])]
+    pub watch: bool,
     /// Print the plan (as `servin plan` does, with the same services and
     /// `--recreate-volumes`) and change nothing
     #[arg(long)]
@@ -129,10 +133,11 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<(), Failed> {
         super::build::add_builds(&mut plan, &desired, &builds);
         return super::plan::print(&plan, format);
     }
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let since = format!("{}.{:09}", since.as_secs(), since.subsec_nanos());
+    let since = super::watch::now();
+    // Synced workspaces are copied before any container starts.
+    let selected = selected_services(&desired, &args.services);
+    let selected_list: Vec<String> = selected.iter().cloned().collect();
+    let syncers = super::watch::initial_sync(&engine, &loaded, &selected_list)?;
     apply(
         &engine,
         &desired,
@@ -143,7 +148,31 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<(), Failed> {
     if args.detach {
         return Ok(());
     }
-    let selected = selected_services(&desired, &args.services);
+    if args.watch {
+        let names: Vec<String> = desired
+            .containers
+            .iter()
+            .filter(|c| selected.contains(&c.service))
+            .map(|c| c.name.clone())
+            .collect();
+        let watched = super::watch::watch_until_interrupted(
+            engine,
+            &loaded,
+            &selected_list,
+            &args.profiles,
+            syncers,
+            &names,
+            &since,
+        );
+        ui::info("stopping the containers (Ctrl-C)");
+        let engine = servin::client::Engine::connect()?;
+        for name in names.iter().rev() {
+            if let Err(e) = engine.stop_container(name, None, None) {
+                ui::error(&format!("stop {name}: {e}"));
+            }
+        }
+        return watched;
+    }
     let followed: Vec<super::attach::Followed> = desired
         .containers
         .iter()

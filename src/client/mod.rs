@@ -12,6 +12,7 @@
 //! - [`copy`]: `servin cp`'s rules and its host side.
 //! - [`volumes`]: the volume operations.
 //! - [`networks`]: the network operations.
+//! - [`workspaces`]: workspace sync batches and manifests.
 //! - [`projects`]: planning a project.
 //! - [`reset`]: removing everything the engine made, the engine's state
 //!   root and its socket (`servin system reset`).
@@ -31,6 +32,7 @@ pub mod reset;
 pub mod start;
 pub mod stats;
 pub mod volumes;
+pub mod workspaces;
 
 use std::path::PathBuf;
 

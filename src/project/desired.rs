@@ -438,6 +438,22 @@ fn create_body(
             });
         }
     }
+    // A synced workspace is the container's own volume, filled by the
+    // sync before the container starts: never seeded from the image.
+    if let Some(w) = &c.workspace
+        && w.mode == WorkspaceMode::Sync
+    {
+        c.volumes.push(normal::Mount {
+            kind: MountKind::Volume,
+            source: Some(crate::sync::volume_name(pname, name)),
+            target: w.target.clone(),
+            read_only: Some(false),
+            size: None,
+            mode: None,
+            no_copy: Some(true),
+            create_source: None,
+        });
+    }
     // A project container answers to its service name on every network.
     c.networks = c
         .networks
@@ -518,6 +534,46 @@ replicas = 2
         projection(p, service, &p.containers[service])
             .unwrap()
             .hash()
+    }
+
+    #[test]
+    fn a_synced_workspace_is_a_volume_of_its_own_never_seeded() {
+        let text = r#"[project]
+name = "shop"
+
+[containers.web]
+image = "busybox"
+user = "1000:50"
+workspace = { source = ".", target = "/app", mode = "sync", uid = 7, on_change = { exec = ["make", "-j"] } }
+"#;
+        let p = load(text);
+        let d = desired(&p, &DesiredOptions::default()).unwrap();
+        let mounts = d.containers[0]
+            .body
+            .host_config
+            .as_ref()
+            .unwrap()
+            .mounts
+            .clone()
+            .unwrap();
+        assert_eq!(mounts.len(), 1);
+        assert_eq!(mounts[0].typ, Some(MountType::VOLUME));
+        assert_eq!(mounts[0].source.as_deref(), Some("shop_web-workspace"));
+        assert_eq!(mounts[0].target.as_deref(), Some("/app"));
+        assert_eq!(
+            mounts[0].volume_options.as_ref().and_then(|o| o.no_copy),
+            Some(true)
+        );
+        let web = &p.containers["web"];
+        let w = web.workspace.as_ref().unwrap();
+        assert_eq!(
+            w.on_change,
+            normal::OnChange::Exec {
+                exec: vec!["make".into(), "-j".into()]
+            }
+        );
+        // `uid` given, the group from the numeric user.
+        assert_eq!(crate::sync::owner(web, w), (7, 50));
     }
 
     #[test]

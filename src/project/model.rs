@@ -512,9 +512,16 @@ pub struct WorkspaceDef {
     /// Paths not synced, as gitignore patterns, e.g. `node_modules`,
     /// `*.log`.
     pub ignore: Option<Vec<String>>,
-    /// What happens after a synced change: `none`, `restart` the container,
-    /// or `rebuild` its image and recreate it. Default: `none`.
+    /// What happens after a change (once per batch): `none`, `restart` the
+    /// container, `rebuild` its image and recreate it, or `{ exec = [...] }`
+    /// to run a command in it. Default: `none`.
     pub on_change: Option<OnChange>,
+    /// The owner of the synced copy's files (`mode = "sync"`). Default: the
+    /// container's `user` when it is numeric, else 0 (root).
+    pub uid: Option<u32>,
+    /// The group of the synced copy's files. Default: the group of a
+    /// numeric `user` (`1000:1000`), else the `uid`.
+    pub gid: Option<u32>,
 }
 
 /// How a workspace reaches the container.
@@ -527,8 +534,8 @@ pub enum WorkspaceMode {
     Sync,
 }
 
-/// What follows a synced change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, Serialize)]
+/// What follows a change in the workspace (once per batch of changes).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnChange {
     /// Nothing: the program picks the change up itself.
@@ -537,6 +544,14 @@ pub enum OnChange {
     Restart,
     /// Rebuild the container's image and recreate the container.
     Rebuild,
+    /// Run a command in the container: `on_change = { exec = ["npm",
+    /// "run", "build"] }`.
+    #[serde(untagged)]
+    Exec {
+        /// The command and its arguments, run in the container once per
+        /// batch of changes.
+        exec: Vec<String>,
+    },
 }
 
 /// The JSON Schema of the project file (draft 7, which TOML editors read).

@@ -259,4 +259,8 @@ pub struct Workspace {
     pub mode: WorkspaceMode,
     pub ignore: Vec<String>,
     pub on_change: OnChange,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
 }

@@ -98,7 +98,7 @@ pub async fn put(
 
 /// Feeds the upload to the extraction; once it stops taking pieces (done
 /// or failed), reads the rest and drops it.
-async fn pump_body(mut body: Incoming, tx: mpsc::Sender<UploadPiece>) {
+pub(crate) async fn pump_body(mut body: Incoming, tx: mpsc::Sender<UploadPiece>) {
     if body.size_hint().lower() > MAX_UPLOAD {
         let _ = tx
             .send(Err(format!(

@@ -24,6 +24,8 @@
 //! - [`networks`]: the `/networks/...` calls.
 //! - [`volumes`]: the `/volumes/...` calls.
 //! - [`projects`]: `/servin/v1/projects/...`, the reconciler.
+//! - [`workspaces`]: `/servin/v1/workspaces/...`, batches of synced
+//!   workspace changes and the manifest of a workspace copy.
 //! - [`stream`]: hijacked connections and Docker's stream framing.
 //! - [`request`]: what can be wrong with a request itself.
 //! - [`status`]: the HTTP status of every engine error, the one place where
@@ -56,6 +58,7 @@ pub mod system;
 pub mod system_df;
 pub mod system_reset;
 pub mod volumes;
+pub mod workspaces;
 
 /// The Docker API version this engine speaks.
 pub const API_VERSION: &str = "1.47";

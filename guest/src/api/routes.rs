@@ -14,7 +14,7 @@ use tokio::sync::mpsc::{Receiver, UnboundedReceiver};
 
 use super::{
     archive, auth, build, commit, container_ops, containers, image_history, images, networks,
-    projects, system, system_df, system_reset, volumes,
+    projects, system, system_df, system_reset, volumes, workspaces,
 };
 use crate::engine::Engine;
 use crate::error::{Error, RequestError};
@@ -280,6 +280,15 @@ async fn dispatch(
             (&Method::POST, "pause") => container_ops::pause(engine, key).await,
             (&Method::POST, "unpause") => container_ops::unpause(engine, key).await,
             (&Method::POST, "update") => container_ops::update(engine, key, req).await,
+            _ => not_served(method, path, req).await,
+        };
+    }
+    if let Some(rest) = path.strip_prefix("/servin/v1/workspaces/") {
+        let (volume, action) = rest.split_once('/').unwrap_or((rest, ""));
+        return match (method, action) {
+            (&Method::GET, "") => workspaces::inspect(engine, volume),
+            (&Method::GET, "manifest") => workspaces::manifest(engine, volume).await,
+            (&Method::POST, "batch") => workspaces::batch(engine, volume, req).await,
             _ => not_served(method, path, req).await,
         };
     }

@@ -139,7 +139,9 @@ fn volume(e: &VolumeError) -> StatusCode {
         | VolumeError::UnsupportedDriver(..)
         | VolumeError::InvalidOption { .. }
         | VolumeError::InvalidFilter(_) => StatusCode::BAD_REQUEST,
-        VolumeError::OtherOptions(_) | VolumeError::InUse(..) => StatusCode::CONFLICT,
+        VolumeError::OtherOptions(_) | VolumeError::InUse(..) | VolumeError::NotWorkspace(_) => {
+            StatusCode::CONFLICT
+        }
     }
 }
 

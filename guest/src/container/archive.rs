@@ -428,9 +428,19 @@ async fn put_into(
 }
 
 /// Reads an upload as it arrives, on a blocking thread.
-struct UploadReader {
+pub(crate) struct UploadReader {
     rx: mpsc::Receiver<UploadPiece>,
     piece: Bytes,
+}
+
+impl UploadReader {
+    /// A reader of the pieces `rx` receives.
+    pub(crate) fn new(rx: mpsc::Receiver<UploadPiece>) -> Self {
+        Self {
+            rx,
+            piece: Bytes::new(),
+        }
+    }
 }
 
 impl Read for UploadReader {

@@ -25,6 +25,11 @@ pub enum VolumeError {
     /// Removing a volume that containers use.
     #[error("remove volume {0}: volume is in use by container {1}")]
     InUse(String, String),
+    /// A workspace batch aimed at a volume that is not a workspace copy.
+    #[error(
+        "volume {0} is not a workspace copy (it has no servin.workspace label): batches only write into workspace volumes"
+    )]
+    NotWorkspace(String),
     /// A filter of a list or prune that is not taken.
     #[error("invalid filter {0}")]
     InvalidFilter(String),

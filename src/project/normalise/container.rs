@@ -1077,6 +1077,19 @@ impl Cx<'_> {
             self.push(p);
             ok = false;
         }
+        if let model::OnChange::Exec { exec: cmd } = &on_change
+            && cmd.first().is_none_or(|c| c.is_empty())
+        {
+            let p = self
+                .error(
+                    Code::InvalidValue,
+                    "`on_change = { exec = [...] }` needs a command",
+                )
+                .at(self.span(&at.key("on_change")), "no command")
+                .help("write `on_change = { exec = [\"npm\", \"run\", \"build\"] }`");
+            self.push(p);
+            ok = false;
+        }
         let (Some(source), Some(target), true) = (source, target, ok) else {
             return None;
         };
@@ -1088,6 +1101,8 @@ impl Cx<'_> {
             mode: w.mode.unwrap_or(model::WorkspaceMode::Bind),
             ignore,
             on_change,
+            uid: w.uid,
+            gid: w.gid,
         })
     }
 }
