@@ -242,48 +242,50 @@ fn paths_that_leave_the_volume_are_refused_by_name() {
     e.finish();
 }
 
-/// What an inotify watcher sees in `dir` (the events a program in the
-/// container watching the same folder gets: the volume is bind-mounted,
-/// and inotify events belong to the inodes). Busybox's `inotifyd` is not
-/// in the test image (Debian's static busybox lacks it), so the watcher
-/// runs beside the container on the same folder.
-fn watch(dir: &Path) -> std::os::fd::OwnedFd {
-    use rustix::fs::inotify;
-    let fd = inotify::init(inotify::CreateFlags::NONBLOCK | inotify::CreateFlags::CLOEXEC).unwrap();
-    inotify::add_watch(
-        &fd,
-        dir,
-        inotify::WatchFlags::CLOSE_WRITE
-            | inotify::WatchFlags::MOVED_TO
-            | inotify::WatchFlags::DELETE
-            | inotify::WatchFlags::CREATE,
-    )
-    .unwrap();
-    fd
+/// A static inotify watcher (`fixtures/inotify-watch.c`, built here with
+/// `cc -static`: Debian's static busybox has no `inotifyd`), to run inside
+/// a container.
+fn inotify_watcher(dir: &Path) -> PathBuf {
+    let out = dir.join("inotify-watch");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inotify-watch.c");
+    let status = std::process::Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cc -static {}", src.display());
+    out
 }
 
-fn events(fd: &std::os::fd::OwnedFd) -> Vec<(String, String)> {
-    use rustix::fs::inotify;
-    let mut buf = [std::mem::MaybeUninit::uninit(); 8192];
-    let mut r = inotify::Reader::new(fd, &mut buf);
-    let mut out = Vec::new();
-    while let Ok(ev) = r.next() {
-        let name = ev
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let kind = if ev.events().contains(inotify::ReadFlags::MOVED_TO) {
-            "moved_to"
-        } else if ev.events().contains(inotify::ReadFlags::DELETE) {
-            "delete"
-        } else if ev.events().contains(inotify::ReadFlags::CREATE) {
-            "create"
-        } else {
-            "close_write"
-        };
-        out.push((kind.to_string(), name));
+/// The events the watcher inside `container` wrote so far, as (kind, name).
+fn events(e: &EngineGuard, container: &str) -> Vec<(String, String)> {
+    let out = e.docker(&["exec", container, "cat", "/tmp/events"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split_once(' ').unwrap_or((l, "")))
+        .map(|(k, n)| (k.to_string(), n.to_string()))
+        .collect()
+}
+
+/// Waits until the watcher in `container` has written all of `want`.
+fn wait_for_events(e: &EngineGuard, container: &str, want: &[(&str, &str)]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let seen = events(e, container);
+        let missing: Vec<_> = want
+            .iter()
+            .filter(|w| !seen.iter().any(|(k, n)| k == w.0 && n == w.1))
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watcher in the container did not see {missing:?}; it saw {seen:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    out
 }
 
 #[test]
@@ -312,7 +314,21 @@ fn a_running_container_sees_each_change_and_inotify_events() {
             .collect::<String>()
     };
     assert_eq!(cat("/app/app.txt"), "one\n");
-    let fd = watch(&data(&e, vol));
+    // An inotify watcher inside the container, on the synced folder.
+    let tmp = tempfile::tempdir().unwrap();
+    let watcher = inotify_watcher(tmp.path());
+    e.docker_ok(&["cp", watcher.to_str().unwrap(), "app:/inotify-watch"]);
+    e.docker_ok(&[
+        "exec",
+        "-d",
+        "-u",
+        "0",
+        "app",
+        "sh",
+        "-c",
+        "/inotify-watch /app > /tmp/events 2>&1",
+    ]);
+    wait_for_events(&e, "app", &[("watching", "")]);
     let (status, out) = send(
         &e,
         vol,
@@ -336,17 +352,15 @@ fn a_running_container_sees_each_change_and_inotify_events() {
         ),
     );
     assert_eq!(status, 200);
-    let seen = events(&fd);
-    for want in [
-        ("moved_to", "app.txt"),
-        ("moved_to", "new.txt"),
-        ("delete", "new.txt"),
-    ] {
-        assert!(
-            seen.iter().any(|(k, n)| k == want.0 && n == want.1),
-            "{want:?} not in {seen:?}"
-        );
-    }
+    wait_for_events(
+        &e,
+        "app",
+        &[
+            ("moved_to", "app.txt"),
+            ("moved_to", "new.txt"),
+            ("delete", "new.txt"),
+        ],
+    );
     // The non-root container owns its synced files: it can edit them.
     let out = e.docker(&[
         "exec",
