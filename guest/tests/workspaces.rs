@@ -270,22 +270,14 @@ fn events(e: &EngineGuard, container: &str) -> Vec<(String, String)> {
 
 /// Waits until the watcher in `container` has written all of `want`.
 fn wait_for_events(e: &EngineGuard, container: &str, want: &[(&str, &str)]) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let seen = events(e, container);
-        let missing: Vec<_> = want
-            .iter()
-            .filter(|w| !seen.iter().any(|(k, n)| k == w.0 && n == w.1))
-            .collect();
-        if missing.is_empty() {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the watcher in the container did not see {missing:?}; it saw {seen:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    servin_testkit::wait::eventually(
+        &format!("the watcher in {container} to see {want:?}"),
+        || {
+            let seen = events(e, container);
+            want.iter()
+                .all(|w| seen.iter().any(|(k, n)| k == w.0 && n == w.1))
+        },
+    );
 }
 
 #[test]
