@@ -79,12 +79,7 @@ impl VmUser {
     /// `servin args` run in the folder `dir`, which must succeed.
     fn ok_in(&self, dir: &Path, args: &[&str]) -> Run {
         let exe = env!("CARGO_BIN_EXE_servin");
-        let r = Run::of(
-            self.command(exe, args)
-                .current_dir(dir)
-                .output()
-                .unwrap(),
-        );
+        let r = Run::of(self.command(exe, args).current_dir(dir).output().unwrap());
         assert_eq!(
             r.code,
             0,

@@ -350,8 +350,8 @@ impl CliHooks<'_> {
         let engine = servin::client::Engine::connect().map_err(|e| e.to_string())?;
         // As `up` does: the lock file's pinned digests, with what was built
         // over them.
-        let mut digests = super::lock::read(self.loaded)
-            .map_err(|e| format!("rebuild: {}", failed_text(e)))?;
+        let mut digests =
+            super::lock::read(self.loaded).map_err(|e| format!("rebuild: {}", failed_text(e)))?;
         let built = super::build::build_for_up(&engine, self.loaded, self.profiles, &digests)
             .map_err(|e| format!("rebuild: {}", failed_text(e)))?;
         digests.extend(built);

@@ -508,8 +508,14 @@ mod tests {
     #[test]
     fn a_cached_probe_answers_only_for_its_own_key() {
         let key = "boot 1234 qemu /usr/bin/qemu-system-x86_64 100 5.6";
-        assert_eq!(cached_probe(&format!("{key}\nkvm\n"), key), Some(Accel::Kvm));
-        assert_eq!(cached_probe(&format!("{key}\ntcg\n"), key), Some(Accel::Tcg));
+        assert_eq!(
+            cached_probe(&format!("{key}\nkvm\n"), key),
+            Some(Accel::Kvm)
+        );
+        assert_eq!(
+            cached_probe(&format!("{key}\ntcg\n"), key),
+            Some(Accel::Tcg)
+        );
         assert_eq!(cached_probe("boot 99 qemu x 1 2.3\nkvm\n", key), None);
         assert_eq!(cached_probe(&format!("{key}\nhvf\n"), key), None);
         assert_eq!(cached_probe(key, key), None);
