@@ -3,7 +3,7 @@
 #
 #   bench/vm.sh [STARTS] [PORT_STARTS] [ROUNDS]
 #
-# The guest runs the release engine (SERVIN_ENGINE), as a user's would;
+# The guest runs the release engine (or SERVIN_ENGINE), as a user's would;
 # the host's `servin` is the debug build.
 #
 # 1. `servin vm start` to engine ready (the command's own wall time), median
@@ -27,9 +27,12 @@ PORT_STARTS=${2:-20}
 ROUNDS=${3:-10}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 cargo build -q -p servin
-cargo build -q --release -p servin-guest
 S="$CARGO_TARGET_DIR/debug/servin"
-export SERVIN_ENGINE=$CARGO_TARGET_DIR/release/servin-guest
+# SERVIN_ENGINE, when set, names another engine build for the guest.
+if [ -z "${SERVIN_ENGINE:-}" ]; then
+  cargo build -q --release -p servin-guest
+  export SERVIN_ENGINE=$CARGO_TARGET_DIR/release/servin-guest
+fi
 TMP=$(mktemp -d)
 export SERVIN_VM_DIR=$TMP/vm SERVIN_MODE=vm SERVIN_VM_ACCEL=${SERVIN_VM_ACCEL:-tcg}
 trap '"$S" vm stop >/dev/null 2>&1 || true; rm -rf "$TMP"' EXIT
