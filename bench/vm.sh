@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark: VM mode under whatever accelerator the VM gets (here TCG).
 #
-#   bench/vm.sh [STARTS] [PORT_STARTS]
+#   bench/vm.sh [STARTS] [PORT_STARTS] [ROUNDS]
+#
+# The guest runs the release engine (or SERVIN_ENGINE), as a user's would;
+# the host's `servin` is the debug build.
 #
 # 1. `servin vm start` to engine ready (the command's own wall time), median
 #    of STARTS (default 5) cold starts of a stopped VM (boot files built
@@ -12,15 +15,24 @@
 #    times `servin run -d -p 127.0.0.1:P:80 box httpd`, then the time from
 #    the command's return (the container started) to the first HTTP answer
 #    on the host's 127.0.0.1:P, and to the host's listener accepting a
-#    connection (the forwarding's share); medians and maxima.
+#    connection (the forwarding's share); medians and maxima;
+# 4. state kept: 3 images, 3 volumes and 3 containers, then ROUNDS (default
+#    10) rounds alternating `vm stop`/`vm start` and QEMU killed (SIGKILL)
+#    then `vm start`; after each, how many of the 9 are still listed.
 # Prints `uptime` before each part: the machine is shared.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STARTS=${1:-5}
 PORT_STARTS=${2:-20}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
-cargo build -q -p servin -p servin-guest
+ROUNDS=${3:-10}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+cargo build -q -p servin
 S="$CARGO_TARGET_DIR/debug/servin"
+# SERVIN_ENGINE, when set, names another engine build for the guest.
+if [ -z "${SERVIN_ENGINE:-}" ]; then
+  cargo build -q --release -p servin-guest
+  export SERVIN_ENGINE=$CARGO_TARGET_DIR/release/servin-guest
+fi
 TMP=$(mktemp -d)
 export SERVIN_VM_DIR=$TMP/vm SERVIN_MODE=vm SERVIN_VM_ACCEL=${SERVIN_VM_ACCEL:-tcg}
 trap '"$S" vm stop >/dev/null 2>&1 || true; rm -rf "$TMP"' EXIT
@@ -82,3 +94,38 @@ listen = sorted(r[1] for r in rows)
 print(f"HTTP answer: median {statistics.median(http):.1f} ms, max {http[-1]:.1f} ms; "
       f"host listener open: median {statistics.median(listen):.1f} ms, max {listen[-1]:.1f} ms; {len(rows)} starts")
 '
+
+echo "== state kept over $ROUNDS rounds; load: $(uptime | sed 's/.*load/load/')"
+for i in 1 2 3; do
+  "$S" tag bench/vmbox:1 "bench/kept$i:1" >/dev/null
+  "$S" volume create "kept$i" >/dev/null
+  "$S" create --name "kept$i" -v "kept$i:/data" bench/vmbox:1 sleep 1000 >/dev/null
+done
+kept() {
+  local images volumes containers n=0
+  images=$("$S" images)
+  volumes=$("$S" volume ls)
+  containers=$("$S" ps -a)
+  for i in 1 2 3; do
+    grep -q "bench/kept$i" <<<"$images" && n=$((n + 1))
+    grep -qw "kept$i" <<<"$volumes" && n=$((n + 1))
+    grep -qw "kept$i" <<<"$containers" && n=$((n + 1))
+  done
+  echo "$n"
+}
+total=0
+for r in $(seq "$ROUNDS"); do
+  if [ $((r % 2)) -eq 1 ]; then
+    how="vm stop/start"
+    "$S" vm stop >/dev/null 2>&1
+  else
+    how="QEMU killed"
+    kill -9 "$(cat "$SERVIN_VM_DIR/vm-state/qemu.pid")"
+    while "$S" vm status 2>/dev/null | grep -q running; do sleep 0.1; done
+  fi
+  "$S" vm start >/dev/null 2>&1
+  n=$(kept)
+  total=$((total + n))
+  echo "round $r ($how): $n of 9 kept"
+done
+echo "state kept: $total of $((ROUNDS * 9)) ($((total * 100 / (ROUNDS * 9)))%)"

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use servin_testkit::image;
+use servin_testkit::image::{self, Comp, Entry, Layer};
 use support::Run;
 
 /// An unprivileged uid and gid for the CLI (no passwd entry is needed).
@@ -73,7 +73,13 @@ impl VmUser {
     }
 
     fn ok(&self, args: &[&str]) -> Run {
-        let r = self.servin(args);
+        self.ok_in(&self.home, args)
+    }
+
+    /// `servin args` run in the folder `dir`, which must succeed.
+    fn ok_in(&self, dir: &Path, args: &[&str]) -> Run {
+        let exe = env!("CARGO_BIN_EXE_servin");
+        let r = Run::of(self.command(exe, args).current_dir(dir).output().unwrap());
         assert_eq!(
             r.code,
             0,
@@ -226,6 +232,8 @@ fn vm_mode_as_an_ordinary_user() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("test/box:1"), "{}", r.stdout);
 
+    project_through_the_vm(&u);
+
     // Stop and start: images, volumes and containers are kept; a running
     // container is stopped through the engine first.
     u.ok(&["volume", "create", "kept"]);
@@ -284,4 +292,124 @@ fn vm_mode_as_an_ordinary_user() {
     u.ok(&["vm", "reset", "--force"]);
     assert_eq!(u.ok(&["vm", "status"]).stdout.trim(), "stopped");
     assert!(!u.vm_dir().join("vm-disk.img").exists());
+}
+
+/// A static inotify watcher (`guest/tests/fixtures/inotify-watch.c`,
+/// built with `cc -static`: the test image's busybox has no `inotifyd`).
+fn inotify_watcher(dir: &Path) -> Vec<u8> {
+    let out = dir.join("inotify-watch");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("guest/tests/fixtures/inotify-watch.c");
+    let status = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cc -static {}", src.display());
+    std::fs::read(&out).unwrap()
+}
+
+/// Gives the test's unprivileged user the tree at `path`.
+fn chown_tree(path: &Path) {
+    let status = Command::new("chown")
+        .args(["-R", &format!("{USER}:{USER}")])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Polls `f` every 50 ms until it answers, for up to `secs` seconds.
+fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let began = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(secs),
+            "{what} within {secs} s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A project `up` through the VM: its published port answers on the host,
+/// and its `mode = "sync"` workspace, copied by `up` onto the VM's disk, is
+/// served by the container; a change made on the host and sent by a
+/// second `up` is seen inside the container, by its HTTP server and by an
+/// inotify watcher on the workspace.
+fn project_through_the_vm(u: &VmUser) {
+    let build = tempfile::tempdir().unwrap();
+    let watcher = Layer {
+        entries: vec![Entry::File(
+            "bin/inotify-watch",
+            inotify_watcher(build.path()),
+            0o755,
+        )],
+        comp: Comp::None,
+    };
+    let (tar, _) = image::docker_save_tar(&[image::container_layer(), watcher], "test/watch:1");
+    let tar_path = u.home.join("watch.tar");
+    std::fs::write(&tar_path, tar).unwrap();
+    u.ok(&["image", "import", tar_path.to_str().unwrap()]);
+
+    let port = free_port();
+    let dir = u.home.join("demo");
+    std::fs::create_dir_all(dir.join("site")).unwrap();
+    std::fs::write(
+        dir.join("servin.toml"),
+        format!(
+            r#"[project]
+name = "demo"
+
+[containers.web]
+image = "test/watch:1"
+command = ["sh", "-c", "/bin/inotify-watch /app > /tmp/events 2>&1 & exec httpd -f -p 80 -h /app"]
+stop_timeout = "1s"
+ports = ["127.0.0.1:{port}:80"]
+workspace = {{ source = "./site", target = "/app", mode = "sync" }}
+"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("site/index.html"), "first page\n").unwrap();
+    chown_tree(&dir);
+
+    u.ok_in(&dir, &["up", "-d"]);
+    let page = wait_for(30, "the published port answers", || {
+        http_get(port).filter(|p| p.contains("first page"))
+    });
+    assert!(page.starts_with("HTTP/1."), "{page}");
+    wait_for(30, "the watcher in the container starts", || {
+        let r = u.ok_in(&dir, &["exec", "web", "cat", "/tmp/events"]);
+        r.stdout.contains("watching").then_some(())
+    });
+
+    // A change on the host, sent by a second `up`; the container is kept.
+    let id = u.ok_in(&dir, &["ps", "-q"]).stdout;
+    std::fs::write(dir.join("site/index.html"), "second page\n").unwrap();
+    std::fs::write(dir.join("site/new.txt"), "new file\n").unwrap();
+    chown_tree(&dir);
+    u.ok_in(&dir, &["up", "-d"]);
+    assert_eq!(u.ok_in(&dir, &["ps", "-q"]).stdout, id, "up recreated web");
+    let page = wait_for(30, "the changed page is served", || {
+        http_get(port).filter(|p| p.contains("second page"))
+    });
+    assert!(!page.contains("first page"), "{page}");
+    let r = u.ok_in(&dir, &["exec", "web", "cat", "/app/new.txt"]);
+    assert_eq!(r.stdout, "new file\n");
+    let events = wait_for(30, "the watcher sees the change", || {
+        let r = u.ok_in(&dir, &["exec", "web", "cat", "/tmp/events"]);
+        (r.stdout.contains(" index.html") && r.stdout.contains(" new.txt")).then_some(r.stdout)
+    });
+    assert!(events.starts_with("watching\n"), "{events}");
+
+    // Down: the port stops answering.
+    u.ok_in(&dir, &["down"]);
+    wait_for(10, "the port closes after down", || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .is_err()
+            .then_some(())
+    });
 }

@@ -36,7 +36,7 @@ use crate::vm::VmError;
 
 /// Changes whenever what goes into the image changes, so images built by
 /// an older servin are rebuilt.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// The files to boot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -297,12 +297,14 @@ fn write_atomic(
 }
 
 /// The engine without its debug information (a debug build is mostly
-/// that), through `strip` when the host has it; else the binary as it is.
+/// that) and its symbol table (several MiB the guest never reads: the
+/// kernel copies every byte of the initramfs under emulation), through
+/// `strip` when the host has it; else the binary as it is.
 fn stripped_engine(engine: &Path, boot_dir: &Path) -> Option<PathBuf> {
     let strip = find_tool(&["strip"])?;
     let out = boot_dir.join("servin-guest.stripped");
     let ok = std::process::Command::new(strip)
-        .arg("--strip-debug")
+        .arg("--strip-all")
         .arg("-o")
         .arg(&out)
         .arg(engine)

@@ -2,14 +2,14 @@
 //! disk, the boot files, QEMU itself and the accelerator; and the QEMU
 //! command made of them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::MachineError;
 use super::boot::prepare_boot;
 use super::paths::VmPaths;
-use super::qemu::{Accel, QemuCommand, probe_accelerator, qemu_binary};
+use super::qemu::{Accel, QemuCommand, probe_accelerator_cached, qemu_binary};
 use super::settings::VmConfig;
 use super::supervisor::MachineInfo;
 
@@ -42,16 +42,17 @@ pub fn available_mib() -> Option<u64> {
     Some(kib / 1024)
 }
 
-/// `SERVIN_VM_ACCEL` (`kvm` or `tcg`) when set, else the probe's answer.
+/// `SERVIN_VM_ACCEL` (`kvm` or `tcg`) when set, else the probe's answer,
+/// remembered in `probe_cache` until the host reboots or QEMU changes.
 /// (On some hosts `/dev/kvm` runs the probe's first instructions but not a
 /// Linux guest: the variable is the way out there.)
-pub fn accelerator() -> Result<Accel, MachineError> {
+pub fn accelerator(probe_cache: &Path) -> Result<Accel, MachineError> {
     match std::env::var("SERVIN_VM_ACCEL")
         .ok()
         .as_deref()
         .map(str::trim)
     {
-        None | Some("") => Ok(probe_accelerator()),
+        None | Some("") => Ok(probe_accelerator_cached(probe_cache)),
         Some("kvm") => Ok(Accel::Kvm),
         Some("tcg") => Ok(Accel::Tcg),
         Some(other) => Err(MachineError::Invalid(format!(
@@ -97,7 +98,7 @@ pub fn prepare(paths: &VmPaths) -> Result<(Command, MachineInfo), MachineError> 
         }
     }
     let boot = prepare_boot(&paths.boot())?;
-    let accel = accelerator()?;
+    let accel = accelerator(&paths.boot().join("accel-probe"))?;
     let epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

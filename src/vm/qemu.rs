@@ -255,6 +255,72 @@ pub fn probe_accelerator() -> Accel {
     }
 }
 
+/// [`probe_accelerator`] remembered in the file `cache` while the host
+/// has not rebooted and the QEMU binary is unchanged: the probe costs up
+/// to [`PROBE_TIMEOUT`] on a host whose `/dev/kvm` opens but cannot run a
+/// guest, and its answer does not change between two starts. No probe
+/// and no cache when `/dev/kvm` does not open.
+pub fn probe_accelerator_cached(cache: &Path) -> Accel {
+    let kvm_opens = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    if !kvm_opens {
+        return Accel::Tcg;
+    }
+    let qemu = crate::vm::launch::find_qemu().unwrap_or_else(qemu_binary);
+    let Some(key) = probe_key(&qemu) else {
+        return probe_accelerator();
+    };
+    if let Some(accel) = std::fs::read_to_string(cache)
+        .ok()
+        .and_then(|text| cached_probe(&text, &key))
+    {
+        return accel;
+    }
+    let accel = if probe_runs(&qemu, Accel::Kvm) {
+        Accel::Kvm
+    } else {
+        Accel::Tcg
+    };
+    // Best effort: a cache that cannot be written only means probing again.
+    let tmp = cache.with_extension("tmp");
+    if std::fs::write(&tmp, format!("{key}\n{}\n", accel.as_str())).is_ok() {
+        let _ = std::fs::rename(&tmp, cache);
+    }
+    accel
+}
+
+/// What the probe's answer depends on: this boot of the host, and the
+/// QEMU binary (path, size, modification time).
+fn probe_key(qemu: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let meta = std::fs::metadata(qemu).ok()?;
+    Some(format!(
+        "boot {} qemu {} {} {}.{}",
+        boot_id.trim(),
+        qemu.display(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec()
+    ))
+}
+
+/// The accelerator in a cache file's `text` when its key is `key`.
+fn cached_probe(text: &str, key: &str) -> Option<Accel> {
+    let (first, rest) = text.split_once('\n')?;
+    if first != key {
+        return None;
+    }
+    match rest.trim() {
+        "kvm" => Some(Accel::Kvm),
+        "tcg" => Some(Accel::Tcg),
+        _ => None,
+    }
+}
+
 /// The probe's exit code: `isa-debug-exit` ends QEMU with
 /// `(value << 1) | 1`.
 const PROBE_EXIT: i32 = 3;
@@ -437,6 +503,23 @@ mod tests {
         assert_eq!(c.get_program(), "/bin/sh");
         assert!(args[1].starts_with("umask 0177 && exec"));
         assert_eq!(args[2], "qemu-system-x86_64");
+    }
+
+    #[test]
+    fn a_cached_probe_answers_only_for_its_own_key() {
+        let key = "boot 1234 qemu /usr/bin/qemu-system-x86_64 100 5.6";
+        assert_eq!(
+            cached_probe(&format!("{key}\nkvm\n"), key),
+            Some(Accel::Kvm)
+        );
+        assert_eq!(
+            cached_probe(&format!("{key}\ntcg\n"), key),
+            Some(Accel::Tcg)
+        );
+        assert_eq!(cached_probe("boot 99 qemu x 1 2.3\nkvm\n", key), None);
+        assert_eq!(cached_probe(&format!("{key}\nhvf\n"), key), None);
+        assert_eq!(cached_probe(key, key), None);
+        assert_eq!(cached_probe("", key), None);
     }
 
     #[test]

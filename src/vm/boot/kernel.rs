@@ -208,7 +208,58 @@ pub fn vmlinux(data: &[u8], image: &Path) -> Result<Vec<u8>, VmError> {
                 .into(),
         ));
     }
+    let mut elf = elf;
+    trim_zero_tails(&mut elf);
     Ok(elf)
+}
+
+/// Shortens the file part of each loaded segment by the zeros it ends with
+/// (the kernel's `.bss`, `.brk` and `.init.scratch`, about 24 MiB of a
+/// Debian kernel's last segment): a loader zero-fills a segment's memory
+/// beyond its file part, so the guest sees the same memory, and QEMU, which
+/// keeps the file mapped and copies from it, never reads (nor keeps
+/// resident) those pages. Headers it cannot read are left as they are.
+fn trim_zero_tails(elf: &mut [u8]) {
+    const PT_LOAD: u32 = 1;
+    let (Some(phoff), Some(entsize), Some(count)) =
+        (u64_at(elf, 0x20), u16_at(elf, 0x36), u16_at(elf, 0x38))
+    else {
+        return;
+    };
+    for i in 0..usize::from(count) {
+        let Some(at) = usize::try_from(phoff)
+            .ok()
+            .and_then(|p| p.checked_add(i * usize::from(entsize)))
+        else {
+            return;
+        };
+        let (Some(kind), Some(offset), Some(filesz)) =
+            (u32_at(elf, at), u64_at(elf, at + 8), u64_at(elf, at + 0x20))
+        else {
+            return;
+        };
+        if kind != PT_LOAD {
+            continue;
+        }
+        let (Ok(start), Ok(len)) = (usize::try_from(offset), usize::try_from(filesz)) else {
+            continue;
+        };
+        let Some(bytes) = start.checked_add(len).and_then(|end| elf.get(start..end)) else {
+            continue;
+        };
+        let used = bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+        // Whole 8-byte words, as the loader may copy them.
+        let kept = used.next_multiple_of(8).min(len) as u64;
+        if let Some(field) = elf.get_mut(at + 0x20..at + 0x28) {
+            field.copy_from_slice(&kept.to_le_bytes());
+        }
+    }
+}
+
+fn u64_at(data: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(
+        data.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 /// Decompresses the xz stream at the start of `input`, ignoring what
@@ -286,6 +337,62 @@ mod tests {
         let text = format!("{version} (debian-kernel@lists.debian.org) #1 SMP\0");
         data[0x500..0x500 + text.len()].copy_from_slice(text.as_bytes());
         data
+    }
+
+    /// A little-endian ELF64 header with `segments` program headers
+    /// (type, offset, file size, memory size) at 64, and `len` bytes.
+    fn elf_with(segments: &[(u32, u64, u64, u64)], len: usize) -> Vec<u8> {
+        let mut d = vec![0u8; len];
+        d[..4].copy_from_slice(b"\x7fELF");
+        d[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+        d[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        d[0x38..0x3a].copy_from_slice(&(segments.len() as u16).to_le_bytes());
+        for (i, (kind, off, filesz, memsz)) in segments.iter().enumerate() {
+            let at = 64 + i * 56;
+            d[at..at + 4].copy_from_slice(&kind.to_le_bytes());
+            d[at + 8..at + 16].copy_from_slice(&off.to_le_bytes());
+            d[at + 0x20..at + 0x28].copy_from_slice(&filesz.to_le_bytes());
+            d[at + 0x28..at + 0x30].copy_from_slice(&memsz.to_le_bytes());
+        }
+        d
+    }
+
+    fn filesz(d: &[u8], i: usize) -> u64 {
+        u64_at(d, 64 + i * 56 + 0x20).unwrap()
+    }
+
+    #[test]
+    fn loaded_segments_lose_their_trailing_zeros_only() {
+        // A loaded segment with data then zeros, one all zeros, one with no
+        // zeros at its end, a note (not loaded) with zeros, and one whose
+        // file part runs past the end of the file.
+        let mut d = elf_with(
+            &[
+                (1, 0x200, 0x100, 0x100),
+                (1, 0x300, 0x80, 0x1000),
+                (1, 0x380, 0x10, 0x10),
+                (4, 0x200, 0x100, 0x100),
+                (1, 0x380, 0x1000, 0x1000),
+            ],
+            0x400,
+        );
+        d[0x200..0x20b].copy_from_slice(b"hello world");
+        d[0x380..0x390].copy_from_slice(&[7u8; 16]);
+        trim_zero_tails(&mut d);
+        assert_eq!(filesz(&d, 0), 16); // 11 bytes, to whole words
+        assert_eq!(filesz(&d, 1), 0);
+        assert_eq!(filesz(&d, 2), 0x10);
+        assert_eq!(filesz(&d, 3), 0x100);
+        assert_eq!(filesz(&d, 4), 0x1000);
+        // Memory sizes are kept: the loader zero-fills the rest.
+        assert_eq!(u64_at(&d, 64 + 0x28).unwrap(), 0x100);
+    }
+
+    #[test]
+    fn a_truncated_header_is_left_alone() {
+        let mut d = vec![0x7f, b'E', b'L', b'F', 0, 0];
+        trim_zero_tails(&mut d);
+        assert_eq!(d, [0x7f, b'E', b'L', b'F', 0, 0]);
     }
 
     #[test]

@@ -11,15 +11,14 @@ use std::path::Path;
 use crate::vm::VmError;
 
 /// The modules the engine needs in the guest, by name (`-` and `_` are the
-/// same). Virtio transports and devices (PCI for q35, MMIO for microvm;
-/// the balloon only for free page reporting), the data disk's ext4 (whose
+/// same). Virtio's PCI transport (the machine is `q35`; no MMIO transport)
+/// and devices (the balloon only for free page reporting), the data disk's ext4 (whose
 /// checksums want crc32c), overlayfs for container root filesystems,
 /// bridges and veth pairs for networks, and
 /// what the firewall's nftables rules use (nat chains, masquerade, ct,
 /// fib), so the kernel never has to ask for a module it cannot find.
 pub const WANTED: &[&str] = &[
     "virtio_pci",
-    "virtio_mmio",
     "virtio_blk",
     "virtio_net",
     "virtio_console",
