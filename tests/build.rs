@@ -563,8 +563,8 @@ fn build_cache_is_saved_when_the_build_ends_and_a_kill_mid_build_costs_only_reru
             ("src/a.txt", "a\n"),
         ],
     );
-    // FROM and ARG are not cache steps.
-    let steps = 8;
+    // Every instruction but FROM is a step.
+    let steps = 9;
     let first = build(&env, &ctx, "localhost/saved:1", &[]);
     assert_eq!(first.code, 0, "{}", first.transcript());
     // The steps' images were saved once when the build ended: an engine
@@ -616,7 +616,10 @@ fn build_cache_is_saved_when_the_build_ends_and_a_kill_mid_build_costs_only_reru
     // ENV and WORKDIR are kept; the COPY and what follows rerun.
     assert_eq!(hits, 2, "{}", again.transcript());
     assert_eq!(reasons.len(), steps - 2, "{}", again.transcript());
-    assert_eq!(run_in(&env, "localhost/saved:1", "cat /app/src/a.txt /ran"), "b\nran\n");
+    assert_eq!(
+        run_in(&env, "localhost/saved:1", "cat /app/src/a.txt /ran"),
+        "b\nran\n"
+    );
     let inspect: serde_json::Value =
         serde_json::from_str(&env.ok(&["image", "inspect", "localhost/saved:1"])).unwrap();
     let labels = inspect[0]["Config"]["Labels"].to_string();

@@ -743,7 +743,11 @@ mod tests {
         let other = store.put_blob_unsynced(b"other").unwrap();
         store.add_build_cache(record(&other, &[]));
         store
-            .add_image(record(&digest::of(b"t"), &[]), Some("docker.io/library/t:1"), None)
+            .add_image(
+                record(&digest::of(b"t"), &[]),
+                Some("docker.io/library/t:1"),
+                None,
+            )
             .unwrap();
         let reopened = Store::open(dir.path(), Default::default()).unwrap();
         assert!(reopened.image(&other).is_some());
