@@ -527,6 +527,105 @@ fn an_engine_killed_mid_build_leaves_nothing_and_the_rebuild_succeeds() {
     assert!(!mounts.contains(&env.root().join("build").display().to_string()));
 }
 
+/// Kills the running engine with SIGKILL and waits until it is gone.
+fn kill_engine(env: &Env) {
+    let info: serde_json::Value =
+        serde_json::from_str(&env.ok(&["info", "--format", "json"])).unwrap();
+    let pid = info["servin"]["pid"].as_i64().unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status();
+    let proc_dir = format!("/proc/{pid}");
+    for _ in 0..100 {
+        if !Path::new(&proc_dir).exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("the engine {pid} outlived SIGKILL");
+}
+
+#[test]
+fn build_cache_is_saved_when_the_build_ends_and_a_kill_mid_build_costs_only_reruns() {
+    let env = Env::with_image(BASE);
+    let ctx = env.dir.path().join("ctx");
+    write(
+        &ctx,
+        &[
+            (
+                "Dockerfile",
+                &format!(
+                    "FROM {BASE}\nENV A=1\nWORKDIR /app\nCOPY src/ ./src/\nLABEL one=1\n\
+                     ARG T=0\nRUN sleep $T; echo ran > /ran\nENV B=2\nEXPOSE 80\n\
+                     CMD [\"cat\", \"/ran\"]\n"
+                ),
+            ),
+            ("src/a.txt", "a\n"),
+        ],
+    );
+    // Every instruction but FROM is a step.
+    let steps = 9;
+    let first = build(&env, &ctx, "localhost/saved:1", &[]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    // The steps' images were saved once when the build ended: an engine
+    // killed right after has them all.
+    kill_engine(&env);
+    let cached = build(&env, &ctx, "localhost/saved:1", &[]);
+    assert_eq!(cached.code, 0, "{}", cached.transcript());
+    assert_eq!(
+        cached_and_reasons(&cached.stderr),
+        (steps, vec![]),
+        "{}",
+        cached.transcript()
+    );
+    // An engine killed in the middle of a build whose first steps are new
+    // (they are in memory only): the next engine loads the store, and the
+    // rebuild reruns what was lost and succeeds.
+    write(&ctx, &[("src/a.txt", "b\n")]);
+    let child = env
+        .command(&[
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            "localhost/saved:1",
+            "--build-arg",
+            "T=60",
+            ctx.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while env.ok(&["ps", "-q"]).trim().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the RUN step never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    kill_engine(&env);
+    let out = support::Run::of(child.wait_with_output().unwrap());
+    assert_ne!(out.code, 0, "{}", out.transcript());
+    let images = env.run(&["images"]);
+    assert_eq!(images.code, 0, "{}", images.transcript());
+    let again = build(&env, &ctx, "localhost/saved:1", &[]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    let (hits, reasons) = cached_and_reasons(&again.stderr);
+    // ENV and WORKDIR are kept; the COPY and what follows rerun.
+    assert_eq!(hits, 2, "{}", again.transcript());
+    assert_eq!(reasons.len(), steps - 2, "{}", again.transcript());
+    assert_eq!(
+        run_in(&env, "localhost/saved:1", "cat /app/src/a.txt /ran"),
+        "b\nran\n"
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", "localhost/saved:1"])).unwrap();
+    let labels = inspect[0]["Config"]["Labels"].to_string();
+    assert!(labels.contains("\"one\":\"1\""), "{labels}");
+}
+
 #[test]
 fn ctrl_c_cancels_the_build_and_leaves_nothing() {
     let env = Env::with_image(BASE);

@@ -26,7 +26,7 @@ use super::run::{self, RunSpec};
 use super::{BuildOptions, Cancel};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::image::commit::{History, new_image};
+use crate::image::commit::{History, new_cache_image};
 use crate::image::layer::{Exclusions, Take, commit_upper};
 use crate::image::store::ImageRecord;
 
@@ -248,8 +248,27 @@ fn duration_ns(d: Option<std::time::Duration>) -> Option<u64> {
     d.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// Runs the build.
+/// Runs the build. Its steps' images are build cache written without an
+/// fsync each; the records are saved durably once, when it ends (failed
+/// or not), before the result is reported.
 pub async fn build(
+    engine: &Arc<Engine>,
+    request: BuildRequest,
+    options: BuildOptions,
+    events: UnboundedSender<BuildEvent>,
+    cancel: Cancel,
+) -> Result<String> {
+    let built = build_steps(engine, request, options, events, cancel).await;
+    let store = Arc::clone(&engine.store);
+    let flushed = tokio::task::spawn_blocking(move || store.flush())
+        .await
+        .map_err(|e| BuildError::Invalid(format!("save the build cache: {e}")));
+    let id = built?;
+    flushed??;
+    Ok(id)
+}
+
+async fn build_steps(
     engine: &Arc<Engine>,
     request: BuildRequest,
     options: BuildOptions,
@@ -453,7 +472,7 @@ pub async fn build(
         );
         image = tokio::task::spawn_blocking(move || {
             let gc = store.gc_lock.blocking_read();
-            new_image(
+            new_cache_image(
                 &store,
                 Some(&parent),
                 None,
@@ -1704,7 +1723,7 @@ async fn ensure_image(shared: &Shared, state: &mut StageState) -> Result<ImageRe
     let config = state.config.clone();
     let img = tokio::task::spawn_blocking(move || {
         let gc = store.gc_lock.blocking_read();
-        new_image(
+        new_cache_image(
             &store,
             None,
             None,
@@ -1720,7 +1739,6 @@ async fn ensure_image(shared: &Shared, state: &mut StageState) -> Result<ImageRe
     })
     .await
     .map_err(|e| BuildError::Invalid(format!("make the image: {e}")))??;
-    shared.engine.store.set_build_cache(&img.id, true)?;
     state.image = Some(img.clone());
     Ok(img)
 }
@@ -1931,7 +1949,7 @@ async fn execute(
             None => None,
         };
         let empty_layer = layer.is_none();
-        let img = new_image(
+        let img = new_cache_image(
             &store,
             parent.as_ref(),
             layer,
@@ -1944,7 +1962,6 @@ async fn execute(
             },
             &gc,
         )?;
-        store.set_build_cache(&img.id, true)?;
         Ok(img)
     })
     .await

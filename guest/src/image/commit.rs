@@ -47,8 +47,49 @@ pub fn new_image(
     layer: Option<LayerRecord>,
     config: Value,
     history: History,
+    gc: &tokio::sync::RwLockReadGuard<'_, ()>,
+) -> Result<ImageRecord> {
+    make_image(store, parent, layer, config, history, Keep::Durable, gc)
+}
+
+/// As [`new_image`], for a build step: the image is recorded as build
+/// cache, its config and manifest written without an fsync and its record
+/// saved with the store's next save (see [`Store::add_build_cache`]). The
+/// build makes its result durable when it ends ([`Store::flush`], or the
+/// save that tags it).
+pub fn new_cache_image(
+    store: &Store,
+    parent: Option<&ImageRecord>,
+    layer: Option<LayerRecord>,
+    config: Value,
+    history: History,
+    gc: &tokio::sync::RwLockReadGuard<'_, ()>,
+) -> Result<ImageRecord> {
+    make_image(store, parent, layer, config, history, Keep::BuildCache, gc)
+}
+
+/// How a new image is written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// Blobs and record synced before this returns.
+    Durable,
+    /// Build cache: synced with the store's next save.
+    BuildCache,
+}
+
+fn make_image(
+    store: &Store,
+    parent: Option<&ImageRecord>,
+    layer: Option<LayerRecord>,
+    config: Value,
+    history: History,
+    keep: Keep,
     _gc: &tokio::sync::RwLockReadGuard<'_, ()>,
 ) -> Result<ImageRecord> {
+    let put = |bytes: &[u8]| match keep {
+        Keep::Durable => store.put_blob(bytes, None),
+        Keep::BuildCache => store.put_blob_unsynced(bytes),
+    };
     if !(config.is_object() || config.is_null()) {
         return Err(Error::Content {
             subject: "new image config".to_string(),
@@ -118,7 +159,7 @@ pub fn new_image(
         image["comment"] = json!(c);
     }
     let config_bytes = serde_json::to_vec(&image).map_err(Error::json("image config"))?;
-    let config_digest = store.put_blob(&config_bytes, None)?;
+    let config_digest = put(&config_bytes)?;
     let layer_descs: Vec<Value> = layers
         .iter()
         .map(|l| json!({"mediaType": l.media_type, "digest": l.digest, "size": l.size}))
@@ -134,7 +175,7 @@ pub fn new_image(
         "layers": layer_descs,
     });
     let manifest_bytes = serde_json::to_vec(&manifest).map_err(Error::json("image manifest"))?;
-    let manifest_digest = store.put_blob(&manifest_bytes, None)?;
+    let manifest_digest = put(&manifest_bytes)?;
     let record = ImageRecord {
         id: config_digest.clone(),
         manifest_digest,
@@ -146,7 +187,12 @@ pub fn new_image(
         added: crate::timefmt::now(),
         build_cache: false,
     };
-    store.add_image(record, None, None)?;
+    match keep {
+        Keep::Durable => {
+            store.add_image(record, None, None)?;
+        }
+        Keep::BuildCache => store.add_build_cache(record),
+    }
     store
         .image(&config_digest)
         .ok_or(Error::NoSuchImage(config_digest))

@@ -7,6 +7,15 @@
 //! - `tmp/`: downloads and unpacks in progress, emptied at start;
 //! - `state.json`: the image records, written crash-safely.
 //!
+//! Build cache is the exception to writing everything durably at once: a
+//! build step's image ([`Store::add_build_cache`]) has its config and
+//! manifest blobs written without an fsync and its record kept in memory
+//! only, until the next save of `state.json` (at the latest when the build
+//! ends). Each save first fsyncs those blobs, so the records on disk never
+//! name a blob a crash could lose; a crash before the save loses only cache
+//! records, which costs a rerun of their steps. Fifteen metadata steps used
+//! to cost four fsyncs each (two blobs, `state.json` twice).
+//!
 //! What changes the records is an event on the engine's stream (`tag`,
 //! `untag`, `delete`; `pull`, `push`, `load` and `save` are published by
 //! the operations that do them, through [`Store::image_event`]).
@@ -14,7 +23,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
@@ -95,6 +104,11 @@ pub struct Store {
     pub gc_lock: tokio::sync::RwLock<()>,
     counter: AtomicU64,
     events: Arc<Events>,
+    /// Blobs renamed into place without an fsync (build cache), synced
+    /// before the next save of `state.json`.
+    unsynced: Mutex<Vec<PathBuf>>,
+    /// Whether the records in memory hold build cache not saved yet.
+    dirty: AtomicBool,
 }
 
 impl Store {
@@ -131,6 +145,8 @@ impl Store {
             gc_lock: tokio::sync::RwLock::new(()),
             counter: AtomicU64::new(0),
             events,
+            unsynced: Mutex::new(Vec::new()),
+            dirty: AtomicBool::new(false),
         })
     }
 
@@ -224,13 +240,39 @@ impl Store {
                 message: format!("content has digest {actual}"),
             });
         }
-        if self.has_blob(&actual) {
+        if self.holds_blob(&actual, data) {
             return Ok(actual);
         }
         let tmp = self.temp_path("blob");
         write_synced(&tmp, data)?;
         self.commit_blob(&tmp, &actual)?;
         Ok(actual)
+    }
+
+    /// Stores `data` as a blob without an fsync, for a build step's config
+    /// and manifest: the blob is synced before the next save of the records
+    /// (see the module's note), and returns its digest.
+    pub fn put_blob_unsynced(&self, data: &[u8]) -> Result<String> {
+        let actual = digest::of(data);
+        if self.holds_blob(&actual, data) {
+            return Ok(actual);
+        }
+        let tmp = self.temp_path("blob");
+        fs::write(&tmp, data).map_err(Error::io("write", &tmp))?;
+        let dst = self.blob_path(&actual)?;
+        fs::rename(&tmp, &dst).map_err(Error::io("rename", &dst))?;
+        self.unsynced_blobs().push(dst);
+        Ok(actual)
+    }
+
+    /// Whether blob `digest` is present with `data`'s length. A blob
+    /// written without an fsync and cut short by a machine crash (before
+    /// any record named it) is written again instead of trusted.
+    fn holds_blob(&self, digest: &str, data: &[u8]) -> bool {
+        self.blob_path(digest)
+            .ok()
+            .and_then(|p| fs::metadata(p).ok())
+            .is_some_and(|m| m.is_file() && m.len() == data.len() as u64)
     }
 
     /// Moves a verified temporary file into place as blob `digest`.
@@ -354,6 +396,33 @@ impl Store {
         state.images.insert(record.id.clone(), record);
         self.save(&state)?;
         Ok(had_tag)
+    }
+
+    /// Records a build step's image as build cache, in memory only: it is
+    /// saved with the next save of the records (at the latest by
+    /// [`Store::flush`] when the build ends). An image already recorded
+    /// keeps its names and whether it is cache.
+    pub fn add_build_cache(&self, mut record: ImageRecord) {
+        let mut state = self.state();
+        if let Some(existing) = state.images.get(&record.id) {
+            record.repo_tags = existing.repo_tags.clone();
+            record.repo_digests = existing.repo_digests.clone();
+            record.added = existing.added;
+            record.build_cache = existing.build_cache;
+        } else {
+            record.build_cache = true;
+        }
+        state.images.insert(record.id.clone(), record);
+        self.dirty.store(true, Ordering::SeqCst);
+    }
+
+    /// Saves the records if build cache was added since the last save.
+    pub fn flush(&self) -> Result<()> {
+        let state = self.state();
+        if self.dirty.load(Ordering::SeqCst) {
+            self.save(&state)?;
+        }
+        Ok(())
     }
 
     /// Marks image `id` as build cache (or not).
@@ -536,6 +605,29 @@ impl Store {
     }
 
     fn save(&self, state: &State) -> Result<()> {
+        let unsynced = std::mem::take(&mut *self.unsynced_blobs());
+        let saved = self.write_state(state, &unsynced);
+        match &saved {
+            Ok(()) => self.dirty.store(false, Ordering::SeqCst),
+            // Still to sync at the next save.
+            Err(_) => self.unsynced_blobs().extend(unsynced),
+        }
+        saved
+    }
+
+    fn unsynced_blobs(&self) -> MutexGuard<'_, Vec<PathBuf>> {
+        self.unsynced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Writes `state.json` durably, after the blobs written without an
+    /// fsync that the records may name.
+    fn write_state(&self, state: &State, unsynced: &[PathBuf]) -> Result<()> {
+        sync_files(unsynced)?;
+        if !unsynced.is_empty() {
+            sync_dir(&self.dir.join("blobs/sha256"));
+        }
         let path = self.dir.join("state.json");
         let bytes = serde_json::to_vec_pretty(state).map_err(Error::json("image state"))?;
         let tmp = self.temp_path("state");
@@ -559,6 +651,39 @@ impl Store {
     }
 }
 
+/// How many files [`sync_files`] syncs at once.
+const SYNC_THREADS: usize = 8;
+
+/// Fsyncs `paths`, several at a time: concurrent fsyncs share the
+/// filesystem's journal commits, where one after another each waits for
+/// its own (about 9 ms each on this machine's ext4, measured).
+fn sync_files(paths: &[PathBuf]) -> Result<()> {
+    let sync = |p: &PathBuf| match fs::File::open(p) {
+        Ok(f) => f.sync_all().map_err(Error::io("sync", p)),
+        // Removed since by garbage collection: nothing to sync.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("open", p)(e)),
+    };
+    if paths.len() <= 1 {
+        return paths.iter().try_for_each(sync);
+    }
+    let per = paths.len().div_ceil(SYNC_THREADS);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = paths
+            .chunks(per)
+            .map(|chunk| scope.spawn(move || chunk.iter().try_for_each(sync)))
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join().unwrap_or_else(|_| {
+                Err(Error::Content {
+                    subject: "image store".to_string(),
+                    message: "a thread syncing blobs panicked".to_string(),
+                })
+            })
+        })
+    })
+}
+
 fn hex_owned(digest: &str) -> String {
     digest.strip_prefix("sha256:").unwrap_or(digest).to_string()
 }
@@ -575,6 +700,8 @@ pub fn short_id(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
 
     fn record(id: &str, tags: &[&str]) -> ImageRecord {
@@ -615,6 +742,70 @@ mod tests {
         let store = Store::open(dir.path(), Default::default()).unwrap();
         assert_eq!(store.images().len(), 1);
         assert!(matches!(store.resolve("nope"), Err(Error::NoSuchImage(_))));
+    }
+
+    #[test]
+    fn build_cache_is_kept_in_memory_until_a_save_which_makes_its_blobs_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Default::default()).unwrap();
+        let config = store.put_blob_unsynced(b"{\"config\":{}}").unwrap();
+        assert_eq!(store.read_blob(&config).unwrap(), b"{\"config\":{}}");
+        assert_eq!(store.unsynced_blobs().len(), 1);
+        store.add_build_cache(record(&config, &[]));
+        assert!(store.image(&config).unwrap().build_cache);
+        // Not on disk yet: a crash now loses only this cache record.
+        let reopened = Store::open(dir.path(), Default::default()).unwrap();
+        assert!(reopened.image(&config).is_none());
+        store.flush().unwrap();
+        assert!(store.unsynced_blobs().is_empty());
+        let reopened = Store::open(dir.path(), Default::default()).unwrap();
+        assert!(reopened.image(&config).unwrap().build_cache);
+        // Nothing new: no save.
+        let before = fs::metadata(dir.path().join("images/state.json")).unwrap();
+        store.flush().unwrap();
+        let after = fs::metadata(dir.path().join("images/state.json")).unwrap();
+        assert_eq!(before.ino(), after.ino());
+        // Any other save writes the cache records too.
+        let other = store.put_blob_unsynced(b"other").unwrap();
+        store.add_build_cache(record(&other, &[]));
+        store
+            .add_image(
+                record(&digest::of(b"t"), &[]),
+                Some("docker.io/library/t:1"),
+                None,
+            )
+            .unwrap();
+        let reopened = Store::open(dir.path(), Default::default()).unwrap();
+        assert!(reopened.image(&other).is_some());
+    }
+
+    #[test]
+    fn a_tagged_image_stays_tagged_when_a_build_records_it_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Default::default()).unwrap();
+        let id = digest::of(b"img");
+        store
+            .add_image(record(&id, &[]), Some("docker.io/library/kept:1"), None)
+            .unwrap();
+        store.add_build_cache(record(&id, &[]));
+        let img = store.image(&id).unwrap();
+        assert!(!img.build_cache);
+        assert_eq!(img.repo_tags, vec!["docker.io/library/kept:1".to_string()]);
+    }
+
+    #[test]
+    fn a_blob_cut_short_by_a_crash_is_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Default::default()).unwrap();
+        let data = b"{\"architecture\":\"amd64\"}";
+        let d = digest::of(data);
+        // What a machine crash can leave of a blob renamed without an fsync.
+        fs::write(store.blob_path(&d).unwrap(), b"").unwrap();
+        assert_eq!(store.put_blob_unsynced(data).unwrap(), d);
+        assert_eq!(store.read_blob(&d).unwrap(), data);
+        fs::write(store.blob_path(&d).unwrap(), b"").unwrap();
+        assert_eq!(store.put_blob(data, None).unwrap(), d);
+        assert_eq!(store.read_blob(&d).unwrap(), data);
     }
 
     /// The engine once read `docker.io/busybox` as `docker.io/busybox:latest`,
