@@ -5,5 +5,5 @@ pub mod dashboard;
 pub mod import;
 pub mod kube;
 pub mod project;
-pub mod vm;
 pub mod sync;
+pub mod vm;
