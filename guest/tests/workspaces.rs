@@ -284,6 +284,10 @@ fn wait_for_events(e: &EngineGuard, container: &str, want: &[(&str, &str)]) {
             std::time::Instant::now() < deadline,
             "the watcher in the container did not see {missing:?}; it saw {seen:?}"
         );
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "a test thread of its own polling the container"
+        )]
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }

@@ -348,8 +348,13 @@ impl CliHooks<'_> {
 
     fn rebuild(&self, container: &str) -> Result<(), String> {
         let engine = servin::client::Engine::connect().map_err(|e| e.to_string())?;
-        let digests = super::build::build_for_up(&engine, self.loaded, self.profiles)
+        // The lock file's digests, as `up` uses them, and the images
+        // just built.
+        let mut digests =
+            super::lock::read(self.loaded).map_err(|e| format!("rebuild: {}", failed_text(e)))?;
+        let built = super::build::build_for_up(&engine, self.loaded, self.profiles, &digests)
             .map_err(|e| format!("rebuild: {}", failed_text(e)))?;
+        digests.extend(built);
         let file = project_file(self.loaded).map_err(failed_text)?;
         let options = DesiredOptions {
             profiles: self.profiles.to_vec(),
