@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: workspace sync (issue 14), in one run:
 #
-#   bench/sync.sh            (SERVIN_BENCH_PROFILE=debug to use a debug build)
+#   bench/sync.sh            (SERVIN_BENCH_PROFILE=debug to use a debug build;
+#                             SERVIN_BENCH_PARTS=copy for part 1 only)
 #
 # 1. initial copy of a 10,000-file, 100 MB tree by `servin up -d` (the copy
 #    step's own time, as up prints it) against `rsync -a` of the same tree
@@ -82,6 +83,7 @@ for i in 1 2 3 4 5; do
 done
 echo "second up, nothing changed, copy step (ms, 5 runs): ${again[*]}  [load $(cut -d' ' -f1 /proc/loadavg)]"
 hyperfine -w 1 -r 5 -N "$SERVIN -f $P/servin.toml up -d" | grep -E 'Time|Range'
+[ "${SERVIN_BENCH_PARTS:-all}" = copy ] && exit 0
 
 # 2. and 3. Latency and a 1,000-file checkout, with the watcher running.
 (cd "$P" && exec "$SERVIN" watch --no-logs > "$WORK/watch.log" 2>&1) &

@@ -452,8 +452,10 @@ fn hashing_read_all(d: &(String, u64), size: u64) -> bool {
 fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(7 + bytes.len() * 2);
     s.push_str("sha256:");
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for b in bytes {
-        s.push_str(&format!("{b:02x}"));
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
     s
 }
@@ -473,4 +475,19 @@ pub fn digest_of(path: &std::path::Path) -> std::io::Result<String> {
     };
     std::io::copy(&mut h, &mut std::io::sink())?;
     Ok(h.finish().0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn digests_are_sha256_in_lower_hex() {
+        assert_eq!(
+            super::hex_digest(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            super::hex_digest(b"abc"),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 }

@@ -26,7 +26,12 @@
 //! name in its folder and renamed into place: a program in the container
 //! sees the old content or the new, never a half-written or missing file.
 //! A path that cannot be written is reported by name in the answer and the
-//! rest of the batch goes on.
+//! rest of the batch goes on. Files and links are written by a small pool
+//! of threads while the stream is read, each folder resolved once per
+//! batch; an entry in the way of one still being written waits for it, so
+//! the copy ends as if the entries were written one after the other.
+//! Files are not fsynced (`rsync` does not either): the CLI's in-flight
+//! marker and the manifest mend a batch cut short by a crash.
 //!
 //! - [`apply`]: writing a batch.
 //! - [`manifest`]: listing a volume's content.
