@@ -63,9 +63,11 @@ export async function stream(
   what: string,
   signal: AbortSignal,
   each: (chunk: Uint8Array) => void,
+  opened?: () => void,
 ): Promise<void> {
   const r = await fetch(`/api/${path}`, { credentials: "same-origin", signal });
   if (!r.ok || !r.body) throw await failure(r, what);
+  opened?.();
   const reader = r.body.getReader();
   for (;;) {
     const { done, value } = await reader.read();

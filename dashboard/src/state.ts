@@ -115,6 +115,10 @@ export class Store {
             this.later(id);
             for (const l of this.eventListeners) l(e);
           }),
+          // What changed between the list above and the stream's start
+          // (a health check turning healthy, say) comes with no event:
+          // list again once the stream is open.
+          () => this.later(),
         );
       } catch {
         // the engine went away or the stream broke: try again
