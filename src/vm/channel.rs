@@ -163,7 +163,15 @@ pub async fn send_get(
 
 /// A whole JSON answer of the engine.
 pub async fn engine_json(session: &Session, path: &str) -> std::io::Result<serde_json::Value> {
-    let resp = engine_get(session, path).await?;
+    json_answer(engine_get(session, path).await?, path).await
+}
+
+/// The JSON body of the engine's answer to `GET path`; an error status is an
+/// error naming the call.
+pub async fn json_answer(
+    resp: hyper::Response<hyper::body::Incoming>,
+    path: &str,
+) -> std::io::Result<serde_json::Value> {
     let status = resp.status();
     let body = resp
         .into_body()

@@ -201,20 +201,7 @@ type Connection = hyper::client::conn::http1::SendRequest<http_body_util::Empty<
 
 async fn list(conn: &mut Connection) -> std::io::Result<serde_json::Value> {
     let resp = channel::send_get(conn, "/containers/json").await?;
-    let status = resp.status();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(std::io::Error::other)?
-        .to_bytes();
-    if !status.is_success() {
-        return Err(std::io::Error::other(format!(
-            "GET /containers/json: {status}: {}",
-            String::from_utf8_lossy(&body)
-        )));
-    }
-    serde_json::from_slice(&body).map_err(std::io::Error::other)
+    channel::json_answer(resp, "/containers/json").await
 }
 
 fn percent_encode(s: &str) -> String {
