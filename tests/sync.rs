@@ -184,7 +184,7 @@ fn up_copies_the_workspace_before_the_container_starts() {
         again.transcript()
     );
     assert!(started.elapsed() < Duration::from_secs(30));
-    assert!(dir.join(".servin/sync/web.json").is_file());
+    assert!(dir.join(".servin/sync/demo/web.json").is_file());
     std::fs::write(src.join("hello.txt"), "hello\n").unwrap();
     std::fs::write(src.join("hello.txt"), "hello again\n").unwrap();
     let again = s.run_in(&dir, &["up", "-d"]);
@@ -455,13 +455,13 @@ fn an_engine_killed_mid_batch_converges_on_the_next_up() {
         !first.status.success(),
         "the batch was whole before the kill"
     );
-    assert!(dir.join(".servin/sync/web.inflight").exists());
+    assert!(dir.join(".servin/sync/demo/web.inflight").exists());
     // The next up starts the engine again, compares with what the copy
     // holds, sweeps the interrupted batch's temporary files and sends the
     // rest.
     let again = s.run_in(&dir, &["up", "-d"]);
     assert_eq!(again.code, 0, "{}", again.transcript());
-    assert!(!dir.join(".servin/sync/web.inflight").exists());
+    assert!(!dir.join(".servin/sync/demo/web.inflight").exists());
     assert_eq!(tree(&copy, &|_| false), tree(&src, &synced_part));
     let third = s.run_in(&dir, &["up", "-d"]);
     assert!(

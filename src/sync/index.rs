@@ -2,7 +2,7 @@
 //! CLI knows (each path's kind, mode, size, modification time, inode and
 //! content digest), with the generation of the volume it describes.
 //!
-//! It is kept in `.servin/sync/<container>.json` beside the project file
+//! It is kept in `.servin/sync/<project>/<container>.json` beside the project file
 //! and written crash-safely (temporary file, rename), only after the
 //! engine confirmed a batch: a `servin up` or `servin watch` started again
 //! sends nothing that did not change. When the volume's generation differs
@@ -199,12 +199,13 @@ fn tmp_path(path: &Path) -> PathBuf {
 
 /// Where the index of container `container`'s workspace is kept: beside
 /// the project file, in `.servin/sync/`.
-pub fn index_path(project_file: &Path, container: &str) -> PathBuf {
+pub fn index_path(project_file: &Path, project: &str, container: &str) -> PathBuf {
     project_file
         .parent()
         .unwrap_or(Path::new("."))
         .join(".servin")
         .join("sync")
+        .join(project)
         .join(format!("{container}.json"))
 }
 
@@ -223,6 +224,15 @@ mod tests {
         for bad in ["sha256:0a", "md5:00", "sha256:zz"] {
             assert!(Digest::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn two_projects_in_one_folder_keep_separate_indexes() {
+        let file = Path::new("/p/servin-a.toml");
+        let a = index_path(file, "a", "web");
+        let b = index_path(Path::new("/p/servin-b.toml"), "b", "web");
+        assert_ne!(a, b);
+        assert_eq!(a, Path::new("/p/.servin/sync/a/web.json"));
     }
 
     #[test]

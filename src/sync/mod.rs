@@ -98,7 +98,7 @@ pub fn synced(
                     ignore: w.ignore.clone(),
                     uid,
                     gid,
-                    index_path: index::index_path(project_file, k),
+                    index_path: index::index_path(project_file, &project.project.name, k),
                 }
             })
         })

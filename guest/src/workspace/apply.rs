@@ -584,41 +584,96 @@ impl Writer {
         content: &mut impl Read,
     ) -> std::result::Result<(), String> {
         let (parent, name) = self.parent(path)?;
-        let tmp = self.temp_name();
-        let fd = rustix::fs::openat2(
+        // An unnamed file in the folder (`O_TMPFILE`), filled without the
+        // folder's lock and then linked in under its name: one operation
+        // on the folder for a new file instead of a create and a rename,
+        // which matters when several writers fill one folder. Where the
+        // filesystem has no unnamed files, a named temporary one.
+        let unnamed = rustix::fs::openat2(
             &*parent,
-            tmp.as_str(),
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            ".",
+            OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o600),
             RESOLVE,
+        );
+        let (fd, tmp) = match unnamed {
+            Ok(fd) => (fd, None),
+            Err(_) => {
+                let tmp = self.temp_name();
+                let fd = rustix::fs::openat2(
+                    &*parent,
+                    tmp.as_str(),
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                    RESOLVE,
+                )
+                .map_err(errno("create a temporary file"))?;
+                (fd, Some(tmp))
+            }
+        };
+        let mut file = File::from(fd);
+        let filled = self.fill(&mut file, mode, mtime, content);
+        match tmp {
+            Some(tmp) => self.place(&parent, &tmp, name, filled),
+            None => {
+                filled?;
+                match rustix::fs::linkat(&file, "", &*parent, name, AtFlags::EMPTY_PATH) {
+                    Ok(()) => Ok(()),
+                    // Something is there: link under a temporary name and
+                    // rename that over it, so the old file stays whole
+                    // until the new one replaces it.
+                    Err(Errno::EXIST) => {
+                        let tmp = self.temp_name();
+                        let linked = rustix::fs::linkat(
+                            &file,
+                            "",
+                            &*parent,
+                            tmp.as_str(),
+                            AtFlags::EMPTY_PATH,
+                        )
+                        .map_err(errno("link the new file"));
+                        self.place(&parent, &tmp, name, linked)
+                    }
+                    Err(e) => Err(errno("link the new file")(e)),
+                }
+            }
+        }
+    }
+
+    /// Writes `content` into `file` and gives it its owner, mode and time.
+    fn fill(
+        &self,
+        file: &mut File,
+        mode: u32,
+        mtime: u64,
+        content: &mut impl Read,
+    ) -> std::result::Result<(), String> {
+        io::copy(content, file).map_err(|e| format!("write: {e}"))?;
+        // No fsync, as `rsync` does none: a batch cut short by a crash
+        // is found by the CLI's in-flight marker and mended from the
+        // manifest.
+        rustix::fs::fchown(file.as_fd(), Some(self.uid), Some(self.gid))
+            .map_err(errno("change the owner"))?;
+        // After the owner: changing it clears set-user-ID bits.
+        rustix::fs::fchmod(file.as_fd(), Mode::from_raw_mode(mode))
+            .map_err(errno("change the mode"))?;
+        let t = Timespec {
+            tv_sec: i64::try_from(mtime).unwrap_or(0),
+            tv_nsec: 0,
+        };
+        rustix::fs::futimens(
+            file.as_fd(),
+            &Timestamps {
+                last_access: t,
+                last_modification: t,
+            },
         )
-        .map_err(errno("create a temporary file"))?;
-        let filled = (|| {
-            let mut file = File::from(fd);
-            io::copy(content, &mut file).map_err(|e| format!("write: {e}"))?;
-            // No fsync, as `rsync` does none: a batch cut short by a crash
-            // is found by the CLI's in-flight marker and mended from the
-            // manifest.
-            rustix::fs::fchown(file.as_fd(), Some(self.uid), Some(self.gid))
-                .map_err(errno("change the owner"))?;
-            // After the owner: changing it clears set-user-ID bits.
-            rustix::fs::fchmod(file.as_fd(), Mode::from_raw_mode(mode))
-                .map_err(errno("change the mode"))?;
-            let t = Timespec {
-                tv_sec: i64::try_from(mtime).unwrap_or(0),
-                tv_nsec: 0,
-            };
-            rustix::fs::futimens(
-                file.as_fd(),
-                &Timestamps {
-                    last_access: t,
-                    last_modification: t,
-                },
-            )
-            .map_err(errno("set the modification time"))?;
-            Ok(())
-        })();
-        self.place(&parent, &tmp, name, filled)
+        .map_err(errno("set the modification time"))?;
+        Ok(())
     }
 
     fn link(&self, path: &str, target: &[u8]) -> std::result::Result<(), String> {
