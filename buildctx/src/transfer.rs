@@ -222,6 +222,10 @@ pub fn pack(
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     root: PathBuf,
+    /// The digests held, once listed: the store is this process's alone,
+    /// so receives and collections keep the set true, and a rebuild asks
+    /// about tens of thousands of digests without listing the folder.
+    held: std::sync::Arc<std::sync::Mutex<Option<HashSet<[u8; 32]>>>>,
 }
 
 impl BlobStore {
@@ -234,6 +238,7 @@ impl BlobStore {
     pub fn open(dir: &Path) -> Result<BlobStore, TransferError> {
         let store = BlobStore {
             root: dir.to_path_buf(),
+            held: std::sync::Arc::default(),
         };
         for sub in [store.blobs_dir(), store.tmp_dir()] {
             fs::create_dir_all(&sub).map_err(io_at(&sub))?;
@@ -254,6 +259,12 @@ impl BlobStore {
 
     fn blobs_dir(&self) -> PathBuf {
         self.root.join("sha256")
+    }
+
+    fn held_set(&self) -> std::sync::MutexGuard<'_, Option<HashSet<[u8; 32]>>> {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn tmp_dir(&self) -> PathBuf {
@@ -293,7 +304,8 @@ impl BlobStore {
     /// [`TransferError::Io`] when the store cannot be listed.
     pub fn missing(&self, digests: &[String]) -> Result<Vec<String>, TransferError> {
         const LIST_ABOVE: usize = 256;
-        let held: Option<HashSet<[u8; 32]>> = if digests.len() > LIST_ABOVE {
+        let mut guard = self.held_set();
+        if guard.is_none() && digests.len() > LIST_ABOVE {
             let blobs = self.blobs_dir();
             let mut held = HashSet::new();
             for blob in fs::read_dir(&blobs).map_err(io_at(&blobs))? {
@@ -302,10 +314,9 @@ impl BlobStore {
                     held.insert(bytes);
                 }
             }
-            Some(held)
-        } else {
-            None
-        };
+            *guard = Some(held);
+        }
+        let held = guard.as_ref();
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for digest in digests {
@@ -317,7 +328,7 @@ impl BlobStore {
             if !seen.insert(bytes) {
                 continue;
             }
-            let present = match &held {
+            let present = match held {
                 Some(held) => held.contains(&bytes),
                 None => self.has(digest)?,
             };
@@ -437,6 +448,13 @@ impl BlobStore {
         }
         for (tmp, target) in &staged {
             fs::rename(tmp, target).map_err(io_at(target))?;
+            let name = target.file_name().and_then(|n| n.to_str());
+            if let (Some(held), Some(bytes)) = (
+                self.held_set().as_mut(),
+                name.and_then(codec::parse_hex32),
+            ) {
+                held.insert(bytes);
+            }
         }
         let blobs = self.blobs_dir();
         fs::File::open(&blobs)
@@ -463,6 +481,13 @@ impl BlobStore {
             }
             let path = blob.path();
             let size = blob.metadata().map(|m| m.len()).unwrap_or(0);
+            // Forgotten first: a set that still names a removed blob would
+            // make a build use content that is gone.
+            if let (Some(held), Some(bytes)) =
+                (self.held_set().as_mut(), codec::parse_hex32(&name))
+            {
+                held.remove(&bytes);
+            }
             fs::remove_file(&path).map_err(io_at(&path))?;
             removed.count += 1;
             removed.bytes += size;

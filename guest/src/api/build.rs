@@ -43,7 +43,9 @@ pub async fn put_context(
 ) -> Result<Response<Body>> {
     let bytes = body::read(req.into_body(), "build context index").await?;
     let contexts = &engine.builder.contexts;
+    let t = std::time::Instant::now();
     let index = contexts.put(digest, &bytes)?;
+    tracing::debug!(ms = t.elapsed().as_millis() as u64, bytes = bytes.len(), "build timing: context index stored");
     Ok(json(
         StatusCode::OK,
         &Missing {

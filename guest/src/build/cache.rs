@@ -195,10 +195,54 @@ fn write_record(path: &Path, bytes: &[u8]) -> Result<()> {
     written
 }
 
+/// How many sources (summed over records) the step records kept in
+/// memory may hold: a `COPY` of a 50,000-file context records each file's
+/// digest, megabytes to decode at every rebuild.
+const RECENT_SOURCES: usize = 200_000;
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// [`write_record`], renaming into place only while `newest` says so.
+fn write_record_if(path: &Path, bytes: &[u8], newest: impl Fn() -> bool) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{:016x}.tmp", super::rand_u64()));
+    let written = fs::write(&tmp, bytes)
+        .map_err(Error::io("write", &tmp))
+        .and_then(|()| {
+            if newest() {
+                fs::rename(&tmp, path).map_err(Error::io("rename", path))
+            } else {
+                let _ = fs::remove_file(&tmp);
+                Ok(())
+            }
+        });
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
 /// The cache index and the step records.
 pub struct Cache {
     dir: PathBuf,
+    /// The step records written or read last, newest at the back.
+    recent: std::sync::Mutex<std::collections::VecDeque<(String, std::sync::Arc<Inputs>)>>,
+    /// The newest write of each step record, so an older one finishing
+    /// late (large records are written by a thread of their own) does not
+    /// replace it.
+    writes: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
+    next_write: std::sync::atomic::AtomicU64,
 }
+
+/// Step records with more sources than this are written to disk by a
+/// thread of their own: a `COPY` of a large context records megabytes,
+/// which the build need not wait for (the record is in memory already).
+const WRITE_BEHIND_SOURCES: usize = 1_000;
 
 #[derive(Serialize, Deserialize)]
 struct Entry {
@@ -214,6 +258,9 @@ impl Cache {
         }
         Ok(Self {
             dir: build_dir.to_path_buf(),
+            recent: std::sync::Mutex::default(),
+            writes: std::sync::Arc::default(),
+            next_write: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -235,17 +282,75 @@ impl Cache {
         write_record(&path, &bytes)
     }
 
-    /// The inputs of the last run of `slot`.
-    pub fn last_run(&self, slot: &str) -> Option<Inputs> {
-        let bytes = fs::read(self.dir.join("steps").join(slot)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+    fn recent(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::VecDeque<(String, std::sync::Arc<Inputs>)>>
+    {
+        self.recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Keeps `inputs` as the last run of `slot`.
-    pub fn remember(&self, slot: &str, inputs: &Inputs) -> Result<()> {
+    /// Keeps `inputs` in memory as `slot`'s newest record.
+    fn keep(&self, slot: &str, inputs: std::sync::Arc<Inputs>) {
+        let mut recent = self.recent();
+        recent.retain(|(s, _)| s != slot);
+        recent.push_back((slot.to_string(), inputs));
+        let mut total: usize = recent.iter().map(|(_, i)| i.sources.len()).sum();
+        while total > RECENT_SOURCES && recent.len() > 1 {
+            if let Some((_, gone)) = recent.pop_front() {
+                total -= gone.sources.len();
+            }
+        }
+    }
+
+    /// The inputs of the last run of `slot`.
+    pub fn last_run(&self, slot: &str) -> Option<std::sync::Arc<Inputs>> {
+        let found = self
+            .recent()
+            .iter()
+            .find(|(s, _)| s == slot)
+            .map(|(_, i)| std::sync::Arc::clone(i));
+        if let Some(found) = found {
+            return Some(found);
+        }
+        let bytes = fs::read(self.dir.join("steps").join(slot)).ok()?;
+        let inputs = std::sync::Arc::new(serde_json::from_slice::<Inputs>(&bytes).ok()?);
+        self.keep(slot, std::sync::Arc::clone(&inputs));
+        Some(inputs)
+    }
+
+    /// Keeps `inputs` as the last run of `slot`: in memory for the next
+    /// build of the same step, and on disk (by a thread of its own for a
+    /// large record; one an engine stopping at that moment loses only
+    /// costs the next build its "why it runs" line).
+    pub fn remember(&self, slot: &str, inputs: Inputs) -> Result<()> {
         let path = self.dir.join("steps").join(slot);
-        let bytes = serde_json::to_vec(inputs).map_err(Error::json(path.display().to_string()))?;
-        write_record(&path, &bytes)
+        let inputs = std::sync::Arc::new(inputs);
+        self.keep(slot, std::sync::Arc::clone(&inputs));
+        let n = self
+            .next_write
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        lock(&self.writes).insert(slot.to_string(), n);
+        let writes = std::sync::Arc::clone(&self.writes);
+        let slot = slot.to_string();
+        let large = inputs.sources.len() > WRITE_BEHIND_SOURCES;
+        let write = move || -> Result<()> {
+            let bytes =
+                serde_json::to_vec(&*inputs).map_err(Error::json(path.display().to_string()))?;
+            let newest = || lock(&writes).get(&slot) == Some(&n);
+            write_record_if(&path, &bytes, newest)
+        };
+        if large {
+            std::thread::spawn(move || {
+                if let Err(e) = write() {
+                    tracing::warn!("save a build step record: {}", e.full_message());
+                }
+            });
+            Ok(())
+        } else {
+            write()
+        }
     }
 
     /// The last result of the copy step `slot`.
@@ -350,8 +455,11 @@ mod tests {
         cache.put(&k, "sha256:img").unwrap();
         assert_eq!(cache.get(&k).as_deref(), Some("sha256:img"));
         let s = slot("Dockerfile", "0", 2);
-        cache.remember(&s, &inputs()).unwrap();
-        assert_eq!(cache.last_run(&s), Some(inputs()));
+        cache.remember(&s, inputs()).unwrap();
+        assert_eq!(cache.last_run(&s).as_deref(), Some(&inputs()));
+        // And from the disk, as a new engine reads it.
+        let again = Cache::open(dir.path()).unwrap();
+        assert_eq!(again.last_run(&s).as_deref(), Some(&inputs()));
         assert_eq!(cache.prune(|i| i == "sha256:img"), 0);
         assert_eq!(cache.prune(|_| false), 1);
         assert_eq!(cache.get(&k), None);

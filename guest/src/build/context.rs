@@ -5,7 +5,7 @@
 //! Layout under `<root>/build/`: `contexts/<index hex>.json` and
 //! `blobs/sha256/<content hex>`.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -14,14 +14,19 @@ use servin_buildctx::{BlobStore, ContextIndex};
 
 use super::error::BuildError;
 use crate::error::{Error, Result};
-use crate::state::write_synced;
+
+/// How many indexes stay decoded in memory (the newest used): a context
+/// of 50,000 files is tens of MB decoded, and a rebuild needs its own and
+/// the previous one.
+const LOADED: usize = 4;
 
 /// The contexts and contents the engine holds.
 pub struct Contexts {
     dir: PathBuf,
     /// The contents.
     pub blobs: BlobStore,
-    loaded: Mutex<HashMap<String, Arc<ContextIndex>>>,
+    /// The newest used last.
+    loaded: Mutex<VecDeque<(String, Arc<ContextIndex>)>>,
 }
 
 fn hex_of(digest: &str) -> Result<&str> {
@@ -44,21 +49,40 @@ impl Contexts {
         Ok(Self {
             dir,
             blobs,
-            loaded: Mutex::new(HashMap::new()),
+            loaded: Mutex::new(VecDeque::new()),
         })
     }
 
-    fn loaded(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ContextIndex>>> {
+    fn loaded(&self) -> std::sync::MutexGuard<'_, VecDeque<(String, Arc<ContextIndex>)>> {
         self.loaded
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The index with `digest`, if the engine holds it.
+    /// Keeps `index` decoded as the newest used, dropping the oldest.
+    fn keep(&self, hex: &str, index: &Arc<ContextIndex>) {
+        let mut loaded = self.loaded();
+        loaded.retain(|(h, _)| h != hex);
+        loaded.push_back((hex.to_string(), Arc::clone(index)));
+        while loaded.len() > LOADED {
+            loaded.pop_front();
+        }
+    }
+
+    /// The index with `digest`, if the engine holds it. One whose file
+    /// does not decode (cut short by a crash: indexes are written without
+    /// an fsync) is removed and counts as not held, so the CLI sends it
+    /// again.
     pub fn get(&self, digest: &str) -> Result<Option<Arc<ContextIndex>>> {
         let hex = hex_of(digest)?;
-        if let Some(found) = self.loaded().get(hex) {
-            return Ok(Some(Arc::clone(found)));
+        let found = self
+            .loaded()
+            .iter()
+            .find(|(h, _)| h == hex)
+            .map(|(_, i)| Arc::clone(i));
+        if let Some(found) = found {
+            self.keep(hex, &found);
+            return Ok(Some(found));
         }
         let path = self.dir.join(format!("{hex}.json"));
         let bytes = match fs::read(&path) {
@@ -66,10 +90,15 @@ impl Contexts {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("read", &path)(e)),
         };
-        let index: ContextIndex =
-            serde_json::from_slice(&bytes).map_err(Error::json(path.display().to_string()))?;
-        let index = Arc::new(index);
-        self.loaded().insert(hex.to_string(), Arc::clone(&index));
+        let index = match serde_json::from_slice::<ContextIndex>(&bytes) {
+            Ok(i) if i.digest().strip_prefix("sha256:") == Some(hex) => Arc::new(i),
+            _ => {
+                tracing::warn!(path = %path.display(), "a stored context index does not decode to its digest; removed");
+                let _ = fs::remove_file(&path);
+                return Ok(None);
+            }
+        };
+        self.keep(hex, &index);
         Ok(Some(index))
     }
 
@@ -85,10 +114,22 @@ impl Contexts {
             ))
             .into());
         }
+        // Whole or not at all (a temporary file renamed), but without an
+        // fsync: tens of MB for a large context, at every build whose
+        // context changed. One lost to a crash is sent again ([`get`]).
         let path = self.dir.join(format!("{hex}.json"));
-        write_synced(&path, bytes)?;
+        let tmp = self
+            .dir
+            .join(format!(".{hex}.{:016x}.tmp", super::rand_u64()));
+        let written = fs::write(&tmp, bytes)
+            .map_err(Error::io("write", &tmp))
+            .and_then(|()| fs::rename(&tmp, &path).map_err(Error::io("rename", &path)));
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        written?;
         let index = Arc::new(index);
-        self.loaded().insert(hex, Arc::clone(&index));
+        self.keep(&hex, &index);
         Ok(index)
     }
 

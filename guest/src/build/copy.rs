@@ -273,10 +273,11 @@ fn item_name<'b>(item: &'b Item<'_>) -> &'b str {
 }
 
 /// Every path a plan writes, absolute, with its signature.
-fn flatten(
-    plan: &[(String, Vec<Item<'_>>)],
-    chmod: Option<u32>,
-) -> BTreeMap<String, (u8, String, u32, i128)> {
+/// What a copy gives, by destination path: each entry's kind, content
+/// digest (or link target), mode and time.
+pub type Flat = BTreeMap<String, (u8, String, u32, i128)>;
+
+fn flatten(plan: &[(String, Vec<Item<'_>>)], chmod: Option<u32>) -> Flat {
     let mut out = BTreeMap::new();
     for (dir, items) in plan {
         for item in items {
@@ -311,28 +312,39 @@ pub enum Delta {
 /// that was there before the copy must come back, which a deletion here
 /// cannot do, so such a change (and a change of an entry's kind, and a
 /// change of most of the entries) is left to a full copy.
+///
+/// `old` is what the same copy gave from `before`, when the caller kept it
+/// from the previous run ([`Delta::Applied`] hands back the new one to
+/// keep); otherwise it is worked out from `before`.
 pub fn copy_changes(
     target: &Path,
     job: &CopyJob,
     index: &ContextIndex,
     before: &ContextIndex,
+    old: Option<&Flat>,
     blobs: &BlobStore,
     dest_was_dir: bool,
     in_parent: &dyn Fn(&str) -> bool,
-) -> Result<Delta, String> {
+) -> Result<(Delta, Option<Flat>), String> {
     if job.extract_archives {
         // An archive's entries are not in the index: no comparing them.
-        return Ok(Delta::FullCopy);
+        return Ok((Delta::FullCopy, None));
     }
     let new_plan = plan_context(job, index, dest_was_dir)?;
-    let old_plan = plan_context(job, before, dest_was_dir)?;
     let new_map = flatten(&new_plan, job.chmod);
-    let old_map = flatten(&old_plan, job.chmod);
+    let worked_out;
+    let old_map = match old {
+        Some(m) => m,
+        None => {
+            worked_out = flatten(&plan_context(job, before, dest_was_dir)?, job.chmod);
+            &worked_out
+        }
+    };
     let mut changed: BTreeSet<String> = BTreeSet::new();
     for (path, sig) in &new_map {
         match old_map.get(path) {
             Some(old) if old == sig => {}
-            Some(old) if old.0 != sig.0 => return Ok(Delta::FullCopy),
+            Some(old) if old.0 != sig.0 => return Ok((Delta::FullCopy, None)),
             _ => {
                 changed.insert(path.clone());
             }
@@ -343,10 +355,10 @@ pub fn copy_changes(
         .filter(|p| !new_map.contains_key(*p))
         .collect();
     if changed.len() + removed.len() > new_map.len() / 2 + 1 {
-        return Ok(Delta::FullCopy);
+        return Ok((Delta::FullCopy, None));
     }
     if removed.iter().any(|p| in_parent(p)) {
-        return Ok(Delta::FullCopy);
+        return Ok((Delta::FullCopy, None));
     }
     // The folders above what changed or went are rewritten too: their
     // times (and modes) come back to what a full copy gives them.
@@ -368,9 +380,23 @@ pub fn copy_changes(
         archive_tar::remove(&root, path).map_err(|e| fail(format!("delete {path}: {e}")))?;
     }
     let written = write.len();
+    let removed = removed.len();
+    // Only the folders with something to write below them are looked at
+    // item by item.
     let plan: Vec<(String, Vec<Item<'_>>)> = new_plan
         .into_iter()
         .map(|(dir, items)| {
+            let mut prefix = archive_tar::clean(&dir);
+            if !prefix.ends_with('/') {
+                prefix.push('/');
+            }
+            let any_below = write
+                .range(prefix.clone()..)
+                .next()
+                .is_some_and(|p| p.starts_with(&prefix));
+            if !any_below {
+                return (dir, Vec::new());
+            }
             let kept = items
                 .into_iter()
                 .filter(|i| write.contains(&archive_tar::clean(&format!("{dir}/{}", item_name(i)))))
@@ -379,10 +405,7 @@ pub fn copy_changes(
         })
         .collect();
     write_plan(target, &root, job, plan, blobs)?;
-    Ok(Delta::Applied {
-        written,
-        removed: removed.len(),
-    })
+    Ok((Delta::Applied { written, removed }, Some(new_map)))
 }
 
 fn e_path(item: &Item<'_>) -> String {

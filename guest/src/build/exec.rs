@@ -258,11 +258,14 @@ pub async fn build(
     events: UnboundedSender<BuildEvent>,
     cancel: Cancel,
 ) -> Result<String> {
+    let t = Instant::now();
     let built = build_steps(engine, request, options, events, cancel).await;
+    tracing::debug!(ms = t.elapsed().as_millis() as u64, "build timing: steps done");
     let store = Arc::clone(&engine.store);
     let flushed = tokio::task::spawn_blocking(move || store.flush())
         .await
         .map_err(|e| BuildError::Invalid(format!("save the build cache: {e}")));
+    tracing::debug!(ms = t.elapsed().as_millis() as u64, "build timing: saved");
     let id = built?;
     flushed??;
     Ok(id)
@@ -489,16 +492,22 @@ async fn build_steps(
         .await
         .map_err(|e| BuildError::Invalid(format!("make the image: {e}")))??;
     }
-    engine.store.set_build_cache(&image.id, false)?;
     let mut tags = Vec::new();
     for t in &shared.request.tags {
         let r = crate::image::reference::ImageRef::parse(t)?;
-        let full = r.tagged().unwrap_or_else(|| t.clone());
-        engine.store.tag(&image.id, &full)?;
+        tags.push(r.tagged().unwrap_or_else(|| t.clone()));
+    }
+    // One save of the store for the build's cache records, the image and
+    // its tags, before the result is reported.
+    let store = Arc::clone(&engine.store);
+    let (id, named) = (image.id.clone(), tags.clone());
+    tokio::task::spawn_blocking(move || store.finish_build(&id, &named))
+        .await
+        .map_err(|e| BuildError::Invalid(format!("save the built image: {e}")))??;
+    for full in &tags {
         engine
             .store
-            .image_event("tag", &full, &full, Some(&image.id));
-        tags.push(full);
+            .image_event("tag", full, full, Some(&image.id));
     }
     shared.send(BuildEvent::Built {
         id: image.id.clone(),
@@ -1138,6 +1147,7 @@ async fn step(
         _ => Vec::new(),
     });
     let key = inputs.key();
+    tracing::debug!(step = %at, ms = started.elapsed().as_millis() as u64, "build timing: inputs and key");
     let slot_id = slot(&shared.identity, stage_name, position);
     let builder = &shared.engine.builder;
     if !shared.request.no_cache
@@ -1156,8 +1166,9 @@ async fn step(
     let reason = if shared.request.no_cache {
         "--no-cache".to_string()
     } else {
-        inputs.why_not(builder.cache.last_run(&slot_id).as_ref())
+        inputs.why_not(builder.cache.last_run(&slot_id).as_deref())
     };
+    tracing::debug!(step = %at, ms = started.elapsed().as_millis() as u64, "build timing: why it runs");
     if shared.request.dry_run {
         release(work);
         return Err(BuildError::WouldBuild {
@@ -1185,13 +1196,15 @@ async fn step(
                     record,
                     image,
                     before,
+                    slot: slot_id.clone(),
                 })
             }),
         _ => None,
     };
+    tracing::debug!(step = %at, ms = started.elapsed().as_millis() as u64, "build timing: previous copy found");
     let (image, copied) = execute(shared, state, ins, at, work, config, reuse).await?;
+    tracing::debug!(step = %at, ms = started.elapsed().as_millis() as u64, "build timing: executed");
     builder.cache.put(&key, &image.id)?;
-    builder.cache.remember(&slot_id, &inputs)?;
     if let Some(c) = copied {
         builder.cache.remember_copy(
             &slot_id,
@@ -1205,6 +1218,8 @@ async fn step(
             },
         )?;
     }
+    builder.cache.remember(&slot_id, inputs)?;
+    tracing::debug!(step = %at, ms = started.elapsed().as_millis() as u64, "build timing: recorded");
     shared.send(BuildEvent::Done {
         at: at.clone(),
         millis: started.elapsed().as_millis() as u64,
@@ -1934,6 +1949,8 @@ async fn execute(
     };
     // Layer and image under one read guard of the garbage collection, so
     // it cannot take the layer before the image holds it.
+    let t = Instant::now();
+    let step_at = at.to_string();
     let made = tokio::task::spawn_blocking(move || -> Result<ImageRecord> {
         let gc = store.gc_lock.blocking_read();
         let layer = match &pending {
@@ -1948,6 +1965,7 @@ async fn execute(
             )?,
             None => None,
         };
+        tracing::debug!(step = %step_at, ms = t.elapsed().as_millis() as u64, "build timing: layer committed");
         let empty_layer = layer.is_none();
         let img = new_cache_image(
             &store,
@@ -2000,6 +2018,8 @@ struct Reuse {
     record: CopyRecord,
     image: ImageRecord,
     before: Arc<ContextIndex>,
+    /// The step's slot, under which its last copy's result is kept.
+    slot: String,
 }
 
 /// What a copy step made, for its [`CopyRecord`].
@@ -2093,10 +2113,12 @@ async fn copy_changes(
     at: &StepRef,
 ) -> std::result::Result<Option<CopyDone>, String> {
     let engine = &shared.engine;
+    let t = Instant::now();
     let lower = lowers(engine, &reuse.image).map_err(|e| e.full_message())?;
     let (upper, work_dir, root) = (dir.join("upper"), dir.join("work"), dir.join("root"));
     crate::runtime::rootfs::mount_overlay(&lower, &upper, &work_dir, &root)
         .map_err(|e| e.full_message())?;
+    tracing::debug!(step = %at, ms = t.elapsed().as_millis() as u64, "build timing: copy onto the previous result mounted");
     // The parent's own view: `--chown` names resolve there, as in a full
     // copy, and a deleted source must not have hidden anything of it.
     let parent_root = match &state.image {
@@ -2126,7 +2148,10 @@ async fn copy_changes(
     let job2 = job.clone();
     let before = Arc::clone(&reuse.before);
     let dest_was_dir = reuse.record.dest_was_dir;
-    let delta = tokio::task::spawn_blocking(move || {
+    let old = engine
+        .builder
+        .copy_result(&reuse.slot, &reuse.record.context);
+    let (delta, new) = tokio::task::spawn_blocking(move || {
         let parent_fd = match &parent_root {
             Some(p) => Some(
                 crate::container::archive_tar::open_root(p)
@@ -2144,6 +2169,7 @@ async fn copy_changes(
             &job2,
             &index,
             &before,
+            old.as_deref(),
             &engine2.builder.contexts.blobs,
             dest_was_dir,
             &in_parent,
@@ -2151,9 +2177,15 @@ async fn copy_changes(
     })
     .await
     .map_err(|e| format!("copy: {e}"))??;
+    tracing::debug!(step = %at, ms = t.elapsed().as_millis() as u64, "build timing: changes written");
     let copy::Delta::Applied { written, removed } = delta else {
         return Ok(None);
     };
+    if let Some(new) = new {
+        engine
+            .builder
+            .keep_copy_result(&reuse.slot, &shared.request.context, new);
+    }
     shared.send(BuildEvent::Output {
         at: at.clone(),
         text: format!(

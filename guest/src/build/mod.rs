@@ -104,7 +104,14 @@ pub struct Builder {
     pub cache: Cache,
     /// One user of a `sharing=locked` cache mount at a time, by id.
     cache_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// What the last copies from the context gave, by step slot and
+    /// context digest (newest last, a few kept): the next run of the same
+    /// step compares with it instead of working it out again.
+    copy_results: Mutex<std::collections::VecDeque<(String, Arc<copy::Flat>)>>,
 }
+
+/// How many copy results [`Builder`] keeps.
+const COPY_RESULTS: usize = 4;
 
 impl Builder {
     /// Opens (creating) the builder's state under `<root>/build`, clearing
@@ -131,6 +138,7 @@ impl Builder {
             contexts: Contexts::open(&dir)?,
             cache: Cache::open(&dir)?,
             cache_locks: Mutex::new(HashMap::new()),
+            copy_results: Mutex::default(),
             dir,
         })
     }
@@ -139,6 +147,34 @@ impl Builder {
     pub fn temp_path(&self, what: &str) -> PathBuf {
         let n: u64 = rand_u64();
         self.dir.join("tmp").join(format!("{what}-{n:016x}"))
+    }
+
+    fn copy_results(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::VecDeque<(String, Arc<copy::Flat>)>> {
+        self.copy_results
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// What the copy step `slot` gave from the context `context`, if kept.
+    pub fn copy_result(&self, slot: &str, context: &str) -> Option<Arc<copy::Flat>> {
+        let key = format!("{slot} {context}");
+        self.copy_results()
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, f)| Arc::clone(f))
+    }
+
+    /// Keeps what the copy step `slot` gave from the context `context`.
+    pub fn keep_copy_result(&self, slot: &str, context: &str, flat: copy::Flat) {
+        let key = format!("{slot} {context}");
+        let mut kept = self.copy_results();
+        kept.retain(|(k, _)| *k != key);
+        kept.push_back((key, Arc::new(flat)));
+        while kept.len() > COPY_RESULTS {
+            kept.pop_front();
+        }
     }
 
     /// The folder of cache mount `id`.

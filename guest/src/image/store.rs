@@ -438,6 +438,31 @@ impl Store {
         self.save(&state)
     }
 
+    /// Ends a build: image `id` is no longer build cache and gets the full
+    /// tagged names `tags` (each taken off any other image), saved once
+    /// together with the build's cache records (see [`Self::flush`]).
+    pub fn finish_build(&self, id: &str, tags: &[String]) -> Result<()> {
+        let mut state = self.state();
+        if !state.images.contains_key(id) {
+            return Err(Error::NoSuchImage(id.to_string()));
+        }
+        for tag in tags {
+            for other in state.images.values_mut() {
+                other.repo_tags.retain(|x| x != tag);
+            }
+        }
+        if let Some(img) = state.images.get_mut(id) {
+            img.build_cache = false;
+            img.repo_tags.extend(tags.iter().cloned());
+        }
+        self.save(&state)?;
+        drop(state);
+        for tag in tags {
+            self.image_event("tag", id, &familiar(tag), Some(id));
+        }
+        Ok(())
+    }
+
     /// Gives image `id` the full tagged name `tag`.
     pub fn tag(&self, id: &str, tag: &str) -> Result<()> {
         let mut state = self.state();
