@@ -1,0 +1,78 @@
+//! The host folders shared into the VM: each `servin.share=PATH` of the
+//! kernel command line is a virtio-9p device (mount tag `servin<N>`)
+//! mounted at the same PATH in the guest, so a bind source written for
+//! the host names the same files here.
+//!
+//! Mount options: `trans=virtio,version=9p2000.L` (the Linux dialect:
+//! owners, modes, symlinks, xattrs), `msize=512 KiB` (the largest message
+//! QEMU's virtio transport takes; the kernel's 8 KiB default costs a round
+//! trip per 8 KiB read), and `cache=mmap`: no caching of data or
+//! attributes, so a change made on the host is seen by the next read in
+//! the guest (the dev loop edits on the host), with the page cache only
+//! for files mapped shared (SQLite and friends need `mmap`). `cache=loose`
+//! reads faster but shows stale files after host edits; see
+//! `bench/vm-share.sh` and BENCHMARKS.md.
+//!
+//! A share that fails to mount is said on the console and left out: the
+//! engine then refuses binds from it with its clear message.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rustix::mount::{MountFlags, mount};
+use servin_values::share::{Shares, mount_tag};
+
+use super::say;
+
+/// The 9p mount options (see the module's doc).
+pub const OPTIONS: &str = "trans=virtio,version=9p2000.L,msize=524288,cache=mmap";
+
+/// How long a share's device may take to appear after its module loads.
+const DEVICE_WAIT: Duration = Duration::from_secs(5);
+
+/// Mounts the shares the command line names; returns the mounted ones.
+pub fn mount_all(shares: &Shares) -> Vec<PathBuf> {
+    for folder in &shares.unshared {
+        say(&format!(
+            "{} is not shared: it is not a folder on the host (shares in vm-config.json)",
+            folder.display()
+        ));
+    }
+    let mut mounted = Vec::new();
+    for (i, folder) in shares.shared.iter().enumerate() {
+        match mount_one(&mount_tag(i), folder) {
+            Ok(()) => mounted.push(folder.clone()),
+            Err(e) => say(&format!(
+                "error: host folder {}: {e}; not shared",
+                folder.display()
+            )),
+        }
+    }
+    if !mounted.is_empty() {
+        say(&format!(
+            "shared host folders: {}",
+            mounted
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    mounted
+}
+
+fn mount_one(tag: &str, folder: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(folder).map_err(|e| format!("create {}: {e}", folder.display()))?;
+    let began = Instant::now();
+    loop {
+        let data = std::ffi::CString::new(OPTIONS).map_err(|e| e.to_string())?;
+        match mount(tag, folder, "9p", MountFlags::empty(), data.as_c_str()) {
+            Ok(()) => return Ok(()),
+            // The device is not probed yet (the tag is unknown).
+            Err(rustix::io::Errno::NOENT) if began.elapsed() < DEVICE_WAIT => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(format!("mount 9p tag {tag} ({OPTIONS}): {e}")),
+        }
+    }
+}
