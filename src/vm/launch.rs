@@ -104,7 +104,17 @@ pub fn prepare(paths: &VmPaths) -> Result<(Command, MachineInfo), MachineError> 
     let epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let shares = host_shares(&config, &paths.config());
+    let mut shares = host_shares(&config, &paths.config());
+    // For measuring the 9p cache modes (bench/vm-share.sh); the guest's
+    // default is `mmap` (see the book's "Host folders").
+    if let Some(mode) = std::env::var("SERVIN_VM_SHARE_CACHE")
+        .ok()
+        .filter(|m| !m.is_empty())
+    {
+        let mode = servin_values::share::check_cache(&mode)
+            .map_err(|e| MachineError::Invalid(format!("SERVIN_VM_SHARE_CACHE: {e}")))?;
+        shares.cache = Some(mode.to_string());
+    }
     let mut q = QemuCommand::new(boot.clone(), &disk, &paths.channel(), &paths.console_log());
     q.binary = qemu;
     q.cpus = config.cpus;
@@ -146,5 +156,6 @@ pub fn host_shares(config: &VmConfig, config_path: &Path) -> Shares {
         shared,
         unshared,
         config: Some(config_path.to_path_buf()),
+        cache: None,
     }
 }

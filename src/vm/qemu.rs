@@ -527,6 +527,7 @@ mod tests {
             shared: vec!["/home/u".into(), "/tmp/a,b c".into()],
             unshared: vec!["/media/gone".into()],
             config: Some("/home/u/.servin/vm/vm-config.json".into()),
+            cache: None,
         };
         let args: Vec<String> = q
             .args()

@@ -27,6 +27,11 @@ pub const SHARE_PARAM: &str = "servin.share";
 pub const UNSHARED_PARAM: &str = "servin.unshared";
 /// The command-line word naming the host's `vm-config.json`.
 pub const CONFIG_PARAM: &str = "servin.config";
+/// The command-line word choosing the 9p cache mode (for measuring; the
+/// guest's default is `mmap`).
+pub const CACHE_PARAM: &str = "servin.share_cache";
+/// The 9p cache modes of the guest's kernel.
+pub const CACHE_MODES: &[&str] = &["none", "mmap", "loose", "fscache"];
 
 /// The VM's own folders: a share may be none of them, inside none of them,
 /// and hold none of them (it would hide the guest's system or its data
@@ -165,6 +170,8 @@ pub struct Shares {
     pub unshared: Vec<PathBuf>,
     /// The host's `vm-config.json`.
     pub config: Option<PathBuf>,
+    /// The 9p cache mode, one of [`CACHE_MODES`], when not the default.
+    pub cache: Option<String>,
 }
 
 impl Shares {
@@ -179,6 +186,9 @@ impl Shares {
         }
         if let Some(c) = &self.config {
             line.push_str(&format!(" {CONFIG_PARAM}={}", escape(c)));
+        }
+        if let Some(c) = &self.cache {
+            line.push_str(&format!(" {CACHE_PARAM}={c}"));
         }
         line
     }
@@ -198,6 +208,10 @@ impl Shares {
                     s.config = Some(unescape(value)?);
                     continue;
                 }
+                CACHE_PARAM => {
+                    s.cache = Some(check_cache(value)?.to_string());
+                    continue;
+                }
                 _ => continue,
             };
             let path = unescape(value)?;
@@ -209,6 +223,18 @@ impl Shares {
             list.push(path);
         }
         Ok(s)
+    }
+}
+
+/// `mode` when it is one of [`CACHE_MODES`].
+pub fn check_cache(mode: &str) -> Result<&str, String> {
+    if CACHE_MODES.contains(&mode) {
+        Ok(mode)
+    } else {
+        Err(format!(
+            "9p cache mode {mode:?}: want one of {}",
+            CACHE_MODES.join(", ")
+        ))
     }
 }
 
@@ -287,6 +313,7 @@ mod tests {
             shared: vec![PathBuf::from("/home/a b/c%d\"e"), PathBuf::from("/tmp")],
             unshared: vec![PathBuf::from("/media/disk")],
             config: Some(PathBuf::from("/home/a b/.servin/vm/vm-config.json")),
+            cache: None,
         };
         let line = shares.to_cmdline();
         assert_eq!(
@@ -301,6 +328,11 @@ mod tests {
         );
         let e = Shares::from_cmdline("servin.share=/a%2").unwrap_err();
         assert!(e.contains("two hex digits"), "{e}");
+        let loose = Shares::from_cmdline("servin.share_cache=loose").unwrap();
+        assert_eq!(loose.cache.as_deref(), Some("loose"));
+        assert_eq!(loose.to_cmdline(), " servin.share_cache=loose");
+        let e = Shares::from_cmdline("servin.share_cache=fast").unwrap_err();
+        assert!(e.contains("want one of none, mmap, loose, fscache"), "{e}");
         let e = Shares::from_cmdline("servin.share=rel").unwrap_err();
         assert!(e.contains("absolute"), "{e}");
         assert_eq!(mount_tag(3), "servin3");

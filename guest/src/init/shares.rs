@@ -4,9 +4,9 @@
 //! the host names the same files here.
 //!
 //! Mount options: `trans=virtio,version=9p2000.L` (the Linux dialect:
-//! owners, modes, symlinks, xattrs), `msize=512 KiB` (the largest message
-//! QEMU's virtio transport takes; the kernel's 8 KiB default costs a round
-//! trip per 8 KiB read), and `cache=mmap`: no caching of data or
+//! owners, modes, symlinks, xattrs), `msize=512000` (the kernel's 8 KiB
+//! default costs a round trip per 8 KiB read; 512000 is the most its virtio transport carries),
+//! and `cache=mmap`: no caching of data or
 //! attributes, so a change made on the host is seen by the next read in
 //! the guest (the dev loop edits on the host), with the page cache only
 //! for files mapped shared (SQLite and friends need `mmap`). `cache=loose`
@@ -24,8 +24,12 @@ use servin_values::share::{Shares, mount_tag};
 
 use super::say;
 
-/// The 9p mount options (see the module's doc).
-pub const OPTIONS: &str = "trans=virtio,version=9p2000.L,msize=524288,cache=mmap";
+/// The 9p mount options but the cache mode (see the module's doc);
+/// 512000 bytes is the most the kernel's virtio transport carries.
+pub const OPTIONS: &str = "trans=virtio,version=9p2000.L,msize=512000";
+/// The cache mode unless `servin.share_cache=` (for measuring) says
+/// otherwise.
+pub const CACHE: &str = "mmap";
 
 /// How long a share's device may take to appear after its module loads.
 const DEVICE_WAIT: Duration = Duration::from_secs(5);
@@ -38,9 +42,13 @@ pub fn mount_all(shares: &Shares) -> Vec<PathBuf> {
             folder.display()
         ));
     }
+    let options = format!(
+        "{OPTIONS},cache={}",
+        shares.cache.as_deref().unwrap_or(CACHE)
+    );
     let mut mounted = Vec::new();
     for (i, folder) in shares.shared.iter().enumerate() {
-        match mount_one(&mount_tag(i), folder) {
+        match mount_one(&mount_tag(i), folder, &options) {
             Ok(()) => mounted.push(folder.clone()),
             Err(e) => say(&format!(
                 "error: host folder {}: {e}; not shared",
@@ -61,18 +69,18 @@ pub fn mount_all(shares: &Shares) -> Vec<PathBuf> {
     mounted
 }
 
-fn mount_one(tag: &str, folder: &Path) -> Result<(), String> {
+fn mount_one(tag: &str, folder: &Path, options: &str) -> Result<(), String> {
     std::fs::create_dir_all(folder).map_err(|e| format!("create {}: {e}", folder.display()))?;
     let began = Instant::now();
     loop {
-        let data = std::ffi::CString::new(OPTIONS).map_err(|e| e.to_string())?;
+        let data = std::ffi::CString::new(options).map_err(|e| e.to_string())?;
         match mount(tag, folder, "9p", MountFlags::empty(), data.as_c_str()) {
             Ok(()) => return Ok(()),
             // The device is not probed yet (the tag is unknown).
             Err(rustix::io::Errno::NOENT) if began.elapsed() < DEVICE_WAIT => {
                 std::thread::sleep(Duration::from_millis(20));
             }
-            Err(e) => return Err(format!("mount 9p tag {tag} ({OPTIONS}): {e}")),
+            Err(e) => return Err(format!("mount 9p tag {tag} ({options}): {e}")),
         }
     }
 }
