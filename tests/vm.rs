@@ -311,6 +311,22 @@ fn host_folders_through_the_vm(u: &VmUser) {
         "{text}"
     );
 
+    // A change of `shares` is for the next start, and `vm info` says so.
+    let config = u.vm_dir().join("vm-config.json");
+    let original = std::fs::read_to_string(&config).unwrap();
+    let mut changed: serde_json::Value = serde_json::from_str(&original).unwrap();
+    changed["shares"] = serde_json::json!(["/tmp", "/srv/servin-test"]);
+    std::fs::write(&config, changed.to_string()).unwrap();
+    let text = u.ok(&["vm", "info"]).stdout;
+    assert!(
+        text.contains(&format!(
+            "{} now shares /tmp, /srv/servin-test: takes effect at the next `servin vm start`",
+            config.display()
+        )),
+        "{text}"
+    );
+    std::fs::write(&config, &original).unwrap();
+
     let dir = u.home.join("shared");
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("in.txt"), "from the host\n").unwrap();

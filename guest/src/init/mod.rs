@@ -157,7 +157,7 @@ async fn boot() -> Result<(), String> {
     }
     let wanted = servin_values::share::Shares::from_cmdline(&cmdline)
         .map_err(|e| format!("the shared folders on the kernel command line: {e}"))?;
-    let mounted = shares::mount_all(&wanted);
+    let mounted = shares::mount_all(&wanted).await;
     let _ = ENGINE_ENV.set(engine_env(&mounted, wanted.config.as_deref()));
     net::configure(Duration::from_secs(10)).await?;
     std::fs::create_dir_all("/run/servin").map_err(|e| format!("create /run/servin: {e}"))?;

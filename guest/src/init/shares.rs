@@ -5,12 +5,13 @@
 //!
 //! Mount options: `trans=virtio,version=9p2000.L` (the Linux dialect:
 //! owners, modes, symlinks, xattrs), `msize=512000` (the kernel's 8 KiB
-//! default costs a round trip per 8 KiB read; 512000 is the most its virtio transport carries),
-//! and `cache=mmap`: no caching of data or
-//! attributes, so a change made on the host is seen by the next read in
-//! the guest (the dev loop edits on the host), with the page cache only
-//! for files mapped shared (SQLite and friends need `mmap`). `cache=loose`
-//! reads faster but shows stale files after host edits; see
+//! default costs a round trip per 8 KiB; 512000 is the most its virtio
+//! transport carries), and `cache=mmap`: no data or attributes cached, so
+//! a change made on the host is seen by the next read in the guest (the
+//! dev loop edits on the host), while files can still be mapped shared
+//! and writable (SQLite's shared memory; `cache=none` refuses that).
+//! `cache=loose` walks a warm tree faster but makes no attempt at
+//! coherence with the host and writes far slower; see
 //! `bench/vm-share.sh` and BENCHMARKS.md.
 //!
 //! A share that fails to mount is said on the console and left out: the
@@ -35,7 +36,7 @@ pub const CACHE: &str = "mmap";
 const DEVICE_WAIT: Duration = Duration::from_secs(5);
 
 /// Mounts the shares the command line names; returns the mounted ones.
-pub fn mount_all(shares: &Shares) -> Vec<PathBuf> {
+pub async fn mount_all(shares: &Shares) -> Vec<PathBuf> {
     for folder in &shares.unshared {
         say(&format!(
             "{} is not shared: it is not a folder on the host (shares in vm-config.json)",
@@ -48,7 +49,7 @@ pub fn mount_all(shares: &Shares) -> Vec<PathBuf> {
     );
     let mut mounted = Vec::new();
     for (i, folder) in shares.shared.iter().enumerate() {
-        match mount_one(&mount_tag(i), folder, &options) {
+        match mount_one(&mount_tag(i), folder, &options).await {
             Ok(()) => mounted.push(folder.clone()),
             Err(e) => say(&format!(
                 "error: host folder {}: {e}; not shared",
@@ -69,7 +70,7 @@ pub fn mount_all(shares: &Shares) -> Vec<PathBuf> {
     mounted
 }
 
-fn mount_one(tag: &str, folder: &Path, options: &str) -> Result<(), String> {
+async fn mount_one(tag: &str, folder: &Path, options: &str) -> Result<(), String> {
     std::fs::create_dir_all(folder).map_err(|e| format!("create {}: {e}", folder.display()))?;
     let began = Instant::now();
     loop {
@@ -78,7 +79,7 @@ fn mount_one(tag: &str, folder: &Path, options: &str) -> Result<(), String> {
             Ok(()) => return Ok(()),
             // The device is not probed yet (the tag is unknown).
             Err(rustix::io::Errno::NOENT) if began.elapsed() < DEVICE_WAIT => {
-                std::thread::sleep(Duration::from_millis(20));
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Err(e) => return Err(format!("mount 9p tag {tag} ({options}): {e}")),
         }
