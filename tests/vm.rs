@@ -392,15 +392,38 @@ fn host_folders_through_the_vm(u: &VmUser) {
             "true",
         ],
     );
-    docker.env(
-        "DOCKER_HOST",
-        format!("unix://{}", u.state("engine.sock").display()),
-    );
+    let host = format!("unix://{}", u.state("engine.sock").display());
+    docker.env("DOCKER_HOST", &host);
     let r = Run::of(docker.output().unwrap());
     assert_ne!(r.code, 0, "{}", r.stdout);
     assert!(
         r.stderr
             .contains("bind source path /usr/share is not shared with servin's VM"),
+        "{}",
+        r.stderr
+    );
+    // A local volume binding a host folder: the same rule.
+    let mut docker = u.command(
+        "docker",
+        &[
+            "volume",
+            "create",
+            "--opt",
+            "type=none",
+            "--opt",
+            "o=bind",
+            "--opt",
+            "device=/usr/share",
+            "hostdocs",
+        ],
+    );
+    docker.env("DOCKER_HOST", &host);
+    let r = Run::of(docker.output().unwrap());
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stderr.contains(
+            "volume hostdocs: bind device /usr/share is not shared with servin's VM (shared: /tmp)"
+        ),
         "{}",
         r.stderr
     );

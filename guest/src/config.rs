@@ -93,12 +93,23 @@ impl VmShares {
     /// is shared, and how to share it. The VM's kernel folders (`/proc`,
     /// `/sys`, `/dev`) are the VM's own, as on a Linux host.
     pub fn check_bind(&self, source: &str) -> Result<(), String> {
-        let path = Path::new(source);
-        if !source.starts_with('/')
-            || servin_values::share::covering(path, &self.folders).is_some()
-            || servin_values::share::is_kernel_folder(path)
+        match self.not_shared(source) {
+            None => Ok(()),
+            Some(why) => Err(format!(
+                "invalid mount config for type \"bind\": bind source path {why}"
+            )),
+        }
+    }
+
+    /// `"PATH is not shared with servin's VM (...)\nhelp: ..."` when the
+    /// absolute `path` is outside every share and the VM's kernel folders.
+    pub fn not_shared(&self, path: &str) -> Option<String> {
+        let p = Path::new(path);
+        if !path.starts_with('/')
+            || servin_values::share::covering(p, &self.folders).is_some()
+            || servin_values::share::is_kernel_folder(p)
         {
-            return Ok(());
+            return None;
         }
         let shared = if self.folders.is_empty() {
             "no host folder is shared".to_string()
@@ -116,8 +127,8 @@ impl VmShares {
             || "vm-config.json (in ~/.servin/vm)".to_string(),
             |c| c.display().to_string(),
         );
-        Err(format!(
-            "invalid mount config for type \"bind\": bind source path {source} is not shared with servin's VM ({shared})\nhelp: add it, or a folder above it, to \"shares\" in {config}, then restart the VM (servin vm stop; servin vm start)"
+        Some(format!(
+            "{path} is not shared with servin's VM ({shared})\nhelp: add it, or a folder above it, to \"shares\" in {config}, then restart the VM (servin vm stop; servin vm start)"
         ))
     }
 }
