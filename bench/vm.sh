@@ -3,8 +3,9 @@
 #
 #   bench/vm.sh [STARTS] [PORT_STARTS] [ROUNDS]
 #
-# The guest runs the release engine (or SERVIN_ENGINE), as a user's would;
-# the host's `servin` is the debug build.
+# The guest runs the release engine (or SERVIN_ENGINE) and the host the
+# release `servin` (its supervisor's memory is part of the figure), as a
+# user's would.
 #
 # 1. `servin vm start` to engine ready (the command's own wall time), median
 #    of STARTS (default 5) cold starts of a stopped VM (boot files built
@@ -26,8 +27,8 @@ STARTS=${1:-5}
 PORT_STARTS=${2:-20}
 ROUNDS=${3:-10}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-cargo build -q -p servin
-S="$CARGO_TARGET_DIR/debug/servin"
+cargo build -q --release -p servin
+S="$CARGO_TARGET_DIR/release/servin"
 # SERVIN_ENGINE, when set, names another engine build for the guest.
 if [ -z "${SERVIN_ENGINE:-}" ]; then
   cargo build -q --release -p servin-guest

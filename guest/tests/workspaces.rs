@@ -348,8 +348,10 @@ fn a_running_container_sees_each_change_and_inotify_events() {
         &e,
         "app",
         &[
+            // A changed file is renamed over the old one; a new one is
+            // linked in whole.
             ("moved_to", "app.txt"),
-            ("moved_to", "new.txt"),
+            ("create", "new.txt"),
             ("delete", "new.txt"),
         ],
     );

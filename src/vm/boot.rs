@@ -1,28 +1,38 @@
 //! The files QEMU boots: an uncompressed `vmlinux` taken from the host's
-//! kernel, and an initramfs servin builds itself.
+//! kernel, a small initramfs and a read-only system disk, both built by
+//! servin without root.
 //!
-//! The initramfs holds everything the guest runs, with no distribution
-//! inside: `servin-guest` as `/init` (PID 1 in its init mode, see
+//! The system disk holds everything the guest runs, with no distribution
+//! inside: `servin-guest` (PID 1 in its init mode, see
 //! `servin_guest::init`), the OCI runtime, the static init for containers,
 //! the tools the engine and its init run (`mkfs.ext4`, `e2fsck`, `nft`,
 //! busybox for `ps` and a shell), each dynamic program's shared libraries
 //! and loader at their host paths, and the kernel modules the engine needs
-//! with `/etc/servin/modules` listing them in load order. The archive is
-//! not compressed: under emulation, copying is cheaper than decompressing.
+//! with `/etc/servin/modules` listing them in load order ([`system`]).
+//!
+//! The initramfs only reaches it: busybox, the modules of
+//! [`modules::EARLY`] and a shell script as `/init` ([`STAGE1`]) that loads
+//! them, mounts the system disk read-only under a tmpfs overlay and hands
+//! the machine to `servin-guest init` there. It is not compressed: under
+//! emulation, copying is cheaper than decompressing, and it is small.
 //!
 //! | file in the boot folder | what |
 //! |---|---|
 //! | `vmlinux` | the kernel, booted through its PVH entry |
 //! | `initramfs` | the newc cpio archive above |
+//! | `system.img` | the ext4 image above, attached read-only |
 //! | `manifest.json` | kernel version and the fingerprints (path, size, mtime) of every input |
 //!
-//! Both files are reused while the inputs' fingerprints are unchanged;
-//! the manifest is written last, so an interrupted build is redone.
+//! The files are reused while the inputs' fingerprints are unchanged;
+//! the manifest is written last, so an interrupted build is redone. A
+//! running VM keeps the files it started with open: a rebuild replaces
+//! them by renaming.
 
 mod cpio;
 pub mod kernel;
 pub mod libs;
 pub mod modules;
+pub mod system;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -36,7 +46,7 @@ use crate::vm::VmError;
 
 /// Changes whenever what goes into the image changes, so images built by
 /// an older servin are rebuilt.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 /// The files to boot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +55,8 @@ pub struct BootFiles {
     pub vmlinux: PathBuf,
     /// The initramfs (`-initrd`).
     pub initramfs: PathBuf,
+    /// The system disk, attached read-only.
+    pub system: PathBuf,
     /// The kernel's release (`uname -r` in the guest).
     pub kernel_version: String,
 }
@@ -164,6 +176,10 @@ struct Sources {
     tools: Vec<(&'static str, PathBuf)>,
     /// Module files relative to the modules folder, in load order.
     modules: Vec<String>,
+    /// The same for the initramfs's modules.
+    early: Vec<String>,
+    mkfs: PathBuf,
+    busybox: PathBuf,
 }
 
 impl Sources {
@@ -197,11 +213,30 @@ impl Sources {
             &kernel.version,
             &kernel.modules,
         )?;
+        let early = modules::load_order(
+            modules::EARLY,
+            &dep,
+            &builtin,
+            &kernel.version,
+            &kernel.modules,
+        )?;
+        let tool = |guest: &str| {
+            tools
+                .iter()
+                .find(|(g, _)| *g == guest)
+                .map(|(_, p)| p.clone())
+                .ok_or_else(|| VmError::Invalid(format!("no {guest} among the guest's tools")))
+        };
+        let mkfs = tool("/usr/sbin/mkfs.ext4")?;
+        let busybox = tool("/bin/busybox")?;
         Ok(Self {
             kernel,
             engine,
             tools,
             modules,
+            early,
+            mkfs,
+            busybox,
         })
     }
 
@@ -250,13 +285,18 @@ pub fn prepare_boot_with(boot_dir: &Path, engine: &Path) -> Result<BootFiles, Vm
     let files = BootFiles {
         vmlinux: boot_dir.join("vmlinux"),
         initramfs: boot_dir.join("initramfs"),
+        system: boot_dir.join("system.img"),
         kernel_version: manifest.kernel_version.clone(),
     };
     let manifest_path = boot_dir.join("manifest.json");
     let current = std::fs::read(&manifest_path)
         .ok()
         .and_then(|b| serde_json::from_slice::<Manifest>(&b).ok());
-    if current.as_ref() == Some(&manifest) && files.vmlinux.is_file() && files.initramfs.is_file() {
+    if current.as_ref() == Some(&manifest)
+        && files.vmlinux.is_file()
+        && files.initramfs.is_file()
+        && files.system.is_file()
+    {
         return Ok(files);
     }
     match std::fs::remove_file(&manifest_path) {
@@ -270,7 +310,8 @@ pub fn prepare_boot_with(boot_dir: &Path, engine: &Path) -> Result<BootFiles, Vm
     let vmlinux = kernel::vmlinux(&image, &sources.kernel.image)?;
     write_atomic(&files.vmlinux, |f| f.write_all(&vmlinux))?;
     drop(vmlinux);
-    build_initramfs(&sources, boot_dir, &files.initramfs)?;
+    build_system(&sources, boot_dir, &files.system)?;
+    build_initramfs(&sources, &files.initramfs)?;
     let mut text = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| VmError::Invalid(format!("encode the boot manifest: {e}")))?;
     text.push(b'\n');
@@ -320,7 +361,8 @@ fn stripped_engine(engine: &Path, boot_dir: &Path) -> Option<PathBuf> {
     }
 }
 
-fn build_initramfs(sources: &Sources, boot_dir: &Path, dest: &Path) -> Result<(), VmError> {
+/// The system disk's tree, staged in `boot_dir` and made into `dest`.
+fn build_system(sources: &Sources, boot_dir: &Path, dest: &Path) -> Result<(), VmError> {
     let stripped = stripped_engine(&sources.engine, boot_dir);
     let engine = stripped.as_deref().unwrap_or(&sources.engine);
     let mut programs = vec![engine.to_path_buf()];
@@ -328,52 +370,140 @@ fn build_initramfs(sources: &Sources, boot_dir: &Path, dest: &Path) -> Result<()
     let libraries = libs::closure(&programs, libs::LIBRARY_DIRS)?;
     let modules_dir = &sources.kernel.modules;
     let guest_modules = format!("/lib/modules/{}", sources.kernel.version);
-    let result = write_atomic(dest, |out| {
-        let mut c = Cpio::new(out);
+    let staged = boot_dir.join("system.d");
+    let result = (|| -> std::io::Result<system::Staging> {
+        let mut t = system::Staging::new(&staged)?;
         for dir in ["/proc", "/sys", "/dev", "/run", "/root", "/var/lib/servin"] {
-            c.dir(dir, 0o755)?;
+            t.dir(dir, 0o755)?;
         }
-        c.dir("/tmp", 0o1777)?;
-        c.char_device("/dev/console", 0o600, 5, 1)?;
-        c.char_device("/dev/null", 0o666, 1, 3)?;
-        add_file(&mut c, "/usr/bin/servin-guest", engine)?;
-        c.symlink("/init", "/usr/bin/servin-guest")?;
+        t.dir("/tmp", 0o1777)?;
+        t.file("/usr/bin/servin-guest", engine)?;
         for (guest, host) in &sources.tools {
-            add_file(&mut c, guest, host)?;
+            t.file(guest, host)?;
         }
         for applet in APPLETS {
-            c.symlink(&format!("/bin/{applet}"), "busybox")?;
+            t.symlink(&format!("/bin/{applet}"), "busybox")?;
         }
         for lib in &libraries {
-            add_file(&mut c, &lib.to_string_lossy(), lib)?;
+            t.file(&lib.to_string_lossy(), lib)?;
         }
         let mut order = String::new();
         for module in &sources.modules {
             let guest = format!("{guest_modules}/{module}");
-            add_file(&mut c, &guest, &modules_dir.join(module))?;
+            t.file(&guest, &modules_dir.join(module))?;
             order.push_str(&guest);
             order.push('\n');
         }
-        c.bytes("/etc/servin/modules", 0o644, order.as_bytes())?;
-        c.bytes("/etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n")?;
-        c.bytes("/etc/group", 0o644, b"root:x:0:\n")?;
-        c.bytes("/etc/nsswitch.conf", 0o644, b"hosts: files dns\n")?;
-        c.bytes(
+        t.bytes("/etc/servin/modules", 0o644, order.as_bytes())?;
+        t.bytes("/etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n")?;
+        t.bytes("/etc/group", 0o644, b"root:x:0:\n")?;
+        t.bytes("/etc/nsswitch.conf", 0o644, b"hosts: files dns\n")?;
+        t.bytes(
             "/etc/hosts",
             0o644,
             b"127.0.0.1 localhost servin-vm\n::1 localhost\n",
         )?;
+        // Written by the guest's init at boot (into the overlay's tmpfs).
+        t.bytes("/etc/resolv.conf", 0o644, b"")?;
         let mke2fs = Path::new("/etc/mke2fs.conf");
         if mke2fs.is_file() {
-            add_file(&mut c, "/etc/mke2fs.conf", mke2fs)?;
+            t.file("/etc/mke2fs.conf", mke2fs)?;
         }
-        c.finish()?;
-        Ok(())
-    });
+        Ok(t)
+    })();
     if let Some(p) = &stripped {
         let _ = std::fs::remove_file(p);
     }
-    result
+    match result {
+        Ok(t) => t.make_image(&sources.mkfs, dest),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staged);
+            Err(VmError::file(&staged)(e))
+        }
+    }
+}
+
+/// The first stage, `/init` of the initramfs: loads the modules listed in
+/// `/etc/servin/early-modules`, finds the system disk by its serial,
+/// mounts it read-only with a tmpfs overlay on top as the new root and
+/// starts `servin-guest init` there. Any failure is said on the console
+/// the way `servin-guest init` says its own, and powers off.
+pub const STAGE1: &str = r#"#!/bin/busybox sh
+# servin's VM, stage 1 (written by servin): reach the system disk and
+# hand over to servin-guest's init on it.
+b=/bin/busybox
+fail() { echo "servin-guest: error: $*"; $b poweroff -f; }
+$b mount -t proc proc /proc || fail "mount /proc in the initramfs"
+$b mount -t sysfs sysfs /sys || fail "mount /sys in the initramfs"
+$b mount -t devtmpfs -o mode=0755 devtmpfs /dev || fail "mount /dev in the initramfs"
+while read -r m; do
+  [ -n "$m" ] && { $b insmod "$m" || fail "load the module $m"; }
+done < /etc/servin/early-modules
+dev=
+i=0
+while [ -z "$dev" ]; do
+  for s in /sys/block/vd*/serial; do
+    [ -f "$s" ] && [ "$($b cat "$s")" = "@SERIAL@" ] && { d=${s%/serial}; dev=/dev/${d##*/}; }
+  done
+  [ -n "$dev" ] && break
+  i=$((i + 1))
+  [ $i -le 1000 ] || fail "no system disk: no virtio disk with serial @SERIAL@ appeared in 10 s"
+  $b usleep 10000
+done
+$b mkdir -p /lower /rw /sysroot
+$b mount -t ext4 -o ro $dev /lower || fail "mount the system disk $dev"
+$b mount -t tmpfs -o mode=0755 rw /rw || fail "mount the tmpfs of the root overlay"
+$b mkdir /rw/upper /rw/work
+$b mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work root /sysroot || fail "mount the root overlay"
+echo "servin-guest: system disk $dev mounted at $($b cut -d' ' -f1 /proc/uptime) s"
+$b umount -l /proc /sys /dev
+exec $b switch_root /sysroot /usr/bin/servin-guest init
+"#;
+
+/// The initramfs: busybox, the early modules (decompressed: busybox's
+/// `insmod` reads plain modules) and [`STAGE1`].
+fn build_initramfs(sources: &Sources, dest: &Path) -> Result<(), VmError> {
+    let modules_dir = &sources.kernel.modules;
+    let guest_modules = format!("/lib/modules/{}", sources.kernel.version);
+    let mut early = Vec::new();
+    for module in &sources.early {
+        let host = modules_dir.join(module);
+        let data = std::fs::read(&host).map_err(VmError::file(&host))?;
+        let (name, data) = if let Some(stem) = module.strip_suffix(".ko.xz") {
+            let plain = kernel::unxz(&data).map_err(|e| {
+                VmError::Invalid(format!("decompress the module {}: {e}", host.display()))
+            })?;
+            (format!("{stem}.ko"), plain)
+        } else if module.ends_with(".ko") {
+            (module.clone(), data)
+        } else {
+            return Err(VmError::Invalid(format!(
+                "the module {} is compressed in a way servin's initramfs cannot load (plain and .xz modules can be)",
+                host.display()
+            )));
+        };
+        early.push((format!("{guest_modules}/{name}"), data));
+    }
+    let script = STAGE1.replace("@SERIAL@", system::SERIAL);
+    write_atomic(dest, |out| {
+        let mut c = Cpio::new(out);
+        for dir in ["/proc", "/sys", "/dev"] {
+            c.dir(dir, 0o755)?;
+        }
+        c.char_device("/dev/console", 0o600, 5, 1)?;
+        c.char_device("/dev/null", 0o666, 1, 3)?;
+        add_file(&mut c, "/bin/busybox", &sources.busybox)?;
+        c.bytes("/init", 0o755, script.as_bytes())?;
+        let mut order = String::new();
+        for (guest, data) in &early {
+            c.bytes(guest, 0o644, data)?;
+            order.push_str(guest);
+            order.push('\n');
+        }
+        c.bytes("/etc/servin/early-modules", 0o644, order.as_bytes())?;
+        c.finish()?;
+        Ok(())
+    })
 }
 
 /// Adds the host file `host` (symbolic links followed) at `guest`, with its

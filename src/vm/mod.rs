@@ -1,7 +1,7 @@
 //! VM mode: the engine in a small Linux VM that servin runs by itself, as
 //! the user, with no root.
 //!
-//! - [`boot`]: the kernel and initramfs the VM boots, built from the host's.
+//! - [`boot`]: the kernel, initramfs and system disk the VM boots, built from the host's.
 //! - [`qemu`]: QEMU's command line and the accelerator probe.
 //! - [`error`]: what can go wrong preparing the boot files.
 //! - [`paths`]: the VM folder and its files.

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `vm-config.json` | cpus, memory, disk size ([`super::settings::VmConfig`]) |
 //! | `vm-disk.img` | the sparse data disk, `/var/lib/servin` in the guest |
-//! | `boot/` | the kernel and initramfs servin built, reused while their inputs are unchanged |
+//! | `boot/` | the kernel, initramfs and system disk servin built, reused while their inputs are unchanged |
 //! | `vm-state/qemu.pid`, `supervisor.pid` | the running VM's processes |
 //! | `vm-state/console.log` | the guest's console |
 //! | `vm-state/channel.sock` | QEMU's end of the virtio-serial channel (0600) |

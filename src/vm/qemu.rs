@@ -2,7 +2,7 @@
 //!
 //! The kernel boots directly through its PVH entry (`-kernel vmlinux`,
 //! `-initrd initramfs`) on a `q35` machine with no default devices: a
-//! virtio-blk data disk, virtio-net on QEMU's user-mode network (no root,
+//! virtio-blk data disk, the read-only system disk (see `boot`), virtio-net on QEMU's user-mode network (no root,
 //! no TAP; the host is 10.0.2.2, its DNS proxy 10.0.2.3), a virtio-serial
 //! port named `servin.channel` on a unix socket QEMU listens on (the
 //! host-guest channel), the serial console into a log file, and optionally
@@ -76,7 +76,7 @@ pub const CHANNEL_PORT: &str = "servin.channel";
 pub struct QemuCommand {
     /// The QEMU binary.
     pub binary: PathBuf,
-    /// The kernel and initramfs.
+    /// The kernel, initramfs and system disk.
     pub boot: BootFiles,
     /// Virtual CPUs.
     pub cpus: u32,
@@ -175,16 +175,31 @@ impl QemuCommand {
             &self.disk,
             ",if=none,id=data,format=raw,discard=unmap,detect-zeroes=unmap",
         ));
+        a.extend(["-device", "virtio-blk-pci,drive=data"].map(OsString::from));
+        // The system disk, read-only (after the data disk, so that one is
+        // the guest's `/dev/vda`); the initramfs finds it by its serial.
+        a.push("-drive".into());
+        a.push(option(
+            "file=",
+            &self.boot.system,
+            ",if=none,id=system,format=raw,readonly=on",
+        ));
+        a.push("-device".into());
+        a.push(
+            format!(
+                "virtio-blk-pci,drive=system,serial={}",
+                crate::vm::boot::system::SERIAL
+            )
+            .into(),
+        );
         a.extend(
             [
-                "-device",
-                "virtio-blk-pci,drive=data",
                 "-netdev",
                 "user,id=net0",
                 "-device",
                 "virtio-net-pci,netdev=net0",
                 // Free page reporting: memory the guest frees (the
-                // initramfs once unpacked, caches it drops) goes back to
+                // boot's caches it drops) goes back to
                 // the host instead of staying in QEMU's resident set.
                 "-device",
                 "virtio-balloon-pci,free-page-reporting=on",
@@ -473,6 +488,7 @@ mod tests {
         let boot = BootFiles {
             vmlinux: "/vm/boot/vmlinux".into(),
             initramfs: "/vm/boot/initramfs".into(),
+            system: "/vm/boot/system.img".into(),
             kernel_version: "6.1.0-57-amd64".into(),
         };
         let mut q = QemuCommand::new(
@@ -504,6 +520,18 @@ mod tests {
         assert_eq!(after("-initrd"), ["/vm/boot/initramfs"]);
         assert_eq!(after("-accel"), ["tcg,tb-size=32"]);
         assert!(after("-drive")[0].starts_with("file=/vm/vm-disk.img,if=none"));
+        assert_eq!(
+            after("-drive")[1],
+            "file=/vm/boot/system.img,if=none,id=system,format=raw,readonly=on"
+        );
+        let devices = after("-device");
+        let data = devices
+            .iter()
+            .position(|d| *d == "virtio-blk-pci,drive=data");
+        let system = devices
+            .iter()
+            .position(|d| *d == "virtio-blk-pci,drive=system,serial=servin-system");
+        assert!(data.is_some() && system > data, "{devices:?}");
         assert!(
             after("-chardev")
                 .contains(&"socket,id=channel,server=on,wait=off,path=/vm/vm-state/channel.sock")

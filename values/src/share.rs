@@ -48,7 +48,6 @@ pub const GUEST_FOLDERS: &[&str] = &[
     "/lib",
     "/lib64",
     "/var/lib/servin",
-    "/newroot",
 ];
 
 /// The mount tag of the `index`-th share (QEMU allows 31 bytes).

@@ -1,10 +1,11 @@
-//! `servin-guest init`: PID 1 of the VM (the initramfs's `/init`).
+//! `servin-guest init`: PID 1 of the VM, started by the initramfs's
+//! `/init` (servin's stage 1, which mounts the read-only system disk under
+//! a tmpfs overlay as the root) through `switch_root`.
 //!
 //! It boots the guest in this order, saying each failure on the console
 //! as `servin-guest: error: ...` and then powering off:
 //!
-//! 1. moves the root off `rootfs` (so runc can pivot), mounts `/proc`,
-//!    `/sys`, `/dev`, `/dev/pts`, `/dev/shm`, `/run`, `/tmp` and cgroup2
+//! 1. mounts `/proc`, `/sys`, `/dev`, `/dev/pts`, `/dev/shm`, `/run`, `/tmp` and cgroup2
 //!    with every controller delegated ([`system`]);
 //! 2. sets the clock from `servin.epoch=` on the kernel command line, and
 //!    has dirty pages written within about a second;
@@ -72,7 +73,9 @@ pub fn say(line: &str) {
 /// Runs as PID 1; returns only when not PID 1 (a mistaken start).
 pub fn run() -> ExitCode {
     if rustix::process::getpid() != Pid::INIT {
-        eprintln!("error: servin-guest init runs as PID 1 of servin's VM (the initramfs's /init)");
+        eprintln!(
+            "error: servin-guest init runs as PID 1 of servin's VM (started by its initramfs)"
+        );
         return ExitCode::from(2);
     }
     let began = Instant::now();
@@ -118,7 +121,6 @@ fn halt() -> ! {
 }
 
 async fn boot() -> Result<(), String> {
-    system::leave_rootfs()?;
     system::mount_base()?;
     let cmdline =
         std::fs::read_to_string("/proc/cmdline").map_err(|e| format!("read /proc/cmdline: {e}"))?;
@@ -360,6 +362,10 @@ async fn supervise() -> ExitCode {
     // survives a kill from here on.
     rustix::fs::sync();
     say("engine ready");
+    // What booting read and no longer needs (modules, e2fsck, the data
+    // disk's metadata) leaves the page cache, so free page reporting can
+    // give that memory back to the host.
+    tokio::task::spawn_blocking(system::drop_caches);
     let mut restart_at: Option<Instant> = None;
     loop {
         let wait = restart_at

@@ -6,7 +6,7 @@ use std::ffi::CStr;
 use std::path::Path;
 use std::time::Duration;
 
-use rustix::mount::{MountFlags, mount, mount_bind_recursive, mount_move};
+use rustix::mount::{MountFlags, mount};
 
 /// A step's failure, said on the console.
 pub type Result<T> = std::result::Result<T, String>;
@@ -14,20 +14,6 @@ pub type Result<T> = std::result::Result<T, String>;
 fn failed(what: &str, path: &str) -> impl FnOnce(rustix::io::Errno) -> String {
     let text = format!("{what} {path}");
     move |e| format!("{text}: {e}")
-}
-
-/// Moves the root off the initramfs's `rootfs`: the kernel's first mount
-/// has no parent, so `pivot_root` (which runc uses to enter a container's
-/// root) fails with EINVAL under it. A recursive bind of `/` moved over
-/// `/` and entered with `chroot` is a mount like any other.
-pub fn leave_rootfs() -> Result<()> {
-    std::fs::create_dir_all("/newroot").map_err(|e| format!("create /newroot: {e}"))?;
-    mount_bind_recursive("/", "/newroot").map_err(failed("bind-mount / on", "/newroot"))?;
-    std::env::set_current_dir("/newroot").map_err(|e| format!("enter /newroot: {e}"))?;
-    mount_move(".", "/").map_err(failed("move /newroot to", "/"))?;
-    rustix::process::chroot(".").map_err(failed("chroot to", "/newroot"))?;
-    std::env::set_current_dir("/").map_err(|e| format!("enter /: {e}"))?;
-    Ok(())
 }
 
 /// The kernel's file systems, as a container host needs them.
@@ -127,6 +113,12 @@ pub fn tune_writeback() -> Result<()> {
         std::fs::write(path, value).map_err(|e| format!("write {path}: {e}"))?;
     }
     Ok(())
+}
+
+/// Drops the clean page cache and reclaimable slab (best effort: a
+/// kernel without `drop_caches` keeps them).
+pub fn drop_caches() {
+    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
 }
 
 /// The value of `servin.epoch=` on a kernel command line.

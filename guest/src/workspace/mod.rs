@@ -22,8 +22,9 @@
 //! `.`, or whose parent inside the volume is a symbolic link is refused,
 //! and every lookup goes through `openat2` with `RESOLVE_BENEATH` and
 //! `RESOLVE_NO_SYMLINKS`, so nothing is ever written outside the volume
-//! whatever the container did to it. A file is written to a temporary
-//! name in its folder and renamed into place: a program in the container
+//! whatever the container did to it. A new file is written unnamed
+//! (`O_TMPFILE`) and linked in; a changed one is written to a temporary
+//! name in its folder and renamed over the old: a program in the container
 //! sees the old content or the new, never a half-written or missing file.
 //! A path that cannot be written is reported by name in the answer and the
 //! rest of the batch goes on. Files and links are written by a small pool

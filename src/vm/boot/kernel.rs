@@ -264,7 +264,7 @@ fn u64_at(data: &[u8], at: usize) -> Option<u64> {
 
 /// Decompresses the xz stream at the start of `input`, ignoring what
 /// follows it (the kernel appends the uncompressed size).
-fn unxz(input: &[u8]) -> Result<Vec<u8>, String> {
+pub(crate) fn unxz(input: &[u8]) -> Result<Vec<u8>, String> {
     use xz2::stream::{Action, Status, Stream};
     let mut stream = Stream::new_stream_decoder(u64::MAX, 0).map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(input.len() * 8);

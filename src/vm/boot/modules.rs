@@ -10,6 +10,18 @@ use std::path::Path;
 
 use crate::vm::VmError;
 
+/// The modules the initramfs loads to reach the system disk: virtio's
+/// PCI transport, its block driver, ext4 (checksums want crc32c) and
+/// overlayfs for the writable layer over it. They are in [`WANTED`] too;
+/// the later loading skips what is loaded.
+pub const EARLY: &[&str] = &[
+    "virtio_pci",
+    "virtio_blk",
+    "crc32c_generic",
+    "ext4",
+    "overlay",
+];
+
 /// The modules the engine needs in the guest, by name (`-` and `_` are the
 /// same). Virtio's PCI transport (the machine is `q35`; no MMIO transport)
 /// and devices (the balloon only for free page reporting), the data disk's ext4 (whose
