@@ -341,6 +341,7 @@ fn host_folders_through_the_vm(u: &VmUser) {
         "{}",
         r.stderr
     );
+    assert!(r.stderr.contains("Operation not permitted"), "{}", r.stderr);
     let out = dir.join("out.txt");
     assert_eq!(
         std::fs::read_to_string(&out).unwrap(),
