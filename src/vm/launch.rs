@@ -159,3 +159,31 @@ pub fn host_shares(config: &VmConfig, config_path: &Path) -> Shares {
         cache: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_share_missing_on_the_host_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let here = dir.path().join("here");
+        std::fs::create_dir(&here).unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let gone = dir.path().join("gone");
+        let config = VmConfig {
+            shares: [&here, &gone, &file, &here.join("inner")]
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            ..VmConfig::default()
+        };
+        let shares = host_shares(&config, Path::new("/v/vm-config.json"));
+        assert_eq!(shares.shared, [here]);
+        assert_eq!(shares.unshared, [gone, file]);
+        assert_eq!(shares.config, Some(PathBuf::from("/v/vm-config.json")));
+    }
+}
