@@ -182,6 +182,8 @@ fn vm_mode_as_an_ordinary_user() {
     let r = u.ok(&["run", "--rm", "test/box:1", "echo", "hello from the VM"]);
     assert_eq!(r.stdout.trim(), "hello from the VM");
 
+    host_folders_through_the_vm(&u);
+
     // A published port answers on the host, and stops answering with its
     // container gone.
     let port = free_port();
@@ -292,6 +294,140 @@ fn vm_mode_as_an_ordinary_user() {
     u.ok(&["vm", "reset", "--force"]);
     assert_eq!(u.ok(&["vm", "status"]).stdout.trim(), "stopped");
     assert!(!u.vm_dir().join("vm-disk.img").exists());
+}
+
+/// A host folder under a share (`/tmp`, which holds the test's home) bound
+/// into a container: it reads a host file and writes one the host sees,
+/// owned by the user QEMU runs as. A bind from outside every share is
+/// refused, naming the path and `shares`.
+fn host_folders_through_the_vm(u: &VmUser) {
+    let info = u.ok(&["vm", "info", "--format", "json"]).stdout;
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["shares"], serde_json::json!(["/tmp"]), "{info}");
+    assert_eq!(info["shares_changed"], false, "{info}");
+    let text = u.ok(&["vm", "info"]).stdout;
+    assert!(
+        text.contains("Shares:        /tmp (9p, same path in the VM)"),
+        "{text}"
+    );
+
+    // A change of `shares` is for the next start, and `vm info` says so.
+    let config = u.vm_dir().join("vm-config.json");
+    let original = std::fs::read_to_string(&config).unwrap();
+    let mut changed: serde_json::Value = serde_json::from_str(&original).unwrap();
+    changed["shares"] = serde_json::json!(["/tmp", "/srv/servin-test"]);
+    std::fs::write(&config, changed.to_string()).unwrap();
+    let text = u.ok(&["vm", "info"]).stdout;
+    assert!(
+        text.contains(&format!(
+            "{} now shares /tmp, /srv/servin-test: takes effect at the next `servin vm start`",
+            config.display()
+        )),
+        "{text}"
+    );
+    std::fs::write(&config, &original).unwrap();
+
+    let dir = u.home.join("shared");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("in.txt"), "from the host\n").unwrap();
+    chown_tree(&dir);
+    let bind = format!("{}:/data", dir.display());
+    // Root in the container writes as the user QEMU runs as; chown fails.
+    let script = "cat /data/in.txt && echo from the container > /data/out.txt && busybox chown 123:123 /data/out.txt; echo chown=$? && stat -c %u:%g /data/out.txt";
+    let r = u.ok(&["run", "--rm", "-v", &bind, "test/box:1", "sh", "-c", script]);
+    assert_eq!(
+        r.stdout,
+        format!("from the host\nchown=1\n{USER}:{USER}\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("Operation not permitted"), "{}", r.stderr);
+    let out = dir.join("out.txt");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "from the container\n"
+    );
+    let m = std::fs::metadata(&out).unwrap();
+    assert_eq!(
+        (m.uid(), m.gid()),
+        (USER, USER),
+        "owner of {}",
+        out.display()
+    );
+    // Another uid in the container is held to the host folder's modes
+    // (0755, the user's).
+    let r = u.servin(&[
+        "run",
+        "--rm",
+        "--user",
+        "1000",
+        "-v",
+        &bind,
+        "test/box:1",
+        "sh",
+        "-c",
+        "echo x > /data/other.txt",
+    ]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(r.stderr.contains("Permission denied"), "{}", r.stderr);
+    assert!(!dir.join("other.txt").exists());
+
+    // Outside every share: refused by the engine, through servin and docker.
+    let r = u.servin(&["run", "--rm", "-v", "/usr/share:/x", "test/box:1", "true"]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("bind source path /usr/share is not shared with servin's VM (shared: /tmp)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("to \"shares\" in "), "{}", r.stderr);
+    let mut docker = u.command(
+        "docker",
+        &[
+            "run",
+            "--rm",
+            "--mount",
+            "type=bind,source=/usr/share,target=/x",
+            "test/box:1",
+            "true",
+        ],
+    );
+    let host = format!("unix://{}", u.state("engine.sock").display());
+    docker.env("DOCKER_HOST", &host);
+    let r = Run::of(docker.output().unwrap());
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("bind source path /usr/share is not shared with servin's VM"),
+        "{}",
+        r.stderr
+    );
+    // A local volume binding a host folder: the same rule.
+    let mut docker = u.command(
+        "docker",
+        &[
+            "volume",
+            "create",
+            "--opt",
+            "type=none",
+            "--opt",
+            "o=bind",
+            "--opt",
+            "device=/usr/share",
+            "hostdocs",
+        ],
+    );
+    docker.env("DOCKER_HOST", &host);
+    let r = Run::of(docker.output().unwrap());
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stderr.contains(
+            "volume hostdocs: bind device /usr/share is not shared with servin's VM (shared: /tmp)"
+        ),
+        "{}",
+        r.stderr
+    );
 }
 
 /// A static inotify watcher (`guest/tests/fixtures/inotify-watch.c`,

@@ -30,8 +30,8 @@ enum VmCommand {
     Stop,
     /// Say whether the VM runs (`--format json` too)
     Status,
-    /// Show the VM's accelerator, size, disk use, kernel, uptime and engine
-    /// version (`--format json` too)
+    /// Show the VM's accelerator, size, disk use, shared host folders,
+    /// kernel, uptime and engine version (`--format json` too)
     Info,
     /// Print the guest's console
     Logs {
@@ -192,9 +192,24 @@ fn info(cli: &Cli) -> Result<(), Failed> {
     let host_uptime = info
         .as_ref()
         .map(|i| now_secs().saturating_sub(i.started_at));
+    // What the running VM shares, and what vm-config.json asks for now
+    // (a change takes effect at the next start).
+    let (shares, unshared) = info.as_ref().map_or((Vec::new(), Vec::new()), |i| {
+        (i.shares.clone(), i.unshared.clone())
+    });
+    let configured = config.shares();
+    let mut started_with: Vec<_> = shares.iter().chain(&unshared).cloned().collect();
+    let mut wanted = configured.clone();
+    started_with.sort();
+    wanted.sort();
+    let shares_changed = info.is_some() && started_with != wanted;
     if format == Format::Json {
         let out = serde_json::json!({
             "status": state,
+            "shares": shares,
+            "shares_missing": unshared,
+            "shares_configured": configured,
+            "shares_changed": shares_changed,
             "accelerator": accel,
             "cpus": cpus,
             "memory_mib": memory,
@@ -209,6 +224,31 @@ fn info(cli: &Cli) -> Result<(), Failed> {
         return ui::data(&serde_json::to_string_pretty(&out)?);
     }
     let uptime = uptime.map_or_else(|| "unknown".to_string(), |u| format!("{u:.0}s"));
+    let list = |paths: &[std::path::PathBuf]| {
+        if paths.is_empty() {
+            "none".to_string()
+        } else {
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let mut shares_row = format!("Shares:        {} (9p, same path in the VM)", list(&shares));
+    if !unshared.is_empty() {
+        shares_row.push_str(&format!(
+            "\n               not shared, missing on the host: {}",
+            list(&unshared)
+        ));
+    }
+    if shares_changed {
+        shares_row.push_str(&format!(
+            "\n               {} now shares {}: takes effect at the next `servin vm start`",
+            m.paths.config().display(),
+            list(&configured)
+        ));
+    }
     let rows = [
         format!("Status:        {state}"),
         format!("Accelerator:   {accel}"),
@@ -220,6 +260,7 @@ fn info(cli: &Cli) -> Result<(), Failed> {
             human_bytes(disk_size),
             m.paths.disk().display()
         ),
+        shares_row,
         format!("Kernel:        {kernel}"),
         format!("Uptime:        {uptime}"),
         format!(

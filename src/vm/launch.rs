@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use servin_values::share::Shares;
+
 use super::MachineError;
 use super::boot::prepare_boot;
 use super::paths::VmPaths;
@@ -102,12 +104,32 @@ pub fn prepare(paths: &VmPaths) -> Result<(Command, MachineInfo), MachineError> 
     let epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    let mut shares = host_shares(&config, &paths.config());
+    // For measuring the 9p cache modes (bench/vm-share.sh); the guest's
+    // default is `mmap` (see the book's "Host folders").
+    if let Some(mode) = std::env::var("SERVIN_VM_SHARE_CACHE")
+        .ok()
+        .filter(|m| !m.is_empty())
+    {
+        let mode = servin_values::share::check_cache(&mode)
+            .map_err(|e| MachineError::Invalid(format!("SERVIN_VM_SHARE_CACHE: {e}")))?;
+        shares.cache = Some(mode.to_string());
+    }
     let mut q = QemuCommand::new(boot.clone(), &disk, &paths.channel(), &paths.console_log());
     q.binary = qemu;
     q.cpus = config.cpus;
     q.memory_mib = config.memory_mib;
     q.accel = accel;
     q.epoch = Some(epoch);
+    q.shares = shares.clone();
+    let cmdline = q.kernel_cmdline();
+    if cmdline.len() > MAX_CMDLINE {
+        return Err(MachineError::Invalid(format!(
+            "the shared folders do not fit on the VM's kernel command line ({} bytes, {MAX_CMDLINE} at most)\nhelp: share fewer or shorter folders in {} (a folder above several shares them all)",
+            cmdline.len(),
+            paths.config().display()
+        )));
+    }
     let info = MachineInfo {
         accelerator: accel.to_string(),
         cpus: config.cpus,
@@ -117,6 +139,51 @@ pub fn prepare(paths: &VmPaths) -> Result<(Command, MachineInfo), MachineError> 
         started_at: epoch,
         qemu_pid: 0,
         supervisor_pid: 0,
+        shares: shares.shared,
+        unshared: shares.unshared,
     };
     Ok((q.command(), info))
+}
+
+/// The kernel's command line is 2048 bytes on x86, its end included.
+const MAX_CMDLINE: usize = 2047;
+
+/// `config`'s shares split into the host folders that exist (shared) and
+/// the ones that do not (skipped, and said so on the console).
+pub fn host_shares(config: &VmConfig, config_path: &Path) -> Shares {
+    let (shared, unshared) = config.shares().into_iter().partition(|p| p.is_dir());
+    Shares {
+        shared,
+        unshared,
+        config: Some(config_path.to_path_buf()),
+        cache: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_share_missing_on_the_host_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let here = dir.path().join("here");
+        std::fs::create_dir(&here).unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let gone = dir.path().join("gone");
+        let config = VmConfig {
+            shares: [&here, &gone, &file, &here.join("inner")]
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            ..VmConfig::default()
+        };
+        let shares = host_shares(&config, Path::new("/v/vm-config.json"));
+        assert_eq!(shares.shared, [here]);
+        assert_eq!(shares.unshared, [gone, file]);
+        assert_eq!(shares.config, Some(PathBuf::from("/v/vm-config.json")));
+    }
 }

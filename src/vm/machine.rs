@@ -228,7 +228,14 @@ impl Machine for QemuMachine {
         progress("starting the VM");
         // The same checks the supervisor makes, here so that their errors
         // reach the user directly; the boot files it builds are reused.
-        super::launch::prepare(&self.paths)?;
+        let (_, prepared) = super::launch::prepare(&self.paths)?;
+        for folder in &prepared.unshared {
+            progress(&format!(
+                "{} is not shared with the VM: it is not a folder on this host (shares in {})",
+                folder.display(),
+                self.paths.config().display()
+            ));
+        }
         let log_path = self.paths.supervisor_log();
         let log = std::fs::File::create(&log_path).map_err(MachineError::file(&log_path))?;
         let log2 = log.try_clone().map_err(MachineError::file(&log_path))?;

@@ -7,7 +7,10 @@
 //! port named `servin.channel` on a unix socket QEMU listens on (the
 //! host-guest channel), the serial console into a log file, and optionally
 //! a QMP socket (for `system_powerdown`, which the guest's init answers by
-//! shutting down cleanly). `-no-reboot` makes a guest reboot or kernel
+//! shutting down cleanly), and one virtio-9p device per shared host folder
+//! (`-fsdev local,security_model=none`: QEMU reads and writes the folder
+//! as the user it runs as; mount tag `servin<N>`, see
+//! [`servin_values::share`]). `-no-reboot` makes a guest reboot or kernel
 //! panic (`panic=-1`) end QEMU.
 //!
 //! QEMU creates its sockets with the process umask, so it is started
@@ -23,6 +26,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use servin_values::share::{Shares, mount_tag};
 
 use super::boot::BootFiles;
 
@@ -94,6 +99,9 @@ pub struct QemuCommand {
     pub epoch: Option<u64>,
     /// The host's TSC rate in kHz (read from `/proc/cpuinfo` when not set).
     pub tsc_khz: Option<u64>,
+    /// The host folders shared into the guest (and the ones skipped), on
+    /// the kernel command line for the guest's init.
+    pub shares: Shares,
 }
 
 impl QemuCommand {
@@ -113,6 +121,7 @@ impl QemuCommand {
             accel: Accel::Tcg,
             epoch: None,
             tsc_khz: None,
+            shares: Shares::default(),
         }
     }
 
@@ -131,6 +140,7 @@ impl QemuCommand {
             line.push_str(&format!(" tsc_early_khz={khz}"));
         }
         line.push_str(&format!(" servin.epoch={epoch}"));
+        line.push_str(&self.shares.to_cmdline());
         line
     }
 
@@ -209,6 +219,19 @@ impl QemuCommand {
         a.push("-chardev".into());
         a.push(option("file,id=console,path=", &self.console_log, ""));
         a.extend(["-serial", "chardev:console"].map(OsString::from));
+        for (i, share) in self.shares.shared.iter().enumerate() {
+            // `multidevs=remap`: a share spanning several host file
+            // systems (a home with a mount inside) keeps inode numbers
+            // unique in the guest.
+            a.push("-fsdev".into());
+            a.push(option(
+                &format!("local,id=share{i},path="),
+                share,
+                ",security_model=none,multidevs=remap",
+            ));
+            a.push("-device".into());
+            a.push(format!("virtio-9p-pci,fsdev=share{i},mount_tag={}", mount_tag(i)).into());
+        }
         if let Some(qmp) = &self.qmp {
             a.push("-qmp".into());
             a.push(option("unix:", qmp, ",server=on,wait=off"));
@@ -522,6 +545,44 @@ mod tests {
         let cmdline = after("-append")[0];
         assert!(cmdline.contains("tsc_early_khz=2600000"), "{cmdline}");
         assert!(cmdline.ends_with("servin.epoch=1700000000"), "{cmdline}");
+        assert!(!args.iter().any(|a| a == "-fsdev"));
+    }
+
+    #[test]
+    fn each_share_is_a_9p_device_named_on_the_command_line() {
+        let mut q = command();
+        q.shares = Shares {
+            shared: vec!["/home/u".into(), "/tmp/a,b c".into()],
+            unshared: vec!["/media/gone".into()],
+            config: Some("/home/u/.servin/vm/vm-config.json".into()),
+            cache: None,
+        };
+        let args: Vec<String> = q
+            .args()
+            .iter()
+            .map(|a| a.to_string_lossy().into())
+            .collect();
+        let after = |flag: &str| -> Vec<&str> {
+            args.windows(2)
+                .filter(|w| w[0] == flag)
+                .map(|w| w[1].as_str())
+                .collect()
+        };
+        assert_eq!(
+            after("-fsdev"),
+            [
+                "local,id=share0,path=/home/u,security_model=none,multidevs=remap",
+                "local,id=share1,path=/tmp/a,,b c,security_model=none,multidevs=remap"
+            ]
+        );
+        let devices = after("-device");
+        assert!(devices.contains(&"virtio-9p-pci,fsdev=share0,mount_tag=servin0"));
+        assert!(devices.contains(&"virtio-9p-pci,fsdev=share1,mount_tag=servin1"));
+        let cmdline = after("-append")[0];
+        assert!(
+            cmdline.ends_with(" servin.share=/home/u servin.share=/tmp/a,b%20c servin.unshared=/media/gone servin.config=/home/u/.servin/vm/vm-config.json"),
+            "{cmdline}"
+        );
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! The mode is `SERVIN_MODE` (`vm` or `native`), else `mode` in the user's
 //! `~/.config/servin/config.toml` (`$XDG_CONFIG_HOME/servin/config.toml`),
-//! else native. The VM's size is `vm-config.json` in the VM folder, written
-//! with the defaults on first start and read on every start.
+//! else native. The VM's size and its shared host folders are
+//! `vm-config.json` in the VM folder, written with the defaults on first
+//! start and read on every start.
 
 use std::path::{Path, PathBuf};
 
@@ -113,13 +114,26 @@ pub enum SettingsError {
     },
 }
 
-/// The VM's size (`vm-config.json`).
+/// The VM's size and shared folders (`vm-config.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VmConfig {
     pub cpus: u32,
     pub memory_mib: u64,
     pub disk_gib: u64,
+    /// Host folders mounted in the guest at the same path (9p), where
+    /// bind mounts may come from. A file written before the key existed
+    /// gets the default: the home folder and `/tmp`.
+    #[serde(default = "default_shares")]
+    pub shares: Vec<String>,
+}
+
+/// The user's home folder (`$HOME`) and the system temp folder `/tmp`.
+pub fn default_shares() -> Vec<String> {
+    let home = std::env::var("HOME")
+        .ok()
+        .filter(|h| h.starts_with('/') && servin_values::share::normalize_share(h).is_ok());
+    home.into_iter().chain(["/tmp".to_string()]).collect()
 }
 
 impl Default for VmConfig {
@@ -131,6 +145,7 @@ impl Default for VmConfig {
             cpus,
             memory_mib: 2048,
             disk_gib: 64,
+            shares: default_shares(),
         }
     }
 }
@@ -184,7 +199,21 @@ impl VmConfig {
                 config.disk_gib
             )));
         }
+        for (i, share) in config.shares.iter().enumerate() {
+            servin_values::share::normalize_share(share)
+                .map_err(|e| invalid(format!("shares[{i}] {e}")))?;
+        }
         Ok(config)
+    }
+
+    /// The shares to mount, normalised, each once, none inside another.
+    pub fn shares(&self) -> Vec<PathBuf> {
+        let all: Vec<PathBuf> = self
+            .shares
+            .iter()
+            .filter_map(|s| servin_values::share::normalize_share(s).ok())
+            .collect();
+        servin_values::share::outermost(&all)
     }
 }
 
@@ -239,5 +268,41 @@ mod tests {
         assert!(e.to_string().contains("memory_mib is 64"), "{e}");
         let e = VmConfig::parse(r#"{"cpus":1,"memory":512,"disk_gib":8}"#, p).unwrap_err();
         assert!(e.to_string().contains("unknown field `memory`"), "{e}");
+    }
+
+    #[test]
+    fn vm_config_shares() {
+        let p = Path::new("/v/vm-config.json");
+        // A file from before the key: the home folder and /tmp.
+        let c = VmConfig::parse(r#"{"cpus":1,"memory_mib":512,"disk_gib":8}"#, p).unwrap();
+        assert_eq!(c.shares, default_shares());
+        assert_eq!(c.shares.last().map(String::as_str), Some("/tmp"));
+        let c = VmConfig::parse(
+            r#"{"cpus":1,"memory_mib":512,"disk_gib":8,"shares":["/tmp/a/","/srv/x","/tmp"]}"#,
+            p,
+        )
+        .unwrap();
+        assert_eq!(c.shares(), [PathBuf::from("/srv/x"), PathBuf::from("/tmp")]);
+        let c = VmConfig::parse(r#"{"cpus":1,"memory_mib":512,"disk_gib":8,"shares":[]}"#, p);
+        assert!(c.unwrap().shares().is_empty());
+        let e = VmConfig::parse(
+            r#"{"cpus":1,"memory_mib":512,"disk_gib":8,"shares":["/home/u","src"]}"#,
+            p,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/v/vm-config.json: shares[1] \"src\" is not an absolute path: write the host folder in full, as /home/me/src"
+        );
+        let e = VmConfig::parse(
+            r#"{"cpus":1,"memory_mib":512,"disk_gib":8,"shares":["/etc/x"]}"#,
+            p,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("shares[0] \"/etc/x\" is on the VM's own /etc"),
+            "{e}"
+        );
     }
 }

@@ -41,6 +41,13 @@ pub struct MachineInfo {
     pub started_at: u64,
     pub qemu_pid: u32,
     pub supervisor_pid: u32,
+    /// The host folders shared into the guest.
+    #[serde(default)]
+    pub shares: Vec<std::path::PathBuf>,
+    /// The folders of `vm-config.json`'s `shares` missing on the host when
+    /// the VM started: not shared.
+    #[serde(default)]
+    pub unshared: Vec<std::path::PathBuf>,
 }
 
 impl MachineInfo {

@@ -23,6 +23,8 @@
 //!   and [`BindSpec::split`] for Docker's `-v SRC:DST[:OPTS]` binds.
 //! - [`mountinfo`]: the mount points below a folder, from
 //!   `/proc/self/mountinfo`.
+//! - [`share`]: host folders shared into servin's VM: the allowed ones,
+//!   the path-under-share check, and their kernel command-line words.
 //! - [`stream`]: the 8-byte framing of multiplexed stdout/stderr streams,
 //!   [`stream::frame`] and [`stream::Demux`].
 
@@ -30,6 +32,7 @@ pub mod mount;
 pub mod mountinfo;
 pub mod port;
 pub mod reference;
+pub mod share;
 pub mod size;
 pub mod stream;
 

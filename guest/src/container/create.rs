@@ -73,6 +73,41 @@ fn validate(body: &ContainerCreateBody) -> Result<()> {
     Ok(())
 }
 
+/// In servin's VM, refuses a bind whose host path is outside every shared
+/// host folder (it would name a folder of the VM); this engine's own
+/// socket, which binds of Docker's socket get, is the VM's.
+fn check_shared(
+    body: &ContainerCreateBody,
+    shares: &crate::config::VmShares,
+    socket: &Path,
+) -> Result<()> {
+    let Some(hc) = body.host_config.as_ref() else {
+        return Ok(());
+    };
+    let binds = hc
+        .binds
+        .iter()
+        .flatten()
+        .filter_map(|b| servin_values::BindSpec::split(b))
+        .filter(|b| b.is_host_path())
+        .map(|b| b.source);
+    let mounts = hc
+        .mounts
+        .iter()
+        .flatten()
+        .filter(|m| m.typ.map(|t| t.to_string()).as_deref() == Some("bind"))
+        .filter_map(|m| m.source.as_deref());
+    for src in binds.chain(mounts) {
+        if Path::new(src) == socket {
+            continue;
+        }
+        shares
+            .check_bind(src)
+            .map_err(|e| Error::from(ContainerError::InvalidConfig(e)))?;
+    }
+    Ok(())
+}
+
 /// Where Docker's engine socket is bound from: a container that binds one
 /// (Traefik, Portainer, CI runners, testcontainers inside a container) is
 /// given this engine's socket, so those tools drive servin.
@@ -177,6 +212,9 @@ impl Containers {
         let image = self.store.resolve(&image_name)?;
         let mut body = body;
         bind_engine_socket(&mut body, &self.engine_socket);
+        if let Some(shares) = &self.vm_shares {
+            check_shared(&body, shares, &self.engine_socket)?;
+        }
         validate(&body)?;
         if let Some(asked) = body
             .host_config

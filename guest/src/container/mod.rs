@@ -292,6 +292,8 @@ pub struct Containers {
     dir: PathBuf,
     /// The socket this engine serves (see [`create::DOCKER_SOCKETS`]).
     engine_socket: PathBuf,
+    /// The host folders servin's VM shares, when the engine runs there.
+    vm_shares: Option<crate::config::VmShares>,
     store: Arc<Store>,
     volumes: Arc<Volumes>,
     runtime: std::result::Result<Runtime, String>,
@@ -352,6 +354,7 @@ impl Containers {
         let this = Arc::new(Self {
             dir,
             engine_socket: engine_socket.to_path_buf(),
+            vm_shares: crate::config::VmShares::from_env(),
             store,
             volumes,
             runtime,

@@ -12,9 +12,12 @@
 //! 3. loads the modules listed in `/etc/servin/modules`;
 //! 4. formats, checks and mounts the data disk `/dev/vda` on
 //!    `/var/lib/servin` ([`disk`]);
-//! 5. brings up `lo` and `eth0` ([`net`]);
-//! 6. starts the engine (`servin-guest daemon`, state in `/var/lib/servin`,
-//!    socket `/run/servin/engine.sock`, log `/var/lib/servin/engine.log`),
+//! 5. mounts the shared host folders at their host paths ([`shares`]);
+//! 6. brings up `lo` and `eth0` ([`net`]);
+//! 7. starts the engine (`servin-guest daemon`, state in `/var/lib/servin`,
+//!    socket `/run/servin/engine.sock`, log `/var/lib/servin/engine.log`,
+//!    the mounted shares in `SERVIN_VM_SHARES`, one per line, and the
+//!    host's `vm-config.json` in `SERVIN_VM_CONFIG`),
 //!    waits for `/_ping`, starts the channel to the host
 //!    (`servin-guest channel /dev/virtio-ports/servin.channel
 //!    /run/servin/engine.sock`) and prints exactly
@@ -31,12 +34,15 @@
 
 pub mod disk;
 pub mod net;
+pub mod shares;
 pub mod system;
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, WaitOptions};
@@ -151,9 +157,35 @@ async fn boot() -> Result<(), String> {
             "warning: the data disk is {used}% full: remove images or volumes (servin system prune), or make it larger in vm-config.json"
         ));
     }
+    let wanted = servin_values::share::Shares::from_cmdline(&cmdline)
+        .map_err(|e| format!("the shared folders on the kernel command line: {e}"))?;
+    let mounted = shares::mount_all(&wanted).await;
+    let _ = ENGINE_ENV.set(engine_env(&mounted, wanted.config.as_deref()));
     net::configure(Duration::from_secs(10)).await?;
     std::fs::create_dir_all("/run/servin").map_err(|e| format!("create /run/servin: {e}"))?;
     Ok(())
+}
+
+/// What the engine is told about the VM: the shares mounted (one path a
+/// line) and the host's `vm-config.json`, set once at boot.
+static ENGINE_ENV: OnceLock<Vec<(&'static str, OsString)>> = OnceLock::new();
+
+fn engine_env(
+    mounted: &[std::path::PathBuf],
+    config: Option<&Path>,
+) -> Vec<(&'static str, OsString)> {
+    let mut list = OsString::new();
+    for (i, p) in mounted.iter().enumerate() {
+        if i > 0 {
+            list.push("\n");
+        }
+        list.push(p.as_os_str());
+    }
+    let mut env = vec![(crate::config::VM_SHARES_ENV, list)];
+    if let Some(c) = config {
+        env.push((crate::config::VM_CONFIG_ENV, c.as_os_str().to_owned()));
+    }
+    env
 }
 
 /// A process PID 1 keeps running.
@@ -198,6 +230,7 @@ fn spawn(role: Role) -> Result<Pid, String> {
             let log2 = log
                 .try_clone()
                 .map_err(|e| format!("open {}: {e}", log_path.display()))?;
+            c.envs(ENGINE_ENV.get().into_iter().flatten().map(|(k, v)| (k, v)));
             c.arg("daemon")
                 .env("SERVIN_ROOT", STATE)
                 .env("SERVIN_HOST", format!("unix://{ENGINE_SOCKET}"))

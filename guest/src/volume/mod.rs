@@ -202,6 +202,26 @@ fn check_options(name: &str, options: &HashMap<String, String>) -> Result<()> {
     Ok(())
 }
 
+/// In servin's VM, refuses a bind volume (`o=bind` or `rbind`) whose
+/// `device` is a host path outside every shared folder: it would bind a
+/// folder of the VM.
+fn check_shared(
+    name: &str,
+    options: &HashMap<String, String>,
+    shares: &crate::config::VmShares,
+) -> Result<()> {
+    let binds = options
+        .get("o")
+        .is_some_and(|o| o.split(',').any(|f| f == "bind" || f == "rbind"));
+    let Some(device) = options.get("device").filter(|_| binds) else {
+        return Ok(());
+    };
+    match shares.not_shared(device) {
+        None => Ok(()),
+        Some(why) => Err(invalid_option(name, format!("bind device {why}"))),
+    }
+}
+
 /// Mount flags and data from the `o` option.
 fn mount_flags(o: &str) -> (rustix::mount::MountFlags, String) {
     use rustix::mount::MountFlags;
@@ -229,6 +249,8 @@ pub struct Volumes {
     dir: PathBuf,
     lock: Mutex<()>,
     events: Arc<Events>,
+    /// The host folders servin's VM shares, when the engine runs there.
+    vm_shares: Option<crate::config::VmShares>,
 }
 
 impl Volumes {
@@ -252,6 +274,7 @@ impl Volumes {
             dir,
             lock: Mutex::new(()),
             events,
+            vm_shares: crate::config::VmShares::from_env(),
         })
     }
 
@@ -336,6 +359,9 @@ impl Volumes {
             return Err(VolumeError::UnsupportedDriver(name.clone(), driver.to_string()).into());
         }
         check_options(&name, &options)?;
+        if let Some(shares) = &self.vm_shares {
+            check_shared(&name, &options, shares)?;
+        }
         let _guard = self.locked();
         match self.read(&name) {
             Ok(existing) => {
@@ -663,6 +689,23 @@ mod tests {
         assert!(flags.contains(rustix::mount::MountFlags::NOSUID));
         assert_eq!(data, "size=10m,uid=1000");
         check_options("t", &labels(&[("type", "tmpfs"), ("o", "size=1m")])).unwrap();
+        let shares = crate::config::VmShares {
+            folders: vec!["/home/u".into()],
+            config: None,
+        };
+        let bind = |device: &str| labels(&[("type", "none"), ("o", "rw,bind"), ("device", device)]);
+        assert!(check_shared("t", &bind("/home/u/data"), &shares).is_ok());
+        let e = check_shared("t", &bind("/srv/data"), &shares)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "volume t: bind device /srv/data is not shared with servin's VM (shared: /home/u)"
+            ),
+            "{e}"
+        );
+        let tmpfs = labels(&[("type", "tmpfs"), ("device", "/srv/x")]);
+        assert!(check_shared("t", &tmpfs, &shares).is_ok());
         assert!(check_options("t", &labels(&[("type", "ext4")])).is_err());
         assert!(check_options("t", &labels(&[("device", "/dev/x")])).is_err());
     }

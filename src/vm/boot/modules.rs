@@ -28,7 +28,9 @@ pub const EARLY: &[&str] = &[
 /// checksums want crc32c), overlayfs for container root filesystems,
 /// bridges and veth pairs for networks, and
 /// what the firewall's nftables rules use (nat chains, masquerade, ct,
-/// fib), so the kernel never has to ask for a module it cannot find.
+/// fib), so the kernel never has to ask for a module it cannot find; and
+/// 9p over virtio for the shared host folders (`9p` brings `9pnet`,
+/// `netfs` and `fscache` through `modules.dep`).
 pub const WANTED: &[&str] = &[
     "virtio_pci",
     "virtio_blk",
@@ -48,6 +50,8 @@ pub const WANTED: &[&str] = &[
     "nft_fib_inet",
     "button",
     "evdev",
+    "9pnet_virtio",
+    "9p",
 ];
 
 fn canonical(name: &str) -> String {
