@@ -16,6 +16,12 @@ pub struct DesiredProject {
     pub volumes: Vec<DesiredVolume>,
     /// Its containers, one per replica, in service then replica order.
     pub containers: Vec<DesiredContainer>,
+    /// The images (by the reference the containers name) the CLI is still
+    /// building: the containers running one carry no digest and wait until
+    /// the CLI reports the image's ID or its error (see
+    /// [`crate::apply::BuiltImage`]). Empty when nothing is built.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_images: Vec<String>,
 }
 
 /// A network the project wants.

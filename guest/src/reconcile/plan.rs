@@ -142,7 +142,8 @@ pub fn plan(
     {
         if let Some(c) = desired.containers.iter().find(|c| c.name == a.name) {
             let image = image_of(c);
-            if !observed.images.contains(&image) {
+            // A pending image is the CLI's to build, never pulled.
+            if !observed.images.contains(&image) && !desired.pending_images.contains(&c.image) {
                 pulls.entry(image).or_default().push(a.name.as_str());
             }
         }
@@ -419,6 +420,24 @@ fn digest_matches(want: &DesiredContainer, o: &Observed) -> bool {
     match &want.image_digest {
         Some(d) => o.labels.get(labels::IMAGE_DIGEST) == Some(d),
         None => true,
+    }
+}
+
+/// Decides `a` again for `want`, whose pending image's ID is now known
+/// (see [`super::pending`]), as [`plan`] would have decided it had the ID
+/// been known: a kept or started container is recreated when it runs
+/// another image. A create or a recreate stays what it is.
+pub fn with_image_known(a: &Action, want: &DesiredContainer, observed: &[Observed]) -> Action {
+    if !matches!(a.kind, ActionKind::Keep | ActionKind::Start) {
+        return a.clone();
+    }
+    match a
+        .id
+        .as_deref()
+        .and_then(|id| observed.iter().find(|o| o.id == id))
+    {
+        Some(o) => action_for(want, Some(o)),
+        None => a.clone(),
     }
 }
 
