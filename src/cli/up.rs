@@ -18,10 +18,12 @@ use crate::ui::{self, Failed};
 /// plan (`servin plan` shows it): pulls missing images, makes the project's
 /// networks and volumes, creates, recreates (when a container's
 /// configuration changed) and starts containers, and removes the ones the
-/// file no longer names. Containers start in `depends_on` order, in
-/// parallel where the order allows; a container waits until its
-/// dependencies run (`started`), pass their health check (`healthy`) or
-/// exit with status 0 (`completed`). Unchanged containers are left alone.
+/// file no longer names. Meanwhile it builds the images that have `build`;
+/// each container starts as soon as its own image is ready. Containers
+/// start in `depends_on` order, in parallel where the order allows; a
+/// container waits until its dependencies run (`started`), pass their
+/// health check (`healthy`) or exit with status 0 (`completed`). Unchanged
+/// containers are left alone.
 /// Prints one line per step and a summary; exits non-zero when any step
 /// failed. Then, without `-d`, prints the containers' output, each line
 /// prefixed with the container's name, until Ctrl-C, which stops them.

@@ -1005,6 +1005,45 @@ mod tests {
     }
 
     #[test]
+    fn a_pending_image_is_never_pulled() {
+        let p = projection("1", false);
+        let mut d = with_resources("h1", &p);
+        d.pending_images = vec!["busybox".into()];
+        let plan = super::plan(&d, &Observation::default(), &Options::default()).unwrap();
+        assert!(
+            !plan.resources.iter().any(|a| a.kind == ActionKind::Pull),
+            "{:?}",
+            plan.resources
+        );
+    }
+
+    #[test]
+    fn a_kept_container_is_decided_again_once_its_image_is_known() {
+        let p = projection("1", false);
+        let mut o = made("c1", "web", 1, &p, true);
+        o.labels
+            .insert(labels::IMAGE_DIGEST.into(), "sha256:aaaa".into());
+        let w = want("web", 1, p);
+        let planned = plan(&project(vec![w.clone()]), std::slice::from_ref(&o));
+        assert_eq!(planned.actions[0].kind, ActionKind::Keep);
+        let mut same = w.clone();
+        same.image_digest = Some("sha256:aaaa".into());
+        let a = with_image_known(&planned.actions[0], &same, std::slice::from_ref(&o));
+        assert_eq!(a.kind, ActionKind::Keep);
+        let mut other = w;
+        other.image_digest = Some("sha256:bbbb".into());
+        let a = with_image_known(&planned.actions[0], &other, &[o]);
+        assert_eq!(
+            (a.kind, a.reason.as_str(), a.changed.as_slice()),
+            (
+                ActionKind::Recreate,
+                "image digest changed",
+                [IMAGE_DIGEST_FIELD.to_string()].as_slice()
+            )
+        );
+    }
+
+    #[test]
     fn an_unchanged_world_is_a_noop_with_its_resources() {
         let p = projection("1", false);
         let d = with_resources("h1", &p);
