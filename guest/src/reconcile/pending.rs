@@ -97,8 +97,7 @@ impl Table {
     pub async fn wait(&self, reference: &str) -> Option<Outcome> {
         let mut rx = self.images.get(reference)?.subscribe();
         // The sender lives in `self`, so the wait ends only with a value.
-        let outcome = rx.wait_for(Option::is_some).await.ok()?.clone();
-        outcome
+        rx.wait_for(Option::is_some).await.ok()?.clone()
     }
 
     /// Records `reference`'s outcome; the error when it is not pending or
