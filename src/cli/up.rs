@@ -244,7 +244,13 @@ fn apply_started(
     command: &str,
     started: impl FnOnce(Option<String>),
 ) -> Result<(), Failed> {
-    let mut view = View::new();
+    // Builds print their lines beside the steps: plain lines for all, as
+    // lines updated in place would overwrite theirs.
+    let mut view = if desired.pending_images.is_empty() {
+        View::new()
+    } else {
+        View::plain()
+    };
     let summary =
         engine.apply_project_started(desired, services, recreate_volumes, started, |e| {
             view.event(e)
@@ -400,6 +406,14 @@ impl View {
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         Self {
             multi,
+            bars: HashMap::new(),
+        }
+    }
+
+    /// A plain line per step, on a terminal too.
+    fn plain() -> Self {
+        Self {
+            multi: None,
             bars: HashMap::new(),
         }
     }
