@@ -112,3 +112,25 @@ impl Condition {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn pending_images_go_on_the_wire_only_when_there_are_some() {
+        let mut d = DesiredProject {
+            name: "shop".into(),
+            ..Default::default()
+        };
+        let plain = serde_json::to_value(&d).unwrap();
+        assert!(plain.get("pending_images").is_none(), "{plain}");
+        let back: DesiredProject = serde_json::from_value(plain).unwrap();
+        assert!(back.pending_images.is_empty());
+        d.pending_images = vec!["shop-app".into()];
+        let v = serde_json::to_value(&d).unwrap();
+        assert_eq!(v["pending_images"], serde_json::json!(["shop-app"]));
+        assert_eq!(serde_json::from_value::<DesiredProject>(v).unwrap(), d);
+    }
+}
