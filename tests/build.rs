@@ -1036,7 +1036,14 @@ fn up_builds_its_images_together_while_it_pulls_the_others() {
     std::fs::write(dir.join("web/msg.txt"), "web 2\n").unwrap();
     let up = env.run_in(&dir, &["up", "-d"]);
     assert_eq!(up.code, 0, "{}", up.transcript());
-    up.assert_stderr_has(&format!("pulled {}/team/side@sha256:", reg.addr()));
+    let pulled_line = format!("image {}/team/side@sha256:", reg.addr());
+    assert!(
+        up.stderr
+            .lines()
+            .any(|l| l.contains(&pulled_line) && l.ends_with(": pulled")),
+        "{}",
+        up.transcript()
+    );
     up.assert_stderr_has("web: [stage-0 2/3] runs: msg.txt changed");
     assert_eq!(run_exec(&env, "par-side-1", "echo $SEED"), "side\n");
     assert_eq!(run_exec(&env, "par-web-1", "cat /copy"), "web 2\n");
@@ -1050,5 +1057,76 @@ fn up_builds_its_images_together_while_it_pulls_the_others() {
     let failed = env.run_in(&dir, &["up", "-d"]);
     assert_ne!(failed.code, 0, "{}", failed.transcript());
     failed.assert_stderr_has("api: ");
+    // The summary names the failed build and the container it failed.
+    failed.assert_stderr_has("image par-api: build: ");
+    failed
+        .assert_stderr_has("container par-api-1: not started: image par-api could not be built: ");
+    env.ok_in(&dir, &["down"]);
+}
+
+#[test]
+fn up_starts_each_container_as_soon_as_its_own_image_is_ready() {
+    let env = Env::with_image(BASE);
+    let file = env.write_project(
+        "proj",
+        &format!(
+            "[project]\nname = \"ord\"\n\n\
+             [images.slow]\nbuild = \"./slow\"\n\n\
+             [containers.slow]\nimage = \"slow\"\ncommand = [\"sleep\", \"300\"]\nstop_timeout = \"1s\"\n\n\
+             [containers.after]\nimage = \"{BASE}\"\ncommand = [\"sleep\", \"300\"]\nstop_timeout = \"1s\"\ndepends_on = [\"slow\"]\n\n\
+             [containers.fast]\nimage = \"{BASE}\"\ncommand = [\"sleep\", \"300\"]\nstop_timeout = \"1s\"\n"
+        ),
+    );
+    let dir = file.parent().unwrap().to_path_buf();
+    write(
+        &dir.join("slow"),
+        &[("Dockerfile", &format!("FROM {BASE}\nRUN sleep 3\n"))],
+    );
+    let up = env.run_in(&dir, &["up", "-d"]);
+    assert_eq!(up.code, 0, "{}", up.transcript());
+    // The container whose image is here started while the build ran; the
+    // one depending on the built one waited for it.
+    let at = |text: &str| {
+        up.stderr
+            .find(text)
+            .unwrap_or_else(|| panic!("no {text:?} in {}", up.transcript()))
+    };
+    let built = at("✔ image ord-slow: built ");
+    assert!(at("✔ container ord-fast-1: created and started") < built);
+    assert!(at("✔ container ord-slow-1: created and started") > built);
+    assert!(at("✔ container ord-after-1: created and started") > built);
+    let started = |name: &str| {
+        let v = env.inspect(name);
+        chrono::DateTime::parse_from_rfc3339(v["State"]["StartedAt"].as_str().unwrap()).unwrap()
+    };
+    assert!(started("ord-fast-1") < started("ord-slow-1"));
+    assert!(started("ord-slow-1") <= started("ord-after-1"));
+    // The slow one runs the image just built, by its ID.
+    let image: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", "ord-slow"])).unwrap();
+    let image = image.as_array().map_or(image.clone(), |a| a[0].clone());
+    assert_eq!(env.inspect("ord-slow-1")["Image"], image["Id"]);
+
+    // Nothing changed: the build is a cache hit and every container kept.
+    let again = env.run_in(&dir, &["up", "-d"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    again.assert_stderr_has("3 unchanged");
+
+    // A failing build fails only its container and what depends on it.
+    env.ok_in(&dir, &["down"]);
+    write(
+        &dir.join("slow"),
+        &[("Dockerfile", &format!("FROM {BASE}\nRUN exit 3\n"))],
+    );
+    let failed = env.run_in(&dir, &["up", "-d"]);
+    assert_ne!(failed.code, 0, "{}", failed.transcript());
+    failed.assert_stderr_has("image ord-slow: build: ");
+    failed.assert_stderr_has(
+        "container ord-after-1: not started: dependency chain after -> slow failed: image ord-slow could not be built: ",
+    );
+    assert_eq!(env.inspect("ord-fast-1")["State"]["Running"], true);
+    for name in ["ord-slow-1", "ord-after-1"] {
+        assert_ne!(env.run(&["inspect", name]).code, 0, "{name} exists");
+    }
     env.ok_in(&dir, &["down"]);
 }

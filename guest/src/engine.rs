@@ -34,6 +34,8 @@ pub struct Engine {
     pub started: Instant,
     /// One apply or down per project at a time.
     pub projects: crate::reconcile::apply::Locks,
+    /// The images running applies wait for while the CLI builds them.
+    pub pending_images: crate::reconcile::pending::PendingImages,
     /// Notified to stop serving (after a reset).
     pub shutdown: tokio::sync::Notify,
     /// The image builder's contexts and cache.
@@ -76,6 +78,7 @@ impl Engine {
             dns,
             started: Instant::now(),
             projects: Default::default(),
+            pending_images: Default::default(),
             shutdown: tokio::sync::Notify::new(),
             builder: Arc::new(crate::build::Builder::open(&config_root)?),
         })

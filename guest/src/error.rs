@@ -130,6 +130,9 @@ pub enum Error {
     /// A build was refused or failed.
     #[error(transparent)]
     Build(#[from] crate::build::error::BuildError),
+    /// A report of an image an apply waits for was refused.
+    #[error(transparent)]
+    Pending(#[from] crate::reconcile::pending::PendingError),
 }
 
 /// The engine's result type.

@@ -129,6 +129,21 @@ pub struct Failure {
     pub error: String,
 }
 
+/// What the CLI reports about an image an apply waits for (one of
+/// [`crate::DesiredProject::pending_images`]): its ID once built, or why it
+/// could not be built. Exactly one of `id` and `error` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuiltImage {
+    /// The image's reference, as the containers name it.
+    pub reference: String,
+    /// The built image's ID (`sha256:...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Why the build failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

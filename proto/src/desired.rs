@@ -16,6 +16,12 @@ pub struct DesiredProject {
     pub volumes: Vec<DesiredVolume>,
     /// Its containers, one per replica, in service then replica order.
     pub containers: Vec<DesiredContainer>,
+    /// The images (by the reference the containers name) the CLI is still
+    /// building: the containers running one carry no digest and wait until
+    /// the CLI reports the image's ID or its error (see
+    /// [`crate::apply::BuiltImage`]). Empty when nothing is built.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_images: Vec<String>,
 }
 
 /// A network the project wants.
@@ -104,5 +110,27 @@ impl Condition {
             "completed" => Some(Self::Completed),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn pending_images_go_on_the_wire_only_when_there_are_some() {
+        let mut d = DesiredProject {
+            name: "shop".into(),
+            ..Default::default()
+        };
+        let plain = serde_json::to_value(&d).unwrap();
+        assert!(plain.get("pending_images").is_none(), "{plain}");
+        let back: DesiredProject = serde_json::from_value(plain).unwrap();
+        assert!(back.pending_images.is_empty());
+        d.pending_images = vec!["shop-app".into()];
+        let v = serde_json::to_value(&d).unwrap();
+        assert_eq!(v["pending_images"], serde_json::json!(["shop-app"]));
+        assert_eq!(serde_json::from_value::<DesiredProject>(v).unwrap(), d);
     }
 }

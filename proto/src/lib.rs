@@ -42,6 +42,16 @@ pub fn apply_path(name: &str) -> String {
     format!("/servin/v1/projects/{name}/apply")
 }
 
+/// The header of an apply's answer that names the apply when it waits
+/// for built images: the `{apply}` of [`built_image_path`].
+pub const APPLY_ID_HEADER: &str = "Servin-Apply-Id";
+
+/// The servin API path where the CLI reports an image that apply `apply`
+/// of project `name` waits for (see [`apply::BuiltImage`]).
+pub fn built_image_path(name: &str, apply: &str) -> String {
+    format!("/servin/v1/projects/{name}/applies/{apply}/images")
+}
+
 /// The servin API path that takes project `name` down.
 pub fn down_path(name: &str) -> String {
     format!("/servin/v1/projects/{name}/down")

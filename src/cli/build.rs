@@ -147,6 +147,13 @@ pub struct Job {
     pub request: BuildRequest,
 }
 
+impl Job {
+    /// The reference the project's containers run the result by.
+    pub fn reference(&self) -> String {
+        self.request.tags.first().cloned().unwrap_or_default()
+    }
+}
+
 pub fn run(cli: &Cli, args: &Args) -> Result<(), Failed> {
     cli.format(&[super::Format::Text], super::Format::Text)?;
     // One folder is a context; a bare word that is also a folder counts
@@ -421,7 +428,8 @@ pub fn build_for_up(
                     } else {
                         String::new()
                     };
-                    let built = build_one_shown(&engine, job, mode, false, &prefix);
+                    let built =
+                        build_one_shown(&engine, job, mode, false, &prefix).map_err(|(f, _)| f);
                     let failed = built.is_err();
                     if let Ok(mut r) = results.lock() {
                         r.push(built.map(|id| (reference, id)));
@@ -444,6 +452,73 @@ pub fn build_for_up(
         out.insert(reference, id);
     }
     Ok(out)
+}
+
+/// The builds `up` runs: the images with `build` that the project's
+/// active containers run (missing ones, or those whose inputs changed;
+/// unchanged ones are a cache hit). None when nothing is built.
+pub fn jobs_for_up(
+    loaded: &servin::project::Loaded,
+    profiles: &[String],
+    locked: &BTreeMap<String, String>,
+) -> Result<Vec<Job>, Failed> {
+    let project = &loaded.project;
+    let used = built_images_in_use(project, profiles);
+    if used.is_empty() {
+        return Ok(Vec::new());
+    }
+    jobs_of(
+        project,
+        &used,
+        &BTreeMap::new(),
+        &BTreeMap::new(),
+        &[],
+        false,
+        false,
+        locked,
+    )
+}
+
+/// Runs `jobs` (of project `project_name`) [`PARALLEL_BUILDS`] at a time,
+/// each on a connection of its own and shown as plain lines prefixed with
+/// its image's name (they run beside the apply's steps); calls `done` with
+/// each image's reference and its ID, or the build's error, as each build
+/// ends. Every job gets its call; a failed build does not stop the others.
+pub fn build_each(
+    jobs: Vec<Job>,
+    project_name: &str,
+    done: &(dyn Fn(String, Result<String, String>) + Sync),
+) {
+    let workers = jobs.len().clamp(1, PARALLEL_BUILDS);
+    let queue = std::sync::Mutex::new(jobs.into_iter().collect::<VecDeque<_>>());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                let engine = servin::client::Engine::connect();
+                loop {
+                    let next = queue.lock().ok().and_then(|mut q| q.pop_front());
+                    let Some(job) = next else { break };
+                    let reference = job.reference();
+                    let shown = reference
+                        .strip_prefix(&format!("{project_name}-"))
+                        .unwrap_or(&reference)
+                        .to_string();
+                    let outcome = match &engine {
+                        Ok(engine) => build_one_shown(
+                            engine,
+                            job,
+                            ProgressMode::Plain,
+                            false,
+                            &format!("{shown}: "),
+                        )
+                        .map_err(|(_, message)| message),
+                        Err(e) => Err(format!("cannot build: {e}")),
+                    };
+                    done(reference, outcome);
+                }
+            });
+        }
+    });
 }
 
 /// How many of a project's builds run at once.
@@ -623,27 +698,31 @@ pub fn build_one(
     mode: ProgressMode,
     quiet: bool,
 ) -> Result<String, Failed> {
-    build_one_shown(engine, job, mode, quiet, "")
+    build_one_shown(engine, job, mode, quiet, "").map_err(|(f, _)| f)
 }
 
-/// As [`build_one`], each progress line starting with `prefix`.
+/// As [`build_one`], each progress line starting with `prefix`; a failure
+/// comes with its message in one line (for the engine, when `up` reports
+/// a build it waits for).
 fn build_one_shown(
     engine: &servin::client::Engine,
     job: Job,
     mode: ProgressMode,
     quiet: bool,
     prefix: &str,
-) -> Result<String, Failed> {
+) -> Result<String, (Failed, String)> {
     let Job {
         context,
         dockerfile,
         mut request,
     } = job;
+    let engine_error = |e: servin::client::Error| {
+        let message = e.to_string();
+        (Failed::from(e), message)
+    };
     let text = std::fs::read_to_string(&dockerfile).map_err(|e| {
-        Failed::Usage(format!(
-            "cannot read the Dockerfile {}: {e}",
-            dockerfile.display()
-        ))
+        let message = format!("cannot read the Dockerfile {}: {e}", dockerfile.display());
+        (Failed::Usage(message.clone()), message)
     })?;
     // The Dockerfile is checked here first: a mistake is shown at once,
     // before anything is sent.
@@ -659,10 +738,12 @@ fn build_one_shown(
     });
     if let Err(e) = checked {
         let _ = write!(std::io::stderr().lock(), "{}", render_error(&e));
-        return Err(Failed::Reported);
+        return Err((Failed::Reported, format!("{name}: {e}")));
     }
     request.dockerfile = text.clone();
-    let (digest, sent) = engine.send_context(&context, &dockerfile)?;
+    let (digest, sent) = engine
+        .send_context(&context, &dockerfile)
+        .map_err(engine_error)?;
     request.context = digest;
     let mut view = View::new(mode, quiet);
     view.prefix = prefix.to_string();
@@ -678,7 +759,9 @@ fn build_one_shown(
             sent.bytes
         ));
     }
-    let last = engine.build(&request, |e| view.event(e))?;
+    let last = engine
+        .build(&request, |e| view.event(e))
+        .map_err(engine_error)?;
     view.finish();
     match last {
         BuildEvent::Built { id, .. } => Ok(id),
@@ -694,7 +777,7 @@ fn build_one_shown(
                     "{}",
                     render_diagnostic(&name, &text, &d)
                 );
-                return Err(Failed::Reported);
+                return Err((Failed::Reported, message));
             }
             if let Some(at) = &at
                 && let Some(tail) = view.tail(at)
@@ -706,9 +789,12 @@ fn build_one_shown(
                 }
             }
             ui::error(&format!("{prefix}{message}"));
-            Err(Failed::Reported)
+            Err((Failed::Reported, message))
         }
-        _ => Err(Failed::Reported),
+        _ => Err((
+            Failed::Reported,
+            "the engine ended the build without its outcome".to_string(),
+        )),
     }
 }
 

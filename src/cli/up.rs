@@ -7,7 +7,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use servin::project::desired::{DesiredOptions, desired};
 use servin_proto::ActionKind;
-use servin_proto::apply::{Event, StepStatus, Summary};
+use servin_proto::apply::{BuiltImage, Event, StepStatus, Summary};
 
 use super::{Cli, Format};
 use crate::ui::{self, Failed};
@@ -18,10 +18,12 @@ use crate::ui::{self, Failed};
 /// plan (`servin plan` shows it): pulls missing images, makes the project's
 /// networks and volumes, creates, recreates (when a container's
 /// configuration changed) and starts containers, and removes the ones the
-/// file no longer names. Containers start in `depends_on` order, in
-/// parallel where the order allows; a container waits until its
-/// dependencies run (`started`), pass their health check (`healthy`) or
-/// exit with status 0 (`completed`). Unchanged containers are left alone.
+/// file no longer names. Meanwhile it builds the images that have `build`;
+/// each container starts as soon as its own image is ready. Containers
+/// start in `depends_on` order, in parallel where the order allows; a
+/// container waits until its dependencies run (`started`), pass their
+/// health check (`healthy`) or exit with status 0 (`completed`). Unchanged
+/// containers are left alone.
 /// Prints one line per step and a summary; exits non-zero when any step
 /// failed. Then, without `-d`, prints the containers' output, each line
 /// prefixed with the container's name, until Ctrl-C, which stops them.
@@ -96,15 +98,17 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<(), Failed> {
     } else {
         super::lock::refresh(&engine, &loaded, &[], false)?.0
     };
-    let builds = if args.dry_run {
-        super::build::plan_builds(&engine, &loaded, &args.profiles, &mut image_digests)?
+    let (builds, jobs) = if args.dry_run {
+        let builds =
+            super::build::plan_builds(&engine, &loaded, &args.profiles, &mut image_digests)?;
+        (builds, Vec::new())
     } else {
-        // Built images first: a container runs its image by ID, so a
-        // rebuild that changes the image recreates it and one that changes
-        // nothing keeps it.
-        let built = super::build::build_for_up(&engine, &loaded, &args.profiles, &image_digests)?;
-        image_digests.extend(built);
-        Vec::new()
+        // The images to build are pending in the desired state: the apply
+        // starts at once, and each container running one waits for its
+        // build (the engine then runs it by ID, so a rebuild that changes
+        // the image recreates it and one that changes nothing keeps it).
+        let jobs = super::build::jobs_for_up(&loaded, &args.profiles, &image_digests)?;
+        (Vec::new(), jobs)
     };
     let project_file = std::path::absolute(&loaded.path).map_err(|e| {
         Failed::Usage(format!(
@@ -117,7 +121,8 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<(), Failed> {
         image_digests,
         project_file: Some(project_file),
     };
-    let desired = desired(&loaded.project, &options).map_err(|e| Failed::Error(Box::new(e)))?;
+    let mut desired = desired(&loaded.project, &options).map_err(|e| Failed::Error(Box::new(e)))?;
+    desired.pending_images = jobs.iter().map(super::build::Job::reference).collect();
     if let Some(s) = args
         .services
         .iter()
@@ -134,17 +139,47 @@ pub fn up(cli: &Cli, args: &UpArgs) -> Result<(), Failed> {
         return super::plan::print(&plan, format);
     }
     let since = super::watch::now();
-    // Synced workspaces are copied before any container starts.
     let selected = selected_services(&desired, &args.services);
     let selected_list: Vec<String> = selected.iter().cloned().collect();
-    let syncers = super::watch::initial_sync(&engine, &loaded, &selected_list)?;
-    apply(
-        &engine,
-        &desired,
-        &args.services,
-        args.recreate_volumes,
-        "up",
-    )?;
+    let syncers = std::thread::scope(|scope| {
+        // The builds run from now on, beside the workspaces' copy and the
+        // apply, which waits for each only where a container needs it.
+        let (built_tx, built_rx) = std::sync::mpsc::channel::<BuiltImage>();
+        let project_name = desired.name.clone();
+        scope.spawn(move || {
+            if !jobs.is_empty() {
+                super::build::build_each(jobs, &project_name, &|reference, outcome| {
+                    let (id, error) = match outcome {
+                        Ok(id) => (Some(id), None),
+                        Err(e) => (None, Some(e)),
+                    };
+                    let _ = built_tx.send(BuiltImage {
+                        reference,
+                        id,
+                        error,
+                    });
+                });
+            }
+        });
+        // Synced workspaces are copied before any container starts.
+        let syncers = super::watch::initial_sync(&engine, &loaded, &selected_list)?;
+        let (apply_tx, apply_rx) = std::sync::mpsc::channel::<String>();
+        let (name, pending) = (&desired.name, &desired.pending_images);
+        scope.spawn(move || report_builds(name, pending, &apply_rx, &built_rx));
+        apply_started(
+            &engine,
+            &desired,
+            &args.services,
+            args.recreate_volumes,
+            "up",
+            move |apply| {
+                if let Some(apply) = apply {
+                    let _ = apply_tx.send(apply);
+                }
+            },
+        )?;
+        Ok::<_, Failed>(syncers)
+    })?;
     if args.detach {
         return Ok(());
     }
@@ -196,10 +231,71 @@ pub(super) fn apply(
     recreate_volumes: bool,
     command: &str,
 ) -> Result<(), Failed> {
-    let mut view = View::new();
-    let summary = engine.apply_project(desired, services, recreate_volumes, |e| view.event(e))?;
+    apply_started(engine, desired, services, recreate_volumes, command, |_| {})
+}
+
+/// As [`apply`], calling `started` with the apply's ID (when it waits for
+/// pending images) once the engine has accepted it.
+fn apply_started(
+    engine: &servin::client::Engine,
+    desired: &servin_proto::DesiredProject,
+    services: &[String],
+    recreate_volumes: bool,
+    command: &str,
+    started: impl FnOnce(Option<String>),
+) -> Result<(), Failed> {
+    // Builds print their lines beside the steps: plain lines for all, as
+    // lines updated in place would overwrite theirs.
+    let mut view = if desired.pending_images.is_empty() {
+        View::new()
+    } else {
+        View::plain()
+    };
+    let summary =
+        engine.apply_project_started(desired, services, recreate_volumes, started, |e| {
+            view.event(e)
+        })?;
     view.finish();
     report(&summary, command)
+}
+
+/// Tells the apply of project `name` (its ID comes on `apply`, once the
+/// engine has accepted it) about each built image as it comes on `built`,
+/// then that any of `pending` left unreported was not built, so the apply
+/// never waits for an image no build will report. Nothing is reported
+/// when the apply never began; a report the ended apply refuses (404) is
+/// dropped, the apply's own summary says why it ended.
+fn report_builds(
+    name: &str,
+    pending: &[String],
+    apply: &std::sync::mpsc::Receiver<String>,
+    built: &std::sync::mpsc::Receiver<BuiltImage>,
+) {
+    let Ok(apply) = apply.recv() else { return };
+    let engine = match servin::client::Engine::connect() {
+        Ok(e) => e,
+        Err(e) => {
+            ui::error(&format!("cannot report the built images to the apply: {e}"));
+            return;
+        }
+    };
+    let send = |image: &BuiltImage| match engine.report_built_image(name, &apply, image) {
+        Ok(()) => {}
+        Err(servin::client::Error::Engine { status: 404, .. }) => {}
+        Err(e) => ui::warning(&e.to_string()),
+    };
+    let mut left: Vec<&String> = pending.iter().collect();
+    for image in built {
+        left.retain(|r| **r != image.reference);
+        send(&image);
+    }
+    for reference in left {
+        send(&BuiltImage {
+            reference: reference.clone(),
+            id: None,
+            error: Some("its build did not run".to_string()),
+        });
+    }
 }
 
 /// `wanted` and the services they depend on, or every service.
@@ -310,6 +406,14 @@ impl View {
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         Self {
             multi,
+            bars: HashMap::new(),
+        }
+    }
+
+    /// A plain line per step, on a terminal too.
+    fn plain() -> Self {
+        Self {
+            multi: None,
             bars: HashMap::new(),
         }
     }

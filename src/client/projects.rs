@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use hyper::Method;
-use servin_proto::apply::{Event, Summary};
+use servin_proto::apply::{BuiltImage, Event, Summary};
 use servin_proto::{DesiredProject, Plan};
 
 use super::{Engine, Error, encode};
@@ -37,6 +37,21 @@ impl Engine {
         recreate_volumes: bool,
         each: impl FnMut(&Event),
     ) -> Result<Summary, Error> {
+        self.apply_project_started(desired, services, recreate_volumes, |_| {}, each)
+    }
+
+    /// As [`Self::apply_project`], calling `started` once the engine has
+    /// accepted the apply, before any event, with the apply's ID when it
+    /// waits for `desired.pending_images` (to report them with
+    /// [`Self::report_built_image`]).
+    pub fn apply_project_started(
+        &self,
+        desired: &DesiredProject,
+        services: &[String],
+        recreate_volumes: bool,
+        started: impl FnOnce(Option<String>),
+        each: impl FnMut(&Event),
+    ) -> Result<Summary, Error> {
         let step = format!("apply project {}", desired.name);
         let body = serde_json::to_vec(desired).map_err(|source| Error::Decode {
             step: step.clone(),
@@ -54,7 +69,41 @@ impl Engine {
             Bytes::from(body),
             &step,
         )?;
+        let resp = self.check(resp, &step)?;
+        started(
+            resp.headers()
+                .get(servin_proto::APPLY_ID_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        );
         self.events(resp, &step, each)
+    }
+
+    /// `POST /servin/v1/projects/{name}/applies/{apply}/images`: tells
+    /// apply `apply` of project `name` that an image it waits for is built
+    /// (or why it is not).
+    pub fn report_built_image(
+        &self,
+        name: &str,
+        apply: &str,
+        image: &BuiltImage,
+    ) -> Result<(), Error> {
+        let step = format!(
+            "report image {} to the apply of project {name}",
+            image.reference
+        );
+        let body = serde_json::to_vec(image).map_err(|source| Error::Decode {
+            step: step.clone(),
+            source,
+        })?;
+        let resp = self.send(
+            Method::POST,
+            &servin_proto::built_image_path(&encode(name), &encode(apply)),
+            &[("Content-Type", "application/json".to_string())],
+            Bytes::from(body),
+            &step,
+        )?;
+        self.check(resp, &step).map(|_| ())
     }
 
     /// `POST /servin/v1/projects/{name}/down`: removes project `name`'s

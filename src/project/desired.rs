@@ -147,6 +147,7 @@ pub fn desired(
         networks,
         volumes,
         containers,
+        pending_images: Vec::new(),
     })
 }
 

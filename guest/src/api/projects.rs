@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use hyper::body::Incoming;
+use hyper::header::HeaderValue;
 use hyper::{Request, Response, StatusCode};
 use servin_proto::DesiredProject;
+use servin_proto::apply::BuiltImage;
 
 use crate::engine::Engine;
 use crate::error::{Error, RequestError, Result};
@@ -13,7 +15,7 @@ use crate::reconcile;
 use crate::reconcile::apply::Report;
 
 use super::body;
-use super::routes::{Body, Query, json, streaming};
+use super::routes::{Body, Query, empty, json, streaming};
 
 /// `POST /servin/v1/projects/{name}/plan[?services=S...][&recreate_volumes=1]`:
 /// the plan that would take the project to the desired state in the body,
@@ -57,10 +59,42 @@ pub async fn apply(
 ) -> Result<Response<Body>> {
     let desired = read_desired(name, req).await?;
     let options = options(query);
+    // The table exists before the answer names it, so no report can come
+    // before it.
+    let pending = (!desired.pending_images.is_empty())
+        .then(|| engine.pending_images.open(name, &desired.pending_images));
+    let apply_id = pending.as_ref().map(|p| p.id.clone());
     let engine = Arc::clone(engine);
-    Ok(stream_report(name, |report| {
-        reconcile::apply::apply(engine, desired, options, report)
-    }))
+    let mut response = stream_report(name, |report| {
+        reconcile::apply::apply(engine, desired, options, report, pending)
+    });
+    if let Some(id) = apply_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        response
+            .headers_mut()
+            .insert(servin_proto::APPLY_ID_HEADER, id);
+    }
+    Ok(response)
+}
+
+/// `POST /servin/v1/projects/{name}/applies/{apply}/images`: the CLI
+/// reports an image that apply `apply` (named by the apply's
+/// [`servin_proto::APPLY_ID_HEADER`]) waits for: its ID once built, or its
+/// build's error ([`BuiltImage`]). 204; 404 when the apply ended or does
+/// not wait for the image, 409 when it was reported already.
+pub async fn built_image(
+    engine: &Arc<Engine>,
+    name: &str,
+    apply: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>> {
+    let subject = format!("project {name} apply {apply} image report");
+    let body = body::read(req.into_body(), &subject).await?;
+    let report: BuiltImage = serde_json::from_slice(&body)
+        .map_err(|e| Error::from(RequestError::Invalid(format!("{subject}: {e}"))))?;
+    engine
+        .pending_images
+        .report(name, apply, &report.reference, report.id, report.error)?;
+    Ok(empty(StatusCode::NO_CONTENT))
 }
 
 /// `POST /servin/v1/projects/{name}/down[?volumes=1][&rmi=all][&t=SECONDS]`: removes

@@ -324,7 +324,13 @@ async fn dispatch(
             "plan" => projects::plan(engine, name, &query, req).await,
             "apply" => projects::apply(engine, name, &query, req).await,
             "down" => projects::down(engine, name, &query),
-            _ => not_served(method, path, req).await,
+            _ => match action
+                .strip_prefix("applies/")
+                .and_then(|a| a.strip_suffix("/images"))
+            {
+                Some(apply) => projects::built_image(engine, name, apply, req).await,
+                None => not_served(method, path, req).await,
+            },
         };
     }
     if let Some(rest) = path.strip_prefix("/exec/") {

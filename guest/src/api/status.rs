@@ -7,6 +7,7 @@
 use hyper::StatusCode;
 
 use crate::build::error::BuildError;
+use crate::reconcile::pending::PendingError;
 
 use crate::error::{
     ContainerError, Error, ImageError, NetworkError, RequestError, SpecError, VolumeError,
@@ -48,6 +49,13 @@ pub fn status_of(e: &Error) -> StatusCode {
             | BuildError::Step { .. }
             | BuildError::WouldBuild { .. }
             | BuildError::Cancelled => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+        Error::Pending(e) => match e {
+            PendingError::NoSuchApply { .. } | PendingError::NotPending { .. } => {
+                StatusCode::NOT_FOUND
+            }
+            PendingError::AlreadyReported { .. } => StatusCode::CONFLICT,
+            PendingError::BadReport(_) => StatusCode::BAD_REQUEST,
         },
         Error::Request(e) => match e {
             RequestError::Invalid(_) => StatusCode::BAD_REQUEST,

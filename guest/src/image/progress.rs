@@ -25,6 +25,15 @@ impl Progress {
         Self::default()
     }
 
+    /// Resolves once the receiver is gone (the client left); never for
+    /// progress that goes nowhere.
+    pub async fn closed(&self) {
+        match &self.tx {
+            Some(tx) => tx.closed().await,
+            None => std::future::pending().await,
+        }
+    }
+
     /// Sends one raw JSON value.
     pub fn send_json(&self, value: &impl serde::Serialize) {
         if let Some(tx) = &self.tx

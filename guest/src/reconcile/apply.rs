@@ -14,8 +14,12 @@
 //! 4. the planned image pulls, in parallel;
 //! 5. the container actions as a dependency graph: one task per service,
 //!    which waits for what it depends on (`started`, `healthy`,
-//!    `completed`), then acts on its replicas. A failed dependency fails its
-//!    dependants with an error naming the chain; other branches go on;
+//!    `completed`), then for its image when the CLI is still building it
+//!    ([`super::pending`]; the action is then decided again with the
+//!    image's ID), then acts on its replicas. A failed dependency or build
+//!    fails its dependants with an error naming the chain; other branches
+//!    go on. Meanwhile each pending image shows as a step of its own, and
+//!    the apply ends only once every one is reported (or its client left);
 //! 6. the removal of the networks the project no longer names.
 //!
 //! Each step leaves labelled objects, so an apply interrupted anywhere is
@@ -39,8 +43,9 @@ use tokio::sync::watch;
 use crate::engine::Engine;
 use crate::image::progress::Progress;
 
-use super::observe::{image_of, observe_all};
-use super::plan::{LEFTOVER, Options};
+use super::observe::{Observed, image_of, observe_all};
+use super::pending::{Outcome, Registration, Table, with_image};
+use super::plan::{LEFTOVER, Options, with_image_known};
 use super::world::{EngineWorld, StepResult, World};
 
 /// The per-project locks that keep applies and downs of one project from
@@ -89,6 +94,11 @@ impl Report {
                 ..Default::default()
             }),
         }
+    }
+
+    /// Resolves once the client reading the stream has left.
+    pub async fn client_gone(&self) {
+        self.progress.closed().await
     }
 
     /// Streams one step.
@@ -170,12 +180,14 @@ impl Report {
 }
 
 /// Applies `desired` (already validated) as [`super::plan::plan`] plans it
-/// against what exists now, streaming to `report`.
+/// against what exists now, streaming to `report`; `pending` is the table
+/// of the images the CLI is still building (closed when the apply ends).
 pub async fn apply(
     engine: Arc<Engine>,
     desired: DesiredProject,
     options: Options,
     report: Arc<Report>,
+    pending: Option<Registration>,
 ) {
     let name = desired.name.clone();
     let _guard = engine.projects.acquire(&name, &report).await;
@@ -187,8 +199,39 @@ pub async fn apply(
             return;
         }
     };
+    let pending = pending.as_ref().map(|r| {
+        Arc::new(Pending {
+            table: Arc::clone(&r.table),
+            observed: observed.containers.clone(),
+        })
+    });
     let world: Arc<dyn World> = Arc::new(EngineWorld(engine));
-    execute(&world, &desired, plan, &report).await;
+    execute_with(&world, &desired, plan, pending, &report).await;
+}
+
+/// The images an apply waits for, and what it observed to decide again
+/// once one is known.
+pub struct Pending {
+    /// The images and their outcomes as the CLI reports them.
+    pub table: Arc<Table>,
+    /// The project's containers as the plan saw them.
+    pub observed: Vec<Observed>,
+}
+
+impl Pending {
+    /// `reference`'s outcome, or an error once the client has left (nobody
+    /// is left to report it); `None` when it is not pending.
+    async fn outcome(&self, reference: &str, report: &Report) -> Option<Outcome> {
+        if !self.table.contains(reference) {
+            return None;
+        }
+        tokio::select! {
+            o = self.table.wait(reference) => o,
+            () = report.client_gone() => Some(Err(
+                "the client building it left before it was reported".to_string(),
+            )),
+        }
+    }
 }
 
 /// Runs `plan` (made for `desired`) against `world`, in the order of the
@@ -197,6 +240,55 @@ pub async fn execute(
     world: &Arc<dyn World>,
     desired: &DesiredProject,
     plan: Plan,
+    report: &Arc<Report>,
+) {
+    execute_with(world, desired, plan, None, report).await
+}
+
+/// As [`execute`], the images of `pending` still being built: each shows
+/// as a step until it is reported, and the containers running one wait
+/// for it.
+pub async fn execute_with(
+    world: &Arc<dyn World>,
+    desired: &DesiredProject,
+    plan: Plan,
+    pending: Option<Arc<Pending>>,
+    report: &Arc<Report>,
+) {
+    let images = async {
+        let Some(p) = &pending else { return };
+        join_all(p.table.references().into_iter().map(|r| async move {
+            report.step(StepObject::Image, &r, StepStatus::Working, "building");
+            match p.outcome(&r, report).await {
+                Some(Ok(id)) => report.step(
+                    StepObject::Image,
+                    &r,
+                    StepStatus::Done,
+                    &format!("built {}", short_id(&id)),
+                ),
+                Some(Err(e)) => report.fail(StepObject::Image, &r, &format!("build: {e}")),
+                None => {}
+            }
+        }))
+        .await;
+    };
+    tokio::join!(
+        images,
+        run_plan(world, desired, plan, pending.clone(), report)
+    );
+}
+
+/// An image ID as Docker shows it: 12 hex digits.
+fn short_id(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex.get(..12).unwrap_or(hex)
+}
+
+async fn run_plan(
+    world: &Arc<dyn World>,
+    desired: &DesiredProject,
+    plan: Plan,
+    pending: Option<Arc<Pending>>,
     report: &Arc<Report>,
 ) {
     let (leftovers, actions): (Vec<Action>, Vec<Action>) = plan
@@ -252,7 +344,7 @@ pub async fn execute(
         .filter(|a| a.kind == ActionKind::Pull)
         .collect();
     let images = pull_all(world.as_ref(), &pulls, report).await;
-    run_graph(world, desired, actions, &images, report).await;
+    run_graph(world, desired, actions, &images, pending, report).await;
     for a in plan
         .resources
         .iter()
@@ -469,6 +561,7 @@ async fn run_graph(
     desired: &DesiredProject,
     actions: Vec<Action>,
     images: &HashMap<String, String>,
+    pending: Option<Arc<Pending>>,
     report: &Arc<Report>,
 ) {
     let by_name: HashMap<&str, &DesiredContainer> = desired
@@ -519,8 +612,18 @@ async fn run_graph(
         let world = Arc::clone(world);
         let report = Arc::clone(report);
         let images = images.clone();
+        let pending = pending.clone();
         tasks.spawn(async move {
-            let outcome = run_service(world.as_ref(), &service, deps, list, &images, &report).await;
+            let outcome = run_service(
+                world.as_ref(),
+                &service,
+                deps,
+                list,
+                &images,
+                pending.as_deref(),
+                &report,
+            )
+            .await;
             let _ = tx.send(outcome);
         });
     }
@@ -533,6 +636,7 @@ async fn run_service(
     deps: Vec<Waiting>,
     list: Vec<(Action, DesiredContainer)>,
     images: &HashMap<String, String>,
+    pending: Option<&Pending>,
     report: &Report,
 ) -> Ready {
     // Each replica of the service shows what it waits for.
@@ -578,10 +682,65 @@ async fn run_service(
             return Ready::Failed(chain, error);
         }
     }
+    let list = match pending {
+        Some(p) => match with_built_image(p, service, list, report).await {
+            Ok(list) => list,
+            Err(failed) => return failed,
+        },
+        None => list,
+    };
     let results = join_all(list.iter().map(|(a, c)| act(world, a, c, images, report))).await;
     match results.into_iter().find_map(|r| r.err()) {
         Some(e) => Ready::Failed(vec![service.to_string()], e),
         None => Ready::Started,
+    }
+}
+
+/// `list` (the actions of `service` and their containers) once its image,
+/// when pending, is built: each container then runs the image by ID and
+/// its action is decided again. A failed build fails them all (reported).
+async fn with_built_image(
+    pending: &Pending,
+    service: &str,
+    list: Vec<(Action, DesiredContainer)>,
+    report: &Report,
+) -> std::result::Result<Vec<(Action, DesiredContainer)>, Ready> {
+    // The replicas of a service run one image.
+    let Some(image) = list
+        .first()
+        .map(|(_, c)| c.image.clone())
+        .filter(|i| pending.table.contains(i))
+    else {
+        return Ok(list);
+    };
+    for (_, c) in &list {
+        report.step(
+            StepObject::Container,
+            &c.name,
+            StepStatus::Working,
+            &format!("waiting for image {image} (building)"),
+        );
+    }
+    match pending.outcome(&image, report).await {
+        Some(Ok(id)) => Ok(list
+            .into_iter()
+            .map(|(a, c)| {
+                let c = with_image(&c, &id);
+                (with_image_known(&a, &c, &pending.observed), c)
+            })
+            .collect()),
+        Some(Err(e)) => {
+            let error = format!("image {image} could not be built: {e}");
+            for (_, c) in &list {
+                report.fail(
+                    StepObject::Container,
+                    &c.name,
+                    &format!("not started: {error}"),
+                );
+            }
+            Err(Ready::Failed(vec![service.to_string()], error))
+        }
+        None => Ok(list),
     }
 }
 

@@ -28,6 +28,8 @@ pub struct Recording {
     networks: Mutex<HashMap<String, (String, Users)>>,
     /// Volume name to users.
     volume_users: Mutex<HashMap<String, Users>>,
+    /// Container name to the image it was made with.
+    images: Mutex<HashMap<String, String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -71,6 +73,11 @@ impl Recording {
                 .map(|(i, n)| (i.to_string(), n.to_string()))
                 .collect(),
         );
+    }
+
+    /// The image container `name` was made with.
+    pub fn image_of(&self, name: &str) -> Option<String> {
+        lock(&self.images).get(name).cloned()
     }
 
     /// The calls so far.
@@ -122,8 +129,9 @@ impl World for Recording {
         lock(&self.containers).contains(id)
     }
 
-    fn create_container(&self, name: &str, _want: &DesiredContainer) -> StepResult<String> {
+    fn create_container(&self, name: &str, want: &DesiredContainer) -> StepResult<String> {
         self.record(format!("create {name}"))?;
+        lock(&self.images).insert(name.to_string(), super::observe::image_of(want));
         self.exists(name);
         Ok(name.to_string())
     }

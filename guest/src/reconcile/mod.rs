@@ -21,6 +21,7 @@
 //! - [`plan`]: desired and observed state to a plan of actions with reasons,
 //!   and the services `up SERVICE...` acts on.
 //! - [`apply`]: running a plan as a dependency graph.
+//! - [`pending`]: the images an apply waits for while the CLI builds them.
 //! - [`down`]: taking a project down from its labels alone.
 //! - [`world`]: every side effect of apply and down, behind one trait the
 //!   engine implements (and a recording fake, in the unit tests).
@@ -30,6 +31,7 @@ pub mod down;
 pub mod error;
 pub mod graph;
 pub mod observe;
+pub mod pending;
 pub mod plan;
 pub mod validate;
 pub mod world;

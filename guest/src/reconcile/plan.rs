@@ -142,7 +142,8 @@ pub fn plan(
     {
         if let Some(c) = desired.containers.iter().find(|c| c.name == a.name) {
             let image = image_of(c);
-            if !observed.images.contains(&image) {
+            // A pending image is the CLI's to build, never pulled.
+            if !observed.images.contains(&image) && !desired.pending_images.contains(&c.image) {
                 pulls.entry(image).or_default().push(a.name.as_str());
             }
         }
@@ -419,6 +420,24 @@ fn digest_matches(want: &DesiredContainer, o: &Observed) -> bool {
     match &want.image_digest {
         Some(d) => o.labels.get(labels::IMAGE_DIGEST) == Some(d),
         None => true,
+    }
+}
+
+/// Decides `a` again for `want`, whose pending image's ID is now known
+/// (see [`super::pending`]), as [`plan`] would have decided it had the ID
+/// been known: a kept or started container is recreated when it runs
+/// another image. A create or a recreate stays what it is.
+pub fn with_image_known(a: &Action, want: &DesiredContainer, observed: &[Observed]) -> Action {
+    if !matches!(a.kind, ActionKind::Keep | ActionKind::Start) {
+        return a.clone();
+    }
+    match a
+        .id
+        .as_deref()
+        .and_then(|id| observed.iter().find(|o| o.id == id))
+    {
+        Some(o) => action_for(want, Some(o)),
+        None => a.clone(),
     }
 }
 
@@ -983,6 +1002,45 @@ mod tests {
             ]
         );
         assert_eq!(plan.refusals().count(), 0);
+    }
+
+    #[test]
+    fn a_pending_image_is_never_pulled() {
+        let p = projection("1", false);
+        let mut d = with_resources("h1", &p);
+        d.pending_images = vec!["busybox".into()];
+        let plan = super::plan(&d, &Observation::default(), &Options::default()).unwrap();
+        assert!(
+            !plan.resources.iter().any(|a| a.kind == ActionKind::Pull),
+            "{:?}",
+            plan.resources
+        );
+    }
+
+    #[test]
+    fn a_kept_container_is_decided_again_once_its_image_is_known() {
+        let p = projection("1", false);
+        let mut o = made("c1", "web", 1, &p, true);
+        o.labels
+            .insert(labels::IMAGE_DIGEST.into(), "sha256:aaaa".into());
+        let w = want("web", 1, p);
+        let planned = plan(&project(vec![w.clone()]), std::slice::from_ref(&o));
+        assert_eq!(planned.actions[0].kind, ActionKind::Keep);
+        let mut same = w.clone();
+        same.image_digest = Some("sha256:aaaa".into());
+        let a = with_image_known(&planned.actions[0], &same, std::slice::from_ref(&o));
+        assert_eq!(a.kind, ActionKind::Keep);
+        let mut other = w;
+        other.image_digest = Some("sha256:bbbb".into());
+        let a = with_image_known(&planned.actions[0], &other, &[o]);
+        assert_eq!(
+            (a.kind, a.reason.as_str(), a.changed.as_slice()),
+            (
+                ActionKind::Recreate,
+                "image digest changed",
+                [IMAGE_DIGEST_FIELD.to_string()].as_slice()
+            )
+        );
     }
 
     #[test]

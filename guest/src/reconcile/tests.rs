@@ -14,11 +14,12 @@ use servin_proto::{
     Action, ActionKind, DesiredNetwork, DesiredProject, DesiredVolume, ObjectKind, Plan, labels,
 };
 
-use super::apply::{Report, execute};
+use super::apply::{Pending, Report, execute, execute_with};
 use super::down::{DownOptions, down_plan, run_down};
 use super::fake::Recording;
 use super::fixtures::container;
 use super::observe::Observed;
+use super::pending::{PendingImages, Registration};
 use super::plan::LEFTOVER;
 use super::world::World;
 use crate::image::progress::Progress;
@@ -402,4 +403,216 @@ async fn down_removes_dependants_first_each_level_at_once_then_networks_and_volu
         &DownOptions::default(),
     );
     assert!(kept.images.is_empty() && kept.volumes.is_empty());
+}
+
+/// Project `shop` where `app` runs the pending image `shop-app`, `web`
+/// depends on `app` and `tool` runs a pulled image; the images table.
+fn with_pending_app() -> (DesiredProject, PendingImages) {
+    let mut desired = project(&[("app", &[]), ("tool", &[]), ("web", &["app"])]);
+    desired.containers[0].image = "shop-app".into();
+    desired.containers[0].body.image = Some("shop-app".into());
+    desired.pending_images = vec!["shop-app".into()];
+    (desired, PendingImages::default())
+}
+
+/// Starts `plan` on `world` with the images of `registration` pending; the
+/// apply's task and its report.
+fn start_pending(
+    world: &Arc<Recording>,
+    desired: &DesiredProject,
+    plan: Plan,
+    registration: &Registration,
+    observed: Vec<Observed>,
+    client: bool,
+) -> (tokio::task::JoinHandle<()>, Arc<Report>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let report = Arc::new(Report::new("shop", Progress::new(tx)));
+    let pending = Arc::new(Pending {
+        table: Arc::clone(&registration.table),
+        observed,
+    });
+    let w: Arc<dyn World> = Arc::clone(world) as Arc<dyn World>;
+    let (desired, r) = (desired.clone(), Arc::clone(&report));
+    let task = tokio::spawn(async move {
+        // The client keeps reading unless it is said to have left.
+        let _rx = client.then_some(rx);
+        execute_with(&w, &desired, plan, Some(pending), &r).await;
+    });
+    (task, report)
+}
+
+/// Gives the apply's tasks turns until `call` is recorded.
+async fn until_called(world: &Recording, call: &str) {
+    for _ in 0..1000 {
+        if world.steps().iter().any(|c| c == call) {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("{call} never happened: {:?}", world.steps());
+}
+
+#[tokio::test]
+async fn a_container_waits_for_its_pending_image_and_the_others_do_not() {
+    let world = Arc::new(Recording::default());
+    let (desired, images) = with_pending_app();
+    let reg = images.open("shop", &desired.pending_images);
+    let plan = shop_plan(
+        ["shop-app-1", "shop-tool-1", "shop-web-1"]
+            .into_iter()
+            .map(create)
+            .collect(),
+        vec![],
+    );
+    let (task, report) = start_pending(&world, &desired, plan, &reg, vec![], true);
+    until_called(&world, "start shop-tool-1").await;
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    let steps = world.steps();
+    assert!(
+        !steps
+            .iter()
+            .any(|c| c.contains("shop-app-1") || c.contains("shop-web-1")),
+        "{steps:?}"
+    );
+    images
+        .report(
+            "shop",
+            &reg.id,
+            "shop-app",
+            Some("sha256:0123456789abcdef".into()),
+            None,
+        )
+        .unwrap();
+    task.await.unwrap();
+    let s = report.finish();
+    assert!(s.ok(), "{s:?}");
+    assert_eq!(s.done_of(ActionKind::Create), 3);
+    // Run by ID, and its dependant after it.
+    assert_eq!(
+        world.image_of("shop-app-1").unwrap(),
+        "sha256:0123456789abcdef"
+    );
+    let calls = world.calls();
+    assert!(position(&calls, "create shop-web-1") > position(&calls, "end start shop-app-1"));
+}
+
+#[tokio::test]
+async fn a_failed_build_fails_its_container_and_dependants_only() {
+    let world = Arc::new(Recording::default());
+    let (desired, images) = with_pending_app();
+    let reg = images.open("shop", &desired.pending_images);
+    let plan = shop_plan(
+        ["shop-app-1", "shop-tool-1", "shop-web-1"]
+            .into_iter()
+            .map(create)
+            .collect(),
+        vec![],
+    );
+    images
+        .report(
+            "shop",
+            &reg.id,
+            "shop-app",
+            None,
+            Some("RUN false: exit status 1".into()),
+        )
+        .unwrap();
+    let (task, report) = start_pending(&world, &desired, plan, &reg, vec![], true);
+    task.await.unwrap();
+    let s = report.finish();
+    assert_eq!(failure(&s, "shop-app"), "build: RUN false: exit status 1");
+    assert_eq!(
+        failure(&s, "shop-app-1"),
+        "not started: image shop-app could not be built: RUN false: exit status 1"
+    );
+    assert_eq!(
+        failure(&s, "shop-web-1"),
+        "not started: dependency chain web -> app failed: image shop-app could not be built: RUN false: exit status 1"
+    );
+    assert_eq!(
+        world.steps(),
+        vec!["create shop-tool-1", "start shop-tool-1"]
+    );
+}
+
+#[tokio::test]
+async fn a_kept_container_is_recreated_only_when_its_built_image_changed() {
+    for (built, recreated) in [("sha256:old", false), ("sha256:new", true)] {
+        let world = Arc::new(Recording::default());
+        world.exists("c1");
+        let (desired, images) = with_pending_app();
+        let reg = images.open("shop", &desired.pending_images);
+        let app = &desired.containers[0];
+        let mut l = HashMap::new();
+        l.insert(labels::PROJECT.to_string(), "shop".to_string());
+        l.insert(labels::NAME.to_string(), "app".to_string());
+        l.insert(labels::REPLICA.to_string(), "1".to_string());
+        l.insert(labels::CONFIG_HASH.to_string(), app.config_hash.clone());
+        l.insert(
+            labels::FIELDS.to_string(),
+            app.projection.field_digests().to_label(),
+        );
+        l.insert(labels::IMAGE_DIGEST.to_string(), "sha256:old".to_string());
+        let observed = vec![Observed {
+            id: "c1".into(),
+            name: "shop-app-1".into(),
+            labels: l,
+            running: true,
+            completed: false,
+            networks: Vec::new(),
+            volumes: Vec::new(),
+        }];
+        let mut keep = action(
+            ActionKind::Keep,
+            ObjectKind::Container,
+            "shop-app-1",
+            Some("c1"),
+        );
+        keep.service = Some("app".into());
+        let plan = shop_plan(vec![keep], vec![]);
+        images
+            .report("shop", &reg.id, "shop-app", Some(built.into()), None)
+            .unwrap();
+        let (task, report) = start_pending(&world, &desired, plan, &reg, observed, true);
+        task.await.unwrap();
+        let s = report.finish();
+        assert!(s.ok(), "{s:?}");
+        if recreated {
+            assert_eq!(s.done_of(ActionKind::Recreate), 1);
+            assert_eq!(
+                world.steps(),
+                vec![
+                    "create shop-app-1-servin-new",
+                    "remove c1",
+                    "rename shop-app-1-servin-new shop-app-1",
+                    "start shop-app-1",
+                ]
+            );
+            assert_eq!(world.image_of("shop-app-1-servin-new").unwrap(), built);
+        } else {
+            assert_eq!(s.done_of(ActionKind::Keep), 1);
+            assert!(world.steps().is_empty(), "{:?}", world.steps());
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_waits_end_when_the_client_leaves() {
+    let world = Arc::new(Recording::default());
+    let (desired, images) = with_pending_app();
+    let reg = images.open("shop", &desired.pending_images);
+    let plan = shop_plan(vec![create("shop-app-1"), create("shop-tool-1")], vec![]);
+    let (task, report) = start_pending(&world, &desired, plan, &reg, vec![], false);
+    task.await.unwrap();
+    let s = report.finish();
+    assert_eq!(
+        failure(&s, "shop-app-1"),
+        "not started: image shop-app could not be built: the client building it left before it was reported"
+    );
+    assert_eq!(
+        world.steps(),
+        vec!["create shop-tool-1", "start shop-tool-1"]
+    );
 }

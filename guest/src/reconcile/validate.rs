@@ -52,6 +52,25 @@ pub fn validate(name: &str, desired: &DesiredProject) -> Result<()> {
             ));
         }
     }
+    let mut pending = HashSet::new();
+    for r in &desired.pending_images {
+        if r.is_empty() {
+            return bad("a pending image has no reference".to_string());
+        }
+        if !pending.insert(r.as_str()) {
+            return bad(format!("pending image {r} appears twice"));
+        }
+    }
+    if let Some(c) = desired
+        .containers
+        .iter()
+        .find(|c| pending.contains(c.image.as_str()) && c.image_digest.is_some())
+    {
+        return bad(format!(
+            "container {}: its image {} is pending, yet its digest is given",
+            c.name, c.image
+        ));
+    }
     graph::levels(&graph::desired_graph(desired))
         .map(|_| ())
         .map_err(|e| {
@@ -110,5 +129,18 @@ mod tests {
 
         let unknown = project(vec![container("web", &["db"])]);
         assert!(err("shop", &unknown).contains("depends on db"));
+
+        let mut twice_pending = project(vec![container("web", &[])]);
+        twice_pending.pending_images = vec!["shop-app".into(), "shop-app".into()];
+        assert!(err("shop", &twice_pending).contains("pending image shop-app appears twice"));
+
+        let mut known = container("web", &[]);
+        known.image_digest = Some("sha256:ab".into());
+        let mut digest_of_pending = project(vec![known]);
+        digest_of_pending.pending_images = vec!["busybox".into()];
+        assert_eq!(
+            err("shop", &digest_of_pending),
+            "project shop: container shop-web-1: its image busybox is pending, yet its digest is given"
+        );
     }
 }
