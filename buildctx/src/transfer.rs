@@ -449,10 +449,9 @@ impl BlobStore {
         for (tmp, target) in &staged {
             fs::rename(tmp, target).map_err(io_at(target))?;
             let name = target.file_name().and_then(|n| n.to_str());
-            if let (Some(held), Some(bytes)) = (
-                self.held_set().as_mut(),
-                name.and_then(codec::parse_hex32),
-            ) {
+            if let (Some(held), Some(bytes)) =
+                (self.held_set().as_mut(), name.and_then(codec::parse_hex32))
+            {
                 held.insert(bytes);
             }
         }
@@ -483,8 +482,7 @@ impl BlobStore {
             let size = blob.metadata().map(|m| m.len()).unwrap_or(0);
             // Forgotten first: a set that still names a removed blob would
             // make a build use content that is gone.
-            if let (Some(held), Some(bytes)) =
-                (self.held_set().as_mut(), codec::parse_hex32(&name))
+            if let (Some(held), Some(bytes)) = (self.held_set().as_mut(), codec::parse_hex32(&name))
             {
                 held.remove(&bytes);
             }

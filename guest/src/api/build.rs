@@ -45,7 +45,11 @@ pub async fn put_context(
     let contexts = &engine.builder.contexts;
     let t = std::time::Instant::now();
     let index = contexts.put(digest, &bytes)?;
-    tracing::debug!(ms = t.elapsed().as_millis() as u64, bytes = bytes.len(), "build timing: context index stored");
+    tracing::debug!(
+        ms = t.elapsed().as_millis() as u64,
+        bytes = bytes.len(),
+        "build timing: context index stored"
+    );
     Ok(json(
         StatusCode::OK,
         &Missing {

@@ -260,7 +260,10 @@ pub async fn build(
 ) -> Result<String> {
     let t = Instant::now();
     let built = build_steps(engine, request, options, events, cancel).await;
-    tracing::debug!(ms = t.elapsed().as_millis() as u64, "build timing: steps done");
+    tracing::debug!(
+        ms = t.elapsed().as_millis() as u64,
+        "build timing: steps done"
+    );
     let store = Arc::clone(&engine.store);
     let flushed = tokio::task::spawn_blocking(move || store.flush())
         .await
@@ -505,9 +508,7 @@ async fn build_steps(
         .await
         .map_err(|e| BuildError::Invalid(format!("save the built image: {e}")))??;
     for full in &tags {
-        engine
-            .store
-            .image_event("tag", full, full, Some(&image.id));
+        engine.store.image_event("tag", full, full, Some(&image.id));
     }
     shared.send(BuildEvent::Built {
         id: image.id.clone(),
