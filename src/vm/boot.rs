@@ -46,7 +46,7 @@ use crate::vm::VmError;
 
 /// Changes whenever what goes into the image changes, so images built by
 /// an older servin are rebuilt.
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 
 /// The files to boot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +145,10 @@ fn find_tool(names: &[&str]) -> Option<PathBuf> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Manifest {
     format: u32,
+    /// The digest of the first stage's script, so a servin whose script
+    /// differs builds the initramfs again.
+    #[serde(default)]
+    stage1: String,
     kernel_version: String,
     modules: Vec<String>,
     inputs: Vec<Input>,
@@ -251,6 +255,13 @@ impl Sources {
         }
         Ok(Manifest {
             format: FORMAT,
+            stage1: {
+                use sha2::Digest as _;
+                sha2::Sha256::digest(STAGE1.as_bytes())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            },
             kernel_version: self.kernel.version.clone(),
             modules: self.modules.clone(),
             inputs,
@@ -390,7 +401,12 @@ fn build_system(sources: &Sources, boot_dir: &Path, dest: &Path) -> Result<(), V
         let mut order = String::new();
         for module in &sources.modules {
             let guest = format!("{guest_modules}/{module}");
-            t.file(&guest, &modules_dir.join(module))?;
+            let host = modules_dir.join(module);
+            let data = std::fs::read(&host)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", host.display())))?;
+            // A compressed module's signature is inside the compressed
+            // bytes: such a module is kept whole.
+            t.bytes(&guest, 0o644, modules::unsigned(&data))?;
             order.push_str(&guest);
             order.push('\n');
         }
@@ -436,9 +452,11 @@ fail() { echo "servin-guest: error: $*"; $b poweroff -f; }
 $b mount -t proc proc /proc || fail "mount /proc in the initramfs"
 $b mount -t sysfs sysfs /sys || fail "mount /sys in the initramfs"
 $b mount -t devtmpfs -o mode=0755 devtmpfs /dev || fail "mount /dev in the initramfs"
+echo "servin-guest: stage 1 started at $($b cut -d' ' -f1 /proc/uptime) s"
 while read -r m; do
   [ -n "$m" ] && { $b insmod "$m" || fail "load the module $m"; }
 done < /etc/servin/early-modules
+echo "servin-guest: stage 1 modules loaded at $($b cut -d' ' -f1 /proc/uptime) s"
 dev=
 i=0
 while [ -z "$dev" ]; do
@@ -482,6 +500,7 @@ fn build_initramfs(sources: &Sources, dest: &Path) -> Result<(), VmError> {
                 host.display()
             )));
         };
+        let data = modules::unsigned(&data).to_vec();
         early.push((format!("{guest_modules}/{name}"), data));
     }
     let script = STAGE1.replace("@SERIAL@", system::SERIAL);

@@ -54,6 +54,33 @@ pub const WANTED: &[&str] = &[
     "9p",
 ];
 
+/// The marker a signed module ends with.
+const SIGNED: &[u8] = b"~Module signature appended~\n";
+
+/// `module` without its appended signature, if it has one.
+///
+/// The guest loads modules that servin copied from the host's own kernel
+/// package; checking each one's signature again costs a SHA-256 of the
+/// whole module and an RSA verification, which under emulation made up
+/// much of the boot. A kernel that does not enforce signatures (Debian's,
+/// without Secure Boot: the guest has no firmware at all) loads an
+/// unsigned module and notes it once as a taint.
+pub fn unsigned(module: &[u8]) -> &[u8] {
+    // struct module_signature: 12 bytes, the signature's length big-endian
+    // in its last 4, then the signature, then the marker.
+    let Some(body) = module.strip_suffix(SIGNED) else {
+        return module;
+    };
+    let Some(info) = body.len().checked_sub(12).and_then(|at| body.get(at..)) else {
+        return module;
+    };
+    let sig_len = u32::from_be_bytes([info[8], info[9], info[10], info[11]]) as usize;
+    match body.len().checked_sub(12 + sig_len) {
+        Some(end) => &body[..end],
+        None => module,
+    }
+}
+
 fn canonical(name: &str) -> String {
     name.replace('-', "_")
 }
@@ -139,6 +166,21 @@ kernel/net/netfilter/nf_nat.ko: kernel/net/netfilter/nf_conntrack.ko
 kernel/net/netfilter/nf_conntrack.ko:
 kernel/crypto/crc32c-generic.ko.xz:
 ";
+
+    #[test]
+    fn a_signature_is_taken_off_and_an_unsigned_module_is_kept() {
+        let mut signed = b"\x7fELF module body".to_vec();
+        let sig = vec![0xAB; 5];
+        signed.extend_from_slice(&sig);
+        signed.extend_from_slice(&[0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 5]);
+        signed.extend_from_slice(SIGNED);
+        assert_eq!(unsigned(&signed), b"\x7fELF module body");
+        assert_eq!(unsigned(b"\x7fELF plain"), b"\x7fELF plain");
+        // A marker with a length longer than the file: left as it is.
+        let mut odd = vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+        odd.extend_from_slice(SIGNED);
+        assert_eq!(unsigned(&odd), odd.as_slice());
+    }
 
     #[test]
     fn dependencies_load_first_and_once() {
