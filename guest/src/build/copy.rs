@@ -288,6 +288,16 @@ fn flatten(plan: &[(String, Vec<Item<'_>>)], chmod: Option<u32>) -> Flat {
     out
 }
 
+/// The previous run of a copy step, for [`copy_changes`]: the context it
+/// copied from, and what it gave if the caller kept that.
+#[derive(Clone, Copy)]
+pub struct Previous<'a> {
+    /// The context of the previous run.
+    pub before: &'a ContextIndex,
+    /// What the previous run gave, if kept.
+    pub old: Option<&'a Flat>,
+}
+
 /// What [`copy_changes`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delta {
@@ -320,8 +330,7 @@ pub fn copy_changes(
     target: &Path,
     job: &CopyJob,
     index: &ContextIndex,
-    before: &ContextIndex,
-    old: Option<&Flat>,
+    previous: Previous<'_>,
     blobs: &BlobStore,
     dest_was_dir: bool,
     in_parent: &dyn Fn(&str) -> bool,
@@ -330,6 +339,7 @@ pub fn copy_changes(
         // An archive's entries are not in the index: no comparing them.
         return Ok((Delta::FullCopy, None));
     }
+    let Previous { before, old } = previous;
     let new_plan = plan_context(job, index, dest_was_dir)?;
     let new_map = flatten(&new_plan, job.chmod);
     let worked_out;

@@ -2169,8 +2169,10 @@ async fn copy_changes(
             &root2,
             &job2,
             &index,
-            &before,
-            old.as_deref(),
+            copy::Previous {
+                before: &before,
+                old: old.as_deref(),
+            },
             &engine2.builder.contexts.blobs,
             dest_was_dir,
             &in_parent,
