@@ -180,19 +180,8 @@ fn hex(bytes: &[u8]) -> String {
 /// only costs a step's rerun, and an fsync per step cost 5-10 ms each on a
 /// busy disk, for every step of every build; concurrent builds writing the
 /// same record each rename their own file.
-fn write_record(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{:016x}.tmp", super::rand_u64()));
-    let written = fs::write(&tmp, bytes)
-        .map_err(Error::io("write", &tmp))
-        .and_then(|()| fs::rename(&tmp, path).map_err(Error::io("rename", path)));
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written
+pub(super) fn write_record(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_record_if(path, bytes, || true)
 }
 
 /// How many sources (summed over records) the step records kept in

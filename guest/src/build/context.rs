@@ -117,17 +117,7 @@ impl Contexts {
         // Whole or not at all (a temporary file renamed), but without an
         // fsync: tens of MB for a large context, at every build whose
         // context changed. One lost to a crash is sent again ([`get`]).
-        let path = self.dir.join(format!("{hex}.json"));
-        let tmp = self
-            .dir
-            .join(format!(".{hex}.{:016x}.tmp", super::rand_u64()));
-        let written = fs::write(&tmp, bytes)
-            .map_err(Error::io("write", &tmp))
-            .and_then(|()| fs::rename(&tmp, &path).map_err(Error::io("rename", &path)));
-        if written.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        written?;
+        super::cache::write_record(&self.dir.join(format!("{hex}.json")), bytes)?;
         let index = Arc::new(index);
         self.keep(&hex, &index);
         Ok(index)
