@@ -8,7 +8,9 @@
 //! the tools the engine and its init run (`mkfs.ext4`, `e2fsck`, `nft`,
 //! busybox for `ps` and a shell), each dynamic program's shared libraries
 //! and loader at their host paths, and the kernel modules the engine needs
-//! with `/etc/servin/modules` listing them in load order ([`system`]).
+//! with `/etc/servin/modules` listing in load order those loaded before the
+//! engine starts and `/etc/servin/modules.later` those loaded while it
+//! starts ([`modules::BOOT`], [`modules::LATER`], [`system`]).
 //!
 //! The initramfs only reaches it: busybox, the modules of
 //! [`modules::EARLY`] and a shell script as `/init` ([`STAGE1`]) that loads
@@ -44,9 +46,14 @@ use serde::{Deserialize, Serialize};
 use self::cpio::Cpio;
 use crate::vm::VmError;
 
+/// The CA certificate bundle of Debian's `ca-certificates`, copied into the
+/// system disk when the host has it (the engine's TLS clients read it
+/// there).
+const CA_CERTIFICATES: &str = "/etc/ssl/certs/ca-certificates.crt";
+
 /// Changes whenever what goes into the image changes, so images built by
 /// an older servin are rebuilt.
-const FORMAT: u32 = 4;
+const FORMAT: u32 = 5;
 
 /// The files to boot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +158,8 @@ struct Manifest {
     stage1: String,
     kernel_version: String,
     modules: Vec<String>,
+    #[serde(default)]
+    later: Vec<String>,
     inputs: Vec<Input>,
 }
 
@@ -178,8 +187,11 @@ struct Sources {
     engine: PathBuf,
     /// (guest path, host path)
     tools: Vec<(&'static str, PathBuf)>,
-    /// Module files relative to the modules folder, in load order.
+    /// Module files relative to the modules folder, in load order: those
+    /// the guest loads before the engine starts (not the initramfs's).
     modules: Vec<String>,
+    /// Those it loads while the engine starts.
+    later: Vec<String>,
     /// The same for the initramfs's modules.
     early: Vec<String>,
     mkfs: PathBuf,
@@ -210,20 +222,20 @@ impl Sources {
         };
         let dep = read("modules.dep")?;
         let builtin = read("modules.builtin").unwrap_or_default();
-        let modules = modules::load_order(
-            modules::WANTED,
-            &dep,
-            &builtin,
-            &kernel.version,
-            &kernel.modules,
-        )?;
-        let early = modules::load_order(
-            modules::EARLY,
-            &dep,
-            &builtin,
-            &kernel.version,
-            &kernel.modules,
-        )?;
+        let order = |wanted: &[&str]| {
+            modules::load_order(wanted, &dep, &builtin, &kernel.version, &kernel.modules)
+        };
+        let early = order(modules::EARLY)?;
+        // Each list without what an earlier one loaded: the kernel would
+        // read the whole file again only to find it loaded.
+        let modules: Vec<String> = order(modules::BOOT)?
+            .into_iter()
+            .filter(|m| !early.contains(m))
+            .collect();
+        let later: Vec<String> = order(modules::LATER)?
+            .into_iter()
+            .filter(|m| !early.contains(m) && !modules.contains(m))
+            .collect();
         let tool = |guest: &str| {
             tools
                 .iter()
@@ -238,6 +250,7 @@ impl Sources {
             engine,
             tools,
             modules,
+            later,
             early,
             mkfs,
             busybox,
@@ -253,6 +266,9 @@ impl Sources {
         for (_, path) in &self.tools {
             inputs.push(Input::of(path)?);
         }
+        if let Ok(certs) = Input::of(Path::new(CA_CERTIFICATES)) {
+            inputs.push(certs);
+        }
         Ok(Manifest {
             format: FORMAT,
             stage1: {
@@ -264,6 +280,7 @@ impl Sources {
             },
             kernel_version: self.kernel.version.clone(),
             modules: self.modules.clone(),
+            later: self.later.clone(),
             inputs,
         })
     }
@@ -398,19 +415,25 @@ fn build_system(sources: &Sources, boot_dir: &Path, dest: &Path) -> Result<(), V
         for lib in &libraries {
             t.file(&lib.to_string_lossy(), lib)?;
         }
-        let mut order = String::new();
-        for module in &sources.modules {
-            let guest = format!("{guest_modules}/{module}");
-            let host = modules_dir.join(module);
-            let data = std::fs::read(&host)
-                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", host.display())))?;
-            // A compressed module's signature is inside the compressed
-            // bytes: such a module is kept whole.
-            t.bytes(&guest, 0o644, modules::unsigned(&data))?;
-            order.push_str(&guest);
-            order.push('\n');
+        for (list, modules) in [
+            ("/etc/servin/modules", &sources.modules),
+            ("/etc/servin/modules.later", &sources.later),
+        ] {
+            let mut order = String::new();
+            for module in modules {
+                let guest = format!("{guest_modules}/{module}");
+                let host = modules_dir.join(module);
+                let data = std::fs::read(&host).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {e}", host.display()))
+                })?;
+                // A compressed module's signature is inside the compressed
+                // bytes: such a module is kept whole.
+                t.bytes(&guest, 0o644, modules::unsigned(&data))?;
+                order.push_str(&guest);
+                order.push('\n');
+            }
+            t.bytes(list, 0o644, order.as_bytes())?;
         }
-        t.bytes("/etc/servin/modules", 0o644, order.as_bytes())?;
         t.bytes("/etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n")?;
         t.bytes("/etc/group", 0o644, b"root:x:0:\n")?;
         t.bytes("/etc/nsswitch.conf", 0o644, b"hosts: files dns\n")?;
@@ -424,6 +447,11 @@ fn build_system(sources: &Sources, boot_dir: &Path, dest: &Path) -> Result<(), V
         let mke2fs = Path::new("/etc/mke2fs.conf");
         if mke2fs.is_file() {
             t.file("/etc/mke2fs.conf", mke2fs)?;
+        }
+        // The host's CA certificates, for pulls from HTTPS registries.
+        let certs = Path::new(CA_CERTIFICATES);
+        if certs.is_file() {
+            t.file(CA_CERTIFICATES, certs)?;
         }
         Ok(t)
     })();

@@ -49,7 +49,7 @@ pub async fn auth(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Respon
         )))
     })?;
     let registry_auth = RegistryAuth::Basic(user, password);
-    let client = engine.registries.client(&r, &registry_auth);
+    let client = engine.registries.client(&r, &registry_auth)?;
     let context = format!("log in to {host}");
     let checked = check(&client, &r, &registry_auth, &context).await;
     if checked.is_err() {

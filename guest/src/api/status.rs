@@ -138,6 +138,7 @@ fn network(e: &NetworkError) -> StatusCode {
         | NetworkError::LockTimeout(_)
         | NetworkError::PortInUse { .. }
         | NetworkError::RangeInUse(_) => StatusCode::CONFLICT,
+        NetworkError::KernelModules(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -241,7 +241,7 @@ async fn resolve_unbounded(
     platform: &Platform,
     auth: &RegistryAuth,
 ) -> Result<Resolved> {
-    let client = registries.client(r, auth);
+    let client = registries.client(r, auth)?;
     let first = fetch_manifest(&client, r, auth).await;
     if let Err(Error::Registry { status: 403, .. }) = &first
         && matches!(auth, RegistryAuth::Basic(..))

@@ -24,7 +24,7 @@ pub async fn push(
     progress: &Progress,
 ) -> Result<String> {
     let _gc = store.gc_lock.read().await;
-    let client = registries.client(target, auth);
+    let client = registries.client(target, auth)?;
     let oci_ref = target.to_oci();
     let context = format!("push {target}");
     progress.status(

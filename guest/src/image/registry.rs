@@ -90,30 +90,41 @@ impl Registries {
             .remove(&key);
     }
 
-    /// A client for `r`'s registry carrying `auth`.
-    pub fn client(&self, r: &ImageRef, auth: &RegistryAuth) -> Arc<Client> {
+    /// A client for `r`'s registry carrying `auth`; an error when no TLS
+    /// client can be made (a host without CA certificates).
+    pub fn client(&self, r: &ImageRef, auth: &RegistryAuth) -> Result<Arc<Client>, Error> {
         let (key, plain) = self.key(r, auth);
         let mut clients = self
             .clients
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        clients
-            .entry(key)
-            .or_insert_with(|| {
-                Arc::new(Client::new(ClientConfig {
-                    protocol: if plain {
-                        ClientProtocol::Http
-                    } else {
-                        ClientProtocol::Https
-                    },
-                    connect_timeout: Some(Duration::from_secs(10)),
-                    read_timeout: Some(Duration::from_secs(120)),
-                    platform_resolver: None,
-                    user_agent: concat!("servin/", env!("CARGO_PKG_VERSION")),
-                    ..Default::default()
-                }))
-            })
-            .clone()
+        if let Some(c) = clients.get(&key) {
+            return Ok(Arc::clone(c));
+        }
+        let config = ClientConfig {
+            protocol: if plain {
+                ClientProtocol::Http
+            } else {
+                ClientProtocol::Https
+            },
+            connect_timeout: Some(Duration::from_secs(10)),
+            read_timeout: Some(Duration::from_secs(120)),
+            platform_resolver: None,
+            user_agent: concat!("servin/", env!("CARGO_PKG_VERSION")),
+            ..Default::default()
+        };
+        // Not `Client::new`, which falls back to a default client that
+        // panics when the system has no CA certificates.
+        let client = Client::try_from(config).map_err(|e| Error::Registry {
+            context: format!("connect to {}", r.registry),
+            message: format!(
+                "cannot make an HTTPS client: {e} (are CA certificates installed? apt install ca-certificates)"
+            ),
+            status: 500,
+        })?;
+        let client = Arc::new(client);
+        clients.insert(key, Arc::clone(&client));
+        Ok(client)
     }
 
     /// Credentials for `r`: from the `X-Registry-Auth` header when it carries

@@ -9,8 +9,11 @@
 //!    with every controller delegated ([`system`]);
 //! 2. sets the clock from `servin.epoch=` on the kernel command line, and
 //!    has dirty pages written within about a second;
-//! 3. loads the modules listed in `/etc/servin/modules`;
-//! 4. formats, checks and mounts the data disk `/dev/vda` on
+//! 3. loads the modules listed in `/etc/servin/modules` (those of
+//!    `/etc/servin/modules.later`, for bridges, veth pairs, nftables and
+//!    the balloon, load on a thread of their own while the
+//!    engine starts; the engine waits for them before its first network);
+//! 4. formats, checks (unless it was cleanly unmounted) and mounts the data disk `/dev/vda` on
 //!    `/var/lib/servin` ([`disk`]);
 //! 5. mounts the shared host folders at their host paths ([`shares`]);
 //! 6. brings up `lo` and `eth0` ([`net`]);
@@ -141,6 +144,8 @@ async fn boot() -> Result<(), String> {
         "loaded {loaded} modules in {modules_ms} ms; data disk {}{}",
         if disk.formatted {
             "formatted"
+        } else if disk.clean {
+            "clean"
         } else {
             "checked"
         },
@@ -181,11 +186,56 @@ fn engine_env(
         }
         list.push(p.as_os_str());
     }
-    let mut env = vec![(crate::config::VM_SHARES_ENV, list)];
+    let mut env = vec![
+        (crate::config::VM_SHARES_ENV, list),
+        (crate::network::modules::ENV, OsString::from(MODULES_DONE)),
+    ];
     if let Some(c) = config {
         env.push((crate::config::VM_CONFIG_ENV, c.as_os_str().to_owned()));
     }
     env
+}
+
+/// The file the init writes once the modules of
+/// `/etc/servin/modules.later` are in: empty, or the error that stopped
+/// it (the engine waits for it before its first network, see
+/// `servin_guest::network::modules`).
+const MODULES_DONE: &str = "/run/servin/modules.done";
+
+/// Loads `/etc/servin/modules.later` on a thread of its own while the
+/// engine starts, and says so in [`MODULES_DONE`].
+fn load_later_modules() {
+    let spawned = std::thread::Builder::new()
+        .name("modules".into())
+        .spawn(move || {
+            let t = Instant::now();
+            let outcome = match system::load_modules(Path::new("/etc/servin/modules.later")) {
+                Ok(n) => {
+                    say(&format!(
+                        "loaded {n} more modules in {} ms",
+                        t.elapsed().as_millis()
+                    ));
+                    String::new()
+                }
+                Err(e) => {
+                    say(&format!("warning: networks will not work: {e}"));
+                    e
+                }
+            };
+            write_modules_done(&outcome);
+        });
+    if let Err(e) = spawned {
+        write_modules_done(&format!("start a thread to load them: {e}"));
+    }
+}
+
+/// Writes [`MODULES_DONE`] whole (a temporary file renamed).
+fn write_modules_done(text: &str) {
+    let tmp = format!("{MODULES_DONE}.tmp");
+    let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, MODULES_DONE));
+    if let Err(e) = written {
+        say(&format!("warning: write {MODULES_DONE}: {e}"));
+    }
 }
 
 /// A process PID 1 keeps running.
@@ -344,6 +394,7 @@ async fn supervise() -> ExitCode {
     };
     let (button_tx, mut button) = tokio::sync::mpsc::channel::<()>(1);
     power_button(button_tx);
+    load_later_modules();
     let mut children = Children {
         pids: HashMap::new(),
         no_channel: false,

@@ -155,4 +155,7 @@ pub enum NetworkError {
     /// Every port of a host range is held.
     #[error("publish {0}: every host port of the range is in use")]
     RangeInUse(String),
+    /// The VM's init could not load the kernel modules networks need.
+    #[error("the VM's kernel modules for networks (bridge, veth, nftables): {0}")]
+    KernelModules(String),
 }

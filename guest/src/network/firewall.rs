@@ -575,6 +575,7 @@ fn restore_input(tables: &[Vec<String>; 3]) -> String {
 
 /// Runs `tool args` with `input` on its stdin; fails with its stderr.
 async fn run(tool: &str, args: &[&str], input: &str) -> Result<String> {
+    super::modules::ready().await?;
     let mut child = tokio::process::Command::new(tool)
         .args(args)
         .stdin(Stdio::piped())
@@ -738,6 +739,7 @@ pub fn flush_dnat(backend: Backend, tags: &[String]) -> Result<()> {
 /// [`run`] for callers outside the async runtime.
 fn run_blocking(tool: &str, args: &[&str], input: &str) -> Result<String> {
     use std::io::Write;
+    super::modules::ready_blocking()?;
     let mut child = std::process::Command::new(tool)
         .args(args)
         .stdin(Stdio::piped())

@@ -43,6 +43,7 @@ pub mod ipam;
 pub mod ipam6;
 mod kernel_ports;
 pub mod link;
+pub mod modules;
 pub mod ports;
 mod record;
 mod view;
@@ -121,7 +122,12 @@ impl Networks {
 
     async fn netlink(&self) -> Result<&rtnetlink::Handle> {
         self.netlink
-            .get_or_try_init(|| async { link::host_connection() })
+            .get_or_try_init(|| async {
+                // In the VM: not before the init has loaded bridge, veth
+                // and nftables (see `modules`).
+                modules::ready().await?;
+                link::host_connection()
+            })
             .await
     }
 

@@ -12,7 +12,7 @@ use crate::vm::VmError;
 
 /// The modules the initramfs loads to reach the system disk: virtio's
 /// PCI transport, its block driver, ext4 (checksums want crc32c) and
-/// overlayfs for the writable layer over it. They are in [`WANTED`] too;
+/// overlayfs for the writable layer over it. They are in [`BOOT`] too;
 /// the later loading skips what is loaded.
 pub const EARLY: &[&str] = &[
     "virtio_pci",
@@ -22,24 +22,38 @@ pub const EARLY: &[&str] = &[
     "overlay",
 ];
 
-/// The modules the engine needs in the guest, by name (`-` and `_` are the
-/// same). Virtio's PCI transport (the machine is `q35`; no MMIO transport)
-/// and devices (the balloon only for free page reporting), the data disk's ext4 (whose
-/// checksums want crc32c), overlayfs for container root filesystems,
-/// bridges and veth pairs for networks, and
-/// what the firewall's nftables rules use (nat chains, masquerade, ct,
-/// fib), so the kernel never has to ask for a module it cannot find; and
-/// 9p over virtio for the shared host folders (`9p` brings `9pnet`,
-/// `netfs` and `fscache` through `modules.dep`).
-pub const WANTED: &[&str] = &[
+/// The modules the guest loads before it starts the engine, by name (`-`
+/// and `_` are the same): virtio's PCI transport (the machine is `q35`; no
+/// MMIO transport) and the devices the boot itself uses (disks, the
+/// network for `eth0`, the serial ports of the host channel), the data
+/// disk's ext4 (whose checksums want crc32c), overlayfs for container root
+/// filesystems, and 9p over virtio for the shared host folders, which the
+/// engine is told about when it starts (`9p` brings `9pnet`, `netfs` and
+/// `fscache` through `modules.dep`), and the ACPI power button with its
+/// input events, so that no press is lost while the rest loads. The
+/// initramfs loaded [`EARLY`] already.
+pub const BOOT: &[&str] = &[
     "virtio_pci",
     "virtio_blk",
     "virtio_net",
     "virtio_console",
-    "virtio_balloon",
     "crc32c_generic",
     "ext4",
     "overlay",
+    "9pnet_virtio",
+    "9p",
+    "button",
+    "evdev",
+];
+
+/// The modules the guest loads while the engine starts, which nothing
+/// before the engine's first network needs: bridges and veth pairs for
+/// networks, what the firewall's nftables rules use (nat chains,
+/// masquerade, ct, fib), so the kernel never has to ask for a module it
+/// cannot find; and the balloon (only for free page reporting). Under
+/// emulation loading them took about half a second of the boot; the engine waits for them only before it
+/// first touches a bridge or the firewall (`SERVIN_KERNEL_MODULES`).
+pub const LATER: &[&str] = &[
     "bridge",
     "veth",
     "nf_tables",
@@ -48,10 +62,7 @@ pub const WANTED: &[&str] = &[
     "nft_masq",
     "nft_ct",
     "nft_fib_inet",
-    "button",
-    "evdev",
-    "9pnet_virtio",
-    "9p",
+    "virtio_balloon",
 ];
 
 /// The marker a signed module ends with.
