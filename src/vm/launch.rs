@@ -116,6 +116,7 @@ pub fn prepare(paths: &VmPaths) -> Result<(Command, MachineInfo), MachineError> 
         shares.cache = Some(mode.to_string());
     }
     let mut q = QemuCommand::new(boot.clone(), &disk, &paths.channel(), &paths.console_log());
+    q.firmware = super::qemu::find_qboot(&qemu);
     q.binary = qemu;
     q.cpus = config.cpus;
     q.memory_mib = config.memory_mib;

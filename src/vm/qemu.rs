@@ -67,6 +67,22 @@ pub fn qemu_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("qemu-system-x86_64"))
 }
 
+/// qboot, the minimal firmware QEMU ships (`qemu-system-data` in Debian),
+/// beside the QEMU binary `qemu` (its `../share/qemu/`) or in
+/// `/usr/share/qemu`. It hands a PVH kernel over in a few milliseconds,
+/// where QEMU's default SeaBIOS took about a quarter of a second more under
+/// emulation; QEMU still gives the guest its ACPI tables.
+pub fn find_qboot(qemu: &Path) -> Option<PathBuf> {
+    let beside = qemu
+        .parent()
+        .and_then(Path::parent)
+        .map(|prefix| prefix.join("share/qemu/qboot.rom"));
+    beside
+        .into_iter()
+        .chain([PathBuf::from("/usr/share/qemu/qboot.rom")])
+        .find(|p| p.is_file())
+}
+
 /// The port name of the host-guest channel, as the guest sees it
 /// (`/dev/virtio-ports/servin.channel`).
 pub const CHANNEL_PORT: &str = "servin.channel";
@@ -102,6 +118,8 @@ pub struct QemuCommand {
     /// The host folders shared into the guest (and the ones skipped), on
     /// the kernel command line for the guest's init.
     pub shares: Shares,
+    /// The firmware (`-bios`); QEMU's default (SeaBIOS) when `None`.
+    pub firmware: Option<PathBuf>,
 }
 
 impl QemuCommand {
@@ -122,6 +140,7 @@ impl QemuCommand {
             epoch: None,
             tsc_khz: None,
             shares: Shares::default(),
+            firmware: None,
         }
     }
 
@@ -174,6 +193,10 @@ impl QemuCommand {
             // A smaller translation cache keeps the idle footprint down.
             Accel::Tcg => push(&["-accel", "tcg,tb-size=32", "-cpu", "max"]),
             Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
+        }
+        if let Some(firmware) = &self.firmware {
+            a.push("-bios".into());
+            a.push(firmware.clone().into());
         }
         a.push("-kernel".into());
         a.push(self.boot.vmlinux.clone().into());
@@ -559,6 +582,33 @@ mod tests {
         assert!(cmdline.contains("tsc_early_khz=2600000"), "{cmdline}");
         assert!(cmdline.ends_with("servin.epoch=1700000000"), "{cmdline}");
         assert!(!args.iter().any(|a| a == "-fsdev"));
+        assert!(after("-bios").is_empty());
+        assert!(cmdline.contains("cryptomgr.notests"), "{cmdline}");
+        assert_eq!(
+            after("-global"),
+            ["ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"]
+        );
+    }
+
+    #[test]
+    fn qboot_is_the_firmware_when_qemu_ships_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin/qemu-system-x86_64");
+        std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+        std::fs::write(&bin, "").unwrap();
+        let rom = dir.path().join("share/qemu/qboot.rom");
+        std::fs::create_dir_all(rom.parent().unwrap()).unwrap();
+        std::fs::write(&rom, "").unwrap();
+        assert_eq!(find_qboot(&bin), Some(rom.clone()));
+        let mut q = command();
+        q.firmware = Some(rom.clone());
+        let args: Vec<String> = q
+            .args()
+            .iter()
+            .map(|a| a.to_string_lossy().into())
+            .collect();
+        let at = args.iter().position(|a| a == "-bios").unwrap();
+        assert_eq!(args[at + 1], rom.to_string_lossy());
     }
 
     #[test]
