@@ -137,7 +137,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// The 32 bytes of a `sha256:<64 lower-case hex>` digest, or `None` when
 /// the text is not one.
-pub(crate) fn parse_digest(digest: &str) -> Option<[u8; 32]> {
+pub fn parse_digest(digest: &str) -> Option<[u8; 32]> {
     let hex = digest.strip_prefix("sha256:")?;
     parse_hex32(hex)
 }
@@ -161,7 +161,7 @@ pub(crate) fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
 }
 
 /// `sha256:<hex>` of 32 digest bytes.
-pub(crate) fn format_digest(bytes: &[u8]) -> String {
+pub fn format_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex(bytes))
 }
 

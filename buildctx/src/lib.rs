@@ -39,7 +39,7 @@ pub mod transfer;
 mod walk;
 
 pub use cache::RACY_MARGIN_NS;
-pub use codec::DecodeError;
+pub use codec::{DecodeError, format_digest, parse_digest};
 pub use delta::Delta;
 pub use ignore::{IgnoreError, Matcher, load_for};
 pub use index::{ContextIndex, Entry, EntryKind, IndexError, IndexStats};

@@ -303,6 +303,27 @@ impl BlobStore {
     /// [`TransferError::BadDigest`] for a malformed digest,
     /// [`TransferError::Io`] when the store cannot be listed.
     pub fn missing(&self, digests: &[String]) -> Result<Vec<String>, TransferError> {
+        let bytes = digests
+            .iter()
+            .map(|d| {
+                codec::parse_digest(d).ok_or_else(|| TransferError::BadDigest { digest: d.clone() })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self
+            .missing_digests(&bytes)?
+            .iter()
+            .map(|d| codec::format_digest(d))
+            .collect())
+    }
+
+    /// [`BlobStore::missing`] for digests as their 32 bytes: a large
+    /// context's tens of thousands of digests are looked up without
+    /// formatting or parsing text.
+    ///
+    /// # Errors
+    ///
+    /// [`TransferError::Io`] when the store cannot be listed.
+    pub fn missing_digests(&self, digests: &[[u8; 32]]) -> Result<Vec<[u8; 32]>, TransferError> {
         const LIST_ABOVE: usize = 256;
         let mut guard = self.held_set();
         if guard.is_none() && digests.len() > LIST_ABOVE {
@@ -317,23 +338,18 @@ impl BlobStore {
             *guard = Some(held);
         }
         let held = guard.as_ref();
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::with_capacity(digests.len());
         let mut out = Vec::new();
-        for digest in digests {
-            let Some(bytes) = codec::parse_digest(digest) else {
-                return Err(TransferError::BadDigest {
-                    digest: digest.clone(),
-                });
-            };
+        for bytes in digests {
             if !seen.insert(bytes) {
                 continue;
             }
             let present = match held {
-                Some(held) => held.contains(&bytes),
-                None => self.has(digest)?,
+                Some(held) => held.contains(bytes),
+                None => self.blobs_dir().join(codec::hex(bytes)).is_file(),
             };
             if !present {
-                out.push(digest.clone());
+                out.push(*bytes);
             }
         }
         Ok(out)
