@@ -115,68 +115,17 @@ impl Engine {
             index: stats,
             ..Sent::default()
         };
-        let sent_path = cache.as_deref().map(sent_file);
-        let resp = self.send(
-            Method::GET,
-            &missing_path(&digest),
-            &[],
-            Bytes::new(),
-            &step,
-        )?;
-        let missing: Missing =
-            if resp.status() == StatusCode::NOT_FOUND || resp.status() == StatusCode::BAD_REQUEST {
-                // The engine does not hold this index: send it as the change
-                // from the one it accepted last, else whole.
-                let _ = self.body(resp, &step);
-                sent.index_sent = true;
-                let from_base = match sent_path.as_deref().and_then(load_sent) {
-                    Some((base, base_index)) if base != digest => {
-                        self.put_delta(&digest, &base, &base_index, &index, &step)?
-                    }
-                    _ => None,
-                };
-                sent.index_delta = from_base.is_some();
-                let missing = match from_base {
-                    Some(missing) => missing,
-                    None => {
-                        let headers = [("Content-Type", INDEX_CONTENT_TYPE.to_string())];
-                        let resp = self.send(
-                            Method::PUT,
-                            &context_path(&digest),
-                            &headers,
-                            Bytes::from(index.encode()),
-                            &step,
-                        )?;
-                        let resp = self.check(resp, &step)?;
-                        self.missing_of(resp, &step)?
-                    }
-                };
-                if let Some(path) = &sent_path {
-                    save_sent(path, &digest, &index);
-                }
-                missing
-            } else {
-                let resp = self.check(resp, &step)?;
-                if let Some(path) = &sent_path
-                    && sent_digest(path).as_deref() != Some(digest.as_str())
-                {
-                    save_sent(path, &digest, &index);
-                }
-                self.missing_of(resp, &step)?
-            };
+        let missing = self.send_index(&index, &digest, cache.as_deref(), &mut sent, &step)?;
         if contents && !missing.missing.is_empty() {
             let mut tar = Vec::new();
             servin_buildctx::pack(context, &index, &missing.missing, &mut tar)
                 .map_err(|e| Error::Invalid(format!("{step}: {e}")))?;
             sent.files = missing.missing.len();
+            let wanted: std::collections::HashSet<&String> = missing.missing.iter().collect();
             sent.bytes = index
                 .entries()
                 .iter()
-                .filter(|e| {
-                    e.digest
-                        .as_ref()
-                        .is_some_and(|d| missing.missing.contains(d))
-                })
+                .filter(|e| e.digest.as_ref().is_some_and(|d| wanted.contains(d)))
                 .map(|e| e.size)
                 .sum();
             let headers = [("Content-Type", "application/x-tar".to_string())];
@@ -185,6 +134,67 @@ impl Engine {
             let _ = self.body(resp, &step)?;
         }
         Ok((digest, sent))
+    }
+
+    /// Makes sure the engine holds `index` (digest `digest`) and returns
+    /// the contents it lacks. With a record of the index the engine
+    /// accepted last for this context (beside the stat cache `cache`),
+    /// a changed index goes as its change from that one, in one request;
+    /// otherwise the engine is asked whether it holds the index, and sent
+    /// it whole when it does not.
+    fn send_index(
+        &self,
+        index: &ContextIndex,
+        digest: &str,
+        cache: Option<&Path>,
+        sent: &mut Sent,
+        step: &str,
+    ) -> Result<Missing, Error> {
+        let sent_path = cache.map(sent_file);
+        let last = sent_path.as_deref().and_then(sent_digest);
+        let mut missing = None;
+        if last.as_deref().is_some_and(|last| last != digest)
+            && let Some((base, base_index)) = sent_path.as_deref().and_then(load_sent)
+        {
+            missing = self.put_delta(digest, &base, &base_index, index, step)?;
+            sent.index_sent = missing.is_some();
+            sent.index_delta = missing.is_some();
+        }
+        if missing.is_none() {
+            let resp = self.send(Method::GET, &missing_path(digest), &[], Bytes::new(), step)?;
+            missing = if matches!(
+                resp.status(),
+                StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST
+            ) {
+                let _ = self.body(resp, step);
+                None
+            } else {
+                let resp = self.check(resp, step)?;
+                Some(self.missing_of(resp, step)?)
+            };
+        }
+        let missing = match missing {
+            Some(missing) => missing,
+            None => {
+                sent.index_sent = true;
+                let headers = [("Content-Type", INDEX_CONTENT_TYPE.to_string())];
+                let resp = self.send(
+                    Method::PUT,
+                    &context_path(digest),
+                    &headers,
+                    Bytes::from(index.encode()),
+                    step,
+                )?;
+                let resp = self.check(resp, step)?;
+                self.missing_of(resp, step)?
+            }
+        };
+        if let Some(path) = &sent_path
+            && last.as_deref() != Some(digest)
+        {
+            save_sent(path, digest, index);
+        }
+        Ok(missing)
     }
 
     /// Sends `index` as its change from `base_index` (digest `base`), which
@@ -264,5 +274,41 @@ impl Engine {
         last.ok_or_else(|| {
             Error::Invalid("build: the engine ended the build without a result".to_string())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_index_accepted_last_is_kept_and_a_damaged_record_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("ctx");
+        std::fs::create_dir(&ctx).unwrap();
+        std::fs::write(ctx.join("a"), "a").unwrap();
+        let matcher = servin_buildctx::Matcher::parse("").unwrap();
+        let (index, _) = ContextIndex::build(&ctx, &matcher, None).unwrap();
+        let path = sent_file(&dir.path().join("0123abcd"));
+        assert_eq!(path.file_name().unwrap(), "0123abcd.sent");
+        assert!(load_sent(&path).is_none());
+        assert!(sent_digest(&path).is_none());
+
+        save_sent(&path, &index.digest(), &index);
+        assert_eq!(sent_digest(&path), Some(index.digest()));
+        let (digest, back) = load_sent(&path).unwrap();
+        assert_eq!((digest, &back), (index.digest(), &index));
+        let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 2, "no temporary file left");
+
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.truncate(bytes.len() - 1);
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(load_sent(&path).is_none());
+        std::fs::write(&path, b"short").unwrap();
+        assert!(load_sent(&path).is_none());
+        assert!(sent_digest(&path).is_none());
     }
 }
