@@ -153,9 +153,13 @@ pub fn pack(
     wanted: &[String],
     out: impl Write,
 ) -> Result<Received, TransferError> {
-    let mut by_digest = HashMap::new();
+    // A rebuild wants a few of tens of thousands of files: index only those.
+    let wanted_set: HashSet<&str> = wanted.iter().map(String::as_str).collect();
+    let mut by_digest = HashMap::with_capacity(wanted_set.len());
     for entry in index.entries() {
-        if let (EntryKind::File, Some(d)) = (&entry.kind, entry.digest.as_deref()) {
+        if let (EntryKind::File, Some(d)) = (&entry.kind, entry.digest.as_deref())
+            && wanted_set.contains(d)
+        {
             by_digest.entry(d).or_insert(entry);
         }
     }
@@ -338,10 +342,12 @@ impl BlobStore {
             *guard = Some(held);
         }
         let held = guard.as_ref();
-        let mut seen = HashSet::with_capacity(digests.len());
+        // Sorted and unique (as an index's are) needs no set to say so.
+        let unique = digests.windows(2).all(|w| w[0] < w[1]);
+        let mut seen = HashSet::new();
         let mut out = Vec::new();
         for bytes in digests {
-            if !seen.insert(bytes) {
+            if !unique && !seen.insert(bytes) {
                 continue;
             }
             let present = match held {
