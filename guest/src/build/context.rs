@@ -126,7 +126,7 @@ impl Contexts {
             serde_json::from_slice(bytes)
                 .map_err(|e| BuildError::Invalid(format!("malformed context index: {e}")))?
         };
-        self.store(digest, &hex, index, "context index")
+        self.store(digest, &hex, index, "the context index has")
     }
 
     /// Keeps the index with `digest` sent as a [`Delta`] from the index
@@ -149,11 +149,12 @@ impl Contexts {
         let index = base_index
             .apply(&delta)
             .map_err(|e| BuildError::Invalid(format!("context index delta from {base}: {e}")))?;
-        self.store(digest, &hex, index, "context index delta")
-            .map(Some)
+        let what = format!("the context index delta from {base} gives an index with");
+        self.store(digest, &hex, index, &what).map(Some)
     }
 
-    /// Checks `index` has `digest`, writes it, keeps it decoded.
+    /// Checks `index` has `digest`, writes it, keeps it decoded; `what`
+    /// begins the message when it has another digest.
     fn store(
         &self,
         digest: &str,
@@ -163,10 +164,9 @@ impl Contexts {
     ) -> Result<Arc<ContextIndex>> {
         let actual = index.digest();
         if actual.strip_prefix("sha256:").unwrap_or(&actual) != hex {
-            return Err(BuildError::Invalid(format!(
-                "the {what} gives an index with digest {actual}, not {digest}"
-            ))
-            .into());
+            return Err(
+                BuildError::Invalid(format!("{what} digest {actual}, not {digest}")).into(),
+            );
         }
         // Whole or not at all (a temporary file renamed), but without an
         // fsync: MBs for a large context, at every build whose context
