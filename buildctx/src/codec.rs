@@ -124,20 +124,38 @@ impl<'a> Reader<'a> {
     }
 }
 
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Each byte's value as a lower-case hex digit, or `0xff`.
+const NIBBLES: [u8; 256] = {
+    let mut t = [0xff_u8; 256];
+    let mut i = 0;
+    while i < 16 {
+        t[HEX_DIGITS[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Appends the lower-case hex of `bytes` to `out`.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    for b in bytes {
+        out.push(char::from(HEX_DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(HEX_DIGITS[usize::from(b & 0xf)]));
+    }
+}
+
 /// Lower-case hex of bytes.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
+    push_hex(&mut s, bytes);
     s
 }
 
 /// The 32 bytes of a `sha256:<64 lower-case hex>` digest, or `None` when
-/// the text is not one.
-pub(crate) fn parse_digest(digest: &str) -> Option<[u8; 32]> {
+/// the text is not one. Large contexts have tens of thousands of these:
+/// a table lookup per digit.
+pub fn parse_digest(digest: &str) -> Option<[u8; 32]> {
     let hex = digest.strip_prefix("sha256:")?;
     parse_hex32(hex)
 }
@@ -148,21 +166,22 @@ pub(crate) fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
     if bytes.len() != 64 {
         return None;
     }
-    let nibble = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
     let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let (hi, lo) = (NIBBLES[usize::from(pair[0])], NIBBLES[usize::from(pair[1])]);
+        bad |= hi | lo;
+        *o = (hi << 4) | (lo & 0xf);
     }
-    Some(out)
+    (bad & 0xf0 == 0).then_some(out)
 }
 
 /// `sha256:<hex>` of 32 digest bytes.
-pub(crate) fn format_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex(bytes))
+pub fn format_digest(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(7 + bytes.len() * 2);
+    s.push_str("sha256:");
+    push_hex(&mut s, bytes);
+    s
 }
 
 #[cfg(test)]

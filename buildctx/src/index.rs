@@ -28,7 +28,7 @@ use crate::{
     cache::{Record, Stat, StatCache},
     codec::{self, DecodeError, Reader, Writer},
     hash::{Job, hash_all},
-    ignore::{self, Matcher},
+    ignore::Matcher,
     walk::{self, Walk},
 };
 
@@ -265,38 +265,22 @@ impl ContextIndex {
     pub fn from_entries(entries: Vec<Entry>) -> Result<ContextIndex, IndexError> {
         let mut previous: Option<&str> = None;
         for entry in &entries {
-            let bad = |reason| IndexError::Invalid {
-                path: entry.path.clone(),
-                reason,
-            };
-            let p = entry.path.as_str();
-            if p.is_empty() || p.starts_with('/') || ignore::clean(p) != p {
-                return Err(bad("the path must be relative and cleaned"));
+            check_entry(entry)?;
+            if previous.is_some_and(|prev| prev >= entry.path.as_str()) {
+                return Err(IndexError::Invalid {
+                    path: entry.path.clone(),
+                    reason: "paths must be sorted and unique",
+                });
             }
-            if p == ".." || p.starts_with("../") {
-                return Err(bad("the path leaves the context"));
-            }
-            if previous.is_some_and(|prev| prev >= p) {
-                return Err(bad("paths must be sorted and unique"));
-            }
-            previous = Some(p);
-            let has_valid_digest = entry
-                .digest
-                .as_deref()
-                .is_some_and(|d| codec::parse_digest(d).is_some());
-            match (&entry.kind, has_valid_digest, entry.digest.is_some()) {
-                (EntryKind::File, true, _)
-                | (EntryKind::Dir | EntryKind::Symlink { .. }, _, false) => {}
-                (EntryKind::File, false, _) => {
-                    return Err(bad("a file needs a sha256:<hex> digest"));
-                }
-                _ => return Err(bad("only files have a digest")),
-            }
-            if entry.mode & !0o7777 != 0 {
-                return Err(bad("the mode has bits beyond 0o7777"));
-            }
+            previous = Some(&entry.path);
         }
         Ok(ContextIndex { entries })
+    }
+
+    /// An index from entries already checked and sorted (a delta applied
+    /// to a checked base).
+    pub(crate) fn from_checked(entries: Vec<Entry>) -> ContextIndex {
+        ContextIndex { entries }
     }
 
     /// The entries, sorted by path.
@@ -346,25 +330,15 @@ impl ContextIndex {
         w.bytes(INDEX_MAGIC);
         w.u64(self.entries.len() as u64);
         for e in &self.entries {
-            w.str(&e.path);
-            match &e.kind {
-                EntryKind::File => w.u8(0),
-                EntryKind::Dir => w.u8(1),
-                EntryKind::Symlink { target } => {
-                    w.u8(2);
-                    w.str(target);
-                }
-            }
-            w.u32(e.mode);
-            w.u32(e.uid);
-            w.u32(e.gid);
-            w.u64(e.size);
-            w.i64(e.mtime_ns);
-            if let Some(d) = e.digest.as_deref().and_then(codec::parse_digest) {
-                w.bytes(&d);
-            }
+            write_entry(&mut w, e);
         }
         w.buf
+    }
+
+    /// Whether `bytes` start as [`ContextIndex::encode`]'s form does
+    /// (rather than, say, the index as JSON).
+    pub fn is_encoded(bytes: &[u8]) -> bool {
+        bytes.starts_with(INDEX_MAGIC)
     }
 
     /// Reads back [`ContextIndex::encode`]'s form and checks it as
@@ -387,41 +361,7 @@ impl ContextIndex {
         }
         let mut entries = Vec::with_capacity(count as usize);
         for _ in 0..count {
-            let path = r.str()?.to_owned();
-            let at = r.pos;
-            let kind = match r.u8()? {
-                0 => EntryKind::File,
-                1 => EntryKind::Dir,
-                2 => EntryKind::Symlink {
-                    target: r.str()?.to_owned(),
-                },
-                _ => {
-                    return Err(DecodeError::Value {
-                        at,
-                        what: "unknown entry kind",
-                    }
-                    .into());
-                }
-            };
-            let mode = r.u32()?;
-            let uid = r.u32()?;
-            let gid = r.u32()?;
-            let size = r.u64()?;
-            let mtime_ns = r.i64()?;
-            let digest = match kind {
-                EntryKind::File => Some(codec::format_digest(&r.array::<32>()?)),
-                _ => None,
-            };
-            entries.push(Entry {
-                path,
-                kind,
-                mode,
-                uid,
-                gid,
-                size,
-                mtime_ns,
-                digest,
-            });
+            entries.push(read_entry(&mut r)?);
         }
         if r.remaining() != 0 {
             return Err(DecodeError::Value {
@@ -435,6 +375,101 @@ impl ContextIndex {
 }
 
 const INDEX_MAGIC: &[u8; 8] = b"SVBCXI01";
+
+/// The rules every received entry keeps, but its place in the order:
+/// path cleaned, relative, not escaping the root; a digest on every file
+/// and only on files; no mode bits beyond `0o7777`.
+pub(crate) fn check_entry(entry: &Entry) -> Result<(), IndexError> {
+    let bad = |reason| IndexError::Invalid {
+        path: entry.path.clone(),
+        reason,
+    };
+    let p = entry.path.as_str();
+    if p == ".." || p.starts_with("../") {
+        return Err(bad("the path leaves the context"));
+    }
+    // What `ignore::clean` leaves as it is, without making a new string
+    // for each of tens of thousands of paths; `.` is no path of the
+    // context either.
+    if !p
+        .split('/')
+        .all(|segment| !matches!(segment, "" | "." | ".."))
+    {
+        return Err(bad("the path must be relative and cleaned"));
+    }
+    let has_valid_digest = entry
+        .digest
+        .as_deref()
+        .is_some_and(|d| codec::parse_digest(d).is_some());
+    match (&entry.kind, has_valid_digest, entry.digest.is_some()) {
+        (EntryKind::File, true, _) | (EntryKind::Dir | EntryKind::Symlink { .. }, _, false) => {}
+        (EntryKind::File, false, _) => return Err(bad("a file needs a sha256:<hex> digest")),
+        _ => return Err(bad("only files have a digest")),
+    }
+    if entry.mode & !0o7777 != 0 {
+        return Err(bad("the mode has bits beyond 0o7777"));
+    }
+    Ok(())
+}
+
+/// One entry in the encoded form (mtime included).
+pub(crate) fn write_entry(w: &mut Writer, e: &Entry) {
+    w.str(&e.path);
+    match &e.kind {
+        EntryKind::File => w.u8(0),
+        EntryKind::Dir => w.u8(1),
+        EntryKind::Symlink { target } => {
+            w.u8(2);
+            w.str(target);
+        }
+    }
+    w.u32(e.mode);
+    w.u32(e.uid);
+    w.u32(e.gid);
+    w.u64(e.size);
+    w.i64(e.mtime_ns);
+    if let Some(d) = e.digest.as_deref().and_then(codec::parse_digest) {
+        w.bytes(&d);
+    }
+}
+
+/// Reads back one [`write_entry`]; its rules are checked by the caller.
+pub(crate) fn read_entry(r: &mut Reader<'_>) -> Result<Entry, DecodeError> {
+    let path = r.str()?.to_owned();
+    let at = r.pos;
+    let kind = match r.u8()? {
+        0 => EntryKind::File,
+        1 => EntryKind::Dir,
+        2 => EntryKind::Symlink {
+            target: r.str()?.to_owned(),
+        },
+        _ => {
+            return Err(DecodeError::Value {
+                at,
+                what: "unknown entry kind",
+            });
+        }
+    };
+    let mode = r.u32()?;
+    let uid = r.u32()?;
+    let gid = r.u32()?;
+    let size = r.u64()?;
+    let mtime_ns = r.i64()?;
+    let digest = match kind {
+        EntryKind::File => Some(codec::format_digest(&r.array::<32>()?)),
+        _ => None,
+    };
+    Ok(Entry {
+        path,
+        kind,
+        mode,
+        uid,
+        gid,
+        size,
+        mtime_ns,
+        digest,
+    })
+}
 
 /// What of an entry takes part in digests, under the name `path`: all but
 /// the mtime.

@@ -13,6 +13,8 @@
 //!   few threads and keeps a stat cache between runs so a re-index reads
 //!   only changed files; [`ContextIndex::digest`] names the whole index;
 //!   the index is serde and has a compact [`ContextIndex::encode`] form.
+//! - [`delta`]: a [`Delta`] is an index as its change from one the engine
+//!   holds, [`ContextIndex::apply`] gives the index back.
 //! - [`select`]: [`ContextIndex::select`] gives the entries a `COPY`/`ADD`
 //!   source names, grouped by matched path, and
 //!   [`ContextIndex::content_digest`] their cache-key digest. No digest
@@ -28,6 +30,7 @@
 
 mod cache;
 mod codec;
+pub mod delta;
 mod hash;
 pub mod ignore;
 pub mod index;
@@ -36,7 +39,8 @@ pub mod transfer;
 mod walk;
 
 pub use cache::RACY_MARGIN_NS;
-pub use codec::DecodeError;
+pub use codec::{DecodeError, format_digest, parse_digest};
+pub use delta::Delta;
 pub use ignore::{IgnoreError, Matcher, load_for};
 pub use index::{ContextIndex, Entry, EntryKind, IndexError, IndexStats};
 pub use select::{SelectError, Selection};

@@ -153,9 +153,13 @@ pub fn pack(
     wanted: &[String],
     out: impl Write,
 ) -> Result<Received, TransferError> {
-    let mut by_digest = HashMap::new();
+    // A rebuild wants a few of tens of thousands of files: index only those.
+    let wanted_set: HashSet<&str> = wanted.iter().map(String::as_str).collect();
+    let mut by_digest = HashMap::with_capacity(wanted_set.len());
     for entry in index.entries() {
-        if let (EntryKind::File, Some(d)) = (&entry.kind, entry.digest.as_deref()) {
+        if let (EntryKind::File, Some(d)) = (&entry.kind, entry.digest.as_deref())
+            && wanted_set.contains(d)
+        {
             by_digest.entry(d).or_insert(entry);
         }
     }
@@ -303,6 +307,27 @@ impl BlobStore {
     /// [`TransferError::BadDigest`] for a malformed digest,
     /// [`TransferError::Io`] when the store cannot be listed.
     pub fn missing(&self, digests: &[String]) -> Result<Vec<String>, TransferError> {
+        let bytes = digests
+            .iter()
+            .map(|d| {
+                codec::parse_digest(d).ok_or_else(|| TransferError::BadDigest { digest: d.clone() })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self
+            .missing_digests(&bytes)?
+            .iter()
+            .map(|d| codec::format_digest(d))
+            .collect())
+    }
+
+    /// [`BlobStore::missing`] for digests as their 32 bytes: a large
+    /// context's tens of thousands of digests are looked up without
+    /// formatting or parsing text.
+    ///
+    /// # Errors
+    ///
+    /// [`TransferError::Io`] when the store cannot be listed.
+    pub fn missing_digests(&self, digests: &[[u8; 32]]) -> Result<Vec<[u8; 32]>, TransferError> {
         const LIST_ABOVE: usize = 256;
         let mut guard = self.held_set();
         if guard.is_none() && digests.len() > LIST_ABOVE {
@@ -317,23 +342,20 @@ impl BlobStore {
             *guard = Some(held);
         }
         let held = guard.as_ref();
+        // Sorted and unique (as an index's are) needs no set to say so.
+        let unique = digests.windows(2).all(|w| w[0] < w[1]);
         let mut seen = HashSet::new();
         let mut out = Vec::new();
-        for digest in digests {
-            let Some(bytes) = codec::parse_digest(digest) else {
-                return Err(TransferError::BadDigest {
-                    digest: digest.clone(),
-                });
-            };
-            if !seen.insert(bytes) {
+        for bytes in digests {
+            if !unique && !seen.insert(bytes) {
                 continue;
             }
             let present = match held {
-                Some(held) => held.contains(&bytes),
-                None => self.has(digest)?,
+                Some(held) => held.contains(bytes),
+                None => self.blobs_dir().join(codec::hex(bytes)).is_file(),
             };
             if !present {
-                out.push(digest.clone());
+                out.push(*bytes);
             }
         }
         Ok(out)

@@ -5,14 +5,27 @@
 //!
 //! 1. `GET /servin/v1/build/contexts/{digest}/missing`: the content digests
 //!    of a context index the engine already holds that it has no content
-//!    for; `404` when it does not hold that index.
-//! 2. `PUT /servin/v1/build/contexts/{digest}`: the index itself (JSON);
-//!    answers [`Missing`] as above.
-//! 3. `POST /servin/v1/build/blobs`: a tar of the missing contents, each
+//!    for ([`Missing`]); `404` when it does not hold that index.
+//! 2. When it does not: `PUT /servin/v1/build/contexts/{digest}?base={base}`
+//!    with [`DELTA_CONTENT_TYPE`], the index as its change from the index
+//!    `base` the engine accepted before (`servin_buildctx::Delta`: removed
+//!    paths, added or changed entries). The engine applies it to its copy
+//!    of `base`, checks the result has `digest`, stores it and answers
+//!    [`Missing`] for the whole index. `404` when the engine does not hold
+//!    `base` (pruned, reset, another engine): the CLI then sends the index
+//!    whole. A malformed delta, or one whose result does not have
+//!    `digest`, is a `400` naming it.
+//! 3. Or, with no base: `PUT /servin/v1/build/contexts/{digest}` with the
+//!    whole index in its binary form (`servin_buildctx::ContextIndex::encode`,
+//!    [`INDEX_CONTENT_TYPE`]; JSON is taken too); answers [`Missing`] as
+//!    above, `400` when the index is malformed or has another digest.
+//! 4. `POST /servin/v1/build/blobs`: a tar of the missing contents, each
 //!    entry named by its digest's hex; answers [`Received`].
-//! 4. `POST /servin/v1/build`: a [`BuildRequest`]; answers a stream of
+//! 5. `POST /servin/v1/build`: a [`BuildRequest`]; answers a stream of
 //!    [`BuildEvent`]s, one JSON object per line, ending with
 //!    [`BuildEvent::Built`] or [`BuildEvent::Failed`].
+//!
+//! Index bodies are at most 16 MiB (about 150,000 paths whole).
 
 use std::collections::BTreeMap;
 
@@ -23,6 +36,18 @@ pub const BUILD_PATH: &str = "/servin/v1/build";
 
 /// The path that receives context contents.
 pub const BLOBS_PATH: &str = "/servin/v1/build/blobs";
+
+/// The content type of a whole context index in its binary form.
+pub const INDEX_CONTENT_TYPE: &str = "application/vnd.servin.context-index";
+
+/// The content type of a context index sent as a delta from a base.
+pub const DELTA_CONTENT_TYPE: &str = "application/vnd.servin.context-index-delta";
+
+/// The path that receives the context index `digest` as a delta from the
+/// index `base` the engine holds.
+pub fn context_delta_path(digest: &str, base: &str) -> String {
+    format!("/servin/v1/build/contexts/{digest}?base={base}")
+}
 
 /// The path of the context index with `digest` (`sha256:<hex>`).
 pub fn context_path(digest: &str) -> String {

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
-use servin_buildctx::{ContextIndex, IndexStats};
+use servin_buildctx::{ContextIndex, Delta, IndexStats};
 use servin_proto::build::{
-    BLOBS_PATH, BUILD_PATH, BuildEvent, BuildRequest, Missing, context_path, missing_path,
+    BLOBS_PATH, BUILD_PATH, BuildEvent, BuildRequest, DELTA_CONTENT_TYPE, INDEX_CONTENT_TYPE,
+    Missing, context_delta_path, context_path, missing_path,
 };
 
 use super::{Engine, Error};
@@ -20,6 +21,8 @@ pub struct Sent {
     pub index: IndexStats,
     /// Whether the index itself had to be sent.
     pub index_sent: bool,
+    /// Whether it went as a delta from the index the engine accepted last.
+    pub index_delta: bool,
     /// Contents sent.
     pub files: usize,
     /// Their bytes.
@@ -42,6 +45,48 @@ fn cache_file(context: &Path) -> Option<PathBuf> {
     let dir = base.join("servin").join("contexts");
     std::fs::create_dir_all(&dir).ok()?;
     Some(dir.join(hex))
+}
+
+/// Where the index the engine accepted last for a context is kept, beside
+/// its stat cache: the index's 32 digest bytes, then its binary form. A
+/// rebuild sends its index as the change from that one.
+fn sent_file(cache: &Path) -> PathBuf {
+    cache.with_extension("sent")
+}
+
+/// The digest of the index in a sent file, read without the index.
+fn sent_digest(path: &Path) -> Option<String> {
+    use std::io::Read as _;
+    let mut head = [0u8; 32];
+    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+    Some(servin_buildctx::format_digest(&head))
+}
+
+/// The index in a sent file and its digest; none when the file is
+/// missing or damaged (the index is then sent whole).
+fn load_sent(path: &Path) -> Option<(String, ContextIndex)> {
+    let bytes = std::fs::read(path).ok()?;
+    let (digest, encoded) = bytes.split_at_checked(32)?;
+    let index = ContextIndex::decode(encoded).ok()?;
+    Some((servin_buildctx::format_digest(digest), index))
+}
+
+/// Keeps `index` as the one the engine accepted last: a temporary file
+/// renamed over the old one. Best effort: without it the next rebuild
+/// sends its index whole.
+fn save_sent(path: &Path, digest: &str, index: &ContextIndex) {
+    let Some(head) = servin_buildctx::parse_digest(digest) else {
+        return;
+    };
+    let mut bytes = head.to_vec();
+    bytes.extend_from_slice(&index.encode());
+    let tmp = path.with_extension(format!("sent.tmp-{}", std::process::id()));
+    if std::fs::write(&tmp, &bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .is_err()
+    {
+        let _ = std::fs::remove_file(&tmp);
+    }
 }
 
 impl Engine {
@@ -70,55 +115,17 @@ impl Engine {
             index: stats,
             ..Sent::default()
         };
-        let resp = self.send(
-            Method::GET,
-            &missing_path(&digest),
-            &[],
-            Bytes::new(),
-            &step,
-        )?;
-        let missing: Missing =
-            if resp.status() == StatusCode::BAD_REQUEST || resp.status() == StatusCode::NOT_FOUND {
-                // The engine does not hold this index: send it.
-                let _ = self.body(resp, &step);
-                let body = serde_json::to_vec(&index)
-                    .map_err(|e| Error::Invalid(format!("{step}: encode the index: {e}")))?;
-                sent.index_sent = true;
-                let headers = [("Content-Type", "application/json".to_string())];
-                let resp = self.send(
-                    Method::PUT,
-                    &context_path(&digest),
-                    &headers,
-                    Bytes::from(body),
-                    &step,
-                )?;
-                let resp = self.check(resp, &step)?;
-                let body = self.body(resp, &step)?;
-                serde_json::from_slice(&body).map_err(|source| Error::Decode {
-                    step: step.clone(),
-                    source,
-                })?
-            } else {
-                let resp = self.check(resp, &step)?;
-                let body = self.body(resp, &step)?;
-                serde_json::from_slice(&body).map_err(|source| Error::Decode {
-                    step: step.clone(),
-                    source,
-                })?
-            };
+        let missing = self.send_index(&index, &digest, cache.as_deref(), &mut sent, &step)?;
         if contents && !missing.missing.is_empty() {
             let mut tar = Vec::new();
             servin_buildctx::pack(context, &index, &missing.missing, &mut tar)
                 .map_err(|e| Error::Invalid(format!("{step}: {e}")))?;
             sent.files = missing.missing.len();
+            let wanted: std::collections::HashSet<&String> = missing.missing.iter().collect();
             sent.bytes = index
                 .entries()
                 .iter()
-                .filter(|e| {
-                    e.digest
-                        .as_ref()
-                        .is_some_and(|d| missing.missing.contains(d))
-                })
+                .filter(|e| e.digest.as_ref().is_some_and(|d| wanted.contains(d)))
                 .map(|e| e.size)
                 .sum();
             let headers = [("Content-Type", "application/x-tar".to_string())];
@@ -127,6 +134,110 @@ impl Engine {
             let _ = self.body(resp, &step)?;
         }
         Ok((digest, sent))
+    }
+
+    /// Makes sure the engine holds `index` (digest `digest`) and returns
+    /// the contents it lacks. With a record of the index the engine
+    /// accepted last for this context (beside the stat cache `cache`),
+    /// a changed index goes as its change from that one, in one request;
+    /// otherwise the engine is asked whether it holds the index, and sent
+    /// it whole when it does not.
+    fn send_index(
+        &self,
+        index: &ContextIndex,
+        digest: &str,
+        cache: Option<&Path>,
+        sent: &mut Sent,
+        step: &str,
+    ) -> Result<Missing, Error> {
+        let sent_path = cache.map(sent_file);
+        let last = sent_path.as_deref().and_then(sent_digest);
+        let mut missing = None;
+        if last.as_deref().is_some_and(|last| last != digest)
+            && let Some((base, base_index)) = sent_path.as_deref().and_then(load_sent)
+        {
+            missing = self.put_delta(digest, &base, &base_index, index, step)?;
+            sent.index_sent = missing.is_some();
+            sent.index_delta = missing.is_some();
+        }
+        if missing.is_none() {
+            let resp = self.send(Method::GET, &missing_path(digest), &[], Bytes::new(), step)?;
+            missing = if matches!(
+                resp.status(),
+                StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST
+            ) {
+                let _ = self.body(resp, step);
+                None
+            } else {
+                let resp = self.check(resp, step)?;
+                Some(self.missing_of(resp, step)?)
+            };
+        }
+        let missing = match missing {
+            Some(missing) => missing,
+            None => {
+                sent.index_sent = true;
+                let headers = [("Content-Type", INDEX_CONTENT_TYPE.to_string())];
+                let resp = self.send(
+                    Method::PUT,
+                    &context_path(digest),
+                    &headers,
+                    Bytes::from(index.encode()),
+                    step,
+                )?;
+                let resp = self.check(resp, step)?;
+                self.missing_of(resp, step)?
+            }
+        };
+        if let Some(path) = &sent_path
+            && last.as_deref() != Some(digest)
+        {
+            save_sent(path, digest, index);
+        }
+        Ok(missing)
+    }
+
+    /// Sends `index` as its change from `base_index` (digest `base`), which
+    /// the engine accepted before. `None` when the engine refuses it: it
+    /// no longer holds the base (`404`), or the delta does not give the
+    /// index (`400`, a damaged record of the base): the index is then
+    /// sent whole, and any real fault in it reported from that.
+    fn put_delta(
+        &self,
+        digest: &str,
+        base: &str,
+        base_index: &ContextIndex,
+        index: &ContextIndex,
+        step: &str,
+    ) -> Result<Option<Missing>, Error> {
+        let delta = Delta::between(base_index, index);
+        let headers = [("Content-Type", DELTA_CONTENT_TYPE.to_string())];
+        let resp = self.send(
+            Method::PUT,
+            &context_delta_path(digest, base),
+            &headers,
+            Bytes::from(delta.encode()),
+            step,
+        )?;
+        if resp.status().is_client_error() {
+            let _ = self.body(resp, step);
+            return Ok(None);
+        }
+        let resp = self.check(resp, step)?;
+        self.missing_of(resp, step).map(Some)
+    }
+
+    /// The [`Missing`] an index call answered.
+    fn missing_of(
+        &self,
+        resp: hyper::Response<hyper::body::Incoming>,
+        step: &str,
+    ) -> Result<Missing, Error> {
+        let body = self.body(resp, step)?;
+        serde_json::from_slice(&body).map_err(|source| Error::Decode {
+            step: step.to_string(),
+            source,
+        })
     }
 
     /// Runs `request` (its `context` already sent); `each` sees every
@@ -163,5 +274,41 @@ impl Engine {
         last.ok_or_else(|| {
             Error::Invalid("build: the engine ended the build without a result".to_string())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_index_accepted_last_is_kept_and_a_damaged_record_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("ctx");
+        std::fs::create_dir(&ctx).unwrap();
+        std::fs::write(ctx.join("a"), "a").unwrap();
+        let matcher = servin_buildctx::Matcher::parse("").unwrap();
+        let (index, _) = ContextIndex::build(&ctx, &matcher, None).unwrap();
+        let path = sent_file(&dir.path().join("0123abcd"));
+        assert_eq!(path.file_name().unwrap(), "0123abcd.sent");
+        assert!(load_sent(&path).is_none());
+        assert!(sent_digest(&path).is_none());
+
+        save_sent(&path, &index.digest(), &index);
+        assert_eq!(sent_digest(&path), Some(index.digest()));
+        let (digest, back) = load_sent(&path).unwrap();
+        assert_eq!((digest, &back), (index.digest(), &index));
+        let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 2, "no temporary file left");
+
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.truncate(bytes.len() - 1);
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(load_sent(&path).is_none());
+        std::fs::write(&path, b"short").unwrap();
+        assert!(load_sent(&path).is_none());
+        assert!(sent_digest(&path).is_none());
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use servin_proto::build::{BuildEvent, BuildRequest, Missing, Received};
+use servin_proto::build::{BuildEvent, BuildRequest, DELTA_CONTENT_TYPE, Missing, Received};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use super::body;
@@ -21,7 +21,8 @@ use crate::engine::Engine;
 use crate::error::{Error, RequestError, Result};
 use crate::image::store::short_id;
 
-/// `GET /servin/v1/build/contexts/{digest}/missing`.
+/// `GET /servin/v1/build/contexts/{digest}/missing`; `404` when the
+/// engine does not hold that index.
 pub fn missing(engine: &Arc<Engine>, digest: &str) -> Result<Response<Body>> {
     let contexts = &engine.builder.contexts;
     match contexts.get(digest)? {
@@ -31,31 +32,79 @@ pub fn missing(engine: &Arc<Engine>, digest: &str) -> Result<Response<Body>> {
                 missing: contexts.missing(&index),
             },
         )),
-        None => Err(BuildError::UnknownContext(digest.to_string()).into()),
+        None => Ok(not_held(digest)),
     }
 }
 
-/// `PUT /servin/v1/build/contexts/{digest}`: the index, as JSON.
+/// Docker's error shape for an index the engine does not hold.
+fn not_held(digest: &str) -> Response<Body> {
+    json(
+        StatusCode::NOT_FOUND,
+        &serde_json::json!({
+            "message": format!("build context index {digest} is not held by the engine: send it whole")
+        }),
+    )
+}
+
+/// `PUT /servin/v1/build/contexts/{digest}[?base={digest}]`: the index
+/// whole (binary, [`servin_proto::build::INDEX_CONTENT_TYPE`], or JSON), or with `base` a delta
+/// from an index the engine holds ([`DELTA_CONTENT_TYPE`]); `404` when it
+/// does not hold `base`.
 pub async fn put_context(
     engine: &Arc<Engine>,
     digest: &str,
+    query: &Query,
     req: Request<Incoming>,
 ) -> Result<Response<Body>> {
-    let bytes = body::read(req.into_body(), "build context index").await?;
-    let contexts = &engine.builder.contexts;
+    let base = query.get("base").map(str::to_string);
+    let content_type = req
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let is_delta = content_type == DELTA_CONTENT_TYPE;
+    if is_delta != base.is_some() {
+        super::routes::discard_body(req).await;
+        let why = if is_delta {
+            "a context index delta needs the base index's digest (?base=sha256:...)"
+        } else {
+            "?base= takes a context index delta (Content-Type: application/vnd.servin.context-index-delta)"
+        };
+        return Err(BuildError::Invalid(format!("build context index {digest}: {why}")).into());
+    }
+    let what = if is_delta {
+        "build context index delta"
+    } else {
+        "build context index"
+    };
+    let bytes = body::read(req.into_body(), what).await?;
+    let builder = Arc::clone(&engine.builder);
+    let digest = digest.to_string();
     let t = std::time::Instant::now();
-    let index = contexts.put(digest, &bytes)?;
+    let len = bytes.len();
+    let stored = tokio::task::spawn_blocking(move || -> Result<Option<Missing>> {
+        let contexts = &builder.contexts;
+        let index = match &base {
+            Some(base) => contexts.put_delta(&digest, base, &bytes)?,
+            None => Some(contexts.put(&digest, &bytes)?),
+        };
+        Ok(index.map(|index| Missing {
+            missing: contexts.missing(&index),
+        }))
+    })
+    .await
+    .map_err(|e| RequestError::Invalid(format!("store the {what}: {e}")))??;
     tracing::debug!(
         ms = t.elapsed().as_millis() as u64,
-        bytes = bytes.len(),
+        bytes = len,
+        delta = is_delta,
         "build timing: context index stored"
     );
-    Ok(json(
-        StatusCode::OK,
-        &Missing {
-            missing: contexts.missing(&index),
-        },
-    ))
+    match stored {
+        Some(missing) => Ok(json(StatusCode::OK, &missing)),
+        None => Ok(not_held(query.get("base").unwrap_or_default())),
+    }
 }
 
 /// `POST /servin/v1/build/blobs`: a tar of contents named by digest.

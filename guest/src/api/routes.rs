@@ -295,7 +295,7 @@ async fn dispatch(
     if let Some(rest) = path.strip_prefix("/servin/v1/build/contexts/") {
         return match (method, rest.strip_suffix("/missing")) {
             (&Method::GET, Some(digest)) => build::missing(engine, digest),
-            (&Method::PUT, None) => build::put_context(engine, rest, req).await,
+            (&Method::PUT, None) => build::put_context(engine, rest, &query, req).await,
             _ => not_served(method, path, req).await,
         };
     }

@@ -2,15 +2,24 @@
 //! digest) and the contents they name (by content digest), so a rebuild
 //! after one file changed receives only that file.
 //!
-//! Layout under `<root>/build/`: `contexts/<index hex>.json` and
-//! `blobs/sha256/<content hex>`.
+//! Layout under `<root>/build/`: `contexts/<index hex>.idx` (the index in
+//! its compact binary form, [`ContextIndex::encode`]) and
+//! `blobs/sha256/<content hex>`. A `contexts/<hex>.json` left by an older
+//! engine is not read: that index counts as not held and is sent again.
+//!
+//! An index arrives whole, or as a [`Delta`] from one the engine holds: a
+//! rebuild after one file changed sends one entry, not the tens of MB of
+//! a large context's index. Whatever way it came, the index stored is
+//! checked to have the digest it is stored under, and the contents it
+//! needs are always worked out from the whole index against the blob
+//! store, so a base whose contents were pruned still asks for them.
 
 use std::collections::VecDeque;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use servin_buildctx::{BlobStore, ContextIndex};
+use servin_buildctx::{BlobStore, ContextIndex, Delta};
 
 use super::error::BuildError;
 use crate::error::{Error, Result};
@@ -69,6 +78,10 @@ impl Contexts {
         }
     }
 
+    fn file_of(&self, hex: &str) -> PathBuf {
+        self.dir.join(format!("{hex}.idx"))
+    }
+
     /// The index with `digest`, if the engine holds it. One whose file
     /// does not decode (cut short by a crash: indexes are written without
     /// an fsync) is removed and counts as not held, so the CLI sends it
@@ -84,13 +97,13 @@ impl Contexts {
             self.keep(hex, &found);
             return Ok(Some(found));
         }
-        let path = self.dir.join(format!("{hex}.json"));
+        let path = self.file_of(hex);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("read", &path)(e)),
         };
-        let index = match serde_json::from_slice::<ContextIndex>(&bytes) {
+        let index = match ContextIndex::decode(&bytes) {
             Ok(i) if i.digest().strip_prefix("sha256:") == Some(hex) => Arc::new(i),
             _ => {
                 tracing::warn!(path = %path.display(), "a stored context index does not decode to its digest; removed");
@@ -102,38 +115,83 @@ impl Contexts {
         Ok(Some(index))
     }
 
-    /// Keeps the index sent as `bytes`, which must have `digest`.
+    /// Keeps the index sent as `bytes` (its binary form, or JSON), which
+    /// must have `digest`.
     pub fn put(&self, digest: &str, bytes: &[u8]) -> Result<Arc<ContextIndex>> {
         let hex = hex_of(digest)?.to_string();
-        let index: ContextIndex = serde_json::from_slice(bytes)
-            .map_err(|e| BuildError::Invalid(format!("malformed context index: {e}")))?;
+        let index = if ContextIndex::is_encoded(bytes) {
+            ContextIndex::decode(bytes)
+                .map_err(|e| BuildError::Invalid(format!("malformed context index: {e}")))?
+        } else {
+            serde_json::from_slice(bytes)
+                .map_err(|e| BuildError::Invalid(format!("malformed context index: {e}")))?
+        };
+        self.store(digest, &hex, index, "the context index has")
+    }
+
+    /// Keeps the index with `digest` sent as a [`Delta`] from the index
+    /// `base`. `None` when the engine does not hold `base` (the sender
+    /// then sends the whole index).
+    pub fn put_delta(
+        &self,
+        digest: &str,
+        base: &str,
+        bytes: &[u8],
+    ) -> Result<Option<Arc<ContextIndex>>> {
+        let hex = hex_of(digest)?.to_string();
+        hex_of(base)?;
+        let delta = Delta::decode(bytes).map_err(|e| {
+            BuildError::Invalid(format!("malformed context index delta from {base}: {e}"))
+        })?;
+        let Some(base_index) = self.get(base)? else {
+            return Ok(None);
+        };
+        let index = base_index
+            .apply(&delta)
+            .map_err(|e| BuildError::Invalid(format!("context index delta from {base}: {e}")))?;
+        let what = format!("the context index delta from {base} gives an index with");
+        self.store(digest, &hex, index, &what).map(Some)
+    }
+
+    /// Checks `index` has `digest`, writes it, keeps it decoded; `what`
+    /// begins the message when it has another digest.
+    fn store(
+        &self,
+        digest: &str,
+        hex: &str,
+        index: ContextIndex,
+        what: &str,
+    ) -> Result<Arc<ContextIndex>> {
         let actual = index.digest();
         if actual.strip_prefix("sha256:").unwrap_or(&actual) != hex {
-            return Err(BuildError::Invalid(format!(
-                "the context index has digest {actual}, not {digest}"
-            ))
-            .into());
+            return Err(
+                BuildError::Invalid(format!("{what} digest {actual}, not {digest}")).into(),
+            );
         }
         // Whole or not at all (a temporary file renamed), but without an
-        // fsync: tens of MB for a large context, at every build whose
-        // context changed. One lost to a crash is sent again ([`get`]).
-        super::cache::write_record(&self.dir.join(format!("{hex}.json")), bytes)?;
+        // fsync: MBs for a large context, at every build whose context
+        // changed. One lost to a crash is sent again ([`Contexts::get`]).
+        super::cache::write_record(&self.file_of(hex), &index.encode())?;
         let index = Arc::new(index);
-        self.keep(&hex, &index);
+        self.keep(hex, &index);
         Ok(index)
     }
 
     /// The content digests of `index` the engine has no content for.
     pub fn missing(&self, index: &ContextIndex) -> Vec<String> {
-        let mut wanted: Vec<String> = index
+        let mut wanted: Vec<[u8; 32]> = index
             .entries()
             .iter()
-            .filter_map(|e| e.digest.clone())
+            .filter_map(|e| e.digest.as_deref().and_then(servin_buildctx::parse_digest))
             .collect();
         wanted.sort_unstable();
         wanted.dedup();
         // An unreadable store asks for everything again.
-        self.blobs.missing(&wanted).unwrap_or(wanted)
+        let missing = self.blobs.missing_digests(&wanted).unwrap_or(wanted);
+        missing
+            .iter()
+            .map(|d| servin_buildctx::format_digest(d))
+            .collect()
     }
 
     /// Removes the indexes and the contents: the next build sends its
