@@ -346,110 +346,33 @@ fn built_images_in_use(
 
 /// Builds the images with `build` that the project's active containers
 /// run (missing ones, or those whose inputs changed; unchanged ones are a
-/// cache hit); returns their image IDs by the reference the containers
-/// use.
+/// cache hit), as `up` does ([`jobs_for_up`], [`build_each`]), and
+/// returns their image IDs by the reference the containers use; the
+/// first failure is the error (the other builds finish). For `watch`'s
+/// rebuilds, whose apply follows the builds.
 pub fn build_for_up(
-    engine: &servin::client::Engine,
     loaded: &servin::project::Loaded,
     profiles: &[String],
     locked: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, Failed> {
-    let project = &loaded.project;
-    let used = built_images_in_use(project, profiles);
-    let mut out = BTreeMap::new();
-    if used.is_empty() {
-        return Ok(out);
-    }
-    let jobs = jobs_of(
-        project,
-        &used,
-        &BTreeMap::new(),
-        &BTreeMap::new(),
-        &[],
-        false,
-        false,
-        locked,
-    )?;
-    // The images the other containers run, missing here, are pulled while
-    // the builds run (the apply would pull them after).
-    let pulls = missing_pulls(engine, project, locked);
-    if jobs.len() == 1 && pulls.is_empty() {
-        for job in jobs {
-            let reference = job.request.tags.first().cloned().unwrap_or_default();
-            let id = build_one(engine, job, ProgressMode::Auto, false)?;
-            out.insert(reference, id);
-        }
-        return Ok(out);
-    }
-    // Several builds at once: each on a connection of its own, shown as
-    // plain lines prefixed with the image's name (live lines of several
-    // builds would overwrite each other).
-    let names: Vec<String> = jobs
-        .iter()
-        .map(|j| j.request.tags.first().cloned().unwrap_or_default())
-        .collect();
-    let queue = std::sync::Mutex::new(jobs.into_iter().zip(names).collect::<VecDeque<_>>());
+    let jobs = jobs_for_up(loaded, profiles, locked)?;
     let results = std::sync::Mutex::new(Vec::new());
-    let workers = queue
-        .lock()
-        .map(|q| q.len())
-        .unwrap_or(1)
-        .clamp(1, PARALLEL_BUILDS);
-    let mode = if workers > 1 {
-        ProgressMode::Plain
-    } else {
-        ProgressMode::Auto
-    };
-    let project_name = project.project.name.clone();
-    std::thread::scope(|scope| {
-        if !pulls.is_empty() {
-            scope.spawn(|| pull_all(&pulls));
-        }
-        for _ in 0..workers {
-            scope.spawn(|| {
-                let engine = match servin::client::Engine::connect() {
-                    Ok(e) => e,
-                    Err(e) => {
-                        if let Ok(mut r) = results.lock() {
-                            r.push(Err(Failed::from(e)));
-                        }
-                        return;
-                    }
-                };
-                loop {
-                    let next = queue.lock().ok().and_then(|mut q| q.pop_front());
-                    let Some((job, reference)) = next else { break };
-                    let shown = reference
-                        .strip_prefix(&format!("{project_name}-"))
-                        .unwrap_or(&reference)
-                        .to_string();
-                    let prefix = if workers > 1 {
-                        format!("{shown}: ")
-                    } else {
-                        String::new()
-                    };
-                    let built =
-                        build_one_shown(&engine, job, mode, false, &prefix).map_err(|(f, _)| f);
-                    let failed = built.is_err();
-                    if let Ok(mut r) = results.lock() {
-                        r.push(built.map(|id| (reference, id)));
-                    }
-                    if failed {
-                        // The others finish the build they are in; no new one starts.
-                        if let Ok(mut q) = queue.lock() {
-                            q.clear();
-                        }
-                    }
-                }
-            });
+    build_each(jobs, &loaded.project.project.name, &|reference, outcome| {
+        if let Ok(mut r) = results.lock() {
+            r.push((reference, outcome));
         }
     });
     let results = results
         .into_inner()
         .map_err(|_| Failed::Usage("a build thread panicked".to_string()))?;
-    for r in results {
-        let (reference, id) = r?;
-        out.insert(reference, id);
+    let mut out = BTreeMap::new();
+    for (reference, outcome) in results {
+        match outcome {
+            Ok(id) => {
+                out.insert(reference, id);
+            }
+            Err(message) => return Err(Failed::Usage(format!("build {reference}: {message}"))),
+        }
     }
     Ok(out)
 }
@@ -523,48 +446,6 @@ pub fn build_each(
 
 /// How many of a project's builds run at once.
 const PARALLEL_BUILDS: usize = 3;
-
-/// The images `project`'s containers run that are pulled, not built, and
-/// not here yet: by digest when locked, else by reference.
-fn missing_pulls(
-    engine: &servin::client::Engine,
-    project: &servin::project::normal::Project,
-    locked: &BTreeMap<String, String>,
-) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for c in project.containers.values() {
-        if project
-            .images
-            .get(&c.image)
-            .is_some_and(|i| i.build.is_some())
-        {
-            continue;
-        }
-        let reference = servin::project::desired::image_reference(project, &c.image);
-        let wanted = match locked.get(&reference) {
-            Some(d) => servin::project::lock::pinned(&reference, d),
-            None => reference,
-        };
-        if !out.contains(&wanted) && engine.inspect(&wanted).is_err() {
-            out.push(wanted);
-        }
-    }
-    out
-}
-
-/// Pulls `images` one after another on a connection of its own; a
-/// failure is only said here (the apply pulls again and reports it).
-fn pull_all(images: &[String]) {
-    let Ok(engine) = servin::client::Engine::connect() else {
-        return;
-    };
-    for image in images {
-        match engine.pull(image, None, |_| {}) {
-            Ok(()) => ui::info(&format!("pulled {image}")),
-            Err(e) => ui::warning(&format!("pull {image}: {e}")),
-        }
-    }
-}
 
 /// For `plan` and `up --dry-run`: walks the builds `up` would run through
 /// the cache without running anything. Cached ones add their image ID to

@@ -351,7 +351,7 @@ impl CliHooks<'_> {
         // As `up` does: the lock's digests, and the built images' IDs.
         let mut digests =
             super::lock::read(self.loaded).map_err(|e| format!("rebuild: {}", failed_text(e)))?;
-        let built = super::build::build_for_up(&engine, self.loaded, self.profiles, &digests)
+        let built = super::build::build_for_up(self.loaded, self.profiles, &digests)
             .map_err(|e| format!("rebuild: {}", failed_text(e)))?;
         digests.extend(built);
         let file = project_file(self.loaded).map_err(failed_text)?;
