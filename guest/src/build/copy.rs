@@ -10,7 +10,9 @@ use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use servin_buildctx::select::sources::{Change, PathTable, PathTableBuilder};
+use servin_buildctx::select::sources::{
+    Change, PathTable, PathTableBuilder, content_bytes_of_digest as digest_bytes,
+};
 use servin_buildctx::{BlobStore, ContextIndex, EntryKind, Selection};
 
 use crate::container::archive_tar::{self, ExtractOptions};
@@ -258,30 +260,6 @@ pub struct Written {
 fn sha256(bytes: &[u8]) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     Sha256::digest(bytes).into()
-}
-
-/// The 32 bytes of a `sha256:<hex>` digest (any other text, hashed).
-fn digest_bytes(digest: &str) -> [u8; 32] {
-    let hex = digest.strip_prefix("sha256:").unwrap_or("");
-    let nibble = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let mut out = [0u8; 32];
-    if hex.len() == 64 {
-        let mut ok = true;
-        for (i, pair) in hex.as_bytes().chunks_exact(2).enumerate() {
-            match (nibble(pair[0]), nibble(pair[1])) {
-                (Some(a), Some(b)) => out[i] = (a << 4) | b,
-                _ => ok = false,
-            }
-        }
-        if ok {
-            return out;
-        }
-    }
-    sha256(digest.as_bytes())
 }
 
 fn written(item: &Item<'_>, chmod: Option<u32>) -> Written {
