@@ -16,6 +16,12 @@
 //!   the context ([`ContextIndex::resolve`]): `COPY link /x` copies what
 //!   `link` points to. Symlinks *below* a copied folder stay symlinks.
 //! - Nothing matched is an error, worded as Docker words it.
+//!
+//! [`sources`] holds what the build cache keeps of a selection: a compact
+//! sorted [`SourceList`](sources::SourceList) of each entry's identity,
+//! compared with another in one merge pass.
+
+pub mod sources;
 
 use std::collections::{BTreeMap, VecDeque};
 

@@ -7,7 +7,11 @@
 //!   reads one file: no scan of the images.
 //! - `steps/<slot hex>`: the inputs of the last run of one step of one
 //!   Dockerfile (its "slot"), kept to say why the next build of that step
-//!   missed the cache. Secrets never reach either.
+//!   missed the cache. Secrets never reach either. A small JSON head, then
+//!   the sources as a compact sorted list ([`SourceList`]): a `COPY` of
+//!   50,000 files is compared with its last run, keyed and recorded in a
+//!   few milliseconds. A record of an older form reads as none ("not
+//!   built before").
 //! - `copies/<slot hex>`: the last result of one `COPY`/`ADD` step from
 //!   the context ([`CopyRecord`]), so that when only some sources changed
 //!   the next build writes just those on top of it.
@@ -17,12 +21,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use servin_buildctx::select::sources::{Change, SourceList};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
 /// What a step's result depends on.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Inputs {
     /// The image the step starts from (`sha256:...`), or `scratch`.
     pub parent: String,
@@ -30,23 +35,47 @@ pub struct Inputs {
     pub instruction: String,
     /// The build args the step can see, with their values.
     pub args: BTreeMap<String, String>,
-    /// The sources' content, by path (for `COPY`/`ADD`): the digest of
-    /// each file's bytes, mode and owner. Never mtimes.
-    pub sources: BTreeMap<String, String>,
+    /// The sources (for `COPY`/`ADD` from the context), by path: each
+    /// entry's kind, mode, owner and content digest or link target. Never
+    /// mtimes.
+    pub sources: SourceList,
     /// Other inputs (a digest of a stage's image, a URL's checksum).
     pub extra: BTreeMap<String, String>,
 }
 
+/// What a step record holds besides its sources.
+#[derive(Serialize, Deserialize)]
+struct RecordHead {
+    parent: String,
+    instruction: String,
+    args: BTreeMap<String, String>,
+    extra: BTreeMap<String, String>,
+}
+
+/// Marks a step record's binary form. A record of an older form (JSON)
+/// does not start with it, and reads as no record.
+const RECORD_MAGIC: &[u8] = b"servin-step-record 2\n";
+
 impl Inputs {
     /// The cache key.
     pub fn key(&self) -> String {
+        self.hash(Some(&self.sources.digest()))
+    }
+
+    /// The key of everything but the sources: two runs of a copy step with
+    /// the same shape differ only in what they copy.
+    pub fn shape(&self) -> String {
+        self.hash(None)
+    }
+
+    fn hash(&self, sources: Option<&[u8; 32]>) -> String {
         let mut h = Sha256::new();
-        h.update(b"servin-build-step v1\0");
+        h.update(b"servin-build-step v2\0");
         for part in [&self.parent, &self.instruction] {
             h.update(part.as_bytes());
             h.update(b"\0");
         }
-        for map in [&self.args, &self.sources, &self.extra] {
+        let map = |h: &mut Sha256, map: &BTreeMap<String, String>| {
             h.update(b"\x01");
             for (k, v) in map {
                 h.update(k.as_bytes());
@@ -54,18 +83,17 @@ impl Inputs {
                 h.update(v.as_bytes());
                 h.update(b"\0");
             }
+        };
+        map(&mut h, &self.args);
+        match sources {
+            Some(digest) => {
+                h.update(b"\x02");
+                h.update(digest);
+            }
+            None => h.update(b"\x03"),
         }
+        map(&mut h, &self.extra);
         hex(&h.finalize())
-    }
-
-    /// The key of everything but the sources: two runs of a copy step with
-    /// the same shape differ only in what they copy.
-    pub fn shape(&self) -> String {
-        Self {
-            sources: BTreeMap::new(),
-            ..self.clone()
-        }
-        .key()
     }
 
     /// Why a step with these inputs is not the cached run of `before`, in
@@ -97,25 +125,7 @@ impl Inputs {
             let s = if args.len() == 1 { "" } else { "s" };
             return format!("build arg{s} {} changed", args.join(", "));
         }
-        if self.sources != before.sources {
-            let mut changed: Vec<String> = Vec::new();
-            for (path, digest) in &self.sources {
-                match before.sources.get(path) {
-                    Some(d) if d == digest => {}
-                    Some(_) => changed.push(format!("{path} changed")),
-                    None => changed.push(format!("{path} added")),
-                }
-            }
-            for path in before.sources.keys() {
-                if !self.sources.contains_key(path) {
-                    changed.push(format!("{path} removed"));
-                }
-            }
-            let shown = changed.len().min(3);
-            let mut line = changed[..shown].join(", ");
-            if changed.len() > shown {
-                line.push_str(&format!(" and {} more", changed.len() - shown));
-            }
+        if let Some(line) = sources_changed(&self.sources, &before.sources) {
             return line;
         }
         if self.extra != before.extra {
@@ -138,6 +148,94 @@ impl Inputs {
         }
         "its cached result is gone".to_string()
     }
+
+    /// The step record's bytes: a head in JSON, then the sources in their
+    /// binary form (a large `COPY` records 50,000 of them).
+    fn encode(&self) -> std::result::Result<Vec<u8>, serde_json::Error> {
+        let head = serde_json::to_vec(&RecordHead {
+            parent: self.parent.clone(),
+            instruction: self.instruction.clone(),
+            args: self.args.clone(),
+            extra: self.extra.clone(),
+        })?;
+        let sources = self.sources.encode();
+        let mut out = Vec::with_capacity(RECORD_MAGIC.len() + 8 + head.len() + sources.len());
+        out.extend_from_slice(RECORD_MAGIC);
+        out.extend_from_slice(&(head.len() as u64).to_le_bytes());
+        out.extend_from_slice(&head);
+        out.extend_from_slice(&sources);
+        Ok(out)
+    }
+
+    /// Reads what [`Inputs::encode`] wrote; `None` for anything else (a
+    /// record of an older form, a damaged one).
+    fn decode(bytes: &[u8]) -> Option<Inputs> {
+        let rest = bytes.strip_prefix(RECORD_MAGIC)?;
+        let (len, rest) = rest.split_first_chunk::<8>()?;
+        let len = usize::try_from(u64::from_le_bytes(*len)).ok()?;
+        if len > rest.len() {
+            return None;
+        }
+        let (head, sources) = rest.split_at(len);
+        let head: RecordHead = serde_json::from_slice(head).ok()?;
+        Some(Inputs {
+            parent: head.parent,
+            instruction: head.instruction,
+            args: head.args,
+            sources: SourceList::decode(sources).ok()?,
+            extra: head.extra,
+        })
+    }
+}
+
+/// How many changed sources the "why it runs" line names.
+const SHOWN_CHANGES: usize = 3;
+
+/// What changed from the sources `before` to `now`, in one line (changed
+/// and added paths in path order, then removed ones; the first three
+/// named, the rest counted), or `None` when nothing did. One merge pass
+/// over the two sorted lists.
+fn sources_changed(now: &SourceList, before: &SourceList) -> Option<String> {
+    let mut changed: Vec<String> = Vec::new();
+    let mut changed_count = 0usize;
+    let mut removed: Vec<&str> = Vec::new();
+    let mut removed_count = 0usize;
+    for c in now.diff(before) {
+        match c {
+            Change::Changed(_, path, _, _) | Change::Added(_, path, _) => {
+                if changed.len() < SHOWN_CHANGES {
+                    let how = if matches!(c, Change::Added(..)) {
+                        "added"
+                    } else {
+                        "changed"
+                    };
+                    changed.push(format!("{path} {how}"));
+                }
+                changed_count += 1;
+            }
+            Change::Removed(_, path, _) => {
+                if removed.len() < SHOWN_CHANGES {
+                    removed.push(path);
+                }
+                removed_count += 1;
+            }
+        }
+    }
+    let total = changed_count + removed_count;
+    if total == 0 {
+        return None;
+    }
+    for path in removed {
+        if changed.len() == SHOWN_CHANGES {
+            break;
+        }
+        changed.push(format!("{path} removed"));
+    }
+    let mut line = changed.join(", ");
+    if total > changed.len() {
+        line.push_str(&format!(" and {} more", total - changed.len()));
+    }
+    Some(line)
 }
 
 /// The last result of a `COPY`/`ADD` step from the context: what it
@@ -304,7 +402,7 @@ impl Cache {
             return Some(found);
         }
         let bytes = fs::read(self.dir.join("steps").join(slot)).ok()?;
-        let inputs = std::sync::Arc::new(serde_json::from_slice::<Inputs>(&bytes).ok()?);
+        let inputs = std::sync::Arc::new(Inputs::decode(&bytes)?);
         self.keep(slot, std::sync::Arc::clone(&inputs));
         Some(inputs)
     }
@@ -325,8 +423,9 @@ impl Cache {
         let slot = slot.to_string();
         let large = inputs.sources.len() > WRITE_BEHIND_SOURCES;
         let write = move || -> Result<()> {
-            let bytes =
-                serde_json::to_vec(&*inputs).map_err(Error::json(path.display().to_string()))?;
+            let bytes = inputs
+                .encode()
+                .map_err(Error::json(path.display().to_string()))?;
             let newest = || lock(&writes).get(&slot) == Some(&n);
             write_record_if(&path, &bytes, newest)
         };
@@ -377,18 +476,33 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use servin_buildctx::{Entry, EntryKind};
+
     use super::*;
+
+    fn file(path: &str, content: u8) -> Entry {
+        Entry {
+            path: path.into(),
+            kind: EntryKind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size: 1,
+            mtime_ns: 1,
+            digest: Some(format!("sha256:{}", format!("{content:02x}").repeat(32))),
+        }
+    }
+
+    fn sources(entries: &[Entry]) -> SourceList {
+        SourceList::of_entries(entries)
+    }
 
     fn inputs() -> Inputs {
         Inputs {
             parent: "sha256:aa".into(),
             instruction: "RUN make".into(),
             args: [("V".to_string(), "1".to_string())].into(),
-            sources: [
-                ("src/a.js".to_string(), "sha256:1".to_string()),
-                ("src/b.js".to_string(), "sha256:2".to_string()),
-            ]
-            .into(),
+            sources: sources(&[file("src/a.js", 1), file("src/b.js", 2)]),
             extra: BTreeMap::new(),
         }
     }
@@ -404,14 +518,50 @@ mod tests {
         c.args.insert("V".into(), "2".into());
         assert_ne!(a.key(), c.key());
         let mut d = inputs();
-        d.sources.insert("src/a.js".into(), "sha256:9".into());
+        d.sources = sources(&[file("src/a.js", 9), file("src/b.js", 2)]);
         assert_ne!(a.key(), d.key());
-        // The separators keep an arg and a source with the same text apart.
+        // The separators keep an arg and an extra input with the same
+        // text apart.
         let mut e = Inputs::default();
         e.args.insert("x".into(), "y".into());
         let mut f = Inputs::default();
-        f.sources.insert("x".into(), "y".into());
+        f.extra.insert("x".into(), "y".into());
         assert_ne!(e.key(), f.key());
+        // The shape leaves the sources out, and only them.
+        assert_eq!(a.shape(), d.shape());
+        assert_ne!(a.shape(), b.shape());
+        assert_ne!(a.shape(), a.key());
+    }
+
+    #[test]
+    fn source_keys_follow_content_mode_and_owner_never_mtime() {
+        let key = |e: Entry| {
+            Inputs {
+                sources: sources(&[e, file("src/b.js", 2)]),
+                ..inputs()
+            }
+            .key()
+        };
+        let base = key(file("src/a.js", 1));
+        let mut touched = file("src/a.js", 1);
+        touched.mtime_ns = 5_000_000_000;
+        assert_eq!(key(touched), base);
+        assert_ne!(key(file("src/a.js", 3)), base);
+        let mut mode = file("src/a.js", 1);
+        mode.mode = 0o600;
+        assert_ne!(key(mode), base);
+        let mut owner = file("src/a.js", 1);
+        owner.uid = 1000;
+        assert_ne!(key(owner), base);
+        let mut group = file("src/a.js", 1);
+        group.gid = 1000;
+        assert_ne!(key(group), base);
+        let link = |t: &str| Entry {
+            kind: EntryKind::Symlink { target: t.into() },
+            digest: None,
+            ..file("src/a.js", 1)
+        };
+        assert_ne!(key(link("x")), key(link("y")));
     }
 
     #[test]
@@ -425,14 +575,39 @@ mod tests {
         c.args.insert("V".into(), "2".into());
         assert_eq!(c.why_not(Some(&a)), "build arg V changed");
         let mut d = inputs();
-        d.sources.insert("src/a.js".into(), "sha256:9".into());
-        d.sources.remove("src/b.js");
-        d.sources.insert("src/c.js".into(), "sha256:3".into());
+        d.sources = sources(&[file("src/a.js", 9), file("src/c.js", 3)]);
         assert_eq!(
             d.why_not(Some(&a)),
             "src/a.js changed, src/c.js added, src/b.js removed"
         );
         assert_eq!(a.why_not(Some(&a)), "its cached result is gone");
+        let mut touched = inputs();
+        touched.sources = sources(&[
+            Entry {
+                mtime_ns: 7,
+                ..file("src/a.js", 1)
+            },
+            file("src/b.js", 2),
+        ]);
+        assert_eq!(touched.why_not(Some(&a)), "its cached result is gone");
+    }
+
+    #[test]
+    fn names_three_changes_and_counts_the_rest() {
+        let before: Vec<Entry> = (0..10).map(|i| file(&format!("f{i}"), 1)).collect();
+        let mut now = before.clone();
+        now[2] = file("f2", 2);
+        now[7] = file("f7", 2);
+        now.remove(5);
+        now.remove(0);
+        now.push(file("g", 1));
+        let line = sources_changed(&sources(&now), &sources(&before)).unwrap();
+        assert_eq!(line, "f2 changed, f7 changed, g added and 2 more");
+        let only_removed = sources_changed(&sources(&before[..8]), &sources(&before)).unwrap();
+        assert_eq!(only_removed, "f8 removed, f9 removed");
+        let many = sources_changed(&SourceList::default(), &sources(&before)).unwrap();
+        assert_eq!(many, "f0 removed, f1 removed, f2 removed and 7 more");
+        assert_eq!(sources_changed(&sources(&now), &sources(&now)), None);
     }
 
     #[test]
@@ -452,5 +627,30 @@ mod tests {
         assert_eq!(cache.prune(|i| i == "sha256:img"), 0);
         assert_eq!(cache.prune(|_| false), 1);
         assert_eq!(cache.get(&k), None);
+    }
+
+    #[test]
+    fn records_of_the_old_form_read_as_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = slot("Dockerfile", "0", 3);
+        let path = dir.path().join("steps").join(&s);
+        Cache::open(dir.path()).unwrap();
+        let old = r#"{"parent":"sha256:aa","instruction":"COPY","args":{},"sources":{"a":"sha256:1 644 0:0 "},"extra":{}}"#;
+        fs::write(&path, old).unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        assert!(cache.last_run(&s).is_none());
+        assert_eq!(
+            inputs().why_not(cache.last_run(&s).as_deref()),
+            "not built before"
+        );
+        // Nor does a damaged record of the new form.
+        let mut bytes = inputs().encode().unwrap();
+        bytes.truncate(bytes.len() - 3);
+        fs::write(&path, &bytes).unwrap();
+        assert!(Cache::open(dir.path()).unwrap().last_run(&s).is_none());
+        assert_eq!(
+            Inputs::decode(&inputs().encode().unwrap()).as_ref(),
+            Some(&inputs())
+        );
     }
 }

@@ -4,11 +4,15 @@
 //! same in-root extraction as `docker cp` (symlinks in the image resolve
 //! inside it, never outside).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
+use servin_buildctx::select::sources::{
+    Change, PathTable, PathTableBuilder, content_bytes_of_digest as digest_bytes,
+};
 use servin_buildctx::{BlobStore, ContextIndex, EntryKind, Selection};
 
 use crate::container::archive_tar::{self, ExtractOptions};
@@ -50,7 +54,9 @@ pub struct CopyJob {
 /// One tar entry to write: where it goes (relative to a destination
 /// folder) and what it is.
 enum Item<'a> {
-    Context(String, &'a servin_buildctx::Entry),
+    /// An entry of the context, under its name (below a copied folder,
+    /// its path with the folder's taken off: no allocation per entry).
+    Context(Cow<'a, str>, &'a servin_buildctx::Entry),
     Data {
         name: String,
         data: Vec<u8>,
@@ -140,14 +146,14 @@ fn plan_context<'a>(
                     continue;
                 }
                 let rel = if sel.root.is_empty() {
-                    e.path.clone()
+                    e.path.as_str()
                 } else {
                     e.path
-                        .strip_prefix(&format!("{}/", sel.root))
+                        .strip_prefix(sel.root.as_str())
+                        .and_then(|r| r.strip_prefix('/'))
                         .unwrap_or(&e.path)
-                        .to_string()
                 };
-                items.push(Item::Context(rel, e));
+                items.push(Item::Context(Cow::Borrowed(rel), e));
             }
             plan.push((job.dest.clone(), items));
         } else if let Some(e) = sel.entries.first() {
@@ -156,7 +162,7 @@ fn plan_context<'a>(
             } else {
                 (parent(&job.dest), base(&job.dest))
             };
-            plan.push((dir, vec![Item::Context(name, e)]));
+            plan.push((dir, vec![Item::Context(Cow::Owned(name), e)]));
         }
     }
     for u in &job.urls {
@@ -237,63 +243,109 @@ fn write_plan(
     Ok(())
 }
 
-/// What a planned item writes, for comparing two copies: its kind, its
-/// content, its mode and its time (the owner is the job's).
-fn signature(item: &Item<'_>, chmod: Option<u32>) -> (u8, String, u32, i128) {
+/// What a copy writes at one path, for comparing two copies: its kind,
+/// its content, its mode and its time (the owner is the job's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// 0 file, 1 folder, 2 symlink, 3 downloaded file.
+    kind: u8,
+    /// A file's content digest; the sha256 of a link's target, of a
+    /// here-document, or of a download's scratch path; zeros for a folder.
+    content: [u8; 32],
+    mode: u32,
+    /// Whole seconds, as the tar carries them.
+    secs: i64,
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).into()
+}
+
+fn written(item: &Item<'_>, chmod: Option<u32>) -> Written {
     match item {
-        Item::Data { data, mode, .. } => {
-            use sha2::{Digest, Sha256};
-            let h = Sha256::digest(data);
-            let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
-            (0, hex, chmod.unwrap_or(*mode), 0)
-        }
-        Item::File { path, mtime, .. } => (
-            3,
-            path.display().to_string(),
-            chmod.unwrap_or(0o600),
-            i128::from(*mtime),
-        ),
+        Item::Data { data, mode, .. } => Written {
+            kind: 0,
+            content: sha256(data),
+            mode: chmod.unwrap_or(*mode),
+            secs: 0,
+        },
+        Item::File { path, mtime, .. } => Written {
+            kind: 3,
+            content: sha256(path.as_os_str().as_encoded_bytes()),
+            mode: chmod.unwrap_or(0o600),
+            secs: i64::try_from(*mtime).unwrap_or(i64::MAX),
+        },
         Item::Context(_, e) => {
-            let (kind, what) = match &e.kind {
-                EntryKind::File => (0, e.digest.clone().unwrap_or_default()),
-                EntryKind::Dir => (1, String::new()),
-                EntryKind::Symlink { target } => (2, target.clone()),
+            let (kind, content) = match &e.kind {
+                EntryKind::File => (0, digest_bytes(e.digest.as_deref().unwrap_or_default())),
+                EntryKind::Dir => (1, [0; 32]),
+                EntryKind::Symlink { target } => (2, sha256(target.as_bytes())),
             };
-            // Times as the tar carries them: whole seconds.
-            let secs = i128::from(e.mtime_ns) / 1_000_000_000;
-            (kind, what, chmod.unwrap_or(e.mode), secs)
+            Written {
+                kind,
+                content,
+                mode: chmod.unwrap_or(e.mode),
+                secs: e.mtime_ns / 1_000_000_000,
+            }
         }
     }
 }
 
 fn item_name<'b>(item: &'b Item<'_>) -> &'b str {
     match item {
-        Item::Context(name, _) | Item::Data { name, .. } | Item::File { name, .. } => name,
+        Item::Context(name, _) => name,
+        Item::Data { name, .. } | Item::File { name, .. } => name,
     }
 }
 
-/// Every path a plan writes, absolute, with its signature.
-/// What a copy gives, by destination path: each entry's kind, content
-/// digest (or link target), mode and time.
-pub type Flat = BTreeMap<String, (u8, String, u32, i128)>;
+/// Whether `name` joined below a clean folder is clean as it is: no
+/// empty, `.` or `..` segment.
+fn is_plain(name: &str) -> bool {
+    !name.is_empty() && name.split('/').all(|p| !matches!(p, "" | "." | ".."))
+}
 
+/// Writes into `out` the cleaned absolute path of `name` in the folder
+/// whose cleaned path is `clean_dir`, as [`archive_tar::clean`] gives it,
+/// without allocating in the common case.
+fn dest_path(out: &mut String, clean_dir: &str, name: &str) {
+    out.clear();
+    if is_plain(name) {
+        if clean_dir != "/" {
+            out.push_str(clean_dir);
+        }
+        out.push('/');
+        out.push_str(name);
+    } else {
+        out.push_str(&archive_tar::clean(&format!("{clean_dir}/{name}")));
+    }
+}
+
+/// What a copy gives, by cleaned destination path (sorted, each once).
+pub type Flat = PathTable<Written>;
+
+/// What `plan` writes, by destination path: where two items write the
+/// same path, the later one wins, as in the copy.
 fn flatten(plan: &[(String, Vec<Item<'_>>)], chmod: Option<u32>) -> Flat {
-    let mut out = BTreeMap::new();
+    let rows = plan.iter().map(|(_, items)| items.len()).sum();
+    let mut out = PathTableBuilder::with_capacity(rows, rows * 32);
+    let mut path = String::new();
     for (dir, items) in plan {
+        let clean_dir = archive_tar::clean(dir);
         for item in items {
-            let full = archive_tar::clean(&format!("{dir}/{}", item_name(item)));
-            out.insert(full, signature(item, chmod));
+            dest_path(&mut path, &clean_dir, item_name(item));
+            out.push(&path, written(item, chmod));
         }
     }
-    out
+    out.finish()
 }
 
-/// The previous run of a copy step, for [`copy_changes`]: the context it
-/// copied from, and what it gave if the caller kept that.
+/// The previous run of a copy step, for [`copy_changes`]: what it gave
+/// if the caller kept that, else the context it copied from.
 #[derive(Clone, Copy)]
 pub struct Previous<'a> {
-    /// The context of the previous run.
-    pub before: &'a ContextIndex,
+    /// The context of the previous run, if at hand (needed without `old`).
+    pub before: Option<&'a ContextIndex>,
     /// What the previous run gave, if kept.
     pub old: Option<&'a Flat>,
 }
@@ -343,44 +395,44 @@ pub fn copy_changes(
     let new_plan = plan_context(job, index, dest_was_dir)?;
     let new_map = flatten(&new_plan, job.chmod);
     let worked_out;
-    let old_map = match old {
-        Some(m) => m,
-        None => {
+    let old_map = match (old, before) {
+        (Some(m), _) => m,
+        (None, Some(before)) => {
             worked_out = flatten(&plan_context(job, before, dest_was_dir)?, job.chmod);
             &worked_out
         }
+        (None, None) => return Ok((Delta::FullCopy, None)),
     };
-    let mut changed: BTreeSet<String> = BTreeSet::new();
-    for (path, sig) in &new_map {
-        match old_map.get(path) {
-            Some(old) if old == sig => {}
-            Some(old) if old.0 != sig.0 => return Ok((Delta::FullCopy, None)),
-            _ => {
-                changed.insert(path.clone());
+    // One merge of the two sorted results.
+    let mut write: BTreeSet<String> = BTreeSet::new();
+    let mut removed: Vec<&str> = Vec::new();
+    for change in new_map.diff(old_map) {
+        match change {
+            Change::Changed(_, _, new, old) if new.kind != old.kind => {
+                return Ok((Delta::FullCopy, None));
             }
+            Change::Changed(_, path, _, _) | Change::Added(_, path, _) => {
+                write.insert(path.to_string());
+            }
+            Change::Removed(_, path, _) => removed.push(path),
         }
-    }
-    let removed: Vec<&String> = old_map
-        .keys()
-        .filter(|p| !new_map.contains_key(*p))
-        .collect();
-    if changed.len() + removed.len() > new_map.len() / 2 + 1 {
-        return Ok((Delta::FullCopy, None));
+        if write.len() + removed.len() > new_map.len() / 2 + 1 {
+            return Ok((Delta::FullCopy, None));
+        }
     }
     if removed.iter().any(|p| in_parent(p)) {
         return Ok((Delta::FullCopy, None));
     }
     // The folders above what changed or went are rewritten too: their
     // times (and modes) come back to what a full copy gives them.
-    let mut write: BTreeSet<String> = changed;
     let touched: Vec<String> = write
         .iter()
-        .chain(removed.iter().copied())
         .cloned()
+        .chain(removed.iter().map(|p| (*p).to_string()))
         .collect();
     for path in touched {
         let mut cur = parent(&path);
-        while cur != "/" && new_map.contains_key(&cur) && write.insert(cur.clone()) {
+        while cur != "/" && new_map.find(&cur).is_some() && write.insert(cur.clone()) {
             cur = parent(&cur);
         }
     }
@@ -393,10 +445,12 @@ pub fn copy_changes(
     let removed = removed.len();
     // Only the folders with something to write below them are looked at
     // item by item.
+    let mut path = String::new();
     let plan: Vec<(String, Vec<Item<'_>>)> = new_plan
         .into_iter()
         .map(|(dir, items)| {
-            let mut prefix = archive_tar::clean(&dir);
+            let clean_dir = archive_tar::clean(&dir);
+            let mut prefix = clean_dir.clone();
             if !prefix.ends_with('/') {
                 prefix.push('/');
             }
@@ -409,7 +463,10 @@ pub fn copy_changes(
             }
             let kept = items
                 .into_iter()
-                .filter(|i| write.contains(&archive_tar::clean(&format!("{dir}/{}", item_name(i)))))
+                .filter(|i| {
+                    dest_path(&mut path, &clean_dir, item_name(i));
+                    write.contains(&path)
+                })
                 .collect();
             (dir, kept)
         })
@@ -514,7 +571,7 @@ fn write_items(
                             EntryKind::Symlink { target } => {
                                 h.set_entry_type(tar::EntryType::Symlink);
                                 h.set_size(0);
-                                tar.append_link(&mut h, &name, target)
+                                tar.append_link(&mut h, name.as_ref(), target)
                                     .map_err(|err| fail(format!("write {}: {err}", e.path)))?;
                             }
                             EntryKind::File => {
@@ -524,7 +581,7 @@ fn write_items(
                                 })?;
                                 h.set_entry_type(tar::EntryType::Regular);
                                 h.set_size(e.size);
-                                tar.append_data(&mut h, &name, f.take(e.size))
+                                tar.append_data(&mut h, name.as_ref(), f.take(e.size))
                                     .map_err(|err| fail(format!("write {}: {err}", e.path)))?;
                             }
                         }
@@ -701,4 +758,116 @@ fn rename_entries(
         }
     }
     out.into_inner()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use servin_buildctx::Entry;
+
+    use super::*;
+
+    fn entry(path: &str, kind: EntryKind, digest: Option<&str>) -> Entry {
+        Entry {
+            path: path.into(),
+            kind,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size: 1,
+            mtime_ns: 3_500_000_000,
+            digest: digest.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn dest_paths_are_cleaned_as_clean_does() {
+        let mut out = String::new();
+        for (dir, name) in [
+            ("/app/src/", "a/b"),
+            ("/", "x"),
+            ("/app", "./x"),
+            ("/app", "../x"),
+            ("//app/./", "a//b/"),
+            ("/app/../", "y"),
+        ] {
+            let clean_dir = archive_tar::clean(dir);
+            dest_path(&mut out, &clean_dir, name);
+            assert_eq!(
+                out,
+                archive_tar::clean(&format!("{dir}/{name}")),
+                "{dir} {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn digests_become_their_bytes_and_other_text_is_hashed() {
+        let hex = "0f".repeat(32);
+        assert_eq!(digest_bytes(&format!("sha256:{hex}")), [0x0f; 32]);
+        assert_ne!(digest_bytes("sha256:xyz"), digest_bytes("sha256:xyw"));
+        assert_ne!(digest_bytes(""), [0; 32]);
+    }
+
+    #[test]
+    fn a_flattened_plan_follows_content_mode_and_time_and_the_last_write_wins() {
+        let one = format!("sha256:{}", "01".repeat(32));
+        let two = format!("sha256:{}", "02".repeat(32));
+        let a = entry("src/a", EntryKind::File, Some(&one));
+        let b = entry("src/b", EntryKind::File, Some(&two));
+        let d = entry("src", EntryKind::Dir, None);
+        let plan = vec![
+            (
+                "/app/".to_string(),
+                vec![
+                    Item::Context(Cow::Borrowed("src/b"), &b),
+                    Item::Context(Cow::Borrowed("src"), &d),
+                    Item::Context(Cow::Borrowed("src/a"), &a),
+                ],
+            ),
+            (
+                "/app/src".to_string(),
+                vec![Item::Data {
+                    name: "b".into(),
+                    data: b"here".to_vec(),
+                    mode: 0o644,
+                }],
+            ),
+        ];
+        let flat = flatten(&plan, None);
+        let paths: Vec<&str> = flat.iter().map(|(p, _)| p).collect();
+        assert_eq!(paths, ["/app/src", "/app/src/a", "/app/src/b"]);
+        // The here-document written last replaced the context's file.
+        let at_b = flat.value(flat.find("/app/src/b").unwrap());
+        assert_eq!(at_b.content, sha256(b"here"));
+        let at_a = *flat.value(flat.find("/app/src/a").unwrap());
+        assert_eq!(
+            (at_a.kind, at_a.content, at_a.mode, at_a.secs),
+            (0, [1; 32], 0o644, 3)
+        );
+        // `--chmod` sets every mode.
+        let chmod = flatten(&plan, Some(0o600));
+        assert!(chmod.iter().all(|(_, w)| w.mode == 0o600));
+        // A touch within the same second writes the same thing; another
+        // second, or other content, does not.
+        let mut touched = a.clone();
+        touched.mtime_ns += 100;
+        let same = flatten(
+            &[(
+                "/app".into(),
+                vec![Item::Context(Cow::Borrowed("src/a"), &touched)],
+            )],
+            None,
+        );
+        assert_eq!(same.value(0), &at_a);
+        touched.mtime_ns += 1_000_000_000;
+        let later = flatten(
+            &[(
+                "/app".into(),
+                vec![Item::Context(Cow::Borrowed("src/a"), &touched)],
+            )],
+            None,
+        );
+        assert_ne!(later.value(0), &at_a);
+    }
 }

@@ -10,6 +10,7 @@ use std::time::Instant;
 use bollard_stubs::models::{Mount, MountBindOptions, MountTmpfsOptions, MountType};
 use serde_json::{Value, json};
 use servin_buildctx::ContextIndex;
+use servin_buildctx::select::sources::SourceList;
 use servin_dockerfile::{
     CacheSharing, Command, Dockerfile, Healthcheck, Instruction, InstructionKind, RunMount,
     RunNetwork, Stage,
@@ -1078,6 +1079,9 @@ async fn step(
             if let Some(f) = from {
                 inputs.extra.insert("from".into(), f.id.clone());
             } else {
+                // Every selected entry by reference, then one compact
+                // list of their identities (path order, each path once).
+                let mut selected: Vec<&servin_buildctx::Entry> = Vec::new();
                 for src in &job.sources {
                     let sels = shared.index.select(src).map_err(|e| {
                         span_error(
@@ -1087,23 +1091,11 @@ async fn step(
                             e.to_string(),
                         )
                     })?;
-                    for sel in &sels {
-                        for e in &sel.entries {
-                            let d = e.digest.as_deref().unwrap_or(match &e.kind {
-                                servin_buildctx::EntryKind::Dir => "dir",
-                                _ => "link",
-                            });
-                            let link = match &e.kind {
-                                servin_buildctx::EntryKind::Symlink { target } => target.as_str(),
-                                _ => "",
-                            };
-                            inputs.sources.insert(
-                                e.path.clone(),
-                                format!("{d} {:o} {}:{} {link}", e.mode, e.uid, e.gid),
-                            );
-                        }
+                    for sel in sels {
+                        selected.extend(sel.entries);
                     }
                 }
+                inputs.sources = SourceList::of_entries(selected);
             }
             for (n, c) in &job.heredocs {
                 inputs.extra.insert(format!("heredoc {n}"), c.clone());
@@ -1192,11 +1184,18 @@ async fn step(
             .filter(|r| r.shape == shape && r.parent == inputs.parent && r.deltas < MAX_DELTAS)
             .and_then(|record| {
                 let image = shared.engine.store.image(&record.image)?;
-                let before = builder.contexts.get(&record.context).ok()??;
+                // What the previous run gave, if kept; else its context,
+                // to work that out from.
+                let old = builder.copy_result(&slot_id, &record.context);
+                let before = match old {
+                    Some(_) => None,
+                    None => Some(builder.contexts.get(&record.context).ok()??),
+                };
                 Some(Reuse {
                     record,
                     image,
                     before,
+                    old,
                     slot: slot_id.clone(),
                 })
             }),
@@ -2018,7 +2017,11 @@ pub const CHANGES_COMMENT: &str = "servin: changes since this step's previous ru
 struct Reuse {
     record: CopyRecord,
     image: ImageRecord,
-    before: Arc<ContextIndex>,
+    /// The context the previous result was copied from, when `old` is not
+    /// at hand.
+    before: Option<Arc<ContextIndex>>,
+    /// What the previous result holds, if kept from that run.
+    old: Option<Arc<copy::Flat>>,
     /// The step's slot, under which its last copy's result is kept.
     slot: String,
 }
@@ -2147,11 +2150,9 @@ async fn copy_changes(
     let engine2 = Arc::clone(engine);
     let root2 = root.clone();
     let job2 = job.clone();
-    let before = Arc::clone(&reuse.before);
+    let before = reuse.before.clone();
     let dest_was_dir = reuse.record.dest_was_dir;
-    let old = engine
-        .builder
-        .copy_result(&reuse.slot, &reuse.record.context);
+    let old = reuse.old.clone();
     let (delta, new) = tokio::task::spawn_blocking(move || {
         let parent_fd = match &parent_root {
             Some(p) => Some(
@@ -2170,7 +2171,7 @@ async fn copy_changes(
             &job2,
             &index,
             copy::Previous {
-                before: &before,
+                before: before.as_deref(),
                 old: old.as_deref(),
             },
             &engine2.builder.contexts.blobs,
