@@ -223,6 +223,8 @@ fn vm_mode_as_an_ordinary_user() {
         std::thread::sleep(Duration::from_millis(20));
     }
 
+    udp_port_through_the_vm(&u);
+
     // The docker CLI through the forwarded socket.
     let host = format!("unix://{}", u.state("engine.sock").display());
     let mut docker = u.command(
@@ -430,11 +432,74 @@ fn host_folders_through_the_vm(u: &VmUser) {
     );
 }
 
-/// A static inotify watcher (`guest/tests/fixtures/inotify-watch.c`,
-/// built with `cc -static`: the test image's busybox has no `inotifyd`).
-fn inotify_watcher(dir: &Path) -> Vec<u8> {
-    let out = dir.join("inotify-watch");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("guest/tests/fixtures/inotify-watch.c");
+/// A published UDP port answers on the host: a static echo server in the
+/// container, a datagram sent to the host's port comes back through the
+/// VM, from two peers at once; with the container gone the host's port is
+/// free again.
+fn udp_port_through_the_vm(u: &VmUser) {
+    let build = tempfile::tempdir().unwrap();
+    let echo = Layer {
+        entries: vec![Entry::File(
+            "bin/udp-echo",
+            static_fixture(build.path(), "udp-echo"),
+            0o755,
+        )],
+        comp: Comp::None,
+    };
+    let (tar, _) = image::docker_save_tar(&[image::container_layer(), echo], "test/udp:1");
+    let tar_path = u.home.join("udp.tar");
+    std::fs::write(&tar_path, tar).unwrap();
+    u.ok(&["image", "import", tar_path.to_str().unwrap()]);
+    let port = free_udp_port();
+    let publish = format!("127.0.0.1:{port}:7/udp");
+    u.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "echo",
+        "-p",
+        &publish,
+        "test/udp:1",
+        "/bin/udp-echo",
+        "7",
+    ]);
+    let ps = u.ok(&["ps"]).stdout;
+    assert!(ps.contains(&format!("127.0.0.1:{port}->7/udp")), "{ps}");
+    let ask = |socket: &std::net::UdpSocket, text: &str| -> Option<String> {
+        socket.send_to(text.as_bytes(), ("127.0.0.1", port)).ok()?;
+        let mut buf = [0u8; 256];
+        let n = socket.recv(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    a.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let answer = wait_for(30, "the published UDP port answers", || ask(&a, "ping a"));
+    assert_eq!(answer, "echo: ping a");
+    // A second peer gets its own answers.
+    let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    b.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(ask(&b, "ping b").as_deref(), Some("echo: ping b"));
+    assert_eq!(ask(&a, "again").as_deref(), Some("echo: again"));
+    u.ok(&["rm", "-f", "echo"]);
+    wait_for(10, "the host's UDP port is free again", || {
+        std::net::UdpSocket::bind(("127.0.0.1", port)).ok()
+    });
+}
+
+/// A UDP port free on the host's loopback.
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `guest/tests/fixtures/NAME.c` built with `cc -static`.
+fn static_fixture(dir: &Path, name: &str) -> Vec<u8> {
+    let out = dir.join(name);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("guest/tests/fixtures/{name}.c"));
     let status = Command::new("cc")
         .args(["-static", "-O2", "-o"])
         .arg(&out)
@@ -443,6 +508,12 @@ fn inotify_watcher(dir: &Path) -> Vec<u8> {
         .unwrap();
     assert!(status.success(), "cc -static {}", src.display());
     std::fs::read(&out).unwrap()
+}
+
+/// A static inotify watcher (`guest/tests/fixtures/inotify-watch.c`,
+/// built with `cc -static`: the test image's busybox has no `inotifyd`).
+fn inotify_watcher(dir: &Path) -> Vec<u8> {
+    static_fixture(dir, "inotify-watch")
 }
 
 /// Gives the test's unprivileged user the tree at `path`.

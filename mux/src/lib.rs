@@ -27,6 +27,7 @@
 //! Either side may open streams (the client's ids are odd, the server's
 //! even); in servin only the host opens them.
 
+pub mod datagram;
 pub mod frame;
 
 use std::collections::HashMap;

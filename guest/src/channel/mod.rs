@@ -9,6 +9,7 @@
 //! |---|---|
 //! | `engine` | a new connection to the engine's socket, copied both ways |
 //! | `tcp:ADDR:PORT` | a TCP connection made inside the guest (published ports answer on the guest's `127.0.0.1:HOSTPORT`) |
+//! | `udp:ADDR:PORT` | a UDP socket connected inside the guest; the stream carries datagrams, each framed by [`servin_mux::datagram`], both ways |
 //! | `control` | line commands, see [`control`] |
 //!
 //! When the host end goes away (the port reads end of file) the session's
@@ -24,7 +25,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use servin_mux::{Incoming, Mux};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::net::{TcpStream, UdpSocket, UnixStream};
 
 /// How long to wait before opening the port again after a session ended.
 const REOPEN_DELAY: Duration = Duration::from_millis(200);
@@ -154,6 +155,7 @@ pub async fn serve(port: Port, targets: Targets) {
 pub enum Target {
     Engine,
     Tcp(String, u16),
+    Udp(String, u16),
     Control,
 }
 
@@ -163,14 +165,19 @@ impl Target {
             "engine" => Ok(Self::Engine),
             "control" => Ok(Self::Control),
             _ => {
-                let Some(rest) = s.strip_prefix("tcp:") else {
-                    return Err(format!(
-                        "unknown target {s:?}: want engine, control or tcp:ADDR:PORT"
-                    ));
+                let (udp, rest) = match (s.strip_prefix("tcp:"), s.strip_prefix("udp:")) {
+                    (Some(rest), _) => (false, rest),
+                    (None, Some(rest)) => (true, rest),
+                    (None, None) => {
+                        return Err(format!(
+                            "unknown target {s:?}: want engine, control, tcp:ADDR:PORT or udp:ADDR:PORT"
+                        ));
+                    }
                 };
+                let proto = if udp { "udp" } else { "tcp" };
                 let (addr, port) = rest
                     .rsplit_once(':')
-                    .ok_or_else(|| format!("target {s:?}: want tcp:ADDR:PORT"))?;
+                    .ok_or_else(|| format!("target {s:?}: want {proto}:ADDR:PORT"))?;
                 let port = port
                     .parse::<u16>()
                     .ok()
@@ -180,7 +187,11 @@ impl Target {
                 if addr.is_empty() {
                     return Err(format!("target {s:?}: no address"));
                 }
-                Ok(Self::Tcp(addr.to_string(), port))
+                Ok(if udp {
+                    Self::Udp(addr.to_string(), port)
+                } else {
+                    Self::Tcp(addr.to_string(), port)
+                })
             }
         }
     }
@@ -212,9 +223,65 @@ async fn handle(incoming: Incoming, targets: Targets) {
             }
             Err(e) => incoming.refuse(&format!("connect to {addr}:{port} in the VM: {e}")),
         },
+        Target::Udp(addr, port) => match udp_connect(&addr, port).await {
+            Ok(socket) => {
+                if let Some(stream) = incoming.accept() {
+                    relay_datagrams(stream, socket).await;
+                }
+            }
+            Err(e) => incoming.refuse(&format!("udp {addr}:{port} in the VM: {e}")),
+        },
         Target::Control => {
             if let Some(stream) = incoming.accept() {
                 control::serve(stream, targets.init_pid).await;
+            }
+        }
+    }
+}
+
+/// A UDP socket of the guest connected to `addr:port`.
+async fn udp_connect(addr: &str, port: u16) -> io::Result<UdpSocket> {
+    let target = tokio::net::lookup_host((addr, port))
+        .await?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such address"))?;
+    let local = if target.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let socket = UdpSocket::bind(local).await?;
+    socket.connect(target).await?;
+    Ok(socket)
+}
+
+/// Sends each datagram the stream carries on `socket`, and each one
+/// `socket` receives back on the stream, until the stream ends (the host
+/// ends it when its peer has been quiet a while).
+async fn relay_datagrams(stream: servin_mux::MuxStream, socket: UdpSocket) {
+    use servin_mux::datagram::{self, Deframer};
+    let (mut reader, mut writer) = stream.into_split();
+    let mut frames = Deframer::default();
+    let mut buf = vec![0u8; datagram::MAX_DATAGRAM];
+    loop {
+        tokio::select! {
+            chunk = reader.read() => {
+                let Ok(Some(chunk)) = chunk else { break };
+                frames.push(&chunk);
+                while let Some(d) = frames.next_datagram() {
+                    // A datagram the other side cannot take is lost, as
+                    // UDP's are.
+                    let _ = socket.send(&d).await;
+                }
+            }
+            got = socket.recv(&mut buf) => {
+                // An error is an ICMP answer to an earlier datagram (no one
+                // listening yet): the next may find someone.
+                let Ok(n) = got else { continue };
+                let Some(framed) = datagram::frame(&buf[..n]) else { continue };
+                if writer.write(&framed).await.is_err() {
+                    break;
+                }
             }
         }
     }
@@ -228,6 +295,10 @@ mod tests {
     fn targets() {
         assert_eq!(Target::parse("engine"), Ok(Target::Engine));
         assert_eq!(Target::parse("control"), Ok(Target::Control));
+        assert_eq!(
+            Target::parse("udp:127.0.0.1:53"),
+            Ok(Target::Udp("127.0.0.1".into(), 53))
+        );
         assert_eq!(
             Target::parse("tcp:127.0.0.1:8080"),
             Ok(Target::Tcp("127.0.0.1".into(), 8080))
@@ -246,7 +317,10 @@ mod tests {
         );
         assert_eq!(
             Target::parse("ssh"),
-            Err("unknown target \"ssh\": want engine, control or tcp:ADDR:PORT".into())
+            Err(
+                "unknown target \"ssh\": want engine, control, tcp:ADDR:PORT or udp:ADDR:PORT"
+                    .into()
+            )
         );
         assert_eq!(Port::parse("unix:/tmp/s"), Port::Unix("/tmp/s".into()));
         assert_eq!(
