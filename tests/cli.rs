@@ -117,6 +117,24 @@ fn doctor_names_each_missing_piece_and_its_fix() {
     assert!(get("init")["fix"].as_str().unwrap().contains("tini"));
     assert_eq!(get("overlayfs")["outcome"], "ok");
 
+    // In VM mode the host's overlayfs and cgroups are not the engine's.
+    let run = p.run_env(
+        &["doctor", "--format", "json"],
+        &[("SERVIN_MODE", "vm"), ("SERVIN_INIT", "/no/such/init")],
+    );
+    let checks: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    for name in ["overlayfs", "cgroups"] {
+        let c = checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap();
+        assert_eq!(c["outcome"], "ok", "{c}");
+        assert!(c["detail"].as_str().unwrap().contains("VM mode"), "{c}");
+    }
+
     let runc = std::env::split_paths(&std::env::var_os("PATH").unwrap())
         .map(|d| d.join("runc"))
         .find(|p| p.is_file())

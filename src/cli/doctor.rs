@@ -139,7 +139,7 @@ fn checks() -> Vec<Check> {
             "linux",
             Outcome::Fail,
             "not a Linux host",
-            Some("the native engine needs Linux; other hosts need the VM mode, which is not there yet"),
+            Some("the native engine needs Linux; use VM mode (SERVIN_MODE=vm)"),
         ),
     });
     let root = rustix::process::geteuid().is_root();
@@ -157,24 +157,26 @@ fn checks() -> Vec<Check> {
         )
     });
     let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
-    out.push(
-        if filesystems
-            .lines()
-            .any(|l| l.trim_end().ends_with("overlay"))
-        {
-            check("overlayfs", Outcome::Ok, "the kernel has overlayfs", None)
-        } else {
-            check(
-                "overlayfs",
-                Outcome::Fail,
-                "the kernel does not list overlayfs",
-                Some("load it: modprobe overlay"),
-            )
-        },
-    );
+    let in_the_vm = "not needed in VM mode: the VM's kernel has its own";
+    out.push(if vm_mode {
+        check("overlayfs", Outcome::Ok, in_the_vm, None)
+    } else if filesystems
+        .lines()
+        .any(|l| l.trim_end().ends_with("overlay"))
+    {
+        check("overlayfs", Outcome::Ok, "the kernel has overlayfs", None)
+    } else {
+        check(
+            "overlayfs",
+            Outcome::Fail,
+            "the kernel does not list overlayfs",
+            Some("load it: modprobe overlay"),
+        )
+    });
     let v2_only = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
     let v1 = Path::new("/sys/fs/cgroup/memory").is_dir();
     out.push(match (v2_only, v1) {
+        _ if vm_mode => check("cgroups", Outcome::Ok, in_the_vm, None),
         (true, _) => check("cgroups", Outcome::Ok, "cgroup v2 (unified)", None),
         (false, true) => check("cgroups", Outcome::Ok, "cgroup v1 (or hybrid)", None),
         (false, false) => check(
