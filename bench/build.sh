@@ -109,8 +109,10 @@ hyperfine -N --warmup 2 --runs 10 --export-markdown "$WORK/cached.md" \
 cat "$WORK/cached.md"
 
 # 3. One source file edited: wall time and what servin sent. Each tool's
-# edits run back to back, servin's first: right after a BuildKit build its
-# daemon is still busy for a while, which would slow whatever runs next.
+# edits run back to back, servin's first, each series after 10 s of quiet:
+# right after a BuildKit build its daemon is still busy for a while, which
+# would slow whatever runs next.
+sleep 10
 for n in 1 2 3 4 5; do
   echo "edit $n" >> "$C2/src/d7/f7"
   s=$(date +%s%N)
@@ -123,6 +125,7 @@ for n in 1 2 3 4 5; do
   echo "servin edit $n: wall $wall ms, RUN steps ${runs}s, overhead $overhead ms, $sent"
   grep -E '^\[stage-0 [0-9]+/20\]' "$WORK/edit.log" | grep -v -E ' (CACHED|runs:.*)$' | grep -E 'DONE|previous result' || true
 done
+sleep 10
 for n in 1 2 3 4 5; do
   echo "buildkit edit $n" >> "$C2/src/d7/f7"
   s=$(date +%s%N)

@@ -739,7 +739,7 @@ pub fn flush_dnat(backend: Backend, tags: &[String]) -> Result<()> {
 /// [`run`] for callers outside the async runtime.
 fn run_blocking(tool: &str, args: &[&str], input: &str) -> Result<String> {
     use std::io::Write;
-    super::modules::ready_blocking()?;
+    super::modules::loaded_now()?;
     let mut child = std::process::Command::new(tool)
         .args(args)
         .stdin(Stdio::piped())

@@ -79,21 +79,16 @@ pub async fn ready() -> Result<()> {
     }
 }
 
-/// [`ready`], blocking the thread.
-pub fn ready_blocking() -> Result<()> {
+/// [`ready`] without waiting (for callers outside the async runtime,
+/// which must not sleep on its thread): an error while the modules are
+/// still loading, or when loading them failed.
+pub fn loaded_now() -> Result<()> {
     let Some(path) = marker() else {
         return Ok(());
     };
-    let began = Instant::now();
-    loop {
-        if let Some(r) = read(path) {
-            return r;
-        }
-        if began.elapsed() > WAIT {
-            return Err(timed_out());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    read(path).unwrap_or_else(|| {
+        Err(NetworkError::KernelModules("they are still being loaded".to_string()).into())
+    })
 }
 
 #[cfg(test)]
