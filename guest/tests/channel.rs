@@ -128,7 +128,7 @@ async fn channel_serves_engine_tcp_and_control_and_survives_reconnects() {
     match mux.open("ssh").await {
         Err(OpenError::Refused { message, .. }) => assert_eq!(
             message,
-            "unknown target \"ssh\": want engine, control or tcp:ADDR:PORT"
+            "unknown target \"ssh\": want engine, control, tcp:ADDR:PORT or udp:ADDR:PORT"
         ),
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("opened an unknown target"),
