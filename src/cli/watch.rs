@@ -184,7 +184,6 @@ pub(super) fn watch_until_interrupted(
     let stop = Arc::new(AtomicBool::new(false));
     interrupt_sets(&stop)?;
     let logs = follow_logs(followed, since, &stop);
-    ui::info("watching the workspaces (Ctrl-C to stop)");
     let mut hooks = CliHooks {
         loaded,
         profiles,
@@ -376,6 +375,10 @@ fn failed_text(f: Failed) -> String {
 }
 
 impl Hooks for CliHooks<'_> {
+    fn watching(&mut self) {
+        ui::info("watching the workspaces (Ctrl-C to stop)");
+    }
+
     fn synced(&mut self, container: &str, report: &Report, took: Duration) {
         if report.changed_anything() || !report.failed.is_empty() {
             show(container, report, took);

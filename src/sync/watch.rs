@@ -88,6 +88,8 @@ impl Default for Options {
 
 /// What the watcher tells its caller, and how follow-ups run.
 pub trait Hooks {
+    /// Every workspace is watched: a change made from now on is seen.
+    fn watching(&mut self);
     /// A batch was synced.
     fn synced(&mut self, container: &str, report: &Report, took: Duration);
     /// Runs `follow` for `container` after a batch that changed `changed`.
@@ -159,10 +161,21 @@ pub fn watch(
             follow_at: None,
         });
     }
+    let started = Instant::now();
     for (i, s) in slots.iter_mut().enumerate() {
         let source = s.w.source.clone();
         add_watches(&mut debouncers[i], s, &source);
+        // A change made between the caller's first sync and these
+        // watches sent no event: a synced workspace is looked at once
+        // more (quietly, when nothing changed). A bound one is not: its
+        // follow-up would run for nothing.
+        if s.w.sync.is_some() {
+            s.full = true;
+            s.first = Some(started);
+            s.last = Some(started);
+        }
     }
+    hooks.watching();
     while !stop.load(Ordering::SeqCst) {
         let now = Instant::now();
         let wait = slots

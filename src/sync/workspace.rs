@@ -77,6 +77,10 @@ pub struct Syncer {
     /// The index changed since it was last written.
     dirty: bool,
     saved_at: Instant,
+    /// The paths not synced as last reported, with why: a full rescan
+    /// reports again only what is new, so a watcher does not repeat the
+    /// same warnings on every rescan.
+    said: BTreeMap<String, String>,
 }
 
 /// While watching, the index is written at most this often (and when the
@@ -112,6 +116,7 @@ impl Syncer {
             sweep: interrupted,
             dirty: false,
             saved_at: Instant::now(),
+            said: BTreeMap::new(),
         })
     }
 
@@ -144,6 +149,7 @@ impl Syncer {
         self.settle_checks(&mut d, &tree.nodes);
         if d.delete.is_empty() && d.put.is_empty() && !self.sweep {
             self.mark()?;
+            report.failed = news(&mut self.said, scope, std::mem::take(&mut report.failed));
             return Ok(report);
         }
         let header = BatchHeader {
@@ -240,6 +246,7 @@ impl Syncer {
             }
         }
         report.bytes = made.bytes;
+        report.failed = news(&mut self.said, scope, std::mem::take(&mut report.failed));
         // An index not yet written is only stale: a sync started from it
         // sends again what changed since, nothing is lost.
         self.mark()?;
@@ -477,8 +484,70 @@ pub fn digest_of(path: &std::path::Path) -> std::io::Result<String> {
     Ok(h.finish().0)
 }
 
+/// The paths not synced that a batch reports: after a full scan,
+/// those not reported before with the same reason; after a scoped
+/// one, all of them (their paths were just changed).
+fn news(
+    said: &mut BTreeMap<String, String>,
+    scope: Option<&[String]>,
+    failed: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    match scope {
+        None => {
+            let before = std::mem::take(said);
+            *said = failed.iter().cloned().collect();
+            failed
+                .into_iter()
+                .filter(|(p, why)| before.get(p) != Some(why))
+                .collect()
+        }
+        Some(paths) => {
+            said.retain(|p, _| !paths.iter().any(|top| plan::under(p, top)));
+            said.extend(failed.iter().cloned());
+            failed
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn a_full_scan_reports_a_path_not_synced_once_a_changed_one_always() {
+        let mut said = BTreeMap::new();
+        let f = |p: &str, why: &str| (p.to_string(), why.to_string());
+        let link = f("escape", "points outside");
+        // The first full scan says it; the next full scans do not.
+        assert_eq!(
+            super::news(&mut said, None, vec![link.clone()]),
+            vec![link.clone()]
+        );
+        assert!(super::news(&mut said, None, vec![link.clone()]).is_empty());
+        // A new reason is said.
+        let other = f("escape", "unreadable");
+        assert_eq!(
+            super::news(&mut said, None, vec![other.clone()]),
+            vec![other.clone()]
+        );
+        // A scoped batch that touched it says it again.
+        let scope = ["escape".to_string()];
+        assert_eq!(
+            super::news(&mut said, Some(&scope), vec![other.clone()]),
+            vec![other.clone()]
+        );
+        assert!(super::news(&mut said, None, vec![other.clone()]).is_empty());
+        // Fixed, then broken again: said again.
+        assert!(super::news(&mut said, Some(&scope), vec![]).is_empty());
+        assert_eq!(
+            super::news(&mut said, None, vec![other.clone()]),
+            vec![other]
+        );
+        // Fixed and seen by a full scan: forgotten too.
+        assert!(super::news(&mut said, None, vec![]).is_empty());
+        assert_eq!(super::news(&mut said, None, vec![link.clone()]), vec![link]);
+    }
+
     #[test]
     fn digests_are_sha256_in_lower_hex() {
         assert_eq!(
