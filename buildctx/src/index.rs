@@ -160,6 +160,29 @@ impl TryFrom<RawIndex> for ContextIndex {
     }
 }
 
+/// A stat cache to write for the next run ([`ContextIndex::build_deferred`]).
+#[derive(Debug)]
+pub struct PendingCache {
+    path: PathBuf,
+    cache: StatCache,
+}
+
+impl PendingCache {
+    /// Writes the cache (a temporary file renamed over the old one).
+    ///
+    /// # Errors
+    ///
+    /// [`IndexError::CacheWrite`] naming the file.
+    pub fn save(self) -> Result<(), IndexError> {
+        self.cache
+            .save(&self.path)
+            .map_err(|source| IndexError::CacheWrite {
+                path: self.path,
+                source,
+            })
+    }
+}
+
 impl ContextIndex {
     /// Indexes the folder `context_dir`, leaving out what `matcher`
     /// excludes. Symlinks are recorded, never followed. Excluded folders
@@ -184,6 +207,25 @@ impl ContextIndex {
         matcher: &Matcher,
         cache: Option<&Path>,
     ) -> Result<(ContextIndex, IndexStats), IndexError> {
+        let (index, stats, pending) = Self::build_deferred(context_dir, matcher, cache)?;
+        if let Some(pending) = pending {
+            pending.save()?;
+        }
+        Ok((index, stats))
+    }
+
+    /// [`ContextIndex::build`], leaving the cache's rewrite to the caller
+    /// (`None` when nothing changed): a build can send the index first and
+    /// write the cache while the engine works.
+    ///
+    /// # Errors
+    ///
+    /// As [`ContextIndex::build`], but for writing the cache.
+    pub fn build_deferred(
+        context_dir: &Path,
+        matcher: &Matcher,
+        cache: Option<&Path>,
+    ) -> Result<(ContextIndex, IndexStats, Option<PendingCache>), IndexError> {
         let started_ns = now_ns();
         let root_meta = fs::metadata(context_dir).map_err(|source| IndexError::Read {
             path: context_dir.to_path_buf(),
@@ -219,6 +261,7 @@ impl ContextIndex {
             bytes_hashed: hashed.bytes,
         };
 
+        let mut pending = None;
         if let Some(path) = cache {
             // Same files, all from the cache: the file on disk already
             // says all a new one would.
@@ -237,10 +280,10 @@ impl ContextIndex {
                         })
                         .collect(),
                 };
-                next.save(path).map_err(|source| IndexError::CacheWrite {
+                pending = Some(PendingCache {
                     path: path.to_path_buf(),
-                    source,
-                })?;
+                    cache: next,
+                });
             }
         }
         let entries = items
@@ -250,7 +293,7 @@ impl ContextIndex {
                 ..item.entry
             })
             .collect();
-        Ok((ContextIndex { entries }, stats))
+        Ok((ContextIndex { entries }, stats, pending))
     }
 
     /// Makes an index from entries, checking the rules a received index

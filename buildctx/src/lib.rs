@@ -42,6 +42,6 @@ pub use cache::RACY_MARGIN_NS;
 pub use codec::{DecodeError, format_digest, parse_digest};
 pub use delta::Delta;
 pub use ignore::{IgnoreError, Matcher, load_for};
-pub use index::{ContextIndex, Entry, EntryKind, IndexError, IndexStats};
+pub use index::{ContextIndex, Entry, EntryKind, IndexError, IndexStats, PendingCache};
 pub use select::{SelectError, Selection};
 pub use transfer::{BlobStore, Received, TransferError, pack};

@@ -92,11 +92,19 @@ fn an_index_sent_whole_then_as_a_delta_asks_only_for_new_content() {
     send_contents(&e, dir, &first, &all);
     let r = e.api("GET", &missing_path(&first.digest()), &[], b"");
     assert!(missing_of(&r).is_empty());
-    let stored = e
-        .root()
-        .join("build/contexts")
-        .join(format!("{}.idx", &first.digest()["sha256:".len()..]));
-    assert!(stored.is_file(), "{} is not stored", stored.display());
+    // Written to disk on a thread of its own, while the build goes on.
+    let stored = |digest: &str| {
+        let path = e
+            .root()
+            .join("build/contexts")
+            .join(format!("{}.idx", &digest["sha256:".len()..]));
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !path.is_file() && std::time::Instant::now() < end {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        path.is_file()
+    };
+    assert!(stored(&first.digest()), "{} is not stored", first.digest());
 
     // One file changed, one added, one removed, one folder added.
     fs::write(dir.join("src/a.txt"), "a, changed").unwrap();
@@ -111,6 +119,11 @@ fn an_index_sent_whole_then_as_a_delta_asks_only_for_new_content() {
     assert_eq!(missing_of(&r), [digest_of(&second, "src/a.txt")]);
 
     // Kept, and read back from disk by an engine started again.
+    assert!(
+        stored(&second.digest()),
+        "{} is not stored",
+        second.digest()
+    );
     e.kill();
     e.spawn();
     let r = e.api("GET", &missing_path(&second.digest()), &[], b"");

@@ -644,6 +644,9 @@ fn build_one_shown(
         .build(&request, |e| view.event(e))
         .map_err(engine_error)?;
     view.finish();
+    for message in sent.saving.finish() {
+        ui::warning(&message);
+    }
     match last {
         BuildEvent::Built { id, .. } => Ok(id),
         BuildEvent::Failed {

@@ -15,7 +15,7 @@ use servin_proto::build::{
 use super::{Engine, Error};
 
 /// What was sent before the build started.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Sent {
     /// How indexing went (files, how many were hashed).
     pub index: IndexStats,
@@ -27,6 +27,75 @@ pub struct Sent {
     pub files: usize,
     /// Their bytes.
     pub bytes: u64,
+    /// The records for the next build (the stat cache, the index sent),
+    /// written while this one runs.
+    pub saving: Saving,
+}
+
+/// Files written on threads of their own while the build runs, so the
+/// build request does not wait for them; waited for when dropped (the
+/// CLI never exits with one half-written; each is a temporary file
+/// renamed into place anyway).
+#[derive(Default)]
+pub struct Saving(Vec<Write>);
+
+/// One of [`Saving`]'s writes: on its thread, or done already (no thread
+/// could be made).
+enum Write {
+    Thread(std::thread::JoinHandle<Result<(), String>>),
+    Done(Result<(), String>),
+}
+
+impl std::fmt::Debug for Saving {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Saving({} writes)", self.0.len())
+    }
+}
+
+impl Saving {
+    /// Runs `write` on a thread (here, when no thread can be made).
+    fn spawn(&mut self, write: impl FnOnce() -> Result<(), String> + Send + 'static) {
+        let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(write)));
+        let take = |slot: &std::sync::Mutex<Option<_>>| {
+            slot.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+        };
+        let theirs = std::sync::Arc::clone(&slot);
+        let spawned = std::thread::Builder::new()
+            .name("save".into())
+            .spawn(move || take(&theirs).map_or(Ok(()), |w| w()));
+        self.0.push(match spawned {
+            Ok(handle) => Write::Thread(handle),
+            Err(_) => Write::Done(take(&slot).map_or(Ok(()), |w| w())),
+        });
+    }
+
+    /// Waits for the writes; what each failed one says.
+    pub fn finish(mut self) -> Vec<String> {
+        self.0
+            .drain(..)
+            .filter_map(|w| {
+                let done = match w {
+                    Write::Thread(h) => h.join().unwrap_or_else(|_| {
+                        Err("a thread writing the build's records panicked".to_string())
+                    }),
+                    Write::Done(r) => r,
+                };
+                done.err()
+            })
+            .collect()
+    }
+}
+
+impl Drop for Saving {
+    fn drop(&mut self) {
+        for w in self.0.drain(..) {
+            if let Write::Thread(h) = w {
+                let _ = h.join();
+            }
+        }
+    }
 }
 
 /// Where the stat cache of a context's index lives: one file per context
@@ -108,13 +177,20 @@ impl Engine {
         let matcher = servin_buildctx::load_for(context, dockerfile)
             .map_err(|e| Error::Invalid(format!("{step}: {e}")))?;
         let cache = cache_file(context);
-        let (index, stats) = ContextIndex::build(context, &matcher, cache.as_deref())
-            .map_err(|e| Error::Invalid(format!("{step}: {e}")))?;
-        let digest = index.digest();
+        let (index, stats, pending) =
+            ContextIndex::build_deferred(context, &matcher, cache.as_deref())
+                .map_err(|e| Error::Invalid(format!("{step}: {e}")))?;
         let mut sent = Sent {
             index: stats,
             ..Sent::default()
         };
+        if let Some(pending) = pending {
+            let step = step.clone();
+            sent.saving
+                .spawn(move || pending.save().map_err(|e| format!("{step}: {e}")));
+        }
+        let index = std::sync::Arc::new(index);
+        let digest = index.digest();
         let missing = self.send_index(&index, &digest, cache.as_deref(), &mut sent, &step)?;
         if contents && !missing.missing.is_empty() {
             let mut tar = Vec::new();
@@ -144,7 +220,7 @@ impl Engine {
     /// it whole when it does not.
     fn send_index(
         &self,
-        index: &ContextIndex,
+        index: &std::sync::Arc<ContextIndex>,
         digest: &str,
         cache: Option<&Path>,
         sent: &mut Sent,
@@ -189,10 +265,14 @@ impl Engine {
                 self.missing_of(resp, step)?
             }
         };
-        if let Some(path) = &sent_path
+        if let Some(path) = sent_path
             && last.as_deref() != Some(digest)
         {
-            save_sent(path, digest, index);
+            let (digest, index) = (digest.to_string(), std::sync::Arc::clone(index));
+            sent.saving.spawn(move || {
+                save_sent(&path, &digest, &index);
+                Ok(())
+            });
         }
         Ok(missing)
     }

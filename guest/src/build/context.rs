@@ -36,6 +36,8 @@ pub struct Contexts {
     pub blobs: BlobStore,
     /// The newest used last.
     loaded: Mutex<VecDeque<(String, Arc<ContextIndex>)>>,
+    /// Indexes being written on threads of their own.
+    writing: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 fn hex_of(digest: &str) -> Result<&str> {
@@ -52,6 +54,14 @@ impl Contexts {
     pub fn open(build_dir: &Path) -> Result<Self> {
         let dir = build_dir.join("contexts");
         fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+        // What an engine stopped in the middle of writing an index left.
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
         let blobs_dir = build_dir.join("blobs");
         let blobs = BlobStore::open(&blobs_dir)
             .map_err(|e| BuildError::Invalid(format!("open {}: {e}", blobs_dir.display())))?;
@@ -59,6 +69,7 @@ impl Contexts {
             dir,
             blobs,
             loaded: Mutex::new(VecDeque::new()),
+            writing: Mutex::new(Vec::new()),
         })
     }
 
@@ -168,13 +179,50 @@ impl Contexts {
                 BuildError::Invalid(format!("{what} digest {actual}, not {digest}")).into(),
             );
         }
-        // Whole or not at all (a temporary file renamed), but without an
-        // fsync: MBs for a large context, at every build whose context
-        // changed. One lost to a crash is sent again ([`Contexts::get`]).
-        super::cache::write_record(&self.file_of(hex), &index.encode())?;
         let index = Arc::new(index);
         self.keep(hex, &index);
+        // Written on a thread of its own while the build goes on (it is
+        // kept in memory meanwhile): whole or not at all (a temporary file
+        // renamed), but without an fsync, MBs for a large context at every
+        // build whose context changed. One lost to a crash or a failed
+        // write is sent again ([`Contexts::get`]).
+        let path = self.file_of(hex);
+        let theirs = Arc::clone(&index);
+        let write = move || {
+            if let Err(e) = super::cache::write_record(&path, &theirs.encode()) {
+                tracing::warn!(error = %e, "a context index was not kept on disk; the next build sends it again");
+            }
+        };
+        let mut writing = self.writing();
+        writing.retain(|h| !h.is_finished());
+        match std::thread::Builder::new()
+            .name("context-index".into())
+            .spawn(write)
+        {
+            Ok(handle) => writing.push(handle),
+            Err(e) => {
+                tracing::warn!(error = %e, "no thread to write a context index; written now");
+                drop(writing);
+                if let Err(e) = super::cache::write_record(&self.file_of(hex), &index.encode()) {
+                    tracing::warn!(error = %e, "a context index was not kept on disk; the next build sends it again");
+                }
+            }
+        }
         Ok(index)
+    }
+
+    fn writing(&self) -> std::sync::MutexGuard<'_, Vec<std::thread::JoinHandle<()>>> {
+        self.writing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits for the indexes being written.
+    pub fn settle(&self) {
+        let handles: Vec<_> = std::mem::take(&mut *self.writing());
+        for h in handles {
+            let _ = h.join();
+        }
     }
 
     /// The content digests of `index` the engine has no content for.
@@ -197,6 +245,7 @@ impl Contexts {
     /// Removes the indexes and the contents: the next build sends its
     /// context again. Returns the bytes freed.
     pub fn prune(&self) -> u64 {
+        self.settle();
         self.loaded().clear();
         let mut freed = 0;
         for entry in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
