@@ -164,3 +164,48 @@ fn a_large_copy_rebuilt_after_a_few_changes_writes_only_them() {
         e.docker_ok(&["run", "--rm", "many-full:1", "cat", "/count"]),
     );
 }
+
+/// How many layers `tag` has.
+fn layers(e: &EngineGuard, tag: &str) -> usize {
+    e.docker_ok(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", tag])
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn changes_piled_up_on_a_copy_go_onto_its_full_copy_again_as_one_layer() {
+    let e = EngineGuard::with_image(IMAGE, &[]);
+    let ctx = tempfile::tempdir().unwrap();
+    write_context(ctx.path());
+    build(&e, ctx.path(), "pile:1", false);
+    // Twelve edits, more than the eight layers of changes a copy keeps on
+    // its full copy: none copies in full, and the image does not grow a
+    // layer per edit.
+    let mut after_two = 0;
+    for round in 1..=12 {
+        let file = ctx
+            .path()
+            .join(format!("src/d{}/f{}.txt", round % 5, round % 5));
+        std::fs::write(&file, format!("edit {round}\n")).unwrap();
+        let text = build(&e, ctx.path(), "pile:1", false);
+        delta_of(&text);
+        if round == 2 {
+            after_two = layers(&e, "pile:1");
+        }
+    }
+    // Edits 1-8 stack eight layers; the ninth writes all the changes
+    // since the full copy as one layer on it, the next ones stack again:
+    // after twelve, as many layers as after four.
+    assert_eq!(layers(&e, "pile:1"), after_two + 2);
+    let full = build(&e, ctx.path(), "pile-full:1", true);
+    assert!(!full.contains("previous result"), "{full}");
+    assert_eq!(
+        differing(&tree(&e, "pile:1"), &tree(&e, "pile-full:1")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", "pile:1", "cat", "/app/src/d2/f2.txt"]),
+        "edit 12\n"
+    );
+}

@@ -256,6 +256,51 @@ pub struct CopyRecord {
     /// How many layers of changes lie on the step's full copy in `image`
     /// (0: `image` is a full copy).
     pub deltas: u32,
+    /// With `deltas` above 0: that full copy, on which the changes since
+    /// can be written again as one layer when they pile up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<CopyBase>,
+}
+
+/// A copy step's full copy (a [`CopyRecord`] with no layer of changes).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CopyBase {
+    /// The image the full copy made.
+    pub image: String,
+    /// The context index (digest) it copied from.
+    pub context: String,
+    /// Whether the destination was a folder in the parent.
+    pub dest_was_dir: bool,
+}
+
+impl CopyRecord {
+    /// The full copy this record's changes lie on, as a record of its
+    /// own: all the changes since it go onto it as one layer.
+    pub fn rebased(&self) -> Option<CopyRecord> {
+        let b = self.base.as_ref()?;
+        Some(CopyRecord {
+            shape: self.shape.clone(),
+            parent: self.parent.clone(),
+            image: b.image.clone(),
+            context: b.context.clone(),
+            dest_was_dir: b.dest_was_dir,
+            deltas: 0,
+            base: None,
+        })
+    }
+
+    /// The full copy a layer of changes written onto this record's result
+    /// lies on: this one's base, or this record when it is a full copy.
+    pub fn base_for_next(&self) -> Option<CopyBase> {
+        if self.deltas == 0 {
+            return Some(CopyBase {
+                image: self.image.clone(),
+                context: self.context.clone(),
+                dest_was_dir: self.dest_was_dir,
+            });
+        }
+        self.base.clone()
+    }
 }
 
 /// A stable name for one step of one Dockerfile, across builds.

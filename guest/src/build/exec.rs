@@ -1181,7 +1181,17 @@ async fn step(
         } if !shared.request.no_cache && !job.sources.is_empty() && job.urls.is_empty() => builder
             .cache
             .last_copy(&slot_id)
-            .filter(|r| r.shape == shape && r.parent == inputs.parent && r.deltas < MAX_DELTAS)
+            .filter(|r| r.shape == shape && r.parent == inputs.parent)
+            // Too many layers of changes: all the changes since the full
+            // copy go onto it again as one layer (a full copy when it is
+            // gone).
+            .and_then(|r| {
+                if r.deltas < MAX_DELTAS {
+                    Some(r)
+                } else {
+                    r.rebased()
+                }
+            })
             .and_then(|record| {
                 let image = shared.engine.store.image(&record.image)?;
                 // What the previous run gave, if kept; else its context,
@@ -1215,6 +1225,7 @@ async fn step(
                 context: shared.request.context.clone(),
                 dest_was_dir: c.dest_was_dir,
                 deltas: c.deltas,
+                base: c.base,
             },
         )?;
     }
@@ -2006,7 +2017,8 @@ impl Drop for RemoveOnDrop {
 }
 
 /// How many layers of changes a copy step stacks on its last full copy
-/// before it copies in full again (each is one more overlay lower).
+/// (each is one more overlay lower) before it writes all the changes
+/// since that copy onto it again as one layer.
 const MAX_DELTAS: u32 = 8;
 
 /// The history comment of a layer that holds only what changed since the
@@ -2030,6 +2042,7 @@ struct Reuse {
 struct Copied {
     dest_was_dir: bool,
     deltas: u32,
+    base: Option<super::cache::CopyBase>,
 }
 
 /// A copy step's layer ready to commit: its upper folder, the image it
@@ -2100,6 +2113,7 @@ async fn full_copy(
     let outcome = from.is_none().then_some(Copied {
         dest_was_dir,
         deltas: 0,
+        base: None,
     });
     Ok((pending, base, outcome))
 }
@@ -2208,6 +2222,7 @@ async fn copy_changes(
     let outcome = Copied {
         dest_was_dir,
         deltas: reuse.record.deltas + 1,
+        base: reuse.record.base_for_next(),
     };
     Ok(Some((pending, Some(reuse.image), Some(outcome))))
 }
