@@ -4,6 +4,10 @@
 //! engine does not hold (`404`, the CLI then sends the index whole), a
 //! result that does not have the digest named, a malformed body.
 #![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test is a synchronous program of its own: it may sleep on its thread"
+)]
 
 mod support;
 
