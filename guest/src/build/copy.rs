@@ -98,16 +98,32 @@ fn is_dir_in(root: &OwnedFd, path: &str) -> bool {
 /// Returns whether the destination already was a folder there (which
 /// decides, with the sources' count, whether a file keeps its name).
 pub fn copy_into(target: &Path, job: &CopyJob, source: &Source<'_>) -> Result<bool, String> {
+    copy_into_keeping(target, job, source, false).map(|(dest_was_dir, _)| dest_was_dir)
+}
+
+/// [`copy_into`]; with `keep`, also what a copy from the context gave,
+/// as [`copy_changes`] compares it (its next run then need not work that
+/// out again from this run's context).
+pub fn copy_into_keeping(
+    target: &Path,
+    job: &CopyJob,
+    source: &Source<'_>,
+    keep: bool,
+) -> Result<(bool, Option<Flat>), String> {
     let root = archive_tar::open_root(target).map_err(|e| fail(format!("open the root: {e}")))?;
     let dest_was_dir = is_dir_in(&root, &job.dest);
+    let mut kept = None;
     match source {
         Source::Context { index, blobs } => {
             let plan = plan_context(job, index, dest_was_dir)?;
+            if keep && !job.extract_archives {
+                kept = Some(flatten(&plan, job.chmod));
+            }
             write_plan(target, &root, job, plan, blobs)?;
         }
         Source::Root(from) => copy_root(target, &root, job, from)?,
     }
-    Ok(dest_was_dir)
+    Ok((dest_was_dir, kept))
 }
 
 /// Ensures `dir` exists in the root, owned as `owner` says (root else).

@@ -1216,6 +1216,9 @@ async fn step(
     tracing::debug!(step = %at, ms = started.elapsed().as_millis() as u64, "build timing: executed");
     builder.cache.put(&key, &image.id)?;
     if let Some(c) = copied {
+        if let Some(flat) = c.flat {
+            builder.keep_copy_result(&slot_id, &shared.request.context, flat);
+        }
         builder.cache.remember_copy(
             &slot_id,
             &CopyRecord {
@@ -2043,6 +2046,9 @@ struct Copied {
     dest_was_dir: bool,
     deltas: u32,
     base: Option<super::cache::CopyBase>,
+    /// What a full copy gave, to keep for the next run (a copy of changes
+    /// keeps its own as it goes).
+    flat: Option<copy::Flat>,
 }
 
 /// A copy step's layer ready to commit: its upper folder, the image it
@@ -2087,6 +2093,9 @@ async fn full_copy(
         let root2 = root.clone();
         let from_root = from.map(|_| from_dir.join("root"));
         let job2 = job.clone();
+        // What a copy from the context gave is kept for the next run's
+        // changes (only a copy from the context is redone as changes).
+        let keep = from.is_none() && job.urls.is_empty();
         tokio::task::spawn_blocking(move || {
             let source = match &from_root {
                 Some(r) => copy::Source::Root(r),
@@ -2095,14 +2104,14 @@ async fn full_copy(
                     blobs: &engine2.builder.contexts.blobs,
                 },
             };
-            copy::copy_into(&root2, &job2, &source)
+            copy::copy_into_keeping(&root2, &job2, &source, keep)
         })
         .await
         .map_err(|e| format!("copy: {e}"))?
     }
     .await;
     crate::runtime::rootfs::unmount_all_under(dir);
-    let dest_was_dir = copied?;
+    let (dest_was_dir, flat) = copied?;
     let pending = Pending {
         upper,
         lower,
@@ -2114,6 +2123,7 @@ async fn full_copy(
         dest_was_dir,
         deltas: 0,
         base: None,
+        flat,
     });
     Ok((pending, base, outcome))
 }
@@ -2223,6 +2233,7 @@ async fn copy_changes(
         dest_was_dir,
         deltas: reuse.record.deltas + 1,
         base: reuse.record.base_for_next(),
+        flat: None,
     };
     Ok(Some((pending, Some(reuse.image), Some(outcome))))
 }
