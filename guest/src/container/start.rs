@@ -250,8 +250,16 @@ impl Containers {
                 .rev()
                 .map(|chain| self.store.snapshot_path(chain))
                 .collect::<Result<_>>()?;
-            // A root removed with its container needs no writeback.
-            let volatile = c.record.host_config().auto_remove.unwrap_or(false);
+            // A root removed with its container needs no writeback, nor
+            // does a build's `RUN`, whose changes become a layer as an
+            // unpacked one's do (its blob is synced when committed):
+            // unmounting a normal overlay writes back the whole filesystem.
+            let volatile = c.record.host_config().auto_remove.unwrap_or(false)
+                || c.record
+                    .body
+                    .labels
+                    .as_ref()
+                    .is_some_and(|l| l.contains_key(crate::build::run::BUILD_LABEL));
             rootfs::mount_overlay_with(
                 &lower,
                 &paths.upper(),

@@ -24,9 +24,10 @@ pub fn mount_overlay(lower: &[PathBuf], upper: &Path, work: &Path, target: &Path
 
 /// [`mount_overlay`], `volatile` when asked: overlayfs then never syncs the
 /// upper folder's filesystem, not even when unmounted (which otherwise
-/// writes back the whole filesystem the state root is on). Only for a root
-/// nobody keeps: a container removed when it exits (`--rm`). Kernels
-/// without the option (before 5.10) get a normal mount.
+/// writes back the whole filesystem the state root is on). For a root
+/// nobody keeps (a container removed when it exits, `--rm`), or one whose
+/// few changes may be left to the kernel's writeback (a build's copy of
+/// changes). Kernels without the option (before 5.10) get a normal mount.
 pub fn mount_overlay_with(
     lower: &[PathBuf],
     upper: &Path,
