@@ -437,19 +437,7 @@ fn host_folders_through_the_vm(u: &VmUser) {
 /// VM, from two peers at once; with the container gone the host's port is
 /// free again.
 fn udp_port_through_the_vm(u: &VmUser) {
-    let build = tempfile::tempdir().unwrap();
-    let echo = Layer {
-        entries: vec![Entry::File(
-            "bin/udp-echo",
-            static_fixture(build.path(), "udp-echo"),
-            0o755,
-        )],
-        comp: Comp::None,
-    };
-    let (tar, _) = image::docker_save_tar(&[image::container_layer(), echo], "test/udp:1");
-    let tar_path = u.home.join("udp.tar");
-    std::fs::write(&tar_path, tar).unwrap();
-    u.ok(&["image", "import", tar_path.to_str().unwrap()]);
+    import_fixture_image(u, "udp-echo", "bin/udp-echo", "test/udp:1");
     let port = free_udp_port();
     let publish = format!("127.0.0.1:{port}:7/udp");
     u.ok(&[
@@ -512,8 +500,18 @@ fn static_fixture(dir: &Path, name: &str) -> Vec<u8> {
 
 /// A static inotify watcher (`guest/tests/fixtures/inotify-watch.c`,
 /// built with `cc -static`: the test image's busybox has no `inotifyd`).
-fn inotify_watcher(dir: &Path) -> Vec<u8> {
-    static_fixture(dir, "inotify-watch")
+/// Imports `tag` into the VM's engine: the test container layer and the
+/// static fixture `name`, built here, at `path`.
+fn import_fixture_image(u: &VmUser, name: &str, path: &'static str, tag: &str) {
+    let build = tempfile::tempdir().unwrap();
+    let bin = Layer {
+        entries: vec![Entry::File(path, static_fixture(build.path(), name), 0o755)],
+        comp: Comp::None,
+    };
+    let (tar, _) = image::docker_save_tar(&[image::container_layer(), bin], tag);
+    let tar_path = u.home.join(format!("{name}.tar"));
+    std::fs::write(&tar_path, tar).unwrap();
+    u.ok(&["image", "import", tar_path.to_str().unwrap()]);
 }
 
 /// Gives the test's unprivileged user the tree at `path`.
@@ -547,19 +545,7 @@ fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 /// second `up` is seen inside the container, by its HTTP server and by an
 /// inotify watcher on the workspace.
 fn project_through_the_vm(u: &VmUser) {
-    let build = tempfile::tempdir().unwrap();
-    let watcher = Layer {
-        entries: vec![Entry::File(
-            "bin/inotify-watch",
-            inotify_watcher(build.path()),
-            0o755,
-        )],
-        comp: Comp::None,
-    };
-    let (tar, _) = image::docker_save_tar(&[image::container_layer(), watcher], "test/watch:1");
-    let tar_path = u.home.join("watch.tar");
-    std::fs::write(&tar_path, tar).unwrap();
-    u.ok(&["image", "import", tar_path.to_str().unwrap()]);
+    import_fixture_image(u, "inotify-watch", "bin/inotify-watch", "test/watch:1");
 
     let port = free_port();
     let dir = u.home.join("demo");

@@ -207,29 +207,15 @@ mod tests {
     use crate::index::EntryKind;
 
     fn file(path: &str, content: u8) -> Entry {
-        Entry {
-            path: path.into(),
-            kind: EntryKind::File,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            size: 1,
-            mtime_ns: 1,
-            digest: Some(format!("sha256:{}", format!("{content:02x}").repeat(32))),
-        }
+        Entry::plain_file(
+            path,
+            1,
+            format!("sha256:{}", format!("{content:02x}").repeat(32)),
+        )
     }
 
     fn dir(path: &str) -> Entry {
-        Entry {
-            path: path.into(),
-            kind: EntryKind::Dir,
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            size: 0,
-            mtime_ns: 1,
-            digest: None,
-        }
+        Entry::plain_dir(path)
     }
 
     fn index(entries: Vec<Entry>) -> ContextIndex {

@@ -70,6 +70,39 @@ pub struct Entry {
     pub digest: Option<String>,
 }
 
+impl Entry {
+    /// A file at `path` made by hand rather than by a walk (tests,
+    /// fixtures): `size` bytes of content with `digest` (`sha256:<hex>`),
+    /// mode 0644, owned by root, modified 1 ns after the epoch.
+    pub fn plain_file(path: &str, size: u64, digest: String) -> Entry {
+        Entry {
+            path: path.into(),
+            kind: EntryKind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size,
+            mtime_ns: 1,
+            digest: Some(digest),
+        }
+    }
+
+    /// A folder at `path` made by hand, as [`Entry::plain_file`]: mode
+    /// 0755.
+    pub fn plain_dir(path: &str) -> Entry {
+        Entry {
+            path: path.into(),
+            kind: EntryKind::Dir,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            mtime_ns: 1,
+            digest: None,
+        }
+    }
+}
+
 /// What indexing did, to report and to prove the stat cache works.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IndexStats {

@@ -285,16 +285,7 @@ fn serde_and_the_compact_form_round_trip_and_validate() {
         assert!(ContextIndex::decode(&bytes[..cut]).is_err(), "cut at {cut}");
     }
 
-    let entry = |path: &str| Entry {
-        path: path.into(),
-        kind: EntryKind::Dir,
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-        size: 0,
-        mtime_ns: 0,
-        digest: None,
-    };
+    let entry = Entry::plain_dir;
     for (entries, what) in [
         (vec![entry("../x")], "leaves"),
         (vec![entry("/x")], "relative"),

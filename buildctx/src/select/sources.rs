@@ -452,16 +452,11 @@ mod tests {
     use crate::codec;
 
     fn file(path: &str, content: &str) -> Entry {
-        Entry {
-            path: path.into(),
-            kind: EntryKind::File,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            size: content.len() as u64,
-            mtime_ns: 1,
-            digest: Some(codec::format_digest(&Sha256::digest(content.as_bytes()))),
-        }
+        Entry::plain_file(
+            path,
+            content.len() as u64,
+            codec::format_digest(&Sha256::digest(content.as_bytes())),
+        )
     }
 
     fn table(rows: &[(&str, u8)]) -> PathTable<u8> {

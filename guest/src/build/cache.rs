@@ -526,16 +526,11 @@ mod tests {
     use super::*;
 
     fn file(path: &str, content: u8) -> Entry {
-        Entry {
-            path: path.into(),
-            kind: EntryKind::File,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            size: 1,
-            mtime_ns: 1,
-            digest: Some(format!("sha256:{}", format!("{content:02x}").repeat(32))),
-        }
+        Entry::plain_file(
+            path,
+            1,
+            format!("sha256:{}", format!("{content:02x}").repeat(32)),
+        )
     }
 
     fn sources(entries: &[Entry]) -> SourceList {

@@ -40,6 +40,14 @@ pub struct Contexts {
     writing: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
+/// Writes `index` at `path`; a failure is only logged (the next build
+/// sends the index again).
+fn keep_on_disk(path: &Path, index: &ContextIndex) {
+    if let Err(e) = super::cache::write_record(path, &index.encode()) {
+        tracing::warn!(error = %e, "a context index was not kept on disk; the next build sends it again");
+    }
+}
+
 fn hex_of(digest: &str) -> Result<&str> {
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -186,26 +194,18 @@ impl Contexts {
         // renamed), but without an fsync, MBs for a large context at every
         // build whose context changed. One lost to a crash or a failed
         // write is sent again ([`Contexts::get`]).
-        let path = self.file_of(hex);
-        let theirs = Arc::clone(&index);
-        let write = move || {
-            if let Err(e) = super::cache::write_record(&path, &theirs.encode()) {
-                tracing::warn!(error = %e, "a context index was not kept on disk; the next build sends it again");
-            }
-        };
+        let (path, theirs) = (self.file_of(hex), Arc::clone(&index));
         let mut writing = self.writing();
         writing.retain(|h| !h.is_finished());
         match std::thread::Builder::new()
             .name("context-index".into())
-            .spawn(write)
+            .spawn(move || keep_on_disk(&path, &theirs))
         {
             Ok(handle) => writing.push(handle),
             Err(e) => {
                 tracing::warn!(error = %e, "no thread to write a context index; written now");
                 drop(writing);
-                if let Err(e) = super::cache::write_record(&self.file_of(hex), &index.encode()) {
-                    tracing::warn!(error = %e, "a context index was not kept on disk; the next build sends it again");
-                }
+                keep_on_disk(&self.file_of(hex), &index);
             }
         }
         Ok(index)

@@ -866,24 +866,22 @@ mod tests {
         assert!(chmod.iter().all(|(_, w)| w.mode == 0o600));
         // A touch within the same second writes the same thing; another
         // second, or other content, does not.
-        let mut touched = a.clone();
-        touched.mtime_ns += 100;
-        let same = flatten(
-            &[(
-                "/app".into(),
-                vec![Item::Context(Cow::Borrowed("src/a"), &touched)],
-            )],
-            None,
-        );
+        let at = |mtime_ns: i64| {
+            let touched = Entry {
+                mtime_ns,
+                ..a.clone()
+            };
+            flatten(
+                &[(
+                    "/app".into(),
+                    vec![Item::Context(Cow::Borrowed("src/a"), &touched)],
+                )],
+                None,
+            )
+        };
+        let same = at(a.mtime_ns + 100);
         assert_eq!(same.value(0), &at_a);
-        touched.mtime_ns += 1_000_000_000;
-        let later = flatten(
-            &[(
-                "/app".into(),
-                vec![Item::Context(Cow::Borrowed("src/a"), &touched)],
-            )],
-            None,
-        );
+        let later = at(a.mtime_ns + 100 + 1_000_000_000);
         assert_ne!(later.value(0), &at_a);
     }
 }
