@@ -51,6 +51,16 @@ pub struct CopyJob {
     pub urls: Vec<super::fetch::UrlSource>,
 }
 
+impl CopyJob {
+    /// Whether a run of this job (from the context) can be redone as the
+    /// changes since its previous run: it has context sources, and no
+    /// downloads. (`ADD`'s archives are refused later, by
+    /// [`copy_changes`].)
+    pub fn redone_as_changes(&self) -> bool {
+        !self.sources.is_empty() && self.urls.is_empty()
+    }
+}
+
 /// One tar entry to write: where it goes (relative to a destination
 /// folder) and what it is.
 enum Item<'a> {

@@ -1178,7 +1178,7 @@ async fn step(
     let reuse = match &work {
         Work::Copy {
             job, from: None, ..
-        } if !shared.request.no_cache && !job.sources.is_empty() && job.urls.is_empty() => builder
+        } if !shared.request.no_cache && job.redone_as_changes() => builder
             .cache
             .last_copy(&slot_id)
             .filter(|r| r.shape == shape && r.parent == inputs.parent)
@@ -2098,8 +2098,9 @@ async fn full_copy(
         let from_root = from.map(|_| from_dir.join("root"));
         let job2 = job.clone();
         // What a copy from the context gave is kept for the next run's
-        // changes (only a copy from the context is redone as changes).
-        let keep = from.is_none() && job.urls.is_empty();
+        // changes, when that run can be done as changes (a `WORKDIR`, say,
+        // cannot: it would only take the place of a result that can).
+        let keep = from.is_none() && job.redone_as_changes();
         tokio::task::spawn_blocking(move || {
             let source = match &from_root {
                 Some(r) => copy::Source::Root(r),
